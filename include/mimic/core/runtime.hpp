@@ -1,0 +1,36 @@
+// Process-wide runtime: MPI, then Kokkos on the device chosen from the node-local rank, then HDF5
+// with its error printing silenced; torn down in reverse order.
+#pragma once
+
+#include <string>
+
+namespace mimic {
+
+class Runtime {
+public:
+    Runtime(int& argc, char**& argv);
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    int world_rank() const { return world_rank_; }
+    int world_size() const { return world_size_; }
+    int local_rank() const { return local_rank_; }
+    int local_size() const { return local_size_; }
+    /// Device index this rank uses (local rank modulo the visible GPUs); -1 on host backends.
+    int device_id() const { return device_id_; }
+
+private:
+    int world_rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1, device_id_ = -1;
+};
+
+/// "Open MPI v4.1.4, ..." as reported by MPI_Get_library_version (first line).
+std::string mpi_version_string();
+/// "1.10.8 (parallel)" from H5get_libversion.
+std::string hdf5_version_string();
+/// "3.4.1 (Serial)".
+std::string kokkos_version_string();
+/// One line with Mimic's version, git hash and build type.
+std::string mimic_version_string();
+
+} // namespace mimic

@@ -1,0 +1,98 @@
+// The dataset file schema (/X float32 [N, D], optional /y int32 [N], shape, classes, normalisation,
+// fingerprint) with a collective block reader and an atomic, collective block writer.
+#pragma once
+
+#include "mimic/io/hdf5.hpp"
+#include "mimic/parallel/comm.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mimic::io {
+
+/// Schema version written to every dataset file (attribute `mimic_format`).
+inline constexpr const char* kDatasetFormat = "mimic-dataset-1";
+
+struct DatasetMeta {
+    std::int64_t n = 0;      ///< rows
+    std::int64_t d = 0;      ///< features per row (= c * h * w)
+    int c = 1, h = 1, w = 1; ///< image shape (channels, height, width); (1, 1, D) for flat data
+    int num_classes = 0;     ///< number of classes (0 when unknown)
+    bool has_labels = false; ///< /y present
+    std::string fingerprint; ///< 16 hex digits, order-independent hash of every row (see docs/formats.md)
+    std::string source;      ///< free text: where the rows came from
+    /// Normalisation: raw = (X * std + mean) / scale; kind is "none", "global" or "per-feature".
+    std::string norm_kind = "none";
+    double norm_scale = 1.0;
+};
+
+/// Hash of one row (index, features, label) used for fingerprints; summing over rows is order-free.
+std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int label, bool has_label);
+std::string hex64(std::uint64_t v);
+
+/// Opens a dataset file collectively and reads row blocks with collective hyperslab reads.
+class DatasetReader {
+public:
+    DatasetReader(const std::string& path, const par::Comm& comm);
+    const DatasetMeta& meta() const { return meta_; }
+    const std::string& path() const { return file_.path(); }
+    /// Collective: rows [begin, begin + count) into X (count * d floats) and, if y != nullptr, labels.
+    /// Ranks may ask for different ranges; a rank with nothing to read passes count = 0.
+    void read(std::int64_t begin, std::int64_t count, float* X, int* y) const;
+    /// Normalisation vectors (length d), read on demand.
+    std::vector<float> norm_mean() const;
+    std::vector<float> norm_std() const;
+    /// Extra per-row int64 dataset (e.g. /provenance/source_row), collective block read.
+    bool has(const std::string& name) const { return file_.has(name); }
+    const h5::File& file() const { return file_; }
+
+private:
+    h5::File file_;
+    h5::Handle X_, y_;
+    DatasetMeta meta_;
+};
+
+/// Writes `path` through `path.partial` and renames it into place only on commit(), so an interrupted
+/// or failed write never leaves a file that looks complete. Collective over comm.
+class DatasetWriter {
+public:
+    DatasetWriter(const std::string& path, const par::Comm& comm, const DatasetMeta& meta,
+                  const h5::DatasetOptions& opt = {});
+    ~DatasetWriter();
+    DatasetWriter(const DatasetWriter&) = delete;
+    DatasetWriter& operator=(const DatasetWriter&) = delete;
+
+    /// Collective: rows [begin, begin + count); y may be nullptr when the file has no labels.
+    void write(std::int64_t begin, std::int64_t count, const float* X, const int* y);
+    /// Collective: stores the normalisation (kind, scale, mean[d], std[d]).
+    void set_normalization(const std::string& kind, double scale, const std::vector<float>& mean,
+                           const std::vector<float>& stdev);
+    /// The open file, for stage-specific extra datasets and attributes (all collective).
+    h5::File& file() { return file_; }
+    /// Collective: writes the fingerprint and metadata, closes and renames into place.
+    /// Returns the fingerprint.
+    std::string commit();
+
+    const std::string& path() const { return path_; }
+    std::string partial_path() const { return path_ + ".partial"; }
+
+private:
+    const par::Comm& comm_;
+    std::string path_;
+    DatasetMeta meta_;
+    h5::File file_;
+    h5::Handle X_, y_;
+    std::uint64_t hash_sum_ = 0;
+    bool committed_ = false;
+};
+
+/// Removes a file if it exists (rank 0 only when comm has several ranks); returns true if removed.
+bool remove_file(const std::string& path);
+/// Renames atomically; fails with a clear message.
+void rename_file(const std::string& from, const std::string& to);
+bool file_exists(const std::string& path);
+/// mkdir -p; a clear error when a component cannot be created.
+void make_dirs(const std::string& path);
+
+} // namespace mimic::io

@@ -1,0 +1,133 @@
+// RAII wrappers over HDF5: handles, files (serial or MPI-IO), datasets, attributes, and the
+// collective row-block hyperslab transfers that every stage streams through.
+#pragma once
+
+#include "mimic/core/error.hpp"
+
+#include <hdf5.h>
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mimic::h5 {
+
+/// Owns an hid_t and closes it with the matching H5*close function.
+class Handle {
+public:
+    using Closer = herr_t (*)(hid_t);
+    Handle() = default;
+    Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), closer_(o.closer_) {}
+    Handle& operator=(Handle&& o) noexcept {
+        if (this != &o) {
+            reset();
+            id_ = std::exchange(o.id_, H5I_INVALID_HID);
+            closer_ = o.closer_;
+        }
+        return *this;
+    }
+    ~Handle() { reset(); }
+    hid_t id() const { return id_; }
+    operator hid_t() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+    void reset() {
+        if (id_ >= 0 && closer_) closer_(id_);
+        id_ = H5I_INVALID_HID;
+    }
+    /// Closes now and returns the close function's status (negative on failure).
+    herr_t close() {
+        herr_t rc = (id_ >= 0 && closer_) ? closer_(id_) : 0;
+        id_ = H5I_INVALID_HID;
+        return rc;
+    }
+
+private:
+    hid_t id_ = H5I_INVALID_HID;
+    Closer closer_ = nullptr;
+};
+
+/// An open HDF5 file. With a communicator of more than one rank it uses MPI-IO (collective metadata,
+/// aligned allocation); with MPI_COMM_NULL it is an ordinary serial file.
+class File {
+public:
+    File() = default;
+    /// Creates (truncates) `path`. Collective over comm when comm != MPI_COMM_NULL.
+    static File create(const std::string& path, MPI_Comm comm = MPI_COMM_NULL);
+    /// Opens an existing file; a missing or non-HDF5 file is a clear error naming the path.
+    static File open(const std::string& path, MPI_Comm comm = MPI_COMM_NULL, bool writable = false);
+
+    hid_t id() const { return h_.id(); }
+    const std::string& path() const { return path_; }
+    bool parallel() const { return parallel_; }
+    /// Rank within the file's communicator (0 for serial files).
+    int rank() const { return rank_; }
+    bool has(const std::string& name) const;
+    void flush() const;
+    /// Closes the file and checks that everything reached the disk; close every dataset first.
+    void close();
+
+private:
+    Handle h_;
+    std::string path_;
+    bool parallel_ = false;
+    int rank_ = 0;
+};
+
+/// HDF5 type for a C++ scalar.
+template <class T>
+hid_t type_of();
+
+/// Dataset creation options.
+struct DatasetOptions {
+    std::int64_t chunk_rows = 0; ///< 0: contiguous layout
+    int deflate = 0;             ///< 0: no compression (needs chunking)
+};
+
+Handle create_dataset(const File& f, const std::string& name, hid_t type, const std::vector<hsize_t>& dims,
+                      const DatasetOptions& opt = {});
+Handle open_dataset(const File& f, const std::string& name);
+std::vector<hsize_t> dataset_dims(hid_t dset);
+/// Ensures the groups along `name` ("/a/b/c" creates /a and /a/b) exist.
+void ensure_groups(const File& f, const std::string& name);
+
+/// Writes/reads rows [row, row + nrows) of a 1-D or 2-D dataset (all columns).
+/// With collective = true every rank of the file's communicator must call (nrows may be 0).
+void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, const void* buf,
+                bool collective);
+void read_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective);
+/// Reads a whole (small) dataset into a vector on every rank. write_all creates and writes one (rank 0
+/// supplies the data in a parallel file; every rank must call).
+template <class T>
+std::vector<T> read_all(const File& f, const std::string& name);
+template <class T>
+void write_all(const File& f, const std::string& name, const std::vector<T>& v);
+
+// --- attributes on the file root (obj = file id) or any object ---------------------------------
+bool has_attr(hid_t obj, const std::string& name);
+void write_attr(hid_t obj, const std::string& name, const std::string& value);
+void write_attr(hid_t obj, const std::string& name, long long value);
+void write_attr(hid_t obj, const std::string& name, double value);
+void write_attr(hid_t obj, const std::string& name, const std::vector<long long>& values);
+void write_attr(hid_t obj, const std::string& name, const std::vector<double>& values);
+inline void write_attr(hid_t obj, const std::string& name, const char* value) {
+    write_attr(obj, name, std::string(value));
+}
+inline void write_attr(hid_t obj, const std::string& name, int value) { write_attr(obj, name, (long long)value); }
+inline void write_attr(hid_t obj, const std::string& name, std::int64_t value) {
+    write_attr(obj, name, (long long)value);
+}
+std::string read_attr_string(hid_t obj, const std::string& name);
+long long read_attr_int(hid_t obj, const std::string& name);
+double read_attr_double(hid_t obj, const std::string& name);
+std::vector<long long> read_attr_ints(hid_t obj, const std::string& name);
+std::vector<double> read_attr_doubles(hid_t obj, const std::string& name);
+
+/// Alignment in bytes for large objects (MIMIC_HDF5_ALIGNMENT, default 1 MiB: set it to the stripe size).
+hsize_t alignment_bytes();
+
+} // namespace mimic::h5

@@ -1,0 +1,35 @@
+// The command registry: binds each stage's options struct to its describe() and run() functions.
+// Adding a stage means one include and one line here.
+#include "mimic/cli/app.hpp"
+#include "mimic/stages/data_import.hpp"
+#include "mimic/stages/info.hpp"
+
+namespace mimic::cli {
+
+namespace {
+template <class Opts>
+struct Stage : StageBase {
+    Opts opts;
+    std::vector<std::string> pos;
+    explicit Stage(std::vector<std::string> p) : pos(std::move(p)) {}
+    void describe(boost::program_options::options_description& d) override { stages::describe(d, opts); }
+    void run(const par::Comm& comm) override { stages::run(opts, comm); }
+    std::vector<std::string> positional() const override { return pos; }
+};
+
+template <class Opts>
+Command command(std::string name, std::string summary, std::vector<std::string> positional = {}) {
+    return Command{std::move(name), std::move(summary),
+                   [positional] { return std::unique_ptr<StageBase>(new Stage<Opts>(positional)); }};
+}
+} // namespace
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> all = {
+        command<stages::DataImportOptions>("data import", "MNIST-format IDX files -> train/val/test dataset files"),
+        command<stages::InfoOptions>("info", "describe a Mimic HDF5 file (dataset, model, manifest, logits)", {"file"}),
+    };
+    return all;
+}
+
+} // namespace mimic::cli

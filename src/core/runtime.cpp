@@ -1,0 +1,97 @@
+// Runtime set-up and teardown (MPI, Kokkos, HDF5) and the version strings shown by `mimic --version`.
+// The GPU is picked from the node-local rank so that one rank per GPU needs no wrapper script.
+#include "mimic/core/runtime.hpp"
+
+#include "mimic/core/error.hpp"
+#include "mimic/core/kokkos.hpp"
+#include "mimic/core/version_info.hpp"
+
+#include <hdf5.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+namespace mimic {
+
+Runtime::Runtime(int& argc, char**& argv) {
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size_);
+    MPI_Comm local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank_, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &local_rank_);
+    MPI_Comm_size(local, &local_size_);
+    MPI_Comm_free(&local);
+
+#if defined(KOKKOS_ENABLE_CUDA) || defined(KOKKOS_ENABLE_HIP) || defined(KOKKOS_ENABLE_SYCL)
+    int ndev = 1;
+    if (const char* s = std::getenv("MIMIC_NUM_DEVICES")) ndev = std::max(1, std::atoi(s));
+#if defined(KOKKOS_ENABLE_CUDA)
+    else {
+        int n = 0;
+        if (cudaGetDeviceCount(&n) == cudaSuccess && n > 0) ndev = n;
+    }
+#endif
+    device_id_ = local_rank_ % ndev;
+#endif
+
+#if KOKKOS_VERSION >= 40000
+    Kokkos::InitializationSettings settings;
+    if (device_id_ >= 0) settings.set_device_id(device_id_);
+    Kokkos::initialize(settings);
+#else
+    Kokkos::InitArguments args;
+    if (device_id_ >= 0) args.device_id = device_id_;
+    Kokkos::initialize(args);
+#endif
+    H5open();
+    silence_hdf5_errors();
+}
+
+Runtime::~Runtime() {
+    Kokkos::finalize();
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+}
+
+std::string mpi_version_string() {
+    char buf[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+    int len = 0;
+    MPI_Get_library_version(buf, &len);
+    std::string s(buf, len);
+    auto nl = s.find_first_of("\n,");
+    if (nl != std::string::npos) s = s.substr(0, nl);
+    int v = 0, sv = 0;
+    MPI_Get_version(&v, &sv);
+    return s + " (MPI " + std::to_string(v) + "." + std::to_string(sv) + ")";
+}
+
+std::string hdf5_version_string() {
+    unsigned maj = 0, min = 0, rel = 0;
+    H5get_libversion(&maj, &min, &rel);
+    std::ostringstream os;
+    os << maj << "." << min << "." << rel;
+#ifdef H5_HAVE_PARALLEL
+    os << " (parallel)";
+#else
+    os << " (serial)";
+#endif
+    return os.str();
+}
+
+std::string kokkos_version_string() {
+    std::ostringstream os;
+    os << KOKKOS_VERSION / 10000 << "." << KOKKOS_VERSION / 100 % 100 << "." << KOKKOS_VERSION % 100 << " ("
+       << ExecSpace::name() << " backend)";
+    return os.str();
+}
+
+std::string mimic_version_string() {
+    return std::string("mimic ") + MIMIC_VERSION_STRING + " (git " + MIMIC_GIT_HASH + ", " + MIMIC_BUILD_TYPE + ")";
+}
+
+} // namespace mimic

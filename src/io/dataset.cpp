@@ -1,0 +1,190 @@
+// Dataset files: schema validation on open, collective row-block reads and writes, fingerprints,
+// and the .partial-then-rename protocol that keeps half-written files from looking complete.
+#include "mimic/io/dataset.hpp"
+
+#include "mimic/core/rng.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace mimic::io {
+
+std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int label, bool has_label) {
+    std::uint64_t h = mix64(std::uint64_t(row) ^ 0x5bd1e9955bd1e995ULL);
+    const auto* p = reinterpret_cast<const unsigned char*>(x);
+    const std::int64_t bytes = d * std::int64_t(sizeof(float));
+    std::int64_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+    }
+    if (i < bytes) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, p + i, size_t(bytes - i));
+        h = mix64(h ^ w);
+    }
+    if (has_label) h = mix64(h ^ (std::uint64_t(std::uint32_t(label)) << 1 | 1));
+    return h;
+}
+
+std::string hex64(std::uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
+    return buf;
+}
+
+bool file_exists(const std::string& path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0;
+}
+
+void make_dirs(const std::string& path) {
+    if (path.empty()) return;
+    std::string cur;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+        pos = path.find('/', pos + 1);
+        cur = path.substr(0, pos);
+        if (cur.empty() || file_exists(cur)) continue;
+        if (mkdir(cur.c_str(), 0777) != 0 && errno != EEXIST)
+            fail(path, ": cannot create directory '", cur, "': ", std::strerror(errno));
+    }
+}
+
+bool remove_file(const std::string& path) { return std::remove(path.c_str()) == 0; }
+
+void rename_file(const std::string& from, const std::string& to) {
+    if (std::rename(from.c_str(), to.c_str()) != 0)
+        fail(to, ": cannot move the finished file into place from ", from, ": ", std::strerror(errno));
+}
+
+// --- reader --------------------------------------------------------------------------------------
+
+DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
+    file_ = h5::File::open(path, comm.size() > 1 ? comm.get() : MPI_COMM_NULL);
+    const hid_t f = file_.id();
+    if (!file_.has("/X")) fail(path, ": not a Mimic dataset file (dataset /X is missing)");
+    X_ = h5::open_dataset(file_, "/X");
+    auto dims = h5::dataset_dims(X_);
+    if (dims.size() != 2) fail(path, ": /X must be 2-D [N, D], found ", dims.size(), "-D");
+    {
+        h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(X_)), H5Tclose);
+        if (H5Tget_class(t) != H5T_FLOAT) fail(path, ": /X must hold floating-point values");
+    }
+    meta_.n = std::int64_t(dims[0]);
+    meta_.d = std::int64_t(dims[1]);
+    if (h5::has_attr(f, "shape")) {
+        auto s = h5::read_attr_ints(f, "shape");
+        if (s.size() != 3) fail(path, ": attribute 'shape' must hold (C, H, W)");
+        meta_.c = int(s[0]);
+        meta_.h = int(s[1]);
+        meta_.w = int(s[2]);
+        if (std::int64_t(s[0]) * s[1] * s[2] != meta_.d)
+            fail(path, ": attribute 'shape' (", s[0], ", ", s[1], ", ", s[2], ") does not match D = ", meta_.d);
+    } else {
+        meta_.c = 1;
+        meta_.h = 1;
+        meta_.w = int(meta_.d);
+    }
+    if (h5::has_attr(f, "num_classes")) meta_.num_classes = int(h5::read_attr_int(f, "num_classes"));
+    if (h5::has_attr(f, "fingerprint")) meta_.fingerprint = h5::read_attr_string(f, "fingerprint");
+    if (h5::has_attr(f, "source")) meta_.source = h5::read_attr_string(f, "source");
+    if (h5::has_attr(f, "norm")) meta_.norm_kind = h5::read_attr_string(f, "norm");
+    if (h5::has_attr(f, "norm_scale")) meta_.norm_scale = h5::read_attr_double(f, "norm_scale");
+    meta_.has_labels = file_.has("/y");
+    if (meta_.has_labels) {
+        y_ = h5::open_dataset(file_, "/y");
+        auto yd = h5::dataset_dims(y_);
+        if (yd.size() != 1 || std::int64_t(yd[0]) != meta_.n)
+            fail(path, ": /y must be 1-D with one label per row of /X (", meta_.n, " rows)");
+    }
+}
+
+void DatasetReader::read(std::int64_t begin, std::int64_t count, float* X, int* y) const {
+    h5::read_rows(X_, H5T_NATIVE_FLOAT, begin, count, X, file_.parallel());
+    if (y) {
+        if (!meta_.has_labels) fail(file_.path(), ": this dataset has no labels (/y)");
+        h5::read_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
+    }
+}
+
+std::vector<float> DatasetReader::norm_mean() const {
+    if (!file_.has("/norm/mean")) return std::vector<float>(size_t(meta_.d), 0.0f);
+    return h5::read_all<float>(file_, "/norm/mean");
+}
+
+std::vector<float> DatasetReader::norm_std() const {
+    if (!file_.has("/norm/std")) return std::vector<float>(size_t(meta_.d), 1.0f);
+    return h5::read_all<float>(file_, "/norm/std");
+}
+
+// --- writer --------------------------------------------------------------------------------------
+
+DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, const DatasetMeta& meta,
+                             const h5::DatasetOptions& opt)
+    : comm_(comm), path_(path), meta_(meta) {
+    MIMIC_REQUIRE(meta.d == std::int64_t(meta.c) * meta.h * meta.w, path, ": shape (", meta.c, ", ", meta.h, ", ",
+                  meta.w, ") does not match D = ", meta.d);
+    par::agree(comm_, [&] { file_ = h5::File::create(partial_path(), comm_.size() > 1 ? comm_.get() : MPI_COMM_NULL); });
+    X_ = h5::create_dataset(file_, "/X", H5T_NATIVE_FLOAT, {hsize_t(meta.n), hsize_t(meta.d)}, opt);
+    if (meta.has_labels) y_ = h5::create_dataset(file_, "/y", H5T_NATIVE_INT, {hsize_t(meta.n)}, opt);
+    const hid_t f = file_.id();
+    h5::write_attr(f, "mimic_format", kDatasetFormat);
+    h5::write_attr(f, "shape", std::vector<long long>{meta.c, meta.h, meta.w});
+    h5::write_attr(f, "num_classes", (long long)meta.num_classes);
+    h5::write_attr(f, "source", meta.source);
+    h5::write_attr(f, "norm", meta.norm_kind);
+    h5::write_attr(f, "norm_scale", meta.norm_scale);
+}
+
+DatasetWriter::~DatasetWriter() {
+    if (!committed_) {
+        X_.reset();
+        y_.reset();
+        try {
+            file_.close();
+        } catch (const Error&) {
+        }
+        if (comm_.rank() == 0) remove_file(partial_path());
+    }
+}
+
+void DatasetWriter::write(std::int64_t begin, std::int64_t count, const float* X, const int* y) {
+    MIMIC_REQUIRE(!meta_.has_labels || y || count == 0, path_, ": labels missing for a labelled dataset");
+    h5::write_rows(X_, H5T_NATIVE_FLOAT, begin, count, X, file_.parallel());
+    if (meta_.has_labels) h5::write_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
+    for (std::int64_t i = 0; i < count; ++i)
+        hash_sum_ += row_hash(begin + i, X + i * meta_.d, meta_.d, y ? y[i] : 0, meta_.has_labels);
+}
+
+void DatasetWriter::set_normalization(const std::string& kind, double scale, const std::vector<float>& mean,
+                                      const std::vector<float>& stdev) {
+    MIMIC_REQUIRE(std::int64_t(mean.size()) == meta_.d && std::int64_t(stdev.size()) == meta_.d, path_,
+                  ": normalisation vectors must have D = ", meta_.d, " entries");
+    meta_.norm_kind = kind;
+    meta_.norm_scale = scale;
+    h5::write_attr(file_.id(), "norm", kind);
+    h5::write_attr(file_.id(), "norm_scale", scale);
+    h5::write_all(file_, "/norm/mean", mean);
+    h5::write_all(file_, "/norm/std", stdev);
+}
+
+std::string DatasetWriter::commit() {
+    const std::uint64_t total = comm_.sum_u64(hash_sum_);
+    meta_.fingerprint = hex64(total);
+    h5::write_attr(file_.id(), "fingerprint", meta_.fingerprint);
+    X_.reset();
+    y_.reset();
+    file_.close();
+    par::agree(comm_, [&] {
+        if (comm_.rank() == 0) rename_file(partial_path(), path_);
+    });
+    committed_ = true;
+    return meta_.fingerprint;
+}
+
+} // namespace mimic::io

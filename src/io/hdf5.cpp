@@ -1,0 +1,384 @@
+// HDF5 wrapper implementation: file access property lists (MPI-IO, alignment, collective metadata),
+// datasets, attributes and the row-block hyperslab transfers.
+#include "mimic/io/hdf5.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace mimic::h5 {
+
+namespace {
+
+std::string object_where(hid_t obj) {
+    char fname[1024] = {0}, oname[1024] = {0};
+    H5Fget_name(obj, fname, sizeof fname);
+    H5Iget_name(obj, oname, sizeof oname);
+    std::string s = fname;
+    if (oname[0] && std::strcmp(oname, "/") != 0) s += std::string(" ") + oname;
+    return s.empty() ? "<hdf5 object>" : s;
+}
+
+Handle make_fapl(MPI_Comm comm) {
+    Handle fapl(MIMIC_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+    if (comm != MPI_COMM_NULL) {
+        MIMIC_H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+        MIMIC_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl, true));
+        MIMIC_H5_CHECK(H5Pset_coll_metadata_write(fapl, true));
+    }
+    MIMIC_H5_CHECK(H5Pset_alignment(fapl, 64 * 1024, alignment_bytes()));
+    MIMIC_H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+    return fapl;
+}
+
+Handle make_dxpl(bool collective) {
+    Handle dxpl(MIMIC_H5_CHECK(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
+    if (collective) MIMIC_H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+    return dxpl;
+}
+
+std::string parent_dir(const std::string& path) {
+    auto slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+} // namespace
+
+hsize_t alignment_bytes() {
+    if (const char* s = std::getenv("MIMIC_HDF5_ALIGNMENT")) {
+        long long v = std::atoll(s);
+        if (v > 0) return static_cast<hsize_t>(v);
+    }
+    return 1 << 20;
+}
+
+File File::create(const std::string& path, MPI_Comm comm) {
+    const std::string dir = parent_dir(path);
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        fail(path, ": cannot create output file: directory '", dir, "' does not exist");
+    if (access(dir.c_str(), W_OK) != 0)
+        fail(path, ": cannot create output file: directory '", dir, "' is not writable (", std::strerror(errno), ")");
+    File f;
+    f.path_ = path;
+    f.parallel_ = comm != MPI_COMM_NULL;
+    if (f.parallel_) MPI_Comm_rank(comm, &f.rank_);
+    auto fapl = make_fapl(comm);
+    hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (id < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(path, ": cannot create HDF5 file (check permissions, free space and file locking; on parallel "
+                   "file systems without locks set HDF5_USE_FILE_LOCKING=FALSE)");
+    }
+    f.h_ = Handle(id, H5Fclose);
+    return f;
+}
+
+File File::open(const std::string& path, MPI_Comm comm, bool writable) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) fail(path, ": no such file");
+    if (!S_ISREG(st.st_mode)) fail(path, ": not a regular file");
+    htri_t is = H5Fis_hdf5(path.c_str());
+    if (is <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(path, ": not an HDF5 file (or it is truncated or corrupt)");
+    }
+    File f;
+    f.path_ = path;
+    f.parallel_ = comm != MPI_COMM_NULL;
+    if (f.parallel_) MPI_Comm_rank(comm, &f.rank_);
+    auto fapl = make_fapl(comm);
+    hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+    if (id < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(path, ": cannot open HDF5 file", writable ? " for writing" : "",
+             " (corrupt, locked by another process, or not readable)");
+    }
+    f.h_ = Handle(id, H5Fclose);
+    return f;
+}
+
+bool File::has(const std::string& name) const {
+    // Walk the path so that a missing intermediate group is "absent", not an error.
+    std::string cur;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+        size_t next = name.find('/', pos + 1);
+        cur = name.substr(0, next);
+        if (!cur.empty() && cur != "/") {
+            htri_t e = H5Lexists(id(), cur.c_str(), H5P_DEFAULT);
+            if (e <= 0) {
+                H5Eclear2(H5E_DEFAULT);
+                return false;
+            }
+        }
+        pos = next;
+    }
+    return true;
+}
+
+void File::close() {
+    if (!h_.valid()) return;
+    if (h_.close() < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(path_, ": closing the file failed; its contents may be incomplete (disk full, or objects still open)");
+    }
+}
+
+void File::flush() const { MIMIC_H5_CHECK(H5Fflush(id(), H5F_SCOPE_GLOBAL)); }
+
+template <>
+hid_t type_of<float>() { return H5T_NATIVE_FLOAT; }
+template <>
+hid_t type_of<double>() { return H5T_NATIVE_DOUBLE; }
+template <>
+hid_t type_of<int>() { return H5T_NATIVE_INT; }
+template <>
+hid_t type_of<long long>() { return H5T_NATIVE_LLONG; }
+template <>
+hid_t type_of<unsigned char>() { return H5T_NATIVE_UCHAR; }
+template <>
+hid_t type_of<unsigned long long>() { return H5T_NATIVE_ULLONG; }
+template <>
+hid_t type_of<unsigned long>() { return H5T_NATIVE_ULONG; }
+template <>
+hid_t type_of<long>() { return H5T_NATIVE_LONG; }
+template <>
+hid_t type_of<signed char>() { return H5T_NATIVE_SCHAR; }
+
+void ensure_groups(const File& f, const std::string& name) {
+    size_t pos = 1;
+    while ((pos = name.find('/', pos)) != std::string::npos) {
+        std::string g = name.substr(0, pos);
+        if (!f.has(g)) {
+            Handle gh(MIMIC_H5_CHECK(H5Gcreate2(f.id(), g.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+                      H5Gclose);
+        }
+        ++pos;
+    }
+}
+
+Handle create_dataset(const File& f, const std::string& name, hid_t type, const std::vector<hsize_t>& dims,
+                      const DatasetOptions& opt) {
+    ensure_groups(f, name);
+    Handle space(MIMIC_H5_CHECK(H5Screate_simple(int(dims.size()), dims.data(), nullptr)), H5Sclose);
+    Handle dcpl(MIMIC_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
+    MIMIC_H5_CHECK(H5Pset_obj_track_times(dcpl, false));
+    if (opt.chunk_rows > 0 && !dims.empty() && dims[0] > 0) {
+        std::vector<hsize_t> chunk = dims;
+        chunk[0] = std::min<hsize_t>(dims[0], hsize_t(opt.chunk_rows));
+        MIMIC_H5_CHECK(H5Pset_chunk(dcpl, int(chunk.size()), chunk.data()));
+        if (opt.deflate > 0) MIMIC_H5_CHECK(H5Pset_deflate(dcpl, unsigned(opt.deflate)));
+    } else {
+        // Contiguous: allocate at creation so that parallel writers never race on allocation.
+        MIMIC_H5_CHECK(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY));
+        MIMIC_H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
+    }
+    hid_t d = H5Dcreate2(f.id(), name.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(f.path(), ": cannot create dataset ", name, " (disk full or quota exceeded?)");
+    }
+    return Handle(d, H5Dclose);
+}
+
+Handle open_dataset(const File& f, const std::string& name) {
+    if (!f.has(name)) fail(f.path(), ": dataset ", name, " is missing");
+    return Handle(MIMIC_H5_CHECK(H5Dopen2(f.id(), name.c_str(), H5P_DEFAULT)), H5Dclose);
+}
+
+std::vector<hsize_t> dataset_dims(hid_t dset) {
+    Handle space(MIMIC_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+    int nd = MIMIC_H5_CHECK(H5Sget_simple_extent_ndims(space));
+    std::vector<hsize_t> dims(size_t(nd), 0);
+    if (nd > 0) MIMIC_H5_CHECK(H5Sget_simple_extent_dims(space, dims.data(), nullptr));
+    return dims;
+}
+
+namespace {
+void transfer_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective,
+                   bool write) {
+    auto dims = dataset_dims(dset);
+    MIMIC_REQUIRE(!dims.empty(), object_where(dset), ": cannot transfer rows of a scalar dataset");
+    MIMIC_REQUIRE(row >= 0 && nrows >= 0 && hsize_t(row + nrows) <= dims[0], object_where(dset), ": rows [", row,
+                  ", ", row + nrows, ") are outside the dataset's ", dims[0], " rows");
+    Handle fspace(MIMIC_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+    std::vector<hsize_t> start(dims.size(), 0), count = dims;
+    start[0] = hsize_t(row);
+    count[0] = hsize_t(nrows);
+    Handle mspace;
+    if (nrows == 0) {
+        MIMIC_H5_CHECK(H5Sselect_none(fspace));
+        mspace = Handle(MIMIC_H5_CHECK(H5Screate(H5S_NULL)), H5Sclose);
+    } else {
+        MIMIC_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+        mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(int(count.size()), count.data(), nullptr)), H5Sclose);
+    }
+    auto dxpl = make_dxpl(collective);
+    herr_t rc = write ? H5Dwrite(dset, memtype, mspace, fspace, dxpl, buf)
+                      : H5Dread(dset, memtype, mspace, fspace, dxpl, buf);
+    if (rc < 0) {
+        try {
+            detail::throw_hdf5_error(write ? "H5Dwrite" : "H5Dread", __FILE__, __LINE__);
+        } catch (const Error& e) {
+            fail(object_where(dset), ": ", write ? "writing" : "reading", " rows [", row, ", ", row + nrows,
+                 ") failed", write ? " (disk full or quota exceeded?)" : "", ": ", e.what());
+        }
+    }
+}
+} // namespace
+
+void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, const void* buf, bool collective) {
+    transfer_rows(dset, memtype, row, nrows, const_cast<void*>(buf), collective, true);
+}
+
+void read_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective) {
+    transfer_rows(dset, memtype, row, nrows, buf, collective, false);
+}
+
+template <class T>
+std::vector<T> read_all(const File& f, const std::string& name) {
+    auto d = open_dataset(f, name);
+    auto dims = dataset_dims(d);
+    size_t n = 1;
+    for (auto x : dims) n *= size_t(x);
+    std::vector<T> v(n);
+    if (n == 0) return v;
+    auto dxpl = make_dxpl(f.parallel());
+    MIMIC_H5_CHECK(H5Dread(d, type_of<T>(), H5S_ALL, H5S_ALL, dxpl, v.data()));
+    return v;
+}
+
+template <class T>
+void write_all(const File& f, const std::string& name, const std::vector<T>& v) {
+    auto d = create_dataset(f, name, type_of<T>(), {hsize_t(v.size())});
+    if (v.empty()) return;
+    const std::int64_t n = f.rank() == 0 ? std::int64_t(v.size()) : 0;
+    write_rows(d, type_of<T>(), 0, n, v.data(), f.parallel());
+}
+
+template std::vector<float> read_all<float>(const File&, const std::string&);
+template std::vector<double> read_all<double>(const File&, const std::string&);
+template std::vector<int> read_all<int>(const File&, const std::string&);
+template std::vector<long long> read_all<long long>(const File&, const std::string&);
+template std::vector<unsigned char> read_all<unsigned char>(const File&, const std::string&);
+template void write_all<float>(const File&, const std::string&, const std::vector<float>&);
+template void write_all<double>(const File&, const std::string&, const std::vector<double>&);
+template void write_all<int>(const File&, const std::string&, const std::vector<int>&);
+template void write_all<long long>(const File&, const std::string&, const std::vector<long long>&);
+template void write_all<unsigned char>(const File&, const std::string&, const std::vector<unsigned char>&);
+
+// --- attributes ----------------------------------------------------------------------------------
+
+bool has_attr(hid_t obj, const std::string& name) {
+    htri_t e = H5Aexists(obj, name.c_str());
+    if (e < 0) H5Eclear2(H5E_DEFAULT);
+    return e > 0;
+}
+
+namespace {
+void write_attr_raw(hid_t obj, const std::string& name, hid_t type, hid_t space, const void* data) {
+    if (has_attr(obj, name)) MIMIC_H5_CHECK(H5Adelete(obj, name.c_str()));
+    Handle a(MIMIC_H5_CHECK(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT)), H5Aclose);
+    MIMIC_H5_CHECK(H5Awrite(a, type, data));
+}
+
+Handle open_attr(hid_t obj, const std::string& name) {
+    if (!has_attr(obj, name)) fail(object_where(obj), ": attribute '", name, "' is missing");
+    return Handle(MIMIC_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT)), H5Aclose);
+}
+
+template <class T>
+std::vector<T> read_attr_vec(hid_t obj, const std::string& name, hid_t memtype) {
+    auto a = open_attr(obj, name);
+    Handle space(MIMIC_H5_CHECK(H5Aget_space(a)), H5Sclose);
+    hssize_t n = MIMIC_H5_CHECK(H5Sget_simple_extent_npoints(space));
+    Handle ftype(MIMIC_H5_CHECK(H5Aget_type(a)), H5Tclose);
+    if (H5Tget_class(ftype) == H5T_STRING)
+        fail(object_where(obj), ": attribute '", name, "' is a string where a number was expected");
+    std::vector<T> v(static_cast<size_t>(n));
+    if (n > 0) MIMIC_H5_CHECK(H5Aread(a, memtype, v.data()));
+    return v;
+}
+} // namespace
+
+void write_attr(hid_t obj, const std::string& name, const std::string& value) {
+    Handle type(MIMIC_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
+    MIMIC_H5_CHECK(H5Tset_size(type, std::max<size_t>(1, value.size())));
+    MIMIC_H5_CHECK(H5Tset_strpad(type, H5T_STR_NULLPAD));
+    Handle space(MIMIC_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose);
+    std::string v = value.empty() ? std::string(1, '\0') : value;
+    write_attr_raw(obj, name, type, space, v.data());
+}
+
+void write_attr(hid_t obj, const std::string& name, long long value) {
+    Handle space(MIMIC_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose);
+    write_attr_raw(obj, name, H5T_NATIVE_LLONG, space, &value);
+}
+
+void write_attr(hid_t obj, const std::string& name, double value) {
+    Handle space(MIMIC_H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose);
+    write_attr_raw(obj, name, H5T_NATIVE_DOUBLE, space, &value);
+}
+
+void write_attr(hid_t obj, const std::string& name, const std::vector<long long>& values) {
+    hsize_t n = values.size();
+    Handle space(MIMIC_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
+    write_attr_raw(obj, name, H5T_NATIVE_LLONG, space, values.data());
+}
+
+void write_attr(hid_t obj, const std::string& name, const std::vector<double>& values) {
+    hsize_t n = values.size();
+    Handle space(MIMIC_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
+    write_attr_raw(obj, name, H5T_NATIVE_DOUBLE, space, values.data());
+}
+
+std::string read_attr_string(hid_t obj, const std::string& name) {
+    auto a = open_attr(obj, name);
+    Handle ftype(MIMIC_H5_CHECK(H5Aget_type(a)), H5Tclose);
+    if (H5Tget_class(ftype) != H5T_STRING)
+        fail(object_where(obj), ": attribute '", name, "' is not a string");
+    if (H5Tis_variable_str(ftype) > 0) {
+        Handle mtype(MIMIC_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
+        MIMIC_H5_CHECK(H5Tset_size(mtype, H5T_VARIABLE));
+        char* p = nullptr;
+        MIMIC_H5_CHECK(H5Aread(a, mtype, &p));
+        std::string s = p ? p : "";
+        H5free_memory(p);
+        return s;
+    }
+    size_t sz = H5Tget_size(ftype);
+    std::string s(sz, '\0');
+    MIMIC_H5_CHECK(H5Aread(a, ftype, s.data()));
+    auto end = s.find('\0');
+    if (end != std::string::npos) s.resize(end);
+    return s;
+}
+
+long long read_attr_int(hid_t obj, const std::string& name) {
+    auto v = read_attr_vec<long long>(obj, name, H5T_NATIVE_LLONG);
+    if (v.size() != 1) fail(object_where(obj), ": attribute '", name, "' should be a scalar");
+    return v[0];
+}
+
+double read_attr_double(hid_t obj, const std::string& name) {
+    auto v = read_attr_vec<double>(obj, name, H5T_NATIVE_DOUBLE);
+    if (v.size() != 1) fail(object_where(obj), ": attribute '", name, "' should be a scalar");
+    return v[0];
+}
+
+std::vector<long long> read_attr_ints(hid_t obj, const std::string& name) {
+    return read_attr_vec<long long>(obj, name, H5T_NATIVE_LLONG);
+}
+
+std::vector<double> read_attr_doubles(hid_t obj, const std::string& name) {
+    return read_attr_vec<double>(obj, name, H5T_NATIVE_DOUBLE);
+}
+
+} // namespace mimic::h5

@@ -1,0 +1,87 @@
+// IDX decoding through zlib's gzread, which reads gzipped and plain files alike.
+// The header is validated before any payload is read; short payloads are reported as truncation.
+#include "mimic/io/idx.hpp"
+
+#include "mimic/core/error.hpp"
+
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace mimic::io {
+
+std::int64_t IdxArray::row_size() const {
+    std::int64_t s = 1;
+    for (size_t i = 1; i < dims.size(); ++i) s *= dims[i];
+    return s;
+}
+
+namespace {
+struct GzFile {
+    gzFile f = nullptr;
+    ~GzFile() {
+        if (f) gzclose(f);
+    }
+};
+
+std::int64_t read_fully(gzFile f, void* buf, std::int64_t n, const std::string& path) {
+    auto* p = static_cast<unsigned char*>(buf);
+    std::int64_t got = 0;
+    while (got < n) {
+        const unsigned chunk = unsigned(std::min<std::int64_t>(n - got, 1 << 30));
+        int r = gzread(f, p + got, chunk);
+        if (r < 0) {
+            int err = 0;
+            const char* msg = gzerror(f, &err);
+            fail(path, ": corrupt or truncated gzip data (", msg ? msg : "unknown zlib error", ")");
+        }
+        if (r == 0) break;
+        got += r;
+    }
+    return got;
+}
+} // namespace
+
+IdxArray read_idx(const std::string& path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) fail(path, ": no such file");
+    if (!S_ISREG(st.st_mode)) fail(path, ": not a regular file");
+    GzFile g;
+    g.f = gzopen(path.c_str(), "rb");
+    if (!g.f) fail(path, ": cannot open (", std::strerror(errno), ")");
+    gzbuffer(g.f, 1 << 20);
+
+    unsigned char magic[4];
+    if (read_fully(g.f, magic, 4, path) != 4) fail(path, ": truncated IDX file (no 4-byte magic number)");
+    if (magic[0] != 0 || magic[1] != 0)
+        fail(path, ": wrong IDX magic number 0x", std::hex, int(magic[0]) << 24 | int(magic[1]) << 16 | int(magic[2]) << 8 | int(magic[3]),
+             " (expected 0x000008NN; is this an MNIST-format IDX file?)");
+    if (magic[2] != 0x08)
+        fail(path, ": IDX data type 0x", std::hex, int(magic[2]), " is not supported (only unsigned bytes, 0x08)");
+    const int ndim = magic[3];
+    if (ndim < 1 || ndim > 4) fail(path, ": IDX file has ", ndim, " dimensions; expected 1 to 4");
+
+    IdxArray a;
+    std::int64_t total = 1;
+    for (int i = 0; i < ndim; ++i) {
+        unsigned char b[4];
+        if (read_fully(g.f, b, 4, path) != 4) fail(path, ": truncated IDX header (dimension ", i, " missing)");
+        const std::int64_t dim = std::int64_t(b[0]) << 24 | std::int64_t(b[1]) << 16 | std::int64_t(b[2]) << 8 | b[3];
+        a.dims.push_back(dim);
+        total *= dim;
+    }
+    if (total > (std::int64_t(1) << 40)) fail(path, ": IDX header declares an implausible size (", total, " bytes)");
+    a.data.resize(size_t(total));
+    const std::int64_t got = read_fully(g.f, a.data.data(), total, path);
+    if (got != total)
+        fail(path, ": truncated IDX file: header declares ", total, " data bytes but only ", got, " are present");
+    unsigned char extra;
+    if (read_fully(g.f, &extra, 1, path) != 0)
+        fail(path, ": IDX file has trailing bytes after the ", total, " declared data bytes");
+    return a;
+}
+
+} // namespace mimic::io

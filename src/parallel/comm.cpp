@@ -1,0 +1,114 @@
+// Communicator handle and collective helpers (reductions, string broadcast, agree()).
+// agree() is the mechanism that keeps an error on one rank from leaving the others hanging.
+#include "mimic/parallel/comm.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace mimic::par {
+
+Comm::Comm() : Comm(MPI_COMM_WORLD, false) {}
+
+Comm::Comm(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
+    MIMIC_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    MIMIC_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+Comm::Comm(Comm&& o) noexcept
+    : comm_(std::exchange(o.comm_, MPI_COMM_NULL)), owned_(std::exchange(o.owned_, false)), rank_(o.rank_),
+      size_(o.size_) {}
+
+Comm& Comm::operator=(Comm&& o) noexcept {
+    if (this != &o) {
+        if (owned_ && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+        comm_ = std::exchange(o.comm_, MPI_COMM_NULL);
+        owned_ = std::exchange(o.owned_, false);
+        rank_ = o.rank_;
+        size_ = o.size_;
+    }
+    return *this;
+}
+
+Comm::~Comm() {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (owned_ && comm_ != MPI_COMM_NULL && !fin) MPI_Comm_free(&comm_);
+}
+
+Comm Comm::split(int color, int key) const {
+    MPI_Comm out;
+    MIMIC_MPI_CHECK(MPI_Comm_split(comm_, color, key, &out));
+    return Comm(out, true);
+}
+
+void Comm::barrier() const { MIMIC_MPI_CHECK(MPI_Barrier(comm_)); }
+
+double Comm::sum(double v) const {
+    double r = 0;
+    MIMIC_MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_SUM, comm_));
+    return r;
+}
+double Comm::max(double v) const {
+    double r = 0;
+    MIMIC_MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MAX, comm_));
+    return r;
+}
+double Comm::min(double v) const {
+    double r = 0;
+    MIMIC_MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MIN, comm_));
+    return r;
+}
+std::uint64_t Comm::sum_u64(std::uint64_t v) const {
+    std::uint64_t r = 0;
+    MIMIC_MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_UINT64_T, MPI_SUM, comm_));
+    return r;
+}
+long long Comm::sum_ll(long long v) const {
+    long long r = 0;
+    MIMIC_MPI_CHECK(MPI_Allreduce(&v, &r, 1, MPI_LONG_LONG, MPI_SUM, comm_));
+    return r;
+}
+bool Comm::any(bool v) const {
+    int in = v ? 1 : 0, out = 0;
+    MIMIC_MPI_CHECK(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, comm_));
+    return out != 0;
+}
+bool Comm::all(bool v) const {
+    int in = v ? 1 : 0, out = 0;
+    MIMIC_MPI_CHECK(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LAND, comm_));
+    return out != 0;
+}
+
+std::string Comm::bcast(const std::string& s, int root) const {
+    long long n = static_cast<long long>(s.size());
+    MIMIC_MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG_LONG, root, comm_));
+    std::string out = (rank_ == root) ? s : std::string(static_cast<size_t>(n), '\0');
+    if (n > 0) MIMIC_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, root, comm_));
+    return out;
+}
+
+void agree(const Comm& comm, const std::function<void()>& fn) {
+    std::string msg;
+    bool failed = false;
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        failed = true;
+        msg = e.what();
+    }
+    // Lowest failing rank wins, so the message is the same everywhere.
+    int mine = failed ? comm.rank() : comm.size(), first = comm.size();
+    MIMIC_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get()));
+    if (first == comm.size()) return;
+    throw CollectiveError(comm.bcast(msg, first));
+}
+
+Range split_range(std::int64_t n, int parts, int part) {
+    const std::int64_t base = n / parts, rem = n % parts;
+    Range r;
+    r.begin = part * base + std::min<std::int64_t>(part, rem);
+    r.end = r.begin + base + (part < rem ? 1 : 0);
+    return r;
+}
+
+} // namespace mimic::par

@@ -1,0 +1,168 @@
+// `mimic data import`: decodes IDX images and labels, splits validation rows off the end of the
+// training set, normalises, and writes train.h5 / val.h5 / test.h5 collectively and atomically.
+#include "mimic/stages/data_import.hpp"
+
+#include "mimic/core/log.hpp"
+#include "mimic/core/timer.hpp"
+#include "mimic/io/dataset.hpp"
+#include "mimic/io/idx.hpp"
+
+#include <cmath>
+#include <memory>
+
+namespace po = boost::program_options;
+
+namespace mimic::stages {
+
+void describe(po::options_description& d, DataImportOptions& o) {
+    d.add_options()
+        ("train-images", po::value(&o.train_images)->default_value(o.train_images), "training images (IDX, .gz or plain)")
+        ("train-labels", po::value(&o.train_labels)->default_value(o.train_labels), "training labels (IDX)")
+        ("test-images", po::value(&o.test_images)->default_value(o.test_images), "test images (IDX)")
+        ("test-labels", po::value(&o.test_labels)->default_value(o.test_labels), "test labels (IDX)")
+        ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "directory for train.h5, val.h5 and test.h5")
+        ("val", po::value(&o.val)->default_value(o.val), "rows split off the end of the training set into val.h5 (0: none)")
+        ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (pixels scaled to [0,1] first)")
+        ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files");
+}
+
+namespace {
+
+struct Split {
+    io::IdxArray images, labels;
+};
+
+Split load_pair(const std::string& images_path, const std::string& labels_path) {
+    Split s{io::read_idx(images_path), io::read_idx(labels_path)};
+    if (s.images.dims.size() < 2)
+        fail(images_path, ": image file must have at least 2 dimensions (count, features...), found ",
+             s.images.dims.size());
+    if (s.labels.dims.size() != 1)
+        fail(labels_path, ": label file must be 1-D, found ", s.labels.dims.size(), " dimensions");
+    if (s.images.count() != s.labels.count())
+        fail(labels_path, ": holds ", s.labels.count(), " labels but ", images_path, " holds ", s.images.count(),
+             " images");
+    return s;
+}
+
+/// Writes rows [first, first + n) of an IDX pair as a dataset file; ranks split the rows.
+std::string write_split(const std::string& path, const Split& s, std::int64_t first, std::int64_t n,
+                        io::DatasetMeta meta, const std::vector<float>& mean, const std::vector<float>& stdev,
+                        const par::Comm& comm) {
+    meta.n = n;
+    io::DatasetWriter w(path, comm, meta);
+    w.set_normalization(meta.norm_kind, meta.norm_scale, mean, stdev);
+    const auto mine = par::split_range(n, comm.size(), comm.rank());
+    const std::int64_t d = meta.d;
+    std::vector<float> X(size_t(mine.size() * d));
+    std::vector<int> y(size_t(mine.size()));
+    for (std::int64_t i = 0; i < mine.size(); ++i) {
+        const std::int64_t r = first + mine.begin + i;
+        const std::uint8_t* px = s.images.data.data() + r * d;
+        for (std::int64_t j = 0; j < d; ++j)
+            X[size_t(i * d + j)] = (float(px[j]) * float(meta.norm_scale) - mean[size_t(j)]) / stdev[size_t(j)];
+        y[size_t(i)] = s.labels.data[size_t(r)];
+    }
+    w.write(mine.begin, mine.size(), X.data(), y.data());
+    return w.commit();
+}
+
+} // namespace
+
+void run(const DataImportOptions& o, const par::Comm& comm) {
+    PhaseTimers timers;
+    std::unique_ptr<Split> train, test;
+    par::agree(comm, [&] {
+        if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
+            fail("--norm: '", o.norm, "' is not one of global, per-feature, none");
+        if (o.val < 0) fail("--val: must be >= 0, got ", o.val);
+        ScopedPhase p(timers, "decode", "data::import::decode");
+        train = std::make_unique<Split>(load_pair(o.train_images, o.train_labels));
+        test = std::make_unique<Split>(load_pair(o.test_images, o.test_labels));
+        if (train->images.row_size() != test->images.row_size())
+            fail(o.test_images, ": images have ", test->images.row_size(), " features but the training images have ",
+                 train->images.row_size());
+        if (comm.rank() == 0) io::make_dirs(o.out_dir);
+        if (o.val >= train->images.count())
+            fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
+                 train->images.count(), ")");
+    });
+
+    const std::int64_t d = train->images.row_size();
+    const std::int64_t n_train = train->images.count() - o.val;
+    io::DatasetMeta meta;
+    meta.d = d;
+    const auto& dims = train->images.dims;
+    if (dims.size() == 3) {
+        meta.c = 1, meta.h = int(dims[1]), meta.w = int(dims[2]);
+    } else if (dims.size() == 4) {
+        meta.c = int(dims[1]), meta.h = int(dims[2]), meta.w = int(dims[3]);
+    } else {
+        meta.c = 1, meta.h = 1, meta.w = int(d);
+    }
+    int max_label = 0;
+    for (auto v : train->labels.data) max_label = std::max<int>(max_label, v);
+    for (auto v : test->labels.data) max_label = std::max<int>(max_label, v);
+    meta.num_classes = max_label + 1;
+    meta.has_labels = true;
+    meta.norm_kind = o.norm;
+    meta.norm_scale = 1.0 / 255.0;
+    meta.source = o.name;
+
+    // Statistics of the training rows only (validation and test rows never leak into them).
+    std::vector<float> mean(size_t(d), 0.0f), stdev(size_t(d), 1.0f);
+    {
+        ScopedPhase p(timers, "statistics", "data::import::statistics");
+        if (o.norm == "global") {
+            double s = 0, ss = 0;
+            const std::int64_t cnt = n_train * d;
+            for (std::int64_t i = 0; i < cnt; ++i) {
+                const double v = train->images.data[size_t(i)] * meta.norm_scale;
+                s += v;
+                ss += v * v;
+            }
+            const double m = s / double(cnt), sd = std::sqrt(std::max(ss / double(cnt) - m * m, 1e-12));
+            std::fill(mean.begin(), mean.end(), float(m));
+            std::fill(stdev.begin(), stdev.end(), float(sd));
+        } else if (o.norm == "per-feature") {
+            std::vector<double> s(size_t(d), 0), ss(size_t(d), 0);
+            for (std::int64_t r = 0; r < n_train; ++r)
+                for (std::int64_t j = 0; j < d; ++j) {
+                    const double v = train->images.data[size_t(r * d + j)] * meta.norm_scale;
+                    s[size_t(j)] += v;
+                    ss[size_t(j)] += v * v;
+                }
+            for (std::int64_t j = 0; j < d; ++j) {
+                const double m = s[size_t(j)] / double(n_train);
+                const double var = ss[size_t(j)] / double(n_train) - m * m;
+                mean[size_t(j)] = float(m);
+                stdev[size_t(j)] = var > 1e-8 ? float(std::sqrt(var)) : 1.0f; // constant pixels stay centred
+            }
+        }
+    }
+
+    struct Out {
+        std::string name;
+        const Split* src;
+        std::int64_t first, n;
+        std::string fingerprint;
+    };
+    std::vector<Out> outs = {{"train", train.get(), 0, n_train, ""}};
+    if (o.val > 0) outs.push_back({"val", train.get(), n_train, o.val, ""});
+    outs.push_back({"test", test.get(), 0, test->images.count(), ""});
+    {
+        ScopedPhase p(timers, "write", "data::import::write");
+        for (auto& out : outs)
+            out.fingerprint = write_split(o.out_dir + "/" + out.name + ".h5", *out.src, out.first, out.n, meta, mean,
+                                          stdev, comm);
+    }
+
+    log::info("");
+    log::info("data import summary: ", o.name, ", D = ", d, " (", meta.c, "x", meta.h, "x", meta.w, "), ",
+              meta.num_classes, " classes, norm = ", o.norm, " (mean ", mean[0], ", std ", stdev[0], " for feature 0)");
+    for (const auto& out : outs)
+        log::info("  ", o.out_dir, "/", out.name, ".h5: ", out.n, " rows, fingerprint ", out.fingerprint);
+    timers.report(comm, "data import timings");
+}
+
+} // namespace mimic::stages

@@ -1,0 +1,142 @@
+// Tests of the dataset file layer: collective block writes from any rank count give the same file,
+// 2 ranks reading disjoint row blocks equal one serial read, and an uncommitted writer leaves nothing.
+#include "mimic/io/dataset.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace mimic;
+
+namespace {
+io::DatasetMeta small_meta(std::int64_t n) {
+    io::DatasetMeta m;
+    m.n = n;
+    m.d = 6;
+    m.c = 1, m.h = 2, m.w = 3;
+    m.num_classes = 4;
+    m.has_labels = true;
+    m.source = "unit-test";
+    return m;
+}
+float value(std::int64_t r, std::int64_t j) { return float(r) * 10.0f + float(j) * 0.5f - 3.0f; }
+
+void write_file(const std::string& path, const par::Comm& comm, std::int64_t n) {
+    io::DatasetWriter w(path, comm, small_meta(n));
+    auto mine = par::split_range(n, comm.size(), comm.rank());
+    std::vector<float> X(size_t(mine.size() * 6));
+    std::vector<int> y(size_t(mine.size()));
+    for (std::int64_t i = 0; i < mine.size(); ++i) {
+        for (int j = 0; j < 6; ++j) X[size_t(i * 6 + j)] = value(mine.begin + i, j);
+        y[size_t(i)] = int((mine.begin + i) % 4);
+    }
+    w.write(mine.begin, mine.size(), X.data(), y.data());
+    w.commit();
+}
+} // namespace
+
+TEST(DatasetIO, CollectiveWriteThenSerialReadRoundTrips) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const std::int64_t n = 103;
+    write_file(dir + "/d.h5", world, n);
+    ASSERT_FALSE(io::file_exists(dir + "/d.h5.partial"));
+    if (world.rank() == 0) {
+        par::Comm self(MPI_COMM_SELF, false);
+        io::DatasetReader r(dir + "/d.h5", self);
+        EXPECT_EQ(r.meta().n, n);
+        EXPECT_EQ(r.meta().d, 6);
+        EXPECT_EQ(r.meta().h, 2);
+        EXPECT_EQ(r.meta().num_classes, 4);
+        EXPECT_EQ(r.meta().fingerprint.size(), 16u);
+        std::vector<float> X(size_t(n * 6));
+        std::vector<int> y(static_cast<size_t>(n));
+        r.read(0, n, X.data(), y.data());
+        for (std::int64_t i = 0; i < n; ++i) {
+            for (int j = 0; j < 6; ++j) ASSERT_EQ(X[size_t(i * 6 + j)], value(i, j));
+            ASSERT_EQ(y[size_t(i)], int(i % 4));
+        }
+    }
+}
+
+TEST(DatasetIO, FingerprintIsIndependentOfRankCount) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    write_file(dir + "/all.h5", world, 57);
+    std::string fp_all, fp_one;
+    {
+        io::DatasetReader r(dir + "/all.h5", world);
+        fp_all = r.meta().fingerprint;
+    }
+    if (world.rank() == 0) {
+        par::Comm self(MPI_COMM_SELF, false);
+        write_file(dir + "/one.h5", self, 57);
+        io::DatasetReader r(dir + "/one.h5", self);
+        fp_one = r.meta().fingerprint;
+        EXPECT_EQ(fp_all, fp_one);
+    }
+}
+
+TEST(DatasetIO, DisjointParallelBlockReadsEqualTheSerialRead) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const std::int64_t n = 1000;
+    write_file(dir + "/d.h5", world, n);
+    io::DatasetReader r(dir + "/d.h5", world);
+    // Each rank reads its own rows in blocks of 64; the last block of a rank may be short or empty.
+    auto mine = par::split_range(n, world.size(), world.rank());
+    std::vector<float> X(size_t(mine.size() * 6));
+    std::vector<int> y(size_t(mine.size()));
+    const std::int64_t per = (n + world.size() - 1) / world.size();
+    for (std::int64_t b = 0; b < per; b += 64) {
+        const std::int64_t cnt = std::max<std::int64_t>(0, std::min<std::int64_t>(64, mine.size() - b));
+        r.read(mine.begin + std::min(b, mine.size()), cnt, X.data() + std::min(b, mine.size()) * 6,
+               y.data() + std::min(b, mine.size()));
+    }
+    // Gather to rank 0 and compare with a serial read of the whole file.
+    std::vector<int> counts(size_t(world.size())), displs(size_t(world.size()));
+    int mycount = int(mine.size() * 6);
+    MPI_Gather(&mycount, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, world.get());
+    for (int i = 1; i < world.size(); ++i) displs[size_t(i)] = displs[size_t(i - 1)] + counts[size_t(i - 1)];
+    std::vector<float> gathered(size_t(n * 6));
+    MPI_Gatherv(X.data(), mycount, MPI_FLOAT, gathered.data(), counts.data(), displs.data(), MPI_FLOAT, 0,
+                world.get());
+    if (world.rank() == 0) {
+        par::Comm self(MPI_COMM_SELF, false);
+        io::DatasetReader serial(dir + "/d.h5", self);
+        std::vector<float> all(size_t(n * 6));
+        serial.read(0, n, all.data(), nullptr);
+        EXPECT_EQ(all, gathered);
+        for (std::int64_t i = 0; i < n * 6; ++i) ASSERT_EQ(all[size_t(i)], value(i / 6, i % 6));
+    }
+}
+
+TEST(DatasetIO, UncommittedWriterLeavesNoFile) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    {
+        io::DatasetWriter w(dir + "/never.h5", world, small_meta(10));
+        EXPECT_TRUE(io::file_exists(dir + "/never.h5.partial"));
+    }
+    world.barrier();
+    EXPECT_FALSE(io::file_exists(dir + "/never.h5"));
+    EXPECT_FALSE(io::file_exists(dir + "/never.h5.partial"));
+}
+
+TEST(DatasetIO, ReaderRejectsFilesThatAreNotDatasets) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    if (world.rank() == 0) {
+        FILE* f = std::fopen((dir + "/junk.h5").c_str(), "w");
+        std::fputs("not hdf5", f);
+        std::fclose(f);
+    }
+    world.barrier();
+    par::Comm self(MPI_COMM_SELF, false);
+    try {
+        io::DatasetReader r(dir + "/junk.h5", self);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("junk.h5: not an HDF5 file"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(io::DatasetReader(dir + "/missing.h5", self), Error);
+}
