@@ -1,0 +1,38 @@
+// Model files in HDF5: the architecture spec, every weight tensor as a named dataset, and training
+// metadata; checkpoints add optimizer state, RNG state and the data cursor. Layout-independent.
+#pragma once
+
+#include "mimic/nn/model.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mimic::io {
+
+/// Schema version written to every model file (attribute `mimic_format`).
+inline constexpr const char* kModelFormat = "mimic-model-1";
+
+struct ModelMeta {
+    std::string spec;                   ///< architecture spec
+    nn::Shape input;                    ///< sample shape
+    int num_classes = 0;                ///< output size
+    std::string loss;                   ///< "ce", "mimic", "kd:T,alpha", ...
+    int epochs = 0;                     ///< epochs trained
+    std::uint64_t seed = 0;             ///< training seed
+    std::string data_fingerprint;       ///< fingerprint of the training (or transfer) set
+    std::string mimic_version;          ///< filled in by save_model
+    double val_accuracy = -1;           ///< last validation accuracy (-1: none)
+    std::string weights_checksum;       ///< filled in by save_model: hash of every weight
+};
+
+/// Writes `path` atomically (path.partial, then rename). Called by one rank with the full model.
+void save_model(const std::string& path, const nn::Model& model, const ModelMeta& meta);
+/// Loads a model file: every weight must be present with the spec's shape, or a clear error names it.
+nn::Model load_model(const std::string& path, ModelMeta* meta = nullptr);
+/// Reads only the metadata (cheap).
+ModelMeta read_model_meta(const std::string& path);
+/// Order-sensitive 64-bit hash of the flat parameter buffer, as 16 hex digits.
+std::string weights_checksum(const nn::Model& model);
+
+} // namespace mimic::io

@@ -1,0 +1,78 @@
+// A sequential network built from an architecture spec: layers whose parameters and gradients live in
+// two flat device buffers (one allreduce per step), forward to logits and backward from dL/dlogits.
+#pragma once
+
+#include "mimic/core/kokkos.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mimic::nn {
+
+/// Shape of one sample: channels x height x width ((1, 1, D) for flat features).
+struct Shape {
+    int c = 1, h = 1, w = 1;
+    std::int64_t size() const { return std::int64_t(c) * h * w; }
+    bool operator==(const Shape& o) const { return c == o.c && h == o.h && w == o.w; }
+    bool operator!=(const Shape& o) const { return !(*this == o); }
+};
+
+/// One named parameter tensor inside the flat buffer (for model files and tests).
+struct ParamTensor {
+    std::string name;                ///< e.g. "layer2.dense.W"
+    std::vector<std::int64_t> shape; ///< e.g. {in, out}
+    std::int64_t offset = 0;         ///< first element in the flat buffer
+    std::int64_t size = 0;           ///< number of elements
+};
+
+class Layer;
+
+class Model {
+public:
+    /// Builds the network for samples of shape `input`. A bad spec or a shape mismatch throws
+    /// mimic::Error naming the token.
+    Model(const std::string& spec, Shape input);
+    ~Model();
+    Model(Model&&) noexcept;
+    Model& operator=(Model&&) noexcept;
+
+    const std::string& spec() const { return spec_; }
+    Shape input_shape() const { return input_; }
+    std::int64_t input_size() const { return input_.size(); }
+    std::int64_t output_size() const;
+    std::int64_t num_params() const { return num_params_; }
+    const std::vector<ParamTensor>& param_tensors() const { return tensors_; }
+
+    /// Flat parameter and gradient buffers on the device ([num_params]).
+    Vector params() const { return params_; }
+    Vector grads() const { return grads_; }
+
+    /// He initialisation for layers followed by ReLU, Glorot otherwise; biases zero. Deterministic in seed.
+    void init(std::uint64_t seed);
+    /// x: [B, input_size]. Returns logits [B, output_size], valid until the next forward().
+    /// train enables dropout; its masks depend only on (dropout_seed, row of the batch, unit).
+    Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0);
+    /// Accumulates dL/dparams into grads() given dL/dlogits of the last forward(). Call zero_grads() first.
+    void backward(const Matrix& dlogits);
+    void zero_grads();
+
+    /// Forward multiply-adds x2 per sample.
+    double flops_per_sample() const;
+    /// Table of layers, output shapes and parameter counts.
+    std::string summary() const;
+    std::size_t num_layers() const { return layers_.size(); }
+
+private:
+    std::string spec_;
+    Shape input_;
+    std::vector<std::unique_ptr<Layer>> layers_;
+    std::vector<ParamTensor> tensors_;
+    std::int64_t num_params_ = 0;
+    Vector params_, grads_;
+    std::vector<Matrix> acts_; ///< activations: acts_[0] = input, acts_[i+1] = output of layer i
+    std::vector<Matrix> dacts_;
+};
+
+} // namespace mimic::nn
