@@ -1,0 +1,3 @@
+# Training tests (issue: optimizers, schedules, model files, checkpoints, `mimic train` / `mimic eval`).
+mimic_gtest(test_optim SOURCES train/test_optim.cpp)
+target_compile_definitions(test_optim PRIVATE MIMIC_TEST_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
