@@ -29,6 +29,19 @@ struct ParamTensor {
 
 class Layer;
 
+/// Architecture: see include/mimic/nn/spec.hpp for the spec grammar (dense:N, bottleneck:K,
+/// conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, flatten).
+///
+/// Parameter tensors are named "layer<i>.<kind>.<W|b>" with i the 0-based position of the token in the
+/// spec, and laid out in spec order, W before b, without gaps:
+///   dense:N       layer<i>.dense.W {in, N} (y = x·W + b, row-major), layer<i>.dense.b {N}
+///   bottleneck:K  layer<i>.bottleneck.W {in, K} (no bias)
+///   conv:FxK      layer<i>.conv.W {C, K, K, F} (= PyTorch's weight [F, C, K, K] permuted (1, 2, 3, 0)),
+///                 layer<i>.conv.b {F}
+/// where `in` is the flattened size of the layer's input. Activations are NCHW per sample, flattened.
+///
+/// forward()/backward() reuse buffers sized for the largest batch seen (no allocation once the batch size
+/// is stable). x must stay alive and unchanged between forward() and the matching backward().
 class Model {
 public:
     /// Builds the network for samples of shape `input`. A bad spec or a shape mismatch throws
@@ -52,7 +65,9 @@ public:
     /// He initialisation for layers followed by ReLU, Glorot otherwise; biases zero. Deterministic in seed.
     void init(std::uint64_t seed);
     /// x: [B, input_size]. Returns logits [B, output_size], valid until the next forward().
-    /// train enables dropout; its masks depend only on (dropout_seed, row of the batch, unit).
+    /// train enables dropout; its masks depend only on (dropout_seed, layer, row of the batch, unit):
+    /// pass a different dropout_seed every step (and every data-parallel rank), e.g.
+    /// derive_seed(seed, step, rank).
     Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0);
     /// Accumulates dL/dparams into grads() given dL/dlogits of the last forward(). Call zero_grads() first.
     void backward(const Matrix& dlogits);
@@ -63,6 +78,10 @@ public:
     /// Table of layers, output shapes and parameter counts.
     std::string summary() const;
     std::size_t num_layers() const { return layers_.size(); }
+    const Layer& layer(std::size_t i) const { return *layers_.at(i); }
+    Shape output_shape() const;
+    /// The tensor called `name`; throws mimic::Error listing the valid names when there is none.
+    const ParamTensor& param_tensor(const std::string& name) const;
 
 private:
     std::string spec_;
@@ -73,6 +92,11 @@ private:
     Vector params_, grads_;
     std::vector<Matrix> acts_; ///< activations: acts_[0] = input, acts_[i+1] = output of layer i
     std::vector<Matrix> dacts_;
+    // Storage behind acts_/dacts_ ([capacity_, width], grown only; flatten layers alias their input),
+    // and the batch size of the last forward().
+    std::vector<Matrix> act_store_, dact_store_;
+    std::int64_t capacity_ = 0, batch_ = -1;
+    void reserve(std::int64_t batch);
 };
 
 } // namespace mimic::nn

@@ -1,0 +1,23 @@
+// The relu activation layer: elementwise max(0, x); backward passes dy where y > 0.
+#pragma once
+
+#include "mimic/nn/layer.hpp"
+
+namespace mimic::nn {
+
+/// y = relu(x) elementwise over [B, n] (y may alias x).
+void relu_forward(const Matrix& x, const Matrix& y);
+/// dx = dy * relu'(x), written from the forward output y (dx may alias dy).
+void relu_backward(const Matrix& y, const Matrix& dy, const Matrix& dx);
+
+class ReLU : public Layer {
+public:
+    ReLU(int index, std::string token, Shape in) : Layer(index, std::move(token), in, in) {}
+    const char* kind() const override { return "relu"; }
+    void forward(const Matrix& x, const Matrix& y, const ForwardContext&) override { relu_forward(x, y); }
+    void backward(const Matrix&, const Matrix& y, const Matrix& dy, const Matrix& dx) override {
+        if (dx.extent(0) > 0) relu_backward(y, dy, dx);
+    }
+};
+
+} // namespace mimic::nn

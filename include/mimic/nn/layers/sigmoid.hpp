@@ -1,0 +1,23 @@
+// The sigmoid activation layer: elementwise 1 / (1 + exp(-x)) evaluated without overflow; backward dy * y * (1 - y).
+#pragma once
+
+#include "mimic/nn/layer.hpp"
+
+namespace mimic::nn {
+
+/// y = sigmoid(x) elementwise over [B, n] (y may alias x).
+void sigmoid_forward(const Matrix& x, const Matrix& y);
+/// dx = dy * sigmoid'(x), written from the forward output y (dx may alias dy).
+void sigmoid_backward(const Matrix& y, const Matrix& dy, const Matrix& dx);
+
+class Sigmoid : public Layer {
+public:
+    Sigmoid(int index, std::string token, Shape in) : Layer(index, std::move(token), in, in) {}
+    const char* kind() const override { return "sigmoid"; }
+    void forward(const Matrix& x, const Matrix& y, const ForwardContext&) override { sigmoid_forward(x, y); }
+    void backward(const Matrix&, const Matrix& y, const Matrix& dy, const Matrix& dx) override {
+        if (dx.extent(0) > 0) sigmoid_backward(y, dy, dx);
+    }
+};
+
+} // namespace mimic::nn

@@ -1,0 +1,50 @@
+// The architecture spec: a comma-separated list of layer tokens (parsing, shape inference, and errors
+// that name the bad token by position and text).
+#pragma once
+
+#include "mimic/nn/model.hpp"
+
+#include <string>
+#include <vector>
+
+namespace mimic::nn {
+
+/// Grammar (tokens separated by commas, spaces around tokens ignored, numbers are decimal):
+///   dense:N        fully connected, N output units, with bias
+///   bottleneck:K   linear bottleneck: K units, no bias, no activation (W = U·V with the next dense)
+///   conv:FxK       2-D convolution, F filters of K x K, stride 1, padding K/2 ('same' for odd K)
+///   conv:FxKsS     ... with stride S;  conv:FxKpP ... with zero padding P;  conv:FxKsSpP both
+///   pool:K         max pooling, window K x K, stride K (output floor(H/K) x floor(W/K))
+///   relu | sigmoid | tanh
+///   dropout:P      inverted dropout with drop probability 0 <= P < 1
+///   flatten        C x H x W -> C*H*W (dense after conv/pool also flattens implicitly)
+/// Example: conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10
+/// Tokens are numbered from 1 in error messages; layer i (0-based, as in parameter names) is token i+1.
+enum class LayerKind { Dense, Bottleneck, Conv, Pool, ReLU, Sigmoid, Tanh, Dropout, Flatten };
+
+struct LayerSpec {
+    LayerKind kind = LayerKind::ReLU;
+    std::string token;        ///< the token's text as written (trimmed)
+    int position = 0;         ///< 1-based token number
+    std::size_t offset = 0;   ///< character offset of the token in the spec
+    int units = 0;            ///< dense/bottleneck units, conv filters
+    int kernel = 0;           ///< conv/pool window
+    int stride = 1;           ///< conv stride (pool: = kernel)
+    int pad = 0;              ///< conv zero padding
+    float rate = 0.0f;        ///< dropout probability
+};
+
+/// Parses a spec; throws mimic::Error "arch: token 3 'dense:abc' (character 17): expected dense:<units>...".
+std::vector<LayerSpec> parse_spec(const std::string& spec);
+
+/// The output shape of `layer` on samples of shape `in`; throws mimic::Error naming the token when the
+/// input does not fit (conv/pool on flat input, window larger than the (padded) image, ...).
+Shape infer_shape(const LayerSpec& layer, Shape in);
+
+/// "arch: token 3 'dense:abc'": the prefix of every error about a token.
+std::string token_context(const LayerSpec& layer);
+
+/// Canonical name of a kind: "dense", "bottleneck", "conv", "pool", "relu", ...
+const char* kind_name(LayerKind kind);
+
+} // namespace mimic::nn

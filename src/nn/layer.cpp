@@ -1,0 +1,60 @@
+// Helpers shared by the layers: deterministic weight initialisation, bias broadcast and bias-gradient
+// column sums, and grow-only workspaces.
+#include "mimic/nn/layer.hpp"
+
+#include "mimic/core/rng.hpp"
+
+#include <cmath>
+
+namespace mimic::nn {
+
+void init_weights(const UnmanagedVector& w, std::int64_t fan_in, std::int64_t fan_out, bool he,
+                  std::uint64_t seed) {
+    MIMIC_REQUIRE(fan_in > 0 && fan_out > 0, "init_weights: fan_in and fan_out must be positive");
+    const std::int64_t n = w.extent(0);
+    if (he) {
+        const float stddev = float(std::sqrt(2.0 / double(fan_in)));
+        Kokkos::parallel_for(
+            "mimic::nn::init_he", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t e) {
+                CounterRng r(seed, 2 * std::uint64_t(e));
+                w(e) = stddev * r.normal();
+            });
+    } else {
+        const float limit = float(std::sqrt(6.0 / double(fan_in + fan_out)));
+        Kokkos::parallel_for(
+            "mimic::nn::init_glorot", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t e) {
+                CounterRng r(seed, 2 * std::uint64_t(e));
+                w(e) = limit * (2.0f * r.uniform() - 1.0f);
+            });
+    }
+}
+
+void broadcast_rows(const Matrix& y, const UnmanagedVector& b) {
+    const std::int64_t rows = y.extent(0), cols = y.extent(1);
+    MIMIC_REQUIRE(std::int64_t(b.extent(0)) == cols, "broadcast_rows: bias of ", b.extent(0), " for ", cols,
+                  " columns");
+    Kokkos::parallel_for(
+        "mimic::nn::bias_broadcast", RangePolicy(0, rows * cols),
+        KOKKOS_LAMBDA(const std::int64_t i) { y.data()[i] = b(i % cols); });
+}
+
+void accumulate_column_sums(const Matrix& dy, const UnmanagedVector& db) {
+    const std::int64_t rows = dy.extent(0), cols = dy.extent(1);
+    MIMIC_REQUIRE(std::int64_t(db.extent(0)) == cols, "accumulate_column_sums: bias of ", db.extent(0), " for ",
+                  cols, " columns");
+    Kokkos::parallel_for(
+        "mimic::nn::bias_grad", RangePolicy(0, cols), KOKKOS_LAMBDA(const std::int64_t j) {
+            float s = 0.0f;
+            for (std::int64_t i = 0; i < rows; ++i) s += dy(i, j);
+            db(j) += s;
+        });
+}
+
+Matrix workspace(Vector& buffer, const char* label, std::int64_t rows, std::int64_t cols) {
+    const std::int64_t need = rows * cols;
+    if (std::int64_t(buffer.extent(0)) < need)
+        buffer = Vector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), need);
+    return Matrix(buffer.data(), rows, cols);
+}
+
+} // namespace mimic::nn

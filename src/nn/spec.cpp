@@ -1,0 +1,176 @@
+// Architecture spec parser and shape inference; every error names the offending token.
+#include "mimic/nn/spec.hpp"
+
+#include "mimic/core/error.hpp"
+
+#include <cctype>
+#include <cstdlib>
+
+namespace mimic::nn {
+
+namespace {
+
+constexpr long kMaxInt = 1L << 30;
+
+/// Parses a positive decimal integer from s[pos..]; advances pos. False when no digits or too large.
+bool parse_int(const std::string& s, std::size_t& pos, long& out) {
+    const std::size_t start = pos;
+    long v = 0;
+    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
+        v = v * 10 + (s[pos] - '0');
+        if (v > kMaxInt) return false;
+        ++pos;
+    }
+    out = v;
+    return pos > start;
+}
+
+bool parse_whole_int(const std::string& s, long& out) {
+    std::size_t pos = 0;
+    return parse_int(s, pos, out) && pos == s.size();
+}
+
+std::string trim(const std::string& s, std::size_t& lead) {
+    std::size_t a = 0, b = s.size();
+    while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+    while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+    lead = a;
+    return s.substr(a, b - a);
+}
+
+} // namespace
+
+const char* kind_name(LayerKind kind) {
+    switch (kind) {
+    case LayerKind::Dense: return "dense";
+    case LayerKind::Bottleneck: return "bottleneck";
+    case LayerKind::Conv: return "conv";
+    case LayerKind::Pool: return "pool";
+    case LayerKind::ReLU: return "relu";
+    case LayerKind::Sigmoid: return "sigmoid";
+    case LayerKind::Tanh: return "tanh";
+    case LayerKind::Dropout: return "dropout";
+    case LayerKind::Flatten: return "flatten";
+    }
+    return "?";
+}
+
+std::string token_context(const LayerSpec& layer) {
+    return detail::concat("arch: token ", layer.position, " '", layer.token, "'");
+}
+
+std::vector<LayerSpec> parse_spec(const std::string& spec) {
+    std::vector<LayerSpec> out;
+    std::size_t lead = 0;
+    if (trim(spec, lead).empty()) fail("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)");
+    std::size_t start = 0;
+    int position = 0;
+    while (start <= spec.size()) {
+        std::size_t end = spec.find(',', start);
+        if (end == std::string::npos) end = spec.size();
+        LayerSpec l;
+        l.token = trim(spec.substr(start, end - start), lead);
+        l.position = ++position;
+        l.offset = start + lead;
+        auto bad = [&](const char* expected) {
+            fail(token_context(l), " (character ", l.offset + 1, " of '", spec, "'): expected ", expected);
+        };
+        const std::string& t = l.token;
+        const std::size_t colon = t.find(':');
+        const std::string name = t.substr(0, colon);
+        const std::string arg = colon == std::string::npos ? std::string() : t.substr(colon + 1);
+        const bool has_arg = colon != std::string::npos;
+        long v = 0;
+        if (t.empty()) {
+            bad("a layer token (empty token: doubled or trailing comma?)");
+        } else if (name == "dense" || name == "bottleneck") {
+            const bool dense = name == "dense";
+            if (!has_arg || !parse_whole_int(arg, v) || v < 1)
+                bad(dense ? "dense:<units> with units a positive integer"
+                          : "bottleneck:<units> with units a positive integer");
+            l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
+            l.units = int(v);
+        } else if (name == "conv") {
+            const char* form = "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
+            if (!has_arg) bad(form);
+            std::size_t p = 0;
+            long f = 0, k = 0, s = 1, pad = -1;
+            if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad(form);
+            ++p;
+            if (!parse_int(arg, p, k) || k < 1) bad(form);
+            if (p < arg.size() && arg[p] == 's') {
+                ++p;
+                if (!parse_int(arg, p, s) || s < 1) bad(form);
+            }
+            if (p < arg.size() && arg[p] == 'p') {
+                ++p;
+                if (!parse_int(arg, p, pad)) bad(form);
+            }
+            if (p != arg.size()) bad(form);
+            l.kind = LayerKind::Conv;
+            l.units = int(f);
+            l.kernel = int(k);
+            l.stride = int(s);
+            l.pad = pad < 0 ? int(k / 2) : int(pad);
+            if (l.pad >= l.kernel) bad("conv padding smaller than the kernel");
+        } else if (name == "pool") {
+            if (!has_arg || !parse_whole_int(arg, v) || v < 1) bad("pool:<window> with window a positive integer");
+            l.kind = LayerKind::Pool;
+            l.kernel = l.stride = int(v);
+        } else if (name == "dropout") {
+            char* endp = nullptr;
+            const double p = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : -1.0;
+            if (!has_arg || arg.empty() || endp != arg.c_str() + arg.size() || !(p >= 0.0 && p < 1.0))
+                bad("dropout:<rate> with 0 <= rate < 1");
+            l.kind = LayerKind::Dropout;
+            l.rate = float(p);
+        } else if (name == "relu" || name == "sigmoid" || name == "tanh" || name == "flatten") {
+            if (has_arg) bad("no argument after this layer name");
+            l.kind = name == "relu"      ? LayerKind::ReLU
+                     : name == "sigmoid" ? LayerKind::Sigmoid
+                     : name == "tanh"    ? LayerKind::Tanh
+                                         : LayerKind::Flatten;
+        } else {
+            bad("one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, flatten");
+        }
+        out.push_back(l);
+        start = end + 1;
+    }
+    return out;
+}
+
+Shape infer_shape(const LayerSpec& l, Shape in) {
+    auto fits = [&](bool ok, auto&&... why) {
+        if (!ok) fail(token_context(l), ": ", why...);
+    };
+    const bool image = !(in.c == 1 && in.h == 1); // (1, 1, D) is flat data
+    switch (l.kind) {
+    case LayerKind::Dense:
+    case LayerKind::Bottleneck:
+        return Shape{1, 1, l.units};
+    case LayerKind::Flatten:
+        return Shape{1, 1, int(in.size())};
+    case LayerKind::ReLU:
+    case LayerKind::Sigmoid:
+    case LayerKind::Tanh:
+    case LayerKind::Dropout:
+        return in;
+    case LayerKind::Conv: {
+        fits(image, "conv needs an image input (channels x height x width) but gets ", in.size(),
+             " flat features (a flat data set, or after dense/flatten)");
+        const int hp = in.h + 2 * l.pad, wp = in.w + 2 * l.pad;
+        fits(hp >= l.kernel && wp >= l.kernel, "kernel ", l.kernel, " is larger than the padded input ", hp, "x",
+             wp, " (input ", in.c, "x", in.h, "x", in.w, ")");
+        return Shape{l.units, (hp - l.kernel) / l.stride + 1, (wp - l.kernel) / l.stride + 1};
+    }
+    case LayerKind::Pool:
+        fits(image, "pool needs an image input (channels x height x width) but gets ", in.size(),
+             " flat features (a flat data set, or after dense/flatten)");
+        fits(l.kernel <= in.h && l.kernel <= in.w, "pool window ", l.kernel, " is larger than the input ", in.c,
+             "x", in.h, "x", in.w);
+        return Shape{in.c, in.h / l.kernel, in.w / l.kernel};
+    }
+    fail(token_context(l), ": unknown layer kind");
+}
+
+} // namespace mimic::nn
