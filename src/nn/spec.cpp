@@ -73,7 +73,7 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
         l.position = ++position;
         l.offset = start + lead;
         auto bad = [&](const char* expected) {
-            fail(token_context(l), " (character ", l.offset + 1, " of '", spec, "'): expected ", expected);
+            fail(token_context(l), ": expected ", expected, " (at character ", l.offset + 1, " of '", spec, "')");
         };
         const std::string& t = l.token;
         const std::size_t colon = t.find(':');

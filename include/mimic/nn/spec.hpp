@@ -34,7 +34,8 @@ struct LayerSpec {
     float rate = 0.0f;        ///< dropout probability
 };
 
-/// Parses a spec; throws mimic::Error "arch: token 3 'dense:abc' (character 17): expected dense:<units>...".
+/// Parses a spec; throws mimic::Error
+/// "arch: token 3 'dense:abc': expected dense:<units> with units a positive integer (at character 16 of '...')".
 std::vector<LayerSpec> parse_spec(const std::string& spec);
 
 /// The output shape of `layer` on samples of shape `in`; throws mimic::Error naming the token when the

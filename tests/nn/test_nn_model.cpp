@@ -1,0 +1,238 @@
+// Tests of the architecture spec parser (grammar, errors that point at the bad token, shape errors) and of
+// the Model (parameter names and layout, deterministic init, dropout, gradient accumulation, batch reuse).
+#include "mimic/core/error.hpp"
+#include "mimic/nn/layer.hpp"
+#include "mimic/nn/model.hpp"
+#include "mimic/nn/spec.hpp"
+
+#include "nn_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace mimic;
+using namespace mimic::nn;
+using mimic::test::device_matrix;
+using mimic::test::random_values;
+using mimic::test::to_host;
+
+namespace {
+
+std::string error_of(const std::string& spec, Shape in = {1, 28, 28}) {
+    try {
+        Model m(spec, in);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+} // namespace
+
+TEST(Spec, ParsesEveryToken) {
+    const auto l = parse_spec("conv:32x3, relu,conv:16x5s2p1,pool:2,sigmoid,tanh,flatten,dropout:0.25,"
+                              "bottleneck:250,dense:10,conv:8x3s2,conv:8x3p0");
+    ASSERT_EQ(l.size(), 12u);
+    EXPECT_EQ(l[0].kind, LayerKind::Conv);
+    EXPECT_EQ(l[0].units, 32);
+    EXPECT_EQ(l[0].kernel, 3);
+    EXPECT_EQ(l[0].stride, 1);
+    EXPECT_EQ(l[0].pad, 1);
+    EXPECT_EQ(l[1].kind, LayerKind::ReLU);
+    EXPECT_EQ(l[1].token, "relu");
+    EXPECT_EQ(l[1].position, 2);
+    EXPECT_EQ(l[2].units, 16);
+    EXPECT_EQ(l[2].kernel, 5);
+    EXPECT_EQ(l[2].stride, 2);
+    EXPECT_EQ(l[2].pad, 1);
+    EXPECT_EQ(l[3].kind, LayerKind::Pool);
+    EXPECT_EQ(l[3].kernel, 2);
+    EXPECT_EQ(l[4].kind, LayerKind::Sigmoid);
+    EXPECT_EQ(l[5].kind, LayerKind::Tanh);
+    EXPECT_EQ(l[6].kind, LayerKind::Flatten);
+    EXPECT_EQ(l[7].kind, LayerKind::Dropout);
+    EXPECT_FLOAT_EQ(l[7].rate, 0.25f);
+    EXPECT_EQ(l[8].kind, LayerKind::Bottleneck);
+    EXPECT_EQ(l[8].units, 250);
+    EXPECT_EQ(l[9].kind, LayerKind::Dense);
+    EXPECT_EQ(l[10].stride, 2);
+    EXPECT_EQ(l[10].pad, 1);
+    EXPECT_EQ(l[11].pad, 0);
+}
+
+TEST(Spec, ErrorsPointAtTheBadToken) {
+    struct Case {
+        const char* spec;
+        const char* expect;
+    };
+    for (const auto& c : std::vector<Case>{
+             {"dense:100,relu,dense:abc", "arch: token 3 'dense:abc': expected dense:<units>"},
+             {"dense:100,relu,dense:abc", "(at character 16 of 'dense:100,relu,dense:abc')"},
+             {"dense:0", "token 1 'dense:0'"},
+             {"dense:10,,dense:5", "token 2 ''"},
+             {"dense:10,", "token 2 ''"},
+             {"relu,dence:5", "token 2 'dence:5'"},
+             {"conv:32,relu", "token 1 'conv:32': expected conv:<filters>x<kernel>"},
+             {"conv:32x3q1", "token 1 'conv:32x3q1'"},
+             {"conv:32x3s0", "token 1 'conv:32x3s0'"},
+             {"conv:32x3p3", "padding smaller than the kernel"},
+             {"pool:x", "token 1 'pool:x'"},
+             {"dropout:1.0", "token 1 'dropout:1.0': expected dropout:<rate> with 0 <= rate < 1"},
+             {"dropout:-0.1", "token 1 'dropout:-0.1'"},
+             {"relu:3", "token 1 'relu:3'"},
+             {"bottleneck:", "token 1 'bottleneck:'"},
+             {"dense:99999999999", "token 1 'dense:99999999999'"},
+             {"", "empty architecture spec"},
+         }) {
+        const std::string msg = error_of(c.spec);
+        EXPECT_NE(msg.find(c.expect), std::string::npos) << "spec '" << c.spec << "' gave: " << msg;
+    }
+}
+
+TEST(Spec, ShapeErrorsNameTheToken) {
+    // conv and pool need an image; flat data is (1, 1, D).
+    EXPECT_NE(error_of("conv:8x3,relu", {1, 1, 784}).find("token 1 'conv:8x3': conv needs an image input"),
+              std::string::npos);
+    EXPECT_NE(error_of("dense:10,conv:8x3").find("token 2 'conv:8x3': conv needs an image"), std::string::npos);
+    EXPECT_NE(error_of("conv:4x3,pool:2,dense:5,pool:2").find("token 4 'pool:2': pool needs an image"),
+              std::string::npos);
+    EXPECT_NE(error_of("pool:8,pool:4", {3, 28, 28}).find("token 2 'pool:4': pool window 4 is larger than the input 3x3x3"),
+              std::string::npos);
+    EXPECT_NE(error_of("conv:4x7p0", {1, 5, 5}).find("token 1 'conv:4x7p0': kernel 7 is larger"), std::string::npos);
+}
+
+TEST(Model, ShapesNamesAndLayout) {
+    Model m("conv:4x3,relu,pool:2,dense:8,bottleneck:2,dense:3", {1, 6, 6});
+    EXPECT_EQ(m.input_size(), 36);
+    EXPECT_EQ(m.output_size(), 3);
+    EXPECT_EQ(m.num_layers(), 6u);
+    EXPECT_TRUE(m.layer(2).out_shape() == (Shape{4, 3, 3}));
+    const auto& t = m.param_tensors();
+    const std::vector<std::string> names{"layer0.conv.W",      "layer0.conv.b",  "layer3.dense.W",
+                                         "layer3.dense.b",     "layer4.bottleneck.W", "layer5.dense.W",
+                                         "layer5.dense.b"};
+    ASSERT_EQ(t.size(), names.size());
+    std::int64_t offset = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        EXPECT_EQ(t[i].name, names[i]);
+        EXPECT_EQ(t[i].offset, offset);
+        offset += t[i].size;
+    }
+    EXPECT_EQ(t[0].shape, (std::vector<std::int64_t>{1, 3, 3, 4}));
+    EXPECT_EQ(t[2].shape, (std::vector<std::int64_t>{36, 8}));
+    EXPECT_EQ(t[4].shape, (std::vector<std::int64_t>{8, 2}));
+    EXPECT_EQ(m.num_params(), offset);
+    EXPECT_EQ(m.params().extent(0), std::size_t(offset));
+    EXPECT_EQ(m.param_tensor("layer5.dense.b").size, 3);
+    EXPECT_THROW(m.param_tensor("layer1.dense.W"), Error);
+    // Forward multiply-adds x2: conv 36 pixels * 4 filters * 9, dense 36*8, 8*2, 2*3.
+    EXPECT_DOUBLE_EQ(m.flops_per_sample(), 2.0 * (36 * 4 * 9 + 36 * 8 + 8 * 2 + 2 * 3));
+    const std::string s = m.summary();
+    EXPECT_NE(s.find("pool:2"), std::string::npos);
+    EXPECT_NE(s.find("4x3x3"), std::string::npos);
+}
+
+TEST(Model, InitIsDeterministicHeOrGlorotWithZeroBiases) {
+    Model a("dense:400,relu,dense:300,dense:10", {1, 1, 500}), b("dense:400,relu,dense:300,dense:10", {1, 1, 500});
+    a.init(7);
+    b.init(7);
+    const auto pa = to_host(a.params()), pb = to_host(b.params());
+    EXPECT_EQ(pa, pb);
+    b.init(8);
+    EXPECT_NE(pa, to_host(b.params()));
+    auto stats = [&](const std::string& name) {
+        const auto& t = a.param_tensor(name);
+        double s = 0, ss = 0, mx = 0;
+        for (std::int64_t k = 0; k < t.size; ++k) {
+            const double v = pa[t.offset + k];
+            s += v;
+            ss += v * v;
+            mx = std::max(mx, std::fabs(v));
+        }
+        return std::make_tuple(s / t.size, std::sqrt(ss / t.size - (s / t.size) * (s / t.size)), mx);
+    };
+    // He normal before ReLU: std sqrt(2/500).
+    auto [m0, sd0, mx0] = stats("layer0.dense.W");
+    EXPECT_NEAR(m0, 0.0, 0.002);
+    EXPECT_NEAR(sd0, std::sqrt(2.0 / 500), 0.01 * std::sqrt(2.0 / 500));
+    // Glorot uniform elsewhere: limit sqrt(6/(400+300)), std limit/sqrt(3).
+    auto [m1, sd1, mx1] = stats("layer2.dense.W");
+    const double lim = std::sqrt(6.0 / 700);
+    EXPECT_LE(mx1, lim);
+    EXPECT_NEAR(sd1, lim / std::sqrt(3.0), 0.01 * lim);
+    for (const auto* bias : {"layer0.dense.b", "layer2.dense.b", "layer3.dense.b"}) {
+        const auto& t = a.param_tensor(bias);
+        for (std::int64_t k = 0; k < t.size; ++k) EXPECT_EQ(pa[t.offset + k], 0.0f) << bias;
+    }
+}
+
+TEST(Model, DropoutMasksAreDeterministicScaledAndOffInEval) {
+    Model m("dropout:0.5", {1, 1, 2000});
+    const Matrix x = device_matrix(std::vector<float>(4000, 1.0f), 2, 2000);
+    const auto y1 = to_host(m.forward(x, true, 5));
+    const auto y2 = to_host(m.forward(x, true, 5));
+    const auto y3 = to_host(m.forward(x, true, 6));
+    EXPECT_EQ(y1, y2);
+    EXPECT_NE(y1, y3);
+    int kept = 0;
+    for (float v : y1) {
+        EXPECT_TRUE(v == 0.0f || v == 2.0f);
+        kept += v != 0.0f;
+    }
+    EXPECT_NEAR(kept / 4000.0, 0.5, 0.05);
+    // Rows draw different masks.
+    EXPECT_NE(std::vector<float>(y1.begin(), y1.begin() + 2000), std::vector<float>(y1.begin() + 2000, y1.end()));
+    EXPECT_EQ(to_host(m.forward(x, false, 5)), std::vector<float>(4000, 1.0f));
+}
+
+TEST(Model, GradientsAccumulateUntilZeroed) {
+    Model m("conv:2x3,relu,pool:2,dense:3", {1, 4, 4});
+    m.init(3);
+    const Matrix x = device_matrix(random_values(2 * 16, 1), 2, 16);
+    const Matrix dz = device_matrix(random_values(6, 2), 2, 3);
+    m.zero_grads();
+    m.forward(x, true);
+    m.backward(dz);
+    const auto g1 = to_host(m.grads());
+    m.forward(x, true);
+    m.backward(dz);
+    const auto g2 = to_host(m.grads());
+    double n = 0;
+    for (std::size_t i = 0; i < g1.size(); ++i) {
+        EXPECT_NEAR(g2[i], 2.0f * g1[i], 1e-6 + 1e-5 * std::fabs(g1[i]));
+        n += std::fabs(g1[i]);
+    }
+    EXPECT_GT(n, 0.0);
+    m.zero_grads();
+    for (float v : to_host(m.grads())) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(Model, BatchSizesMayChangeAndRowsAreIndependent) {
+    Model m("conv:3x3,relu,pool:2,dense:6,relu,dense:4", {2, 6, 6});
+    m.init(9);
+    const auto xs = random_values(5 * 72, 4);
+    const auto big = to_host(m.forward(device_matrix(xs, 5, 72), false));
+    const auto small = to_host(m.forward(device_matrix(std::vector<float>(xs.begin() + 72, xs.begin() + 216), 2, 72), false));
+    ASSERT_EQ(small.size(), 8u);
+    for (int i = 0; i < 8; ++i) EXPECT_NEAR(small[i], big[4 + i], 1e-5 + 1e-5 * std::fabs(big[4 + i]));
+    // A batch of zero rows is valid.
+    const Matrix empty("empty", 0, 72);
+    EXPECT_EQ(m.forward(empty, true).extent(0), 0u);
+    EXPECT_NO_THROW(m.backward(Matrix("dz", 0, 4)));
+    EXPECT_THROW(m.forward(Matrix("bad", 2, 71), false), Error);
+    m.forward(device_matrix(xs, 5, 72), false);
+    EXPECT_THROW(m.backward(Matrix("dz", 4, 4)), Error);
+}
+
+TEST(Model, MovedModelKeepsWorking) {
+    Model a("dense:5,tanh,dense:2", {1, 1, 3});
+    a.init(1);
+    const Matrix x = device_matrix(random_values(6, 3), 2, 3);
+    const auto za = to_host(a.forward(x, false));
+    Model b = std::move(a);
+    EXPECT_EQ(to_host(b.forward(x, false)), za);
+    std::vector<Model> v;
+    v.push_back(std::move(b));
+    EXPECT_EQ(to_host(v[0].forward(x, false)), za);
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+# Golden data for the nn core: PyTorch (float64, CPU) forward logits, losses and every parameter gradient of
+# a small CNN, a strided CNN and a bottleneck MLP, with weights in Mimic's layout, written with h5py.
+"""Usage: nn_golden.py OUT.h5
+
+For each model M the file holds root attributes M.spec and M.input_shape (c, h, w), and the datasets
+  M/x [B, D], M/labels [B] int32, M/teacher [B, C], M/logits [B, C],
+  M/params/<mimic tensor name>            weights in Mimic's layout (dense W [in, out], conv W [C, K, K, F]),
+  M/<loss>/loss [1] and M/<loss>/grads/<mimic tensor name>   for loss in ce, l2, kd (T=3, alpha=0.5).
+Fails (exit 1) when torch, numpy or h5py cannot be imported: the C++ golden test depends on this file.
+"""
+import sys
+
+try:
+    import h5py
+    import numpy as np
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as F
+except ImportError as e:  # a missing reference must fail the fixture, never skip it
+    sys.stderr.write(f"nn_golden.py: cannot import {e.name}: install python3-torch python3-h5py python3-numpy\n")
+    sys.exit(1)
+
+KD_T, KD_ALPHA = 3.0, 0.5
+
+
+def conv(c, f, k, s=1, p=None):
+    return tnn.Conv2d(c, f, k, stride=s, padding=k // 2 if p is None else p)
+
+
+# name, spec, input shape, torch layers (one per spec token; None for tokens without a torch module)
+MODELS = [
+    ("cnn", "conv:4x3,relu,pool:2,conv:6x3,relu,pool:2,dense:16,relu,dense:5", (2, 12, 12),
+     lambda: [conv(2, 4, 3), tnn.ReLU(), tnn.MaxPool2d(2), conv(4, 6, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+              tnn.Sequential(tnn.Flatten(), tnn.Linear(6 * 3 * 3, 16)), tnn.ReLU(), tnn.Linear(16, 5)]),
+    ("cnn_strided", "conv:3x5s2p2,tanh,conv:4x3p0,sigmoid,pool:2,flatten,dense:4", (1, 11, 11),
+     lambda: [conv(1, 3, 5, 2, 2), tnn.Tanh(), conv(3, 4, 3, 1, 0), tnn.Sigmoid(), tnn.MaxPool2d(2), tnn.Flatten(),
+              tnn.Linear(4 * 2 * 2, 4)]),
+    ("mlp", "bottleneck:6,dense:20,relu,dense:5", (1, 1, 30),
+     lambda: [tnn.Linear(30, 6, bias=False), tnn.Linear(6, 20), tnn.ReLU(), tnn.Linear(20, 5)]),
+]
+
+
+def mimic_params(layers):
+    """Mimic tensor name -> (torch parameter, function mapping a torch tensor to Mimic's layout)."""
+    out = {}
+    for i, layer in enumerate(layers):
+        mods = [m for m in (layer if isinstance(layer, tnn.Sequential) else [layer])]
+        for m in mods:
+            if isinstance(m, tnn.Conv2d):
+                out[f"layer{i}.conv.W"] = (m.weight, lambda t: t.permute(1, 2, 3, 0))
+                out[f"layer{i}.conv.b"] = (m.bias, lambda t: t)
+            elif isinstance(m, tnn.Linear):
+                kind = "dense" if m.bias is not None else "bottleneck"
+                out[f"layer{i}.{kind}.W"] = (m.weight, lambda t: t.t())
+                if m.bias is not None:
+                    out[f"layer{i}.{kind}.b"] = (m.bias, lambda t: t)
+    return out
+
+
+def losses(z, labels, teacher):
+    ce = F.cross_entropy(z, labels)
+    l2 = 0.5 * ((z - teacher) ** 2).sum(dim=1).mean()
+    kl = F.kl_div(F.log_softmax(z / KD_T, dim=1), F.softmax(teacher / KD_T, dim=1), reduction="batchmean")
+    kd = KD_ALPHA * KD_T * KD_T * kl + (1 - KD_ALPHA) * ce
+    return {"ce": ce, "l2": l2, "kd": kd}
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.stderr.write(__doc__)
+        return 2
+    torch.manual_seed(1234)
+    B = 8
+    with h5py.File(sys.argv[1], "w") as f:
+        for name, spec, shape, build in MODELS:
+            layers = build()
+            net = tnn.Sequential(*layers).double()
+            # Non-zero biases so that bias handling is exercised.
+            with torch.no_grad():
+                for m in net.modules():
+                    if isinstance(m, (tnn.Linear, tnn.Conv2d)) and m.bias is not None:
+                        m.bias.uniform_(-0.3, 0.3)
+            params = mimic_params(layers)
+            c, h, w = shape
+            x = torch.randn(B, c, h, w, dtype=torch.float64)
+            # Round inputs and weights to float32 so that both sides start from identical values.
+            x = x.float().double()
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.copy_(p.float().double())
+            labels = torch.randint(0, 5, (B,))
+            z = net(x if name != "mlp" else x.reshape(B, -1))
+            C = z.shape[1]
+            labels = labels % C
+            teacher = (2.0 * torch.randn(B, C, dtype=torch.float64)).float().double()
+            f.attrs[f"{name}.spec"] = np.bytes_(spec)
+            f.attrs[f"{name}.input_shape"] = np.array(shape, dtype=np.int64)
+            g = f.create_group(name)
+            g["x"] = x.reshape(B, -1).numpy().astype(np.float32)
+            g["labels"] = labels.numpy().astype(np.int32)
+            g["teacher"] = teacher.numpy().astype(np.float32)
+            g["logits"] = z.detach().numpy().astype(np.float32)
+            for pname, (p, to_mimic) in params.items():
+                g[f"params/{pname}"] = to_mimic(p.detach()).contiguous().numpy().astype(np.float32)
+            for lname, loss in losses(z, labels, teacher).items():
+                net.zero_grad()
+                loss.backward(retain_graph=True)
+                g[f"{lname}/loss"] = np.array([loss.item()], dtype=np.float64)
+                for pname, (p, to_mimic) in params.items():
+                    g[f"{lname}/grads/{pname}"] = to_mimic(p.grad).contiguous().numpy().astype(np.float32)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
