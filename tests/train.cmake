@@ -1,3 +1,4 @@
 # Training tests (issue: optimizers, schedules, model files, checkpoints, `mimic train` / `mimic eval`).
 mimic_gtest(test_optim SOURCES train/test_optim.cpp)
 target_compile_definitions(test_optim PRIVATE MIMIC_TEST_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
+mimic_gtest(test_train SOURCES train/test_train.cpp RANKS 1 2)

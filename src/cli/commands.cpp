@@ -2,7 +2,9 @@
 // Adding a stage means one include and one line here.
 #include "mimic/cli/app.hpp"
 #include "mimic/stages/data_import.hpp"
+#include "mimic/stages/eval.hpp"
 #include "mimic/stages/info.hpp"
+#include "mimic/stages/train.hpp"
 
 namespace mimic::cli {
 
@@ -27,6 +29,8 @@ Command command(std::string name, std::string summary, std::vector<std::string> 
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
         command<stages::DataImportOptions>("data import", "MNIST-format IDX files -> train/val/test dataset files"),
+        command<stages::TrainOptions>("train", "train a network on a labelled dataset file (data-parallel over ranks)"),
+        command<stages::EvalOptions>("eval", "accuracy, top-k accuracy and confusion matrix of a model on a dataset file"),
         command<stages::InfoOptions>("info", "describe a Mimic HDF5 file (dataset, model, manifest, logits)", {"file"}),
     };
     return all;

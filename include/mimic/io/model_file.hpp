@@ -2,6 +2,7 @@
 // metadata; checkpoints add optimizer state, RNG state and the data cursor. Layout-independent.
 #pragma once
 
+#include "mimic/io/hdf5.hpp"
 #include "mimic/nn/model.hpp"
 
 #include <cstdint>
@@ -32,7 +33,17 @@ void save_model(const std::string& path, const nn::Model& model, const ModelMeta
 nn::Model load_model(const std::string& path, ModelMeta* meta = nullptr);
 /// Reads only the metadata (cheap).
 ModelMeta read_model_meta(const std::string& path);
+/// The weights checksum is composable: finish_checksum(Σ_i param_hash(i, p[i]), n) over the flat buffer,
+/// so ranks holding slices of a model add their parts with one reduction.
+std::uint64_t param_hash(std::int64_t index, float value);
+std::string finish_checksum(std::uint64_t sum, std::int64_t num_params);
 /// Order-sensitive 64-bit hash of the flat parameter buffer, as 16 hex digits.
 std::string weights_checksum(const nn::Model& model);
+
+/// The building blocks of save_model/load_model on an already open (serial) file, shared with the
+/// checkpoint files: write_model stores the root attributes and /weights and fills meta.mimic_version and
+/// meta.weights_checksum; read_model validates the format, every tensor and the checksum.
+void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta);
+nn::Model read_model(const h5::File& f, ModelMeta* meta = nullptr);
 
 } // namespace mimic::io

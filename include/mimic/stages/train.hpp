@@ -1,0 +1,34 @@
+// `mimic train`: trains a network from an architecture spec on a labelled dataset file, data-parallel
+// over the MPI ranks, with validation, a CSV log, checkpoints (resumed automatically) and a model file.
+#pragma once
+
+#include "mimic/parallel/comm.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace mimic::stages {
+
+struct TrainOptions {
+    std::string data, val, arch, out, checkpoint, log_csv;
+    int epochs = 10;
+    std::int64_t batch = 128;
+    double lr = 0.05;
+    std::string optimizer = "nesterov";
+    double momentum = 0.9, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    std::string schedule = "constant";
+    int warmup = 0;
+    long long seed = 1;
+    std::int64_t checkpoint_every = 0;
+    bool keep_checkpoint = false;
+    std::int64_t shuffle_block = 4096, shuffle_window = 0;
+    std::int64_t eval_batch = 1000;
+    std::int64_t stop_after_steps = 0;
+};
+
+void describe(boost::program_options::options_description& desc, TrainOptions& o);
+void run(const TrainOptions& o, const par::Comm& comm);
+
+} // namespace mimic::stages
