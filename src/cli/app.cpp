@@ -159,7 +159,10 @@ int main(int argc, char** argv) {
         "quiet", po::bool_switch(&quiet), "print errors only");
     stage->describe(desc);
     po::positional_options_description pos;
-    for (const auto& p : stage->positional()) pos.add(p.c_str(), 1);
+    for (const auto& p : stage->positional()) {
+        const bool many = p.size() > 3 && p.compare(p.size() - 3, 3, "...") == 0;
+        pos.add(many ? p.substr(0, p.size() - 3).c_str() : p.c_str(), many ? -1 : 1);
+    }
 
     po::variables_map vm;
     try {

@@ -10,14 +10,18 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <sstream>
 
 namespace mimic {
 
 Runtime::Runtime(int& argc, char**& argv) {
+    // A file-size limit (ulimit -f, quotas) must surface as a write error naming the file, not a crash.
+    std::signal(SIGXFSZ, SIG_IGN);
     int provided = 0;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    // MULTIPLE: the distillation stage prefetches blocks with collective reads on an I/O thread.
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &world_size_);
     MPI_Comm local;

@@ -46,6 +46,29 @@ void PhaseTimers::report(const par::Comm& comm, const std::string& title) const 
     }
 }
 
+void PhaseTimers::append_csv(const par::Comm& comm, const std::string& path,
+                             const std::vector<std::pair<std::string, std::string>>& fields) const {
+    const auto stats = reduce(comm);
+    if (path.empty() || comm.rank() != 0) return;
+    FILE* probe = std::fopen(path.c_str(), "r");
+    const bool fresh = probe == nullptr;
+    if (probe) std::fclose(probe);
+    FILE* f = std::fopen(path.c_str(), "a");
+    if (!f) {
+        log::warn(path, ": cannot append the timings CSV");
+        return;
+    }
+    if (fresh) {
+        for (const auto& kv : fields) std::fprintf(f, "%s,", kv.first.c_str());
+        std::fprintf(f, "phase,min_s,avg_s,max_s\n");
+    }
+    for (const auto& s : stats) {
+        for (const auto& kv : fields) std::fprintf(f, "%s,", kv.second.c_str());
+        std::fprintf(f, "%s,%.6f,%.6f,%.6f\n", s.phase.c_str(), s.min, s.avg, s.max);
+    }
+    std::fclose(f);
+}
+
 ScopedPhase::ScopedPhase(PhaseTimers& timers, std::string phase, const std::string& region)
     : timers_(timers), phase_(std::move(phase)), start_(std::chrono::steady_clock::now()) {
     Kokkos::Profiling::pushRegion("mimic::" + region);

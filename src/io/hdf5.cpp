@@ -214,13 +214,19 @@ void transfer_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nro
     count[0] = hsize_t(nrows);
     Handle mspace;
     if (nrows == 0) {
+        // Take part in the collective call with nothing selected on both sides (an H5S_NULL memory
+        // space here made HDF5 1.10 write a stray element at the start of the dataset).
         MIMIC_H5_CHECK(H5Sselect_none(fspace));
-        mspace = Handle(MIMIC_H5_CHECK(H5Screate(H5S_NULL)), H5Sclose);
+        const hsize_t one = 1;
+        mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &one, nullptr)), H5Sclose);
+        MIMIC_H5_CHECK(H5Sselect_none(mspace));
     } else {
         MIMIC_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
         mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(int(count.size()), count.data(), nullptr)), H5Sclose);
     }
     auto dxpl = make_dxpl(collective);
+    double dummy = 0;
+    if (!buf) buf = &dummy;
     herr_t rc = write ? H5Dwrite(dset, memtype, mspace, fspace, dxpl, buf)
                       : H5Dread(dset, memtype, mspace, fspace, dxpl, buf);
     if (rc < 0) {
@@ -240,6 +246,59 @@ void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows,
 
 void read_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective) {
     transfer_rows(dset, memtype, row, nrows, buf, collective, false);
+}
+
+bool Selection::empty() const {
+    if (count.empty()) return true;
+    for (size_t i = 0; i < count.size(); ++i)
+        if (count[i] == 0 || (i < block.size() && block[i] == 0)) return true;
+    return false;
+}
+
+hsize_t Selection::elements() const {
+    if (empty()) return 0;
+    hsize_t n = 1;
+    for (size_t i = 0; i < count.size(); ++i) n *= count[i] * (block.empty() ? 1 : block[i]);
+    return n;
+}
+
+namespace {
+void transfer_selection(hid_t dset, hid_t memtype, const Selection& sel, void* buf, bool collective, bool write) {
+    Handle fspace(MIMIC_H5_CHECK(H5Dget_space(dset)), H5Sclose);
+    Handle mspace;
+    const hsize_t n = sel.elements();
+    if (n == 0) {
+        MIMIC_H5_CHECK(H5Sselect_none(fspace));
+        const hsize_t one = 1;
+        mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &one, nullptr)), H5Sclose);
+        MIMIC_H5_CHECK(H5Sselect_none(mspace));
+    } else {
+        MIMIC_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, sel.start.data(),
+                                           sel.stride.empty() ? nullptr : sel.stride.data(), sel.count.data(),
+                                           sel.block.empty() ? nullptr : sel.block.data()));
+        mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
+    }
+    auto dxpl = make_dxpl(collective);
+    double dummy = 0;
+    if (!buf) buf = &dummy;
+    herr_t rc = write ? H5Dwrite(dset, memtype, mspace, fspace, dxpl, buf) : H5Dread(dset, memtype, mspace, fspace, dxpl, buf);
+    if (rc < 0) {
+        try {
+            detail::throw_hdf5_error(write ? "H5Dwrite" : "H5Dread", __FILE__, __LINE__);
+        } catch (const Error& e) {
+            fail(object_where(dset), ": ", write ? "writing" : "reading", " a selection of ", n, " values failed",
+                 write ? " (disk full or quota exceeded?)" : "", ": ", e.what());
+        }
+    }
+}
+} // namespace
+
+void write_selection(hid_t dset, hid_t memtype, const Selection& sel, const void* buf, bool collective) {
+    transfer_selection(dset, memtype, sel, const_cast<void*>(buf), collective, true);
+}
+
+void read_selection(hid_t dset, hid_t memtype, const Selection& sel, void* buf, bool collective) {
+    transfer_selection(dset, memtype, sel, buf, collective, false);
 }
 
 template <class T>

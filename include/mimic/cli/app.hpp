@@ -18,7 +18,7 @@ struct StageBase {
     virtual ~StageBase() = default;
     virtual void describe(boost::program_options::options_description& desc) = 0;
     virtual void run(const par::Comm& comm) = 0;
-    /// Positional arguments (e.g. `mimic info FILE`): option names in order.
+    /// Positional arguments (e.g. `mimic info FILE`): option names in order; "name..." takes the rest.
     virtual std::vector<std::string> positional() const { return {}; }
 };
 

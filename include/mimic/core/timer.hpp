@@ -25,6 +25,10 @@ public:
     std::vector<Stat> reduce(const par::Comm& comm) const;
     /// Collective: prints "phase  min  avg  max" on rank 0.
     void report(const par::Comm& comm, const std::string& title) const;
+    /// Collective: rank 0 appends one row per phase to a CSV file (header written when the file is new):
+    /// the given key=value fields, then phase,min_s,avg_s,max_s. For scaling studies (--timings-csv).
+    void append_csv(const par::Comm& comm, const std::string& path,
+                    const std::vector<std::pair<std::string, std::string>>& fields) const;
 
 private:
     std::map<std::string, double> seconds_;

@@ -100,6 +100,17 @@ void ensure_groups(const File& f, const std::string& name);
 void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, const void* buf,
                 bool collective);
 void read_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective);
+/// A regular hyperslab (start, stride, count, block per dimension); empty() selects nothing (a rank that
+/// takes part in a collective transfer without data).
+struct Selection {
+    std::vector<hsize_t> start, stride, count, block;
+    bool empty() const;
+    hsize_t elements() const;
+};
+/// Transfers a selection of dset to/from a contiguous buffer of selection.elements() values.
+void write_selection(hid_t dset, hid_t memtype, const Selection& sel, const void* buf, bool collective);
+void read_selection(hid_t dset, hid_t memtype, const Selection& sel, void* buf, bool collective);
+
 /// Reads a whole (small) dataset into a vector on every rank. write_all creates and writes one (rank 0
 /// supplies the data in a parallel file; every rank must call).
 template <class T>

@@ -1,0 +1,18 @@
+// Allreduce of device Views over a communicator: in place when MPI can read the View's memory (host
+// backends, or GPU-aware MPI enabled with MIMIC_GPU_AWARE_MPI=1), through a host mirror otherwise.
+#pragma once
+
+#include "mimic/core/kokkos.hpp"
+#include "mimic/parallel/comm.hpp"
+
+namespace mimic::par {
+
+/// True when MPI may be handed device pointers directly.
+bool gpu_aware_mpi();
+
+/// In-place sum of `v[begin, begin + count)` over comm (count < 0: to the end). No-op on one rank.
+void allreduce_sum(const Vector& v, const Comm& comm, std::int64_t begin = 0, std::int64_t count = -1);
+/// In-place sum of a whole matrix over comm.
+void allreduce_sum(const Matrix& m, const Comm& comm);
+
+} // namespace mimic::par

@@ -1,0 +1,131 @@
+// Logits file metadata, compatibility checks against a transfer set, float16 conversion, and the
+// row reader used by the distillation stage and by tests.
+#include "mimic/io/logits_file.hpp"
+
+#include <cstring>
+
+namespace mimic::io {
+
+LogitsMeta read_logits_meta(const h5::File& f) {
+    const hid_t r = f.id();
+    if (!h5::has_attr(r, "mimic_format") || h5::read_attr_string(r, "mimic_format") != kLogitsFormat)
+        fail(f.path(), ": not a Mimic logits file (attribute mimic_format is not '", kLogitsFormat, "')");
+    LogitsMeta m;
+    m.n = h5::read_attr_int(r, "n");
+    m.num_classes = int(h5::read_attr_int(r, "num_classes"));
+    m.block_rows = h5::read_attr_int(r, "block_rows");
+    m.combine = h5::read_attr_string(r, "combine");
+    m.temperature = h5::read_attr_double(r, "temperature");
+    m.storage = h5::read_attr_string(r, "storage");
+    m.num_members = int(h5::read_attr_int(r, "num_members"));
+    m.ensemble_checksum = h5::read_attr_string(r, "ensemble_checksum");
+    m.member_checksums = h5::read_attr_string(r, "member_checksums");
+    m.member_paths = h5::read_attr_string(r, "member_paths");
+    m.transfer_path = h5::read_attr_string(r, "transfer_path");
+    m.transfer_fingerprint = h5::read_attr_string(r, "transfer_fingerprint");
+    m.has_variance = h5::read_attr_int(r, "has_variance") != 0;
+    m.complete = h5::read_attr_int(r, "complete") != 0;
+    return m;
+}
+
+LogitsMeta read_logits_meta(const std::string& path) { return read_logits_meta(h5::File::open(path)); }
+
+void write_logits_meta(const h5::File& f, const LogitsMeta& m) {
+    const hid_t r = f.id();
+    h5::write_attr(r, "mimic_format", kLogitsFormat);
+    h5::write_attr(r, "n", (long long)m.n);
+    h5::write_attr(r, "num_classes", (long long)m.num_classes);
+    h5::write_attr(r, "block_rows", (long long)m.block_rows);
+    h5::write_attr(r, "combine", m.combine);
+    h5::write_attr(r, "temperature", m.temperature);
+    h5::write_attr(r, "storage", m.storage);
+    h5::write_attr(r, "num_members", (long long)m.num_members);
+    h5::write_attr(r, "ensemble_checksum", m.ensemble_checksum);
+    h5::write_attr(r, "member_checksums", m.member_checksums);
+    h5::write_attr(r, "member_paths", m.member_paths);
+    h5::write_attr(r, "transfer_path", m.transfer_path);
+    h5::write_attr(r, "transfer_fingerprint", m.transfer_fingerprint);
+    h5::write_attr(r, "has_variance", (long long)m.has_variance);
+    h5::write_attr(r, "complete", (long long)m.complete);
+}
+
+void check_logits_match(const std::string& logits_path, const LogitsMeta& lm, const std::string& transfer_path,
+                        const DatasetMeta& tm) {
+    if (!lm.complete) fail(logits_path, ": the logits file is incomplete (rerun `mimic label` to finish it)");
+    if (lm.n != tm.n)
+        fail(logits_path, ": holds logits for ", lm.n, " rows but ", transfer_path, " has ", tm.n, " rows");
+    if (lm.transfer_fingerprint != tm.fingerprint)
+        fail(logits_path, ": was computed for a transfer set with fingerprint ", lm.transfer_fingerprint, " but ",
+             transfer_path, " has fingerprint ", tm.fingerprint);
+}
+
+std::uint16_t float_to_half(float f) {
+    std::uint32_t x;
+    std::memcpy(&x, &f, 4);
+    const std::uint32_t sign = (x >> 16) & 0x8000u;
+    std::uint32_t mant = x & 0x7fffffu;
+    const int exp = int((x >> 23) & 0xff);
+    if (exp == 0xff) return std::uint16_t(sign | 0x7c00u | (mant ? 0x200u : 0u)); // inf / nan
+    int e = exp - 127 + 15;
+    if (e >= 0x1f) return std::uint16_t(sign | 0x7c00u); // overflow -> inf
+    if (e <= 0) {                                        // subnormal or zero
+        if (e < -10) return std::uint16_t(sign);
+        mant |= 0x800000u;
+        const int shift = 14 - e;
+        std::uint32_t h = mant >> shift;
+        const std::uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1u))) ++h;
+        return std::uint16_t(sign | h);
+    }
+    std::uint32_t h = (std::uint32_t(e) << 10) | (mant >> 13);
+    const std::uint32_t rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h; // may carry into the exponent: correct
+    return std::uint16_t(sign | h);
+}
+
+float half_to_float(std::uint16_t h) {
+    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
+    const int exp = (h >> 10) & 0x1f;
+    std::uint32_t mant = h & 0x3ffu, x;
+    if (exp == 0) {
+        if (mant == 0) {
+            x = sign;
+        } else {
+            int e = -1;
+            do {
+                ++e;
+                mant <<= 1;
+            } while (!(mant & 0x400u));
+            x = sign | (std::uint32_t(127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
+        }
+    } else if (exp == 0x1f) {
+        x = sign | 0x7f800000u | (mant << 13);
+    } else {
+        x = sign | (std::uint32_t(exp - 15 + 127) << 23) | (mant << 13);
+    }
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
+h5::Handle make_half_type() {
+    h5::Handle t(MIMIC_H5_CHECK(H5Tcopy(H5T_IEEE_F32LE)), H5Tclose);
+    MIMIC_H5_CHECK(H5Tset_fields(t, 15, 10, 5, 0, 10));
+    MIMIC_H5_CHECK(H5Tset_size(t, 2));
+    MIMIC_H5_CHECK(H5Tset_ebias(t, 15));
+    return t;
+}
+
+void read_logits_rows(const h5::File& f, hid_t dset, const LogitsMeta& m, std::int64_t row, std::int64_t nrows,
+                      float* out) {
+    if (m.storage == "float16") {
+        std::vector<std::uint16_t> tmp(size_t(nrows * m.num_classes));
+        auto ht = make_half_type();
+        h5::read_rows(dset, ht, row, nrows, tmp.data(), f.parallel());
+        for (size_t i = 0; i < tmp.size(); ++i) out[i] = half_to_float(tmp[i]);
+    } else {
+        h5::read_rows(dset, H5T_NATIVE_FLOAT, row, nrows, out, f.parallel());
+    }
+}
+
+} // namespace mimic::io

@@ -1,0 +1,210 @@
+// Model-parallel wide pair: local spec with H/M hidden units, the map from local tensors to the full
+// model (for checkpoints, model files and checksums), sharded initialisation identical to one rank's,
+// the forward allreduce of partial logits and the gradient sum of replicated layers.
+#include "mimic/parallel/sharded_model.hpp"
+
+#include "mimic/core/rng.hpp"
+#include "mimic/nn/layer.hpp"
+#include "mimic/nn/spec.hpp"
+#include "mimic/parallel/reduce.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace mimic::par {
+
+std::int64_t TensorShard::global_index(std::int64_t e) const {
+    if (axis < 0) return full_offset + e;
+    const std::int64_t cols = full_shape.size() > 1 ? full_shape[1] : 1;
+    if (axis == 0) return full_offset + begin * cols + e;
+    // axis 1: local [rows, len] inside full [rows, cols]
+    return full_offset + (e / len) * cols + begin + e % len;
+}
+
+void TensorShard::flat_selection(std::uint64_t sel[4]) const {
+    const std::int64_t cols = full_shape.size() > 1 ? full_shape[1] : 1;
+    if (axis == 1) {
+        sel[0] = std::uint64_t(full_offset + begin);
+        sel[1] = std::uint64_t(cols);
+        sel[2] = std::uint64_t(full_shape[0]);
+        sel[3] = std::uint64_t(len);
+    } else {
+        sel[0] = std::uint64_t(axis == 0 ? full_offset + begin * cols : full_offset);
+        sel[1] = 1;
+        sel[2] = 1;
+        sel[3] = std::uint64_t(local_size);
+    }
+}
+
+namespace {
+
+struct WidePair {
+    int wide = -1, out = -1;
+    std::int64_t hidden = 0;
+};
+
+/// Finds dense:H, [activation,] dense:C as the last parameterised layers.
+WidePair find_wide_pair(const std::vector<nn::LayerSpec>& layers) {
+    WidePair p;
+    std::vector<int> param_layers;
+    for (int i = 0; i < int(layers.size()); ++i) {
+        const auto k = layers[size_t(i)].kind;
+        if (k == nn::LayerKind::Dense || k == nn::LayerKind::Bottleneck || k == nn::LayerKind::Conv)
+            param_layers.push_back(i);
+    }
+    if (param_layers.size() < 2) return p;
+    const int out = param_layers.back(), wide = param_layers[param_layers.size() - 2];
+    if (out != int(layers.size()) - 1) return p;
+    if (layers[size_t(out)].kind != nn::LayerKind::Dense || layers[size_t(wide)].kind != nn::LayerKind::Dense) return p;
+    for (int i = wide + 1; i < out; ++i) {
+        const auto k = layers[size_t(i)].kind;
+        if (k != nn::LayerKind::ReLU && k != nn::LayerKind::Sigmoid && k != nn::LayerKind::Tanh) return p;
+    }
+    p.wide = wide;
+    p.out = out;
+    p.hidden = layers[size_t(wide)].units;
+    return p;
+}
+
+std::string local_spec(const std::string& spec, const Comm& comm) {
+    if (comm.size() == 1) return spec;
+    const auto layers = nn::parse_spec(spec);
+    const auto p = find_wide_pair(layers);
+    if (p.wide < 0)
+        fail("--model-shards ", comm.size(), ": the spec '", spec,
+             "' must end in a wide pair dense:H,[relu|sigmoid|tanh,]dense:C to be split over ranks");
+    if (p.hidden < comm.size())
+        fail("--model-shards ", comm.size(), ": more model-parallel ranks than the wide layer's ", p.hidden,
+             " units allow");
+    const auto r = split_range(p.hidden, comm.size(), comm.rank());
+    std::string out;
+    for (size_t i = 0; i < layers.size(); ++i) {
+        out += i ? "," : "";
+        out += int(i) == p.wide ? "dense:" + std::to_string(r.size()) : layers[i].token;
+    }
+    return out;
+}
+
+} // namespace
+
+ShardedModel::ShardedModel(const std::string& spec, nn::Shape input, const Comm& model_comm)
+    : spec_(spec), comm_(&model_comm), local_(local_spec(spec, model_comm), input) {
+    const auto layers = nn::parse_spec(spec);
+    const auto p = find_wide_pair(layers);
+    if (model_comm.size() > 1) {
+        wide_ = p.wide;
+        out_ = p.out;
+        hidden_ = p.hidden;
+        const auto r = split_range(hidden_, model_comm.size(), model_comm.rank());
+        col_begin_ = r.begin;
+        cols_ = r.size();
+    } else if (p.wide >= 0) {
+        hidden_ = p.hidden;
+    }
+    std::int64_t full_off = 0;
+    replicated_prefix_ = -1;
+    for (const auto& t : local_.param_tensors()) {
+        TensorShard s;
+        s.name = t.name;
+        s.full_shape = t.shape;
+        s.local_offset = t.offset;
+        s.local_size = t.size;
+        const std::string w = "layer" + std::to_string(wide_) + ".", o = "layer" + std::to_string(out_) + ".";
+        if (wide_ >= 0 && t.name.rfind(w, 0) == 0) {
+            // W [in, H] split by columns; b [H] split.
+            s.axis = t.shape.size() == 2 ? 1 : 0;
+            s.full_shape.back() = hidden_;
+            s.begin = col_begin_;
+            s.len = cols_;
+            if (replicated_prefix_ < 0) replicated_prefix_ = t.offset;
+        } else if (out_ >= 0 && t.name.rfind(o, 0) == 0) {
+            if (t.shape.size() == 2) { // W [H, C] split by rows
+                s.axis = 0;
+                s.full_shape[0] = hidden_;
+                s.begin = col_begin_;
+                s.len = cols_;
+            } else { // b [C]: only shard 0's copy is live
+                s.owned = model_comm.rank() == 0;
+            }
+        }
+        s.full_offset = full_off;
+        std::int64_t full_size = 1;
+        for (auto d : s.full_shape) full_size *= d;
+        full_off += full_size;
+        tensors_.push_back(s);
+    }
+    full_params_ = full_off;
+    if (replicated_prefix_ < 0) replicated_prefix_ = local_.num_params();
+}
+
+void ShardedModel::init(std::uint64_t seed) {
+    local_.init(seed);
+    if (wide_ < 0) return;
+    // Re-draw the two sharded weight matrices with their full-model element indices and fans.
+    const auto layers = nn::parse_spec(spec_);
+    for (const auto& t : tensors_) {
+        if (t.axis < 0 || t.full_shape.size() != 2) continue;
+        const int li = t.name.rfind("layer" + std::to_string(wide_) + ".", 0) == 0 ? wide_ : out_;
+        bool he = false;
+        for (size_t j = size_t(li) + 1; j < layers.size(); ++j) {
+            const auto k = layers[j].kind;
+            if (k == nn::LayerKind::Dropout || k == nn::LayerKind::Flatten || k == nn::LayerKind::Pool) continue;
+            he = k == nn::LayerKind::ReLU;
+            break;
+        }
+        const double fan_in = double(t.full_shape[0]), fan_out = double(t.full_shape[1]);
+        const float stddev = float(std::sqrt(2.0 / fan_in)), limit = float(std::sqrt(6.0 / (fan_in + fan_out)));
+        const std::uint64_t lseed = derive_seed(seed, std::uint64_t(li));
+        auto w = Kokkos::subview(local_.params(), std::make_pair(t.local_offset, t.local_offset + t.local_size));
+        const int axis = t.axis;
+        const std::int64_t begin = t.begin, len = t.len, cols = t.full_shape[1];
+        Kokkos::parallel_for(
+            "mimic::parallel::sharded_init", RangePolicy(0, t.local_size), KOKKOS_LAMBDA(const std::int64_t e) {
+                // Element index inside the full [rows, cols] tensor, as nn::Model::init numbers it.
+                const std::int64_t g = axis == 0 ? begin * cols + e : (e / len) * cols + begin + e % len;
+                CounterRng r(lseed, 2 * std::uint64_t(g));
+                w(e) = he ? stddev * r.normal() : limit * (2.0f * r.uniform() - 1.0f);
+            });
+    }
+    Kokkos::fence();
+}
+
+} // namespace mimic::par
+
+namespace mimic::par {
+
+Matrix ShardedModel::forward(const Matrix& x, bool train, std::uint64_t dropout_seed) {
+    Matrix z = local_.forward(x, train, dropout_seed);
+    if (comm_->size() == 1) return z;
+    if (z_.extent(0) != z.extent(0) || z_.extent(1) != z.extent(1))
+        z_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::parallel::logits"), z.extent(0),
+                    z.extent(1));
+    Kokkos::deep_copy(z_, z);
+    allreduce_sum(z_, *comm_); // partial logits of each shard's hidden units (+ the bias on shard 0)
+    return z_;
+}
+
+void ShardedModel::backward(const Matrix& dlogits) {
+    local_.backward(dlogits);
+    if (comm_->size() == 1) return;
+    // Layers before the wide pair are replicated and feed every shard: their gradients add up.
+    allreduce_sum(local_.grads(), *comm_, 0, replicated_prefix_);
+    for (const auto& t : tensors_)
+        if (!t.owned)
+            Kokkos::deep_copy(
+                Kokkos::subview(local_.grads(), std::make_pair(t.local_offset, t.local_offset + t.local_size)), 0.0f);
+}
+
+std::string ShardedModel::describe() const {
+    std::ostringstream os;
+    if (comm_->size() == 1 || wide_ < 0) {
+        os << "unsharded, " << full_params_ << " parameters";
+    } else {
+        os << "wide layer " << wide_ << " (" << hidden_ << " units) split over " << comm_->size()
+           << " model shards: " << cols_ << " units and " << local_.num_params() << " of " << full_params_
+           << " parameters on this rank";
+    }
+    return os.str();
+}
+
+} // namespace mimic::par

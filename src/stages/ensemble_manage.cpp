@@ -1,0 +1,133 @@
+// `mimic ensemble add` and `mimic ensemble info`: register existing model files into a manifest
+// (validated before anything is written) and print a manifest's members table.
+#include "mimic/core/log.hpp"
+#include "mimic/io/dataset.hpp"
+#include "mimic/io/manifest.hpp"
+#include "mimic/stages/ensemble.hpp"
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace mimic::stages {
+
+void describe(po::options_description& d, EnsembleAddOptions& o) {
+    d.add_options()
+        ("manifest", po::value(&o.manifest)->required(), "manifest to create or extend")
+        ("model", po::value(&o.models)->multitoken()->required(), "member model file(s) to register (positional)")
+        ("absolute", po::bool_switch(&o.absolute), "store absolute member paths (default: relative to the manifest)");
+}
+
+void describe(po::options_description& d, EnsembleInfoOptions& o) {
+    d.add_options()
+        ("manifest", po::value(&o.manifest)->required(), "the manifest (positional)")
+        ("deep", po::bool_switch(&o.deep), "load every member and verify its weights");
+}
+
+namespace {
+std::string absolute_path(const std::string& p) {
+    char buf[PATH_MAX];
+    if (realpath(p.c_str(), buf)) return buf;
+    return p;
+}
+
+/// Path of `target` relative to directory `base` (both made absolute).
+std::string relative_to(const std::string& target, const std::string& base) {
+    const std::string t = absolute_path(target), b = absolute_path(base);
+    std::vector<std::string> tp, bp;
+    auto split = [](const std::string& s, std::vector<std::string>& out) {
+        std::stringstream ss(s);
+        std::string part;
+        while (std::getline(ss, part, '/'))
+            if (!part.empty()) out.push_back(part);
+    };
+    split(t, tp);
+    split(b, bp);
+    size_t i = 0;
+    while (i < tp.size() && i < bp.size() && tp[i] == bp[i]) ++i;
+    std::string rel;
+    for (size_t j = i; j < bp.size(); ++j) rel += "../";
+    for (size_t j = i; j < tp.size(); ++j) rel += tp[j] + (j + 1 < tp.size() ? "/" : "");
+    return rel.empty() ? "." : rel;
+}
+
+std::string dir_of(const std::string& path) {
+    auto slash = path.find_last_of('/');
+    return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+} // namespace
+
+std::string members_table(const std::string& manifest_path) {
+    const auto m = io::read_manifest(manifest_path);
+    std::ostringstream os;
+    char line[512];
+    std::snprintf(line, sizeof line, "%4s  %-34s %8s %11s %10s %9s  %s\n", "#", "path", "val acc", "params",
+                  "MFLOP/smp", "seed", "architecture");
+    os << line;
+    double acc_sum = 0, acc_min = 1e9, acc_max = -1e9;
+    int acc_n = 0;
+    for (size_t i = 0; i < m.members.size(); ++i) {
+        const auto& e = m.members[i];
+        std::string path = e.path.size() > 34 ? "..." + e.path.substr(e.path.size() - 31) : e.path;
+        char acc[32];
+        if (e.val_accuracy >= 0) {
+            std::snprintf(acc, sizeof acc, "%.2f%%", 100 * e.val_accuracy);
+            acc_sum += e.val_accuracy, acc_min = std::min(acc_min, e.val_accuracy),
+                acc_max = std::max(acc_max, e.val_accuracy), ++acc_n;
+        } else {
+            std::snprintf(acc, sizeof acc, "-");
+        }
+        std::snprintf(line, sizeof line, "%4zu  %-34s %8s %11lld %10.2f %9llu  %s\n", i, path.c_str(), acc,
+                      (long long)e.params, e.flops / 1e6, (unsigned long long)e.seed, e.spec.c_str());
+        os << line;
+    }
+    const auto in = m.input();
+    os << m.members.size() << " members, " << m.num_classes() << " classes, input " << in.c << "x" << in.h << "x"
+       << in.w << ", ensemble checksum " << m.ensemble_checksum();
+    if (acc_n > 0) {
+        std::snprintf(line, sizeof line, "; member val accuracy mean %.2f%%, range %.2f%%-%.2f%%", 100 * acc_sum / acc_n,
+                      100 * acc_min, 100 * acc_max);
+        os << line;
+    }
+    os << "\n";
+    return os.str();
+}
+
+void run(const EnsembleAddOptions& o, const par::Comm& comm) {
+    par::agree(comm, [&] {
+        if (comm.rank() != 0) return;
+        io::Manifest m;
+        if (io::file_exists(o.manifest)) {
+            m = io::read_manifest(o.manifest);
+        } else {
+            m.base_dir = dir_of(o.manifest);
+        }
+        for (const auto& p : o.models) {
+            if (!io::file_exists(p)) fail(p, ": no such model file");
+            const std::string stored = o.absolute ? absolute_path(p) : relative_to(p, m.base_dir);
+            for (const auto& e : m.members)
+                if (e.path == stored) fail(p, ": already registered in ", o.manifest);
+            m.members.push_back(io::member_from_model_file(p, stored));
+        }
+        io::validate_manifest(m, o.manifest, false); // shapes, classes and checksums agree before writing
+        io::write_manifest(o.manifest, m);
+    });
+    log::info("ensemble add: ", o.models.size(), " member(s) registered in ", o.manifest);
+    if (comm.rank() == 0) log::info(members_table(o.manifest));
+}
+
+void run(const EnsembleInfoOptions& o, const par::Comm& comm) {
+    std::string table;
+    par::agree(comm, [&] {
+        if (comm.rank() != 0) return;
+        const auto m = io::read_manifest(o.manifest);
+        io::validate_manifest(m, o.manifest, o.deep);
+        table = members_table(o.manifest);
+    });
+    log::info(table);
+}
+
+} // namespace mimic::stages
