@@ -2,9 +2,12 @@
 // Adding a stage means one include and one line here.
 #include "mimic/cli/app.hpp"
 #include "mimic/stages/data_import.hpp"
+#include "mimic/stages/distill.hpp"
 #include "mimic/stages/eval.hpp"
+#include "mimic/stages/ensemble.hpp"
 #include "mimic/stages/info.hpp"
 #include "mimic/stages/train.hpp"
+#include "mimic/stages/label.hpp"
 
 namespace mimic::cli {
 
@@ -29,8 +32,13 @@ Command command(std::string name, std::string summary, std::vector<std::string> 
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
         command<stages::DataImportOptions>("data import", "MNIST-format IDX files -> train/val/test dataset files"),
+        command<stages::EnsembleAddOptions>("ensemble add", "register trained model files as members of an ensemble manifest",
+                                            {"model..."}),
+        command<stages::EnsembleInfoOptions>("ensemble info", "print the members table of an ensemble manifest", {"manifest"}),
+        command<stages::LabelOptions>("label", "average the ensemble's logits over a transfer set into a parallel HDF5 file"),
         command<stages::TrainOptions>("train", "train a network on a labelled dataset file (data-parallel over ranks)"),
         command<stages::EvalOptions>("eval", "accuracy, top-k accuracy and confusion matrix of a model on a dataset file"),
+        command<stages::DistillOptions>("distill", "train a student on the ensemble's logits (R data replicas x M model shards)"),
         command<stages::InfoOptions>("info", "describe a Mimic HDF5 file (dataset, model, manifest, logits)", {"file"}),
     };
     return all;
