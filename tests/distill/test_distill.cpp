@@ -1,0 +1,224 @@
+// Tests of `mimic distill` and the model-parallel student: sharded initialisation and model files equal
+// the one-rank model bit for bit; M model shards and R data replicas match a one-rank run step for step
+// (within a stated float tolerance); resume is exact; mismatched inputs are refused.
+#include "mimic/core/rng.hpp"
+#include "mimic/io/dataset.hpp"
+#include "mimic/io/logits_file.hpp"
+#include "mimic/io/manifest.hpp"
+#include "mimic/io/model_file.hpp"
+#include "mimic/io/sharded_model_file.hpp"
+#include "mimic/parallel/grid.hpp"
+#include "mimic/parallel/sharded_model.hpp"
+#include "mimic/stages/distill.hpp"
+#include "mimic/stages/label.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace mimic;
+
+namespace {
+
+constexpr int kC = 3;
+const nn::Shape kShape{1, 4, 5};
+const char* kStudent = "bottleneck:6,dense:24,relu,dense:3";
+
+void write_set(const std::string& path, std::int64_t n, std::uint64_t seed) {
+    io::DatasetMeta dm;
+    dm.n = n, dm.d = kShape.size(), dm.c = 1, dm.h = 4, dm.w = 5, dm.num_classes = kC, dm.has_labels = true;
+    io::DatasetWriter w(path, par::Comm(MPI_COMM_SELF, false), dm);
+    std::vector<float> X(size_t(n * dm.d));
+    std::vector<int> y(static_cast<size_t>(n));
+    for (std::int64_t r = 0; r < n; ++r) {
+        CounterRng g(derive_seed(seed, std::uint64_t(r)));
+        y[size_t(r)] = int(g.below(kC));
+        for (std::int64_t j = 0; j < dm.d; ++j) X[size_t(r * dm.d + j)] = g.normal() + (j % kC == y[size_t(r)] ? 1.5f : 0.f);
+    }
+    w.write(0, n, X.data(), y.data());
+    w.commit();
+}
+
+/// Transfer and validation sets, a 3-member ensemble, and its logits on both (labelled on all ranks).
+void make_fixture(const std::string& dir, const par::Comm& world) {
+    if (world.rank() == 0) {
+        write_set(dir + "/transfer.h5", 1500, 11);
+        write_set(dir + "/val.h5", 300, 12);
+        io::Manifest m;
+        m.base_dir = dir;
+        const char* specs[] = {"dense:16,relu,dense:3", "dense:8,tanh,dense:3", "dense:3"};
+        for (int i = 0; i < 3; ++i) {
+            nn::Model model(specs[i], kShape);
+            model.init(50 + std::uint64_t(i));
+            io::ModelMeta meta;
+            meta.spec = specs[i];
+            meta.input = kShape;
+            meta.num_classes = kC;
+            const std::string name = "t" + std::to_string(i) + ".h5";
+            io::save_model(dir + "/" + name, model, meta);
+            m.members.push_back(io::member_from_model_file(dir + "/" + name, name));
+        }
+        io::write_manifest(dir + "/ens.h5", m);
+    }
+    world.barrier();
+    for (const char* set : {"transfer", "val"}) {
+        stages::LabelOptions o;
+        o.ensemble = dir + "/ens.h5";
+        o.transfer = dir + "/" + set + ".h5";
+        o.out = dir + "/" + set + "_logits.h5";
+        o.block_rows = 256;
+        o.batch = 64;
+        stages::run(o, world);
+    }
+}
+
+stages::DistillOptions options(const std::string& dir, const std::string& out) {
+    stages::DistillOptions o;
+    o.transfer = dir + "/transfer.h5";
+    o.logits = dir + "/transfer_logits.h5";
+    o.val = dir + "/val.h5";
+    o.val_logits = dir + "/val_logits.h5";
+    o.arch = kStudent;
+    o.out = dir + "/" + out;
+    o.epochs = 2;
+    o.batch = 50;
+    o.lr = 0.02;
+    o.block_rows = 400;
+    o.schedule = "constant";
+    o.seed = 3;
+    return o;
+}
+
+std::vector<float> weights(const std::string& path) {
+    auto m = io::load_model(path);
+    std::vector<float> h(size_t(m.num_params()));
+    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(h.data(), h.size()),
+                      m.params());
+    return h;
+}
+
+void run_serial(const stages::DistillOptions& o, const par::Comm& world) {
+    if (world.rank() == 0) stages::run(o, par::Comm(MPI_COMM_SELF, false));
+    world.barrier();
+}
+
+/// Largest |a - b| / (1 + |b|).
+double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+    double m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]) / (1.0 + std::fabs(b[i])));
+    return m;
+}
+
+} // namespace
+
+TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
+    par::Comm world;
+    const auto dir = test::scratch_dir(world);
+    par::ShardedModel s(kStudent, kShape, world);
+    s.init(99);
+    {
+        auto f = h5::File::create(dir + "/sharded.h5", world.size() > 1 ? world.get() : MPI_COMM_NULL);
+        io::ModelMeta meta;
+        io::write_sharded_model(f, s, meta, true, world);
+        f.close();
+    }
+    world.barrier();
+    nn::Model full(kStudent, kShape);
+    full.init(99);
+    std::vector<float> want(size_t(full.num_params()));
+    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(want.data(), want.size()),
+                      full.params());
+    EXPECT_EQ(weights(dir + "/sharded.h5"), want); // load_model also verifies the composable checksum
+    EXPECT_EQ(s.full_num_params(), full.num_params());
+    // Reading back into the shards restores them exactly.
+    par::ShardedModel t(kStudent, kShape, world);
+    auto f = h5::File::open(dir + "/sharded.h5", world.size() > 1 ? world.get() : MPI_COMM_NULL);
+    io::read_sharded_weights(f, t);
+    std::vector<float> a(size_t(s.local().num_params())), b(a.size());
+    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(a.data(), a.size()),
+                      s.local().params());
+    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(b.data(), b.size()),
+                      t.local().params());
+    EXPECT_EQ(a, b);
+}
+
+TEST(Distill, ModelShardsAndDataReplicasMatchOneRankStepForStep) {
+    par::Comm world;
+    const auto dir = test::scratch_dir(world);
+    make_fixture(dir, world);
+    run_serial(options(dir, "serial.h5"), world);
+    const auto ref = weights(dir + "/serial.h5");
+    // Tolerance: the grids sum partial products in another order, so float rounding differs; after
+    // 60 steps the weights agree to 1e-4 relative (measured ~1e-6).
+    for (int m : par::divisors(world.size())) {
+        auto o = options(dir, "grid_m" + std::to_string(m) + ".h5");
+        o.model_shards = m;
+        stages::run(o, world);
+        const auto got = weights(o.out);
+        ASSERT_EQ(got.size(), ref.size());
+        EXPECT_LT(max_rel(got, ref), 1e-4) << "R = " << world.size() / m << ", M = " << m;
+    }
+}
+
+TEST(Distill, ResumesBitForBitAndOnAnotherGrid) {
+    par::Comm world;
+    const auto dir = test::scratch_dir(world);
+    make_fixture(dir, world);
+    auto full = options(dir, "full.h5");
+    stages::run(full, world);
+    // Stop after 7 steps (mid-epoch), then rerun the same command.
+    auto o = options(dir, "resumed.h5");
+    o.stop_after_steps = 7;
+    stages::run(o, world);
+    EXPECT_FALSE(io::file_exists(o.out));
+    EXPECT_TRUE(io::file_exists(o.out + ".ckpt"));
+    o.stop_after_steps = 0;
+    stages::run(o, world);
+    EXPECT_EQ(weights(o.out), weights(full.out));
+    // Rerunning a finished run is a no-op.
+    EXPECT_NO_THROW(stages::run(o, world));
+    if (world.size() > 1) { // resume on a different R x M grid: float tolerance
+        auto g = options(dir, "regrid.h5");
+        g.stop_after_steps = 9;
+        stages::run(g, world);
+        g.stop_after_steps = 0;
+        g.model_shards = world.size();
+        stages::run(g, world);
+        EXPECT_LT(max_rel(weights(g.out), weights(full.out)), 1e-4);
+    }
+}
+
+TEST(Distill, RefusesMismatchedInputs) {
+    par::Comm world;
+    const auto dir = test::scratch_dir(world);
+    make_fixture(dir, world);
+    auto expect_error = [&](stages::DistillOptions o, const std::string& what) {
+        try {
+            stages::run(o, world);
+            ADD_FAILURE() << "expected an error containing '" << what << "'";
+        } catch (const CollectiveError& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+        EXPECT_FALSE(io::file_exists(o.out));
+    };
+    auto o = options(dir, "x.h5");
+    o.logits = dir + "/val_logits.h5"; // logits of another set
+    expect_error(o, "holds logits for 300 rows but");
+    o = options(dir, "x.h5");
+    o.arch = "dense:16,relu,dense:4";
+    expect_error(o, "the student has 4 outputs but");
+    o = options(dir, "x.h5");
+    o.loss = "kd:0";
+    expect_error(o, "needs T > 0");
+    if (world.size() > 1) {
+        o = options(dir, "x.h5");
+        o.arch = "dense:1,relu,dense:3";
+        o.model_shards = world.size();
+        expect_error(o, "more model-parallel ranks than the wide layer's 1 units allow");
+        o = options(dir, "x.h5");
+        o.arch = "dense:16,relu,dropout:0.5,dense:3";
+        o.model_shards = world.size();
+        expect_error(o, "must end in a wide pair");
+    }
+}
