@@ -1,6 +1,7 @@
 // Golden test of the nn core against PyTorch: the same weights (set by parameter tensor name) must give the
 // same logits, losses and parameter gradients for CE, the L2 mimic loss and KD (tests/python/nn_golden.py).
 #include "mimic/io/hdf5.hpp"
+#include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/loss.hpp"
 #include "mimic/nn/model.hpp"
 
@@ -34,7 +35,7 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
     EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << got.size() << " elements differ";
 }
 
-void run_golden(const std::string& name) {
+void run_golden_once(const std::string& name) {
     SCOPED_TRACE(name);
     const auto f = h5::File::open(golden_path());
     const std::string spec = h5::read_attr_string(f.id(), name + ".spec");
@@ -82,6 +83,16 @@ void run_golden(const std::string& name) {
                          name + " " + loss + " grad " + t.name);
         }
     }
+}
+
+/// Whole-batch convolutions, then the host's one-sample chunks.
+void run_golden(const std::string& name) {
+    for (std::int64_t floats : {std::int64_t(1) << 30, std::int64_t(1)}) {
+        SCOPED_TRACE(testing::Message() << "conv chunk budget " << floats);
+        set_conv_chunk_floats(floats);
+        run_golden_once(name);
+    }
+    set_conv_chunk_floats(0);
 }
 
 } // namespace

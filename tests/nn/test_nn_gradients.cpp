@@ -1,6 +1,7 @@
 // Finite-difference gradient checks of every layer (through small Models) and every loss: central
 // differences in float with per-tensor relative error bounds; a wrong backward formula fails them.
 #include "mimic/core/error.hpp"
+#include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/loss.hpp"
 #include "mimic/nn/model.hpp"
 
@@ -114,6 +115,16 @@ TEST(Gradients, ConvNoPaddingReLUPoolOddSizes) { check_gradients("conv:4x5p0,rel
 TEST(Gradients, PoolFloorsOddImage) { check_gradients("conv:3x3,pool:2,dense:3", {1, 5, 5}); }
 TEST(Gradients, SmallCNN) {
     check_gradients("conv:4x3,relu,pool:2,conv:4x3,relu,pool:2,dense:8,relu,dense:3", {1, 8, 8});
+}
+// The host splits large batches into chunks of samples (one sample per chunk skips the layout
+// permutation); force one-sample and two-sample chunks on small images to check those paths too.
+TEST(Gradients, ConvInChunksOfOneAndTwoSamples) {
+    for (std::int64_t floats : {1, 2 * 18 * 30}) {
+        SCOPED_TRACE(testing::Message() << "chunk budget " << floats);
+        set_conv_chunk_floats(floats);
+        check_gradients("conv:3x3,relu,conv:2x3s2p1,pool:2,dense:3", {2, 6, 5});
+    }
+    set_conv_chunk_floats(0);
 }
 TEST(Gradients, FlattenFirst) { check_gradients("flatten,dense:4,tanh,dense:2", {2, 3, 3}); }
 

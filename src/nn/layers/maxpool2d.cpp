@@ -18,14 +18,15 @@ void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, c
             for (int ow = 0; ow < OW; ++ow) {
                 int best = (c * H + oh * k) * W + ow * k;
                 float m = xs[best];
-                for (int kh = 0; kh < k; ++kh)
+                for (int kh = 0; kh < k; ++kh) {
+                    const int row = (c * H + oh * k + kh) * W + ow * k;
                     for (int kw = 0; kw < k; ++kw) {
-                        const int i = (c * H + oh * k + kh) * W + ow * k + kw;
-                        if (xs[i] > m) {
-                            m = xs[i];
-                            best = i;
-                        }
+                        const float v = xs[row + kw];
+                        const bool gt = v > m; // selects, not branches: the argmax is data dependent
+                        m = gt ? v : m;
+                        best = gt ? row + kw : best;
                     }
+                }
                 const std::int64_t o = (std::int64_t(c) * OH + oh) * OW + ow;
                 y(b, o) = m;
                 arg(b, o) = best;
@@ -33,13 +34,22 @@ void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, c
         });
 }
 
-void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, const Matrix& dx) {
-    const std::int64_t B = dy.extent(0), O = dy.extent(1);
-    Kokkos::deep_copy(dx, 0.0f);
+void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, Shape in, int k, const Matrix& dx) {
+    const std::int64_t B = dy.extent(0);
+    const int C = in.c, H = in.h, W = in.w, OH = H / k, OW = W / k;
+    MIMIC_REQUIRE(std::int64_t(dx.extent(1)) == in.size() && std::int64_t(dy.extent(1)) == std::int64_t(C) * OH * OW,
+                  "maxpool2d_backward: shape mismatch");
+    // One thread per output row (b, c, oh): it owns input rows oh*k .. oh*k + k - 1 (and, for the last
+    // output row, the rows the floor left over), zeroes them and places the OW gradients.
     Kokkos::parallel_for(
-        "mimic::nn::pool::backward", RangePolicy(0, B * O), KOKKOS_LAMBDA(const std::int64_t i) {
-            const std::int64_t b = i / O, o = i % O;
-            dx(b, arg(b, o)) = dy(b, o);
+        "mimic::nn::pool::backward", RangePolicy(0, B * C * OH), KOKKOS_LAMBDA(const std::int64_t r) {
+            const std::int64_t b = r / (std::int64_t(C) * OH);
+            const int c = int((r / OH) % C), oh = int(r % OH);
+            const int row_end = oh == OH - 1 ? H : (oh + 1) * k;
+            float* dxs = dx.data() + b * std::int64_t(C) * H * W;
+            for (int i = (c * H + oh * k) * W; i < (c * H + row_end) * W; ++i) dxs[i] = 0.0f;
+            const std::int64_t o0 = (std::int64_t(c) * OH + oh) * OW;
+            for (int ow = 0; ow < OW; ++ow) dxs[arg(b, o0 + ow)] = dy(b, o0 + ow);
         });
 }
 
@@ -53,7 +63,7 @@ void MaxPool2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&)
 void MaxPool2D::backward(const Matrix&, const Matrix&, const Matrix& dy, const Matrix& dx) {
     if (dx.extent(0) == 0) return;
     MIMIC_REQUIRE(arg_.extent(0) >= dy.extent(0), token_, ": backward before forward");
-    maxpool2d_backward(dy, arg_, dx);
+    maxpool2d_backward(dy, arg_, in_, k_, dx);
 }
 
 } // namespace mimic::nn

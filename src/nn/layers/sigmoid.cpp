@@ -6,14 +6,16 @@ namespace mimic::nn {
 void sigmoid_forward(const Matrix& x, const Matrix& y) {
     const std::int64_t n = std::int64_t(x.size());
     MIMIC_REQUIRE(std::int64_t(y.size()) == n, "sigmoid_forward: ", n, " inputs but ", y.size(), " outputs");
+    const float* xp = x.data();
+    float* yp = y.data();
     Kokkos::parallel_for(
         "mimic::nn::sigmoid::forward", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t i) {
-            const float v = x.data()[i];
+            const float v = xp[i];
             if (v >= 0.0f) {
-                y.data()[i] = 1.0f / (1.0f + kmath::exp(-v));
+                yp[i] = 1.0f / (1.0f + kmath::exp(-v));
             } else {
                 const float e = kmath::exp(v);
-                y.data()[i] = e / (1.0f + e);
+                yp[i] = e / (1.0f + e);
             }
         });
 }
@@ -21,10 +23,13 @@ void sigmoid_forward(const Matrix& x, const Matrix& y) {
 void sigmoid_backward(const Matrix& y, const Matrix& dy, const Matrix& dx) {
     const std::int64_t n = std::int64_t(y.size());
     MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n, "sigmoid_backward: size mismatch");
+    const float* yp = y.data();
+    const float* dyp = dy.data();
+    float* dxp = dx.data();
     Kokkos::parallel_for(
         "mimic::nn::sigmoid::backward", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t i) {
-            const float s = y.data()[i];
-            dx.data()[i] = dy.data()[i] * s * (1.0f - s);
+            const float s = yp[i];
+            dxp[i] = dyp[i] * s * (1.0f - s);
         });
 }
 

@@ -1,5 +1,5 @@
-// 2-D convolution by im2col + sgemm over the whole minibatch (NCHW per sample, activations flat
-// [B, C*H*W]); backward with two sgemms (dW = col^T·dY, dcol = dY·W^T) and a race-free col2im gather.
+// 2-D convolution by im2col + sgemm (NCHW per sample, activations flat [B, C*H*W]); backward with two
+// sgemms (dW = col·dY^T, dcol = W·dY) and a race-free col2im gather, over chunks of the minibatch.
 #pragma once
 
 #include "mimic/nn/layer.hpp"
@@ -11,23 +11,36 @@ struct ConvGeometry {
     int c = 1, h = 1, w = 1, f = 1, k = 1, s = 1, p = 0;
     int oh() const { return (h + 2 * p - k) / s + 1; }
     int ow() const { return (w + 2 * p - k) / s + 1; }
-    std::int64_t pixels() const { return std::int64_t(oh()) * ow(); }   ///< output pixels per channel
-    std::int64_t patch() const { return std::int64_t(c) * k * k; }      ///< GEMM inner dimension C*K*K
+    std::int64_t pixels() const { return std::int64_t(oh()) * ow(); } ///< output pixels per channel
+    std::int64_t patch() const { return std::int64_t(c) * k * k; }    ///< GEMM inner dimension C*K*K
 };
 
-/// col[(b*P + oh*OW + ow), (c*K + kh)*K + kw] = x[b, c, oh*S - pad + kh, ow*S - pad + kw] (0 outside).
+/// Patches of a batch x [B, C*H*W] as columns: col [C*K*K, B*P] with
+/// col[(c*K + kh)*K + kw, b*P + oh*OW + ow] = x[b, c, oh*S - pad + kh, ow*S - pad + kw] (0 outside).
 void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col);
-/// dx[b, c, ih, iw] = sum of the dcol entries im2col copied x[b, c, ih, iw] into (overwrites dx).
+/// The adjoint of im2col: dx[b, c, ih, iw] = sum of the dcol entries that im2col copied x[b, c, ih, iw]
+/// into. Overwrites dx; each thread owns one input row, so there are no atomics.
 void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx);
 
-/// y = conv(x, W) + b. W is [C*K*K, F] (parameter shape {C, K, K, F}); col [B*P, C*K*K] and
-/// out [B*P, F] are workspaces; col keeps the patches for the backward pass.
+/// Grow-only scratch of one convolution: patches and the [F, rows*P] GEMM output / gradient.
+struct ConvWorkspace {
+    Vector col, out;
+};
+
+/// Samples per chunk: the whole batch on a GPU; on the host as many as keep the patch matrix within
+/// about 1 MiB (L2 resident between im2col and the GEMMs), at least one. A chunk of one sample needs no
+/// layout permutation: its GEMM output [F, P] is already that sample's NCHW activation.
+std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch);
+/// Overrides the chunk budget in floats (0 restores the default); for tests and tuning.
+void set_conv_chunk_floats(std::int64_t floats);
+
+/// y = conv(x, W) + b for x [B, C*H*W], y [B, F*OH*OW]; W is [C*K*K, F] (parameter shape {C, K, K, F}).
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b, const ConvGeometry& g,
-                    const Matrix& col, const Matrix& out, const Matrix& y);
-/// Accumulates dW += col^T·dY and db += colsum(dY); writes dx when dx.extent(0) > 0 (col is then
-/// overwritten by dcol). col must hold the patches of the matching forward pass; dyt is a [B*P, F] workspace.
-void conv2d_backward(const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g, const Matrix& col,
-                     const Matrix& dyt, const UnmanagedMatrix& dW, const UnmanagedVector& db, const Matrix& dx);
+                    ConvWorkspace& ws, const Matrix& y);
+/// Accumulates dW += col·dY^T and db += sum(dY) (patches recomputed from x, chunk by chunk); writes
+/// dx = col2im(W·dY) when dx.extent(0) > 0.
+void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
+                     ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db, const Matrix& dx);
 
 /// conv:FxK[sS][pP]. Parameters "layer<i>.conv.W" {C, K, K, F} (PyTorch's [F, C, K, K] permuted
 /// (1, 2, 3, 0)) and "layer<i>.conv.b" {F}.
@@ -48,7 +61,7 @@ private:
     ConvGeometry g_;
     UnmanagedMatrix W_, dW_;
     UnmanagedVector b_, db_;
-    Vector col_buf_, out_buf_; ///< grow-only workspaces: patches, and [B*P, F] GEMM output / gradient
+    ConvWorkspace ws_;
 };
 
 } // namespace mimic::nn

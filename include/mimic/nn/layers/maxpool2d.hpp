@@ -12,7 +12,7 @@ using IntMatrix = Kokkos::View<int**, Kokkos::LayoutRight, MemSpace>;
 /// (c*H*W + ih*W + iw; the first maximum wins on ties).
 void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, const Matrix& y);
 /// dx = 0 except dx[b, arg[b, o]] = dy[b, o] (windows do not overlap, so no two outputs share an input).
-void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, const Matrix& dx);
+void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, Shape in, int k, const Matrix& dx);
 
 class MaxPool2D : public Layer {
 public:

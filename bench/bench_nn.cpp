@@ -1,0 +1,148 @@
+// Throughput of the nn core on one rank: raw sgemm through KokkosBlas::gemm, and full training steps
+// (forward, CE loss, backward; no optimizer) of the MLP 784-1200-1200-10 and a small CNN, in samples/s and GFLOP/s.
+#include "mimic/core/kokkos.hpp"
+#include "mimic/core/rng.hpp"
+#include "mimic/core/runtime.hpp"
+#include "mimic/core/timer.hpp"
+#include "mimic/nn/layer.hpp"
+#include "mimic/nn/loss.hpp"
+#include "mimic/nn/model.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <ctime>
+#include <vector>
+
+using namespace mimic;
+
+namespace {
+
+Matrix random_matrix(const char* label, std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+    Matrix m(std::string(label), rows, cols);
+    Kokkos::parallel_for(
+        "mimic::bench::fill", RangePolicy(0, rows * cols), KOKKOS_LAMBDA(const std::int64_t i) {
+            CounterRng r(seed, std::uint64_t(i));
+            m.data()[i] = r.uniform() - 0.5f;
+        });
+    return m;
+}
+
+/// CPU time of this thread: less sensitive than wall time to other processes sharing the cores (a
+/// Serial-backend, one-BLAS-thread run uses exactly one thread).
+double thread_cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+bool g_cpu_clock = false;
+
+/// Best of `reps` timings of `iters` calls of f (seconds per call), on the wall or the thread CPU clock.
+template <class F>
+double best_time(int reps, int iters, F&& f) {
+    double best = 1e300;
+    auto now = [] { return g_cpu_clock ? thread_cpu_seconds() : wall_seconds(); };
+    for (int r = 0; r < reps; ++r) {
+        Kokkos::fence();
+        const double t0 = now();
+        for (int i = 0; i < iters; ++i) f();
+        Kokkos::fence();
+        best = std::min(best, (now() - t0) / iters);
+    }
+    return best;
+}
+
+double bench_gemm(std::int64_t n, int reps) {
+    const Matrix a = random_matrix("mimic::bench::a", n, n, 1), b = random_matrix("mimic::bench::b", n, n, 2);
+    Matrix c("mimic::bench::c", n, n);
+    nn::gemm("N", "N", 1.0f, a, b, 0.0f, c); // warm-up
+    const double t = best_time(reps, 3, [&] { nn::gemm("N", "N", 1.0f, a, b, 0.0f, c); });
+    return 2.0 * double(n) * n * n / t / 1e9;
+}
+
+struct StepResult {
+    double step_s, fwd_s, samples_per_s, gflops;
+};
+
+/// Training-step flops: forward F, backward 2F, less the input-gradient product of the first layer.
+double train_flops_per_sample(const nn::Model& m) {
+    double first = 0;
+    for (std::size_t i = 0; i < m.num_layers(); ++i)
+        if (m.layer(i).flops_per_sample() > 0) {
+            first = m.layer(i).flops_per_sample();
+            break;
+        }
+    return 3.0 * m.flops_per_sample() - first;
+}
+
+StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int iters, int reps) {
+    nn::Model m(spec, in);
+    m.init(1);
+    const Matrix x = random_matrix("mimic::bench::x", batch, m.input_size(), 3);
+    IntVector labels("mimic::bench::labels", batch);
+    const int C = int(m.output_size());
+    Kokkos::parallel_for(
+        "mimic::bench::labels", RangePolicy(0, batch), KOKKOS_LAMBDA(const std::int64_t i) { labels(i) = int(i % C); });
+    Matrix dz("mimic::bench::dz", batch, C);
+    std::uint64_t step = 0;
+    auto train_step = [&] {
+        m.zero_grads();
+        const Matrix z = m.forward(x, true, ++step);
+        nn::cross_entropy(z, labels, dz);
+        m.backward(dz);
+    };
+    for (int i = 0; i < 3; ++i) train_step(); // warm-up: buffers allocated, caches warm
+    StepResult r{};
+    r.step_s = best_time(reps, iters, train_step);
+    r.fwd_s = best_time(reps, iters, [&] { m.forward(x, false); });
+    r.samples_per_s = batch / r.step_s;
+    r.gflops = train_flops_per_sample(m) * batch / r.step_s / 1e9;
+    std::printf("%s\n", m.summary().c_str());
+    return r;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Runtime runtime(argc, argv);
+    int batch = 128, iters = 10, reps = 5;
+    std::int64_t gemm_n = 1024;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--gemm")) gemm_n = std::atoll(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--clock")) g_cpu_clock = !std::strcmp(argv[i + 1], "cpu");
+        else {
+            std::fprintf(stderr, "usage: bench_nn [--batch 128] [--iters 10] [--reps 5] [--gemm 1024] [--clock wall|cpu]\n");
+            return 2;
+        }
+    }
+    const char* threads = std::getenv("OPENBLAS_NUM_THREADS");
+    std::printf("bench_nn: Kokkos %s, OPENBLAS_NUM_THREADS=%s, batch %d, best of %d x %d steps, %s clock\n",
+                kokkos_backend_name(), threads ? threads : "(unset)", batch, reps, iters,
+                g_cpu_clock ? "thread CPU" : "wall");
+    const double peak = bench_gemm(gemm_n, reps);
+    std::printf("sgemm %lld^3 (KokkosBlas::gemm): %.1f GFLOP/s\n\n", (long long)gemm_n, peak);
+
+    struct Case {
+        const char* name;
+        const char* spec;
+        nn::Shape in;
+    };
+    const std::vector<Case> cases{
+        {"mlp", "dense:1200,relu,dense:1200,relu,dense:10", {1, 1, 784}},
+        {"cnn", "conv:32x3,relu,conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10",
+         {1, 28, 28}},
+    };
+    for (const auto& c : cases) {
+        const auto r = bench_model(c.spec, c.in, batch, iters, reps);
+        std::printf("RESULT %s: train step %.2f ms (forward only %.2f ms), %.0f samples/s, %.1f GFLOP/s = %.0f%% "
+                    "of sgemm\n\n",
+                    c.name, r.step_s * 1e3, r.fwd_s * 1e3, r.samples_per_s, r.gflops, 100.0 * r.gflops / peak);
+    }
+    return 0;
+}
