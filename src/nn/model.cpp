@@ -129,7 +129,7 @@ void Model::reserve(std::int64_t batch) {
     capacity_ = batch;
 }
 
-Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed) {
+Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, std::int64_t row_offset) {
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == input_size(), "Model::forward: input has ", x.extent(1),
                   " features but the model '", spec_, "' expects ", input_size());
     const std::int64_t B = x.extent(0);
@@ -137,7 +137,7 @@ Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed) {
     const std::size_t L = layers_.size();
     acts_.assign(L + 1, Matrix());
     acts_[0] = x;
-    ForwardContext ctx{train, dropout_seed};
+    ForwardContext ctx{train, dropout_seed, row_offset};
     for (std::size_t i = 0; i < L; ++i) {
         if (layers_[i]->is_alias()) {
             acts_[i + 1] = acts_[i];

@@ -270,7 +270,10 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
                 Matrix logits;
                 {
                     ScopedPhase phase(timers, "forward", "train::forward");
-                    logits = model.forward(xs, true, derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(global_step)));
+                    // Same seed on every rank, offset by the slice's first row: the dropout masks of a
+                    // global batch do not depend on how it is split over ranks.
+                    logits = model.forward(xs, true, derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(global_step)),
+                                           sl.first);
                 }
                 {
                     ScopedPhase phase(timers, "loss", "train::loss");

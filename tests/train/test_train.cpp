@@ -233,7 +233,8 @@ TEST(ModelFile, MissingWrongShapeAndTamperedWeightsAreClearErrors) {
 }
 
 TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
-    // Same global batches, same seeds: only the summation order of the gradient differs between rank counts.
+    // Same global batches, same seeds, dropout masks keyed by the row in the global batch: only the summation
+    // order of the gradient differs between rank counts.
     Quiet q;
     par::Comm world;
     auto dir = test::scratch_dir(world);
@@ -241,7 +242,7 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     auto cfg = small_config();
     cfg.epochs = 2; // 26 steps, including a short last batch per epoch
     cfg.batch = 15;
-    const std::string spec = "conv:4x3,relu,pool:2,dense:16,relu,dense:3";
+    const std::string spec = "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"; // dropout included
     nn::Model parallel = train(spec, dir + "/train.h5", cfg, world);
     const auto p_world = host_params(parallel);
     if (world.rank() == 0) {

@@ -30,6 +30,7 @@ struct ParamDecl {
 struct ForwardContext {
     bool train = false;
     std::uint64_t dropout_seed = 0;
+    std::int64_t row_offset = 0; ///< index of this batch's first row in the global batch (data parallelism)
 };
 
 /// A layer of a sequential network. Activations are [B, C*H*W] LayoutRight (NCHW per sample).

@@ -65,10 +65,11 @@ public:
     /// He initialisation for layers followed by ReLU, Glorot otherwise; biases zero. Deterministic in seed.
     void init(std::uint64_t seed);
     /// x: [B, input_size]. Returns logits [B, output_size], valid until the next forward().
-    /// train enables dropout; its masks depend only on (dropout_seed, layer, row of the batch, unit):
-    /// pass a different dropout_seed every step (and every data-parallel rank), e.g.
-    /// derive_seed(seed, step, rank).
-    Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0);
+    /// train enables dropout; its masks depend only on (dropout_seed, layer, row_offset + row of x, unit):
+    /// pass a different dropout_seed every step. Data-parallel ranks pass the same seed and, as row_offset,
+    /// the first row of their slice in the global batch: they then draw the masks one rank would draw for
+    /// the whole batch, so the result does not depend on the rank count.
+    Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0, std::int64_t row_offset = 0);
     /// Accumulates dL/dparams into grads() given dL/dlogits of the last forward(). Call zero_grads() first.
     void backward(const Matrix& dlogits);
     void zero_grads();

@@ -6,10 +6,12 @@
 
 namespace mimic::nn {
 
-/// y = x * keep / (1 - p) with keep = (uniform(seed, layer, row, unit) >= p).
-void dropout_forward(const Matrix& x, const Matrix& y, float p, std::uint64_t seed, int layer);
-/// dx = dy * keep / (1 - p), the same mask recomputed from (seed, layer, row, unit).
-void dropout_backward(const Matrix& dy, const Matrix& dx, float p, std::uint64_t seed, int layer);
+/// y = x * keep / (1 - p) with keep = (uniform(seed, layer, row_offset + row, unit) >= p).
+void dropout_forward(const Matrix& x, const Matrix& y, float p, std::uint64_t seed, int layer,
+                     std::int64_t row_offset = 0);
+/// dx = dy * keep / (1 - p), the same mask recomputed from (seed, layer, row_offset + row, unit).
+void dropout_backward(const Matrix& dy, const Matrix& dx, float p, std::uint64_t seed, int layer,
+                      std::int64_t row_offset = 0);
 
 class Dropout : public Layer {
 public:
@@ -23,6 +25,7 @@ private:
     float p_;
     bool train_ = false;         ///< mode of the last forward
     std::uint64_t seed_ = 0;     ///< dropout seed of the last forward
+    std::int64_t row_offset_ = 0; ///< row offset of the last forward
 };
 
 } // namespace mimic::nn
