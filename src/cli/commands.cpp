@@ -32,6 +32,7 @@ Command command(std::string name, std::string summary, std::vector<std::string> 
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
         command<stages::DataImportOptions>("data import", "MNIST-format IDX files -> train/val/test dataset files"),
+        command<stages::EnsembleTrainOptions>("ensemble train", "train N teacher members across ranks and write their manifest"),
         command<stages::EnsembleAddOptions>("ensemble add", "register trained model files as members of an ensemble manifest",
                                             {"model..."}),
         command<stages::EnsembleInfoOptions>("ensemble info", "print the members table of an ensemble manifest", {"manifest"}),

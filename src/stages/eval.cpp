@@ -2,6 +2,7 @@
 // the collective evaluation and prints accuracy, top-k accuracy, loss, per-class accuracy and the
 // confusion matrix on rank 0.
 #include "mimic/stages/eval.hpp"
+#include "mimic/stages/ensemble.hpp"
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
@@ -18,7 +19,8 @@ namespace mimic::stages {
 
 void describe(po::options_description& d, EvalOptions& o) {
     d.add_options()
-        ("model", po::value(&o.model)->required(), "model file to evaluate (from mimic train or mimic distill)")
+        ("model", po::value(&o.model), "model file to evaluate (from mimic train or mimic distill)")
+        ("ensemble", po::value(&o.ensemble), "ensemble manifest to evaluate (alone, or beside --model)")
         ("data", po::value(&o.data)->required(), "labelled dataset file, e.g. test.h5")
         ("top-k", po::value(&o.top_k)->default_value(o.top_k), "k of the top-k accuracy")
         ("batch", po::value(&o.batch)->default_value(o.batch), "rows per forward pass");
@@ -37,6 +39,14 @@ Scorer make_scorer(const EvalOptions& o, const par::Comm&) {
 }
 
 void run(const EvalOptions& o, const par::Comm& comm) {
+    par::agree(comm, [&] {
+        if (o.model.empty() && o.ensemble.empty()) fail("give --model, --ensemble, or both");
+    });
+    if (!o.ensemble.empty()) {
+        log::info(ensemble_report(evaluate_ensemble(o.ensemble, o.data, o.top_k, o.batch, comm)));
+        if (o.model.empty()) return;
+        log::info("");
+    }
     Scorer scorer;
     std::unique_ptr<io::DatasetReader> data;
     PhaseTimers timers;

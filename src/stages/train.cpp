@@ -2,6 +2,7 @@
 // any error), builds and initialises the model, runs the data-parallel Trainer with cross-entropy and
 // writes the model file atomically on rank 0, only when training completed with finite losses.
 #include "mimic/stages/train.hpp"
+#include "mimic/nn/bootstrap.hpp"
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
@@ -51,7 +52,8 @@ void describe(po::options_description& d, TrainOptions& o) {
          "within a window")
         ("eval-batch", po::value(&o.eval_batch)->default_value(o.eval_batch), "rows per forward pass in validation")
         ("stop-after-steps", po::value(&o.stop_after_steps)->default_value(o.stop_after_steps),
-         "testing: stop after N optimizer steps of this invocation as if killed (0: never)");
+         "testing: stop after N optimizer steps of this invocation as if killed (0: never)")
+        ("bootstrap", po::bool_switch(&o.bootstrap), "train on a bootstrap sample of --data drawn with --seed (held in memory)");
 }
 
 namespace {
@@ -129,7 +131,10 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     cfg.stop_after_steps = o.stop_after_steps;
     cfg.eval_batch = o.eval_batch;
 
-    nn::Trainer trainer(cfg, *train, nn::cross_entropy_loss(), comm);
+    std::unique_ptr<nn::BootstrapSource> sample;
+    if (o.bootstrap) sample = std::make_unique<nn::BootstrapSource>(*train, std::uint64_t(o.seed));
+    nn::TrainSource& source = sample ? static_cast<nn::TrainSource&>(*sample) : *train;
+    nn::Trainer trainer(cfg, source, nn::cross_entropy_loss(), comm);
     if (val) {
         trainer.set_identity(detail::concat("val_fingerprint=", val->meta().fingerprint));
         trainer.set_validator([&, C = num_classes](nn::Model& m) {
@@ -145,7 +150,7 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     meta.loss = "ce";
     meta.epochs = o.epochs;
     meta.seed = std::uint64_t(o.seed);
-    meta.data_fingerprint = train->fingerprint();
+    meta.data_fingerprint = source.fingerprint();
     if (!result.history.empty()) meta.val_accuracy = result.history.back().val_accuracy;
     std::string sum;
     par::agree(comm, [&] {

@@ -25,8 +25,8 @@ struct DistillOptions {
     int model_shards = 1;               ///< M; data replicas R = ranks / M
     int epochs = 20;
     std::int64_t batch = 128;           ///< global batch (split over the R replicas)
-    double lr = 0.01;
-    std::string optimizer = "nesterov"; ///< sgd | nesterov | adam | adamw
+    double lr = 0.001;                  ///< Adam's default; logit regression targets are unbounded
+    std::string optimizer = "adam";     ///< sgd | nesterov | adam | adamw
     double momentum = 0.9;
     double weight_decay = 0.0;
     std::string schedule = "plateau:3"; ///< see nn::Schedule

@@ -12,6 +12,25 @@
 
 namespace mimic::stages {
 
+struct EnsembleTrainOptions {
+    int members = 4;                 ///< N
+    std::string arch;                ///< one spec for every member, or
+    std::string arch_file;           ///< a file with one spec per line; members cycle through them
+    std::string data, val;           ///< labelled training and validation sets
+    std::string out_dir = "ensemble";///< member-NNN.h5 files (+ their checkpoints and CSV logs)
+    std::string manifest;            ///< default OUT_DIR/manifest.h5
+    int group_size = 1;              ///< ranks that train one member together (data-parallel)
+    bool bootstrap = false;          ///< each member trains on a bootstrap sample of the data
+    long long seed = 1;              ///< member i uses seed + i
+    int epochs = 10;
+    std::int64_t batch = 128;
+    double lr = 0.05;
+    std::string optimizer = "nesterov";
+    double momentum = 0.9, weight_decay = 0.0;
+    std::string schedule = "constant";
+    int warmup = 0;
+};
+
 struct EnsembleAddOptions {
     std::string manifest;             ///< manifest to create or extend
     std::vector<std::string> models;  ///< member model files to register
@@ -23,6 +42,8 @@ struct EnsembleInfoOptions {
     bool deep = false; ///< load and verify every member's weights
 };
 
+void describe(boost::program_options::options_description& desc, EnsembleTrainOptions& o);
+void run(const EnsembleTrainOptions& o, const par::Comm& comm);
 void describe(boost::program_options::options_description& desc, EnsembleAddOptions& o);
 void run(const EnsembleAddOptions& o, const par::Comm& comm);
 void describe(boost::program_options::options_description& desc, EnsembleInfoOptions& o);
@@ -30,5 +51,19 @@ void run(const EnsembleInfoOptions& o, const par::Comm& comm);
 
 /// The members table printed by `mimic ensemble info` (also shown after `ensemble train`).
 std::string members_table(const std::string& manifest_path);
+
+/// The ensemble's accuracy on a labelled set: each member, the mean of logits and the mean of
+/// probabilities. Collective: ranks split the rows.
+struct EnsembleScores {
+    std::vector<double> member_accuracy;
+    double logits_accuracy = 0, prob_accuracy = 0, logits_topk = 0;
+    int top_k = 5;
+    std::int64_t rows = 0;
+    std::string confusion; ///< confusion table of the logit average
+};
+EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::string& data_path, int top_k,
+                                 std::int64_t batch, const par::Comm& comm);
+/// A few lines: ensemble accuracy both ways, member mean/min/max/spread.
+std::string ensemble_report(const EnsembleScores& s);
 
 } // namespace mimic::stages

@@ -14,7 +14,8 @@
 namespace mimic::stages {
 
 struct EvalOptions {
-    std::string model; ///< a model file (mimic train, mimic distill)
+    std::string model;    ///< a model file (mimic train, mimic distill)
+    std::string ensemble; ///< or an ensemble manifest: members, mean of logits and of probabilities
     std::string data;
     int top_k = 5;
     std::int64_t batch = 1000;
