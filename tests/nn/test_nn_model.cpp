@@ -2,6 +2,8 @@
 // the Model (parameter names and layout, deterministic init, dropout, gradient accumulation, batch reuse).
 #include "mimic/core/error.hpp"
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/dense.hpp"
+#include "mimic/nn/layers/relu.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/nn/spec.hpp"
 
@@ -235,4 +237,66 @@ TEST(Model, MovedModelKeepsWorking) {
     std::vector<Model> v;
     v.push_back(std::move(b));
     EXPECT_EQ(to_host(v[0].forward(x, false)), za);
+}
+
+// The distill stage's model-parallel wide pair, without MPI: dense:H,relu,dense:C split over M = 2 shards
+// (first dense by output columns, second by input rows) through the same dense/relu kernels must give
+// the full model's logits as a sum of partial products, and the slices of its gradients.
+TEST(Model, DenseKernelsRunOnColumnAndRowSlices) {
+    const int B = 4, D = 5, H = 6, C = 3, M = 2, Hs = H / M;
+    Model full("dense:6,relu,dense:3", {1, 1, D});
+    full.init(17);
+    auto p = to_host(full.params());
+    const auto jitter = random_values(p.size(), 8, 0.2f);
+    for (std::size_t i = 0; i < p.size(); ++i) p[i] += jitter[i]; // non-zero biases
+    mimic::test::set_from_host(full.params(), p);
+    const Matrix x = device_matrix(random_values(B * D, 9), B, D);
+    const auto dz_h = random_values(B * C, 10);
+    const Matrix dz = device_matrix(dz_h, B, C);
+    full.zero_grads();
+    const auto z_full = to_host(full.forward(x, false));
+    full.backward(dz);
+    const auto g = to_host(full.grads());
+
+    const auto& W1 = full.param_tensor("layer0.dense.W");
+    const auto& b1 = full.param_tensor("layer0.dense.b");
+    const auto& W2 = full.param_tensor("layer2.dense.W");
+    const auto& b2 = full.param_tensor("layer2.dense.b");
+    std::vector<float> z(B * C, 0.0f);
+    for (int j = 0; j < M; ++j) {
+        // Shard j: its own contiguous W1[:, j*Hs:(j+1)*Hs] and b1 slice; W2 rows j*Hs.. are contiguous.
+        std::vector<float> w1(D * Hs), bb(Hs), w2(Hs * C);
+        for (int d = 0; d < D; ++d)
+            for (int h = 0; h < Hs; ++h) w1[d * Hs + h] = p[W1.offset + d * H + j * Hs + h];
+        for (int h = 0; h < Hs; ++h) bb[h] = p[b1.offset + j * Hs + h];
+        for (int i = 0; i < Hs * C; ++i) w2[i] = p[W2.offset + j * Hs * C + i];
+        Vector shard("shard", w1.size() + bb.size() + w2.size()), grad("shard_grad", shard.extent(0));
+        mimic::test::set_from_host(shard, [&] {
+            std::vector<float> v(w1);
+            v.insert(v.end(), bb.begin(), bb.end());
+            v.insert(v.end(), w2.begin(), w2.end());
+            return v;
+        }());
+        const UnmanagedMatrix W1j(shard.data(), D, Hs), W2j(shard.data() + D * Hs + Hs, Hs, C);
+        const UnmanagedVector b1j(shard.data() + D * Hs, Hs);
+        const UnmanagedMatrix dW1j(grad.data(), D, Hs), dW2j(grad.data() + D * Hs + Hs, Hs, C);
+        const UnmanagedVector db1j(grad.data() + D * Hs, Hs);
+        Matrix pre("pre", B, Hs), h("h", B, Hs), zj("zj", B, C), dh("dh", B, Hs), dpre("dpre", B, Hs);
+        dense_forward(x, W1j, b1j, pre);
+        relu_forward(pre, h);
+        dense_forward(h, W2j, UnmanagedVector(), zj); // partial sum: b2 is added once, after the allreduce
+        const auto zjh = to_host(zj);
+        for (int i = 0; i < B * C; ++i) z[i] += zjh[i];
+        // Backward from the full dL/dz (identical on every shard after the allreduce).
+        dense_backward(h, W2j, dz, dW2j, UnmanagedVector(), dh);
+        relu_backward(h, dh, dpre);
+        dense_backward(x, W1j, dpre, dW1j, db1j, Matrix());
+        const auto gs = to_host(grad);
+        for (int d = 0; d < D; ++d)
+            for (int hh = 0; hh < Hs; ++hh)
+                EXPECT_NEAR(gs[d * Hs + hh], g[W1.offset + d * H + j * Hs + hh], 1e-5) << "dW1 shard " << j;
+        for (int hh = 0; hh < Hs; ++hh) EXPECT_NEAR(gs[D * Hs + hh], g[b1.offset + j * Hs + hh], 1e-5);
+        for (int i = 0; i < Hs * C; ++i) EXPECT_NEAR(gs[D * Hs + Hs + i], g[W2.offset + j * Hs * C + i], 1e-5);
+    }
+    for (int i = 0; i < B * C; ++i) EXPECT_NEAR(z[i] + p[b2.offset + i % C], z_full[i], 1e-5);
 }
