@@ -3,6 +3,7 @@
 #include "mimic/core/error.hpp"
 #include "mimic/nn/layer.hpp"
 #include "mimic/nn/layers/dense.hpp"
+#include "mimic/nn/layers/maxpool2d.hpp"
 #include "mimic/nn/layers/relu.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/nn/spec.hpp"
@@ -299,4 +300,36 @@ TEST(Model, DenseKernelsRunOnColumnAndRowSlices) {
         for (int i = 0; i < Hs * C; ++i) EXPECT_NEAR(gs[D * Hs + Hs + i], g[W2.offset + j * Hs * C + i], 1e-5);
     }
     for (int i = 0; i < B * C; ++i) EXPECT_NEAR(z[i] + p[b2.offset + i % C], z_full[i], 1e-5);
+}
+
+// Max pooling on ties: the first maximum in scan order (row by row) takes the gradient, for the 2x2 fast
+// path and the general window alike; the rows and columns the floor leaves out get zero gradient.
+TEST(Model, PoolTiesGoToTheFirstMaximum) {
+    for (int k : {2, 3}) {
+        SCOPED_TRACE(k);
+        const int H = 2 * k + 1; // one row and one column left over
+        const Shape in{1, H, H};
+        std::vector<float> x(H * H, 1.0f);
+        x[(k + 1) * H + 1] = 5.0f;     // window (1, 0): unique maximum in its second row, second column
+        x[0 * H + k + 1] = 5.0f;       // window (0, 1): two maxima, (0, k+1) first in scan order ...
+        x[1 * H + k] = 5.0f;           // ... and (1, k) second
+        x[(H - 1) * H + H - 1] = 9.0f; // the left-over corner never wins
+        IntMatrix arg("arg", 1, 4);
+        Matrix y("y", 1, 4), dx("dx", 1, H * H);
+        maxpool2d_forward(device_matrix(x, 1, H * H), in, k, arg, y);
+        EXPECT_EQ(to_host(y), (std::vector<float>{1.0f, 5.0f, 5.0f, 1.0f}));
+        auto a = Kokkos::create_mirror_view(arg);
+        Kokkos::deep_copy(a, arg);
+        EXPECT_EQ(a(0, 0), 0);                   // all ties: the window's first element
+        EXPECT_EQ(a(0, 1), k + 1);               // first of two maxima
+        EXPECT_EQ(a(0, 2), (k + 1) * H + 1);     // unique maximum
+        EXPECT_EQ(a(0, 3), k * H + k);           // all ties
+        maxpool2d_backward(device_matrix({1.0f, 2.0f, 3.0f, 4.0f}, 1, 4), arg, in, k, dx);
+        std::vector<float> want(H * H, 0.0f);
+        want[0] = 1.0f;
+        want[k + 1] = 2.0f;
+        want[(k + 1) * H + 1] = 3.0f;
+        want[k * H + k] = 4.0f;
+        EXPECT_EQ(to_host(dx), want);
+    }
 }

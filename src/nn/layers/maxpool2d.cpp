@@ -15,6 +15,27 @@ void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, c
             const std::int64_t b = r / (std::int64_t(C) * OH);
             const int c = int((r / OH) % C), oh = int(r % OH);
             const float* xs = x.data() + b * C * H * W;
+            const std::int64_t o0 = (std::int64_t(c) * OH + oh) * OW;
+            if (k == 2) {
+                // The common 2x2 window, written so that the compiler can vectorise it; the scan order
+                // (and so the first maximum winning on ties) is the same as in the general loop.
+                const int r0 = (c * H + oh * 2) * W, r1 = r0 + W;
+                const float* x0 = xs + r0;
+                const float* x1 = xs + r1;
+                float* yo = y.data() + b * y.extent(1) + o0;
+                int* ao = arg.data() + b * arg.extent(1) + o0;
+                for (int ow = 0; ow < OW; ++ow) {
+                    const float a0 = x0[2 * ow], a1 = x0[2 * ow + 1];
+                    const float c0 = x1[2 * ow], c1 = x1[2 * ow + 1];
+                    const float m0 = a1 > a0 ? a1 : a0, m1 = c1 > c0 ? c1 : c0;
+                    const float m = m1 > m0 ? m1 : m0;
+                    // First maximum in scan order (a0, a1, c0, c1).
+                    const int off = a0 == m ? 0 : a1 == m ? 1 : c0 == m ? W : W + 1;
+                    yo[ow] = m;
+                    ao[ow] = r0 + 2 * ow + off;
+                }
+                return;
+            }
             for (int ow = 0; ow < OW; ++ow) {
                 int best = (c * H + oh * k) * W + ow * k;
                 float m = xs[best];
@@ -27,9 +48,8 @@ void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, c
                         best = gt ? row + kw : best;
                     }
                 }
-                const std::int64_t o = (std::int64_t(c) * OH + oh) * OW + ow;
-                y(b, o) = m;
-                arg(b, o) = best;
+                y(b, o0 + ow) = m;
+                arg(b, o0 + ow) = best;
             }
         });
 }
