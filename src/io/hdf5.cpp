@@ -30,7 +30,8 @@ Handle make_fapl(MPI_Comm comm) {
         MIMIC_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl, true));
         MIMIC_H5_CHECK(H5Pset_coll_metadata_write(fapl, true));
     }
-    MIMIC_H5_CHECK(H5Pset_alignment(fapl, 64 * 1024, alignment_bytes()));
+    // Only objects at least one alignment unit large are aligned (small chunks would waste most of a unit).
+    MIMIC_H5_CHECK(H5Pset_alignment(fapl, alignment_bytes(), alignment_bytes()));
     MIMIC_H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
     return fapl;
 }
@@ -49,6 +50,15 @@ std::string parent_dir(const std::string& path) {
 }
 
 } // namespace
+
+namespace {
+bool g_close_failed = false;
+}
+void note_close_failure() {
+    g_close_failed = true;
+    H5Eclear2(H5E_DEFAULT);
+}
+bool had_close_failure() { return g_close_failed; }
 
 hsize_t alignment_bytes() {
     if (const char* s = std::getenv("MIMIC_HDF5_ALIGNMENT")) {
@@ -131,7 +141,15 @@ void File::close() {
     }
 }
 
-void File::flush() const { MIMIC_H5_CHECK(H5Fflush(id(), H5F_SCOPE_GLOBAL)); }
+void File::flush() const {
+    if (H5Fflush(id(), H5F_SCOPE_GLOBAL) < 0) {
+        try {
+            detail::throw_hdf5_error("H5Fflush", __FILE__, __LINE__);
+        } catch (const Error& e) {
+            fail(path_, ": writing to disk failed (disk full or quota exceeded?): ", e.what());
+        }
+    }
+}
 
 template <>
 hid_t type_of<float>() { return H5T_NATIVE_FLOAT; }

@@ -173,8 +173,8 @@ void ShardedModel::init(std::uint64_t seed) {
 
 namespace mimic::par {
 
-Matrix ShardedModel::forward(const Matrix& x, bool train, std::uint64_t dropout_seed) {
-    Matrix z = local_.forward(x, train, dropout_seed);
+Matrix ShardedModel::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, std::int64_t row_offset) {
+    Matrix z = local_.forward(x, train, dropout_seed, row_offset);
     if (comm_->size() == 1) return z;
     if (z_.extent(0) != z.extent(0) || z_.extent(1) != z.extent(1))
         z_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::parallel::logits"), z.extent(0),

@@ -431,7 +431,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
                     Matrix xs = Kokkos::subview(xb, sub, Kokkos::ALL()), ts = Kokkos::subview(tb, sub, Kokkos::ALL()),
                            ds = Kokkos::subview(db, sub, Kokkos::ALL());
                     IntVector ys = Kokkos::subview(yb, sub);
-                    Matrix z = student->forward(xs, true, derive_seed(o.seed, 0xD80, std::uint64_t(st.global_step)));
+                    Matrix z = student->forward(xs, true, derive_seed(o.seed, 0xD80, std::uint64_t(st.global_step)), part.begin);
                     if (loss.kind == "mimic") local_loss = nn::mimic_l2(z, ts, ds);
                     else if (loss.kind == "ce") local_loss = nn::cross_entropy(z, ys, ds);
                     else local_loss = nn::distill_kd(z, ts, ys, loss.T, loss.alpha, ds);

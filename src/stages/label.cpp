@@ -298,12 +298,12 @@ void run(const LabelOptions& o, const par::Comm& world) {
             }
         } else {
             file = h5::File::create(partial, fcomm);
-            h5::DatasetOptions lo{o.chunk_rows, o.deflate};
-            dlogits = h5::create_dataset(file, "/logits", logits_type, {hsize_t(N), hsize_t(C)}, lo);
-            if (o.variance) {
-                dvar = h5::create_dataset(file, "/variance", H5T_NATIVE_FLOAT, {hsize_t(N)}, lo);
-                ddis = h5::create_dataset(file, "/disagreement", H5T_NATIVE_FLOAT, {hsize_t(N)}, lo);
-            }
+            // Attributes and the small datasets first, /logits last: then the metadata sits in front of
+            // the big raw-data block, and a disk that fills up mid-run fails a block write (an error we
+            // report) rather than a metadata flush, so the partial file stays readable for the rerun.
+            write_logits_meta(file, want);
+            h5::write_attr(file.id(), "mimic_version", MIMIC_VERSION_STRING);
+            h5::write_attr(file.id(), "logits_fingerprint", std::string(16, '0'));
             ddone = h5::create_dataset(file, "/progress/done", H5T_NATIVE_UCHAR, {hsize_t(num_blocks)});
             dhash = h5::create_dataset(file, "/progress/block_hash", H5T_NATIVE_ULLONG, {hsize_t(num_blocks)});
             // Contiguous datasets are allocated without fill: zero the done record explicitly.
@@ -311,8 +311,12 @@ void run(const LabelOptions& o, const par::Comm& world) {
             std::vector<unsigned long long> zh(zeros.size(), 0);
             h5::write_rows(ddone, H5T_NATIVE_UCHAR, 0, std::int64_t(zeros.size()), zeros.data(), file.parallel());
             h5::write_rows(dhash, H5T_NATIVE_ULLONG, 0, std::int64_t(zh.size()), zh.data(), file.parallel());
-            write_logits_meta(file, want);
-            h5::write_attr(file.id(), "mimic_version", MIMIC_VERSION_STRING);
+            h5::DatasetOptions lo{o.chunk_rows, o.deflate};
+            if (o.variance) {
+                dvar = h5::create_dataset(file, "/variance", H5T_NATIVE_FLOAT, {hsize_t(N)}, lo);
+                ddis = h5::create_dataset(file, "/disagreement", H5T_NATIVE_FLOAT, {hsize_t(N)}, lo);
+            }
+            dlogits = h5::create_dataset(file, "/logits", logits_type, {hsize_t(N), hsize_t(C)}, lo);
             file.flush();
         }
     });

@@ -14,6 +14,11 @@
 
 namespace mimic::h5 {
 
+/// Records that an HDF5 object failed to close (e.g. a full disk): HDF5 1.10 then crashes in its own
+/// clean-up at MPI_Finalize, so the program leaves without it (see src/cli/main.cpp).
+void note_close_failure();
+bool had_close_failure();
+
 /// Owns an hid_t and closes it with the matching H5*close function.
 class Handle {
 public:
@@ -36,12 +41,13 @@ public:
     operator hid_t() const { return id_; }
     bool valid() const { return id_ >= 0; }
     void reset() {
-        if (id_ >= 0 && closer_) closer_(id_);
+        if (id_ >= 0 && closer_ && closer_(id_) < 0) note_close_failure();
         id_ = H5I_INVALID_HID;
     }
     /// Closes now and returns the close function's status (negative on failure).
     herr_t close() {
         herr_t rc = (id_ >= 0 && closer_) ? closer_(id_) : 0;
+        if (rc < 0) note_close_failure();
         id_ = H5I_INVALID_HID;
         return rc;
     }

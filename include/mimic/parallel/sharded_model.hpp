@@ -49,8 +49,9 @@ public:
 
     /// Initialises exactly as nn::Model(spec).init(seed) would on one rank, slice by slice.
     void init(std::uint64_t seed);
-    /// Full logits [B, C] on every shard (one allreduce of B x C over the model group).
-    Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0);
+    /// Full logits [B, C] on every shard (one allreduce of B x C over the model group). row_offset is
+    /// the position of x's first row in the global batch (dropout masks key on it).
+    Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0, std::int64_t row_offset = 0);
     /// Local gradients from dL/dlogits; replicated tensors' gradients are summed over the model group.
     void backward(const Matrix& dlogits);
     void zero_grads() { local_.zero_grads(); }
