@@ -1,5 +1,6 @@
 // Throughput of the nn core on one rank: raw sgemm through KokkosBlas::gemm, and full training steps
-// (forward, CE loss, backward; no optimizer) of the MLP 784-1200-1200-10 and a small CNN, in samples/s and GFLOP/s.
+// (forward, CE loss, backward; no optimizer) of the MLP 784-1200-1200-10 and a small CNN, and of single
+// GEMM-bound layers, in samples/s and GFLOP/s.
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/core/runtime.hpp"
@@ -39,6 +40,7 @@ double thread_cpu_seconds() {
 }
 
 bool g_cpu_clock = false;
+bool g_summary = true;
 
 /// Best of `reps` timings of `iters` calls of f (seconds per call), on the wall or the thread CPU clock.
 template <class F>
@@ -67,18 +69,20 @@ struct StepResult {
     double step_s, fwd_s, samples_per_s, gflops;
 };
 
-/// Training-step flops: forward F, backward 2F, less the input-gradient product of the first layer.
+/// Training-step flops: forward F, backward 2F, less the input-gradient product of a first layer that
+/// sees the model input directly (the Model skips it).
 double train_flops_per_sample(const nn::Model& m) {
-    double first = 0;
-    for (std::size_t i = 0; i < m.num_layers(); ++i)
-        if (m.layer(i).flops_per_sample() > 0) {
-            first = m.layer(i).flops_per_sample();
-            break;
-        }
-    return 3.0 * m.flops_per_sample() - first;
+    double skipped = 0;
+    for (std::size_t i = 0; i < m.num_layers(); ++i) {
+        skipped = m.layer(i).flops_per_sample();
+        if (!m.layer(i).is_alias()) break;
+    }
+    return 3.0 * m.flops_per_sample() - skipped;
 }
 
-StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int iters, int reps) {
+/// with_loss: a CE loss gives dL/dlogits (whole models); otherwise a fixed random dL/dlogits is fed back
+/// (single layers, whose "logits" are wide activations).
+StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int iters, int reps, bool with_loss) {
     nn::Model m(spec, in);
     m.init(1);
     const Matrix x = random_matrix("mimic::bench::x", batch, m.input_size(), 3);
@@ -86,12 +90,12 @@ StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int ite
     const int C = int(m.output_size());
     Kokkos::parallel_for(
         "mimic::bench::labels", RangePolicy(0, batch), KOKKOS_LAMBDA(const std::int64_t i) { labels(i) = int(i % C); });
-    Matrix dz("mimic::bench::dz", batch, C);
+    const Matrix dz = random_matrix("mimic::bench::dz", batch, C, 4);
     std::uint64_t step = 0;
     auto train_step = [&] {
         m.zero_grads();
         const Matrix z = m.forward(x, true, ++step);
-        nn::cross_entropy(z, labels, dz);
+        if (with_loss) nn::cross_entropy(z, labels, dz);
         m.backward(dz);
     };
     for (int i = 0; i < 3; ++i) train_step(); // warm-up: buffers allocated, caches warm
@@ -100,7 +104,7 @@ StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int ite
     r.fwd_s = best_time(reps, iters, [&] { m.forward(x, false); });
     r.samples_per_s = batch / r.step_s;
     r.gflops = train_flops_per_sample(m) * batch / r.step_s / 1e9;
-    std::printf("%s\n", m.summary().c_str());
+    if (g_summary) std::printf("%s\n", m.summary().c_str());
     return r;
 }
 
@@ -110,14 +114,18 @@ int main(int argc, char** argv) {
     Runtime runtime(argc, argv);
     int batch = 128, iters = 10, reps = 5;
     std::int64_t gemm_n = 1024;
+    std::string only;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--gemm")) gemm_n = std::atoll(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--clock")) g_cpu_clock = !std::strcmp(argv[i + 1], "cpu");
+        else if (!std::strcmp(argv[i], "--summary")) g_summary = std::atoi(argv[i + 1]) != 0;
+        else if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];
         else {
-            std::fprintf(stderr, "usage: bench_nn [--batch 128] [--iters 10] [--reps 5] [--gemm 1024] [--clock wall|cpu]\n");
+            std::fprintf(stderr, "usage: bench_nn [--batch 128] [--iters 10] [--reps 5] [--gemm 1024] [--clock wall|cpu] "
+                         "[--summary 0|1] [--only NAME]\n");
             return 2;
         }
     }
@@ -137,9 +145,15 @@ int main(int argc, char** argv) {
         {"mlp", "dense:1200,relu,dense:1200,relu,dense:10", {1, 1, 784}},
         {"cnn", "conv:32x3,relu,conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10",
          {1, 28, 28}},
+        // Single GEMM-bound layers with their input gradient (the leading relu makes the Model compute it).
+        {"layer-dense-1200", "relu,dense:1200", {1, 1, 1200}},
+        {"layer-conv-32x3-28x28", "relu,conv:32x3", {32, 28, 28}},
+        {"layer-conv-64x3-14x14", "relu,conv:64x3", {32, 14, 14}},
     };
     for (const auto& c : cases) {
-        const auto r = bench_model(c.spec, c.in, batch, iters, reps);
+        if (!only.empty() && only != c.name) continue;
+        const bool layer = std::string(c.name).rfind("layer-", 0) == 0;
+        const auto r = bench_model(c.spec, c.in, batch, iters, reps, !layer);
         std::printf("RESULT %s: train step %.2f ms (forward only %.2f ms), %.0f samples/s, %.1f GFLOP/s = %.0f%% "
                     "of sgemm\n\n",
                     c.name, r.step_s * 1e3, r.fwd_s * 1e3, r.samples_per_s, r.gflops, 100.0 * r.gflops / peak);

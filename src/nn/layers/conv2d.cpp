@@ -74,22 +74,24 @@ void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
                   dcol.extent(0), "x", dcol.extent(1), ", expected ", KK, "x", N);
     const int C = g.c, H = g.h, W = g.w, K = g.k, S = g.s, pad = g.p, OH = g.oh(), OW = g.ow();
     if (S == 1 && OH == H && OW == W && pad < K) {
-        // 'Same' geometry: one thread per input plane (b, c). The patch row (c, kh, kw) is the plane
-        // shifted by (dh, dw); its entries that fell outside the image are zeroed first (dcol is scratch),
-        // so that the shifted rows add as contiguous runs: the sums are the same, in the same order, as in
-        // the general gather below.
+        // 'Same' geometry (K = 2*pad + 1): one thread per input plane (b, c). The patch row (c, kh, kw) is
+        // the plane shifted by (dh, dw); its entries that fell outside the image are zeroed first (dcol is
+        // scratch), so that the shifted rows add as contiguous runs. The centre tap covers the whole plane
+        // and initialises it; the other taps follow in (kh, kw) order.
         Kokkos::parallel_for(
             "mimic::nn::conv::col2im_same", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t t) {
                 const std::int64_t b = t / C;
                 const int c = int(t % C);
                 float* out = dx.data() + t * std::int64_t(H) * W;
-                for (std::int64_t j = 0; j < std::int64_t(H) * W; ++j) out[j] = 0.0f;
+                const float* centre = dcol.data() + std::int64_t((c * K + pad) * K + pad) * N + b * P;
+                for (std::int64_t j = 0; j < std::int64_t(H) * W; ++j) out[j] = centre[j];
                 for (int kh = 0; kh < K; ++kh) {
                     const int dh = kh - pad;
                     const int oh_lo = dh < 0 ? -dh : 0, oh_hi = dh > 0 ? H - dh : H;
                     if (oh_lo >= oh_hi) continue;
                     for (int kw = 0; kw < K; ++kw) {
                         const int dw = kw - pad;
+                        if (dh == 0 && dw == 0) continue;
                         float* src = dcol.data() + std::int64_t((c * K + kh) * K + kw) * N + b * P;
                         if (dw != 0)
                             for (int oh = oh_lo; oh < oh_hi; ++oh) {
