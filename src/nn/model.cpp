@@ -5,6 +5,7 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/bottleneck.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/dense.hpp"
 #include "mimic/nn/layers/dropout.hpp"
@@ -25,7 +26,7 @@ namespace {
 std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
     switch (l.kind) {
     case LayerKind::Dense: return std::make_unique<Dense>(index, l.token, in, l.units, true);
-    case LayerKind::Bottleneck: return std::make_unique<Dense>(index, l.token, in, l.units, false);
+    case LayerKind::Bottleneck: return std::make_unique<Bottleneck>(index, l.token, in, l.units);
     case LayerKind::Conv:
         return std::make_unique<Conv2D>(index, l.token, in, l.units, l.kernel, l.stride, l.pad);
     case LayerKind::Pool: return std::make_unique<MaxPool2D>(index, l.token, in, l.kernel);
