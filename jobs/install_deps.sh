@@ -12,6 +12,7 @@ packages=(
   libgtest-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-h5py python3-torch
+  slurmctld slurmd slurm-client munge python3-matplotlib
   "$@"
 )
 
