@@ -36,7 +36,13 @@ std::string Progress::format_duration(double s) {
 Progress::Progress(std::string what, std::int64_t total, std::string unit)
     : what_(std::move(what)), unit_(std::move(unit)), total_(total) {
     active_ = log::world_rank() == 0 && !log::quiet();
-    tty_ = isatty(fileno(stdout)) != 0;
+    // Under mpirun a rank's stdout is often a pseudo-terminal even when the job's output goes to a file,
+    // so a terminal is trusted only outside a launcher; MIMIC_PROGRESS=tty|lines overrides.
+    const char* mode = std::getenv("MIMIC_PROGRESS");
+    const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
+    if (mode && std::string(mode) == "tty") tty_ = true;
+    else if (mode && std::string(mode) == "lines") tty_ = false;
+    else tty_ = !launched && isatty(fileno(stdout)) != 0;
     interval_ = tty_ ? 0.25 : line_interval();
     start_ = last_print_ = std::chrono::steady_clock::now();
 }

@@ -1,5 +1,5 @@
 // Rank-0 progress reporter for long loops: percent, rate and ETA.
-// On a terminal it redraws one line; otherwise (SLURM logs) it prints one line per interval.
+// On a terminal it redraws one line; otherwise (SLURM logs, mpirun) it prints one line per interval.
 #pragma once
 
 #include <chrono>
