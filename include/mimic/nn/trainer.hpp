@@ -30,7 +30,7 @@ struct TrainConfig {
     std::int64_t checkpoint_every = 0; ///< also write one every N steps (0: at epoch ends only)
     std::string log_csv;               ///< per-epoch CSV log ("" for none)
     std::int64_t stop_after_steps = 0; ///< testing: stop like a killed job after N steps of this invocation
-    std::int64_t eval_batch = 1000;
+    std::int64_t eval_batch = 256;
 };
 
 /// The loss of one rank's rows of a batch: returns their mean loss and writes dL/dlogits of that mean.

@@ -24,7 +24,7 @@ struct TrainOptions {
     std::int64_t checkpoint_every = 0;
     bool keep_checkpoint = false;
     std::int64_t shuffle_block = 4096, shuffle_window = 0;
-    std::int64_t eval_batch = 1000;
+    std::int64_t eval_batch = 256;
     std::int64_t stop_after_steps = 0;
     bool bootstrap = false; ///< train on a bootstrap sample of --data (seeded by --seed)
 };
