@@ -10,6 +10,7 @@ packages=(
   libboost-program-options-dev
   libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev libopenblas-dev
   libgtest-dev
+  libonnx-dev libprotobuf-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-h5py python3-torch
   slurmctld slurmd slurm-client munge python3-matplotlib

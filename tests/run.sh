@@ -6,6 +6,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 start=$(date +%s)
 jobs/install_deps.sh
+# onnxruntime (not packaged in Debian 12) runs the exported students in the ONNX tests.
+/usr/bin/python3 -c 'import onnxruntime' 2>/dev/null ||
+  /usr/bin/python3 -m pip install --quiet --break-system-packages --no-deps onnxruntime==1.19.2
 # shellcheck source=../jobs/env.sh
 source jobs/env.sh
 jobs/build.sh

@@ -8,6 +8,7 @@
 #include "mimic/stages/info.hpp"
 #include "mimic/stages/train.hpp"
 #include "mimic/stages/label.hpp"
+#include "mimic/stages/onnx.hpp"
 
 namespace mimic::cli {
 
@@ -40,6 +41,8 @@ const std::vector<Command>& commands() {
         command<stages::TrainOptions>("train", "train a network on a labelled dataset file (data-parallel over ranks)"),
         command<stages::EvalOptions>("eval", "accuracy, top-k accuracy and confusion matrix of a model on a dataset file"),
         command<stages::DistillOptions>("distill", "train a student on the ensemble's logits (R data replicas x M model shards)"),
+        command<stages::OnnxImportOptions>("import onnx", "convert an ONNX teacher (opset >= 11) into a Mimic model file", {"model"}),
+        command<stages::OnnxExportOptions>("export onnx", "write a Mimic model file as a standard ONNX graph (opset 13)", {"model"}),
         command<stages::InfoOptions>("info", "describe a Mimic HDF5 file (dataset, model, manifest, logits)", {"file"}),
     };
     return all;

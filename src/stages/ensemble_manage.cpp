@@ -4,6 +4,7 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/manifest.hpp"
 #include "mimic/stages/ensemble.hpp"
+#include "mimic/stages/onnx.hpp"
 
 #include <climits>
 #include <cstdio>
@@ -17,7 +18,7 @@ namespace mimic::stages {
 void describe(po::options_description& d, EnsembleAddOptions& o) {
     d.add_options()
         ("manifest", po::value(&o.manifest)->required(), "manifest to create or extend")
-        ("model", po::value(&o.models)->multitoken()->required(), "member model file(s) to register (positional)")
+        ("model", po::value(&o.models)->multitoken()->required(), "member model file(s) to register (positional); .onnx files are imported to <manifest dir>/<name>.h5 first")
         ("absolute", po::bool_switch(&o.absolute), "store absolute member paths (default: relative to the manifest)");
 }
 
@@ -105,15 +106,33 @@ void run(const EnsembleAddOptions& o, const par::Comm& comm) {
         } else {
             m.base_dir = dir_of(o.manifest);
         }
-        for (const auto& p : o.models) {
-            if (!io::file_exists(p)) fail(p, ": no such model file");
-            const std::string stored = o.absolute ? absolute_path(p) : relative_to(p, m.base_dir);
-            for (const auto& e : m.members)
-                if (e.path == stored) fail(p, ": already registered in ", o.manifest);
-            m.members.push_back(io::member_from_model_file(p, stored));
+        std::vector<std::string> imported; // model files written from .onnx members (removed on failure)
+        try {
+            for (const auto& given : o.models) {
+                std::string p = given;
+                if (p.size() > 5 && p.compare(p.size() - 5, 5, ".onnx") == 0) {
+                    // An ONNX teacher: imported first to <manifest dir>/<name>.h5, then registered.
+                    const auto slash = p.find_last_of('/');
+                    const std::string stem = p.substr(slash == std::string::npos ? 0 : slash + 1);
+                    const std::string target = m.base_dir + "/" + stem.substr(0, stem.size() - 5) + ".h5";
+                    if (io::file_exists(target))
+                        fail(p, ": the import target ", target, " exists; register it directly or remove it");
+                    log::info("ensemble add: ", import_onnx_file(p, target));
+                    imported.push_back(target);
+                    p = target;
+                }
+                if (!io::file_exists(p)) fail(p, ": no such model file");
+                const std::string stored = o.absolute ? absolute_path(p) : relative_to(p, m.base_dir);
+                for (const auto& e : m.members)
+                    if (e.path == stored) fail(p, ": already registered in ", o.manifest);
+                m.members.push_back(io::member_from_model_file(p, stored));
+            }
+            io::validate_manifest(m, o.manifest, false); // shapes, classes and checksums agree before writing
+            io::write_manifest(o.manifest, m);
+        } catch (...) {
+            for (const auto& f : imported) io::remove_file(f);
+            throw;
         }
-        io::validate_manifest(m, o.manifest, false); // shapes, classes and checksums agree before writing
-        io::write_manifest(o.manifest, m);
     });
     log::info("ensemble add: ", o.models.size(), " member(s) registered in ", o.manifest);
     if (comm.rank() == 0) log::info(members_table(o.manifest));

@@ -1,0 +1,37 @@
+// ONNX interop: teachers from ONNX graphs (PyTorch's torch.onnx.export and others) into Mimic models,
+// and any Mimic model out to a standard ONNX graph; parsed and written with Debian's libonnx protobufs.
+#pragma once
+
+#include "mimic/io/model_file.hpp"
+#include "mimic/nn/model.hpp"
+
+#include <string>
+
+namespace mimic::io {
+
+/// Opset written by export_onnx (and the lowest opset import_onnx accepts is 11).
+inline constexpr int kOnnxExportOpset = 13;
+inline constexpr int kOnnxMinImportOpset = 11;
+
+/// Reads an ONNX model (opset >= 11) made of the layers Mimic supports and converts it:
+///   Gemm (transA = 0; alpha, beta, transB folded) and MatMul [+ Add]  -> dense:N (MatMul alone:
+///   bottleneck:K) Conv (square kernel, equal strides, symmetric pads, group = dilation = 1) -> conv:FxKsSpP
+///   MaxPool (kernel K = stride, no padding)                            -> pool:K
+///   Relu, Sigmoid, Tanh                                                -> relu, sigmoid, tanh
+///   Flatten (axis 1), Reshape to [N, -1]                               -> flatten
+///   BatchNormalization (inference)        folded into the preceding Conv / Gemm / MatMul
+///   Dropout, Identity                     dropped (inference)
+/// The graph must be one chain from its single input ([N, D] or [N, C, H, W]) to its single output.
+/// Throws mimic::Error with one line naming the file and, for unsupported operators, listing all of them
+/// ("model.onnx: unsupported operators: LayerNormalization, Softmax"). `meta` receives spec, input shape,
+/// classes and loss "onnx-import"; the model's weights are set.
+nn::Model import_onnx(const std::string& path, ModelMeta* meta = nullptr);
+
+/// Writes `model` as an ONNX graph (opset 13): input "input" [N, D] (flat models, shape 1x1xD) or
+/// [N, C, H, W], output "logits" [N, classes], batch dimension symbolic ("N"). dense -> Gemm, bottleneck ->
+/// MatMul, conv -> Conv, pool -> MaxPool, activations as themselves, flatten (explicit or implicit before a
+/// dense after conv/pool) -> Flatten; dropout is left out (inference graph). The graph is checked with
+/// onnx::checker before it is written atomically (path.partial, then rename).
+void export_onnx(const nn::Model& model, const std::string& path, const std::string& graph_name = "mimic");
+
+} // namespace mimic::io

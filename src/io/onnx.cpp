@@ -1,0 +1,778 @@
+// ONNX import (a chain of supported nodes -> spec tokens and weights, BatchNormalization folded) and export
+// (spec -> Gemm/MatMul/Conv/MaxPool/... nodes, checked by onnx::checker), on Debian's libonnx protobufs.
+#include "mimic/io/onnx.hpp"
+
+#include "mimic/core/error.hpp"
+#include "mimic/core/version_info.hpp"
+#include "mimic/io/dataset.hpp"
+#include "mimic/nn/spec.hpp"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace mimic::io {
+
+namespace {
+
+// ------------------------------------------------------------------------------------------ import
+
+/// A constant of the graph (initializer, Constant node or Identity of one) as doubles.
+struct Const {
+    std::vector<std::int64_t> dims;
+    std::vector<double> v;
+    std::int64_t size() const {
+        std::int64_t n = 1;
+        for (auto d : dims)
+            n *= d;
+        return n;
+    }
+};
+
+std::string dims_text(const std::vector<std::int64_t>& d) {
+    std::ostringstream os;
+    os << "[";
+    for (size_t i = 0; i < d.size(); ++i)
+        os << (i ? ", " : "") << d[i];
+    os << "]";
+    return os.str();
+}
+
+template <class T> void append_raw(const std::string& raw, std::vector<double>& out) {
+    const size_t n = raw.size() / sizeof(T);
+    for (size_t i = 0; i < n; ++i) {
+        T x;
+        std::memcpy(&x, raw.data() + i * sizeof(T), sizeof(T));
+        out.push_back(double(x));
+    }
+}
+
+Const to_const(const onnx::TensorProto& t, const std::string& where) {
+    Const c;
+    c.dims.assign(t.dims().begin(), t.dims().end());
+    if (t.data_location() == onnx::TensorProto::EXTERNAL)
+        fail(where, ": tensor '", t.name(), "' keeps its data in an external file; save the model with all ",
+             "tensors inside the .onnx file");
+    const bool raw = t.has_raw_data();
+    switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT:
+        if (raw)
+            append_raw<float>(t.raw_data(), c.v);
+        else
+            c.v.assign(t.float_data().begin(), t.float_data().end());
+        break;
+    case onnx::TensorProto::DOUBLE:
+        if (raw)
+            append_raw<double>(t.raw_data(), c.v);
+        else
+            c.v.assign(t.double_data().begin(), t.double_data().end());
+        break;
+    case onnx::TensorProto::INT64:
+        if (raw)
+            append_raw<std::int64_t>(t.raw_data(), c.v);
+        else
+            c.v.assign(t.int64_data().begin(), t.int64_data().end());
+        break;
+    case onnx::TensorProto::INT32:
+        if (raw)
+            append_raw<std::int32_t>(t.raw_data(), c.v);
+        else
+            c.v.assign(t.int32_data().begin(), t.int32_data().end());
+        break;
+    default:
+        fail(where, ": tensor '", t.name(), "' has ONNX data type ", t.data_type(),
+             "; only float, double, int32 and int64 constants are supported");
+    }
+    if (std::int64_t(c.v.size()) != c.size())
+        fail(where, ": tensor '", t.name(), "' holds ", c.v.size(), " values for shape ", dims_text(c.dims));
+    return c;
+}
+
+const onnx::AttributeProto* find_attr(const onnx::NodeProto& n, const char* name) {
+    for (const auto& a : n.attribute())
+        if (a.name() == name) return &a;
+    return nullptr;
+}
+std::int64_t attr_int(const onnx::NodeProto& n, const char* name, std::int64_t def) {
+    const auto* a = find_attr(n, name);
+    return a ? a->i() : def;
+}
+double attr_float(const onnx::NodeProto& n, const char* name, double def) {
+    const auto* a = find_attr(n, name);
+    return a ? double(a->f()) : def;
+}
+std::vector<std::int64_t> attr_ints(const onnx::NodeProto& n, const char* name) {
+    const auto* a = find_attr(n, name);
+    return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : std::vector<std::int64_t>{};
+}
+std::string attr_string(const onnx::NodeProto& n, const char* name, const std::string& def) {
+    const auto* a = find_attr(n, name);
+    return a ? a->s() : def;
+}
+
+bool all_equal(const std::vector<std::int64_t>& v, std::int64_t x) {
+    for (auto e : v)
+        if (e != x) return false;
+    return true;
+}
+
+/// One Mimic layer being built; weights in Mimic's layout (dense W [in, out], conv W {C, K, K, F}), so the
+/// output unit is always the fastest index of W.
+struct Pending {
+    nn::LayerKind kind = nn::LayerKind::ReLU;
+    std::string token;
+    std::vector<double> W, b; ///< b empty for bottleneck
+    int out = 0;              ///< output units / filters
+};
+
+class Importer {
+public:
+    explicit Importer(std::string path) : path_(std::move(path)) {}
+
+    nn::Model run(ModelMeta* meta) {
+        load();
+        check_operators();
+        read_input();
+        collect_initializers();
+        for (int i = 0; i < graph().node_size(); ++i)
+            visit(i, graph().node(i));
+        if (graph().output_size() != 1)
+            fail(path_, ": the graph has ", graph().output_size(),
+                 " outputs; Mimic imports models with one output");
+        if (graph().output(0).name() != cur_)
+            fail(path_, ": the graph output '", graph().output(0).name(),
+                 "' is not the end of the chain of layers (the last layer writes '", cur_, "')");
+        if (layers_.empty()) fail(path_, ": the graph has no layers");
+        return build(meta);
+    }
+
+private:
+    std::string path_;
+    onnx::ModelProto model_;
+    std::map<std::string, Const> consts_;
+    std::string cur_;    ///< name of the current activation tensor
+    nn::Shape shape_;    ///< its per-sample shape
+    bool image_ = false; ///< 4-D (N, C, H, W) rather than 2-D (N, D)
+    nn::Shape input_;
+    std::vector<Pending> layers_;
+    bool fresh_param_ = false; ///< cur_ is the direct output of layers_.back(), a parameter layer
+
+    const onnx::GraphProto& graph() const { return model_.graph(); }
+
+    std::string node_where(int i, const onnx::NodeProto& n) const {
+        std::ostringstream os;
+        os << path_ << ": node " << i;
+        if (!n.name().empty()) os << " '" << n.name() << "'";
+        os << " (" << n.op_type() << ")";
+        return os.str();
+    }
+
+    void load() {
+        std::ifstream in(path_, std::ios::binary);
+        if (!in) fail(path_, ": cannot open the ONNX file");
+        if (!model_.ParseFromIstream(&in)) fail(path_, ": not an ONNX model (protobuf parsing failed)");
+        if (!model_.has_graph()) fail(path_, ": the ONNX model has no graph");
+        std::int64_t opset = -1;
+        for (const auto& o : model_.opset_import())
+            if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
+        if (opset < 0) fail(path_, ": the model imports no standard ONNX opset");
+        if (opset < kOnnxMinImportOpset)
+            fail(path_, ": opset ", opset, " is too old; export with opset ", kOnnxMinImportOpset,
+                 " or later");
+    }
+
+    void check_operators() const {
+        static const std::set<std::string> supported = {
+            "Gemm",     "MatMul",  "Add",     "Conv",    "MaxPool", "Relu",
+            "Sigmoid",  "Tanh",    "Flatten", "Reshape", "Dropout", "BatchNormalization",
+            "Identity", "Constant"};
+        std::set<std::string> bad;
+        for (const auto& n : graph().node()) {
+            const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";
+            if (!std_domain)
+                bad.insert(n.domain() + "::" + n.op_type());
+            else if (!supported.count(n.op_type()))
+                bad.insert(n.op_type());
+        }
+        if (bad.empty()) return;
+        std::string list;
+        for (const auto& b : bad)
+            list += (list.empty() ? "" : ", ") + b;
+        fail(path_, ": unsupported operators: ", list);
+    }
+
+    void collect_initializers() {
+        for (const auto& t : graph().initializer())
+            consts_[t.name()] = to_const(t, path_);
+    }
+
+    void read_input() {
+        std::set<std::string> inits;
+        for (const auto& t : graph().initializer())
+            inits.insert(t.name());
+        const onnx::ValueInfoProto* in = nullptr;
+        int count = 0;
+        for (const auto& v : graph().input())
+            if (!inits.count(v.name())) in = &v, ++count;
+        if (count != 1)
+            fail(path_, ": the graph has ", count, " data inputs; Mimic imports models with one input");
+        const std::string where = path_ + ": input '" + in->name() + "'";
+        if (!in->type().has_tensor_type() || !in->type().tensor_type().has_shape())
+            fail(where, " has no tensor shape");
+        if (in->type().tensor_type().elem_type() != onnx::TensorProto::FLOAT)
+            fail(where, " is not float32 (ONNX type ", in->type().tensor_type().elem_type(), ")");
+        const auto& dims = in->type().tensor_type().shape().dim();
+        std::vector<std::int64_t> d;
+        for (int k = 1; k < dims.size(); ++k) {
+            if (!dims[k].has_dim_value() || dims[k].dim_value() < 1)
+                fail(where, ": dimension ", k,
+                     " is not a fixed positive size (only the batch may be symbolic)");
+            d.push_back(dims[k].dim_value());
+        }
+        if (dims.size() == 2) {
+            input_ = {1, 1, int(d[0])};
+            image_ = false;
+        } else if (dims.size() == 4) {
+            input_ = {int(d[0]), int(d[1]), int(d[2])};
+            image_ = true;
+        } else {
+            fail(where, " has rank ", dims.size(), "; Mimic takes [N, D] or [N, C, H, W]");
+        }
+        cur_ = in->name();
+        shape_ = input_;
+    }
+
+    const Const* constant(const std::string& name) const {
+        auto it = consts_.find(name);
+        return it == consts_.end() ? nullptr : &it->second;
+    }
+    const Const& need_const(const std::string& name, const std::string& where, const char* what) const {
+        const Const* c = constant(name);
+        if (!c)
+            fail(where, ": its ", what, " '", name,
+                 "' is not a constant (initializer); Mimic imports fixed weights");
+        return *c;
+    }
+    void need_cur(const onnx::NodeProto& n, const std::string& where) const {
+        if (n.input_size() < 1 || n.input(0) != cur_)
+            fail(where, ": takes '", n.input_size() ? n.input(0) : std::string(),
+                 "' instead of the previous layer's output '", cur_,
+                 "'; Mimic imports a single chain of layers");
+    }
+
+    void push(Pending p, const std::string& where) {
+        const auto spec = nn::parse_spec(p.token);
+        try {
+            shape_ = nn::infer_shape(spec.at(0), shape_);
+        } catch (const Error& e) {
+            fail(where, ": ", e.what());
+        }
+        fresh_param_ = p.kind == nn::LayerKind::Dense || p.kind == nn::LayerKind::Bottleneck ||
+                       p.kind == nn::LayerKind::Conv;
+        layers_.push_back(std::move(p));
+    }
+    void advance(const onnx::NodeProto& n) { cur_ = n.output(0); }
+
+    void visit(int i, const onnx::NodeProto& n) {
+        const std::string where = node_where(i, n);
+        const std::string& op = n.op_type();
+        if (n.output_size() < 1) fail(where, ": has no output");
+        if (op == "Constant") {
+            const auto* a = find_attr(n, "value");
+            if (!a || !a->has_t()) fail(where, ": only Constant nodes with a tensor 'value' are supported");
+            consts_[n.output(0)] = to_const(a->t(), where);
+            return;
+        }
+        if (op == "Identity" && n.input_size() == 1 && constant(n.input(0))) {
+            consts_[n.output(0)] = *constant(n.input(0));
+            return;
+        }
+        if (op == "Identity" || op == "Dropout") {
+            need_cur(n, where);
+            if (op == "Dropout" && n.input_size() >= 3 && !n.input(2).empty()) {
+                const Const* t = constant(n.input(2));
+                if (!t || (t->size() == 1 && t->v[0] != 0))
+                    fail(where, ": training_mode must be a constant false (Mimic imports inference graphs)");
+            }
+            advance(n); // inference: the identity
+            return;
+        }
+        if (op == "Relu" || op == "Sigmoid" || op == "Tanh") {
+            need_cur(n, where);
+            Pending p;
+            p.kind = op == "Relu"      ? nn::LayerKind::ReLU
+                     : op == "Sigmoid" ? nn::LayerKind::Sigmoid
+                                       : nn::LayerKind::Tanh;
+            p.token = op == "Relu" ? "relu" : op == "Sigmoid" ? "sigmoid" : "tanh";
+            push(std::move(p), where);
+            advance(n);
+            return;
+        }
+        if (op == "Flatten" || op == "Reshape") {
+            need_cur(n, where);
+            if (op == "Flatten") {
+                const auto axis = attr_int(n, "axis", 1);
+                if (axis != 1 && !(image_ && axis == -3) && !(!image_ && axis == -1))
+                    fail(where, ": axis ", axis, " is not supported (only Flatten to [N, C*H*W], axis 1)");
+            } else {
+                if (n.input_size() < 2) fail(where, ": has no shape input");
+                const Const& s = need_const(n.input(1), where, "shape");
+                const bool ok = s.v.size() == 2 && (s.v[1] == -1 || std::int64_t(s.v[1]) == shape_.size()) &&
+                                (s.v[0] != -1 || s.v[1] != -1);
+                if (!ok) {
+                    std::vector<std::int64_t> sv(s.v.begin(), s.v.end());
+                    fail(where, ": reshape to ", dims_text(sv), " is not a flatten to [N, ", shape_.size(),
+                         "] (only Reshape to [N, -1] is supported)");
+                }
+            }
+            if (image_) {
+                Pending p;
+                p.kind = nn::LayerKind::Flatten;
+                p.token = "flatten";
+                push(std::move(p), where);
+                image_ = false;
+            }
+            advance(n);
+            return;
+        }
+        if (op == "Gemm") return gemm(n, where);
+        if (op == "MatMul") return matmul(n, where);
+        if (op == "Add") return add(n, where);
+        if (op == "Conv") return conv(n, where);
+        if (op == "MaxPool") return maxpool(n, where);
+        if (op == "BatchNormalization") return batchnorm(n, where);
+        fail(where, ": unsupported operator"); // unreachable: check_operators() listed them
+    }
+
+    void gemm(const onnx::NodeProto& n, const std::string& where) {
+        need_cur(n, where);
+        if (image_) fail(where, ": input is 4-D; insert a Flatten before the Gemm");
+        if (attr_int(n, "transA", 0) != 0) fail(where, ": transA = 1 is not supported");
+        const double alpha = attr_float(n, "alpha", 1.0), beta = attr_float(n, "beta", 1.0);
+        const bool transB = attr_int(n, "transB", 0) != 0;
+        if (n.input_size() < 2) fail(where, ": has no B input");
+        const Const& B = need_const(n.input(1), where, "weight B");
+        if (B.dims.size() != 2) fail(where, ": weight B has shape ", dims_text(B.dims), ", expected 2-D");
+        const std::int64_t in = transB ? B.dims[1] : B.dims[0], out = transB ? B.dims[0] : B.dims[1];
+        if (in != shape_.size())
+            fail(where, ": weight B ", dims_text(B.dims), (transB ? " (transB)" : ""), " expects ", in,
+                 " inputs but the previous layer gives ", shape_.size());
+        Pending p;
+        p.kind = nn::LayerKind::Dense;
+        p.token = "dense:" + std::to_string(out);
+        p.out = int(out);
+        p.W.resize(size_t(in * out));
+        for (std::int64_t r = 0; r < in; ++r)
+            for (std::int64_t c = 0; c < out; ++c)
+                p.W[size_t(r * out + c)] =
+                    alpha * (transB ? B.v[size_t(c * in + r)] : B.v[size_t(r * out + c)]);
+        p.b.assign(size_t(out), 0.0);
+        if (n.input_size() >= 3 && !n.input(2).empty()) {
+            const Const& C = need_const(n.input(2), where, "bias C");
+            add_bias(p, C, beta, where, false);
+        }
+        push(std::move(p), where);
+        advance(n);
+    }
+
+    void matmul(const onnx::NodeProto& n, const std::string& where) {
+        need_cur(n, where);
+        if (image_) fail(where, ": input is 4-D; insert a Flatten before the MatMul");
+        const Const& B = need_const(n.input(1), where, "weight");
+        if (B.dims.size() != 2 || B.dims[0] != shape_.size())
+            fail(where, ": weight has shape ", dims_text(B.dims), ", expected [", shape_.size(), ", units]");
+        Pending p;
+        p.kind = nn::LayerKind::Bottleneck; // becomes dense when an Add or BatchNormalization gives it a bias
+        p.out = int(B.dims[1]);
+        p.token = "bottleneck:" + std::to_string(p.out);
+        p.W = B.v;
+        push(std::move(p), where);
+        advance(n);
+    }
+
+    /// b += scale * C, where C broadcasts to the layer's output ([out] / [1, out] for dense, [F, 1, 1] /
+    /// [1, F, 1, 1] for conv, or a scalar).
+    void add_bias(Pending& p, const Const& C, double scale, const std::string& where, bool conv) {
+        std::vector<std::int64_t> d = C.dims;
+        while (!d.empty() && d.front() == 1 && std::int64_t(d.size()) > (conv ? 3 : 1))
+            d.erase(d.begin());
+        const bool scalar = C.size() == 1;
+        const bool ok = scalar || (conv ? (d.size() == 3 && d[0] == p.out && d[1] == 1 && d[2] == 1)
+                                        : (d.size() == 1 && d[0] == p.out));
+        if (!ok)
+            fail(where, ": bias of shape ", dims_text(C.dims), " does not broadcast per output unit (", p.out,
+                 conv ? " filters)" : " units)");
+        if (p.b.empty()) p.b.assign(size_t(p.out), 0.0);
+        for (int f = 0; f < p.out; ++f)
+            p.b[size_t(f)] += scale * C.v[scalar ? 0 : size_t(f)];
+    }
+
+    void add(const onnx::NodeProto& n, const std::string& where) {
+        if (n.input_size() != 2) fail(where, ": expected 2 inputs");
+        const int data = n.input(0) == cur_ ? 0 : n.input(1) == cur_ ? 1 : -1;
+        if (data < 0) fail(where, ": neither input is the previous layer's output '", cur_, "'");
+        if (!fresh_param_)
+            fail(where, ": Add is supported only as the bias right after a MatMul, Gemm or Conv");
+        const Const& C = need_const(n.input(1 - data), where, "addend");
+        Pending& p = layers_.back();
+        add_bias(p, C, 1.0, where, p.kind == nn::LayerKind::Conv);
+        if (p.kind == nn::LayerKind::Bottleneck) {
+            p.kind = nn::LayerKind::Dense;
+            p.token = "dense:" + std::to_string(p.out);
+        }
+        advance(n);
+    }
+
+    void conv(const onnx::NodeProto& n, const std::string& where) {
+        need_cur(n, where);
+        if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+        const Const& Wc = need_const(n.input(1), where, "weight");
+        if (Wc.dims.size() != 4)
+            fail(where, ": weight has shape ", dims_text(Wc.dims), ", expected [F, C, K, K]");
+        const std::int64_t F = Wc.dims[0], C = Wc.dims[1], KH = Wc.dims[2], KW = Wc.dims[3];
+        if (attr_int(n, "group", 1) != 1)
+            fail(where, ": grouped convolution (group = ", attr_int(n, "group", 1), ") is not supported");
+        const auto dil = attr_ints(n, "dilations");
+        if (!all_equal(dil, 1)) fail(where, ": dilations ", dims_text(dil), " are not supported (only 1)");
+        if (KH != KW) fail(where, ": kernel ", KH, "x", KW, " is not square");
+        if (C != shape_.c) fail(where, ": weight takes ", C, " channels but the input has ", shape_.c);
+        const auto ks = attr_ints(n, "kernel_shape");
+        if (!ks.empty() && !all_equal(ks, KH))
+            fail(where, ": kernel_shape ", dims_text(ks), " does not match the weight");
+        const auto st = attr_ints(n, "strides");
+        const std::int64_t S = st.empty() ? 1 : st[0];
+        if (!all_equal(st, S)) fail(where, ": strides ", dims_text(st), " differ between height and width");
+        const std::string auto_pad = attr_string(n, "auto_pad", "NOTSET");
+        std::int64_t P = 0;
+        if (auto_pad == "NOTSET") {
+            const auto pads = attr_ints(n, "pads");
+            P = pads.empty() ? 0 : pads[0];
+            if (!all_equal(pads, P)) fail(where, ": pads ", dims_text(pads), " are not symmetric");
+        } else if (auto_pad == "VALID") {
+            P = 0;
+        } else if ((auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") && S == 1 && KH % 2 == 1) {
+            P = KH / 2;
+        } else {
+            fail(where, ": auto_pad ", auto_pad, " with kernel ", KH, " and stride ", S,
+                 " is not supported (use explicit symmetric pads)");
+        }
+        Pending p;
+        p.kind = nn::LayerKind::Conv;
+        p.out = int(F);
+        p.token = "conv:" + std::to_string(F) + "x" + std::to_string(KH) +
+                  (S != 1 ? "s" + std::to_string(S) : "") + "p" + std::to_string(P);
+        const std::int64_t K = KH;
+        p.W.resize(size_t(F * C * K * K));
+        for (std::int64_t f = 0; f < F; ++f)
+            for (std::int64_t c = 0; c < C; ++c)
+                for (std::int64_t kh = 0; kh < K; ++kh)
+                    for (std::int64_t kw = 0; kw < K; ++kw)
+                        p.W[size_t(((c * K + kh) * K + kw) * F + f)] =
+                            Wc.v[size_t(((f * C + c) * K + kh) * K + kw)];
+        p.b.assign(size_t(F), 0.0);
+        if (n.input_size() >= 3 && !n.input(2).empty()) {
+            const Const& B = need_const(n.input(2), where, "bias");
+            if (B.size() != F) fail(where, ": bias has shape ", dims_text(B.dims), ", expected [", F, "]");
+            for (std::int64_t f = 0; f < F; ++f)
+                p.b[size_t(f)] = B.v[size_t(f)];
+        }
+        push(std::move(p), where);
+        advance(n);
+    }
+
+    void maxpool(const onnx::NodeProto& n, const std::string& where) {
+        need_cur(n, where);
+        if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+        if (n.output_size() > 1 && !n.output(1).empty()) fail(where, ": the Indices output is not supported");
+        const auto ks = attr_ints(n, "kernel_shape");
+        if (ks.size() != 2 || ks[0] != ks[1])
+            fail(where, ": kernel_shape ", dims_text(ks), " is not a square 2-D window");
+        const std::int64_t K = ks[0];
+        const auto st = attr_ints(n, "strides");
+        if (!(st.empty() ? K == 1 : all_equal(st, K)))
+            fail(where, ": strides ", st.empty() ? std::string("[1, 1]") : dims_text(st),
+                 " differ from the kernel ", K, " (Mimic's pool:K has stride K)");
+        const auto pads = attr_ints(n, "pads");
+        if (!all_equal(pads, 0) || (attr_string(n, "auto_pad", "NOTSET") != "NOTSET" &&
+                                    attr_string(n, "auto_pad", "NOTSET") != "VALID"))
+            fail(where, ": padding is not supported");
+        if (!all_equal(attr_ints(n, "dilations"), 1)) fail(where, ": dilations are not supported");
+        if (attr_int(n, "ceil_mode", 0) != 0 && (shape_.h % K != 0 || shape_.w % K != 0))
+            fail(where, ": ceil_mode = 1 on a ", shape_.h, "x", shape_.w, " input is not supported");
+        if (attr_int(n, "storage_order", 0) != 0) fail(where, ": storage_order = 1 is not supported");
+        Pending p;
+        p.kind = nn::LayerKind::Pool;
+        p.token = "pool:" + std::to_string(K);
+        push(std::move(p), where);
+        advance(n);
+    }
+
+    void batchnorm(const onnx::NodeProto& n, const std::string& where) {
+        need_cur(n, where);
+        if (attr_int(n, "training_mode", 0) != 0)
+            fail(where, ": training_mode = 1 is not supported (export in eval mode)");
+        if (!fresh_param_)
+            fail(where,
+                 ": BatchNormalization must directly follow a Conv, Gemm or MatMul to be folded into it");
+        if (n.input_size() != 5) fail(where, ": expected 5 inputs (X, scale, B, mean, var)");
+        Pending& p = layers_.back();
+        const Const& scale = need_const(n.input(1), where, "scale");
+        const Const& bias = need_const(n.input(2), where, "B");
+        const Const& mean = need_const(n.input(3), where, "mean");
+        const Const& var = need_const(n.input(4), where, "var");
+        for (const Const* c : {&scale, &bias, &mean, &var})
+            if (c->size() != p.out)
+                fail(where, ": parameters of size ", c->size(), " for ", p.out, " channels");
+        const double eps = attr_float(n, "epsilon", 1e-5);
+        if (p.b.empty()) p.b.assign(size_t(p.out), 0.0);
+        std::vector<double> s(size_t(p.out));
+        for (int f = 0; f < p.out; ++f) {
+            s[size_t(f)] = scale.v[size_t(f)] / std::sqrt(var.v[size_t(f)] + eps);
+            p.b[size_t(f)] = (p.b[size_t(f)] - mean.v[size_t(f)]) * s[size_t(f)] + bias.v[size_t(f)];
+        }
+        for (size_t k = 0; k < p.W.size(); ++k)
+            p.W[k] *= s[k % size_t(p.out)];
+        if (p.kind == nn::LayerKind::Bottleneck) {
+            p.kind = nn::LayerKind::Dense;
+            p.token = "dense:" + std::to_string(p.out);
+        }
+        advance(n);
+    }
+
+    nn::Model build(ModelMeta* meta) {
+        std::string spec;
+        for (const auto& l : layers_)
+            spec += (spec.empty() ? "" : ",") + l.token;
+        nn::Model model(spec, input_);
+        std::vector<float> host(size_t(model.num_params()));
+        for (size_t i = 0; i < layers_.size(); ++i) {
+            const auto& l = layers_[i];
+            if (l.W.empty()) continue;
+            const std::string prefix = "layer" + std::to_string(i) + "." + nn::kind_name(l.kind) + ".";
+            const auto& W = model.param_tensor(prefix + "W");
+            MIMIC_REQUIRE(W.size == std::int64_t(l.W.size()), path_, ": internal: ", W.name, " has ", W.size,
+                          " values, the import built ", l.W.size());
+            for (size_t k = 0; k < l.W.size(); ++k)
+                host[size_t(W.offset) + k] = float(l.W[k]);
+            if (l.kind == nn::LayerKind::Bottleneck) continue;
+            const auto& b = model.param_tensor(prefix + "b");
+            MIMIC_REQUIRE(b.size == std::int64_t(l.b.size()), path_, ": internal: ", b.name,
+                          " size mismatch");
+            for (size_t k = 0; k < l.b.size(); ++k)
+                host[size_t(b.offset) + k] = float(l.b[k]);
+        }
+        if (!host.empty())
+            Kokkos::deep_copy(model.params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
+                                                           Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                                                  host.data(), host.size()));
+        if (meta) {
+            *meta = ModelMeta{};
+            meta->spec = spec;
+            meta->input = input_;
+            meta->num_classes = int(model.output_size());
+            meta->loss = "onnx-import";
+            const auto slash = path_.find_last_of('/');
+            meta->data_fingerprint =
+                "onnx:" + (slash == std::string::npos ? path_ : path_.substr(slash + 1)) +
+                (model_.producer_name().empty()
+                     ? ""
+                     : " from " + model_.producer_name() + " " + model_.producer_version());
+        }
+        return model;
+    }
+};
+
+// ------------------------------------------------------------------------------------------ export
+
+class Exporter {
+public:
+    Exporter(const nn::Model& model, const std::string& name) : model_(model) {
+        proto_.set_ir_version(7); // the IR of opset 13
+        proto_.set_producer_name("mimic");
+        proto_.set_producer_version(MIMIC_VERSION_STRING);
+        auto* op = proto_.add_opset_import();
+        op->set_domain("");
+        op->set_version(kOnnxExportOpset);
+        g_ = proto_.mutable_graph();
+        g_->set_name(name);
+        host_.resize(size_t(model.num_params()));
+        if (!host_.empty())
+            Kokkos::deep_copy(
+                Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                    host_.data(), host_.size()),
+                model.params());
+    }
+
+    onnx::ModelProto build() {
+        const nn::Shape in = model_.input_shape();
+        image_ = !(in.c == 1 && in.h == 1);
+        if (image_)
+            value_info(g_->add_input(), "input", {in.c, in.h, in.w});
+        else
+            value_info(g_->add_input(), "input", {in.w});
+        cur_ = "input";
+        const auto layers = nn::parse_spec(model_.spec());
+        for (size_t i = 0; i < layers.size(); ++i)
+            layer(int(i), layers[i]);
+        if (image_) flatten("output"); // logits are [N, C*H*W] in Mimic
+        if (g_->node_size() == 0) node("Identity", "output", {cur_});
+        g_->mutable_node(g_->node_size() - 1)->set_output(0, "logits");
+        value_info(g_->add_output(), "logits", {model_.output_size()});
+        return proto_;
+    }
+
+private:
+    const nn::Model& model_;
+    onnx::ModelProto proto_;
+    onnx::GraphProto* g_ = nullptr;
+    std::vector<float> host_;
+    std::string cur_;
+    bool image_ = false;
+
+    static void value_info(onnx::ValueInfoProto* v, const std::string& name,
+                           const std::vector<std::int64_t>& dims) {
+        v->set_name(name);
+        auto* t = v->mutable_type()->mutable_tensor_type();
+        t->set_elem_type(onnx::TensorProto::FLOAT);
+        auto* s = t->mutable_shape();
+        s->add_dim()->set_dim_param("N");
+        for (auto d : dims)
+            s->add_dim()->set_dim_value(d);
+    }
+
+    onnx::NodeProto* node(const std::string& op, const std::string& name,
+                          const std::vector<std::string>& inputs) {
+        auto* n = g_->add_node();
+        n->set_op_type(op);
+        n->set_name(name);
+        for (const auto& s : inputs)
+            n->add_input(s);
+        n->add_output(name);
+        cur_ = name;
+        return n;
+    }
+    static void ints(onnx::NodeProto* n, const char* name, const std::vector<std::int64_t>& v) {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(onnx::AttributeProto::INTS);
+        for (auto x : v)
+            a->add_ints(x);
+    }
+    static void int1(onnx::NodeProto* n, const char* name, std::int64_t v) {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(onnx::AttributeProto::INT);
+        a->set_i(v);
+    }
+    void initializer(const std::string& name, const std::vector<std::int64_t>& dims, const float* data) {
+        auto* t = g_->add_initializer();
+        t->set_name(name);
+        t->set_data_type(onnx::TensorProto::FLOAT);
+        std::int64_t n = 1;
+        for (auto d : dims)
+            t->add_dims(d), n *= d;
+        t->mutable_float_data()->Add(data, data + n);
+    }
+    const float* param(const std::string& name) const {
+        return host_.data() + model_.param_tensor(name).offset;
+    }
+    void flatten(const std::string& name) {
+        int1(node("Flatten", name, {cur_}), "axis", 1);
+        image_ = false;
+    }
+
+    void layer(int i, const nn::LayerSpec& l) {
+        const std::string base = "layer" + std::to_string(i) + "." + nn::kind_name(l.kind);
+        switch (l.kind) {
+        case nn::LayerKind::Dense:
+        case nn::LayerKind::Bottleneck: {
+            if (image_) flatten(base + ".flatten");
+            const auto& W = model_.param_tensor(base + ".W");
+            initializer(W.name, W.shape, param(W.name));
+            if (l.kind == nn::LayerKind::Dense) {
+                const auto& b = model_.param_tensor(base + ".b");
+                initializer(b.name, b.shape, param(b.name));
+                node("Gemm", base, {cur_, W.name, b.name});
+            } else {
+                node("MatMul", base, {cur_, W.name});
+            }
+            break;
+        }
+        case nn::LayerKind::Conv: {
+            const auto& W = model_.param_tensor(base + ".W"); // {C, K, K, F}
+            const std::int64_t C = W.shape[0], K = W.shape[1], F = W.shape[3];
+            std::vector<float> w(size_t(F * C * K * K));
+            const float* src = param(W.name);
+            for (std::int64_t f = 0; f < F; ++f)
+                for (std::int64_t c = 0; c < C; ++c)
+                    for (std::int64_t kh = 0; kh < K; ++kh)
+                        for (std::int64_t kw = 0; kw < K; ++kw)
+                            w[size_t(((f * C + c) * K + kh) * K + kw)] = src[((c * K + kh) * K + kw) * F + f];
+            initializer(W.name, {F, C, K, K}, w.data());
+            const auto& b = model_.param_tensor(base + ".b");
+            initializer(b.name, b.shape, param(b.name));
+            auto* n = node("Conv", base, {cur_, W.name, b.name});
+            ints(n, "kernel_shape", {K, K});
+            ints(n, "strides", {l.stride, l.stride});
+            ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
+            break;
+        }
+        case nn::LayerKind::Pool: {
+            auto* n = node("MaxPool", base, {cur_});
+            ints(n, "kernel_shape", {l.kernel, l.kernel});
+            ints(n, "strides", {l.kernel, l.kernel});
+            break;
+        }
+        case nn::LayerKind::ReLU:
+            node("Relu", base, {cur_});
+            break;
+        case nn::LayerKind::Sigmoid:
+            node("Sigmoid", base, {cur_});
+            break;
+        case nn::LayerKind::Tanh:
+            node("Tanh", base, {cur_});
+            break;
+        case nn::LayerKind::Dropout:
+            break; // inference graph
+        case nn::LayerKind::Flatten:
+            if (image_) flatten(base);
+            break;
+        }
+    }
+};
+
+} // namespace
+
+nn::Model import_onnx(const std::string& path, ModelMeta* meta) {
+    GOOGLE_PROTOBUF_VERIFY_VERSION;
+    return Importer(path).run(meta);
+}
+
+void export_onnx(const nn::Model& model, const std::string& path, const std::string& graph_name) {
+    GOOGLE_PROTOBUF_VERIFY_VERSION;
+    const onnx::ModelProto proto = Exporter(model, graph_name).build();
+    try {
+        onnx::checker::check_model(proto);
+    } catch (const std::exception& e) {
+        fail(path, ": internal: the exported graph fails the ONNX checker: ", e.what());
+    }
+    const std::string partial = path + ".partial";
+    {
+        std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+        if (!out) fail(partial, ": cannot create the file");
+        if (!proto.SerializeToOstream(&out) || !out.flush()) {
+            out.close();
+            remove_file(partial);
+            fail(partial, ": write failed (disk full?)");
+        }
+    }
+    rename_file(partial, path);
+}
+
+} // namespace mimic::io

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# ONNX interop end to end, one case per run, against real producers and consumers: PyTorch teachers from
+# torch.onnx.export imported and labelled (logits match PyTorch's), unsupported operators refused, and
+# Mimic students (trained, distilled model-parallel with a bottleneck) exported and run by onnxruntime.
+source "$(dirname "$0")/../cli/common.sh"
+case=$1
+d=$(scratch "onnx.$case")
+py() { "$MIMIC_PYTHON" "$TESTS_DIR/python/$1" "${@:2}"; }
+m() { "$MIMIC" "$@" --quiet || die "mimic $* failed"; }
+m2() { "$MPIEXEC" -n 2 "$MIMIC" "$@" --quiet || die "mpiexec -n 2 mimic $* failed"; }
+py onnx_teachers.py "$d" >/dev/null || die "onnx_teachers.py failed"
+
+# logits_of MODEL.h5 OUT.h5: Mimic's logits of one model over data.h5 (a one-member ensemble, labelled).
+logits_of() {
+  local man="${2%.h5}.manifest.h5"
+  m ensemble add --manifest "$man" "$1"
+  m label --ensemble "$man" --transfer "$d/data.h5" --out "$2"
+}
+
+case $case in
+import)
+  # Each teacher (MLP + BatchNorm1d at opset 11; CNN + BatchNorm2d, MaxPool, bias-free Conv at opset 13;
+  # Reshape + MatMul + Add) is imported; Mimic's logits match PyTorch's to float tolerance.
+  for t in mlp cnn mm; do
+    m import onnx "$d/$t.onnx" --out "$d/$t.h5"
+    logits_of "$d/$t.h5" "$d/logits_$t.h5"
+    py onnx_check.py ref "$d/ref.h5" "$t" "$d/logits_$t.h5" 1e-4 || die "$t: logits differ from PyTorch's"
+  done
+  "$MIMIC" info "$d/cnn.h5" | grep -q 'conv:6x3p1,relu,pool:2,conv:8x3p0,sigmoid,flatten,dense:4' ||
+    die "cnn.h5: unexpected spec"
+  # An existing output is kept unless --overwrite.
+  expect_fail "cnn.h5: exists" "$MIMIC" import onnx "$d/cnn.onnx" --out "$d/cnn.h5" --quiet
+  m import onnx "$d/cnn.onnx" --out "$d/cnn.h5" --overwrite
+  # Not an ONNX file.
+  expect_fail "not an ONNX model" "$MIMIC" import onnx "$d/data.h5" --out "$d/x.h5" --quiet
+  [ ! -e "$d/x.h5" ] || die "x.h5 written for a bad input"
+  ;;
+unsupported)
+  # LayerNorm + Softmax (opset 17): every unsupported operator is named, the exit is non-zero, no file.
+  expect_fail "bad.onnx: unsupported operators: LayerNormalization, Softmax" \
+    "$MIMIC" import onnx "$d/bad.onnx" --out "$d/bad.h5" --quiet
+  [ -z "$(find "$d" -name 'bad.h5*')" ] || die "an output file was left behind"
+  # ensemble add with it: nothing imported, no manifest.
+  mkdir -p "$d/ens"
+  expect_fail "unsupported operators" "$MIMIC" ensemble add --manifest "$d/ens/manifest.h5" "$d/mlp.onnx" "$d/bad.onnx" --quiet
+  [ -z "$(ls -A "$d/ens")" ] || die "ensemble add left files behind: $(ls "$d/ens")"
+  ;;
+export)
+  # A conv student with dropout trained by `mimic train` -> ONNX (dropout left out, Flatten before the
+  # dense) -> onnxruntime agrees with Mimic; the exported graph imports back to the same spec minus dropout.
+  m2 train --data "$d/data.h5" --arch conv:4x3s2p1,relu,pool:2,dropout:0.2,dense:4 --epochs 1 --batch 32 --out "$d/conv.h5"
+  m export onnx "$d/conv.h5" --out "$d/conv.onnx"
+  logits_of "$d/conv.h5" "$d/logits_conv.h5"
+  py onnx_check.py ort "$d/conv.onnx" "$d/data.h5" "$d/logits_conv.h5" 1e-4 || die "conv student: onnxruntime differs"
+  m import onnx "$d/conv.onnx" --out "$d/conv_back.h5"
+  "$MIMIC" info "$d/conv_back.h5" | grep -q '"conv:4x3s2p1,relu,pool:2,flatten,dense:4"' || die "round trip spec"
+  expect_fail "conv.onnx: exists" "$MIMIC" export onnx "$d/conv.h5" --out "$d/conv.onnx" --quiet
+  ;;
+pipeline)
+  # Done when: a PyTorch-trained ensemble is imported (ensemble add takes the .onnx files), labelled,
+  # distilled into a bottleneck student with the wide layer split over 2 model shards, and exported.
+  mkdir -p "$d/ens"
+  m2 ensemble add --manifest "$d/ens/manifest.h5" "$d/mlp.onnx" "$d/cnn.onnx" "$d/mm.onnx"
+  for t in mlp cnn mm; do [ -f "$d/ens/$t.h5" ] || die "ens/$t.h5 not imported"; done
+  m2 label --ensemble "$d/ens/manifest.h5" --transfer "$d/data.h5" --out "$d/logits.h5"
+  py onnx_check.py ref "$d/ref.h5" mean "$d/logits.h5" 1e-4 || die "ensemble logits differ from PyTorch's mean"
+  m2 distill --transfer "$d/data.h5" --logits "$d/logits.h5" --arch bottleneck:8,dense:64,relu,dense:4 \
+    --model-shards 2 --epochs 1 --batch 32 --out "$d/student.h5"
+  m2 export onnx "$d/student.h5" --out "$d/student.onnx"
+  logits_of "$d/student.h5" "$d/logits_student.h5"
+  py onnx_check.py ort "$d/student.onnx" "$d/data.h5" "$d/logits_student.h5" 1e-4 || die "student: onnxruntime differs"
+  ;;
+*) die "unknown case $case" ;;
+esac
+echo "onnx.$case: passed"

@@ -1,0 +1,82 @@
+# Builds small PyTorch teachers and exports them with torch.onnx.export for Mimic's ONNX tests: an MLP with
+# BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
+# and a model with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, mlp.onnx, cnn.onnx, mm.onnx, bad.onnx, ref.h5)
+import os
+import sys
+import warnings
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+warnings.filterwarnings("ignore")
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+torch.manual_seed(7)
+C, H, W, K, N = 1, 8, 8, 4, 192
+
+
+def randomize_bn(bn):
+    """Non-trivial running statistics and affine parameters (as after real training)."""
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+
+
+class MatMulNet(nn.Module):
+    """x.reshape(-1, D) @ W + b (exported as Reshape, MatMul, Add), tanh, then a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(C * H * W, 24) * 0.2)
+        self.b = nn.Parameter(torch.randn(24) * 0.1)
+        self.out = nn.Linear(24, K)
+
+    def forward(self, x):
+        return self.out(torch.tanh(x.reshape(-1, C * H * W) @ self.W + self.b))
+
+
+mlp = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.2),
+                    nn.Linear(32, 16), nn.Tanh(), nn.Linear(16, K))
+cnn = nn.Sequential(nn.Conv2d(C, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Conv2d(6, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Sigmoid(), nn.Flatten(), nn.Linear(32, K))
+mm = MatMulNet()
+bad = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.LayerNorm(16), nn.Linear(16, K), nn.Softmax(dim=1))
+for m in (mlp, cnn):
+    for layer in m:
+        if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            randomize_bn(layer)
+
+rng = np.random.default_rng(3)
+X = rng.standard_normal((N, C * H * W)).astype(np.float32)
+xt = torch.from_numpy(X).reshape(N, C, H, W)
+logits = {}
+for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), ("bad", bad, 17)):
+    model.eval()
+    with torch.no_grad():
+        logits[name] = model(xt).numpy().astype(np.float32)
+    # PRESERVE (the model is in eval mode) keeps BatchNormalization nodes in the graph instead of fusing them.
+    torch.onnx.export(model, xt[:2], os.path.join(out, name + ".onnx"), opset_version=opset,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      training=torch.onnx.TrainingMode.PRESERVE)
+
+y = np.argmax(logits["mlp"] + logits["cnn"] + logits["mm"], axis=1).astype(np.int32)
+with h5py.File(os.path.join(out, "data.h5"), "w") as f:
+    f.create_dataset("X", data=X)
+    f.create_dataset("y", data=y)
+    f.attrs["mimic_format"] = np.bytes_("mimic-dataset-1")
+    f.attrs["shape"] = np.array([C, H, W], dtype=np.int64)
+    f.attrs["num_classes"] = np.int64(K)
+    f.attrs["source"] = np.bytes_("onnx_teachers.py")
+    f.attrs["norm"] = np.bytes_("none")
+    f.attrs["norm_scale"] = np.float64(1.0)
+    f.attrs["fingerprint"] = np.bytes_("onnx-teachers-%d" % N)
+with h5py.File(os.path.join(out, "ref.h5"), "w") as f:
+    for k, v in logits.items():
+        f.create_dataset(k, data=v)
+    f.create_dataset("mean", data=(logits["mlp"] + logits["cnn"] + logits["mm"]) / 3)
+print("onnx_teachers: wrote", out)
