@@ -40,6 +40,12 @@ unsupported)
   expect_fail "bad.onnx: unsupported operators: LayerNormalization, Softmax" \
     "$MIMIC" import onnx "$d/bad.onnx" --out "$d/bad.h5" --quiet
   [ -z "$(find "$d" -name 'bad.h5*')" ] || die "an output file was left behind"
+  # Supported operators with unsupported settings: one line naming the node and the problem.
+  expect_fail "pool32.onnx: node 1 .*(MaxPool): strides \[2, 2\] differ from the kernel 3" \
+    "$MIMIC" import onnx "$d/pool32.onnx" --out "$d/pool32.h5" --quiet
+  expect_fail "bnrelu.onnx: node [0-9]* .*(BatchNormalization): BatchNormalization must directly follow" \
+    "$MIMIC" import onnx "$d/bnrelu.onnx" --out "$d/bnrelu.h5" --quiet
+  [ -z "$(find "$d" -name 'pool32.h5*' -o -name 'bnrelu.h5*')" ] || die "an output file was left behind"
   # ensemble add with it: nothing imported, no manifest.
   mkdir -p "$d/ens"
   expect_fail "unsupported operators" "$MIMIC" ensemble add --manifest "$d/ens/manifest.h5" "$d/mlp.onnx" "$d/bad.onnx" --quiet

@@ -1,7 +1,7 @@
 # Builds small PyTorch teachers and exports them with torch.onnx.export for Mimic's ONNX tests: an MLP with
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
 # and a model with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
-# usage: onnx_teachers.py OUTDIR   (writes data.h5, mlp.onnx, cnn.onnx, mm.onnx, bad.onnx, ref.h5)
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm.onnx and bad/pool32/bnrelu.onnx)
 import os
 import sys
 import warnings
@@ -46,6 +46,9 @@ cnn = nn.Sequential(nn.Conv2d(C, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
                     nn.Conv2d(6, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Sigmoid(), nn.Flatten(), nn.Linear(32, K))
 mm = MatMulNet()
 bad = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.LayerNorm(16), nn.Linear(16, K), nn.Softmax(dim=1))
+# Supported operators with settings Mimic cannot represent: overlapping pooling, BatchNorm after an activation.
+pool32 = nn.Sequential(nn.Conv2d(C, 4, 3), nn.MaxPool2d(3, stride=2), nn.Flatten(), nn.Linear(16, K))
+bnrelu = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.Linear(16, K))
 for m in (mlp, cnn):
     for layer in m:
         if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -55,7 +58,8 @@ rng = np.random.default_rng(3)
 X = rng.standard_normal((N, C * H * W)).astype(np.float32)
 xt = torch.from_numpy(X).reshape(N, C, H, W)
 logits = {}
-for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), ("bad", bad, 17)):
+for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), ("bad", bad, 17),
+                            ("pool32", pool32, 13), ("bnrelu", bnrelu, 13)):
     model.eval()
     with torch.no_grad():
         logits[name] = model(xt).numpy().astype(np.float32)
