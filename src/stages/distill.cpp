@@ -382,7 +382,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
     auto prev_term = std::signal(SIGTERM, on_stop_signal);
     auto prev_usr1 = std::signal(SIGUSR1, on_stop_signal);
     std::int64_t steps_this_run = 0;
-    bool stop_now = false, early_stopped = false;
+    bool stop_now = false, early_stopped = false, evaluated = false;
+    ValStats last;
     double samples_this_run = 0;
     const double t_train = wall_seconds();
 
@@ -471,6 +472,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
 
         // End of epoch: validation, schedule, early stopping, log, checkpoint.
         const auto v = evaluate();
+        last = v;
+        evaluated = true;
         const double train_loss = st.epoch_loss / std::max(1.0, st.epoch_rows);
         const double metric = v.rmse >= 0 ? v.rmse : v.acc >= 0 ? 1.0 - v.acc : train_loss;
         const double lr_used = schedule.lr(st.epoch, std::max<std::int64_t>(0, st.step_in_epoch - 1));
@@ -522,7 +525,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
     }
 
     // --- the student ---------------------------------------------------------------------------------
-    const auto v = evaluate();
+    const auto v = evaluated ? last : evaluate(); // a resumed run that had no epoch left still reports
     st.epoch = std::min(st.epoch, o.epochs);
     {
         ScopedPhase p(timers, "save", "distill::save");
