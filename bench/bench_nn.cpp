@@ -1,6 +1,6 @@
-// Throughput of the nn core on one rank: raw sgemm through KokkosBlas::gemm, and full training steps
-// (forward, CE loss, backward; no optimizer) of the MLP 784-1200-1200-10 and a small CNN, and of single
-// GEMM-bound layers, in samples/s and GFLOP/s.
+// Throughput of the nn core on one rank: sgemm through KokkosBlas::gemm, and training steps (forward, loss,
+// backward; no optimizer) of the MLP 784-1200-1200-10, a small CNN and single layers, in samples/s and
+// GFLOP/s.
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/core/runtime.hpp"
@@ -13,8 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <ctime>
+#include <string>
 #include <vector>
 
 using namespace mimic;
@@ -50,7 +50,8 @@ double best_time(int reps, int iters, F&& f) {
     for (int r = 0; r < reps; ++r) {
         Kokkos::fence();
         const double t0 = now();
-        for (int i = 0; i < iters; ++i) f();
+        for (int i = 0; i < iters; ++i)
+            f();
         Kokkos::fence();
         best = std::min(best, (now() - t0) / iters);
     }
@@ -82,14 +83,16 @@ double train_flops_per_sample(const nn::Model& m) {
 
 /// with_loss: a CE loss gives dL/dlogits (whole models); otherwise a fixed random dL/dlogits is fed back
 /// (single layers, whose "logits" are wide activations).
-StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int iters, int reps, bool with_loss) {
+StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int iters, int reps,
+                       bool with_loss) {
     nn::Model m(spec, in);
     m.init(1);
     const Matrix x = random_matrix("mimic::bench::x", batch, m.input_size(), 3);
     IntVector labels("mimic::bench::labels", batch);
     const int C = int(m.output_size());
     Kokkos::parallel_for(
-        "mimic::bench::labels", RangePolicy(0, batch), KOKKOS_LAMBDA(const std::int64_t i) { labels(i) = int(i % C); });
+        "mimic::bench::labels", RangePolicy(0, batch),
+        KOKKOS_LAMBDA(const std::int64_t i) { labels(i) = int(i % C); });
     const Matrix dz = random_matrix("mimic::bench::dz", batch, C, 4);
     std::uint64_t step = 0;
     auto train_step = [&] {
@@ -98,7 +101,8 @@ StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int ite
         if (with_loss) nn::cross_entropy(z, labels, dz);
         m.backward(dz);
     };
-    for (int i = 0; i < 3; ++i) train_step(); // warm-up: buffers allocated, caches warm
+    for (int i = 0; i < 3; ++i)
+        train_step(); // warm-up: buffers allocated, caches warm
     StepResult r{};
     r.step_s = best_time(reps, iters, train_step);
     r.fwd_s = best_time(reps, iters, [&] { m.forward(x, false); });
@@ -116,16 +120,25 @@ int main(int argc, char** argv) {
     std::int64_t gemm_n = 1024;
     std::string only;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--gemm")) gemm_n = std::atoll(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--clock")) g_cpu_clock = !std::strcmp(argv[i + 1], "cpu");
-        else if (!std::strcmp(argv[i], "--summary")) g_summary = std::atoi(argv[i + 1]) != 0;
-        else if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];
+        if (!std::strcmp(argv[i], "--batch"))
+            batch = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--iters"))
+            iters = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--reps"))
+            reps = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--gemm"))
+            gemm_n = std::atoll(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--clock"))
+            g_cpu_clock = !std::strcmp(argv[i + 1], "cpu");
+        else if (!std::strcmp(argv[i], "--summary"))
+            g_summary = std::atoi(argv[i + 1]) != 0;
+        else if (!std::strcmp(argv[i], "--only"))
+            only = argv[i + 1];
         else {
-            std::fprintf(stderr, "usage: bench_nn [--batch 128] [--iters 10] [--reps 5] [--gemm 1024] [--clock wall|cpu] "
-                         "[--summary 0|1] [--only NAME]\n");
+            std::fprintf(
+                stderr,
+                "usage: bench_nn [--batch 128] [--iters 10] [--reps 5] [--gemm 1024] [--clock wall|cpu] "
+                "[--summary 0|1] [--only NAME]\n");
             return 2;
         }
     }
@@ -143,7 +156,8 @@ int main(int argc, char** argv) {
     };
     const std::vector<Case> cases{
         {"mlp", "dense:1200,relu,dense:1200,relu,dense:10", {1, 1, 784}},
-        {"cnn", "conv:32x3,relu,conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10",
+        {"cnn",
+         "conv:32x3,relu,conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10",
          {1, 28, 28}},
         // Single GEMM-bound layers with their input gradient (the leading relu makes the Model compute it).
         {"layer-dense-1200", "relu,dense:1200", {1, 1, 1200}},
@@ -154,9 +168,10 @@ int main(int argc, char** argv) {
         if (!only.empty() && only != c.name) continue;
         const bool layer = std::string(c.name).rfind("layer-", 0) == 0;
         const auto r = bench_model(c.spec, c.in, batch, iters, reps, !layer);
-        std::printf("RESULT %s: train step %.2f ms (forward only %.2f ms), %.0f samples/s, %.1f GFLOP/s = %.0f%% "
-                    "of sgemm\n\n",
-                    c.name, r.step_s * 1e3, r.fwd_s * 1e3, r.samples_per_s, r.gflops, 100.0 * r.gflops / peak);
+        std::printf(
+            "RESULT %s: train step %.2f ms (forward only %.2f ms), %.0f samples/s, %.1f GFLOP/s = %.0f%% "
+            "of sgemm\n\n",
+            c.name, r.step_s * 1e3, r.fwd_s * 1e3, r.samples_per_s, r.gflops, 100.0 * r.gflops / peak);
     }
     return 0;
 }

@@ -40,12 +40,13 @@ void broadcast_rows(const Matrix& y, const UnmanagedVector& b) {
 
 void accumulate_column_sums(const Matrix& dy, const UnmanagedVector& db) {
     const std::int64_t rows = dy.extent(0), cols = dy.extent(1);
-    MIMIC_REQUIRE(std::int64_t(db.extent(0)) == cols, "accumulate_column_sums: bias of ", db.extent(0), " for ",
-                  cols, " columns");
+    MIMIC_REQUIRE(std::int64_t(db.extent(0)) == cols, "accumulate_column_sums: bias of ", db.extent(0),
+                  " for ", cols, " columns");
     Kokkos::parallel_for(
         "mimic::nn::bias_grad", RangePolicy(0, cols), KOKKOS_LAMBDA(const std::int64_t j) {
             float s = 0.0f;
-            for (std::int64_t i = 0; i < rows; ++i) s += dy(i, j);
+            for (std::int64_t i = 0; i < rows; ++i)
+                s += dy(i, j);
             db(j) += s;
         });
 }

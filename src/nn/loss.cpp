@@ -10,8 +10,8 @@ namespace {
 
 void check_shapes(const char* what, const Matrix& logits, const Matrix& dlogits) {
     MIMIC_REQUIRE(dlogits.extent(0) == logits.extent(0) && dlogits.extent(1) == logits.extent(1), what,
-                  ": dlogits is ", dlogits.extent(0), "x", dlogits.extent(1), " but logits are ", logits.extent(0),
-                  "x", logits.extent(1));
+                  ": dlogits is ", dlogits.extent(0), "x", dlogits.extent(1), " but logits are ",
+                  logits.extent(0), "x", logits.extent(1));
     MIMIC_REQUIRE(logits.extent(1) > 0, what, ": logits have no classes");
 }
 
@@ -22,17 +22,22 @@ void check_labels(const char* what, const IntVector& labels, std::int64_t rows, 
     const int C = int(classes);
     Kokkos::parallel_reduce(
         "mimic::nn::loss::check_labels", RangePolicy(0, rows),
-        KOKKOS_LAMBDA(const std::int64_t i, std::int64_t& n) { n += (labels(i) < 0 || labels(i) >= C) ? 1 : 0; },
+        KOKKOS_LAMBDA(const std::int64_t i, std::int64_t& n) {
+            n += (labels(i) < 0 || labels(i) >= C) ? 1 : 0;
+        },
         bad);
     MIMIC_REQUIRE(bad == 0, what, ": ", bad, " labels outside [0, ", classes, ")");
 }
 
 /// max and log(sum exp(scale * (v - max))) over a row: log-softmax(scale * v)_c = scale * (v_c - max) - lse.
-KOKKOS_INLINE_FUNCTION void row_lse(const Matrix& v, std::int64_t i, int C, float scale, float& max, float& lse) {
+KOKKOS_INLINE_FUNCTION void row_lse(const Matrix& v, std::int64_t i, int C, float scale, float& max,
+                                    float& lse) {
     float m = v(i, 0);
-    for (int c = 1; c < C; ++c) m = v(i, c) > m ? v(i, c) : m;
+    for (int c = 1; c < C; ++c)
+        m = v(i, c) > m ? v(i, c) : m;
     float s = 0.0f;
-    for (int c = 0; c < C; ++c) s += kmath::exp(scale * (v(i, c) - m));
+    for (int c = 0; c < C; ++c)
+        s += kmath::exp(scale * (v(i, c) - m));
     max = m;
     lse = kmath::log(s);
 }
@@ -92,8 +97,8 @@ double distill_kd(const Matrix& logits, const Matrix& teacher, const IntVector& 
                   const Matrix& dlogits) {
     check_shapes("distill_kd", logits, dlogits);
     MIMIC_REQUIRE(teacher.extent(0) == logits.extent(0) && teacher.extent(1) == logits.extent(1),
-                  "distill_kd: teacher logits are ", teacher.extent(0), "x", teacher.extent(1), " but logits are ",
-                  logits.extent(0), "x", logits.extent(1));
+                  "distill_kd: teacher logits are ", teacher.extent(0), "x", teacher.extent(1),
+                  " but logits are ", logits.extent(0), "x", logits.extent(1));
     MIMIC_REQUIRE(T > 0.0f, "distill_kd: temperature must be positive, got ", T);
     MIMIC_REQUIRE(alpha >= 0.0f && alpha <= 1.0f, "distill_kd: alpha must be in [0, 1], got ", alpha);
     const std::int64_t B = logits.extent(0);

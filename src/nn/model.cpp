@@ -25,16 +25,24 @@ namespace {
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
     switch (l.kind) {
-    case LayerKind::Dense: return std::make_unique<Dense>(index, l.token, in, l.units, true);
-    case LayerKind::Bottleneck: return std::make_unique<Bottleneck>(index, l.token, in, l.units);
+    case LayerKind::Dense:
+        return std::make_unique<Dense>(index, l.token, in, l.units, true);
+    case LayerKind::Bottleneck:
+        return std::make_unique<Bottleneck>(index, l.token, in, l.units);
     case LayerKind::Conv:
         return std::make_unique<Conv2D>(index, l.token, in, l.units, l.kernel, l.stride, l.pad);
-    case LayerKind::Pool: return std::make_unique<MaxPool2D>(index, l.token, in, l.kernel);
-    case LayerKind::ReLU: return std::make_unique<ReLU>(index, l.token, in);
-    case LayerKind::Sigmoid: return std::make_unique<Sigmoid>(index, l.token, in);
-    case LayerKind::Tanh: return std::make_unique<Tanh>(index, l.token, in);
-    case LayerKind::Dropout: return std::make_unique<Dropout>(index, l.token, in, l.rate);
-    case LayerKind::Flatten: return std::make_unique<Flatten>(index, l.token, in);
+    case LayerKind::Pool:
+        return std::make_unique<MaxPool2D>(index, l.token, in, l.kernel);
+    case LayerKind::ReLU:
+        return std::make_unique<ReLU>(index, l.token, in);
+    case LayerKind::Sigmoid:
+        return std::make_unique<Sigmoid>(index, l.token, in);
+    case LayerKind::Tanh:
+        return std::make_unique<Tanh>(index, l.token, in);
+    case LayerKind::Dropout:
+        return std::make_unique<Dropout>(index, l.token, in, l.rate);
+    case LayerKind::Flatten:
+        return std::make_unique<Flatten>(index, l.token, in);
     }
     fail(token_context(l), ": unknown layer kind");
 }
@@ -47,14 +55,15 @@ std::string shape_text(Shape s) {
 } // namespace
 
 Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) {
-    MIMIC_REQUIRE(input.c >= 1 && input.h >= 1 && input.w >= 1, "arch: invalid input shape ", input.c, "x", input.h,
-                  "x", input.w);
+    MIMIC_REQUIRE(input.c >= 1 && input.h >= 1 && input.w >= 1, "arch: invalid input shape ", input.c, "x",
+                  input.h, "x", input.w);
     const auto specs = parse_spec(spec);
     Shape shape = input;
     for (std::size_t i = 0; i < specs.size(); ++i) {
         const Shape out = infer_shape(specs[i], shape);
         layers_.push_back(make_layer(specs[i], int(i), shape));
-        MIMIC_REQUIRE(layers_.back()->out_shape() == out, token_context(specs[i]), ": internal shape mismatch");
+        MIMIC_REQUIRE(layers_.back()->out_shape() == out, token_context(specs[i]),
+                      ": internal shape mismatch");
         shape = out;
     }
     for (const auto& layer : layers_)
@@ -84,14 +93,19 @@ Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 
-Shape Model::output_shape() const { return layers_.back()->out_shape(); }
-std::int64_t Model::output_size() const { return output_shape().size(); }
+Shape Model::output_shape() const {
+    return layers_.back()->out_shape();
+}
+std::int64_t Model::output_size() const {
+    return output_shape().size();
+}
 
 const ParamTensor& Model::param_tensor(const std::string& name) const {
     for (const auto& t : tensors_)
         if (t.name == name) return t;
     std::string names;
-    for (const auto& t : tensors_) names += (names.empty() ? "" : ", ") + t.name;
+    for (const auto& t : tensors_)
+        names += (names.empty() ? "" : ", ") + t.name;
     fail("model '", spec_, "' has no parameter tensor '", name, "' (it has: ", names, ")");
 }
 
@@ -120,12 +134,12 @@ void Model::reserve(std::int64_t batch) {
         if (layers_[i]->is_alias()) continue;
         // Output of layer i, and (except for the first layer) the gradient w.r.t. its input.
         act_store_[i + 1] =
-            Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::act" + std::to_string(i + 1)), batch,
-                   layers_[i]->out_shape().size());
+            Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::act" + std::to_string(i + 1)),
+                   batch, layers_[i]->out_shape().size());
         if (i > 0)
             dact_store_[i] =
-                Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::dact" + std::to_string(i)), batch,
-                       layers_[i]->in_shape().size());
+                Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::dact" + std::to_string(i)),
+                       batch, layers_[i]->in_shape().size());
     }
     capacity_ = batch;
 }
@@ -154,9 +168,10 @@ Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, s
 void Model::backward(const Matrix& dlogits) {
     const std::size_t L = layers_.size();
     MIMIC_REQUIRE(batch_ >= 0, "Model::backward called before forward");
-    MIMIC_REQUIRE(std::int64_t(dlogits.extent(0)) == batch_ && std::int64_t(dlogits.extent(1)) == output_size(),
-                  "Model::backward: dlogits is ", dlogits.extent(0), "x", dlogits.extent(1), " but the last forward gave ",
-                  batch_, "x", output_size());
+    MIMIC_REQUIRE(std::int64_t(dlogits.extent(0)) == batch_ &&
+                      std::int64_t(dlogits.extent(1)) == output_size(),
+                  "Model::backward: dlogits is ", dlogits.extent(0), "x", dlogits.extent(1),
+                  " but the last forward gave ", batch_, "x", output_size());
     dacts_.assign(L + 1, Matrix());
     dacts_[L] = dlogits;
     for (std::size_t i = L; i-- > 0;) {
@@ -166,17 +181,21 @@ void Model::backward(const Matrix& dlogits) {
         }
         // Layers that only see the model input (possibly through flatten) skip dL/dx: nobody needs it.
         bool first = true;
-        for (std::size_t j = 0; j < i; ++j) first = first && layers_[j]->is_alias();
+        for (std::size_t j = 0; j < i; ++j)
+            first = first && layers_[j]->is_alias();
         if (!first) dacts_[i] = leading_rows(dact_store_[i], batch_);
         layers_[i]->backward(acts_[i], acts_[i + 1], dacts_[i + 1], dacts_[i]);
     }
 }
 
-void Model::zero_grads() { Kokkos::deep_copy(grads_, 0.0f); }
+void Model::zero_grads() {
+    Kokkos::deep_copy(grads_, 0.0f);
+}
 
 double Model::flops_per_sample() const {
     double f = 0;
-    for (const auto& l : layers_) f += l->flops_per_sample();
+    for (const auto& l : layers_)
+        f += l->flops_per_sample();
     return f;
 }
 
@@ -186,18 +205,20 @@ std::string Model::summary() const {
     std::snprintf(line, sizeof line, "%-6s %-22s %-14s %12s %14s\n", "layer", "token", "output", "params",
                   "MFLOP/sample");
     os << line;
-    std::snprintf(line, sizeof line, "%-6s %-22s %-14s %12s %14s\n", "input", "", shape_text(input_).c_str(), "", "");
+    std::snprintf(line, sizeof line, "%-6s %-22s %-14s %12s %14s\n", "input", "", shape_text(input_).c_str(),
+                  "", "");
     os << line;
     std::size_t t = 0;
     for (const auto& l : layers_) {
         std::int64_t n = 0;
-        for (std::size_t k = 0; k < l->param_decls().size(); ++k, ++t) n += tensors_[t].size;
+        for (std::size_t k = 0; k < l->param_decls().size(); ++k, ++t)
+            n += tensors_[t].size;
         std::snprintf(line, sizeof line, "%-6d %-22s %-14s %12lld %14.3f\n", l->index(), l->token().c_str(),
                       shape_text(l->out_shape()).c_str(), (long long)n, l->flops_per_sample() / 1e6);
         os << line;
     }
-    std::snprintf(line, sizeof line, "%-6s %-22s %-14s %12lld %14.3f\n", "total", "", "", (long long)num_params_,
-                  flops_per_sample() / 1e6);
+    std::snprintf(line, sizeof line, "%-6s %-22s %-14s %12lld %14.3f\n", "total", "", "",
+                  (long long)num_params_, flops_per_sample() / 1e6);
     os << line;
     return os.str();
 }

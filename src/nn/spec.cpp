@@ -1,4 +1,5 @@
-// Architecture spec parser and shape inference; every error names the offending token.
+// Architecture spec parser and shape inference: tokens to LayerSpecs, LayerSpecs to output shapes;
+// every error names the offending token by number and text.
 #include "mimic/nn/spec.hpp"
 
 #include "mimic/core/error.hpp"
@@ -32,8 +33,10 @@ bool parse_whole_int(const std::string& s, long& out) {
 
 std::string trim(const std::string& s, std::size_t& lead) {
     std::size_t a = 0, b = s.size();
-    while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
-    while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+    while (a < b && std::isspace(static_cast<unsigned char>(s[a])))
+        ++a;
+    while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1])))
+        --b;
     lead = a;
     return s.substr(a, b - a);
 }
@@ -42,15 +45,24 @@ std::string trim(const std::string& s, std::size_t& lead) {
 
 const char* kind_name(LayerKind kind) {
     switch (kind) {
-    case LayerKind::Dense: return "dense";
-    case LayerKind::Bottleneck: return "bottleneck";
-    case LayerKind::Conv: return "conv";
-    case LayerKind::Pool: return "pool";
-    case LayerKind::ReLU: return "relu";
-    case LayerKind::Sigmoid: return "sigmoid";
-    case LayerKind::Tanh: return "tanh";
-    case LayerKind::Dropout: return "dropout";
-    case LayerKind::Flatten: return "flatten";
+    case LayerKind::Dense:
+        return "dense";
+    case LayerKind::Bottleneck:
+        return "bottleneck";
+    case LayerKind::Conv:
+        return "conv";
+    case LayerKind::Pool:
+        return "pool";
+    case LayerKind::ReLU:
+        return "relu";
+    case LayerKind::Sigmoid:
+        return "sigmoid";
+    case LayerKind::Tanh:
+        return "tanh";
+    case LayerKind::Dropout:
+        return "dropout";
+    case LayerKind::Flatten:
+        return "flatten";
     }
     return "?";
 }
@@ -62,7 +74,8 @@ std::string token_context(const LayerSpec& layer) {
 std::vector<LayerSpec> parse_spec(const std::string& spec) {
     std::vector<LayerSpec> out;
     std::size_t lead = 0;
-    if (trim(spec, lead).empty()) fail("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)");
+    if (trim(spec, lead).empty())
+        fail("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)");
     std::size_t start = 0;
     int position = 0;
     while (start <= spec.size()) {
@@ -73,7 +86,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
         l.position = ++position;
         l.offset = start + lead;
         auto bad = [&](const char* expected) {
-            fail(token_context(l), ": expected ", expected, " (at character ", l.offset + 1, " of '", spec, "')");
+            fail(token_context(l), ": expected ", expected, " (at character ", l.offset + 1, " of '", spec,
+                 "')");
         };
         const std::string& t = l.token;
         const std::size_t colon = t.find(':');
@@ -91,7 +105,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
             l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
             l.units = int(v);
         } else if (name == "conv") {
-            const char* form = "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
+            const char* form =
+                "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
             if (!has_arg) bad(form);
             std::size_t p = 0;
             long f = 0, k = 0, s = 1, pad = -1;
@@ -114,7 +129,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
             l.pad = pad < 0 ? int(k / 2) : int(pad);
             if (l.pad >= l.kernel) bad("conv padding smaller than the kernel");
         } else if (name == "pool") {
-            if (!has_arg || !parse_whole_int(arg, v) || v < 1) bad("pool:<window> with window a positive integer");
+            if (!has_arg || !parse_whole_int(arg, v) || v < 1)
+                bad("pool:<window> with window a positive integer");
             l.kind = LayerKind::Pool;
             l.kernel = l.stride = int(v);
         } else if (name == "dropout") {
@@ -131,7 +147,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
                      : name == "tanh"    ? LayerKind::Tanh
                                          : LayerKind::Flatten;
         } else {
-            bad("one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, flatten");
+            bad("one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, "
+                "flatten");
         }
         out.push_back(l);
         start = end + 1;
@@ -159,15 +176,15 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
         fits(image, "conv needs an image input (channels x height x width) but gets ", in.size(),
              " flat features (a flat data set, or after dense/flatten)");
         const int hp = in.h + 2 * l.pad, wp = in.w + 2 * l.pad;
-        fits(hp >= l.kernel && wp >= l.kernel, "kernel ", l.kernel, " is larger than the padded input ", hp, "x",
-             wp, " (input ", in.c, "x", in.h, "x", in.w, ")");
+        fits(hp >= l.kernel && wp >= l.kernel, "kernel ", l.kernel, " is larger than the padded input ", hp,
+             "x", wp, " (input ", in.c, "x", in.h, "x", in.w, ")");
         return Shape{l.units, (hp - l.kernel) / l.stride + 1, (wp - l.kernel) / l.stride + 1};
     }
     case LayerKind::Pool:
         fits(image, "pool needs an image input (channels x height x width) but gets ", in.size(),
              " flat features (a flat data set, or after dense/flatten)");
-        fits(l.kernel <= in.h && l.kernel <= in.w, "pool window ", l.kernel, " is larger than the input ", in.c,
-             "x", in.h, "x", in.w);
+        fits(l.kernel <= in.h && l.kernel <= in.w, "pool window ", l.kernel, " is larger than the input ",
+             in.c, "x", in.h, "x", in.w);
         return Shape{in.c, in.h / l.kernel, in.w / l.kernel};
     }
     fail(token_context(l), ": unknown layer kind");

@@ -12,7 +12,8 @@ namespace mimic::test {
 inline Matrix device_matrix(const std::vector<float>& v, std::int64_t rows, std::int64_t cols) {
     Matrix m("mimic::test::matrix", rows, cols);
     auto h = Kokkos::create_mirror_view(m);
-    for (std::int64_t i = 0; i < rows * cols; ++i) h.data()[i] = v[i];
+    for (std::int64_t i = 0; i < rows * cols; ++i)
+        h.data()[i] = v[i];
     Kokkos::deep_copy(m, h);
     return m;
 }
@@ -26,14 +27,16 @@ std::vector<float> to_host(const V& v) {
 
 inline void set_from_host(const Vector& v, const std::vector<float>& values) {
     auto h = Kokkos::create_mirror_view(v);
-    for (std::size_t i = 0; i < values.size(); ++i) h(i) = values[i];
+    for (std::size_t i = 0; i < values.size(); ++i)
+        h(i) = values[i];
     Kokkos::deep_copy(v, h);
 }
 
 inline std::vector<float> random_values(std::size_t n, std::uint64_t seed, float scale = 1.0f) {
     std::vector<float> v(n);
     CounterRng r(seed);
-    for (auto& x : v) x = scale * r.normal();
+    for (auto& x : v)
+        x = scale * r.normal();
     return v;
 }
 

@@ -30,7 +30,8 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
     int bad = 0;
     for (std::size_t i = 0; i < got.size(); ++i)
         if (!(std::fabs(double(got[i]) - want[i]) <= atol + rtol * std::fabs(double(want[i])))) {
-            if (++bad <= 5) ADD_FAILURE() << what << "[" << i << "]: mimic " << got[i] << " vs torch " << want[i];
+            if (++bad <= 5)
+                ADD_FAILURE() << what << "[" << i << "]: mimic " << got[i] << " vs torch " << want[i];
         }
     EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << got.size() << " elements differ";
 }
@@ -59,7 +60,8 @@ void run_golden_once(const std::string& name) {
     IntVector labels("labels", B);
     {
         auto h = Kokkos::create_mirror_view(labels);
-        for (std::int64_t i = 0; i < B; ++i) h(i) = labels_h[i];
+        for (std::int64_t i = 0; i < B; ++i)
+            h(i) = labels_h[i];
         Kokkos::deep_copy(labels, h);
     }
     const Matrix teacher = device_matrix(h5::read_all<float>(f, name + "/teacher"), B, C);
@@ -97,6 +99,12 @@ void run_golden(const std::string& name) {
 
 } // namespace
 
-TEST(GoldenTorch, SmallCNN) { run_golden("cnn"); }
-TEST(GoldenTorch, StridedCNNWithTanhSigmoidFlatten) { run_golden("cnn_strided"); }
-TEST(GoldenTorch, BottleneckMLP) { run_golden("mlp"); }
+TEST(GoldenTorch, SmallCNN) {
+    run_golden("cnn");
+}
+TEST(GoldenTorch, StridedCNNWithTanhSigmoidFlatten) {
+    run_golden("cnn_strided");
+}
+TEST(GoldenTorch, BottleneckMLP) {
+    run_golden("mlp");
+}

@@ -36,7 +36,8 @@ double rel_error(const std::vector<double>& a, const std::vector<double>& b, dou
 double objective(Model& m, const Matrix& x, const std::vector<float>& r, bool train) {
     const auto z = to_host(m.forward(x, train, /*dropout_seed=*/99));
     double s = 0;
-    for (std::size_t i = 0; i < z.size(); ++i) s += double(r[i]) * z[i];
+    for (std::size_t i = 0; i < z.size(); ++i)
+        s += double(r[i]) * z[i];
     return s;
 }
 
@@ -50,7 +51,8 @@ void check_gradients(const std::string& spec, Shape in, bool train = false, int 
     const auto jitter = random_values(p0.size(), 5, 0.1f);
     for (const auto& t : m.param_tensors())
         if (t.name.back() == 'b')
-            for (std::int64_t k = 0; k < t.size; ++k) p0[t.offset + k] += jitter[t.offset + k];
+            for (std::int64_t k = 0; k < t.size; ++k)
+                p0[t.offset + k] += jitter[t.offset + k];
     mimic::test::set_from_host(m.params(), p0);
 
     const Matrix x = device_matrix(random_values(batch * in.size(), 3), batch, in.size());
@@ -84,7 +86,8 @@ void check_gradients(const std::string& spec, Shape in, bool train = false, int 
             fd.push_back((fp - fm) / (2.0 * double(eps)));
             an.push_back(g[t.offset + k]);
         }
-        EXPECT_LE(kinks, std::max<std::int64_t>(1, t.size / 5)) << t.name << ": " << kinks << " of " << t.size << " elements sit on a kink";
+        EXPECT_LE(kinks, std::max<std::int64_t>(1, t.size / 5))
+            << t.name << ": " << kinks << " of " << t.size << " elements sit on a kink";
         const double err = rel_error(fd, an);
         EXPECT_LT(err, 1e-2) << t.name << ": relative error of the analytic gradient " << err;
         double worst = 0, scale = 1e-3;
@@ -102,17 +105,39 @@ void check_gradients(const std::string& spec, Shape in, bool train = false, int 
 
 } // namespace
 
-TEST(Gradients, Dense) { check_gradients("dense:5", {1, 1, 7}); }
-TEST(Gradients, DenseBatchOfOne) { check_gradients("dense:4,dense:3", {1, 1, 5}, false, 1); }
-TEST(Gradients, BottleneckThenDense) { check_gradients("bottleneck:3,dense:4", {1, 1, 6}); }
-TEST(Gradients, ReLU) { check_gradients("dense:6,relu,dense:3", {1, 1, 5}); }
-TEST(Gradients, Sigmoid) { check_gradients("dense:6,sigmoid,dense:3", {1, 1, 5}); }
-TEST(Gradients, Tanh) { check_gradients("dense:6,tanh,dense:3", {1, 1, 5}); }
-TEST(Gradients, DropoutInTraining) { check_gradients("dense:8,dropout:0.5,dense:3", {1, 1, 5}, true, 4); }
-TEST(Gradients, ConvSamePadding) { check_gradients("conv:3x3,conv:2x3", {2, 6, 5}); }
-TEST(Gradients, ConvStrideAndPadding) { check_gradients("conv:3x3s2p1,conv:2x2s2p0,flatten,dense:3", {2, 7, 7}); }
-TEST(Gradients, ConvNoPaddingReLUPoolOddSizes) { check_gradients("conv:4x5p0,relu,pool:3,flatten,dense:3", {3, 9, 8}); }
-TEST(Gradients, PoolFloorsOddImage) { check_gradients("conv:3x3,pool:2,dense:3", {1, 5, 5}); }
+TEST(Gradients, Dense) {
+    check_gradients("dense:5", {1, 1, 7});
+}
+TEST(Gradients, DenseBatchOfOne) {
+    check_gradients("dense:4,dense:3", {1, 1, 5}, false, 1);
+}
+TEST(Gradients, BottleneckThenDense) {
+    check_gradients("bottleneck:3,dense:4", {1, 1, 6});
+}
+TEST(Gradients, ReLU) {
+    check_gradients("dense:6,relu,dense:3", {1, 1, 5});
+}
+TEST(Gradients, Sigmoid) {
+    check_gradients("dense:6,sigmoid,dense:3", {1, 1, 5});
+}
+TEST(Gradients, Tanh) {
+    check_gradients("dense:6,tanh,dense:3", {1, 1, 5});
+}
+TEST(Gradients, DropoutInTraining) {
+    check_gradients("dense:8,dropout:0.5,dense:3", {1, 1, 5}, true, 4);
+}
+TEST(Gradients, ConvSamePadding) {
+    check_gradients("conv:3x3,conv:2x3", {2, 6, 5});
+}
+TEST(Gradients, ConvStrideAndPadding) {
+    check_gradients("conv:3x3s2p1,conv:2x2s2p0,flatten,dense:3", {2, 7, 7});
+}
+TEST(Gradients, ConvNoPaddingReLUPoolOddSizes) {
+    check_gradients("conv:4x5p0,relu,pool:3,flatten,dense:3", {3, 9, 8});
+}
+TEST(Gradients, PoolFloorsOddImage) {
+    check_gradients("conv:3x3,pool:2,dense:3", {1, 5, 5});
+}
 TEST(Gradients, SmallCNN) {
     check_gradients("conv:4x3,relu,pool:2,conv:4x3,relu,pool:2,dense:8,relu,dense:3", {1, 8, 8});
 }
@@ -126,7 +151,9 @@ TEST(Gradients, ConvInChunksOfOneAndTwoSamples) {
     }
     set_conv_chunk_floats(0);
 }
-TEST(Gradients, FlattenFirst) { check_gradients("flatten,dense:4,tanh,dense:2", {2, 3, 3}); }
+TEST(Gradients, FlattenFirst) {
+    check_gradients("flatten,dense:4,tanh,dense:2", {2, 3, 3});
+}
 
 // ---- losses -------------------------------------------------------------------------------------------
 
@@ -152,22 +179,26 @@ void check_loss_gradient(const char* name, Loss loss, int B, int C) {
         fd[i] = (lp - lm) / (2.0 * double(eps));
     }
     EXPECT_LT(rel_error(fd, a), 2e-3);
-    for (int i = 0; i < B * C; ++i) EXPECT_NEAR(fd[i], a[i], 2e-3 + 2e-3 * std::fabs(a[i])) << "logit " << i;
+    for (int i = 0; i < B * C; ++i)
+        EXPECT_NEAR(fd[i], a[i], 2e-3 + 2e-3 * std::fabs(a[i])) << "logit " << i;
 }
 
 IntVector device_labels(const std::vector<int>& v) {
     IntVector d("labels", v.size());
     auto h = Kokkos::create_mirror_view(d);
-    for (std::size_t i = 0; i < v.size(); ++i) h(i) = v[i];
+    for (std::size_t i = 0; i < v.size(); ++i)
+        h(i) = v[i];
     Kokkos::deep_copy(d, h);
     return d;
 }
 
 double host_log_softmax(const std::vector<float>& z, int row, int C, int c, double scale) {
     double m = -1e300;
-    for (int k = 0; k < C; ++k) m = std::max(m, scale * z[row * C + k]);
+    for (int k = 0; k < C; ++k)
+        m = std::max(m, scale * z[row * C + k]);
     double s = 0;
-    for (int k = 0; k < C; ++k) s += std::exp(scale * z[row * C + k] - m);
+    for (int k = 0; k < C; ++k)
+        s += std::exp(scale * z[row * C + k] - m);
     return scale * z[row * C + c] - m - std::log(s);
 }
 
@@ -177,11 +208,13 @@ TEST(Losses, CrossEntropyGradientAndValue) {
     const int B = 4, C = 5;
     const std::vector<int> y{0, 3, 4, 1};
     const auto labels = device_labels(y);
-    check_loss_gradient("ce", [&](const Matrix& z, const Matrix& dz) { return cross_entropy(z, labels, dz); }, B, C);
+    check_loss_gradient(
+        "ce", [&](const Matrix& z, const Matrix& dz) { return cross_entropy(z, labels, dz); }, B, C);
     const auto z = random_values(B * C, 21, 2.0f);
     Matrix dz("dz", B, C);
     double expect = 0;
-    for (int i = 0; i < B; ++i) expect -= host_log_softmax(z, i, C, y[i], 1.0) / B;
+    for (int i = 0; i < B; ++i)
+        expect -= host_log_softmax(z, i, C, y[i], 1.0) / B;
     EXPECT_NEAR(cross_entropy(device_matrix(z, B, C), labels, dz), expect, 1e-5);
 }
 
@@ -203,10 +236,12 @@ TEST(Losses, MimicL2GradientAndValue) {
     const int B = 3, C = 4;
     const auto t = random_values(B * C, 33);
     const Matrix target = device_matrix(t, B, C);
-    check_loss_gradient("l2", [&](const Matrix& z, const Matrix& dz) { return mimic_l2(z, target, dz); }, B, C);
+    check_loss_gradient(
+        "l2", [&](const Matrix& z, const Matrix& dz) { return mimic_l2(z, target, dz); }, B, C);
     const auto z = random_values(B * C, 21, 2.0f);
     double expect = 0;
-    for (int i = 0; i < B * C; ++i) expect += 0.5 * double(z[i] - t[i]) * (z[i] - t[i]) / B;
+    for (int i = 0; i < B * C; ++i)
+        expect += 0.5 * double(z[i] - t[i]) * (z[i] - t[i]) / B;
     Matrix dz("dz", B, C);
     EXPECT_NEAR(mimic_l2(device_matrix(z, B, C), target, dz), expect, 1e-5 * expect);
 }
@@ -221,7 +256,10 @@ TEST(Losses, DistillationGradientAndValue) {
         for (float alpha : {0.0f, 0.7f, 1.0f}) {
             SCOPED_TRACE(testing::Message() << "T=" << T << " alpha=" << alpha);
             check_loss_gradient(
-                "kd", [&](const Matrix& z, const Matrix& dz) { return distill_kd(z, teacher, labels, T, alpha, dz); },
+                "kd",
+                [&](const Matrix& z, const Matrix& dz) {
+                    return distill_kd(z, teacher, labels, T, alpha, dz);
+                },
                 B, C);
             const auto z = random_values(B * C, 21, 2.0f);
             double expect = 0;

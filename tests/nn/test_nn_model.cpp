@@ -97,12 +97,15 @@ TEST(Spec, ShapeErrorsNameTheToken) {
     // conv and pool need an image; flat data is (1, 1, D).
     EXPECT_NE(error_of("conv:8x3,relu", {1, 1, 784}).find("token 1 'conv:8x3': conv needs an image input"),
               std::string::npos);
-    EXPECT_NE(error_of("dense:10,conv:8x3").find("token 2 'conv:8x3': conv needs an image"), std::string::npos);
+    EXPECT_NE(error_of("dense:10,conv:8x3").find("token 2 'conv:8x3': conv needs an image"),
+              std::string::npos);
     EXPECT_NE(error_of("conv:4x3,pool:2,dense:5,pool:2").find("token 4 'pool:2': pool needs an image"),
               std::string::npos);
-    EXPECT_NE(error_of("pool:8,pool:4", {3, 28, 28}).find("token 2 'pool:4': pool window 4 is larger than the input 3x3x3"),
+    EXPECT_NE(error_of("pool:8,pool:4", {3, 28, 28})
+                  .find("token 2 'pool:4': pool window 4 is larger than the input 3x3x3"),
               std::string::npos);
-    EXPECT_NE(error_of("conv:4x7p0", {1, 5, 5}).find("token 1 'conv:4x7p0': kernel 7 is larger"), std::string::npos);
+    EXPECT_NE(error_of("conv:4x7p0", {1, 5, 5}).find("token 1 'conv:4x7p0': kernel 7 is larger"),
+              std::string::npos);
 }
 
 TEST(Model, ShapesNamesAndLayout) {
@@ -112,8 +115,8 @@ TEST(Model, ShapesNamesAndLayout) {
     EXPECT_EQ(m.num_layers(), 6u);
     EXPECT_TRUE(m.layer(2).out_shape() == (Shape{4, 3, 3}));
     const auto& t = m.param_tensors();
-    const std::vector<std::string> names{"layer0.conv.W",      "layer0.conv.b",  "layer3.dense.W",
-                                         "layer3.dense.b",     "layer4.bottleneck.W", "layer5.dense.W",
+    const std::vector<std::string> names{"layer0.conv.W",  "layer0.conv.b",       "layer3.dense.W",
+                                         "layer3.dense.b", "layer4.bottleneck.W", "layer5.dense.W",
                                          "layer5.dense.b"};
     ASSERT_EQ(t.size(), names.size());
     std::int64_t offset = 0;
@@ -137,7 +140,8 @@ TEST(Model, ShapesNamesAndLayout) {
 }
 
 TEST(Model, InitIsDeterministicHeOrGlorotWithZeroBiases) {
-    Model a("dense:400,relu,dense:300,dense:10", {1, 1, 500}), b("dense:400,relu,dense:300,dense:10", {1, 1, 500});
+    Model a("dense:400,relu,dense:300,dense:10", {1, 1, 500}),
+        b("dense:400,relu,dense:300,dense:10", {1, 1, 500});
     a.init(7);
     b.init(7);
     const auto pa = to_host(a.params()), pb = to_host(b.params());
@@ -166,7 +170,8 @@ TEST(Model, InitIsDeterministicHeOrGlorotWithZeroBiases) {
     EXPECT_NEAR(sd1, lim / std::sqrt(3.0), 0.01 * lim);
     for (const auto* bias : {"layer0.dense.b", "layer2.dense.b", "layer3.dense.b"}) {
         const auto& t = a.param_tensor(bias);
-        for (std::int64_t k = 0; k < t.size; ++k) EXPECT_EQ(pa[t.offset + k], 0.0f) << bias;
+        for (std::int64_t k = 0; k < t.size; ++k)
+            EXPECT_EQ(pa[t.offset + k], 0.0f) << bias;
     }
 }
 
@@ -185,7 +190,8 @@ TEST(Model, DropoutMasksAreDeterministicScaledAndOffInEval) {
     }
     EXPECT_NEAR(kept / 4000.0, 0.5, 0.05);
     // Rows draw different masks.
-    EXPECT_NE(std::vector<float>(y1.begin(), y1.begin() + 2000), std::vector<float>(y1.begin() + 2000, y1.end()));
+    EXPECT_NE(std::vector<float>(y1.begin(), y1.begin() + 2000),
+              std::vector<float>(y1.begin() + 2000, y1.end()));
     EXPECT_EQ(to_host(m.forward(x, false, 5)), std::vector<float>(4000, 1.0f));
 }
 
@@ -208,7 +214,8 @@ TEST(Model, GradientsAccumulateUntilZeroed) {
     }
     EXPECT_GT(n, 0.0);
     m.zero_grads();
-    for (float v : to_host(m.grads())) EXPECT_EQ(v, 0.0f);
+    for (float v : to_host(m.grads()))
+        EXPECT_EQ(v, 0.0f);
 }
 
 TEST(Model, BatchSizesMayChangeAndRowsAreIndependent) {
@@ -216,9 +223,11 @@ TEST(Model, BatchSizesMayChangeAndRowsAreIndependent) {
     m.init(9);
     const auto xs = random_values(5 * 72, 4);
     const auto big = to_host(m.forward(device_matrix(xs, 5, 72), false));
-    const auto small = to_host(m.forward(device_matrix(std::vector<float>(xs.begin() + 72, xs.begin() + 216), 2, 72), false));
+    const auto small = to_host(
+        m.forward(device_matrix(std::vector<float>(xs.begin() + 72, xs.begin() + 216), 2, 72), false));
     ASSERT_EQ(small.size(), 8u);
-    for (int i = 0; i < 8; ++i) EXPECT_NEAR(small[i], big[4 + i], 1e-5 + 1e-5 * std::fabs(big[4 + i]));
+    for (int i = 0; i < 8; ++i)
+        EXPECT_NEAR(small[i], big[4 + i], 1e-5 + 1e-5 * std::fabs(big[4 + i]));
     // A batch of zero rows is valid.
     const Matrix empty("empty", 0, 72);
     EXPECT_EQ(m.forward(empty, true).extent(0), 0u);
@@ -249,7 +258,8 @@ TEST(Model, DenseKernelsRunOnColumnAndRowSlices) {
     full.init(17);
     auto p = to_host(full.params());
     const auto jitter = random_values(p.size(), 8, 0.2f);
-    for (std::size_t i = 0; i < p.size(); ++i) p[i] += jitter[i]; // non-zero biases
+    for (std::size_t i = 0; i < p.size(); ++i)
+        p[i] += jitter[i]; // non-zero biases
     mimic::test::set_from_host(full.params(), p);
     const Matrix x = device_matrix(random_values(B * D, 9), B, D);
     const auto dz_h = random_values(B * C, 10);
@@ -268,9 +278,12 @@ TEST(Model, DenseKernelsRunOnColumnAndRowSlices) {
         // Shard j: its own contiguous W1[:, j*Hs:(j+1)*Hs] and b1 slice; W2 rows j*Hs.. are contiguous.
         std::vector<float> w1(D * Hs), bb(Hs), w2(Hs * C);
         for (int d = 0; d < D; ++d)
-            for (int h = 0; h < Hs; ++h) w1[d * Hs + h] = p[W1.offset + d * H + j * Hs + h];
-        for (int h = 0; h < Hs; ++h) bb[h] = p[b1.offset + j * Hs + h];
-        for (int i = 0; i < Hs * C; ++i) w2[i] = p[W2.offset + j * Hs * C + i];
+            for (int h = 0; h < Hs; ++h)
+                w1[d * Hs + h] = p[W1.offset + d * H + j * Hs + h];
+        for (int h = 0; h < Hs; ++h)
+            bb[h] = p[b1.offset + j * Hs + h];
+        for (int i = 0; i < Hs * C; ++i)
+            w2[i] = p[W2.offset + j * Hs * C + i];
         Vector shard("shard", w1.size() + bb.size() + w2.size()), grad("shard_grad", shard.extent(0));
         mimic::test::set_from_host(shard, [&] {
             std::vector<float> v(w1);
@@ -287,7 +300,8 @@ TEST(Model, DenseKernelsRunOnColumnAndRowSlices) {
         relu_forward(pre, h);
         dense_forward(h, W2j, UnmanagedVector(), zj); // partial sum: b2 is added once, after the allreduce
         const auto zjh = to_host(zj);
-        for (int i = 0; i < B * C; ++i) z[i] += zjh[i];
+        for (int i = 0; i < B * C; ++i)
+            z[i] += zjh[i];
         // Backward from the full dL/dz (identical on every shard after the allreduce).
         dense_backward(h, W2j, dz, dW2j, UnmanagedVector(), dh);
         relu_backward(h, dh, dpre);
@@ -296,10 +310,13 @@ TEST(Model, DenseKernelsRunOnColumnAndRowSlices) {
         for (int d = 0; d < D; ++d)
             for (int hh = 0; hh < Hs; ++hh)
                 EXPECT_NEAR(gs[d * Hs + hh], g[W1.offset + d * H + j * Hs + hh], 1e-5) << "dW1 shard " << j;
-        for (int hh = 0; hh < Hs; ++hh) EXPECT_NEAR(gs[D * Hs + hh], g[b1.offset + j * Hs + hh], 1e-5);
-        for (int i = 0; i < Hs * C; ++i) EXPECT_NEAR(gs[D * Hs + Hs + i], g[W2.offset + j * Hs * C + i], 1e-5);
+        for (int hh = 0; hh < Hs; ++hh)
+            EXPECT_NEAR(gs[D * Hs + hh], g[b1.offset + j * Hs + hh], 1e-5);
+        for (int i = 0; i < Hs * C; ++i)
+            EXPECT_NEAR(gs[D * Hs + Hs + i], g[W2.offset + j * Hs * C + i], 1e-5);
     }
-    for (int i = 0; i < B * C; ++i) EXPECT_NEAR(z[i] + p[b2.offset + i % C], z_full[i], 1e-5);
+    for (int i = 0; i < B * C; ++i)
+        EXPECT_NEAR(z[i] + p[b2.offset + i % C], z_full[i], 1e-5);
 }
 
 // Max pooling on ties: the first maximum in scan order (row by row) takes the gradient, for the 2x2 fast
@@ -320,10 +337,10 @@ TEST(Model, PoolTiesGoToTheFirstMaximum) {
         EXPECT_EQ(to_host(y), (std::vector<float>{1.0f, 5.0f, 5.0f, 1.0f}));
         auto a = Kokkos::create_mirror_view(arg);
         Kokkos::deep_copy(a, arg);
-        EXPECT_EQ(a(0, 0), 0);                   // all ties: the window's first element
-        EXPECT_EQ(a(0, 1), k + 1);               // first of two maxima
-        EXPECT_EQ(a(0, 2), (k + 1) * H + 1);     // unique maximum
-        EXPECT_EQ(a(0, 3), k * H + k);           // all ties
+        EXPECT_EQ(a(0, 0), 0);               // all ties: the window's first element
+        EXPECT_EQ(a(0, 1), k + 1);           // first of two maxima
+        EXPECT_EQ(a(0, 2), (k + 1) * H + 1); // unique maximum
+        EXPECT_EQ(a(0, 3), k * H + k);       // all ties
         maxpool2d_backward(device_matrix({1.0f, 2.0f, 3.0f, 4.0f}, 1, 4), arg, in, k, dx);
         std::vector<float> want(H * H, 0.0f);
         want[0] = 1.0f;

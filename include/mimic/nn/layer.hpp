@@ -21,7 +21,8 @@ struct ParamDecl {
     std::vector<std::int64_t> shape;
     std::int64_t size() const {
         std::int64_t n = 1;
-        for (auto d : shape) n *= d;
+        for (auto d : shape)
+            n *= d;
         return n;
     }
 };
@@ -88,13 +89,14 @@ void gemm(const char* ta, const char* tb, float alpha, const AV& A, const BV& B,
     const bool at = ta[0] == 'T', bt = tb[0] == 'T';
     const auto m = at ? A.extent(1) : A.extent(0), k = at ? A.extent(0) : A.extent(1);
     const auto kb = bt ? B.extent(1) : B.extent(0), n = bt ? B.extent(0) : B.extent(1);
-    MIMIC_REQUIRE(k == kb && C.extent(0) == m && C.extent(1) == n, "mimic::nn::gemm: shape mismatch (", ta, tb,
-                  ") A ", A.extent(0), "x", A.extent(1), " B ", B.extent(0), "x", B.extent(1), " C ", C.extent(0),
-                  "x", C.extent(1));
+    MIMIC_REQUIRE(k == kb && C.extent(0) == m && C.extent(1) == n, "mimic::nn::gemm: shape mismatch (", ta,
+                  tb, ") A ", A.extent(0), "x", A.extent(1), " B ", B.extent(0), "x", B.extent(1), " C ",
+                  C.extent(0), "x", C.extent(1));
     if (m == 0 || n == 0) return;
     if (k == 0) {
         // KokkosBlas returns early on an empty inner dimension; keep BLAS semantics (C = beta * C).
-        MIMIC_REQUIRE(beta == 0.0f || beta == 1.0f, "mimic::nn::gemm: empty inner dimension with beta ", beta);
+        MIMIC_REQUIRE(beta == 0.0f || beta == 1.0f, "mimic::nn::gemm: empty inner dimension with beta ",
+                      beta);
         if (beta == 0.0f) Kokkos::deep_copy(C, 0.0f);
         return;
     }

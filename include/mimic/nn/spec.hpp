@@ -24,18 +24,19 @@ enum class LayerKind { Dense, Bottleneck, Conv, Pool, ReLU, Sigmoid, Tanh, Dropo
 
 struct LayerSpec {
     LayerKind kind = LayerKind::ReLU;
-    std::string token;        ///< the token's text as written (trimmed)
-    int position = 0;         ///< 1-based token number
-    std::size_t offset = 0;   ///< character offset of the token in the spec
-    int units = 0;            ///< dense/bottleneck units, conv filters
-    int kernel = 0;           ///< conv/pool window
-    int stride = 1;           ///< conv stride (pool: = kernel)
-    int pad = 0;              ///< conv zero padding
-    float rate = 0.0f;        ///< dropout probability
+    std::string token;      ///< the token's text as written (trimmed)
+    int position = 0;       ///< 1-based token number
+    std::size_t offset = 0; ///< character offset of the token in the spec
+    int units = 0;          ///< dense/bottleneck units, conv filters
+    int kernel = 0;         ///< conv/pool window
+    int stride = 1;         ///< conv stride (pool: = kernel)
+    int pad = 0;            ///< conv zero padding
+    float rate = 0.0f;      ///< dropout probability
 };
 
 /// Parses a spec; throws mimic::Error
-/// "arch: token 3 'dense:abc': expected dense:<units> with units a positive integer (at character 16 of '...')".
+/// "arch: token 3 'dense:abc': expected dense:<units> with units a positive integer (at character 16 of
+/// '...')".
 std::vector<LayerSpec> parse_spec(const std::string& spec);
 
 /// The output shape of `layer` on samples of shape `in`; throws mimic::Error naming the token when the

@@ -1,5 +1,5 @@
-// Conv2D kernels: im2col into [C*K*K, B*P] (contiguous output rows), one sgemm per chunk giving [F, B*P],
-// a block copy to NCHW with the bias; backward: block copy back, two sgemms, bias sums and col2im.
+// Conv2D kernels: im2col into [C*K*K, B*P] (shifted-plane copies for 'same' convolutions), one sgemm per
+// chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk.
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include <algorithm>
@@ -8,8 +8,8 @@ namespace mimic::nn {
 
 void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
     const std::int64_t B = x.extent(0), P = g.pixels(), KK = g.patch(), N = B * P;
-    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "im2col: input width ", x.extent(1),
-                  " is not ", g.c, "x", g.h, "x", g.w);
+    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "im2col: input width ",
+                  x.extent(1), " is not ", g.c, "x", g.h, "x", g.w);
     MIMIC_REQUIRE(std::int64_t(col.extent(0)) == KK && std::int64_t(col.extent(1)) == N, "im2col: col is ",
                   col.extent(0), "x", col.extent(1), ", expected ", KK, "x", N);
     const int C = g.c, H = g.h, W = g.w, K = g.k, S = g.s, pad = g.p, OH = g.oh(), OW = g.ow();
@@ -36,34 +36,44 @@ void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
                 const std::int64_t shift = std::int64_t(dh) * W + dw;
                 const std::int64_t j0 = std::int64_t(oh_lo) * W + (dw < 0 ? -dw : 0);
                 const std::int64_t j1 = std::int64_t(oh_hi) * W - (dw > 0 ? dw : 0);
-                for (std::int64_t j = 0; j < j0; ++j) dst[j] = 0.0f;
-                for (std::int64_t j = j0; j < j1; ++j) dst[j] = plane[j + shift];
-                for (std::int64_t j = j1 < j0 ? j0 : j1; j < P; ++j) dst[j] = 0.0f;
+                for (std::int64_t j = 0; j < j0; ++j)
+                    dst[j] = 0.0f;
+                for (std::int64_t j = j0; j < j1; ++j)
+                    dst[j] = plane[j + shift];
+                for (std::int64_t j = j1 < j0 ? j0 : j1; j < P; ++j)
+                    dst[j] = 0.0f;
                 if (dw != 0)
                     for (int oh = oh_lo; oh < oh_hi; ++oh) {
                         float* d = dst + std::int64_t(oh) * W;
                         if (dw < 0)
-                            for (int ow = 0; ow < -dw; ++ow) d[ow] = 0.0f;
+                            for (int ow = 0; ow < -dw; ++ow)
+                                d[ow] = 0.0f;
                         else
-                            for (int ow = W - dw; ow < W; ++ow) d[ow] = 0.0f;
+                            for (int ow = W - dw; ow < W; ++ow)
+                                d[ow] = 0.0f;
                     }
                 return;
             }
             for (int oh = 0; oh < OH; ++oh, dst += OW) {
                 const int ih = oh * S - pad + kh;
                 if (ih < 0 || ih >= H) {
-                    for (int ow = 0; ow < OW; ++ow) dst[ow] = 0.0f;
+                    for (int ow = 0; ow < OW; ++ow)
+                        dst[ow] = 0.0f;
                     continue;
                 }
                 const float* src = plane + std::int64_t(ih) * W;
-                for (int ow = 0; ow < lo; ++ow) dst[ow] = 0.0f;
+                for (int ow = 0; ow < lo; ++ow)
+                    dst[ow] = 0.0f;
                 if (S == 1) {
                     const float* s = src + (kw - pad);
-                    for (int ow = lo; ow < hi; ++ow) dst[ow] = s[ow];
+                    for (int ow = lo; ow < hi; ++ow)
+                        dst[ow] = s[ow];
                 } else {
-                    for (int ow = lo; ow < hi; ++ow) dst[ow] = src[ow * S - pad + kw];
+                    for (int ow = lo; ow < hi; ++ow)
+                        dst[ow] = src[ow * S - pad + kw];
                 }
-                for (int ow = hi; ow < OW; ++ow) dst[ow] = 0.0f;
+                for (int ow = hi; ow < OW; ++ow)
+                    dst[ow] = 0.0f;
             }
         });
 }
@@ -84,7 +94,8 @@ void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
                 const int c = int(t % C);
                 float* out = dx.data() + t * std::int64_t(H) * W;
                 const float* centre = dcol.data() + std::int64_t((c * K + pad) * K + pad) * N + b * P;
-                for (std::int64_t j = 0; j < std::int64_t(H) * W; ++j) out[j] = centre[j];
+                for (std::int64_t j = 0; j < std::int64_t(H) * W; ++j)
+                    out[j] = centre[j];
                 for (int kh = 0; kh < K; ++kh) {
                     const int dh = kh - pad;
                     const int oh_lo = dh < 0 ? -dh : 0, oh_hi = dh > 0 ? H - dh : H;
@@ -97,15 +108,18 @@ void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
                             for (int oh = oh_lo; oh < oh_hi; ++oh) {
                                 float* d = src + std::int64_t(oh) * W;
                                 if (dw < 0)
-                                    for (int ow = 0; ow < -dw; ++ow) d[ow] = 0.0f;
+                                    for (int ow = 0; ow < -dw; ++ow)
+                                        d[ow] = 0.0f;
                                 else
-                                    for (int ow = W - dw; ow < W; ++ow) d[ow] = 0.0f;
+                                    for (int ow = W - dw; ow < W; ++ow)
+                                        d[ow] = 0.0f;
                             }
                         const std::int64_t shift = std::int64_t(dh) * W + dw;
                         const std::int64_t j0 = std::int64_t(oh_lo) * W + (dw < 0 ? -dw : 0);
                         const std::int64_t j1 = std::int64_t(oh_hi) * W - (dw > 0 ? dw : 0);
                         float* o = out + shift;
-                        for (std::int64_t j = j0; j < j1; ++j) o[j] += src[j];
+                        for (std::int64_t j = j0; j < j1; ++j)
+                            o[j] += src[j];
                     }
                 }
             });
@@ -118,24 +132,27 @@ void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
             const int ch = int(t - b * C * H); // 32-bit from here on: c * H + ih
             const int c = ch / H, ih = ch - c * H;
             float* out = dx.data() + t * W;
-            for (int iw = 0; iw < W; ++iw) out[iw] = 0.0f;
+            for (int iw = 0; iw < W; ++iw)
+                out[iw] = 0.0f;
             for (int kh = 0; kh < K; ++kh) {
                 const int num = ih + pad - kh;
                 if (num < 0 || num % S != 0) continue;
                 const int oh = num / S;
                 if (oh >= OH) continue;
                 for (int kw = 0; kw < K; ++kw) {
-                    const float* src = dcol.data() + std::int64_t((c * K + kh) * K + kw) * N + b * P +
-                                       std::int64_t(oh) * OW;
+                    const float* src =
+                        dcol.data() + std::int64_t((c * K + kh) * K + kw) * N + b * P + std::int64_t(oh) * OW;
                     int lo = pad - kw > 0 ? (pad - kw + S - 1) / S : 0;
                     int hi = (W - 1 + pad - kw) >= 0 ? (W - 1 + pad - kw) / S + 1 : 0;
                     lo = lo < OW ? lo : OW;
                     hi = hi < OW ? hi : OW;
                     if (S == 1) {
                         float* o = out + (kw - pad);
-                        for (int ow = lo; ow < hi; ++ow) o[ow] += src[ow];
+                        for (int ow = lo; ow < hi; ++ow)
+                            o[ow] += src[ow];
                     } else {
-                        for (int ow = lo; ow < hi; ++ow) out[ow * S - pad + kw] += src[ow];
+                        for (int ow = lo; ow < hi; ++ow)
+                            out[ow * S - pad + kw] += src[ow];
                     }
                 }
             }
@@ -146,14 +163,17 @@ namespace {
 std::int64_t g_chunk_floats = 0; // 0: the default budget below
 } // namespace
 
-void set_conv_chunk_floats(std::int64_t floats) { g_chunk_floats = floats < 0 ? 0 : floats; }
+void set_conv_chunk_floats(std::int64_t floats) {
+    g_chunk_floats = floats < 0 ? 0 : floats;
+}
 
 std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch) {
     constexpr bool host = Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
     // Host: about the L2 cache (1 MiB per core measured best on the development machine: 160 ms per CNN
     // step against 175 ms at 4 MiB and 230 ms for the whole batch at once); GPU: 512 MiB.
-    const std::int64_t budget =
-        g_chunk_floats > 0 ? g_chunk_floats : host ? (std::int64_t(1) << 18) : (std::int64_t(1) << 27); // floats
+    const std::int64_t budget = g_chunk_floats > 0 ? g_chunk_floats
+                                : host             ? (std::int64_t(1) << 18)
+                                                   : (std::int64_t(1) << 27); // floats
     const std::int64_t per_sample = std::max<std::int64_t>(1, g.patch() * g.pixels());
     return std::max<std::int64_t>(1, std::min<std::int64_t>(batch, budget / per_sample));
 }
@@ -166,13 +186,13 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 
 } // namespace
 
-void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b, const ConvGeometry& g,
-                    ConvWorkspace& ws, const Matrix& y) {
+void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
+                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y) {
     Kokkos::Profiling::pushRegion("mimic::nn::conv::forward");
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
-    MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == F * P, "conv2d_forward: output is ",
-                  y.extent(0), "x", y.extent(1), ", expected ", B, "x", F * P);
+    MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == F * P,
+                  "conv2d_forward: output is ", y.extent(0), "x", y.extent(1), ", expected ", B, "x", F * P);
     const std::int64_t chunk = conv_chunk_rows(g, B);
     for (std::int64_t b0 = 0; b0 < B; b0 += chunk) {
         const std::int64_t nb = std::min(chunk, B - b0), N = nb * P;
@@ -185,7 +205,8 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
                 "mimic::nn::conv::bias_fill", RangePolicy(0, F), KOKKOS_LAMBDA(const std::int64_t f) {
                     const float bias = b(f);
                     float* dst = yb.data() + f * P;
-                    for (std::int64_t p = 0; p < P; ++p) dst[p] = bias;
+                    for (std::int64_t p = 0; p < P; ++p)
+                        dst[p] = bias;
                 });
             gemm("T", "N", 1.0f, W, col, 1.0f, yb);
             continue;
@@ -201,18 +222,21 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
                 const float bias = b(f);
                 const float* src = out.data() + f * N + bi * P;
                 float* dst = yc.data() + t * P;
-                for (std::int64_t p = 0; p < P; ++p) dst[p] = src[p] + bias;
+                for (std::int64_t p = 0; p < P; ++p)
+                    dst[p] = src[p] + bias;
             });
     }
     Kokkos::Profiling::popRegion();
 }
 
 void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
-                     ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db, const Matrix& dx) {
+                     ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db,
+                     const Matrix& dx) {
     Kokkos::Profiling::pushRegion("mimic::nn::conv::backward");
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
-    MIMIC_REQUIRE(dy.extent(0) == x.extent(0) && std::int64_t(dy.extent(1)) == F * P, "conv2d_backward: dy shape");
+    MIMIC_REQUIRE(dy.extent(0) == x.extent(0) && std::int64_t(dy.extent(1)) == F * P,
+                  "conv2d_backward: dy shape");
     const bool want_dx = dx.extent(0) > 0;
     // db[f] += sum over samples and pixels of dy[b, f*P + p], in a fixed order (8 interleaved partial
     // sums per sample so that the host loop vectorises; still independent of the thread count).
@@ -224,9 +248,12 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
                 float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
                 std::int64_t p = 0;
                 for (; p + 8 <= P; p += 8)
-                    for (int l = 0; l < 8; ++l) part[l] += row[p + l];
-                for (; p < P; ++p) part[0] += row[p];
-                total += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+                    for (int l = 0; l < 8; ++l)
+                        part[l] += row[p + l];
+                for (; p < P; ++p)
+                    part[0] += row[p];
+                total +=
+                    ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
             }
             db(f) += total;
         });
@@ -246,7 +273,8 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
                     const int f = int(t % F);
                     const float* src = dyc.data() + t * P;
                     float* dst = d.data() + f * N + bi * P;
-                    for (std::int64_t p = 0; p < P; ++p) dst[p] = src[p];
+                    for (std::int64_t p = 0; p < P; ++p)
+                        dst[p] = src[p];
                 });
         }
         im2col(rows_of(x, b0, nb), g, col);
@@ -265,7 +293,9 @@ Conv2D::Conv2D(int index, std::string token, Shape in, int filters, int kernel, 
     out_ = Shape{filters, g_.oh(), g_.ow()};
 }
 
-std::vector<ParamDecl> Conv2D::param_decls() const { return {{"W", {g_.c, g_.k, g_.k, g_.f}}, {"b", {g_.f}}}; }
+std::vector<ParamDecl> Conv2D::param_decls() const {
+    return {{"W", {g_.c, g_.k, g_.k, g_.f}}, {"b", {g_.f}}};
+}
 
 void Conv2D::bind(const std::vector<UnmanagedVector>& params, const std::vector<UnmanagedVector>& grads) {
     W_ = UnmanagedMatrix(params[0].data(), g_.patch(), g_.f);
@@ -275,7 +305,8 @@ void Conv2D::bind(const std::vector<UnmanagedVector>& params, const std::vector<
 }
 
 void Conv2D::init(std::uint64_t seed, bool he) {
-    init_weights(UnmanagedVector(W_.data(), W_.size()), g_.patch(), std::int64_t(g_.f) * g_.k * g_.k, he, seed);
+    init_weights(UnmanagedVector(W_.data(), W_.size()), g_.patch(), std::int64_t(g_.f) * g_.k * g_.k, he,
+                 seed);
     Kokkos::deep_copy(b_, 0.0f);
 }
 

@@ -1,4 +1,5 @@
-// Dense and bottleneck layers: bias broadcast + sgemm forward, two sgemms and a column sum backward.
+// Dense and bottleneck layers: bias broadcast + sgemm forward; backward with two sgemms (dW = x^T·dy,
+// dx = dy·W^T, skipped for the first layer) and a column sum for the bias.
 #include "mimic/nn/layers/dense.hpp"
 
 namespace mimic::nn {
@@ -46,7 +47,9 @@ void Dense::init(std::uint64_t seed, bool he) {
     if (bias_) Kokkos::deep_copy(b_, 0.0f);
 }
 
-void Dense::forward(const Matrix& x, const Matrix& y, const ForwardContext&) { dense_forward(x, W_, b_, y); }
+void Dense::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
+    dense_forward(x, W_, b_, y);
+}
 
 void Dense::backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) {
     dense_backward(x, W_, dy, dW_, db_, dx);

@@ -1,4 +1,5 @@
-// Inverted dropout kernels; the backward pass recomputes the forward mask instead of storing it.
+// Inverted dropout kernels; the backward pass recomputes the forward mask from the counter-based RNG
+// instead of storing it.
 #include "mimic/nn/layers/dropout.hpp"
 
 #include "mimic/core/rng.hpp"
@@ -6,15 +7,16 @@
 namespace mimic::nn {
 
 namespace {
-void apply_mask(const char* label, const Matrix& in, const Matrix& out, float p, std::uint64_t seed, int layer,
-                std::int64_t row_offset) {
+void apply_mask(const char* label, const Matrix& in, const Matrix& out, float p, std::uint64_t seed,
+                int layer, std::int64_t row_offset) {
     const std::int64_t rows = in.extent(0), cols = in.extent(1);
     MIMIC_REQUIRE(out.extent(0) == in.extent(0) && out.extent(1) == in.extent(1), label, ": shape mismatch");
     const float scale = 1.0f / (1.0f - p);
     Kokkos::parallel_for(
         label, RangePolicy(0, rows * cols), KOKKOS_LAMBDA(const std::int64_t i) {
             const std::int64_t r = i / cols, u = i % cols;
-            CounterRng rng(derive_seed(seed, std::uint64_t(layer), std::uint64_t(row_offset + r)), std::uint64_t(u));
+            CounterRng rng(derive_seed(seed, std::uint64_t(layer), std::uint64_t(row_offset + r)),
+                           std::uint64_t(u));
             out.data()[i] = rng.uniform() >= p ? in.data()[i] * scale : 0.0f;
         });
 }

@@ -1,5 +1,5 @@
-// MaxPool2D kernels: one thread per output row (b, c, oh) in the forward pass, one per output element
-// in the backward scatter.
+// MaxPool2D kernels: one thread per output row (b, c, oh) in both passes (a vectorisable 2x2 path and a
+// general window); backward zeroes the input rows it owns and places each gradient at its argmax.
 #include "mimic/nn/layers/maxpool2d.hpp"
 
 namespace mimic::nn {
@@ -7,7 +7,8 @@ namespace mimic::nn {
 void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, const Matrix& y) {
     const std::int64_t B = x.extent(0);
     const int C = in.c, H = in.h, W = in.w, OH = H / k, OW = W / k;
-    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == in.size() && std::int64_t(y.extent(1)) == std::int64_t(C) * OH * OW &&
+    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == in.size() &&
+                      std::int64_t(y.extent(1)) == std::int64_t(C) * OH * OW &&
                       arg.extent(0) >= x.extent(0) && arg.extent(1) == y.extent(1),
                   "maxpool2d_forward: shape mismatch");
     Kokkos::parallel_for(
@@ -57,7 +58,8 @@ void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, c
 void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, Shape in, int k, const Matrix& dx) {
     const std::int64_t B = dy.extent(0);
     const int C = in.c, H = in.h, W = in.w, OH = H / k, OW = W / k;
-    MIMIC_REQUIRE(std::int64_t(dx.extent(1)) == in.size() && std::int64_t(dy.extent(1)) == std::int64_t(C) * OH * OW,
+    MIMIC_REQUIRE(std::int64_t(dx.extent(1)) == in.size() &&
+                      std::int64_t(dy.extent(1)) == std::int64_t(C) * OH * OW,
                   "maxpool2d_backward: shape mismatch");
     // One thread per output row (b, c, oh): it owns input rows oh*k .. oh*k + k - 1 (and, for the last
     // output row, the rows the floor left over), zeroes them and places the OW gradients.
@@ -67,9 +69,11 @@ void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, Shape in, int k,
             const int c = int((r / OH) % C), oh = int(r % OH);
             const int row_end = oh == OH - 1 ? H : (oh + 1) * k;
             float* dxs = dx.data() + b * std::int64_t(C) * H * W;
-            for (int i = (c * H + oh * k) * W; i < (c * H + row_end) * W; ++i) dxs[i] = 0.0f;
+            for (int i = (c * H + oh * k) * W; i < (c * H + row_end) * W; ++i)
+                dxs[i] = 0.0f;
             const std::int64_t o0 = (std::int64_t(c) * OH + oh) * OW;
-            for (int ow = 0; ow < OW; ++ow) dxs[arg(b, o0 + ow)] = dy(b, o0 + ow);
+            for (int ow = 0; ow < OW; ++ow)
+                dxs[arg(b, o0 + ow)] = dy(b, o0 + ow);
         });
 }
 

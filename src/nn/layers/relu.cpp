@@ -1,4 +1,5 @@
-// The relu activation: forward and backward elementwise kernels over the flat [B, n] buffers.
+// The ReLU activation: forward and backward elementwise kernels over the flat [B, n] buffers, written
+// as selects on raw pointers so that the host compiler vectorises them.
 #include "mimic/nn/layers/relu.hpp"
 
 namespace mimic::nn {
@@ -17,7 +18,8 @@ void relu_forward(const Matrix& x, const Matrix& y) {
 
 void relu_backward(const Matrix& y, const Matrix& dy, const Matrix& dx) {
     const std::int64_t n = std::int64_t(y.size());
-    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n, "relu_backward: size mismatch");
+    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n,
+                  "relu_backward: size mismatch");
     const float* yp = y.data();
     const float* dyp = dy.data();
     float* dxp = dx.data();

@@ -1,4 +1,5 @@
-// The sigmoid activation: forward and backward elementwise kernels over the flat [B, n] buffers.
+// The sigmoid activation: forward and backward elementwise kernels over the flat [B, n] buffers; the
+// forward pass never exponentiates a positive number, so it cannot overflow.
 #include "mimic/nn/layers/sigmoid.hpp"
 
 namespace mimic::nn {
@@ -22,7 +23,8 @@ void sigmoid_forward(const Matrix& x, const Matrix& y) {
 
 void sigmoid_backward(const Matrix& y, const Matrix& dy, const Matrix& dx) {
     const std::int64_t n = std::int64_t(y.size());
-    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n, "sigmoid_backward: size mismatch");
+    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n,
+                  "sigmoid_backward: size mismatch");
     const float* yp = y.data();
     const float* dyp = dy.data();
     float* dxp = dx.data();

@@ -1,4 +1,5 @@
-// The tanh activation: forward and backward elementwise kernels over the flat [B, n] buffers.
+// The tanh activation: forward and backward elementwise kernels over the flat [B, n] buffers, the
+// backward one from the forward output.
 #include "mimic/nn/layers/tanh.hpp"
 
 namespace mimic::nn {
@@ -17,7 +18,8 @@ void tanh_forward(const Matrix& x, const Matrix& y) {
 
 void tanh_backward(const Matrix& y, const Matrix& dy, const Matrix& dx) {
     const std::int64_t n = std::int64_t(y.size());
-    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n, "tanh_backward: size mismatch");
+    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n,
+                  "tanh_backward: size mismatch");
     const float* yp = y.data();
     const float* dyp = dy.data();
     float* dxp = dx.data();

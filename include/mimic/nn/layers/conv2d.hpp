@@ -35,12 +35,13 @@ std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch);
 void set_conv_chunk_floats(std::int64_t floats);
 
 /// y = conv(x, W) + b for x [B, C*H*W], y [B, F*OH*OW]; W is [C*K*K, F] (parameter shape {C, K, K, F}).
-void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b, const ConvGeometry& g,
-                    ConvWorkspace& ws, const Matrix& y);
+void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
+                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y);
 /// Accumulates dW += col·dY^T and db += sum(dY) (patches recomputed from x, chunk by chunk); writes
 /// dx = col2im(W·dY) when dx.extent(0) > 0.
 void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
-                     ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db, const Matrix& dx);
+                     ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db,
+                     const Matrix& dx);
 
 /// conv:FxK[sS][pP]. Parameters "layer<i>.conv.W" {C, K, K, F} (PyTorch's [F, C, K, K] permuted
 /// (1, 2, 3, 0)) and "layer<i>.conv.b" {F}.

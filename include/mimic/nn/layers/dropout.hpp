@@ -15,7 +15,8 @@ void dropout_backward(const Matrix& dy, const Matrix& dx, float p, std::uint64_t
 
 class Dropout : public Layer {
 public:
-    Dropout(int index, std::string token, Shape in, float p) : Layer(index, std::move(token), in, in), p_(p) {}
+    Dropout(int index, std::string token, Shape in, float p)
+        : Layer(index, std::move(token), in, in), p_(p) {}
     const char* kind() const override { return "dropout"; }
     float rate() const { return p_; }
     void forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) override;
@@ -23,8 +24,8 @@ public:
 
 private:
     float p_;
-    bool train_ = false;         ///< mode of the last forward
-    std::uint64_t seed_ = 0;     ///< dropout seed of the last forward
+    bool train_ = false;          ///< mode of the last forward
+    std::uint64_t seed_ = 0;      ///< dropout seed of the last forward
     std::int64_t row_offset_ = 0; ///< row offset of the last forward
 };
 

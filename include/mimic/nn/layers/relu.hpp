@@ -1,4 +1,5 @@
-// The relu activation layer: elementwise max(0, x); backward passes dy where y > 0.
+// The ReLU activation layer: elementwise max(0, x), forward and backward kernels over flat [B, n]
+// activations; backward passes dy where the output is positive.
 #pragma once
 
 #include "mimic/nn/layer.hpp"

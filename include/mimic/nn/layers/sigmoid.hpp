@@ -1,4 +1,5 @@
-// The sigmoid activation layer: elementwise 1 / (1 + exp(-x)) evaluated without overflow; backward dy * y * (1 - y).
+// The sigmoid activation layer: elementwise 1 / (1 + exp(-x)) evaluated without overflow, and its
+// backward dy * y * (1 - y) computed from the forward output.
 #pragma once
 
 #include "mimic/nn/layer.hpp"

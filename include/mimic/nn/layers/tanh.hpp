@@ -1,4 +1,5 @@
-// The tanh activation layer: elementwise tanh(x); backward dy * (1 - y^2).
+// The tanh activation layer: elementwise tanh(x), and its backward dy * (1 - y^2) computed from the
+// forward output.
 #pragma once
 
 #include "mimic/nn/layer.hpp"
