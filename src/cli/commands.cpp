@@ -9,6 +9,7 @@
 #include "mimic/stages/train.hpp"
 #include "mimic/stages/label.hpp"
 #include "mimic/stages/onnx.hpp"
+#include "mimic/stages/transfer.hpp"
 
 namespace mimic::cli {
 
@@ -38,6 +39,7 @@ const std::vector<Command>& commands() {
                                             {"model..."}),
         command<stages::EnsembleInfoOptions>("ensemble info", "print the members table of an ensemble manifest", {"manifest"}),
         command<stages::LabelOptions>("label", "average the ensemble's logits over a transfer set into a parallel HDF5 file"),
+        command<stages::TransferOptions>("transfer", "build a transfer set: source rows plus augmented and MUNGE rows"),
         command<stages::TrainOptions>("train", "train a network on a labelled dataset file (data-parallel over ranks)"),
         command<stages::EvalOptions>("eval", "accuracy, top-k accuracy and confusion matrix of a model on a dataset file"),
         command<stages::DistillOptions>("distill", "train a student on the ensemble's logits (R data replicas x M model shards)"),

@@ -36,6 +36,7 @@ using Kokkos::exp;
 using Kokkos::fabs;
 using Kokkos::log;
 using Kokkos::log1p;
+using Kokkos::sin;
 using Kokkos::sqrt;
 using Kokkos::tanh;
 #else
@@ -44,6 +45,7 @@ using Kokkos::Experimental::exp;
 using Kokkos::Experimental::fabs;
 using Kokkos::Experimental::log;
 using Kokkos::Experimental::log1p;
+using Kokkos::Experimental::sin;
 using Kokkos::Experimental::sqrt;
 using Kokkos::Experimental::tanh;
 #endif
