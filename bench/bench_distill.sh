@@ -4,6 +4,7 @@
 # model shards M, and peak memory per rank against hidden width with M = 1 and M = 2. Builds what it needs
 # (Fashion-MNIST, a one-member teacher, its logits) under BENCH_DIR. See bench/README.md, "Distillation".
 # usage: bench/bench_distill.sh [BUILD_DIR] [BENCH_DIR] [ROWS]   (defaults: build, $BENCH_DIR or /tmp/mimic-bench, 20000)
+#        SECTIONS=123 picks sections (1 throughput, 2 scaling, 3 memory).
 #        MAX_RANKS=4 adds oversubscribed 4-rank runs (more ranks than cores: labelled as such);
 #        WIDTHS="1024 8192 32768 131072" sets the hidden widths of the memory table.
 set -euo pipefail
@@ -21,6 +22,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 mkdir -p "$bench/distill"
 cd "$bench"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+want() { [[ ${SECTIONS:-123} == *$1* ]]; } # SECTIONS=2 runs only section 2
 
 # --- inputs: Fashion-MNIST, a one-member MLP teacher, transfer sets of ROWS and 1024 rows and their logits ---
 [ -e data/train.h5 ] || "$mimic" data import --out-dir data --quiet
@@ -58,6 +60,7 @@ s1="dense:4096,relu,dense:10"
 s2="bottleneck:250,dense:8000,relu,dense:10"
 echo "bench_distill: $rows transfer rows (784 inputs, 10 logits), 1 epoch, batch 128 (global), Adam, loss mimic (L2 on logits), $cores cores; load at start: $(load)"
 echo
+if want 1; then
 echo "1. throughput, 1 rank (Mimic) vs 1 thread (PyTorch): wall clock, and samples per CPU-second"
 echo "   (CPU: Mimic's marginal CPU time, (CPU at $rows rows - CPU at 1024 rows) / rows difference, so start-up,"
 echo "   saving and checkpointing are excluded; PyTorch's epoch loop (time.process_time); robust to other load)"
@@ -75,6 +78,8 @@ for s in "$s1" "$s2"; do
     "$(echo "$m / $t" | bc -l)" "$mc" "$tc" "$(echo "$mc / $tc" | bc -l)" "$ph"
 done
 
+fi
+if want 2; then
 echo
 echo "2. scaling of '$s1' (and 2x wider for weak scaling over M); efficiency vs 1 rank"
 echo "   cpu-eff = (work / work at 1 rank) x CPU seconds at 1 rank / CPU seconds summed over ranks"
@@ -107,6 +112,8 @@ for np in 2 4; do
   fi
 done
 
+fi
+if want 3; then
 echo
 echo "3. peak memory per rank (max RSS over ranks, MB) of dense:H,relu,dense:10, 1024 rows, batch 128, Adam"
 echo "   (parameters+gradients+2 Adam moments = 16 bytes/parameter; 'model MB' is that per rank)"
@@ -115,8 +122,9 @@ for h in $widths; do
   p=$((784 * h + h + h * 10 + 10))
   read -r _ _ r1 _ < <(run_distill 1 tm "dense:$h,relu,dense:10" --batch 128 --model-shards 1)
   read -r _ _ r2 _ < <(run_distill 2 tm "dense:$h,relu,dense:10" --batch 128 --model-shards 2)
-  printf "%-8s %12s %10.0f %10s %12.0f %10s %10.2f\n" $h $p "$(echo "16 * $p / 1e6" | bc -l)" "$r1" \
-    "$(echo "8 * $p / 1e6" | bc -l)" "$r2" "$(echo "$r2 / $r1" | bc -l)"
+  printf "%-8s %12s %10.0f %10s %12.0f %10s %10.2f\n" $h $p "$(echo "16 * $p / 1000000" | bc -l)" "$r1" \
+    "$(echo "8 * $p / 1000000" | bc -l)" "$r2" "$(echo "$r2 / $r1" | bc -l)"
 done
+fi
 echo
 echo "per-phase timings of every run: $csv; load at end: $(load)"
