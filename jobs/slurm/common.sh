@@ -18,7 +18,7 @@
 #                        prefix that starts the ranks, e.g. "mpirun -n 8 --bind-to core"
 #   MIMIC_SRUN_MPI       srun's --mpi plugin (default pmix: Open MPI 4 + SLURM 22.05 need it)
 #   MIMIC_SRUN_ARGS      extra srun options, e.g. "--cpu-bind=cores"
-#   MIMIC_NP             ranks when not inside SLURM (default 1)
+#   MIMIC_NP             ranks (default: all tasks of the SLURM allocation; 1 outside SLURM)
 #   MIMIC_GPU_BIND       auto (default): one GPU per rank when GPUs are visible | none
 #   MIMIC_STRIPE_SIZE    file-system stripe size in bytes (default 1048576, Lustre's default)
 #   MIMIC_STRIPE_COUNT   stripe count for new files in MIMIC_RUN_DIR (Lustre; default: leave as is)
@@ -58,10 +58,10 @@ export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-$OMP_NUM_THREADS}
 export OPENBLAS_NUM_THREADS=${SLURM_CPUS_PER_TASK:-$OPENBLAS_NUM_THREADS}
 
 # --- parallel file systems (Lustre, GPFS, BeeGFS) --------------------------------------------------
-# MPI-IO layer: ROMIO rather than OMPIO. Open MPI 4 picks OMPIO by default on most file systems; ROMIO is
-# the MPI-IO implementation parallel HDF5 is developed and tested against, it honours the striping and
-# collective-buffering hints below, and Open MPI 4.x's OMPIO has had wrong results and hangs with some
-# HDF5 collective patterns. Excluding ompio (rather than naming romio321) works for Open MPI 4 and 5.
+# MPI-IO layer: ROMIO rather than OMPIO. Open MPI 4 picks OMPIO by default on most file systems. ROMIO
+# (the MPI-IO of MPICH and its derivatives) is the layer parallel HDF5 is most widely tested with, and it
+# reads the hints file below (ROMIO_HINTS: striping, collective buffering, data sieving), which OMPIO
+# ignores. Excluding ompio, rather than naming romio321, works for Open MPI 4 and 5 alike.
 export OMPI_MCA_io=${OMPI_MCA_io:-^ompio}
 # HDF5 >= 1.10.7 takes a POSIX/flock lock on every file it opens. Lustre mounted without -o flock, and
 # several NFS set-ups, do not support it and every open fails ("unable to lock file"); Mimic never has
@@ -97,24 +97,28 @@ fi
 if [ -z "${MIMIC_LAUNCHER:-}" ]; then
     if [ -n "${SLURM_JOB_ID:-}" ]; then MIMIC_LAUNCHER=srun; else MIMIC_LAUNCHER=mpirun; fi
 fi
-mimic_launch=()
-case "$MIMIC_LAUNCHER" in
-srun)
-    # Open MPI 4.1 with SLURM 22.05: --mpi=pmix works; plain srun and --mpi=pmi2 fail at MPI_Init.
-    # shellcheck disable=SC2206
-    mimic_launch=(srun --mpi="${MIMIC_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 ${MIMIC_SRUN_ARGS:-})
-    ;;
-mpirun)
-    mimic_launch=(mpirun -n "${SLURM_NTASKS:-${MIMIC_NP:-1}}")
-    ;;
-*)
-    # shellcheck disable=SC2206
-    mimic_launch=($MIMIC_LAUNCHER)
-    ;;
-esac
 
-# The per-rank wrapper: one GPU per rank (CUDA_VISIBLE_DEVICES narrowed by the node-local rank).
-mimic_launch+=("$MIMIC_ROOT/jobs/slurm/bind.sh")
+# mimic_launcher: fills the array mimic_launch with the command prefix that starts the ranks: all tasks
+# of the allocation, or MIMIC_NP of them when set (scaling studies run several sizes in one allocation).
+mimic_launcher() {
+    case "$MIMIC_LAUNCHER" in
+    srun)
+        # Open MPI 4.1 with SLURM 22.05: --mpi=pmix works; plain srun and --mpi=pmi2 fail at MPI_Init.
+        # shellcheck disable=SC2206
+        mimic_launch=(srun --mpi="${MIMIC_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 ${MIMIC_NP:+--ntasks=$MIMIC_NP}
+            ${MIMIC_SRUN_ARGS:-})
+        ;;
+    mpirun)
+        mimic_launch=(mpirun -n "${MIMIC_NP:-${SLURM_NTASKS:-1}}")
+        ;;
+    *)
+        # shellcheck disable=SC2206
+        mimic_launch=($MIMIC_LAUNCHER)
+        ;;
+    esac
+    # The per-rank wrapper: one GPU per rank (CUDA_VISIBLE_DEVICES narrowed by the node-local rank).
+    mimic_launch+=("$MIMIC_ROOT/jobs/slurm/bind.sh")
+}
 
 # --- running a stage ----------------------------------------------------------------------------------
 # mimic_stage <command words...> [-- extra options]: runs one mimic command with the config, the
@@ -138,9 +142,10 @@ mimic_stage() {
     case "$key" in
     LABEL | DISTILL) [ -z "${MIMIC_TIMINGS_CSV:-}" ] || args+=(--timings-csv "$MIMIC_TIMINGS_CSV") ;;
     esac
+    mimic_launcher
     local cmd=("${mimic_launch[@]}" "$MIMIC_BIN" "${words[@]}" --config "$MIMIC_CONFIG" "${args[@]}" "${extra[@]}")
     mimic_log "job ${SLURM_JOB_ID:-none} (${SLURM_JOB_NAME:-}) on ${SLURM_JOB_NODELIST:-$(hostname -s)}:" \
-        "${SLURM_NTASKS:-${MIMIC_NP:-1}} task(s), restart ${SLURM_RESTART_COUNT:-0}"
+        "${MIMIC_NP:-${SLURM_NTASKS:-1}} rank(s), restart ${SLURM_RESTART_COUNT:-0}"
     mimic_log "run dir $MIMIC_RUN_DIR, config $MIMIC_CONFIG"
     mimic_log "OMPI_MCA_io=$OMPI_MCA_io HDF5_USE_FILE_LOCKING=$HDF5_USE_FILE_LOCKING" \
         "MIMIC_HDF5_ALIGNMENT=$MIMIC_HDF5_ALIGNMENT ROMIO_HINTS=$ROMIO_HINTS"
