@@ -5,6 +5,7 @@
 mimic_script_test(slurm.scripts slurm/scripts.sh)
 mimic_script_test(slurm.pipeline slurm/pipeline.sh)
 mimic_script_test(slurm.preempt slurm/preempt.sh ${CMAKE_CURRENT_BINARY_DIR}/scratch/slurm.pipeline/run)
+set_tests_properties(slurm.scripts PROPERTIES LABELS slurm)
 set_tests_properties(slurm.pipeline PROPERTIES FIXTURES_SETUP slurm_run RESOURCE_LOCK slurm_cluster
                                                PROCESSORS 2 TIMEOUT 900 LABELS slurm)
 set_tests_properties(slurm.preempt PROPERTIES FIXTURES_REQUIRED slurm_run RESOURCE_LOCK slurm_cluster
