@@ -26,7 +26,7 @@ want() { [[ ${SECTIONS:-123} == *$1* ]]; } # SECTIONS=2 runs only section 2
 
 # --- inputs: Fashion-MNIST, a one-member MLP teacher, transfer sets of ROWS and 1024 rows and their logits ---
 [ -e data/train.h5 ] || "$mimic" data import --out-dir data --quiet
-[ -e data/sub.h5 ] || "$py" "$here/bench_train_torch.py" subset data/train.h5 data/sub.h5 6000
+[ -e data/sub.h5 ] || "$py" "$here/bench_label_torch.py" replicate data/train.h5 data/sub.h5 6000 1
 [ -e teacher/manifest.h5 ] || mpirun -np 2 "$mimic" ensemble train --members 1 --group-size 2 \
   --arch dense:1200,relu,dense:1200,relu,dense:10 --data data/sub.h5 --epochs 1 --lr 0.02 --out-dir teacher --quiet
 [ -e t1.h5 ] || "$py" "$here/bench_label_torch.py" replicate data/train.h5 t1.h5 "$rows" 1

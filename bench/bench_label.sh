@@ -24,7 +24,7 @@ want() { [[ ${SECTIONS:-1234} == *$1* ]]; } # SECTIONS=24 runs only sections 2 a
 
 # --- inputs: Fashion-MNIST, members trained briefly (real weights), transfer sets of N and 10N rows ------
 [ -e data/train.h5 ] || "$mimic" data import --out-dir data --quiet
-[ -e data/sub.h5 ] || "$py" "$here/bench_train_torch.py" subset data/train.h5 data/sub.h5 6000
+[ -e data/sub.h5 ] || "$py" "$here/bench_label_torch.py" replicate data/train.h5 data/sub.h5 6000 1
 declare -A spec=(
   [mlp]="dense:1200,relu,dense:1200,relu,dense:10"
   [cnn]="conv:16x5,relu,pool:2,conv:32x5,relu,pool:2,dense:128,relu,dense:10"
