@@ -242,7 +242,7 @@ void run(const TransferOptions& o, const par::Comm& comm) {
             io::DatasetWriter scratch(scratch_guard.path, comm, smeta);
             auto scratch_index =
                 h5::create_dataset(scratch.file(), "/neighbour", H5T_NATIVE_INT64, {hsize_t(S)});
-            Progress prog("transfer neighbours", S, "rows");
+            Progress prog("transfer neighbours", transfer::neighbour_block_pairs(S), "block pairs");
             transfer::nearest_neighbours(
                 *src, comm,
                 [&](std::int64_t begin, std::int64_t count, const std::int64_t* index, const float* rows) {

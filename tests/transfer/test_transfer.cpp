@@ -216,9 +216,19 @@ TEST_F(NearestNeighbours, FloatDataMatchesBruteForceDistances) {
     write_source(dir + "/f.h5", s, world);
     io::DatasetSet set({dir + "/f.h5"}, world);
     std::vector<long long> index, index_one_block;
-    std::vector<float> rows;
-    gathered_neighbours(set, world, 64, index, rows);
-    gathered_neighbours(set, world, 4096, index_one_block, rows);
+    std::vector<float> rows, rows_one_block;
+    gathered_neighbours(set, world, 64, index, rows); // 5 blocks, 15 block pairs dealt to the ranks
+    gathered_neighbours(set, world, 4096, index_one_block, rows_one_block);
+    // One rank computes every block pair itself: the same GEMM calls, so the same neighbours.
+    std::vector<long long> index_one_rank;
+    par::Comm self(MPI_COMM_SELF, false);
+    if (world.rank() == 0) {
+        io::DatasetSet one({dir + "/f.h5"}, self);
+        std::vector<float> r1;
+        gathered_neighbours(one, self, 64, index_one_rank, r1);
+        EXPECT_EQ(index_one_rank, index);
+        EXPECT_EQ(r1, rows);
+    }
     const auto X = read_sources({dir + "/f.h5"});
     const auto want = brute_force_neighbours(X, s.n, s.d());
     std::int64_t same = 0;
