@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Training throughput of the full `mimic train` epoch loop (batch gather from the in-memory rows, forward,
+# loss, backward, gradient allreduce (a no-op on one rank), optimizer) on one rank against the same loop in
+# PyTorch (bench_train_torch.py), same thread count (1), data, model, batch and number of samples.
+# Each side runs 1 and 3 epochs; throughput = 2 * ROWS / (time(3 epochs) - time(1 epoch)), which cancels
+# start-up, reading the data and the first epoch's warm-up. Both CPU time (user + sys of the process, robust
+# on a busy machine) and wall time are reported. See bench/README.md, "Training throughput".
+# usage: bench/bench_train.sh [BUILD_DIR] [ROWS]      (defaults: build, 10000)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+rows=${2:-10000}
+mimic=$build/mimic
+py=${MIMIC_PYTHON:-/usr/bin/python3}
+out=${BENCH_OUT:-/tmp/mimic-bench-train}
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mkdir -p "$out"
+[ -e "$out/train.h5" ] || "$mimic" data import --out-dir "$out" --quiet
+data=$out/subset-$rows.h5
+[ -e "$data" ] || "$py" "$here/bench_train_torch.py" subset "$out/train.h5" "$data" "$rows"
+
+declare -A spec=(
+  [mlp]="dense:1200,relu,dense:1200,relu,dense:10"
+  [cnn]="conv:32x3,relu,conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10"
+)
+# run_timed <file> <command...>: "wall cpu" seconds of the command (cpu = user + sys, children included)
+run_timed() {
+  local f=$1
+  shift
+  /usr/bin/time -f "%e %U %S" -o "$f" "$@" >/dev/null
+  awk '{print $1, $2 + $3}' "$f"
+}
+mimic_run() {
+  rm -f "$out/m.h5" "$out/m.h5.ckpt"
+  run_timed "$out/time" "$mimic" train --data "$data" --arch "${spec[$1]}" --epochs "$2" --batch 128 \
+    --optimizer nesterov --lr 0.01 --out "$out/m.h5" --quiet
+}
+torch_run() { run_timed "$out/time" "$py" "$here/bench_train_torch.py" train --data "$data" --arch "$1" --epochs "$2"; }
+
+echo "bench_train: $rows rows of Fashion-MNIST, batch 128, SGD-Nesterov, 1 rank / 1 thread"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-5s %-6s %12s %12s %14s %14s\n" model side "cpu s/epoch" "wall s/epoch" "samples/s cpu" "samples/s wall"
+declare -A cpu
+for m in mlp cnn; do
+  for side in mimic torch; do
+    read -r w1 c1 < <(${side}_run $m 1)
+    read -r w3 c3 < <(${side}_run $m 3)
+    cpu[$m.$side]=$(echo "2 * $rows / ($c3 - $c1)" | bc -l)
+    printf "%-5s %-6s %12.2f %12.2f %14.1f %14.1f\n" $m $side "$(echo "($c3 - $c1) / 2" | bc -l)" \
+      "$(echo "($w3 - $w1) / 2" | bc -l)" "${cpu[$m.$side]}" "$(echo "2 * $rows / ($w3 - $w1)" | bc -l)"
+  done
+  printf "%-5s Mimic / PyTorch (cpu): %.2f\n" $m "$(echo "${cpu[$m.mimic]} / ${cpu[$m.torch]}" | bc -l)"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
