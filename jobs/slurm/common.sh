@@ -63,15 +63,16 @@ export OPENBLAS_NUM_THREADS=${SLURM_CPUS_PER_TASK:-$OPENBLAS_NUM_THREADS}
 # reads the hints file below (ROMIO_HINTS: striping, collective buffering, data sieving), which OMPIO
 # ignores. Excluding ompio, rather than naming romio321, works for Open MPI 4 and 5 alike.
 export OMPI_MCA_io=${OMPI_MCA_io:-^ompio}
-# HDF5 >= 1.10.7 takes a POSIX/flock lock on every file it opens. Lustre mounted without -o flock, and
-# several NFS set-ups, do not support it and every open fails ("unable to lock file"); Mimic never has
-# two jobs write one file, so locking is off.
+# HDF5 1.10 and later lock (flock) every file they open. Lustre mounted without -o flock, and several
+# NFS set-ups, do not support it and every open fails ("unable to lock file"); Mimic never has two jobs
+# write one file, so locking is off.
 export HDF5_USE_FILE_LOCKING=FALSE
-# Stripe alignment: HDF5 places every object of 64 KiB or more at a multiple of MIMIC_HDF5_ALIGNMENT
-# (read by Mimic's file layer), so each rank's row blocks start on a stripe boundary and no two ranks
-# write into one stripe (one lock owner per stripe on Lustre). ROMIO gets the same stripe size as its
-# striping_unit (used when it creates a file on Lustre) and collective buffering for writes, with
-# data sieving off for writes (read-modify-write of whole regions takes extent locks).
+# Stripe alignment: HDF5 places every object of 64 KiB or more (every large dataset) at a multiple of
+# MIMIC_HDF5_ALIGNMENT (read by Mimic's file layer), so datasets start on a stripe boundary. Collective
+# writes go through ROMIO's aggregators, which on Lustre cut the file into stripe-aligned domains of
+# striping_unit bytes: with aligned datasets every stripe has a single writer (one lock owner). ROMIO
+# also gets the stripe count (used when it creates a file on Lustre), collective buffering for writes,
+# and data sieving off for writes (its read-modify-write of whole regions takes extent locks).
 MIMIC_STRIPE_SIZE=${MIMIC_STRIPE_SIZE:-1048576}
 export MIMIC_HDF5_ALIGNMENT=${MIMIC_HDF5_ALIGNMENT:-$MIMIC_STRIPE_SIZE}
 # The hints file lives in the run directory because every node's ranks read it.
