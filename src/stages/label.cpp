@@ -351,20 +351,6 @@ void run(const LabelOptions& o, const par::Comm& world) {
     std::vector<int> slot_of_member(static_cast<size_t>(M));
     for (int s = 0; s < M; ++s) slot_of_member[size_t(gathered_member[size_t(s)])] = s;
 
-    // The done record trails the data by one round: block k is marked done only after the flush that
-    // follows its rows, so a done flag never points at rows that are not on disk.
-    struct Pending {
-        std::int64_t block = -1;
-        unsigned long long hash = 0;
-    } pending;
-    auto write_pending_done = [&] {
-        const unsigned char one = 1;
-        const std::int64_t k = pending.block >= 0 ? pending.block : 0, kn = pending.block >= 0 ? 1 : 0;
-        h5::write_rows(dhash, H5T_NATIVE_ULLONG, k, kn, &pending.hash, file.parallel());
-        h5::write_rows(ddone, H5T_NATIVE_UCHAR, k, kn, &one, file.parallel());
-        pending = Pending{};
-    };
-
     Progress progress("label", N, "rows");
     std::int64_t rows_done = rows_done_before;
     const double t_loop = wall_seconds();
@@ -461,8 +447,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
                 }
             }
         }
-        {   // write: every shard leader writes its block, plus the done record of its previous block,
-            // whose rows the previous round's flush already put on disk; one flush per round.
+        {   // write: every shard leader writes its block; its done record follows a flush, so a done flag
+            // never points at rows that are not on disk, and every row progress has shown is kept.
             ScopedPhase p(timers, "write", "label::write");
             const std::int64_t wn = leader ? n : 0;
             unsigned long long h = 0;
@@ -479,10 +465,13 @@ void run(const LabelOptions& o, const par::Comm& world) {
                     h5::write_rows(dvar, H5T_NATIVE_FLOAT, row0, wn, var.data(), file.parallel());
                     h5::write_rows(ddis, H5T_NATIVE_FLOAT, row0, wn, dis.data(), file.parallel());
                 }
-                write_pending_done();
+                file.flush();
+                const unsigned char one = 1;
+                const std::int64_t k = wn > 0 ? blk : 0, kn = wn > 0 ? 1 : 0;
+                h5::write_rows(dhash, H5T_NATIVE_ULLONG, k, kn, &h, file.parallel());
+                h5::write_rows(ddone, H5T_NATIVE_UCHAR, k, kn, &one, file.parallel());
                 file.flush();
             });
-            if (wn > 0) pending = {blk, h};
         }
         // Rows finished this round, over all shards (deterministic from the todo list).
         for (int s = 0; s < S; ++s) {
@@ -498,10 +487,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
     }
     progress.finish();
 
-    // --- finish: the last done records, fingerprint from the block hashes, completion flag, rename ---
+    // --- finish: fingerprint from the block hashes, completion flag, rename ----------------------
     par::agree(world, [&] {
-        write_pending_done();
-        file.flush();
         h5::read_rows(dhash, H5T_NATIVE_ULLONG, 0, num_blocks, block_hash.data(), file.parallel());
         h5::read_rows(ddone, H5T_NATIVE_UCHAR, 0, num_blocks, done.data(), file.parallel());
         for (auto d : done)
