@@ -115,17 +115,17 @@ def plot_speedup(stage, summary, path):
     for inner, pts in series(summary, "strong").items():
         xs = [p for p, k in pts]
         ys = [met[k][0] for p, k in pts]
-        ax.plot(xs, ys, "-", marker="o", label=f"{inn}={inner} ({inner_name})")
+        line, = ax.plot(xs, ys, "-", marker="o", label=f"{inn}={inner} ({inner_name})")
         for p, k in pts:
             if p > k[4]:
-                ax.plot([p], [met[k][0]], "o", mfc="white", mec="red", ms=10, zorder=5)
+                ax.plot([p], [met[k][0]], "o", mfc="white", mec=line.get_color(), mew=2, ms=8, zorder=5)
     over = any(k[1] > k[4] for k in summary)
     ax.set_xscale("log", base=2)
     ax.set_xticks(allp)
     ax.set_xticklabels([str(p) for p in allp])
     ax.set_xlabel("ranks")
     ax.set_ylabel("speedup over 1 rank (median total time)")
-    ax.set_title(f"mimic {stage}: strong scaling" + ("\n(red rings: more ranks than cores)" if over else ""))
+    ax.set_title(f"mimic {stage}: strong scaling" + ("\n(hollow markers: more ranks than cores)" if over else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -145,11 +145,12 @@ def plot_efficiency(stage, summary, path):
         allp = sorted({k[1] for k in summary if k[0] == mode})
         ax.axhline(1.0, color="k", ls="--", lw=1, label="ideal")
         for inner, pts in series(summary, mode).items():
-            ax.plot([p for p, k in pts], [met[k][1] for p, k in pts], "-", marker="o",
-                    label=f"{inn}={inner} ({inner_name})")
+            pts = [(p, k) for p, k in pts if k in met]
+            line, = ax.plot([p for p, k in pts], [met[k][1] for p, k in pts], "-", marker="o",
+                            label=f"{inn}={inner} ({inner_name})")
             for p, k in pts:
                 if p > k[4]:
-                    ax.plot([p], [met[k][1]], "o", mfc="white", mec="red", ms=10, zorder=5)
+                    ax.plot([p], [met[k][1]], "o", mfc="white", mec=line.get_color(), mew=2, ms=8, zorder=5)
         ax.set_xscale("log", base=2)
         ax.set_xticks(allp)
         ax.set_xticklabels([str(p) for p in allp])
