@@ -3,6 +3,7 @@
 #
 #   slurm_start DIR      config, state, spool and logs under DIR; free ports; exports SLURM_CONF; waits
 #                        until the node is idle; installs an EXIT trap that stops everything
+#   slurm_clean_stale DIR   stops what a killed earlier run left running in DIR
 #   slurm_stop           cancels the jobs, stops the daemons (by their pid files), removes temporaries
 #   slurm_wait ID... [--timeout S]   waits until the jobs have ended (any final state)
 #   slurm_field ID FIELD             one field of `scontrol show job`, e.g. JobState, ExitCode
@@ -34,6 +35,23 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 
+# slurm_clean_stale DIR: stops daemons a killed earlier run left behind in DIR (found by their pid files,
+# checked against DIR's configuration), so that DIR can be removed and reused.
+slurm_clean_stale() {
+    local dir=$1 f pid rundir
+    [ -d "$dir" ] || return 0
+    rundir=$(cat "$dir/rundir" 2>/dev/null || true)
+    for f in "$dir/slurmd.pid" "$dir/slurmctld.pid" ${rundir:+"$rundir/munge/munged.pid"}; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        if slurm_pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -e "$dir" -e "${rundir:-$dir}"; then
+            echo "slurm: stopping daemon $pid left by an earlier run ($f)"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    case "$rundir" in /tmp/mimic-slurm.*) rm -rf "$rundir" ;; esac
+}
+
 slurm_start() {
     local dir=$1
     local cmd
@@ -58,7 +76,11 @@ slurm_start() {
     fi
     mkdir -p "$slurm_rundir"/{munge,spool,tmp}
     chmod 755 "$slurm_rundir" "$slurm_rundir/munge"
+    # The EXIT trap stops everything; TERM and INT (ctest, ^C) exit through it too.
     trap slurm_stop EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    echo "$slurm_rundir" >"$slurm_dir/rundir"
 
     # munge with a private key and socket.
     local key=$slurm_rundir/munge/munge.key
