@@ -8,3 +8,6 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export HDF5_USE_FILE_LOCKING=${HDF5_USE_FILE_LOCKING:-FALSE}
+# ROMIO rather than OMPIO for MPI-IO: OMPIO returned wrong rows for one rank of a 4-rank collective read
+# of partly overlapping row ranges here (ROMIO was right); the SLURM scripts make the same choice.
+export OMPI_MCA_io=${OMPI_MCA_io:-^ompio}
