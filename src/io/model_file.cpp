@@ -67,19 +67,13 @@ std::string weights_checksum(const nn::Model& model) {
     return finish_checksum(checksum_of(host_params(model)), model.num_params());
 }
 
-void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta) {
-    const auto params = host_params(model);
-    meta.spec = model.spec();
-    meta.input = model.input_shape();
-    meta.num_classes = int(model.output_size());
-    meta.mimic_version = mimic_version_string();
-    meta.weights_checksum = finish_checksum(checksum_of(params), model.num_params());
+void write_model_attributes(const h5::File& f, const ModelMeta& meta, std::int64_t num_params) {
     const hid_t root = f.id();
     h5::write_attr(root, "mimic_format", kModelFormat);
     h5::write_attr(root, "spec", meta.spec);
     h5::write_attr(root, "input_shape", std::vector<long long>{meta.input.c, meta.input.h, meta.input.w});
     h5::write_attr(root, "num_classes", (long long)meta.num_classes);
-    h5::write_attr(root, "num_params", (long long)model.num_params());
+    h5::write_attr(root, "num_params", (long long)num_params);
     h5::write_attr(root, "loss", meta.loss);
     h5::write_attr(root, "epochs", (long long)meta.epochs);
     h5::write_attr(root, "seed", (long long)meta.seed); // the unsigned seed's bit pattern
@@ -87,6 +81,16 @@ void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta) {
     h5::write_attr(root, "mimic_version", meta.mimic_version);
     h5::write_attr(root, "val_accuracy", meta.val_accuracy);
     h5::write_attr(root, "weights_checksum", meta.weights_checksum);
+}
+
+void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta) {
+    const auto params = host_params(model);
+    meta.spec = model.spec();
+    meta.input = model.input_shape();
+    meta.num_classes = int(model.output_size());
+    meta.mimic_version = mimic_version_string();
+    meta.weights_checksum = finish_checksum(checksum_of(params), model.num_params());
+    write_model_attributes(f, meta, model.num_params());
     h5::ensure_groups(f, "/weights/x");
     for (const auto& t : model.param_tensors()) {
         std::vector<hsize_t> dims(t.shape.begin(), t.shape.end());

@@ -58,19 +58,7 @@ void write_sharded_model(const h5::File& f, const par::ShardedModel& m, ModelMet
     meta.num_classes = int(m.local().output_size());
     meta.mimic_version = mimic_version_string();
     meta.weights_checksum = finish_checksum(sum, m.full_num_params());
-    const hid_t root = f.id();
-    h5::write_attr(root, "mimic_format", kModelFormat);
-    h5::write_attr(root, "spec", meta.spec);
-    h5::write_attr(root, "input_shape", std::vector<long long>{meta.input.c, meta.input.h, meta.input.w});
-    h5::write_attr(root, "num_classes", (long long)meta.num_classes);
-    h5::write_attr(root, "num_params", (long long)m.full_num_params());
-    h5::write_attr(root, "loss", meta.loss);
-    h5::write_attr(root, "epochs", (long long)meta.epochs);
-    h5::write_attr(root, "seed", (long long)meta.seed);
-    h5::write_attr(root, "data_fingerprint", meta.data_fingerprint);
-    h5::write_attr(root, "mimic_version", meta.mimic_version);
-    h5::write_attr(root, "val_accuracy", meta.val_accuracy);
-    h5::write_attr(root, "weights_checksum", meta.weights_checksum);
+    write_model_attributes(f, meta, m.full_num_params());
     h5::ensure_groups(f, "/weights/x");
     for (const auto& t : m.tensors()) {
         std::vector<hsize_t> dims(t.full_shape.begin(), t.full_shape.end());

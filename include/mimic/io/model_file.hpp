@@ -44,6 +44,8 @@ std::string weights_checksum(const nn::Model& model);
 /// checkpoint files: write_model stores the root attributes and /weights and fills meta.mimic_version and
 /// meta.weights_checksum; read_model validates the format, every tensor and the checksum.
 void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta);
+/// The root attributes of a model file (shared with the sharded writer of model-parallel students).
+void write_model_attributes(const h5::File& f, const ModelMeta& meta, std::int64_t num_params);
 nn::Model read_model(const h5::File& f, ModelMeta* meta = nullptr);
 
 } // namespace mimic::io
