@@ -12,7 +12,8 @@ constexpr const char* kGroup = "/checkpoint";
 
 std::string join(const std::vector<std::string>& v) {
     std::string s;
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + v[i];
+    for (size_t i = 0; i < v.size(); ++i)
+        s += (i ? "," : "") + v[i];
     return s;
 }
 
@@ -35,7 +36,8 @@ void write_doubles(const h5::File& f, const std::string& name, const std::vector
 
 } // namespace
 
-void save_checkpoint(const std::string& path, const nn::Model& model, const ModelMeta& meta_in, const TrainState& st) {
+void save_checkpoint(const std::string& path, const nn::Model& model, const ModelMeta& meta_in,
+                     const TrainState& st) {
     const std::string partial = path + ".partial";
     ModelMeta meta = meta_in;
     try {
@@ -55,14 +57,16 @@ void save_checkpoint(const std::string& path, const nn::Model& model, const Mode
         h5::write_attr(g, "optimizer_step", (long long)st.optimizer.step);
         h5::write_attr(g, "optimizer_buffers", join(st.optimizer.names));
         for (size_t i = 0; i < st.optimizer.names.size(); ++i)
-            h5::write_all(f, std::string(kGroup) + "/optimizer/" + st.optimizer.names[i], st.optimizer.values[i]);
+            h5::write_all(f, std::string(kGroup) + "/optimizer/" + st.optimizer.names[i],
+                          st.optimizer.values[i]);
         write_doubles(f, std::string(kGroup) + "/schedule", st.schedule);
         write_doubles(f, std::string(kGroup) + "/epoch_accum", st.epoch_accum);
         h5::write_attr(g, "history_columns", join(st.history_columns));
         std::vector<double> flat;
         for (const auto& row : st.history) {
             if (row.size() != st.history_columns.size())
-                fail(path, ": history row with ", row.size(), " values for ", st.history_columns.size(), " columns");
+                fail(path, ": history row with ", row.size(), " values for ", st.history_columns.size(),
+                     " columns");
             flat.insert(flat.end(), row.begin(), row.end());
         }
         {

@@ -18,7 +18,8 @@ namespace {
 std::string shape_text(const std::vector<std::int64_t>& s) {
     std::ostringstream os;
     os << "[";
-    for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+    for (size_t i = 0; i < s.size(); ++i)
+        os << (i ? ", " : "") << s[i];
     os << "]";
     return os.str();
 }
@@ -26,15 +27,17 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
 std::vector<float> host_params(const nn::Model& model) {
     std::vector<float> h(static_cast<size_t>(model.num_params()));
     if (!h.empty())
-        Kokkos::deep_copy(Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-                              h.data(), h.size()),
-                          model.params());
+        Kokkos::deep_copy(
+            Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                h.data(), h.size()),
+            model.params());
     return h;
 }
 
 std::uint64_t checksum_of(const std::vector<float>& p) {
     std::uint64_t sum = 0;
-    for (size_t i = 0; i < p.size(); ++i) sum += param_hash(std::int64_t(i), p[i]);
+    for (size_t i = 0; i < p.size(); ++i)
+        sum += param_hash(std::int64_t(i), p[i]);
     return sum;
 }
 
@@ -95,8 +98,8 @@ void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta) {
     for (const auto& t : model.param_tensors()) {
         std::vector<hsize_t> dims(t.shape.begin(), t.shape.end());
         auto d = h5::create_dataset(f, "/weights/" + t.name, H5T_NATIVE_FLOAT, dims);
-        h5::write_rows(d, H5T_NATIVE_FLOAT, 0, std::int64_t(dims.empty() ? 1 : dims[0]), params.data() + t.offset,
-                       false);
+        h5::write_rows(d, H5T_NATIVE_FLOAT, 0, std::int64_t(dims.empty() ? 1 : dims[0]),
+                       params.data() + t.offset, false);
     }
 }
 
@@ -121,7 +124,8 @@ static ModelMeta read_model_meta_from(const h5::File& f) {
         fail(path, ": not a Mimic model file (attribute 'mimic_format' is missing)");
     const std::string format = h5::read_attr_string(root, "mimic_format");
     if (format != kModelFormat)
-        fail(path, ": not a Mimic model file (mimic_format is '", format, "', expected '", kModelFormat, "')");
+        fail(path, ": not a Mimic model file (mimic_format is '", format, "', expected '", kModelFormat,
+             "')");
     ModelMeta m;
     m.spec = h5::read_attr_string(root, "spec");
     const auto s = h5::read_attr_ints(root, "input_shape");
@@ -149,7 +153,8 @@ nn::Model read_model(const h5::File& f, ModelMeta* meta_out) {
         fail(path, ": the stored spec '", meta.spec, "' does not build: ", e.what());
     }
     if (model->output_size() != meta.num_classes)
-        fail(path, ": the spec gives ", model->output_size(), " outputs but num_classes is ", meta.num_classes);
+        fail(path, ": the spec gives ", model->output_size(), " outputs but num_classes is ",
+             meta.num_classes);
     if (!f.has("/weights")) fail(path, ": group /weights is missing (no weights stored)");
 
     std::vector<float> params(static_cast<size_t>(model->num_params()));
@@ -168,8 +173,8 @@ nn::Model read_model(const h5::File& f, ModelMeta* meta_out) {
             h5::Handle type(MIMIC_H5_CHECK(H5Dget_type(d)), H5Tclose);
             if (H5Tget_class(type) != H5T_FLOAT) fail(path, ": weight '", t.name, "' is not floating-point");
         }
-        h5::read_rows(d, H5T_NATIVE_FLOAT, 0, std::int64_t(dims.empty() ? 1 : dims[0]), params.data() + t.offset,
-                      false);
+        h5::read_rows(d, H5T_NATIVE_FLOAT, 0, std::int64_t(dims.empty() ? 1 : dims[0]),
+                      params.data() + t.offset, false);
     }
     for (const auto& name : weight_names(f))
         if (!expected.count(name))
@@ -180,8 +185,8 @@ nn::Model read_model(const h5::File& f, ModelMeta* meta_out) {
              "): the weights were modified or the file is corrupt");
     if (!params.empty())
         Kokkos::deep_copy(model->params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
-                                                        Kokkos::MemoryTraits<Kokkos::Unmanaged>>(params.data(),
-                                                                                                 params.size()));
+                                                        Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                                               params.data(), params.size()));
     if (meta_out) *meta_out = meta;
     return std::move(*model);
 }

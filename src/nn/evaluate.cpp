@@ -55,7 +55,8 @@ void EvalCounts::allreduce(const par::Comm& comm) {
 
 std::int64_t EvalCounts::class_count(int c) const {
     std::int64_t s = 0;
-    for (int p = 0; p < num_classes; ++p) s += confusion[size_t(c) * size_t(num_classes) + size_t(p)];
+    for (int p = 0; p < num_classes; ++p)
+        s += confusion[size_t(c) * size_t(num_classes) + size_t(p)];
     return s;
 }
 
@@ -66,15 +67,18 @@ double EvalCounts::class_accuracy(int c) const {
 
 std::string EvalCounts::confusion_table() const {
     std::int64_t biggest = 1;
-    for (auto v : confusion) biggest = std::max(biggest, v);
+    for (auto v : confusion)
+        biggest = std::max(biggest, v);
     const int w = std::max(4, int(std::to_string(biggest).size()) + 1);
     std::ostringstream os;
     os << std::left << std::setw(10) << "true\\pred" << std::right;
-    for (int c = 0; c < num_classes; ++c) os << std::setw(w) << c;
+    for (int c = 0; c < num_classes; ++c)
+        os << std::setw(w) << c;
     os << "\n";
     for (int t = 0; t < num_classes; ++t) {
         os << std::left << std::setw(10) << t << std::right;
-        for (int p = 0; p < num_classes; ++p) os << std::setw(w) << confusion[size_t(t) * size_t(num_classes) + size_t(p)];
+        for (int p = 0; p < num_classes; ++p)
+            os << std::setw(w) << confusion[size_t(t) * size_t(num_classes) + size_t(p)];
         os << "\n";
     }
     return os.str();
@@ -82,7 +86,8 @@ std::string EvalCounts::confusion_table() const {
 
 std::int64_t count_correct(const Matrix& logits, const IntVector& labels) {
     const std::int64_t B = logits.extent(0), C = logits.extent(1);
-    MIMIC_REQUIRE(std::int64_t(labels.extent(0)) >= B, "count_correct: ", labels.extent(0), " labels for ", B, " rows");
+    MIMIC_REQUIRE(std::int64_t(labels.extent(0)) >= B, "count_correct: ", labels.extent(0), " labels for ", B,
+                  " rows");
     auto z = logits;
     auto y = labels;
     std::int64_t correct = 0;
@@ -112,7 +117,8 @@ EvalCounts evaluate(const Predictor& predict, int num_classes, const io::Dataset
     const std::int64_t most = (meta.n + comm.size() - 1) / comm.size();
     const std::int64_t chunks = (most + batch - 1) / batch; // the same on every rank: reads stay collective
     const std::int64_t d = meta.d;
-    Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::eval_x"), size_t(std::min(batch, std::max<std::int64_t>(1, mine.size()))), size_t(d));
+    Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::eval_x"),
+             size_t(std::min(batch, std::max<std::int64_t>(1, mine.size()))), size_t(d));
     auto hx = Kokkos::create_mirror_view(x);
     std::vector<int> y(size_t(x.extent(0)));
     for (std::int64_t k = 0; k < chunks; ++k) {
@@ -124,7 +130,8 @@ EvalCounts evaluate(const Predictor& predict, int num_classes, const io::Dataset
         auto xs = Kokkos::subview(x, std::pair<std::int64_t, std::int64_t>(0, count), Kokkos::ALL());
         Matrix logits = predict(Matrix(xs));
         if (std::int64_t(logits.extent(1)) != num_classes)
-            fail("the model gives ", logits.extent(1), " outputs but ", data.path(), " has ", num_classes, " classes");
+            fail("the model gives ", logits.extent(1), " outputs but ", data.path(), " has ", num_classes,
+                 " classes");
         auto hl = Kokkos::create_mirror_view_and_copy(HostSpace(), logits);
         counts.add(hl.data(), y.data(), count);
     }

@@ -38,7 +38,8 @@ double number(const std::string& spec, const std::string& tok) {
 
 int integer(const std::string& spec, const std::string& tok) {
     const double v = number(spec, tok);
-    if (v != std::floor(v) || v < 1 || v > 1e9) fail("--schedule '", spec, "': '", tok, "' must be a positive integer");
+    if (v != std::floor(v) || v < 1 || v > 1e9)
+        fail("--schedule '", spec, "': '", tok, "' must be a positive integer");
     return int(v);
 }
 
@@ -46,18 +47,19 @@ int integer(const std::string& spec, const std::string& tok) {
 
 Schedule::Schedule(const std::string& spec, double base_lr, int epochs, std::int64_t steps_per_epoch,
                    int warmup_epochs)
-    : base_lr_(base_lr), epochs_(std::max(1, epochs)), steps_per_epoch_(std::max<std::int64_t>(1, steps_per_epoch)),
-      warmup_(warmup_epochs) {
+    : base_lr_(base_lr), epochs_(std::max(1, epochs)),
+      steps_per_epoch_(std::max<std::int64_t>(1, steps_per_epoch)), warmup_(warmup_epochs) {
     if (!(base_lr > 0) || !std::isfinite(base_lr)) fail("--lr: must be a positive number, got ", base_lr);
     if (warmup_epochs < 0) fail("--warmup: must be >= 0, got ", warmup_epochs);
     const auto colon = spec.find(':');
     kind_ = spec.substr(0, colon);
-    const std::vector<std::string> args = colon == std::string::npos ? std::vector<std::string>{}
-                                                                     : split(spec.substr(colon + 1), ',');
+    const std::vector<std::string> args =
+        colon == std::string::npos ? std::vector<std::string>{} : split(spec.substr(colon + 1), ',');
     auto nargs = [&](size_t lo, size_t hi) {
         if (args.size() < lo || args.size() > hi)
-            fail("--schedule '", spec, "': ", kind_, " takes ", lo, lo == hi ? "" : " to " + std::to_string(hi),
-                 " argument", hi == 1 ? "" : "s", " (see `mimic train --help`)");
+            fail("--schedule '", spec, "': ", kind_, " takes ", lo,
+                 lo == hi ? "" : " to " + std::to_string(hi), " argument", hi == 1 ? "" : "s",
+                 " (see `mimic train --help`)");
     };
     if (kind_ == "constant") {
         nargs(0, 0);
@@ -78,8 +80,8 @@ Schedule::Schedule(const std::string& spec, double base_lr, int epochs, std::int
         if (!(factor_ > 0 && factor_ < 1)) fail("--schedule '", spec, "': FACTOR must be in (0, 1)");
         if (min_lr_ < 0) fail("--schedule '", spec, "': MIN_LR must be >= 0");
     } else {
-        fail("--schedule '", spec, "': unknown schedule '", kind_, "' (constant, step:EVERY[,GAMMA], cosine[:MIN_LR], ",
-             "plateau:PATIENCE[,FACTOR[,MIN_LR]])");
+        fail("--schedule '", spec, "': unknown schedule '", kind_,
+             "' (constant, step:EVERY[,GAMMA], cosine[:MIN_LR], ", "plateau:PATIENCE[,FACTOR[,MIN_LR]])");
     }
 }
 
@@ -120,7 +122,9 @@ bool Schedule::end_epoch(double metric) {
     return false;
 }
 
-std::vector<double> Schedule::state() const { return {scale_, best_, have_best_ ? 1.0 : 0.0, double(bad_epochs_)}; }
+std::vector<double> Schedule::state() const {
+    return {scale_, best_, have_best_ ? 1.0 : 0.0, double(bad_epochs_)};
+}
 
 void Schedule::load_state(const std::vector<double>& s) {
     if (s.size() != 4) fail("schedule state holds ", s.size(), " values, expected 4");
@@ -132,10 +136,15 @@ void Schedule::load_state(const std::vector<double>& s) {
 
 std::string Schedule::describe() const {
     std::ostringstream os;
-    if (kind_ == "constant") os << "constant(lr=" << base_lr_ << ")";
-    else if (kind_ == "step") os << "step(lr=" << base_lr_ << ", every=" << every_ << ", gamma=" << gamma_ << ")";
-    else if (kind_ == "cosine") os << "cosine(lr=" << base_lr_ << ", min_lr=" << min_lr_ << ", epochs=" << epochs_ << ")";
-    else os << "plateau(lr=" << base_lr_ << ", patience=" << patience_ << ", factor=" << factor_ << ", min_lr=" << min_lr_ << ")";
+    if (kind_ == "constant")
+        os << "constant(lr=" << base_lr_ << ")";
+    else if (kind_ == "step")
+        os << "step(lr=" << base_lr_ << ", every=" << every_ << ", gamma=" << gamma_ << ")";
+    else if (kind_ == "cosine")
+        os << "cosine(lr=" << base_lr_ << ", min_lr=" << min_lr_ << ", epochs=" << epochs_ << ")";
+    else
+        os << "plateau(lr=" << base_lr_ << ", patience=" << patience_ << ", factor=" << factor_
+           << ", min_lr=" << min_lr_ << ")";
     if (warmup_ > 0) os << " after " << warmup_ << " warmup epoch" << (warmup_ == 1 ? "" : "s");
     return os.str();
 }

@@ -23,12 +23,12 @@ namespace mimic::nn {
 
 namespace {
 
-const std::vector<std::string> kColumns = {"epoch",   "lr",      "train_loss",        "train_acc",
-                                           "val_loss", "val_acc", "seconds", "samples_per_s"};
+const std::vector<std::string> kColumns = {"epoch",    "lr",      "train_loss", "train_acc",
+                                           "val_loss", "val_acc", "seconds",    "samples_per_s"};
 
 std::vector<double> to_row(const EpochLog& e) {
-    return {double(e.epoch), e.lr, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.seconds,
-            e.samples_per_second};
+    return {double(e.epoch), e.lr,           e.train_loss, e.train_accuracy,
+            e.val_loss,      e.val_accuracy, e.seconds,    e.samples_per_second};
 }
 
 EpochLog from_row(const std::vector<double>& r) {
@@ -40,8 +40,8 @@ EpochLog from_row(const std::vector<double>& r) {
 
 std::string csv_line(const EpochLog& e) {
     std::ostringstream os;
-    os << std::setprecision(8) << e.epoch << "," << e.lr << "," << e.train_loss << "," << e.train_accuracy << ","
-       << e.val_loss << "," << e.val_accuracy << "," << e.seconds << "," << e.samples_per_second;
+    os << std::setprecision(8) << e.epoch << "," << e.lr << "," << e.train_loss << "," << e.train_accuracy
+       << "," << e.val_loss << "," << e.val_accuracy << "," << e.seconds << "," << e.samples_per_second;
     return os.str();
 }
 
@@ -51,9 +51,11 @@ void write_csv(const std::string& path, const std::vector<EpochLog>& history) {
     {
         std::ofstream out(partial, std::ios::trunc);
         if (!out) fail("--log-csv: cannot write '", path, "'");
-        for (size_t i = 0; i < kColumns.size(); ++i) out << (i ? "," : "") << kColumns[i];
+        for (size_t i = 0; i < kColumns.size(); ++i)
+            out << (i ? "," : "") << kColumns[i];
         out << "\n";
-        for (const auto& e : history) out << csv_line(e) << "\n";
+        for (const auto& e : history)
+            out << csv_line(e) << "\n";
         if (!out) fail("--log-csv: writing '", path, "' failed");
     }
     io::rename_file(partial, path);
@@ -82,12 +84,15 @@ std::string first_difference(const std::string& want, const std::string& have) {
         std::string other = "<absent>";
         for (const auto& [k2, v2] : b)
             if (k2 == k) other = v2;
-        if (other != v) return detail::concat(k, " is '", other, "' in the checkpoint but '", v, "' in this run");
+        if (other != v)
+            return detail::concat(k, " is '", other, "' in the checkpoint but '", v, "' in this run");
     }
     for (const auto& [k, v] : b) {
         bool found = false;
-        for (const auto& [k2, v2] : a) found = found || k2 == k;
-        if (!found) return detail::concat("the checkpoint has ", k, "='", v, "', which this run does not set");
+        for (const auto& [k2, v2] : a)
+            found = found || k2 == k;
+        if (!found)
+            return detail::concat("the checkpoint has ", k, "='", v, "', which this run does not set");
     }
     return "";
 }
@@ -101,9 +106,8 @@ std::string percent(double v) {
 } // namespace
 
 Loss cross_entropy_loss() {
-    return Loss{"ce", [](const Matrix& logits, const IntVector& labels, const Matrix&, const Matrix& dlogits) {
-                    return cross_entropy(logits, labels, dlogits);
-                }};
+    return Loss{"ce", [](const Matrix& logits, const IntVector& labels, const Matrix&,
+                         const Matrix& dlogits) { return cross_entropy(logits, labels, dlogits); }};
 }
 
 void allreduce_gradients(const Vector& grads, float scale, const par::Comm& comm) {
@@ -111,7 +115,8 @@ void allreduce_gradients(const Vector& grads, float scale, const par::Comm& comm
     if (scale != 1.0f) {
         auto g = grads;
         Kokkos::parallel_for(
-            "mimic::train::scale_grads", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t i) { g(i) *= scale; });
+            "mimic::train::scale_grads", RangePolicy(0, n),
+            KOKKOS_LAMBDA(const std::int64_t i) { g(i) *= scale; });
     }
     if (comm.size() == 1 || n == 0) return;
     auto h = Kokkos::create_mirror_view(grads);
@@ -132,9 +137,10 @@ std::string Trainer::resume_key(const Model& model) const {
     const auto& o = cfg_.optimizer;
     std::ostringstream os;
     os << std::setprecision(17);
-    os << "spec=" << model.spec() << "\ninput=" << in.c << "x" << in.h << "x" << in.w << "\ndata=" << data_.describe()
-       << "\ndata_fingerprint=" << data_.fingerprint() << "\nrows=" << data_.rows() << "\nloss=" << loss_.name
-       << "\nepochs=" << cfg_.epochs << "\nbatch=" << cfg_.batch << "\nseed=" << cfg_.seed << "\nlr=" << cfg_.lr
+    os << "spec=" << model.spec() << "\ninput=" << in.c << "x" << in.h << "x" << in.w
+       << "\ndata=" << data_.describe() << "\ndata_fingerprint=" << data_.fingerprint()
+       << "\nrows=" << data_.rows() << "\nloss=" << loss_.name << "\nepochs=" << cfg_.epochs
+       << "\nbatch=" << cfg_.batch << "\nseed=" << cfg_.seed << "\nlr=" << cfg_.lr
        << "\nschedule=" << cfg_.schedule << "\nwarmup=" << cfg_.warmup_epochs << "\noptimizer=" << o.kind
        << "\nmomentum=" << o.momentum << "\nweight_decay=" << o.weight_decay << "\nbeta1=" << o.beta1
        << "\nbeta2=" << o.beta2 << "\neps=" << o.eps << "\nshuffle_block=" << cfg_.shuffle_block
@@ -151,13 +157,14 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
     std::unique_ptr<optim::Optimizer> opt;
     // Validation of the configuration: every rank reaches the same verdict and they leave together.
     par::agree(comm_, [&] {
-        MIMIC_REQUIRE(model.input_size() == data_.features(), data_.describe(), ": rows have ", data_.features(),
-                      " features but the model expects ", model.input_size());
+        MIMIC_REQUIRE(model.input_size() == data_.features(), data_.describe(), ": rows have ",
+                      data_.features(), " features but the model expects ", model.input_size());
         if (cfg_.epochs < 1) fail("--epochs: must be >= 1, got ", cfg_.epochs);
         if (cfg_.checkpoint_every < 0) fail("--checkpoint-every: must be >= 0, got ", cfg_.checkpoint_every);
-        loader_ptr = std::make_unique<BatchLoader>(data_, cfg_.batch, cfg_.shuffle_block, cfg_.shuffle_window, comm_);
-        sched_ptr = std::make_unique<Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs, loader_ptr->steps_per_epoch(),
-                                               cfg_.warmup_epochs);
+        loader_ptr =
+            std::make_unique<BatchLoader>(data_, cfg_.batch, cfg_.shuffle_block, cfg_.shuffle_window, comm_);
+        sched_ptr = std::make_unique<Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs,
+                                               loader_ptr->steps_per_epoch(), cfg_.warmup_epochs);
         opt = optim::make_optimizer(cfg_.optimizer, model.num_params());
     });
     BatchLoader& loader = *loader_ptr;
@@ -177,7 +184,8 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
             io::ModelMeta cmeta;
             Model saved = io::load_checkpoint(cfg_.checkpoint, &cmeta, &st);
             if (st.config != key)
-                fail(cfg_.checkpoint, ": this checkpoint belongs to a different run (", first_difference(key, st.config),
+                fail(cfg_.checkpoint, ": this checkpoint belongs to a different run (",
+                     first_difference(key, st.config),
                      "); delete it to start afresh, or pass another --checkpoint");
             if (st.history_columns != kColumns) fail(cfg_.checkpoint, ": unexpected history columns");
             Kokkos::deep_copy(model.params(), saved.params());
@@ -185,15 +193,20 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
             sched.load_state(st.schedule);
             meta.val_accuracy = cmeta.val_accuracy;
         });
-        for (const auto& r : st.history) history.push_back(from_row(r));
+        for (const auto& r : st.history)
+            history.push_back(from_row(r));
         result.resumed = true;
-        log::info("resuming from checkpoint ", cfg_.checkpoint, ": epoch ", st.epoch + 1, ", step ", st.step_in_epoch,
-                  " of ", steps, " (", st.global_step, " steps done", st.ranks != comm_.size()
-                      ? detail::concat("; written by ", st.ranks, " ranks, so the result matches an uninterrupted run "
+        log::info("resuming from checkpoint ", cfg_.checkpoint, ": epoch ", st.epoch + 1, ", step ",
+                  st.step_in_epoch, " of ", steps, " (", st.global_step, " steps done",
+                  st.ranks != comm_.size()
+                      ? detail::concat("; written by ", st.ranks,
+                                       " ranks, so the result matches an uninterrupted run "
                                        "only up to float summation order")
-                      : std::string(), ")");
+                      : std::string(),
+                  ")");
     }
-    if (!cfg_.log_csv.empty()) par::agree(comm_, [&] {
+    if (!cfg_.log_csv.empty())
+        par::agree(comm_, [&] {
             if (comm_.is_root()) write_csv(cfg_.log_csv, history);
         });
 
@@ -210,7 +223,8 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
             st.schedule = sched.state();
             st.epoch_accum = accum;
             st.history.clear();
-            for (const auto& e : history) st.history.push_back(to_row(e));
+            for (const auto& e : history)
+                st.history.push_back(to_row(e));
             st.config = key;
             st.ranks = comm_.size();
             io::ModelMeta m = meta;
@@ -236,15 +250,16 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
         const bool resuming_here = epoch == st.epoch && st.step_in_epoch > 0;
         const std::int64_t first_step = resuming_here ? st.step_in_epoch : 0;
         // loss sum, correct, samples, seconds of this epoch so far
-        std::vector<double> acc = resuming_here && st.epoch_accum.size() == 4 ? st.epoch_accum
-                                                                               : std::vector<double>(4, 0.0);
+        std::vector<double> acc =
+            resuming_here && st.epoch_accum.size() == 4 ? st.epoch_accum : std::vector<double>(4, 0.0);
         loader.start_epoch(cfg_.seed, epoch);
         const double t0 = wall_seconds();
         double lr = sched.lr(epoch, first_step);
         Progress progress(detail::concat("epoch ", epoch + 1, "/", cfg_.epochs), data_.rows(), "samples");
         for (std::int64_t step = first_step; step < steps; ++step) {
             if (cfg_.stop_after_steps > 0 && result.steps_run >= cfg_.stop_after_steps) {
-                log::info("stopping after ", result.steps_run, " steps as asked (--stop-after-steps); no model written");
+                log::info("stopping after ", result.steps_run,
+                          " steps as asked (--stop-after-steps); no model written");
                 result.train_seconds = wall_seconds() - start;
                 result.history = history;
                 return result;
@@ -272,7 +287,8 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
                     ScopedPhase phase(timers, "forward", "train::forward");
                     // Same seed on every rank, offset by the slice's first row: the dropout masks of a
                     // global batch do not depend on how it is split over ranks.
-                    logits = model.forward(xs, true, derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(global_step)),
+                    logits = model.forward(xs, true,
+                                           derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(global_step)),
                                            sl.first);
                 }
                 {
@@ -294,7 +310,8 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
             const double batch_loss = global[0] / double(sl.global_rows);
             if (!std::isfinite(batch_loss))
                 throw CollectiveError(detail::concat("epoch ", epoch + 1, ", step ", step + 1, ": loss is ",
-                                                     std::isnan(batch_loss) ? "nan" : "inf", " (learning rate ", lr,
+                                                     std::isnan(batch_loss) ? "nan" : "inf",
+                                                     " (learning rate ", lr,
                                                      "); stopping without writing a model"));
             {
                 ScopedPhase phase(timers, "optimizer", "train::optimizer");
@@ -331,9 +348,9 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
             meta.val_accuracy = v.accuracy;
         }
         if (!std::isfinite(metric))
-            throw CollectiveError(detail::concat("epoch ", epoch + 1, ": ", validator_ ? "validation" : "training",
-                                                 " loss is ", std::isnan(metric) ? "nan" : "inf",
-                                                 "; stopping without writing a model"));
+            throw CollectiveError(
+                detail::concat("epoch ", epoch + 1, ": ", validator_ ? "validation" : "training", " loss is ",
+                               std::isnan(metric) ? "nan" : "inf", "; stopping without writing a model"));
         if (st.best_epoch < 0 || metric < st.best_metric) {
             st.best_metric = metric;
             st.best_epoch = epoch + 1;
@@ -341,15 +358,16 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
         const bool reduced = sched.end_epoch(metric);
         history.push_back(e);
         std::ostringstream line;
-        line << "epoch " << e.epoch << "/" << cfg_.epochs << "  lr " << std::setprecision(4) << e.lr << "  loss "
-             << std::fixed << std::setprecision(4) << e.train_loss;
+        line << "epoch " << e.epoch << "/" << cfg_.epochs << "  lr " << std::setprecision(4) << e.lr
+             << "  loss " << std::fixed << std::setprecision(4) << e.train_loss;
         if (e.train_accuracy >= 0) line << "  acc " << percent(e.train_accuracy);
         if (validator_) line << "  val_loss " << e.val_loss << "  val_acc " << percent(e.val_accuracy);
         line << "  time " << std::setprecision(1) << e.seconds << "s  " << std::setprecision(0)
              << e.samples_per_second << " samples/s";
         log::info(line.str());
         if (reduced) log::info("  no improvement for a while: learning rate now ", sched.lr(epoch + 1, 0));
-        if (!cfg_.log_csv.empty()) par::agree(comm_, [&] {
+        if (!cfg_.log_csv.empty())
+            par::agree(comm_, [&] {
                 if (comm_.is_root()) append_csv(cfg_.log_csv, e);
             });
         save_checkpoint(epoch + 1, 0, global_step, {});

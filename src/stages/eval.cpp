@@ -18,12 +18,14 @@ namespace po = boost::program_options;
 namespace mimic::stages {
 
 void describe(po::options_description& d, EvalOptions& o) {
+    // clang-format off
     d.add_options()
         ("model", po::value(&o.model), "model file to evaluate (from mimic train or mimic distill)")
         ("ensemble", po::value(&o.ensemble), "ensemble manifest to evaluate (alone, or beside --model)")
         ("data", po::value(&o.data)->required(), "labelled dataset file, e.g. test.h5")
         ("top-k", po::value(&o.top_k)->default_value(o.top_k), "k of the top-k accuracy")
         ("batch", po::value(&o.batch)->default_value(o.batch), "rows per forward pass");
+    // clang-format on
 }
 
 Scorer make_scorer(const EvalOptions& o, const par::Comm&) {
@@ -61,10 +63,11 @@ void run(const EvalOptions& o, const par::Comm& comm) {
         const nn::Shape in{m.c, m.h, m.w};
         if (in != scorer.input)
             fail(o.data, ": samples are ", m.c, "x", m.h, "x", m.w, " (", m.d, " features) but ", scorer.what,
-                 " expects ", scorer.input.c, "x", scorer.input.h, "x", scorer.input.w, " (", scorer.input.size(),
-                 " features)");
+                 " expects ", scorer.input.c, "x", scorer.input.h, "x", scorer.input.w, " (",
+                 scorer.input.size(), " features)");
         if (m.num_classes > scorer.num_classes)
-            fail(o.data, ": has ", m.num_classes, " classes but ", scorer.what, " predicts ", scorer.num_classes);
+            fail(o.data, ": has ", m.num_classes, " classes but ", scorer.what, " predicts ",
+                 scorer.num_classes);
     });
     nn::EvalCounts counts;
     {
@@ -83,13 +86,14 @@ void run(const EvalOptions& o, const par::Comm& comm) {
     log::info(line);
     log::info("per-class accuracy:");
     for (int c = 0; c < counts.num_classes; ++c) {
-        std::snprintf(line, sizeof line, "  class %-3d %7.2f%%  (%lld rows)", c, 100.0 * counts.class_accuracy(c),
-                      (long long)counts.class_count(c));
+        std::snprintf(line, sizeof line, "  class %-3d %7.2f%%  (%lld rows)", c,
+                      100.0 * counts.class_accuracy(c), (long long)counts.class_count(c));
         log::info(line);
     }
     log::info("confusion matrix (rows: true class, columns: predicted class):");
     std::istringstream table(counts.confusion_table());
-    for (std::string l; std::getline(table, l);) log::info("  ", l);
+    for (std::string l; std::getline(table, l);)
+        log::info("  ", l);
     timers.report(comm, "eval timings");
 }
 

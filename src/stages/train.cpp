@@ -19,6 +19,7 @@ namespace po = boost::program_options;
 namespace mimic::stages {
 
 void describe(po::options_description& d, TrainOptions& o) {
+    // clang-format off
     d.add_options()
         ("data", po::value(&o.data)->required(), "training set (a labelled dataset file, e.g. from `mimic data import`)")
         ("val", po::value(&o.val), "validation set, evaluated after every epoch (drives --schedule plateau)")
@@ -54,11 +55,14 @@ void describe(po::options_description& d, TrainOptions& o) {
         ("stop-after-steps", po::value(&o.stop_after_steps)->default_value(o.stop_after_steps),
          "testing: stop after N optimizer steps of this invocation as if killed (0: never)")
         ("bootstrap", po::bool_switch(&o.bootstrap), "train on a bootstrap sample of --data drawn with --seed (held in memory)");
+    // clang-format on
 }
 
 namespace {
 
-std::string shape_text(const nn::Shape& s) { return detail::concat(s.c, "x", s.h, "x", s.w); }
+std::string shape_text(const nn::Shape& s) {
+    return detail::concat(s.c, "x", s.h, "x", s.w);
+}
 
 } // namespace
 
@@ -83,8 +87,8 @@ void run(const TrainOptions& o, const par::Comm& comm) {
             const auto& vm = val->meta();
             if (!vm.has_labels) fail(o.val, ": has no labels (/y), so it cannot validate");
             if (vm.c != tm.c || vm.h != tm.h || vm.w != tm.w)
-                fail(o.val, ": samples are ", vm.c, "x", vm.h, "x", vm.w, " but the training set's are ", tm.c, "x",
-                     tm.h, "x", tm.w);
+                fail(o.val, ": samples are ", vm.c, "x", vm.h, "x", vm.w, " but the training set's are ",
+                     tm.c, "x", tm.h, "x", tm.w);
             if (vm.num_classes > num_classes)
                 fail(o.val, ": has ", vm.num_classes, " classes but the training set has ", num_classes);
         }
@@ -95,8 +99,8 @@ void run(const TrainOptions& o, const par::Comm& comm) {
             fail("--arch does not fit the data in ", o.data, " (samples ", shape_text(in), "): ", e.what());
         }
         if (model->output_size() != num_classes)
-            fail("--arch: the last layer gives ", model->output_size(), " outputs but ", o.data, " has ", num_classes,
-                 " classes (end the spec with dense:", num_classes, ")");
+            fail("--arch: the last layer gives ", model->output_size(), " outputs but ", o.data, " has ",
+                 num_classes, " classes (end the spec with dense:", num_classes, ")");
         io::make_dirs([&] {
             const auto slash = o.out.find_last_of('/');
             return slash == std::string::npos ? std::string() : o.out.substr(0, slash);
@@ -107,8 +111,8 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     log::info("model: ", o.arch, " on ", shape_text(model->input_shape()), " samples, ", model->num_params(),
               " parameters, ", model->flops_per_sample() / 1e6, " MFLOP/sample forward");
     log::info(model->summary());
-    log::info("training set ", o.data, ": ", train->rows(), " rows; global batch ", o.batch, " over ", comm.size(),
-              " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
+    log::info("training set ", o.data, ": ", train->rows(), " rows; global batch ", o.batch, " over ",
+              comm.size(), " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
 
     nn::TrainConfig cfg;
     cfg.epochs = o.epochs;

@@ -28,7 +28,8 @@ std::vector<float> to_host(const Vector& v) {
 Vector to_device(const std::vector<float>& v) {
     Vector d("mimic::test::vec", v.size());
     auto h = Kokkos::create_mirror_view(d);
-    for (size_t i = 0; i < v.size(); ++i) h(i) = v[i];
+    for (size_t i = 0; i < v.size(); ++i)
+        h(i) = v[i];
     Kokkos::deep_copy(d, h);
     return d;
 }
@@ -36,15 +37,19 @@ Vector to_device(const std::vector<float>& v) {
 // The same start point and gradients as tests/python/optim_reference.py.
 std::vector<float> start() {
     std::vector<float> p(kN);
-    for (int i = 0; i < kN; ++i) p[size_t(i)] = float(0.5 * std::sin(0.7 * i));
+    for (int i = 0; i < kN; ++i)
+        p[size_t(i)] = float(0.5 * std::sin(0.7 * i));
     return p;
 }
 std::vector<float> grad(const std::vector<float>& p, int t) {
     std::vector<float> g(kN);
-    for (int i = 0; i < kN; ++i) g[size_t(i)] = float(0.3 * double(p[size_t(i)]) + 0.1 * std::cos(0.13 * i + 0.71 * t));
+    for (int i = 0; i < kN; ++i)
+        g[size_t(i)] = float(0.3 * double(p[size_t(i)]) + 0.1 * std::cos(0.13 * i + 0.71 * t));
     return g;
 }
-double lr_at(int t) { return 0.05 * (1.0 + 0.1 * t); }
+double lr_at(int t) {
+    return 0.05 * (1.0 + 0.1 * t);
+}
 
 OptimizerConfig config(const std::string& name) {
     OptimizerConfig c;
@@ -64,7 +69,9 @@ void run_steps(nn::optim::Optimizer& opt, const Vector& p, int first, int last) 
     }
 }
 
-std::string source_dir() { return MIMIC_TEST_SOURCE_DIR; }
+std::string source_dir() {
+    return MIMIC_TEST_SOURCE_DIR;
+}
 
 } // namespace
 
@@ -148,7 +155,8 @@ TEST(Optimizer, SavedStateResumesBitForBit) {
         auto p3 = to_device(params_saved);
         run_steps(*resumed, p3, 4, kSteps);
         const auto a = to_host(p1), b = to_host(p3);
-        for (int i = 0; i < kN; ++i) ASSERT_EQ(a[size_t(i)], b[size_t(i)]) << name << " i=" << i;
+        for (int i = 0; i < kN; ++i)
+            ASSERT_EQ(a[size_t(i)], b[size_t(i)]) << name << " i=" << i;
     }
 }
 
@@ -206,7 +214,7 @@ TEST(Schedule, WarmupRampsLinearly) {
 TEST(Schedule, PlateauHalvesAfterPatienceAndStateRoundTrips) {
     nn::Schedule s("plateau:2", 0.1, 100, 10);
     EXPECT_FALSE(s.end_epoch(1.0));
-    EXPECT_FALSE(s.end_epoch(0.9)); // new best
+    EXPECT_FALSE(s.end_epoch(0.9));  // new best
     EXPECT_FALSE(s.end_epoch(0.95)); // 1 bad
     EXPECT_DOUBLE_EQ(s.lr(3, 0), 0.1);
     EXPECT_TRUE(s.end_epoch(0.91)); // 2 bad: halve
@@ -229,8 +237,8 @@ TEST(Schedule, PlateauHalvesAfterPatienceAndStateRoundTrips) {
 }
 
 TEST(Schedule, MalformedSpecsNameTheOption) {
-    for (const std::string bad : {"linear", "step", "step:0", "step:2,3", "cosine:x", "plateau", "plateau:3,1.5",
-                                  "constant:1", "step:1.5"}) {
+    for (const std::string bad : {"linear", "step", "step:0", "step:2,3", "cosine:x", "plateau",
+                                  "plateau:3,1.5", "constant:1", "step:1.5"}) {
         try {
             nn::Schedule s(bad, 0.1, 10, 10);
             ADD_FAILURE() << "accepted '" << bad << "'";

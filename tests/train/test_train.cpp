@@ -40,7 +40,8 @@ void write_synthetic(const std::string& path, const par::Comm& comm, std::int64_
         for (int j = 0; j < kD; ++j) {
             const float v = r.normal();
             X[size_t(i * kD + j)] = v;
-            for (int c = 0; c < kClasses; ++c) score[c] += v * std::sin(1.0 + 0.7 * j + 2.1 * c);
+            for (int c = 0; c < kClasses; ++c)
+                score[c] += v * std::sin(1.0 + 0.7 * j + 2.1 * c);
         }
         y[size_t(i)] = int(std::max_element(score, score + kClasses) - score);
     }
@@ -68,8 +69,8 @@ nn::TrainConfig small_config() {
 }
 
 /// Trains a fresh model (init seed 3) on `data` with `cfg` over `comm`; returns the model.
-nn::Model train(const std::string& spec, const std::string& data, const nn::TrainConfig& cfg, const par::Comm& comm,
-                nn::TrainResult* result = nullptr) {
+nn::Model train(const std::string& spec, const std::string& data, const nn::TrainConfig& cfg,
+                const par::Comm& comm, nn::TrainResult* result = nullptr) {
     nn::DatasetSource src(data, comm);
     nn::Model model(spec, src.shape());
     model.init(3);
@@ -98,7 +99,8 @@ TEST(EpochOrder, EveryRowOncePerEpochAndDeterministic) {
         }
         EXPECT_TRUE(differs) << "epochs 2 and 3 have the same order (window " << window << ")";
         std::sort(rows.begin(), rows.end());
-        for (std::int64_t i = 0; i < 101; ++i) ASSERT_EQ(rows[size_t(i)], i) << "window " << window;
+        for (std::int64_t i = 0; i < 101; ++i)
+            ASSERT_EQ(rows[size_t(i)], i) << "window " << window;
         if (window > 0) {
             // Each window holds at most window/8 blocks of 8 rows.
             for (int w = 0; w < a.num_windows(); ++w)
@@ -132,7 +134,8 @@ TEST(BatchLoader, RanksTogetherServeEachGlobalBatchFromTheFile) {
                 for (std::int64_t i = 0; i < s.rows; ++i) {
                     const std::int64_t row = loader.order().row_at(step * 10 + s.first + i);
                     ASSERT_EQ(y[size_t(i)], labels[size_t(row)]);
-                    for (int j = 0; j < kD; ++j) ASSERT_EQ(x[size_t(i * kD + j)], all[size_t(row * kD + j)]);
+                    for (int j = 0; j < kD; ++j)
+                        ASSERT_EQ(x[size_t(i * kD + j)], all[size_t(row * kD + j)]);
                 }
                 seen += world.sum_ll(s.rows);
                 if (window > 0) EXPECT_LE(loader.resident_bytes(), 2 * 32 * (kD + 1) * 4);
@@ -192,7 +195,8 @@ TEST(ModelFile, MissingWrongShapeAndTamperedWeightsAreClearErrors) {
     if (world.rank() != 0) return;
     nn::Model m("dense:5,relu,dense:3", nn::Shape{1, 1, 4});
     m.init(1);
-    for (const std::string c : {"missing", "shape", "tampered", "extra", "format"}) io::save_model(dir + "/" + c + ".h5", m, {});
+    for (const std::string c : {"missing", "shape", "tampered", "extra", "format"})
+        io::save_model(dir + "/" + c + ".h5", m, {});
 
     edit(dir + "/missing.h5", [](hid_t f) { H5Ldelete(f, "/weights/layer2.dense.W", H5P_DEFAULT); });
     EXPECT_EQ(load_error(dir + "/missing.h5"), dir + "/missing.h5: weight 'layer2.dense.W' is missing");
@@ -201,7 +205,8 @@ TEST(ModelFile, MissingWrongShapeAndTamperedWeightsAreClearErrors) {
         H5Ldelete(f, "/weights/layer0.dense.W", H5P_DEFAULT);
         hsize_t dims[2] = {5, 4};
         hid_t s = H5Screate_simple(2, dims, nullptr);
-        hid_t d = H5Dcreate2(f, "/weights/layer0.dense.W", H5T_NATIVE_FLOAT, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t d = H5Dcreate2(f, "/weights/layer0.dense.W", H5T_NATIVE_FLOAT, s, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT);
         H5Dclose(d);
         H5Sclose(s);
     });
@@ -220,7 +225,8 @@ TEST(ModelFile, MissingWrongShapeAndTamperedWeightsAreClearErrors) {
     edit(dir + "/extra.h5", [](hid_t f) {
         hsize_t dims[1] = {3};
         hid_t s = H5Screate_simple(1, dims, nullptr);
-        hid_t d = H5Dcreate2(f, "/weights/layer9.dense.b", H5T_NATIVE_FLOAT, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t d = H5Dcreate2(f, "/weights/layer9.dense.b", H5T_NATIVE_FLOAT, s, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT);
         H5Dclose(d);
         H5Sclose(s);
     });
@@ -255,10 +261,11 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
             max_abs = std::max(max_abs, double(std::fabs(p_world[i] - p_self[i])));
             max_param = std::max(max_param, double(std::fabs(p_self[i])));
         }
-        std::printf("1 vs %d ranks after 26 steps: max |difference| %.3g, max |parameter| %.3g\n", world.size(),
-                    max_abs, max_param);
+        std::printf("1 vs %d ranks after 26 steps: max |difference| %.3g, max |parameter| %.3g\n",
+                    world.size(), max_abs, max_param);
         // Tolerance: 1e-4 relative to the largest weight after 26 steps (float summation order only).
-        EXPECT_LE(max_abs, 1e-4 * max_param) << "largest difference " << max_abs << " on " << world.size() << " ranks";
+        EXPECT_LE(max_abs, 1e-4 * max_param)
+            << "largest difference " << max_abs << " on " << world.size() << " ranks";
         if (world.size() == 1) EXPECT_EQ(max_abs, 0.0);
     }
     // Every rank holds the same replica.
@@ -312,11 +319,14 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         const auto resumed = run(ck, &r3);
         EXPECT_TRUE(r3.resumed && r3.completed);
         ASSERT_EQ(resumed.size(), straight.size());
-        for (size_t i = 0; i < straight.size(); ++i) ASSERT_EQ(resumed[i], straight[i]) << opt << " param " << i;
+        for (size_t i = 0; i < straight.size(); ++i)
+            ASSERT_EQ(resumed[i], straight[i]) << opt << " param " << i;
         ASSERT_EQ(r3.history.size(), straight_r.history.size());
         for (size_t e = 0; e < straight_r.history.size(); ++e) {
-            EXPECT_EQ(r3.history[e].train_loss, straight_r.history[e].train_loss) << opt << " epoch " << e + 1;
-            EXPECT_EQ(r3.history[e].val_accuracy, straight_r.history[e].val_accuracy) << opt << " epoch " << e + 1;
+            EXPECT_EQ(r3.history[e].train_loss, straight_r.history[e].train_loss)
+                << opt << " epoch " << e + 1;
+            EXPECT_EQ(r3.history[e].val_accuracy, straight_r.history[e].val_accuracy)
+                << opt << " epoch " << e + 1;
         }
         // A checkpoint of another configuration is refused with the differing option named.
         auto other = ck;
@@ -347,7 +357,8 @@ TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
     } catch (const CollectiveError& e) {
         const std::string msg = e.what();
         EXPECT_NE(msg.find("epoch 1, step "), std::string::npos) << msg;
-        EXPECT_TRUE(msg.find(": loss is nan") != std::string::npos || msg.find(": loss is inf") != std::string::npos)
+        EXPECT_TRUE(msg.find(": loss is nan") != std::string::npos ||
+                    msg.find(": loss is inf") != std::string::npos)
             << msg;
     }
     EXPECT_FALSE(io::file_exists(cfg.checkpoint)); // the blow-up happens within the first epoch
@@ -355,10 +366,10 @@ TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
 
 TEST(Evaluate, CountsTopKAndConfusion) {
     nn::EvalCounts c(3, 2);
-    const float logits[] = {3, 1, 2,   // y 0: correct
-                            0, 1, 2,   // y 1: predicted 2, top-2 hit
-                            5, 5, -1,  // y 1: tie resolves to 0, top-2 hit
-                            1, 2, 0};  // y 2: last, top-2 miss
+    const float logits[] = {3, 1, 2,  // y 0: correct
+                            0, 1, 2,  // y 1: predicted 2, top-2 hit
+                            5, 5, -1, // y 1: tie resolves to 0, top-2 hit
+                            1, 2, 0}; // y 2: last, top-2 miss
     const int labels[] = {0, 1, 1, 2};
     c.add(logits, labels, 4);
     EXPECT_EQ(c.n, 4);

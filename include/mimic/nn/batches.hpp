@@ -30,7 +30,8 @@ public:
     /// Where the rows come from (for messages).
     virtual std::string describe() const = 0;
     /// Collective over the training communicator (every rank asks for the same range): rows
-    /// [begin, begin + count) into x (count * features()), y (count, if labels) and soft (count * soft_width()).
+    /// [begin, begin + count) into x (count * features()), y (count, if labels) and soft (count *
+    /// soft_width()).
     virtual void read(std::int64_t begin, std::int64_t count, float* x, int* y, float* soft) = 0;
 };
 
@@ -73,8 +74,8 @@ private:
     std::int64_t n_, block_;
     std::int64_t blocks_per_window_;
     std::uint64_t key_;
-    std::vector<std::int64_t> block_order_;  ///< permuted block ids
-    std::vector<std::int64_t> window_start_; ///< first epoch position of each window, plus n
+    std::vector<std::int64_t> block_order_;                  ///< permuted block ids
+    std::vector<std::int64_t> window_start_;                 ///< first epoch position of each window, plus n
     mutable std::map<int, std::vector<std::int32_t>> perms_; ///< row permutations of recent windows
 };
 
@@ -84,7 +85,8 @@ private:
 class BatchLoader {
 public:
     /// window = 0 holds the whole set (read once, kept across epochs). Otherwise window >= batch rows.
-    BatchLoader(TrainSource& src, std::int64_t batch, std::int64_t block, std::int64_t window, const par::Comm& comm);
+    BatchLoader(TrainSource& src, std::int64_t batch, std::int64_t block, std::int64_t window,
+                const par::Comm& comm);
     std::int64_t steps_per_epoch() const { return (src_.rows() + batch_ - 1) / batch_; }
     /// The largest slice any rank gets (buffer size).
     std::int64_t max_local_rows() const { return (batch_ + comm_.size() - 1) / comm_.size(); }

@@ -13,12 +13,14 @@ public:
     /// spec is one of
     ///   constant
     ///   step:EVERY[,GAMMA]              lr * GAMMA^(epoch / EVERY), GAMMA default 0.1
-    ///   cosine[:MIN_LR]                 MIN_LR + (lr - MIN_LR) (1 + cos(pi t / T)) / 2 per step, MIN_LR default 0
-    ///   plateau:PATIENCE[,FACTOR[,MIN_LR]]  lr *= FACTOR (default 0.5) after PATIENCE epochs without a new best
+    ///   cosine[:MIN_LR]                 MIN_LR + (lr - MIN_LR) (1 + cos(pi t / T)) / 2 per step, MIN_LR
+    ///   default 0 plateau:PATIENCE[,FACTOR[,MIN_LR]]  lr *= FACTOR (default 0.5) after PATIENCE epochs
+    ///   without a new best
     ///                                   monitored metric (lower is better); never below MIN_LR (default 0)
     /// warmup_epochs > 0 ramps linearly from lr/steps to lr over the first warmup_epochs epochs (per step).
     /// A malformed spec is a clear error naming --schedule.
-    Schedule(const std::string& spec, double base_lr, int epochs, std::int64_t steps_per_epoch, int warmup_epochs = 0);
+    Schedule(const std::string& spec, double base_lr, int epochs, std::int64_t steps_per_epoch,
+             int warmup_epochs = 0);
 
     /// Learning rate for step `step_in_epoch` (0-based) of epoch `epoch` (0-based).
     double lr(int epoch, std::int64_t step_in_epoch) const;

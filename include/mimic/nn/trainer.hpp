@@ -18,8 +18,8 @@ namespace mimic::nn {
 
 struct TrainConfig {
     int epochs = 10;
-    std::int64_t batch = 128;        ///< global batch (independent of the rank count)
-    std::uint64_t seed = 1;          ///< shuffles derive from (seed, epoch), dropout from (seed, step)
+    std::int64_t batch = 128; ///< global batch (independent of the rank count)
+    std::uint64_t seed = 1;   ///< shuffles derive from (seed, epoch), dropout from (seed, step)
     double lr = 0.05;
     std::string schedule = "constant"; ///< see nn::Schedule
     int warmup_epochs = 0;
@@ -37,7 +37,9 @@ struct TrainConfig {
 /// labels / soft are this rank's rows of the source's hard labels / soft targets (empty when absent).
 struct Loss {
     std::string name; ///< stored in the model file ("ce", "mimic", "kd:4,0.9", ...)
-    std::function<double(const Matrix& logits, const IntVector& labels, const Matrix& soft, const Matrix& dlogits)> fn;
+    std::function<double(const Matrix& logits, const IntVector& labels, const Matrix& soft,
+                         const Matrix& dlogits)>
+        fn;
 };
 /// Cross-entropy on hard labels.
 Loss cross_entropy_loss();
@@ -58,10 +60,10 @@ struct EpochLog {
 
 struct TrainResult {
     std::vector<EpochLog> history;
-    bool completed = false;       ///< false when stopped by stop_after_steps
-    bool resumed = false;         ///< started from a checkpoint
-    std::int64_t steps_run = 0;   ///< optimizer steps taken by this invocation
-    double train_seconds = 0;     ///< wall time of this invocation's epochs
+    bool completed = false;     ///< false when stopped by stop_after_steps
+    bool resumed = false;       ///< started from a checkpoint
+    std::int64_t steps_run = 0; ///< optimizer steps taken by this invocation
+    double train_seconds = 0;   ///< wall time of this invocation's epochs
 };
 
 class Trainer {

@@ -28,8 +28,8 @@ void run(const EvalOptions& o, const par::Comm& comm);
 /// options by make_scorer(); an ensemble (e.g. --ensemble manifest.h5) is one more branch there that
 /// returns a predictor averaging its members' outputs.
 struct Scorer {
-    std::string what;  ///< for messages, e.g. the model file
-    nn::Shape input;   ///< sample shape the predictor expects
+    std::string what; ///< for messages, e.g. the model file
+    nn::Shape input;  ///< sample shape the predictor expects
     int num_classes = 0;
     nn::Predictor predict;
     std::shared_ptr<void> keep_alive; ///< owns whatever predict refers to

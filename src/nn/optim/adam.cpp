@@ -7,9 +7,10 @@
 
 namespace mimic::nn::optim {
 
-Adam::Adam(std::int64_t num_params, double beta1, double beta2, double eps, double weight_decay, bool decoupled)
-    : Optimizer(num_params), beta1_(beta1), beta2_(beta2), eps_(float(eps)), weight_decay_(float(weight_decay)),
-      decoupled_(decoupled) {
+Adam::Adam(std::int64_t num_params, double beta1, double beta2, double eps, double weight_decay,
+           bool decoupled)
+    : Optimizer(num_params), beta1_(beta1), beta2_(beta2), eps_(float(eps)),
+      weight_decay_(float(weight_decay)), decoupled_(decoupled) {
     m_ = add_buffer("m");
     v_ = add_buffer("v");
 }

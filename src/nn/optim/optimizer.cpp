@@ -9,13 +9,14 @@
 namespace mimic::nn::optim {
 
 namespace {
-using HostUnmanaged = Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+using HostUnmanaged =
+    Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
 }
 
 void Optimizer::step(const Vector& params, const Vector& grads, double lr) {
-    MIMIC_REQUIRE(std::int64_t(params.extent(0)) == n_ && std::int64_t(grads.extent(0)) == n_,
-                  "optimizer ", kind(), ": parameter/gradient buffers have ", params.extent(0), "/",
-                  grads.extent(0), " entries, expected ", n_);
+    MIMIC_REQUIRE(std::int64_t(params.extent(0)) == n_ && std::int64_t(grads.extent(0)) == n_, "optimizer ",
+                  kind(), ": parameter/gradient buffers have ", params.extent(0), "/", grads.extent(0),
+                  " entries, expected ", n_);
     ++step_;
     update(params, grads, float(lr), step_);
 }
@@ -42,19 +43,20 @@ OptimizerState Optimizer::state() const {
 void Optimizer::load_state(const OptimizerState& s) {
     if (s.kind != kind()) fail("optimizer state is for '", s.kind, "' but the optimizer is '", kind(), "'");
     if (s.names.size() != buffers_.size() || s.values.size() != buffers_.size())
-        fail("optimizer state for '", kind(), "' holds ", s.names.size(), " buffers, expected ", buffers_.size(),
-             " (different hyperparameters, e.g. momentum 0 vs > 0?)");
+        fail("optimizer state for '", kind(), "' holds ", s.names.size(), " buffers, expected ",
+             buffers_.size(), " (different hyperparameters, e.g. momentum 0 vs > 0?)");
     if (s.step < 0) fail("optimizer state: negative step count ", s.step);
     for (size_t i = 0; i < buffers_.size(); ++i) {
         if (s.names[i] != buffers_[i].first)
             fail("optimizer state buffer ", i, " is '", s.names[i], "', expected '", buffers_[i].first, "'");
         if (std::int64_t(s.values[i].size()) != n_)
-            fail("optimizer state buffer '", s.names[i], "' has ", s.values[i].size(), " entries, expected ", n_);
+            fail("optimizer state buffer '", s.names[i], "' has ", s.values[i].size(), " entries, expected ",
+                 n_);
     }
     for (size_t i = 0; i < buffers_.size(); ++i)
-        Kokkos::deep_copy(buffers_[i].second,
-                          Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
-                                       Kokkos::MemoryTraits<Kokkos::Unmanaged>>(s.values[i].data(), size_t(n_)));
+        Kokkos::deep_copy(buffers_[i].second, Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
+                                                           Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                                                  s.values[i].data(), size_t(n_)));
     step_ = s.step;
 }
 

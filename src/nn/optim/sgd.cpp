@@ -7,7 +7,8 @@
 namespace mimic::nn::optim {
 
 Sgd::Sgd(std::int64_t num_params, double momentum, double weight_decay, bool nesterov)
-    : Optimizer(num_params), momentum_(float(momentum)), weight_decay_(float(weight_decay)), nesterov_(nesterov) {
+    : Optimizer(num_params), momentum_(float(momentum)), weight_decay_(float(weight_decay)),
+      nesterov_(nesterov) {
     if (momentum > 0) buf_ = add_buffer("momentum");
 }
 

@@ -9,7 +9,8 @@ namespace mimic::nn::optim {
 class Adam final : public Optimizer {
 public:
     /// decoupled = false: Adam with L2 weight decay added to the gradient; true: AdamW.
-    Adam(std::int64_t num_params, double beta1, double beta2, double eps, double weight_decay, bool decoupled);
+    Adam(std::int64_t num_params, double beta1, double beta2, double eps, double weight_decay,
+         bool decoupled);
     std::string kind() const override { return decoupled_ ? "adamw" : "adam"; }
     std::string describe() const override;
 
