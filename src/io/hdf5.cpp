@@ -42,14 +42,14 @@ Handle make_dxpl(bool collective) {
     return dxpl;
 }
 
+} // namespace
+
 std::string parent_dir(const std::string& path) {
     auto slash = path.find_last_of('/');
     if (slash == std::string::npos) return ".";
     if (slash == 0) return "/";
     return path.substr(0, slash);
 }
-
-} // namespace
 
 namespace {
 bool g_close_failed = false;

@@ -14,13 +14,6 @@
 namespace mimic::io {
 
 namespace {
-std::string dir_of(const std::string& path) {
-    auto slash = path.find_last_of('/');
-    if (slash == std::string::npos) return ".";
-    if (slash == 0) return "/";
-    return path.substr(0, slash);
-}
-
 std::string member_group(std::size_t i) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "/members/%06zu", i);
@@ -57,7 +50,7 @@ Manifest read_manifest(const std::string& path) {
     if (!h5::has_attr(root, "mimic_format") || h5::read_attr_string(root, "mimic_format") != kManifestFormat)
         fail(path, ": not a Mimic ensemble manifest (attribute mimic_format is not '", kManifestFormat, "')");
     Manifest m;
-    m.base_dir = dir_of(path);
+    m.base_dir = h5::parent_dir(path);
     const long long n = h5::read_attr_int(root, "num_members");
     for (long long i = 0; i < n; ++i) {
         const std::string g = member_group(std::size_t(i));

@@ -55,10 +55,6 @@ std::string relative_to(const std::string& target, const std::string& base) {
     return rel.empty() ? "." : rel;
 }
 
-std::string dir_of(const std::string& path) {
-    auto slash = path.find_last_of('/');
-    return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-}
 } // namespace
 
 std::string members_table(const std::string& manifest_path) {
@@ -104,7 +100,7 @@ void run(const EnsembleAddOptions& o, const par::Comm& comm) {
         if (io::file_exists(o.manifest)) {
             m = io::read_manifest(o.manifest);
         } else {
-            m.base_dir = dir_of(o.manifest);
+            m.base_dir = h5::parent_dir(o.manifest);
         }
         std::vector<std::string> imported; // model files written from .onnx members (removed on failure)
         try {

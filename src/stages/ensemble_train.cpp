@@ -156,10 +156,7 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     par::agree(world, [&] {
         if (world.rank() != 0) return;
         io::Manifest m;
-        m.base_dir = [&] {
-            const auto slash = manifest.find_last_of('/');
-            return slash == std::string::npos ? std::string(".") : manifest.substr(0, slash);
-        }();
+        m.base_dir = h5::parent_dir(manifest);
         for (int i = 0; i < o.members; ++i) {
             const std::string path = member_file(o, i);
             if (!member_done(path, specs[size_t(i)], o.seed + i))

@@ -147,4 +147,7 @@ std::vector<double> read_attr_doubles(hid_t obj, const std::string& name);
 /// Alignment in bytes for large objects (MIMIC_HDF5_ALIGNMENT, default 1 MiB: set it to the stripe size).
 hsize_t alignment_bytes();
 
+/// The directory part of a path ("." when there is none, "/" for files in the root).
+std::string parent_dir(const std::string& path);
+
 } // namespace mimic::h5
