@@ -21,23 +21,8 @@ cfg="$root/inputs/fashion-mnist/quickstart.cfg"
 mkdir -p "$run"
 log="$run/quickstart.log"
 : >"$log"
-timing=()
-
-# step <name> <output> <command...>: runs one stage unless its output exists; logs and times it.
-step() {
-  local name=$1 out=$2
-  shift 2
-  if [ -e "$out" ]; then
-    echo "== $name: $out exists, skipped" | tee -a "$log"
-    timing+=("$(printf '%-26s %8s' "$name" skipped)")
-    return
-  fi
-  local s
-  s=$(date +%s)
-  echo "== $name: $*" | tee -a "$log"
-  "$@" 2>&1 | tee -a "$log"
-  timing+=("$(printf '%-26s %6d s' "$name" $(($(date +%s) - s)))")
-}
+# shellcheck source=steps.sh
+source jobs/steps.sh
 
 mpi=(mpirun -n "$np")
 d=$run/data
@@ -70,6 +55,8 @@ echo
 echo "=============================== Mimic quickstart: Fashion-MNIST ==============================="
 "$mimic" --version | head -1
 echo "ranks: $np   outputs: $run   log: $log"
+echo
+echo "$ens" | sed -n '/^ensemble of/,$p'
 echo
 printf '%-44s %12s %10s\n' "model (test set, 10000 rows)" "parameters" "accuracy"
 printf '%-44s %12s %10s\n' "teacher ensemble (4 CNNs, mean of logits)" "$teacher_params" "$teacher_acc"
