@@ -8,12 +8,12 @@ step() {
   shift 2
   if [ -e "$out" ]; then
     echo "== $name: $out exists, skipped" | tee -a "$log"
-    timing+=("$(printf '%-34s %8s' "$name" skipped)")
+    timing+=("$(printf '%-36s %8s' "$name" skipped)")
     return
   fi
   local s
   s=$(date +%s)
   echo "== $name: $*" | tee -a "$log"
   "$@" 2>&1 | tee -a "$log"
-  timing+=("$(printf '%-34s %6d s' "$name" $(($(date +%s) - s)))")
+  timing+=("$(printf '%-36s %6d s' "$name" $(($(date +%s) - s)))")
 }

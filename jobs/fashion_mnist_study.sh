@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The Fashion-MNIST distillation study behind the results table of README.md: the default teacher
+# ensemble (inputs/fashion-mnist/teachers.cfg, 8 CNNs), the raw training rows and two generated transfer
+# sets, nets on labels as baselines, and students of each kind (shallow mimic and KD, bottleneck, wide,
+# conv-shallow, deep), then a table of test accuracies and of the share of the teacher-vs-baseline gap
+# each student closes.
+# Usage: jobs/fashion_mnist_study.sh     (outputs under run/fashion-mnist-study, or $MIMIC_RUN_DIR)
+#        NP=4 STUDY_EPOCHS=20 jobs/fashion_mnist_study.sh
+# Settings: inputs/fashion-mnist/study.cfg (shared) and the command lines below. Rerunning skips finished
+# steps; about 90 minutes on 2 cores (inputs/fashion-mnist/README.md has the measured times).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+t0=$(date +%s)
+
+jobs/install_deps.sh
+# shellcheck source=env.sh
+source jobs/env.sh
+jobs/build.sh
+mimic="$root/build/mimic"
+np=${NP:-2}
+epochs=${STUDY_EPOCHS:-10}
+run=${MIMIC_RUN_DIR:-$root/run/fashion-mnist-study}
+cfg="$root/inputs/fashion-mnist/study.cfg"
+mkdir -p "$run"
+log="$run/study.log"
+: >"$log"
+# shellcheck source=steps.sh
+source jobs/steps.sh
+
+mpi=(mpirun -n "$np")
+d=$run/data
+# Every shallow student has one wide layer of ~814k parameters in all: 784-1024-10, or a 160-unit linear
+# bottleneck in front of 4096 hidden units (825k parameters, the same multiply-adds per row).
+shallow=dense:1024,relu,dense:10
+bottleneck=bottleneck:160,dense:4096,relu,dense:10
+# Ba & Caruana's shallow shape for images: one convolution and max pool, a linear bottleneck, one wide
+# non-linear layer (1.09M parameters); its labels baseline adds dropout before the output layer.
+conv_shallow=conv:32x5,relu,pool:2,bottleneck:128,dense:2048,relu,dense:10
+deep=conv:16x3,relu,pool:2,conv:32x3,relu,pool:2,dense:128,relu,dense:10
+# The raw transfer set is 6x smaller, so its students get 6x the epochs: every student sees as many rows.
+raw_epochs=$((6 * epochs))
+
+step "data import" "$d/test.h5" "${mpi[@]}" "$mimic" data import --out-dir "$d" --val 5000
+step "teacher ensemble (8 CNNs)" "$run/teachers/manifest.h5" "${mpi[@]}" "$mimic" ensemble train \
+  --config inputs/fashion-mnist/teachers.cfg --data "$d/train.h5" --val "$d/val.h5" --out-dir "$run/teachers"
+step "transfer set (330k rows)" "$run/transfer.h5" "${mpi[@]}" "$mimic" transfer --config "$cfg" \
+  --from "$d/train.h5" --out "$run/transfer.h5"
+step "MUNGE-only transfer set (330k rows)" "$run/transfer_munge.h5" "${mpi[@]}" "$mimic" transfer \
+  --from "$d/train.h5" --size 330000 --munge 1 --munge-p 0.3 --munge-s 1 --seed 12 --out "$run/transfer_munge.h5"
+for set in transfer:"$run/transfer.h5" munge:"$run/transfer_munge.h5" train:"$d/train.h5" val:"$d/val.h5"; do
+  name=${set%%:*}
+  step "label $name" "$run/logits_$name.h5" "${mpi[@]}" "$mimic" label --config "$cfg" \
+    --ensemble "$run/teachers/manifest.h5" --transfer "${set#*:}" --out "$run/logits_$name.h5"
+done
+
+# baseline <name> <arch> [epochs]: a net on the hard labels of the training rows.
+baseline() {
+  step "$1" "$run/$1.h5" "${mpi[@]}" "$mimic" train --config "$cfg" --arch "$2" --epochs "${3:-$((3 * epochs))}" \
+    --data "$d/train.h5" --val "$d/val.h5" --out "$run/$1.h5" --log-csv "$run/$1.csv"
+}
+# student <name> <transfer set: transfer|munge|train> <epochs> <distill options...>
+student() {
+  local name=$1 set=$2 n=$3 src=$run/transfer.h5
+  shift 3
+  [ "$set" = munge ] && src=$run/transfer_munge.h5
+  [ "$set" = train ] && src=$d/train.h5
+  step "$name" "$run/$name.h5" "${mpi[@]}" "$mimic" distill --config "$cfg" --epochs "$n" \
+    --transfer "$src" --logits "$run/logits_$set.h5" --val "$d/val.h5" --val-logits "$run/logits_val.h5" \
+    --out "$run/$name.h5" --log-csv "$run/$name.csv" "$@"
+}
+# The 784-1024-10 shallow net: on labels (with and without dropout), and as mimic students on each
+# transfer set, with the L2 and the KD loss, and with a linear bottleneck at the same parameter count.
+baseline baseline "$shallow"
+baseline baseline_dropout "${shallow/relu,/relu,dropout:0.3,}"
+student mimic transfer "$epochs" --arch "$shallow" --loss mimic --model-shards "$np"
+student mimic_raw train "$raw_epochs" --arch "$shallow" --loss mimic --model-shards "$np"
+student mimic_munge munge "$epochs" --arch "$shallow" --loss mimic --model-shards "$np"
+student kd transfer "$epochs" --arch "$shallow" --loss kd:4 --model-shards "$np"
+student mimic_bottleneck transfer "$epochs" --arch "$bottleneck" --loss mimic --model-shards "$np"
+# A shallow net as large as the whole ensemble (784-8192-10, 6.5M parameters), on labels and by KD.
+baseline wide_baseline dense:8192,relu,dropout:0.3,dense:10 $((2 * epochs))
+student wide_kd transfer $((6 * epochs / 10)) --arch dense:8192,relu,dense:10 --loss kd:4 --model-shards "$np"
+# The conv-shallow net, on labels and as a mimic student.
+baseline cs_baseline "${conv_shallow/relu,dense:10/relu,dropout:0.3,dense:10}" $((2 * epochs))
+student cs_mimic transfer $((8 * epochs / 10)) --arch "$conv_shallow" --loss mimic
+# A small deep student (two conv layers, 207k parameters) on the augmented and on the raw rows.
+student deep transfer "$epochs" --arch "$deep" --loss mimic
+student deep_raw train "$raw_epochs" --arch "$deep" --loss mimic
+
+# Test accuracy of everything (`mimic eval`), and the share of the gap between a labels baseline and the
+# teachers that each student closes: (student - baseline) / (teachers - baseline). The 784-1024-10
+# baseline is the better of the two by validation accuracy; the deep students are measured against it too.
+ens=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/test.h5" 2>&1 | tee -a "$log")
+acc() { "${mpi[@]}" "$mimic" eval --model "$1" --data "$2" 2>&1 | tee -a "$log" | awk '/^  accuracy /{print $2}' | tr -d '%'; }
+params() { "$mimic" info "$1" | awk -F'= ' '/@num_params/{print $2}'; }
+teacher=$(echo "$ens" | awk '/mean of logits:/{print $5}' | tr -d '%')
+members=$(echo "$ens" | awk '/members: mean/{print $3}' | tr -d ',%')
+teacher_params=$("$mimic" ensemble info "$run/teachers/manifest.h5" | awk 'NR>1 && $1 ~ /^[0-9]+$/ {s += $4} END {print s}')
+base=baseline
+if awk "BEGIN{exit !($(acc "$run/baseline_dropout.h5" "$d/val.h5") > $(acc "$run/baseline.h5" "$d/val.h5"))}"; then
+  base=baseline_dropout
+fi
+# model <name> <label> [baseline name]: one table row; with a baseline, the share of the gap it closes.
+model() {
+  local a share=
+  a=$(acc "$run/$1.h5" "$d/test.h5")
+  if [ -n "${3:-}" ]; then
+    share=$(awk "BEGIN{printf \"%.0f%%\", 100 * ($a - ${accs[$3]}) / ($teacher - ${accs[$3]})}")
+  fi
+  accs[$1]=$a
+  printf '%-62s %10s %9s%% %9s\n' "$2" "$(params "$run/$1.h5")" "$a" "$share"
+}
+declare -A accs
+
+echo
+echo "======================= Mimic distillation study: Fashion-MNIST (test set) ======================="
+"$mimic" --version | head -1
+echo "ranks: $np   epochs over the augmented set: $epochs   outputs: $run   log: $log"
+echo
+echo "$ens" | sed -n '/^ensemble of/,$p'
+echo
+printf '%-62s %10s %10s %9s\n' "model" "parameters" "accuracy" "gap closed"
+printf '%-62s %10s %9s%%\n' "teacher ensemble (8 CNNs, mean of logits)" "$teacher_params" "$teacher"
+printf '%-62s %10s %9s%%\n' "  its members, mean" "" "$members"
+echo "shallow 784-1024-10"
+model "$base" "  on labels ($base, $((3 * epochs)) epochs)"
+model mimic "  mimic (L2 on logits), augmented+MUNGE set" "$base"
+model mimic_raw "  mimic, raw training rows (same rows seen)" "$base"
+model mimic_munge "  mimic, MUNGE-only set" "$base"
+model kd "  KD loss (T=4), augmented+MUNGE set" "$base"
+model mimic_bottleneck "  mimic, 784-b160-4096-10 (linear bottleneck)" "$base"
+echo "shallow 784-8192-10 (as many parameters as the ensemble)"
+model wide_baseline "  on labels (dropout, $((2 * epochs)) epochs)"
+model wide_kd "  KD loss (T=4), augmented+MUNGE set" wide_baseline
+echo "conv-shallow: ${conv_shallow}"
+model cs_baseline "  on labels (dropout, $((2 * epochs)) epochs)"
+model cs_mimic "  mimic, augmented+MUNGE set" cs_baseline
+echo "deep student: ${deep}"
+model deep "  mimic, augmented+MUNGE set" "$base"
+model deep_raw "  mimic, raw training rows (same rows seen)" "$base"
+echo
+echo "step                                 time"
+printf '%s\n' "${timing[@]}"
+echo "total: $(($(date +%s) - t0)) s (build included)"
