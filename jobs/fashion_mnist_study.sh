@@ -140,6 +140,6 @@ echo "deep student: ${deep}"
 model deep "  mimic, augmented+MUNGE set" "$base"
 model deep_raw "  mimic, raw training rows (same rows seen)" "$base"
 echo
-echo "step                                 time"
+printf '%-36s %8s\n' step time
 printf '%s\n' "${timing[@]}"
 echo "total: $(($(date +%s) - t0)) s (build included)"

@@ -64,6 +64,6 @@ printf '%-44s %12s %10s\n' "  its members, mean" "" "$member_acc"
 printf '%-44s %12s %10s\n' "shallow net 784-1024-10 on labels" "$(params "$run/baseline.h5")" "$base_acc"
 printf '%-44s %12s %10s\n' "shallow mimic 784-1024-10 (L2 on logits)" "$(params "$run/mimic.h5")" "$mimic_acc"
 echo
-echo "step                           time"
+printf '%-36s %8s\n' step time
 printf '%s\n' "${timing[@]}"
 echo "total: $(($(date +%s) - t0)) s (build included)"
