@@ -11,24 +11,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-t0=$(date +%s)
-
-jobs/install_deps.sh
-# shellcheck source=env.sh
-source jobs/env.sh
-jobs/build.sh
-mimic="$root/build/mimic"
-np=${NP:-2}
-epochs=${STUDY_EPOCHS:-10}
-run=${MIMIC_RUN_DIR:-$root/run/fashion-mnist-study}
-cfg="$root/inputs/fashion-mnist/study.cfg"
-mkdir -p "$run"
-log="$run/study.log"
-: >"$log"
 # shellcheck source=steps.sh
 source jobs/steps.sh
+pipeline_setup "$root/inputs/fashion-mnist/study.cfg" "${MIMIC_RUN_DIR:-$root/run/fashion-mnist-study}" study.log
+epochs=${STUDY_EPOCHS:-10}
 
-mpi=(mpirun -n "$np")
 d=$run/data
 # Every shallow student has one wide layer of ~814k parameters in all: 784-1024-10, or a 160-unit linear
 # bottleneck in front of 4096 hidden units (825k parameters, the same multiply-adds per row).
@@ -91,20 +78,15 @@ student deep_raw train "$raw_epochs" --arch "$deep" --loss mimic
 # Test accuracy of everything (`mimic eval`), and the share of the gap between a labels baseline and the
 # teachers that each student closes: (student - baseline) / (teachers - baseline). The 784-1024-10
 # baseline is the better of the two by validation accuracy; the deep students are measured against it too.
-ens=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/test.h5" 2>&1 | tee -a "$log")
-acc() { "${mpi[@]}" "$mimic" eval --model "$1" --data "$2" 2>&1 | tee -a "$log" | awk '/^  accuracy /{print $2}' | tr -d '%'; }
-params() { "$mimic" info "$1" | awk -F'= ' '/@num_params/{print $2}'; }
-teacher=$(echo "$ens" | awk '/mean of logits:/{print $5}' | tr -d '%')
-members=$(echo "$ens" | awk '/members: mean/{print $3}' | tr -d ',%')
-teacher_params=$("$mimic" ensemble info "$run/teachers/manifest.h5" | awk 'NR>1 && $1 ~ /^[0-9]+$/ {s += $4} END {print s}')
+ensemble_results "$run/teachers/manifest.h5" "$d/test.h5"
 base=baseline
-if awk "BEGIN{exit !($(acc "$run/baseline_dropout.h5" "$d/val.h5") > $(acc "$run/baseline.h5" "$d/val.h5"))}"; then
+if awk "BEGIN{exit !($(accuracy "$run/baseline_dropout.h5" "$d/val.h5") > $(accuracy "$run/baseline.h5" "$d/val.h5"))}"; then
   base=baseline_dropout
 fi
 # model <name> <label> [baseline name]: one table row; with a baseline, the share of the gap it closes.
 model() {
   local a share=
-  a=$(acc "$run/$1.h5" "$d/test.h5")
+  a=$(accuracy "$run/$1.h5" "$d/test.h5")
   if [ -n "${3:-}" ]; then
     share=$(awk "BEGIN{printf \"%.0f%%\", 100 * ($a - ${accs[$3]}) / ($teacher - ${accs[$3]})}")
   fi
@@ -140,6 +122,4 @@ echo "deep student: ${deep}"
 model deep "  mimic, augmented+MUNGE set" "$base"
 model deep_raw "  mimic, raw training rows (same rows seen)" "$base"
 echo
-printf '%-36s %8s\n' step time
-printf '%s\n' "${timing[@]}"
-echo "total: $(($(date +%s) - t0)) s (build included)"
+print_timings
