@@ -8,23 +8,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-t0=$(date +%s)
-
-jobs/install_deps.sh
-# shellcheck source=env.sh
-source jobs/env.sh
-jobs/build.sh
-mimic="$root/build/mimic"
-np=${NP:-2}
-run=${MIMIC_RUN_DIR:-$root/run/quickstart}
-cfg="$root/inputs/fashion-mnist/quickstart.cfg"
-mkdir -p "$run"
-log="$run/quickstart.log"
-: >"$log"
 # shellcheck source=steps.sh
 source jobs/steps.sh
+pipeline_setup "$root/inputs/fashion-mnist/quickstart.cfg" "${MIMIC_RUN_DIR:-$root/run/quickstart}" quickstart.log
 
-mpi=(mpirun -n "$np")
 d=$run/data
 step "data import" "$d/test.h5" "${mpi[@]}" "$mimic" data import --config "$cfg" --out-dir "$d" --val 5000
 step "teacher ensemble" "$run/teachers/manifest.h5" "${mpi[@]}" "$mimic" ensemble train --config "$cfg" \
@@ -42,14 +29,9 @@ step "shallow mimic student" "$run/mimic.h5" "${mpi[@]}" "$mimic" distill --conf
   --out "$run/mimic.h5" --log-csv "$run/mimic.csv"
 
 # Test-set accuracy of everything, from `mimic eval`.
-ens=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/test.h5" 2>&1 | tee -a "$log")
-acc() { "${mpi[@]}" "$mimic" eval --model "$1" --data "$d/test.h5" 2>&1 | tee -a "$log" | awk '/^  accuracy /{print $2}'; }
-params() { "$mimic" info "$1" | awk -F'= ' '/@num_params/{print $2}'; }
-teacher_acc=$(echo "$ens" | awk '/mean of logits:/{print $5}')
-member_acc=$(echo "$ens" | awk '/members: mean/{print $3}' | tr -d ',')
-base_acc=$(acc "$run/baseline.h5")
-mimic_acc=$(acc "$run/mimic.h5")
-teacher_params=$("$mimic" ensemble info "$run/teachers/manifest.h5" | awk 'NR>1 && $1 ~ /^[0-9]+$/ {s += $4} END {print s}')
+ensemble_results "$run/teachers/manifest.h5" "$d/test.h5"
+base_acc=$(accuracy "$run/baseline.h5" "$d/test.h5")
+mimic_acc=$(accuracy "$run/mimic.h5" "$d/test.h5")
 
 echo
 echo "=============================== Mimic quickstart: Fashion-MNIST ==============================="
@@ -58,12 +40,10 @@ echo "ranks: $np   outputs: $run   log: $log"
 echo
 echo "$ens" | sed -n '/^ensemble of/,$p'
 echo
-printf '%-44s %12s %10s\n' "model (test set, 10000 rows)" "parameters" "accuracy"
-printf '%-44s %12s %10s\n' "teacher ensemble (4 CNNs, mean of logits)" "$teacher_params" "$teacher_acc"
-printf '%-44s %12s %10s\n' "  its members, mean" "" "$member_acc"
-printf '%-44s %12s %10s\n' "shallow net 784-1024-10 on labels" "$(params "$run/baseline.h5")" "$base_acc"
-printf '%-44s %12s %10s\n' "shallow mimic 784-1024-10 (L2 on logits)" "$(params "$run/mimic.h5")" "$mimic_acc"
+printf '%-46s %12s %10s\n' "model (test set, 10000 rows)" "parameters" "accuracy"
+printf '%-46s %12s %10s\n' "teacher ensemble (4 CNNs, mean of logits)" "$teacher_params" "$teacher%"
+printf '%-46s %12s %10s\n' "  its members, mean" "" "$members%"
+printf '%-46s %12s %10s\n' "shallow net 784-1024-10 on labels (dropout)" "$(params "$run/baseline.h5")" "$base_acc%"
+printf '%-46s %12s %10s\n' "shallow student 784-1024-10 (KD loss, T=4)" "$(params "$run/mimic.h5")" "$mimic_acc%"
 echo
-printf '%-36s %8s\n' step time
-printf '%s\n' "${timing[@]}"
-echo "total: $(($(date +%s) - t0)) s (build included)"
+print_timings
