@@ -44,7 +44,8 @@ ensemble_results() {
   members=$(echo "$ens" | awk '/members: mean/{print $3}' | tr -d ',%')
   teacher_params=$("$mimic" ensemble info "$1" | awk 'NR>1 && $1 ~ /^[0-9]+$/ {s += $4} END {print s}')
 }
-# accuracy <model> <data>: test accuracy in % from `mimic eval`; params <model>: its parameter count.
+# accuracy <model> <data>: the model's accuracy in % on a labelled set (`mimic eval`); params <model>: its
+# parameter count.
 accuracy() { "${mpi[@]}" "$mimic" eval --model "$1" --data "$2" 2>&1 | tee -a "$log" | awk '/^  accuracy /{print $2}' | tr -d '%'; }
 params() { "$mimic" info "$1" | awk -F'= ' '/@num_params/{print $2}'; }
 
