@@ -17,11 +17,9 @@ widths=${WIDTHS:-1024 8192 32768 131072}
 mimic=$build/mimic
 py=${MIMIC_PYTHON:-/usr/bin/python3}
 cores=$(nproc)
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+source "$here/common.sh"
 mkdir -p "$bench/distill"
 cd "$bench"
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 want() { [[ ${SECTIONS:-123} == *$1* ]]; } # SECTIONS=2 runs only section 2
 
 # --- inputs: Fashion-MNIST, a one-member MLP teacher, transfer sets of ROWS and 1024 rows and their logits ---
@@ -43,16 +41,13 @@ rm -f "$csv"
 run_distill() {
   local np=$1 tr=$2 arch=$3
   shift 3
-  rm -f distill/rss.* distill/student.h5 distill/student.h5.ckpt
-  mpirun -np "$np" bash -c '/usr/bin/time -f "%M %U %S" -o "$0/distill/rss.$OMPI_COMM_WORLD_RANK" "$@"' "$bench" \
-    "$mimic" distill --transfer "$tr.h5" --logits "distill/$tr-logits.h5" --arch "$arch" --loss mimic \
-    --optimizer adam --lr 0.001 --epochs 1 --out distill/student.h5 --overwrite --timings-csv "$csv" "$@" \
-    > distill/log.txt 2>&1 || { cat distill/log.txt; exit 1; }
-  local line rss cpu
+  rm -f distill/student.h5 distill/student.h5.ckpt
+  local usage line
+  usage=$(mpirun_timed "$PWD/distill" distill/log.txt "$np" "$mimic" distill --transfer "$tr.h5" \
+    --logits "distill/$tr-logits.h5" --arch "$arch" --loss mimic --optimizer adam --lr 0.001 --epochs 1 \
+    --out distill/student.h5 --overwrite --timings-csv "$csv" "$@")
   line=$(grep 'samples/s, ' distill/log.txt | tail -1)
-  rss=$(cat distill/rss.* | awk '$1 > m {m = $1} END {print m}')
-  cpu=$(cat distill/rss.* | awk '{c += $2 + $3} END {print c}')
-  echo "$(echo "$line" | grep -o '[0-9.e+]* samples/s' | cut -d' ' -f1) $(echo "$line" | grep -o '[0-9.e+]* GFLOP/s' | cut -d' ' -f1) $((rss / 1024)) $cpu"
+  echo "$(echo "$line" | grep -o '[0-9.e+]* samples/s' | cut -d' ' -f1) $(echo "$line" | grep -o '[0-9.e+]* GFLOP/s' | cut -d' ' -f1) $usage"
 }
 phase() { grep -E "^ +$1 " distill/log.txt | awk '{print $3}' | head -1; } # avg seconds of a phase, last run
 

@@ -15,11 +15,9 @@ max_ranks=${MAX_RANKS:-2}
 mimic=$build/mimic
 py=${MIMIC_PYTHON:-/usr/bin/python3}
 cores=$(nproc)
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+source "$here/common.sh"
 mkdir -p "$bench/label"
 cd "$bench"
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 want() { [[ ${SECTIONS:-1234} == *$1* ]]; } # SECTIONS=24 runs only sections 2 and 4
 
 # --- inputs: Fashion-MNIST, members trained briefly (real weights), transfer sets of N and 10N rows ------
@@ -49,15 +47,12 @@ rm -f "$csv"
 run_label() {
   local np=$1 ens=$2 tr=$3
   shift 3
-  rm -f label/rss.* label/out.h5 label/out.h5.partial
-  mpirun -np "$np" bash -c '/usr/bin/time -f "%M %U %S" -o "$0/label/rss.$OMPI_COMM_WORLD_RANK" "$@"' "$bench" \
-    "$mimic" label --ensemble "$ens/manifest.h5" --transfer "$tr" --out label/out.h5 --overwrite \
-    --timings-csv "$csv" "$@" > label/log.txt 2>&1 || { cat label/log.txt; exit 1; }
-  local rate rss cpu
+  rm -f label/out.h5 label/out.h5.partial
+  local usage rate
+  usage=$(mpirun_timed "$PWD/label" label/log.txt "$np" "$mimic" label --ensemble "$ens/manifest.h5" \
+    --transfer "$tr" --out label/out.h5 --overwrite --timings-csv "$csv" "$@")
   rate=$(grep -o '[0-9.e+]* member-samples/s' label/log.txt | tail -1 | cut -d' ' -f1)
-  rss=$(cat label/rss.* | awk '$1 > m {m = $1} END {print m}')
-  cpu=$(cat label/rss.* | awk '{c += $2 + $3} END {print c}')
-  echo "$rate $((rss / 1024)) $cpu"
+  echo "$rate $usage"
 }
 phase() { grep -E "^ +$1 " label/log.txt | awk '{print $3}' | head -1; } # avg seconds of a phase, last run
 

@@ -13,8 +13,7 @@ rows=${2:-10000}
 mimic=$build/mimic
 py=${MIMIC_PYTHON:-/usr/bin/python3}
 out=${BENCH_OUT:-/tmp/mimic-bench-train}
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$here/common.sh"
 mkdir -p "$out"
 [ -e "$out/train.h5" ] || "$mimic" data import --out-dir "$out" --quiet
 data=$out/subset-$rows.h5

@@ -11,8 +11,8 @@ build=$(cd "${1:-$here/../build}" && pwd)
 bench=${2:-${BENCH_DIR:-/tmp/mimic-bench}}
 rows=${3:-300000}
 mimic=$build/mimic
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE MIMIC_PROGRESS_INTERVAL=600
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+source "$here/common.sh"
+export MIMIC_PROGRESS_INTERVAL=600
 mkdir -p "$bench/transfer"
 cd "$bench"
 [ -e data/train.h5 ] || "$mimic" data import --out-dir data --quiet
