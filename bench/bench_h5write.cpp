@@ -1,5 +1,6 @@
 // Parallel HDF5 write bandwidth through the project's io layer: every rank writes its blocks of an [N, C]
-// float dataset with collective h5::write_rows, round by round as `mimic label` does; optional flush per round.
+// float dataset with collective h5::write_rows, round by round as `mimic label` does; optional flush per
+// round.
 #include "mimic/core/runtime.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/hdf5.hpp"
@@ -20,7 +21,8 @@ int main(int argc, char** argv) {
     Runtime rt(argc, argv);
     par::Comm world;
     if (argc != 6) {
-        if (world.is_root()) std::fprintf(stderr, "usage: bench_h5write PATH ROWS COLS BLOCK_ROWS FLUSH(0|1)\n");
+        if (world.is_root())
+            std::fprintf(stderr, "usage: bench_h5write PATH ROWS COLS BLOCK_ROWS FLUSH(0|1)\n");
         return 2;
     }
     const std::string path = argv[1];
@@ -28,7 +30,8 @@ int main(int argc, char** argv) {
     const bool flush = std::atoi(argv[5]) != 0;
     const int P = world.size(), me = world.rank();
     std::vector<float> buf(size_t(B * C));
-    for (size_t i = 0; i < buf.size(); ++i) buf[i] = float(i % 1000) * 0.001f + float(me);
+    for (size_t i = 0; i < buf.size(); ++i)
+        buf[i] = float(i % 1000) * 0.001f + float(me);
 
     MPI_Barrier(world.get());
     const double t0 = wall_seconds();
@@ -38,7 +41,8 @@ int main(int argc, char** argv) {
         const std::int64_t blocks = (N + B - 1) / B, rounds = (blocks + P - 1) / P;
         for (std::int64_t r = 0; r < rounds; ++r) {
             const std::int64_t blk = r * P + me;
-            const std::int64_t row0 = blk < blocks ? blk * B : 0, n = blk < blocks ? std::min(B, N - row0) : 0;
+            const std::int64_t row0 = blk < blocks ? blk * B : 0,
+                               n = blk < blocks ? std::min(B, N - row0) : 0;
             h5::write_rows(d, H5T_NATIVE_FLOAT, row0, n, buf.data(), f.parallel());
             if (flush) f.flush();
         }
@@ -48,7 +52,8 @@ int main(int argc, char** argv) {
     MPI_Barrier(world.get());
     const double el = wall_seconds() - t0;
     if (world.is_root())
-        std::printf("bench_h5write: %d ranks, %lld x %lld floats (%.1f MB), block %lld rows, flush %d: %.3f s, %.1f MB/s\n",
+        std::printf("bench_h5write: %d ranks, %lld x %lld floats (%.1f MB), block %lld rows, flush %d: %.3f "
+                    "s, %.1f MB/s\n",
                     P, (long long)N, (long long)C, double(N * C * 4) / 1e6, (long long)B, int(flush), el,
                     double(N * C * 4) / 1e6 / el);
     return 0;

@@ -29,20 +29,31 @@ std::string any_to_string(const boost::any& a) {
     std::ostringstream os;
     if (a.empty()) return "";
     if (auto p = boost::any_cast<std::string>(&a)) return *p;
-    if (auto p = boost::any_cast<int>(&a)) os << *p;
-    else if (auto p = boost::any_cast<long>(&a)) os << *p;
-    else if (auto p = boost::any_cast<long long>(&a)) os << *p;
-    else if (auto p = boost::any_cast<unsigned>(&a)) os << *p;
-    else if (auto p = boost::any_cast<unsigned long>(&a)) os << *p;
-    else if (auto p = boost::any_cast<double>(&a)) os << *p;
-    else if (auto p = boost::any_cast<float>(&a)) os << *p;
-    else if (auto p = boost::any_cast<bool>(&a)) os << (*p ? "true" : "false");
+    if (auto p = boost::any_cast<int>(&a))
+        os << *p;
+    else if (auto p = boost::any_cast<long>(&a))
+        os << *p;
+    else if (auto p = boost::any_cast<long long>(&a))
+        os << *p;
+    else if (auto p = boost::any_cast<unsigned>(&a))
+        os << *p;
+    else if (auto p = boost::any_cast<unsigned long>(&a))
+        os << *p;
+    else if (auto p = boost::any_cast<double>(&a))
+        os << *p;
+    else if (auto p = boost::any_cast<float>(&a))
+        os << *p;
+    else if (auto p = boost::any_cast<bool>(&a))
+        os << (*p ? "true" : "false");
     else if (auto p = boost::any_cast<std::vector<std::string>>(&a)) {
-        for (size_t i = 0; i < p->size(); ++i) os << (i ? " " : "") << (*p)[i];
+        for (size_t i = 0; i < p->size(); ++i)
+            os << (i ? " " : "") << (*p)[i];
     } else if (auto p = boost::any_cast<std::vector<int>>(&a)) {
-        for (size_t i = 0; i < p->size(); ++i) os << (i ? " " : "") << (*p)[i];
+        for (size_t i = 0; i < p->size(); ++i)
+            os << (i ? " " : "") << (*p)[i];
     } else if (auto p = boost::any_cast<std::vector<double>>(&a)) {
-        for (size_t i = 0; i < p->size(); ++i) os << (i ? " " : "") << (*p)[i];
+        for (size_t i = 0; i < p->size(); ++i)
+            os << (i ? " " : "") << (*p)[i];
     } else {
         os << "<set>";
     }
@@ -50,12 +61,15 @@ std::string any_to_string(const boost::any& a) {
 }
 
 void print_usage() {
-    std::printf("Mimic: compress ensembles of deep nets into shallow or small students (MPI + HDF5 + Kokkos)\n\n");
+    std::printf(
+        "Mimic: compress ensembles of deep nets into shallow or small students (MPI + HDF5 + Kokkos)\n\n");
     std::printf("usage: mimic <command> [options]      (mimic <command> --help for its options)\n");
     std::printf("       mimic --version\n\ncommands:\n");
-    for (const auto& c : commands()) std::printf("  %-18s %s\n", c.name.c_str(), c.summary.c_str());
-    std::printf("\nEvery option can also be set in an INI file given with --config FILE: plain `key = value`\n"
-                "lines, or a [command] section (e.g. [train], [data-import]); the command line wins.\n");
+    for (const auto& c : commands())
+        std::printf("  %-18s %s\n", c.name.c_str(), c.summary.c_str());
+    std::printf(
+        "\nEvery option can also be set in an INI file given with --config FILE: plain `key = value`\n"
+        "lines, or a [command] section (e.g. [train], [data-import]); the command line wins.\n");
 }
 
 void print_version() {
@@ -67,8 +81,8 @@ void print_version() {
 
 /// Parses the INI file: unsectioned keys and keys in this command's section must be options of the
 /// command; sections of other commands are skipped; anything else is an error naming the file.
-void store_config_file(const std::string& path, const std::string& command, const po::options_description& desc,
-                       po::variables_map& vm) {
+void store_config_file(const std::string& path, const std::string& command,
+                       const po::options_description& desc, po::variables_map& vm) {
     std::ifstream in(path);
     if (!in) fail(path, ": cannot open the config file");
     po::parsed_options parsed(&desc);
@@ -86,7 +100,8 @@ void store_config_file(const std::string& path, const std::string& command, cons
             const std::string section = key.substr(0, dot);
             if (section != mine) {
                 bool known = false;
-                for (const auto& c : commands()) known = known || section_of(c.name) == section;
+                for (const auto& c : commands())
+                    known = known || section_of(c.name) == section;
                 if (!known) fail(path, ": unknown section [", section, "]");
                 continue;
             }
@@ -105,9 +120,10 @@ void store_config_file(const std::string& path, const std::string& command, cons
     }
 }
 
-void echo_configuration(const std::string& command, const po::options_description& desc, const po::variables_map& vm) {
-    log::info(mimic_version_string(), " | Kokkos ", kokkos_version_string(), " | ", mpi_version_string(), " | HDF5 ",
-              hdf5_version_string());
+void echo_configuration(const std::string& command, const po::options_description& desc,
+                        const po::variables_map& vm) {
+    log::info(mimic_version_string(), " | Kokkos ", kokkos_version_string(), " | ", mpi_version_string(),
+              " | HDF5 ", hdf5_version_string());
     int size = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     log::info("mimic ", command, " on ", size, " rank", size == 1 ? "" : "s", ", resolved configuration:");
@@ -154,8 +170,8 @@ int main(int argc, char** argv) {
     po::options_description desc("options of `mimic " + cmd->name + "`", 100, 40);
     std::string config_path;
     bool quiet = false;
-    desc.add_options()("help,h", "show this help")(
-        "config", po::value(&config_path), "INI file with options (the command line wins)")(
+    desc.add_options()("help,h", "show this help")("config", po::value(&config_path),
+                                                   "INI file with options (the command line wins)")(
         "quiet", po::bool_switch(&quiet), "print errors only");
     stage->describe(desc);
     po::positional_options_description pos;
@@ -172,7 +188,8 @@ int main(int argc, char** argv) {
                 std::ostringstream os;
                 os << desc;
                 std::printf("usage: mimic %s [options]", cmd->name.c_str());
-                for (const auto& p : stage->positional()) std::printf(" <%s>", p.c_str());
+                for (const auto& p : stage->positional())
+                    std::printf(" <%s>", p.c_str());
                 std::printf("\n%s — %s\n\n%s", cmd->name.c_str(), cmd->summary.c_str(), os.str().c_str());
             }
             return 0;
@@ -180,8 +197,9 @@ int main(int argc, char** argv) {
         if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), cmd->name, desc, vm);
         po::notify(vm);
     } catch (const po::error& e) {
-        if (root) std::fprintf(stderr, "mimic %s: error: %s (see `mimic %s --help`)\n", cmd->name.c_str(), e.what(),
-                               cmd->name.c_str());
+        if (root)
+            std::fprintf(stderr, "mimic %s: error: %s (see `mimic %s --help`)\n", cmd->name.c_str(), e.what(),
+                         cmd->name.c_str());
         return 2;
     } catch (const Error& e) {
         if (root) std::fprintf(stderr, "mimic %s: error: %s\n", cmd->name.c_str(), e.what());

@@ -33,13 +33,16 @@ void throw_hdf5_error(const char* call, const char* file, int line) {
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_h5_error, &msgs);
     H5Eclear2(H5E_DEFAULT);
     std::string detail;
-    for (const auto& m : msgs) detail += (detail.empty() ? "" : "; ") + m;
+    for (const auto& m : msgs)
+        detail += (detail.empty() ? "" : "; ") + m;
     throw Error(concat("HDF5 call `", call, "` failed (", file, ":", line, ")",
                        detail.empty() ? std::string() : ": " + detail));
 }
 
 } // namespace detail
 
-void silence_hdf5_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void silence_hdf5_errors() {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 } // namespace mimic

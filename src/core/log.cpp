@@ -21,8 +21,12 @@ int world_rank() {
     return r;
 }
 
-void set_quiet(bool q) { g_quiet = q; }
-bool quiet() { return g_quiet; }
+void set_quiet(bool q) {
+    g_quiet = q;
+}
+bool quiet() {
+    return g_quiet;
+}
 
 void write_info(const std::string& line) {
     std::fputs(line.c_str(), stdout);

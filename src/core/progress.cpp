@@ -39,10 +39,14 @@ Progress::Progress(std::string what, std::int64_t total, std::string unit)
     // Under mpirun a rank's stdout is often a pseudo-terminal even when the job's output goes to a file,
     // so a terminal is trusted only outside a launcher; MIMIC_PROGRESS=tty|lines overrides.
     const char* mode = std::getenv("MIMIC_PROGRESS");
-    const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
-    if (mode && std::string(mode) == "tty") tty_ = true;
-    else if (mode && std::string(mode) == "lines") tty_ = false;
-    else tty_ = !launched && isatty(fileno(stdout)) != 0;
+    const bool launched =
+        std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("SLURM_JOB_ID");
+    if (mode && std::string(mode) == "tty")
+        tty_ = true;
+    else if (mode && std::string(mode) == "lines")
+        tty_ = false;
+    else
+        tty_ = !launched && isatty(fileno(stdout)) != 0;
     interval_ = tty_ ? 0.25 : line_interval();
     start_ = last_print_ = std::chrono::steady_clock::now();
 }
@@ -75,16 +79,16 @@ void Progress::print(bool final, const std::string& extra) {
         const double eta = rate > 0 ? double(total_ - done_) / rate : NAN;
         if (final) {
             std::snprintf(line, sizeof line, "[%s] %lld/%lld %s in %s (%.4g %s/s)", what_.c_str(),
-                          (long long)done_, (long long)total_, unit_.c_str(), format_duration(el).c_str(), rate,
-                          unit_.c_str());
+                          (long long)done_, (long long)total_, unit_.c_str(), format_duration(el).c_str(),
+                          rate, unit_.c_str());
         } else {
             std::snprintf(line, sizeof line, "[%s] %5.1f%% %lld/%lld %s, %.4g %s/s, elapsed %s, ETA %s",
                           what_.c_str(), pct, (long long)done_, (long long)total_, unit_.c_str(), rate,
                           unit_.c_str(), format_duration(el).c_str(), format_duration(eta).c_str());
         }
     } else {
-        std::snprintf(line, sizeof line, "[%s] %lld %s, %.4g %s/s, elapsed %s", what_.c_str(), (long long)done_,
-                      unit_.c_str(), rate, unit_.c_str(), format_duration(el).c_str());
+        std::snprintf(line, sizeof line, "[%s] %lld %s, %.4g %s/s, elapsed %s", what_.c_str(),
+                      (long long)done_, unit_.c_str(), rate, unit_.c_str(), format_duration(el).c_str());
     }
     std::string s = line;
     if (!extra.empty()) s += ", " + extra;

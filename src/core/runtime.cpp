@@ -95,7 +95,8 @@ std::string kokkos_version_string() {
 }
 
 std::string mimic_version_string() {
-    return std::string("mimic ") + MIMIC_VERSION_STRING + " (git " + MIMIC_GIT_HASH + ", " + MIMIC_BUILD_TYPE + ")";
+    return std::string("mimic ") + MIMIC_VERSION_STRING + " (git " + MIMIC_GIT_HASH + ", " +
+           MIMIC_BUILD_TYPE + ")";
 }
 
 } // namespace mimic

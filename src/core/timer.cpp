@@ -41,7 +41,8 @@ void PhaseTimers::report(const par::Comm& comm, const std::string& title) const 
     std::snprintf(line, sizeof line, "  %-14s %10s %10s %10s", "phase", "min", "avg", "max");
     log::info(line);
     for (const auto& s : stats) {
-        std::snprintf(line, sizeof line, "  %-14s %10.3f %10.3f %10.3f", s.phase.c_str(), s.min, s.avg, s.max);
+        std::snprintf(line, sizeof line, "  %-14s %10.3f %10.3f %10.3f", s.phase.c_str(), s.min, s.avg,
+                      s.max);
         log::info(line);
     }
 }
@@ -59,11 +60,13 @@ void PhaseTimers::append_csv(const par::Comm& comm, const std::string& path,
         return;
     }
     if (fresh) {
-        for (const auto& kv : fields) std::fprintf(f, "%s,", kv.first.c_str());
+        for (const auto& kv : fields)
+            std::fprintf(f, "%s,", kv.first.c_str());
         std::fprintf(f, "phase,min_s,avg_s,max_s\n");
     }
     for (const auto& s : stats) {
-        for (const auto& kv : fields) std::fprintf(f, "%s,", kv.second.c_str());
+        for (const auto& kv : fields)
+            std::fprintf(f, "%s,", kv.second.c_str());
         std::fprintf(f, "%s,%.6f,%.6f,%.6f\n", s.phase.c_str(), s.min, s.avg, s.max);
     }
     std::fclose(f);

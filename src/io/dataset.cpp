@@ -55,7 +55,9 @@ void make_dirs(const std::string& path) {
     }
 }
 
-bool remove_file(const std::string& path) { return std::remove(path.c_str()) == 0; }
+bool remove_file(const std::string& path) {
+    return std::remove(path.c_str()) == 0;
+}
 
 void rename_file(const std::string& from, const std::string& to) {
     if (std::rename(from.c_str(), to.c_str()) != 0)
@@ -84,7 +86,8 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
         meta_.h = int(s[1]);
         meta_.w = int(s[2]);
         if (std::int64_t(s[0]) * s[1] * s[2] != meta_.d)
-            fail(path, ": attribute 'shape' (", s[0], ", ", s[1], ", ", s[2], ") does not match D = ", meta_.d);
+            fail(path, ": attribute 'shape' (", s[0], ", ", s[1], ", ", s[2],
+                 ") does not match D = ", meta_.d);
     } else {
         meta_.c = 1;
         meta_.h = 1;
@@ -127,9 +130,11 @@ std::vector<float> DatasetReader::norm_std() const {
 DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, const DatasetMeta& meta,
                              const h5::DatasetOptions& opt)
     : comm_(comm), path_(path), meta_(meta) {
-    MIMIC_REQUIRE(meta.d == std::int64_t(meta.c) * meta.h * meta.w, path, ": shape (", meta.c, ", ", meta.h, ", ",
-                  meta.w, ") does not match D = ", meta.d);
-    par::agree(comm_, [&] { file_ = h5::File::create(partial_path(), comm_.size() > 1 ? comm_.get() : MPI_COMM_NULL); });
+    MIMIC_REQUIRE(meta.d == std::int64_t(meta.c) * meta.h * meta.w, path, ": shape (", meta.c, ", ", meta.h,
+                  ", ", meta.w, ") does not match D = ", meta.d);
+    par::agree(comm_, [&] {
+        file_ = h5::File::create(partial_path(), comm_.size() > 1 ? comm_.get() : MPI_COMM_NULL);
+    });
     X_ = h5::create_dataset(file_, "/X", H5T_NATIVE_FLOAT, {hsize_t(meta.n), hsize_t(meta.d)}, opt);
     if (meta.has_labels) y_ = h5::create_dataset(file_, "/y", H5T_NATIVE_INT, {hsize_t(meta.n)}, opt);
     const hid_t f = file_.id();

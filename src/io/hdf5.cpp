@@ -58,7 +58,9 @@ void note_close_failure() {
     g_close_failed = true;
     H5Eclear2(H5E_DEFAULT);
 }
-bool had_close_failure() { return g_close_failed; }
+bool had_close_failure() {
+    return g_close_failed;
+}
 
 hsize_t alignment_bytes() {
     if (const char* s = std::getenv("MIMIC_HDF5_ALIGNMENT")) {
@@ -74,7 +76,8 @@ File File::create(const std::string& path, MPI_Comm comm) {
     if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         fail(path, ": cannot create output file: directory '", dir, "' does not exist");
     if (access(dir.c_str(), W_OK) != 0)
-        fail(path, ": cannot create output file: directory '", dir, "' is not writable (", std::strerror(errno), ")");
+        fail(path, ": cannot create output file: directory '", dir, "' is not writable (",
+             std::strerror(errno), ")");
     File f;
     f.path_ = path;
     f.parallel_ = comm != MPI_COMM_NULL;
@@ -137,7 +140,8 @@ void File::close() {
     if (!h_.valid()) return;
     if (h_.close() < 0) {
         H5Eclear2(H5E_DEFAULT);
-        fail(path_, ": closing the file failed; its contents may be incomplete (disk full, or objects still open)");
+        fail(path_,
+             ": closing the file failed; its contents may be incomplete (disk full, or objects still open)");
     }
 }
 
@@ -152,23 +156,41 @@ void File::flush() const {
 }
 
 template <>
-hid_t type_of<float>() { return H5T_NATIVE_FLOAT; }
+hid_t type_of<float>() {
+    return H5T_NATIVE_FLOAT;
+}
 template <>
-hid_t type_of<double>() { return H5T_NATIVE_DOUBLE; }
+hid_t type_of<double>() {
+    return H5T_NATIVE_DOUBLE;
+}
 template <>
-hid_t type_of<int>() { return H5T_NATIVE_INT; }
+hid_t type_of<int>() {
+    return H5T_NATIVE_INT;
+}
 template <>
-hid_t type_of<long long>() { return H5T_NATIVE_LLONG; }
+hid_t type_of<long long>() {
+    return H5T_NATIVE_LLONG;
+}
 template <>
-hid_t type_of<unsigned char>() { return H5T_NATIVE_UCHAR; }
+hid_t type_of<unsigned char>() {
+    return H5T_NATIVE_UCHAR;
+}
 template <>
-hid_t type_of<unsigned long long>() { return H5T_NATIVE_ULLONG; }
+hid_t type_of<unsigned long long>() {
+    return H5T_NATIVE_ULLONG;
+}
 template <>
-hid_t type_of<unsigned long>() { return H5T_NATIVE_ULONG; }
+hid_t type_of<unsigned long>() {
+    return H5T_NATIVE_ULONG;
+}
 template <>
-hid_t type_of<long>() { return H5T_NATIVE_LONG; }
+hid_t type_of<long>() {
+    return H5T_NATIVE_LONG;
+}
 template <>
-hid_t type_of<signed char>() { return H5T_NATIVE_SCHAR; }
+hid_t type_of<signed char>() {
+    return H5T_NATIVE_SCHAR;
+}
 
 void ensure_groups(const File& f, const std::string& name) {
     size_t pos = 1;
@@ -220,12 +242,12 @@ std::vector<hsize_t> dataset_dims(hid_t dset) {
 }
 
 namespace {
-void transfer_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective,
-                   bool write) {
+void transfer_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf,
+                   bool collective, bool write) {
     auto dims = dataset_dims(dset);
     MIMIC_REQUIRE(!dims.empty(), object_where(dset), ": cannot transfer rows of a scalar dataset");
-    MIMIC_REQUIRE(row >= 0 && nrows >= 0 && hsize_t(row + nrows) <= dims[0], object_where(dset), ": rows [", row,
-                  ", ", row + nrows, ") are outside the dataset's ", dims[0], " rows");
+    MIMIC_REQUIRE(row >= 0 && nrows >= 0 && hsize_t(row + nrows) <= dims[0], object_where(dset), ": rows [",
+                  row, ", ", row + nrows, ") are outside the dataset's ", dims[0], " rows");
     Handle fspace(MIMIC_H5_CHECK(H5Dget_space(dset)), H5Sclose);
     std::vector<hsize_t> start(dims.size(), 0), count = dims;
     start[0] = hsize_t(row);
@@ -239,7 +261,8 @@ void transfer_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nro
         mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &one, nullptr)), H5Sclose);
         MIMIC_H5_CHECK(H5Sselect_none(mspace));
     } else {
-        MIMIC_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+        MIMIC_H5_CHECK(
+            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
         mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(int(count.size()), count.data(), nullptr)), H5Sclose);
     }
     auto dxpl = make_dxpl(collective);
@@ -258,7 +281,8 @@ void transfer_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nro
 }
 } // namespace
 
-void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, const void* buf, bool collective) {
+void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, const void* buf,
+                bool collective) {
     transfer_rows(dset, memtype, row, nrows, const_cast<void*>(buf), collective, true);
 }
 
@@ -276,12 +300,14 @@ bool Selection::empty() const {
 hsize_t Selection::elements() const {
     if (empty()) return 0;
     hsize_t n = 1;
-    for (size_t i = 0; i < count.size(); ++i) n *= count[i] * (block.empty() ? 1 : block[i]);
+    for (size_t i = 0; i < count.size(); ++i)
+        n *= count[i] * (block.empty() ? 1 : block[i]);
     return n;
 }
 
 namespace {
-void transfer_selection(hid_t dset, hid_t memtype, const Selection& sel, void* buf, bool collective, bool write) {
+void transfer_selection(hid_t dset, hid_t memtype, const Selection& sel, void* buf, bool collective,
+                        bool write) {
     Handle fspace(MIMIC_H5_CHECK(H5Dget_space(dset)), H5Sclose);
     Handle mspace;
     const hsize_t n = sel.elements();
@@ -299,13 +325,14 @@ void transfer_selection(hid_t dset, hid_t memtype, const Selection& sel, void* b
     auto dxpl = make_dxpl(collective);
     double dummy = 0;
     if (!buf) buf = &dummy;
-    herr_t rc = write ? H5Dwrite(dset, memtype, mspace, fspace, dxpl, buf) : H5Dread(dset, memtype, mspace, fspace, dxpl, buf);
+    herr_t rc = write ? H5Dwrite(dset, memtype, mspace, fspace, dxpl, buf)
+                      : H5Dread(dset, memtype, mspace, fspace, dxpl, buf);
     if (rc < 0) {
         try {
             detail::throw_hdf5_error(write ? "H5Dwrite" : "H5Dread", __FILE__, __LINE__);
         } catch (const Error& e) {
-            fail(object_where(dset), ": ", write ? "writing" : "reading", " a selection of ", n, " values failed",
-                 write ? " (disk full or quota exceeded?)" : "", ": ", e.what());
+            fail(object_where(dset), ": ", write ? "writing" : "reading", " a selection of ", n,
+                 " values failed", write ? " (disk full or quota exceeded?)" : "", ": ", e.what());
         }
     }
 }
@@ -324,7 +351,8 @@ std::vector<T> read_all(const File& f, const std::string& name) {
     auto d = open_dataset(f, name);
     auto dims = dataset_dims(d);
     size_t n = 1;
-    for (auto x : dims) n *= size_t(x);
+    for (auto x : dims)
+        n *= size_t(x);
     std::vector<T> v(n);
     if (n == 0) return v;
     auto dxpl = make_dxpl(f.parallel());

@@ -15,7 +15,8 @@ namespace mimic::io {
 
 std::int64_t IdxArray::row_size() const {
     std::int64_t s = 1;
-    for (size_t i = 1; i < dims.size(); ++i) s *= dims[i];
+    for (size_t i = 1; i < dims.size(); ++i)
+        s *= dims[i];
     return s;
 }
 
@@ -57,10 +58,12 @@ IdxArray read_idx(const std::string& path) {
     unsigned char magic[4];
     if (read_fully(g.f, magic, 4, path) != 4) fail(path, ": truncated IDX file (no 4-byte magic number)");
     if (magic[0] != 0 || magic[1] != 0)
-        fail(path, ": wrong IDX magic number 0x", std::hex, int(magic[0]) << 24 | int(magic[1]) << 16 | int(magic[2]) << 8 | int(magic[3]),
+        fail(path, ": wrong IDX magic number 0x", std::hex,
+             int(magic[0]) << 24 | int(magic[1]) << 16 | int(magic[2]) << 8 | int(magic[3]),
              " (expected 0x000008NN; is this an MNIST-format IDX file?)");
     if (magic[2] != 0x08)
-        fail(path, ": IDX data type 0x", std::hex, int(magic[2]), " is not supported (only unsigned bytes, 0x08)");
+        fail(path, ": IDX data type 0x", std::hex, int(magic[2]),
+             " is not supported (only unsigned bytes, 0x08)");
     const int ndim = magic[3];
     if (ndim < 1 || ndim > 4) fail(path, ": IDX file has ", ndim, " dimensions; expected 1 to 4");
 
@@ -68,16 +71,20 @@ IdxArray read_idx(const std::string& path) {
     std::int64_t total = 1;
     for (int i = 0; i < ndim; ++i) {
         unsigned char b[4];
-        if (read_fully(g.f, b, 4, path) != 4) fail(path, ": truncated IDX header (dimension ", i, " missing)");
-        const std::int64_t dim = std::int64_t(b[0]) << 24 | std::int64_t(b[1]) << 16 | std::int64_t(b[2]) << 8 | b[3];
+        if (read_fully(g.f, b, 4, path) != 4)
+            fail(path, ": truncated IDX header (dimension ", i, " missing)");
+        const std::int64_t dim =
+            std::int64_t(b[0]) << 24 | std::int64_t(b[1]) << 16 | std::int64_t(b[2]) << 8 | b[3];
         a.dims.push_back(dim);
         total *= dim;
     }
-    if (total > (std::int64_t(1) << 40)) fail(path, ": IDX header declares an implausible size (", total, " bytes)");
+    if (total > (std::int64_t(1) << 40))
+        fail(path, ": IDX header declares an implausible size (", total, " bytes)");
     a.data.resize(size_t(total));
     const std::int64_t got = read_fully(g.f, a.data.data(), total, path);
     if (got != total)
-        fail(path, ": truncated IDX file: header declares ", total, " data bytes but only ", got, " are present");
+        fail(path, ": truncated IDX file: header declares ", total, " data bytes but only ", got,
+             " are present");
     unsigned char extra;
     if (read_fully(g.f, &extra, 1, path) != 0)
         fail(path, ": IDX file has trailing bytes after the ", total, " declared data bytes");

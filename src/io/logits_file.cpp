@@ -28,7 +28,9 @@ LogitsMeta read_logits_meta(const h5::File& f) {
     return m;
 }
 
-LogitsMeta read_logits_meta(const std::string& path) { return read_logits_meta(h5::File::open(path)); }
+LogitsMeta read_logits_meta(const std::string& path) {
+    return read_logits_meta(h5::File::open(path));
+}
 
 void write_logits_meta(const h5::File& f, const LogitsMeta& m) {
     const hid_t r = f.id();
@@ -49,14 +51,14 @@ void write_logits_meta(const h5::File& f, const LogitsMeta& m) {
     h5::write_attr(r, "complete", (long long)m.complete);
 }
 
-void check_logits_match(const std::string& logits_path, const LogitsMeta& lm, const std::string& transfer_path,
-                        const DatasetMeta& tm) {
+void check_logits_match(const std::string& logits_path, const LogitsMeta& lm,
+                        const std::string& transfer_path, const DatasetMeta& tm) {
     if (!lm.complete) fail(logits_path, ": the logits file is incomplete (rerun `mimic label` to finish it)");
     if (lm.n != tm.n)
         fail(logits_path, ": holds logits for ", lm.n, " rows but ", transfer_path, " has ", tm.n, " rows");
     if (lm.transfer_fingerprint != tm.fingerprint)
-        fail(logits_path, ": was computed for a transfer set with fingerprint ", lm.transfer_fingerprint, " but ",
-             transfer_path, " has fingerprint ", tm.fingerprint);
+        fail(logits_path, ": was computed for a transfer set with fingerprint ", lm.transfer_fingerprint,
+             " but ", transfer_path, " has fingerprint ", tm.fingerprint);
 }
 
 std::uint16_t float_to_half(float f) {
@@ -116,13 +118,14 @@ h5::Handle make_half_type() {
     return t;
 }
 
-void read_logits_rows(const h5::File& f, hid_t dset, const LogitsMeta& m, std::int64_t row, std::int64_t nrows,
-                      float* out) {
+void read_logits_rows(const h5::File& f, hid_t dset, const LogitsMeta& m, std::int64_t row,
+                      std::int64_t nrows, float* out) {
     if (m.storage == "float16") {
         std::vector<std::uint16_t> tmp(size_t(nrows * m.num_classes));
         auto ht = make_half_type();
         h5::read_rows(dset, ht, row, nrows, tmp.data(), f.parallel());
-        for (size_t i = 0; i < tmp.size(); ++i) out[i] = half_to_float(tmp[i]);
+        for (size_t i = 0; i < tmp.size(); ++i)
+            out[i] = half_to_float(tmp[i]);
     } else {
         h5::read_rows(dset, H5T_NATIVE_FLOAT, row, nrows, out, f.parallel());
     }

@@ -24,9 +24,12 @@ std::uint64_t parse_hex(const std::string& s) {
     std::uint64_t v = 0;
     for (char ch : s) {
         v <<= 4;
-        if (ch >= '0' && ch <= '9') v |= std::uint64_t(ch - '0');
-        else if (ch >= 'a' && ch <= 'f') v |= std::uint64_t(ch - 'a' + 10);
-        else if (ch >= 'A' && ch <= 'F') v |= std::uint64_t(ch - 'A' + 10);
+        if (ch >= '0' && ch <= '9')
+            v |= std::uint64_t(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v |= std::uint64_t(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F')
+            v |= std::uint64_t(ch - 'A' + 10);
     }
     return v;
 }
@@ -40,7 +43,8 @@ std::string Manifest::member_path(std::size_t i) const {
 
 std::string Manifest::ensemble_checksum() const {
     std::uint64_t h = mix64(members.size());
-    for (const auto& m : members) h = mix64(h ^ parse_hex(m.checksum)) + 0x9e3779b97f4a7c15ULL;
+    for (const auto& m : members)
+        h = mix64(h ^ parse_hex(m.checksum)) + 0x9e3779b97f4a7c15ULL;
     return hex64(h);
 }
 
@@ -85,8 +89,8 @@ void write_manifest(const std::string& path, const Manifest& m) {
         const auto in = m.input();
         h5::write_attr(root, "input_shape", std::vector<long long>{in.c, in.h, in.w});
         h5::write_attr(root, "ensemble_checksum", m.ensemble_checksum());
-        h5::Handle members(MIMIC_H5_CHECK(H5Gcreate2(root, "/members", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
-                           H5Gclose);
+        h5::Handle members(
+            MIMIC_H5_CHECK(H5Gcreate2(root, "/members", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)), H5Gclose);
         for (std::size_t i = 0; i < m.members.size(); ++i) {
             const auto& e = m.members[i];
             h5::Handle g(MIMIC_H5_CHECK(H5Gcreate2(root, member_group(i).c_str(), H5P_DEFAULT, H5P_DEFAULT,
@@ -129,7 +133,8 @@ void validate_manifest(const Manifest& m, const std::string& manifest_path, bool
     const auto& first = m.members.front();
     for (std::size_t i = 0; i < m.members.size(); ++i) {
         const auto& e = m.members[i];
-        const std::string where = manifest_path + ": member " + std::to_string(i) + " (" + m.member_path(i) + ")";
+        const std::string where =
+            manifest_path + ": member " + std::to_string(i) + " (" + m.member_path(i) + ")";
         if (e.num_classes != first.num_classes)
             fail(where, " has ", e.num_classes, " classes but member 0 has ", first.num_classes);
         if (e.input != first.input)
@@ -147,8 +152,8 @@ void validate_manifest(const Manifest& m, const std::string& manifest_path, bool
             fail(where, ": member file is corrupt: ", err.what());
         }
         if (meta.weights_checksum != e.checksum)
-            fail(where, ": weights checksum ", meta.weights_checksum, " differs from the manifest's ", e.checksum,
-                 " (the member file changed after it was registered)");
+            fail(where, ": weights checksum ", meta.weights_checksum, " differs from the manifest's ",
+                 e.checksum, " (the member file changed after it was registered)");
         if (meta.num_classes != e.num_classes || meta.input != e.input || meta.spec != e.spec)
             fail(where, ": member file's architecture differs from the manifest entry");
     }

@@ -44,7 +44,8 @@ std::string dims_text(const std::vector<std::int64_t>& d) {
     return os.str();
 }
 
-template <class T> void append_raw(const std::string& raw, std::vector<double>& out) {
+template <class T>
+void append_raw(const std::string& raw, std::vector<double>& out) {
     const size_t n = raw.size() / sizeof(T);
     for (size_t i = 0; i < n; ++i) {
         T x;

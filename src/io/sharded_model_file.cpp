@@ -13,9 +13,10 @@ namespace {
 std::vector<float> local_params(const par::ShardedModel& m) {
     std::vector<float> h(static_cast<size_t>(m.local().num_params()));
     if (!h.empty())
-        Kokkos::deep_copy(Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-                              h.data(), h.size()),
-                          m.local().params());
+        Kokkos::deep_copy(
+            Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                h.data(), h.size()),
+            m.local().params());
     return h;
 }
 
@@ -27,7 +28,8 @@ h5::Selection tensor_selection(const par::TensorShard& t, bool active) {
     s.count.assign(nd, 1);
     s.block.resize(nd);
     s.stride.assign(nd, 1);
-    for (size_t i = 0; i < nd; ++i) s.block[i] = hsize_t(t.full_shape[i]);
+    for (size_t i = 0; i < nd; ++i)
+        s.block[i] = hsize_t(t.full_shape[i]);
     if (t.axis >= 0) {
         s.start[size_t(t.axis)] = hsize_t(t.begin);
         s.block[size_t(t.axis)] = hsize_t(t.len);
@@ -87,9 +89,9 @@ void read_sharded_weights(const h5::File& f, par::ShardedModel& m) {
             std::fill(params.begin() + t.local_offset, params.begin() + t.local_offset + t.local_size, 0.0f);
     }
     if (!params.empty())
-        Kokkos::deep_copy(m.local().params(),
-                          Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
-                                       Kokkos::MemoryTraits<Kokkos::Unmanaged>>(params.data(), params.size()));
+        Kokkos::deep_copy(m.local().params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
+                                                           Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                                                  params.data(), params.size()));
 }
 
 void write_sharded_flat(const h5::File& f, const std::string& name, const par::ShardedModel& m,

@@ -21,7 +21,8 @@ BootstrapSource::BootstrapSource(TrainSource& base, std::uint64_t seed)
     }
     index_.resize(static_cast<size_t>(n_));
     const std::uint64_t key = derive_seed(seed, 0xB0075);
-    for (std::int64_t i = 0; i < n_; ++i) index_[size_t(i)] = std::int64_t(CounterRng(key, std::uint64_t(i)).below(std::uint64_t(n_)));
+    for (std::int64_t i = 0; i < n_; ++i)
+        index_[size_t(i)] = std::int64_t(CounterRng(key, std::uint64_t(i)).below(std::uint64_t(n_)));
     fingerprint_ = base.fingerprint() + "+bootstrap:" + io::hex64(seed);
     description_ = base.describe() + " (bootstrap sample, seed " + std::to_string(seed) + ")";
 }

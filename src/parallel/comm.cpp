@@ -41,7 +41,9 @@ Comm Comm::split(int color, int key) const {
     return Comm(out, true);
 }
 
-void Comm::barrier() const { MIMIC_MPI_CHECK(MPI_Barrier(comm_)); }
+void Comm::barrier() const {
+    MIMIC_MPI_CHECK(MPI_Barrier(comm_));
+}
 
 double Comm::sum(double v) const {
     double r = 0;

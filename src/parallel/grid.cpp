@@ -21,7 +21,8 @@ Grid::Grid(const Comm& world, int inner) {
 std::vector<int> assign_lpt(const std::vector<double>& costs, int groups) {
     std::vector<int> order(costs.size());
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return costs[size_t(a)] > costs[size_t(b)]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return costs[size_t(a)] > costs[size_t(b)]; });
     std::vector<double> load(size_t(std::max(groups, 1)), 0.0);
     std::vector<int> bin(costs.size(), 0);
     for (int item : order) {

@@ -55,7 +55,8 @@ WidePair find_wide_pair(const std::vector<nn::LayerSpec>& layers) {
     if (param_layers.size() < 2) return p;
     const int out = param_layers.back(), wide = param_layers[param_layers.size() - 2];
     if (out != int(layers.size()) - 1) return p;
-    if (layers[size_t(out)].kind != nn::LayerKind::Dense || layers[size_t(wide)].kind != nn::LayerKind::Dense) return p;
+    if (layers[size_t(out)].kind != nn::LayerKind::Dense || layers[size_t(wide)].kind != nn::LayerKind::Dense)
+        return p;
     for (int i = wide + 1; i < out; ++i) {
         const auto k = layers[size_t(i)].kind;
         if (k != nn::LayerKind::ReLU && k != nn::LayerKind::Sigmoid && k != nn::LayerKind::Tanh) return p;
@@ -129,7 +130,8 @@ ShardedModel::ShardedModel(const std::string& spec, nn::Shape input, const Comm&
         }
         s.full_offset = full_off;
         std::int64_t full_size = 1;
-        for (auto d : s.full_shape) full_size *= d;
+        for (auto d : s.full_shape)
+            full_size *= d;
         full_off += full_size;
         tensors_.push_back(s);
     }
@@ -148,18 +150,22 @@ void ShardedModel::init(std::uint64_t seed) {
         bool he = false;
         for (size_t j = size_t(li) + 1; j < layers.size(); ++j) {
             const auto k = layers[j].kind;
-            if (k == nn::LayerKind::Dropout || k == nn::LayerKind::Flatten || k == nn::LayerKind::Pool) continue;
+            if (k == nn::LayerKind::Dropout || k == nn::LayerKind::Flatten || k == nn::LayerKind::Pool)
+                continue;
             he = k == nn::LayerKind::ReLU;
             break;
         }
         const double fan_in = double(t.full_shape[0]), fan_out = double(t.full_shape[1]);
-        const float stddev = float(std::sqrt(2.0 / fan_in)), limit = float(std::sqrt(6.0 / (fan_in + fan_out)));
+        const float stddev = float(std::sqrt(2.0 / fan_in)),
+                    limit = float(std::sqrt(6.0 / (fan_in + fan_out)));
         const std::uint64_t lseed = derive_seed(seed, std::uint64_t(li));
-        auto w = Kokkos::subview(local_.params(), std::make_pair(t.local_offset, t.local_offset + t.local_size));
+        auto w =
+            Kokkos::subview(local_.params(), std::make_pair(t.local_offset, t.local_offset + t.local_size));
         const int axis = t.axis;
         const std::int64_t begin = t.begin, len = t.len, cols = t.full_shape[1];
         Kokkos::parallel_for(
-            "mimic::parallel::sharded_init", RangePolicy(0, t.local_size), KOKKOS_LAMBDA(const std::int64_t e) {
+            "mimic::parallel::sharded_init", RangePolicy(0, t.local_size),
+            KOKKOS_LAMBDA(const std::int64_t e) {
                 // Element index inside the full [rows, cols] tensor, as nn::Model::init numbers it.
                 const std::int64_t g = axis == 0 ? begin * cols + e : (e / len) * cols + begin + e % len;
                 CounterRng r(lseed, 2 * std::uint64_t(g));
@@ -173,7 +179,8 @@ void ShardedModel::init(std::uint64_t seed) {
 
 namespace mimic::par {
 
-Matrix ShardedModel::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, std::int64_t row_offset) {
+Matrix ShardedModel::forward(const Matrix& x, bool train, std::uint64_t dropout_seed,
+                             std::int64_t row_offset) {
     Matrix z = local_.forward(x, train, dropout_seed, row_offset);
     if (comm_->size() == 1) return z;
     if (z_.extent(0) != z.extent(0) || z_.extent(1) != z.extent(1))
@@ -191,8 +198,9 @@ void ShardedModel::backward(const Matrix& dlogits) {
     allreduce_sum(local_.grads(), *comm_, 0, replicated_prefix_);
     for (const auto& t : tensors_)
         if (!t.owned)
-            Kokkos::deep_copy(
-                Kokkos::subview(local_.grads(), std::make_pair(t.local_offset, t.local_offset + t.local_size)), 0.0f);
+            Kokkos::deep_copy(Kokkos::subview(local_.grads(),
+                                              std::make_pair(t.local_offset, t.local_offset + t.local_size)),
+                              0.0f);
 }
 
 std::string ShardedModel::describe() const {

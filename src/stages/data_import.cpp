@@ -14,6 +14,7 @@ namespace po = boost::program_options;
 
 namespace mimic::stages {
 
+// clang-format off
 void describe(po::options_description& d, DataImportOptions& o) {
     d.add_options()
         ("train-images", po::value(&o.train_images)->default_value(o.train_images), "training images (IDX, .gz or plain)")
@@ -25,6 +26,7 @@ void describe(po::options_description& d, DataImportOptions& o) {
         ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (pixels scaled to [0,1] first)")
         ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files");
 }
+// clang-format on
 
 namespace {
 
@@ -40,8 +42,8 @@ Split load_pair(const std::string& images_path, const std::string& labels_path) 
     if (s.labels.dims.size() != 1)
         fail(labels_path, ": label file must be 1-D, found ", s.labels.dims.size(), " dimensions");
     if (s.images.count() != s.labels.count())
-        fail(labels_path, ": holds ", s.labels.count(), " labels but ", images_path, " holds ", s.images.count(),
-             " images");
+        fail(labels_path, ": holds ", s.labels.count(), " labels but ", images_path, " holds ",
+             s.images.count(), " images");
     return s;
 }
 
@@ -60,7 +62,8 @@ std::string write_split(const std::string& path, const Split& s, std::int64_t fi
         const std::int64_t r = first + mine.begin + i;
         const std::uint8_t* px = s.images.data.data() + r * d;
         for (std::int64_t j = 0; j < d; ++j)
-            X[size_t(i * d + j)] = (float(px[j]) * float(meta.norm_scale) - mean[size_t(j)]) / stdev[size_t(j)];
+            X[size_t(i * d + j)] =
+                (float(px[j]) * float(meta.norm_scale) - mean[size_t(j)]) / stdev[size_t(j)];
         y[size_t(i)] = s.labels.data[size_t(r)];
     }
     w.write(mine.begin, mine.size(), X.data(), y.data());
@@ -80,8 +83,8 @@ void run(const DataImportOptions& o, const par::Comm& comm) {
         train = std::make_unique<Split>(load_pair(o.train_images, o.train_labels));
         test = std::make_unique<Split>(load_pair(o.test_images, o.test_labels));
         if (train->images.row_size() != test->images.row_size())
-            fail(o.test_images, ": images have ", test->images.row_size(), " features but the training images have ",
-                 train->images.row_size());
+            fail(o.test_images, ": images have ", test->images.row_size(),
+                 " features but the training images have ", train->images.row_size());
         if (comm.rank() == 0) io::make_dirs(o.out_dir);
         if (o.val >= train->images.count())
             fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
@@ -101,8 +104,10 @@ void run(const DataImportOptions& o, const par::Comm& comm) {
         meta.c = 1, meta.h = 1, meta.w = int(d);
     }
     int max_label = 0;
-    for (auto v : train->labels.data) max_label = std::max<int>(max_label, v);
-    for (auto v : test->labels.data) max_label = std::max<int>(max_label, v);
+    for (auto v : train->labels.data)
+        max_label = std::max<int>(max_label, v);
+    for (auto v : test->labels.data)
+        max_label = std::max<int>(max_label, v);
     meta.num_classes = max_label + 1;
     meta.has_labels = true;
     meta.norm_kind = o.norm;
@@ -153,13 +158,14 @@ void run(const DataImportOptions& o, const par::Comm& comm) {
     {
         ScopedPhase p(timers, "write", "data::import::write");
         for (auto& out : outs)
-            out.fingerprint = write_split(o.out_dir + "/" + out.name + ".h5", *out.src, out.first, out.n, meta, mean,
-                                          stdev, comm);
+            out.fingerprint = write_split(o.out_dir + "/" + out.name + ".h5", *out.src, out.first, out.n,
+                                          meta, mean, stdev, comm);
     }
 
     log::info("");
     log::info("data import summary: ", o.name, ", D = ", d, " (", meta.c, "x", meta.h, "x", meta.w, "), ",
-              meta.num_classes, " classes, norm = ", o.norm, " (mean ", mean[0], ", std ", stdev[0], " for feature 0)");
+              meta.num_classes, " classes, norm = ", o.norm, " (mean ", mean[0], ", std ", stdev[0],
+              " for feature 0)");
     for (const auto& out : outs)
         log::info("  ", o.out_dir, "/", out.name, ".h5: ", out.n, " rows, fingerprint ", out.fingerprint);
     timers.report(comm, "data import timings");

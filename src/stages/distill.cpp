@@ -31,6 +31,7 @@ namespace po = boost::program_options;
 
 namespace mimic::stages {
 
+// clang-format off
 void describe(po::options_description& d, DistillOptions& o) {
     d.add_options()
         ("transfer", po::value(&o.transfer)->required(), "transfer set (dataset file)")
@@ -58,11 +59,14 @@ void describe(po::options_description& d, DistillOptions& o) {
         ("stop-after-steps", po::value(&o.stop_after_steps)->default_value(o.stop_after_steps), "checkpoint and stop after N steps of this run (testing and time-boxed jobs)")
         ("overwrite", po::bool_switch(&o.overwrite), "ignore an existing checkpoint or output and start over");
 }
+// clang-format on
 
 namespace {
 
 std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+extern "C" void on_stop_signal(int sig) {
+    g_stop_signal = sig;
+}
 
 struct LossSpec {
     std::string kind; // mimic | kd | ce
@@ -112,7 +116,8 @@ std::string config_string(const DistillOptions& o, const std::string& tfp, const
     std::ostringstream os;
     os << "arch=" << o.arch << "\nloss=" << o.loss << "\nbatch=" << o.batch << "\nseed=" << o.seed
        << "\nblock_rows=" << o.block_rows << "\noptimizer=" << o.optimizer << "\nlr=" << o.lr
-       << "\nschedule=" << o.schedule << "\nepochs=" << o.epochs << "\ntransfer=" << tfp << "\nlogits=" << lfp;
+       << "\nschedule=" << o.schedule << "\nepochs=" << o.epochs << "\ntransfer=" << tfp
+       << "\nlogits=" << lfp;
     return os.str();
 }
 
@@ -128,7 +133,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
     par::agree(world, [&] {
         loss = parse_loss(o.loss);
         if (o.model_shards < 1 || world.size() % o.model_shards != 0)
-            fail("--model-shards: ", o.model_shards, " does not divide the number of ranks (", world.size(), ")");
+            fail("--model-shards: ", o.model_shards, " does not divide the number of ranks (", world.size(),
+                 ")");
         if (o.batch < 1) fail("--batch: must be >= 1");
         if (o.block_rows < 1) fail("--block-rows: must be >= 1");
         if (o.epochs < 1) fail("--epochs: must be >= 1");
@@ -159,7 +165,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
             val = std::make_unique<io::DatasetReader>(o.val, world);
             if (!val->meta().has_labels) fail(o.val, ": the validation set has no labels (/y)");
             if (val->meta().d != transfer->meta().d)
-                fail(o.val, ": rows have D = ", val->meta().d, " but the transfer set has D = ", transfer->meta().d);
+                fail(o.val, ": rows have D = ", val->meta().d,
+                     " but the transfer set has D = ", transfer->meta().d);
         }
         if (!o.val_logits.empty()) {
             vlfile = h5::File::open(o.val_logits, world.size() > 1 ? world.get() : MPI_COMM_NULL);
@@ -180,8 +187,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
     par::agree(world, [&] {
         student = std::make_unique<par::ShardedModel>(o.arch, nn::Shape{tm.c, tm.h, tm.w}, model_comm);
         if (student->local().output_size() != C)
-            fail("--arch: the student has ", student->local().output_size(), " outputs but ", o.logits, " has C = ", C,
-                 " classes; end the spec with dense:", C);
+            fail("--arch: the student has ", student->local().output_size(), " outputs but ", o.logits,
+                 " has C = ", C, " classes; end the spec with dense:", C);
     });
     nn::Model& net = student->local();
     nn::optim::OptimizerConfig ocfg;
@@ -196,12 +203,14 @@ void run(const DistillOptions& o, const par::Comm& world) {
     auto block_rows = [&](std::int64_t b) { return std::min(o.block_rows, N - b * o.block_rows); };
     auto batches_in = [&](std::int64_t b) { return (block_rows(b) + o.batch - 1) / o.batch; };
     std::int64_t steps_per_epoch = 0;
-    for (std::int64_t b = 0; b < num_blocks; ++b) steps_per_epoch += batches_in(b);
+    for (std::int64_t b = 0; b < num_blocks; ++b)
+        steps_per_epoch += batches_in(b);
     auto block_order = [&](int epoch) {
         std::vector<std::int64_t> p(static_cast<size_t>(num_blocks));
         std::iota(p.begin(), p.end(), 0);
         CounterRng r(derive_seed(o.seed, 0xB10C, std::uint64_t(epoch)));
-        for (std::int64_t i = num_blocks - 1; i > 0; --i) std::swap(p[size_t(i)], p[size_t(r.below(std::uint64_t(i + 1)))]);
+        for (std::int64_t i = num_blocks - 1; i > 0; --i)
+            std::swap(p[size_t(i)], p[size_t(r.below(std::uint64_t(i + 1)))]);
         return p;
     };
     auto row_order = [&](int epoch, std::int64_t b) {
@@ -226,7 +235,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
         auto f = h5::File::open(ckpt, world.size() > 1 ? world.get() : MPI_COMM_NULL);
         const std::string have = h5::read_attr_string(f.id(), "config");
         if (have != config)
-            fail(ckpt, ": the checkpoint belongs to a different run (its settings or inputs differ); pass --overwrite "
+            fail(ckpt, ": the checkpoint belongs to a different run (its settings or inputs differ); pass "
+                       "--overwrite "
                        "to start over or choose another --checkpoint");
         io::read_sharded_weights(f, *student);
         nn::optim::OptimizerState os;
@@ -249,7 +259,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
         finished = h5::read_attr_int(f.id(), "finished") != 0;
     });
     if (finished && io::file_exists(o.out)) {
-        log::info("distill: ", o.out, " is already trained (checkpoint ", ckpt, " is finished); nothing to do");
+        log::info("distill: ", o.out, " is already trained (checkpoint ", ckpt,
+                  " is finished); nothing to do");
         return;
     }
 
@@ -269,7 +280,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
             if (with_state) {
                 const auto os = opt->state();
                 for (size_t i = 0; i < os.names.size(); ++i)
-                    io::write_sharded_flat(f, "/checkpoint/optimizer/" + os.names[i], *student, os.values[i], writer);
+                    io::write_sharded_flat(f, "/checkpoint/optimizer/" + os.names[i], *student, os.values[i],
+                                           writer);
                 const hid_t r = f.id();
                 h5::write_attr(r, "config", config);
                 h5::write_attr(r, "optimizer", os.kind);
@@ -320,9 +332,12 @@ void run(const DistillOptions& o, const par::Comm& world) {
     struct ValStats {
         double acc = -1, rmse = -1, agree = -1, loss = 0;
     };
-    Matrix xb(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::distill::x"), size_t(o.batch), size_t(D));
-    Matrix tb(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::distill::t"), size_t(o.batch), size_t(C));
-    Matrix db(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::distill::dlogits"), size_t(o.batch), size_t(C));
+    Matrix xb(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::distill::x"), size_t(o.batch),
+              size_t(D));
+    Matrix tb(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::distill::t"), size_t(o.batch),
+              size_t(C));
+    Matrix db(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::distill::dlogits"), size_t(o.batch),
+              size_t(C));
     IntVector yb("mimic::distill::y", size_t(o.batch));
     auto xh = Kokkos::create_mirror_view(xb);
     auto th = Kokkos::create_mirror_view(tb);
@@ -354,7 +369,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
                 if (vlfile.id() >= 0) {
                     const float* ti = T.data() + i * C;
                     agree += top == int(std::max_element(ti, ti + C) - ti);
-                    for (std::int64_t c = 0; c < C; ++c) sq += double(zi[c] - ti[c]) * double(zi[c] - ti[c]);
+                    for (std::int64_t c = 0; c < C; ++c)
+                        sq += double(zi[c] - ti[c]) * double(zi[c] - ti[c]);
                 }
             }
         }
@@ -377,7 +393,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
         csv = std::fopen(o.log_csv.c_str(), fresh ? "w" : "a");
         if (!csv) log::warn(o.log_csv, ": cannot write the CSV log");
         if (csv && fresh)
-            std::fprintf(csv, "epoch,lr,train_loss,val_accuracy,val_logit_rmse,val_agreement,seconds,samples_per_s\n");
+            std::fprintf(
+                csv, "epoch,lr,train_loss,val_accuracy,val_logit_rmse,val_agreement,seconds,samples_per_s\n");
     }
     auto prev_term = std::signal(SIGTERM, on_stop_signal);
     auto prev_usr1 = std::signal(SIGUSR1, on_stop_signal);
@@ -399,7 +416,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
         auto launch = [&](std::int64_t k) {
             if (k >= num_blocks) return;
             const std::int64_t b = order[size_t(k)];
-            next = prefetch ? std::async(std::launch::async, read_block, b) : std::async(std::launch::deferred, read_block, b);
+            next = prefetch ? std::async(std::launch::async, read_block, b)
+                            : std::async(std::launch::deferred, read_block, b);
         };
         launch(first_block);
         for (std::int64_t k = first_block; k < num_blocks && !stop_now; ++k) {
@@ -429,25 +447,31 @@ void run(const DistillOptions& o, const par::Comm& world) {
                     Kokkos::deep_copy(tb, th);
                     if (need_labels) Kokkos::deep_copy(yb, yh);
                     const auto sub = std::make_pair(std::int64_t(0), nl);
-                    Matrix xs = Kokkos::subview(xb, sub, Kokkos::ALL()), ts = Kokkos::subview(tb, sub, Kokkos::ALL()),
+                    Matrix xs = Kokkos::subview(xb, sub, Kokkos::ALL()),
+                           ts = Kokkos::subview(tb, sub, Kokkos::ALL()),
                            ds = Kokkos::subview(db, sub, Kokkos::ALL());
                     IntVector ys = Kokkos::subview(yb, sub);
-                    Matrix z = student->forward(xs, true, derive_seed(o.seed, 0xD80, std::uint64_t(st.global_step)), part.begin);
-                    if (loss.kind == "mimic") local_loss = nn::mimic_l2(z, ts, ds);
-                    else if (loss.kind == "ce") local_loss = nn::cross_entropy(z, ys, ds);
-                    else local_loss = nn::distill_kd(z, ts, ys, loss.T, loss.alpha, ds);
+                    Matrix z = student->forward(
+                        xs, true, derive_seed(o.seed, 0xD80, std::uint64_t(st.global_step)), part.begin);
+                    if (loss.kind == "mimic")
+                        local_loss = nn::mimic_l2(z, ts, ds);
+                    else if (loss.kind == "ce")
+                        local_loss = nn::cross_entropy(z, ys, ds);
+                    else
+                        local_loss = nn::distill_kd(z, ts, ys, loss.T, loss.alpha, ds);
                     // Each replica's loss is a mean over its rows: weight it by its share of the batch.
                     const float w = float(double(nl) / double(nb));
-                    Kokkos::parallel_for("mimic::distill::scale", RangePolicy(0, nl * C), KOKKOS_LAMBDA(const std::int64_t e) {
-                        ds.data()[e] *= w;
-                    });
+                    Kokkos::parallel_for(
+                        "mimic::distill::scale", RangePolicy(0, nl * C),
+                        KOKKOS_LAMBDA(const std::int64_t e) { ds.data()[e] *= w; });
                     student->backward(ds);
                 } // a replica without rows in this batch (nb < R) contributes zero gradients
                 par::allreduce_sum(net.grads(), replica_comm);
                 const double batch_loss = replica_comm.sum(local_loss * double(nl)) / double(nb);
                 if (!kmath::isfinite(batch_loss))
-                    throw CollectiveError(detail::concat("distill: epoch ", st.epoch + 1, ", step ", st.step_in_epoch + 1,
-                                                         ": loss is ", batch_loss, " (lower --lr?); no model written"));
+                    throw CollectiveError(detail::concat("distill: epoch ", st.epoch + 1, ", step ",
+                                                         st.step_in_epoch + 1, ": loss is ", batch_loss,
+                                                         " (lower --lr?); no model written"));
                 opt->step(net.params(), net.grads(), schedule.lr(st.epoch, st.step_in_epoch));
                 st.epoch_loss += batch_loss * double(nb);
                 st.epoch_rows += double(nb);
@@ -457,7 +481,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
                 samples_this_run += double(nb);
                 progress.update(st.step_in_epoch, detail::concat("loss ", st.epoch_loss / st.epoch_rows));
                 // Stop requests: a signal on any rank, or --stop-after-steps.
-                const bool want = g_stop_signal != 0 || (o.stop_after_steps > 0 && steps_this_run >= o.stop_after_steps);
+                const bool want =
+                    g_stop_signal != 0 || (o.stop_after_steps > 0 && steps_this_run >= o.stop_after_steps);
                 if (world.any(want)) stop_now = true;
                 if (stop_now || (o.checkpoint_every > 0 && st.global_step % o.checkpoint_every == 0)) {
                     if (next.valid()) next.wait();
@@ -494,8 +519,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
         line << ", lr " << lr_used << ", " << el << " s, " << st.epoch_rows / el << " samples/s";
         log::info(line.str());
         if (csv) {
-            std::fprintf(csv, "%d,%g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", st.epoch + 1, lr_used, train_loss, v.acc, v.rmse,
-                         v.agree, el, st.epoch_rows / el);
+            std::fprintf(csv, "%d,%g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", st.epoch + 1, lr_used, train_loss,
+                         v.acc, v.rmse, v.agree, el, st.epoch_rows / el);
             std::fflush(csv);
         }
         st.step_in_epoch = 0;
@@ -517,10 +542,12 @@ void run(const DistillOptions& o, const par::Comm& world) {
     if (csv) std::fclose(csv);
 
     if (stop_now) {
-        log::info("distill: stopped after ", steps_this_run, " steps (", g_stop_signal ? "signal" : "--stop-after-steps",
-                  "); checkpoint ", ckpt, " saved at epoch ", st.epoch + 1, ", step ", st.step_in_epoch,
-                  "; rerun the same command to resume");
-        if (g_stop_signal) throw CollectiveError("distill: interrupted by a signal; the checkpoint is saved, rerun to resume");
+        log::info("distill: stopped after ", steps_this_run, " steps (",
+                  g_stop_signal ? "signal" : "--stop-after-steps", "); checkpoint ", ckpt, " saved at epoch ",
+                  st.epoch + 1, ", step ", st.step_in_epoch, "; rerun the same command to resume");
+        if (g_stop_signal)
+            throw CollectiveError(
+                "distill: interrupted by a signal; the checkpoint is saved, rerun to resume");
         return;
     }
 
@@ -547,20 +574,26 @@ void run(const DistillOptions& o, const par::Comm& world) {
 
     const double el = wall_seconds() - t_start, train_s = wall_seconds() - t_train;
     log::info("");
-    log::info("distill summary: ", o.out, " (", student->full_num_params(), " parameters, ", st.epoch, " epochs",
-              early_stopped ? ", stopped early" : "", ")");
+    log::info("distill summary: ", o.out, " (", student->full_num_params(), " parameters, ", st.epoch,
+              " epochs", early_stopped ? ", stopped early" : "", ")");
     if (v.acc >= 0) log::info("  validation accuracy ", 100 * v.acc, "%");
-    if (v.rmse >= 0) log::info("  validation logit RMSE ", v.rmse, ", agreement with the ensemble ", 100 * v.agree, "%");
+    if (v.rmse >= 0)
+        log::info("  validation logit RMSE ", v.rmse, ", agreement with the ensemble ", 100 * v.agree, "%");
     log::info("  ", samples_this_run, " samples in ", Progress::format_duration(train_s), ": ",
               samples_this_run / std::max(train_s, 1e-9), " samples/s, ",
-              samples_this_run * 3.0 * net.flops_per_sample() * o.model_shards / std::max(train_s, 1e-9) / 1e9,
+              samples_this_run * 3.0 * net.flops_per_sample() * o.model_shards / std::max(train_s, 1e-9) /
+                  1e9,
               " GFLOP/s (forward+backward = 3x forward)");
     timers.add("total", el);
     timers.report(world, "distill timings");
     timers.append_csv(world, o.timings_csv,
-                      {{"stage", "distill"}, {"ranks", std::to_string(world.size())}, {"replicas", std::to_string(R)},
-                       {"model_shards", std::to_string(o.model_shards)}, {"rows", std::to_string(std::int64_t(samples_this_run))},
-                       {"params", std::to_string(student->full_num_params())}, {"batch", std::to_string(o.batch)}});
+                      {{"stage", "distill"},
+                       {"ranks", std::to_string(world.size())},
+                       {"replicas", std::to_string(R)},
+                       {"model_shards", std::to_string(o.model_shards)},
+                       {"rows", std::to_string(std::int64_t(samples_this_run))},
+                       {"params", std::to_string(student->full_num_params())},
+                       {"batch", std::to_string(o.batch)}});
 }
 
 } // namespace mimic::stages

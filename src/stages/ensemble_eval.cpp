@@ -27,7 +27,8 @@ EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::st
         const auto in = m.input();
         if (dm.d != in.size())
             fail(data_path, ": samples have ", dm.d, " features but the ensemble's members take ", in.size());
-        for (size_t i = 0; i < m.members.size(); ++i) models.push_back(io::load_model(m.member_path(i)));
+        for (size_t i = 0; i < m.members.size(); ++i)
+            models.push_back(io::load_model(m.member_path(i)));
     });
     const int C = m.num_classes(), M = int(models.size());
     const std::int64_t D = data->meta().d, N = data->meta().n;
@@ -55,8 +56,10 @@ EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::st
             for (std::int64_t i = 0; i < n; ++i) {
                 const float* zi = z.data() + i * C;
                 double mx = zi[0], s = 0;
-                for (int c = 1; c < C; ++c) mx = std::max(mx, double(zi[c]));
-                for (int c = 0; c < C; ++c) s += std::exp(double(zi[c]) - mx);
+                for (int c = 1; c < C; ++c)
+                    mx = std::max(mx, double(zi[c]));
+                for (int c = 0; c < C; ++c)
+                    s += std::exp(double(zi[c]) - mx);
                 for (int c = 0; c < C; ++c) {
                     acc_z[size_t(i * C + c)] += zi[c];
                     acc_p[size_t(i * C + c)] += std::exp(double(zi[c]) - mx) / s;
@@ -91,19 +94,24 @@ std::string ensemble_report(const EnsembleScores& s) {
     os.setf(std::ios::fixed);
     os.precision(2);
     double sum = 0, mn = 1, mx = 0;
-    for (double a : s.member_accuracy) sum += a, mn = std::min(mn, a), mx = std::max(mx, a);
+    for (double a : s.member_accuracy)
+        sum += a, mn = std::min(mn, a), mx = std::max(mx, a);
     const double mean = s.member_accuracy.empty() ? 0 : sum / double(s.member_accuracy.size());
     double var = 0;
-    for (double a : s.member_accuracy) var += (a - mean) * (a - mean);
-    const double sd = s.member_accuracy.size() > 1 ? std::sqrt(var / double(s.member_accuracy.size() - 1)) : 0;
+    for (double a : s.member_accuracy)
+        var += (a - mean) * (a - mean);
+    const double sd =
+        s.member_accuracy.size() > 1 ? std::sqrt(var / double(s.member_accuracy.size() - 1)) : 0;
     os << "ensemble of " << s.member_accuracy.size() << " members on " << s.rows << " rows:\n";
     os << "  accuracy, mean of logits:        " << 100 * s.logits_accuracy << "%  (top-" << s.top_k << " "
        << 100 * s.logits_topk << "%)\n";
     os << "  accuracy, mean of probabilities: " << 100 * s.prob_accuracy << "%\n";
-    os << "  members: mean " << 100 * mean << "%, min " << 100 * mn << "%, max " << 100 * mx << "%, std " << 100 * sd
-       << " points; ensemble gain over the mean member " << 100 * (s.logits_accuracy - mean) << " points\n";
+    os << "  members: mean " << 100 * mean << "%, min " << 100 * mn << "%, max " << 100 * mx << "%, std "
+       << 100 * sd << " points; ensemble gain over the mean member " << 100 * (s.logits_accuracy - mean)
+       << " points\n";
     os << "  per member:";
-    for (size_t i = 0; i < s.member_accuracy.size(); ++i) os << (i % 8 == 0 ? "\n   " : "") << " " << 100 * s.member_accuracy[i] << "%";
+    for (size_t i = 0; i < s.member_accuracy.size(); ++i)
+        os << (i % 8 == 0 ? "\n   " : "") << " " << 100 * s.member_accuracy[i] << "%";
     return os.str();
 }
 

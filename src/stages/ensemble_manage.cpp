@@ -15,18 +15,22 @@ namespace po = boost::program_options;
 
 namespace mimic::stages {
 
+// clang-format off
 void describe(po::options_description& d, EnsembleAddOptions& o) {
     d.add_options()
         ("manifest", po::value(&o.manifest)->required(), "manifest to create or extend")
         ("model", po::value(&o.models)->multitoken()->required(), "member model file(s) to register (positional); .onnx files are imported to <manifest dir>/<name>.h5 first")
         ("absolute", po::bool_switch(&o.absolute), "store absolute member paths (default: relative to the manifest)");
 }
+// clang-format on
 
+// clang-format off
 void describe(po::options_description& d, EnsembleInfoOptions& o) {
     d.add_options()
         ("manifest", po::value(&o.manifest)->required(), "the manifest (positional)")
         ("deep", po::bool_switch(&o.deep), "load every member and verify its weights");
 }
+// clang-format on
 
 namespace {
 std::string absolute_path(const std::string& p) {
@@ -48,10 +52,13 @@ std::string relative_to(const std::string& target, const std::string& base) {
     split(t, tp);
     split(b, bp);
     size_t i = 0;
-    while (i < tp.size() && i < bp.size() && tp[i] == bp[i]) ++i;
+    while (i < tp.size() && i < bp.size() && tp[i] == bp[i])
+        ++i;
     std::string rel;
-    for (size_t j = i; j < bp.size(); ++j) rel += "../";
-    for (size_t j = i; j < tp.size(); ++j) rel += tp[j] + (j + 1 < tp.size() ? "/" : "");
+    for (size_t j = i; j < bp.size(); ++j)
+        rel += "../";
+    for (size_t j = i; j < tp.size(); ++j)
+        rel += tp[j] + (j + 1 < tp.size() ? "/" : "");
     return rel.empty() ? "." : rel;
 }
 
@@ -73,7 +80,7 @@ std::string members_table(const std::string& manifest_path) {
         if (e.val_accuracy >= 0) {
             std::snprintf(acc, sizeof acc, "%.2f%%", 100 * e.val_accuracy);
             acc_sum += e.val_accuracy, acc_min = std::min(acc_min, e.val_accuracy),
-                acc_max = std::max(acc_max, e.val_accuracy), ++acc_n;
+                                       acc_max = std::max(acc_max, e.val_accuracy), ++acc_n;
         } else {
             std::snprintf(acc, sizeof acc, "-");
         }
@@ -82,11 +89,11 @@ std::string members_table(const std::string& manifest_path) {
         os << line;
     }
     const auto in = m.input();
-    os << m.members.size() << " members, " << m.num_classes() << " classes, input " << in.c << "x" << in.h << "x"
-       << in.w << ", ensemble checksum " << m.ensemble_checksum();
+    os << m.members.size() << " members, " << m.num_classes() << " classes, input " << in.c << "x" << in.h
+       << "x" << in.w << ", ensemble checksum " << m.ensemble_checksum();
     if (acc_n > 0) {
-        std::snprintf(line, sizeof line, "; member val accuracy mean %.2f%%, range %.2f%%-%.2f%%", 100 * acc_sum / acc_n,
-                      100 * acc_min, 100 * acc_max);
+        std::snprintf(line, sizeof line, "; member val accuracy mean %.2f%%, range %.2f%%-%.2f%%",
+                      100 * acc_sum / acc_n, 100 * acc_min, 100 * acc_max);
         os << line;
     }
     os << "\n";
@@ -126,7 +133,8 @@ void run(const EnsembleAddOptions& o, const par::Comm& comm) {
             io::validate_manifest(m, o.manifest, false); // shapes, classes and checksums agree before writing
             io::write_manifest(o.manifest, m);
         } catch (...) {
-            for (const auto& f : imported) io::remove_file(f);
+            for (const auto& f : imported)
+                io::remove_file(f);
             throw;
         }
     });

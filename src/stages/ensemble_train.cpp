@@ -21,6 +21,7 @@ namespace po = boost::program_options;
 
 namespace mimic::stages {
 
+// clang-format off
 void describe(po::options_description& d, EnsembleTrainOptions& o) {
     d.add_options()
         ("members", po::value(&o.members)->default_value(o.members), "number of members N")
@@ -42,6 +43,7 @@ void describe(po::options_description& d, EnsembleTrainOptions& o) {
         ("schedule", po::value(&o.schedule)->default_value(o.schedule), "learning-rate schedule (see mimic train --help)")
         ("warmup", po::value(&o.warmup)->default_value(o.warmup), "linear warmup epochs");
 }
+// clang-format on
 
 namespace {
 
@@ -62,7 +64,8 @@ std::vector<std::string> member_specs(const EnsembleTrainOptions& o) {
         specs.push_back(o.arch);
     }
     std::vector<std::string> out;
-    for (int i = 0; i < o.members; ++i) out.push_back(specs[size_t(i) % specs.size()]);
+    for (int i = 0; i < o.members; ++i)
+        out.push_back(specs[size_t(i) % specs.size()]);
     return out;
 }
 
@@ -104,7 +107,8 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
             try {
                 nn::Model m(specs[i], nn::Shape{dm.c, dm.h, dm.w});
                 if (m.output_size() != dm.num_classes)
-                    fail("gives ", m.output_size(), " outputs but ", o.data, " has ", dm.num_classes, " classes");
+                    fail("gives ", m.output_size(), " outputs but ", o.data, " has ", dm.num_classes,
+                         " classes");
                 flops.push_back(m.flops_per_sample());
             } catch (const Error& e) {
                 fail("member ", i, " architecture '", specs[i], "': ", e.what());
@@ -120,9 +124,11 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     std::vector<int> todo, kept;
     for (int i = 0; i < o.members; ++i)
         (member_done(member_file(o, i), specs[size_t(i)], o.seed + i) ? kept : todo).push_back(i);
-    log::info("ensemble train: ", o.members, " members on ", G, " group", G == 1 ? "" : "s", " of ", o.group_size,
-              " rank", o.group_size == 1 ? "" : "s", "; ", kept.size(), " already trained, ", todo.size(),
-              " to train", G > 1 ? " (training logs below are group 0's; every member writes OUT_DIR/member-NNN.csv)" : "");
+    log::info("ensemble train: ", o.members, " members on ", G, " group", G == 1 ? "" : "s", " of ",
+              o.group_size, " rank", o.group_size == 1 ? "" : "s", "; ", kept.size(), " already trained, ",
+              todo.size(), " to train",
+              G > 1 ? " (training logs below are group 0's; every member writes OUT_DIR/member-NNN.csv)"
+                    : "");
 
     const double t0 = wall_seconds();
     {
@@ -145,7 +151,8 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
             t.warmup = o.warmup;
             t.seed = o.seed + i;
             if (o.bootstrap) t.bootstrap = true;
-            log::info("ensemble train: member ", i, " (", t.arch, ", seed ", t.seed, ") on group ", grid.outer_index());
+            log::info("ensemble train: member ", i, " (", t.arch, ", seed ", t.seed, ") on group ",
+                      grid.outer_index());
             run(t, grid.inner_comm());
         }
     }

@@ -33,7 +33,8 @@ std::string attr_value(hid_t obj, const std::string& name) {
     case H5T_INTEGER: {
         auto v = h5::read_attr_ints(obj, name);
         if (n != 1) os << "[";
-        for (size_t i = 0; i < v.size() && i < 16; ++i) os << (i ? ", " : "") << v[i];
+        for (size_t i = 0; i < v.size() && i < 16; ++i)
+            os << (i ? ", " : "") << v[i];
         if (v.size() > 16) os << ", ... (" << v.size() << " values)";
         if (n != 1) os << "]";
         break;
@@ -41,7 +42,8 @@ std::string attr_value(hid_t obj, const std::string& name) {
     case H5T_FLOAT: {
         auto v = h5::read_attr_doubles(obj, name);
         if (n != 1) os << "[";
-        for (size_t i = 0; i < v.size() && i < 16; ++i) os << (i ? ", " : "") << v[i];
+        for (size_t i = 0; i < v.size() && i < 16; ++i)
+            os << (i ? ", " : "") << v[i];
         if (v.size() > 16) os << ", ... (" << v.size() << " values)";
         if (n != 1) os << "]";
         break;
@@ -66,9 +68,12 @@ herr_t visit(hid_t root, const char* name, const InfoT* info, void* data) {
     if (!d.valid()) return 0;
     auto dims = h5::dataset_dims(d);
     h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(d)), H5Tclose);
-    const char* cls = H5Tget_class(t) == H5T_FLOAT ? "float" : H5Tget_class(t) == H5T_INTEGER ? "int" : "other";
+    const char* cls = H5Tget_class(t) == H5T_FLOAT     ? "float"
+                      : H5Tget_class(t) == H5T_INTEGER ? "int"
+                                                       : "other";
     *os << "  /" << name << "  " << cls << (H5Tget_size(t) * 8) << " [";
-    for (size_t i = 0; i < dims.size(); ++i) *os << (i ? ", " : "") << dims[i];
+    for (size_t i = 0; i < dims.size(); ++i)
+        *os << (i ? ", " : "") << dims[i];
     *os << "]\n";
     hsize_t idx = 0;
     H5Aiterate2(d, H5_INDEX_NAME, H5_ITER_INC, &idx, list_attr, os);
@@ -81,7 +86,7 @@ std::string describe_file(const std::string& path) {
     auto f = h5::File::open(path);
     std::ostringstream os;
     std::string format = h5::has_attr(f.id(), "mimic_format") ? h5::read_attr_string(f.id(), "mimic_format")
-                                                             : std::string("(not written by Mimic)");
+                                                              : std::string("(not written by Mimic)");
     os << path << ": " << format << "\n  attributes:\n";
     hsize_t idx = 0;
     MIMIC_H5_CHECK(H5Aiterate2(f.id(), H5_INDEX_NAME, H5_ITER_INC, &idx, list_attr, &os));

@@ -27,6 +27,7 @@ namespace po = boost::program_options;
 
 namespace mimic::stages {
 
+// clang-format off
 void describe(po::options_description& d, LabelOptions& o) {
     d.add_options()
         ("ensemble", po::value(&o.ensemble)->required(), "ensemble manifest (from `mimic ensemble train|add`)")
@@ -45,6 +46,7 @@ void describe(po::options_description& d, LabelOptions& o) {
         ("overwrite", po::bool_switch(&o.overwrite), "replace an existing logits file made from other inputs")
         ("timings-csv", po::value(&o.timings_csv), "append per-phase min/avg/max timings to this CSV file");
 }
+// clang-format on
 
 namespace {
 
@@ -61,7 +63,8 @@ double available_memory_mb() {
 
 int local_ranks(const par::Comm& world) {
     MPI_Comm local;
-    MIMIC_MPI_CHECK(MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &local));
+    MIMIC_MPI_CHECK(
+        MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &local));
     par::Comm lc(local, true);
     return lc.size();
 }
@@ -80,12 +83,14 @@ int choose_groups(const io::Manifest& m, int P, std::int64_t blocks, double mem_
         if (g > M && g != 1) break;
         auto bin = par::assign_lpt(flops, g);
         std::vector<double> load(size_t(g), 0.0);
-        for (size_t i = 0; i < bin.size(); ++i) load[size_t(bin[i])] += bytes[i];
+        for (size_t i = 0; i < bin.size(); ++i)
+            load[size_t(bin[i])] += bytes[i];
         const double heaviest = *std::max_element(load.begin(), load.end()) / (1024.0 * 1024.0);
         if (heaviest <= mem_mb) {
             best = g;
             std::ostringstream os;
-            os << "largest group holds " << heaviest << " MB of weights (budget " << mem_mb << " MB per rank)";
+            os << "largest group holds " << heaviest << " MB of weights (budget " << mem_mb
+               << " MB per rank)";
             why = os.str();
             break;
         }
@@ -108,9 +113,10 @@ struct Plan {
 };
 
 bool same_run(const io::LogitsMeta& a, const io::LogitsMeta& b) {
-    return a.n == b.n && a.num_classes == b.num_classes && a.block_rows == b.block_rows && a.combine == b.combine &&
-           a.temperature == b.temperature && a.storage == b.storage && a.ensemble_checksum == b.ensemble_checksum &&
-           a.transfer_fingerprint == b.transfer_fingerprint && a.has_variance == b.has_variance;
+    return a.n == b.n && a.num_classes == b.num_classes && a.block_rows == b.block_rows &&
+           a.combine == b.combine && a.temperature == b.temperature && a.storage == b.storage &&
+           a.ensemble_checksum == b.ensemble_checksum && a.transfer_fingerprint == b.transfer_fingerprint &&
+           a.has_variance == b.has_variance;
 }
 
 /// Decides (rank 0) whether to start fresh, resume OUT.partial, or stop because OUT is complete.
@@ -131,8 +137,9 @@ Plan decide(const LabelOptions& o, const io::LogitsMeta& want) {
                 return r;
             }
         } else if (!o.overwrite) {
-            fail(o.out, ": exists and holds ", readable ? "logits of a different ensemble, transfer set or settings"
-                                                        : "something that is not a readable logits file",
+            fail(o.out, ": exists and holds ",
+                 readable ? "logits of a different ensemble, transfer set or settings"
+                          : "something that is not a readable logits file",
                  "; pass --overwrite to replace it or choose another --out");
         }
         io::remove_file(o.out);
@@ -151,8 +158,9 @@ Plan decide(const LabelOptions& o, const io::LogitsMeta& want) {
             return r;
         }
         if (!o.overwrite)
-            fail(partial, ": a partial logits file from a different ensemble, transfer set or settings exists; "
-                          "pass --overwrite to discard it");
+            fail(partial,
+                 ": a partial logits file from a different ensemble, transfer set or settings exists; "
+                 "pass --overwrite to discard it");
         io::remove_file(partial);
     }
     return r;
@@ -160,7 +168,8 @@ Plan decide(const LabelOptions& o, const io::LogitsMeta& want) {
 
 std::string join_lines(const std::vector<std::string>& v) {
     std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : "\n") + x;
+    for (const auto& x : v)
+        s += (s.empty() ? "" : "\n") + x;
     return s;
 }
 
@@ -174,7 +183,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
     io::Manifest manifest;
     std::unique_ptr<io::DatasetReader> transfer;
     par::agree(world, [&] {
-        if (o.combine != "logits" && o.combine != "prob") fail("--combine: '", o.combine, "' is not logits or prob");
+        if (o.combine != "logits" && o.combine != "prob")
+            fail("--combine: '", o.combine, "' is not logits or prob");
         if (!(o.temperature > 0)) fail("--temperature: must be > 0, got ", o.temperature);
         if (o.storage != "float32" && o.storage != "float16")
             fail("--storage: '", o.storage, "' is not float32 or float16");
@@ -195,7 +205,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
     par::agree(world, [&] {
         if (tm.d != in.size())
             fail(o.transfer, ": rows have D = ", tm.d, " (shape ", tm.c, "x", tm.h, "x", tm.w,
-                 ") but the ensemble's members take D = ", in.size(), " (shape ", in.c, "x", in.h, "x", in.w, ")");
+                 ") but the ensemble's members take D = ", in.size(), " (shape ", in.c, "x", in.h, "x", in.w,
+                 ")");
         if (tm.n == 0) fail(o.transfer, ": the transfer set is empty");
         if (o.groups > M) fail("--groups: ", o.groups, " groups for only ", M, " members");
     });
@@ -246,34 +257,41 @@ void run(const LabelOptions& o, const par::Comm& world) {
     int G = o.groups;
     par::agree(world, [&] {
         if (G == 0) {
-            const double mem = o.memory_mb > 0 ? o.memory_mb : available_memory_mb() / local_ranks(world) * 0.5;
+            const double mem =
+                o.memory_mb > 0 ? o.memory_mb : available_memory_mb() / local_ranks(world) * 0.5;
             G = choose_groups(manifest, world.size(), num_blocks, mem, why);
         }
     });
     par::Grid grid(world, G);
     const int S = grid.outer();
     std::vector<double> flops;
-    for (const auto& e : manifest.members) flops.push_back(e.flops);
+    for (const auto& e : manifest.members)
+        flops.push_back(e.flops);
     const auto bin = par::assign_lpt(flops, G);
     std::vector<int> mine; // global member indices of this rank's group, in member order
     for (int i = 0; i < M; ++i)
         if (bin[size_t(i)] == grid.inner_index()) mine.push_back(i);
     std::vector<std::vector<int>> group_members(static_cast<size_t>(G));
-    for (int i = 0; i < M; ++i) group_members[size_t(bin[size_t(i)])].push_back(i);
+    for (int i = 0; i < M; ++i)
+        group_members[size_t(bin[size_t(i)])].push_back(i);
 
-    log::info("label: ", M, " members x ", N, " rows (", num_blocks, " blocks of ", B, "), C = ", C, ", grid ", G,
-              " member group", G == 1 ? "" : "s", " x ", S, " data shard", S == 1 ? "" : "s", " (", why, ")");
+    log::info("label: ", M, " members x ", N, " rows (", num_blocks, " blocks of ", B, "), C = ", C,
+              ", grid ", G, " member group", G == 1 ? "" : "s", " x ", S, " data shard", S == 1 ? "" : "s",
+              " (", why, ")");
     for (int g = 0; g < G; ++g) {
         double f = 0;
-        for (int i : group_members[size_t(g)]) f += flops[size_t(i)];
-        log::info("  group ", g, ": members ", group_members[size_t(g)].size(), ", ", f / 1e6, " MFLOP/sample");
+        for (int i : group_members[size_t(g)])
+            f += flops[size_t(i)];
+        log::info("  group ", g, ": members ", group_members[size_t(g)].size(), ", ", f / 1e6,
+                  " MFLOP/sample");
     }
 
     std::vector<nn::Model> models;
     {
         ScopedPhase p(timers, "load", "label::load");
         par::agree(world, [&] {
-            for (int i : mine) models.push_back(io::load_model(manifest.member_path(static_cast<size_t>(i))));
+            for (int i : mine)
+                models.push_back(io::load_model(manifest.member_path(static_cast<size_t>(i))));
         });
     }
 
@@ -305,11 +323,13 @@ void run(const LabelOptions& o, const par::Comm& world) {
             h5::write_attr(file.id(), "mimic_version", MIMIC_VERSION_STRING);
             h5::write_attr(file.id(), "logits_fingerprint", std::string(16, '0'));
             ddone = h5::create_dataset(file, "/progress/done", H5T_NATIVE_UCHAR, {hsize_t(num_blocks)});
-            dhash = h5::create_dataset(file, "/progress/block_hash", H5T_NATIVE_ULLONG, {hsize_t(num_blocks)});
+            dhash =
+                h5::create_dataset(file, "/progress/block_hash", H5T_NATIVE_ULLONG, {hsize_t(num_blocks)});
             // Contiguous datasets are allocated without fill: zero the done record explicitly.
             std::vector<unsigned char> zeros(size_t(world.rank() == 0 ? num_blocks : 0), 0);
             std::vector<unsigned long long> zh(zeros.size(), 0);
-            h5::write_rows(ddone, H5T_NATIVE_UCHAR, 0, std::int64_t(zeros.size()), zeros.data(), file.parallel());
+            h5::write_rows(ddone, H5T_NATIVE_UCHAR, 0, std::int64_t(zeros.size()), zeros.data(),
+                           file.parallel());
             h5::write_rows(dhash, H5T_NATIVE_ULLONG, 0, std::int64_t(zh.size()), zh.data(), file.parallel());
             h5::DatasetOptions lo{o.chunk_rows, o.deflate};
             if (o.variance) {
@@ -331,8 +351,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
     for (std::int64_t b = 0; b < num_blocks; ++b)
         if (done[size_t(b)]) rows_done_before += std::min(B, N - b * B);
     if (plan.kind == Plan::Resume)
-        log::info("label: resuming ", partial, ": ", num_blocks - std::int64_t(todo.size()), " of ", num_blocks,
-                  " blocks already done");
+        log::info("label: resuming ", partial, ": ", num_blocks - std::int64_t(todo.size()), " of ",
+                  num_blocks, " blocks already done");
 
     // --- the block loop ---------------------------------------------------------------------------
     const bool leader = grid.inner_index() == 0;
@@ -340,16 +360,20 @@ void run(const LabelOptions& o, const par::Comm& world) {
     std::vector<float> X(size_t(B * D));
     std::vector<float> local(size_t(std::max<size_t>(mine.size(), 1) * size_t(B * C)));
     std::vector<float> gathered(leader ? size_t(M) * size_t(B * C) : 0);
-    std::vector<float> out(leader ? size_t(B * C) : 0), var(leader ? size_t(B) : 0), dis(leader ? size_t(B) : 0);
+    std::vector<float> out(leader ? size_t(B * C) : 0), var(leader ? size_t(B) : 0),
+        dis(leader ? size_t(B) : 0);
     std::vector<std::uint16_t> out16(leader && o.storage == "float16" ? size_t(B * C) : 0);
-    Matrix xdev(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::label::x"), size_t(o.batch), size_t(D));
+    Matrix xdev(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::label::x"), size_t(o.batch),
+                size_t(D));
     auto xhost = Kokkos::create_mirror_view(xdev);
     // Global member order of the gathered buffer: group 0's members, then group 1's, ...
     std::vector<int> gathered_member;
     for (int g = 0; g < G; ++g)
-        for (int i : group_members[size_t(g)]) gathered_member.push_back(i);
+        for (int i : group_members[size_t(g)])
+            gathered_member.push_back(i);
     std::vector<int> slot_of_member(static_cast<size_t>(M));
-    for (int s = 0; s < M; ++s) slot_of_member[size_t(gathered_member[size_t(s)])] = s;
+    for (int s = 0; s < M; ++s)
+        slot_of_member[size_t(gathered_member[size_t(s)])] = s;
 
     Progress progress("label", N, "rows");
     std::int64_t rows_done = rows_done_before;
@@ -360,13 +384,13 @@ void run(const LabelOptions& o, const par::Comm& world) {
         const std::int64_t row0 = blk >= 0 ? blk * B : 0;
         const std::int64_t n = blk >= 0 ? std::min(B, N - row0) : 0;
 
-        {   // read: the shard leader reads the block collectively, then shares it with its groups
+        { // read: the shard leader reads the block collectively, then shares it with its groups
             ScopedPhase p(timers, "read", "label::read");
             transfer->read(row0, leader ? n : 0, X.data(), nullptr);
             if (G > 1 && n > 0)
                 MIMIC_MPI_CHECK(MPI_Bcast(X.data(), int(n * D), MPI_FLOAT, 0, grid.inner_comm().get()));
         }
-        {   // compute: every member of this group on every row, in fixed sub-batches aligned to the block
+        { // compute: every member of this group on every row, in fixed sub-batches aligned to the block
             ScopedPhase p(timers, "compute", "label::compute");
             for (size_t j = 0; j < models.size(); ++j) {
                 for (std::int64_t b0 = 0; b0 < n; b0 += o.batch) {
@@ -381,7 +405,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
                 }
             }
         }
-        {   // reduce: gather member logits to the shard leader, average in member order in double
+        { // reduce: gather member logits to the shard leader, average in member order in double
             ScopedPhase p(timers, "reduce", "label::reduce");
             const std::int64_t per = n * C;
             if (G > 1) {
@@ -396,7 +420,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
                     displs[size_t(g)] = g == 0 ? 0 : displs[size_t(g - 1)] + counts[size_t(g - 1)];
                 }
                 MIMIC_MPI_CHECK(MPI_Gatherv(packed.data(), int(packed.size()), MPI_FLOAT, gathered.data(),
-                                            counts.data(), displs.data(), MPI_FLOAT, 0, grid.inner_comm().get()));
+                                            counts.data(), displs.data(), MPI_FLOAT, 0,
+                                            grid.inner_comm().get()));
             } else if (leader) {
                 for (size_t j = 0; j < mine.size(); ++j)
                     std::memcpy(gathered.data() + j * size_t(per), local.data() + j * size_t(B * C),
@@ -404,21 +429,26 @@ void run(const LabelOptions& o, const par::Comm& world) {
             }
             if (leader && n > 0) {
                 const double T = want.temperature;
-                std::vector<double> acc(static_cast<size_t>(C)), p(static_cast<size_t>(C)), mean(static_cast<size_t>(C)), m2(static_cast<size_t>(C));
+                std::vector<double> acc(static_cast<size_t>(C)), p(static_cast<size_t>(C)),
+                    mean(static_cast<size_t>(C)), m2(static_cast<size_t>(C));
                 for (std::int64_t i = 0; i < n; ++i) {
                     std::fill(acc.begin(), acc.end(), 0.0);
                     std::fill(mean.begin(), mean.end(), 0.0);
                     std::fill(m2.begin(), m2.end(), 0.0);
                     for (int m = 0; m < M; ++m) { // member order, whatever the grid
-                        const float* z = gathered.data() + size_t(slot_of_member[size_t(m)]) * size_t(per) +
-                                         size_t(i * C);
+                        const float* z =
+                            gathered.data() + size_t(slot_of_member[size_t(m)]) * size_t(per) + size_t(i * C);
                         if (o.combine == "logits") {
-                            for (int c = 0; c < C; ++c) acc[size_t(c)] += double(z[c]);
+                            for (int c = 0; c < C; ++c)
+                                acc[size_t(c)] += double(z[c]);
                         } else {
                             double mx = -1e300, s = 0;
-                            for (int c = 0; c < C; ++c) mx = std::max(mx, double(z[c]) / T);
-                            for (int c = 0; c < C; ++c) s += (p[size_t(c)] = std::exp(double(z[c]) / T - mx));
-                            for (int c = 0; c < C; ++c) acc[size_t(c)] += p[size_t(c)] / s;
+                            for (int c = 0; c < C; ++c)
+                                mx = std::max(mx, double(z[c]) / T);
+                            for (int c = 0; c < C; ++c)
+                                s += (p[size_t(c)] = std::exp(double(z[c]) / T - mx));
+                            for (int c = 0; c < C; ++c)
+                                acc[size_t(c)] += p[size_t(c)] / s;
                         }
                         if (o.variance) // Welford over members, per class
                             for (int c = 0; c < C; ++c) {
@@ -429,17 +459,19 @@ void run(const LabelOptions& o, const par::Comm& world) {
                     }
                     float* dst = out.data() + i * C;
                     for (int c = 0; c < C; ++c)
-                        dst[c] = o.combine == "logits" ? float(acc[size_t(c)] / M)
-                                                       : float(T * std::log(std::max(acc[size_t(c)] / M, 1e-300)));
+                        dst[c] = o.combine == "logits"
+                                     ? float(acc[size_t(c)] / M)
+                                     : float(T * std::log(std::max(acc[size_t(c)] / M, 1e-300)));
                     if (o.variance) {
                         double v = 0;
-                        for (int c = 0; c < C; ++c) v += m2[size_t(c)] / M;
+                        for (int c = 0; c < C; ++c)
+                            v += m2[size_t(c)] / M;
                         var[size_t(i)] = float(v / C);
                         const int top = int(std::max_element(dst, dst + C) - dst);
                         int disagree = 0;
                         for (int m = 0; m < M; ++m) {
-                            const float* z = gathered.data() + size_t(slot_of_member[size_t(m)]) * size_t(per) +
-                                             size_t(i * C);
+                            const float* z = gathered.data() +
+                                             size_t(slot_of_member[size_t(m)]) * size_t(per) + size_t(i * C);
                             disagree += int(std::max_element(z, z + C) - z) != top;
                         }
                         dis[size_t(i)] = float(disagree) / float(M);
@@ -447,7 +479,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
                 }
             }
         }
-        {   // write: every shard leader writes its block; its done record follows a flush, so a done flag
+        { // write: every shard leader writes its block; its done record follows a flush, so a done flag
             // never points at rows that are not on disk, and every row progress has shown is kept.
             ScopedPhase p(timers, "write", "label::write");
             const std::int64_t wn = leader ? n : 0;
@@ -456,7 +488,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
                 h += io::row_hash(row0 + i, out.data() + i * C, C, 0, false);
             par::agree(world, [&] {
                 if (o.storage == "float16") {
-                    for (std::int64_t i = 0; i < wn * C; ++i) out16[size_t(i)] = io::float_to_half(out[size_t(i)]);
+                    for (std::int64_t i = 0; i < wn * C; ++i)
+                        out16[size_t(i)] = io::float_to_half(out[size_t(i)]);
                     h5::write_rows(dlogits, logits_type, row0, wn, out16.data(), file.parallel());
                 } else {
                     h5::write_rows(dlogits, H5T_NATIVE_FLOAT, row0, wn, out.data(), file.parallel());
@@ -494,7 +527,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
         for (auto d : done)
             if (!d) fail(partial, ": internal error: a block is not marked done at the end");
         unsigned long long total = 0;
-        for (auto h : block_hash) total += h;
+        for (auto h : block_hash)
+            total += h;
         h5::write_attr(file.id(), "logits_fingerprint", io::hex64(total));
         h5::write_attr(file.id(), "complete", 1LL);
         dlogits.reset();
@@ -510,15 +544,20 @@ void run(const LabelOptions& o, const par::Comm& world) {
     const double rows = double(N - rows_done_before);
     log::info("");
     log::info("label summary: ", o.out, " (", N, " x ", C, ", ", o.storage, ", combine = ", o.combine, ")");
-    log::info("  ensemble ", manifest.ensemble_checksum(), " (", M, " members), transfer fingerprint ", tm.fingerprint);
-    log::info("  grid ", G, " groups x ", S, " shards; ", rows, " rows in ", Progress::format_duration(el), ": ",
-              rows / el, " samples/s, ", rows * M / el, " member-samples/s");
+    log::info("  ensemble ", manifest.ensemble_checksum(), " (", M, " members), transfer fingerprint ",
+              tm.fingerprint);
+    log::info("  grid ", G, " groups x ", S, " shards; ", rows, " rows in ", Progress::format_duration(el),
+              ": ", rows / el, " samples/s, ", rows * M / el, " member-samples/s");
     timers.add("total", el);
     timers.report(world, "label timings");
     timers.append_csv(world, o.timings_csv,
-                      {{"stage", "label"}, {"ranks", std::to_string(world.size())}, {"groups", std::to_string(G)},
-                       {"shards", std::to_string(S)}, {"rows", std::to_string(N - rows_done_before)},
-                       {"members", std::to_string(M)}, {"block_rows", std::to_string(B)}});
+                      {{"stage", "label"},
+                       {"ranks", std::to_string(world.size())},
+                       {"groups", std::to_string(G)},
+                       {"shards", std::to_string(S)},
+                       {"rows", std::to_string(N - rows_done_before)},
+                       {"members", std::to_string(M)},
+                       {"block_rows", std::to_string(B)}});
 }
 
 } // namespace mimic::stages

@@ -60,14 +60,18 @@ void nearest_neighbours(const io::DatasetSet& src, const par::Comm& comm, const 
                 src.read_ranges({{j0, j0 + mj}}, b_h.data());
                 Kokkos::deep_copy(b, b_h);
             }
-            UnmanagedMatrix am(a.data(), mi, D), bm(diagonal ? a.data() : b.data(), mj, D), gm(g.data(), mi, mj);
+            UnmanagedMatrix am(a.data(), mi, D), bm(diagonal ? a.data() : b.data(), mj, D),
+                gm(g.data(), mi, mj);
             Kokkos::parallel_for(
-                "mimic::transfer::nn_norms", RangePolicy(0, std::max(mi, mj)), KOKKOS_LAMBDA(const std::int64_t r) {
+                "mimic::transfer::nn_norms", RangePolicy(0, std::max(mi, mj)),
+                KOKKOS_LAMBDA(const std::int64_t r) {
                     float sa = 0, sb = 0;
                     if (r < mi)
-                        for (std::int64_t k = 0; k < D; ++k) sa += am(r, k) * am(r, k);
+                        for (std::int64_t k = 0; k < D; ++k)
+                            sa += am(r, k) * am(r, k);
                     if (r < mj)
-                        for (std::int64_t k = 0; k < D; ++k) sb += bm(r, k) * bm(r, k);
+                        for (std::int64_t k = 0; k < D; ++k)
+                            sb += bm(r, k) * bm(r, k);
                     na(r) = sa;
                     nbn(r) = sb;
                 });
@@ -82,23 +86,27 @@ void nearest_neighbours(const io::DatasetSet& src, const par::Comm& comm, const 
                         const float d = nbn(c) - 2.0f * gm(r, c);
                         if (d < bd) bd = d, bjx = j0 + c; // ascending c: ties keep the lowest index
                     }
-                    if (better(bd, bjx, best_d(i0 + r), best_j(i0 + r))) best_d(i0 + r) = bd, best_j(i0 + r) = bjx;
+                    if (better(bd, bjx, best_d(i0 + r), best_j(i0 + r)))
+                        best_d(i0 + r) = bd, best_j(i0 + r) = bjx;
                 });
             // Rows of block j against the candidates of block i: the same products read by column, a tile of
             // kTile columns per work item so that each row of products is read a cache line at a time.
             if (!diagonal) {
                 const std::int64_t tiles = (mj + kTile - 1) / kTile;
                 Kokkos::parallel_for(
-                    "mimic::transfer::nn_scan_columns", RangePolicy(0, tiles), KOKKOS_LAMBDA(const std::int64_t tile) {
+                    "mimic::transfer::nn_scan_columns", RangePolicy(0, tiles),
+                    KOKKOS_LAMBDA(const std::int64_t tile) {
                         const std::int64_t c0 = tile * kTile, nc = mj - c0 < kTile ? mj - c0 : kTile;
                         float bd[kTile];
                         std::int64_t bix[kTile];
-                        for (int k = 0; k < kTile; ++k) bd[k] = inf, bix[k] = S;
+                        for (int k = 0; k < kTile; ++k)
+                            bd[k] = inf, bix[k] = S;
                         for (std::int64_t r = 0; r < mi; ++r) {
                             const float nr = na(r);
                             for (int k = 0; k < nc; ++k) {
                                 const float d = nr - 2.0f * gm(r, c0 + k);
-                                if (d < bd[k]) bd[k] = d, bix[k] = i0 + r; // ascending r: lowest index on ties
+                                if (d < bd[k])
+                                    bd[k] = d, bix[k] = i0 + r; // ascending r: lowest index on ties
                             }
                         }
                         for (int k = 0; k < nc; ++k)
@@ -122,7 +130,8 @@ void nearest_neighbours(const io::DatasetSet& src, const par::Comm& comm, const 
     MIMIC_MPI_CHECK(MPI_Allreduce(bj_h.data(), index.data(), int(S), MPI_INT64_T, MPI_MIN, comm.get()));
     for (std::int64_t e = 0; e < S; ++e)
         MIMIC_REQUIRE(index[size_t(e)] >= 0 && index[size_t(e)] < S && index[size_t(e)] != e,
-                      "nearest neighbours: no finite distance for source row ", e, " (NaN or infinite values?)");
+                      "nearest neighbours: no finite distance for source row ", e,
+                      " (NaN or infinite values?)");
 
     // Emit: each rank reads the neighbours' rows of its share of the rows, in rounds of `block` rows.
     const auto mine = par::split_range(S, P, comm.rank());
@@ -136,12 +145,15 @@ void nearest_neighbours(const io::DatasetSet& src, const par::Comm& comm, const 
         const std::int64_t n = std::min(mine.end, r0 + block) - r0;
         // Read the neighbour rows in ascending order, consecutive rows as one range, then put them in place.
         order.clear();
-        for (std::int64_t k = 0; k < n; ++k) order.push_back({index[size_t(r0 + k)], k});
+        for (std::int64_t k = 0; k < n; ++k)
+            order.push_back({index[size_t(r0 + k)], k});
         std::sort(order.begin(), order.end());
         runs.clear();
         for (const auto& o : order) {
-            if (!runs.empty() && runs.back().end == o.first) ++runs.back().end;
-            else if (runs.empty() || runs.back().end - 1 != o.first) runs.push_back({o.first, o.first + 1});
+            if (!runs.empty() && runs.back().end == o.first)
+                ++runs.back().end;
+            else if (runs.empty() || runs.back().end - 1 != o.first)
+                runs.push_back({o.first, o.first + 1});
         }
         src.read_ranges(runs, sorted.data());
         std::int64_t pos = 0;

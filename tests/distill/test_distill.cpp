@@ -34,7 +34,8 @@ void write_set(const std::string& path, std::int64_t n, std::uint64_t seed) {
     for (std::int64_t r = 0; r < n; ++r) {
         CounterRng g(derive_seed(seed, std::uint64_t(r)));
         y[size_t(r)] = int(g.below(kC));
-        for (std::int64_t j = 0; j < dm.d; ++j) X[size_t(r * dm.d + j)] = g.normal() + (j % kC == y[size_t(r)] ? 1.5f : 0.f);
+        for (std::int64_t j = 0; j < dm.d; ++j)
+            X[size_t(r * dm.d + j)] = g.normal() + (j % kC == y[size_t(r)] ? 1.5f : 0.f);
     }
     w.write(0, n, X.data(), y.data());
     w.commit();
@@ -93,8 +94,9 @@ stages::DistillOptions options(const std::string& dir, const std::string& out) {
 std::vector<float> weights(const std::string& path) {
     auto m = io::load_model(path);
     std::vector<float> h(size_t(m.num_params()));
-    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(h.data(), h.size()),
-                      m.params());
+    Kokkos::deep_copy(
+        Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(h.data(), h.size()),
+        m.params());
     return h;
 }
 
@@ -106,7 +108,8 @@ void run_serial(const stages::DistillOptions& o, const par::Comm& world) {
 /// Largest |a - b| / (1 + |b|).
 double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
     double m = 0;
-    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]) / (1.0 + std::fabs(b[i])));
+    for (size_t i = 0; i < a.size(); ++i)
+        m = std::max(m, std::fabs(double(a[i]) - b[i]) / (1.0 + std::fabs(b[i])));
     return m;
 }
 
@@ -127,8 +130,9 @@ TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
     nn::Model full(kStudent, kShape);
     full.init(99);
     std::vector<float> want(size_t(full.num_params()));
-    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(want.data(), want.size()),
-                      full.params());
+    Kokkos::deep_copy(
+        Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(want.data(), want.size()),
+        full.params());
     EXPECT_EQ(weights(dir + "/sharded.h5"), want); // load_model also verifies the composable checksum
     EXPECT_EQ(s.full_num_params(), full.num_params());
     // Reading back into the shards restores them exactly.
@@ -136,10 +140,12 @@ TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
     auto f = h5::File::open(dir + "/sharded.h5", world.size() > 1 ? world.get() : MPI_COMM_NULL);
     io::read_sharded_weights(f, t);
     std::vector<float> a(size_t(s.local().num_params())), b(a.size());
-    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(a.data(), a.size()),
-                      s.local().params());
-    Kokkos::deep_copy(Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(b.data(), b.size()),
-                      t.local().params());
+    Kokkos::deep_copy(
+        Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(a.data(), a.size()),
+        s.local().params());
+    Kokkos::deep_copy(
+        Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(b.data(), b.size()),
+        t.local().params());
     EXPECT_EQ(a, b);
 }
 

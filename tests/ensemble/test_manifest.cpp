@@ -18,8 +18,8 @@ using namespace mimic;
 namespace {
 const nn::Shape kShape{1, 2, 3};
 
-std::string save_member(const std::string& dir, const std::string& name, const std::string& spec, nn::Shape in,
-                        std::uint64_t seed) {
+std::string save_member(const std::string& dir, const std::string& name, const std::string& spec,
+                        nn::Shape in, std::uint64_t seed) {
     nn::Model m(spec, in);
     m.init(seed);
     io::ModelMeta meta;
@@ -36,7 +36,8 @@ io::Manifest three_members(const std::string& dir) {
     m.base_dir = dir;
     const char* specs[] = {"dense:5,relu,dense:4", "dense:4", "dense:9,tanh,dense:4"};
     for (int i = 0; i < 3; ++i) {
-        const auto name = save_member(dir, "m" + std::to_string(i) + ".h5", specs[i], kShape, 10 + std::uint64_t(i));
+        const auto name =
+            save_member(dir, "m" + std::to_string(i) + ".h5", specs[i], kShape, 10 + std::uint64_t(i));
         m.members.push_back(io::member_from_model_file(dir + "/" + name, name));
     }
     return m;
@@ -88,8 +89,8 @@ TEST(Manifest, CatchesMissingCorruptChangedAndMismatchedMembers) {
     EXPECT_NO_THROW(io::validate_manifest(m, "ens.h5", true));
     // Different number of classes, different input shape.
     auto classes = m;
-    classes.members.push_back(io::member_from_model_file(
-        dir + "/" + save_member(dir, "c5.h5", "dense:5", kShape, 1), "c5.h5"));
+    classes.members.push_back(
+        io::member_from_model_file(dir + "/" + save_member(dir, "c5.h5", "dense:5", kShape, 1), "c5.h5"));
     expect_invalid(classes, "has 5 classes but member 0 has 4");
     auto shape = m;
     shape.members.push_back(io::member_from_model_file(
@@ -103,7 +104,8 @@ TEST(Grid, LptBalancesCostsDeterministically) {
     const std::vector<double> costs = {7, 5, 4, 3, 3, 2};
     const auto bin = par::assign_lpt(costs, 2);
     double load[2] = {0, 0};
-    for (size_t i = 0; i < costs.size(); ++i) load[bin[i]] += costs[i];
+    for (size_t i = 0; i < costs.size(); ++i)
+        load[bin[i]] += costs[i];
     EXPECT_EQ(load[0], 12);
     EXPECT_EQ(load[1], 12);
     EXPECT_EQ(bin, par::assign_lpt(costs, 2));
@@ -123,7 +125,8 @@ TEST(EnsembleEval, MatchesADirectComputation) {
         std::vector<int> y(static_cast<size_t>(n));
         for (std::int64_t i = 0; i < n; ++i) {
             CounterRng r(derive_seed(5, std::uint64_t(i)));
-            for (int j = 0; j < 6; ++j) X[size_t(i * 6 + j)] = r.normal();
+            for (int j = 0; j < 6; ++j)
+                X[size_t(i * 6 + j)] = r.normal();
             y[size_t(i)] = int(r.below(4));
         }
         w.write(0, n, X.data(), y.data());
@@ -152,7 +155,8 @@ TEST(EnsembleEval, MatchesADirectComputation) {
                 mx = std::max(mx, double(z(i, c)));
             }
             correct += top == y[size_t(i)];
-            for (int c = 0; c < 4; ++c) s2 += std::exp(z(i, c) - mx);
+            for (int c = 0; c < 4; ++c)
+                s2 += std::exp(z(i, c) - mx);
             for (int c = 0; c < 4; ++c) {
                 zsum[size_t(i * 4 + c)] += z(i, c);
                 psum[size_t(i * 4 + c)] += std::exp(z(i, c) - mx) / s2;

@@ -18,7 +18,9 @@ io::DatasetMeta small_meta(std::int64_t n) {
     m.source = "unit-test";
     return m;
 }
-float value(std::int64_t r, std::int64_t j) { return float(r) * 10.0f + float(j) * 0.5f - 3.0f; }
+float value(std::int64_t r, std::int64_t j) {
+    return float(r) * 10.0f + float(j) * 0.5f - 3.0f;
+}
 
 void write_file(const std::string& path, const par::Comm& comm, std::int64_t n) {
     io::DatasetWriter w(path, comm, small_meta(n));
@@ -26,7 +28,8 @@ void write_file(const std::string& path, const par::Comm& comm, std::int64_t n) 
     std::vector<float> X(size_t(mine.size() * 6));
     std::vector<int> y(size_t(mine.size()));
     for (std::int64_t i = 0; i < mine.size(); ++i) {
-        for (int j = 0; j < 6; ++j) X[size_t(i * 6 + j)] = value(mine.begin + i, j);
+        for (int j = 0; j < 6; ++j)
+            X[size_t(i * 6 + j)] = value(mine.begin + i, j);
         y[size_t(i)] = int((mine.begin + i) % 4);
     }
     w.write(mine.begin, mine.size(), X.data(), y.data());
@@ -52,7 +55,8 @@ TEST(DatasetIO, CollectiveWriteThenSerialReadRoundTrips) {
         std::vector<int> y(static_cast<size_t>(n));
         r.read(0, n, X.data(), y.data());
         for (std::int64_t i = 0; i < n; ++i) {
-            for (int j = 0; j < 6; ++j) ASSERT_EQ(X[size_t(i * 6 + j)], value(i, j));
+            for (int j = 0; j < 6; ++j)
+                ASSERT_EQ(X[size_t(i * 6 + j)], value(i, j));
             ASSERT_EQ(y[size_t(i)], int(i % 4));
         }
     }
@@ -96,7 +100,8 @@ TEST(DatasetIO, DisjointParallelBlockReadsEqualTheSerialRead) {
     std::vector<int> counts(size_t(world.size())), displs(size_t(world.size()));
     int mycount = int(mine.size() * 6);
     MPI_Gather(&mycount, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, world.get());
-    for (int i = 1; i < world.size(); ++i) displs[size_t(i)] = displs[size_t(i - 1)] + counts[size_t(i - 1)];
+    for (int i = 1; i < world.size(); ++i)
+        displs[size_t(i)] = displs[size_t(i - 1)] + counts[size_t(i - 1)];
     std::vector<float> gathered(size_t(n * 6));
     MPI_Gatherv(X.data(), mycount, MPI_FLOAT, gathered.data(), counts.data(), displs.data(), MPI_FLOAT, 0,
                 world.get());
@@ -106,7 +111,8 @@ TEST(DatasetIO, DisjointParallelBlockReadsEqualTheSerialRead) {
         std::vector<float> all(size_t(n * 6));
         serial.read(0, n, all.data(), nullptr);
         EXPECT_EQ(all, gathered);
-        for (std::int64_t i = 0; i < n * 6; ++i) ASSERT_EQ(all[size_t(i)], value(i / 6, i % 6));
+        for (std::int64_t i = 0; i < n * 6; ++i)
+            ASSERT_EQ(all[size_t(i)], value(i / 6, i % 6));
     }
 }
 

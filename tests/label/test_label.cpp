@@ -39,7 +39,8 @@ void make_fixture(const std::string& dir, const par::Comm& world) {
         io::DatasetWriter w(dir + "/transfer.h5", self, dm);
         std::vector<float> X(size_t(kN * kD));
         for (std::int64_t r = 0; r < kN; ++r)
-            for (std::int64_t j = 0; j < kD; ++j) X[size_t(r * kD + j)] = feature(r, j);
+            for (std::int64_t j = 0; j < kD; ++j)
+                X[size_t(r * kD + j)] = feature(r, j);
         w.write(0, kN, X.data(), nullptr);
         w.commit();
         io::Manifest m;
@@ -126,9 +127,11 @@ TEST(Label, BitwiseIdenticalForEveryGridShapeAndEqualToMemberByMemberReference) 
             auto model = io::load_model(dir + "/member" + std::to_string(i) + ".h5");
             auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), model.forward(x, false));
             for (std::int64_t r = 0; r < kN; ++r)
-                for (int c = 0; c < kC; ++c) acc[size_t(r * kC + c)] += z(r, c);
+                for (int c = 0; c < kC; ++c)
+                    acc[size_t(r * kC + c)] += z(r, c);
         }
-        for (size_t k = 0; k < acc.size(); ++k) ASSERT_NEAR(ref[k], acc[k] / 5.0, 1e-5 * (1 + std::fabs(acc[k] / 5)));
+        for (size_t k = 0; k < acc.size(); ++k)
+            ASSERT_NEAR(ref[k], acc[k] / 5.0, 1e-5 * (1 + std::fabs(acc[k] / 5)));
     }
 }
 
@@ -149,7 +152,8 @@ TEST(Label, ProbabilityCombineFloat16AndVariance) {
     if (world.rank() != 0) return;
 
     const auto f32 = read_logits(base.out), f16 = read_logits(half.out), p = read_logits(prob.out);
-    for (size_t k = 0; k < f32.size(); ++k) ASSERT_EQ(f16[k], io::half_to_float(io::float_to_half(f32[k])));
+    for (size_t k = 0; k < f32.size(); ++k)
+        ASSERT_EQ(f16[k], io::half_to_float(io::float_to_half(f32[k])));
 
     // Member logits, for the probability average and the variance.
     io::DatasetReader tr(dir + "/transfer.h5", par::Comm(MPI_COMM_SELF, false));
@@ -169,20 +173,27 @@ TEST(Label, ProbabilityCombineFloat16AndVariance) {
         double pbar[kC] = {0, 0, 0}, v = 0;
         for (int c = 0; c < kC; ++c) {
             double m = 0, m2 = 0;
-            for (int i = 0; i < 5; ++i) m += z[size_t(i)](r, c) / 5.0;
-            for (int i = 0; i < 5; ++i) m2 += (z[size_t(i)](r, c) - m) * (z[size_t(i)](r, c) - m) / 5.0;
+            for (int i = 0; i < 5; ++i)
+                m += z[size_t(i)](r, c) / 5.0;
+            for (int i = 0; i < 5; ++i)
+                m2 += (z[size_t(i)](r, c) - m) * (z[size_t(i)](r, c) - m) / 5.0;
             v += m2 / kC;
         }
         EXPECT_NEAR(var[size_t(r)], v, 1e-4 * (1 + v));
         for (int i = 0; i < 5; ++i) {
             double mx = -1e9, s = 0, e[kC];
-            for (int c = 0; c < kC; ++c) mx = std::max(mx, double(z[size_t(i)](r, c)) / 4.0);
-            for (int c = 0; c < kC; ++c) s += (e[c] = std::exp(z[size_t(i)](r, c) / 4.0 - mx));
-            for (int c = 0; c < kC; ++c) pbar[c] += e[c] / s / 5.0;
+            for (int c = 0; c < kC; ++c)
+                mx = std::max(mx, double(z[size_t(i)](r, c)) / 4.0);
+            for (int c = 0; c < kC; ++c)
+                s += (e[c] = std::exp(z[size_t(i)](r, c) / 4.0 - mx));
+            for (int c = 0; c < kC; ++c)
+                pbar[c] += e[c] / s / 5.0;
         }
-        for (int c = 0; c < kC; ++c) EXPECT_NEAR(p[size_t(r * kC + c)], 4.0 * std::log(pbar[c]), 1e-4);
+        for (int c = 0; c < kC; ++c)
+            EXPECT_NEAR(p[size_t(r * kC + c)], 4.0 * std::log(pbar[c]), 1e-4);
         EXPECT_GE(dis[size_t(r)], 0.0f);
-        EXPECT_LE(dis[size_t(r)], 0.8f + 1e-6f); // at most 4 of 5 members can disagree with the mean's top class
+        EXPECT_LE(dis[size_t(r)],
+                  0.8f + 1e-6f); // at most 4 of 5 members can disagree with the mean's top class
     }
 }
 
@@ -259,7 +270,8 @@ TEST(Label, RejectsMismatchedInputs) {
         stages::run(second, world);
         FAIL() << "expected an error";
     } catch (const CollectiveError& e) {
-        EXPECT_NE(std::string(e.what()).find("taken.h5: exists and holds logits of a different"), std::string::npos)
+        EXPECT_NE(std::string(e.what()).find("taken.h5: exists and holds logits of a different"),
+                  std::string::npos)
             << e.what();
     }
     second.overwrite = true;

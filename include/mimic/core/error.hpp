@@ -45,35 +45,36 @@ void silence_hdf5_errors();
 
 } // namespace mimic
 
-#define MIMIC_REQUIRE(cond, ...)                                                                       \
-    do {                                                                                               \
-        if (!(cond)) ::mimic::fail(__VA_ARGS__);                                                       \
+#define MIMIC_REQUIRE(cond, ...)                                                                             \
+    do {                                                                                                     \
+        if (!(cond)) ::mimic::fail(__VA_ARGS__);                                                             \
     } while (0)
 
 /// Checks an MPI call; on failure throws with the call, file, line and MPI's error string.
-#define MIMIC_MPI_CHECK(call)                                                                          \
-    do {                                                                                               \
-        int mimic_rc_ = (call);                                                                        \
-        if (mimic_rc_ != MPI_SUCCESS) ::mimic::detail::throw_mpi_error(mimic_rc_, #call, __FILE__, __LINE__); \
+#define MIMIC_MPI_CHECK(call)                                                                                \
+    do {                                                                                                     \
+        int mimic_rc_ = (call);                                                                              \
+        if (mimic_rc_ != MPI_SUCCESS)                                                                        \
+            ::mimic::detail::throw_mpi_error(mimic_rc_, #call, __FILE__, __LINE__);                          \
     } while (0)
 
 /// Checks an HDF5 call returning herr_t or hid_t; negative means failure. Evaluates to the result.
-#define MIMIC_H5_CHECK(call)                                                                           \
-    ([&]() {                                                                                           \
-        auto mimic_r_ = (call);                                                                        \
-        if (mimic_r_ < 0) ::mimic::detail::throw_hdf5_error(#call, __FILE__, __LINE__);                \
-        return mimic_r_;                                                                               \
+#define MIMIC_H5_CHECK(call)                                                                                 \
+    ([&]() {                                                                                                 \
+        auto mimic_r_ = (call);                                                                              \
+        if (mimic_r_ < 0) ::mimic::detail::throw_hdf5_error(#call, __FILE__, __LINE__);                      \
+        return mimic_r_;                                                                                     \
     }())
 
 /// Wraps a Kokkos call site: turns Kokkos' std::runtime_error into a mimic::Error naming the call.
-#define MIMIC_KOKKOS_CHECK(call)                                                                       \
-    do {                                                                                               \
-        try {                                                                                          \
-            call;                                                                                      \
-        } catch (const ::mimic::Error&) {                                                              \
-            throw;                                                                                     \
-        } catch (const std::exception& mimic_e_) {                                                     \
-            ::mimic::fail("Kokkos call `", #call, "` failed at ", __FILE__, ":", __LINE__, ": ",       \
-                          mimic_e_.what());                                                            \
-        }                                                                                              \
+#define MIMIC_KOKKOS_CHECK(call)                                                                             \
+    do {                                                                                                     \
+        try {                                                                                                \
+            call;                                                                                            \
+        } catch (const ::mimic::Error&) {                                                                    \
+            throw;                                                                                           \
+        } catch (const std::exception& mimic_e_) {                                                           \
+            ::mimic::fail("Kokkos call `", #call, "` failed at ", __FILE__, ":", __LINE__, ": ",             \
+                          mimic_e_.what());                                                                  \
+        }                                                                                                    \
     } while (0)

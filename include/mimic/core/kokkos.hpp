@@ -20,14 +20,18 @@ using HostMatrix = Kokkos::View<float**, Kokkos::LayoutRight, HostSpace>;
 using HostVector = Kokkos::View<float*, Kokkos::LayoutRight, HostSpace>;
 using HostIntVector = Kokkos::View<int*, Kokkos::LayoutRight, HostSpace>;
 /// An unmanaged view into a flat parameter buffer.
-using UnmanagedMatrix = Kokkos::View<float**, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
-using UnmanagedVector = Kokkos::View<float*, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+using UnmanagedMatrix =
+    Kokkos::View<float**, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+using UnmanagedVector =
+    Kokkos::View<float*, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
 
 using RangePolicy = Kokkos::RangePolicy<ExecSpace>;
 using MDPolicy2 = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>;
 
 /// A short description of the Kokkos build: version and default execution space.
-inline const char* kokkos_backend_name() { return ExecSpace::name(); }
+inline const char* kokkos_backend_name() {
+    return ExecSpace::name();
+}
 
 namespace kmath {
 #if KOKKOS_VERSION >= 40000
@@ -50,8 +54,12 @@ using Kokkos::Experimental::sqrt;
 using Kokkos::Experimental::tanh;
 #endif
 /// Finite check that works in device code and under fast-math-free builds.
-KOKKOS_INLINE_FUNCTION bool isfinite(float x) { return x - x == 0.0f; }
-KOKKOS_INLINE_FUNCTION bool isfinite(double x) { return x - x == 0.0; }
+KOKKOS_INLINE_FUNCTION bool isfinite(float x) {
+    return x - x == 0.0f;
+}
+KOKKOS_INLINE_FUNCTION bool isfinite(double x) {
+    return x - x == 0.0;
+}
 } // namespace kmath
 
 } // namespace mimic

@@ -33,7 +33,9 @@ struct CounterRng {
     /// Uniform in [0, 1) with 24 random bits.
     KOKKOS_INLINE_FUNCTION float uniform() { return float(next_u64() >> 40) * (1.0f / 16777216.0f); }
     /// Uniform in [0, 1) with 53 random bits.
-    KOKKOS_INLINE_FUNCTION double uniform_double() { return double(next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+    KOKKOS_INLINE_FUNCTION double uniform_double() {
+        return double(next_u64() >> 11) * (1.0 / 9007199254740992.0);
+    }
     /// Uniform integer in [0, n).
     KOKKOS_INLINE_FUNCTION std::uint64_t below(std::uint64_t n) { return n ? next_u64() % n : 0; }
     /// Standard normal (Box-Muller, one value per call).

@@ -134,7 +134,9 @@ void write_attr(hid_t obj, const std::string& name, const std::vector<double>& v
 inline void write_attr(hid_t obj, const std::string& name, const char* value) {
     write_attr(obj, name, std::string(value));
 }
-inline void write_attr(hid_t obj, const std::string& name, int value) { write_attr(obj, name, (long long)value); }
+inline void write_attr(hid_t obj, const std::string& name, int value) {
+    write_attr(obj, name, (long long)value);
+}
 inline void write_attr(hid_t obj, const std::string& name, std::int64_t value) {
     write_attr(obj, name, (long long)value);
 }

@@ -22,13 +22,13 @@ struct LogitsMeta {
     double temperature = 1.0;        ///< T for combine = prob
     std::string storage = "float32"; ///< "float32" or "float16"
     int num_members = 0;
-    std::string ensemble_checksum;     ///< io::Manifest::ensemble_checksum()
-    std::string member_checksums;      ///< one per line, member order
-    std::string member_paths;          ///< one per line, member order
-    std::string transfer_path;         ///< transfer set the logits belong to
-    std::string transfer_fingerprint;  ///< its fingerprint
-    bool has_variance = false;         ///< /variance and /disagreement present
-    bool complete = false;             ///< set only once every block is written
+    std::string ensemble_checksum;    ///< io::Manifest::ensemble_checksum()
+    std::string member_checksums;     ///< one per line, member order
+    std::string member_paths;         ///< one per line, member order
+    std::string transfer_path;        ///< transfer set the logits belong to
+    std::string transfer_fingerprint; ///< its fingerprint
+    bool has_variance = false;        ///< /variance and /disagreement present
+    bool complete = false;            ///< set only once every block is written
 };
 
 LogitsMeta read_logits_meta(const h5::File& f);
@@ -36,8 +36,8 @@ LogitsMeta read_logits_meta(const std::string& path);
 void write_logits_meta(const h5::File& f, const LogitsMeta& m);
 
 /// Refuses logits that do not belong to the transfer set (N, fingerprint) or are incomplete.
-void check_logits_match(const std::string& logits_path, const LogitsMeta& lm, const std::string& transfer_path,
-                        const DatasetMeta& tm);
+void check_logits_match(const std::string& logits_path, const LogitsMeta& lm,
+                        const std::string& transfer_path, const DatasetMeta& tm);
 
 /// IEEE binary16 conversion (round to nearest even) for float16 storage.
 std::uint16_t float_to_half(float f);
@@ -46,7 +46,7 @@ float half_to_float(std::uint16_t h);
 h5::Handle make_half_type();
 
 /// Reads rows of /logits as float32 whatever the storage (collective when the file is parallel).
-void read_logits_rows(const h5::File& f, hid_t dset, const LogitsMeta& m, std::int64_t row, std::int64_t nrows,
-                      float* out);
+void read_logits_rows(const h5::File& f, hid_t dset, const LogitsMeta& m, std::int64_t row,
+                      std::int64_t nrows, float* out);
 
 } // namespace mimic::io

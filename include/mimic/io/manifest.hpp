@@ -14,15 +14,15 @@ namespace mimic::io {
 inline constexpr const char* kManifestFormat = "mimic-ensemble-1";
 
 struct MemberInfo {
-    std::string path;           ///< as stored: relative to the manifest's directory, or absolute
-    std::string spec;           ///< architecture spec
-    std::uint64_t seed = 0;     ///< training seed (0 when imported)
-    double val_accuracy = -1;   ///< validation accuracy recorded at training (-1: unknown)
-    std::int64_t params = 0;    ///< parameter count
-    double flops = 0;           ///< forward FLOPs per sample
-    std::string checksum;       ///< weights checksum (io::weights_checksum) of the member file
-    nn::Shape input;            ///< sample shape
-    int num_classes = 0;        ///< output size
+    std::string path;         ///< as stored: relative to the manifest's directory, or absolute
+    std::string spec;         ///< architecture spec
+    std::uint64_t seed = 0;   ///< training seed (0 when imported)
+    double val_accuracy = -1; ///< validation accuracy recorded at training (-1: unknown)
+    std::int64_t params = 0;  ///< parameter count
+    double flops = 0;         ///< forward FLOPs per sample
+    std::string checksum;     ///< weights checksum (io::weights_checksum) of the member file
+    nn::Shape input;          ///< sample shape
+    int num_classes = 0;      ///< output size
 };
 
 struct Manifest {

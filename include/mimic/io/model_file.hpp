@@ -15,16 +15,16 @@ namespace mimic::io {
 inline constexpr const char* kModelFormat = "mimic-model-1";
 
 struct ModelMeta {
-    std::string spec;                   ///< architecture spec
-    nn::Shape input;                    ///< sample shape
-    int num_classes = 0;                ///< output size
-    std::string loss;                   ///< "ce", "mimic", "kd:T,alpha", ...
-    int epochs = 0;                     ///< epochs trained
-    std::uint64_t seed = 0;             ///< training seed
-    std::string data_fingerprint;       ///< fingerprint of the training (or transfer) set
-    std::string mimic_version;          ///< filled in by save_model
-    double val_accuracy = -1;           ///< last validation accuracy (-1: none)
-    std::string weights_checksum;       ///< filled in by save_model: hash of every weight
+    std::string spec;             ///< architecture spec
+    nn::Shape input;              ///< sample shape
+    int num_classes = 0;          ///< output size
+    std::string loss;             ///< "ce", "mimic", "kd:T,alpha", ...
+    int epochs = 0;               ///< epochs trained
+    std::uint64_t seed = 0;       ///< training seed
+    std::string data_fingerprint; ///< fingerprint of the training (or transfer) set
+    std::string mimic_version;    ///< filled in by save_model
+    double val_accuracy = -1;     ///< last validation accuracy (-1: none)
+    std::string weights_checksum; ///< filled in by save_model: hash of every weight
 };
 
 /// Writes `path` atomically (path.partial, then rename). Called by one rank with the full model.

@@ -21,7 +21,7 @@ struct TensorShard {
     std::int64_t local_size = 0;          ///< elements held here
     int axis = -1;                        ///< -1: whole tensor; 0: rows [begin, begin+len); 1: columns
     std::int64_t begin = 0, len = 0;      ///< the slice along `axis`
-    bool owned = true;                    ///< false: a copy that stays zero here (the output bias off shard 0)
+    bool owned = true; ///< false: a copy that stays zero here (the output bias off shard 0)
 
     /// Index in the full flat buffer of local element e of this tensor.
     std::int64_t global_index(std::int64_t e) const;

@@ -13,15 +13,15 @@
 namespace mimic::stages {
 
 struct EnsembleTrainOptions {
-    int members = 4;                 ///< N
-    std::string arch;                ///< one spec for every member, or
-    std::string arch_file;           ///< a file with one spec per line; members cycle through them
-    std::string data, val;           ///< labelled training and validation sets
-    std::string out_dir = "ensemble";///< member-NNN.h5 files (+ their checkpoints and CSV logs)
-    std::string manifest;            ///< default OUT_DIR/manifest.h5
-    int group_size = 1;              ///< ranks that train one member together (data-parallel)
-    bool bootstrap = false;          ///< each member trains on a bootstrap sample of the data
-    long long seed = 1;              ///< member i uses seed + i
+    int members = 4;                  ///< N
+    std::string arch;                 ///< one spec for every member, or
+    std::string arch_file;            ///< a file with one spec per line; members cycle through them
+    std::string data, val;            ///< labelled training and validation sets
+    std::string out_dir = "ensemble"; ///< member-NNN.h5 files (+ their checkpoints and CSV logs)
+    std::string manifest;             ///< default OUT_DIR/manifest.h5
+    int group_size = 1;               ///< ranks that train one member together (data-parallel)
+    bool bootstrap = false;           ///< each member trains on a bootstrap sample of the data
+    long long seed = 1;               ///< member i uses seed + i
     int epochs = 10;
     std::int64_t batch = 128;
     double lr = 0.05;
@@ -32,9 +32,9 @@ struct EnsembleTrainOptions {
 };
 
 struct EnsembleAddOptions {
-    std::string manifest;             ///< manifest to create or extend
-    std::vector<std::string> models;  ///< member model files to register
-    bool absolute = false;            ///< store absolute paths instead of paths relative to the manifest
+    std::string manifest;            ///< manifest to create or extend
+    std::vector<std::string> models; ///< member model files to register
+    bool absolute = false;           ///< store absolute paths instead of paths relative to the manifest
 };
 
 struct EnsembleInfoOptions {
