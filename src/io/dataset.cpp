@@ -146,6 +146,15 @@ DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, con
     h5::write_attr(f, "norm_scale", meta.norm_scale);
 }
 
+DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, const DatasetMeta& meta, Resume)
+    : comm_(comm), path_(path), meta_(meta) {
+    par::agree(comm_, [&] {
+        file_ = h5::File::open(partial_path(), comm_.size() > 1 ? comm_.get() : MPI_COMM_NULL, true);
+        X_ = h5::open_dataset(file_, "/X");
+        if (meta.has_labels) y_ = h5::open_dataset(file_, "/y");
+    });
+}
+
 DatasetWriter::~DatasetWriter() {
     if (!committed_) {
         X_.reset();
@@ -154,16 +163,19 @@ DatasetWriter::~DatasetWriter() {
             file_.close();
         } catch (const Error&) {
         }
-        if (comm_.rank() == 0) remove_file(partial_path());
+        if (comm_.rank() == 0 && !keep_partial_) remove_file(partial_path());
     }
 }
 
-void DatasetWriter::write(std::int64_t begin, std::int64_t count, const float* X, const int* y) {
+std::uint64_t DatasetWriter::write(std::int64_t begin, std::int64_t count, const float* X, const int* y) {
     MIMIC_REQUIRE(!meta_.has_labels || y || count == 0, path_, ": labels missing for a labelled dataset");
     h5::write_rows(X_, H5T_NATIVE_FLOAT, begin, count, X, file_.parallel());
     if (meta_.has_labels) h5::write_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
+    std::uint64_t sum = 0;
     for (std::int64_t i = 0; i < count; ++i)
-        hash_sum_ += row_hash(begin + i, X + i * meta_.d, meta_.d, y ? y[i] : 0, meta_.has_labels);
+        sum += row_hash(begin + i, X + i * meta_.d, meta_.d, y ? y[i] : 0, meta_.has_labels);
+    hash_sum_ += sum;
+    return sum;
 }
 
 void DatasetWriter::set_normalization(const std::string& kind, double scale, const std::vector<float>& mean,

@@ -8,6 +8,7 @@
 #include "mimic/core/log.hpp"
 #include "mimic/core/progress.hpp"
 #include "mimic/core/rng.hpp"
+#include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
@@ -19,12 +20,11 @@
 #include "mimic/parallel/reduce.hpp"
 #include "mimic/parallel/sharded_model.hpp"
 
-#include <atomic>
 #include <cmath>
-#include <csignal>
 #include <cstring>
 #include <future>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 namespace po = boost::program_options;
@@ -62,11 +62,6 @@ void describe(po::options_description& d, DistillOptions& o) {
 // clang-format on
 
 namespace {
-
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) {
-    g_stop_signal = sig;
-}
 
 struct LossSpec {
     std::string kind; // mimic | kd | ce
@@ -396,8 +391,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
             std::fprintf(
                 csv, "epoch,lr,train_loss,val_accuracy,val_logit_rmse,val_agreement,seconds,samples_per_s\n");
     }
-    auto prev_term = std::signal(SIGTERM, on_stop_signal);
-    auto prev_usr1 = std::signal(SIGUSR1, on_stop_signal);
+    std::optional<StopSignals> stop_signals(std::in_place);
     std::int64_t steps_this_run = 0;
     bool stop_now = false, early_stopped = false, evaluated = false;
     ValStats last;
@@ -481,8 +475,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
                 samples_this_run += double(nb);
                 progress.update(st.step_in_epoch, detail::concat("loss ", st.epoch_loss / st.epoch_rows));
                 // Stop requests: a signal on any rank, or --stop-after-steps.
-                const bool want =
-                    g_stop_signal != 0 || (o.stop_after_steps > 0 && steps_this_run >= o.stop_after_steps);
+                const bool want = StopSignals::received() != 0 ||
+                                  (o.stop_after_steps > 0 && steps_this_run >= o.stop_after_steps);
                 if (world.any(want)) stop_now = true;
                 if (stop_now || (o.checkpoint_every > 0 && st.global_step % o.checkpoint_every == 0)) {
                     if (next.valid()) next.wait();
@@ -537,15 +531,15 @@ void run(const DistillOptions& o, const par::Comm& world) {
             --st.epoch;
         }
     }
-    std::signal(SIGTERM, prev_term);
-    std::signal(SIGUSR1, prev_usr1);
+    const int stop_signal = StopSignals::received();
+    stop_signals.reset();
     if (csv) std::fclose(csv);
 
     if (stop_now) {
         log::info("distill: stopped after ", steps_this_run, " steps (",
-                  g_stop_signal ? "signal" : "--stop-after-steps", "); checkpoint ", ckpt, " saved at epoch ",
+                  stop_signal ? "signal" : "--stop-after-steps", "); checkpoint ", ckpt, " saved at epoch ",
                   st.epoch + 1, ", step ", st.step_in_epoch, "; rerun the same command to resume");
-        if (g_stop_signal)
+        if (stop_signal)
             throw CollectiveError(
                 "distill: interrupted by a signal; the checkpoint is saved, rerun to resume");
         return;

@@ -1,9 +1,11 @@
 // `mimic transfer`: validates the sources and options, finds MUNGE neighbours (GEMM on Kokkos), then
-// streams the output in blocks of rows (read windows, plan, generate, collective write) with provenance.
+// streams the output in blocks of rows (read windows, plan, generate, collective write) with provenance;
+// a per-block done record in OUT.partial lets a killed run resume on any rank count.
 #include "mimic/stages/transfer.hpp"
 
 #include "mimic/core/log.hpp"
 #include "mimic/core/progress.hpp"
+#include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset_set.hpp"
 #include "mimic/transfer/generate.hpp"
@@ -37,7 +39,8 @@ void describe(po::options_description& d, TransferOptions& o) {
         ("munge-p", po::value(&o.munge_p)->default_value(o.munge_p), "MUNGE: per-attribute swap probability p in [0, 1]")
         ("munge-s", po::value(&o.munge_s)->default_value(o.munge_s), "MUNGE: spread divisor s > 0, sd = |e_a - e'_a| / s")
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "output rows per block (memory ~ 4 x block-rows x D floats)")
-        ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output file");
+        ("stop-after-blocks", po::value(&o.stop_after_blocks)->default_value(o.stop_after_blocks), "keep OUT.partial and stop after N rounds of blocks (testing and time-boxed jobs; 0: never)")
+        ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output file, and discard a partial one from other settings");
 }
 // clang-format on
 
@@ -106,6 +109,7 @@ void validate_options(const TransferOptions& o) {
     if (o.out.empty()) fail("--out: the output path is empty");
     if (o.size < 1) fail("--size: must be at least 1, got ", o.size);
     if (o.block_rows < 1) fail("--block-rows: must be at least 1, got ", o.block_rows);
+    if (o.stop_after_blocks < 0) fail("--stop-after-blocks: must be >= 0, got ", o.stop_after_blocks);
     if (!finite(o.munge_p) || o.munge_p < 0 || o.munge_p > 1)
         fail("--munge-p: the MUNGE swap probability must be in [0, 1], got ", o.munge_p);
     if (!finite(o.munge_s) || o.munge_s <= 0)
@@ -156,6 +160,43 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
     return s;
 }
 
+/// Everything that decides the rows of the output and its block layout, as one line of text: a partial
+/// file is resumed only when its key is the same (attribute `transfer_resume_key`).
+std::string resume_key(const TransferOptions& o, const io::DatasetSet& src) {
+    std::ostringstream k;
+    k.precision(17);
+    k << "n=" << o.size << ";seed=" << o.seed << ";subsample=" << o.subsample << ";augment=" << o.augment
+      << ";munge=" << o.munge << ";shift=" << o.shift << ";flip=" << o.flip << ";noise=" << o.noise
+      << ";mixup=" << o.mixup_prob << "," << o.mixup_alpha << ";munge_ps=" << o.munge_p << "," << o.munge_s
+      << ";block_rows=" << o.block_rows << ";neighbour_block=" << transfer::kNeighbourBlock << ";sources=";
+    for (size_t i = 0; i < src.files(); ++i)
+        k << (i ? "," : "") << src.reader(i).meta().n << ":" << src.reader(i).meta().fingerprint;
+    return k.str();
+}
+
+/// Rank 0: true to resume OUT.partial, false to start fresh (a stale partial file is removed or refused).
+bool decide_resume(const TransferOptions& o, const std::string& key) {
+    const std::string partial = o.out + ".partial";
+    if (!io::file_exists(partial)) return false;
+    if (o.overwrite) {
+        io::remove_file(partial);
+        return false;
+    }
+    std::string have;
+    try {
+        auto f = h5::File::open(partial);
+        have = h5::read_attr_string(f.id(), "transfer_resume_key");
+    } catch (const Error& e) {
+        log::info("transfer: ", partial, " is not a resumable partial file (", e.what(), "); starting over");
+        io::remove_file(partial);
+        return false;
+    }
+    if (have != key)
+        fail(partial, ": a partial transfer set from other sources or settings exists; rerun with the same "
+                      "options to resume it, or pass --overwrite to discard it");
+    return true;
+}
+
 } // namespace
 
 void run(const TransferOptions& o, const par::Comm& comm) {
@@ -188,20 +229,49 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     if (N <= S && o.augment + o.munge > 0)
         log::info("transfer: note: --size <= source rows, so no rows are generated");
 
-    // --- the output file and its provenance datasets ---------------------------------------------
+    // --- the blocks: B rows each, the copies [0, C) and the generated rows [C, N) blocked apart --------
+    const std::int64_t B = o.block_rows, C = rc.copies();
+    const std::int64_t copy_blocks = (C + B - 1) / B, num_blocks = copy_blocks + (N - C + B - 1) / B;
+    auto block_rows = [&](std::int64_t k) {
+        return k < copy_blocks
+                   ? par::Range{k * B, std::min(C, (k + 1) * B)}
+                   : par::Range{C + (k - copy_blocks) * B, std::min(N, C + (k - copy_blocks + 1) * B)};
+    };
+
+    // --- resume decision (rank 0 looks at the files, everyone follows) --------------------------------
+    const std::string key = resume_key(o, *src);
+    bool resume = false;
+    par::agree(comm, [&] {
+        if (comm.rank() == 0) resume = decide_resume(o, key);
+    });
+    resume = comm.any(resume);
+
+    // --- the output file, its provenance datasets and the done record ---------------------------------
     io::DatasetMeta meta = sm;
     meta.n = N;
     meta.has_labels = false;
     meta.source = "transfer set from " + join(o.from, ", ");
-    io::DatasetWriter writer(o.out, comm, meta);
-    writer.set_normalization(sm.norm_kind, sm.norm_scale, src->norm_mean(), src->norm_std());
+    std::unique_ptr<io::DatasetWriter> writer_ptr =
+        resume ? std::make_unique<io::DatasetWriter>(o.out, comm, meta, io::DatasetWriter::Resume{})
+               : std::make_unique<io::DatasetWriter>(o.out, comm, meta);
+    io::DatasetWriter& writer = *writer_ptr;
     h5::File& f = writer.file();
     const bool coll = f.parallel();
-    auto prov_src = h5::create_dataset(f, "/provenance/source_row", H5T_NATIVE_INT64, {hsize_t(N)});
-    auto prov_gen = h5::create_dataset(f, "/provenance/generator", H5T_NATIVE_INT8, {hsize_t(N)});
-    auto prov_par = h5::create_dataset(f, "/provenance/partner_row", H5T_NATIVE_INT64, {hsize_t(N)});
-    h5::write_attr(prov_gen, "names", transfer::kGeneratorNames);
-    {
+    h5::Handle prov_src, prov_gen, prov_par, ddone, dhash;
+    par::agree(comm, [&] {
+        if (resume) {
+            prov_src = h5::open_dataset(f, "/provenance/source_row");
+            prov_gen = h5::open_dataset(f, "/provenance/generator");
+            prov_par = h5::open_dataset(f, "/provenance/partner_row");
+            ddone = h5::open_dataset(f, "/progress/done");
+            dhash = h5::open_dataset(f, "/progress/block_hash");
+            return;
+        }
+        writer.set_normalization(sm.norm_kind, sm.norm_scale, src->norm_mean(), src->norm_std());
+        prov_src = h5::create_dataset(f, "/provenance/source_row", H5T_NATIVE_INT64, {hsize_t(N)});
+        prov_gen = h5::create_dataset(f, "/provenance/generator", H5T_NATIVE_INT8, {hsize_t(N)});
+        prov_par = h5::create_dataset(f, "/provenance/partner_row", H5T_NATIVE_INT64, {hsize_t(N)});
+        h5::write_attr(prov_gen, "names", transfer::kGeneratorNames);
         const hid_t root = f.id();
         std::vector<std::string> fps;
         std::vector<long long> rows;
@@ -223,17 +293,55 @@ void run(const TransferOptions& o, const par::Comm& comm) {
         h5::write_attr(root, "transfer_munge_p", o.munge_p);
         h5::write_attr(root, "transfer_munge_s", o.munge_s);
         h5::write_attr(root, "transfer_neighbour_block", (long long)transfer::kNeighbourBlock);
+        h5::write_attr(root, "transfer_block_rows", (long long)B);
+        // The done record: contiguous datasets are allocated without fill, so zero it explicitly. The
+        // resume key goes last, after a flush: a partial file that has it has a valid done record.
+        ddone = h5::create_dataset(f, "/progress/done", H5T_NATIVE_UCHAR, {hsize_t(num_blocks)});
+        dhash = h5::create_dataset(f, "/progress/block_hash", H5T_NATIVE_ULLONG, {hsize_t(num_blocks)});
+        std::vector<unsigned char> zeros(size_t(comm.rank() == 0 ? num_blocks : 0), 0);
+        std::vector<unsigned long long> zh(zeros.size(), 0);
+        h5::write_rows(ddone, H5T_NATIVE_UCHAR, 0, std::int64_t(zeros.size()), zeros.data(), coll);
+        h5::write_rows(dhash, H5T_NATIVE_ULLONG, 0, std::int64_t(zh.size()), zh.data(), coll);
+        f.flush();
+        h5::write_attr(root, "transfer_resume_key", key);
+        f.flush();
+    });
+    writer.keep_partial(); // from here on a failed or killed run leaves a partial file the rerun resumes
+
+    std::vector<unsigned char> done(size_t(num_blocks), 0);
+    std::vector<unsigned long long> block_hash(size_t(num_blocks), 0);
+    h5::read_rows(ddone, H5T_NATIVE_UCHAR, 0, num_blocks, done.data(), coll);
+    h5::read_rows(dhash, H5T_NATIVE_ULLONG, 0, num_blocks, block_hash.data(), coll);
+    std::int64_t rows_done_before = 0, blocks_done_before = 0;
+    std::uint64_t hash_before = 0;
+    std::vector<std::int64_t> todo_copy, todo_gen;
+    for (std::int64_t k = 0; k < num_blocks; ++k) {
+        if (done[size_t(k)]) {
+            rows_done_before += block_rows(k).size();
+            hash_before += block_hash[size_t(k)];
+            ++blocks_done_before;
+        } else {
+            (k < copy_blocks ? todo_copy : todo_gen).push_back(k);
+        }
     }
+    if (comm.rank() == 0) writer.add_to_fingerprint(hash_before);
+    if (resume)
+        log::info("transfer: resuming ", writer.partial_path(), ": ", blocks_done_before, " of ", num_blocks,
+                  " blocks (", rows_done_before, " rows) already done");
 
     // --- MUNGE: nearest neighbour of every source row, and a scratch copy of the neighbours' rows ---
     ScratchFile scratch_guard{o.out + ".neighbours", comm};
     std::unique_ptr<io::DatasetSet> nbr_rows;
     h5::Handle nbr_index;
     double t_neighbours = 0;
-    if (rc.uses_munge()) {
+    // (A resumed run finds them again when generated blocks remain: the search is deterministic.)
+    const bool munge = rc.uses_munge() && !todo_gen.empty();
+    if (munge) {
         ScopedPhase phase(timers, "neighbours", "transfer::neighbours");
         const double t0 = wall_seconds();
-        auto nbr_out = h5::create_dataset(f, "/munge/neighbour", H5T_NATIVE_INT64, {hsize_t(S)});
+        auto nbr_out = resume && f.has("/munge/neighbour")
+                           ? h5::open_dataset(f, "/munge/neighbour")
+                           : h5::create_dataset(f, "/munge/neighbour", H5T_NATIVE_INT64, {hsize_t(S)});
         io::DatasetMeta smeta = sm;
         smeta.n = S;
         smeta.has_labels = false;
@@ -261,23 +369,18 @@ void run(const TransferOptions& o, const par::Comm& comm) {
         t_neighbours = wall_seconds() - t0;
     }
 
-    // --- generation: each rank streams its contiguous range of output rows in blocks ----------------
-    const std::int64_t B = o.block_rows;
-    // Copies are cheap and generated rows are not: each rank takes a contiguous share of each part.
-    std::vector<par::Range> chunks;
-    {
-        const std::int64_t C = rc.copies();
-        const auto copies = par::split_range(C, comm.size(), comm.rank());
-        auto generated = par::split_range(N - C, comm.size(), comm.rank());
-        generated.begin += C, generated.end += C;
-        for (const auto& seg : {copies, generated})
-            for (std::int64_t a = seg.begin; a < seg.end; a += B)
-                chunks.push_back({a, std::min(seg.end, a + B)});
+    // --- generation: each rank streams a contiguous run of the blocks still to do ---------------------
+    // Copies are cheap and generated rows are not: each rank takes a contiguous share of each kind.
+    std::vector<std::int64_t> mine;
+    for (const auto* todo : {&todo_copy, &todo_gen}) {
+        const auto share = par::split_range(std::int64_t(todo->size()), comm.size(), comm.rank());
+        for (std::int64_t t = share.begin; t < share.end; ++t)
+            mine.push_back((*todo)[size_t(t)]);
     }
-    const std::int64_t iters = std::int64_t(comm.max(double(chunks.size())));
-    std::int64_t done = 0;
+    const std::int64_t iters = std::int64_t(comm.max(double(mine.size())));
+    std::int64_t done_rows = 0;
     const std::int64_t cap = std::min(B, S);
-    const bool subsample = N < S, munge = rc.uses_munge(), mixup = rc.uses_mixup();
+    const bool subsample = N < S, mixup = rc.uses_mixup();
 
     Matrix xa("mimic::transfer::source_rows", cap, D);
     Matrix xn("mimic::transfer::neighbour_rows", munge ? cap : 0, D);
@@ -320,9 +423,12 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     Window loaded_a, loaded_n, loaded_p; // windows whose rows the buffers hold (reads are skipped when equal)
     long long counts[3] = {0, 0, 0};
     Progress prog("transfer", N, "rows");
+    StopSignals stop_signals;
+    bool stopped = false;
     const double t_gen0 = wall_seconds();
     for (std::int64_t it = 0; it < iters; ++it) {
-        const par::Range chunk = it < std::int64_t(chunks.size()) ? chunks[size_t(it)] : par::Range{};
+        const bool have_block = it < std::int64_t(mine.size());
+        const par::Range chunk = have_block ? block_rows(mine[size_t(it)]) : par::Range{};
         const std::int64_t a = chunk.begin, b = chunk.end, count = b - a;
         Window wa, wp;
         {
@@ -414,23 +520,49 @@ void run(const TransferOptions& o, const par::Comm& comm) {
             transfer::generate_rows(gp, spec, count, xa, xn, partners_in_a ? xa : xp, mean, stdev, xo);
             Kokkos::deep_copy(xo_h, xo);
         }
-        {
+        { // write the block; its done record follows a flush, so a done flag never points at rows that
+            // are not on disk.
             ScopedPhase phase(timers, "write", "transfer::write");
-            writer.write(a, count, xo_h.data(), nullptr);
+            const unsigned long long h = writer.write(a, count, xo_h.data(), nullptr);
             h5::write_rows(prov_src, H5T_NATIVE_INT64, a, count, p_src.data(), coll);
             h5::write_rows(prov_gen, H5T_NATIVE_INT8, a, count, p_gen.data(), coll);
             h5::write_rows(prov_par, H5T_NATIVE_INT64, a, count, p_par.data(), coll);
+            f.flush();
+            const unsigned char one = 1;
+            const std::int64_t k = have_block ? mine[size_t(it)] : 0, kn = have_block ? 1 : 0;
+            h5::write_rows(dhash, H5T_NATIVE_ULLONG, k, kn, &h, coll);
+            h5::write_rows(ddone, H5T_NATIVE_UCHAR, k, kn, &one, coll);
+            f.flush();
         }
-        done += count;
-        prog.update(comm.sum_ll(done));
+        done_rows += count;
+        prog.update(rows_done_before + comm.sum_ll(done_rows));
+        // Stop requests: a signal on any rank, or --stop-after-blocks (rounds of this run).
+        if (comm.any(StopSignals::received() != 0) ||
+            (o.stop_after_blocks > 0 && it + 1 >= o.stop_after_blocks && it + 1 < iters)) {
+            stopped = true;
+            break;
+        }
     }
     const double t_gen = wall_seconds() - t_gen0;
     prog.finish();
     prov_src.reset();
     prov_gen.reset();
     prov_par.reset();
+    ddone.reset();
+    dhash.reset();
     nbr_index.reset();
     nbr_rows.reset();
+    if (stopped) {
+        const std::int64_t rows_now = rows_done_before + comm.sum_ll(done_rows);
+        const bool by_signal = comm.any(StopSignals::received() != 0);
+        log::info("transfer: stopped (", by_signal ? "signal" : "--stop-after-blocks", ") with ", rows_now,
+                  " of ", N, " rows written; ", writer.partial_path(),
+                  " keeps them: rerun the same command to resume");
+        if (by_signal)
+            throw CollectiveError("transfer: interrupted by a signal; " + writer.partial_path() +
+                                  " keeps the finished blocks, rerun the same command to resume");
+        return;
+    }
     std::string fingerprint;
     {
         ScopedPhase phase(timers, "commit", "transfer::commit");
@@ -440,8 +572,9 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     for (auto& c : counts)
         c = comm.sum_ll(c);
     log::info("");
-    log::info("transfer summary: ", o.out, ": ", N, " rows x ", D, " (", counts[0], " source copies, ",
-              counts[1], " augmented, ", counts[2], " MUNGE), fingerprint ", fingerprint);
+    log::info("transfer summary: ", o.out, ": ", N, " rows x ", D, " (",
+              resume ? "rows made by this run: " : "", counts[0], " source copies, ", counts[1],
+              " augmented, ", counts[2], " MUNGE), fingerprint ", fingerprint);
     char line[256];
     std::snprintf(line, sizeof line,
                   "  %.0f rows/s overall (%.2f s on %d rank%s); generate+write %.0f rows/s (%.2f s); "

@@ -1,5 +1,6 @@
 // Tests of `mimic transfer`: GEMM nearest neighbours against brute force, bit-identical output for any
-// rank count and block size, MUNGE statistics, augmentation bounds, the row layout and subsampling.
+// rank count and block size, resuming a stopped run, MUNGE statistics, augmentation bounds, the row layout
+// and subsampling.
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset_set.hpp"
@@ -304,6 +305,76 @@ TEST_F(Transfer, OutputIsBitIdenticalForAnyRankCountAndBlockSize) {
     EXPECT_GT(kinds[transfer::kMunge], 300);
     EXPECT_EQ(ref.shape, (std::vector<long long>{2, 6, 5}));
     EXPECT_EQ(ref.mean, norm_vector(a, false));
+}
+
+TEST_F(Transfer, StoppedRunResumesBitIdenticalOnAnotherRankCount) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    Source a;
+    a.n = 130;
+    a.c = 1, a.h = 6, a.w = 6;
+    write_source(dir + "/a.h5", a, world);
+    auto opt = options({dir + "/a.h5"}, dir + "/ref.h5", 700);
+    opt.augment = 1, opt.munge = 1;
+    opt.shift = 1, opt.flip = true, opt.mixup_prob = 0.5;
+    opt.block_rows = 31;
+    stages::run(opt, world); // the uninterrupted reference
+
+    // Stopped after 2 rounds on every rank: OUT.partial holds the finished blocks, OUT does not exist.
+    auto o = opt;
+    o.out = dir + "/t.h5";
+    o.stop_after_blocks = 2;
+    stages::run(o, world);
+    EXPECT_FALSE(io::file_exists(o.out));
+    ASSERT_TRUE(io::file_exists(o.out + ".partial"));
+    world.barrier();
+    if (world.rank() == 0) {
+        auto f = h5::File::open(o.out + ".partial");
+        const auto done = h5::read_all<unsigned char>(f, "/progress/done");
+        const auto n_done = std::count(done.begin(), done.end(), 1);
+        EXPECT_EQ(done.size(), size_t((130 + 30) / 31 + (570 + 30) / 31));
+        EXPECT_EQ(n_done, std::min<long>(long(done.size()), 2L * world.size()));
+    }
+    world.barrier();
+
+    // Other settings are refused while the partial file exists.
+    auto other = o;
+    other.stop_after_blocks = 0;
+    other.seed = o.seed + 1;
+    try {
+        stages::run(other, world);
+        ADD_FAILURE() << "expected an error";
+    } catch (const CollectiveError& e) {
+        EXPECT_NE(std::string(e.what()).find("a partial transfer set from other sources or settings exists"),
+                  std::string::npos)
+            << e.what();
+    }
+    ASSERT_TRUE(io::file_exists(o.out + ".partial"));
+
+    // Resumed on rank 0 alone (another layout), in two more runs.
+    par::Comm sub = world.split(world.rank() == 0 ? 0 : 1, world.rank());
+    if (world.rank() == 0) {
+        o.stop_after_blocks = 3;
+        stages::run(o, sub);
+        EXPECT_FALSE(io::file_exists(o.out));
+        { // resumed, not started over: the blocks of both runs are done
+            auto f = h5::File::open(o.out + ".partial");
+            const auto done = h5::read_all<unsigned char>(f, "/progress/done");
+            EXPECT_EQ(std::count(done.begin(), done.end(), 1), 2L * world.size() + 3);
+        }
+        o.stop_after_blocks = 0;
+        stages::run(o, sub);
+        EXPECT_FALSE(io::file_exists(o.out + ".partial"));
+        const Out ref = read_out(dir + "/ref.h5"), got = read_out(o.out);
+        EXPECT_TRUE(got.X == ref.X);
+        EXPECT_EQ(got.src, ref.src);
+        EXPECT_EQ(got.partner, ref.partner);
+        EXPECT_EQ(got.gen, ref.gen);
+        EXPECT_EQ(got.neighbour, ref.neighbour);
+        EXPECT_EQ(got.mean, ref.mean);
+        EXPECT_EQ(got.fingerprint, ref.fingerprint);
+    }
+    world.barrier();
 }
 
 TEST_F(Transfer, MungeSwapRateAndSpreadFollowTheNeighbours) {

@@ -57,14 +57,26 @@ private:
 /// or failed write never leaves a file that looks complete. Collective over comm.
 class DatasetWriter {
 public:
+    /// Tag of the constructor that reopens an existing `path.partial` to finish it (resumable stages).
+    struct Resume {};
+
     DatasetWriter(const std::string& path, const par::Comm& comm, const DatasetMeta& meta,
                   const h5::DatasetOptions& opt = {});
+    /// Collective: reopens `path.partial` written earlier with the same meta; rows already in it are
+    /// counted in the fingerprint through add_to_fingerprint().
+    DatasetWriter(const std::string& path, const par::Comm& comm, const DatasetMeta& meta, Resume);
     ~DatasetWriter();
     DatasetWriter(const DatasetWriter&) = delete;
     DatasetWriter& operator=(const DatasetWriter&) = delete;
 
-    /// Collective: rows [begin, begin + count); y may be nullptr when the file has no labels.
-    void write(std::int64_t begin, std::int64_t count, const float* X, const int* y);
+    /// Collective: rows [begin, begin + count); y may be nullptr when the file has no labels. Returns
+    /// the sum of row_hash over the rows written (this rank's share of the fingerprint).
+    std::uint64_t write(std::int64_t begin, std::int64_t count, const float* X, const int* y);
+    /// Adds the row hashes of rows written by an earlier run (resume) to this rank's fingerprint share.
+    void add_to_fingerprint(std::uint64_t row_hash_sum) { hash_sum_ += row_hash_sum; }
+    /// A resumable stage calls this so that an uncommitted writer leaves `path.partial` in place for the
+    /// next run instead of removing it.
+    void keep_partial() { keep_partial_ = true; }
     /// Collective: stores the normalisation (kind, scale, mean[d], std[d]).
     void set_normalization(const std::string& kind, double scale, const std::vector<float>& mean,
                            const std::vector<float>& stdev);
@@ -85,6 +97,7 @@ private:
     h5::Handle X_, y_;
     std::uint64_t hash_sum_ = 0;
     bool committed_ = false;
+    bool keep_partial_ = false;
 };
 
 /// Removes a file if it exists (rank 0 only when comm has several ranks); returns true if removed.
