@@ -18,6 +18,23 @@ run)
   grep -q "transfer summary: .*700 rows x 36 (170 source copies" "$d/log" || { cat "$d/log"; die "no summary"; }
   [ -f "$out" ] || die "no output file"
   [ -z "$(find "$d" -name '*.partial' -o -name '*.neighbours')" ] || die "partial or scratch files left behind"
+  # Stopped after 2 rounds on 2 ranks, the run keeps r.h5.partial (4 of the 12 blocks: 3 of copies, 9
+  # generated); other settings are refused; the same command on 1 rank resumes it and writes the same
+  # rows (fingerprint) as the uninterrupted run.
+  args=(--from "$d/a.h5" --from "$d/b.h5" --size 700 --augment 1 --munge 1 --shift 1 --flip --noise 0.1
+    --mixup-prob 0.3 --munge-p 0.4 --munge-s 2 --block-rows 64)
+  "${mpi[@]}" "$MIMIC" transfer "${args[@]}" --out "$d/r.h5" --stop-after-blocks 2 >"$d/log2" 2>&1 ||
+    { cat "$d/log2"; die "the stopped run failed"; }
+  grep -q "transfer: stopped (--stop-after-blocks) with" "$d/log2" || { cat "$d/log2"; die "no stop message"; }
+  [ -f "$d/r.h5.partial" ] && [ ! -e "$d/r.h5" ] || die "a stopped run must leave r.h5.partial and no r.h5"
+  expect_fail "r.h5.partial: a partial transfer set from other sources or settings exists" \
+    "${mpi[@]}" "$MIMIC" transfer "${args[@]}" --out "$d/r.h5" --seed 9
+  "$MIMIC" transfer "${args[@]}" --out "$d/r.h5" >"$d/log3" 2>&1 || { cat "$d/log3"; die "the resumed run failed"; }
+  grep -q "transfer: resuming .*r.h5.partial: 4 of 12 blocks" "$d/log3" || { cat "$d/log3"; die "not resumed"; }
+  fp=$(grep -o 'fingerprint [0-9a-f]*' "$d/log" | tail -1)
+  [ -n "$fp" ] && [ "$(grep -o 'fingerprint [0-9a-f]*' "$d/log3" | tail -1)" = "$fp" ] ||
+    die "the resumed file differs from the uninterrupted one ($fp)"
+  [ ! -e "$d/r.h5.partial" ] || die "r.h5.partial left behind"
   "$MIMIC" info "$out" >"$d/info" || die "mimic info failed"
   for obj in /X /provenance/source_row /provenance/generator /provenance/partner_row /munge/neighbour; do
     grep -q "$obj" "$d/info" || { cat "$d/info"; die "$obj missing"; }
