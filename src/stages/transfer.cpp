@@ -575,11 +575,12 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     log::info("transfer summary: ", o.out, ": ", N, " rows x ", D, " (",
               resume ? "rows made by this run: " : "", counts[0], " source copies, ", counts[1],
               " augmented, ", counts[2], " MUNGE), fingerprint ", fingerprint);
+    const std::int64_t made = N - rows_done_before; // rows of this run (all of them unless resumed)
     char line[256];
     std::snprintf(line, sizeof line,
                   "  %.0f rows/s overall (%.2f s on %d rank%s); generate+write %.0f rows/s (%.2f s); "
                   "neighbours %.2f s",
-                  double(N) / total, total, comm.size(), comm.size() == 1 ? "" : "s", double(N) / t_gen,
+                  double(made) / total, total, comm.size(), comm.size() == 1 ? "" : "s", double(made) / t_gen,
                   t_gen, t_neighbours);
     log::info(line);
     timers.report(comm, "transfer timings");
