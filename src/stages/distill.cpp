@@ -400,6 +400,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
 
     for (; st.epoch < o.epochs && !stop_now; ++st.epoch) {
         const double t_epoch = wall_seconds();
+        const double rows_at_start = st.epoch_rows; // > 0 when a resumed run starts mid-epoch
         const auto order = block_order(st.epoch);
         // Skip the blocks (and batches) a resumed run has already done.
         std::int64_t first_block = 0, skip_batches = st.step_in_epoch;
@@ -505,16 +506,17 @@ void run(const DistillOptions& o, const par::Comm& world) {
             ++st.bad_epochs;
         }
         const double el = wall_seconds() - t_epoch;
+        const double rate = (st.epoch_rows - rows_at_start) / el; // rows of this run over its time
         std::ostringstream line;
         line.precision(5);
         line << "epoch " << st.epoch + 1 << "/" << o.epochs << ": train loss " << train_loss;
         if (v.acc >= 0) line << ", val acc " << 100 * v.acc << "%";
         if (v.rmse >= 0) line << ", val logit RMSE " << v.rmse << ", agreement " << 100 * v.agree << "%";
-        line << ", lr " << lr_used << ", " << el << " s, " << st.epoch_rows / el << " samples/s";
+        line << ", lr " << lr_used << ", " << el << " s, " << rate << " samples/s";
         log::info(line.str());
         if (csv) {
             std::fprintf(csv, "%d,%g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", st.epoch + 1, lr_used, train_loss,
-                         v.acc, v.rmse, v.agree, el, st.epoch_rows / el);
+                         v.acc, v.rmse, v.agree, el, rate);
             std::fflush(csv);
         }
         st.step_in_epoch = 0;
