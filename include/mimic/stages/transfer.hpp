@@ -29,8 +29,8 @@ struct TransferOptions {
     double munge_p = 0.5;
     double munge_s = 1.0;
     std::int64_t block_rows = 8192;
-    std::int64_t stop_after_blocks =
-        0; ///< testing and time-boxed jobs: keep OUT.partial, stop after N rounds
+    /// Testing and time-boxed jobs: keep OUT.partial and stop after N rounds of blocks (0: never).
+    std::int64_t stop_after_blocks = 0;
     bool overwrite = false;
 };
 
