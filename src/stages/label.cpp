@@ -10,6 +10,7 @@
 #include "mimic/core/rng.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/core/version_info.hpp"
+#include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
 #include "mimic/io/manifest.hpp"
@@ -299,7 +300,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
     const std::string partial = o.out + ".partial";
     const MPI_Comm fcomm = world.size() > 1 ? world.get() : MPI_COMM_NULL;
     h5::File file;
-    h5::Handle dlogits, dvar, ddis, ddone, dhash;
+    h5::Handle dlogits, dvar, ddis;
+    io::BlockRecord record;
     const hid_t store_type = o.storage == "float16" ? H5T_NATIVE_USHORT : H5T_NATIVE_FLOAT;
     h5::Handle half_type = io::make_half_type();
     const hid_t logits_type = o.storage == "float16" ? half_type.id() : H5T_NATIVE_FLOAT;
@@ -308,8 +310,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
         if (plan.kind == Plan::Resume) {
             file = h5::File::open(partial, fcomm, true);
             dlogits = h5::open_dataset(file, "/logits");
-            ddone = h5::open_dataset(file, "/progress/done");
-            dhash = h5::open_dataset(file, "/progress/block_hash");
+            record = io::BlockRecord::open(file);
             if (o.variance) {
                 dvar = h5::open_dataset(file, "/variance");
                 ddis = h5::open_dataset(file, "/disagreement");
@@ -322,15 +323,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
             write_logits_meta(file, want);
             h5::write_attr(file.id(), "mimic_version", MIMIC_VERSION_STRING);
             h5::write_attr(file.id(), "logits_fingerprint", std::string(16, '0'));
-            ddone = h5::create_dataset(file, "/progress/done", H5T_NATIVE_UCHAR, {hsize_t(num_blocks)});
-            dhash =
-                h5::create_dataset(file, "/progress/block_hash", H5T_NATIVE_ULLONG, {hsize_t(num_blocks)});
-            // Contiguous datasets are allocated without fill: zero the done record explicitly.
-            std::vector<unsigned char> zeros(size_t(world.rank() == 0 ? num_blocks : 0), 0);
-            std::vector<unsigned long long> zh(zeros.size(), 0);
-            h5::write_rows(ddone, H5T_NATIVE_UCHAR, 0, std::int64_t(zeros.size()), zeros.data(),
-                           file.parallel());
-            h5::write_rows(dhash, H5T_NATIVE_ULLONG, 0, std::int64_t(zh.size()), zh.data(), file.parallel());
+            record = io::BlockRecord::create(file, num_blocks);
             h5::DatasetOptions lo{o.chunk_rows, o.deflate};
             if (o.variance) {
                 dvar = h5::create_dataset(file, "/variance", H5T_NATIVE_FLOAT, {hsize_t(N)}, lo);
@@ -340,10 +333,8 @@ void run(const LabelOptions& o, const par::Comm& world) {
             file.flush();
         }
     });
-    std::vector<unsigned char> done(size_t(num_blocks), 0);
-    std::vector<unsigned long long> block_hash(size_t(num_blocks), 0);
-    h5::read_rows(ddone, H5T_NATIVE_UCHAR, 0, num_blocks, done.data(), file.parallel());
-    h5::read_rows(dhash, H5T_NATIVE_ULLONG, 0, num_blocks, block_hash.data(), file.parallel());
+    record.read();
+    const auto& done = record.done();
     std::vector<std::int64_t> todo;
     for (std::int64_t b = 0; b < num_blocks; ++b)
         if (!done[size_t(b)]) todo.push_back(b);
@@ -498,12 +489,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
                     h5::write_rows(dvar, H5T_NATIVE_FLOAT, row0, wn, var.data(), file.parallel());
                     h5::write_rows(ddis, H5T_NATIVE_FLOAT, row0, wn, dis.data(), file.parallel());
                 }
-                file.flush();
-                const unsigned char one = 1;
-                const std::int64_t k = wn > 0 ? blk : 0, kn = wn > 0 ? 1 : 0;
-                h5::write_rows(dhash, H5T_NATIVE_ULLONG, k, kn, &h, file.parallel());
-                h5::write_rows(ddone, H5T_NATIVE_UCHAR, k, kn, &one, file.parallel());
-                file.flush();
+                record.mark(wn > 0, blk, h);
             });
         }
         // Rows finished this round, over all shards (deterministic from the todo list).
@@ -522,20 +508,18 @@ void run(const LabelOptions& o, const par::Comm& world) {
 
     // --- finish: fingerprint from the block hashes, completion flag, rename ----------------------
     par::agree(world, [&] {
-        h5::read_rows(dhash, H5T_NATIVE_ULLONG, 0, num_blocks, block_hash.data(), file.parallel());
-        h5::read_rows(ddone, H5T_NATIVE_UCHAR, 0, num_blocks, done.data(), file.parallel());
-        for (auto d : done)
+        record.read();
+        for (auto d : record.done())
             if (!d) fail(partial, ": internal error: a block is not marked done at the end");
         unsigned long long total = 0;
-        for (auto h : block_hash)
+        for (auto h : record.hashes())
             total += h;
         h5::write_attr(file.id(), "logits_fingerprint", io::hex64(total));
         h5::write_attr(file.id(), "complete", 1LL);
         dlogits.reset();
         dvar.reset();
         ddis.reset();
-        ddone.reset();
-        dhash.reset();
+        record.close();
         file.close();
         if (world.rank() == 0) io::rename_file(partial, o.out);
     });

@@ -7,6 +7,7 @@
 #include "mimic/core/progress.hpp"
 #include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
+#include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset_set.hpp"
 #include "mimic/transfer/generate.hpp"
 #include "mimic/transfer/neighbours.hpp"
@@ -257,14 +258,14 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     io::DatasetWriter& writer = *writer_ptr;
     h5::File& f = writer.file();
     const bool coll = f.parallel();
-    h5::Handle prov_src, prov_gen, prov_par, ddone, dhash;
+    h5::Handle prov_src, prov_gen, prov_par;
+    io::BlockRecord record;
     par::agree(comm, [&] {
         if (resume) {
             prov_src = h5::open_dataset(f, "/provenance/source_row");
             prov_gen = h5::open_dataset(f, "/provenance/generator");
             prov_par = h5::open_dataset(f, "/provenance/partner_row");
-            ddone = h5::open_dataset(f, "/progress/done");
-            dhash = h5::open_dataset(f, "/progress/block_hash");
+            record = io::BlockRecord::open(f);
             return;
         }
         writer.set_normalization(sm.norm_kind, sm.norm_scale, src->norm_mean(), src->norm_std());
@@ -294,31 +295,22 @@ void run(const TransferOptions& o, const par::Comm& comm) {
         h5::write_attr(root, "transfer_munge_s", o.munge_s);
         h5::write_attr(root, "transfer_neighbour_block", (long long)transfer::kNeighbourBlock);
         h5::write_attr(root, "transfer_block_rows", (long long)B);
-        // The done record: contiguous datasets are allocated without fill, so zero it explicitly. The
-        // resume key goes last, after a flush: a partial file that has it has a valid done record.
-        ddone = h5::create_dataset(f, "/progress/done", H5T_NATIVE_UCHAR, {hsize_t(num_blocks)});
-        dhash = h5::create_dataset(f, "/progress/block_hash", H5T_NATIVE_ULLONG, {hsize_t(num_blocks)});
-        std::vector<unsigned char> zeros(size_t(comm.rank() == 0 ? num_blocks : 0), 0);
-        std::vector<unsigned long long> zh(zeros.size(), 0);
-        h5::write_rows(ddone, H5T_NATIVE_UCHAR, 0, std::int64_t(zeros.size()), zeros.data(), coll);
-        h5::write_rows(dhash, H5T_NATIVE_ULLONG, 0, std::int64_t(zh.size()), zh.data(), coll);
+        // The resume key goes last, after a flush: a partial file that has it has a valid done record.
+        record = io::BlockRecord::create(f, num_blocks);
         f.flush();
         h5::write_attr(root, "transfer_resume_key", key);
         f.flush();
     });
     writer.keep_partial(); // from here on a failed or killed run leaves a partial file the rerun resumes
 
-    std::vector<unsigned char> done(size_t(num_blocks), 0);
-    std::vector<unsigned long long> block_hash(size_t(num_blocks), 0);
-    h5::read_rows(ddone, H5T_NATIVE_UCHAR, 0, num_blocks, done.data(), coll);
-    h5::read_rows(dhash, H5T_NATIVE_ULLONG, 0, num_blocks, block_hash.data(), coll);
+    record.read();
     std::int64_t rows_done_before = 0, blocks_done_before = 0;
     std::uint64_t hash_before = 0;
     std::vector<std::int64_t> todo_copy, todo_gen;
     for (std::int64_t k = 0; k < num_blocks; ++k) {
-        if (done[size_t(k)]) {
+        if (record.done()[size_t(k)]) {
             rows_done_before += block_rows(k).size();
-            hash_before += block_hash[size_t(k)];
+            hash_before += record.hashes()[size_t(k)];
             ++blocks_done_before;
         } else {
             (k < copy_blocks ? todo_copy : todo_gen).push_back(k);
@@ -527,12 +519,7 @@ void run(const TransferOptions& o, const par::Comm& comm) {
             h5::write_rows(prov_src, H5T_NATIVE_INT64, a, count, p_src.data(), coll);
             h5::write_rows(prov_gen, H5T_NATIVE_INT8, a, count, p_gen.data(), coll);
             h5::write_rows(prov_par, H5T_NATIVE_INT64, a, count, p_par.data(), coll);
-            f.flush();
-            const unsigned char one = 1;
-            const std::int64_t k = have_block ? mine[size_t(it)] : 0, kn = have_block ? 1 : 0;
-            h5::write_rows(dhash, H5T_NATIVE_ULLONG, k, kn, &h, coll);
-            h5::write_rows(ddone, H5T_NATIVE_UCHAR, k, kn, &one, coll);
-            f.flush();
+            record.mark(have_block, have_block ? mine[size_t(it)] : 0, h);
         }
         done_rows += count;
         prog.update(rows_done_before + comm.sum_ll(done_rows));
@@ -548,8 +535,7 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     prov_src.reset();
     prov_gen.reset();
     prov_par.reset();
-    ddone.reset();
-    dhash.reset();
+    record.close();
     nbr_index.reset();
     nbr_rows.reset();
     if (stopped) {
