@@ -1,0 +1,4 @@
+# Golden outputs: seeded train, ensemble train, transfer, label and distill runs must reproduce the
+# recorded content digests of their output files bit for bit (tests/golden/digests.txt).
+mimic_script_test(golden.outputs golden/run.sh)
+set_tests_properties(golden.outputs PROPERTIES TIMEOUT 600 PROCESSORS 2)
