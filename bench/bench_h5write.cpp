@@ -4,7 +4,7 @@
 #include "mimic/core/runtime.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/hdf5.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <mpi.h>
 

@@ -12,7 +12,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
-#include "mimic/io/sharded_model_file.hpp"
+#include "mimic/parallel/sharded_model_file.hpp"
 #include "mimic/nn/loss.hpp"
 #include "mimic/nn/optim/optimizer.hpp"
 #include "mimic/nn/schedule.hpp"
@@ -233,13 +233,13 @@ void run(const DistillOptions& o, const par::Comm& world) {
             fail(ckpt, ": the checkpoint belongs to a different run (its settings or inputs differ); pass "
                        "--overwrite "
                        "to start over or choose another --checkpoint");
-        io::read_sharded_weights(f, *student);
+        par::read_sharded_weights(f, *student);
         nn::optim::OptimizerState os;
         os.kind = h5::read_attr_string(f.id(), "optimizer");
         os.step = h5::read_attr_int(f.id(), "optimizer_step");
         for (const auto& name : opt->state().names) {
             os.names.push_back(name);
-            os.values.push_back(io::read_sharded_flat(f, "/checkpoint/optimizer/" + name, *student));
+            os.values.push_back(par::read_sharded_flat(f, "/checkpoint/optimizer/" + name, *student));
         }
         opt->load_state(os);
         schedule.load_state(h5::read_attr_doubles(f.id(), "schedule"));
@@ -271,11 +271,11 @@ void run(const DistillOptions& o, const par::Comm& world) {
             meta.seed = o.seed;
             meta.data_fingerprint = tm.fingerprint;
             meta.val_accuracy = -1;
-            io::write_sharded_model(f, *student, meta, writer, world);
+            par::write_sharded_model(f, *student, meta, writer, world);
             if (with_state) {
                 const auto os = opt->state();
                 for (size_t i = 0; i < os.names.size(); ++i)
-                    io::write_sharded_flat(f, "/checkpoint/optimizer/" + os.names[i], *student, os.values[i],
+                    par::write_sharded_flat(f, "/checkpoint/optimizer/" + os.names[i], *student, os.values[i],
                                            writer);
                 const hid_t r = f.id();
                 h5::write_attr(r, "config", config);
@@ -561,7 +561,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
             meta.seed = o.seed;
             meta.data_fingerprint = tm.fingerprint;
             meta.val_accuracy = v.acc;
-            io::write_sharded_model(f, *student, meta, writer, world);
+            par::write_sharded_model(f, *student, meta, writer, world);
             f.close();
             if (world.rank() == 0) io::rename_file(partial, o.out);
         });

@@ -4,7 +4,7 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/nn/evaluate.hpp"
+#include "mimic/train/evaluate.hpp"
 #include "mimic/stages/ensemble.hpp"
 
 #include <cmath>
@@ -32,8 +32,8 @@ EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::st
     });
     const int C = m.num_classes(), M = int(models.size());
     const std::int64_t D = data->meta().d, N = data->meta().n;
-    std::vector<nn::EvalCounts> member(size_t(M), nn::EvalCounts(C, top_k));
-    nn::EvalCounts by_logits(C, top_k), by_prob(C, top_k);
+    std::vector<train::EvalCounts> member(size_t(M), train::EvalCounts(C, top_k));
+    train::EvalCounts by_logits(C, top_k), by_prob(C, top_k);
     const auto mine = par::split_range(N, comm.size(), comm.rank());
     const std::int64_t most = par::split_range(N, comm.size(), 0).size();
     std::vector<float> X(size_t(batch * D)), mean_z(size_t(batch * C)), mean_p(size_t(batch * C));

@@ -35,7 +35,7 @@ Scorer make_scorer(const EvalOptions& o, const par::Comm&) {
     s.what = o.model;
     s.input = model->input_shape();
     s.num_classes = int(model->output_size());
-    s.predict = nn::model_predictor(*model);
+    s.predict = train::model_predictor(*model);
     s.keep_alive = model;
     return s;
 }
@@ -69,10 +69,10 @@ void run(const EvalOptions& o, const par::Comm& comm) {
             fail(o.data, ": has ", m.num_classes, " classes but ", scorer.what, " predicts ",
                  scorer.num_classes);
     });
-    nn::EvalCounts counts;
+    train::EvalCounts counts;
     {
         ScopedPhase p(timers, "evaluate", "eval::evaluate");
-        counts = nn::evaluate(scorer.predict, scorer.num_classes, *data, o.top_k, o.batch, comm);
+        counts = train::evaluate(scorer.predict, scorer.num_classes, *data, o.top_k, o.batch, comm);
     }
     char line[160];
     log::info("");

@@ -2,14 +2,14 @@
 // any error), builds and initialises the model, runs the data-parallel Trainer with cross-entropy and
 // writes the model file atomically on rank 0, only when training completed with finite losses.
 #include "mimic/stages/train.hpp"
-#include "mimic/nn/bootstrap.hpp"
+#include "mimic/train/bootstrap.hpp"
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/nn/evaluate.hpp"
-#include "mimic/nn/trainer.hpp"
+#include "mimic/train/evaluate.hpp"
+#include "mimic/train/trainer.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -67,7 +67,7 @@ std::string shape_text(const nn::Shape& s) {
 } // namespace
 
 void run(const TrainOptions& o, const par::Comm& comm) {
-    std::unique_ptr<nn::DatasetSource> train;
+    std::unique_ptr<train::DatasetSource> train;
     std::unique_ptr<io::DatasetReader> val;
     std::unique_ptr<nn::Model> model;
     int num_classes = 0;
@@ -77,7 +77,7 @@ void run(const TrainOptions& o, const par::Comm& comm) {
         if (o.batch < 1) fail("--batch: must be >= 1, got ", o.batch);
         if (o.eval_batch < 1) fail("--eval-batch: must be >= 1, got ", o.eval_batch);
         if (o.stop_after_steps < 0) fail("--stop-after-steps: must be >= 0");
-        train = std::make_unique<nn::DatasetSource>(o.data, comm);
+        train = std::make_unique<train::DatasetSource>(o.data, comm);
         const auto& tm = train->reader().meta();
         if (!tm.has_labels) fail(o.data, ": has no labels (/y); `mimic train` trains on hard labels");
         if (tm.num_classes < 1) fail(o.data, ": attribute num_classes is missing or 0");
@@ -114,7 +114,7 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     log::info("training set ", o.data, ": ", train->rows(), " rows; global batch ", o.batch, " over ",
               comm.size(), " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
 
-    nn::TrainConfig cfg;
+    train::TrainConfig cfg;
     cfg.epochs = o.epochs;
     cfg.batch = o.batch;
     cfg.seed = std::uint64_t(o.seed);
@@ -135,19 +135,19 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     cfg.stop_after_steps = o.stop_after_steps;
     cfg.eval_batch = o.eval_batch;
 
-    std::unique_ptr<nn::BootstrapSource> sample;
-    if (o.bootstrap) sample = std::make_unique<nn::BootstrapSource>(*train, std::uint64_t(o.seed));
-    nn::TrainSource& source = sample ? static_cast<nn::TrainSource&>(*sample) : *train;
-    nn::Trainer trainer(cfg, source, nn::cross_entropy_loss(), comm);
+    std::unique_ptr<train::BootstrapSource> sample;
+    if (o.bootstrap) sample = std::make_unique<train::BootstrapSource>(*train, std::uint64_t(o.seed));
+    train::TrainSource& source = sample ? static_cast<train::TrainSource&>(*sample) : *train;
+    train::Trainer trainer(cfg, source, train::cross_entropy_loss(), comm);
     if (val) {
         trainer.set_identity(detail::concat("val_fingerprint=", val->meta().fingerprint));
         trainer.set_validator([&, C = num_classes](nn::Model& m) {
-            const auto counts = nn::evaluate(nn::model_predictor(m), C, *val, 1, o.eval_batch, comm);
-            return nn::Validation{counts.loss(), counts.accuracy()};
+            const auto counts = train::evaluate(train::model_predictor(m), C, *val, 1, o.eval_batch, comm);
+            return train::Validation{counts.loss(), counts.accuracy()};
         });
     }
     io::ModelMeta meta;
-    nn::TrainResult result;
+    train::TrainResult result;
     result = trainer.run(*model, meta); // raises CollectiveError on every rank for a non-finite loss
     if (!result.completed) return;
 

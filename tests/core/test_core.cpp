@@ -6,7 +6,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/hdf5.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 #include "mimic/io/logits_file.hpp"
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/io/sharded_model_file.hpp"
+#include "mimic/parallel/sharded_model_file.hpp"
 #include "mimic/parallel/grid.hpp"
 #include "mimic/parallel/sharded_model.hpp"
 #include "mimic/stages/distill.hpp"
@@ -123,7 +123,7 @@ TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
     {
         auto f = h5::File::create(dir + "/sharded.h5", world.size() > 1 ? world.get() : MPI_COMM_NULL);
         io::ModelMeta meta;
-        io::write_sharded_model(f, s, meta, true, world);
+        par::write_sharded_model(f, s, meta, true, world);
         f.close();
     }
     world.barrier();
@@ -138,7 +138,7 @@ TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
     // Reading back into the shards restores them exactly.
     par::ShardedModel t(kStudent, kShape, world);
     auto f = h5::File::open(dir + "/sharded.h5", world.size() > 1 ? world.get() : MPI_COMM_NULL);
-    io::read_sharded_weights(f, t);
+    par::read_sharded_weights(f, t);
     std::vector<float> a(size_t(s.local().num_params())), b(a.size());
     Kokkos::deep_copy(
         Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(a.data(), a.size()),

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "mimic/io/dataset.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <gtest/gtest.h>
 

@@ -6,9 +6,9 @@
 #include "mimic/io/checkpoint.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/nn/batches.hpp"
-#include "mimic/nn/evaluate.hpp"
-#include "mimic/nn/trainer.hpp"
+#include "mimic/train/batches.hpp"
+#include "mimic/train/evaluate.hpp"
+#include "mimic/train/trainer.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -54,8 +54,8 @@ std::vector<float> host_params(const nn::Model& m) {
     return std::vector<float>(h.data(), h.data() + h.extent(0));
 }
 
-nn::TrainConfig small_config() {
-    nn::TrainConfig c;
+train::TrainConfig small_config() {
+    train::TrainConfig c;
     c.epochs = 3;
     c.batch = 16;
     c.seed = 7;
@@ -69,12 +69,12 @@ nn::TrainConfig small_config() {
 }
 
 /// Trains a fresh model (init seed 3) on `data` with `cfg` over `comm`; returns the model.
-nn::Model train(const std::string& spec, const std::string& data, const nn::TrainConfig& cfg,
-                const par::Comm& comm, nn::TrainResult* result = nullptr) {
-    nn::DatasetSource src(data, comm);
+nn::Model train_model(const std::string& spec, const std::string& data, const train::TrainConfig& cfg,
+                const par::Comm& comm, train::TrainResult* result = nullptr) {
+    train::DatasetSource src(data, comm);
     nn::Model model(spec, src.shape());
     model.init(3);
-    nn::Trainer trainer(cfg, src, nn::cross_entropy_loss(), comm);
+    train::Trainer trainer(cfg, src, train::cross_entropy_loss(), comm);
     auto r = trainer.run(model, io::ModelMeta{});
     if (result) *result = r;
     return model;
@@ -89,7 +89,7 @@ struct Quiet {
 
 TEST(EpochOrder, EveryRowOncePerEpochAndDeterministic) {
     for (std::int64_t window : {0, 24, 40}) {
-        nn::EpochOrder a(101, 8, window, 5, 2), b(101, 8, window, 5, 2), c(101, 8, window, 5, 3);
+        train::EpochOrder a(101, 8, window, 5, 2), b(101, 8, window, 5, 2), c(101, 8, window, 5, 3);
         std::vector<std::int64_t> rows;
         bool differs = false;
         for (std::int64_t p = 0; p < a.size(); ++p) {
@@ -116,12 +116,12 @@ TEST(BatchLoader, RanksTogetherServeEachGlobalBatchFromTheFile) {
     auto dir = test::scratch_dir(world);
     const std::int64_t n = 75;
     write_synthetic(dir + "/d.h5", world, n, 11);
-    nn::DatasetSource src(dir + "/d.h5", world);
+    train::DatasetSource src(dir + "/d.h5", world);
     std::vector<float> all(size_t(n * kD));
     std::vector<int> labels(static_cast<size_t>(n));
     src.read(0, n, all.data(), labels.data(), nullptr);
     for (std::int64_t window : {0, 32}) {
-        nn::BatchLoader loader(src, 10, 8, window, world);
+        train::BatchLoader loader(src, 10, 8, window, world);
         ASSERT_EQ(loader.steps_per_epoch(), 8);
         for (int epoch = 0; epoch < 2; ++epoch) {
             loader.start_epoch(9, epoch);
@@ -249,11 +249,11 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     cfg.epochs = 2; // 26 steps, including a short last batch per epoch
     cfg.batch = 15;
     const std::string spec = "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"; // dropout included
-    nn::Model parallel = train(spec, dir + "/train.h5", cfg, world);
+    nn::Model parallel = train_model(spec, dir + "/train.h5", cfg, world);
     const auto p_world = host_params(parallel);
     if (world.rank() == 0) {
         par::Comm self(MPI_COMM_SELF, false);
-        nn::Model serial = train(spec, dir + "/train.h5", cfg, self);
+        nn::Model serial = train_model(spec, dir + "/train.h5", cfg, self);
         const auto p_self = host_params(serial);
         ASSERT_EQ(p_world.size(), p_self.size());
         double max_abs = 0, max_param = 0;
@@ -287,20 +287,20 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         cfg.schedule = "plateau:1,0.5";
         cfg.shuffle_window = 48; // windows of 6 blocks of 8 rows
         cfg.log_csv = dir + "/" + opt + ".csv";
-        nn::DatasetSource val_src(dir + "/val.h5", world);
-        auto run = [&](const nn::TrainConfig& c, nn::TrainResult* r) {
-            nn::DatasetSource src(dir + "/train.h5", world);
+        train::DatasetSource val_src(dir + "/val.h5", world);
+        auto run = [&](const train::TrainConfig& c, train::TrainResult* r) {
+            train::DatasetSource src(dir + "/train.h5", world);
             nn::Model model(spec, src.shape());
             model.init(3);
-            nn::Trainer trainer(c, src, nn::cross_entropy_loss(), world);
+            train::Trainer trainer(c, src, train::cross_entropy_loss(), world);
             trainer.set_validator([&](nn::Model& m) {
-                auto counts = nn::evaluate(nn::model_predictor(m), kClasses, val_src.reader(), 1, 16, world);
-                return nn::Validation{counts.loss(), counts.accuracy()};
+                auto counts = train::evaluate(train::model_predictor(m), kClasses, val_src.reader(), 1, 16, world);
+                return train::Validation{counts.loss(), counts.accuracy()};
             });
             *r = trainer.run(model, io::ModelMeta{});
             return host_params(model);
         };
-        nn::TrainResult straight_r, r1, r2, r3;
+        train::TrainResult straight_r, r1, r2, r3;
         const auto straight = run(cfg, &straight_r);
         ASSERT_TRUE(straight_r.completed);
 
@@ -331,7 +331,7 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         // A checkpoint of another configuration is refused with the differing option named.
         auto other = ck;
         other.batch = 17;
-        nn::TrainResult r4;
+        train::TrainResult r4;
         try {
             run(other, &r4);
             ADD_FAILURE() << "resumed a checkpoint of another configuration";
@@ -352,7 +352,7 @@ TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
     cfg.lr = 1e30;
     cfg.checkpoint = dir + "/nan.ckpt";
     try {
-        train("dense:8,relu,dense:3", dir + "/train.h5", cfg, world);
+        train_model("dense:8,relu,dense:3", dir + "/train.h5", cfg, world);
         FAIL() << "training with lr 1e30 finished";
     } catch (const CollectiveError& e) {
         const std::string msg = e.what();
@@ -365,7 +365,7 @@ TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
 }
 
 TEST(Evaluate, CountsTopKAndConfusion) {
-    nn::EvalCounts c(3, 2);
+    train::EvalCounts c(3, 2);
     const float logits[] = {3, 1, 2,  // y 0: correct
                             0, 1, 2,  // y 1: predicted 2, top-2 hit
                             5, 5, -1, // y 1: tie resolves to 0, top-2 hit

@@ -2,7 +2,7 @@
 // INI file given with --config), the resolved-configuration echo, and error-to-exit-code handling.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

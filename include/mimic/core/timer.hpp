@@ -2,7 +2,7 @@
 // phase, reduced to min/avg/max over ranks for the end-of-stage summary.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <chrono>
 #include <map>

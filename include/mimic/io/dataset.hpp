@@ -3,7 +3,7 @@
 #pragma once
 
 #include "mimic/io/hdf5.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <cstdint>
 #include <string>

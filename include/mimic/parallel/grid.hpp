@@ -2,7 +2,7 @@
 // data replicas × model shards), and longest-processing-time assignment of weighted work to groups.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <string>
 #include <vector>

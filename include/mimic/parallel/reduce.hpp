@@ -3,7 +3,7 @@
 #pragma once
 
 #include "mimic/core/kokkos.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 namespace mimic::par {
 

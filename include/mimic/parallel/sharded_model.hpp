@@ -4,7 +4,7 @@
 #pragma once
 
 #include "mimic/nn/model.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <cstdint>
 #include <string>

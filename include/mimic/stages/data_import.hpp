@@ -2,7 +2,7 @@
 // files, normalised with statistics of the training rows only.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

@@ -2,7 +2,7 @@
 // transfer set, on an R data-replica x M model-shard grid, streaming shuffled blocks from parallel HDF5.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

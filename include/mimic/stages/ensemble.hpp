@@ -2,7 +2,7 @@
 // its own members), register members trained elsewhere, and print the members table of a manifest.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

@@ -2,8 +2,8 @@
 // labelled dataset file; ranks split the rows and reduce the counts.
 #pragma once
 
-#include "mimic/nn/evaluate.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/train/evaluate.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -31,7 +31,7 @@ struct Scorer {
     std::string what; ///< for messages, e.g. the model file
     nn::Shape input;  ///< sample shape the predictor expects
     int num_classes = 0;
-    nn::Predictor predict;
+    train::Predictor predict;
     std::shared_ptr<void> keep_alive; ///< owns whatever predict refers to
 };
 Scorer make_scorer(const EvalOptions& o, const par::Comm& comm);

@@ -2,7 +2,7 @@
 // datasets with shapes, for datasets, models, manifests and logits alike.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

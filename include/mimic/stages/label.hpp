@@ -2,7 +2,7 @@
 // member on every row, and collectively write the averaged logits to a restartable parallel HDF5 file.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

@@ -2,7 +2,7 @@
 // Mimic model file (students included, bottleneck or model-parallel) out to a standard ONNX graph.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

@@ -2,7 +2,7 @@
 // over the MPI ranks, with validation, a CSV log, checkpoints (resumed automatically) and a model file.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

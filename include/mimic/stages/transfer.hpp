@@ -3,7 +3,7 @@
 // count, and resumable: a killed run leaves OUT.partial with a per-block done record.
 #pragma once
 
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <boost/program_options.hpp>
 

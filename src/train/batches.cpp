@@ -1,6 +1,6 @@
 // Epoch order and batch loading: Fisher-Yates permutations from counter-based RNG streams keyed by
 // (seed, epoch, window), window buffers filled by collective reads of merged contiguous block runs.
-#include "mimic/nn/batches.hpp"
+#include "mimic/train/batches.hpp"
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/rng.hpp"
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace mimic::nn {
+namespace mimic::train {
 
 // --- DatasetSource ---------------------------------------------------------------------------------
 
@@ -193,4 +193,4 @@ std::int64_t BatchLoader::resident_bytes() const {
     return b;
 }
 
-} // namespace mimic::nn
+} // namespace mimic::train

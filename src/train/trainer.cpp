@@ -1,6 +1,6 @@
 // The training loop: per step read -> forward -> loss -> backward -> one gradient allreduce -> optimizer;
 // per epoch validation, schedule, log line, CSV row and checkpoint; resume from a checkpoint file.
-#include "mimic/nn/trainer.hpp"
+#include "mimic/train/trainer.hpp"
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
@@ -8,7 +8,7 @@
 #include "mimic/core/rng.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/checkpoint.hpp"
-#include "mimic/nn/evaluate.hpp"
+#include "mimic/train/evaluate.hpp"
 #include "mimic/nn/loss.hpp"
 #include "mimic/nn/schedule.hpp"
 
@@ -19,7 +19,7 @@
 #include <iomanip>
 #include <sstream>
 
-namespace mimic::nn {
+namespace mimic::train {
 
 namespace {
 
@@ -107,7 +107,7 @@ std::string percent(double v) {
 
 Loss cross_entropy_loss() {
     return Loss{"ce", [](const Matrix& logits, const IntVector& labels, const Matrix&,
-                         const Matrix& dlogits) { return cross_entropy(logits, labels, dlogits); }};
+                         const Matrix& dlogits) { return nn::cross_entropy(logits, labels, dlogits); }};
 }
 
 void allreduce_gradients(const Vector& grads, float scale, const par::Comm& comm) {
@@ -153,8 +153,8 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
     TrainResult result;
     PhaseTimers timers;
     std::unique_ptr<BatchLoader> loader_ptr;
-    std::unique_ptr<Schedule> sched_ptr;
-    std::unique_ptr<optim::Optimizer> opt;
+    std::unique_ptr<nn::Schedule> sched_ptr;
+    std::unique_ptr<nn::optim::Optimizer> opt;
     // Validation of the configuration: every rank reaches the same verdict and they leave together.
     par::agree(comm_, [&] {
         MIMIC_REQUIRE(model.input_size() == data_.features(), data_.describe(), ": rows have ",
@@ -163,12 +163,12 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
         if (cfg_.checkpoint_every < 0) fail("--checkpoint-every: must be >= 0, got ", cfg_.checkpoint_every);
         loader_ptr =
             std::make_unique<BatchLoader>(data_, cfg_.batch, cfg_.shuffle_block, cfg_.shuffle_window, comm_);
-        sched_ptr = std::make_unique<Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs,
+        sched_ptr = std::make_unique<nn::Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs,
                                                loader_ptr->steps_per_epoch(), cfg_.warmup_epochs);
-        opt = optim::make_optimizer(cfg_.optimizer, model.num_params());
+        opt = nn::optim::make_optimizer(cfg_.optimizer, model.num_params());
     });
     BatchLoader& loader = *loader_ptr;
-    Schedule& sched = *sched_ptr;
+    nn::Schedule& sched = *sched_ptr;
     const std::int64_t steps = loader.steps_per_epoch();
     meta.loss = loss_.name;
     meta.seed = cfg_.seed;
@@ -379,4 +379,4 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
     return result;
 }
 
-} // namespace mimic::nn
+} // namespace mimic::train

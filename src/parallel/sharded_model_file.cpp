@@ -1,12 +1,14 @@
 // Sharded model-file and checkpoint I/O: every tensor is one full-shape dataset; each model shard
 // writes or reads its column/row slice, replicated tensors come from shard 0; the weights checksum is
 // the composable sum of per-element hashes, so it needs one reduction, not a gather.
-#include "mimic/io/sharded_model_file.hpp"
+#include "mimic/parallel/sharded_model_file.hpp"
 
 #include "mimic/core/runtime.hpp"
 #include "mimic/io/dataset.hpp"
 
-namespace mimic::io {
+namespace mimic::par {
+
+using io::ModelMeta;
 
 namespace {
 
@@ -53,14 +55,14 @@ void write_sharded_model(const h5::File& f, const par::ShardedModel& m, ModelMet
     for (const auto& t : m.tensors())
         if (supplies(t, m, writer))
             for (std::int64_t e = 0; e < t.local_size; ++e)
-                sum += param_hash(t.global_index(e), params[size_t(t.local_offset + e)]);
+                sum += io::param_hash(t.global_index(e), params[size_t(t.local_offset + e)]);
     sum = world.sum_u64(sum);
     meta.spec = m.spec();
     meta.input = m.local().input_shape();
     meta.num_classes = int(m.local().output_size());
     meta.mimic_version = mimic_version_string();
-    meta.weights_checksum = finish_checksum(sum, m.full_num_params());
-    write_model_attributes(f, meta, m.full_num_params());
+    meta.weights_checksum = io::finish_checksum(sum, m.full_num_params());
+    io::write_model_attributes(f, meta, m.full_num_params());
     h5::ensure_groups(f, "/weights/x");
     for (const auto& t : m.tensors()) {
         std::vector<hsize_t> dims(t.full_shape.begin(), t.full_shape.end());
@@ -122,4 +124,4 @@ std::vector<float> read_sharded_flat(const h5::File& f, const std::string& name,
     return local;
 }
 
-} // namespace mimic::io
+} // namespace mimic::par

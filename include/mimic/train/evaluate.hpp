@@ -5,14 +5,17 @@
 #include "mimic/core/kokkos.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/nn/model.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
-namespace mimic::nn {
+namespace mimic::train {
+
+using nn::Model;
+using nn::Shape;
 
 /// Counts over labelled rows. Ties in the logits resolve to the lower class index.
 struct EvalCounts {
@@ -51,4 +54,4 @@ Predictor model_predictor(Model& model);
 EvalCounts evaluate(const Predictor& predict, int num_classes, const io::DatasetReader& data, int top_k,
                     std::int64_t batch, const par::Comm& comm);
 
-} // namespace mimic::nn
+} // namespace mimic::train

@@ -1,13 +1,13 @@
 // Bootstrap resampling of a training source: reads the base once in blocks, then serves rows drawn
 // with replacement by a counter-based generator, so every rank and rank count sees the same sample.
-#include "mimic/nn/bootstrap.hpp"
+#include "mimic/train/bootstrap.hpp"
 
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 
 #include <cstring>
 
-namespace mimic::nn {
+namespace mimic::train {
 
 BootstrapSource::BootstrapSource(TrainSource& base, std::uint64_t seed)
     : n_(base.rows()), d_(base.features()), shape_(base.shape()), has_labels_(base.has_labels()) {
@@ -37,4 +37,4 @@ void BootstrapSource::read(std::int64_t begin, std::int64_t count, float* x, int
     }
 }
 
-} // namespace mimic::nn
+} // namespace mimic::train

@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
-namespace mimic::io {
+namespace mimic::par {
+
+using io::ModelMeta;
 
 /// Collective over the file's communicator: writes the model-file part (root attributes, /weights) of
 /// `m`. Only ranks with writer = true (one full model group) contribute data. Fills meta's checksum.
@@ -25,4 +27,4 @@ void write_sharded_flat(const h5::File& f, const std::string& name, const par::S
                         const std::vector<float>& local, bool writer);
 std::vector<float> read_sharded_flat(const h5::File& f, const std::string& name, const par::ShardedModel& m);
 
-} // namespace mimic::io
+} // namespace mimic::par

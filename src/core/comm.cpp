@@ -1,6 +1,6 @@
 // Communicator handle and collective helpers (reductions, string broadcast, agree()).
 // agree() is the mechanism that keeps an error on one rank from leaving the others hanging.
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <algorithm>
 #include <utility>

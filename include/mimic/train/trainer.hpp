@@ -4,17 +4,20 @@
 #pragma once
 
 #include "mimic/io/model_file.hpp"
-#include "mimic/nn/batches.hpp"
+#include "mimic/train/batches.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/nn/optim/optimizer.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
-namespace mimic::nn {
+namespace mimic::train {
+
+using nn::Model;
+using nn::Shape;
 
 struct TrainConfig {
     int epochs = 10;
@@ -23,7 +26,7 @@ struct TrainConfig {
     double lr = 0.05;
     std::string schedule = "constant"; ///< see nn::Schedule
     int warmup_epochs = 0;
-    optim::OptimizerConfig optimizer;
+    nn::optim::OptimizerConfig optimizer;
     std::int64_t shuffle_block = 4096; ///< rows per contiguous read
     std::int64_t shuffle_window = 0;   ///< rows held in memory per rank (0: the whole set)
     std::string checkpoint;            ///< checkpoint file ("" for none); resumed from when it exists
@@ -93,4 +96,4 @@ private:
 /// Scales the gradient by `scale` and sums it over comm in place: one MPI_Allreduce of the flat buffer.
 void allreduce_gradients(const Vector& grads, float scale, const par::Comm& comm);
 
-} // namespace mimic::nn
+} // namespace mimic::train

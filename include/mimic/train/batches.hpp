@@ -5,7 +5,7 @@
 
 #include "mimic/io/dataset.hpp"
 #include "mimic/nn/model.hpp"
-#include "mimic/parallel/comm.hpp"
+#include "mimic/core/comm.hpp"
 
 #include <cstdint>
 #include <map>
@@ -13,7 +13,10 @@
 #include <string>
 #include <vector>
 
-namespace mimic::nn {
+namespace mimic::train {
+
+using nn::Model;
+using nn::Shape;
 
 /// Rows to train on: features plus the targets a loss needs (hard labels and/or soft targets per row).
 class TrainSource {
@@ -118,4 +121,4 @@ private:
     std::vector<Window> previous_; ///< windows of the last epoch, reused when a window has the same blocks
 };
 
-} // namespace mimic::nn
+} // namespace mimic::train

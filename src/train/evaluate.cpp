@@ -1,6 +1,6 @@
 // Metric accumulation on host copies of the logits (log-sum-exp in double), device arg-max counting
 // for training batches, and the collective evaluation loop over a dataset file.
-#include "mimic/nn/evaluate.hpp"
+#include "mimic/train/evaluate.hpp"
 
 #include "mimic/core/error.hpp"
 
@@ -10,7 +10,7 @@
 #include <iomanip>
 #include <sstream>
 
-namespace mimic::nn {
+namespace mimic::train {
 
 EvalCounts::EvalCounts(int classes, int k) : num_classes(classes), top_k(k) {
     MIMIC_REQUIRE(classes >= 1, "evaluation needs at least one class");
@@ -92,7 +92,7 @@ std::int64_t count_correct(const Matrix& logits, const IntVector& labels) {
     auto y = labels;
     std::int64_t correct = 0;
     Kokkos::parallel_reduce(
-        "mimic::nn::count_correct", RangePolicy(0, B),
+        "mimic::train::count_correct", RangePolicy(0, B),
         KOKKOS_LAMBDA(const std::int64_t i, std::int64_t& acc) {
             std::int64_t best = 0;
             for (std::int64_t c = 1; c < C; ++c)
@@ -139,4 +139,4 @@ EvalCounts evaluate(const Predictor& predict, int num_classes, const io::Dataset
     return counts;
 }
 
-} // namespace mimic::nn
+} // namespace mimic::train

@@ -2,13 +2,16 @@
 // row h(seed, i) mod N), for ensemble members trained on different resamplings of the data.
 #pragma once
 
-#include "mimic/nn/batches.hpp"
+#include "mimic/train/batches.hpp"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace mimic::nn {
+namespace mimic::train {
+
+using nn::Model;
+using nn::Shape;
 
 /// Holds the source's rows in memory (read once, collectively) and serves the resampled rows; meant for
 /// training sets that fit in a rank's memory, as the teachers' training sets do.
@@ -34,4 +37,4 @@ private:
     std::vector<std::int64_t> index_;
 };
 
-} // namespace mimic::nn
+} // namespace mimic::train
