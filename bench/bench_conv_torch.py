@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+# PyTorch (CPU, float32, 1 thread) twin of bench_conv for bench_conv.sh: the same conv shapes and CNN, in NCHW
+# and channels_last, timed on the thread CPU clock; prints lines in bench_conv's format with the layout named.
+"""Usage: bench_conv_torch.py [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2]
+                           [--model SPEC] [--infer-batch 256] [--train-batch 128]"""
+import argparse
+import re
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+
+def best_time(reps, min_s, f):
+    """Seconds per call of f: calls repeated for at least min_s of thread CPU time, best of reps runs."""
+    f()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.thread_time()
+        calls = 0
+        while True:
+            f()
+            calls += 1
+            t = time.thread_time() - t0
+            if t >= min_s:
+                break
+        best = min(best, t / calls)
+    return best
+
+
+def bench_shape(name, batch, reps, min_s):
+    m = re.fullmatch(r"(\d+)x(\d+)k(\d+)p(\d+)f(\d+)", name)
+    if not m:
+        sys.exit(f"bench_conv_torch.py: --shapes: '{name}' is not CxHkKpPfF (e.g. 16x28k3p1f32)")
+    c, h, k, p, f = (int(v) for v in m.groups())
+    torch.manual_seed(0)
+    for fmt, mf in (("nchw", torch.contiguous_format), ("cl", torch.channels_last)):
+        conv = nn.Conv2d(c, f, k, padding=p).to(memory_format=mf)
+        x = (torch.rand(batch, c, h, h) - 0.5).contiguous(memory_format=mf)
+        with torch.no_grad():
+            fwd = best_time(reps, min_s, lambda: conv(x))
+        xg = x.clone().requires_grad_(True)
+        oh = h + 2 * p - k + 1
+        gy = (torch.rand(batch, f, oh, oh) - 0.5).contiguous(memory_format=mf)
+
+        def step():
+            conv.zero_grad(set_to_none=False)
+            xg.grad = None
+            conv(xg).backward(gy)
+
+        train = best_time(reps, min_s, step)
+        print(f"torch-{fmt} conv {name} batch {batch} fwd {batch / fwd:.1f} fwdbwd {batch / train:.1f} samples/s",
+              flush=True)
+
+
+def build(spec, c, h, w):
+    """torch layers for a Mimic conv/relu/pool/dense spec on input (C, H, W) (conv:FxK is 'same', stride 1)."""
+    mods = []
+    flat = False
+    for tok in spec.split(","):
+        name, _, arg = tok.partition(":")
+        if name == "conv":
+            f, k = (int(v) for v in arg.split("x"))
+            mods.append(nn.Conv2d(c, f, k, padding=k // 2))
+            c = f
+        elif name == "pool":
+            k = int(arg)
+            mods.append(nn.MaxPool2d(k))
+            h, w = h // k, w // k
+        elif name == "relu":
+            mods.append(nn.ReLU())
+        elif name == "dense":
+            if not flat:
+                mods.append(nn.Flatten())
+                flat = True
+            n = int(arg)
+            mods.append(nn.Linear(c * h * w, n))
+            c, h, w = n, 1, 1
+        else:
+            sys.exit(f"bench_conv_torch.py: --model: layer '{tok}' is not supported here")
+    return nn.Sequential(*mods)
+
+
+def bench_model(spec, infer_batch, train_batch, reps, min_s):
+    for fmt, mf in (("nchw", torch.contiguous_format), ("cl", torch.channels_last)):
+        torch.manual_seed(0)
+        model = build(spec, 1, 28, 28).to(memory_format=mf)
+        x = torch.rand(infer_batch, 1, 28, 28).contiguous(memory_format=mf)
+        model.eval()
+        with torch.no_grad():
+            infer = best_time(reps, min_s, lambda: model(x))
+        model.train()
+        xt = torch.rand(train_batch, 1, 28, 28).contiguous(memory_format=mf)
+        yt = torch.arange(train_batch) % 10
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step():
+            opt.zero_grad(set_to_none=False)
+            loss_fn(model(xt), yt).backward()
+            opt.step()
+
+        train = best_time(reps, min_s, step)
+        print(f"torch-{fmt} model label batch {infer_batch} {infer_batch / infer:.1f} samples/s")
+        print(f"torch-{fmt} model train batch {train_batch} {train_batch / train:.1f} samples/s", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(usage=__doc__)
+    ap.add_argument("--shapes", default="")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.2)
+    ap.add_argument("--model", default="")
+    ap.add_argument("--infer-batch", type=int, default=256)
+    ap.add_argument("--train-batch", type=int, default=128)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    for s in filter(None, a.shapes.split(",")):
+        bench_shape(s, a.batch, a.reps, a.min_time)
+    if a.model:
+        bench_model(a.model, a.infer_batch, a.train_batch, a.reps, a.min_time)
+
+
+if __name__ == "__main__":
+    main()
