@@ -1,36 +1,82 @@
-// Conv2D kernels: im2col into [C*K*K, B*P] (shifted-plane copies for 'same' convolutions), one sgemm per
-// chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk.
+// Conv2D kernels. Host with AVX-512 and stride 1: direct register-tiled kernels (conv2d_direct.cpp).
+// Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward:
+// bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on
+// a device (neighbouring threads, neighbouring addresses).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include <algorithm>
 
 namespace mimic::nn {
 
-void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
-    const std::int64_t B = x.extent(0), P = g.pixels(), KK = g.patch(), N = B * P;
+namespace {
+
+/// Profiling region for a scope (popped on every exit, exceptions included).
+struct Region {
+    explicit Region(const char* name) { Kokkos::Profiling::pushRegion(name); }
+    ~Region() { Kokkos::Profiling::popRegion(); }
+    Region(const Region&) = delete;
+    Region& operator=(const Region&) = delete;
+};
+
+void check_im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
+    const std::int64_t N = std::int64_t(x.extent(0)) * g.pixels();
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "im2col: input width ",
                   x.extent(1), " is not ", g.c, "x", g.h, "x", g.w);
-    MIMIC_REQUIRE(std::int64_t(col.extent(0)) == KK && std::int64_t(col.extent(1)) == N, "im2col: col is ",
-                  col.extent(0), "x", col.extent(1), ", expected ", KK, "x", N);
+    MIMIC_REQUIRE(std::int64_t(col.extent(0)) == g.patch() && std::int64_t(col.extent(1)) == N, "im2col: col is ",
+                  col.extent(0), "x", col.extent(1), ", expected ", g.patch(), "x", N);
+}
+
+void check_col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
+    const std::int64_t N = std::int64_t(dx.extent(0)) * g.pixels();
+    MIMIC_REQUIRE(std::int64_t(dcol.extent(0)) == g.patch() && std::int64_t(dcol.extent(1)) == N,
+                  "col2im: dcol is ", dcol.extent(0), "x", dcol.extent(1), ", expected ", g.patch(), "x", N);
+    MIMIC_REQUIRE(std::int64_t(dx.extent(1)) == std::int64_t(g.c) * g.h * g.w, "col2im: dx width ",
+                  dx.extent(1), " is not ", g.c, "x", g.h, "x", g.w);
+}
+
+/// 'Same' geometry: stride 1 and output size = input size, so a patch row is its plane shifted by (dh, dw).
+bool same_geometry(const ConvGeometry& g) {
+    return g.s == 1 && g.oh() == g.h && g.ow() == g.w && g.p < g.k;
+}
+
+/// In a patch row of a 'same' convolution stored as the plane shifted by (dh, dw), the dw columns of rows
+/// oh_lo .. oh_hi - 1 that wrapped around from the neighbouring row (they lie outside the image) are set to 0.
+KOKKOS_INLINE_FUNCTION void zero_wrapped_columns(float* row0, int oh_lo, int oh_hi, int W, int dw) {
+    if (dw == 0) return;
+    const int lo = dw < 0 ? 0 : W - dw, hi = dw < 0 ? -dw : W;
+    for (int oh = oh_lo; oh < oh_hi; ++oh)
+        for (int ow = lo; ow < hi; ++ow)
+            row0[std::int64_t(oh) * W + ow] = 0.0f;
+}
+
+KOKKOS_INLINE_FUNCTION float patch_value(const float* x, int C, int H, int W, int K, int S, int pad, int OW,
+                                         std::int64_t P, std::int64_t r, std::int64_t j) {
+    const std::int64_t b = j / P, pix = j - b * P;
+    const int oh = int(pix / OW), ow = int(pix - std::int64_t(oh) * OW);
+    const int kw = int(r % K), kh = int((r / K) % K), c = int(r / (std::int64_t(K) * K));
+    const int ih = oh * S - pad + kh, iw = ow * S - pad + kw;
+    if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;
+    return x[((b * C + c) * H + ih) * W + iw];
+}
+
+} // namespace
+
+void im2col_rows(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
+    check_im2col(x, g, col);
+    const std::int64_t B = x.extent(0), P = g.pixels(), KK = g.patch(), N = B * P;
     const int C = g.c, H = g.h, W = g.w, K = g.k, S = g.s, pad = g.p, OH = g.oh(), OW = g.ow();
-    const bool same = S == 1 && OH == H && OW == W && pad < K;
+    const bool same = same_geometry(g);
     // One thread per (patch row r, sample b): writes OH runs of OW contiguous values.
     Kokkos::parallel_for(
         "mimic::nn::conv::im2col", RangePolicy(0, KK * B), KOKKOS_LAMBDA(const std::int64_t t) {
             const std::int64_t b = t % B;
             const int r = int(t / B);
             const int kw = r % K, kh = (r / K) % K, c = r / (K * K);
-            // Valid outputs along a row: 0 <= ow*S - pad + kw < W.
-            int lo = pad - kw > 0 ? (pad - kw + S - 1) / S : 0;
-            int hi = (W - 1 + pad - kw) >= 0 ? (W - 1 + pad - kw) / S + 1 : 0;
-            lo = lo < OW ? lo : OW;
-            hi = hi < OW ? hi : OW;
-            hi = hi > lo ? hi : lo;
             const float* plane = x.data() + (b * C + c) * std::int64_t(H) * W;
             float* dst = col.data() + r * N + b * P;
             if (same) {
-                // Stride 1, output size = input size: the patch row is the plane shifted by (dh, dw), so
-                // copy it as one contiguous run and then zero what fell outside the image.
+                // The patch row is the plane shifted by (dh, dw): copy it as one contiguous run, then zero
+                // what fell outside the image.
                 const int dh = kh - pad, dw = kw - pad;
                 const int oh_lo = dh < 0 ? -dh : 0, oh_hi = dh > 0 ? H - dh : H;
                 const std::int64_t shift = std::int64_t(dh) * W + dw;
@@ -42,18 +88,15 @@ void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
                     dst[j] = plane[j + shift];
                 for (std::int64_t j = j1 < j0 ? j0 : j1; j < P; ++j)
                     dst[j] = 0.0f;
-                if (dw != 0)
-                    for (int oh = oh_lo; oh < oh_hi; ++oh) {
-                        float* d = dst + std::int64_t(oh) * W;
-                        if (dw < 0)
-                            for (int ow = 0; ow < -dw; ++ow)
-                                d[ow] = 0.0f;
-                        else
-                            for (int ow = W - dw; ow < W; ++ow)
-                                d[ow] = 0.0f;
-                    }
+                zero_wrapped_columns(dst, oh_lo, oh_hi, W, dw);
                 return;
             }
+            // Valid outputs along a row: 0 <= ow*S - pad + kw < W.
+            int lo = pad - kw > 0 ? (pad - kw + S - 1) / S : 0;
+            int hi = (W - 1 + pad - kw) >= 0 ? (W - 1 + pad - kw) / S + 1 : 0;
+            lo = lo < OW ? lo : OW;
+            hi = hi < OW ? hi : OW;
+            hi = hi > lo ? hi : lo;
             for (int oh = 0; oh < OH; ++oh, dst += OW) {
                 const int ih = oh * S - pad + kh;
                 if (ih < 0 || ih >= H) {
@@ -78,16 +121,34 @@ void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
         });
 }
 
-void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
-    const std::int64_t B = dx.extent(0), P = g.pixels(), KK = g.patch(), N = B * P;
-    MIMIC_REQUIRE(std::int64_t(dcol.extent(0)) == KK && std::int64_t(dcol.extent(1)) == N, "col2im: dcol is ",
-                  dcol.extent(0), "x", dcol.extent(1), ", expected ", KK, "x", N);
+void im2col_elements(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
+    check_im2col(x, g, col);
+    const std::int64_t P = g.pixels(), N = std::int64_t(x.extent(0)) * P;
+    const int C = g.c, H = g.h, W = g.w, K = g.k, S = g.s, pad = g.p, OW = g.ow();
+    // One thread per entry col[r, j]: consecutive threads write consecutive j.
+    Kokkos::parallel_for(
+        "mimic::nn::conv::im2col_elements", RangePolicy(0, g.patch() * N), KOKKOS_LAMBDA(const std::int64_t t) {
+            const std::int64_t r = t / N, j = t - r * N;
+            col.data()[t] = patch_value(x.data(), C, H, W, K, S, pad, OW, P, r, j);
+        });
+}
+
+void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
+    if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
+        im2col_rows(x, g, col);
+    else
+        im2col_elements(x, g, col);
+}
+
+void col2im_rows(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
+    check_col2im(dcol, g, dx);
+    const std::int64_t B = dx.extent(0), P = g.pixels(), N = B * P;
     const int C = g.c, H = g.h, W = g.w, K = g.k, S = g.s, pad = g.p, OH = g.oh(), OW = g.ow();
-    if (S == 1 && OH == H && OW == W && pad < K) {
-        // 'Same' geometry (K = 2*pad + 1): one thread per input plane (b, c). The patch row (c, kh, kw) is
-        // the plane shifted by (dh, dw); its entries that fell outside the image are zeroed first (dcol is
-        // scratch), so that the shifted rows add as contiguous runs. The centre tap covers the whole plane
-        // and initialises it; the other taps follow in (kh, kw) order.
+    if (same_geometry(g)) {
+        // One thread per input plane (b, c). The patch row (c, kh, kw) is the plane shifted by (dh, dw); its
+        // entries that fell outside the image are zeroed first (dcol is scratch), so that the shifted rows
+        // add as contiguous runs. The centre tap covers the whole plane and initialises it; the other taps
+        // follow in (kh, kw) order.
         Kokkos::parallel_for(
             "mimic::nn::conv::col2im_same", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t t) {
                 const std::int64_t b = t / C;
@@ -104,16 +165,7 @@ void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
                         const int dw = kw - pad;
                         if (dh == 0 && dw == 0) continue;
                         float* src = dcol.data() + std::int64_t((c * K + kh) * K + kw) * N + b * P;
-                        if (dw != 0)
-                            for (int oh = oh_lo; oh < oh_hi; ++oh) {
-                                float* d = src + std::int64_t(oh) * W;
-                                if (dw < 0)
-                                    for (int ow = 0; ow < -dw; ++ow)
-                                        d[ow] = 0.0f;
-                                else
-                                    for (int ow = W - dw; ow < W; ++ow)
-                                        d[ow] = 0.0f;
-                            }
+                        zero_wrapped_columns(src, oh_lo, oh_hi, W, dw);
                         const std::int64_t shift = std::int64_t(dh) * W + dw;
                         const std::int64_t j0 = std::int64_t(oh_lo) * W + (dw < 0 ? -dw : 0);
                         const std::int64_t j1 = std::int64_t(oh_hi) * W - (dw > 0 ? dw : 0);
@@ -159,6 +211,83 @@ void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
         });
 }
 
+void col2im_elements(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
+    check_col2im(dcol, g, dx);
+    const std::int64_t P = g.pixels(), N = std::int64_t(dx.extent(0)) * P;
+    const int C = g.c, H = g.h, W = g.w, K = g.k, S = g.s, pad = g.p, OH = g.oh(), OW = g.ow();
+    // One thread per input element dx[b, c, ih, iw], gathering over the taps in (kh, kw) order; consecutive
+    // threads read consecutive output pixels of each patch row.
+    Kokkos::parallel_for(
+        "mimic::nn::conv::col2im_elements", RangePolicy(0, std::int64_t(dx.size())),
+        KOKKOS_LAMBDA(const std::int64_t t) {
+            const std::int64_t b = t / (std::int64_t(C) * H * W);
+            const int chw = int(t - b * C * H * W);
+            const int c = chw / (H * W), ih = (chw / W) % H, iw = chw % W;
+            float sum = 0.0f;
+            for (int kh = 0; kh < K; ++kh) {
+                const int nh = ih + pad - kh;
+                if (nh < 0 || nh % S != 0 || nh / S >= OH) continue;
+                for (int kw = 0; kw < K; ++kw) {
+                    const int nw = iw + pad - kw;
+                    if (nw < 0 || nw % S != 0 || nw / S >= OW) continue;
+                    sum += dcol.data()[std::int64_t((c * K + kh) * K + kw) * N + b * P +
+                                       std::int64_t(nh / S) * OW + nw / S];
+                }
+            }
+            dx.data()[t] = sum;
+        });
+}
+
+void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
+    if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
+        col2im_rows(dcol, g, dx);
+    else
+        col2im_elements(dcol, g, dx);
+}
+
+void conv_bias_grad_rows(const Matrix& dy, std::int64_t P, const UnmanagedVector& db) {
+    const std::int64_t B = dy.extent(0), F = db.extent(0);
+    // db[f] += sum over samples and pixels of dy[b, f*P + p], one thread per filter in a fixed order (8
+    // interleaved partial sums per sample so that the host loop vectorises).
+    Kokkos::parallel_for(
+        "mimic::nn::conv::bias_grad", RangePolicy(0, F), KOKKOS_LAMBDA(const std::int64_t f) {
+            float total = 0.0f;
+            for (std::int64_t bi = 0; bi < B; ++bi) {
+                const float* row = dy.data() + (bi * F + f) * P;
+                float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                std::int64_t p = 0;
+                for (; p + 8 <= P; p += 8)
+                    for (int l = 0; l < 8; ++l)
+                        part[l] += row[p + l];
+                for (; p < P; ++p)
+                    part[0] += row[p];
+                total +=
+                    ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+            }
+            db(f) += total;
+        });
+}
+
+void conv_bias_grad_teams(const Matrix& dy, std::int64_t P, const UnmanagedVector& db) {
+    using Team = Kokkos::TeamPolicy<ExecSpace>;
+    const std::int64_t B = dy.extent(0), F = db.extent(0), n = B * P;
+    // One team per filter, its threads reducing the B*P gradients of that filter.
+    Kokkos::parallel_for(
+        "mimic::nn::conv::bias_grad_teams", Team(int(F), Kokkos::AUTO),
+        KOKKOS_LAMBDA(const Team::member_type& team) {
+            const std::int64_t f = team.league_rank();
+            float total = 0.0f;
+            Kokkos::parallel_reduce(
+                Kokkos::TeamThreadRange(team, n),
+                [&](const std::int64_t i, float& s) {
+                    const std::int64_t bi = i / P;
+                    s += dy.data()[(bi * F + f) * P + (i - bi * P)];
+                },
+                total);
+            Kokkos::single(Kokkos::PerTeam(team), [&] { db(f) += total; });
+        });
+}
+
 namespace {
 std::int64_t g_chunk_floats = 0; // 0: the default budget below
 } // namespace
@@ -186,13 +315,38 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 
 } // namespace
 
+namespace {
+bool g_direct_enabled = true;
+} // namespace
+
+void set_conv_direct_enabled(bool enabled) {
+    g_direct_enabled = enabled;
+}
+
+bool conv_uses_direct(const ConvGeometry& g) {
+#if MIMIC_CONV_DIRECT
+    if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
+        return g_direct_enabled && conv_direct_available(g);
+#endif
+    (void)g;
+    return false;
+}
+
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
                     const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y) {
-    Kokkos::Profiling::pushRegion("mimic::nn::conv::forward");
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
+    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "conv2d_forward: input width ",
+                  x.extent(1), " is not ", g.c, "x", g.h, "x", g.w);
     MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == F * P,
                   "conv2d_forward: output is ", y.extent(0), "x", y.extent(1), ", expected ", B, "x", F * P);
+    const Region region("mimic::nn::conv::forward");
+#if MIMIC_CONV_DIRECT
+    if (conv_uses_direct(g)) {
+        conv2d_forward_direct(x.data(), B, W.data(), b.data(), g, ws, y.data());
+        return;
+    }
+#endif
     const std::int64_t chunk = conv_chunk_rows(g, B);
     for (std::int64_t b0 = 0; b0 < B; b0 += chunk) {
         const std::int64_t nb = std::min(chunk, B - b0), N = nb * P;
@@ -226,37 +380,31 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
                     dst[p] = src[p] + bias;
             });
     }
-    Kokkos::Profiling::popRegion();
 }
 
 void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
                      ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db,
                      const Matrix& dx) {
-    Kokkos::Profiling::pushRegion("mimic::nn::conv::backward");
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
+    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "conv2d_backward: input width ",
+                  x.extent(1), " is not ", g.c, "x", g.h, "x", g.w);
     MIMIC_REQUIRE(dy.extent(0) == x.extent(0) && std::int64_t(dy.extent(1)) == F * P,
-                  "conv2d_backward: dy shape");
+                  "conv2d_backward: dy is ", dy.extent(0), "x", dy.extent(1), ", expected ", B, "x", F * P);
     const bool want_dx = dx.extent(0) > 0;
-    // db[f] += sum over samples and pixels of dy[b, f*P + p], in a fixed order (8 interleaved partial
-    // sums per sample so that the host loop vectorises; still independent of the thread count).
-    Kokkos::parallel_for(
-        "mimic::nn::conv::bias_grad", RangePolicy(0, F), KOKKOS_LAMBDA(const std::int64_t f) {
-            float total = 0.0f;
-            for (std::int64_t bi = 0; bi < B; ++bi) {
-                const float* row = dy.data() + (bi * F + f) * P;
-                float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                std::int64_t p = 0;
-                for (; p + 8 <= P; p += 8)
-                    for (int l = 0; l < 8; ++l)
-                        part[l] += row[p + l];
-                for (; p < P; ++p)
-                    part[0] += row[p];
-                total +=
-                    ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-            }
-            db(f) += total;
-        });
+    MIMIC_REQUIRE(!want_dx || (dx.extent(0) == x.extent(0) && dx.extent(1) == x.extent(1)),
+                  "conv2d_backward: dx is ", dx.extent(0), "x", dx.extent(1), ", expected the input's shape");
+    const Region region("mimic::nn::conv::backward");
+    if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
+        conv_bias_grad_rows(dy, P, db);
+    else
+        conv_bias_grad_teams(dy, P, db);
+#if MIMIC_CONV_DIRECT
+    if (conv_uses_direct(g)) {
+        conv2d_backward_direct(x.data(), dy.data(), B, W.data(), g, ws, dW.data(), want_dx ? dx.data() : nullptr);
+        return;
+    }
+#endif
     const std::int64_t chunk = conv_chunk_rows(g, B);
     for (std::int64_t b0 = 0; b0 < B; b0 += chunk) {
         const std::int64_t nb = std::min(chunk, B - b0), N = nb * P;
@@ -284,7 +432,6 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
             col2im(col, g, rows_of(dx, b0, nb));
         }
     }
-    Kokkos::Profiling::popRegion();
 }
 
 Conv2D::Conv2D(int index, std::string token, Shape in, int filters, int kernel, int stride, int pad)

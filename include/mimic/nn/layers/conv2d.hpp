@@ -1,8 +1,18 @@
-// 2-D convolution by im2col + sgemm (NCHW per sample, activations flat [B, C*H*W]); backward with two
-// sgemms (dW = col·dY^T, dcol = W·dY) and a race-free col2im gather, over chunks of the minibatch.
+// 2-D convolution (NCHW per sample, activations flat [B, C*H*W]): direct register-tiled kernels on AVX-512
+// hosts for stride 1, else im2col + sgemm with backward by two sgemms and a race-free col2im gather.
 #pragma once
 
 #include "mimic/nn/layer.hpp"
+
+#include <vector>
+
+// The direct host kernels (conv2d_direct.cpp) need x86-64 and GCC-style target attributes; device
+// compilers skip them.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__) && !defined(__HIPCC__)
+#define MIMIC_CONV_DIRECT 1
+#else
+#define MIMIC_CONV_DIRECT 0
+#endif
 
 namespace mimic::nn {
 
@@ -17,15 +27,44 @@ struct ConvGeometry {
 
 /// Patches of a batch x [B, C*H*W] as columns: col [C*K*K, B*P] with
 /// col[(c*K + kh)*K + kw, b*P + oh*OW + ow] = x[b, c, oh*S - pad + kh, ow*S - pad + kw] (0 outside).
+/// im2col_rows for host spaces (a thread copies runs of a patch row), im2col_elements for devices (a
+/// thread per entry); im2col picks one by execution space at compile time.
 void im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col);
+void im2col_rows(const Matrix& x, const ConvGeometry& g, const Matrix& col);
+void im2col_elements(const Matrix& x, const ConvGeometry& g, const Matrix& col);
 /// The adjoint of im2col: dx[b, c, ih, iw] = sum of the dcol entries that im2col copied x[b, c, ih, iw]
-/// into. Overwrites dx; each thread owns one input row, so there are no atomics.
+/// into. Overwrites dx without atomics: col2im_rows (host; a thread per input row or plane, may zero
+/// entries of dcol that lie outside the image) or col2im_elements (device; a thread per input element).
 void col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx);
+void col2im_rows(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx);
+void col2im_elements(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx);
+/// db[f] += sum over samples and pixels of dy[b, f*P + p]: a thread per filter in a fixed order (host) or a
+/// team reduction per filter (device).
+void conv_bias_grad_rows(const Matrix& dy, std::int64_t P, const UnmanagedVector& db);
+void conv_bias_grad_teams(const Matrix& dy, std::int64_t P, const UnmanagedVector& db);
 
-/// Grow-only scratch of one convolution: patches and the [F, rows*P] GEMM output / gradient.
+/// Grow-only scratch of one convolution: patches and the [F, rows*P] GEMM output / gradient; the direct
+/// kernels' padded planes, outputs on the padded grid and flipped filters (host memory).
 struct ConvWorkspace {
     Vector col, out;
+    std::vector<float> host_in, host_out, host_grad, host_grad_padded, host_weights;
 };
+
+/// True when conv2d_forward/backward take the direct kernels: a host build on an x86-64 CPU with AVX-512,
+/// stride 1, kernel at most 8, and not disabled by set_conv_direct_enabled(false).
+bool conv_uses_direct(const ConvGeometry& g);
+/// Enables (default) or disables the direct kernels, so that tests compare both formulations.
+void set_conv_direct_enabled(bool enabled);
+#if MIMIC_CONV_DIRECT
+/// Whether this CPU and geometry suit the direct kernels (AVX-512F, stride 1, K <= 8).
+bool conv_direct_available(const ConvGeometry& g);
+/// Direct forward on host pointers: y [B, F*OH*OW] = conv(x [B, C*H*W], W [C*K*K, F]) + b.
+void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
+                           const ConvGeometry& g, ConvWorkspace& ws, float* y);
+/// Direct backward on host pointers: dW += the weight gradient; dx (when not null) = the input gradient.
+void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch, const float* W,
+                            const ConvGeometry& g, ConvWorkspace& ws, float* dW, float* dx);
+#endif
 
 /// Samples per chunk: the whole batch on a GPU; on the host as many as keep the patch matrix within
 /// about 1 MiB (L2 resident between im2col and the GEMMs), at least one. A chunk of one sample needs no

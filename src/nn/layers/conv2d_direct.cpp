@@ -1,0 +1,261 @@
+// Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): register tiles of 8 filters x 16-48
+// output pixels over zero-padded planes; forward, input gradient (the forward kernel with flipped weights) and
+// weight gradient. conv2d.cpp chooses it at run time for host builds; elsewhere it is compiled out.
+#include "mimic/nn/layers/conv2d.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#if MIMIC_CONV_DIRECT
+#include <immintrin.h>
+
+#define MIMIC_AVX512 __attribute__((target("avx512f")))
+
+namespace mimic::nn {
+
+namespace {
+
+constexpr int kLanes = 16; // floats per AVX-512 register
+constexpr int kFB = 8;     // filters per register tile
+
+/// One direct pass: `cin` zero-padded input planes of row stride wp (each `plane` floats, slack included),
+/// `fout` outputs of oh x ow. Outputs are computed on the padded grid (q = oh*wp + ow, ow < wp) and the
+/// columns ow >= this->ow are discarded, so that a run of 16 outputs reads 16 contiguous inputs per tap.
+struct Pass {
+    int cin = 0, fout = 0, k = 0, wp = 0, hp = 0, oh = 0, ow = 0, pv = 1;
+    std::int64_t q = 0, qv = 0, plane = 0;
+    std::int64_t off[64]; ///< tap t = kh*k + kw reads input q + off[t] (k <= 8)
+
+    Pass(int cin_, int fout_, int k_, int hp_, int wp_) : cin(cin_), fout(fout_), k(k_), wp(wp_), hp(hp_) {
+        oh = hp - k + 1;
+        ow = wp - k + 1;
+        q = std::int64_t(oh) * wp;
+        // Pixel tile of 1-3 registers: the least padded work, favouring wider tiles (fewer weight loads).
+        double best = 1e300;
+        for (int v = 3; v >= 1; --v) {
+            const std::int64_t t = std::int64_t(kLanes) * v, padded = (q + t - 1) / t * t;
+            const double cost = double(padded) * (v == 1 ? 1.25 : v == 2 ? 1.08 : 1.0);
+            if (cost < best) best = cost, pv = v, qv = padded;
+        }
+        const std::int64_t reach = std::max<std::int64_t>(qv, (q + 47) / 48 * 48) + std::int64_t(k - 1) * wp + k;
+        plane = (std::max<std::int64_t>(std::int64_t(hp) * wp, reach) + kLanes - 1) / kLanes * kLanes;
+        for (int kh = 0; kh < k; ++kh)
+            for (int kw = 0; kw < k; ++kw)
+                off[kh * k + kw] = std::int64_t(kh) * wp + kw;
+    }
+};
+
+/// out[j][0 .. 16*PV) (+)= sum over c in [c0, c1) and taps t of w[(c*KK + t)*fout + j] * xp[c][off[t] + ...]
+/// for FB filters; xp, w and out already point at the tile's first pixel and filter.
+template <int FB, int PV, bool ACC>
+MIMIC_AVX512 void forward_tile(const float* xp, const Pass& p, int c0, int c1, const float* w, float* out) {
+    const int kk = p.k * p.k;
+    __m512 acc[FB][PV];
+    for (int j = 0; j < FB; ++j)
+        for (int v = 0; v < PV; ++v)
+            acc[j][v] = ACC ? _mm512_loadu_ps(out + j * p.qv + v * kLanes) : _mm512_setzero_ps();
+    for (int c = c0; c < c1; ++c) {
+        const float* xc = xp + c * p.plane;
+        const float* wc = w + std::int64_t(c) * kk * p.fout;
+        for (int t = 0; t < kk; ++t) {
+            const float* xs = xc + p.off[t];
+            __m512 a[PV];
+            for (int v = 0; v < PV; ++v)
+                a[v] = _mm512_loadu_ps(xs + v * kLanes);
+            const float* wt = wc + t * p.fout;
+            for (int j = 0; j < FB; ++j) {
+                const __m512 b = _mm512_set1_ps(wt[j]);
+                for (int v = 0; v < PV; ++v)
+                    acc[j][v] = _mm512_fmadd_ps(a[v], b, acc[j][v]);
+            }
+        }
+    }
+    for (int j = 0; j < FB; ++j)
+        for (int v = 0; v < PV; ++v)
+            _mm512_storeu_ps(out + j * p.qv + v * kLanes, acc[j][v]);
+}
+
+template <int PV, bool ACC>
+MIMIC_AVX512 void forward_block(const float* xp, const Pass& p, int c0, int c1, const float* w, float* out) {
+    int f0 = 0;
+    for (; f0 + kFB <= p.fout; f0 += kFB)
+        for (std::int64_t q0 = 0; q0 < p.qv; q0 += PV * kLanes)
+            forward_tile<kFB, PV, ACC>(xp + q0, p, c0, c1, w + f0, out + f0 * p.qv + q0);
+    for (; f0 < p.fout; ++f0)
+        for (std::int64_t q0 = 0; q0 < p.qv; q0 += PV * kLanes)
+            forward_tile<1, PV, ACC>(xp + q0, p, c0, c1, w + f0, out + f0 * p.qv + q0);
+}
+
+template <int PV>
+MIMIC_AVX512 void forward_pass_pv(const float* xp, const Pass& p, const float* w, float* out) {
+    // Channel blocks keep a tile's weights (cb*KK*8 floats) within about 16 KiB of L1.
+    const int kk = p.k * p.k, cb = std::max(1, 16384 / (kk * kFB * 4));
+    for (int c0 = 0; c0 < p.cin; c0 += cb) {
+        const int c1 = std::min(p.cin, c0 + cb);
+        if (c0 == 0)
+            forward_block<PV, false>(xp, p, c0, c1, w, out);
+        else
+            forward_block<PV, true>(xp, p, c0, c1, w, out);
+    }
+}
+
+/// out [fout][qv] = the direct convolution of the padded planes xp with w [cin*KK][fout].
+MIMIC_AVX512 void forward_pass(const float* xp, const Pass& p, const float* w, float* out) {
+    if (p.pv == 3)
+        forward_pass_pv<3>(xp, p, w, out);
+    else if (p.pv == 2)
+        forward_pass_pv<2>(xp, p, w, out);
+    else
+        forward_pass_pv<1>(xp, p, w, out);
+}
+
+/// dw[(c*KK + t)*F + f] += sum over the nb samples and grid positions q of xp[s][c][q + off[t]] * dt[s][q][f],
+/// for TB taps from t0 and FV*16 filters from f0. dt is dy transposed to [q][f16] on the padded grid (zero
+/// at the discarded columns and at f >= F), so the accumulators are rows of dw and need no lane sums.
+template <int TB, int FV>
+MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int64_t xs, std::int64_t ds,
+                              int f16, const Pass& p, int c, int t0, int f0, float* dw) {
+    __m512 acc[TB][FV];
+    for (int i = 0; i < TB; ++i)
+        for (int v = 0; v < FV; ++v)
+            acc[i][v] = _mm512_setzero_ps();
+    for (int s = 0; s < nb; ++s) {
+        const float* x = xp + s * xs + c * p.plane;
+        const float* d = dt + s * ds + f0;
+        for (std::int64_t q = 0; q < p.q; ++q) {
+            __m512 g[FV];
+            for (int v = 0; v < FV; ++v)
+                g[v] = _mm512_loadu_ps(d + q * f16 + v * kLanes);
+            for (int i = 0; i < TB; ++i) {
+                const __m512 a = _mm512_set1_ps(x[q + p.off[t0 + i]]);
+                for (int v = 0; v < FV; ++v)
+                    acc[i][v] = _mm512_fmadd_ps(a, g[v], acc[i][v]);
+            }
+        }
+    }
+    const int kk = p.k * p.k;
+    for (int i = 0; i < TB; ++i)
+        for (int v = 0; v < FV; ++v) {
+            const int f = f0 + v * kLanes;
+            if (f >= p.fout) break;
+            const __mmask16 m = p.fout - f >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (p.fout - f)) - 1);
+            float* row = dw + (std::int64_t(c) * kk + t0 + i) * p.fout + f;
+            _mm512_mask_storeu_ps(row, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, row), acc[i][v]));
+        }
+}
+
+template <int TB>
+MIMIC_AVX512 void weight_taps(const float* xp, const float* dt, int nb, std::int64_t xs, std::int64_t ds,
+                              int f16, const Pass& p, int c, int t0, float* dw) {
+    int f0 = 0;
+    for (; f0 + 2 * kLanes <= f16; f0 += 2 * kLanes)
+        weight_tile<TB, 2>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, dw);
+    for (; f0 < f16; f0 += kLanes)
+        weight_tile<TB, 1>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, dw);
+}
+
+/// Copies sample planes [n][h][w] into the interior of zero-bordered padded planes (row stride wp, `plane`
+/// floats apart, interior from row/column `pad`).
+void pad_planes(const float* src, int n, int h, int w, int pad, const Pass& p, float* dst) {
+    for (int c = 0; c < n; ++c)
+        for (int i = 0; i < h; ++i)
+            std::memcpy(dst + c * p.plane + std::int64_t(i + pad) * p.wp + pad, src + (std::int64_t(c) * h + i) * w,
+                        sizeof(float) * w);
+}
+
+/// dst [n][oh][ow] = out [n][qv] on the padded grid, dropping the columns ow >= p.ow (plus bias[c] if set).
+void unpad_outputs(const float* out, const Pass& p, const float* bias, float* dst) {
+    for (int c = 0; c < p.fout; ++c) {
+        const float b = bias ? bias[c] : 0.0f;
+        for (int i = 0; i < p.oh; ++i) {
+            const float* s = out + c * p.qv + std::int64_t(i) * p.wp;
+            float* d = dst + (std::int64_t(c) * p.oh + i) * p.ow;
+            for (int j = 0; j < p.ow; ++j)
+                d[j] = s[j] + b;
+        }
+    }
+}
+
+float* grow(std::vector<float>& v, std::int64_t n) {
+    if (std::int64_t(v.size()) < n) v.resize(std::size_t(n));
+    return v.data();
+}
+
+} // namespace
+
+bool conv_direct_available(const ConvGeometry& g) {
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    return cpu && g.s == 1 && g.k <= 8;
+}
+
+void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
+                           const ConvGeometry& g, ConvWorkspace& ws, float* y) {
+    const Pass p(g.c, g.f, g.k, g.h + 2 * g.p, g.w + 2 * g.p);
+    float* xp = grow(ws.host_in, g.c * p.plane);
+    float* out = grow(ws.host_out, g.f * p.qv);
+    std::fill(xp, xp + g.c * p.plane, 0.0f);
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, o = std::int64_t(g.f) * g.pixels();
+    for (std::int64_t s = 0; s < batch; ++s) {
+        pad_planes(x + s * in, g.c, g.h, g.w, g.p, p, xp);
+        forward_pass(xp, p, W, out);
+        unpad_outputs(out, p, b, y + s * o);
+    }
+}
+
+void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch, const float* W,
+                            const ConvGeometry& g, ConvWorkspace& ws, float* dW, float* dx) {
+    const int K = g.k, KK = K * K, C = g.c, F = g.f, OH = g.oh(), OW = g.ow(), pd = K - 1 - g.p;
+    const Pass fw(C, F, K, g.h + 2 * g.p, g.w + 2 * g.p);          // x padded: the weight gradient
+    const Pass bw(F, C, K, OH + 2 * pd, OW + 2 * pd);              // dy padded: the input gradient
+    const int f16 = (F + kLanes - 1) / kLanes * kLanes;
+    const std::int64_t xs = C * fw.plane, ds = fw.q * f16;
+    // Samples per chunk: their padded inputs and transposed gradients within about 1 MiB (L2), streamed once
+    // per weight tile.
+    const std::int64_t nb = std::max<std::int64_t>(1, std::min<std::int64_t>(batch, (1 << 18) / (xs + ds)));
+    float* xp = grow(ws.host_in, nb * xs);
+    float* dt = grow(ws.host_grad, nb * ds);
+    float* dp = grow(ws.host_grad_padded, F * bw.plane);
+    float* out = grow(ws.host_out, C * bw.qv);
+    float* wt = grow(ws.host_weights, std::int64_t(KK) * C * F);
+    std::fill(xp, xp + nb * xs, 0.0f);
+    std::fill(dt, dt + nb * ds, 0.0f);
+    std::fill(dp, dp + F * bw.plane, 0.0f);
+    // Input gradient = forward pass over dy padded by K-1-p with the flipped, transposed filters:
+    // wt[(f*KK + KK-1-t)*C + c] = W[(c*KK + t)*F + f].
+    for (int c = 0; c < C; ++c)
+        for (int t = 0; t < KK; ++t)
+            for (int f = 0; f < F; ++f)
+                wt[(std::int64_t(f) * KK + KK - 1 - t) * C + c] = W[(std::int64_t(c) * KK + t) * F + f];
+    const std::int64_t in = std::int64_t(C) * g.h * g.w, o = std::int64_t(F) * OH * OW;
+    for (std::int64_t s0 = 0; s0 < batch; s0 += nb) {
+        const int n = int(std::min<std::int64_t>(nb, batch - s0));
+        for (int s = 0; s < n; ++s) {
+            pad_planes(x + (s0 + s) * in, C, g.h, g.w, g.p, fw, xp + s * xs);
+            const float* d = dy + (s0 + s) * o;
+            float* t = dt + s * ds;
+            for (int i = 0; i < OH; ++i)
+                for (int j = 0; j < OW; ++j)
+                    for (int f = 0; f < F; ++f)
+                        t[(std::int64_t(i) * fw.wp + j) * f16 + f] = d[(std::int64_t(f) * OH + i) * OW + j];
+        }
+        for (int c = 0; c < C; ++c) {
+            int t0 = 0;
+            for (; t0 + 9 <= KK; t0 += 9)
+                weight_taps<9>(xp, dt, n, xs, ds, f16, fw, c, t0, dW);
+            for (; t0 + 3 <= KK; t0 += 3)
+                weight_taps<3>(xp, dt, n, xs, ds, f16, fw, c, t0, dW);
+            for (; t0 < KK; ++t0)
+                weight_taps<1>(xp, dt, n, xs, ds, f16, fw, c, t0, dW);
+        }
+        if (!dx) continue;
+        for (int s = 0; s < n; ++s) {
+            pad_planes(dy + (s0 + s) * o, F, OH, OW, pd, bw, dp);
+            forward_pass(dp, bw, wt, out);
+            unpad_outputs(out, bw, nullptr, dx + (s0 + s) * in);
+        }
+    }
+}
+
+} // namespace mimic::nn
+
+#endif
