@@ -87,14 +87,21 @@ void run_golden_once(const std::string& name) {
     }
 }
 
-/// Whole-batch convolutions, then the host's one-sample chunks.
+/// The direct conv kernels (where the host has them), then im2col + sgemm over whole-batch chunks and the
+/// host's one-sample chunks.
 void run_golden(const std::string& name) {
+    {
+        SCOPED_TRACE("direct conv kernels where available");
+        run_golden_once(name);
+    }
+    set_conv_direct_enabled(false);
     for (std::int64_t floats : {std::int64_t(1) << 30, std::int64_t(1)}) {
-        SCOPED_TRACE(testing::Message() << "conv chunk budget " << floats);
+        SCOPED_TRACE(testing::Message() << "im2col conv, chunk budget " << floats);
         set_conv_chunk_floats(floats);
         run_golden_once(name);
     }
     set_conv_chunk_floats(0);
+    set_conv_direct_enabled(true);
 }
 
 } // namespace

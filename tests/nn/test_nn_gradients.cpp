@@ -141,15 +141,18 @@ TEST(Gradients, PoolFloorsOddImage) {
 TEST(Gradients, SmallCNN) {
     check_gradients("conv:4x3,relu,pool:2,conv:4x3,relu,pool:2,dense:8,relu,dense:3", {1, 8, 8});
 }
-// The host splits large batches into chunks of samples (one sample per chunk skips the layout
-// permutation); force one-sample and two-sample chunks on small images to check those paths too.
+// im2col + sgemm (the direct kernels off) splits large batches into chunks of samples (one sample per
+// chunk skips the layout permutation); force one-sample and two-sample chunks on small images.
 TEST(Gradients, ConvInChunksOfOneAndTwoSamples) {
+    set_conv_direct_enabled(false);
     for (std::int64_t floats : {1, 2 * 18 * 30}) {
         SCOPED_TRACE(testing::Message() << "chunk budget " << floats);
         set_conv_chunk_floats(floats);
         check_gradients("conv:3x3,relu,conv:2x3s2p1,pool:2,dense:3", {2, 6, 5});
+        check_gradients("conv:4x5p0,relu,pool:3,flatten,dense:3", {3, 9, 8});
     }
     set_conv_chunk_floats(0);
+    set_conv_direct_enabled(true);
 }
 TEST(Gradients, FlattenFirst) {
     check_gradients("flatten,dense:4,tanh,dense:2", {2, 3, 3});

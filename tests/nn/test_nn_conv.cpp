@@ -1,0 +1,159 @@
+// The convolution's formulations against a direct double-precision reference: the host's direct kernels
+// and im2col + sgemm (forward, weight, bias and input gradients), and the host and device shapes of
+// im2col, col2im and the bias-gradient reduction against each other, over odd geometries.
+#include "mimic/nn/layers/conv2d.hpp"
+
+#include "nn_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+using namespace mimic;
+using namespace mimic::nn;
+using mimic::test::device_matrix;
+using mimic::test::random_values;
+using mimic::test::to_host;
+
+namespace {
+
+struct Reference {
+    std::vector<double> y, dW, db, dx;
+};
+
+/// y = conv(x, W) + b and the gradients of sum(dy * y), in double, straight from the definition.
+Reference reference(const std::vector<float>& x, const std::vector<float>& W, const std::vector<float>& b,
+                    const std::vector<float>& dy, const ConvGeometry& g, int B) {
+    const int C = g.c, H = g.h, Wd = g.w, F = g.f, K = g.k, OH = g.oh(), OW = g.ow();
+    Reference r{std::vector<double>(std::size_t(B) * F * OH * OW), std::vector<double>(W.size()),
+                std::vector<double>(F), std::vector<double>(x.size())};
+    for (int s = 0; s < B; ++s)
+        for (int f = 0; f < F; ++f)
+            for (int oh = 0; oh < OH; ++oh)
+                for (int ow = 0; ow < OW; ++ow) {
+                    const std::size_t o = ((std::size_t(s) * F + f) * OH + oh) * OW + ow;
+                    double acc = b[f];
+                    for (int c = 0; c < C; ++c)
+                        for (int kh = 0; kh < K; ++kh)
+                            for (int kw = 0; kw < K; ++kw) {
+                                const int ih = oh * g.s - g.p + kh, iw = ow * g.s - g.p + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= Wd) continue;
+                                const std::size_t xi = ((std::size_t(s) * C + c) * H + ih) * Wd + iw;
+                                const std::size_t wi = (std::size_t(c * K + kh) * K + kw) * F + f;
+                                acc += double(x[xi]) * W[wi];
+                                r.dW[wi] += double(x[xi]) * dy[o];
+                                r.dx[xi] += double(W[wi]) * dy[o];
+                            }
+                    r.y[o] = acc;
+                    r.db[f] += dy[o];
+                }
+    return r;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<double>& want, const char* what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    double scale = 1e-6;
+    for (double v : want)
+        scale = std::max(scale, std::fabs(v));
+    for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], want[i], 1e-5 * scale) << what << " at " << i;
+}
+
+/// Forward and backward of both formulations (direct where the host has it, and im2col) on one geometry.
+void check_geometry(const ConvGeometry& g, int B) {
+    SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " F " << g.f << " K " << g.k
+                                    << " S " << g.s << " P " << g.p << " batch " << B);
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
+    const auto xh = random_values(std::size_t(B * in), 1), Wh = random_values(std::size_t(g.patch() * g.f), 2);
+    const auto bh = random_values(std::size_t(g.f), 3), dyh = random_values(std::size_t(B * out), 4);
+    const Reference ref = reference(xh, Wh, bh, dyh, g, B);
+    const Matrix x = device_matrix(xh, B, in), dy = device_matrix(dyh, B, out);
+    const Matrix Wm = device_matrix(Wh, g.patch(), g.f), bm = device_matrix(bh, 1, g.f);
+    const UnmanagedMatrix W(Wm.data(), g.patch(), g.f);
+    const UnmanagedVector b(bm.data(), g.f);
+    for (bool direct : {true, false}) {
+        SCOPED_TRACE(direct ? "direct kernels where available" : "im2col + sgemm");
+        set_conv_direct_enabled(direct);
+        if (!direct) EXPECT_FALSE(conv_uses_direct(g));
+#if MIMIC_CONV_DIRECT
+        if (direct && g.s == 1 && __builtin_cpu_supports("avx512f")) EXPECT_TRUE(conv_uses_direct(g));
+#endif
+        ConvWorkspace ws;
+        Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.patch(), g.f), dbm("db", 1, g.f);
+        conv2d_forward(x, W, b, g, ws, y);
+        expect_close(to_host(y), ref.y, "y");
+        // Twice, so that the accumulation into dW and db (and workspace reuse) shows.
+        for (int rep = 0; rep < 2; ++rep)
+            conv2d_backward(x, dy, W, g, ws, UnmanagedMatrix(dWm.data(), g.patch(), g.f),
+                            UnmanagedVector(dbm.data(), g.f), dx);
+        std::vector<double> dW2(ref.dW), db2(ref.db);
+        for (auto& v : dW2)
+            v *= 2;
+        for (auto& v : db2)
+            v *= 2;
+        expect_close(to_host(dWm), dW2, "dW");
+        expect_close(to_host(dbm), db2, "db");
+        expect_close(to_host(dx), ref.dx, "dx");
+    }
+    set_conv_direct_enabled(true);
+}
+
+} // namespace
+
+TEST(Conv, SamePaddingOddFilterCounts) {
+    check_geometry({3, 7, 9, 10, 3, 1, 1}, 3);
+    check_geometry({1, 28, 28, 17, 3, 1, 1}, 2);
+    check_geometry({5, 14, 14, 33, 5, 1, 2}, 2);
+}
+TEST(Conv, NoAndPartialPadding) {
+    check_geometry({4, 9, 8, 8, 3, 1, 0}, 3);
+    check_geometry({2, 7, 7, 16, 5, 1, 0}, 2);
+    check_geometry({3, 10, 11, 9, 5, 1, 1}, 2);
+    check_geometry({2, 6, 6, 3, 2, 1, 1}, 2);
+}
+TEST(Conv, ManyChannelsSplitIntoBlocks) {
+    check_geometry({70, 6, 6, 24, 3, 1, 1}, 2); // more channels than one direct channel block (56 for 3x3)
+    check_geometry({24, 5, 5, 40, 5, 1, 2}, 2); // 20 per block for 5x5
+}
+TEST(Conv, StrideTwo) {
+    check_geometry({3, 9, 8, 5, 3, 2, 1}, 2);
+    check_geometry({2, 8, 8, 4, 2, 2, 0}, 3);
+}
+TEST(Conv, ChunkOfOneSample) {
+    set_conv_chunk_floats(1);
+    check_geometry({3, 7, 9, 10, 3, 1, 1}, 3);
+    check_geometry({4, 9, 8, 8, 3, 1, 0}, 2);
+    set_conv_chunk_floats(0);
+}
+
+/// The device formulations of im2col, col2im and the bias gradient give the host's results.
+TEST(Conv, DeviceAndHostFormulationsAgree) {
+    for (const ConvGeometry g : {ConvGeometry{3, 7, 9, 4, 3, 1, 1}, ConvGeometry{2, 9, 8, 3, 5, 1, 0},
+                                 ConvGeometry{3, 9, 8, 5, 3, 2, 1}, ConvGeometry{2, 10, 11, 3, 5, 1, 1}}) {
+        SCOPED_TRACE(testing::Message() << "K " << g.k << " S " << g.s << " P " << g.p);
+        const int B = 3;
+        const std::int64_t in = std::int64_t(g.c) * g.h * g.w, N = B * g.pixels();
+        const Matrix x = device_matrix(random_values(std::size_t(B * in), 5), B, in);
+        Matrix c1("col_rows", g.patch(), N), c2("col_elements", g.patch(), N);
+        im2col_rows(x, g, c1);
+        im2col_elements(x, g, c2);
+        EXPECT_EQ(to_host(c1), to_host(c2));
+
+        const auto dcol = random_values(std::size_t(g.patch() * N), 6);
+        Matrix d1("dx_rows", B, in), d2("dx_elements", B, in);
+        col2im_rows(device_matrix(dcol, g.patch(), N), g, d1); // may zero entries of its dcol copy
+        col2im_elements(device_matrix(dcol, g.patch(), N), g, d2);
+        const auto h2 = to_host(d2);
+        expect_close(to_host(d1), std::vector<double>(h2.begin(), h2.end()), "col2im");
+
+        const std::int64_t P = g.pixels();
+        const Matrix dy = device_matrix(random_values(std::size_t(B * g.f * P), 7), B, g.f * P);
+        Matrix b1("db_rows", 1, g.f), b2("db_teams", 1, g.f);
+        conv_bias_grad_rows(dy, P, UnmanagedVector(b1.data(), g.f));
+        conv_bias_grad_teams(dy, P, UnmanagedVector(b2.data(), g.f));
+        const auto hb = to_host(b2);
+        expect_close(to_host(b1), std::vector<double>(hb.begin(), hb.end()), "bias gradient");
+    }
+}
