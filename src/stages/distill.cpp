@@ -12,13 +12,13 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
-#include "mimic/parallel/sharded_model_file.hpp"
 #include "mimic/nn/loss.hpp"
 #include "mimic/nn/optim/optimizer.hpp"
 #include "mimic/nn/schedule.hpp"
 #include "mimic/parallel/grid.hpp"
 #include "mimic/parallel/reduce.hpp"
 #include "mimic/parallel/sharded_model.hpp"
+#include "mimic/parallel/sharded_model_file.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -276,7 +276,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
                 const auto os = opt->state();
                 for (size_t i = 0; i < os.names.size(); ++i)
                     par::write_sharded_flat(f, "/checkpoint/optimizer/" + os.names[i], *student, os.values[i],
-                                           writer);
+                                            writer);
                 const hid_t r = f.id();
                 h5::write_attr(r, "config", config);
                 h5::write_attr(r, "optimizer", os.kind);

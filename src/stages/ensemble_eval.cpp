@@ -4,8 +4,8 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/train/evaluate.hpp"
 #include "mimic/stages/ensemble.hpp"
+#include "mimic/train/evaluate.hpp"
 
 #include <cmath>
 #include <cstring>

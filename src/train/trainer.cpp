@@ -8,9 +8,9 @@
 #include "mimic/core/rng.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/checkpoint.hpp"
-#include "mimic/train/evaluate.hpp"
 #include "mimic/nn/loss.hpp"
 #include "mimic/nn/schedule.hpp"
+#include "mimic/train/evaluate.hpp"
 
 #include <climits>
 #include <cmath>
@@ -164,7 +164,7 @@ TrainResult Trainer::run(Model& model, io::ModelMeta meta) {
         loader_ptr =
             std::make_unique<BatchLoader>(data_, cfg_.batch, cfg_.shuffle_block, cfg_.shuffle_window, comm_);
         sched_ptr = std::make_unique<nn::Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs,
-                                               loader_ptr->steps_per_epoch(), cfg_.warmup_epochs);
+                                                   loader_ptr->steps_per_epoch(), cfg_.warmup_epochs);
         opt = nn::optim::make_optimizer(cfg_.optimizer, model.num_params());
     });
     BatchLoader& loader = *loader_ptr;

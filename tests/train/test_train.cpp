@@ -70,7 +70,7 @@ train::TrainConfig small_config() {
 
 /// Trains a fresh model (init seed 3) on `data` with `cfg` over `comm`; returns the model.
 nn::Model train_model(const std::string& spec, const std::string& data, const train::TrainConfig& cfg,
-                const par::Comm& comm, train::TrainResult* result = nullptr) {
+                      const par::Comm& comm, train::TrainResult* result = nullptr) {
     train::DatasetSource src(data, comm);
     nn::Model model(spec, src.shape());
     model.init(3);
@@ -294,7 +294,8 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
             model.init(3);
             train::Trainer trainer(c, src, train::cross_entropy_loss(), world);
             trainer.set_validator([&](nn::Model& m) {
-                auto counts = train::evaluate(train::model_predictor(m), kClasses, val_src.reader(), 1, 16, world);
+                auto counts =
+                    train::evaluate(train::model_predictor(m), kClasses, val_src.reader(), 1, 16, world);
                 return train::Validation{counts.loss(), counts.accuracy()};
             });
             *r = trainer.run(model, io::ModelMeta{});

@@ -2,8 +2,8 @@
 // backends, or GPU-aware MPI enabled with MIMIC_GPU_AWARE_MPI=1), through a host mirror otherwise.
 #pragma once
 
-#include "mimic/core/kokkos.hpp"
 #include "mimic/core/comm.hpp"
+#include "mimic/core/kokkos.hpp"
 
 namespace mimic::par {
 

@@ -3,8 +3,8 @@
 // needs one allreduce of the B x C partial logits and the backward pass none for that pair.
 #pragma once
 
-#include "mimic/nn/model.hpp"
 #include "mimic/core/comm.hpp"
+#include "mimic/nn/model.hpp"
 
 #include <cstdint>
 #include <string>

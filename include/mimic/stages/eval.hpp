@@ -2,8 +2,8 @@
 // labelled dataset file; ranks split the rows and reduce the counts.
 #pragma once
 
-#include "mimic/train/evaluate.hpp"
 #include "mimic/core/comm.hpp"
+#include "mimic/train/evaluate.hpp"
 
 #include <boost/program_options.hpp>
 

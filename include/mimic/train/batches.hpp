@@ -3,9 +3,9 @@
 // gives each rank its slice of every global batch while holding at most two windows in memory.
 #pragma once
 
+#include "mimic/core/comm.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/nn/model.hpp"
-#include "mimic/core/comm.hpp"
 
 #include <cstdint>
 #include <map>

@@ -2,10 +2,10 @@
 // cross-entropy, per-class accuracy and the confusion matrix, accumulated per rank and reduced.
 #pragma once
 
+#include "mimic/core/comm.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/nn/model.hpp"
-#include "mimic/core/comm.hpp"
 
 #include <cstdint>
 #include <functional>

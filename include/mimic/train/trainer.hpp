@@ -3,11 +3,11 @@
 // validation and logging, and checkpoints from which a killed run resumes bit for bit.
 #pragma once
 
+#include "mimic/core/comm.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/train/batches.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/nn/optim/optimizer.hpp"
-#include "mimic/core/comm.hpp"
+#include "mimic/train/batches.hpp"
 
 #include <cstdint>
 #include <functional>
