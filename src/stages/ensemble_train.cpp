@@ -33,6 +33,7 @@ void describe(po::options_description& d, EnsembleTrainOptions& o) {
         ("manifest", po::value(&o.manifest), "manifest to write (default OUT_DIR/manifest.h5)")
         ("group-size", po::value(&o.group_size)->default_value(o.group_size), "ranks that train one member together (must divide the ranks)")
         ("bootstrap", po::bool_switch(&o.bootstrap), "train each member on its own bootstrap sample of the training set")
+        ("overwrite", po::bool_switch(&o.overwrite), "retrain members whose files were trained with other settings")
         ("seed", po::value(&o.seed)->default_value(o.seed), "member i trains with seed + i")
         ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs per member")
         ("batch", po::value(&o.batch)->default_value(o.batch), "global batch per member")
@@ -75,15 +76,33 @@ std::string member_file(const EnsembleTrainOptions& o, int i) {
     return o.out_dir + "/" + buf;
 }
 
-/// A member is done when its file is a valid model of the right spec and seed.
-bool member_done(const std::string& path, const std::string& spec, long long seed) {
-    if (!io::file_exists(path)) return false;
+/// The `mimic train` options of member i.
+TrainOptions member_options(const EnsembleTrainOptions& o, const std::vector<std::string>& specs, int i) {
+    TrainOptions t;
+    t.data = o.data, t.val = o.val, t.arch = specs[size_t(i)], t.out = member_file(o, i);
+    t.log_csv = t.out.substr(0, t.out.size() - 3) + ".csv";
+    t.epochs = o.epochs, t.batch = o.batch, t.lr = o.lr, t.optimizer = o.optimizer, t.momentum = o.momentum;
+    t.weight_decay = o.weight_decay, t.schedule = o.schedule, t.warmup = o.warmup, t.seed = o.seed + i;
+    t.bootstrap = o.bootstrap, t.overwrite = o.overwrite;
+    return t;
+}
+
+/// A member is done when its file is a model trained with exactly the member's settings; a file trained
+/// with other settings is an error unless --overwrite (then it is retrained).
+bool member_done(const TrainOptions& t, const std::string& data_fp, const std::string& val_fp, bool overwrite) {
+    if (!io::file_exists(t.out)) return false;
+    std::string diff;
     try {
-        const auto meta = io::read_model_meta(path);
-        return meta.spec == spec && meta.seed == std::uint64_t(seed);
-    } catch (const Error&) {
-        return false;
+        const auto f = h5::File::open(t.out);
+        diff = train_identity(t, data_fp, val_fp).difference(f);
+    } catch (const Error& e) {
+        diff = e.what();
     }
+    if (diff.empty()) return true;
+    if (!overwrite)
+        fail(t.out, ": exists but was not trained with this run's settings (", diff,
+             "); pass --overwrite to retrain it, or choose another --out-dir");
+    return false;
 }
 
 } // namespace
@@ -93,6 +112,7 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     std::vector<std::string> specs;
     std::vector<double> flops;
     io::DatasetMeta dm;
+    std::string val_fp;
     par::agree(world, [&] {
         if (o.members < 1) fail("--members: must be >= 1, got ", o.members);
         if (o.arch.empty() == o.arch_file.empty()) fail("give exactly one of --arch and --arch-file");
@@ -103,6 +123,7 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
             io::DatasetReader r(o.data, world);
             dm = r.meta();
         }
+        if (!o.val.empty()) val_fp = io::DatasetReader(o.val, world).meta().fingerprint;
         for (size_t i = 0; i < specs.size(); ++i) {
             try {
                 nn::Model m(specs[i], nn::Shape{dm.c, dm.h, dm.w});
@@ -122,8 +143,10 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     const int G = grid.outer();
     const auto bin = par::assign_lpt(flops, G);
     std::vector<int> todo, kept;
-    for (int i = 0; i < o.members; ++i)
-        (member_done(member_file(o, i), specs[size_t(i)], o.seed + i) ? kept : todo).push_back(i);
+    par::agree(world, [&] {
+        for (int i = 0; i < o.members; ++i)
+            (member_done(member_options(o, specs, i), dm.fingerprint, val_fp, o.overwrite) ? kept : todo).push_back(i);
+    });
     log::info("ensemble train: ", o.members, " members on ", G, " group", G == 1 ? "" : "s", " of ",
               o.group_size, " rank", o.group_size == 1 ? "" : "s", "; ", kept.size(), " already trained, ",
               todo.size(), " to train",
@@ -135,22 +158,7 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
         ScopedPhase p(timers, "train", "ensemble::train");
         for (int i : todo) {
             if (bin[size_t(i)] != grid.outer_index()) continue;
-            TrainOptions t;
-            t.data = o.data;
-            t.val = o.val;
-            t.arch = specs[size_t(i)];
-            t.out = member_file(o, i);
-            t.log_csv = t.out.substr(0, t.out.size() - 3) + ".csv";
-            t.epochs = o.epochs;
-            t.batch = o.batch;
-            t.lr = o.lr;
-            t.optimizer = o.optimizer;
-            t.momentum = o.momentum;
-            t.weight_decay = o.weight_decay;
-            t.schedule = o.schedule;
-            t.warmup = o.warmup;
-            t.seed = o.seed + i;
-            if (o.bootstrap) t.bootstrap = true;
+            const TrainOptions t = member_options(o, specs, i);
             log::info("ensemble train: member ", i, " (", t.arch, ", seed ", t.seed, ") on group ",
                       grid.outer_index());
             run(t, grid.inner_comm());
@@ -166,7 +174,7 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
         m.base_dir = h5::parent_dir(manifest);
         for (int i = 0; i < o.members; ++i) {
             const std::string path = member_file(o, i);
-            if (!member_done(path, specs[size_t(i)], o.seed + i))
+            if (!member_done(member_options(o, specs, i), dm.fingerprint, val_fp, false))
                 fail(path, ": member ", i, " did not finish; rerun the same command to train it");
             // Stored relative to the manifest's directory when the member lives below it.
             std::string stored = path;

@@ -1,6 +1,5 @@
 // `mimic train`: validates the data, the validation set and the spec together (all ranks leave together on
-// any error), builds and initialises the model, runs the data-parallel Trainer with cross-entropy and
-// writes the model file atomically on rank 0, only when training completed with finite losses.
+// any error), then wires the options into the training engine: shuffled batches, cross-entropy, validation.
 #include "mimic/stages/train.hpp"
 #include "mimic/train/bootstrap.hpp"
 
@@ -9,7 +8,8 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/train/evaluate.hpp"
-#include "mimic/train/trainer.hpp"
+#include "mimic/parallel/sharded_model.hpp"
+#include "mimic/train/engine.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -45,6 +45,8 @@ void describe(po::options_description& d, TrainOptions& o) {
         ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
          "also checkpoint every N steps (0: at the end of every epoch only)")
         ("keep-checkpoint", po::bool_switch(&o.keep_checkpoint), "keep the checkpoint after the model is written")
+        ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output or checkpoint written with other settings")
+        ("early-stop", po::value(&o.early_stop)->default_value(o.early_stop), "stop after this many epochs without improvement (0: never)")
         ("log-csv", po::value(&o.log_csv), "per-epoch CSV log (epoch, lr, losses, accuracies, time, samples/s)")
         ("shuffle-block", po::value(&o.shuffle_block)->default_value(o.shuffle_block),
          "rows per contiguous read when the set is read in windows")
@@ -53,7 +55,7 @@ void describe(po::options_description& d, TrainOptions& o) {
          "within a window")
         ("eval-batch", po::value(&o.eval_batch)->default_value(o.eval_batch), "rows per forward pass in validation")
         ("stop-after-steps", po::value(&o.stop_after_steps)->default_value(o.stop_after_steps),
-         "testing: stop after N optimizer steps of this invocation as if killed (0: never)")
+         "checkpoint and stop after N optimizer steps of this run (testing and time-boxed jobs; 0: never)")
         ("bootstrap", po::bool_switch(&o.bootstrap), "train on a bootstrap sample of --data drawn with --seed (held in memory)");
     // clang-format on
 }
@@ -66,108 +68,130 @@ std::string shape_text(const nn::Shape& s) {
 
 } // namespace
 
-void run(const TrainOptions& o, const par::Comm& comm) {
-    std::unique_ptr<train::DatasetSource> train;
+io::ResumeIdentity train_identity(const TrainOptions& o, const std::string& data_fingerprint,
+                                  const std::string& val_fingerprint) {
+    io::ResumeIdentity id;
+    id.add("--arch", o.arch).add("--data", data_fingerprint).add("--val", val_fingerprint);
+    id.add("--bootstrap", o.bootstrap ? "yes" : "no").add("--loss", "ce").add("--epochs", o.epochs);
+    id.add("--batch", o.batch).add("--seed", o.seed).add("--lr", o.lr).add("--schedule", o.schedule);
+    id.add("--warmup", o.warmup).add("--early-stop", o.early_stop);
+    add_optimizer_identity(id, o.optimizer, o.momentum, o.weight_decay, o.beta1, o.beta2, o.eps);
+    id.add("--shuffle-block", o.shuffle_block).add("--shuffle-window", o.shuffle_window);
+    return id;
+}
+
+void add_optimizer_identity(io::ResumeIdentity& id, const std::string& optimizer, double momentum,
+                            double weight_decay, double beta1, double beta2, double eps) {
+    id.add("--optimizer", optimizer).add("--weight-decay", weight_decay);
+    if (optimizer == "sgd" || optimizer == "nesterov") id.add("--momentum", momentum);
+    if (optimizer == "adam" || optimizer == "adamw") id.add("--beta1", beta1).add("--beta2", beta2).add("--eps", eps);
+}
+
+namespace {
+
+/// The inputs of a training run, validated together on every rank.
+struct TrainInputs {
+    std::unique_ptr<train::DatasetSource> data;
     std::unique_ptr<io::DatasetReader> val;
-    std::unique_ptr<nn::Model> model;
-    int num_classes = 0;
-    const std::string checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
-    par::agree(comm, [&] {
-        if (o.epochs < 1) fail("--epochs: must be >= 1, got ", o.epochs);
-        if (o.batch < 1) fail("--batch: must be >= 1, got ", o.batch);
-        if (o.eval_batch < 1) fail("--eval-batch: must be >= 1, got ", o.eval_batch);
-        if (o.stop_after_steps < 0) fail("--stop-after-steps: must be >= 0");
-        train = std::make_unique<train::DatasetSource>(o.data, comm);
-        const auto& tm = train->reader().meta();
-        if (!tm.has_labels) fail(o.data, ": has no labels (/y); `mimic train` trains on hard labels");
-        if (tm.num_classes < 1) fail(o.data, ": attribute num_classes is missing or 0");
-        num_classes = tm.num_classes;
-        if (!o.val.empty()) {
-            val = std::make_unique<io::DatasetReader>(o.val, comm);
-            const auto& vm = val->meta();
-            if (!vm.has_labels) fail(o.val, ": has no labels (/y), so it cannot validate");
-            if (vm.c != tm.c || vm.h != tm.h || vm.w != tm.w)
-                fail(o.val, ": samples are ", vm.c, "x", vm.h, "x", vm.w, " but the training set's are ",
-                     tm.c, "x", tm.h, "x", tm.w);
-            if (vm.num_classes > num_classes)
-                fail(o.val, ": has ", vm.num_classes, " classes but the training set has ", num_classes);
-        }
-        const nn::Shape in{tm.c, tm.h, tm.w};
-        try {
-            model = std::make_unique<nn::Model>(o.arch, in);
-        } catch (const Error& e) {
-            fail("--arch does not fit the data in ", o.data, " (samples ", shape_text(in), "): ", e.what());
-        }
-        if (model->output_size() != num_classes)
-            fail("--arch: the last layer gives ", model->output_size(), " outputs but ", o.data, " has ",
-                 num_classes, " classes (end the spec with dense:", num_classes, ")");
-        io::make_dirs([&] {
-            const auto slash = o.out.find_last_of('/');
-            return slash == std::string::npos ? std::string() : o.out.substr(0, slash);
-        }());
-    });
-
-    model->init(std::uint64_t(o.seed));
-    log::info("model: ", o.arch, " on ", shape_text(model->input_shape()), " samples, ", model->num_params(),
-              " parameters, ", model->flops_per_sample() / 1e6, " MFLOP/sample forward");
-    log::info(model->summary());
-    log::info("training set ", o.data, ": ", train->rows(), " rows; global batch ", o.batch, " over ",
-              comm.size(), " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
-
-    train::TrainConfig cfg;
-    cfg.epochs = o.epochs;
-    cfg.batch = o.batch;
-    cfg.seed = std::uint64_t(o.seed);
-    cfg.lr = o.lr;
-    cfg.schedule = o.schedule;
-    cfg.warmup_epochs = o.warmup;
-    cfg.optimizer.kind = o.optimizer;
-    cfg.optimizer.momentum = o.momentum;
-    cfg.optimizer.weight_decay = o.weight_decay;
-    cfg.optimizer.beta1 = o.beta1;
-    cfg.optimizer.beta2 = o.beta2;
-    cfg.optimizer.eps = o.eps;
-    cfg.shuffle_block = o.shuffle_block;
-    cfg.shuffle_window = o.shuffle_window;
-    cfg.checkpoint = checkpoint;
-    cfg.checkpoint_every = o.checkpoint_every;
-    cfg.log_csv = o.log_csv;
-    cfg.stop_after_steps = o.stop_after_steps;
-    cfg.eval_batch = o.eval_batch;
-
     std::unique_ptr<train::BootstrapSource> sample;
-    if (o.bootstrap) sample = std::make_unique<train::BootstrapSource>(*train, std::uint64_t(o.seed));
-    train::TrainSource& source = sample ? static_cast<train::TrainSource&>(*sample) : *train;
-    train::Trainer trainer(cfg, source, train::cross_entropy_loss(), comm);
-    if (val) {
-        trainer.set_identity(detail::concat("val_fingerprint=", val->meta().fingerprint));
-        trainer.set_validator([&, C = num_classes](nn::Model& m) {
-            const auto counts = train::evaluate(train::model_predictor(m), C, *val, 1, o.eval_batch, comm);
-            return train::Validation{counts.loss(), counts.accuracy()};
-        });
-    }
-    io::ModelMeta meta;
-    train::TrainResult result;
-    result = trainer.run(*model, meta); // raises CollectiveError on every rank for a non-finite loss
-    if (!result.completed) return;
+    int num_classes = 0;
+    train::TrainSource& source() { return sample ? static_cast<train::TrainSource&>(*sample) : *data; }
+};
 
+TrainInputs open_inputs(const TrainOptions& o, const par::Comm& comm) {
+    TrainInputs in;
+    if (o.eval_batch < 1) fail("--eval-batch: must be >= 1, got ", o.eval_batch);
+    in.data = std::make_unique<train::DatasetSource>(o.data, comm);
+    const auto& tm = in.data->reader().meta();
+    if (!tm.has_labels) fail(o.data, ": has no labels (/y); `mimic train` trains on hard labels");
+    if (tm.num_classes < 1) fail(o.data, ": attribute num_classes is missing or 0");
+    in.num_classes = tm.num_classes;
+    if (!o.val.empty()) {
+        in.val = std::make_unique<io::DatasetReader>(o.val, comm);
+        const auto& vm = in.val->meta();
+        if (!vm.has_labels) fail(o.val, ": has no labels (/y), so it cannot validate");
+        if (vm.c != tm.c || vm.h != tm.h || vm.w != tm.w)
+            fail(o.val, ": samples are ", vm.c, "x", vm.h, "x", vm.w, " but the training set's are ", tm.c, "x", tm.h,
+                 "x", tm.w);
+        if (vm.num_classes > in.num_classes)
+            fail(o.val, ": has ", vm.num_classes, " classes but the training set has ", in.num_classes);
+    }
+    io::make_dirs(h5::parent_dir(o.out));
+    return in;
+}
+
+std::unique_ptr<par::ShardedModel> build_model(const TrainOptions& o, const nn::Shape& in, int num_classes,
+                                               const par::Comm& self) {
+    std::unique_ptr<par::ShardedModel> model;
+    try {
+        model = std::make_unique<par::ShardedModel>(o.arch, in, self);
+    } catch (const Error& e) {
+        fail("--arch does not fit the data in ", o.data, " (samples ", shape_text(in), "): ", e.what());
+    }
+    if (model->local().output_size() != num_classes)
+        fail("--arch: the last layer gives ", model->local().output_size(), " outputs but ", o.data, " has ",
+             num_classes, " classes (end the spec with dense:", num_classes, ")");
+    return model;
+}
+
+train::EngineConfig engine_config(const TrainOptions& o, const std::string& checkpoint) {
+    train::EngineConfig c;
+    c.stage = "train";
+    c.epochs = o.epochs, c.batch = o.batch, c.seed = std::uint64_t(o.seed), c.lr = o.lr;
+    c.schedule = o.schedule, c.warmup_epochs = o.warmup, c.early_stop = o.early_stop;
+    c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum, c.optimizer.weight_decay = o.weight_decay;
+    c.optimizer.beta1 = o.beta1, c.optimizer.beta2 = o.beta2, c.optimizer.eps = o.eps;
+    c.out = o.out, c.checkpoint = checkpoint, c.checkpoint_every = o.checkpoint_every;
+    c.keep_checkpoint = o.keep_checkpoint, c.overwrite = o.overwrite, c.log_csv = o.log_csv;
+    c.stop_after_steps = o.stop_after_steps;
+    return c;
+}
+
+} // namespace
+
+void run(const TrainOptions& o, const par::Comm& comm) {
+    // Plan and open inputs: every rank reaches the same verdict and they leave together.
+    const std::string checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
+    TrainInputs in;
+    std::unique_ptr<par::ShardedModel> model;
+    const par::Comm self(MPI_COMM_SELF, false); // one model shard: every rank holds the whole model
+    par::agree(comm, [&] {
+        in = open_inputs(o, comm);
+        const auto& tm = in.data->reader().meta();
+        model = build_model(o, nn::Shape{tm.c, tm.h, tm.w}, in.num_classes, self);
+    });
+    if (o.bootstrap) in.sample = std::make_unique<train::BootstrapSource>(*in.data, std::uint64_t(o.seed));
+    auto& source = in.source();
+    const auto& net = model->local();
+    log::info("model: ", o.arch, " on ", shape_text(net.input_shape()), " samples, ", net.num_params(),
+              " parameters, ", net.flops_per_sample() / 1e6, " MFLOP/sample forward");
+    log::info(net.summary());
+    log::info("training set ", o.data, ": ", source.rows(), " rows; global batch ", o.batch, " over ", comm.size(),
+              " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
+
+    // The engine: shuffled batches over the ranks, cross-entropy, validation on --val.
+    train::ShuffledBatches batches(source, o.batch, o.shuffle_block, o.shuffle_window, std::uint64_t(o.seed), comm);
+    train::Engine engine(engine_config(o, checkpoint), *model, batches, train::parse_objective("ce"), comm, comm,
+                         train_identity(o, in.data->reader().meta().fingerprint, in.val ? in.val->meta().fingerprint : ""));
+    if (in.val)
+        engine.set_validator([&, C = in.num_classes](par::ShardedModel& m) {
+            const auto counts = train::evaluate(train::model_predictor(m.local()), C, *in.val, 1, o.eval_batch, comm);
+            return train::Validation{counts.loss(), counts.loss(), counts.accuracy()};
+        });
+    io::ModelMeta meta;
     meta.loss = "ce";
-    meta.epochs = o.epochs;
     meta.seed = std::uint64_t(o.seed);
     meta.data_fingerprint = source.fingerprint();
-    if (!result.history.empty()) meta.val_accuracy = result.history.back().val_accuracy;
-    std::string sum;
-    par::agree(comm, [&] {
-        if (!comm.is_root()) return;
-        io::save_model(o.out, *model, meta);
-        sum = io::weights_checksum(*model);
-        if (!o.keep_checkpoint) io::remove_file(checkpoint);
-    });
+    const auto result = engine.run(meta); // raises CollectiveError on every rank for a non-finite loss
+    if (!result.completed || result.already_done) return;
+
+    // Finish: the timings and where the model went.
+    engine.timers().report(comm, "training timings");
     const auto& last = result.history.back();
     log::info("");
-    log::info("wrote ", o.out, ": ", o.epochs, " epochs, final train loss ", last.train_loss,
+    log::info("wrote ", o.out, ": ", result.history.size(), " epochs, final train loss ", last.train_loss,
               last.val_accuracy >= 0 ? detail::concat(", val accuracy ", 100.0 * last.val_accuracy, "%") : "",
-              ", weights checksum ", comm.bcast(sum));
+              ", weights checksum ", io::read_model_meta(o.out).weights_checksum);
 }
 
 } // namespace mimic::stages

@@ -48,7 +48,7 @@ label_midway() {
 }
 distill_midway() {
     local last
-    last=$(grep -o '[0-9]*/[0-9]* steps' "$1" 2>/dev/null | tail -1)
+    last=$(grep -o '[0-9]*/[0-9]* samples' "$1" 2>/dev/null | tail -1)
     [ -n "$last" ] && [ -f "$out/student.h5.ckpt" ] || return 1
     local done=${last%%/*} rest=${last#*/}
     local total=${rest%% *}

@@ -61,20 +61,20 @@ resume_after_kill)
   wait $pid 2>/dev/null
   [ ! -e "$d/resumed.h5" ] || die "the killed run had already finished: make the workload larger"
   "$MIMIC" "${args[@]}" --out "$d/resumed.h5" >"$d/resume.log" 2>&1 || { cat "$d/resume.log"; die "rerun failed"; }
-  grep "resuming from checkpoint" "$d/resume.log" || die "the rerun did not resume"
+  grep "train: resuming from .*resumed.h5.ckpt at epoch" "$d/resume.log" || die "the rerun did not resume"
   py edit_model.py weights "$d/straight.h5" "$d/resumed.h5" || die "resumed weights differ from the uninterrupted run"
   # Stopping at a set step on 2 ranks, then resuming, also matches the uninterrupted 2-rank run.
   "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/straight2.h5" --quiet || die "2-rank run failed"
   "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" --stop-after-steps 1000 --quiet || die "stopped run failed"
   [ ! -e "$d/resumed2.h5" ] || die "a stopped run wrote a model"
   [ -e "$d/resumed2.h5.ckpt" ] || die "no checkpoint after a stopped run"
-  "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" | grep "resuming from checkpoint" ||
+  "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" | grep "train: resuming from .*resumed2.h5.ckpt at epoch" ||
     die "the rerun did not resume"
   py edit_model.py weights "$d/straight2.h5" "$d/resumed2.h5" || die "2-rank resumed weights differ"
   ;;
 nan_loss)
   tiny "$d/train.h5" 200 2 1 1 10 3
-  expect_fail_np2 "epoch 1, step [0-9]*: loss is \(nan\|inf\) (learning rate 1e+30); stopping without writing a model" \
+  expect_fail_np2 "epoch 1, step [0-9]*: loss is \(nan\|inf\) (learning rate 1e+30); no model written; last good checkpoint: none yet" \
     "$MIMIC" train --data "$d/train.h5" --arch dense:8,relu,dense:3 --out "$d/model.h5" "${TRAIN[@]}" \
     --lr 1e30
   no_model

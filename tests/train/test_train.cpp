@@ -3,12 +3,12 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
-#include "mimic/io/checkpoint.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/train/batches.hpp"
 #include "mimic/train/evaluate.hpp"
-#include "mimic/train/trainer.hpp"
+#include "mimic/parallel/sharded_model.hpp"
+#include "mimic/train/engine.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -54,8 +54,21 @@ std::vector<float> host_params(const nn::Model& m) {
     return std::vector<float>(h.data(), h.data() + h.extent(0));
 }
 
-train::TrainConfig small_config() {
-    train::TrainConfig c;
+/// The engine's configuration plus the shuffled loader's block and window.
+struct TrainConfig : train::EngineConfig {
+    std::int64_t shuffle_block = 4096, shuffle_window = 0;
+};
+
+/// The settings a test run's checkpoint must match (a subset of `mimic train`'s table).
+io::ResumeIdentity identity(const TrainConfig& c) {
+    io::ResumeIdentity id;
+    id.add("--batch", c.batch).add("--lr", c.lr).add("--optimizer", c.optimizer.kind).add("--seed", c.seed);
+    id.add("--schedule", c.schedule).add("--epochs", c.epochs).add("--shuffle-window", c.shuffle_window);
+    return id;
+}
+
+TrainConfig small_config() {
+    TrainConfig c;
     c.epochs = 3;
     c.batch = 16;
     c.seed = 7;
@@ -68,16 +81,20 @@ train::TrainConfig small_config() {
     return c;
 }
 
-/// Trains a fresh model (init seed 3) on `data` with `cfg` over `comm`; returns the model.
-nn::Model train_model(const std::string& spec, const std::string& data, const train::TrainConfig& cfg,
-                      const par::Comm& comm, train::TrainResult* result = nullptr) {
+/// Trains a fresh model (initialised from cfg.seed) on `data` with `cfg` over `comm`, with an optional
+/// validator; returns the trained parameters.
+std::vector<float> train_model(const std::string& spec, const std::string& data, const TrainConfig& cfg,
+                               const par::Comm& comm, train::TrainResult* result = nullptr,
+                               train::Validator validator = {}) {
     train::DatasetSource src(data, comm);
-    nn::Model model(spec, src.shape());
-    model.init(3);
-    train::Trainer trainer(cfg, src, train::cross_entropy_loss(), comm);
-    auto r = trainer.run(model, io::ModelMeta{});
+    const par::Comm self(MPI_COMM_SELF, false);
+    par::ShardedModel model(spec, src.shape(), self);
+    train::ShuffledBatches batches(src, cfg.batch, cfg.shuffle_block, cfg.shuffle_window, cfg.seed, comm);
+    train::Engine engine(cfg, model, batches, train::parse_objective("ce"), comm, comm, identity(cfg));
+    if (validator) engine.set_validator(std::move(validator));
+    auto r = engine.run(io::ModelMeta{});
     if (result) *result = r;
-    return model;
+    return host_params(model.local());
 }
 
 struct Quiet {
@@ -249,12 +266,10 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     cfg.epochs = 2; // 26 steps, including a short last batch per epoch
     cfg.batch = 15;
     const std::string spec = "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"; // dropout included
-    nn::Model parallel = train_model(spec, dir + "/train.h5", cfg, world);
-    const auto p_world = host_params(parallel);
+    const auto p_world = train_model(spec, dir + "/train.h5", cfg, world);
     if (world.rank() == 0) {
         par::Comm self(MPI_COMM_SELF, false);
-        nn::Model serial = train_model(spec, dir + "/train.h5", cfg, self);
-        const auto p_self = host_params(serial);
+        const auto p_self = train_model(spec, dir + "/train.h5", cfg, self);
         ASSERT_EQ(p_world.size(), p_self.size());
         double max_abs = 0, max_param = 0;
         for (size_t i = 0; i < p_self.size(); ++i) {
@@ -288,18 +303,12 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         cfg.shuffle_window = 48; // windows of 6 blocks of 8 rows
         cfg.log_csv = dir + "/" + opt + ".csv";
         train::DatasetSource val_src(dir + "/val.h5", world);
-        auto run = [&](const train::TrainConfig& c, train::TrainResult* r) {
-            train::DatasetSource src(dir + "/train.h5", world);
-            nn::Model model(spec, src.shape());
-            model.init(3);
-            train::Trainer trainer(c, src, train::cross_entropy_loss(), world);
-            trainer.set_validator([&](nn::Model& m) {
+        auto run = [&](const TrainConfig& c, train::TrainResult* r) {
+            return train_model(spec, dir + "/train.h5", c, world, r, [&](par::ShardedModel& m) {
                 auto counts =
-                    train::evaluate(train::model_predictor(m), kClasses, val_src.reader(), 1, 16, world);
-                return train::Validation{counts.loss(), counts.accuracy()};
+                    train::evaluate(train::model_predictor(m.local()), kClasses, val_src.reader(), 1, 16, world);
+                return train::Validation{counts.loss(), counts.loss(), counts.accuracy()};
             });
-            *r = trainer.run(model, io::ModelMeta{});
-            return host_params(model);
         };
         train::TrainResult straight_r, r1, r2, r3;
         const auto straight = run(cfg, &straight_r);
@@ -308,12 +317,12 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         auto ck = cfg;
         ck.checkpoint = dir + "/" + opt + ".ckpt";
         ck.checkpoint_every = 4;
-        ck.stop_after_steps = 14; // epoch 2 of 3 (10 steps per epoch), 2 steps after the last checkpoint
+        ck.stop_after_steps = 14; // epoch 2 of 3 (10 steps per epoch): checkpoints at 4, 8, 10, 12 and 14
         run(ck, &r1);
         EXPECT_FALSE(r1.completed);
         ASSERT_TRUE(io::file_exists(ck.checkpoint));
         ck.stop_after_steps = 7;
-        run(ck, &r2); // resumes at step 12, stops at 19
+        run(ck, &r2); // resumes at step 14, stops at 21
         EXPECT_TRUE(r2.resumed);
         EXPECT_FALSE(r2.completed);
         ck.stop_after_steps = 0;
@@ -337,7 +346,7 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
             run(other, &r4);
             ADD_FAILURE() << "resumed a checkpoint of another configuration";
         } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find("batch is '16' in the checkpoint but '17' in this run"),
+            EXPECT_NE(std::string(e.what()).find("--batch is 16 there but 17 in this run"),
                       std::string::npos)
                 << e.what();
         }

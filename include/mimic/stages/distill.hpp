@@ -35,7 +35,8 @@ struct DistillOptions {
     std::int64_t block_rows = 8192;    ///< rows per shuffled read block
     std::int64_t checkpoint_every = 0; ///< also checkpoint every N steps (0: at epoch ends only)
     std::int64_t stop_after_steps = 0; ///< testing aid: checkpoint and stop after N steps of this run
-    bool overwrite = false;            ///< start over even if a checkpoint exists
+    bool overwrite = false;            ///< replace an output or checkpoint of other settings
+    bool keep_checkpoint = false;      ///< keep the checkpoint once the student is written
 };
 
 void describe(boost::program_options::options_description& desc, DistillOptions& o);

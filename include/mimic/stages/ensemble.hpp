@@ -29,6 +29,7 @@ struct EnsembleTrainOptions {
     double momentum = 0.9, weight_decay = 0.0;
     std::string schedule = "constant";
     int warmup = 0;
+    bool overwrite = false; ///< retrain members whose files were trained with other settings
 };
 
 struct EnsembleAddOptions {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mimic/core/comm.hpp"
+#include "mimic/io/resume_identity.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -23,6 +24,8 @@ struct TrainOptions {
     long long seed = 1;
     std::int64_t checkpoint_every = 0;
     bool keep_checkpoint = false;
+    bool overwrite = false; ///< replace an output or checkpoint of other settings
+    int early_stop = 0;     ///< epochs without improvement before stopping (0: never)
     std::int64_t shuffle_block = 4096, shuffle_window = 0;
     std::int64_t eval_batch = 256;
     std::int64_t stop_after_steps = 0;
@@ -30,6 +33,14 @@ struct TrainOptions {
 };
 
 void describe(boost::program_options::options_description& desc, TrainOptions& o);
+/// Collective over comm: trains and writes o.out; a finished output of the same settings is a no-op.
 void run(const TrainOptions& o, const par::Comm& comm);
+/// The settings that decide a trained model: written into its checkpoint and model file and compared on
+/// resume or rerun. The fingerprints are those of --data and --val ("" without --val).
+io::ResumeIdentity train_identity(const TrainOptions& o, const std::string& data_fingerprint,
+                                  const std::string& val_fingerprint);
+/// Optimizer settings of the identity, shared with distill: only those the chosen optimizer reads.
+void add_optimizer_identity(io::ResumeIdentity& id, const std::string& optimizer, double momentum,
+                            double weight_decay, double beta1, double beta2, double eps);
 
 } // namespace mimic::stages
