@@ -174,374 +174,439 @@ std::string join_lines(const std::vector<std::string>& v) {
     return s;
 }
 
-} // namespace
-
-void run(const LabelOptions& o, const par::Comm& world) {
-    PhaseTimers timers;
-    const double t_start = wall_seconds();
-
-    // --- validate inputs (every rank leaves together on error) ---------------------------------
+/// What a run computes: the ensemble, the transfer set and the logits file it must produce.
+struct LabelJob {
     io::Manifest manifest;
     std::unique_ptr<io::DatasetReader> transfer;
+    io::LogitsMeta want;
+    std::int64_t N = 0, B = 0, D = 0, num_blocks = 0;
+    int M = 0, C = 0;
+};
+
+void check_options(const LabelOptions& o, const par::Comm& world) {
+    if (o.combine != "logits" && o.combine != "prob")
+        fail("--combine: '", o.combine, "' is not logits or prob");
+    if (!(o.temperature > 0)) fail("--temperature: must be > 0, got ", o.temperature);
+    if (o.storage != "float32" && o.storage != "float16")
+        fail("--storage: '", o.storage, "' is not float32 or float16");
+    if (o.block_rows <= 0 || o.batch <= 0 || o.block_rows % o.batch != 0)
+        fail("--block-rows (", o.block_rows, ") must be a positive multiple of --batch (", o.batch, ")");
+    if (o.deflate < 0 || o.deflate > 9) fail("--deflate: must be 0-9, got ", o.deflate);
+    if (o.deflate > 0 && o.chunk_rows <= 0) fail("--deflate needs chunked storage: set --chunk-rows");
+    if (o.groups < 0 || (o.groups > 0 && world.size() % o.groups != 0))
+        fail("--groups: ", o.groups, " does not divide the number of ranks (", world.size(), ")");
+}
+
+/// Plan: the options, the manifest and the transfer set checked together; the logits file to make.
+LabelJob plan_job(const LabelOptions& o, const par::Comm& world) {
+    LabelJob j;
     par::agree(world, [&] {
-        if (o.combine != "logits" && o.combine != "prob")
-            fail("--combine: '", o.combine, "' is not logits or prob");
-        if (!(o.temperature > 0)) fail("--temperature: must be > 0, got ", o.temperature);
-        if (o.storage != "float32" && o.storage != "float16")
-            fail("--storage: '", o.storage, "' is not float32 or float16");
-        if (o.block_rows <= 0 || o.batch <= 0 || o.block_rows % o.batch != 0)
-            fail("--block-rows (", o.block_rows, ") must be a positive multiple of --batch (", o.batch, ")");
-        if (o.deflate < 0 || o.deflate > 9) fail("--deflate: must be 0-9, got ", o.deflate);
-        if (o.deflate > 0 && o.chunk_rows <= 0) fail("--deflate needs chunked storage: set --chunk-rows");
-        if (o.groups < 0 || (o.groups > 0 && world.size() % o.groups != 0))
-            fail("--groups: ", o.groups, " does not divide the number of ranks (", world.size(), ")");
-        manifest = io::read_manifest(o.ensemble);
-        if (world.rank() == 0) io::validate_manifest(manifest, o.ensemble, false);
+        check_options(o, world);
+        j.manifest = io::read_manifest(o.ensemble);
+        if (world.rank() == 0) io::validate_manifest(j.manifest, o.ensemble, false);
     });
-    par::agree(world, [&] { transfer = std::make_unique<io::DatasetReader>(o.transfer, world); });
-    const auto& tm = transfer->meta();
-    const nn::Shape in = manifest.input();
-    const int M = int(manifest.members.size());
-    const int C = manifest.num_classes();
+    par::agree(world, [&] { j.transfer = std::make_unique<io::DatasetReader>(o.transfer, world); });
+    const auto& tm = j.transfer->meta();
+    const nn::Shape in = j.manifest.input();
+    j.M = int(j.manifest.members.size()), j.C = j.manifest.num_classes();
     par::agree(world, [&] {
         if (tm.d != in.size())
             fail(o.transfer, ": rows have D = ", tm.d, " (shape ", tm.c, "x", tm.h, "x", tm.w,
                  ") but the ensemble's members take D = ", in.size(), " (shape ", in.c, "x", in.h, "x", in.w,
                  ")");
         if (tm.n == 0) fail(o.transfer, ": the transfer set is empty");
-        if (o.groups > M) fail("--groups: ", o.groups, " groups for only ", M, " members");
+        if (o.groups > j.M) fail("--groups: ", o.groups, " groups for only ", j.M, " members");
     });
-
-    const std::int64_t N = tm.n, B = o.block_rows, D = tm.d;
-    const std::int64_t num_blocks = (N + B - 1) / B;
-
-    io::LogitsMeta want;
-    want.n = N;
-    want.num_classes = C;
-    want.block_rows = B;
-    want.combine = o.combine;
-    want.temperature = o.combine == "prob" ? o.temperature : 1.0;
-    want.storage = o.storage;
-    want.num_members = M;
-    want.ensemble_checksum = manifest.ensemble_checksum();
-    {
-        std::vector<std::string> sums, paths;
-        for (size_t i = 0; i < manifest.members.size(); ++i) {
-            sums.push_back(manifest.members[i].checksum);
-            paths.push_back(manifest.member_path(i));
-        }
-        want.member_checksums = join_lines(sums);
-        want.member_paths = join_lines(paths);
+    j.N = tm.n, j.B = o.block_rows, j.D = tm.d, j.num_blocks = (j.N + j.B - 1) / j.B;
+    auto& w = j.want;
+    w.n = j.N, w.num_classes = j.C, w.block_rows = j.B, w.combine = o.combine;
+    w.temperature = o.combine == "prob" ? o.temperature : 1.0;
+    w.storage = o.storage, w.num_members = j.M, w.ensemble_checksum = j.manifest.ensemble_checksum();
+    std::vector<std::string> sums, paths;
+    for (size_t i = 0; i < j.manifest.members.size(); ++i) {
+        sums.push_back(j.manifest.members[i].checksum);
+        paths.push_back(j.manifest.member_path(i));
     }
-    want.transfer_path = o.transfer;
-    want.transfer_fingerprint = tm.fingerprint;
-    want.has_variance = o.variance;
+    w.member_checksums = join_lines(sums), w.member_paths = join_lines(paths);
+    w.transfer_path = o.transfer, w.transfer_fingerprint = tm.fingerprint, w.has_variance = o.variance;
+    return j;
+}
 
-    // --- resume decision (rank 0 looks at the files, everyone follows) ----------------------------
+/// Rank 0 decides from the files whether to start, resume or stop; every rank follows.
+Plan agree_on_plan(const LabelOptions& o, const LabelJob& j, const par::Comm& world) {
     Plan plan;
     par::agree(world, [&] {
-        if (world.rank() == 0) plan = decide(o, want);
+        if (world.rank() == 0) plan = decide(o, j.want);
     });
-    {
-        int kind = int(plan.kind);
-        MIMIC_MPI_CHECK(MPI_Bcast(&kind, 1, MPI_INT, 0, world.get()));
-        plan.kind = Plan::Kind(kind);
-    }
+    int kind = int(plan.kind);
+    MIMIC_MPI_CHECK(MPI_Bcast(&kind, 1, MPI_INT, 0, world.get()));
+    plan.kind = Plan::Kind(kind);
     if (!plan.note.empty()) log::info("label: ", plan.note);
+    return plan;
+}
+
+/// The G x S grid and which member group runs which members (longest processing time first).
+struct LabelGrid {
+    int G = 1, S = 1;
+    std::unique_ptr<par::Grid> grid;
+    std::vector<int> mine;                       ///< members of this rank's group, in member order
+    std::vector<std::vector<int>> group_members; ///< members of each group
+    std::vector<int> slot_of_member;             ///< member -> its slot in the gathered buffer
+    bool leader() const { return grid->inner_index() == 0; }
+};
+
+LabelGrid make_grid(const LabelOptions& o, const LabelJob& j, const par::Comm& world) {
+    LabelGrid g;
+    std::string why = "set by --groups";
+    g.G = o.groups;
+    par::agree(world, [&] {
+        if (g.G > 0) return;
+        const double mem = o.memory_mb > 0 ? o.memory_mb : available_memory_mb() / local_ranks(world) * 0.5;
+        g.G = choose_groups(j.manifest, world.size(), j.num_blocks, mem, why);
+    });
+    g.grid = std::make_unique<par::Grid>(world, g.G);
+    g.S = g.grid->outer();
+    std::vector<double> flops;
+    for (const auto& e : j.manifest.members)
+        flops.push_back(e.flops);
+    const auto bin = par::assign_lpt(flops, g.G);
+    g.group_members.resize(size_t(g.G));
+    for (int i = 0; i < j.M; ++i) {
+        if (bin[size_t(i)] == g.grid->inner_index()) g.mine.push_back(i);
+        g.group_members[size_t(bin[size_t(i)])].push_back(i);
+    }
+    // The gathered buffer holds group 0's members, then group 1's, ...
+    g.slot_of_member.resize(size_t(j.M));
+    int slot = 0;
+    for (const auto& members : g.group_members)
+        for (int i : members)
+            g.slot_of_member[size_t(i)] = slot++;
+    log::info("label: ", j.M, " members x ", j.N, " rows (", j.num_blocks, " blocks of ", j.B, "), C = ", j.C,
+              ", grid ", g.G, " member group", g.G == 1 ? "" : "s", " x ", g.S, " data shard",
+              g.S == 1 ? "" : "s", " (", why, ")");
+    for (int k = 0; k < g.G; ++k) {
+        double f = 0;
+        for (int i : g.group_members[size_t(k)])
+            f += flops[size_t(i)];
+        log::info("  group ", k, ": members ", g.group_members[size_t(k)].size(), ", ", f / 1e6,
+                  " MFLOP/sample");
+    }
+    return g;
+}
+
+/// OUT.partial, opened to resume or created with its metadata, datasets and the per-block done record.
+struct LabelOutput {
+    h5::File file;
+    h5::Handle dlogits, dvar, ddis, half_type;
+    hid_t logits_type = H5T_NATIVE_FLOAT;
+    io::BlockRecord record;
+    std::vector<std::int64_t> todo; ///< blocks not done yet, ascending
+    std::int64_t rows_done_before = 0;
+};
+
+void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const par::Comm& world,
+                 LabelOutput& out) {
+    const std::string partial = o.out + ".partial";
+    const MPI_Comm fcomm = world.size() > 1 ? world.get() : MPI_COMM_NULL;
+    out.half_type = io::make_half_type();
+    out.logits_type = o.storage == "float16" ? out.half_type.id() : H5T_NATIVE_FLOAT;
+    par::agree(world, [&] {
+        if (resume) {
+            out.file = h5::File::open(partial, fcomm, true);
+            out.dlogits = h5::open_dataset(out.file, "/logits");
+            out.record = io::BlockRecord::open(out.file);
+            if (o.variance) {
+                out.dvar = h5::open_dataset(out.file, "/variance");
+                out.ddis = h5::open_dataset(out.file, "/disagreement");
+            }
+            return;
+        }
+        out.file = h5::File::create(partial, fcomm);
+        // Attributes and the small datasets first, /logits last: then the metadata sits in front of the
+        // big raw-data block, and a disk that fills up mid-run fails a block write (an error we report)
+        // rather than a metadata flush, so the partial file stays readable for the rerun.
+        write_logits_meta(out.file, j.want);
+        h5::write_attr(out.file.id(), "mimic_version", MIMIC_VERSION_STRING);
+        h5::write_attr(out.file.id(), "logits_fingerprint", std::string(16, '0'));
+        out.record = io::BlockRecord::create(out.file, j.num_blocks);
+        h5::DatasetOptions lo{o.chunk_rows, o.deflate};
+        if (o.variance) {
+            out.dvar = h5::create_dataset(out.file, "/variance", H5T_NATIVE_FLOAT, {hsize_t(j.N)}, lo);
+            out.ddis = h5::create_dataset(out.file, "/disagreement", H5T_NATIVE_FLOAT, {hsize_t(j.N)}, lo);
+        }
+        out.dlogits =
+            h5::create_dataset(out.file, "/logits", out.logits_type, {hsize_t(j.N), hsize_t(j.C)}, lo);
+        out.file.flush();
+    });
+    out.record.read();
+    const auto& done = out.record.done();
+    for (std::int64_t b = 0; b < j.num_blocks; ++b) {
+        if (!done[size_t(b)])
+            out.todo.push_back(b);
+        else
+            out.rows_done_before += std::min(j.B, j.N - b * j.B);
+    }
+    if (resume)
+        log::info("label: resuming ", partial, ": ", j.num_blocks - std::int64_t(out.todo.size()), " of ",
+                  j.num_blocks, " blocks already done");
+}
+
+/// Per-block buffers, allocated once: the rows, this group's member logits, and on shard leaders the
+/// gathered logits of every member and the combined rows.
+struct BlockBuffers {
+    std::vector<float> X, local, gathered, out, var, dis;
+    std::vector<std::uint16_t> out16;
+    Matrix xdev;
+    Matrix::HostMirror xhost;
+    BlockBuffers(const LabelOptions& o, const LabelJob& j, const LabelGrid& g)
+        : X(size_t(j.B * j.D)), local(std::max<size_t>(g.mine.size(), 1) * size_t(j.B * j.C)),
+          gathered(g.leader() ? size_t(j.M) * size_t(j.B * j.C) : 0), out(g.leader() ? size_t(j.B * j.C) : 0),
+          var(g.leader() ? size_t(j.B) : 0), dis(g.leader() ? size_t(j.B) : 0),
+          out16(g.leader() && o.storage == "float16" ? size_t(j.B * j.C) : 0),
+          xdev(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::label::x"), size_t(o.batch),
+               size_t(j.D)),
+          xhost(Kokkos::create_mirror_view(xdev)) {}
+};
+
+/// Every member of this group on the block's n rows, in fixed sub-batches aligned to the block; member
+/// j's logits land in buf.local at [j][row][class].
+void compute_block(const LabelOptions& o, const LabelJob& j, std::vector<nn::Model>& models, std::int64_t n,
+                   BlockBuffers& buf) {
+    using HostRows =
+        Kokkos::View<float**, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+    for (size_t m = 0; m < models.size(); ++m) {
+        for (std::int64_t b0 = 0; b0 < n; b0 += o.batch) {
+            const std::int64_t nb = std::min(o.batch, n - b0);
+            std::memcpy(buf.xhost.data(), buf.X.data() + b0 * j.D, size_t(nb * j.D) * sizeof(float));
+            Kokkos::deep_copy(buf.xdev, buf.xhost);
+            Matrix xs = Kokkos::subview(buf.xdev, std::make_pair(std::int64_t(0), nb), Kokkos::ALL());
+            HostRows dst(buf.local.data() + (m * size_t(j.B) + size_t(b0)) * size_t(j.C), size_t(nb),
+                         size_t(j.C));
+            Kokkos::deep_copy(dst, models[m].forward(xs, false)); // no host allocation per batch
+        }
+    }
+}
+
+/// Gathers the members' logits of the block's n rows to the shard leader ([slot][row][class]).
+void gather_block(const LabelJob& j, const LabelGrid& g, std::int64_t n, BlockBuffers& buf) {
+    const std::int64_t per = n * j.C;
+    if (g.G == 1) {
+        if (g.leader())
+            for (size_t m = 0; m < g.mine.size(); ++m)
+                std::memcpy(buf.gathered.data() + m * size_t(per), buf.local.data() + m * size_t(j.B * j.C),
+                            size_t(per) * sizeof(float));
+        return;
+    }
+    // Pack local members contiguously as [member][row][class] with n rows each.
+    std::vector<float> packed(g.mine.size() * size_t(per));
+    for (size_t m = 0; m < g.mine.size(); ++m)
+        std::memcpy(packed.data() + m * size_t(per), buf.local.data() + m * size_t(j.B * j.C),
+                    size_t(per) * sizeof(float));
+    std::vector<int> counts(static_cast<size_t>(g.G)), displs(static_cast<size_t>(g.G));
+    for (int k = 0; k < g.G; ++k) {
+        counts[size_t(k)] = int(g.group_members[size_t(k)].size() * size_t(per));
+        displs[size_t(k)] = k == 0 ? 0 : displs[size_t(k - 1)] + counts[size_t(k - 1)];
+    }
+    MIMIC_MPI_CHECK(MPI_Gatherv(packed.data(), int(packed.size()), MPI_FLOAT, buf.gathered.data(),
+                                counts.data(), displs.data(), MPI_FLOAT, 0, g.grid->inner_comm().get()));
+}
+
+/// The shard leader's combination of the gathered member logits, row by row in member order with double
+/// accumulation (so the result does not depend on the grid): the mean of logits or T log of the mean of
+/// probabilities at T, and optionally the members' variance and disagreement with the combined top class.
+void combine_block(const LabelOptions& o, const LabelJob& j, const LabelGrid& g, std::int64_t n,
+                   BlockBuffers& buf) {
+    const int M = j.M, C = j.C;
+    const std::int64_t per = n * C;
+    const double T = j.want.temperature;
+    std::vector<double> acc(static_cast<size_t>(C)), p(static_cast<size_t>(C)), mean(static_cast<size_t>(C)),
+        m2(static_cast<size_t>(C));
+    auto member_row = [&](int m, std::int64_t i) {
+        return buf.gathered.data() + size_t(g.slot_of_member[size_t(m)]) * size_t(per) + size_t(i * C);
+    };
+    for (std::int64_t i = 0; i < n; ++i) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        std::fill(mean.begin(), mean.end(), 0.0);
+        std::fill(m2.begin(), m2.end(), 0.0);
+        for (int m = 0; m < M; ++m) { // member order, whatever the grid
+            const float* z = member_row(m, i);
+            if (o.combine == "logits") {
+                for (int c = 0; c < C; ++c)
+                    acc[size_t(c)] += double(z[c]);
+            } else {
+                double mx = -1e300, s = 0;
+                for (int c = 0; c < C; ++c)
+                    mx = std::max(mx, double(z[c]) / T);
+                for (int c = 0; c < C; ++c)
+                    s += (p[size_t(c)] = std::exp(double(z[c]) / T - mx));
+                for (int c = 0; c < C; ++c)
+                    acc[size_t(c)] += p[size_t(c)] / s;
+            }
+            if (o.variance) // Welford over members, per class
+                for (int c = 0; c < C; ++c) {
+                    const double dlt = double(z[c]) - mean[size_t(c)];
+                    mean[size_t(c)] += dlt / (m + 1);
+                    m2[size_t(c)] += dlt * (double(z[c]) - mean[size_t(c)]);
+                }
+        }
+        float* dst = buf.out.data() + i * C;
+        for (int c = 0; c < C; ++c)
+            dst[c] = o.combine == "logits" ? float(acc[size_t(c)] / M)
+                                           : float(T * std::log(std::max(acc[size_t(c)] / M, 1e-300)));
+        if (!o.variance) continue;
+        double v = 0;
+        for (int c = 0; c < C; ++c)
+            v += m2[size_t(c)] / M;
+        buf.var[size_t(i)] = float(v / C);
+        const int top = int(std::max_element(dst, dst + C) - dst);
+        int disagree = 0;
+        for (int m = 0; m < M; ++m) {
+            const float* z = member_row(m, i);
+            disagree += int(std::max_element(z, z + C) - z) != top;
+        }
+        buf.dis[size_t(i)] = float(disagree) / float(M);
+    }
+}
+
+/// Every shard leader writes its block (wn rows; 0 elsewhere, still collective); its done record follows
+/// a flush, so a done flag never points at rows that are not on disk, and every row progress has shown
+/// is kept.
+void write_block(const LabelOptions& o, const LabelJob& j, std::int64_t blk, std::int64_t row0,
+                 std::int64_t wn, BlockBuffers& buf, LabelOutput& out, const par::Comm& world) {
+    unsigned long long h = 0;
+    for (std::int64_t i = 0; i < wn; ++i)
+        h += io::row_hash(row0 + i, buf.out.data() + i * j.C, j.C, 0, false);
+    par::agree(world, [&] {
+        if (o.storage == "float16") {
+            for (std::int64_t i = 0; i < wn * j.C; ++i)
+                buf.out16[size_t(i)] = io::float_to_half(buf.out[size_t(i)]);
+            h5::write_rows(out.dlogits, out.logits_type, row0, wn, buf.out16.data(), out.file.parallel());
+        } else {
+            h5::write_rows(out.dlogits, H5T_NATIVE_FLOAT, row0, wn, buf.out.data(), out.file.parallel());
+        }
+        if (o.variance) {
+            h5::write_rows(out.dvar, H5T_NATIVE_FLOAT, row0, wn, buf.var.data(), out.file.parallel());
+            h5::write_rows(out.ddis, H5T_NATIVE_FLOAT, row0, wn, buf.dis.data(), out.file.parallel());
+        }
+        out.record.mark(wn > 0, blk, h);
+    });
+}
+
+/// The compute loop: round r gives data shard s the (r * S + s)-th block still to do; each block is
+/// read by the shard leader and shared with its groups, run by every member, combined and written.
+void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
+                  std::vector<nn::Model>& models, LabelOutput& out, PhaseTimers& timers,
+                  const par::Comm& world) {
+    BlockBuffers buf(o, j, g);
+    const std::int64_t todo = std::int64_t(out.todo.size()), rounds = (todo + g.S - 1) / g.S;
+    Progress progress("label", j.N, "rows");
+    std::int64_t rows_done = out.rows_done_before;
+    const double t_loop = wall_seconds();
+    for (std::int64_t r = 0; r < rounds; ++r) {
+        const std::int64_t idx = r * g.S + g.grid->outer_index();
+        const std::int64_t blk = idx < todo ? out.todo[size_t(idx)] : -1;
+        const std::int64_t row0 = blk >= 0 ? blk * j.B : 0, n = blk >= 0 ? std::min(j.B, j.N - row0) : 0;
+        {
+            ScopedPhase p(timers, "read", "label::read");
+            j.transfer->read(row0, g.leader() ? n : 0, buf.X.data(), nullptr);
+            if (g.G > 1 && n > 0)
+                MIMIC_MPI_CHECK(
+                    MPI_Bcast(buf.X.data(), int(n * j.D), MPI_FLOAT, 0, g.grid->inner_comm().get()));
+        }
+        {
+            ScopedPhase p(timers, "compute", "label::compute");
+            compute_block(o, j, models, n, buf);
+        }
+        {
+            ScopedPhase p(timers, "reduce", "label::reduce");
+            gather_block(j, g, n, buf);
+            if (g.leader() && n > 0) combine_block(o, j, g, n, buf);
+        }
+        {
+            ScopedPhase p(timers, "write", "label::write");
+            write_block(o, j, blk, row0, g.leader() ? n : 0, buf, out, world);
+        }
+        // Rows finished this round, over all shards (deterministic from the todo list).
+        for (int s = 0; s < g.S; ++s)
+            if (r * g.S + s < todo) rows_done += std::min(j.B, j.N - out.todo[size_t(r * g.S + s)] * j.B);
+        const double el = wall_seconds() - t_loop;
+        std::ostringstream extra;
+        extra.precision(4);
+        extra << (el > 0 ? double(rows_done - out.rows_done_before) / el : 0) * j.M << " member-samples/s";
+        progress.update(rows_done, extra.str());
+    }
+    progress.finish();
+}
+
+/// Finish: the fingerprint from the block hashes, the completion flag, and the rename to OUT.
+void finish_output(const LabelOptions& o, LabelOutput& out, const par::Comm& world) {
+    const std::string partial = o.out + ".partial";
+    par::agree(world, [&] {
+        out.record.read();
+        for (auto d : out.record.done())
+            if (!d) fail(partial, ": internal error: a block is not marked done at the end");
+        unsigned long long total = 0;
+        for (auto h : out.record.hashes())
+            total += h;
+        h5::write_attr(out.file.id(), "logits_fingerprint", io::hex64(total));
+        h5::write_attr(out.file.id(), "complete", 1LL);
+        out.dlogits.reset();
+        out.dvar.reset();
+        out.ddis.reset();
+        out.record.close();
+        out.file.close();
+        if (world.rank() == 0) io::rename_file(partial, o.out);
+    });
+}
+
+} // namespace
+
+void run(const LabelOptions& o, const par::Comm& world) {
+    PhaseTimers timers;
+    const double t_start = wall_seconds();
+    // Plan: validate everything together, then decide between start, resume and nothing to do.
+    const LabelJob job = plan_job(o, world);
+    const Plan plan = agree_on_plan(o, job, world);
     if (plan.kind == Plan::Done) {
         log::info("label: ", o.out, " is already complete for this ensemble and transfer set; nothing to do");
         return;
     }
-
-    // --- process grid and member assignment -----------------------------------------------------
-    std::string why = "set by --groups";
-    int G = o.groups;
-    par::agree(world, [&] {
-        if (G == 0) {
-            const double mem =
-                o.memory_mb > 0 ? o.memory_mb : available_memory_mb() / local_ranks(world) * 0.5;
-            G = choose_groups(manifest, world.size(), num_blocks, mem, why);
-        }
-    });
-    par::Grid grid(world, G);
-    const int S = grid.outer();
-    std::vector<double> flops;
-    for (const auto& e : manifest.members)
-        flops.push_back(e.flops);
-    const auto bin = par::assign_lpt(flops, G);
-    std::vector<int> mine; // global member indices of this rank's group, in member order
-    for (int i = 0; i < M; ++i)
-        if (bin[size_t(i)] == grid.inner_index()) mine.push_back(i);
-    std::vector<std::vector<int>> group_members(static_cast<size_t>(G));
-    for (int i = 0; i < M; ++i)
-        group_members[size_t(bin[size_t(i)])].push_back(i);
-
-    log::info("label: ", M, " members x ", N, " rows (", num_blocks, " blocks of ", B, "), C = ", C,
-              ", grid ", G, " member group", G == 1 ? "" : "s", " x ", S, " data shard", S == 1 ? "" : "s",
-              " (", why, ")");
-    for (int g = 0; g < G; ++g) {
-        double f = 0;
-        for (int i : group_members[size_t(g)])
-            f += flops[size_t(i)];
-        log::info("  group ", g, ": members ", group_members[size_t(g)].size(), ", ", f / 1e6,
-                  " MFLOP/sample");
-    }
-
+    // Open inputs: the grid, this group's members, and OUT.partial.
+    const LabelGrid grid = make_grid(o, job, world);
     std::vector<nn::Model> models;
     {
         ScopedPhase p(timers, "load", "label::load");
         par::agree(world, [&] {
-            for (int i : mine)
-                models.push_back(io::load_model(manifest.member_path(static_cast<size_t>(i))));
+            for (int i : grid.mine)
+                models.push_back(io::load_model(job.manifest.member_path(size_t(i))));
         });
     }
+    LabelOutput out;
+    open_output(o, job, plan.kind == Plan::Resume, world, out);
+    // Compute loop, then write the finished file.
+    label_blocks(o, job, grid, models, out, timers, world);
+    finish_output(o, out, world);
 
-    // --- open or create OUT.partial collectively ------------------------------------------------
-    const std::string partial = o.out + ".partial";
-    const MPI_Comm fcomm = world.size() > 1 ? world.get() : MPI_COMM_NULL;
-    h5::File file;
-    h5::Handle dlogits, dvar, ddis;
-    io::BlockRecord record;
-    const hid_t store_type = o.storage == "float16" ? H5T_NATIVE_USHORT : H5T_NATIVE_FLOAT;
-    h5::Handle half_type = io::make_half_type();
-    const hid_t logits_type = o.storage == "float16" ? half_type.id() : H5T_NATIVE_FLOAT;
-    (void)store_type;
-    par::agree(world, [&] {
-        if (plan.kind == Plan::Resume) {
-            file = h5::File::open(partial, fcomm, true);
-            dlogits = h5::open_dataset(file, "/logits");
-            record = io::BlockRecord::open(file);
-            if (o.variance) {
-                dvar = h5::open_dataset(file, "/variance");
-                ddis = h5::open_dataset(file, "/disagreement");
-            }
-        } else {
-            file = h5::File::create(partial, fcomm);
-            // Attributes and the small datasets first, /logits last: then the metadata sits in front of
-            // the big raw-data block, and a disk that fills up mid-run fails a block write (an error we
-            // report) rather than a metadata flush, so the partial file stays readable for the rerun.
-            write_logits_meta(file, want);
-            h5::write_attr(file.id(), "mimic_version", MIMIC_VERSION_STRING);
-            h5::write_attr(file.id(), "logits_fingerprint", std::string(16, '0'));
-            record = io::BlockRecord::create(file, num_blocks);
-            h5::DatasetOptions lo{o.chunk_rows, o.deflate};
-            if (o.variance) {
-                dvar = h5::create_dataset(file, "/variance", H5T_NATIVE_FLOAT, {hsize_t(N)}, lo);
-                ddis = h5::create_dataset(file, "/disagreement", H5T_NATIVE_FLOAT, {hsize_t(N)}, lo);
-            }
-            dlogits = h5::create_dataset(file, "/logits", logits_type, {hsize_t(N), hsize_t(C)}, lo);
-            file.flush();
-        }
-    });
-    record.read();
-    const auto& done = record.done();
-    std::vector<std::int64_t> todo;
-    for (std::int64_t b = 0; b < num_blocks; ++b)
-        if (!done[size_t(b)]) todo.push_back(b);
-    std::int64_t rows_done_before = 0;
-    for (std::int64_t b = 0; b < num_blocks; ++b)
-        if (done[size_t(b)]) rows_done_before += std::min(B, N - b * B);
-    if (plan.kind == Plan::Resume)
-        log::info("label: resuming ", partial, ": ", num_blocks - std::int64_t(todo.size()), " of ",
-                  num_blocks, " blocks already done");
-
-    // --- the block loop ---------------------------------------------------------------------------
-    const bool leader = grid.inner_index() == 0;
-    const std::int64_t rounds = (std::int64_t(todo.size()) + S - 1) / S;
-    std::vector<float> X(size_t(B * D));
-    std::vector<float> local(size_t(std::max<size_t>(mine.size(), 1) * size_t(B * C)));
-    std::vector<float> gathered(leader ? size_t(M) * size_t(B * C) : 0);
-    std::vector<float> out(leader ? size_t(B * C) : 0), var(leader ? size_t(B) : 0),
-        dis(leader ? size_t(B) : 0);
-    std::vector<std::uint16_t> out16(leader && o.storage == "float16" ? size_t(B * C) : 0);
-    Matrix xdev(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::label::x"), size_t(o.batch),
-                size_t(D));
-    auto xhost = Kokkos::create_mirror_view(xdev);
-    // Global member order of the gathered buffer: group 0's members, then group 1's, ...
-    std::vector<int> gathered_member;
-    for (int g = 0; g < G; ++g)
-        for (int i : group_members[size_t(g)])
-            gathered_member.push_back(i);
-    std::vector<int> slot_of_member(static_cast<size_t>(M));
-    for (int s = 0; s < M; ++s)
-        slot_of_member[size_t(gathered_member[size_t(s)])] = s;
-
-    Progress progress("label", N, "rows");
-    std::int64_t rows_done = rows_done_before;
-    const double t_loop = wall_seconds();
-    for (std::int64_t r = 0; r < rounds; ++r) {
-        const std::int64_t idx = r * S + grid.outer_index();
-        const std::int64_t blk = idx < std::int64_t(todo.size()) ? todo[size_t(idx)] : -1;
-        const std::int64_t row0 = blk >= 0 ? blk * B : 0;
-        const std::int64_t n = blk >= 0 ? std::min(B, N - row0) : 0;
-
-        { // read: the shard leader reads the block collectively, then shares it with its groups
-            ScopedPhase p(timers, "read", "label::read");
-            transfer->read(row0, leader ? n : 0, X.data(), nullptr);
-            if (G > 1 && n > 0)
-                MIMIC_MPI_CHECK(MPI_Bcast(X.data(), int(n * D), MPI_FLOAT, 0, grid.inner_comm().get()));
-        }
-        { // compute: every member of this group on every row, in fixed sub-batches aligned to the block
-            ScopedPhase p(timers, "compute", "label::compute");
-            for (size_t j = 0; j < models.size(); ++j) {
-                for (std::int64_t b0 = 0; b0 < n; b0 += o.batch) {
-                    const std::int64_t nb = std::min(o.batch, n - b0);
-                    std::memcpy(xhost.data(), X.data() + b0 * D, size_t(nb * D) * sizeof(float));
-                    Kokkos::deep_copy(xdev, xhost);
-                    Matrix xs = Kokkos::subview(xdev, std::make_pair(std::int64_t(0), nb), Kokkos::ALL());
-                    Matrix z = models[j].forward(xs, false);
-                    auto zh = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
-                    std::memcpy(local.data() + (j * size_t(B) + size_t(b0)) * size_t(C), zh.data(),
-                                size_t(nb * C) * sizeof(float));
-                }
-            }
-        }
-        { // reduce: gather member logits to the shard leader, average in member order in double
-            ScopedPhase p(timers, "reduce", "label::reduce");
-            const std::int64_t per = n * C;
-            if (G > 1) {
-                // Pack local members contiguously as [member][row][class] with n rows each.
-                std::vector<float> packed(mine.size() * size_t(per));
-                for (size_t j = 0; j < mine.size(); ++j)
-                    std::memcpy(packed.data() + j * size_t(per), local.data() + j * size_t(B * C),
-                                size_t(per) * sizeof(float));
-                std::vector<int> counts(static_cast<size_t>(G)), displs(static_cast<size_t>(G));
-                for (int g = 0; g < G; ++g) {
-                    counts[size_t(g)] = int(group_members[size_t(g)].size() * size_t(per));
-                    displs[size_t(g)] = g == 0 ? 0 : displs[size_t(g - 1)] + counts[size_t(g - 1)];
-                }
-                MIMIC_MPI_CHECK(MPI_Gatherv(packed.data(), int(packed.size()), MPI_FLOAT, gathered.data(),
-                                            counts.data(), displs.data(), MPI_FLOAT, 0,
-                                            grid.inner_comm().get()));
-            } else if (leader) {
-                for (size_t j = 0; j < mine.size(); ++j)
-                    std::memcpy(gathered.data() + j * size_t(per), local.data() + j * size_t(B * C),
-                                size_t(per) * sizeof(float));
-            }
-            if (leader && n > 0) {
-                const double T = want.temperature;
-                std::vector<double> acc(static_cast<size_t>(C)), p(static_cast<size_t>(C)),
-                    mean(static_cast<size_t>(C)), m2(static_cast<size_t>(C));
-                for (std::int64_t i = 0; i < n; ++i) {
-                    std::fill(acc.begin(), acc.end(), 0.0);
-                    std::fill(mean.begin(), mean.end(), 0.0);
-                    std::fill(m2.begin(), m2.end(), 0.0);
-                    for (int m = 0; m < M; ++m) { // member order, whatever the grid
-                        const float* z =
-                            gathered.data() + size_t(slot_of_member[size_t(m)]) * size_t(per) + size_t(i * C);
-                        if (o.combine == "logits") {
-                            for (int c = 0; c < C; ++c)
-                                acc[size_t(c)] += double(z[c]);
-                        } else {
-                            double mx = -1e300, s = 0;
-                            for (int c = 0; c < C; ++c)
-                                mx = std::max(mx, double(z[c]) / T);
-                            for (int c = 0; c < C; ++c)
-                                s += (p[size_t(c)] = std::exp(double(z[c]) / T - mx));
-                            for (int c = 0; c < C; ++c)
-                                acc[size_t(c)] += p[size_t(c)] / s;
-                        }
-                        if (o.variance) // Welford over members, per class
-                            for (int c = 0; c < C; ++c) {
-                                const double dlt = double(z[c]) - mean[size_t(c)];
-                                mean[size_t(c)] += dlt / (m + 1);
-                                m2[size_t(c)] += dlt * (double(z[c]) - mean[size_t(c)]);
-                            }
-                    }
-                    float* dst = out.data() + i * C;
-                    for (int c = 0; c < C; ++c)
-                        dst[c] = o.combine == "logits"
-                                     ? float(acc[size_t(c)] / M)
-                                     : float(T * std::log(std::max(acc[size_t(c)] / M, 1e-300)));
-                    if (o.variance) {
-                        double v = 0;
-                        for (int c = 0; c < C; ++c)
-                            v += m2[size_t(c)] / M;
-                        var[size_t(i)] = float(v / C);
-                        const int top = int(std::max_element(dst, dst + C) - dst);
-                        int disagree = 0;
-                        for (int m = 0; m < M; ++m) {
-                            const float* z = gathered.data() +
-                                             size_t(slot_of_member[size_t(m)]) * size_t(per) + size_t(i * C);
-                            disagree += int(std::max_element(z, z + C) - z) != top;
-                        }
-                        dis[size_t(i)] = float(disagree) / float(M);
-                    }
-                }
-            }
-        }
-        { // write: every shard leader writes its block; its done record follows a flush, so a done flag
-            // never points at rows that are not on disk, and every row progress has shown is kept.
-            ScopedPhase p(timers, "write", "label::write");
-            const std::int64_t wn = leader ? n : 0;
-            unsigned long long h = 0;
-            for (std::int64_t i = 0; i < wn; ++i)
-                h += io::row_hash(row0 + i, out.data() + i * C, C, 0, false);
-            par::agree(world, [&] {
-                if (o.storage == "float16") {
-                    for (std::int64_t i = 0; i < wn * C; ++i)
-                        out16[size_t(i)] = io::float_to_half(out[size_t(i)]);
-                    h5::write_rows(dlogits, logits_type, row0, wn, out16.data(), file.parallel());
-                } else {
-                    h5::write_rows(dlogits, H5T_NATIVE_FLOAT, row0, wn, out.data(), file.parallel());
-                }
-                if (o.variance) {
-                    h5::write_rows(dvar, H5T_NATIVE_FLOAT, row0, wn, var.data(), file.parallel());
-                    h5::write_rows(ddis, H5T_NATIVE_FLOAT, row0, wn, dis.data(), file.parallel());
-                }
-                record.mark(wn > 0, blk, h);
-            });
-        }
-        // Rows finished this round, over all shards (deterministic from the todo list).
-        for (int s = 0; s < S; ++s) {
-            const std::int64_t t = r * S + s;
-            if (t < std::int64_t(todo.size())) rows_done += std::min(B, N - todo[size_t(t)] * B);
-        }
-        const double el = wall_seconds() - t_loop;
-        const double rate = el > 0 ? double(rows_done - rows_done_before) / el : 0;
-        std::ostringstream extra;
-        extra.precision(4);
-        extra << rate * M << " member-samples/s";
-        progress.update(rows_done, extra.str());
-    }
-    progress.finish();
-
-    // --- finish: fingerprint from the block hashes, completion flag, rename ----------------------
-    par::agree(world, [&] {
-        record.read();
-        for (auto d : record.done())
-            if (!d) fail(partial, ": internal error: a block is not marked done at the end");
-        unsigned long long total = 0;
-        for (auto h : record.hashes())
-            total += h;
-        h5::write_attr(file.id(), "logits_fingerprint", io::hex64(total));
-        h5::write_attr(file.id(), "complete", 1LL);
-        dlogits.reset();
-        dvar.reset();
-        ddis.reset();
-        record.close();
-        file.close();
-        if (world.rank() == 0) io::rename_file(partial, o.out);
-    });
-
-    const double el = wall_seconds() - t_start;
-    const double rows = double(N - rows_done_before);
+    // Finish: summary and timings.
+    const double el = wall_seconds() - t_start, rows = double(job.N - out.rows_done_before);
     log::info("");
-    log::info("label summary: ", o.out, " (", N, " x ", C, ", ", o.storage, ", combine = ", o.combine, ")");
-    log::info("  ensemble ", manifest.ensemble_checksum(), " (", M, " members), transfer fingerprint ",
-              tm.fingerprint);
-    log::info("  grid ", G, " groups x ", S, " shards; ", rows, " rows in ", Progress::format_duration(el),
-              ": ", rows / el, " samples/s, ", rows * M / el, " member-samples/s");
+    log::info("label summary: ", o.out, " (", job.N, " x ", job.C, ", ", o.storage, ", combine = ", o.combine,
+              ")");
+    log::info("  ensemble ", job.manifest.ensemble_checksum(), " (", job.M,
+              " members), transfer fingerprint ", job.transfer->meta().fingerprint);
+    log::info("  grid ", grid.G, " groups x ", grid.S, " shards; ", rows, " rows in ",
+              Progress::format_duration(el), ": ", rows / el, " samples/s, ", rows * job.M / el,
+              " member-samples/s");
     timers.add("total", el);
     timers.report(world, "label timings");
     timers.append_csv(world, o.timings_csv,
                       {{"stage", "label"},
                        {"ranks", std::to_string(world.size())},
-                       {"groups", std::to_string(G)},
-                       {"shards", std::to_string(S)},
-                       {"rows", std::to_string(N - rows_done_before)},
-                       {"members", std::to_string(M)},
-                       {"block_rows", std::to_string(B)}});
+                       {"groups", std::to_string(grid.G)},
+                       {"shards", std::to_string(grid.S)},
+                       {"rows", std::to_string(job.N - out.rows_done_before)},
+                       {"members", std::to_string(job.M)},
+                       {"block_rows", std::to_string(job.B)}});
 }
 
 } // namespace mimic::stages
