@@ -1,16 +1,22 @@
 // Parses `mimic <command> [options]` with Boost.Program_options (command line first, then --config
-// INI sections), echoes the resolved configuration on rank 0, runs the stage and maps errors to exit codes.
+// INI sections; names must be spelled out, with "did you mean" hints), echoes the resolved configuration
+// on rank 0, runs the stage and maps errors to exit codes.
 #include "mimic/cli/app.hpp"
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/runtime.hpp"
+#include "mimic/nn/spec.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace po = boost::program_options;
 
@@ -23,6 +29,74 @@ std::string section_of(const std::string& command) {
     for (auto& ch : s)
         if (ch == ' ') ch = '-';
     return s;
+}
+
+/// Levenshtein distance between a and b (insertions, deletions and substitutions cost 1).
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j)
+        row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+/// The candidate closest to `word`, or "" when none is within max(2, |word| / 3) edits.
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+    std::string best;
+    std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+    for (const auto& c : candidates) {
+        const std::size_t d = edit_distance(word, c);
+        if (d < best_d) best = c, best_d = d;
+    }
+    return best;
+}
+
+std::vector<std::string> option_names(const po::options_description& desc) {
+    std::vector<std::string> names;
+    for (const auto& o : desc.options())
+        if (o->long_name() != "help") names.push_back(o->long_name());
+    return names;
+}
+
+/// "; did you mean '--epochs'?" for an unknown option name (dashes optional), or "".
+std::string option_hint(const std::string& typed, const po::options_description& desc, const char* dashes) {
+    const std::string bare = typed.substr(std::min(typed.find_first_not_of('-'), typed.size()));
+    const std::string best = closest(bare, option_names(desc));
+    return best.empty() ? std::string() : detail::concat("; did you mean '", dashes, best, "'?");
+}
+
+/// The shortest decimal text that reads back as v ("0.9", not Boost's "0.90000000000000002").
+template <class T>
+std::string shortest_text(T v) {
+    char buf[64];
+    for (int digits = 1; digits <= 17; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
+        if (T(std::strtod(buf, nullptr)) == v) break;
+    }
+    return buf;
+}
+
+/// Rewrites the --help text of floating-point defaults as written in the source (0.9, 1e-08).
+void print_defaults_as_written(const po::options_description& desc) {
+    for (const auto& o : desc.options()) {
+        const po::value_semantic* sem = o->semantic().get();
+        boost::any v;
+        if (auto d = dynamic_cast<const po::typed_value<double>*>(sem); d && d->apply_default(v)) {
+            const double x = boost::any_cast<double>(v);
+            const_cast<po::typed_value<double>*>(d)->default_value(x, shortest_text(x));
+        } else if (auto f = dynamic_cast<const po::typed_value<float>*>(sem); f && f->apply_default(v)) {
+            const float x = boost::any_cast<float>(v);
+            const_cast<po::typed_value<float>*>(f)->default_value(x, shortest_text(x));
+        }
+    }
 }
 
 std::string any_to_string(const boost::any& a) {
@@ -40,9 +114,9 @@ std::string any_to_string(const boost::any& a) {
     else if (auto p = boost::any_cast<unsigned long>(&a))
         os << *p;
     else if (auto p = boost::any_cast<double>(&a))
-        os << *p;
+        os << shortest_text(*p);
     else if (auto p = boost::any_cast<float>(&a))
-        os << *p;
+        os << shortest_text(*p);
     else if (auto p = boost::any_cast<bool>(&a))
         os << (*p ? "true" : "false");
     else if (auto p = boost::any_cast<std::vector<std::string>>(&a)) {
@@ -53,7 +127,7 @@ std::string any_to_string(const boost::any& a) {
             os << (i ? " " : "") << (*p)[i];
     } else if (auto p = boost::any_cast<std::vector<double>>(&a)) {
         for (size_t i = 0; i < p->size(); ++i)
-            os << (i ? " " : "") << (*p)[i];
+            os << (i ? " " : "") << shortest_text((*p)[i]);
     } else {
         os << "<set>";
     }
@@ -99,16 +173,20 @@ void store_config_file(const std::string& path, const std::string& command,
         if (dot != std::string::npos) {
             const std::string section = key.substr(0, dot);
             if (section != mine) {
-                bool known = false;
+                std::vector<std::string> sections;
                 for (const auto& c : commands())
-                    known = known || section_of(c.name) == section;
-                if (!known) fail(path, ": unknown section [", section, "]");
+                    sections.push_back(section_of(c.name));
+                if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
+                    const std::string best = closest(section, sections);
+                    fail(path, ": unknown section [", section, "]",
+                         best.empty() ? std::string() : detail::concat("; did you mean [", best, "]?"));
+                }
                 continue;
             }
             key = key.substr(dot + 1);
         }
         if (key == "config" || !desc.find_nothrow(key, false))
-            fail(path, ": unknown option '", key, "' for `mimic ", command, "`");
+            fail(path, ": unknown option '", key, "' for `mimic ", command, "`", option_hint(key, desc, ""));
         opt.string_key = key;
         opt.unregistered = false;
         kept.options.push_back(opt);
@@ -135,6 +213,47 @@ void echo_configuration(const std::string& command, const po::options_descriptio
     }
 }
 
+/// "unknown command 'distil'; did you mean 'mimic distill'?", or the subcommands of a group ("ensemble").
+std::string unknown_command_message(const std::vector<std::string>& args) {
+    std::vector<std::string> names;
+    std::string group;
+    for (const auto& c : commands()) {
+        names.push_back(c.name);
+        if (c.name.rfind(args[0] + " ", 0) == 0) group += (group.empty() ? "'" : ", '") + c.name + "'";
+    }
+    if (args.size() >= 2 && !args[1].empty() && args[1][0] != '-') {
+        const std::string two = args[0] + " " + args[1];
+        const std::string best = closest(two, names);
+        if (!best.empty())
+            return detail::concat("unknown command '", two, "'; did you mean 'mimic ", best, "'?");
+    }
+    if (!group.empty()) return detail::concat("'", args[0], "' needs a subcommand: ", group);
+    const std::string best = closest(args[0], names);
+    return detail::concat("unknown command '", args[0], "'",
+                          best.empty() ? std::string("; `mimic --help` lists the commands")
+                                       : detail::concat("; did you mean 'mimic ", best, "'?"));
+}
+
+/// Checks the syntax of --arch before anything runs (throws nn::SpecSyntaxError); whether the
+/// architecture fits the data is the stage's to check.
+void check_arch_syntax(const po::variables_map& vm) {
+    if (!vm.count("arch")) return;
+    const auto* spec = boost::any_cast<std::string>(&vm["arch"].value());
+    if (spec && !spec->empty()) nn::parse_spec(*spec);
+}
+
+/// Prints an error after the stage's output has begun, so that it is the last line a user sees. Under a
+/// launcher (mpirun, srun) stdout and stderr are forwarded separately and an error written at once could
+/// overtake the configuration echo: stdout is flushed and the launcher given a moment to forward it first.
+void print_error_last(const std::string& line) {
+    std::fflush(stdout);
+    const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") ||
+                          std::getenv("PMIX_RANK") || std::getenv("SLURM_STEP_ID");
+    if (launched) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -158,10 +277,7 @@ int main(int argc, char** argv) {
         for (const auto& c : commands())
             if (c.name == args[0]) cmd = &c, consumed = 1;
     if (!cmd) {
-        if (root) {
-            std::fprintf(stderr, "mimic: error: unknown command '%s'\n", args[0].c_str());
-            print_usage();
-        }
+        if (root) std::fprintf(stderr, "mimic: error: %s\n", unknown_command_message(args).c_str());
         return 2;
     }
     args.erase(args.begin(), args.begin() + long(consumed));
@@ -182,8 +298,11 @@ int main(int argc, char** argv) {
 
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+        // unix_style without allow_guessing: `--epoch 3` is an error, not --epochs.
+        const int style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
+        po::store(po::command_line_parser(args).options(desc).positional(pos).style(style).run(), vm);
         if (vm.count("help")) {
+            print_defaults_as_written(desc);
             if (root) {
                 std::ostringstream os;
                 os << desc;
@@ -196,6 +315,21 @@ int main(int argc, char** argv) {
         }
         if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), cmd->name, desc, vm);
         po::notify(vm);
+        check_arch_syntax(vm);
+    } catch (const po::unknown_option& e) {
+        if (root)
+            std::fprintf(stderr, "mimic %s: error: %s%s (see `mimic %s --help`)\n", cmd->name.c_str(),
+                         e.what(), option_hint(e.get_option_name(), desc, "--").c_str(), cmd->name.c_str());
+        return 2;
+    } catch (const nn::SpecSyntaxError& e) {
+        if (root) {
+            // The spec with a caret under the bad token, then the error as the last line.
+            const std::string& spec = vm["arch"].as<std::string>();
+            std::fprintf(stderr, "  --arch %s\n  %*s%s\n", spec.c_str(), int(7 + e.offset), "",
+                         std::string(std::max<std::size_t>(1, e.length), '^').c_str());
+            std::fprintf(stderr, "mimic %s: error: --%s\n", cmd->name.c_str(), e.what());
+        }
+        return 2;
     } catch (const po::error& e) {
         if (root)
             std::fprintf(stderr, "mimic %s: error: %s (see `mimic %s --help`)\n", cmd->name.c_str(), e.what(),
@@ -212,12 +346,12 @@ int main(int argc, char** argv) {
     try {
         stage->run(world);
     } catch (const CollectiveError& e) {
-        if (root) std::fprintf(stderr, "mimic %s: error: %s\n", cmd->name.c_str(), e.what());
+        if (root) print_error_last(detail::concat("mimic ", cmd->name, ": error: ", e.what()));
         return 1;
     } catch (const std::exception& e) {
         // Raised on this rank only: the others may be waiting in a collective, so abort the job.
         if (world.size() == 1) {
-            std::fprintf(stderr, "mimic %s: error: %s\n", cmd->name.c_str(), e.what());
+            print_error_last(detail::concat("mimic ", cmd->name, ": error: ", e.what()));
             return 1;
         }
         std::fprintf(stderr, "mimic %s: error (rank %d): %s\n", cmd->name.c_str(), world.rank(), e.what());

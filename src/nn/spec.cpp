@@ -1,5 +1,5 @@
 // Architecture spec parser and shape inference: tokens to LayerSpecs, LayerSpecs to output shapes;
-// every error names the offending token by number and text.
+// every error names the offending token by number and text (syntax errors also by character offset).
 #include "mimic/nn/spec.hpp"
 
 #include "mimic/core/error.hpp"
@@ -75,7 +75,7 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
     std::vector<LayerSpec> out;
     std::size_t lead = 0;
     if (trim(spec, lead).empty())
-        fail("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)");
+        throw SpecSyntaxError("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)", 0, 0);
     std::size_t start = 0;
     int position = 0;
     while (start <= spec.size()) {
@@ -86,8 +86,10 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
         l.position = ++position;
         l.offset = start + lead;
         auto bad = [&](const char* expected) {
-            fail(token_context(l), ": expected ", expected, " (at character ", l.offset + 1, " of '", spec,
-                 "')");
+            throw SpecSyntaxError(detail::concat("arch: syntax error in token ", l.position, " '", l.token,
+                                                 "': expected ", expected, " (at character ", l.offset + 1,
+                                                 " of '", spec, "')"),
+                                  l.offset, l.token.size());
         };
         const std::string& t = l.token;
         const std::size_t colon = t.find(':');

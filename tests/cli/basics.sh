@@ -46,4 +46,34 @@ n=$(echo "$out" | grep -c "resolved configuration")
 [ "$n" -eq 1 ] || die "expected one configuration banner with 2 ranks, got $n"
 n=$(grep -c "nothing.h5: no such file" "$d/err2")
 [ "$n" -eq 1 ] || die "expected the error once, got $n: $(cat "$d/err2")"
+# Strict names: no prefix guessing on the command line or in a config file, and "did you mean" hints.
+expect_fail "unrecognised option '--epoch'; did you mean '--epochs'?" "$MIMIC" train --epoch 3 --data x.h5 --arch dense:10 --out m.h5
+expect_fail "unknown command 'distil'; did you mean 'mimic distill'?" "$MIMIC" distil --epochs 1
+expect_fail "unknown command 'ensemble trian'; did you mean 'mimic ensemble train'?" "$MIMIC" ensemble trian
+expect_fail "'ensemble' needs a subcommand: 'ensemble train', 'ensemble add', 'ensemble info'" "$MIMIC" ensemble
+expect_fail "unknown command 'frobnicate'; \`mimic --help\` lists the commands" "$MIMIC" frobnicate
+printf '[train]\nepoch = 3\n' >"$d/prefix.cfg"
+expect_fail "prefix.cfg: unknown option 'epoch' for \`mimic train\`; did you mean 'epochs'?" \
+  "$MIMIC" train --config "$d/prefix.cfg" --data x.h5 --arch dense:10 --out m.h5
+printf '[trian]\nepochs = 3\n' >"$d/section.cfg"
+expect_fail "section.cfg: unknown section \[trian\]; did you mean \[train\]?" \
+  "$MIMIC" train --config "$d/section.cfg" --data x.h5 --arch dense:10 --out m.h5
+
+# Defaults print as written, in --help and in the configuration echo.
+h=$("$MIMIC" distill --help)
+echo "$h" | grep -q -- "--momentum arg (=0.9) " || die "distill --help: momentum default not printed as 0.9: $(echo "$h" | grep momentum)"
+"$MIMIC" train --help | grep -q -- "--eps arg (=1e-08) " || die "train --help: eps default not printed as 1e-08"
+! echo "$h" | grep -q "0000000" || die "distill --help prints a default with float noise: $(echo "$h" | grep 0000000)"
+"$MIMIC" train --help | grep -q -- "--overwrite " || die "train has no --overwrite"
+
+# An arch syntax error: the spec with a caret under the bad token, then the error as the last line,
+# before anything is read.
+"$MIMIC" train --data "$d/none.h5" --arch "dense:64, relu,dense:abc" --out "$d/m.h5" >"$d/out" 2>"$d/err" &&
+  die "a bad arch should fail"
+[ "$(wc -l <"$d/err")" -eq 3 ] || { cat "$d/err"; die "expected the spec, the caret and the error"; }
+[ "$(sed -n 1p "$d/err")" = "  --arch dense:64, relu,dense:abc" ] || { cat "$d/err"; die "spec line"; }
+[ "$(sed -n 2p "$d/err")" = "                        ^^^^^^^^^" ] || { cat "$d/err"; die "caret line"; }
+sed -n 3p "$d/err" | grep -q "^mimic train: error: --arch: syntax error in token 3 'dense:abc': expected dense:<units>" ||
+  { cat "$d/err"; die "error line"; }
+[ ! -s "$d/out" ] || die "a syntax error should stop before the configuration echo"
 echo "basics: all checks passed"

@@ -70,7 +70,8 @@ TEST(Spec, ErrorsPointAtTheBadToken) {
         const char* expect;
     };
     for (const auto& c : std::vector<Case>{
-             {"dense:100,relu,dense:abc", "arch: token 3 'dense:abc': expected dense:<units>"},
+             {"dense:100,relu,dense:abc",
+              "arch: syntax error in token 3 'dense:abc': expected dense:<units>"},
              {"dense:100,relu,dense:abc", "(at character 16 of 'dense:100,relu,dense:abc')"},
              {"dense:0", "token 1 'dense:0'"},
              {"dense:10,,dense:5", "token 2 ''"},
@@ -90,6 +91,24 @@ TEST(Spec, ErrorsPointAtTheBadToken) {
          }) {
         const std::string msg = error_of(c.spec);
         EXPECT_NE(msg.find(c.expect), std::string::npos) << "spec '" << c.spec << "' gave: " << msg;
+    }
+}
+
+TEST(Spec, SyntaxErrorsCarryTheTokenOffset) {
+    // The CLI draws a caret under [offset, offset + length) of the spec as written.
+    try {
+        parse_spec("dense:100, relu,dense:abc");
+        FAIL() << "no error";
+    } catch (const SpecSyntaxError& e) {
+        EXPECT_EQ(e.offset, 16u);
+        EXPECT_EQ(e.length, 9u);
+    }
+    try {
+        parse_spec("dense:10,,dense:5");
+        FAIL() << "no error";
+    } catch (const SpecSyntaxError& e) {
+        EXPECT_EQ(e.offset, 9u);
+        EXPECT_EQ(e.length, 0u);
     }
 }
 

@@ -2,6 +2,7 @@
 // that name the bad token by position and text).
 #pragma once
 
+#include "mimic/core/error.hpp"
 #include "mimic/nn/model.hpp"
 
 #include <string>
@@ -34,9 +35,18 @@ struct LayerSpec {
     float rate = 0.0f;      ///< dropout probability
 };
 
-/// Parses a spec; throws mimic::Error
-/// "arch: token 3 'dense:abc': expected dense:<units> with units a positive integer (at character 16 of
-/// '...')".
+/// A syntax error in a spec: the message, and where the bad token sits in the spec (for a caret under it).
+class SpecSyntaxError : public Error {
+public:
+    SpecSyntaxError(const std::string& what, std::size_t offset, std::size_t length)
+        : Error(what), offset(offset), length(length) {}
+    std::size_t offset; ///< 0-based character offset of the bad token in the spec
+    std::size_t length; ///< its length (0 for an empty token)
+};
+
+/// Parses a spec; throws SpecSyntaxError
+/// "arch: syntax error in token 3 'dense:abc': expected dense:<units> with units a positive integer (at
+/// character 16 of '...')".
 std::vector<LayerSpec> parse_spec(const std::string& spec);
 
 /// The output shape of `layer` on samples of shape `in`; throws mimic::Error naming the token when the
