@@ -102,7 +102,8 @@ std::string ensemble_report(const EnsembleScores& s) {
         var += (a - mean) * (a - mean);
     const double sd =
         s.member_accuracy.size() > 1 ? std::sqrt(var / double(s.member_accuracy.size() - 1)) : 0;
-    os << "ensemble of " << s.member_accuracy.size() << " members on " << s.rows << " rows:\n";
+    os << "ensemble of " << log::count((long long)s.member_accuracy.size(), "member") << " on " << s.rows
+       << " rows:\n";
     os << "  accuracy, mean of logits:        " << 100 * s.logits_accuracy << "%  (top-" << s.top_k << " "
        << 100 * s.logits_topk << "%)\n";
     os << "  accuracy, mean of probabilities: " << 100 * s.prob_accuracy << "%\n";

@@ -89,8 +89,8 @@ std::string members_table(const std::string& manifest_path) {
         os << line;
     }
     const auto in = m.input();
-    os << m.members.size() << " members, " << m.num_classes() << " classes, input " << in.c << "x" << in.h
-       << "x" << in.w << ", ensemble checksum " << m.ensemble_checksum();
+    os << log::count((long long)m.members.size(), "member") << ", " << m.num_classes() << " classes, input "
+       << in.c << "x" << in.h << "x" << in.w << ", ensemble checksum " << m.ensemble_checksum();
     if (acc_n > 0) {
         std::snprintf(line, sizeof line, "; member val accuracy mean %.2f%%, range %.2f%%-%.2f%%",
                       100 * acc_sum / acc_n, 100 * acc_min, 100 * acc_max);

@@ -281,9 +281,9 @@ LabelGrid make_grid(const LabelOptions& o, const LabelJob& j, const par::Comm& w
     for (const auto& members : g.group_members)
         for (int i : members)
             g.slot_of_member[size_t(i)] = slot++;
-    log::info("label: ", j.M, " members x ", j.N, " rows (", j.num_blocks, " blocks of ", j.B, "), C = ", j.C,
-              ", grid ", g.G, " member group", g.G == 1 ? "" : "s", " x ", g.S, " data shard",
-              g.S == 1 ? "" : "s", " (", why, ")");
+    log::info("label: ", log::count(j.M, "member"), " x ", log::count(j.N, "row"), " (",
+              log::count(j.num_blocks, "block"), " of ", j.B, "), C = ", j.C, ", grid ", g.G, " member group",
+              g.G == 1 ? "" : "s", " x ", g.S, " data shard", g.S == 1 ? "" : "s", " (", why, ")");
     for (int k = 0; k < g.G; ++k) {
         double f = 0;
         for (int i : g.group_members[size_t(k)])
@@ -348,7 +348,7 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
     }
     if (resume)
         log::info("label: resuming ", partial, ": ", j.num_blocks - std::int64_t(out.todo.size()), " of ",
-                  j.num_blocks, " blocks already done");
+                  log::count(j.num_blocks, "block"), " already done");
 }
 
 /// Per-block buffers, allocated once: the rows, this group's member logits, and on shard leaders the
@@ -592,10 +592,10 @@ void run(const LabelOptions& o, const par::Comm& world) {
     log::info("");
     log::info("label summary: ", o.out, " (", job.N, " x ", job.C, ", ", o.storage, ", combine = ", o.combine,
               ")");
-    log::info("  ensemble ", job.manifest.ensemble_checksum(), " (", job.M,
-              " members), transfer fingerprint ", job.transfer->meta().fingerprint);
-    log::info("  grid ", grid.G, " groups x ", grid.S, " shards; ", rows, " rows in ",
-              Progress::format_duration(el), ": ", rows / el, " samples/s, ", rows * job.M / el,
+    log::info("  ensemble ", job.manifest.ensemble_checksum(), " (", log::count(job.M, "member"),
+              "), transfer fingerprint ", job.transfer->meta().fingerprint);
+    log::info("  grid ", log::count(grid.G, "group"), " x ", log::count(grid.S, "shard"), "; ", rows,
+              " rows in ", Progress::format_duration(el), ": ", rows / el, " samples/s, ", rows * job.M / el,
               " member-samples/s");
     timers.add("total", el);
     timers.report(world, "label timings");

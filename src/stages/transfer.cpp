@@ -318,8 +318,9 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     }
     if (comm.rank() == 0) writer.add_to_fingerprint(hash_before);
     if (resume)
-        log::info("transfer: resuming ", writer.partial_path(), ": ", blocks_done_before, " of ", num_blocks,
-                  " blocks (", rows_done_before, " rows) already done");
+        log::info("transfer: resuming ", writer.partial_path(), ": ", blocks_done_before, " of ",
+                  log::count(num_blocks, "block"), " (", log::count(rows_done_before, "row"),
+                  ") already done");
 
     // --- MUNGE: nearest neighbour of every source row, and a scratch copy of the neighbours' rows ---
     ScratchFile scratch_guard{o.out + ".neighbours", comm};

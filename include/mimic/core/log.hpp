@@ -18,6 +18,11 @@ bool quiet();
 void write_info(const std::string& line);
 void write_warn(const std::string& line);
 
+/// "1 block", "3 blocks": a count with its noun in the right number (nouns taking a plain -s).
+inline std::string count(long long n, const std::string& noun) {
+    return detail::concat(n, " ", noun, n == 1 ? "" : "s");
+}
+
 /// Prints a line on rank 0 only.
 template <class... Args>
 void info(Args&&... args) {
