@@ -1,6 +1,6 @@
 // `mimic eval`: loads what is evaluated (make_scorer), checks it against the data (shape, classes), runs
 // the collective evaluation and prints accuracy, top-k accuracy, loss, per-class accuracy and the
-// confusion matrix on rank 0.
+// confusion matrix on rank 0; with --compare, the paired margin over a second model and its interval.
 #include "mimic/stages/eval.hpp"
 #include "mimic/stages/ensemble.hpp"
 
@@ -9,6 +9,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
+#include "mimic/nn/paired.hpp"
 
 #include <cstdio>
 #include <sstream>
@@ -22,6 +23,8 @@ void describe(po::options_description& d, EvalOptions& o) {
     d.add_options()
         ("model", po::value(&o.model), "model file to evaluate (from mimic train or mimic distill)")
         ("ensemble", po::value(&o.ensemble), "ensemble manifest to evaluate (alone, or beside --model)")
+        ("compare", po::value(&o.compare), "second model file: the paired accuracy margin of --model over it, "
+                                           "with a 95% interval over the rows and McNemar's test")
         ("data", po::value(&o.data)->required(), "labelled dataset file, e.g. test.h5")
         ("top-k", po::value(&o.top_k)->default_value(o.top_k), "k of the top-k accuracy")
         ("batch", po::value(&o.batch)->default_value(o.batch), "rows per forward pass");
@@ -40,8 +43,81 @@ Scorer make_scorer(const EvalOptions& o, const par::Comm&) {
     return s;
 }
 
+namespace {
+
+/// Collective: which rows each model gets right, over every row of `data` (each rank its contiguous share).
+nn::PairedCounts paired_counts(const Scorer& a, const Scorer& b, const io::DatasetReader& data,
+                               std::int64_t batch, const par::Comm& comm) {
+    const auto& meta = data.meta();
+    const auto mine = par::split_range(meta.n, comm.size(), comm.rank());
+    const std::int64_t most = (meta.n + comm.size() - 1) / comm.size();
+    const std::int64_t chunks = (most + batch - 1) / batch; // the same on every rank: reads stay collective
+    Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::eval::compare_x"),
+             size_t(std::min(batch, std::max<std::int64_t>(1, mine.size()))), size_t(meta.d));
+    auto hx = Kokkos::create_mirror_view(x);
+    std::vector<int> y(x.extent(0));
+    nn::PairedCounts pc;
+    auto argmax = [](const auto& z, std::int64_t i) {
+        std::int64_t best = 0;
+        for (std::int64_t c = 1; c < std::int64_t(z.extent(1)); ++c)
+            if (z(i, c) > z(i, best)) best = c;
+        return int(best);
+    };
+    for (std::int64_t k = 0; k < chunks; ++k) {
+        const std::int64_t begin = std::min(mine.end, mine.begin + k * batch);
+        const std::int64_t count = std::min(mine.end, begin + batch) - begin;
+        data.read(begin, count, hx.data(), y.data());
+        if (count == 0) continue;
+        Kokkos::deep_copy(x, hx);
+        const Matrix xs(Kokkos::subview(x, std::pair<std::int64_t, std::int64_t>(0, count), Kokkos::ALL()));
+        auto za = Kokkos::create_mirror_view_and_copy(HostSpace(), a.predict(xs));
+        auto zb = Kokkos::create_mirror_view_and_copy(HostSpace(), b.predict(xs));
+        for (std::int64_t i = 0; i < count; ++i)
+            pc.add(argmax(za, i) == y[size_t(i)], argmax(zb, i) == y[size_t(i)]);
+    }
+    std::vector<long long> v = {pc.n, pc.both, pc.only_a, pc.only_b};
+    MIMIC_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), 4, MPI_LONG_LONG, MPI_SUM, comm.get()));
+    pc.n = v[0], pc.both = v[1], pc.only_a = v[2], pc.only_b = v[3];
+    return pc;
+}
+
+/// `--model A --compare B`: loads B, checks it against A, and prints the paired margin of A over B.
+void compare(const EvalOptions& o, const Scorer& a, const io::DatasetReader& data, const par::Comm& comm) {
+    Scorer b;
+    par::agree(comm, [&] {
+        EvalOptions ob = o;
+        ob.model = o.compare;
+        b = make_scorer(ob, comm);
+        if (b.input != a.input || b.num_classes != a.num_classes)
+            fail("--compare: ", o.compare, " takes ", b.input.size(), " features to ", b.num_classes,
+                 " classes but ", o.model, " takes ", a.input.size(), " to ", a.num_classes);
+    });
+    const nn::PairedCounts pc = paired_counts(a, b, data, o.batch, comm);
+    const double n = double(std::max<std::int64_t>(1, pc.n));
+    const double m = 100 * pc.margin(), h = 100 * pc.half_width();
+    char line[200];
+    log::info("");
+    log::info("paired comparison on ", o.data, " (", pc.n, " rows): A = ", o.model, ", B = ", o.compare);
+    std::snprintf(line, sizeof line, "  accuracy A %.2f%%, B %.2f%%", 100 * double(pc.both + pc.only_a) / n,
+                  100 * double(pc.both + pc.only_b) / n);
+    log::info(line);
+    std::snprintf(line, sizeof line,
+                  "  rows only A gets right %lld, only B %lld (McNemar's exact test p = %.3g)",
+                  (long long)pc.only_a, (long long)pc.only_b, pc.p_value());
+    log::info(line);
+    std::snprintf(line, sizeof line, "  margin A - B  %+.2f points, 95%% interval %+.2f to %+.2f points", m,
+                  m - h, m + h);
+    log::info(line);
+    log::info(pc.within_noise() ? "  verdict: within noise (the 95% interval includes 0)"
+              : pc.margin() > 0 ? "  verdict: A is better (the 95% interval excludes 0)"
+                                : "  verdict: B is better (the 95% interval excludes 0)");
+}
+
+} // namespace
+
 void run(const EvalOptions& o, const par::Comm& comm) {
     par::agree(comm, [&] {
+        if (!o.compare.empty() && o.model.empty()) fail("--compare: give the model to compare with --model");
         if (o.model.empty() && o.ensemble.empty()) fail("give --model, --ensemble, or both");
     });
     if (!o.ensemble.empty()) {
@@ -94,6 +170,10 @@ void run(const EvalOptions& o, const par::Comm& comm) {
     std::istringstream table(counts.confusion_table());
     for (std::string l; std::getline(table, l);)
         log::info("  ", l);
+    if (!o.compare.empty()) {
+        ScopedPhase p(timers, "compare", "eval::compare");
+        compare(o, scorer, *data, comm);
+    }
     timers.report(comm, "eval timings");
 }
 

@@ -1,10 +1,12 @@
-// `mimic info`: walks a Mimic HDF5 file and prints its format, root attributes and every dataset.
-// Runs on rank 0 only; it reads no bulk data.
+// `mimic info`: walks a Mimic HDF5 file and prints its format, root attributes and every dataset; for an
+// ensemble manifest also its members. Runs on rank 0 only; it reads no bulk data.
 #include "mimic/stages/info.hpp"
 
 #include "mimic/core/log.hpp"
 #include "mimic/io/hdf5.hpp"
+#include "mimic/io/manifest.hpp"
 
+#include <cstdio>
 #include <sstream>
 
 namespace po = boost::program_options;
@@ -80,6 +82,21 @@ herr_t visit(hid_t root, const char* name, const InfoT* info, void* data) {
     return 0;
 }
 
+/// One line per member of a manifest: path, architecture, parameters, validation accuracy, checksum.
+std::string describe_members(const std::string& path) {
+    const auto m = io::read_manifest(path);
+    std::ostringstream os;
+    os << "  members (" << m.members.size() << ", ensemble checksum " << m.ensemble_checksum() << "):\n";
+    for (std::size_t i = 0; i < m.members.size(); ++i) {
+        const auto& e = m.members[i];
+        char acc[32] = "-";
+        if (e.val_accuracy >= 0) std::snprintf(acc, sizeof acc, "%.2f%%", 100 * e.val_accuracy);
+        os << "    " << i << "  " << e.path << "  arch " << e.spec << "  params " << e.params << "  val acc "
+           << acc << "  checksum " << e.checksum << "\n";
+    }
+    return os.str();
+}
+
 } // namespace
 
 std::string describe_file(const std::string& path) {
@@ -96,6 +113,7 @@ std::string describe_file(const std::string& path) {
 #else
     MIMIC_H5_CHECK(H5Ovisit2(f.id(), H5_INDEX_NAME, H5_ITER_INC, visit<H5O_info_t>, &os, H5O_INFO_BASIC));
 #endif
+    if (format == io::kManifestFormat) os << describe_members(path);
     return os.str();
 }
 

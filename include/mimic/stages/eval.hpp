@@ -1,5 +1,5 @@
 // `mimic eval`: accuracy, top-k accuracy, per-class accuracy and the confusion matrix of a model on a
-// labelled dataset file; ranks split the rows and reduce the counts.
+// labelled dataset file, and the paired margin of one model over another; ranks split the rows.
 #pragma once
 
 #include "mimic/core/comm.hpp"
@@ -16,6 +16,7 @@ namespace mimic::stages {
 struct EvalOptions {
     std::string model;    ///< a model file (mimic train, mimic distill)
     std::string ensemble; ///< or an ensemble manifest: members, mean of logits and of probabilities
+    std::string compare;  ///< a second model file: the paired margin of --model over it, with its interval
     std::string data;
     int top_k = 5;
     std::int64_t batch = 1000;
