@@ -610,14 +610,15 @@ public:
                 model.params());
     }
 
-    onnx::ModelProto build() {
+    onnx::ModelProto build(const RawInput* raw) {
         const nn::Shape in = model_.input_shape();
         image_ = !(in.c == 1 && in.h == 1);
-        if (image_)
+        if (image_ && !raw)
             value_info(g_->add_input(), "input", {in.c, in.h, in.w});
         else
-            value_info(g_->add_input(), "input", {in.w});
+            value_info(g_->add_input(), "input", {std::int64_t(in.size())});
         cur_ = "input";
+        if (raw) normalise(*raw, in);
         const auto layers = nn::parse_spec(model_.spec());
         for (size_t i = 0; i < layers.size(); ++i)
             layer(int(i), layers[i]);
@@ -683,6 +684,30 @@ private:
     const float* param(const std::string& name) const {
         return host_.data() + model_.param_tensor(name).offset;
     }
+    /// Raw rows [N, D] -> (x · scale − mean) / std in float, as `mimic data import` computed the stored
+    /// rows, then [N, C, H, W] for an image model.
+    void normalise(const RawInput& raw, const nn::Shape& in) {
+        const std::int64_t D = in.size();
+        MIMIC_REQUIRE(std::int64_t(raw.mean.size()) == D && std::int64_t(raw.std.size()) == D, raw.source,
+                      ": normalisation statistics for ", raw.mean.size(), " features but the model takes ",
+                      D);
+        g_->set_doc_string("input: raw feature rows; normalisation from " + raw.source);
+        initializer("raw.scale", {}, &raw.scale);
+        initializer("raw.mean", {D}, raw.mean.data());
+        initializer("raw.std", {D}, raw.std.data());
+        node("Mul", "raw.scaled", {cur_, "raw.scale"});
+        node("Sub", "raw.centred", {cur_, "raw.mean"});
+        node("Div", "raw.normalised", {cur_, "raw.std"});
+        if (!image_) return;
+        auto* t = g_->add_initializer();
+        t->set_name("raw.shape");
+        t->set_data_type(onnx::TensorProto::INT64);
+        t->add_dims(4);
+        for (std::int64_t v : {std::int64_t(-1), std::int64_t(in.c), std::int64_t(in.h), std::int64_t(in.w)})
+            t->add_int64_data(v);
+        node("Reshape", "raw.image", {cur_, "raw.shape"});
+    }
+
     void flatten(const std::string& name) {
         int1(node("Flatten", name, {cur_}), "axis", 1);
         image_ = false;
@@ -755,9 +780,10 @@ nn::Model import_onnx(const std::string& path, ModelMeta* meta) {
     return Importer(path).run(meta);
 }
 
-void export_onnx(const nn::Model& model, const std::string& path, const std::string& graph_name) {
+void export_onnx(const nn::Model& model, const std::string& path, const RawInput* raw,
+                 const std::string& graph_name) {
     GOOGLE_PROTOBUF_VERIFY_VERSION;
-    const onnx::ModelProto proto = Exporter(model, graph_name).build();
+    const onnx::ModelProto proto = Exporter(model, graph_name).build(raw);
     try {
         onnx::checker::check_model(proto);
     } catch (const std::exception& e) {

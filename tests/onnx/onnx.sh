@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ONNX interop end to end, one case per run, against real producers and consumers: PyTorch teachers from
 # torch.onnx.export imported and labelled (logits match PyTorch's), unsupported operators refused, and
-# Mimic students (trained, distilled model-parallel with a bottleneck) exported and run by onnxruntime.
+# Mimic students (trained, distilled model-parallel with a bottleneck) exported and run by onnxruntime,
+# also with the normalisation inside the graph (--raw-input) on raw IDX rows.
 source "$(dirname "$0")/../cli/common.sh"
 case=$1
 d=$(scratch "onnx.$case")
@@ -61,6 +62,23 @@ export)
   m import onnx "$d/conv.onnx" --out "$d/conv_back.h5"
   "$MIMIC" info "$d/conv_back.h5" | grep -q '"conv:4x3s2p1,relu,pool:2,flatten,dense:4"' || die "round trip spec"
   expect_fail "conv.onnx: exists" "$MIMIC" export onnx "$d/conv.h5" --out "$d/conv.onnx" --quiet
+  ;;
+raw)
+  # A conv model trained on the real Fashion-MNIST and exported with --raw-input takes the raw IDX test
+  # rows (0-255 pixels, [N, 784]): onnxruntime gives Mimic's logits on test.h5 and `mimic eval`'s accuracy.
+  fm=/usr/share/datasets/fashion-mnist
+  m2 data import --out-dir "$d/fm" --val 5000
+  m2 train --data "$d/fm/train.h5" --arch conv:4x3s2p1,relu,pool:2,dense:10 --epochs 1 --batch 64 --out "$d/fm.h5"
+  m export onnx "$d/fm.h5" --out "$d/fm_raw.onnx" --raw-input "$d/fm/train.h5"
+  m ensemble add --manifest "$d/fm.manifest.h5" "$d/fm.h5"
+  m label --ensemble "$d/fm.manifest.h5" --transfer "$d/fm/test.h5" --out "$d/logits_fm.h5"
+  correct=$("$MIMIC" eval --model "$d/fm.h5" --data "$d/fm/test.h5" | awk '/^  accuracy /{print $3}' | tr -d '(')
+  [ -n "$correct" ] || die "no accuracy from mimic eval"
+  py onnx_check.py raw "$d/fm_raw.onnx" "$fm/t10k-images-idx3-ubyte.gz" "$fm/t10k-labels-idx1-ubyte.gz" \
+    "$d/logits_fm.h5" 1e-4 "$correct" || die "raw-input model: onnxruntime differs"
+  expect_fail "raw-input: $d/data.h5: samples are" \
+    "$MIMIC" export onnx "$d/fm.h5" --out "$d/x.onnx" --raw-input "$d/data.h5" --quiet
+  [ ! -e "$d/x.onnx" ] || die "x.onnx written for a bad --raw-input"
   ;;
 pipeline)
   # Done when: a PyTorch-trained ensemble is imported (ensemble add takes the .onnx files), labelled,

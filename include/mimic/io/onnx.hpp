@@ -6,6 +6,7 @@
 #include "mimic/nn/model.hpp"
 
 #include <string>
+#include <vector>
 
 namespace mimic::io {
 
@@ -27,11 +28,22 @@ inline constexpr int kOnnxMinImportOpset = 11;
 /// classes and loss "onnx-import"; the model's weights are set.
 nn::Model import_onnx(const std::string& path, ModelMeta* meta = nullptr);
 
+/// The normalisation a dataset file applied to its raw rows (docs/formats.md): stored = (raw · scale −
+/// mean) / std per feature, in float. export_onnx puts it in front of the network for raw-row input.
+struct RawInput {
+    std::string source; ///< the dataset file the statistics come from (for the graph's doc string)
+    float scale = 1.0f; ///< @norm_scale (1/255 for 8-bit pixels)
+    std::vector<float> mean, std;
+};
+
 /// Writes `model` as an ONNX graph (opset 13): input "input" [N, D] (flat models, shape 1x1xD) or
 /// [N, C, H, W], output "logits" [N, classes], batch dimension symbolic ("N"). dense -> Gemm, bottleneck ->
 /// MatMul, conv -> Conv, pool -> MaxPool, activations as themselves, flatten (explicit or implicit before a
 /// dense after conv/pool) -> Flatten; dropout is left out (inference graph). The graph is checked with
 /// onnx::checker before it is written atomically (path.partial, then rename).
-void export_onnx(const nn::Model& model, const std::string& path, const std::string& graph_name = "mimic");
+/// With `raw`, the input is instead "input" [N, D] of raw feature rows (e.g. 0-255 pixels as stored in the
+/// IDX source): Mul by scale, Sub mean, Div std, and for image models Reshape to [N, C, H, W] come first.
+void export_onnx(const nn::Model& model, const std::string& path, const RawInput* raw = nullptr,
+                 const std::string& graph_name = "mimic");
 
 } // namespace mimic::io

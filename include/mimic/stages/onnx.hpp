@@ -19,6 +19,7 @@ struct OnnxImportOptions {
 struct OnnxExportOptions {
     std::string model;      ///< Mimic model file
     std::string out;        ///< the .onnx file to write
+    std::string raw_input;  ///< a dataset file: its normalisation goes into the graph, which takes raw rows
     bool overwrite = false; ///< replace an existing OUT
 };
 
