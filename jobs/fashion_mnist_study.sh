@@ -13,7 +13,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=steps.sh
 source jobs/steps.sh
-pipeline_setup "$root/inputs/fashion-mnist/study.cfg" "${MIMIC_RUN_DIR:-$root/run/fashion-mnist-study}" study.log
+# The steps in order, each with its time in seconds in the measured run (inputs/fashion-mnist/README.md) for
+# the progress estimate; a rerun estimates from the previous run's times instead.
+pipeline_setup "$root/inputs/fashion-mnist/study.cfg" "${MIMIC_RUN_DIR:-$root/run/fashion-mnist-study}" study.log \
+  "data import=10" "teacher ensemble (8 CNNs)=1119" "transfer set (330k rows)=21" \
+  "MUNGE-only transfer set (330k rows)=21" "label transfer=248" "label munge=248" "label train=45" "label val=5" \
+  baseline=80 baseline_dropout=100 mimic=118 mimic_raw=124 mimic_munge=110 kd=133 mimic_bottleneck=202 \
+  wide_baseline=538 wide_kd=470 cs_baseline=180 cs_baseline_long=374 cs_mimic=407 cs_kd=1132 cs_baseline_s6=173 \
+  cs_kd_s6=994 deep=686 deep_raw=353
 epochs=${STUDY_EPOCHS:-10}
 
 d=$run/data

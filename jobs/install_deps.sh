@@ -30,6 +30,36 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log=${TMPDIR:-/tmp}/mimic-install-deps.log
+echo "install_deps: apt-get update (full output in $log)"
+apt-get update -qq >"$log" 2>&1 || { tail -20 "$log" >&2; echo "install_deps: apt-get update failed" >&2; exit 1; }
+# apt's own lines, thinned: the package count, then downloads and set-ups at every 10% (bash reads line
+# by line; mawk would buffer its input).
+set +e
+apt-get install -y --no-install-recommends -o Dpkg::Progress-Fancy=0 "${missing[@]}" 2>&1 | tee -a "$log" | {
+  total=0 got=0 done_=0 shown_got=-10 shown_set=-10
+  show() { # show <what> <n> <shown percent variable>
+    local pct=$((total ? 100 * $2 / total : 0))
+    if [ "$pct" -ge $((${!3} + 10)) ] || [ "$2" -eq "$total" ]; then
+      echo "install_deps: $1 [$2/$total]"
+      printf -v "$3" '%d' $((pct - pct % 10))
+    fi
+  }
+  while IFS= read -r line; do
+    case $line in
+    *" newly installed"*)
+      total=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) newly installed.*/\1/p')
+      echo "install_deps: ${total:=0} packages to install" ;;
+    Get:[0-9]*) show downloaded $((got += 1)) shown_got ;;
+    "Setting up "*) show "set up" $((done_ += 1)) shown_set ;;
+    esac
+  done
+}
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" -ne 0 ]; then
+  tail -20 "$log" >&2
+  echo "install_deps: apt-get install failed (full output in $log)" >&2
+  exit 1
+fi
 echo "install_deps: done"
