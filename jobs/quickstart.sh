@@ -70,12 +70,13 @@ gap=$(awk -v t="$teacher" -v b="$base_acc" -v s="$mimic_acc" 'BEGIN{printf "%.0f
     echo "  The net trained on labels beats the student by more than the test-set noise (the interval excludes 0)."
   fi
   echo
-  echo "Outputs: $run/mimic.h5 (the student), $run/baseline.h5, $run/teachers/manifest.h5 (the teachers),"
-  echo "  $d/{train,val,test}.h5 (the data), $run/transfer.h5 and $run/logits.h5 (transfer set, its logits)"
+  r=${run#"$root"/}
+  echo "Outputs in $r: mimic.h5 (the student), baseline.h5 (the net on labels), teachers/manifest.h5,"
+  echo "  data/{train,val,test}.h5, transfer.h5 and logits.h5 (the transfer set and its logits), quickstart.log"
   echo "Next:"
-  echo "  build/mimic eval --model $run/mimic.h5 --data $d/test.h5"
-  echo "  build/mimic info $run/teachers/manifest.h5"
-  echo "  build/mimic export onnx $run/mimic.h5 --out $run/mimic.onnx --raw-input $d/train.h5"
+  echo "  build/mimic eval --model $r/mimic.h5 --compare $r/baseline.h5 --data $r/data/test.h5"
+  echo "  build/mimic info $r/teachers/manifest.h5"
+  echo "  build/mimic export onnx $r/mimic.h5 --out $r/mimic.onnx --raw-input $r/data/train.h5"
   echo "      (the ONNX graph takes raw 0-255 pixel rows [N, 784] and gives logits [N, 10])"
   echo
   print_timings

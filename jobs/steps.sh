@@ -146,5 +146,5 @@ compare() {
 print_timings() {
   printf '%-36s %8s\n' step time
   printf '%s\n' "${timing[@]}"
-  echo "total: $(($(date +%s) - t0)) s ($(duration $(($(date +%s) - t0))), install check and build included)"
+  echo "total: $(duration $(($(date +%s) - t0))) (install check and build included)"
 }
