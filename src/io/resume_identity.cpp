@@ -40,14 +40,15 @@ std::string ResumeIdentity::difference(const h5::File& f) const {
     MIMIC_REQUIRE(H5Oget_info(g.id(), &info) >= 0, f.path(), ": cannot read /", kGroup);
     for (hsize_t i = 0; i < info.num_attrs; ++i) {
         char name[512];
-        const ssize_t len = H5Aget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                                               H5P_DEFAULT);
+        const ssize_t len =
+            H5Aget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
         MIMIC_REQUIRE(len > 0 && len < ssize_t(sizeof name), f.path(), ": unreadable attribute in /", kGroup);
         have[name] = h5::read_attr_string(g.id(), name);
     }
     for (const auto& [name, value] : entries_) {
         const auto it = have.find(name);
-        if (it == have.end()) return detail::concat(name, " is not recorded there but is ", value, " in this run");
+        if (it == have.end())
+            return detail::concat(name, " is not recorded there but is ", value, " in this run");
         if (it->second != value)
             return detail::concat(name, " is ", it->second, " there but ", value, " in this run");
         have.erase(it);

@@ -9,21 +9,21 @@
 namespace mimic::nn {
 
 void init_weights(const UnmanagedVector& w, std::int64_t fan_in, std::int64_t fan_out, bool he,
-                  std::uint64_t seed) {
+                  std::uint64_t seed, WeightSlice slice) {
     MIMIC_REQUIRE(fan_in > 0 && fan_out > 0, "init_weights: fan_in and fan_out must be positive");
     const std::int64_t n = w.extent(0);
     if (he) {
         const float stddev = float(std::sqrt(2.0 / double(fan_in)));
         Kokkos::parallel_for(
             "mimic::nn::init_he", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t e) {
-                CounterRng r(seed, 2 * std::uint64_t(e));
+                CounterRng r(seed, 2 * std::uint64_t(slice.whole_index(e)));
                 w(e) = stddev * r.normal();
             });
     } else {
         const float limit = float(std::sqrt(6.0 / double(fan_in + fan_out)));
         Kokkos::parallel_for(
             "mimic::nn::init_glorot", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t e) {
-                CounterRng r(seed, 2 * std::uint64_t(e));
+                CounterRng r(seed, 2 * std::uint64_t(slice.whole_index(e)));
                 w(e) = limit * (2.0f * r.uniform() - 1.0f);
             });
     }

@@ -109,19 +109,19 @@ const ParamTensor& Model::param_tensor(const std::string& name) const {
     fail("model '", spec_, "' has no parameter tensor '", name, "' (it has: ", names, ")");
 }
 
-void Model::init(std::uint64_t seed) {
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-        if (layers_[i]->param_decls().empty()) continue;
-        // He when the next activation (looking through dropout, flatten and pooling) is ReLU.
-        bool he = false;
-        for (std::size_t j = i + 1; j < layers_.size(); ++j) {
-            const std::string k = layers_[j]->kind();
-            if (k == "dropout" || k == "flatten" || k == "pool") continue;
-            he = k == "relu";
-            break;
-        }
-        layers_[i]->init(derive_seed(seed, std::uint64_t(i)), he);
+bool Model::he_init(std::size_t i) const {
+    for (std::size_t j = i + 1; j < layers_.size(); ++j) {
+        const std::string k = layers_[j]->kind();
+        if (k == "dropout" || k == "flatten" || k == "pool") continue;
+        return k == "relu";
     }
+    return false;
+}
+
+void Model::init(std::uint64_t seed) {
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+        if (!layers_[i]->param_decls().empty())
+            layers_[i]->init(derive_seed(seed, std::uint64_t(i)), he_init(i));
     Kokkos::fence();
 }
 

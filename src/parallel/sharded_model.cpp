@@ -142,35 +142,14 @@ ShardedModel::ShardedModel(const std::string& spec, nn::Shape input, const Comm&
 void ShardedModel::init(std::uint64_t seed) {
     local_.init(seed);
     if (wide_ < 0) return;
-    // Re-draw the two sharded weight matrices with their full-model element indices and fans.
-    const auto layers = nn::parse_spec(spec_);
+    // Re-draw the two sharded weight matrices with their whole-model element indices and fans.
     for (const auto& t : tensors_) {
         if (t.axis < 0 || t.full_shape.size() != 2) continue;
         const int li = t.name.rfind("layer" + std::to_string(wide_) + ".", 0) == 0 ? wide_ : out_;
-        bool he = false;
-        for (size_t j = size_t(li) + 1; j < layers.size(); ++j) {
-            const auto k = layers[j].kind;
-            if (k == nn::LayerKind::Dropout || k == nn::LayerKind::Flatten || k == nn::LayerKind::Pool)
-                continue;
-            he = k == nn::LayerKind::ReLU;
-            break;
-        }
-        const double fan_in = double(t.full_shape[0]), fan_out = double(t.full_shape[1]);
-        const float stddev = float(std::sqrt(2.0 / fan_in)),
-                    limit = float(std::sqrt(6.0 / (fan_in + fan_out)));
-        const std::uint64_t lseed = derive_seed(seed, std::uint64_t(li));
-        auto w =
-            Kokkos::subview(local_.params(), std::make_pair(t.local_offset, t.local_offset + t.local_size));
-        const int axis = t.axis;
-        const std::int64_t begin = t.begin, len = t.len, cols = t.full_shape[1];
-        Kokkos::parallel_for(
-            "mimic::parallel::sharded_init", RangePolicy(0, t.local_size),
-            KOKKOS_LAMBDA(const std::int64_t e) {
-                // Element index inside the full [rows, cols] tensor, as nn::Model::init numbers it.
-                const std::int64_t g = axis == 0 ? begin * cols + e : (e / len) * cols + begin + e % len;
-                CounterRng r(lseed, 2 * std::uint64_t(g));
-                w(e) = he ? stddev * r.normal() : limit * (2.0f * r.uniform() - 1.0f);
-            });
+        const nn::WeightSlice slice{t.axis, t.begin, t.len, t.full_shape[1]};
+        nn::init_weights(UnmanagedVector(local_.params().data() + t.local_offset, size_t(t.local_size)),
+                         t.full_shape[0], t.full_shape[1], local_.he_init(size_t(li)),
+                         derive_seed(seed, std::uint64_t(li)), slice);
     }
     Kokkos::fence();
 }

@@ -72,7 +72,8 @@ void check_options(const DistillOptions& o, const train::Objective&, const par::
     if (!o.val_logits.empty() && o.val.empty()) fail("--val-logits needs --val");
 }
 
-void open_inputs(const DistillOptions& o, const train::Objective& loss, const par::Comm& world, DistillInputs& in) {
+void open_inputs(const DistillOptions& o, const train::Objective& loss, const par::Comm& world,
+                 DistillInputs& in) {
     MPI_Comm dup;
     MIMIC_MPI_CHECK(MPI_Comm_dup(world.get(), &dup));
     in.io_comm = std::make_unique<par::Comm>(dup, true);
@@ -87,7 +88,8 @@ void open_inputs(const DistillOptions& o, const train::Objective& loss, const pa
         in.val = std::make_unique<io::DatasetReader>(o.val, world);
         if (!in.val->meta().has_labels) fail(o.val, ": the validation set has no labels (/y)");
         if (in.val->meta().d != in.transfer->meta().d)
-            fail(o.val, ": rows have D = ", in.val->meta().d, " but the transfer set has D = ", in.transfer->meta().d);
+            fail(o.val, ": rows have D = ", in.val->meta().d,
+                 " but the transfer set has D = ", in.transfer->meta().d);
     }
     if (!o.val_logits.empty()) {
         in.vlfile = h5::File::open(o.val_logits, world.size() > 1 ? world.get() : MPI_COMM_NULL);
@@ -149,7 +151,8 @@ train::Validation StudentValidator::operator()(par::ShardedModel& net) {
         if (n == 0) continue;
         Kokkos::deep_copy(x_, hx_);
         Matrix xs = Kokkos::subview(x_, std::make_pair(std::int64_t(0), n), Kokkos::ALL());
-        Kokkos::deep_copy(Kokkos::subview(z_, std::make_pair(std::int64_t(0), n), Kokkos::ALL()), net.forward(xs, false));
+        Kokkos::deep_copy(Kokkos::subview(z_, std::make_pair(std::int64_t(0), n), Kokkos::ALL()),
+                          net.forward(xs, false));
         for (std::int64_t i = 0; i < n; ++i) {
             const float* zi = z_.data() + i * C_;
             const int top = int(std::max_element(zi, zi + C_) - zi);
@@ -177,7 +180,8 @@ train::EngineConfig engine_config(const DistillOptions& o, const std::string& ch
     c.stage = "distill";
     c.epochs = o.epochs, c.batch = o.batch, c.seed = o.seed, c.lr = o.lr, c.schedule = o.schedule;
     c.early_stop = o.early_stop;
-    c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum, c.optimizer.weight_decay = o.weight_decay;
+    c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum,
+    c.optimizer.weight_decay = o.weight_decay;
     c.out = o.out, c.checkpoint = checkpoint, c.checkpoint_every = o.checkpoint_every;
     c.keep_checkpoint = o.keep_checkpoint, c.overwrite = o.overwrite, c.log_csv = o.log_csv;
     c.stop_after_steps = o.stop_after_steps;
@@ -222,8 +226,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
     par::agree(world, [&] {
         student = std::make_unique<par::ShardedModel>(o.arch, nn::Shape{tm.c, tm.h, tm.w}, grid.inner_comm());
         if (student->local().output_size() != C)
-            fail("--arch: the student has ", student->local().output_size(), " outputs but ", o.logits, " has C = ", C,
-                 " classes; end the spec with dense:", C);
+            fail("--arch: the student has ", student->local().output_size(), " outputs but ", o.logits,
+                 " has C = ", C, " classes; end the spec with dense:", C);
     });
     int thread_level = MPI_THREAD_SINGLE;
     MPI_Query_thread(&thread_level);
@@ -239,11 +243,13 @@ void run(const DistillOptions& o, const par::Comm& world) {
         validator = std::make_unique<StudentValidator>(in, o.batch, R, replica, grid.outer_comm());
         engine.set_validator([&](par::ShardedModel& m) { return (*validator)(m); });
     }
-    log::info("distill: ", tm.n, " transfer rows x C = ", C, ", grid ", R, " replica", R == 1 ? "" : "s", " x ",
-              o.model_shards, " model shard", o.model_shards == 1 ? "" : "s", "; ", student->describe());
+    log::info("distill: ", tm.n, " transfer rows x C = ", C, ", grid ", R, " replica", R == 1 ? "" : "s",
+              " x ", o.model_shards, " model shard", o.model_shards == 1 ? "" : "s", "; ",
+              student->describe());
     log::info("distill: student '", o.arch, "', ", student->full_num_params(), " parameters, ",
-              student->local().flops_per_sample() / 1e6, " MFLOP/sample forward (this shard); loss ", o.loss, "; ",
-              blocks.steps_per_epoch(), " steps/epoch", prefetch ? "" : " (no prefetch: MPI lacks MPI_THREAD_MULTIPLE)");
+              student->local().flops_per_sample() / 1e6, " MFLOP/sample forward (this shard); loss ", o.loss,
+              "; ", blocks.steps_per_epoch(), " steps/epoch",
+              prefetch ? "" : " (no prefetch: MPI lacks MPI_THREAD_MULTIPLE)");
     io::ModelMeta meta;
     meta.loss = o.loss;
     meta.seed = o.seed;

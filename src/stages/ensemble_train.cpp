@@ -89,7 +89,8 @@ TrainOptions member_options(const EnsembleTrainOptions& o, const std::vector<std
 
 /// A member is done when its file is a model trained with exactly the member's settings; a file trained
 /// with other settings is an error unless --overwrite (then it is retrained).
-bool member_done(const TrainOptions& t, const std::string& data_fp, const std::string& val_fp, bool overwrite) {
+bool member_done(const TrainOptions& t, const std::string& data_fp, const std::string& val_fp,
+                 bool overwrite) {
     if (!io::file_exists(t.out)) return false;
     std::string diff;
     try {
@@ -145,7 +146,8 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     std::vector<int> todo, kept;
     par::agree(world, [&] {
         for (int i = 0; i < o.members; ++i)
-            (member_done(member_options(o, specs, i), dm.fingerprint, val_fp, o.overwrite) ? kept : todo).push_back(i);
+            (member_done(member_options(o, specs, i), dm.fingerprint, val_fp, o.overwrite) ? kept : todo)
+                .push_back(i);
     });
     log::info("ensemble train: ", o.members, " members on ", G, " group", G == 1 ? "" : "s", " of ",
               o.group_size, " rank", o.group_size == 1 ? "" : "s", "; ", kept.size(), " already trained, ",

@@ -7,9 +7,9 @@
 #include "mimic/core/log.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/train/evaluate.hpp"
 #include "mimic/parallel/sharded_model.hpp"
 #include "mimic/train/engine.hpp"
+#include "mimic/train/evaluate.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -84,7 +84,8 @@ void add_optimizer_identity(io::ResumeIdentity& id, const std::string& optimizer
                             double weight_decay, double beta1, double beta2, double eps) {
     id.add("--optimizer", optimizer).add("--weight-decay", weight_decay);
     if (optimizer == "sgd" || optimizer == "nesterov") id.add("--momentum", momentum);
-    if (optimizer == "adam" || optimizer == "adamw") id.add("--beta1", beta1).add("--beta2", beta2).add("--eps", eps);
+    if (optimizer == "adam" || optimizer == "adamw")
+        id.add("--beta1", beta1).add("--beta2", beta2).add("--eps", eps);
 }
 
 namespace {
@@ -111,8 +112,8 @@ TrainInputs open_inputs(const TrainOptions& o, const par::Comm& comm) {
         const auto& vm = in.val->meta();
         if (!vm.has_labels) fail(o.val, ": has no labels (/y), so it cannot validate");
         if (vm.c != tm.c || vm.h != tm.h || vm.w != tm.w)
-            fail(o.val, ": samples are ", vm.c, "x", vm.h, "x", vm.w, " but the training set's are ", tm.c, "x", tm.h,
-                 "x", tm.w);
+            fail(o.val, ": samples are ", vm.c, "x", vm.h, "x", vm.w, " but the training set's are ", tm.c,
+                 "x", tm.h, "x", tm.w);
         if (vm.num_classes > in.num_classes)
             fail(o.val, ": has ", vm.num_classes, " classes but the training set has ", in.num_classes);
     }
@@ -139,7 +140,8 @@ train::EngineConfig engine_config(const TrainOptions& o, const std::string& chec
     c.stage = "train";
     c.epochs = o.epochs, c.batch = o.batch, c.seed = std::uint64_t(o.seed), c.lr = o.lr;
     c.schedule = o.schedule, c.warmup_epochs = o.warmup, c.early_stop = o.early_stop;
-    c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum, c.optimizer.weight_decay = o.weight_decay;
+    c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum,
+    c.optimizer.weight_decay = o.weight_decay;
     c.optimizer.beta1 = o.beta1, c.optimizer.beta2 = o.beta2, c.optimizer.eps = o.eps;
     c.out = o.out, c.checkpoint = checkpoint, c.checkpoint_every = o.checkpoint_every;
     c.keep_checkpoint = o.keep_checkpoint, c.overwrite = o.overwrite, c.log_csv = o.log_csv;
@@ -166,16 +168,19 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     log::info("model: ", o.arch, " on ", shape_text(net.input_shape()), " samples, ", net.num_params(),
               " parameters, ", net.flops_per_sample() / 1e6, " MFLOP/sample forward");
     log::info(net.summary());
-    log::info("training set ", o.data, ": ", source.rows(), " rows; global batch ", o.batch, " over ", comm.size(),
-              " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
+    log::info("training set ", o.data, ": ", source.rows(), " rows; global batch ", o.batch, " over ",
+              comm.size(), " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
 
     // The engine: shuffled batches over the ranks, cross-entropy, validation on --val.
-    train::ShuffledBatches batches(source, o.batch, o.shuffle_block, o.shuffle_window, std::uint64_t(o.seed), comm);
-    train::Engine engine(engine_config(o, checkpoint), *model, batches, train::parse_objective("ce"), comm, comm,
-                         train_identity(o, in.data->reader().meta().fingerprint, in.val ? in.val->meta().fingerprint : ""));
+    train::ShuffledBatches batches(source, o.batch, o.shuffle_block, o.shuffle_window, std::uint64_t(o.seed),
+                                   comm);
+    train::Engine engine(
+        engine_config(o, checkpoint), *model, batches, train::parse_objective("ce"), comm, comm,
+        train_identity(o, in.data->reader().meta().fingerprint, in.val ? in.val->meta().fingerprint : ""));
     if (in.val)
         engine.set_validator([&, C = in.num_classes](par::ShardedModel& m) {
-            const auto counts = train::evaluate(train::model_predictor(m.local()), C, *in.val, 1, o.eval_batch, comm);
+            const auto counts =
+                train::evaluate(train::model_predictor(m.local()), C, *in.val, 1, o.eval_batch, comm);
             return train::Validation{counts.loss(), counts.loss(), counts.accuracy()};
         });
     io::ModelMeta meta;

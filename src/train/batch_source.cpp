@@ -9,12 +9,12 @@
 
 namespace mimic::train {
 
-ShuffledBatches::ShuffledBatches(TrainSource& src, std::int64_t batch, std::int64_t block, std::int64_t window,
-                                 std::uint64_t seed, const par::Comm& replicas)
+ShuffledBatches::ShuffledBatches(TrainSource& src, std::int64_t batch, std::int64_t block,
+                                 std::int64_t window, std::uint64_t seed, const par::Comm& replicas)
     : src_(src), loader_(src, batch, block, window, replicas), seed_(seed) {}
 
 Slice ShuffledBatches::next(std::int64_t step, float* x, int* y, float*) {
-    const auto s = loader_.load(step, x, src_.has_labels() ? y : nullptr, nullptr);
+    const auto s = loader_.load(step, x, src_.has_labels() ? y : nullptr);
     return Slice{s.global_rows, s.first, s.rows};
 }
 
@@ -32,8 +32,8 @@ std::vector<std::int64_t> permutation(std::int64_t n, std::uint64_t key) {
 
 } // namespace
 
-BlockStreamer::BlockStreamer(const Inputs& in, std::int64_t batch, std::int64_t block_rows, std::uint64_t seed,
-                             int replicas, int replica, bool prefetch)
+BlockStreamer::BlockStreamer(const Inputs& in, std::int64_t batch, std::int64_t block_rows,
+                             std::uint64_t seed, int replicas, int replica, bool prefetch)
     : in_(in), n_(in.transfer->meta().n), d_(in.transfer->meta().d), c_(in.logits_meta.num_classes),
       batch_(batch), block_rows_(block_rows), num_blocks_((n_ + block_rows - 1) / block_rows), seed_(seed),
       R_(replicas), replica_(replica), prefetch_(prefetch) {

@@ -19,7 +19,7 @@ Shape DatasetSource::shape() const {
     return Shape{m.c, m.h, m.w};
 }
 
-void DatasetSource::read(std::int64_t begin, std::int64_t count, float* x, int* y, float*) {
+void DatasetSource::read(std::int64_t begin, std::int64_t count, float* x, int* y) {
     reader_.read(begin, count, x, y);
 }
 
@@ -137,10 +137,9 @@ BatchLoader::Window& BatchLoader::window(int w) {
     std::int64_t rows = 0;
     for (auto b : blocks)
         rows += order_->block_rows(b);
-    const std::int64_t d = src_.features(), s = src_.soft_width();
+    const std::int64_t d = src_.features();
     win.x.resize(size_t(rows * d));
     if (src_.has_labels()) win.y.resize(size_t(rows));
-    if (s > 0) win.soft.resize(size_t(rows * s));
     // Merge runs of consecutive blocks into one contiguous read each (the same runs on every rank).
     std::int64_t at = 0;
     for (size_t i = 0; i < blocks.size();) {
@@ -149,15 +148,14 @@ BatchLoader::Window& BatchLoader::window(int w) {
             ++j;
         const std::int64_t begin = blocks[i] * order_->block();
         const std::int64_t end = std::min(src_.rows(), (blocks[j - 1] + 1) * order_->block());
-        src_.read(begin, end - begin, win.x.data() + at * d, win.y.empty() ? nullptr : win.y.data() + at,
-                  s > 0 ? win.soft.data() + at * s : nullptr);
+        src_.read(begin, end - begin, win.x.data() + at * d, win.y.empty() ? nullptr : win.y.data() + at);
         at += end - begin;
         i = j;
     }
     return win;
 }
 
-BatchLoader::Slice BatchLoader::load(std::int64_t step, float* x, int* y, float* soft) {
+BatchLoader::Slice BatchLoader::load(std::int64_t step, float* x, int* y) {
     MIMIC_REQUIRE(order_, "BatchLoader::load before start_epoch");
     MIMIC_REQUIRE(step >= 0 && step < steps_per_epoch(), "BatchLoader: step ", step, " out of range");
     const std::int64_t n = src_.rows();
@@ -173,14 +171,12 @@ BatchLoader::Slice BatchLoader::load(std::int64_t step, float* x, int* y, float*
         it = it->first < w_lo ? cache_.erase(it) : std::next(it);
     for (int w = w_lo; w <= w_hi; ++w)
         window(w);
-    const std::int64_t d = src_.features(), sw = src_.soft_width();
+    const std::int64_t d = src_.features();
     for (std::int64_t i = 0; i < s.rows; ++i) {
         const auto [w, idx] = order_->locate(begin + s.first + i);
         const Window& win = cache_.at(w);
         std::memcpy(x + i * d, win.x.data() + idx * d, size_t(d) * sizeof(float));
         if (y && !win.y.empty()) y[i] = win.y[size_t(idx)];
-        if (soft && sw > 0)
-            std::memcpy(soft + i * sw, win.soft.data() + idx * sw, size_t(sw) * sizeof(float));
     }
     return s;
 }
@@ -188,8 +184,7 @@ BatchLoader::Slice BatchLoader::load(std::int64_t step, float* x, int* y, float*
 std::int64_t BatchLoader::resident_bytes() const {
     std::int64_t b = 0;
     for (const auto& [w, win] : cache_)
-        b += std::int64_t(win.x.size() * sizeof(float) + win.soft.size() * sizeof(float) +
-                          win.y.size() * sizeof(int));
+        b += std::int64_t(win.x.size() * sizeof(float) + win.y.size() * sizeof(int));
     return b;
 }
 

@@ -11,13 +11,12 @@ namespace mimic::train {
 
 BootstrapSource::BootstrapSource(TrainSource& base, std::uint64_t seed)
     : n_(base.rows()), d_(base.features()), shape_(base.shape()), has_labels_(base.has_labels()) {
-    MIMIC_REQUIRE(base.soft_width() == 0, "bootstrap: sources with soft targets are not supported");
     X_.resize(size_t(n_ * d_));
     if (has_labels_) y_.resize(static_cast<size_t>(n_));
     const std::int64_t block = 8192;
     for (std::int64_t b = 0; b < n_; b += block) {
         const std::int64_t cnt = std::min(block, n_ - b);
-        base.read(b, cnt, X_.data() + b * d_, has_labels_ ? y_.data() + b : nullptr, nullptr);
+        base.read(b, cnt, X_.data() + b * d_, has_labels_ ? y_.data() + b : nullptr);
     }
     index_.resize(static_cast<size_t>(n_));
     const std::uint64_t key = derive_seed(seed, 0xB0075);
@@ -27,7 +26,7 @@ BootstrapSource::BootstrapSource(TrainSource& base, std::uint64_t seed)
     description_ = base.describe() + " (bootstrap sample, seed " + std::to_string(seed) + ")";
 }
 
-void BootstrapSource::read(std::int64_t begin, std::int64_t count, float* x, int* y, float*) {
+void BootstrapSource::read(std::int64_t begin, std::int64_t count, float* x, int* y) {
     MIMIC_REQUIRE(begin >= 0 && begin + count <= n_, "bootstrap: rows [", begin, ", ", begin + count,
                   ") outside the sample of ", n_);
     for (std::int64_t i = 0; i < count; ++i) {

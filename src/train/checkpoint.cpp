@@ -45,8 +45,9 @@ void write_checkpoint(const std::string& path, const par::ShardedModel& net, io:
     if (world.rank() == 0) io::rename_file(partial, path);
 }
 
-CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net, nn::optim::OptimizerState& opt,
-                                const io::ResumeIdentity& identity, int history_width, const par::Comm& world) {
+CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net,
+                                nn::optim::OptimizerState& opt, const io::ResumeIdentity& identity,
+                                int history_width, const par::Comm& world) {
     auto f = h5::File::open(path, file_comm(world));
     const std::string diff = identity.difference(f);
     if (!diff.empty())
@@ -70,8 +71,9 @@ CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net,
     st.bad_epochs = int(h5::read_attr_int(r, "bad_epochs"));
     st.sums = h5::read_attr_doubles(r, "epoch_sums");
     const auto history = h5::read_attr_doubles(r, "history");
-    MIMIC_REQUIRE(!history.empty() && int(history[0]) == st.history_width, path, ": attribute history has rows of ",
-                  history.empty() ? 0 : int(history[0]), " values, not ", st.history_width);
+    MIMIC_REQUIRE(!history.empty() && int(history[0]) == st.history_width, path,
+                  ": attribute history has rows of ", history.empty() ? 0 : int(history[0]), " values, not ",
+                  st.history_width);
     st.history.assign(history.begin() + 1, history.end());
     st.ranks = int(h5::read_attr_int(r, "ranks"));
     st.model_shards = int(h5::read_attr_int(r, "model_shards"));

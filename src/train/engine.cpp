@@ -26,17 +26,17 @@
 namespace mimic::train {
 
 const std::vector<std::string>& epoch_log_columns() {
-    static const std::vector<std::string> c = {"epoch",   "lr",      "train_loss",     "train_acc",
-                                               "val_loss", "val_acc", "val_logit_rmse", "val_agreement",
-                                               "seconds", "samples_per_s"};
+    static const std::vector<std::string> c = {"epoch",    "lr",           "train_loss",     "train_acc",
+                                               "val_loss", "val_acc",      "val_logit_rmse", "val_agreement",
+                                               "seconds",  "samples_per_s"};
     return c;
 }
 
 namespace {
 
 std::vector<double> to_row(const EpochLog& e) {
-    return {double(e.epoch), e.lr,         e.train_loss, e.train_accuracy,   e.val_loss,
-            e.val_accuracy,  e.val_rmse,   e.val_agreement, e.seconds, e.samples_per_second};
+    return {double(e.epoch), e.lr,       e.train_loss,    e.train_accuracy, e.val_loss,
+            e.val_accuracy,  e.val_rmse, e.val_agreement, e.seconds,        e.samples_per_second};
 }
 
 EpochLog from_row(const double* r) {
@@ -76,7 +76,7 @@ struct Engine::State {
     double best = 0;
     int best_epoch = -1, bad_epochs = 0;
     double loss_sum = 0, correct = 0, rows = 0, seconds = 0; ///< this epoch so far
-    double rows_at_start = 0, t0 = 0;                         ///< where this run entered the epoch
+    double rows_at_start = 0, t0 = 0;                        ///< where this run entered the epoch
     std::vector<EpochLog> history;
     bool stop = false;
 };
@@ -109,8 +109,7 @@ bool Engine::finished_output_exists() {
             fail(cfg_.out, ": exists and was not trained with these settings (", diff,
                  "); pass --overwrite to replace it, or choose another --out");
     });
-    if (same)
-        log::info(cfg_.stage, ": ", cfg_.out, " is already trained with these settings; nothing to do");
+    if (same) log::info(cfg_.stage, ": ", cfg_.out, " is already trained with these settings; nothing to do");
     return same;
 }
 
@@ -138,10 +137,12 @@ TrainResult Engine::run(io::ModelMeta meta) {
     if (st.stop) {
         save_checkpoint(st);
         log::info(cfg_.stage, ": stopped after ", result.steps_run, " steps (",
-                  signal ? "signal" : "--stop-after-steps", "); checkpoint ", cfg_.checkpoint, " saved at epoch ",
-                  st.epoch + 1, ", step ", st.step_in_epoch, "; rerun the same command to resume");
+                  signal ? "signal" : "--stop-after-steps", "); checkpoint ", cfg_.checkpoint,
+                  " saved at epoch ", st.epoch + 1, ", step ", st.step_in_epoch,
+                  "; rerun the same command to resume");
         if (world_.any(signal != 0))
-            throw CollectiveError(cfg_.stage + ": interrupted by a signal; the checkpoint is saved, rerun to resume");
+            throw CollectiveError(cfg_.stage +
+                                  ": interrupted by a signal; the checkpoint is saved, rerun to resume");
         return result;
     }
     write_output(st, meta);
@@ -160,8 +161,8 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
         if (cfg_.stop_after_steps < 0) fail("--stop-after-steps: must be >= 0, got ", cfg_.stop_after_steps);
         if (cfg_.early_stop < 0) fail("--early-stop: must be >= 0, got ", cfg_.early_stop);
         im.opt = nn::optim::make_optimizer(cfg_.optimizer, net_.local().num_params());
-        im.sched = std::make_unique<nn::Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs, data_.steps_per_epoch(),
-                                                  cfg_.warmup_epochs);
+        im.sched = std::make_unique<nn::Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs,
+                                                  data_.steps_per_epoch(), cfg_.warmup_epochs);
     });
     const std::int64_t rows = data_.max_local_rows(), C = net_.local().output_size(), sw = data_.soft_width();
     im.x = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::train::x"), rows, data_.features());
@@ -178,7 +179,8 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
         CheckpointState cs;
         par::agree(world_, [&] {
             auto os = im.opt->state();
-            cs = read_checkpoint(cfg_.checkpoint, net_, os, identity_, int(epoch_log_columns().size()), world_);
+            cs = read_checkpoint(cfg_.checkpoint, net_, os, identity_, int(epoch_log_columns().size()),
+                                 world_);
             im.opt->load_state(os);
             im.sched->load_state(cs.schedule);
         });
@@ -189,7 +191,8 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
         for (size_t i = 0; i + w <= cs.history.size(); i += w)
             st.history.push_back(from_row(cs.history.data() + i));
         result.resumed = true;
-        im.last_checkpoint = detail::concat(cfg_.checkpoint, " (epoch ", st.epoch + 1, ", step ", st.step_in_epoch, ")");
+        im.last_checkpoint =
+            detail::concat(cfg_.checkpoint, " (epoch ", st.epoch + 1, ", step ", st.step_in_epoch, ")");
         log::info(cfg_.stage, ": resuming from ", cfg_.checkpoint, " at epoch ", st.epoch + 1, ", step ",
                   st.step_in_epoch, " of ", data_.steps_per_epoch(),
                   cs.ranks != world_.size() || cs.model_shards != net_.shards()
@@ -256,15 +259,16 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
             ScopedPhase phase(timers, "forward", "train::forward");
             // Same seed on every rank, offset by the slice's first row: the dropout masks of a global
             // batch do not depend on how it is split over ranks.
-            logits = net_.forward(xs, true, derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(st.global_step)),
-                                  sl.first);
+            logits = net_.forward(
+                xs, true, derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(st.global_step)), sl.first);
         }
         {
             ScopedPhase phase(timers, "loss", "train::loss");
             local[0] = objective_(logits, ys, ss, dl) * double(sl.rows);
             if (data_.has_labels()) local[1] = double(count_correct(logits, ys));
             // Each replica's loss is a mean over its rows: weight it by its share of the global batch.
-            if (sl.rows != sl.global_rows) scale_rows(dl, sl.rows, float(double(sl.rows) / double(sl.global_rows)));
+            if (sl.rows != sl.global_rows)
+                scale_rows(dl, sl.rows, float(double(sl.rows) / double(sl.global_rows)));
         }
         {
             ScopedPhase phase(timers, "backward", "train::backward");
@@ -279,9 +283,10 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
     }
     const double batch_loss = global[0] / double(sl.global_rows);
     if (!std::isfinite(batch_loss))
-        throw CollectiveError(detail::concat(cfg_.stage, ": epoch ", st.epoch + 1, ", step ", step + 1, ": loss is ",
-                                             std::isnan(batch_loss) ? "nan" : "inf", " (learning rate ", lr,
-                                             "); no model written; last good checkpoint: ", im.last_checkpoint));
+        throw CollectiveError(
+            detail::concat(cfg_.stage, ": epoch ", st.epoch + 1, ", step ", step + 1, ": loss is ",
+                           std::isnan(batch_loss) ? "nan" : "inf", " (learning rate ", lr,
+                           "); no model written; last good checkpoint: ", im.last_checkpoint));
     {
         ScopedPhase phase(timers, "optimizer", "train::optimizer");
         im.opt->step(net_.local().params(), net_.local().grads(), lr);
@@ -315,10 +320,9 @@ void Engine::end_epoch(State& st, TrainResult& result) {
         metric = v.metric;
     }
     if (!std::isfinite(metric))
-        throw CollectiveError(detail::concat(cfg_.stage, ": epoch ", e.epoch, ": ",
-                                             validator_ ? "the validation metric" : "the training loss", " is ",
-                                             metric, "; no model written; last good checkpoint: ",
-                                             im.last_checkpoint));
+        throw CollectiveError(detail::concat(
+            cfg_.stage, ": epoch ", e.epoch, ": ", validator_ ? "the validation metric" : "the training loss",
+            " is ", metric, "; no model written; last good checkpoint: ", im.last_checkpoint));
     const bool reduced = im.sched->end_epoch(metric);
     if (st.best_epoch < 0 || metric < st.best) {
         st.best = metric, st.best_epoch = e.epoch, st.bad_epochs = 0;
@@ -350,10 +354,11 @@ void Engine::log_epoch(const EpochLog& e, bool lr_reduced) const {
     if (e.val_loss >= 0) line << "  val_loss " << e.val_loss;
     if (e.val_accuracy >= 0) line << "  val_acc " << percent(e.val_accuracy);
     if (e.val_rmse >= 0) line << "  val_rmse " << e.val_rmse << "  val_agree " << percent(e.val_agreement);
-    line << "  time " << std::setprecision(1) << e.seconds << "s  " << std::setprecision(0) << e.samples_per_second
-         << " samples/s";
+    line << "  time " << std::setprecision(1) << e.seconds << "s  " << std::setprecision(0)
+         << e.samples_per_second << " samples/s";
     log::info(line.str());
-    if (lr_reduced) log::info("  no improvement for a while: learning rate now ", impl_->sched->lr(e.epoch, 0));
+    if (lr_reduced)
+        log::info("  no improvement for a while: learning rate now ", impl_->sched->lr(e.epoch, 0));
 }
 
 void Engine::save_checkpoint(const State& st) {
@@ -375,9 +380,11 @@ void Engine::save_checkpoint(const State& st) {
     io::ModelMeta meta = im.meta;
     meta.epochs = st.epoch;
     par::agree(world_, [&] {
-        write_checkpoint(cfg_.checkpoint, net_, meta, im.opt->state(), cs, identity_, replicas_.rank() == 0, world_);
+        write_checkpoint(cfg_.checkpoint, net_, meta, im.opt->state(), cs, identity_, replicas_.rank() == 0,
+                         world_);
     });
-    im.last_checkpoint = detail::concat(cfg_.checkpoint, " (epoch ", st.epoch + 1, ", step ", st.step_in_epoch, ")");
+    im.last_checkpoint =
+        detail::concat(cfg_.checkpoint, " (epoch ", st.epoch + 1, ", step ", st.step_in_epoch, ")");
 }
 
 void Engine::write_output(const State& st, io::ModelMeta meta) {

@@ -44,7 +44,8 @@ Objective parse_objective(const std::string& s, const std::string& option) {
     } catch (const std::exception&) {
         fail(option, ": '", s, "' is not kd:T[,alpha] with numbers T > 0 and 0 <= alpha <= 1");
     }
-    if (!(o.T > 0) || !(o.alpha >= 0 && o.alpha <= 1)) fail(option, ": '", s, "' needs T > 0 and 0 <= alpha <= 1");
+    if (!(o.T > 0) || !(o.alpha >= 0 && o.alpha <= 1))
+        fail(option, ": '", s, "' needs T > 0 and 0 <= alpha <= 1");
     return o;
 }
 

@@ -136,7 +136,7 @@ TEST(BatchLoader, RanksTogetherServeEachGlobalBatchFromTheFile) {
     train::DatasetSource src(dir + "/d.h5", world);
     std::vector<float> all(size_t(n * kD));
     std::vector<int> labels(static_cast<size_t>(n));
-    src.read(0, n, all.data(), labels.data(), nullptr);
+    src.read(0, n, all.data(), labels.data());
     for (std::int64_t window : {0, 32}) {
         train::BatchLoader loader(src, 10, 8, window, world);
         ASSERT_EQ(loader.steps_per_epoch(), 8);
@@ -146,7 +146,7 @@ TEST(BatchLoader, RanksTogetherServeEachGlobalBatchFromTheFile) {
             for (std::int64_t step = 0; step < loader.steps_per_epoch(); ++step) {
                 std::vector<float> x(size_t(loader.max_local_rows() * kD));
                 std::vector<int> y(size_t(loader.max_local_rows()));
-                const auto s = loader.load(step, x.data(), y.data(), nullptr);
+                const auto s = loader.load(step, x.data(), y.data());
                 EXPECT_EQ(s.global_rows, std::min<std::int64_t>(10, n - step * 10));
                 for (std::int64_t i = 0; i < s.rows; ++i) {
                     const std::int64_t row = loader.order().row_at(step * 10 + s.first + i);

@@ -103,10 +103,22 @@ void gemm(const char* ta, const char* tb, float alpha, const AV& A, const BV& B,
     KokkosBlas::gemm(ta, tb, alpha, A, B, beta, C);
 }
 
+/// Which elements of a [rows, cols] weight matrix a buffer holds: all of it (axis -1), the rows
+/// [begin, begin + len) (axis 0) or the columns [begin, begin + len) (axis 1, row-major inside the slice).
+/// Model-parallel shards initialise their slice exactly as the whole matrix would be.
+struct WeightSlice {
+    int axis = -1;
+    std::int64_t begin = 0, len = 0, cols = 0;
+    /// Index in the whole matrix of the slice's element e.
+    KOKKOS_INLINE_FUNCTION std::int64_t whole_index(std::int64_t e) const {
+        return axis < 0 ? e : axis == 0 ? begin * cols + e : (e / len) * cols + begin + e % len;
+    }
+};
+
 /// Fills w with He normal (std sqrt(2/fan_in)) or Glorot uniform (limit sqrt(6/(fan_in+fan_out)))
-/// values; element e depends only on (seed, e).
+/// values; element g of the whole matrix depends only on (seed, g).
 void init_weights(const UnmanagedVector& w, std::int64_t fan_in, std::int64_t fan_out, bool he,
-                  std::uint64_t seed);
+                  std::uint64_t seed, WeightSlice slice = {});
 
 /// y[i, j] = b[j] for every row (a bias broadcast before a beta = 1 GEMM).
 void broadcast_rows(const Matrix& y, const UnmanagedVector& b);

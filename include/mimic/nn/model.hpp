@@ -64,6 +64,9 @@ public:
 
     /// He initialisation for layers followed by ReLU, Glorot otherwise; biases zero. Deterministic in seed.
     void init(std::uint64_t seed);
+    /// True when layer i's weights take He initialisation: the next activation, looking through dropout,
+    /// flatten and pooling, is ReLU.
+    bool he_init(std::size_t i) const;
     /// x: [B, input_size]. Returns logits [B, output_size], valid until the next forward().
     /// train enables dropout; its masks depend only on (dropout_seed, layer, row_offset + row of x, unit):
     /// pass a different dropout_seed every step. Data-parallel ranks pass the same seed and, as row_offset,

@@ -75,8 +75,8 @@ public:
         io::LogitsMeta logits_meta;
         bool labels = false; ///< read /y too
     };
-    BlockStreamer(const Inputs& in, std::int64_t batch, std::int64_t block_rows, std::uint64_t seed, int replicas,
-                  int replica, bool prefetch);
+    BlockStreamer(const Inputs& in, std::int64_t batch, std::int64_t block_rows, std::uint64_t seed,
+                  int replicas, int replica, bool prefetch);
     ~BlockStreamer() override;
     std::int64_t rows() const override { return n_; }
     std::int64_t steps_per_epoch() const override { return steps_per_epoch_; }

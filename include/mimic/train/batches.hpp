@@ -18,7 +18,7 @@ namespace mimic::train {
 using nn::Model;
 using nn::Shape;
 
-/// Rows to train on: features plus the targets a loss needs (hard labels and/or soft targets per row).
+/// Rows to train on: features and, when the set has them, hard labels.
 class TrainSource {
 public:
     virtual ~TrainSource() = default;
@@ -26,16 +26,13 @@ public:
     virtual Shape shape() const = 0;
     std::int64_t features() const { return shape().size(); }
     virtual bool has_labels() const = 0;
-    /// Floats of soft targets per row (e.g. teacher logits); 0 when there are none.
-    virtual std::int64_t soft_width() const { return 0; }
     /// Fingerprint of the rows and targets (stored in model files, checked on resume).
     virtual std::string fingerprint() const = 0;
     /// Where the rows come from (for messages).
     virtual std::string describe() const = 0;
     /// Collective over the training communicator (every rank asks for the same range): rows
-    /// [begin, begin + count) into x (count * features()), y (count, if labels) and soft (count *
-    /// soft_width()).
-    virtual void read(std::int64_t begin, std::int64_t count, float* x, int* y, float* soft) = 0;
+    /// [begin, begin + count) into x (count * features()) and y (count, if labels).
+    virtual void read(std::int64_t begin, std::int64_t count, float* x, int* y) = 0;
 };
 
 /// A labelled Mimic dataset file as a training source.
@@ -47,7 +44,7 @@ public:
     bool has_labels() const override { return reader_.meta().has_labels; }
     std::string fingerprint() const override { return reader_.meta().fingerprint; }
     std::string describe() const override { return reader_.path(); }
-    void read(std::int64_t begin, std::int64_t count, float* x, int* y, float* soft) override;
+    void read(std::int64_t begin, std::int64_t count, float* x, int* y) override;
     const io::DatasetReader& reader() const { return reader_; }
 
 private:
@@ -101,15 +98,15 @@ public:
         std::int64_t first = 0;       ///< this rank's first row within the global batch
         std::int64_t rows = 0;        ///< this rank's rows
     };
-    /// Collective: this rank's rows of global batch `step` into x / y / soft (nullptr where unused).
-    Slice load(std::int64_t step, float* x, int* y, float* soft);
+    /// Collective: this rank's rows of global batch `step` into x and y (nullptr where unused).
+    Slice load(std::int64_t step, float* x, int* y);
     /// Bytes held by the window buffers now.
     std::int64_t resident_bytes() const;
 
 private:
     struct Window {
         std::vector<std::int64_t> blocks;
-        std::vector<float> x, soft;
+        std::vector<float> x;
         std::vector<int> y;
     };
     Window& window(int w);

@@ -23,7 +23,7 @@ public:
     bool has_labels() const override { return has_labels_; }
     std::string fingerprint() const override { return fingerprint_; }
     std::string describe() const override { return description_; }
-    void read(std::int64_t begin, std::int64_t count, float* x, int* y, float* soft) override;
+    void read(std::int64_t begin, std::int64_t count, float* x, int* y) override;
     /// Source row behind sample row i.
     std::int64_t source_row(std::int64_t i) const { return index_[size_t(i)]; }
 

@@ -36,7 +36,8 @@ void write_checkpoint(const std::string& path, const par::ShardedModel& net, io:
 /// Collective over world: checks that `path` was written with `identity` (else a one-line error naming
 /// the first differing setting), then loads its weights into net, the optimizer state (names as in
 /// `opt`) into opt, and returns the rest.
-CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net, nn::optim::OptimizerState& opt,
-                                const io::ResumeIdentity& identity, int history_width, const par::Comm& world);
+CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net,
+                                nn::optim::OptimizerState& opt, const io::ResumeIdentity& identity,
+                                int history_width, const par::Comm& world);
 
 } // namespace mimic::train

@@ -11,7 +11,7 @@ namespace mimic::train {
 struct Objective {
     enum class Kind { CrossEntropy, MimicL2, KD };
     Kind kind = Kind::CrossEntropy;
-    float T = 1, alpha = 1; ///< KD only
+    float T = 1, alpha = 1;  ///< KD only
     std::string name = "ce"; ///< as given: "ce", "mimic", "kd:4,0.9" (stored in model files)
 
     /// Hard labels are read when the loss uses them (ce, or kd with alpha < 1).

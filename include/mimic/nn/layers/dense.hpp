@@ -17,11 +17,11 @@ void dense_backward(const Matrix& x, const UnmanagedMatrix& W, const Matrix& dy,
 /// dense:N (with bias) and bottleneck:K (no bias, no activation: Ba & Caruana's linear bottleneck
 /// W = U·V, where U is this layer's W and V the next dense layer's W).
 ///
-/// Model parallelism (planned for the distill stage, not built here): a wide pair
+/// Model parallelism (par::ShardedModel, used by `mimic distill --model-shards M`): a wide pair
 /// x -> dense:H -> act -> dense:C is split over M ranks by giving rank j its own contiguous copies of
 /// W1[:, cols_j] ([in, H/M]) with b1[cols_j], and W2[rows_j, :] ([H/M, C], a contiguous row block of
-/// W2). dense_forward on those slices (without b2 on the second) yields a partial z_j; one allreduce of
-/// the [B, C] partial sums gives z (then add b2 once). dense_backward on the same slices gives the local
+/// W2). dense_forward on those slices (the output bias on shard 0 only) yields a partial z_j; one
+/// allreduce of the [B, C] partial sums gives z. dense_backward on the same slices gives the local
 /// dW1_j, db1_j, dW2_j with no further communication.
 class Dense : public Layer {
 public:
