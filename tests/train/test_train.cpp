@@ -98,8 +98,8 @@ std::vector<float> train_model(const std::string& spec, const std::string& data,
 }
 
 struct Quiet {
-    Quiet() { log::set_quiet(true); }
-    ~Quiet() { log::set_quiet(false); }
+    Quiet() { mimic::log::set_quiet(true); }
+    ~Quiet() { mimic::log::set_quiet(false); }
 };
 
 } // namespace

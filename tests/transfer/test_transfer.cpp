@@ -148,8 +148,8 @@ double sqdist(const std::vector<float>& X, std::int64_t D, std::int64_t a, std::
 
 class Quiet : public ::testing::Test {
 protected:
-    void SetUp() override { log::set_quiet(true); }
-    void TearDown() override { log::set_quiet(false); }
+    void SetUp() override { mimic::log::set_quiet(true); }
+    void TearDown() override { mimic::log::set_quiet(false); }
 };
 
 using NearestNeighbours = Quiet;

@@ -13,8 +13,7 @@ public:
          bool decoupled);
     std::string kind() const override { return decoupled_ ? "adamw" : "adam"; }
     std::string describe() const override;
-
-protected:
+    /// The fused update kernel (public: nvcc's extended lambdas need a public enclosing function).
     void update(const Vector& params, const Vector& grads, float lr, std::int64_t t) override;
 
 private:

@@ -12,8 +12,7 @@ public:
     Sgd(std::int64_t num_params, double momentum, double weight_decay, bool nesterov);
     std::string kind() const override { return nesterov_ ? "nesterov" : "sgd"; }
     std::string describe() const override;
-
-protected:
+    /// The fused update kernel (public: nvcc's extended lambdas need a public enclosing function).
     void update(const Vector& params, const Vector& grads, float lr, std::int64_t t) override;
 
 private:
