@@ -5,6 +5,7 @@
 #include "mimic/core/rng.hpp"
 
 #include <cmath>
+#include <type_traits>
 
 namespace mimic::nn {
 
@@ -40,15 +41,49 @@ void broadcast_rows(const Matrix& y, const UnmanagedVector& b) {
 }
 
 void accumulate_column_sums(const Matrix& dy, const UnmanagedVector& db) {
+    // The host streams rows through a block of column accumulators (contiguous reads, one block per
+    // thread); a device gives every column a team, whose threads split the rows.
+    if (std::is_same<ExecSpace, Kokkos::DefaultHostExecutionSpace>::value)
+        accumulate_column_sums_blocked(dy, db);
+    else
+        accumulate_column_sums_teams(dy, db);
+}
+
+void accumulate_column_sums_blocked(const Matrix& dy, const UnmanagedVector& db) {
     const std::int64_t rows = dy.extent(0), cols = dy.extent(1);
     MIMIC_REQUIRE(std::int64_t(db.extent(0)) == cols, "accumulate_column_sums: bias of ", db.extent(0),
                   " for ", cols, " columns");
+    constexpr std::int64_t kBlock = 64;
+    const std::int64_t blocks = (cols + kBlock - 1) / kBlock;
     Kokkos::parallel_for(
-        "mimic::nn::bias_grad", RangePolicy(0, cols), KOKKOS_LAMBDA(const std::int64_t j) {
-            float s = 0.0f;
+        "mimic::nn::bias_grad_blocked", RangePolicy(0, blocks), KOKKOS_LAMBDA(const std::int64_t b) {
+            const std::int64_t j0 = b * kBlock;
+            const std::int64_t n = cols - j0 < kBlock ? cols - j0 : kBlock;
+            float s[kBlock];
+            for (std::int64_t j = 0; j < n; ++j)
+                s[j] = 0.0f;
             for (std::int64_t i = 0; i < rows; ++i)
-                s += dy(i, j);
-            db(j) += s;
+                for (std::int64_t j = 0; j < n; ++j)
+                    s[j] += dy(i, j0 + j);
+            for (std::int64_t j = 0; j < n; ++j)
+                db(j0 + j) += s[j];
+        });
+}
+
+void accumulate_column_sums_teams(const Matrix& dy, const UnmanagedVector& db) {
+    const std::int64_t rows = dy.extent(0), cols = dy.extent(1);
+    MIMIC_REQUIRE(std::int64_t(db.extent(0)) == cols, "accumulate_column_sums: bias of ", db.extent(0),
+                  " for ", cols, " columns");
+    using Policy = Kokkos::TeamPolicy<ExecSpace>;
+    Kokkos::parallel_for(
+        "mimic::nn::bias_grad_teams", Policy(cols, Kokkos::AUTO),
+        KOKKOS_LAMBDA(const Policy::member_type& team) {
+            const std::int64_t j = team.league_rank();
+            float s = 0.0f;
+            Kokkos::parallel_reduce(
+                Kokkos::TeamThreadRange(team, rows),
+                [&](const std::int64_t i, float& acc) { acc += dy(i, j); }, s);
+            Kokkos::single(Kokkos::PerTeam(team), [&]() { db(j) += s; });
         });
 }
 

@@ -369,3 +369,27 @@ TEST(Model, PoolTiesGoToTheFirstMaximum) {
         EXPECT_EQ(to_host(dx), want);
     }
 }
+
+// Both column-sum kernels (the host's blocked one and the device's team-per-column one) run on every
+// backend: each must add the column sums of dy to db, for widths below, at and above one 64-column block.
+TEST(ColumnSums, BlockedAndTeamKernelsAddTheColumnSums) {
+    for (const std::int64_t cols : {1, 10, 64, 130}) {
+        const std::int64_t rows = 37;
+        const auto values = random_values(std::size_t(rows * cols), 11 + std::uint64_t(cols));
+        const Matrix dy = device_matrix(values, rows, cols);
+        std::vector<double> want(std::size_t(cols), 0.0);
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t j = 0; j < cols; ++j)
+                want[std::size_t(j)] += double(values[std::size_t(i * cols + j)]);
+        Vector blocked("mimic::test::db_blocked", cols), teams("mimic::test::db_teams", cols);
+        Kokkos::deep_copy(blocked, 1.0f);
+        Kokkos::deep_copy(teams, 1.0f);
+        accumulate_column_sums_blocked(dy, UnmanagedVector(blocked.data(), cols));
+        accumulate_column_sums_teams(dy, UnmanagedVector(teams.data(), cols));
+        const auto hb = to_host(blocked), ht = to_host(teams);
+        for (std::int64_t j = 0; j < cols; ++j) {
+            EXPECT_NEAR(hb[std::size_t(j)], 1.0 + want[std::size_t(j)], 1e-4) << "blocked, column " << j;
+            EXPECT_NEAR(ht[std::size_t(j)], 1.0 + want[std::size_t(j)], 1e-4) << "teams, column " << j;
+        }
+    }
+}

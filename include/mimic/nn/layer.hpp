@@ -122,8 +122,13 @@ void init_weights(const UnmanagedVector& w, std::int64_t fan_in, std::int64_t fa
 
 /// y[i, j] = b[j] for every row (a bias broadcast before a beta = 1 GEMM).
 void broadcast_rows(const Matrix& y, const UnmanagedVector& b);
-/// db[j] += sum_i dy[i, j] (fixed summation order, independent of thread order).
+/// db[j] += sum_i dy[i, j] in a fixed summation order, independent of thread timing: the blocked kernel
+/// on a host execution space, the team kernel on a device.
 void accumulate_column_sums(const Matrix& dy, const UnmanagedVector& db);
+/// Host kernel: each thread streams every row through 64 column accumulators (sequential order over rows).
+void accumulate_column_sums_blocked(const Matrix& dy, const UnmanagedVector& db);
+/// Device kernel: one team per column, its threads reduce the rows (a tree order fixed by the team size).
+void accumulate_column_sums_teams(const Matrix& dy, const UnmanagedVector& db);
 
 /// A [rows, cols] matrix view of the first rows*cols elements of a workspace, reallocated (grown only)
 /// when too small. Used for per-layer scratch (im2col, permuted gradients).
