@@ -48,3 +48,40 @@ else()
   set(MIMIC_KOKKOS_TARGET Kokkos::kokkos)
   set(MIMIC_KOKKOSKERNELS_TARGET Kokkos::kokkoskernels)
 endif()
+
+# A CUDA Kokkos compiles every source that uses Kokkos with nvcc_wrapper. With CMAKE_CXX_COMPILER a host
+# compiler (g++), Kokkos' package config already routes those targets through kokkos_launch_compiler
+# (kokkos_compilation(GLOBAL)); with CMAKE_CXX_COMPILER=nvcc_wrapper they compile directly. A launcher on
+# top of nvcc_wrapper makes nvcc call nvcc_wrapper as its host compiler, recursively: refuse that.
+set(MIMIC_KOKKOS_CUDA OFF)
+if(NOT MIMIC_KOKKOS_IS_DEBIAN AND Kokkos_ENABLE_CUDA)
+  set(MIMIC_KOKKOS_CUDA ON)
+  if(COMMAND kokkos_compiler_is_nvcc)
+    kokkos_compiler_is_nvcc(_mimic_cxx_is_nvcc ${CMAKE_CXX_COMPILER})
+  elseif(CMAKE_CXX_COMPILER_ID STREQUAL "NVIDIA")
+    set(_mimic_cxx_is_nvcc TRUE)
+  else()
+    set(_mimic_cxx_is_nvcc FALSE)
+  endif()
+  get_property(_mimic_launch GLOBAL PROPERTY RULE_LAUNCH_COMPILE)
+  get_property(_mimic_dir_launch DIRECTORY PROPERTY RULE_LAUNCH_COMPILE)
+  string(APPEND _mimic_launch " ${_mimic_dir_launch}")
+  if(_mimic_cxx_is_nvcc AND _mimic_launch MATCHES "kokkos_launch_compiler")
+    message(FATAL_ERROR "Mimic: CMAKE_CXX_COMPILER (${CMAKE_CXX_COMPILER}) is nvcc_wrapper and "
+                        "kokkos_launch_compiler is also applied, so nvcc would call nvcc_wrapper as its host "
+                        "compiler recursively. Configure with -DCMAKE_CXX_COMPILER=g++ (Kokkos then routes "
+                        "Kokkos sources through nvcc_wrapper itself), or drop the kokkos_compilation() call.")
+  endif()
+  if(NOT _mimic_cxx_is_nvcc AND NOT _mimic_launch MATCHES "kokkos_launch_compiler")
+    message(FATAL_ERROR "Mimic: Kokkos ${Kokkos_VERSION} at ${Kokkos_DIR} has CUDA, but CMAKE_CXX_COMPILER "
+                        "(${CMAKE_CXX_COMPILER}) is not nvcc_wrapper and Kokkos' compiler launcher is off "
+                        "(Kokkos_LAUNCH_COMPILER=OFF?). Leave Kokkos_LAUNCH_COMPILER unset, or use nvcc_wrapper.")
+  endif()
+  if("$ENV{NVCC_WRAPPER_DEFAULT_COMPILER}" MATCHES "nvcc_wrapper$")
+    message(FATAL_ERROR "Mimic: the environment variable NVCC_WRAPPER_DEFAULT_COMPILER names nvcc_wrapper "
+                        "($ENV{NVCC_WRAPPER_DEFAULT_COMPILER}); nvcc would call itself recursively. Set it to "
+                        "the host compiler (g++) or unset it.")
+  endif()
+  message(STATUS "Mimic: CUDA Kokkos; Kokkos sources compile with nvcc_wrapper "
+                 "(${Kokkos_CXX_COMPILER}), architectures: ${Kokkos_ARCH}")
+endif()
