@@ -7,6 +7,7 @@
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/runtime.hpp"
+#include "mimic/nn/precision.hpp"
 #include "mimic/nn/spec.hpp"
 
 #include <algorithm>
@@ -286,9 +287,12 @@ int main(int argc, char** argv) {
     po::options_description desc("options of `mimic " + cmd->name + "`", 100, 40);
     std::string config_path;
     bool quiet = false;
+    std::string precision = "fp32";
     desc.add_options()("help,h", "show this help")("config", po::value(&config_path),
                                                    "INI file with options (the command line wins)")(
-        "quiet", po::bool_switch(&quiet), "print errors only");
+        "quiet", po::bool_switch(&quiet), "print errors only")(
+        "precision", po::value(&precision)->default_value(precision),
+        "GEMM precision: fp32 | tf32 (TF32 tensor cores through cuBLAS; CUDA builds only)");
     stage->describe(desc);
     po::positional_options_description pos;
     for (const auto& p : stage->positional()) {
@@ -316,6 +320,7 @@ int main(int argc, char** argv) {
         if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), cmd->name, desc, vm);
         po::notify(vm);
         check_arch_syntax(vm);
+        nn::set_precision(nn::parse_precision(precision));
     } catch (const po::unknown_option& e) {
         if (root)
             std::fprintf(stderr, "mimic %s: error: %s%s (see `mimic %s --help`)\n", cmd->name.c_str(),

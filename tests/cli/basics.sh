@@ -16,6 +16,12 @@ expect_fail "unknown command 'frobnicate'" "$MIMIC" frobnicate
 expect_fail "unrecognised option '--bogus'" "$MIMIC" data import --bogus 1
 expect_fail "invalid" "$MIMIC" data import --val abc
 
+# --precision: fp32 everywhere; tf32 only where the backend is CUDA (cuBLAS), refused in one line elsewhere.
+expect_fail "--precision: unknown precision 'bf16'" "$MIMIC" info --precision bf16 "$d/nothing.h5"
+if ! echo "$v" | grep -q "Cuda"; then
+  expect_fail "--precision tf32: TF32 needs a CUDA build with cuBLAS" "$MIMIC" info --precision tf32 "$d/nothing.h5"
+fi
+
 # Config file: [data-import] section and plain keys; the command line wins over the file.
 cat >"$d/good.cfg" <<CFG
 # comment
