@@ -82,6 +82,5 @@ if(NOT MIMIC_KOKKOS_IS_DEBIAN AND Kokkos_ENABLE_CUDA)
                         "($ENV{NVCC_WRAPPER_DEFAULT_COMPILER}); nvcc would call itself recursively. Set it to "
                         "the host compiler (g++) or unset it.")
   endif()
-  message(STATUS "Mimic: CUDA Kokkos; Kokkos sources compile with nvcc_wrapper "
-                 "(${Kokkos_CXX_COMPILER}), architectures: ${Kokkos_ARCH}")
+  message(STATUS "Mimic: CUDA Kokkos (architecture ${Kokkos_ARCH}); Kokkos sources compile with nvcc_wrapper")
 endif()
