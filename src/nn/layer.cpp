@@ -89,8 +89,10 @@ void accumulate_column_sums_teams(const Matrix& dy, const UnmanagedVector& db) {
 
 Matrix workspace(Vector& buffer, const char* label, std::int64_t rows, std::int64_t cols) {
     const std::int64_t need = rows * cols;
+    // A grown batch or layer is where device memory runs out: name the workspace and its size.
     if (std::int64_t(buffer.extent(0)) < need)
-        buffer = Vector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), need);
+        MIMIC_KOKKOS_CHECK(buffer = Vector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)),
+                                           need));
     return Matrix(buffer.data(), rows, cols);
 }
 
