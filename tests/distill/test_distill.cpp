@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <cmath>
 
 using namespace mimic;
@@ -182,8 +184,15 @@ TEST(Distill, ResumesBitForBitAndOnAnotherGrid) {
     o.stop_after_steps = 0;
     stages::run(o, world);
     EXPECT_EQ(weights(o.out), weights(full.out));
-    // Rerunning a finished run is a no-op.
+    // Rerunning a finished run is a no-op: nothing is retrained, the file is not rewritten.
+    const auto written = std::filesystem::last_write_time(o.out);
+    const auto before = weights(o.out);
+    world.barrier();
     EXPECT_NO_THROW(stages::run(o, world));
+    world.barrier();
+    EXPECT_EQ(std::filesystem::last_write_time(o.out), written);
+    EXPECT_EQ(weights(o.out), before);
+    EXPECT_FALSE(io::file_exists(o.out + ".ckpt")); // removed once the student was written
     if (world.size() > 1) { // resume on a different R x M grid: float tolerance
         auto g = options(dir, "regrid.h5");
         g.stop_after_steps = 9;
