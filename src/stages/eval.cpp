@@ -48,14 +48,6 @@ namespace {
 /// Collective: which rows each model gets right, over every row of `data` (each rank its contiguous share).
 nn::PairedCounts paired_counts(const Scorer& a, const Scorer& b, const io::DatasetReader& data,
                                std::int64_t batch, const par::Comm& comm) {
-    const auto& meta = data.meta();
-    const auto mine = par::split_range(meta.n, comm.size(), comm.rank());
-    const std::int64_t most = (meta.n + comm.size() - 1) / comm.size();
-    const std::int64_t chunks = (most + batch - 1) / batch; // the same on every rank: reads stay collective
-    Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::eval::compare_x"),
-             size_t(std::min(batch, std::max<std::int64_t>(1, mine.size()))), size_t(meta.d));
-    auto hx = Kokkos::create_mirror_view(x);
-    std::vector<int> y(x.extent(0));
     nn::PairedCounts pc;
     auto argmax = [](const auto& z, std::int64_t i) {
         std::int64_t best = 0;
@@ -63,18 +55,12 @@ nn::PairedCounts paired_counts(const Scorer& a, const Scorer& b, const io::Datas
             if (z(i, c) > z(i, best)) best = c;
         return int(best);
     };
-    for (std::int64_t k = 0; k < chunks; ++k) {
-        const std::int64_t begin = std::min(mine.end, mine.begin + k * batch);
-        const std::int64_t count = std::min(mine.end, begin + batch) - begin;
-        data.read(begin, count, hx.data(), y.data());
-        if (count == 0) continue;
-        Kokkos::deep_copy(x, hx);
-        const Matrix xs(Kokkos::subview(x, std::pair<std::int64_t, std::int64_t>(0, count), Kokkos::ALL()));
-        auto za = Kokkos::create_mirror_view_and_copy(HostSpace(), a.predict(xs));
-        auto zb = Kokkos::create_mirror_view_and_copy(HostSpace(), b.predict(xs));
+    train::for_each_batch(data, batch, comm, [&](const Matrix& x, const int* y, std::int64_t count) {
+        auto za = Kokkos::create_mirror_view_and_copy(HostSpace(), a.predict(x));
+        auto zb = Kokkos::create_mirror_view_and_copy(HostSpace(), b.predict(x));
         for (std::int64_t i = 0; i < count; ++i)
-            pc.add(argmax(za, i) == y[size_t(i)], argmax(zb, i) == y[size_t(i)]);
-    }
+            pc.add(argmax(za, i) == y[i], argmax(zb, i) == y[i]);
+    });
     std::vector<long long> v = {pc.n, pc.both, pc.only_a, pc.only_b};
     MIMIC_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), 4, MPI_LONG_LONG, MPI_SUM, comm.get()));
     pc.n = v[0], pc.both = v[1], pc.only_a = v[2], pc.only_b = v[3];

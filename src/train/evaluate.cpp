@@ -107,34 +107,40 @@ Predictor model_predictor(Model& model) {
     return [&model](const Matrix& x) { return model.forward(x, false, 0); };
 }
 
-EvalCounts evaluate(const Predictor& predict, int num_classes, const io::DatasetReader& data, int top_k,
-                    std::int64_t batch, const par::Comm& comm) {
-    const auto& meta = data.meta();
-    if (!meta.has_labels) fail(data.path(), ": cannot evaluate accuracy: the file has no labels (/y)");
+void for_each_batch(const io::DatasetReader& data, std::int64_t batch, const par::Comm& comm,
+                    const std::function<void(const Matrix& x, const int* labels, std::int64_t count)>& fn) {
     if (batch < 1) fail("evaluation batch must be >= 1, got ", batch);
-    EvalCounts counts(num_classes, top_k);
+    const auto& meta = data.meta();
     const auto mine = par::split_range(meta.n, comm.size(), comm.rank());
     const std::int64_t most = (meta.n + comm.size() - 1) / comm.size();
     const std::int64_t chunks = (most + batch - 1) / batch; // the same on every rank: reads stay collective
-    const std::int64_t d = meta.d;
-    Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::eval_x"),
-             size_t(std::min(batch, std::max<std::int64_t>(1, mine.size()))), size_t(d));
+    Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::train::eval_x"),
+             size_t(std::min(batch, std::max<std::int64_t>(1, mine.size()))), size_t(meta.d));
     auto hx = Kokkos::create_mirror_view(x);
     std::vector<int> y(size_t(x.extent(0)));
     for (std::int64_t k = 0; k < chunks; ++k) {
         const std::int64_t begin = std::min(mine.end, mine.begin + k * batch);
         const std::int64_t count = std::min(mine.end, begin + batch) - begin;
-        data.read(begin, count, hx.data(), y.data());
+        data.read(begin, count, hx.data(), meta.has_labels ? y.data() : nullptr);
         if (count == 0) continue;
         Kokkos::deep_copy(x, hx);
-        auto xs = Kokkos::subview(x, std::pair<std::int64_t, std::int64_t>(0, count), Kokkos::ALL());
-        Matrix logits = predict(Matrix(xs));
+        fn(Matrix(Kokkos::subview(x, std::pair<std::int64_t, std::int64_t>(0, count), Kokkos::ALL())),
+           y.data(), count);
+    }
+}
+
+EvalCounts evaluate(const Predictor& predict, int num_classes, const io::DatasetReader& data, int top_k,
+                    std::int64_t batch, const par::Comm& comm) {
+    if (!data.meta().has_labels) fail(data.path(), ": cannot evaluate accuracy: the file has no labels (/y)");
+    EvalCounts counts(num_classes, top_k);
+    for_each_batch(data, batch, comm, [&](const Matrix& x, const int* labels, std::int64_t count) {
+        Matrix logits = predict(x);
         if (std::int64_t(logits.extent(1)) != num_classes)
             fail("the model gives ", logits.extent(1), " outputs but ", data.path(), " has ", num_classes,
                  " classes");
         auto hl = Kokkos::create_mirror_view_and_copy(HostSpace(), logits);
-        counts.add(hl.data(), y.data(), count);
-    }
+        counts.add(hl.data(), labels, count);
+    });
     counts.allreduce(comm);
     return counts;
 }

@@ -49,6 +49,12 @@ using Predictor = std::function<Matrix(const Matrix& x)>;
 /// A predictor that runs `model` in inference mode (no dropout).
 Predictor model_predictor(Model& model);
 
+/// Collective: this rank's contiguous share of `data`'s rows in batches of at most `batch` rows (the same
+/// number of reads on every rank), each handed to fn as x [count, D] on the device and the labels (when
+/// the file has them) on the host.
+void for_each_batch(const io::DatasetReader& data, std::int64_t batch, const par::Comm& comm,
+                    const std::function<void(const Matrix& x, const int* labels, std::int64_t count)>& fn);
+
 /// Collective: runs `predict` over every row of `data` (each rank its contiguous share, in batches of
 /// `batch` rows) and returns the reduced counts. The file must have labels.
 EvalCounts evaluate(const Predictor& predict, int num_classes, const io::DatasetReader& data, int top_k,
