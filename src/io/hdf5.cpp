@@ -241,55 +241,6 @@ std::vector<hsize_t> dataset_dims(hid_t dset) {
     return dims;
 }
 
-namespace {
-void transfer_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf,
-                   bool collective, bool write) {
-    auto dims = dataset_dims(dset);
-    MIMIC_REQUIRE(!dims.empty(), object_where(dset), ": cannot transfer rows of a scalar dataset");
-    MIMIC_REQUIRE(row >= 0 && nrows >= 0 && hsize_t(row + nrows) <= dims[0], object_where(dset), ": rows [",
-                  row, ", ", row + nrows, ") are outside the dataset's ", dims[0], " rows");
-    Handle fspace(MIMIC_H5_CHECK(H5Dget_space(dset)), H5Sclose);
-    std::vector<hsize_t> start(dims.size(), 0), count = dims;
-    start[0] = hsize_t(row);
-    count[0] = hsize_t(nrows);
-    Handle mspace;
-    if (nrows == 0) {
-        // Take part in the collective call with nothing selected on both sides (an H5S_NULL memory
-        // space here made HDF5 1.10 write a stray element at the start of the dataset).
-        MIMIC_H5_CHECK(H5Sselect_none(fspace));
-        const hsize_t one = 1;
-        mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &one, nullptr)), H5Sclose);
-        MIMIC_H5_CHECK(H5Sselect_none(mspace));
-    } else {
-        MIMIC_H5_CHECK(
-            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-        mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(int(count.size()), count.data(), nullptr)), H5Sclose);
-    }
-    auto dxpl = make_dxpl(collective);
-    double dummy = 0;
-    if (!buf) buf = &dummy;
-    herr_t rc = write ? H5Dwrite(dset, memtype, mspace, fspace, dxpl, buf)
-                      : H5Dread(dset, memtype, mspace, fspace, dxpl, buf);
-    if (rc < 0) {
-        try {
-            detail::throw_hdf5_error(write ? "H5Dwrite" : "H5Dread", __FILE__, __LINE__);
-        } catch (const Error& e) {
-            fail(object_where(dset), ": ", write ? "writing" : "reading", " rows [", row, ", ", row + nrows,
-                 ") failed", write ? " (disk full or quota exceeded?)" : "", ": ", e.what());
-        }
-    }
-}
-} // namespace
-
-void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, const void* buf,
-                bool collective) {
-    transfer_rows(dset, memtype, row, nrows, const_cast<void*>(buf), collective, true);
-}
-
-void read_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective) {
-    transfer_rows(dset, memtype, row, nrows, buf, collective, false);
-}
-
 bool Selection::empty() const {
     if (count.empty()) return true;
     for (size_t i = 0; i < count.size(); ++i)
@@ -306,12 +257,17 @@ hsize_t Selection::elements() const {
 }
 
 namespace {
+/// One H5Dwrite or H5Dread of `sel` from/to a contiguous buffer. A rank with nothing selected still takes
+/// part in the collective call. `rows`: sel is rows [start[0], start[0] + count[0]) of the dataset, the
+/// memory space has the selection's shape and errors name the rows.
 void transfer_selection(hid_t dset, hid_t memtype, const Selection& sel, void* buf, bool collective,
-                        bool write) {
+                        bool write, bool rows = false) {
     Handle fspace(MIMIC_H5_CHECK(H5Dget_space(dset)), H5Sclose);
     Handle mspace;
     const hsize_t n = sel.elements();
     if (n == 0) {
+        // Nothing selected on both sides (an H5S_NULL memory space here made HDF5 1.10 write a stray
+        // element at the start of the dataset).
         MIMIC_H5_CHECK(H5Sselect_none(fspace));
         const hsize_t one = 1;
         mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &one, nullptr)), H5Sclose);
@@ -320,7 +276,10 @@ void transfer_selection(hid_t dset, hid_t memtype, const Selection& sel, void* b
         MIMIC_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, sel.start.data(),
                                            sel.stride.empty() ? nullptr : sel.stride.data(), sel.count.data(),
                                            sel.block.empty() ? nullptr : sel.block.data()));
-        mspace = Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
+        mspace =
+            rows ? Handle(MIMIC_H5_CHECK(H5Screate_simple(int(sel.count.size()), sel.count.data(), nullptr)),
+                          H5Sclose)
+                 : Handle(MIMIC_H5_CHECK(H5Screate_simple(1, &n, nullptr)), H5Sclose);
     }
     auto dxpl = make_dxpl(collective);
     double dummy = 0;
@@ -331,12 +290,39 @@ void transfer_selection(hid_t dset, hid_t memtype, const Selection& sel, void* b
         try {
             detail::throw_hdf5_error(write ? "H5Dwrite" : "H5Dread", __FILE__, __LINE__);
         } catch (const Error& e) {
-            fail(object_where(dset), ": ", write ? "writing" : "reading", " a selection of ", n,
-                 " values failed", write ? " (disk full or quota exceeded?)" : "", ": ", e.what());
+            const std::string what =
+                rows ? detail::concat("rows [", sel.start[0], ", ", sel.start[0] + sel.count[0], ")")
+                     : detail::concat("a selection of ", n, " values");
+            fail(object_where(dset), ": ", write ? "writing" : "reading", " ", what, " failed",
+                 write ? " (disk full or quota exceeded?)" : "", ": ", e.what());
         }
     }
 }
+
+/// Rows [row, row + nrows) of dset, all of each row's elements.
+Selection row_selection(hid_t dset, std::int64_t row, std::int64_t nrows) {
+    auto dims = dataset_dims(dset);
+    MIMIC_REQUIRE(!dims.empty(), object_where(dset), ": cannot transfer rows of a scalar dataset");
+    MIMIC_REQUIRE(row >= 0 && nrows >= 0 && hsize_t(row + nrows) <= dims[0], object_where(dset), ": rows [",
+                  row, ", ", row + nrows, ") are outside the dataset's ", dims[0], " rows");
+    Selection sel;
+    sel.start.assign(dims.size(), 0);
+    sel.count = dims;
+    sel.start[0] = hsize_t(row);
+    sel.count[0] = hsize_t(nrows);
+    return sel;
+}
 } // namespace
+
+void write_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, const void* buf,
+                bool collective) {
+    transfer_selection(dset, memtype, row_selection(dset, row, nrows), const_cast<void*>(buf), collective,
+                       true, true);
+}
+
+void read_rows(hid_t dset, hid_t memtype, std::int64_t row, std::int64_t nrows, void* buf, bool collective) {
+    transfer_selection(dset, memtype, row_selection(dset, row, nrows), buf, collective, false, true);
+}
 
 void write_selection(hid_t dset, hid_t memtype, const Selection& sel, const void* buf, bool collective) {
     transfer_selection(dset, memtype, sel, const_cast<void*>(buf), collective, true);
