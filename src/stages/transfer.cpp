@@ -14,6 +14,7 @@
 #include "mimic/transfer/recipe.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <sstream>
@@ -198,24 +199,45 @@ bool decide_resume(const TransferOptions& o, const std::string& key) {
     return true;
 }
 
-} // namespace
+// --- plan: the sizes, the recipe and the block layout ------------------------------------------------------
 
-void run(const TransferOptions& o, const par::Comm& comm) {
-    PhaseTimers timers;
-    const double t_start = wall_seconds();
+/// What the options and the sources fix before any row is made: the sizes (S source rows of D features,
+/// N output rows), the recipe, and the blocks: B rows each, the copies [0, C) and the generated rows
+/// [C, N) blocked apart.
+struct Plan {
+    std::int64_t S = 0, D = 0, N = 0, B = 0, C = 0;
+    std::int64_t copy_blocks = 0, num_blocks = 0;
+    transfer::Recipe rc;
+    std::string key; ///< the resume key (resume_key())
+    bool subsample = false, mixup = false;
+
+    /// Output rows of block k.
+    par::Range block(std::int64_t k) const {
+        return k < copy_blocks
+                   ? par::Range{k * B, std::min(C, (k + 1) * B)}
+                   : par::Range{C + (k - copy_blocks) * B, std::min(N, C + (k - copy_blocks + 1) * B)};
+    }
+};
+
+/// Validates the options, opens the sources and checks the options against them (collective).
+std::unique_ptr<io::DatasetSet> open_sources(const TransferOptions& o, const par::Comm& comm) {
     std::unique_ptr<io::DatasetSet> src;
     par::agree(comm, [&] {
         validate_options(o);
         src = std::make_unique<io::DatasetSet>(o.from, comm);
         validate_against_sources(o, *src);
     });
-    const std::int64_t S = src->rows(), D = src->d(), N = o.size;
-    const auto& sm = src->meta();
+    return src;
+}
 
-    transfer::Recipe rc;
+Plan make_plan(const TransferOptions& o, const io::DatasetSet& src) {
+    Plan p;
+    const auto& sm = src.meta();
+    p.S = src.rows(), p.D = src.d(), p.N = o.size;
+    transfer::Recipe& rc = p.rc;
     rc.seed = o.seed;
-    rc.n = N;
-    rc.s = S;
+    rc.n = p.N;
+    rc.s = p.S;
     rc.w_augment = o.augment;
     rc.w_munge = o.munge;
     rc.c = sm.c, rc.h = sm.h, rc.w = sm.w;
@@ -227,349 +249,490 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     rc.munge_p = o.munge_p;
     rc.munge_s = o.munge_s;
     log::info("transfer: ", transfer::describe(rc));
-    if (N <= S && o.augment + o.munge > 0)
+    if (p.N <= p.S && o.augment + o.munge > 0)
         log::info("transfer: note: --size <= source rows, so no rows are generated");
 
-    // --- the blocks: B rows each, the copies [0, C) and the generated rows [C, N) blocked apart --------
-    const std::int64_t B = o.block_rows, C = rc.copies();
-    const std::int64_t copy_blocks = (C + B - 1) / B, num_blocks = copy_blocks + (N - C + B - 1) / B;
-    auto block_rows = [&](std::int64_t k) {
-        return k < copy_blocks
-                   ? par::Range{k * B, std::min(C, (k + 1) * B)}
-                   : par::Range{C + (k - copy_blocks) * B, std::min(N, C + (k - copy_blocks + 1) * B)};
-    };
+    p.B = o.block_rows, p.C = rc.copies();
+    p.copy_blocks = (p.C + p.B - 1) / p.B;
+    p.num_blocks = p.copy_blocks + (p.N - p.C + p.B - 1) / p.B;
+    p.key = resume_key(o, src);
+    p.subsample = p.N < p.S;
+    p.mixup = rc.uses_mixup();
+    return p;
+}
 
-    // --- resume decision (rank 0 looks at the files, everyone follows) --------------------------------
-    const std::string key = resume_key(o, *src);
+// --- open the output: the dataset file, its provenance datasets and the done record
+// -------------------------
+
+struct Output {
+    std::unique_ptr<io::DatasetWriter> writer;
+    h5::Handle prov_src, prov_gen, prov_par; ///< /provenance/{source_row, generator, partner_row}
+    io::BlockRecord record;
     bool resume = false;
-    par::agree(comm, [&] {
-        if (comm.rank() == 0) resume = decide_resume(o, key);
-    });
-    resume = comm.any(resume);
+    bool coll = false; ///< collective writes (a parallel file)
+};
 
-    // --- the output file, its provenance datasets and the done record ---------------------------------
-    io::DatasetMeta meta = sm;
-    meta.n = N;
+/// A fresh output's provenance datasets, attributes and done record; the resume key goes last, after a
+/// flush, so a partial file that has it has a valid done record.
+void create_layout(const TransferOptions& o, const Plan& p, const io::DatasetSet& src, Output& out) {
+    const auto& sm = src.meta();
+    h5::File& f = out.writer->file();
+    out.writer->set_normalization(sm.norm_kind, sm.norm_scale, src.norm_mean(), src.norm_std());
+    out.prov_src = h5::create_dataset(f, "/provenance/source_row", H5T_NATIVE_INT64, {hsize_t(p.N)});
+    out.prov_gen = h5::create_dataset(f, "/provenance/generator", H5T_NATIVE_INT8, {hsize_t(p.N)});
+    out.prov_par = h5::create_dataset(f, "/provenance/partner_row", H5T_NATIVE_INT64, {hsize_t(p.N)});
+    h5::write_attr(out.prov_gen, "names", transfer::kGeneratorNames);
+    const hid_t root = f.id();
+    std::vector<std::string> fps;
+    std::vector<long long> rows;
+    for (size_t i = 0; i < src.files(); ++i) {
+        fps.push_back(src.reader(i).meta().fingerprint);
+        rows.push_back(src.reader(i).meta().n);
+    }
+    h5::write_attr(root, "transfer_format", "mimic-transfer-1");
+    h5::write_attr(root, "transfer_sources", join(o.from, "\n"));
+    h5::write_attr(root, "transfer_source_rows", rows);
+    h5::write_attr(root, "transfer_source_fingerprints", join(fps, "\n"));
+    h5::write_attr(root, "transfer_seed", std::to_string(o.seed));
+    h5::write_attr(root, "transfer_weights", std::vector<double>{o.augment, o.munge});
+    h5::write_attr(root, "transfer_shift", (long long)o.shift);
+    h5::write_attr(root, "transfer_flip", (long long)o.flip);
+    h5::write_attr(root, "transfer_noise", o.noise);
+    h5::write_attr(root, "transfer_mixup_prob", o.mixup_prob);
+    h5::write_attr(root, "transfer_mixup_alpha", o.mixup_alpha);
+    h5::write_attr(root, "transfer_munge_p", o.munge_p);
+    h5::write_attr(root, "transfer_munge_s", o.munge_s);
+    h5::write_attr(root, "transfer_neighbour_block", (long long)transfer::kNeighbourBlock);
+    h5::write_attr(root, "transfer_block_rows", (long long)p.B);
+    out.record = io::BlockRecord::create(f, p.num_blocks);
+    f.flush();
+    h5::write_attr(root, "transfer_resume_key", p.key);
+    f.flush();
+}
+
+/// Opens OUT.partial to resume it, or creates it (collective).
+Output open_output(const TransferOptions& o, const Plan& p, const io::DatasetSet& src, bool resume,
+                   const par::Comm& comm) {
+    Output out;
+    out.resume = resume;
+    io::DatasetMeta meta = src.meta();
+    meta.n = p.N;
     meta.has_labels = false;
     meta.source = "transfer set from " + join(o.from, ", ");
-    std::unique_ptr<io::DatasetWriter> writer_ptr =
-        resume ? std::make_unique<io::DatasetWriter>(o.out, comm, meta, io::DatasetWriter::Resume{})
-               : std::make_unique<io::DatasetWriter>(o.out, comm, meta);
-    io::DatasetWriter& writer = *writer_ptr;
-    h5::File& f = writer.file();
-    const bool coll = f.parallel();
-    h5::Handle prov_src, prov_gen, prov_par;
-    io::BlockRecord record;
+    out.writer = resume ? std::make_unique<io::DatasetWriter>(o.out, comm, meta, io::DatasetWriter::Resume{})
+                        : std::make_unique<io::DatasetWriter>(o.out, comm, meta);
+    h5::File& f = out.writer->file();
+    out.coll = f.parallel();
     par::agree(comm, [&] {
-        if (resume) {
-            prov_src = h5::open_dataset(f, "/provenance/source_row");
-            prov_gen = h5::open_dataset(f, "/provenance/generator");
-            prov_par = h5::open_dataset(f, "/provenance/partner_row");
-            record = io::BlockRecord::open(f);
-            return;
-        }
-        writer.set_normalization(sm.norm_kind, sm.norm_scale, src->norm_mean(), src->norm_std());
-        prov_src = h5::create_dataset(f, "/provenance/source_row", H5T_NATIVE_INT64, {hsize_t(N)});
-        prov_gen = h5::create_dataset(f, "/provenance/generator", H5T_NATIVE_INT8, {hsize_t(N)});
-        prov_par = h5::create_dataset(f, "/provenance/partner_row", H5T_NATIVE_INT64, {hsize_t(N)});
-        h5::write_attr(prov_gen, "names", transfer::kGeneratorNames);
-        const hid_t root = f.id();
-        std::vector<std::string> fps;
-        std::vector<long long> rows;
-        for (size_t i = 0; i < src->files(); ++i) {
-            fps.push_back(src->reader(i).meta().fingerprint);
-            rows.push_back(src->reader(i).meta().n);
-        }
-        h5::write_attr(root, "transfer_format", "mimic-transfer-1");
-        h5::write_attr(root, "transfer_sources", join(o.from, "\n"));
-        h5::write_attr(root, "transfer_source_rows", rows);
-        h5::write_attr(root, "transfer_source_fingerprints", join(fps, "\n"));
-        h5::write_attr(root, "transfer_seed", std::to_string(o.seed));
-        h5::write_attr(root, "transfer_weights", std::vector<double>{o.augment, o.munge});
-        h5::write_attr(root, "transfer_shift", (long long)o.shift);
-        h5::write_attr(root, "transfer_flip", (long long)o.flip);
-        h5::write_attr(root, "transfer_noise", o.noise);
-        h5::write_attr(root, "transfer_mixup_prob", o.mixup_prob);
-        h5::write_attr(root, "transfer_mixup_alpha", o.mixup_alpha);
-        h5::write_attr(root, "transfer_munge_p", o.munge_p);
-        h5::write_attr(root, "transfer_munge_s", o.munge_s);
-        h5::write_attr(root, "transfer_neighbour_block", (long long)transfer::kNeighbourBlock);
-        h5::write_attr(root, "transfer_block_rows", (long long)B);
-        // The resume key goes last, after a flush: a partial file that has it has a valid done record.
-        record = io::BlockRecord::create(f, num_blocks);
-        f.flush();
-        h5::write_attr(root, "transfer_resume_key", key);
-        f.flush();
+        if (!resume) return create_layout(o, p, src, out);
+        out.prov_src = h5::open_dataset(f, "/provenance/source_row");
+        out.prov_gen = h5::open_dataset(f, "/provenance/generator");
+        out.prov_par = h5::open_dataset(f, "/provenance/partner_row");
+        out.record = io::BlockRecord::open(f);
     });
-    writer.keep_partial(); // from here on a failed or killed run leaves a partial file the rerun resumes
+    out.writer->keep_partial(); // from here on a failed or killed run leaves a partial file the rerun resumes
+    return out;
+}
 
-    record.read();
-    std::int64_t rows_done_before = 0, blocks_done_before = 0;
+/// The blocks an earlier run finished (counted into the fingerprint) and those still to do.
+struct Todo {
+    std::int64_t rows_before = 0, blocks_before = 0;
+    std::vector<std::int64_t> copy, gen; ///< blocks of source copies and of generated rows
+};
+
+Todo read_done_record(const Plan& p, Output& out, const par::Comm& comm) {
+    Todo t;
     std::uint64_t hash_before = 0;
-    std::vector<std::int64_t> todo_copy, todo_gen;
-    for (std::int64_t k = 0; k < num_blocks; ++k) {
-        if (record.done()[size_t(k)]) {
-            rows_done_before += block_rows(k).size();
-            hash_before += record.hashes()[size_t(k)];
-            ++blocks_done_before;
+    out.record.read();
+    for (std::int64_t k = 0; k < p.num_blocks; ++k) {
+        if (out.record.done()[size_t(k)]) {
+            t.rows_before += p.block(k).size();
+            hash_before += out.record.hashes()[size_t(k)];
+            ++t.blocks_before;
         } else {
-            (k < copy_blocks ? todo_copy : todo_gen).push_back(k);
+            (k < p.copy_blocks ? t.copy : t.gen).push_back(k);
         }
     }
-    if (comm.rank() == 0) writer.add_to_fingerprint(hash_before);
-    if (resume)
-        log::info("transfer: resuming ", writer.partial_path(), ": ", blocks_done_before, " of ",
-                  log::count(num_blocks, "block"), " (", log::count(rows_done_before, "row"),
+    if (comm.rank() == 0) out.writer->add_to_fingerprint(hash_before);
+    if (out.resume)
+        log::info("transfer: resuming ", out.writer->partial_path(), ": ", t.blocks_before, " of ",
+                  log::count(p.num_blocks, "block"), " (", log::count(t.rows_before, "row"),
                   ") already done");
+    return t;
+}
 
-    // --- MUNGE: nearest neighbour of every source row, and a scratch copy of the neighbours' rows ---
-    ScratchFile scratch_guard{o.out + ".neighbours", comm};
-    std::unique_ptr<io::DatasetSet> nbr_rows;
-    h5::Handle nbr_index;
-    double t_neighbours = 0;
-    // (A resumed run finds them again when generated blocks remain: the search is deterministic.)
-    const bool munge = rc.uses_munge() && !todo_gen.empty();
-    if (munge) {
-        ScopedPhase phase(timers, "neighbours", "transfer::neighbours");
-        const double t0 = wall_seconds();
-        auto nbr_out = resume && f.has("/munge/neighbour")
-                           ? h5::open_dataset(f, "/munge/neighbour")
-                           : h5::create_dataset(f, "/munge/neighbour", H5T_NATIVE_INT64, {hsize_t(S)});
-        io::DatasetMeta smeta = sm;
-        smeta.n = S;
-        smeta.has_labels = false;
-        smeta.source = "MUNGE neighbour rows (scratch)";
-        {
-            io::DatasetWriter scratch(scratch_guard.path, comm, smeta);
-            auto scratch_index =
-                h5::create_dataset(scratch.file(), "/neighbour", H5T_NATIVE_INT64, {hsize_t(S)});
-            Progress prog("transfer neighbours", transfer::neighbour_block_pairs(S), "block pairs");
-            transfer::nearest_neighbours(
-                *src, comm,
-                [&](std::int64_t begin, std::int64_t count, const std::int64_t* index, const float* rows) {
-                    h5::write_rows(nbr_out, H5T_NATIVE_INT64, begin, count, index, coll);
-                    h5::write_rows(scratch_index, H5T_NATIVE_INT64, begin, count, index,
-                                   scratch.file().parallel());
-                    scratch.write(begin, count, rows, nullptr);
-                },
-                transfer::kNeighbourBlock, &prog);
-            prog.finish();
-            scratch_index.reset();
-            scratch.commit();
-        }
-        nbr_rows = std::make_unique<io::DatasetSet>(std::vector<std::string>{scratch_guard.path}, comm);
-        nbr_index = h5::open_dataset(nbr_rows->reader(0).file(), "/neighbour");
-        t_neighbours = wall_seconds() - t0;
-    }
+// --- MUNGE: nearest neighbour of every source row, and a scratch copy of the neighbours' rows --------------
 
-    // --- generation: each rank streams a contiguous run of the blocks still to do ---------------------
-    // Copies are cheap and generated rows are not: each rank takes a contiguous share of each kind.
-    std::vector<std::int64_t> mine;
-    for (const auto* todo : {&todo_copy, &todo_gen}) {
-        const auto share = par::split_range(std::int64_t(todo->size()), comm.size(), comm.rank());
-        for (std::int64_t t = share.begin; t < share.end; ++t)
-            mine.push_back((*todo)[size_t(t)]);
-    }
-    const std::int64_t iters = std::int64_t(comm.max(double(mine.size())));
-    std::int64_t done_rows = 0;
-    const std::int64_t cap = std::min(B, S);
-    const bool subsample = N < S, mixup = rc.uses_mixup();
+struct Neighbours {
+    ScratchFile scratch;                  ///< removed when the stage ends
+    bool on = false;                      ///< MUNGE rows remain to be generated
+    std::unique_ptr<io::DatasetSet> rows; ///< row i: the neighbour of source row i
+    h5::Handle index;                     ///< /neighbour of the scratch file
+    double seconds = 0;
 
-    Matrix xa("mimic::transfer::source_rows", cap, D);
-    Matrix xn("mimic::transfer::neighbour_rows", munge ? cap : 0, D);
-    Matrix xp("mimic::transfer::partner_rows", mixup ? cap : 0, D);
-    Matrix xo("mimic::transfer::out_rows", B, D);
-    transfer::RowSpecs spec("mimic::transfer::row_specs", B);
-    auto xa_h = Kokkos::create_mirror_view(xa);
-    auto xn_h = Kokkos::create_mirror_view(xn);
-    auto xp_h = Kokkos::create_mirror_view(xp);
-    auto xo_h = Kokkos::create_mirror_view(xo);
-    auto spec_h = Kokkos::create_mirror_view(spec);
-    Int64View nb_h("mimic::transfer::neighbour_index", munge ? cap : 0);
-    std::vector<float> piece(subsample ? size_t(B * D) : 0);
-    std::vector<std::int64_t> p_src(static_cast<size_t>(B)), p_par(static_cast<size_t>(B));
-    std::vector<std::int8_t> p_gen(static_cast<size_t>(B));
+    Neighbours(std::string scratch_path, const par::Comm& comm) : scratch{std::move(scratch_path), comm} {}
+};
 
-    Vector mean("mimic::transfer::norm_mean", D), stdev("mimic::transfer::norm_std", D);
+/// Finds the neighbours when generated blocks remain to do (a resumed run finds them again: the search is
+/// deterministic); writes them to /munge/neighbour of the output and the scratch file.
+void find_neighbours(const Plan& p, const io::DatasetSet& src, Output& out, const Todo& todo,
+                     PhaseTimers& timers, const par::Comm& comm, Neighbours& nbr) {
+    nbr.on = p.rc.uses_munge() && !todo.gen.empty();
+    if (!nbr.on) return;
+    ScopedPhase phase(timers, "neighbours", "transfer::neighbours");
+    const double t0 = wall_seconds();
+    h5::File& f = out.writer->file();
+    auto nbr_out = out.resume && f.has("/munge/neighbour")
+                       ? h5::open_dataset(f, "/munge/neighbour")
+                       : h5::create_dataset(f, "/munge/neighbour", H5T_NATIVE_INT64, {hsize_t(p.S)});
+    io::DatasetMeta smeta = src.meta();
+    smeta.n = p.S;
+    smeta.has_labels = false;
+    smeta.source = "MUNGE neighbour rows (scratch)";
     {
-        auto mean_h = Kokkos::create_mirror_view(mean);
-        auto std_h = Kokkos::create_mirror_view(stdev);
-        for (std::int64_t j = 0; j < D; ++j) {
-            mean_h(j) = src->norm_mean()[size_t(j)];
-            std_h(j) = src->norm_std()[size_t(j)];
-        }
-        Kokkos::deep_copy(mean, mean_h);
-        Kokkos::deep_copy(stdev, std_h);
+        io::DatasetWriter scratch(nbr.scratch.path, comm, smeta);
+        auto scratch_index =
+            h5::create_dataset(scratch.file(), "/neighbour", H5T_NATIVE_INT64, {hsize_t(p.S)});
+        Progress prog("transfer neighbours", transfer::neighbour_block_pairs(p.S), "block pairs");
+        transfer::nearest_neighbours(
+            src, comm,
+            [&](std::int64_t begin, std::int64_t count, const std::int64_t* index, const float* rows) {
+                h5::write_rows(nbr_out, H5T_NATIVE_INT64, begin, count, index, out.coll);
+                h5::write_rows(scratch_index, H5T_NATIVE_INT64, begin, count, index,
+                               scratch.file().parallel());
+                scratch.write(begin, count, rows, nullptr);
+            },
+            transfer::kNeighbourBlock, &prog);
+        prog.finish();
+        scratch_index.reset();
+        scratch.commit();
     }
+    nbr.rows = std::make_unique<io::DatasetSet>(std::vector<std::string>{nbr.scratch.path}, comm);
+    nbr.index = h5::open_dataset(nbr.rows->reader(0).file(), "/neighbour");
+    nbr.seconds = wall_seconds() - t0;
+}
+
+// --- compute loop: read the windows of source rows, plan each row, generate, write ------------------------
+
+/// The generator's parameters, and the normalisation it clamps to.
+struct Generator {
     transfer::GenerateParams gp;
-    gp.c = sm.c, gp.h = sm.h, gp.w = sm.w;
-    gp.noise = float(o.noise);
-    gp.munge_p = float(o.munge_p);
-    gp.munge_s = float(o.munge_s);
-    {
-        const auto& mv = src->norm_mean();
-        const auto& sv = src->norm_std();
-        gp.per_feature = std::any_of(mv.begin(), mv.end(), [&](float v) { return v != mv.front(); }) ||
-                         std::any_of(sv.begin(), sv.end(), [&](float v) { return v != sv.front(); });
-    }
+    Vector mean, stdev;
+};
 
-    Window loaded_a, loaded_n, loaded_p; // windows whose rows the buffers hold (reads are skipped when equal)
-    long long counts[3] = {0, 0, 0};
-    Progress prog("transfer", N, "rows");
-    StopSignals stop_signals;
+Generator make_generator(const TransferOptions& o, const io::DatasetSet& src) {
+    const std::int64_t D = src.d();
+    const auto& mv = src.norm_mean();
+    const auto& sv = src.norm_std();
+    Generator g{{}, Vector("mimic::transfer::norm_mean", D), Vector("mimic::transfer::norm_std", D)};
+    auto mean_h = Kokkos::create_mirror_view(g.mean);
+    auto std_h = Kokkos::create_mirror_view(g.stdev);
+    for (std::int64_t j = 0; j < D; ++j) {
+        mean_h(j) = mv[size_t(j)];
+        std_h(j) = sv[size_t(j)];
+    }
+    Kokkos::deep_copy(g.mean, mean_h);
+    Kokkos::deep_copy(g.stdev, std_h);
+    const auto& sm = src.meta();
+    g.gp.c = sm.c, g.gp.h = sm.h, g.gp.w = sm.w;
+    g.gp.noise = float(o.noise);
+    g.gp.munge_p = float(o.munge_p);
+    g.gp.munge_s = float(o.munge_s);
+    g.gp.per_feature = std::any_of(mv.begin(), mv.end(), [&](float v) { return v != mv.front(); }) ||
+                       std::any_of(sv.begin(), sv.end(), [&](float v) { return v != sv.front(); });
+    return g;
+}
+
+/// One block's buffers (source, neighbour, partner and output rows, the row specs, the provenance), and
+/// the windows of source rows they hold: a read is skipped when the next block needs the same window.
+struct Buffers {
+    Matrix xa, xn, xp, xo;
+    transfer::RowSpecs spec;
+    Matrix::HostMirror xa_h, xn_h, xp_h, xo_h;
+    transfer::RowSpecs::HostMirror spec_h;
+    Int64View nb_h;
+    std::vector<float> piece; ///< subsample: a piece of the spanned source rows
+    std::vector<std::int64_t> p_src, p_par;
+    std::vector<std::int8_t> p_gen;
+    Window loaded_a, loaded_n, loaded_p;
+
+    Buffers(const Plan& p, bool munge) {
+        const std::int64_t cap = std::min(p.B, p.S), D = p.D, B = p.B;
+        xa = Matrix("mimic::transfer::source_rows", cap, D);
+        xn = Matrix("mimic::transfer::neighbour_rows", munge ? cap : 0, D);
+        xp = Matrix("mimic::transfer::partner_rows", p.mixup ? cap : 0, D);
+        xo = Matrix("mimic::transfer::out_rows", B, D);
+        spec = transfer::RowSpecs("mimic::transfer::row_specs", B);
+        xa_h = Kokkos::create_mirror_view(xa);
+        xn_h = Kokkos::create_mirror_view(xn);
+        xp_h = Kokkos::create_mirror_view(xp);
+        xo_h = Kokkos::create_mirror_view(xo);
+        spec_h = Kokkos::create_mirror_view(spec);
+        nb_h = Int64View("mimic::transfer::neighbour_index", munge ? cap : 0);
+        piece.resize(p.subsample ? size_t(B * D) : 0);
+        p_src.resize(size_t(B));
+        p_par.resize(size_t(B));
+        p_gen.resize(size_t(B));
+    }
+};
+
+/// One block: output rows [a, b), and the windows of source rows (wa) and mixup partners (wp) read for it.
+struct Block {
+    std::int64_t a = 0, b = 0;
+    Window wa, wp;
+    bool partners_in_a = false; ///< the partners are the source rows (the window holds all S of them)
+    std::int64_t count() const { return b - a; }
+};
+
+/// Subsample: copies of rows floor(i * S / N); reads the spanned source rows in pieces of at most B rows.
+void read_subsample(const Plan& p, io::DatasetSet& src, Buffers& buf, const Block& blk) {
+    std::int64_t lo = 0, hi = 0;
+    if (blk.count() > 0) lo = p.rc.source_of(blk.a), hi = p.rc.source_of(blk.b - 1) + 1;
+    std::int64_t i = blk.a;
+    for (std::int64_t p0 = lo; p0 < hi; p0 += p.B) {
+        const par::Range pr{p0, std::min(hi, p0 + p.B)};
+        src.read_ranges({pr}, buf.piece.data());
+        for (; i < blk.b && p.rc.source_of(i) < pr.end; ++i)
+            std::copy_n(buf.piece.data() + (p.rc.source_of(i) - pr.begin) * p.D, p.D,
+                        buf.xa_h.data() + (i - blk.a) * p.D);
+    }
+    buf.loaded_a = Window{};
+}
+
+/// Mixup partners of the block: those of pass k are the window shifted by mixup_offset(k), at most two
+/// passes per block.
+Window partner_window(const Plan& p, const Block& blk) {
+    if (blk.wa.rows() == p.S) return blk.wa;
+    const std::int64_t a = blk.a, b = blk.b, S = p.S;
+    Window wp;
+    for (std::int64_t k = std::max(a, S) / S; blk.count() > 0 && k <= (b - 1) / S; ++k) {
+        const std::int64_t lo = std::max({a, S, k * S}), hi = std::min(b, (k + 1) * S);
+        if (hi <= lo) continue;
+        auto w = cyclic_window(lo - k * S + p.rc.mixup_offset(k), hi - lo, S);
+        wp.ranges.insert(wp.ranges.end(), w.ranges.begin(), w.ranges.end());
+    }
+    return wp;
+}
+
+/// Reads the block's source rows, and the neighbours' and partners' rows it needs, into the host buffers.
+void read_block(const Plan& p, io::DatasetSet& src, const Neighbours& nbr, Buffers& buf, Block& blk) {
+    if (p.subsample) return read_subsample(p, src, buf, blk);
+    const std::vector<par::Range> none;
+    blk.wa = cyclic_window(blk.a, blk.count(), p.S);
+    src.read_ranges(blk.wa == buf.loaded_a ? none : blk.wa.ranges, buf.xa_h.data());
+    buf.loaded_a = blk.wa;
+    if (nbr.on) {
+        const Window wn = blk.b > p.S ? blk.wa : Window{};
+        const bool skip = wn == buf.loaded_n;
+        nbr.rows->read_ranges(skip ? none : wn.ranges, buf.xn_h.data());
+        io::read_row_ranges(nbr.index, H5T_NATIVE_INT64, 1, sizeof(std::int64_t), skip ? none : wn.ranges,
+                            buf.nb_h.data());
+        buf.loaded_n = wn;
+    }
+    if (p.mixup) {
+        blk.wp = partner_window(p, blk);
+        const bool reuse = blk.wp.rows() == p.S;
+        const bool skip = reuse || blk.wp == buf.loaded_p;
+        src.read_ranges(skip ? none : blk.wp.ranges, buf.xp_h.data());
+        if (!reuse) buf.loaded_p = blk.wp;
+    }
+}
+
+/// The row specs and provenance of the block's rows; counts the rows of each generator.
+void plan_rows(const TransferOptions& o, const Plan& p, bool munge, Buffers& buf, Block& blk,
+               std::array<long long, 3>& counts) {
+    blk.partners_in_a = p.mixup && blk.wp.rows() == p.S;
+    for (std::int64_t i = blk.a; i < blk.b; ++i) {
+        const size_t r = size_t(i - blk.a);
+        transfer::RowSpec s;
+        transfer::set_row_keys(s, o.seed, i);
+        if (p.subsample) {
+            s.a = std::int32_t(r);
+            buf.p_src[r] = p.rc.source_of(i);
+            buf.p_par[r] = -1;
+            buf.p_gen[r] = transfer::kSource;
+        } else {
+            const std::int64_t ia = blk.wa.index_of(p.rc.source_of(i));
+            const std::int64_t nb = munge && i >= p.S ? buf.nb_h(ia) : -1;
+            const auto row = transfer::plan_row(p.rc, i, nb);
+            s.a = std::int32_t(ia);
+            s.gen = row.gen;
+            s.side = row.munge_side;
+            s.flip = row.flip;
+            s.mix = row.mix;
+            s.dx = std::int16_t(row.dx);
+            s.dy = std::int16_t(row.dy);
+            s.lambda = row.lambda;
+            if (row.mix)
+                s.p = std::int32_t(blk.partners_in_a ? blk.wa.index_of(row.partner_row)
+                                                     : blk.wp.index_of(row.partner_row));
+            buf.p_src[r] = row.source_row;
+            buf.p_par[r] = row.partner_row;
+            buf.p_gen[r] = row.gen;
+        }
+        ++counts[size_t(buf.p_gen[r])];
+        buf.spec_h(r) = s;
+    }
+}
+
+/// Generates the block's rows on the device into buf.xo_h.
+void generate_block(const Generator& g, bool munge, bool mixup, Buffers& buf, const Block& blk) {
+    Kokkos::deep_copy(buf.xa, buf.xa_h);
+    if (munge) Kokkos::deep_copy(buf.xn, buf.xn_h);
+    if (mixup) Kokkos::deep_copy(buf.xp, buf.xp_h);
+    Kokkos::deep_copy(buf.spec, buf.spec_h);
+    transfer::generate_rows(g.gp, buf.spec, blk.count(), buf.xa, buf.xn, blk.partners_in_a ? buf.xa : buf.xp,
+                            g.mean, g.stdev, buf.xo);
+    Kokkos::deep_copy(buf.xo_h, buf.xo);
+}
+
+// --- write: the rows and provenance of a block, then its done record ---------------------------------------
+
+/// Collective write of block k's rows (none when this rank has no block this round); the done record
+/// follows a flush, so a done flag never points at rows that are not on disk.
+void write_block(Output& out, const Buffers& buf, const Block& blk, bool have_block, std::int64_t k) {
+    const unsigned long long h = out.writer->write(blk.a, blk.count(), buf.xo_h.data(), nullptr);
+    h5::write_rows(out.prov_src, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_src.data(), out.coll);
+    h5::write_rows(out.prov_gen, H5T_NATIVE_INT8, blk.a, blk.count(), buf.p_gen.data(), out.coll);
+    h5::write_rows(out.prov_par, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_par.data(), out.coll);
+    out.record.mark(have_block, have_block ? k : 0, h);
+}
+
+/// This rank's blocks: copies are cheap and generated rows are not, so each rank takes a contiguous share
+/// of each kind.
+std::vector<std::int64_t> my_blocks(const Todo& todo, const par::Comm& comm) {
+    std::vector<std::int64_t> mine;
+    for (const auto* list : {&todo.copy, &todo.gen}) {
+        const auto share = par::split_range(std::int64_t(list->size()), comm.size(), comm.rank());
+        for (std::int64_t t = share.begin; t < share.end; ++t)
+            mine.push_back((*list)[size_t(t)]);
+    }
+    return mine;
+}
+
+struct LoopResult {
     bool stopped = false;
-    const double t_gen0 = wall_seconds();
+    std::int64_t done_rows = 0; ///< rows this rank made
+    double seconds = 0;
+    std::array<long long, 3> counts{}; ///< rows this rank made per generator (source, augment, MUNGE)
+};
+
+/// The compute loop: every rank runs the same number of rounds (collective writes), one of its blocks per
+/// round; stops early on a signal on any rank or after --stop-after-blocks rounds.
+LoopResult generate_blocks(const TransferOptions& o, const Plan& p, io::DatasetSet& src, Output& out,
+                           const Todo& todo, const Neighbours& nbr, PhaseTimers& timers,
+                           const par::Comm& comm) {
+    const std::vector<std::int64_t> mine = my_blocks(todo, comm);
+    const std::int64_t iters = std::int64_t(comm.max(double(mine.size())));
+    Buffers buf(p, nbr.on);
+    const Generator gen = make_generator(o, src);
+    LoopResult res;
+    Progress prog("transfer", p.N, "rows");
+    const double t0 = wall_seconds();
     for (std::int64_t it = 0; it < iters; ++it) {
         const bool have_block = it < std::int64_t(mine.size());
-        const par::Range chunk = have_block ? block_rows(mine[size_t(it)]) : par::Range{};
-        const std::int64_t a = chunk.begin, b = chunk.end, count = b - a;
-        Window wa, wp;
+        const par::Range chunk = have_block ? p.block(mine[size_t(it)]) : par::Range{};
+        Block blk{chunk.begin, chunk.end, {}, {}, false};
         {
             ScopedPhase phase(timers, "read", "transfer::read");
-            if (subsample) {
-                // Copies of rows floor(i * S / N): read the spanned source rows in pieces of at most B rows.
-                std::int64_t lo = 0, hi = 0;
-                if (count > 0) lo = rc.source_of(a), hi = rc.source_of(b - 1) + 1;
-                std::int64_t i = a;
-                for (std::int64_t p0 = lo; p0 < hi; p0 += B) {
-                    const par::Range pr{p0, std::min(hi, p0 + B)};
-                    src->read_ranges({pr}, piece.data());
-                    for (; i < b && rc.source_of(i) < pr.end; ++i)
-                        std::copy_n(piece.data() + (rc.source_of(i) - pr.begin) * D, D,
-                                    xa_h.data() + (i - a) * D);
-                }
-                loaded_a = Window{};
-            } else {
-                wa = cyclic_window(a, count, S);
-                src->read_ranges(wa == loaded_a ? std::vector<par::Range>{} : wa.ranges, xa_h.data());
-                loaded_a = wa;
-                if (munge) {
-                    const Window wn = b > S ? wa : Window{};
-                    const bool skip = wn == loaded_n;
-                    nbr_rows->read_ranges(skip ? std::vector<par::Range>{} : wn.ranges, xn_h.data());
-                    io::read_row_ranges(nbr_index, H5T_NATIVE_INT64, 1, sizeof(std::int64_t),
-                                        skip ? std::vector<par::Range>{} : wn.ranges, nb_h.data());
-                    loaded_n = wn;
-                }
-                if (mixup) {
-                    // Partners of pass k are the window shifted by mixup_offset(k): at most two passes per
-                    // block.
-                    if (wa.rows() == S) {
-                        wp = wa;
-                    } else {
-                        for (std::int64_t k = std::max(a, S) / S; count > 0 && k <= (b - 1) / S; ++k) {
-                            const std::int64_t lo = std::max({a, S, k * S}), hi = std::min(b, (k + 1) * S);
-                            if (hi <= lo) continue;
-                            auto w = cyclic_window(lo - k * S + rc.mixup_offset(k), hi - lo, S);
-                            wp.ranges.insert(wp.ranges.end(), w.ranges.begin(), w.ranges.end());
-                        }
-                    }
-                    const bool reuse = wp.rows() == S;
-                    const bool skip = reuse || wp == loaded_p;
-                    src->read_ranges(skip ? std::vector<par::Range>{} : wp.ranges, xp_h.data());
-                    if (!reuse) loaded_p = wp;
-                }
-            }
+            read_block(p, src, nbr, buf, blk);
         }
         {
             ScopedPhase phase(timers, "generate", "transfer::generate");
-            const bool partners_in_a = mixup && wp.rows() == S;
-            for (std::int64_t i = a; i < b; ++i) {
-                const std::int64_t r = i - a;
-                transfer::RowSpec s;
-                transfer::set_row_keys(s, o.seed, i);
-                if (subsample) {
-                    s.a = std::int32_t(r);
-                    p_src[size_t(r)] = rc.source_of(i);
-                    p_par[size_t(r)] = -1;
-                    p_gen[size_t(r)] = transfer::kSource;
-                } else {
-                    const std::int64_t e = rc.source_of(i);
-                    const std::int64_t ia = wa.index_of(e);
-                    const std::int64_t nb = munge && i >= S ? nb_h(ia) : -1;
-                    const auto p = transfer::plan_row(rc, i, nb);
-                    s.a = std::int32_t(ia);
-                    s.gen = p.gen;
-                    s.side = p.munge_side;
-                    s.flip = p.flip;
-                    s.mix = p.mix;
-                    s.dx = std::int16_t(p.dx);
-                    s.dy = std::int16_t(p.dy);
-                    s.lambda = p.lambda;
-                    if (p.mix)
-                        s.p = std::int32_t(partners_in_a ? wa.index_of(p.partner_row)
-                                                         : wp.index_of(p.partner_row));
-                    p_src[size_t(r)] = p.source_row;
-                    p_par[size_t(r)] = p.partner_row;
-                    p_gen[size_t(r)] = p.gen;
-                }
-                ++counts[int(p_gen[size_t(r)])];
-                spec_h(r) = s;
-            }
-            Kokkos::deep_copy(xa, xa_h);
-            if (munge) Kokkos::deep_copy(xn, xn_h);
-            if (mixup) Kokkos::deep_copy(xp, xp_h);
-            Kokkos::deep_copy(spec, spec_h);
-            transfer::generate_rows(gp, spec, count, xa, xn, partners_in_a ? xa : xp, mean, stdev, xo);
-            Kokkos::deep_copy(xo_h, xo);
+            plan_rows(o, p, nbr.on, buf, blk, res.counts);
+            generate_block(gen, nbr.on, p.mixup, buf, blk);
         }
-        { // write the block; its done record follows a flush, so a done flag never points at rows that
-            // are not on disk.
+        {
             ScopedPhase phase(timers, "write", "transfer::write");
-            const unsigned long long h = writer.write(a, count, xo_h.data(), nullptr);
-            h5::write_rows(prov_src, H5T_NATIVE_INT64, a, count, p_src.data(), coll);
-            h5::write_rows(prov_gen, H5T_NATIVE_INT8, a, count, p_gen.data(), coll);
-            h5::write_rows(prov_par, H5T_NATIVE_INT64, a, count, p_par.data(), coll);
-            record.mark(have_block, have_block ? mine[size_t(it)] : 0, h);
+            write_block(out, buf, blk, have_block, have_block ? mine[size_t(it)] : 0);
         }
-        done_rows += count;
-        prog.update(rows_done_before + comm.sum_ll(done_rows));
+        res.done_rows += blk.count();
+        prog.update(todo.rows_before + comm.sum_ll(res.done_rows));
         // Stop requests: a signal on any rank, or --stop-after-blocks (rounds of this run).
         if (comm.any(StopSignals::received() != 0) ||
             (o.stop_after_blocks > 0 && it + 1 >= o.stop_after_blocks && it + 1 < iters)) {
-            stopped = true;
+            res.stopped = true;
             break;
         }
     }
-    const double t_gen = wall_seconds() - t_gen0;
+    res.seconds = wall_seconds() - t0;
     prog.finish();
-    prov_src.reset();
-    prov_gen.reset();
-    prov_par.reset();
-    record.close();
-    nbr_index.reset();
-    nbr_rows.reset();
-    if (stopped) {
-        const std::int64_t rows_now = rows_done_before + comm.sum_ll(done_rows);
-        const bool by_signal = comm.any(StopSignals::received() != 0);
-        log::info("transfer: stopped (", by_signal ? "signal" : "--stop-after-blocks", ") with ", rows_now,
-                  " of ", N, " rows written; ", writer.partial_path(),
-                  " keeps them: rerun the same command to resume");
-        if (by_signal)
-            throw CollectiveError("transfer: interrupted by a signal; " + writer.partial_path() +
-                                  " keeps the finished blocks, rerun the same command to resume");
-        return;
-    }
-    std::string fingerprint;
-    {
-        ScopedPhase phase(timers, "commit", "transfer::commit");
-        fingerprint = writer.commit();
-    }
-    const double total = wall_seconds() - t_start;
-    for (auto& c : counts)
+    return res;
+}
+
+// --- finish: a stopped run keeps OUT.partial; a whole one commits OUT and reports
+// ---------------------------
+
+void report_stopped(const Plan& p, const Output& out, const Todo& todo, const LoopResult& res,
+                    const par::Comm& comm) {
+    const std::int64_t rows_now = todo.rows_before + comm.sum_ll(res.done_rows);
+    const bool by_signal = comm.any(StopSignals::received() != 0);
+    log::info("transfer: stopped (", by_signal ? "signal" : "--stop-after-blocks", ") with ", rows_now,
+              " of ", p.N, " rows written; ", out.writer->partial_path(),
+              " keeps them: rerun the same command to resume");
+    if (by_signal)
+        throw CollectiveError("transfer: interrupted by a signal; " + out.writer->partial_path() +
+                              " keeps the finished blocks, rerun the same command to resume");
+}
+
+void report_summary(const TransferOptions& o, const Plan& p, const Output& out, const Todo& todo,
+                    LoopResult res, const std::string& fingerprint, double total, double t_neighbours,
+                    const par::Comm& comm) {
+    for (auto& c : res.counts)
         c = comm.sum_ll(c);
     log::info("");
-    log::info("transfer summary: ", o.out, ": ", N, " rows x ", D, " (",
-              resume ? "rows made by this run: " : "", counts[0], " source copies, ", counts[1],
-              " augmented, ", counts[2], " MUNGE), fingerprint ", fingerprint);
-    const std::int64_t made = N - rows_done_before; // rows of this run (all of them unless resumed)
+    log::info("transfer summary: ", o.out, ": ", p.N, " rows x ", p.D, " (",
+              out.resume ? "rows made by this run: " : "", res.counts[0], " source copies, ", res.counts[1],
+              " augmented, ", res.counts[2], " MUNGE), fingerprint ", fingerprint);
+    const std::int64_t made = p.N - todo.rows_before; // rows of this run (all of them unless resumed)
     char line[256];
     std::snprintf(line, sizeof line,
                   "  %.0f rows/s overall (%.2f s on %d rank%s); generate+write %.0f rows/s (%.2f s); "
                   "neighbours %.2f s",
-                  double(made) / total, total, comm.size(), comm.size() == 1 ? "" : "s", double(made) / t_gen,
-                  t_gen, t_neighbours);
+                  double(made) / total, total, comm.size(), comm.size() == 1 ? "" : "s",
+                  double(made) / res.seconds, res.seconds, t_neighbours);
     log::info(line);
+}
+
+} // namespace
+
+void run(const TransferOptions& o, const par::Comm& comm) {
+    PhaseTimers timers;
+    const double t_start = wall_seconds();
+
+    // Plan: the options checked against the sources, the sizes, the recipe and the blocks.
+    std::unique_ptr<io::DatasetSet> src = open_sources(o, comm);
+    const Plan plan = make_plan(o, *src);
+
+    // Open the output: rank 0 looks at the files and decides whether to resume, everyone follows.
+    bool resume = false;
+    par::agree(comm, [&] {
+        if (comm.rank() == 0) resume = decide_resume(o, plan.key);
+    });
+    resume = comm.any(resume);
+    Output out = open_output(o, plan, *src, resume, comm);
+    const Todo todo = read_done_record(plan, out, comm);
+    Neighbours nbr(o.out + ".neighbours", comm);
+    find_neighbours(plan, *src, out, todo, timers, comm, nbr);
+
+    // Compute loop: each rank streams its blocks (read, generate, write) until done or stopped.
+    StopSignals stop_signals;
+    const LoopResult res = generate_blocks(o, plan, *src, out, todo, nbr, timers, comm);
+    out.prov_src.reset();
+    out.prov_gen.reset();
+    out.prov_par.reset();
+    out.record.close();
+    nbr.index.reset();
+    nbr.rows.reset();
+
+    // Finish: keep OUT.partial when stopped, else commit OUT and report.
+    if (res.stopped) return report_stopped(plan, out, todo, res, comm);
+    std::string fingerprint;
+    {
+        ScopedPhase phase(timers, "commit", "transfer::commit");
+        fingerprint = out.writer->commit();
+    }
+    report_summary(o, plan, out, todo, res, fingerprint, wall_seconds() - t_start, nbr.seconds, comm);
     timers.report(comm, "transfer timings");
 }
 
