@@ -47,6 +47,40 @@ Split load_pair(const std::string& images_path, const std::string& labels_path) 
     return s;
 }
 
+/// Mean and standard deviation of each feature for --norm, from the first n_train training rows only
+/// (validation and test rows never leak into them); `none` keeps 0 and 1.
+void train_statistics(const std::string& norm, const Split& train, std::int64_t n_train, std::int64_t d,
+                      double scale, std::vector<float>& mean, std::vector<float>& stdev) {
+    mean.assign(size_t(d), 0.0f);
+    stdev.assign(size_t(d), 1.0f);
+    if (norm == "global") {
+        double s = 0, ss = 0;
+        const std::int64_t cnt = n_train * d;
+        for (std::int64_t i = 0; i < cnt; ++i) {
+            const double v = train.images.data[size_t(i)] * scale;
+            s += v;
+            ss += v * v;
+        }
+        const double m = s / double(cnt), sd = std::sqrt(std::max(ss / double(cnt) - m * m, 1e-12));
+        std::fill(mean.begin(), mean.end(), float(m));
+        std::fill(stdev.begin(), stdev.end(), float(sd));
+    } else if (norm == "per-feature") {
+        std::vector<double> s(size_t(d), 0), ss(size_t(d), 0);
+        for (std::int64_t r = 0; r < n_train; ++r)
+            for (std::int64_t j = 0; j < d; ++j) {
+                const double v = train.images.data[size_t(r * d + j)] * scale;
+                s[size_t(j)] += v;
+                ss[size_t(j)] += v * v;
+            }
+        for (std::int64_t j = 0; j < d; ++j) {
+            const double m = s[size_t(j)] / double(n_train);
+            const double var = ss[size_t(j)] / double(n_train) - m * m;
+            mean[size_t(j)] = float(m);
+            stdev[size_t(j)] = var > 1e-8 ? float(std::sqrt(var)) : 1.0f; // constant pixels stay centred
+        }
+    }
+}
+
 /// Writes rows [first, first + n) of an IDX pair as a dataset file; ranks split the rows.
 std::string write_split(const std::string& path, const Split& s, std::int64_t first, std::int64_t n,
                         io::DatasetMeta meta, const std::vector<float>& mean, const std::vector<float>& stdev,
@@ -114,36 +148,10 @@ void run(const DataImportOptions& o, const par::Comm& comm) {
     meta.norm_scale = 1.0 / 255.0;
     meta.source = o.name;
 
-    // Statistics of the training rows only (validation and test rows never leak into them).
-    std::vector<float> mean(size_t(d), 0.0f), stdev(size_t(d), 1.0f);
+    std::vector<float> mean, stdev;
     {
         ScopedPhase p(timers, "statistics", "data::import::statistics");
-        if (o.norm == "global") {
-            double s = 0, ss = 0;
-            const std::int64_t cnt = n_train * d;
-            for (std::int64_t i = 0; i < cnt; ++i) {
-                const double v = train->images.data[size_t(i)] * meta.norm_scale;
-                s += v;
-                ss += v * v;
-            }
-            const double m = s / double(cnt), sd = std::sqrt(std::max(ss / double(cnt) - m * m, 1e-12));
-            std::fill(mean.begin(), mean.end(), float(m));
-            std::fill(stdev.begin(), stdev.end(), float(sd));
-        } else if (o.norm == "per-feature") {
-            std::vector<double> s(size_t(d), 0), ss(size_t(d), 0);
-            for (std::int64_t r = 0; r < n_train; ++r)
-                for (std::int64_t j = 0; j < d; ++j) {
-                    const double v = train->images.data[size_t(r * d + j)] * meta.norm_scale;
-                    s[size_t(j)] += v;
-                    ss[size_t(j)] += v * v;
-                }
-            for (std::int64_t j = 0; j < d; ++j) {
-                const double m = s[size_t(j)] / double(n_train);
-                const double var = ss[size_t(j)] / double(n_train) - m * m;
-                mean[size_t(j)] = float(m);
-                stdev[size_t(j)] = var > 1e-8 ? float(std::sqrt(var)) : 1.0f; // constant pixels stay centred
-            }
-        }
+        train_statistics(o.norm, *train, n_train, d, meta.norm_scale, mean, stdev);
     }
 
     struct Out {
