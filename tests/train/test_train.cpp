@@ -19,7 +19,9 @@
 #include <numeric>
 #include <set>
 
-using namespace mimic;
+// The tests live in namespace mimic instead of a global `using namespace mimic;`, which would make
+// mimic::log ambiguous with ::log inside the math_functions.hpp that nvcc appends to the translation unit.
+namespace mimic {
 
 namespace {
 
@@ -98,8 +100,8 @@ std::vector<float> train_model(const std::string& spec, const std::string& data,
 }
 
 struct Quiet {
-    Quiet() { mimic::log::set_quiet(true); }
-    ~Quiet() { mimic::log::set_quiet(false); }
+    Quiet() { log::set_quiet(true); }
+    ~Quiet() { log::set_quiet(false); }
 };
 
 } // namespace
@@ -394,3 +396,5 @@ TEST(Evaluate, CountsTopKAndConfusion) {
     const double l0 = -(3 - std::log(std::exp(3.0) + std::exp(1.0) + std::exp(2.0)));
     EXPECT_GT(c.loss(), l0 / 4);
 }
+
+} // namespace mimic

@@ -17,7 +17,9 @@
 #include <map>
 #include <set>
 
-using namespace mimic;
+// The tests live in namespace mimic instead of a global `using namespace mimic;`, which would make
+// mimic::log ambiguous with ::log inside the math_functions.hpp that nvcc appends to the translation unit.
+namespace mimic {
 
 namespace {
 
@@ -148,8 +150,8 @@ double sqdist(const std::vector<float>& X, std::int64_t D, std::int64_t a, std::
 
 class Quiet : public ::testing::Test {
 protected:
-    void SetUp() override { mimic::log::set_quiet(true); }
-    void TearDown() override { mimic::log::set_quiet(false); }
+    void SetUp() override { log::set_quiet(true); }
+    void TearDown() override { log::set_quiet(false); }
 };
 
 using NearestNeighbours = Quiet;
@@ -646,3 +648,5 @@ TEST(TransferRecipe, RowPlansDependOnlyOnSeedAndRow) {
         EXPECT_NEAR(v, 1.0 / (4 * (2 * alpha + 1)), 0.01) << alpha;
     }
 }
+
+} // namespace mimic
