@@ -4,7 +4,7 @@
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include <algorithm>
-#include <cstring>
+#include <cstdint>
 
 #if MIMIC_CONV_DIRECT
 #include <immintrin.h>
@@ -18,17 +18,22 @@ namespace {
 constexpr int kLanes = 16; // floats per AVX-512 register
 constexpr int kFB = 8;     // filters per register tile
 
-/// One direct pass: `cin` zero-padded input planes of row stride wp (each `plane` floats, slack included),
-/// `fout` outputs of oh x ow. Outputs are computed on the padded grid (q = oh*wp + ow, ow < wp) and the
-/// columns ow >= this->ow are discarded, so that a run of 16 outputs reads 16 contiguous inputs per tap.
+/// One direct pass: `cin` zero-padded input planes (each `plane` floats apart, slack included) and `fout`
+/// outputs of oh x ow, computed on a grid of row stride wp (q = oh*wp + ow) whose columns ow >= this->ow
+/// are discarded, so that a run of 16 outputs reads 16 contiguous inputs per tap. A row holds its w inputs
+/// and then `pad` zeros, which serve as the right padding of this row and the left padding of the next
+/// (a read left of column 0 lands in the previous row's zeros): wp = w + pad, not w + 2*pad.
 struct Pass {
-    int cin = 0, fout = 0, k = 0, wp = 0, hp = 0, oh = 0, ow = 0, pv = 1;
-    std::int64_t q = 0, qv = 0, plane = 0;
+    int cin = 0, fout = 0, k = 0, pad = 0, wp = 0, hp = 0, oh = 0, ow = 0, pv = 1;
+    std::int64_t q = 0, qv = 0, plane = 0, lead = 0;
     std::int64_t off[64]; ///< tap t = kh*k + kw reads input q + off[t] (k <= 8)
 
-    Pass(int cin_, int fout_, int k_, int hp_, int wp_) : cin(cin_), fout(fout_), k(k_), wp(wp_), hp(hp_) {
+    Pass(int cin_, int fout_, int k_, int h, int w, int pad_) : cin(cin_), fout(fout_), k(k_), pad(pad_) {
+        hp = h + 2 * pad;
+        wp = w + pad;
+        lead = pad; // zeros before the first row, for its leftmost taps
         oh = hp - k + 1;
-        ow = wp - k + 1;
+        ow = w + 2 * pad - k + 1; // <= wp since pad < k
         q = std::int64_t(oh) * wp;
         // Pixel tile of 1-3 registers: the least padded work, favouring wider tiles (fewer weight loads).
         double best = 1e300;
@@ -37,11 +42,12 @@ struct Pass {
             const double cost = double(padded) * (v == 1 ? 1.25 : v == 2 ? 1.08 : 1.0);
             if (cost < best) best = cost, pv = v, qv = padded;
         }
-        const std::int64_t reach = std::max<std::int64_t>(qv, (q + 47) / 48 * 48) + std::int64_t(k - 1) * wp + k;
-        plane = (std::max<std::int64_t>(std::int64_t(hp) * wp, reach) + kLanes - 1) / kLanes * kLanes;
+        const std::int64_t qmax = std::max<std::int64_t>(qv, (q + 47) / 48 * 48);
+        const std::int64_t reach = qmax + std::int64_t(k - 1) * wp + k;
+        plane = (lead + std::max<std::int64_t>(std::int64_t(hp) * wp, reach) + kLanes - 1) / kLanes * kLanes;
         for (int kh = 0; kh < k; ++kh)
             for (int kw = 0; kw < k; ++kw)
-                off[kh * k + kw] = std::int64_t(kh) * wp + kw;
+                off[kh * k + kw] = std::int64_t(kh) * wp + kw - pad;
     }
 };
 
@@ -55,7 +61,7 @@ MIMIC_AVX512 void forward_tile(const float* xp, const Pass& p, int c0, int c1, c
         for (int v = 0; v < PV; ++v)
             acc[j][v] = ACC ? _mm512_loadu_ps(out + j * p.qv + v * kLanes) : _mm512_setzero_ps();
     for (int c = c0; c < c1; ++c) {
-        const float* xc = xp + c * p.plane;
+        const float* xc = xp + c * p.plane + p.lead;
         const float* wc = w + std::int64_t(c) * kk * p.fout;
         for (int t = 0; t < kk; ++t) {
             const float* xs = xc + p.off[t];
@@ -120,7 +126,7 @@ MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int
         for (int v = 0; v < FV; ++v)
             acc[i][v] = _mm512_setzero_ps();
     for (int s = 0; s < nb; ++s) {
-        const float* x = xp + s * xs + c * p.plane;
+        const float* x = xp + s * xs + c * p.plane + p.lead;
         const float* d = dt + s * ds + f0;
         for (std::int64_t q = 0; q < p.q; ++q) {
             __m512 g[FV];
@@ -154,13 +160,19 @@ MIMIC_AVX512 void weight_taps(const float* xp, const float* dt, int nb, std::int
         weight_tile<TB, 1>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, dw);
 }
 
-/// Copies sample planes [n][h][w] into the interior of zero-bordered padded planes (row stride wp, `plane`
-/// floats apart, interior from row/column `pad`).
-void pad_planes(const float* src, int n, int h, int w, int pad, const Pass& p, float* dst) {
-    for (int c = 0; c < n; ++c)
+/// Copies sample planes [n][h][w] into the interior of a pass' zero-bordered planes.
+void pad_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
+    for (int c = 0; c < n; ++c) {
+        float* d = dst + c * p.plane + p.lead + std::int64_t(p.pad) * p.wp;
+        const float* s = src + std::int64_t(c) * h * w;
+        if (p.wp == w) {
+            std::copy(s, s + std::int64_t(h) * w, d);
+            continue;
+        }
         for (int i = 0; i < h; ++i)
-            std::memcpy(dst + c * p.plane + std::int64_t(i + pad) * p.wp + pad, src + (std::int64_t(c) * h + i) * w,
-                        sizeof(float) * w);
+            for (int j = 0; j < w; ++j)
+                d[std::int64_t(i) * p.wp + j] = s[std::int64_t(i) * w + j];
+    }
 }
 
 /// dst [n][oh][ow] = out [n][qv] on the padded grid, dropping the columns ow >= p.ow (plus bias[c] if set).
@@ -190,13 +202,13 @@ bool conv_direct_available(const ConvGeometry& g) {
 
 void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
                            const ConvGeometry& g, ConvWorkspace& ws, float* y) {
-    const Pass p(g.c, g.f, g.k, g.h + 2 * g.p, g.w + 2 * g.p);
+    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
     float* xp = grow(ws.host_in, g.c * p.plane);
     float* out = grow(ws.host_out, g.f * p.qv);
     std::fill(xp, xp + g.c * p.plane, 0.0f);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, o = std::int64_t(g.f) * g.pixels();
     for (std::int64_t s = 0; s < batch; ++s) {
-        pad_planes(x + s * in, g.c, g.h, g.w, g.p, p, xp);
+        pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
         forward_pass(xp, p, W, out);
         unpad_outputs(out, p, b, y + s * o);
     }
@@ -205,8 +217,8 @@ void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, c
 void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch, const float* W,
                             const ConvGeometry& g, ConvWorkspace& ws, float* dW, float* dx) {
     const int K = g.k, KK = K * K, C = g.c, F = g.f, OH = g.oh(), OW = g.ow(), pd = K - 1 - g.p;
-    const Pass fw(C, F, K, g.h + 2 * g.p, g.w + 2 * g.p);          // x padded: the weight gradient
-    const Pass bw(F, C, K, OH + 2 * pd, OW + 2 * pd);              // dy padded: the input gradient
+    const Pass fw(C, F, K, g.h, g.w, g.p); // x padded: the weight gradient
+    const Pass bw(F, C, K, OH, OW, pd);    // dy padded: the input gradient
     const int f16 = (F + kLanes - 1) / kLanes * kLanes;
     const std::int64_t xs = C * fw.plane, ds = fw.q * f16;
     // Samples per chunk: their padded inputs and transposed gradients within about 1 MiB (L2), streamed once
@@ -230,7 +242,7 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
     for (std::int64_t s0 = 0; s0 < batch; s0 += nb) {
         const int n = int(std::min<std::int64_t>(nb, batch - s0));
         for (int s = 0; s < n; ++s) {
-            pad_planes(x + (s0 + s) * in, C, g.h, g.w, g.p, fw, xp + s * xs);
+            pad_planes(x + (s0 + s) * in, C, g.h, g.w, fw, xp + s * xs);
             const float* d = dy + (s0 + s) * o;
             float* t = dt + s * ds;
             for (int i = 0; i < OH; ++i)
@@ -249,7 +261,7 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
         }
         if (!dx) continue;
         for (int s = 0; s < n; ++s) {
-            pad_planes(dy + (s0 + s) * o, F, OH, OW, pd, bw, dp);
+            pad_planes(dy + (s0 + s) * o, F, OH, OW, bw, dp);
             forward_pass(dp, bw, wt, out);
             unpad_outputs(out, bw, nullptr, dx + (s0 + s) * in);
         }
