@@ -156,10 +156,12 @@ int main(int argc, char** argv) {
             infer_batch = std::atoi(argv[i + 1]);
         else if (a == "--train-batch")
             train_batch = std::atoi(argv[i + 1]);
+        else if (a == "--direct")
+            nn::set_conv_direct_enabled(std::atoi(argv[i + 1]) != 0);
         else {
             std::fprintf(stderr,
                          "usage: bench_conv [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2] "
-                         "[--model SPEC] [--infer-batch 256] [--train-batch 128]\n");
+                         "[--model SPEC] [--infer-batch 256] [--train-batch 128] [--direct 1|0]\n");
             return 2;
         }
     }

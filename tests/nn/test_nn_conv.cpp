@@ -78,7 +78,7 @@ void check_geometry(const ConvGeometry& g, int B) {
         set_conv_direct_enabled(direct);
         if (!direct) EXPECT_FALSE(conv_uses_direct(g));
 #if MIMIC_CONV_DIRECT
-        if (direct && g.s == 1 && __builtin_cpu_supports("avx512f")) EXPECT_TRUE(conv_uses_direct(g));
+        if (direct) EXPECT_EQ(conv_uses_direct(g), conv_direct_available(g));
 #endif
         ConvWorkspace ws;
         Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.patch(), g.f), dbm("db", 1, g.f);
@@ -116,6 +116,14 @@ TEST(Conv, NoAndPartialPadding) {
 TEST(Conv, ManyChannelsSplitIntoBlocks) {
     check_geometry({70, 6, 6, 24, 3, 1, 1}, 2); // more channels than one direct channel block (56 for 3x3)
     check_geometry({24, 5, 5, 40, 5, 1, 2}, 2); // 20 per block for 5x5
+}
+TEST(Conv, SgemmForManyChannelsOnSmallImages) {
+    const ConvGeometry g{96, 6, 6, 96, 3, 1, 1};
+#if MIMIC_CONV_DIRECT
+    EXPECT_FALSE(conv_direct_available(g));
+    EXPECT_EQ(conv_direct_available({16, 28, 28, 16, 3, 1, 1}), bool(__builtin_cpu_supports("avx512f")));
+#endif
+    check_geometry(g, 2);
 }
 TEST(Conv, StrideTwo) {
     check_geometry({3, 9, 8, 5, 3, 2, 1}, 2);

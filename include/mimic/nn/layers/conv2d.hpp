@@ -50,13 +50,14 @@ struct ConvWorkspace {
     std::vector<float> host_in, host_out, host_grad, host_grad_padded, host_weights;
 };
 
-/// True when conv2d_forward/backward take the direct kernels: a host build on an x86-64 CPU with AVX-512,
-/// stride 1, kernel at most 8, and not disabled by set_conv_direct_enabled(false).
+/// True when conv2d_forward/backward take the direct kernels: a host build, conv_direct_available(g), and
+/// not disabled by set_conv_direct_enabled(false).
 bool conv_uses_direct(const ConvGeometry& g);
 /// Enables (default) or disables the direct kernels, so that tests compare both formulations.
 void set_conv_direct_enabled(bool enabled);
 #if MIMIC_CONV_DIRECT
-/// Whether this CPU and geometry suit the direct kernels (AVX-512F, stride 1, K <= 8).
+/// Whether this CPU and geometry suit the direct kernels: AVX-512F, stride 1, K <= 8, and not a shape
+/// where sgemm is faster (large patches and filter counts on small images).
 bool conv_direct_available(const ConvGeometry& g);
 /// Direct forward on host pointers: y [B, F*OH*OW] = conv(x [B, C*H*W], W [C*K*K, F]) + b.
 void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
