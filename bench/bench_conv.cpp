@@ -159,9 +159,9 @@ int main(int argc, char** argv) {
         else if (a == "--direct")
             nn::set_conv_direct_enabled(std::atoi(argv[i + 1]) != 0);
         else {
-            std::fprintf(stderr,
-                         "usage: bench_conv [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2] "
-                         "[--model SPEC] [--infer-batch 256] [--train-batch 128] [--direct 1|0]\n");
+            std::fprintf(
+                stderr, "usage: bench_conv [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2] "
+                        "[--model SPEC] [--infer-batch 256] [--train-batch 128] [--direct 1|0]\n");
             return 2;
         }
     }

@@ -66,6 +66,15 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
                       ": internal shape mismatch");
         shape = out;
     }
+    // A ReLU right after a convolution is applied by the convolution to its output and its gradient (one
+    // pass over the activations less each way); the ReLU then aliases the convolution's output.
+    for (std::size_t i = 0; i + 1 < layers_.size(); ++i) {
+        auto* conv = dynamic_cast<Conv2D*>(layers_[i].get());
+        auto* relu = dynamic_cast<ReLU*>(layers_[i + 1].get());
+        if (!conv || !relu) continue;
+        conv->fuse_relu();
+        relu->set_fused();
+    }
     for (const auto& layer : layers_)
         for (const auto& d : layer->param_decls()) {
             ParamTensor t;

@@ -63,10 +63,11 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 /// Forward and backward of both formulations (direct where the host has it, and im2col) on one geometry.
 void check_geometry(const ConvGeometry& g, int B) {
-    SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " F " << g.f << " K " << g.k
-                                    << " S " << g.s << " P " << g.p << " batch " << B);
+    SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " F " << g.f << " K "
+                                    << g.k << " S " << g.s << " P " << g.p << " batch " << B);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
-    const auto xh = random_values(std::size_t(B * in), 1), Wh = random_values(std::size_t(g.patch() * g.f), 2);
+    const auto xh = random_values(std::size_t(B * in), 1),
+               Wh = random_values(std::size_t(g.patch() * g.f), 2);
     const auto bh = random_values(std::size_t(g.f), 3), dyh = random_values(std::size_t(B * out), 4);
     const Reference ref = reference(xh, Wh, bh, dyh, g, B);
     const Matrix x = device_matrix(xh, B, in), dy = device_matrix(dyh, B, out);

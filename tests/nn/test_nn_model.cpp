@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mimic;
@@ -156,6 +157,17 @@ TEST(Model, ShapesNamesAndLayout) {
     const std::string s = m.summary();
     EXPECT_NE(s.find("pool:2"), std::string::npos);
     EXPECT_NE(s.find("4x3x3"), std::string::npos);
+}
+
+TEST(Model, ReLUAfterConvIsFusedIntoIt) {
+    Model m("conv:4x3,relu,pool:2,dense:5,relu,dense:3", {1, 6, 6});
+    EXPECT_TRUE(m.layer(1).is_alias());  // applied by the conv
+    EXPECT_FALSE(m.layer(4).is_alias()); // after a dense layer: a layer of its own
+    // The conv's output is rectified.
+    Model c("conv:4x3,relu", {1, 6, 6});
+    c.init(5);
+    const auto y = to_host(c.forward(device_matrix(random_values(2 * 36, 6), 2, 36), false));
+    EXPECT_EQ(*std::min_element(y.begin(), y.end()), 0.0f);
 }
 
 TEST(Model, InitIsDeterministicHeOrGlorotWithZeroBiases) {

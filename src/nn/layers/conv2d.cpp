@@ -22,8 +22,8 @@ void check_im2col(const Matrix& x, const ConvGeometry& g, const Matrix& col) {
     const std::int64_t N = std::int64_t(x.extent(0)) * g.pixels();
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "im2col: input width ",
                   x.extent(1), " is not ", g.c, "x", g.h, "x", g.w);
-    MIMIC_REQUIRE(std::int64_t(col.extent(0)) == g.patch() && std::int64_t(col.extent(1)) == N, "im2col: col is ",
-                  col.extent(0), "x", col.extent(1), ", expected ", g.patch(), "x", N);
+    MIMIC_REQUIRE(std::int64_t(col.extent(0)) == g.patch() && std::int64_t(col.extent(1)) == N,
+                  "im2col: col is ", col.extent(0), "x", col.extent(1), ", expected ", g.patch(), "x", N);
 }
 
 void check_col2im(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx) {
@@ -40,7 +40,8 @@ bool same_geometry(const ConvGeometry& g) {
 }
 
 /// In a patch row of a 'same' convolution stored as the plane shifted by (dh, dw), the dw columns of rows
-/// oh_lo .. oh_hi - 1 that wrapped around from the neighbouring row (they lie outside the image) are set to 0.
+/// oh_lo .. oh_hi - 1 that wrapped around from the neighbouring row (they lie outside the image) are set to
+/// 0.
 KOKKOS_INLINE_FUNCTION void zero_wrapped_columns(float* row0, int oh_lo, int oh_hi, int W, int dw) {
     if (dw == 0) return;
     const int lo = dw < 0 ? 0 : W - dw, hi = dw < 0 ? -dw : W;
@@ -127,7 +128,8 @@ void im2col_elements(const Matrix& x, const ConvGeometry& g, const Matrix& col) 
     const int C = g.c, H = g.h, W = g.w, K = g.k, S = g.s, pad = g.p, OW = g.ow();
     // One thread per entry col[r, j]: consecutive threads write consecutive j.
     Kokkos::parallel_for(
-        "mimic::nn::conv::im2col_elements", RangePolicy(0, g.patch() * N), KOKKOS_LAMBDA(const std::int64_t t) {
+        "mimic::nn::conv::im2col_elements", RangePolicy(0, g.patch() * N),
+        KOKKOS_LAMBDA(const std::int64_t t) {
             const std::int64_t r = t / N, j = t - r * N;
             col.data()[t] = patch_value(x.data(), C, H, W, K, S, pad, OW, P, r, j);
         });
@@ -332,8 +334,22 @@ bool conv_uses_direct(const ConvGeometry& g) {
     return false;
 }
 
+void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym) {
+    const std::int64_t n = std::int64_t(y.size());
+    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dym.size()) == n, "conv_relu_mask: sizes ",
+                  y.size(), ", ", dy.size(), ", ", dym.size());
+    const float* yp = y.data();
+    const float* dp = dy.data();
+    float* mp = dym.data();
+    Kokkos::parallel_for(
+        "mimic::nn::conv::relu_mask", RangePolicy(0, n), KOKKOS_LAMBDA(const std::int64_t i) {
+            const float g = dp[i];
+            mp[i] = yp[i] > 0.0f ? g : 0.0f;
+        });
+}
+
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
-                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y) {
+                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y, bool relu) {
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "conv2d_forward: input width ",
@@ -343,7 +359,7 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
     const Region region("mimic::nn::conv::forward");
 #if MIMIC_CONV_DIRECT
     if (conv_uses_direct(g)) {
-        conv2d_forward_direct(x.data(), B, W.data(), b.data(), g, ws, y.data());
+        conv2d_forward_direct(x.data(), B, W.data(), b.data(), g, ws, y.data(), relu);
         return;
     }
 #endif
@@ -363,6 +379,14 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
                         dst[p] = bias;
                 });
             gemm("T", "N", 1.0f, W, col, 1.0f, yb);
+            if (relu) {
+                float* yp = yb.data();
+                Kokkos::parallel_for(
+                    "mimic::nn::conv::relu", RangePolicy(0, F * P), KOKKOS_LAMBDA(const std::int64_t i) {
+                        const float v = yp[i];
+                        yp[i] = v > 0.0f ? v : 0.0f;
+                    });
+            }
             continue;
         }
         const Matrix out = workspace(ws.out, "mimic::nn::conv::out", F, N);
@@ -376,8 +400,14 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
                 const float bias = b(f);
                 const float* src = out.data() + f * N + bi * P;
                 float* dst = yc.data() + t * P;
-                for (std::int64_t p = 0; p < P; ++p)
-                    dst[p] = src[p] + bias;
+                if (relu)
+                    for (std::int64_t p = 0; p < P; ++p) {
+                        const float v = src[p] + bias;
+                        dst[p] = v > 0.0f ? v : 0.0f;
+                    }
+                else
+                    for (std::int64_t p = 0; p < P; ++p)
+                        dst[p] = src[p] + bias;
             });
     }
 }
@@ -401,7 +431,8 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_teams(dy, P, db);
 #if MIMIC_CONV_DIRECT
     if (conv_uses_direct(g)) {
-        conv2d_backward_direct(x.data(), dy.data(), B, W.data(), g, ws, dW.data(), want_dx ? dx.data() : nullptr);
+        conv2d_backward_direct(x.data(), dy.data(), B, W.data(), g, ws, dW.data(),
+                               want_dx ? dx.data() : nullptr);
         return;
     }
 #endif
@@ -458,11 +489,17 @@ void Conv2D::init(std::uint64_t seed, bool he) {
 }
 
 void Conv2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
-    conv2d_forward(x, W_, b_, g_, ws_, y);
+    conv2d_forward(x, W_, b_, g_, ws_, y, relu_);
 }
 
-void Conv2D::backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) {
-    conv2d_backward(x, dy, W_, g_, ws_, dW_, db_, dx);
+void Conv2D::backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) {
+    if (!relu_) {
+        conv2d_backward(x, dy, W_, g_, ws_, dW_, db_, dx);
+        return;
+    }
+    const Matrix dym = workspace(ws_.masked, "mimic::nn::conv::masked", dy.extent(0), dy.extent(1));
+    conv_relu_mask(y, dy, dym);
+    conv2d_backward(x, dym, W_, g_, ws_, dW_, db_, dx);
 }
 
 } // namespace mimic::nn

@@ -1,6 +1,6 @@
 // Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): register tiles of 8 filters x 16-48
-// output pixels over zero-padded planes; forward, input gradient (the forward kernel with flipped weights) and
-// weight gradient. conv2d.cpp chooses it at run time for host builds; elsewhere it is compiled out.
+// output pixels over zero-padded planes; forward, input gradient (the forward kernel with flipped weights)
+// and weight gradient. conv2d.cpp chooses it at run time for host builds; elsewhere it is compiled out.
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include <algorithm>
@@ -45,7 +45,8 @@ struct Pass {
         const std::int64_t qmax = std::max<std::int64_t>(qv, (q + 47) / 48 * 48);
         const std::int64_t reach = qmax + std::int64_t(k - 1) * wp + k;
         // + one register: pad_planes stores the last row's tail register whole.
-        plane = (lead + std::max<std::int64_t>(std::int64_t(hp) * wp, reach) + 2 * kLanes - 1) / kLanes * kLanes;
+        plane =
+            (lead + std::max<std::int64_t>(std::int64_t(hp) * wp, reach) + 2 * kLanes - 1) / kLanes * kLanes;
         for (int kh = 0; kh < k; ++kh)
             for (int kw = 0; kw < k; ++kw)
                 off[kh * k + kw] = std::int64_t(kh) * wp + kw - pad;
@@ -116,9 +117,10 @@ MIMIC_AVX512 void forward_pass(const float* xp, const Pass& p, const float* w, f
         forward_pass_pv<1>(xp, p, w, out);
 }
 
-/// dw[(c*KK + t)*F + f] += sum over the nb samples and grid positions q of xp[s][c][q + off[t]] * dt[s][q][f],
-/// for TB taps from t0 and FV*16 filters from f0. dt is dy transposed to [q][f16] on the padded grid (zero
-/// at the discarded columns and at f >= F), so the accumulators are rows of dw and need no lane sums.
+/// dw[(c*KK + t)*F + f] += sum over the nb samples and grid positions q of xp[s][c][q + off[t]] *
+/// dt[s][q][f], for TB taps from t0 and FV*16 filters from f0. dt is dy transposed to [q][f16] on the padded
+/// grid (zero at the discarded columns and at f >= F), so the accumulators are rows of dw and need no lane
+/// sums.
 template <int TB, int FV>
 MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int64_t xs, std::int64_t ds,
                               int f16, const Pass& p, int c, int t0, int f0, float* dw) {
@@ -145,7 +147,8 @@ MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int
         for (int v = 0; v < FV; ++v) {
             const int f = f0 + v * kLanes;
             if (f >= p.fout) break;
-            const __mmask16 m = p.fout - f >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (p.fout - f)) - 1);
+            const __mmask16 m =
+                p.fout - f >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (p.fout - f)) - 1);
             float* row = dw + (std::int64_t(c) * kk + t0 + i) * p.fout + f;
             _mm512_mask_storeu_ps(row, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, row), acc[i][v]));
         }
@@ -161,21 +164,28 @@ MIMIC_AVX512 void weight_taps(const float* xp, const float* dt, int nb, std::int
         weight_tile<TB, 1>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, dw);
 }
 
-/// d[0 .. n) = s[0 .. n) (+ b when BIAS), in registers of 16. The tail register is stored whole when
-/// `spill` (AMD's masked stores are slow): its lanes past n hold zeros (ZERO) or garbage, so the caller
-/// overwrites or wants that memory afterwards; otherwise under a mask.
-template <bool BIAS, bool ZERO>
+/// d[0 .. n) = s[0 .. n) (+ b when BIAS, then v > 0 ? v : 0 when RELU, as relu_forward), in
+/// registers of 16. The tail register is stored whole when `spill` (AMD's masked stores are slow): its
+/// lanes past n hold zeros (ZERO) or garbage, so the caller overwrites or wants that memory afterwards;
+/// otherwise under a mask.
+template <bool BIAS, bool RELU>
+MIMIC_AVX512 inline __m512 bias_relu(__m512 v, __m512 b) {
+    if (BIAS) v = _mm512_add_ps(v, b);
+    if (RELU)
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v); // v > 0 ? v : 0
+    return v;
+}
+
+template <bool BIAS, bool ZERO, bool RELU = false>
 MIMIC_AVX512 inline void copy_row(const float* s, float* d, int n, float b, bool spill) {
     const __m512 bv = _mm512_set1_ps(b);
     int j = 0;
-    for (; j + kLanes <= n; j += kLanes) {
-        const __m512 v = _mm512_loadu_ps(s + j);
-        _mm512_storeu_ps(d + j, BIAS ? _mm512_add_ps(v, bv) : v);
-    }
+    for (; j + kLanes <= n; j += kLanes)
+        _mm512_storeu_ps(d + j, bias_relu<BIAS, RELU>(_mm512_loadu_ps(s + j), bv));
     if (j == n) return;
     const __mmask16 m = __mmask16((1u << (n - j)) - 1);
-    __m512 v = ZERO ? _mm512_maskz_loadu_ps(m, s + j) : _mm512_loadu_ps(s + j);
-    if (BIAS) v = _mm512_add_ps(v, bv);
+    const __m512 v =
+        bias_relu<BIAS, RELU>(ZERO ? _mm512_maskz_loadu_ps(m, s + j) : _mm512_loadu_ps(s + j), bv);
     if (spill)
         _mm512_storeu_ps(d + j, v);
     else
@@ -194,9 +204,11 @@ MIMIC_AVX512 void pad_planes(const float* src, int n, int h, int w, const Pass& 
     }
 }
 
-/// dst [n][oh][ow] = out [n][qv] on the padded grid, dropping the columns ow >= p.ow (plus bias[c] if set).
-/// Rows go in order; a row's tail register spills into the rows after it, which overwrite it, unless it
-/// would pass the end of dst (out has one register of slack for the tail loads).
+/// dst [n][oh][ow] = out [n][qv] on the padded grid, dropping the columns ow >= p.ow (plus bias[c], then
+/// rectified, when BIAS and RELU). Rows go in order; a row's tail register spills into the rows after it,
+/// which overwrite it, unless it would pass the end of dst (out has one register of slack for the tail
+/// loads).
+template <bool BIAS, bool RELU>
 MIMIC_AVX512 void unpad_outputs(const float* out, const Pass& p, const float* bias, float* dst) {
     const std::int64_t end = std::int64_t(p.fout) * p.oh * p.ow;
     for (int c = 0; c < p.fout; ++c)
@@ -204,10 +216,7 @@ MIMIC_AVX512 void unpad_outputs(const float* out, const Pass& p, const float* bi
             const float* s = out + c * p.qv + std::int64_t(i) * p.wp;
             const std::int64_t at = (std::int64_t(c) * p.oh + i) * p.ow;
             const bool spill = at + (p.ow + kLanes - 1) / kLanes * kLanes <= end;
-            if (bias)
-                copy_row<true, false>(s, dst + at, p.ow, bias[c], spill);
-            else
-                copy_row<false, false>(s, dst + at, p.ow, 0.0f, spill);
+            copy_row<BIAS, false, RELU>(s, dst + at, p.ow, BIAS ? bias[c] : 0.0f, spill);
         }
 }
 
@@ -231,7 +240,7 @@ bool conv_direct_available(const ConvGeometry& g) {
 }
 
 void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
-                           const ConvGeometry& g, ConvWorkspace& ws, float* y) {
+                           const ConvGeometry& g, ConvWorkspace& ws, float* y, bool relu) {
     const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
     float* xp = grow(ws.host_in, g.c * p.plane);
     float* out = grow(ws.host_out, g.f * p.qv + kLanes);
@@ -240,7 +249,10 @@ void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, c
     for (std::int64_t s = 0; s < batch; ++s) {
         pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
         forward_pass(xp, p, W, out);
-        unpad_outputs(out, p, b, y + s * o);
+        if (relu)
+            unpad_outputs<true, true>(out, p, b, y + s * o);
+        else
+            unpad_outputs<true, false>(out, p, b, y + s * o);
     }
 }
 
@@ -293,7 +305,7 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
         for (int s = 0; s < n; ++s) {
             pad_planes(dy + (s0 + s) * o, F, OH, OW, bw, dp);
             forward_pass(dp, bw, wt, out);
-            unpad_outputs(out, bw, nullptr, dx + (s0 + s) * in);
+            unpad_outputs<false, false>(out, bw, nullptr, dx + (s0 + s) * in);
         }
     }
 }

@@ -43,10 +43,11 @@ void col2im_elements(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx
 void conv_bias_grad_rows(const Matrix& dy, std::int64_t P, const UnmanagedVector& db);
 void conv_bias_grad_teams(const Matrix& dy, std::int64_t P, const UnmanagedVector& db);
 
-/// Grow-only scratch of one convolution: patches and the [F, rows*P] GEMM output / gradient; the direct
-/// kernels' padded planes, outputs on the padded grid and flipped filters (host memory).
+/// Grow-only scratch of one convolution: patches, the [F, rows*P] GEMM output / gradient and the gradient
+/// through a fused ReLU; the direct kernels' padded planes, outputs on the padded grid and flipped filters
+/// (host memory).
 struct ConvWorkspace {
-    Vector col, out;
+    Vector col, out, masked;
     std::vector<float> host_in, host_out, host_grad, host_grad_padded, host_weights;
 };
 
@@ -61,7 +62,7 @@ void set_conv_direct_enabled(bool enabled);
 bool conv_direct_available(const ConvGeometry& g);
 /// Direct forward on host pointers: y [B, F*OH*OW] = conv(x [B, C*H*W], W [C*K*K, F]) + b.
 void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
-                           const ConvGeometry& g, ConvWorkspace& ws, float* y);
+                           const ConvGeometry& g, ConvWorkspace& ws, float* y, bool relu);
 /// Direct backward on host pointers: dW += the weight gradient; dx (when not null) = the input gradient.
 void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch, const float* W,
                             const ConvGeometry& g, ConvWorkspace& ws, float* dW, float* dx);
@@ -74,9 +75,12 @@ std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch);
 /// Overrides the chunk budget in floats (0 restores the default); for tests and tuning.
 void set_conv_chunk_floats(std::int64_t floats);
 
-/// y = conv(x, W) + b for x [B, C*H*W], y [B, F*OH*OW]; W is [C*K*K, F] (parameter shape {C, K, K, F}).
+/// y = conv(x, W) + b for x [B, C*H*W], y [B, F*OH*OW]; W is [C*K*K, F] (parameter shape {C, K, K, F});
+/// y = relu(conv(x, W) + b) when relu is set.
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
-                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y);
+                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y, bool relu = false);
+/// dym = dy where y > 0, else 0 (the gradient through a fused ReLU, as relu_backward computes it).
+void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym);
 /// Accumulates dW += col·dY^T and db += sum(dY) (patches recomputed from x, chunk by chunk); writes
 /// dx = col2im(W·dY) when dx.extent(0) > 0.
 void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
@@ -97,9 +101,13 @@ public:
     void forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) override;
     void backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) override;
     double flops_per_sample() const override { return 2.0 * double(g_.pixels()) * g_.f * double(g_.patch()); }
+    /// Applies the ReLU that follows this layer (the Model fuses them): rectified output, and the incoming
+    /// gradient masked by it.
+    void fuse_relu() { relu_ = true; }
 
 private:
     ConvGeometry g_;
+    bool relu_ = false;
     UnmanagedMatrix W_, dW_;
     UnmanagedVector b_, db_;
     ConvWorkspace ws_;
