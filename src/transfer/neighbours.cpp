@@ -20,6 +20,135 @@ KOKKOS_INLINE_FUNCTION bool better(float d, std::int64_t j, float bd, std::int64
 }
 } // namespace
 
+namespace detail {
+/// The row norms of both blocks and every row's best (distance, index) so far.
+struct PairScratch {
+    Vector na, nb, best_d;
+    Int64Vector best_j;
+};
+/// One pair of row blocks: their norms, the products am * bm^T into gm, and both blocks' running minima
+/// (rows of block i against block j's rows, and, off the diagonal, rows of block j against block i's).
+void scan_block_pair(const UnmanagedMatrix& am, const UnmanagedMatrix& bm, const UnmanagedMatrix& gm,
+                     const PairScratch& w, std::int64_t i0, std::int64_t j0, bool diagonal, std::int64_t S);
+} // namespace detail
+
+namespace detail {
+
+void scan_block_pair(const UnmanagedMatrix& am, const UnmanagedMatrix& bm, const UnmanagedMatrix& gm,
+                     const PairScratch& w, std::int64_t i0, std::int64_t j0, bool diagonal, std::int64_t S) {
+    const std::int64_t mi = am.extent(0), mj = bm.extent(0), D = am.extent(1);
+    const Vector na = w.na, nbn = w.nb, best_d = w.best_d;
+    const Int64Vector best_j = w.best_j;
+    const float inf = std::numeric_limits<float>::infinity();
+    Kokkos::parallel_for(
+        "mimic::transfer::nn_norms", RangePolicy(0, std::max(mi, mj)), KOKKOS_LAMBDA(const std::int64_t r) {
+            float sa = 0, sb = 0;
+            if (r < mi)
+                for (std::int64_t k = 0; k < D; ++k)
+                    sa += am(r, k) * am(r, k);
+            if (r < mj)
+                for (std::int64_t k = 0; k < D; ++k)
+                    sb += bm(r, k) * bm(r, k);
+            na(r) = sa;
+            nbn(r) = sb;
+        });
+    KokkosBlas::gemm("N", "T", 1.0f, am, bm, 0.0f, gm);
+    // Rows of block i against the candidates of block j (on the diagonal: every other row).
+    Kokkos::parallel_for(
+        "mimic::transfer::nn_scan_rows", RangePolicy(0, mi), KOKKOS_LAMBDA(const std::int64_t r) {
+            float bd = inf;
+            std::int64_t bjx = S;
+            for (std::int64_t c = 0; c < mj; ++c) {
+                if (diagonal && c == r) continue;
+                const float d = nbn(c) - 2.0f * gm(r, c);
+                if (d < bd) bd = d, bjx = j0 + c; // ascending c: ties keep the lowest index
+            }
+            if (better(bd, bjx, best_d(i0 + r), best_j(i0 + r))) best_d(i0 + r) = bd, best_j(i0 + r) = bjx;
+        });
+    // Rows of block j against the candidates of block i: the same products read by column, a tile of
+    // kTile columns per work item so that each row of products is read a cache line at a time.
+    if (!diagonal) {
+        const std::int64_t tiles = (mj + kTile - 1) / kTile;
+        Kokkos::parallel_for(
+            "mimic::transfer::nn_scan_columns", RangePolicy(0, tiles),
+            KOKKOS_LAMBDA(const std::int64_t tile) {
+                const std::int64_t c0 = tile * kTile, nc = mj - c0 < kTile ? mj - c0 : kTile;
+                float bd[kTile];
+                std::int64_t bix[kTile];
+                for (int k = 0; k < kTile; ++k)
+                    bd[k] = inf, bix[k] = S;
+                for (std::int64_t r = 0; r < mi; ++r) {
+                    const float nr = na(r);
+                    for (int k = 0; k < nc; ++k) {
+                        const float d = nr - 2.0f * gm(r, c0 + k);
+                        if (d < bd[k]) bd[k] = d, bix[k] = i0 + r; // ascending r: lowest index on ties
+                    }
+                }
+                for (int k = 0; k < nc; ++k)
+                    if (better(bd[k], bix[k], best_d(j0 + c0 + k), best_j(j0 + c0 + k)))
+                        best_d(j0 + c0 + k) = bd[k], best_j(j0 + c0 + k) = bix[k];
+            });
+    }
+}
+
+/// The lexicographic minimum over ranks of each row's (distance, index): the smallest distance, then the
+/// lowest index at that distance. Every rank gets every row's neighbour.
+std::vector<std::int64_t> reduce_over_ranks(const Vector& best_d, const Int64Vector& best_j, std::int64_t S,
+                                            const par::Comm& comm) {
+    auto bd_h = Kokkos::create_mirror_view_and_copy(HostSpace(), best_d);
+    auto bj_h = Kokkos::create_mirror_view_and_copy(HostSpace(), best_j);
+    std::vector<float> dmin(static_cast<size_t>(S));
+    std::vector<std::int64_t> index(static_cast<size_t>(S));
+    MIMIC_MPI_CHECK(MPI_Allreduce(bd_h.data(), dmin.data(), int(S), MPI_FLOAT, MPI_MIN, comm.get()));
+    for (std::int64_t e = 0; e < S; ++e)
+        if (bd_h(e) != dmin[size_t(e)]) bj_h(e) = std::numeric_limits<std::int64_t>::max();
+    MIMIC_MPI_CHECK(MPI_Allreduce(bj_h.data(), index.data(), int(S), MPI_INT64_T, MPI_MIN, comm.get()));
+    for (std::int64_t e = 0; e < S; ++e)
+        MIMIC_REQUIRE(index[size_t(e)] >= 0 && index[size_t(e)] < S && index[size_t(e)] != e,
+                      "nearest neighbours: no finite distance for source row ", e,
+                      " (NaN or infinite values?)");
+    return index;
+}
+
+/// Each rank reads the neighbours' rows of its share of the rows, in rounds of `block` rows (ascending
+/// order, consecutive rows as one range), puts them in place and hands them to the sink.
+void emit_neighbour_rows(const io::DatasetSet& src, const par::Comm& comm, const NeighbourSink& sink,
+                         const std::vector<std::int64_t>& index, std::int64_t block) {
+    const std::int64_t S = src.rows(), D = src.d();
+    const int P = comm.size();
+    const auto mine = par::split_range(S, P, comm.rank());
+    const std::int64_t rounds = (par::split_range(S, P, 0).size() + block - 1) / block;
+    std::vector<float> rows(static_cast<size_t>(block * D));
+    std::vector<std::pair<std::int64_t, std::int64_t>> order; // (neighbour, position)
+    std::vector<par::Range> runs;
+    std::vector<float> sorted(static_cast<size_t>(block * D));
+    for (std::int64_t round = 0; round < rounds; ++round) {
+        const std::int64_t r0 = std::min(mine.end, mine.begin + round * block);
+        const std::int64_t n = std::min(mine.end, r0 + block) - r0;
+        // Read the neighbour rows in ascending order, consecutive rows as one range, then put them in place.
+        order.clear();
+        for (std::int64_t k = 0; k < n; ++k)
+            order.push_back({index[size_t(r0 + k)], k});
+        std::sort(order.begin(), order.end());
+        runs.clear();
+        for (const auto& o : order) {
+            if (!runs.empty() && runs.back().end == o.first)
+                ++runs.back().end;
+            else if (runs.empty() || runs.back().end - 1 != o.first)
+                runs.push_back({o.first, o.first + 1});
+        }
+        src.read_ranges(runs, sorted.data());
+        std::int64_t pos = 0;
+        for (size_t k = 0; k < order.size(); ++k) {
+            if (k > 0 && order[k].first != order[k - 1].first) ++pos;
+            std::copy_n(sorted.data() + pos * D, D, rows.data() + order[k].second * D);
+        }
+        sink(r0, n, index.data() + r0, rows.data());
+    }
+}
+
+} // namespace detail
+
 void nearest_neighbours(const io::DatasetSet& src, const par::Comm& comm, const NeighbourSink& sink,
                         std::int64_t block, Progress* progress) {
     MIMIC_REQUIRE(block > 0, "nearest_neighbours: block must be positive");
@@ -62,107 +191,14 @@ void nearest_neighbours(const io::DatasetSet& src, const par::Comm& comm, const 
             }
             UnmanagedMatrix am(a.data(), mi, D), bm(diagonal ? a.data() : b.data(), mj, D),
                 gm(g.data(), mi, mj);
-            Kokkos::parallel_for(
-                "mimic::transfer::nn_norms", RangePolicy(0, std::max(mi, mj)),
-                KOKKOS_LAMBDA(const std::int64_t r) {
-                    float sa = 0, sb = 0;
-                    if (r < mi)
-                        for (std::int64_t k = 0; k < D; ++k)
-                            sa += am(r, k) * am(r, k);
-                    if (r < mj)
-                        for (std::int64_t k = 0; k < D; ++k)
-                            sb += bm(r, k) * bm(r, k);
-                    na(r) = sa;
-                    nbn(r) = sb;
-                });
-            KokkosBlas::gemm("N", "T", 1.0f, am, bm, 0.0f, gm);
-            // Rows of block i against the candidates of block j (on the diagonal: every other row).
-            Kokkos::parallel_for(
-                "mimic::transfer::nn_scan_rows", RangePolicy(0, mi), KOKKOS_LAMBDA(const std::int64_t r) {
-                    float bd = inf;
-                    std::int64_t bjx = S;
-                    for (std::int64_t c = 0; c < mj; ++c) {
-                        if (diagonal && c == r) continue;
-                        const float d = nbn(c) - 2.0f * gm(r, c);
-                        if (d < bd) bd = d, bjx = j0 + c; // ascending c: ties keep the lowest index
-                    }
-                    if (better(bd, bjx, best_d(i0 + r), best_j(i0 + r)))
-                        best_d(i0 + r) = bd, best_j(i0 + r) = bjx;
-                });
-            // Rows of block j against the candidates of block i: the same products read by column, a tile of
-            // kTile columns per work item so that each row of products is read a cache line at a time.
-            if (!diagonal) {
-                const std::int64_t tiles = (mj + kTile - 1) / kTile;
-                Kokkos::parallel_for(
-                    "mimic::transfer::nn_scan_columns", RangePolicy(0, tiles),
-                    KOKKOS_LAMBDA(const std::int64_t tile) {
-                        const std::int64_t c0 = tile * kTile, nc = mj - c0 < kTile ? mj - c0 : kTile;
-                        float bd[kTile];
-                        std::int64_t bix[kTile];
-                        for (int k = 0; k < kTile; ++k)
-                            bd[k] = inf, bix[k] = S;
-                        for (std::int64_t r = 0; r < mi; ++r) {
-                            const float nr = na(r);
-                            for (int k = 0; k < nc; ++k) {
-                                const float d = nr - 2.0f * gm(r, c0 + k);
-                                if (d < bd[k])
-                                    bd[k] = d, bix[k] = i0 + r; // ascending r: lowest index on ties
-                            }
-                        }
-                        for (int k = 0; k < nc; ++k)
-                            if (better(bd[k], bix[k], best_d(j0 + c0 + k), best_j(j0 + c0 + k)))
-                                best_d(j0 + c0 + k) = bd[k], best_j(j0 + c0 + k) = bix[k];
-                    });
-            }
+            detail::scan_block_pair(am, bm, gm, {na, nbn, best_d, best_j}, i0, j0, diagonal, S);
             ++done;
             if (progress) progress->update(std::min(npairs, done * P));
         }
     }
 
-    // Lexicographic minimum over ranks: the smallest distance, then the lowest index at that distance.
-    auto bd_h = Kokkos::create_mirror_view_and_copy(HostSpace(), best_d);
-    auto bj_h = Kokkos::create_mirror_view_and_copy(HostSpace(), best_j);
-    std::vector<float> dmin(static_cast<size_t>(S));
-    std::vector<std::int64_t> index(static_cast<size_t>(S));
-    MIMIC_MPI_CHECK(MPI_Allreduce(bd_h.data(), dmin.data(), int(S), MPI_FLOAT, MPI_MIN, comm.get()));
-    for (std::int64_t e = 0; e < S; ++e)
-        if (bd_h(e) != dmin[size_t(e)]) bj_h(e) = std::numeric_limits<std::int64_t>::max();
-    MIMIC_MPI_CHECK(MPI_Allreduce(bj_h.data(), index.data(), int(S), MPI_INT64_T, MPI_MIN, comm.get()));
-    for (std::int64_t e = 0; e < S; ++e)
-        MIMIC_REQUIRE(index[size_t(e)] >= 0 && index[size_t(e)] < S && index[size_t(e)] != e,
-                      "nearest neighbours: no finite distance for source row ", e,
-                      " (NaN or infinite values?)");
-
-    // Emit: each rank reads the neighbours' rows of its share of the rows, in rounds of `block` rows.
-    const auto mine = par::split_range(S, P, comm.rank());
-    const std::int64_t rounds = (par::split_range(S, P, 0).size() + block - 1) / block;
-    std::vector<float> rows(static_cast<size_t>(block * D));
-    std::vector<std::pair<std::int64_t, std::int64_t>> order; // (neighbour, position)
-    std::vector<par::Range> runs;
-    std::vector<float> sorted(static_cast<size_t>(block * D));
-    for (std::int64_t round = 0; round < rounds; ++round) {
-        const std::int64_t r0 = std::min(mine.end, mine.begin + round * block);
-        const std::int64_t n = std::min(mine.end, r0 + block) - r0;
-        // Read the neighbour rows in ascending order, consecutive rows as one range, then put them in place.
-        order.clear();
-        for (std::int64_t k = 0; k < n; ++k)
-            order.push_back({index[size_t(r0 + k)], k});
-        std::sort(order.begin(), order.end());
-        runs.clear();
-        for (const auto& o : order) {
-            if (!runs.empty() && runs.back().end == o.first)
-                ++runs.back().end;
-            else if (runs.empty() || runs.back().end - 1 != o.first)
-                runs.push_back({o.first, o.first + 1});
-        }
-        src.read_ranges(runs, sorted.data());
-        std::int64_t pos = 0;
-        for (size_t k = 0; k < order.size(); ++k) {
-            if (k > 0 && order[k].first != order[k - 1].first) ++pos;
-            std::copy_n(sorted.data() + pos * D, D, rows.data() + order[k].second * D);
-        }
-        sink(r0, n, index.data() + r0, rows.data());
-    }
+    const auto index = detail::reduce_over_ranks(best_d, best_j, S, comm);
+    detail::emit_neighbour_rows(src, comm, sink, index, block);
 }
 
 } // namespace mimic::transfer
