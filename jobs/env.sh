@@ -11,3 +11,6 @@ export HDF5_USE_FILE_LOCKING=${HDF5_USE_FILE_LOCKING:-FALSE}
 # ROMIO rather than OMPIO for MPI-IO: OMPIO returned wrong rows for one rank of a 4-rank collective read
 # of partly overlapping row ranges here (ROMIO was right); the SLURM scripts make the same choice.
 export OMPI_MCA_io=${OMPI_MCA_io:-^ompio}
+# A failing rank prints its one-line error and calls MPI_Abort: keep mpirun's multi-line MPI_ABORT banner
+# (and its "N processes returned non-zero" notices) from burying that line.
+export OMPI_MCA_orte_execute_quiet=${OMPI_MCA_orte_execute_quiet:-1}

@@ -154,8 +154,8 @@ void print_version() {
     std::printf("  HDF5    %s\n", hdf5_version_string().c_str());
 }
 
-/// Parses the INI file: unsectioned keys and keys in this command's section must be options of the
-/// command; sections of other commands are skipped; anything else is an error naming the file.
+} // namespace
+
 void store_config_file(const std::string& path, const std::string& command,
                        const po::options_description& desc, po::variables_map& vm) {
     std::ifstream in(path);
@@ -198,6 +198,8 @@ void store_config_file(const std::string& path, const std::string& command,
         fail(path, ": ", e.what());
     }
 }
+
+namespace {
 
 void echo_configuration(const std::string& command, const po::options_description& desc,
                         const po::variables_map& vm) {
@@ -282,6 +284,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     args.erase(args.begin(), args.begin() + long(consumed));
+    set_error_prefix("mimic " + cmd->name);
 
     auto stage = cmd->make();
     po::options_description desc("options of `mimic " + cmd->name + "`", 100, 40);
@@ -351,17 +354,23 @@ int main(int argc, char** argv) {
     try {
         stage->run(world);
     } catch (const CollectiveError& e) {
-        if (root) print_error_last(detail::concat("mimic ", cmd->name, ": error: ", e.what()));
-        return 1;
-    } catch (const std::exception& e) {
-        // Raised on this rank only: the others may be waiting in a collective, so abort the job.
-        if (world.size() == 1) {
-            print_error_last(detail::concat("mimic ", cmd->name, ": error: ", e.what()));
+        if (e.whole_job()) {
+            // Every rank raised it: rank 0 prints it and every rank leaves with the same exit code.
+            if (root) print_error_last(detail::concat(error_prefix(), ": error: ", e.what()));
+            if (world.size() > 1) arm_exit_watchdog(1);
             return 1;
         }
-        std::fprintf(stderr, "mimic %s: error (rank %d): %s\n", cmd->name.c_str(), world.rank(), e.what());
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 1);
+        // Raised by every rank of one group (an ensemble group): the other groups know nothing of it.
+        // The group's rank 0 prints it and ends the job; the others give it time to do so.
+        if (!e.reporter()) std::this_thread::sleep_for(std::chrono::seconds(5));
+        abort_job(e.what());
+    } catch (const std::exception& e) {
+        // Raised on this rank only: the others may be waiting in a collective, so end the job now.
+        if (world.size() == 1) {
+            print_error_last(detail::concat(error_prefix(), ": error: ", e.what()));
+            return 1;
+        }
+        abort_job_once(e.what());
     }
     return 0;
 }

@@ -100,9 +100,23 @@ void agree(const Comm& comm, const std::function<void()>& fn) {
     }
     // Lowest failing rank wins, so the message is the same everywhere.
     int mine = failed ? comm.rank() : comm.size(), first = comm.size();
-    MIMIC_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get()));
+    if (failed && comm.size() > 1) {
+        // The others may be blocked in a collective that this rank skipped when it failed (a file
+        // opened after a check that failed here only): wait a bounded time, then end the job.
+        MPI_Request req;
+        MIMIC_MPI_CHECK(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get(), &req));
+        if (!wait_at_most(req, error_wait_seconds())) abort_job(msg);
+    } else {
+        MIMIC_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get()));
+    }
     if (first == comm.size()) return;
-    throw CollectiveError(comm.bcast(msg, first));
+    throw collective_error(comm, comm.bcast(msg, first));
+}
+
+CollectiveError collective_error(const Comm& comm, const std::string& what) {
+    int world = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    return CollectiveError(what, comm.size() == world, comm.rank() == 0);
 }
 
 Range split_range(std::int64_t n, int parts, int part) {

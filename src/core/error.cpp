@@ -4,10 +4,23 @@
 
 #include <hdf5.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 namespace mimic {
 namespace detail {
+
+namespace {
+thread_local std::string t_last_error;
+std::string g_error_prefix = "mimic";
+} // namespace
+
+void note_raised(const std::string& what) {
+    t_last_error = what;
+}
 
 void throw_mpi_error(int rc, const char* call, const char* file, int line) {
     char buf[MPI_MAX_ERROR_STRING] = {0};
@@ -40,6 +53,97 @@ void throw_hdf5_error(const char* call, const char* file, int line) {
 }
 
 } // namespace detail
+
+void set_error_prefix(const std::string& prefix) {
+    detail::g_error_prefix = prefix;
+}
+
+const std::string& error_prefix() {
+    return detail::g_error_prefix;
+}
+
+const std::string& last_error_message() {
+    return detail::t_last_error;
+}
+
+void abort_job(const std::string& message, int code) {
+    // stdout first, and a moment for a launcher to forward it, so that the error is the last line.
+    std::fflush(stdout);
+    if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("SLURM_STEP_ID"))
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::fprintf(stderr, "%s: error: %s\n", detail::g_error_prefix.c_str(), message.c_str());
+    std::fflush(stderr);
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+}
+
+namespace {
+MPI_Comm g_error_comm = MPI_COMM_NULL;
+} // namespace
+
+void init_error_comm() {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1 && g_error_comm == MPI_COMM_NULL) MPI_Comm_dup(MPI_COMM_WORLD, &g_error_comm);
+}
+
+double abort_grace_seconds() {
+    if (const char* s = std::getenv("MIMIC_ABORT_GRACE")) {
+        const double v = std::atof(s);
+        if (v > 0) return v;
+    }
+    return 3.0;
+}
+
+double error_wait_seconds() {
+    if (const char* s = std::getenv("MIMIC_ERROR_WAIT")) {
+        const double v = std::atof(s);
+        if (v > 0) return v;
+    }
+    return 10.0;
+}
+
+bool all_ranks_arrive(MPI_Comm comm) {
+    MPI_Request req;
+    if (MPI_Ibarrier(comm, &req) != MPI_SUCCESS) return false;
+    return wait_at_most(req, abort_grace_seconds());
+}
+
+bool wait_at_most(MPI_Request& req, double seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+        int done = 0;
+        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return false;
+        if (done) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+}
+
+void abort_job_once(const std::string& message, int code) {
+    if (g_error_comm != MPI_COMM_NULL && all_ranks_arrive(g_error_comm)) {
+        int rank = 0;
+        MPI_Comm_rank(g_error_comm, &rank);
+        if (rank != 0) {
+            // Rank 0 prints the same failure and aborts the job; this rank only waits to be ended.
+            std::this_thread::sleep_for(std::chrono::seconds(10));
+            MPI_Abort(MPI_COMM_WORLD, code);
+        }
+    }
+    abort_job(message, code);
+}
+
+void arm_exit_watchdog(int code, double seconds) {
+    std::thread([code, seconds] {
+        std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+        abort_job(detail::concat("the job did not exit within ", seconds,
+                                 " s of the error above (a rank is stuck in clean-up); aborting it"),
+                  code);
+    }).detach();
+}
 
 void silence_hdf5_errors() {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);

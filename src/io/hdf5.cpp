@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <exception>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 
@@ -70,6 +73,59 @@ hsize_t alignment_bytes() {
     return 1 << 20;
 }
 
+namespace {
+
+/// Takes part in `comm`'s guard when it has more than one rank (collective, like the open itself).
+MPI_Comm make_guard(MPI_Comm comm) {
+    if (comm == MPI_COMM_NULL) return MPI_COMM_NULL;
+    int size = 1;
+    MPI_Comm_size(comm, &size);
+    if (size < 2) return MPI_COMM_NULL;
+    MPI_Comm dup = MPI_COMM_NULL;
+    MIMIC_MPI_CHECK(MPI_Comm_dup(comm, &dup));
+    return dup;
+}
+
+} // namespace
+
+void File::check_unwinding_peers() {
+    if (h_.valid() && guard_ != MPI_COMM_NULL && std::uncaught_exceptions() > uncaught_ &&
+        !all_ranks_arrive(guard_)) {
+        const std::string& why = last_error_message();
+        abort_job(why.empty() ? path_ + ": an unexpected error was raised while the file was open" : why);
+    }
+}
+
+File::~File() {
+    check_unwinding_peers();
+    h_.reset();
+    release_guard();
+}
+
+File::File(File&& o) noexcept
+    : h_(std::move(o.h_)), path_(std::move(o.path_)), parallel_(o.parallel_), rank_(o.rank_),
+      guard_(std::exchange(o.guard_, MPI_COMM_NULL)), uncaught_(o.uncaught_) {}
+
+File& File::operator=(File&& o) noexcept {
+    if (this != &o) {
+        h_ = std::move(o.h_);
+        release_guard();
+        path_ = std::move(o.path_);
+        parallel_ = o.parallel_;
+        rank_ = o.rank_;
+        guard_ = std::exchange(o.guard_, MPI_COMM_NULL);
+        uncaught_ = o.uncaught_;
+    }
+    return *this;
+}
+
+void File::release_guard() {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (guard_ != MPI_COMM_NULL && !fin) MPI_Comm_free(&guard_);
+    guard_ = MPI_COMM_NULL;
+}
+
 File File::create(const std::string& path, MPI_Comm comm) {
     const std::string dir = parent_dir(path);
     struct stat st {};
@@ -90,6 +146,8 @@ File File::create(const std::string& path, MPI_Comm comm) {
                    "file systems without locks set HDF5_USE_FILE_LOCKING=FALSE)");
     }
     f.h_ = Handle(id, H5Fclose);
+    f.guard_ = make_guard(comm);
+    f.uncaught_ = std::uncaught_exceptions();
     return f;
 }
 
@@ -114,6 +172,8 @@ File File::open(const std::string& path, MPI_Comm comm, bool writable) {
              " (corrupt, locked by another process, or not readable)");
     }
     f.h_ = Handle(id, H5Fclose);
+    f.guard_ = make_guard(comm);
+    f.uncaught_ = std::uncaught_exceptions();
     return f;
 }
 
@@ -138,6 +198,8 @@ bool File::has(const std::string& name) const {
 
 void File::close() {
     if (!h_.valid()) return;
+    check_unwinding_peers(); // a writer's destructor closes explicitly while an error unwinds
+    release_guard();
     if (h_.close() < 0) {
         H5Eclear2(H5E_DEFAULT);
         fail(path_,

@@ -31,6 +31,13 @@ struct Command {
 /// Every command, in the order shown by `mimic --help`.
 const std::vector<Command>& commands();
 
+/// Parses the INI file given with --config: unsectioned keys and keys in this command's section must be
+/// options of the command; sections of other commands are skipped; anything else is an error naming the
+/// file (mimic::Error).
+void store_config_file(const std::string& path, const std::string& command,
+                       const boost::program_options::options_description& desc,
+                       boost::program_options::variables_map& vm);
+
 /// The whole program: returns the process exit code. MPI and Kokkos must be initialised.
 int main(int argc, char** argv);
 

@@ -57,6 +57,10 @@ private:
 /// message of the lowest failing rank, so that all ranks leave the phase together and none hangs.
 void agree(const Comm& comm, const std::function<void()>& fn);
 
+/// The CollectiveError for an error that every rank of `comm` raised alike: whether it spans the whole
+/// job and which rank reports it are filled in (throw par::collective_error(comm, msg)).
+CollectiveError collective_error(const Comm& comm, const std::string& what);
+
 /// Rows [begin, end) of part `part` when n rows are split into `parts` nearly equal contiguous parts.
 struct Range {
     std::int64_t begin = 0;

@@ -59,9 +59,19 @@ private:
 
 /// An open HDF5 file. With a communicator of more than one rank it uses MPI-IO (collective metadata,
 /// aligned allocation); with MPI_COMM_NULL it is an ordinary serial file.
+///
+/// An error that unwinds through an open parallel file would otherwise run H5Fclose, a collective, while
+/// the other ranks wait elsewhere. The destructor therefore first checks, for a few seconds, that every
+/// rank of the file is unwinding too (an error all ranks raised alike); if not, it prints the error and
+/// aborts the job instead of hanging (MIMIC_ABORT_GRACE seconds, default 3).
 class File {
 public:
     File() = default;
+    ~File();
+    File(File&& o) noexcept;
+    File& operator=(File&& o) noexcept;
+    File(const File&) = delete;
+    File& operator=(const File&) = delete;
     /// Creates (truncates) `path`. Collective over comm when comm != MPI_COMM_NULL.
     static File create(const std::string& path, MPI_Comm comm = MPI_COMM_NULL);
     /// Opens an existing file; a missing or non-HDF5 file is a clear error naming the path.
@@ -78,10 +88,16 @@ public:
     void close();
 
 private:
+    void release_guard();
+    /// While an error unwinds: aborts the job unless every rank of the file is unwinding too.
+    void check_unwinding_peers();
+
     Handle h_;
     std::string path_;
     bool parallel_ = false;
     int rank_ = 0;
+    MPI_Comm guard_ = MPI_COMM_NULL; ///< private duplicate of the file's communicator (size > 1 only)
+    int uncaught_ = 0;               ///< exceptions already in flight when the file was opened
 };
 
 /// HDF5 type for a C++ scalar.
