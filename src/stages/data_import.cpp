@@ -6,6 +6,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/idx.hpp"
+#include "mimic/io/paths.hpp"
 
 #include <cmath>
 #include <memory>
@@ -24,7 +25,8 @@ void describe(po::options_description& d, DataImportOptions& o) {
         ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "directory for train.h5, val.h5 and test.h5")
         ("val", po::value(&o.val)->default_value(o.val), "rows split off the end of the training set into val.h5 (0: none)")
         ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (pixels scaled to [0,1] first)")
-        ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files");
+        ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files")
+        ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)");
 }
 // clang-format on
 
@@ -81,6 +83,34 @@ void train_statistics(const std::string& norm, const Split& train, std::int64_t 
     }
 }
 
+/// The class count: --num-classes when given (every label below it), else the largest label + 1 with
+/// every class in between present in the training labels (a stray label such as 12 among 0-9 is refused).
+int decide_classes(const Split& train, const Split& test, const DataImportOptions& o) {
+    if (o.num_classes < 0 || o.num_classes > 256) fail("--num-classes: must be in [0, 256], got ", o.num_classes);
+    std::vector<std::int64_t> count(256, 0);
+    for (auto v : train.labels.data)
+        ++count[v];
+    int max_label = 0;
+    for (int c = 0; c < 256; ++c)
+        if (count[size_t(c)] > 0) max_label = c;
+    const int C = o.num_classes > 0 ? o.num_classes : max_label + 1;
+    const std::pair<const Split*, const std::string*> files[] = {{&train, &o.train_labels}, {&test, &o.test_labels}};
+    for (const auto& [split, path] : files) {
+        const auto& y = split->labels.data;
+        for (size_t i = 0; i < y.size(); ++i)
+            if (int(y[i]) >= C)
+                fail(*path, ": row ", i, " has label ", int(y[i]), " but there are ", C, " classes (",
+                     o.num_classes > 0 ? "--num-classes" : "from the training labels",
+                     "); fix the labels or pass --num-classes");
+    }
+    if (o.num_classes == 0)
+        for (int c = 0; c < C; ++c)
+            if (count[size_t(c)] == 0)
+                fail(o.train_labels, ": no training row has label ", c, " although labels go up to ", max_label,
+                     "; labels must be 0..C-1 (pass --num-classes C if class ", c, " is really empty)");
+    return C;
+}
+
 /// Writes rows [first, first + n) of an IDX pair as a dataset file; ranks split the rows.
 std::string write_split(const std::string& path, const Split& s, std::int64_t first, std::int64_t n,
                         io::DatasetMeta meta, const std::vector<float>& mean, const std::vector<float>& stdev,
@@ -109,6 +139,10 @@ std::string write_split(const std::string& path, const Split& s, std::int64_t fi
 void run(const DataImportOptions& o, const par::Comm& comm) {
     PhaseTimers timers;
     std::unique_ptr<Split> train, test;
+    int num_classes = 0;
+    const auto lock = io::claim_outputs(
+        {o.out_dir + "/train.h5", o.out_dir + "/val.h5", o.out_dir + "/test.h5"},
+        {o.train_images, o.train_labels, o.test_images, o.test_labels}, comm.get());
     par::agree(comm, [&] {
         if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
             fail("--norm: '", o.norm, "' is not one of global, per-feature, none");
@@ -119,6 +153,7 @@ void run(const DataImportOptions& o, const par::Comm& comm) {
         if (train->images.row_size() != test->images.row_size())
             fail(o.test_images, ": images have ", test->images.row_size(),
                  " features but the training images have ", train->images.row_size());
+        num_classes = decide_classes(*train, *test, o);
         if (comm.rank() == 0) io::make_dirs(o.out_dir);
         if (o.val >= train->images.count())
             fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
@@ -137,12 +172,7 @@ void run(const DataImportOptions& o, const par::Comm& comm) {
     } else {
         meta.c = 1, meta.h = 1, meta.w = int(d);
     }
-    int max_label = 0;
-    for (auto v : train->labels.data)
-        max_label = std::max<int>(max_label, v);
-    for (auto v : test->labels.data)
-        max_label = std::max<int>(max_label, v);
-    meta.num_classes = max_label + 1;
+    meta.num_classes = num_classes;
     meta.has_labels = true;
     meta.norm_kind = o.norm;
     meta.norm_scale = 1.0 / 255.0;

@@ -10,6 +10,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
+#include "mimic/io/paths.hpp"
 #include "mimic/parallel/grid.hpp"
 #include "mimic/parallel/sharded_model.hpp"
 #include "mimic/stages/train.hpp"
@@ -209,6 +210,8 @@ void print_summary(const DistillOptions& o, const train::TrainResult& r, const p
 void run(const DistillOptions& o, const par::Comm& world) {
     const double t_start = wall_seconds();
     const std::string ckpt = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
+    const auto lock = io::claim_outputs({o.out, ckpt, o.log_csv, o.timings_csv},
+                                        {o.transfer, o.logits, o.val, o.val_logits}, world.get());
 
     // Plan, open inputs and build the student: every rank reaches the same verdict.
     train::Objective loss;

@@ -21,9 +21,12 @@ EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::st
     par::agree(comm, [&] {
         m = io::read_manifest(manifest_path);
         if (comm.rank() == 0) io::validate_manifest(m, manifest_path, false);
+    });
+    par::agree(comm, [&] { // the collective open only once every rank has a valid manifest
         data = std::make_unique<io::DatasetReader>(data_path, comm);
         const auto& dm = data->meta();
         if (!dm.has_labels) fail(data_path, ": has no labels (/y), so accuracy cannot be measured");
+        if (dm.n == 0) fail(data_path, ": holds no rows, so there is nothing to evaluate");
         const auto in = m.input();
         if (dm.d != in.size())
             fail(data_path, ": samples have ", dm.d, " features but the ensemble's members take ", in.size());

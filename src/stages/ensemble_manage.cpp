@@ -3,6 +3,7 @@
 #include "mimic/core/log.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/manifest.hpp"
+#include "mimic/io/paths.hpp"
 #include "mimic/stages/ensemble.hpp"
 #include "mimic/stages/onnx.hpp"
 
@@ -101,6 +102,7 @@ std::string members_table(const std::string& manifest_path) {
 }
 
 void run(const EnsembleAddOptions& o, const par::Comm& comm) {
+    const auto lock = io::claim_outputs({o.manifest}, o.models, comm.get());
     par::agree(comm, [&] {
         if (comm.rank() != 0) return;
         io::Manifest m;

@@ -122,6 +122,7 @@ void run(const EvalOptions& o, const par::Comm& comm) {
         data = std::make_unique<io::DatasetReader>(o.data, comm);
         const auto& m = data->meta();
         if (!m.has_labels) fail(o.data, ": has no labels (/y), so accuracy cannot be measured");
+        if (m.n == 0) fail(o.data, ": holds no rows, so there is nothing to evaluate");
         const nn::Shape in{m.c, m.h, m.w};
         if (in != scorer.input)
             fail(o.data, ": samples are ", m.c, "x", m.h, "x", m.w, " (", m.d, " features) but ", scorer.what,

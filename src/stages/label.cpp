@@ -15,6 +15,7 @@
 #include "mimic/io/logits_file.hpp"
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
+#include "mimic/io/paths.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/parallel/grid.hpp"
 
@@ -564,6 +565,7 @@ void finish_output(const LabelOptions& o, LabelOutput& out, const par::Comm& wor
 void run(const LabelOptions& o, const par::Comm& world) {
     PhaseTimers timers;
     const double t_start = wall_seconds();
+    const auto lock = io::claim_outputs({o.out, o.timings_csv}, {o.ensemble, o.transfer}, world.get());
     // Plan: validate everything together, then decide between start, resume and nothing to do.
     const LabelJob job = plan_job(o, world);
     const Plan plan = agree_on_plan(o, job, world);

@@ -6,6 +6,7 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/onnx.hpp"
+#include "mimic/io/paths.hpp"
 
 #include <sstream>
 
@@ -66,6 +67,7 @@ std::string import_onnx_file(const std::string& onnx_path, const std::string& ou
 }
 
 void run(const OnnxImportOptions& o, const par::Comm& comm) {
+    const auto lock = io::claim_outputs({o.out}, {o.model}, comm.get());
     std::string line;
     par::agree(comm, [&] {
         if (comm.rank() != 0) return;
@@ -76,6 +78,7 @@ void run(const OnnxImportOptions& o, const par::Comm& comm) {
 }
 
 void run(const OnnxExportOptions& o, const par::Comm& comm) {
+    const auto lock = io::claim_outputs({o.out}, {o.model}, comm.get());
     std::string line;
     par::agree(comm, [&] {
         if (comm.rank() != 0) return;

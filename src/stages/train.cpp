@@ -7,6 +7,7 @@
 #include "mimic/core/log.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
+#include "mimic/io/paths.hpp"
 #include "mimic/parallel/sharded_model.hpp"
 #include "mimic/train/engine.hpp"
 #include "mimic/train/evaluate.hpp"
@@ -154,6 +155,7 @@ train::EngineConfig engine_config(const TrainOptions& o, const std::string& chec
 void run(const TrainOptions& o, const par::Comm& comm) {
     // Plan and open inputs: every rank reaches the same verdict and they leave together.
     const std::string checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
+    const auto lock = io::claim_outputs({o.out, checkpoint, o.log_csv}, {o.data, o.val}, comm.get());
     TrainInputs in;
     std::unique_ptr<par::ShardedModel> model;
     const par::Comm self(MPI_COMM_SELF, false); // one model shard: every rank holds the whole model

@@ -9,6 +9,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset_set.hpp"
+#include "mimic/io/paths.hpp"
 #include "mimic/transfer/generate.hpp"
 #include "mimic/transfer/neighbours.hpp"
 #include "mimic/transfer/recipe.hpp"
@@ -123,15 +124,33 @@ void validate_options(const TransferOptions& o) {
     if (!finite(o.mixup_prob) || o.mixup_prob < 0 || o.mixup_prob > 1)
         fail("--mixup-prob: must be in [0, 1], got ", o.mixup_prob);
     if (!finite(o.mixup_alpha) || o.mixup_alpha <= 0) fail("--mixup-alpha: must be > 0, got ", o.mixup_alpha);
-    for (const auto& f : o.from)
-        if (f == o.out) fail("--out: ", o.out, " is also a --from source");
-    if (io::file_exists(o.out) && !o.overwrite)
-        fail(o.out, ": the output file exists; pass --overwrite to replace it");
+}
+
+/// Rank 0: true when OUT is a finished transfer set made with these settings (a rerun is a no-op);
+/// an OUT from other settings is refused unless --overwrite.
+bool already_complete(const TransferOptions& o, const std::string& key) {
+    if (!io::file_exists(o.out)) return false;
+    std::string have;
+    try {
+        auto f = h5::File::open(o.out);
+        if (h5::has_attr(f.id(), "transfer_resume_key")) have = h5::read_attr_string(f.id(), "transfer_resume_key");
+    } catch (const Error&) {
+        have.clear(); // not a readable transfer set: treated as made by other settings
+    }
+    if (have == key && !o.overwrite) return true;
+    if (!o.overwrite)
+        fail(o.out, ": the output file exists and was not made with these sources and settings; pass "
+                    "--overwrite to replace it");
+    return false;
 }
 
 void validate_against_sources(const TransferOptions& o, const io::DatasetSet& src) {
     const std::int64_t S = src.rows();
     const auto& m = src.meta();
+    // /X in float32 plus the provenance rows (int64 source, int8 generator, int64 partner), before any
+    // allocation: the per-block record alone would take memory in proportion to --size.
+    io::require_space(o.out, double(o.size) * (4.0 * double(m.d) + 17.0),
+                      detail::concat("--size ", o.size, " (", m.d, " float32 features per row)"));
     if (o.size < S && !o.subsample)
         fail("--size: ", o.size, " rows is smaller than the ", S,
              " source rows; pass --subsample to keep an "
@@ -649,8 +668,9 @@ LoopResult generate_blocks(const TransferOptions& o, const Plan& p, io::DatasetS
         res.done_rows += blk.count();
         prog.update(todo.rows_before + comm.sum_ll(res.done_rows));
         // Stop requests: a signal on any rank, or --stop-after-blocks (rounds of this run).
-        if (comm.any(StopSignals::received() != 0) ||
-            (o.stop_after_blocks > 0 && it + 1 >= o.stop_after_blocks && it + 1 < iters)) {
+        // After the last round the output is whole: a late signal no longer turns it into a failure.
+        if (it + 1 < iters && (comm.any(StopSignals::received() != 0) ||
+                               (o.stop_after_blocks > 0 && it + 1 >= o.stop_after_blocks))) {
             res.stopped = true;
             break;
         }
@@ -701,14 +721,20 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     const double t_start = wall_seconds();
 
     // Plan: the options checked against the sources, the sizes, the recipe and the blocks.
+    const auto lock = io::claim_outputs({o.out}, o.from, comm.get());
     std::unique_ptr<io::DatasetSet> src = open_sources(o, comm);
     const Plan plan = make_plan(o, *src);
 
     // Open the output: rank 0 looks at the files and decides whether to resume, everyone follows.
-    bool resume = false;
+    bool resume = false, done = false;
     par::agree(comm, [&] {
-        if (comm.rank() == 0) resume = decide_resume(o, plan.key);
+        if (comm.rank() == 0) done = already_complete(o, plan.key);
+        if (comm.rank() == 0 && !done) resume = decide_resume(o, plan.key);
     });
+    if (comm.any(done)) {
+        log::info("transfer: ", o.out, " is already complete with these sources and settings; nothing to do");
+        return;
+    }
     resume = comm.any(resume);
     Output out = open_output(o, plan, *src, resume, comm);
     const Todo todo = read_done_record(plan, out, comm);

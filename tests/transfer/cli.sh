@@ -41,7 +41,7 @@ run)
   done
   grep -q "/y" "$d/info" && die "the transfer set must not hold labels"
   # Refuses to replace the file without --overwrite, replaces it with --overwrite.
-  expect_fail "$out: the output file exists; pass --overwrite" "${mpi[@]}" "$MIMIC" transfer --from "$d/a.h5" \
+  expect_fail "$out: the output file exists and was not made with these sources and settings" "${mpi[@]}" "$MIMIC" transfer --from "$d/a.h5" \
     --size 200 --out "$out" --augment 1 --flip
   "${mpi[@]}" "$MIMIC" transfer --from "$d/a.h5" --size 200 --out "$out" --augment 1 --flip --overwrite --quiet ||
     die "--overwrite failed"
@@ -74,7 +74,7 @@ munge_s_range)
   ;;
 existing_output)
   cp "$d/b.h5" "$out"
-  expect_fail "$out: the output file exists; pass --overwrite to replace it" \
+  expect_fail "$out: the output file exists and was not made with these sources and settings; pass --overwrite" \
     "${mpi[@]}" "$MIMIC" transfer --from "$d/a.h5" --size 500 --out "$out" --munge 1
   cmp -s "$d/b.h5" "$out" || die "the existing output was modified"
   rm -f "$out"

@@ -20,6 +20,7 @@ struct DataImportOptions {
     std::int64_t val = 5000;
     std::string norm = "global";
     std::string name = "fashion-mnist";
+    int num_classes = 0; ///< 0: max label + 1, provided every class below it has training rows
 };
 
 void describe(boost::program_options::options_description& desc, DataImportOptions& o);

@@ -1,0 +1,59 @@
+// Outputs that can never destroy an input: same-file detection by device and inode (or the canonical
+// path when the output does not exist yet), and an advisory lock that keeps two live jobs off one output.
+#pragma once
+
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+namespace mimic::io {
+
+/// True when a and b name the same file: same device and inode when both exist, else the same canonical
+/// path (the parent directory resolved through symlinks, "." and "..", plus the name).
+bool same_file(const std::string& a, const std::string& b);
+
+/// Fails with one line naming both paths when `out`, or one of the files written beside it (OUT.partial,
+/// OUT.ckpt, OUT.ckpt.partial, OUT.lock), is the same file as any of `inputs` (empty entries skipped).
+/// No option overrides it: an input is never overwritten.
+void refuse_output_over_inputs(const std::string& out, const std::vector<std::string>& inputs);
+
+/// Fails, before anything is allocated or written, when `bytes` cannot fit on the file system that will
+/// hold `out`: "<what>: <out> would need 2.9 PB but <dir> has 41.2 GB free".
+void require_space(const std::string& out, double bytes, const std::string& what);
+/// "41.2 GB": a byte count with a decimal unit.
+std::string human_bytes(double bytes);
+
+class OutputLock;
+
+/// Collective over `comm` (rank 0 checks, every rank raises the same CollectiveError): refuses any output
+/// that is an input (refuse_output_over_inputs) or another of the outputs, then locks outputs[0] for
+/// the life of the returned object. Empty entries are skipped. A manifest among the inputs brings its
+/// member files with it. Call it first in a stage, before any file is opened.
+OutputLock claim_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs,
+                         MPI_Comm comm);
+
+/// An advisory lock (flock) on OUT.lock, taken by rank 0 of `comm` and held until destruction, so that a
+/// second live job writing the same output (or resuming its partial file) is refused at once. Collective:
+/// every rank raises the same CollectiveError when the lock is held elsewhere. The lock file (OUT.lock)
+/// holds the owner's host and pid, and is removed when the lock is released (a lock of a killed job is
+/// released by the kernel). On a file system without flock the job goes on unlocked.
+class OutputLock {
+public:
+    OutputLock() = default;
+    OutputLock(const std::string& out, MPI_Comm comm);
+    ~OutputLock();
+    OutputLock(OutputLock&& o) noexcept;
+    OutputLock& operator=(OutputLock&& o) noexcept;
+    OutputLock(const OutputLock&) = delete;
+    OutputLock& operator=(const OutputLock&) = delete;
+
+private:
+    std::string take(const std::string& path, const std::string& out);
+    void release();
+
+    int fd_ = -1;
+    std::string path_;
+};
+
+} // namespace mimic::io

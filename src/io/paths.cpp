@@ -1,0 +1,216 @@
+// Same-file detection for outputs versus inputs, and the per-output advisory lock (flock on OUT.lock).
+// Both run before any output is opened, so a refused command has touched nothing.
+#include "mimic/io/paths.hpp"
+
+#include "mimic/core/error.hpp"
+#include "mimic/io/hdf5.hpp"
+#include "mimic/io/manifest.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+namespace mimic::io {
+
+namespace {
+
+/// The canonical form of a path whose last component may not exist: realpath of the parent + the name.
+std::string canonical(const std::string& path) {
+    char buf[PATH_MAX];
+    if (realpath(path.c_str(), buf)) return buf;
+    std::string dir = ".", name = path;
+    const auto slash = path.find_last_of('/');
+    if (slash != std::string::npos) {
+        dir = slash == 0 ? "/" : path.substr(0, slash);
+        name = path.substr(slash + 1);
+    }
+    if (name.empty() || name == "." || name == "..") return path;
+    if (!realpath(dir.c_str(), buf)) return path;
+    const std::string parent = buf;
+    return parent == "/" ? "/" + name : parent + "/" + name;
+}
+
+} // namespace
+
+bool same_file(const std::string& a, const std::string& b) {
+    if (a.empty() || b.empty()) return false;
+    struct stat sa {}, sb {};
+    if (stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return canonical(a) == canonical(b);
+}
+
+void refuse_output_over_inputs(const std::string& out, const std::vector<std::string>& inputs) {
+    if (out.empty()) return;
+    const std::string written[] = {out, out + ".partial", out + ".ckpt", out + ".ckpt.partial", out + ".lock"};
+    for (const auto& in : inputs) {
+        for (const auto& w : written) {
+            if (!same_file(w, in)) continue;
+            if (w == out)
+                fail(out, ": the output is the input file ", in,
+                     "; choose another output (an input is never overwritten, even with --overwrite)");
+            fail(out, ": writing it would replace the input file ", in, " (through ", w,
+                 "); choose another output");
+        }
+    }
+}
+
+std::string OutputLock::take(const std::string& path, const std::string& out) {
+    // Retry when the file was replaced between open and flock (its owner removed it on exit).
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        // No directory yet, or not writable: nothing can be writing there; the stage reports the problem.
+        if (fd_ < 0) return "";
+        if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            const int err = errno;
+            if (err != EWOULDBLOCK) return ""; // no flock on this file system: go on unlocked
+            char owner[256] = {0};
+            const ssize_t n = pread(fd_, owner, sizeof owner - 1, 0);
+            std::string who = n > 0 ? std::string(owner, size_t(n)) : std::string("another process");
+            while (!who.empty() && (who.back() == '\n' || who.back() == ' '))
+                who.pop_back();
+            ::close(fd_);
+            fd_ = -1;
+            return out + ": another live job is writing this output (" + who + " holds " + path +
+                   "); wait for it to end or choose another output";
+        }
+        struct stat held {}, named {};
+        if (fstat(fd_, &held) == 0 && stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev) {
+            path_ = path;
+            char host[256] = {0};
+            gethostname(host, sizeof host - 1);
+            const std::string me = std::string("host ") + host + ", pid " + std::to_string(getpid()) + "\n";
+            if (ftruncate(fd_, 0) != 0 || pwrite(fd_, me.data(), me.size(), 0) < 0) {
+                // The owner line is informative only; the lock itself is what matters.
+            }
+            return "";
+        }
+        ::close(fd_);
+        fd_ = -1;
+    }
+    return path + ": the lock file keeps changing; another job is starting on this output";
+}
+
+std::string human_bytes(double bytes) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+    int u = 0;
+    while (bytes >= 1000 && u < 6) {
+        bytes /= 1000;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+void require_space(const std::string& out, double bytes, const std::string& what) {
+    const std::string dir = h5::parent_dir(out);
+    struct statvfs v {};
+    if (statvfs(dir.c_str(), &v) != 0) return; // no directory yet: the stage reports it when creating
+    const double free_bytes = double(v.f_bavail) * double(v.f_frsize);
+    if (bytes > free_bytes)
+        fail(what, ": ", out, " would need ", human_bytes(bytes), " but ", dir, " has ", human_bytes(free_bytes),
+             " free");
+}
+
+namespace {
+
+/// The paths of a manifest's members (none when it is not a readable manifest).
+std::vector<std::string> member_paths(const std::string& path) {
+    std::vector<std::string> out;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || H5Fis_hdf5(path.c_str()) <= 0) return out;
+    try {
+        const Manifest m = read_manifest(path);
+        for (std::size_t i = 0; i < m.members.size(); ++i)
+            out.push_back(m.member_path(i));
+    } catch (const Error&) {
+        // Not a manifest (a dataset or model file): it has no members.
+    }
+    return out;
+}
+
+std::string check_outputs(const std::vector<std::string>& outputs, std::vector<std::string> inputs) {
+    const std::size_t given = inputs.size();
+    for (std::size_t i = 0; i < given; ++i)
+        for (auto& p : member_paths(inputs[i]))
+            inputs.push_back(std::move(p));
+    try {
+        for (std::size_t i = 0; i < outputs.size(); ++i) {
+            refuse_output_over_inputs(outputs[i], inputs);
+            for (std::size_t j = 0; j < i; ++j)
+                if (same_file(outputs[i], outputs[j]))
+                    fail(outputs[i], ": given as two different outputs; choose distinct files");
+        }
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+void raise_on_every_rank(std::string problem, MPI_Comm comm) {
+    int rank = 0, size = 1, world = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    if (size > 1) {
+        long long n = static_cast<long long>(problem.size());
+        MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, comm);
+        problem.resize(size_t(n));
+        if (n > 0) MPI_Bcast(problem.data(), int(n), MPI_CHAR, 0, comm);
+    }
+    if (!problem.empty()) throw CollectiveError(problem, size == world, rank == 0);
+}
+
+} // namespace
+
+OutputLock claim_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs,
+                         MPI_Comm comm) {
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    raise_on_every_rank(rank == 0 ? check_outputs(outputs, inputs) : std::string(), comm);
+    for (const auto& out : outputs)
+        if (!out.empty()) return OutputLock(out, comm);
+    return OutputLock();
+}
+
+OutputLock::OutputLock(const std::string& out, MPI_Comm comm) {
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    raise_on_every_rank(rank == 0 ? take(out + ".lock", out) : std::string(), comm);
+}
+
+void OutputLock::release() {
+    if (fd_ < 0) return;
+    // Removed while still held, so a job that opened the old file meanwhile sees it replaced and retries.
+    if (!path_.empty()) ::unlink(path_.c_str());
+    ::close(fd_); // closing the descriptor releases the flock
+    fd_ = -1;
+}
+
+OutputLock::~OutputLock() {
+    release();
+}
+
+OutputLock::OutputLock(OutputLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+
+OutputLock& OutputLock::operator=(OutputLock&& o) noexcept {
+    if (this != &o) {
+        release();
+        fd_ = std::exchange(o.fd_, -1);
+        path_ = std::move(o.path_);
+    }
+    return *this;
+}
+
+} // namespace mimic::io
