@@ -2,11 +2,13 @@
 // and the .partial-then-rename protocol that keeps half-written files from looking complete.
 #include "mimic/io/dataset.hpp"
 
+#include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
 
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -76,6 +78,9 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
     {
         h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(X_)), H5Tclose);
         if (H5Tget_class(t) != H5T_FLOAT) fail(path, ": /X must hold floating-point values");
+        if (H5Tget_size(t) != 4)
+            log::info("note: ", path, ": /X is ", 8 * H5Tget_size(t), "-bit floating point; converting to float32 "
+                      "on read (docs/formats.md)");
     }
     meta_.n = std::int64_t(dims[0]);
     meta_.d = std::int64_t(dims[1]);
@@ -104,6 +109,11 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
         auto yd = h5::dataset_dims(y_);
         if (yd.size() != 1 || std::int64_t(yd[0]) != meta_.n)
             fail(path, ": /y must be 1-D with one label per row of /X (", meta_.n, " rows)");
+        h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(y_)), H5Tclose);
+        if (H5Tget_class(t) != H5T_INTEGER) fail(path, ": /y must hold integer class labels");
+        if (H5Tget_size(t) != 4 || H5Tget_sign(t) != H5T_SGN_2)
+            log::info("note: ", path, ": /y is ", H5Tget_sign(t) == H5T_SGN_2 ? "" : "unsigned ", 8 * H5Tget_size(t),
+                      "-bit integer; converting to int32 on read (docs/formats.md)");
     }
 }
 
@@ -112,6 +122,29 @@ void DatasetReader::read(std::int64_t begin, std::int64_t count, float* X, int* 
     if (y) {
         if (!meta_.has_labels) fail(file_.path(), ": this dataset has no labels (/y)");
         h5::read_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
+    }
+    // After the collective transfers, so that a refusal on one rank leaves no other rank inside them.
+    check_rows(file_.path(), begin, count, meta_.d, X);
+    if (y) check_labels(file_.path(), begin, count, y, meta_.num_classes);
+}
+
+void check_rows(const std::string& path, std::int64_t first_row, std::int64_t count, std::int64_t d,
+                const float* X) {
+    for (std::int64_t i = 0; i < count; ++i) {
+        const float* row = X + i * d;
+        for (std::int64_t j = 0; j < d; ++j)
+            if (!std::isfinite(row[j]))
+                fail(path, ": row ", first_row + i, ", feature ", j, " is ", row[j],
+                     "; every value must be finite (clean or drop that row)");
+    }
+}
+
+void check_labels(const std::string& path, std::int64_t first_row, std::int64_t count, const int* y,
+                  int num_classes) {
+    for (std::int64_t i = 0; i < count; ++i) {
+        if (y[i] < 0 || (num_classes > 0 && y[i] >= num_classes))
+            fail(path, ": row ", first_row + i, " has label ", y[i], " outside [0, ", num_classes,
+                 ") (attribute num_classes = ", num_classes, ")");
     }
 }
 

@@ -65,9 +65,11 @@ void DatasetSet::read_ranges(const std::vector<par::Range>& ranges, float* out) 
         for (size_t f = 0; f < readers_.size(); ++f) {
             const std::int64_t lo = std::max(r.begin, offsets_[f]);
             const std::int64_t hi = std::min(r.end, offsets_[f] + readers_[f]->meta().n);
-            if (hi > lo)
-                h5::read_rows(X_[f], H5T_NATIVE_FLOAT, lo - offsets_[f], hi - lo,
-                              out + (out_row + (lo - r.begin)) * meta_.d, false);
+            if (hi > lo) {
+                float* dst = out + (out_row + (lo - r.begin)) * meta_.d;
+                h5::read_rows(X_[f], H5T_NATIVE_FLOAT, lo - offsets_[f], hi - lo, dst, false);
+                check_rows(readers_[f]->path(), lo - offsets_[f], hi - lo, meta_.d, dst);
+            }
         }
         out_row += r.size();
     }

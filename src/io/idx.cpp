@@ -76,12 +76,20 @@ IdxArray read_idx(const std::string& path) {
         const std::int64_t dim =
             std::int64_t(b[0]) << 24 | std::int64_t(b[1]) << 16 | std::int64_t(b[2]) << 8 | b[3];
         a.dims.push_back(dim);
+        if (dim > 0 && total > (std::int64_t(1) << 40) / dim)
+            fail(path, ": IDX header declares an implausible size (dimensions beyond 2^40 bytes)");
         total *= dim;
     }
-    if (total > (std::int64_t(1) << 40))
-        fail(path, ": IDX header declares an implausible size (", total, " bytes)");
-    a.data.resize(size_t(total));
-    const std::int64_t got = read_fully(g.f, a.data.data(), total, path);
+    // Read in pieces: a header that declares more than the file holds fails as truncation after
+    // allocating only what is really there, never the declared size up front.
+    std::int64_t got = 0;
+    while (got < total) {
+        const std::int64_t piece = std::min<std::int64_t>(total - got, std::int64_t(64) << 20);
+        a.data.resize(size_t(got + piece));
+        const std::int64_t r = read_fully(g.f, a.data.data() + got, piece, path);
+        got += r;
+        if (r < piece) break;
+    }
     if (got != total)
         fail(path, ": truncated IDX file: header declares ", total, " data bytes but only ", got,
              " are present");

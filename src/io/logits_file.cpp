@@ -2,9 +2,19 @@
 // row reader used by the distillation stage and by tests.
 #include "mimic/io/logits_file.hpp"
 
+#include <cmath>
 #include <cstring>
 
 namespace mimic::io {
+
+namespace {
+std::string describe_dims(const std::vector<hsize_t>& dims) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < dims.size(); ++i)
+        s += (i ? ", " : "") + std::to_string(dims[i]);
+    return s + "]";
+}
+} // namespace
 
 LogitsMeta read_logits_meta(const h5::File& f) {
     const hid_t r = f.id();
@@ -25,6 +35,17 @@ LogitsMeta read_logits_meta(const h5::File& f) {
     m.transfer_fingerprint = h5::read_attr_string(r, "transfer_fingerprint");
     m.has_variance = h5::read_attr_int(r, "has_variance") != 0;
     m.complete = h5::read_attr_int(r, "complete") != 0;
+    if (m.n < 0 || m.num_classes < 1)
+        fail(f.path(), ": attributes n = ", m.n, " and num_classes = ", m.num_classes, " are not a valid shape");
+    if (f.has("/logits")) {
+        h5::Handle d = h5::open_dataset(f, "/logits");
+        const auto dims = h5::dataset_dims(d);
+        if (dims.size() != 2 || std::int64_t(dims[0]) != m.n || std::int64_t(dims[1]) != m.num_classes)
+            fail(f.path(), ": /logits is ", describe_dims(dims), " but the attributes declare [", m.n, ", ",
+                 m.num_classes, "] (n, num_classes); the file is damaged or was not written by `mimic label`");
+    } else if (m.complete) {
+        fail(f.path(), ": marked complete but has no /logits dataset");
+    }
     return m;
 }
 
@@ -129,6 +150,12 @@ void read_logits_rows(const h5::File& f, hid_t dset, const LogitsMeta& m, std::i
     } else {
         h5::read_rows(dset, H5T_NATIVE_FLOAT, row, nrows, out, f.parallel());
     }
+    // After the collective read: a refusal on one rank leaves no other rank inside it.
+    for (std::int64_t i = 0; i < nrows; ++i)
+        for (int c = 0; c < m.num_classes; ++c)
+            if (!std::isfinite(out[i * m.num_classes + c]))
+                fail(f.path(), ": row ", row + i, ", class ", c, " of /logits is ", out[i * m.num_classes + c],
+                     "; the teacher's logits must be finite (relabel with `mimic label`)");
 }
 
 } // namespace mimic::io

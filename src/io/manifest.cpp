@@ -113,7 +113,8 @@ void write_manifest(const std::string& path, const Manifest& m) {
 }
 
 MemberInfo member_from_model_file(const std::string& model_path, const std::string& stored_path) {
-    const ModelMeta meta = read_model_meta(model_path);
+    ModelMeta meta;
+    load_model(model_path, &meta); // every weight read and checked: finite, matching the checksum
     MemberInfo e;
     e.path = stored_path;
     e.spec = meta.spec;

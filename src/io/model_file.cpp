@@ -7,6 +7,7 @@
 #include "mimic/core/runtime.hpp"
 #include "mimic/io/dataset.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -175,6 +176,13 @@ nn::Model read_model(const h5::File& f, ModelMeta* meta_out) {
         }
         h5::read_rows(d, H5T_NATIVE_FLOAT, 0, std::int64_t(dims.empty() ? 1 : dims[0]),
                       params.data() + t.offset, false);
+        std::int64_t count = 1;
+        for (auto e : t.shape)
+            count *= e;
+        for (std::int64_t k = 0; k < count; ++k)
+            if (!std::isfinite(params[size_t(t.offset + k)]))
+                fail(path, ": weight '", t.name, "' element ", k, " is ", params[size_t(t.offset + k)],
+                     "; a model with non-finite weights is refused (its training diverged: retrain it)");
     }
     for (const auto& name : weight_names(f))
         if (!expected.count(name))

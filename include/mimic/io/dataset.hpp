@@ -31,6 +31,13 @@ struct DatasetMeta {
 std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int label, bool has_label);
 std::string hex64(std::uint64_t v);
 
+/// Refuses a block of rows with a non-finite value, naming the file, the row and the feature.
+void check_rows(const std::string& path, std::int64_t first_row, std::int64_t count, std::int64_t d,
+                const float* X);
+/// Refuses a label outside [0, num_classes) (only negative labels when num_classes is 0, unknown).
+void check_labels(const std::string& path, std::int64_t first_row, std::int64_t count, const int* y,
+                  int num_classes);
+
 /// Opens a dataset file collectively and reads row blocks with collective hyperslab reads.
 class DatasetReader {
 public:
@@ -38,7 +45,8 @@ public:
     const DatasetMeta& meta() const { return meta_; }
     const std::string& path() const { return file_.path(); }
     /// Collective: rows [begin, begin + count) into X (count * d floats) and, if y != nullptr, labels.
-    /// Ranks may ask for different ranges; a rank with nothing to read passes count = 0.
+    /// Ranks may ask for different ranges; a rank with nothing to read passes count = 0. Rows with a
+    /// non-finite value and labels outside [0, num_classes) are refused (check_rows, check_labels).
     void read(std::int64_t begin, std::int64_t count, float* X, int* y) const;
     /// Normalisation vectors (length d), read on demand.
     std::vector<float> norm_mean() const;
