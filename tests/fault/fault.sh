@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Fault injection, one class of fault per run: an output that is also an input (under several spellings),
+# non-finite values, labels out of range, mismatched shapes, a full disk, a missing or stale member, a
+# huge size, a concurrent second job, and a rank that raises while the other waits in a collective.
+# Every failure must be one line "mimic <command>: error: ..." and a non-zero exit within the timeout
+# (a hang fails the test), and no input may change. Exit 77 (skipped) when the case cannot run here.
+source "$(dirname "$0")/../cli/common.sh"
+case=$1
+d=$(scratch "fault.$case")
+LIMIT=${FAULT_TIMEOUT:-90}
+py() { "$MIMIC_PYTHON" "$TESTS_DIR/$1" "${@:2}" || die "$1 ${*:2} failed"; }
+tiny() { py python/tiny_dataset.py "$@"; }
+inputs() { py fault/inputs.py "$@"; }
+sum() { md5sum "$@" | awk '{print $1}' | tr '\n' ' '; }
+
+# fails <ranks> <pattern> <mimic arguments...>: non-zero exit before the time limit, and stderr holds
+# exactly one line, Mimic's error, matching the pattern.
+fails() {
+  local np=$1 pattern=$2 err rc
+  shift 2
+  err=$(mktemp)
+  if [ "$np" -eq 1 ]; then
+    timeout "$LIMIT" "$MIMIC" "$@" >/dev/null 2>"$err"
+  else
+    timeout "$LIMIT" "$MPIEXEC" -q -n "$np" "$MIMIC" "$@" >/dev/null 2>"$err"
+  fi
+  rc=$?
+  [ $rc -ne 124 ] || { cat "$err" >&2; die "hung for ${LIMIT} s: mimic $*"; }
+  [ $rc -ne 0 ] || die "expected failure, got exit 0 from: mimic $*"
+  grep -q -- "$pattern" "$err" || { cat "$err" >&2; die "stderr does not match '$pattern'"; }
+  [ "$(grep -c . "$err")" -eq 1 ] || { cat "$err" >&2; die "expected one line on stderr ($np ranks)"; }
+  grep -q "^mimic [a-z ]*: error: " "$err" || { cat "$err" >&2; die "not a Mimic error line"; }
+  echo "ok ($np rank(s), exit $rc): $(cat "$err")"
+  rm -f "$err"
+}
+# runs <ranks> <mimic arguments...>: must succeed; its output goes to $d/log.
+runs() {
+  local np=$1
+  shift
+  if [ "$np" -eq 1 ]; then
+    timeout "$LIMIT" "$MIMIC" "$@" >"$d/log" 2>&1
+  else
+    timeout "$LIMIT" "$MPIEXEC" -q -n "$np" "$MIMIC" "$@" >"$d/log" 2>&1
+  fi || { cat "$d/log"; die "mimic $* failed"; }
+}
+ARCH=dense:8,relu,dense:4
+# A labelled set, a 2-member ensemble trained on it, and that ensemble's logits over it.
+setup_pipeline() {
+  tiny "$d/g.h5" 200 1 1 6 6 4
+  runs 2 ensemble train --members 2 --arch $ARCH --data "$d/g.h5" --epochs 1 --batch 16 --out-dir "$d/ens" --quiet
+  runs 2 label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5" --out "$d/l.h5" --batch 50 --block-rows 100 --quiet
+}
+
+case $case in
+same_file)
+  setup_pipeline
+  runs 1 train --data "$d/g.h5" --arch $ARCH --epochs 1 --out "$d/m.h5" --quiet
+  mkdir -p "$d/sub" && ln -s g.h5 "$d/link.h5"
+  before=$(sum "$d"/g.h5 "$d"/l.h5 "$d"/m.h5 "$d"/ens/*.h5)
+  cp "$d/g.h5" "$d/k.h5.partial"
+  for out in "$d/g.h5" "$d//g.h5" "$d/./g.h5" "$d/sub/../g.h5" "$d/link.h5"; do
+    fails 2 "the output is the input file" train --data "$d/g.h5" --arch $ARCH --epochs 1 --out "$out"
+  done
+  (cd "$d" && fails 1 "./g.h5: the output is the input file" train --data g.h5 --arch $ARCH --out ./g.h5)
+  fails 1 "$d/g.h5: the output is the input file" train --data "$d/g.h5" --arch $ARCH --out "$d/x.h5" \
+    --checkpoint "$d/g.h5"
+  fails 2 "$d/k.h5: writing it would replace the input file $d/k.h5.partial" train --data "$d/k.h5.partial" \
+    --arch $ARCH --out "$d/k.h5"
+  fails 2 "the output is the input file" transfer --from "$d/g.h5" --out "$d/./g.h5" --overwrite --size 300 \
+    --augment 1 --noise 0.1
+  fails 2 "the output is the input file" label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5" \
+    --out "$d/g.h5" --overwrite
+  fails 2 "the output is the input file" label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5" \
+    --out "$d/ens/./member-001.h5" --overwrite
+  fails 2 "the output is the input file" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --out "$d/l.h5"
+  fails 2 "the output is the input file" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH \
+    --out "$d/s.h5" --log-csv "$d/sub/../g.h5"
+  fails 1 "the output is the input file" ensemble add "$d/m.h5" --manifest "$d/m.h5"
+  fails 1 "the output is the input file" export onnx "$d/m.h5" --out "$d/m.h5" --overwrite
+  [ "$(sum "$d"/g.h5 "$d"/l.h5 "$d"/m.h5 "$d"/ens/*.h5)" = "$before" ] || die "an input file changed"
+  cmp -s "$d/g.h5" "$d/k.h5.partial" || die "the input k.h5.partial changed"
+  ;;
+nonfinite)
+  setup_pipeline
+  runs 1 train --data "$d/g.h5" --arch $ARCH --epochs 1 --out "$d/m.h5" --quiet
+  cp "$d/g.h5" "$d/nan.h5" && inputs set "$d/nan.h5" X 150 3 nan
+  fails 2 "$d/nan.h5: row 150, feature 3 is nan" train --data "$d/nan.h5" --arch $ARCH --epochs 1 --out "$d/o.h5"
+  cp "$d/g.h5" "$d/inf.h5" && inputs set "$d/inf.h5" X 5 0 inf
+  fails 2 "$d/inf.h5: row 5, feature 0 is inf" label --ensemble "$d/ens/manifest.h5" --transfer "$d/inf.h5" \
+    --out "$d/o.h5"
+  fails 2 "$d/inf.h5: row 5, feature 0 is inf" transfer --from "$d/inf.h5" --size 400 --munge 1 --out "$d/o.h5"
+  fails 2 "$d/nan.h5: row 150, feature 3 is nan" eval --model "$d/m.h5" --data "$d/nan.h5"
+  cp "$d/m.h5" "$d/mnan.h5" && inputs set "$d/mnan.h5" weights/layer0.dense.W 2 1 nan
+  fails 1 "$d/mnan.h5: weight 'layer0.dense.W' element 17 is nan" ensemble add "$d/mnan.h5" --manifest "$d/e2.h5"
+  fails 2 "$d/mnan.h5: weight 'layer0.dense.W' element 17 is nan" eval --model "$d/mnan.h5" --data "$d/g.h5"
+  inputs set "$d/ens/member-001.h5" weights/layer2.dense.b 0 0 nan
+  fails 2 "member-001.h5: weight 'layer2.dense.b' element 0 is nan" label --ensemble "$d/ens/manifest.h5" \
+    --transfer "$d/g.h5" --out "$d/o.h5"
+  cp "$d/l.h5" "$d/lnan.h5" && inputs set "$d/lnan.h5" logits 7 2 nan
+  fails 2 "$d/lnan.h5: row 7, class 2 of /logits is nan" distill --transfer "$d/g.h5" --logits "$d/lnan.h5" \
+    --arch $ARCH --epochs 1 --out "$d/o.h5"
+  [ ! -e "$d/o.h5" ] || die "an output was written"
+  ;;
+labels)
+  tiny "$d/g.h5" 200 1 1 6 6 4
+  runs 1 train --data "$d/g.h5" --arch $ARCH --epochs 1 --out "$d/m.h5" --quiet
+  for bad in 10 -1; do
+    # Row 150 lies in rank 1's half: rank 1 raises while rank 0 goes on towards the first allreduce.
+    cp "$d/g.h5" "$d/bad.h5" && inputs set "$d/bad.h5" y 150 0 "$bad"
+    fails 2 "$d/bad.h5: row 150 has label $bad outside \[0, 4)" train --data "$d/bad.h5" --arch $ARCH --epochs 1 \
+      --out "$d/o.h5"
+    fails 2 "$d/bad.h5: row 150 has label $bad outside \[0, 4)" eval --model "$d/m.h5" --data "$d/bad.h5"
+  done
+  inputs idx "$d/idx" 100 10 5 12
+  imp=(data import --train-images "$d/idx/train-images" --train-labels "$d/idx/train-labels"
+    --test-images "$d/idx/t10k-images" --test-labels "$d/idx/t10k-labels" --out-dir "$d/imported")
+  fails 1 "train-labels: no training row has label 10 although labels go up to 12" "${imp[@]}"
+  fails 2 "train-labels: row 5 has label 12 but there are 10 classes (--num-classes)" "${imp[@]}" --num-classes 10
+  [ ! -e "$d/imported/train.h5" ] && [ ! -e "$d/o.h5" ] || die "an output was written"
+  ;;
+shapes)
+  setup_pipeline
+  cp "$d/l.h5" "$d/wide.h5" && inputs widen "$d/wide.h5"
+  fails 2 "$d/wide.h5: /logits is \[200, 5\] but the attributes declare \[200, 4\]" distill --transfer "$d/g.h5" \
+    --logits "$d/wide.h5" --arch $ARCH --out "$d/o.h5"
+  inputs empty "$d/g.h5" "$d/empty.h5"
+  runs 1 train --data "$d/g.h5" --arch $ARCH --epochs 1 --out "$d/m.h5" --quiet
+  fails 2 "$d/empty.h5: holds no rows, so there is nothing to evaluate" eval --model "$d/m.h5" --data "$d/empty.h5"
+  fails 2 "$d/empty.h5: holds no rows, so there is nothing to evaluate" eval --ensemble "$d/ens/manifest.h5" \
+    --data "$d/empty.h5"
+  cp "$d/g.h5" "$d/f64.h5" && inputs float64 "$d/f64.h5"
+  runs 2 eval --model "$d/m.h5" --data "$d/f64.h5"
+  grep -q "note: $d/f64.h5: /X is 64-bit floating point; converting to float32" "$d/log" || { cat "$d/log"; die "no notice for /X"; }
+  grep -q "note: $d/f64.h5: /y is 64-bit integer; converting to int32" "$d/log" || { cat "$d/log"; die "no notice for /y"; }
+  ;;
+full_disk)
+  mkdir -p "$d/small"
+  if ! mount -t tmpfs -o size=192k tmpfs "$d/small" 2>"$d/mount.err"; then
+    echo "skipped: cannot mount a tmpfs here ($(head -1 "$d/mount.err"))"
+    exit 77
+  fi
+  trap 'umount "$d/small" 2>/dev/null' EXIT
+  setup_pipeline
+  tiny "$d/big.h5" 20000 2 1 6 6 4
+  fails 2 "small/l.h5" label --ensemble "$d/ens/manifest.h5" --transfer "$d/big.h5" --out "$d/small/l.h5" \
+    --block-rows 2000 --batch 100
+  # Transfer: 224 kB free passes the size check (193 kB of rows), the writes then run out of space.
+  mkdir -p "$d/small2"
+  mount -t tmpfs -o size=1m tmpfs "$d/small2" || die "cannot mount a second tmpfs"
+  trap 'umount "$d/small" "$d/small2" 2>/dev/null' EXIT
+  dd if=/dev/zero of="$d/small2/filler" bs=1k count=800 status=none
+  fails 2 "small2/t.h5.* failed (disk full or quota exceeded?)" transfer --from "$d/g.h5" --size 1200 --munge 1 \
+    --out "$d/small2/t.h5" --block-rows 100
+  [ ! -e "$d/small2/t.h5" ] || die "a transfer set was written to a full disk"
+  ;;
+members)
+  setup_pipeline
+  mv "$d/ens/member-001.h5" "$d/gone.h5"
+  fails 2 "member 1 (.*member-001.h5): member file is missing" eval --ensemble "$d/ens/manifest.h5" --data "$d/g.h5"
+  mv "$d/gone.h5" "$d/ens/member-001.h5"
+  # A damaged member checkpoint: the group of 1 rank that trains member 1 raises, the other group does not.
+  mkdir -p "$d/e2" && printf 'not an HDF5 file' >"$d/e2/member-001.h5.ckpt"
+  fails 2 "member-001.h5.ckpt" ensemble train --members 2 --group-size 1 --arch $ARCH --data "$d/g.h5" \
+    --epochs 1 --out-dir "$d/e2"
+  ;;
+huge)
+  tiny "$d/g.h5" 200 1 1 6 6 4
+  fails 2 "--size 99999999999999 (36 float32 features per row): $d/t.h5 would need .* PB but $d has .* free" \
+    transfer --from "$d/g.h5" --size 99999999999999 --munge 1 --out "$d/t.h5"
+  [ -z "$(find "$d" -name 't.h5*')" ] || die "an output was left behind"
+  ;;
+concurrent)
+  tiny "$d/g.h5" 200 1 1 6 6 4
+  command -v flock >/dev/null || { echo "skipped: no flock(1) to hold the lock"; exit 77; }
+  flock -o "$d/t.h5.lock" sleep 60 </dev/null >/dev/null 2>&1 &
+  holder=$!
+  for _ in $(seq 100); do flock -n "$d/t.h5.lock" true 2>/dev/null || break; sleep 0.05; done
+  fails 2 "$d/t.h5: another live job is writing this output" transfer --from "$d/g.h5" --size 400 --munge 1 --out "$d/t.h5"
+  pkill -P "$holder" sleep 2>/dev/null
+  kill "$holder" 2>/dev/null
+  wait "$holder" 2>/dev/null
+  # The lock of a job that has gone is free again: the same command now runs, and a rerun is a no-op.
+  runs 2 transfer --from "$d/g.h5" --size 400 --munge 1 --out "$d/t.h5"
+  [ ! -e "$d/t.h5.lock" ] || die "the lock file was left behind"
+  runs 2 transfer --from "$d/g.h5" --size 400 --munge 1 --out "$d/t.h5"
+  grep -q "already complete" "$d/log" || { cat "$d/log"; die "a finished transfer rerun is not a no-op"; }
+  ;;
+*)
+  die "unknown case $case"
+  ;;
+esac
+echo "fault '$case': passed"
