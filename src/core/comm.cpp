@@ -100,14 +100,15 @@ void agree(const Comm& comm, const std::function<void()>& fn) {
     }
     // Lowest failing rank wins, so the message is the same everywhere.
     int mine = failed ? comm.rank() : comm.size(), first = comm.size();
+    // Nonblocking on every rank (a nonblocking collective never matches a blocking one): the others may
+    // be blocked in a collective that a failing rank skipped (a file opened after a check that failed
+    // there only), so a failing rank waits a bounded time, then ends the job.
+    MPI_Request req;
+    MIMIC_MPI_CHECK(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get(), &req));
     if (failed && comm.size() > 1) {
-        // The others may be blocked in a collective that this rank skipped when it failed (a file
-        // opened after a check that failed here only): wait a bounded time, then end the job.
-        MPI_Request req;
-        MIMIC_MPI_CHECK(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get(), &req));
         if (!wait_at_most(req, error_wait_seconds())) abort_job(msg);
     } else {
-        MIMIC_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get()));
+        MIMIC_MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
     }
     if (first == comm.size()) return;
     throw collective_error(comm, comm.bcast(msg, first));
