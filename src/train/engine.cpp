@@ -141,8 +141,8 @@ TrainResult Engine::run(io::ModelMeta meta) {
                   " saved at epoch ", st.epoch + 1, ", step ", st.step_in_epoch,
                   "; rerun the same command to resume");
         if (world_.any(signal != 0))
-            throw CollectiveError(cfg_.stage +
-                                  ": interrupted by a signal; the checkpoint is saved, rerun to resume");
+            throw par::collective_error(
+                world_, cfg_.stage + ": interrupted by a signal; the checkpoint is saved, rerun to resume");
         return result;
     }
     write_output(st, meta);
@@ -283,10 +283,10 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
     }
     const double batch_loss = global[0] / double(sl.global_rows);
     if (!std::isfinite(batch_loss))
-        throw CollectiveError(
-            detail::concat(cfg_.stage, ": epoch ", st.epoch + 1, ", step ", step + 1, ": loss is ",
-                           std::isnan(batch_loss) ? "nan" : "inf", " (learning rate ", lr,
-                           "); no model written; last good checkpoint: ", im.last_checkpoint));
+        throw par::collective_error(
+            world_, detail::concat(cfg_.stage, ": epoch ", st.epoch + 1, ", step ", step + 1, ": loss is ",
+                                   std::isnan(batch_loss) ? "nan" : "inf", " (learning rate ", lr,
+                                   "); no model written; last good checkpoint: ", im.last_checkpoint));
     {
         ScopedPhase phase(timers, "optimizer", "train::optimizer");
         im.opt->step(net_.local().params(), net_.local().grads(), lr);
@@ -320,9 +320,10 @@ void Engine::end_epoch(State& st, TrainResult& result) {
         metric = v.metric;
     }
     if (!std::isfinite(metric))
-        throw CollectiveError(detail::concat(
-            cfg_.stage, ": epoch ", e.epoch, ": ", validator_ ? "the validation metric" : "the training loss",
-            " is ", metric, "; no model written; last good checkpoint: ", im.last_checkpoint));
+        throw par::collective_error(
+            world_, detail::concat(cfg_.stage, ": epoch ", e.epoch, ": ",
+                                   validator_ ? "the validation metric" : "the training loss", " is ", metric,
+                                   "; no model written; last good checkpoint: ", im.last_checkpoint));
     const bool reduced = im.sched->end_epoch(metric);
     if (st.best_epoch < 0 || metric < st.best) {
         st.best = metric, st.best_epoch = e.epoch, st.bad_epochs = 0;
