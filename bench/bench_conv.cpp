@@ -1,6 +1,7 @@
 // Convolution throughput on one core (bench/bench_conv.sh runs it beside its PyTorch twin): per shape, the
 // conv layer's forward pass (labelling) and forward + backward with the input gradient (training), and a
 // whole CNN's labelling (forward) and training (forward, CE, backward, Nesterov step) rates.
+#include "bench_util.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/core/runtime.hpp"
@@ -20,25 +21,10 @@
 #include <vector>
 
 using namespace mimic;
+using mimic::bench::random_matrix;
+using mimic::bench::thread_cpu_seconds;
 
 namespace {
-
-Matrix random_matrix(const char* label, std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
-    Matrix m(std::string(label), rows, cols);
-    Kokkos::parallel_for(
-        "mimic::bench::fill", RangePolicy(0, rows * cols), KOKKOS_LAMBDA(const std::int64_t i) {
-            CounterRng r(seed, std::uint64_t(i));
-            m.data()[i] = r.uniform() - 0.5f;
-        });
-    return m;
-}
-
-/// CPU time of this thread: robust to other processes on the core (Serial backend, one BLAS thread).
-double thread_cpu_seconds() {
-    timespec t{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
 
 /// Seconds per call of f: calls repeated for at least min_s of CPU time, best of reps such runs.
 template <class F>

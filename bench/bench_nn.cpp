@@ -1,6 +1,7 @@
 // Throughput of the nn core on one rank: sgemm through KokkosBlas::gemm, and training steps (forward, loss,
 // backward; no optimizer) of the MLP 784-1200-1200-10, a small CNN and single layers, in samples/s and
 // GFLOP/s.
+#include "bench_util.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/core/runtime.hpp"
@@ -18,26 +19,10 @@
 #include <vector>
 
 using namespace mimic;
+using mimic::bench::random_matrix;
+using mimic::bench::thread_cpu_seconds;
 
 namespace {
-
-Matrix random_matrix(const char* label, std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
-    Matrix m(std::string(label), rows, cols);
-    Kokkos::parallel_for(
-        "mimic::bench::fill", RangePolicy(0, rows * cols), KOKKOS_LAMBDA(const std::int64_t i) {
-            CounterRng r(seed, std::uint64_t(i));
-            m.data()[i] = r.uniform() - 0.5f;
-        });
-    return m;
-}
-
-/// CPU time of this thread: less sensitive than wall time to other processes sharing the cores (a
-/// Serial-backend, one-BLAS-thread run uses exactly one thread).
-double thread_cpu_seconds() {
-    timespec t{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
 
 bool g_cpu_clock = false;
 bool g_summary = true;
