@@ -14,8 +14,8 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -43,7 +43,8 @@ std::string canonical(const std::string& path) {
 
 bool same_file(const std::string& a, const std::string& b) {
     if (a.empty() || b.empty()) return false;
-    struct stat sa {}, sb {};
+    struct stat sa {
+    }, sb{};
     if (stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0)
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
     return canonical(a) == canonical(b);
@@ -51,7 +52,8 @@ bool same_file(const std::string& a, const std::string& b) {
 
 void refuse_output_over_inputs(const std::string& out, const std::vector<std::string>& inputs) {
     if (out.empty()) return;
-    const std::string written[] = {out, out + ".partial", out + ".ckpt", out + ".ckpt.partial", out + ".lock"};
+    const std::string written[] = {out, out + ".partial", out + ".ckpt", out + ".ckpt.partial",
+                                   out + ".lock"};
     for (const auto& in : inputs) {
         for (const auto& w : written) {
             if (!same_file(w, in)) continue;
@@ -64,13 +66,30 @@ void refuse_output_over_inputs(const std::string& out, const std::vector<std::st
     }
 }
 
+namespace {
+
+/// flock(LOCK_EX) without blocking, retried for MIMIC_LOCK_WAIT seconds (default 5): the ranks of a job
+/// that was just killed (mpirun -9, a preempted SLURM job requeued at once) can outlive their launcher by a
+/// moment and still hold the lock. False with errno set when the lock stays taken or flock is unsupported.
+bool lock_with_grace(int fd) {
+    const char* env = std::getenv("MIMIC_LOCK_WAIT");
+    const double wait_s = env ? std::atof(env) : 5.0;
+    for (int waited_ms = 0;; waited_ms += 100) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+        if (errno != EWOULDBLOCK || waited_ms >= wait_s * 1000.0) return false;
+        ::usleep(100 * 1000);
+    }
+}
+
+} // namespace
+
 std::string OutputLock::take(const std::string& path, const std::string& out) {
     // Retry when the file was replaced between open and flock (its owner removed it on exit).
     for (int attempt = 0; attempt < 5; ++attempt) {
         fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         // No directory yet, or not writable: nothing can be writing there; the stage reports the problem.
         if (fd_ < 0) return "";
-        if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        if (!lock_with_grace(fd_)) {
             const int err = errno;
             if (err != EWOULDBLOCK) return ""; // no flock on this file system: go on unlocked
             char owner[256] = {0};
@@ -83,7 +102,8 @@ std::string OutputLock::take(const std::string& path, const std::string& out) {
             return out + ": another live job is writing this output (" + who + " holds " + path +
                    "); wait for it to end or choose another output";
         }
-        struct stat held {}, named {};
+        struct stat held {
+        }, named{};
         if (fstat(fd_, &held) == 0 && stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
             held.st_dev == named.st_dev) {
             path_ = path;
@@ -119,8 +139,8 @@ void require_space(const std::string& out, double bytes, const std::string& what
     if (statvfs(dir.c_str(), &v) != 0) return; // no directory yet: the stage reports it when creating
     const double free_bytes = double(v.f_bavail) * double(v.f_frsize);
     if (bytes > free_bytes)
-        fail(what, ": ", out, " would need ", human_bytes(bytes), " but ", dir, " has ", human_bytes(free_bytes),
-             " free");
+        fail(what, ": ", out, " would need ", human_bytes(bytes), " but ", dir, " has ",
+             human_bytes(free_bytes), " free");
 }
 
 namespace {
