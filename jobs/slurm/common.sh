@@ -13,7 +13,8 @@
 #   MIMIC_ARGS           options added to every stage's command line (they win over the config)
 #   MIMIC_<STAGE>_ARGS   options for one stage: MIMIC_DATA_IMPORT_ARGS, MIMIC_ENSEMBLE_TRAIN_ARGS,
 #                        MIMIC_TRANSFER_ARGS, MIMIC_LABEL_ARGS, MIMIC_DISTILL_ARGS, MIMIC_EVAL_ARGS
-#   MIMIC_TIMINGS_CSV    label and distill append per-phase timings to this CSV (scaling studies)
+#   MIMIC_TIMINGS_CSV    label, distill, train and ensemble train append per-phase timings to this CSV
+#   MIMIC_STEP, MIMIC_SUBMITTED  set by submit.sh: the job's place in the chain ("3/6") and when it was submitted
 #   MIMIC_LAUNCHER       srun (default inside SLURM) | mpirun (default outside SLURM) | any command
 #                        prefix that starts the ranks, e.g. "mpirun -n 8 --bind-to core"
 #   MIMIC_SRUN_MPI       srun's --mpi plugin (default pmix: Open MPI 4 + SLURM 22.05 need it)
@@ -27,6 +28,17 @@
 set -euo pipefail
 
 mimic_log() { echo "mimic-job: $*"; }
+# mimic_duration <seconds>: "45s", "4m12s", "1h03m".
+mimic_duration() {
+    local t=$1
+    if [ "$t" -lt 60 ]; then printf '%ds' "$t"
+    elif [ "$t" -lt 3600 ]; then printf '%dm%02ds' $((t / 60)) $((t % 60))
+    else printf '%dh%02dm' $((t / 3600)) $((t % 3600 / 60)); fi
+}
+# mimic_since_submit <now>: ", pipeline submitted 12m04s ago" when submit.sh recorded the time.
+mimic_since_submit() {
+    [ -z "${MIMIC_SUBMITTED:-}" ] || printf ', pipeline submitted %s ago' "$(mimic_duration $(($1 - MIMIC_SUBMITTED)))"
+}
 mimic_die() {
     echo "mimic-job: error: $*" >&2
     exit 2
@@ -141,7 +153,8 @@ mimic_stage() {
     # shellcheck disable=SC2206
     args=(${MIMIC_ARGS:-} ${!var:-})
     case "$key" in
-    LABEL | DISTILL) [ -z "${MIMIC_TIMINGS_CSV:-}" ] || args+=(--timings-csv "$MIMIC_TIMINGS_CSV") ;;
+    LABEL | DISTILL | TRAIN | ENSEMBLE_TRAIN)
+        [ -z "${MIMIC_TIMINGS_CSV:-}" ] || args+=(--timings-csv "$MIMIC_TIMINGS_CSV") ;;
     esac
     mimic_launcher
     local cmd=("${mimic_launch[@]}" "$MIMIC_BIN" "${words[@]}" --config "$MIMIC_CONFIG" "${args[@]}" "${extra[@]}")
@@ -151,9 +164,12 @@ mimic_stage() {
     mimic_log "OMPI_MCA_io=$OMPI_MCA_io HDF5_USE_FILE_LOCKING=$HDF5_USE_FILE_LOCKING" \
         "MIMIC_HDF5_ALIGNMENT=$MIMIC_HDF5_ALIGNMENT ROMIO_HINTS=$ROMIO_HINTS"
     mimic_log "running: ${cmd[*]}"
-    local start rc=0
+    local start rc=0 step=${MIMIC_STEP:+[$MIMIC_STEP] }
     start=$(date +%s)
+    mimic_log "${step}${words[*]} started$(mimic_since_submit "$start")"
     "${cmd[@]}" || rc=$?
     mimic_log "${words[*]} finished with exit status $rc after $(($(date +%s) - start)) s"
+    mimic_log "${step}${words[*]} $([ $rc -eq 0 ] && echo done || echo failed)" \
+        "in $(mimic_duration $(($(date +%s) - start)))$(mimic_since_submit "$(date +%s)")"
     return $rc
 }

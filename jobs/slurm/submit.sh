@@ -24,7 +24,8 @@
 #   MIMIC_SBATCH_ARGS[_<STAGE>]  any further sbatch options
 #   MIMIC_DRY_RUN=1         print the sbatch commands instead of submitting
 # Prints "stage jobid" per job and appends them to $MIMIC_RUN_DIR/jobs.txt; logs go to
-# $MIMIC_RUN_DIR/logs/mimic-<stage>-<jobid>.out.
+# $MIMIC_RUN_DIR/logs/mimic-<stage>-<jobid>.out, and each starts and ends with "[k/N] <stage>" lines.
+# jobs/slurm/status.sh [RUN_DIR] shows where the submitted chain is.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/jobs/slurm"
@@ -67,12 +68,20 @@ cores_per_node() {
     echo "$c"
 }
 
+# Each job learns its place in the chain ("[3/6] label") and when the chain was submitted, so that its
+# log says where the pipeline is; jobs/slurm/status.sh reads jobs.txt for the whole picture.
 declare -A job
+total=0
+for s in "${all[@]}"; do printf '%s\n' "${stages[@]}" | grep -qx "$s" && total=$((total + 1)); done
+step=0
+submitted=$(date +%s)
 for s in "${all[@]}"; do
     printf '%s\n' "${stages[@]}" | grep -qx "$s" || continue
     key=${s^^}
+    step=$((step + 1))
     opts=(--parsable --job-name="mimic-${s//_/-}" --chdir="$MIMIC_RUN_DIR"
-        --output="$MIMIC_RUN_DIR/logs/%x-%j.out")
+        --output="$MIMIC_RUN_DIR/logs/%x-%j.out"
+        --export="ALL,MIMIC_STEP=$step/$total,MIMIC_SUBMITTED=$submitted")
     nodes_var=MIMIC_NODES_$key ntasks_var=MIMIC_NTASKS_$key time_var=MIMIC_TIME_$key
     nodes=${!nodes_var:-${MIMIC_NODES:-1}}
     ntasks=${!ntasks_var:-${MIMIC_NTASKS:-}}

@@ -43,7 +43,8 @@ void describe(po::options_description& d, EnsembleTrainOptions& o) {
         ("momentum", po::value(&o.momentum)->default_value(o.momentum), "momentum (sgd, nesterov)")
         ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "weight decay")
         ("schedule", po::value(&o.schedule)->default_value(o.schedule), "learning-rate schedule (see mimic train --help)")
-        ("warmup", po::value(&o.warmup)->default_value(o.warmup), "linear warmup epochs");
+        ("warmup", po::value(&o.warmup)->default_value(o.warmup), "linear warmup epochs")
+        ("timings-csv", po::value(&o.timings_csv), "append per-phase min/avg/max timings to this CSV file");
 }
 // clang-format on
 
@@ -115,7 +116,7 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     std::vector<double> flops;
     io::DatasetMeta dm;
     std::string val_fp;
-    const auto lock = io::claim_outputs({o.manifest.empty() ? o.out_dir + "/manifest.h5" : o.manifest},
+    const auto lock = io::claim_outputs({o.manifest.empty() ? o.out_dir + "/manifest.h5" : o.manifest, o.timings_csv},
                                         {o.data, o.val, o.arch_file}, world.get());
     par::agree(world, [&] {
         if (o.members < 1) fail("--members: must be >= 1, got ", o.members);
@@ -190,14 +191,20 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
         io::write_manifest(manifest, m);
     });
     log::info("");
-    log::info("ensemble train summary: ", manifest, ", ", todo.size(), " member(s) trained in ",
-              Progress::format_duration(train_s), ", ", kept.size(), " kept");
+    log::info("ensemble train summary: ", manifest, ", ", log::count(std::int64_t(todo.size()), "member"),
+              " trained in ", Progress::format_duration(train_s), ", ", kept.size(), " kept");
     if (world.rank() == 0) log::info(members_table(manifest));
     if (!o.val.empty()) {
         ScopedPhase p(timers, "evaluate", "ensemble::evaluate");
         log::info(ensemble_report(evaluate_ensemble(manifest, o.val, 5, 1000, world)));
     }
     timers.report(world, "ensemble train timings");
+    timers.append_csv(world, o.timings_csv,
+                      {{"stage", "ensemble-train"},
+                       {"ranks", std::to_string(world.size())},
+                       {"groups", std::to_string(G)},
+                       {"members_trained", std::to_string(todo.size())},
+                       {"members_kept", std::to_string(kept.size())}});
 }
 
 } // namespace mimic::stages

@@ -5,6 +5,7 @@
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
+#include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/paths.hpp"
@@ -49,6 +50,7 @@ void describe(po::options_description& d, TrainOptions& o) {
         ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output or checkpoint written with other settings")
         ("early-stop", po::value(&o.early_stop)->default_value(o.early_stop), "stop after this many epochs without improvement (0: never)")
         ("log-csv", po::value(&o.log_csv), "per-epoch CSV log (epoch, lr, losses, accuracies, time, samples/s)")
+        ("timings-csv", po::value(&o.timings_csv), "append per-phase min/avg/max timings to this CSV file")
         ("shuffle-block", po::value(&o.shuffle_block)->default_value(o.shuffle_block),
          "rows per contiguous read when the set is read in windows")
         ("shuffle-window", po::value(&o.shuffle_window)->default_value(o.shuffle_window),
@@ -154,8 +156,9 @@ train::EngineConfig engine_config(const TrainOptions& o, const std::string& chec
 
 void run(const TrainOptions& o, const par::Comm& comm) {
     // Plan and open inputs: every rank reaches the same verdict and they leave together.
+    const double t_start = wall_seconds();
     const std::string checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
-    const auto lock = io::claim_outputs({o.out, checkpoint, o.log_csv}, {o.data, o.val}, comm.get());
+    const auto lock = io::claim_outputs({o.out, checkpoint, o.log_csv, o.timings_csv}, {o.data, o.val}, comm.get());
     TrainInputs in;
     std::unique_ptr<par::ShardedModel> model;
     const par::Comm self(MPI_COMM_SELF, false); // one model shard: every rank holds the whole model
@@ -193,7 +196,14 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     if (!result.completed || result.already_done) return;
 
     // Finish: the timings and where the model went.
+    engine.timers().add("total", wall_seconds() - t_start);
     engine.timers().report(comm, "training timings");
+    engine.timers().append_csv(comm, o.timings_csv,
+                               {{"stage", "train"},
+                                {"ranks", std::to_string(comm.size())},
+                                {"rows", std::to_string(std::int64_t(result.samples_run))},
+                                {"params", std::to_string(net.num_params())},
+                                {"batch", std::to_string(o.batch)}});
     const auto& last = result.history.back();
     log::info("");
     log::info("wrote ", o.out, ": ", result.history.size(), " epochs, final train loss ", last.train_loss,

@@ -96,6 +96,14 @@ for s in "${stages[@]}"; do
         die "$s did not run with ROMIO, HDF5 locking off and 1 MiB alignment"
     grep -q "finished with exit status 0" "$f" || die "$s: no final status line"
 done
+# Each log says where the chain is ("[4/6] label started", "... done in 12s, pipeline submitted 1m03s ago"),
+# and status.sh shows every job of jobs.txt as completed, in order.
+grep -q "mimic-job: \[4/6\] label started, pipeline submitted" "$(log label)" || die "label: no [4/6] start line"
+grep -q "mimic-job: \[6/6\] eval done in [0-9]" "$(log eval)" || die "eval: no [6/6] done line"
+st=$(MIMIC_RUN_DIR=$run "$TESTS_DIR/../jobs/slurm/status.sh") || die "status.sh failed"
+echo "$st"
+[ "$(echo "$st" | grep -c ' COMPLETED ')" -eq 6 ] || die "status.sh does not show six completed jobs"
+echo "$st" | sed -n 4p | grep -q '^\[4/6\] label ' || die "status.sh: the fourth line is not label"
 
 # --- outputs ---------------------------------------------------------------------------------------
 for f in data/train.h5 data/val.h5 data/test.h5 ensemble/manifest.h5 transfer.h5 logits.h5 student.h5; do

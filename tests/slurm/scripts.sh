@@ -17,6 +17,10 @@ line data_import | grep -q -- "--ntasks=8" && ! line data_import | grep -q -- "-
 line ensemble_train | grep -q -- "--dependency=afterok:<data_import> --kill-on-invalid-dep=yes" ||
     die "ensemble_train must wait for data_import"
 line transfer | grep -q -- "--dependency=afterok:<data_import>" || die "transfer must wait for data_import"
+line data_import | grep -q -- "--export=ALL,MIMIC_STEP=1/6,MIMIC_SUBMITTED=" || die "data_import: not told it is step 1/6"
+line eval | grep -q -- "--export=ALL,MIMIC_STEP=6/6," || die "eval: not told it is step 6/6"
+! st=$("$TESTS_DIR/../jobs/slurm/status.sh" "$d/nowhere" 2>&1) && echo "$st" | grep -q "nowhere/jobs.txt: no such file" ||
+    die "status.sh without jobs.txt: no clear error and exit 1 ($st)"
 line label | grep -q -- "--dependency=afterok:<ensemble_train>:<transfer>" || die "label must wait for both"
 line label | grep -q -- "--time=30" || die "label: MIMIC_TIME_LABEL not applied"
 line distill | grep -q -- "--dependency=afterok:<label>" || die "distill must wait for label"

@@ -30,6 +30,7 @@ struct EnsembleTrainOptions {
     std::string schedule = "constant";
     int warmup = 0;
     bool overwrite = false; ///< retrain members whose files were trained with other settings
+    std::string timings_csv; ///< append per-phase timings to this CSV (scaling studies)
 };
 
 struct EnsembleAddOptions {

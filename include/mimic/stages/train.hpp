@@ -14,6 +14,7 @@ namespace mimic::stages {
 
 struct TrainOptions {
     std::string data, val, arch, out, checkpoint, log_csv;
+    std::string timings_csv; ///< append per-phase timings to this CSV (scaling studies)
     int epochs = 10;
     std::int64_t batch = 128;
     double lr = 0.05;
