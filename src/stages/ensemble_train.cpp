@@ -116,8 +116,9 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     std::vector<double> flops;
     io::DatasetMeta dm;
     std::string val_fp;
-    const auto lock = io::claim_outputs({o.manifest.empty() ? o.out_dir + "/manifest.h5" : o.manifest, o.timings_csv},
-                                        {o.data, o.val, o.arch_file}, world.get());
+    const auto lock =
+        io::claim_outputs({o.manifest.empty() ? o.out_dir + "/manifest.h5" : o.manifest, o.timings_csv},
+                          {o.data, o.val, o.arch_file}, world.get());
     par::agree(world, [&] {
         if (o.members < 1) fail("--members: must be >= 1, got ", o.members);
         if (o.arch.empty() == o.arch_file.empty()) fail("give exactly one of --arch and --arch-file");

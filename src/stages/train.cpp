@@ -158,7 +158,8 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     // Plan and open inputs: every rank reaches the same verdict and they leave together.
     const double t_start = wall_seconds();
     const std::string checkpoint = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
-    const auto lock = io::claim_outputs({o.out, checkpoint, o.log_csv, o.timings_csv}, {o.data, o.val}, comm.get());
+    const auto lock =
+        io::claim_outputs({o.out, checkpoint, o.log_csv, o.timings_csv}, {o.data, o.val}, comm.get());
     TrainInputs in;
     std::unique_ptr<par::ShardedModel> model;
     const par::Comm self(MPI_COMM_SELF, false); // one model shard: every rank holds the whole model
