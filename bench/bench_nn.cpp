@@ -1,6 +1,6 @@
-// Throughput of the nn core on one rank: sgemm through KokkosBlas::gemm, and training steps (forward, loss,
-// backward; no optimizer) of the MLP 784-1200-1200-10, a small CNN and single layers, in samples/s and
-// GFLOP/s.
+// Throughput of the nn core on one rank: sgemm through KokkosBlas::gemm (square, or a list of shapes), the
+// optimizer update per parameter, and training steps (forward, loss, backward; no optimizer) of the MLP
+// 784-1200-1200-10, a small CNN, single layers or a given spec, in samples/s and GFLOP/s.
 #include "bench_util.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
@@ -9,6 +9,7 @@
 #include "mimic/nn/layer.hpp"
 #include "mimic/nn/loss.hpp"
 #include "mimic/nn/model.hpp"
+#include "mimic/nn/optim/optimizer.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -49,6 +50,51 @@ double bench_gemm(std::int64_t n, int reps) {
     nn::gemm("N", "N", 1.0f, a, b, 0.0f, c); // warm-up
     const double t = best_time(reps, 3, [&] { nn::gemm("N", "N", 1.0f, a, b, 0.0f, c); });
     return 2.0 * double(n) * n * n / t / 1e9;
+}
+
+/// Seconds per call of C[m,n] = op(A)[m,k] op(B)[k,n] for ta, tb in {N, T}.
+double bench_gemm_shape(const char* ta, const char* tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                        int reps) {
+    const bool at = ta[0] == 'T', bt = tb[0] == 'T';
+    const Matrix a = random_matrix("mimic::bench::a", at ? k : m, at ? m : k, 1);
+    const Matrix b = random_matrix("mimic::bench::b", bt ? n : k, bt ? k : n, 2);
+    Matrix c("mimic::bench::c", m, n);
+    nn::gemm(ta, tb, 1.0f, a, b, 0.0f, c); // warm-up
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    const int iters = int(std::max(1.0, std::min(50.0, 2e8 / std::max(flops, 1.0))));
+    return best_time(reps, iters, [&] { nn::gemm(ta, tb, 1.0f, a, b, 0.0f, c); });
+}
+
+/// "NN:128x4096x784,TN:784x4096x128": one GEMM line per shape (op(A) op(B), m x n x k).
+int run_gemm_shapes(const std::string& list, int reps) {
+    std::string rest = list + ",";
+    for (std::size_t pos; (pos = rest.find(',')) != std::string::npos; rest.erase(0, pos + 1)) {
+        const std::string item = rest.substr(0, pos);
+        if (item.empty()) continue;
+        long long m = 0, n = 0, k = 0;
+        char ta = 0, tb = 0;
+        if (std::sscanf(item.c_str(), "%c%c:%lldx%lldx%lld", &ta, &tb, &m, &n, &k) != 5 ||
+            (ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || m < 1 || n < 1 || k < 1) {
+            std::fprintf(stderr, "bench_nn: --gemm-shapes: '%s' is not OPS:MxNxK with OPS in NN|NT|TN|TT\n",
+                         item.c_str());
+            return 2;
+        }
+        const char sa[2] = {ta, 0}, sb[2] = {tb, 0};
+        const double t = bench_gemm_shape(sa, sb, m, n, k, reps);
+        std::printf("GEMM %c%c %lld %lld %lld %.9g %.2f\n", ta, tb, m, n, k, t, 2.0 * m * n * k / t / 1e9);
+    }
+    return 0;
+}
+
+/// Seconds per parameter of one optimizer update (the fused kernel over flat buffers of n parameters).
+double bench_optimizer(const std::string& kind, std::int64_t n, int reps) {
+    nn::optim::OptimizerConfig cfg;
+    cfg.kind = kind;
+    auto opt = nn::optim::make_optimizer(cfg, n);
+    const Matrix p = random_matrix("mimic::bench::p", 1, n, 5), g = random_matrix("mimic::bench::g", 1, n, 6);
+    const Vector pv(p.data(), size_t(n)), gv(g.data(), size_t(n));
+    opt->step(pv, gv, 1e-3); // warm-up
+    return best_time(reps, 5, [&] { opt->step(pv, gv, 1e-3); }) / double(n);
 }
 
 struct StepResult {
@@ -103,7 +149,8 @@ int main(int argc, char** argv) {
     Runtime runtime(argc, argv);
     int batch = 128, iters = 10, reps = 5;
     std::int64_t gemm_n = 1024;
-    std::string only;
+    std::string only, gemm_shapes, optim, spec, input = "1x1x784";
+    std::int64_t optim_params = 4000000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--batch"))
             batch = std::atoi(argv[i + 1]);
@@ -119,11 +166,23 @@ int main(int argc, char** argv) {
             g_summary = std::atoi(argv[i + 1]) != 0;
         else if (!std::strcmp(argv[i], "--only"))
             only = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--gemm-shapes"))
+            gemm_shapes = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--optim"))
+            optim = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--optim-params"))
+            optim_params = std::atoll(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--spec"))
+            spec = argv[i + 1], only = "custom";
+        else if (!std::strcmp(argv[i], "--input"))
+            input = argv[i + 1];
         else {
             std::fprintf(
                 stderr,
                 "usage: bench_nn [--batch 128] [--iters 10] [--reps 5] [--gemm 1024] [--clock wall|cpu] "
-                "[--summary 0|1] [--only NAME]\n");
+                "[--summary 0|1] [--only NAME] [--gemm-shapes NN:MxNxK,...] [--optim KIND [--optim-params "
+                "N]] "
+                "[--spec SPEC --input CxHxW]\n");
             return 2;
         }
     }
@@ -131,6 +190,12 @@ int main(int argc, char** argv) {
     std::printf("bench_nn: Kokkos %s, OPENBLAS_NUM_THREADS=%s, batch %d, best of %d x %d steps, %s clock\n",
                 kokkos_backend_name(), threads ? threads : "(unset)", batch, reps, iters,
                 g_cpu_clock ? "thread CPU" : "wall");
+    if (!gemm_shapes.empty()) return run_gemm_shapes(gemm_shapes, reps);
+    if (!optim.empty()) {
+        std::printf("OPTIM %s %lld %.6g\n", optim.c_str(), (long long)optim_params,
+                    bench_optimizer(optim, optim_params, reps));
+        return 0;
+    }
     const double peak = bench_gemm(gemm_n, reps);
     std::printf("sgemm %lld^3 (KokkosBlas::gemm): %.1f GFLOP/s\n\n", (long long)gemm_n, peak);
 
@@ -139,7 +204,12 @@ int main(int argc, char** argv) {
         const char* spec;
         nn::Shape in;
     };
-    const std::vector<Case> cases{
+    nn::Shape custom_in{1, 1, 784};
+    if (std::sscanf(input.c_str(), "%dx%dx%d", &custom_in.c, &custom_in.h, &custom_in.w) != 3) {
+        std::fprintf(stderr, "bench_nn: --input: '%s' is not CxHxW\n", input.c_str());
+        return 2;
+    }
+    std::vector<Case> cases{
         {"mlp", "dense:1200,relu,dense:1200,relu,dense:10", {1, 1, 784}},
         {"cnn",
          "conv:32x3,relu,conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10",
@@ -149,6 +219,7 @@ int main(int argc, char** argv) {
         {"layer-conv-32x3-28x28", "relu,conv:32x3", {32, 28, 28}},
         {"layer-conv-64x3-14x14", "relu,conv:64x3", {32, 14, 14}},
     };
+    if (!spec.empty()) cases.push_back({"custom", spec.c_str(), custom_in});
     for (const auto& c : cases) {
         if (!only.empty() && only != c.name) continue;
         const bool layer = std::string(c.name).rfind("layer-", 0) == 0;
