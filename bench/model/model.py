@@ -5,8 +5,9 @@
 """usage:
   model.py shapes | convs                  the GEMM shapes / conv stacks the check needs (for measure.sh)
   model.py collect RAW_DIR NP              measure.sh's raw outputs -> inputs JSON on stdout
-  model.py check INPUTS.json LABEL_CSV DISTILL_CSV [options]
-  model.py project [--out DIR] [options]
+  model.py check INPUTS.json LABEL_CSV DISTILL_CSV [--out DIR] [options]   (DIR/check.md: the table)
+  model.py project [--out DIR] [options]   (DIR/projection.json, label.png, distill.png; default
+                                            bench/results/model)
 options (the mechanisms that the label write path and the distill allreduce may change):
   --label-flushes N     file flushes per label round (2 today: one after the logits, one after the records)
   --label-records N     small collective writes of the done records per round (2 today)
@@ -603,9 +604,12 @@ def check(args, opts):
         out.append("| %s | %s | %.3f | %.3f | %+.1f%% | %s | %.3f |" % (stage, label, meas["loop"], pr["loop"],
                                                                        err, phases, total))
     out.append("")
-    out.append("largest error %.1f%% (target 15%%); inputs: %s (load at start %s, at end %s)" % (
-        worst, args[0], J["load_start"], J["load_end"]))
+    out.append("largest error %.1f%% (target 15%%); inputs: %s (load at start %s, at end %s; bench_nn on the "
+               "%s clock)" % (worst, args[0], J["load_start"], J["load_end"], J.get("bench_nn_clock", "wall")))
     print("\n".join(out))
+    if "--out" in args:
+        with open(os.path.join(args[args.index("--out") + 1], "check.md"), "w") as f:
+            f.write("\n".join(out) + "\n")
     return 0 if worst <= 15 else 1
 
 
@@ -623,6 +627,7 @@ PROJ_STUDENTS = {
             (3, 32, 32)),
 }
 DISTILL_ROWS, DISTILL_BATCH, WEAK_BATCH_PER_NODE = 10**8, 8192, 1024
+WEAK_ROWS_PER_NODE = 10**6
 
 
 def divisors(n):
@@ -663,8 +668,9 @@ def best_distill(nodes, spec, shape, batch, opts, whole_blocks=True):
         local = num_params(shard_spec(spec, M), shape)
         if local * 16 > 0.7 * mach.gpu_mem_B:
             continue
-        ph = predict_distill(mach, spec, shape, 10, batch * 20, batch, R, M, overlap=opts["overlap"],
-                             accumulate=opts["accumulate"], whole_blocks=whole_blocks)
+        # --block-rows at least the batch: a step never spans two blocks (BlockStreamer caps it at one)
+        ph = predict_distill(mach, spec, shape, 10, batch * 20, batch, R, M, block_rows=max(8192, batch),
+                             overlap=opts["overlap"], accumulate=opts["accumulate"], whole_blocks=whole_blocks)
         if best is None or ph["step"] < best[1]["step"]:
             best = ((R, M), ph)
     return best
@@ -682,7 +688,7 @@ def project(args, opts):
             key = "%s%s" % (mode, "" if copy else "-copy-once")
             res["label"][key] = []
             for n in NODES:
-                rows = PROJ_LABEL["rows"] if mode == "strong" else PROJ_LABEL["rows"] // 1024 * n
+                rows = PROJ_LABEL["rows"] if mode == "strong" else WEAK_ROWS_PER_NODE * n
                 (G, S), ph = best_label(n, rows, opts, copy)
                 res["label"][key].append(dict(nodes=n, rows=rows, G=G, S=S, seconds=ph["loop"] + ph["load"],
                                               **{k: ph[k] for k in ("load", "read", "compute", "reduce",
@@ -758,7 +764,7 @@ def plot(res, out):
         for r in rows[::2]:
             a.annotate("%dx%d" % (r["G"], r["S"]), (r["nodes"], r["seconds"]), fontsize=7)
     ax[0].set_title("label, strong: 1,000 members, 1e8 rows")
-    ax[1].set_title("label, weak: %d rows per node" % (PROJ_LABEL["rows"] // 1024))
+    ax[1].set_title("label, weak: %.0e rows per node" % WEAK_ROWS_PER_NODE)
     for a in ax:
         a.set_xscale("log", base=2)
         a.set_yscale("log")
