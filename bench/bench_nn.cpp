@@ -186,6 +186,11 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    nn::Shape custom_in{1, 1, 784};
+    if (std::sscanf(input.c_str(), "%dx%dx%d", &custom_in.c, &custom_in.h, &custom_in.w) != 3) {
+        std::fprintf(stderr, "bench_nn: --input: '%s' is not CxHxW\n", input.c_str());
+        return 2;
+    }
     const char* threads = std::getenv("OPENBLAS_NUM_THREADS");
     std::printf("bench_nn: Kokkos %s, OPENBLAS_NUM_THREADS=%s, batch %d, best of %d x %d steps, %s clock\n",
                 kokkos_backend_name(), threads ? threads : "(unset)", batch, reps, iters,
@@ -204,11 +209,6 @@ int main(int argc, char** argv) {
         const char* spec;
         nn::Shape in;
     };
-    nn::Shape custom_in{1, 1, 784};
-    if (std::sscanf(input.c_str(), "%dx%dx%d", &custom_in.c, &custom_in.h, &custom_in.w) != 3) {
-        std::fprintf(stderr, "bench_nn: --input: '%s' is not CxHxW\n", input.c_str());
-        return 2;
-    }
     std::vector<Case> cases{
         {"mlp", "dense:1200,relu,dense:1200,relu,dense:10", {1, 1, 784}},
         {"cnn",
