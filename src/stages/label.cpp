@@ -71,9 +71,20 @@ int local_ranks(const par::Comm& world) {
     return lc.size();
 }
 
-/// Picks G: the smallest divisor of P whose heaviest group's weights fit in memory, raised (up to the
-/// member count) while there are fewer blocks than data shards.
-int choose_groups(const io::Manifest& m, int P, std::int64_t blocks, double mem_mb, std::string& why) {
+/// Rows on the critical path of a run over N rows in blocks of B with S data shards: each round waits for
+/// its longest block, and only the last block is short.
+std::int64_t critical_rows(std::int64_t N, std::int64_t B, std::int64_t S) {
+    const std::int64_t blocks = (N + B - 1) / B, rounds = (blocks + S - 1) / S;
+    const bool last_alone = (blocks - 1) % S == 0; // the short last block has its round to itself
+    return (rounds - 1) * B + (last_alone ? N - (blocks - 1) * B : B);
+}
+
+/// Picks G: among the divisors of P (up to the member count) from the smallest whose heaviest group's
+/// weights fit in memory, the one with the least compute on the critical path, critical rows x the
+/// heaviest group's FLOPs per row (the compute term of bench/model/model.py; a tie goes to the smaller G,
+/// which broadcasts and gathers less). So G rises when the blocks spread unevenly over the shards.
+int choose_groups(const io::Manifest& m, int P, std::int64_t N, std::int64_t B, double mem_mb,
+                  std::string& why) {
     std::vector<double> flops, bytes;
     for (const auto& e : m.members) {
         flops.push_back(e.flops);
@@ -100,12 +111,21 @@ int choose_groups(const io::Manifest& m, int P, std::int64_t blocks, double mem_
     if (best == 0)
         fail("the ensemble's weights do not fit in ", mem_mb, " MB per rank for any grid of ", P,
              " ranks; use more ranks or set --memory-mb / --groups");
+    auto compute = [&](int g) {
+        const auto bin = par::assign_lpt(flops, g);
+        std::vector<double> f(size_t(g), 0.0);
+        for (size_t i = 0; i < bin.size(); ++i)
+            f[size_t(bin[i])] += flops[i];
+        return double(critical_rows(N, B, P / g)) * *std::max_element(f.begin(), f.end());
+    };
+    const int fits = best;
+    double least = compute(best);
     for (int g : par::divisors(P)) {
-        if (g <= best || g > M) continue;
-        if (P / best <= blocks) break;
-        best = g;
-        why += "; raised so that every data shard gets a block";
+        if (g <= fits || g > M) continue;
+        const double c = compute(g);
+        if (c < least * (1.0 - 1e-9)) best = g, least = c;
     }
+    if (best != fits) why += "; raised to spread the blocks' compute evenly over the shards";
     return best;
 }
 
@@ -263,7 +283,7 @@ LabelGrid make_grid(const LabelOptions& o, const LabelJob& j, const par::Comm& w
     par::agree(world, [&] {
         if (g.G > 0) return;
         const double mem = o.memory_mb > 0 ? o.memory_mb : available_memory_mb() / local_ranks(world) * 0.5;
-        g.G = choose_groups(j.manifest, world.size(), j.num_blocks, mem, why);
+        g.G = choose_groups(j.manifest, world.size(), j.N, j.B, mem, why);
     });
     g.grid = std::make_unique<par::Grid>(world, g.G);
     g.S = g.grid->outer();
