@@ -13,17 +13,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=steps.sh
 source jobs/steps.sh
+# shellcheck source=fashion_mnist_inputs.sh
+source jobs/fashion_mnist_inputs.sh
 # The steps in order, each with its time in seconds in the measured run (inputs/fashion-mnist/README.md) for
 # the progress estimate; a rerun estimates from the previous run's times instead.
 pipeline_setup "$root/inputs/fashion-mnist/study.cfg" "${MIMIC_RUN_DIR:-$root/run/fashion-mnist-study}" study.log \
-  "data import=10" "teacher ensemble (8 CNNs)=1119" "transfer set (330k rows)=21" \
-  "MUNGE-only transfer set (330k rows)=21" "label transfer=248" "label munge=248" "label train=45" "label val=5" \
+  "${fashion_mnist_input_plan[@]}" "MUNGE-only transfer set (330k rows)=21" "label munge=248" \
   baseline=80 baseline_dropout=100 mimic=118 mimic_raw=124 mimic_munge=110 kd=133 mimic_bottleneck=202 \
   wide_baseline=538 wide_kd=470 cs_baseline=180 cs_baseline_long=374 cs_mimic=407 cs_kd=1132 cs_baseline_s6=173 \
   cs_kd_s6=994 deep=686 deep_raw=353
 epochs=${STUDY_EPOCHS:-10}
 
-d=$run/data
 # Every shallow student has one wide layer of ~814k parameters in all: 784-1024-10, or a 160-unit linear
 # bottleneck in front of 4096 hidden units (825k parameters, the same multiply-adds per row).
 shallow=dense:1024,relu,dense:10
@@ -35,18 +35,14 @@ deep=conv:16x3,relu,pool:2,conv:32x3,relu,pool:2,dense:128,relu,dense:10
 # The raw transfer set is 6x smaller, so its students get 6x the epochs: every student sees as many rows.
 raw_epochs=$((6 * epochs))
 
-step "data import" "$d/test.h5" "${mpi[@]}" "$mimic" data import --out-dir "$d" --val 5000
-step "teacher ensemble (8 CNNs)" "$run/teachers/manifest.h5" "${mpi[@]}" "$mimic" ensemble train \
-  --config inputs/fashion-mnist/teachers.cfg --data "$d/train.h5" --val "$d/val.h5" --out-dir "$run/teachers"
-step "transfer set (330k rows)" "$run/transfer.h5" "${mpi[@]}" "$mimic" transfer --config "$cfg" \
-  --from "$d/train.h5" --out "$run/transfer.h5"
+# The data, the teachers, the augmented+MUNGE transfer set and the ensemble's logits on it, on the training
+# rows and on the validation rows (shared with the figure sweep, jobs/fashion_mnist_inputs.sh); then the
+# MUNGE-only set and its logits.
+fashion_mnist_inputs
 step "MUNGE-only transfer set (330k rows)" "$run/transfer_munge.h5" "${mpi[@]}" "$mimic" transfer \
   --from "$d/train.h5" --size 330000 --munge 1 --munge-p 0.3 --munge-s 1 --seed 12 --out "$run/transfer_munge.h5"
-for set in transfer:"$run/transfer.h5" munge:"$run/transfer_munge.h5" train:"$d/train.h5" val:"$d/val.h5"; do
-  name=${set%%:*}
-  step "label $name" "$run/logits_$name.h5" "${mpi[@]}" "$mimic" label --config "$cfg" \
-    --ensemble "$run/teachers/manifest.h5" --transfer "${set#*:}" --out "$run/logits_$name.h5"
-done
+step "label munge" "$run/logits_munge.h5" "${mpi[@]}" "$mimic" label --config "$cfg" \
+  --ensemble "$run/teachers/manifest.h5" --transfer "$run/transfer_munge.h5" --out "$run/logits_munge.h5"
 
 # baseline <name> <arch> [epochs [train options...]]: a net on the hard labels of the training rows.
 baseline() {

@@ -1,19 +1,29 @@
-# Shared by the pipeline jobs (quickstart.sh, fashion_mnist_study.sh): set-up (install, environment,
-# build), a step runner that skips finished stages, times them and shows where the pipeline is
-# ("[3/7] label transfer set (elapsed 4m12s, estimated 6m left)"), and the helpers of the results table.
+# Shared by the pipeline jobs (quickstart.sh, fashion_mnist_study.sh, fashion_mnist_figure.sh): set-up
+# (install, environment, build), a step runner that skips finished stages, times them and shows where the
+# pipeline is ("[3/7] label transfer set (elapsed 4m12s, estimated 6m left)"), and the helpers of the
+# results table.
 
 # pipeline_setup <config> <run dir> <log file name> <step plan...>: pipeline_start, then installs what is
-# missing and builds (both logged), and sets mimic, np (ranks, $NP or 2) and mpi (the launcher). Call from
-# the repository root.
+# missing and builds (both logged), and sets mimic, np (ranks, $NP or 2) and mpi (the launcher). With
+# MIMIC_BIN set (an executable built elsewhere, as the tests do) it skips the install and the build and runs
+# that executable. Call from the repository root.
 pipeline_setup() {
   pipeline_start "$@"
-  echo "[setup] installing what is missing (jobs/install_deps.sh)" | tee -a "$log"
-  jobs/install_deps.sh 2>&1 | tee -a "$log"
-  # shellcheck source=env.sh
-  source jobs/env.sh
-  echo "[setup] building (jobs/build.sh)" | tee -a "$log"
-  jobs/build.sh 2>&1 | tee -a "$log"
-  mimic="$PWD/build/mimic"
+  if [ -n "${MIMIC_BIN:-}" ]; then
+    [ -x "$MIMIC_BIN" ] || { echo "MIMIC_BIN=$MIMIC_BIN is not an executable" | tee -a "$log" >&2; exit 1; }
+    echo "[setup] using MIMIC_BIN=$MIMIC_BIN (no install check, no build)" | tee -a "$log"
+    # shellcheck source=env.sh
+    source jobs/env.sh
+    mimic=$MIMIC_BIN
+  else
+    echo "[setup] installing what is missing (jobs/install_deps.sh)" | tee -a "$log"
+    jobs/install_deps.sh 2>&1 | tee -a "$log"
+    # shellcheck source=env.sh
+    source jobs/env.sh
+    echo "[setup] building (jobs/build.sh)" | tee -a "$log"
+    jobs/build.sh 2>&1 | tee -a "$log"
+    mimic="$PWD/build/mimic"
+  fi
   np=${NP:-2}
   mpi=(mpirun -n "$np")
 }
