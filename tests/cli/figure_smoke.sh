@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The figure sweep's machinery (jobs/fashion_mnist_figure.sh with FIGURE_SMOKE=1, jobs/plot_figure.py) on a
+# tiny ensemble: a run stopped mid-way is resumed by the rerun from Mimic's checkpoint, one CSV row per run
+# with sane values, the three PNGs, the table and the bottleneck report; a rerun trains nothing and adds no
+# row, and a row lost after its run finished is added back from the kept model without training.
+source "$(dirname "$0")/common.sh"
+d=$(scratch figure)
+root=$(cd "$TESTS_DIR/.." && pwd)
+csv=$d/run/figure.csv
+fig() { MIMIC_BIN=$MIMIC MIMIC_RUN_DIR=$d/run FIGURE_SMOKE=1 NP=2 "$root/jobs/fashion_mnist_figure.sh" "$@"; }
+students() { grep -c -E '^(fc32|mlp16),' "$csv"; }
+
+# 1. Every run stops after 3 steps as if killed: the sweep ends at its first run and keeps its checkpoint.
+FIGURE_STOP_AFTER_STEPS=3 fig sweep >"$d/out1" 2>&1 && { tail -20 "$d/out1"; die "a stopped run should end the sweep"; }
+grep -q "fc32 labels s1: stopped before its end; the checkpoint .* is kept, rerun to resume" "$d/out1" ||
+  { tail -20 "$d/out1"; die "no message about the stopped run"; }
+[ -f "$d/run/figure/fc32_labels_s1.h5.ckpt" ] || die "no checkpoint of the stopped run"
+[ "$(grep -c '^ensemble,' "$csv")" -eq 2 ] || { cat "$csv"; die "expected the 2 ensemble rows"; }
+[ "$(students)" -eq 0 ] || { cat "$csv"; die "a stopped run has a row"; }
+
+# 2. The full smoke run: the stopped run resumes, 4 student rows, the plots, the table, the bottleneck report.
+fig all >"$d/out2" 2>&1 || { tail -30 "$d/out2"; die "the smoke run failed"; }
+grep -q "train: resuming from .*fc32_labels_s1.h5.ckpt" "$d/out2" || { head -60 "$d/out2"; die "the stopped run was not resumed"; }
+[ "$(students)" -eq 4 ] || { cat "$csv"; die "expected 4 student rows"; }
+for key in "fc32,labels,1,shallow,1" "fc32,kd:4,1,shallow,1" "mlp16,labels,1,deep,1" "mlp16,kd:4,1,deep,1"; do
+  grep -q "^$key," "$csv" || { cat "$csv"; die "no row $key"; }
+done
+grep -q '^fc32,labels,1,.*,1,figure/fc32_labels_s1.csv,"dense:32,relu,dropout:0.3,dense:10"$' "$csv" ||
+  { cat "$csv"; die "the resumed run's row is not marked resumed or lacks the labels net's dropout"; }
+# Every student row: params as `mimic info` gives them, accuracies in (10, 100], wall and CPU seconds > 0.
+awk -F, 'NR > 1 && $1 != "ensemble" {
+  if ($6 + 0 <= 0 || $7 <= 10 || $7 > 100 || $8 <= 10 || $8 > 100 || $9 <= 0 || $10 <= 0) {print "bad row: " $0; bad = 1}
+} END {exit bad}' "$csv" || die "a row with impossible values"
+params=$("$MIMIC" info "$d/run/figure/mlp16_kd_s1.h5" | awk -F'= ' '/@num_params/{print $2}')
+grep -q "^mlp16,kd:4,1,deep,1,$params," "$csv" || die "mlp16's parameters are not $params"
+ens=$(grep '^ensemble,teachers,' "$csv" | cut -d, -f6)
+[ "$ens" -eq 50900 ] || die "the ensemble of 2 members 784-32-10 has 50900 parameters, not $ens"
+for png in figure_accuracy figure_gap figure_curves; do
+  f=$d/run/figures/$png.png
+  [ "$(head -c 4 "$f" 2>/dev/null | tail -c 3)" = PNG ] || die "$f is not a PNG"
+done
+grep -q '^| fc32 | shallow | 25,450 (50.0%) | 1 | ' "$d/run/figure_table.md" || { cat "$d/run/figure_table.md"; die "no table row for fc32"; }
+grep -q 'n/a (needs 2+ seeds)' "$d/run/figure_table.md" || die "one seed must not decide whether KD beats labels"
+for m in 1 2; do
+  grep -q "^time to 50.00% validation accuracy, M = $m: [0-9.]*x faster with the bottleneck" "$d/run/bottleneck.txt" ||
+    { cat "$d/run/bottleneck.txt"; die "no bottleneck ratio for M = $m"; }
+done
+
+# 3. A rerun trains nothing and adds no row.
+cp "$csv" "$d/csv2"
+fig all >"$d/out3" 2>&1 || { tail -30 "$d/out3"; die "the rerun failed"; }
+cmp -s "$csv" "$d/csv2" || die "the rerun changed figure.csv"
+[ "$(grep -c 'exists, skipped' "$d/out3")" -eq 14 ] || { cat "$d/out3"; die "expected 14 skipped steps (6 inputs, 4 runs, 4 bottleneck)"; }
+! grep -q 'epoch 1/' "$d/out3" || die "the rerun trained"
+
+# 4. A row lost after its run finished comes back from the kept model and times, without training.
+grep -v '^mlp16,labels,' "$d/csv2" >"$csv"
+fig sweep >"$d/out4" 2>&1 || { tail -30 "$d/out4"; die "the sweep after a lost row failed"; }
+! grep -q 'epoch 1/' "$d/out4" || die "the lost row's run was trained again"
+[ "$(sort "$csv" | md5sum)" = "$(sort "$d/csv2" | md5sum)" ] || { diff "$csv" "$d/csv2"; die "the lost row came back different"; }
+echo "figure smoke: passed"
