@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace mimic::par {
 
@@ -16,8 +17,19 @@ bool gpu_aware_mpi() {
     return on;
 }
 
+bool mpi_reads_views() {
+    return Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible || gpu_aware_mpi();
+}
+
 namespace {
-constexpr bool kHostAccessible = Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible;
+
+/// Host staging for Views MPI cannot read: one buffer per process, grown to the largest reduction and
+/// kept, so a reduction per step allocates nothing (reductions run on the main thread only).
+float* staging(std::int64_t n) {
+    static std::vector<float> buf;
+    if (std::int64_t(buf.size()) < n) buf.resize(size_t(n));
+    return buf.data();
+}
 
 void reduce_raw(float* p, std::int64_t n, const Comm& comm) {
     // MPI counts are int: reduce in pieces of at most 2^30 floats.
@@ -33,12 +45,13 @@ void allreduce_sum(const Vector& v, const Comm& comm, std::int64_t begin, std::i
     if (count < 0) count = std::int64_t(v.extent(0)) - begin;
     if (count <= 0) return;
     auto part = Kokkos::subview(v, std::make_pair(begin, begin + count));
-    if (kHostAccessible || gpu_aware_mpi()) {
+    if (mpi_reads_views()) {
         Kokkos::fence();
         reduce_raw(part.data(), count, comm);
         return;
     }
-    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), part);
+    Kokkos::View<float*, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(staging(count), size_t(count));
+    Kokkos::deep_copy(h, part);
     reduce_raw(h.data(), count, comm);
     Kokkos::deep_copy(part, h);
 }

@@ -9,6 +9,9 @@ namespace mimic::par {
 
 /// True when MPI may be handed device pointers directly.
 bool gpu_aware_mpi();
+/// True when MPI can read and write the memory of Views directly (host backends, or GPU-aware MPI);
+/// otherwise reductions go through host staging buffers.
+bool mpi_reads_views();
 
 /// In-place sum of `v[begin, begin + count)` over comm (count < 0: to the end). No-op on one rank.
 void allreduce_sum(const Vector& v, const Comm& comm, std::int64_t begin = 0, std::int64_t count = -1);
