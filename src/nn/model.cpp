@@ -75,7 +75,8 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
         conv->fuse_relu();
         relu->set_fused();
     }
-    for (const auto& layer : layers_)
+    for (const auto& layer : layers_) {
+        const std::int64_t begin = num_params_;
         for (const auto& d : layer->param_decls()) {
             ParamTensor t;
             t.name = detail::concat("layer", layer->index(), ".", layer->kind(), ".", d.suffix);
@@ -85,6 +86,8 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
             num_params_ += t.size;
             tensors_.push_back(t);
         }
+        layer_params_.emplace_back(begin, num_params_);
+    }
     params_ = Vector("mimic::nn::params", num_params_);
     grads_ = Vector("mimic::nn::grads", num_params_);
     std::size_t t = 0;
@@ -174,7 +177,7 @@ Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, s
     return acts_[L];
 }
 
-void Model::backward(const Matrix& dlogits) {
+void Model::backward(const Matrix& dlogits, const GradsReady& ready) {
     const std::size_t L = layers_.size();
     MIMIC_REQUIRE(batch_ >= 0, "Model::backward called before forward");
     MIMIC_REQUIRE(std::int64_t(dlogits.extent(0)) == batch_ &&
@@ -194,6 +197,8 @@ void Model::backward(const Matrix& dlogits) {
             first = first && layers_[j]->is_alias();
         if (!first) dacts_[i] = leading_rows(dact_store_[i], batch_);
         layers_[i]->backward(acts_[i], acts_[i + 1], dacts_[i + 1], dacts_[i]);
+        const auto [begin, end] = layer_params_[i];
+        if (ready && end > begin) ready(begin, end);
     }
 }
 

@@ -158,6 +158,13 @@ void ShardedModel::init(std::uint64_t seed) {
 
 namespace mimic::par {
 
+template <class F>
+void ShardedModel::timed(F&& communicate) {
+    if (!timers_) return communicate();
+    ScopedPhase phase(*timers_, "shard-allreduce", "parallel::shard_allreduce");
+    communicate();
+}
+
 Matrix ShardedModel::forward(const Matrix& x, bool train, std::uint64_t dropout_seed,
                              std::int64_t row_offset) {
     Matrix z = local_.forward(x, train, dropout_seed, row_offset);
@@ -166,20 +173,52 @@ Matrix ShardedModel::forward(const Matrix& x, bool train, std::uint64_t dropout_
         z_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::parallel::logits"), z.extent(0),
                     z.extent(1));
     Kokkos::deep_copy(z_, z);
-    allreduce_sum(z_, *comm_); // partial logits of each shard's hidden units (+ the bias on shard 0)
+    // partial logits of each shard's hidden units (+ the bias on shard 0)
+    timed([&] { allreduce_sum(z_, *comm_); });
     return z_;
 }
 
 void ShardedModel::backward(const Matrix& dlogits) {
-    local_.backward(dlogits);
-    if (comm_->size() == 1) return;
-    // Layers before the wide pair are replicated and feed every shard: their gradients add up.
-    allreduce_sum(local_.grads(), *comm_, 0, replicated_prefix_);
+    accumulate_grads(dlogits);
+    finish_grads();
+}
+
+void ShardedModel::accumulate_grads(const Matrix& dlogits, BucketedAllreduce* replicas) {
+    if (!replicas) return local_.backward(dlogits);
+    // Layers before the wide pair are summed over the model group first (finish_grads).
+    const std::int64_t model_summed = comm_->size() > 1 ? replicated_prefix_ : 0;
+    local_.backward(dlogits, [&](std::int64_t begin, std::int64_t end) {
+        if (begin < model_summed) return;
+        zero_unowned(begin, end); // before the bucket is in flight
+        replicas->ready(begin);
+    });
+}
+
+void ShardedModel::finish_grads(BucketedAllreduce* replicas) {
+    if (comm_->size() > 1) {
+        // Layers before the wide pair are replicated and feed every shard: their gradients add up.
+        if (replicated_prefix_ > 0)
+            timed([&] { allreduce_sum(local_.grads(), *comm_, 0, replicated_prefix_); });
+        if (!replicas) zero_unowned(0, local_.num_params());
+    }
+    if (replicas) replicas->ready(0);
+}
+
+void ShardedModel::zero_unowned(std::int64_t begin, std::int64_t end) {
     for (const auto& t : tensors_)
-        if (!t.owned)
+        if (!t.owned && t.local_offset >= begin && t.local_offset < end)
             Kokkos::deep_copy(Kokkos::subview(local_.grads(),
                                               std::make_pair(t.local_offset, t.local_offset + t.local_size)),
                               0.0f);
+}
+
+std::unique_ptr<BucketedAllreduce> ShardedModel::replica_reducer(const Comm& replicas,
+                                                                 std::int64_t bucket_floats) const {
+    std::vector<std::int64_t> cuts;
+    for (std::size_t i = 0; i < local_.num_layers(); ++i)
+        cuts.push_back(local_.param_range(i).first);
+    const std::vector<std::int64_t> forced = {comm_->size() > 1 ? replicated_prefix_ : 0};
+    return std::make_unique<BucketedAllreduce>(replicas, local_.num_params(), cuts, forced, bucket_floats);
 }
 
 std::string ShardedModel::describe() const {

@@ -39,7 +39,9 @@ void describe(po::options_description& d, DistillOptions& o) {
         ("timings-csv", po::value(&o.timings_csv), "append per-phase min/avg/max timings to this CSV file")
         ("model-shards", po::value(&o.model_shards)->default_value(o.model_shards), "M: ranks that split the wide layer; data replicas R = ranks / M")
         ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs over the transfer set")
-        ("batch", po::value(&o.batch)->default_value(o.batch), "global batch size (split over the replicas)")
+        ("batch", po::value(&o.batch)->default_value(o.batch), "global rows per micro-batch (split over the replicas)")
+        ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate), "K: micro-batches per optimizer step and gradient allreduce (K x batch rows per step)")
+        ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb), "MiB per bucket of the gradient allreduce over the replicas, started during the backward pass (0: one allreduce after it)")
         ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate")
         ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer), "sgd | nesterov | adam | adamw")
         ("momentum", po::value(&o.momentum)->default_value(o.momentum), "momentum (sgd, nesterov)")
@@ -70,6 +72,8 @@ void check_options(const DistillOptions& o, const train::Objective&, const par::
     if (o.model_shards < 1 || world.size() % o.model_shards != 0)
         fail("--model-shards: ", o.model_shards, " does not divide the number of ranks (", world.size(), ")");
     if (o.block_rows < 1) fail("--block-rows: must be >= 1");
+    if (o.accumulate < 1) fail("--accumulate: must be >= 1, got ", o.accumulate);
+    if (!(o.bucket_mb >= 0)) fail("--bucket-mb: must be >= 0, got ", o.bucket_mb);
     if (!o.val_logits.empty() && o.val.empty()) fail("--val-logits needs --val");
 }
 
@@ -109,6 +113,7 @@ io::ResumeIdentity distill_identity(const DistillOptions& o, const DistillInputs
     id.add("--epochs", o.epochs).add("--batch", o.batch).add("--seed", o.seed).add("--lr", o.lr);
     id.add("--schedule", o.schedule).add("--early-stop", o.early_stop).add("--block-rows", o.block_rows);
     add_optimizer_identity(id, o.optimizer, o.momentum, o.weight_decay, 0.9, 0.999, 1e-8);
+    if (o.accumulate != 1) id.add("--accumulate", o.accumulate); // absent at 1: older files stay valid
     return id;
 }
 
@@ -179,7 +184,9 @@ train::Validation StudentValidator::operator()(par::ShardedModel& net) {
 train::EngineConfig engine_config(const DistillOptions& o, const std::string& checkpoint) {
     train::EngineConfig c;
     c.stage = "distill";
-    c.epochs = o.epochs, c.batch = o.batch, c.seed = o.seed, c.lr = o.lr, c.schedule = o.schedule;
+    c.epochs = o.epochs, c.batch = o.batch, c.accumulate = o.accumulate, c.seed = o.seed, c.lr = o.lr;
+    c.schedule = o.schedule;
+    c.bucket_floats = train::bucket_floats(o.bucket_mb);
     c.early_stop = o.early_stop;
     c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum,
     c.optimizer.weight_decay = o.weight_decay;
@@ -238,7 +245,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
 
     // The engine: shuffled blocks of transfer rows with their logits, the loss, validation.
     train::BlockStreamer::Inputs src{in.transfer.get(), &in.lfile, in.ldset.id(), in.lm, loss.needs_labels()};
-    train::BlockStreamer blocks(src, o.batch, o.block_rows, o.seed, R, replica, prefetch);
+    train::BlockStreamer blocks(src, o.batch * o.accumulate, o.block_rows, o.seed, R, replica, prefetch);
     train::Engine engine(engine_config(o, ckpt), *student, blocks, loss, world, grid.outer_comm(),
                          distill_identity(o, in));
     std::unique_ptr<StudentValidator> validator;
@@ -252,6 +259,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
     log::info("distill: student '", o.arch, "', ", student->full_num_params(), " parameters, ",
               student->local().flops_per_sample() / 1e6, " MFLOP/sample forward (this shard); loss ", o.loss,
               "; ", blocks.steps_per_epoch(), " steps/epoch",
+              o.accumulate > 1 ? detail::concat(" of ", o.accumulate, " micro-batches of ", o.batch, " rows")
+                               : "",
               prefetch ? "" : " (no prefetch: MPI lacks MPI_THREAD_MULTIPLE)");
     io::ModelMeta meta;
     meta.loss = o.loss;

@@ -29,7 +29,11 @@ void describe(po::options_description& d, TrainOptions& o) {
                                                   "conv:32x3,relu,pool:2,dense:256,relu,dense:10")
         ("out", po::value(&o.out)->required(), "model file to write (HDF5, written only when training completes)")
         ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs")
-        ("batch", po::value(&o.batch)->default_value(o.batch), "global batch size (split over the ranks)")
+        ("batch", po::value(&o.batch)->default_value(o.batch), "global rows per micro-batch (split over the ranks)")
+        ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate),
+         "K: micro-batches per optimizer step and gradient allreduce (K x batch rows per step)")
+        ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb),
+         "MiB per bucket of the gradient allreduce, started during the backward pass (0: one allreduce after it)")
         ("lr", po::value(&o.lr)->default_value(o.lr), "base learning rate")
         ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer), "sgd | nesterov | adam | adamw")
         ("momentum", po::value(&o.momentum)->default_value(o.momentum), "momentum of sgd / nesterov")
@@ -80,6 +84,7 @@ io::ResumeIdentity train_identity(const TrainOptions& o, const std::string& data
     id.add("--warmup", o.warmup).add("--early-stop", o.early_stop);
     add_optimizer_identity(id, o.optimizer, o.momentum, o.weight_decay, o.beta1, o.beta2, o.eps);
     id.add("--shuffle-block", o.shuffle_block).add("--shuffle-window", o.shuffle_window);
+    if (o.accumulate != 1) id.add("--accumulate", o.accumulate); // absent at 1: older files stay valid
     return id;
 }
 
@@ -105,6 +110,8 @@ struct TrainInputs {
 TrainInputs open_inputs(const TrainOptions& o, const par::Comm& comm) {
     TrainInputs in;
     if (o.eval_batch < 1) fail("--eval-batch: must be >= 1, got ", o.eval_batch);
+    if (o.accumulate < 1) fail("--accumulate: must be >= 1, got ", o.accumulate);
+    if (!(o.bucket_mb >= 0)) fail("--bucket-mb: must be >= 0, got ", o.bucket_mb);
     in.data = std::make_unique<train::DatasetSource>(o.data, comm);
     const auto& tm = in.data->reader().meta();
     if (!tm.has_labels) fail(o.data, ": has no labels (/y); `mimic train` trains on hard labels");
@@ -141,7 +148,8 @@ std::unique_ptr<par::ShardedModel> build_model(const TrainOptions& o, const nn::
 train::EngineConfig engine_config(const TrainOptions& o, const std::string& checkpoint) {
     train::EngineConfig c;
     c.stage = "train";
-    c.epochs = o.epochs, c.batch = o.batch, c.seed = std::uint64_t(o.seed), c.lr = o.lr;
+    c.epochs = o.epochs, c.batch = o.batch, c.accumulate = o.accumulate, c.seed = std::uint64_t(o.seed);
+    c.lr = o.lr, c.bucket_floats = train::bucket_floats(o.bucket_mb);
     c.schedule = o.schedule, c.warmup_epochs = o.warmup, c.early_stop = o.early_stop;
     c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum,
     c.optimizer.weight_decay = o.weight_decay;
@@ -174,12 +182,13 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     log::info("model: ", o.arch, " on ", shape_text(net.input_shape()), " samples, ", net.num_params(),
               " parameters, ", net.flops_per_sample() / 1e6, " MFLOP/sample forward");
     log::info(net.summary());
-    log::info("training set ", o.data, ": ", source.rows(), " rows; global batch ", o.batch, " over ",
-              comm.size(), " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
+    log::info("training set ", o.data, ": ", source.rows(), " rows; global batch ", o.batch,
+              o.accumulate > 1 ? detail::concat(" x ", o.accumulate, " micro-batches per step") : "",
+              " over ", comm.size(), " rank", comm.size() == 1 ? "" : "s", "; checkpoint ", checkpoint);
 
     // The engine: shuffled batches over the ranks, cross-entropy, validation on --val.
-    train::ShuffledBatches batches(source, o.batch, o.shuffle_block, o.shuffle_window, std::uint64_t(o.seed),
-                                   comm);
+    train::ShuffledBatches batches(source, o.batch * o.accumulate, o.shuffle_block, o.shuffle_window,
+                                   std::uint64_t(o.seed), comm);
     train::Engine engine(
         engine_config(o, checkpoint), *model, batches, train::parse_objective("ce"), comm, comm,
         train_identity(o, in.data->reader().meta().fingerprint, in.val ? in.val->meta().fingerprint : ""));

@@ -11,6 +11,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/nn/schedule.hpp"
+#include "mimic/parallel/bucket_reduce.hpp"
 #include "mimic/parallel/reduce.hpp"
 #include "mimic/parallel/sharded_model_file.hpp"
 #include "mimic/train/checkpoint.hpp"
@@ -30,6 +31,10 @@ const std::vector<std::string>& epoch_log_columns() {
                                                "val_loss", "val_acc",      "val_logit_rmse", "val_agreement",
                                                "seconds",  "samples_per_s"};
     return c;
+}
+
+std::int64_t bucket_floats(double mib) {
+    return mib <= 0 ? 0 : std::max<std::int64_t>(1, std::llround(mib * double(1 << 20) / sizeof(float)));
 }
 
 namespace {
@@ -65,6 +70,7 @@ struct Engine::Impl {
     Matrix::HostMirror hx, hsoft;
     IntVector::HostMirror hy;
     PhaseTimers timers;
+    std::unique_ptr<par::BucketedAllreduce> buckets; ///< the overlapped replica allreduce (null: blocking)
     io::ModelMeta meta;
     std::optional<StopSignals> signals;
     std::string last_checkpoint = "none yet";
@@ -84,7 +90,9 @@ struct Engine::State {
 Engine::Engine(EngineConfig cfg, par::ShardedModel& net, BatchSource& data, Objective objective,
                const par::Comm& world, const par::Comm& replicas, io::ResumeIdentity identity)
     : cfg_(std::move(cfg)), net_(net), data_(data), objective_(std::move(objective)), world_(world),
-      replicas_(replicas), identity_(std::move(identity)), impl_(std::make_shared<Impl>()) {}
+      replicas_(replicas), identity_(std::move(identity)), impl_(std::make_shared<Impl>()) {
+    net_.time_into(&impl_->timers);
+}
 
 void Engine::scale_rows(const Matrix& m, std::int64_t rows, float w) {
     auto s = Kokkos::subview(m, std::make_pair(std::int64_t(0), rows), Kokkos::ALL());
@@ -157,6 +165,8 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
                       " features but the model expects ", net_.local().input_size());
         if (cfg_.epochs < 1) fail("--epochs: must be >= 1, got ", cfg_.epochs);
         if (cfg_.batch < 1) fail("--batch: must be >= 1, got ", cfg_.batch);
+        if (cfg_.accumulate < 1) fail("--accumulate: must be >= 1, got ", cfg_.accumulate);
+        if (cfg_.bucket_floats < 0) fail("--bucket-mb: must be >= 0");
         if (cfg_.checkpoint_every < 0) fail("--checkpoint-every: must be >= 0, got ", cfg_.checkpoint_every);
         if (cfg_.stop_after_steps < 0) fail("--stop-after-steps: must be >= 0, got ", cfg_.stop_after_steps);
         if (cfg_.early_stop < 0) fail("--early-stop: must be >= 0, got ", cfg_.early_stop);
@@ -172,6 +182,8 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
     im.hx = Kokkos::create_mirror_view(im.x);
     im.hy = Kokkos::create_mirror_view(im.y);
     im.hsoft = Kokkos::create_mirror_view(im.soft);
+    if (cfg_.bucket_floats > 0 && replicas_.size() > 1)
+        im.buckets = net_.replica_reducer(replicas_, cfg_.bucket_floats);
 
     if (cfg_.checkpoint.empty() || cfg_.overwrite || !io::file_exists(cfg_.checkpoint)) {
         net_.init(cfg_.seed);
@@ -220,7 +232,7 @@ void Engine::run_epoch(State& st, TrainResult& result) {
                       "samples");
     for (std::int64_t step = st.step_in_epoch; step < steps && !st.stop; ++step) {
         st.stop = train_step(st, step, result);
-        progress.update(std::min(data_.rows(), (step + 1) * cfg_.batch),
+        progress.update(std::min(data_.rows(), (step + 1) * cfg_.batch * cfg_.accumulate),
                         detail::concat("loss ", st.loss_sum / st.rows));
         if (!st.stop && cfg_.checkpoint_every > 0 && st.global_step % cfg_.checkpoint_every == 0 &&
             step + 1 < steps)
@@ -228,6 +240,34 @@ void Engine::run_epoch(State& st, TrainResult& result) {
     }
     st.seconds += wall_seconds() - st.t0;
     if (!st.stop) progress.finish();
+}
+
+/// Forward, objective and backward of rows [begin, begin + rows) of this rank's slice: adds the gradient of
+/// their loss, weighted by their share of the step's global rows, to the gradient buffer, and their loss
+/// sum and correct predictions to sums.
+void Engine::micro_step(const Slice& sl, std::int64_t begin, std::int64_t rows, std::uint64_t dropout_seed,
+                        bool last, double sums[2]) {
+    auto& im = *impl_;
+    auto& timers = im.timers;
+    const auto range = std::make_pair(begin, begin + rows);
+    Matrix xs = Kokkos::subview(im.x, range, Kokkos::ALL());
+    IntVector ys = data_.has_labels() ? IntVector(Kokkos::subview(im.y, range)) : im.y;
+    Matrix ss = data_.soft_width() > 0 ? Matrix(Kokkos::subview(im.soft, range, Kokkos::ALL())) : im.soft;
+    Matrix dl = Kokkos::subview(im.dlogits, range, Kokkos::ALL());
+    Matrix logits;
+    {
+        ScopedPhase phase(timers, "forward", "train::forward");
+        logits = net_.forward(xs, true, dropout_seed, sl.first + begin);
+    }
+    {
+        ScopedPhase phase(timers, "loss", "train::loss");
+        sums[0] += objective_(logits, ys, ss, dl) * double(rows);
+        if (data_.has_labels()) sums[1] += double(count_correct(logits, ys));
+        // The objective is a mean over these rows: weight it by their share of the step's global rows.
+        if (rows != sl.global_rows) scale_rows(dl, rows, float(double(rows) / double(sl.global_rows)));
+    }
+    ScopedPhase phase(timers, "backward", "train::backward");
+    net_.accumulate_grads(dl, last ? im.buckets.get() : nullptr);
 }
 
 /// One optimizer step; returns true when a stop was requested on any rank.
@@ -248,37 +288,27 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
     const bool want_stop = StopSignals::received() != 0 ||
                            (cfg_.stop_after_steps > 0 && result.steps_run + 1 >= cfg_.stop_after_steps);
     double local[3] = {0.0, 0.0, want_stop ? 1.0 : 0.0};
+    // Same seed on every rank, offset by each row's position in the global batch: the dropout masks of a
+    // step depend neither on how its rows are split over ranks nor on how they are cut into micro-batches.
+    const std::uint64_t dropout_seed = derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(st.global_step));
+    // K micro-batches of ceil(rows / K) rows of this rank's slice (the last may be shorter): the same rows
+    // and masks as one pass over the slice, with activations for a K-th of it.
+    const std::int64_t chunk = (sl.rows + cfg_.accumulate - 1) / cfg_.accumulate;
+    if (im.buckets) im.buckets->start(net_.local().grads());
+    for (std::int64_t begin = 0; begin < sl.rows; begin += chunk)
+        micro_step(sl, begin, std::min(chunk, sl.rows - begin), dropout_seed, begin + chunk >= sl.rows,
+                   local);
     if (sl.rows > 0) {
-        const auto rows = std::make_pair(std::int64_t(0), sl.rows);
-        Matrix xs = Kokkos::subview(im.x, rows, Kokkos::ALL());
-        IntVector ys = data_.has_labels() ? IntVector(Kokkos::subview(im.y, rows)) : im.y;
-        Matrix ss = data_.soft_width() > 0 ? Matrix(Kokkos::subview(im.soft, rows, Kokkos::ALL())) : im.soft;
-        Matrix dl = Kokkos::subview(im.dlogits, rows, Kokkos::ALL());
-        Matrix logits;
-        {
-            ScopedPhase phase(timers, "forward", "train::forward");
-            // Same seed on every rank, offset by the slice's first row: the dropout masks of a global
-            // batch do not depend on how it is split over ranks.
-            logits = net_.forward(
-                xs, true, derive_seed(cfg_.seed, 0x44524f50ULL, std::uint64_t(st.global_step)), sl.first);
-        }
-        {
-            ScopedPhase phase(timers, "loss", "train::loss");
-            local[0] = objective_(logits, ys, ss, dl) * double(sl.rows);
-            if (data_.has_labels()) local[1] = double(count_correct(logits, ys));
-            // Each replica's loss is a mean over its rows: weight it by its share of the global batch.
-            if (sl.rows != sl.global_rows)
-                scale_rows(dl, sl.rows, float(double(sl.rows) / double(sl.global_rows)));
-        }
-        {
-            ScopedPhase phase(timers, "backward", "train::backward");
-            net_.backward(dl);
-        }
+        ScopedPhase phase(timers, "backward", "train::backward");
+        net_.finish_grads(im.buckets.get());
     } // a replica without rows in this batch contributes zero gradients
     double global[3] = {0.0, 0.0, 0.0};
     {
         ScopedPhase phase(timers, "allreduce", "train::allreduce");
-        par::allreduce_sum(net_.local().grads(), replicas_);
+        if (im.buckets)
+            im.buckets->finish(); // waits for the buckets started during backward, starts the rest
+        else
+            par::allreduce_sum(net_.local().grads(), replicas_);
         MIMIC_MPI_CHECK(MPI_Allreduce(local, global, 3, MPI_DOUBLE, MPI_SUM, replicas_.get()));
     }
     const double batch_loss = global[0] / double(sl.global_rows);

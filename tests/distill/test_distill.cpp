@@ -1,14 +1,15 @@
 // Tests of `mimic distill` and the model-parallel student: sharded initialisation and model files equal
 // the one-rank model bit for bit; M model shards and R data replicas match a one-rank run step for step
-// (within a stated float tolerance); resume is exact; mismatched inputs are refused.
+// (within a stated float tolerance); K accumulated micro-batches match one batch of their rows; the
+// overlapped bucketed gradient allreduce matches the blocking one; resume is exact; bad inputs are refused.
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/parallel/sharded_model_file.hpp"
 #include "mimic/parallel/grid.hpp"
 #include "mimic/parallel/sharded_model.hpp"
+#include "mimic/parallel/sharded_model_file.hpp"
 #include "mimic/stages/distill.hpp"
 #include "mimic/stages/label.hpp"
 #include "test_util.hpp"
@@ -16,6 +17,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <cmath>
 
@@ -115,6 +118,22 @@ double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
     return m;
 }
 
+/// The train_loss column of a per-epoch CSV log.
+std::vector<double> train_losses(const std::string& csv) {
+    std::ifstream f(csv);
+    std::string line;
+    std::getline(f, line); // header: epoch,lr,train_loss,...
+    std::vector<double> out;
+    while (std::getline(f, line)) {
+        std::istringstream row(line);
+        std::string cell;
+        for (int c = 0; c < 3 && std::getline(row, cell, ','); ++c) {
+        }
+        out.push_back(std::stod(cell));
+    }
+    return out;
+}
+
 } // namespace
 
 TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
@@ -193,7 +212,7 @@ TEST(Distill, ResumesBitForBitAndOnAnotherGrid) {
     EXPECT_EQ(std::filesystem::last_write_time(o.out), written);
     EXPECT_EQ(weights(o.out), before);
     EXPECT_FALSE(io::file_exists(o.out + ".ckpt")); // removed once the student was written
-    if (world.size() > 1) { // resume on a different R x M grid: float tolerance
+    if (world.size() > 1) {                         // resume on a different R x M grid: float tolerance
         auto g = options(dir, "regrid.h5");
         g.stop_after_steps = 9;
         stages::run(g, world);
@@ -201,6 +220,80 @@ TEST(Distill, ResumesBitForBitAndOnAnotherGrid) {
         g.model_shards = world.size();
         stages::run(g, world);
         EXPECT_LT(max_rel(weights(g.out), weights(full.out)), 1e-4);
+    }
+}
+
+TEST(Distill, AccumulatedMicroBatchesMatchOneBatchOfTheirRows) {
+    par::Comm world;
+    const auto dir = test::scratch_dir(world);
+    make_fixture(dir, world);
+    // K = 4 micro-batches of 32 rows against one batch of 128: the same rows, row offsets and dropout
+    // masks per optimizer step, so only the order of the gradient sums differs (measured ~1e-7).
+    auto run = [&](const std::string& arch, int m, std::int64_t batch, int k, const std::string& name) {
+        auto o = options(dir, name + ".h5");
+        o.arch = arch, o.model_shards = m, o.batch = batch, o.accumulate = k;
+        o.log_csv = dir + "/" + name + ".csv";
+        stages::run(o, world);
+        world.barrier();
+        return o;
+    };
+    for (const std::string arch : {kStudent, "dense:24,relu,dropout:0.3,dense:3"}) {
+        for (int m : par::divisors(world.size())) {
+            if (m > 1 && arch.find("dropout") != std::string::npos) continue; // not a shardable wide pair
+            const std::string tag = (arch == kStudent ? "s" : "d") + std::to_string(m);
+            const auto big = run(arch, m, 128, 1, "big_" + tag), acc = run(arch, m, 32, 4, "acc_" + tag);
+            const auto what =
+                arch + ", R = " + std::to_string(world.size() / m) + ", M = " + std::to_string(m);
+            EXPECT_LT(max_rel(weights(acc.out), weights(big.out)), 1e-5) << what;
+            const auto lb = train_losses(big.log_csv), la = train_losses(acc.log_csv);
+            ASSERT_EQ(la.size(), 2u) << what;
+            ASSERT_EQ(lb.size(), 2u) << what;
+            for (size_t e = 0; e < la.size(); ++e)
+                EXPECT_NEAR(la[e], lb[e], 1e-5 * (1 + std::fabs(lb[e]))) << what << ", epoch " << e + 1;
+        }
+    }
+    // K decides the result, so it is part of the resume identity; a resume with the same K is exact.
+    auto o = options(dir, "acc_resumed.h5");
+    o.batch = 32, o.accumulate = 4, o.stop_after_steps = 5;
+    stages::run(o, world);
+    o.stop_after_steps = 0;
+    o.accumulate = 2;
+    try {
+        stages::run(o, world);
+        ADD_FAILURE() << "a resume with another --accumulate was accepted";
+    } catch (const CollectiveError& e) {
+        EXPECT_NE(std::string(e.what()).find("--accumulate is 4 there but 2 in this run"), std::string::npos)
+            << e.what();
+    }
+    o.accumulate = 4;
+    stages::run(o, world);
+    EXPECT_EQ(weights(o.out), weights(dir + "/acc_s1.h5"));
+}
+
+TEST(Distill, OverlappedGradientAllreduceMatchesTheBlockingOne) {
+    par::Comm world;
+    if (world.size() < 2) GTEST_SKIP() << "needs at least 2 data replicas";
+    const auto dir = test::scratch_dir(world);
+    make_fixture(dir, world);
+    for (int m : par::divisors(world.size())) {
+        const int R = world.size() / m;
+        if (R < 2) continue;
+        for (int k : {1, 2}) {
+            const auto tag = "_m" + std::to_string(m) + "_k" + std::to_string(k) + ".h5";
+            auto blocking = options(dir, "blocking" + tag), overlapped = options(dir, "overlapped" + tag);
+            blocking.model_shards = overlapped.model_shards = m;
+            blocking.accumulate = overlapped.accumulate = k;
+            blocking.bucket_mb = 0;      // one allreduce after the backward pass
+            overlapped.bucket_mb = 1e-4; // 26 floats: one bucket per layer, started during backward
+            stages::run(blocking, world);
+            stages::run(overlapped, world);
+            const auto a = weights(overlapped.out), b = weights(blocking.out);
+            if (R == 2) { // a + b whatever the buckets
+                EXPECT_EQ(a, b) << "R = 2, M = " << m << ", K = " << k;
+            } else {
+                EXPECT_LT(max_rel(a, b), 1e-5) << "R = " << R << ", M = " << m << ", K = " << k;
+            }
+        }
     }
 }
 
@@ -226,6 +319,12 @@ TEST(Distill, RefusesMismatchedInputs) {
     o = options(dir, "x.h5");
     o.loss = "kd:0";
     expect_error(o, "needs T > 0");
+    o = options(dir, "x.h5");
+    o.accumulate = 0;
+    expect_error(o, "--accumulate: must be >= 1, got 0");
+    o = options(dir, "x.h5");
+    o.bucket_mb = -1;
+    expect_error(o, "--bucket-mb: must be >= 0, got -1");
     if (world.size() > 1) {
         o = options(dir, "x.h5");
         o.arch = "dense:1,relu,dense:3";

@@ -65,11 +65,11 @@ check_refusals train train --data "$d/data.h5" --val "$d/val.h5" --arch dense:8,
   --batch 16 --seed 5 --optimizer nesterov --out "$d/train.h5" -- \
   --optimizer sgd --lr 0.1 --momentum 0.5 --weight-decay 0.001 --schedule cosine --batch 17 --seed 6 \
   --arch dense:9,relu,dense:3 --epochs 3 --warmup 1 --shuffle-block 32 --early-stop 2 --val "$d/data.h5" \
-  --bootstrap ""
+  --accumulate 2 --bootstrap ""
 
 check_refusals distill distill --transfer "$d/data.h5" --logits "$d/logits.h5" --arch dense:8,relu,dense:3 \
   --loss kd:4,0.5 --epochs 2 --batch 16 --seed 5 --block-rows 100 --optimizer adam --out "$d/distill.h5" -- \
   --loss mimic --loss kd:3,0.5 --loss kd:4,0.6 --optimizer adamw --lr 0.01 --weight-decay 0.001 \
   --schedule cosine --batch 17 --seed 6 --arch dense:9,relu,dense:3 --epochs 3 --block-rows 64 --early-stop 2 \
-  --val "$d/val.h5"
+  --val "$d/val.h5" --accumulate 2
 echo "resume identity: passed"

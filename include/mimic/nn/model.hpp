@@ -5,8 +5,10 @@
 #include "mimic/core/kokkos.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mimic::nn {
@@ -73,8 +75,14 @@ public:
     /// the first row of their slice in the global batch: they then draw the masks one rank would draw for
     /// the whole batch, so the result does not depend on the rank count.
     Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0, std::int64_t row_offset = 0);
+    /// Called by backward() as soon as a layer's parameter gradients are complete, with their range
+    /// [begin, end) in grads(); layers come last to first, so the ranges descend without gaps.
+    using GradsReady = std::function<void(std::int64_t begin, std::int64_t end)>;
     /// Accumulates dL/dparams into grads() given dL/dlogits of the last forward(). Call zero_grads() first.
-    void backward(const Matrix& dlogits);
+    /// `ready` (optional) hears of each layer's finished gradients (to start their reduction early).
+    void backward(const Matrix& dlogits, const GradsReady& ready = nullptr);
+    /// [begin, end) of layer i's parameters in params() and grads() (begin == end: none).
+    std::pair<std::int64_t, std::int64_t> param_range(std::size_t i) const { return layer_params_.at(i); }
     void zero_grads();
 
     /// Forward multiply-adds x2 per sample.
@@ -92,6 +100,7 @@ private:
     Shape input_;
     std::vector<std::unique_ptr<Layer>> layers_;
     std::vector<ParamTensor> tensors_;
+    std::vector<std::pair<std::int64_t, std::int64_t>> layer_params_; ///< see param_range()
     std::int64_t num_params_ = 0;
     Vector params_, grads_;
     std::vector<Matrix> acts_; ///< activations: acts_[0] = input, acts_[i+1] = output of layer i

@@ -4,9 +4,12 @@
 #pragma once
 
 #include "mimic/core/comm.hpp"
+#include "mimic/core/timer.hpp"
 #include "mimic/nn/model.hpp"
+#include "mimic/parallel/bucket_reduce.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,9 +55,26 @@ public:
     /// Full logits [B, C] on every shard (one allreduce of B x C over the model group). row_offset is
     /// the position of x's first row in the global batch (dropout masks key on it).
     Matrix forward(const Matrix& x, bool train, std::uint64_t dropout_seed = 0, std::int64_t row_offset = 0);
-    /// Local gradients from dL/dlogits; replicated tensors' gradients are summed over the model group.
+    /// Local gradients from dL/dlogits; replicated tensors' gradients are summed over the model group
+    /// (accumulate_grads then finish_grads).
     void backward(const Matrix& dlogits);
+    /// Adds the local gradients of one micro-batch (dL/dlogits of the last forward) to local().grads().
+    /// For the step's last micro-batch, `replicas` (optional, started on grads()) receives each layer's
+    /// gradients as backward completes them, so their sum over the data replicas overlaps the rest of the
+    /// backward pass; the layers also summed over the model group wait for finish_grads().
+    void accumulate_grads(const Matrix& dlogits, BucketedAllreduce* replicas = nullptr);
+    /// Collective over the model group: sums the replicated tensors' gradients over the shards and zeroes
+    /// the copies that stay zero (the output bias off shard 0); then hands `replicas` the rest of the
+    /// buffer (wait with replicas->finish()). Once per optimizer step, after the last micro-batch.
+    void finish_grads(BucketedAllreduce* replicas = nullptr);
+    /// The reduction of local().grads() over the data replicas, bucketed at this shard's layer boundaries
+    /// (and at the end of the layers summed over the model group).
+    std::unique_ptr<BucketedAllreduce> replica_reducer(const Comm& replicas,
+                                                       std::int64_t bucket_floats) const;
     void zero_grads() { local_.zero_grads(); }
+    /// Times the model group's communication (the logits allreduce, the replicated layers' gradient sum)
+    /// into phase "shard-allreduce" of `timers` (nullptr: untimed). It includes waiting for the other shards.
+    void time_into(PhaseTimers* timers) { timers_ = timers; }
     std::string describe() const;
 
 private:
@@ -66,6 +86,10 @@ private:
     std::int64_t col_begin_ = 0, cols_ = 0;
     std::vector<TensorShard> tensors_;
     Matrix z_;
+    PhaseTimers* timers_ = nullptr;
+    void zero_unowned(std::int64_t begin, std::int64_t end);
+    template <class F>
+    void timed(F&& communicate);
 };
 
 } // namespace mimic::par

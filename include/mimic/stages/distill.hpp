@@ -24,7 +24,9 @@ struct DistillOptions {
     std::string timings_csv;    ///< per-phase timings CSV (scaling studies)
     int model_shards = 1;       ///< M; data replicas R = ranks / M
     int epochs = 20;
-    std::int64_t batch = 128;       ///< global batch (split over the R replicas)
+    std::int64_t batch = 128;       ///< global rows per micro-batch (split over the R replicas)
+    int accumulate = 1;             ///< K micro-batches of `batch` rows per optimizer step
+    double bucket_mb = 1.0;         ///< gradient allreduce buckets overlapped with backward (0: blocking)
     double lr = 0.001;              ///< Adam's default; logit regression targets are unbounded
     std::string optimizer = "adam"; ///< sgd | nesterov | adam | adamw
     double momentum = 0.9;

@@ -1,5 +1,5 @@
 // The one training engine behind `mimic train`, `mimic ensemble train` and `mimic distill`: per step
-// read -> forward -> objective -> backward -> one gradient allreduce over the data replicas -> optimizer;
+// read -> K x (forward -> objective -> backward) -> one gradient allreduce over the replicas -> optimizer;
 // per epoch validation, schedule, early stop, log line and CSV row; checkpoints (layout-independent, with
 // the data cursor) from which a killed or signalled run resumes bit for bit; the model file at the end.
 #pragma once
@@ -23,8 +23,14 @@ namespace mimic::train {
 struct EngineConfig {
     std::string stage = "train"; ///< names the stage in log lines and messages
     int epochs = 10;
-    std::int64_t batch = 128; ///< global batch (independent of the rank count)
-    std::uint64_t seed = 1;   ///< initialisation; the sources' shuffles; dropout from (seed, step)
+    std::int64_t batch = 128; ///< global rows per micro-batch (independent of the rank count)
+    /// Micro-batches per optimizer step (--accumulate K): the BatchSource yields batch x K rows per step,
+    /// each replica runs its slice as K micro-batches and the gradients are reduced once per step.
+    int accumulate = 1;
+    /// Floats per bucket of the gradient allreduce over the replicas, started during the backward pass of
+    /// the step's last micro-batch as layers finish (0: one blocking allreduce after the backward pass).
+    std::int64_t bucket_floats = par::kBucketFloats;
+    std::uint64_t seed = 1; ///< initialisation; the sources' shuffles; dropout from (seed, step)
     double lr = 0.05;
     std::string schedule = "constant"; ///< see nn::Schedule
     int warmup_epochs = 0;
@@ -38,6 +44,10 @@ struct EngineConfig {
     std::string log_csv;               ///< per-epoch CSV log ("": none)
     std::int64_t stop_after_steps = 0; ///< checkpoint and stop after N steps of this run (0: never)
 };
+
+/// Floats per allreduce bucket for a size in MiB (--bucket-mb); 0 MiB gives 0 (blocking), anything else
+/// at least one float.
+std::int64_t bucket_floats(double mib);
 
 /// What validation reports after an epoch. `metric` (lower is better) drives the plateau schedule and
 /// early stopping; the other fields are -1 when not measured.
@@ -94,6 +104,8 @@ private:
     void start_or_resume(State& st, TrainResult& result);
     void run_epoch(State& st, TrainResult& result);
     bool train_step(State& st, std::int64_t step, TrainResult& result);
+    void micro_step(const Slice& sl, std::int64_t begin, std::int64_t rows, std::uint64_t dropout_seed,
+                    bool last, double sums[2]);
     void end_epoch(State& st, TrainResult& result);
     void save_checkpoint(const State& st);
     void write_output(const State& st, io::ModelMeta meta);
