@@ -281,7 +281,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
                        {"model_shards", std::to_string(o.model_shards)},
                        {"rows", std::to_string(std::int64_t(result.samples_run))},
                        {"params", std::to_string(student->full_num_params())},
-                       {"batch", std::to_string(o.batch)}});
+                       {"batch", std::to_string(o.batch)},
+                       {"accumulate", std::to_string(o.accumulate)}});
 }
 
 } // namespace mimic::stages

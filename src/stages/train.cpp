@@ -213,7 +213,8 @@ void run(const TrainOptions& o, const par::Comm& comm) {
                                 {"ranks", std::to_string(comm.size())},
                                 {"rows", std::to_string(std::int64_t(result.samples_run))},
                                 {"params", std::to_string(net.num_params())},
-                                {"batch", std::to_string(o.batch)}});
+                                {"batch", std::to_string(o.batch)},
+                                {"accumulate", std::to_string(o.accumulate)}});
     const auto& last = result.history.back();
     log::info("");
     log::info("wrote ", o.out, ": ", result.history.size(), " epochs, final train loss ", last.train_loss,
