@@ -127,13 +127,13 @@ fi
 if want 4; then
 echo
 echo "4. R = 2 replicas, 128 rows per replica per micro-batch: the gradient allreduce blocking after the backward"
-echo "   pass (--bucket-mb 0) or bucketed and started during it (default 1 MiB), and --accumulate 4 against"
+echo "   pass (--bucket-mb 0) or bucketed and started during it (--bucket-mb 1), and --accumulate 4 against"
 echo "   one batch of the same 1024 rows; efficiency vs 1 rank at batch 128 (samples/s x 1 / (2 x 1-rank samples/s))"
 printf "%-44s %-28s %10s %8s %10s   %s\n" student run samples/s GFLOP/s efficiency "phases avg (s): $phase_names"
 cnn="conv:16x3,relu,pool:2,conv:32x3,relu,pool:2,dense:512,relu,dense:10"
 for s in "$s1" "$cnn"; do
   read -r b1 _ _ _ < <(run_distill 1 t1 "$s" --batch 128)
-  for run in "blocking:--batch 256 --bucket-mb 0" "overlapped:--batch 256" "accumulate 4:--batch 256 --accumulate 4" \
+  for run in "blocking:--batch 256 --bucket-mb 0" "overlapped:--batch 256 --bucket-mb 1" "accumulate 4:--batch 256 --accumulate 4" \
              "one batch of 1024:--batch 1024"; do
     # shellcheck disable=SC2086
     read -r m g _ _ < <(run_distill 2 t1 "$s" ${run#*:})

@@ -33,7 +33,7 @@ void describe(po::options_description& d, TrainOptions& o) {
         ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate),
          "K: micro-batches per optimizer step and gradient allreduce (K x batch rows per step)")
         ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb),
-         "MiB per bucket of the gradient allreduce, started during the backward pass (0: one allreduce after it)")
+         "MiB per bucket of the gradient allreduce, started during the backward pass (0: one allreduce after it; e.g. 1)")
         ("lr", po::value(&o.lr)->default_value(o.lr), "base learning rate")
         ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer), "sgd | nesterov | adam | adamw")
         ("momentum", po::value(&o.momentum)->default_value(o.momentum), "momentum of sgd / nesterov")

@@ -10,7 +10,8 @@
 
 namespace mimic::par {
 
-/// Default bucket size: 1 MiB of gradients (a CNN's dense layers, finished first, fill the first bucket).
+/// A bucket size for --bucket-mb 1: 1 MiB of gradients (a CNN's dense layers, finished first, fill the first
+/// bucket).
 constexpr std::int64_t kBucketFloats = std::int64_t(1) << 18;
 
 /// Sums a flat buffer of `size` floats over `comm` in buckets, from the end of the buffer to its start

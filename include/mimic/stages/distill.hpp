@@ -26,7 +26,7 @@ struct DistillOptions {
     int epochs = 20;
     std::int64_t batch = 128;       ///< global rows per micro-batch (split over the R replicas)
     int accumulate = 1;             ///< K micro-batches of `batch` rows per optimizer step
-    double bucket_mb = 1.0;         ///< gradient allreduce buckets overlapped with backward (0: blocking)
+    double bucket_mb = 0.0;         ///< gradient allreduce buckets overlapped with backward (0: blocking)
     double lr = 0.001;              ///< Adam's default; logit regression targets are unbounded
     std::string optimizer = "adam"; ///< sgd | nesterov | adam | adamw
     double momentum = 0.9;

@@ -18,7 +18,7 @@ struct TrainOptions {
     int epochs = 10;
     std::int64_t batch = 128; ///< global rows per micro-batch
     int accumulate = 1;       ///< micro-batches per optimizer step
-    double bucket_mb = 1.0;   ///< gradient allreduce buckets overlapped with backward (0: blocking)
+    double bucket_mb = 0.0;   ///< gradient allreduce buckets overlapped with backward (0: blocking)
     double lr = 0.05;
     std::string optimizer = "nesterov";
     double momentum = 0.9, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;

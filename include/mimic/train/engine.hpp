@@ -28,8 +28,8 @@ struct EngineConfig {
     /// each replica runs its slice as K micro-batches and the gradients are reduced once per step.
     int accumulate = 1;
     /// Floats per bucket of the gradient allreduce over the replicas, started during the backward pass of
-    /// the step's last micro-batch as layers finish (0: one blocking allreduce after the backward pass).
-    std::int64_t bucket_floats = par::kBucketFloats;
+    /// the step's last micro-batch as layers finish (0, the default: one blocking allreduce after it).
+    std::int64_t bucket_floats = 0;
     std::uint64_t seed = 1; ///< initialisation; the sources' shuffles; dropout from (seed, step)
     double lr = 0.05;
     std::string schedule = "constant"; ///< see nn::Schedule
