@@ -144,10 +144,13 @@ int main(int argc, char** argv) {
             train_batch = std::atoi(argv[i + 1]);
         else if (a == "--direct")
             nn::set_conv_direct_enabled(std::atoi(argv[i + 1]) != 0);
+        else if (a == "--tiles")
+            nn::set_conv_direct_tiles(std::atoi(argv[i + 1]));
         else {
             std::fprintf(
-                stderr, "usage: bench_conv [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2] "
-                        "[--model SPEC] [--infer-batch 256] [--train-batch 128] [--direct 1|0]\n");
+                stderr,
+                "usage: bench_conv [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2] "
+                "[--model SPEC] [--infer-batch 256] [--train-batch 128] [--direct 1|0] [--tiles 0|1|2]\n");
             return 2;
         }
     }

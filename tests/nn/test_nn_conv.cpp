@@ -1,6 +1,6 @@
 // The convolution's formulations against a direct double-precision reference: the host's direct kernels
-// and im2col + sgemm (forward, weight, bias and input gradients), and the host and device shapes of
-// im2col, col2im and the bias-gradient reduction against each other, over odd geometries.
+// (pixel and filter tiles, which must agree bitwise) and im2col + sgemm (forward, weight, bias and input
+// gradients), and the host and device im2col, col2im and bias-gradient reduction against each other.
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "nn_test_util.hpp"
@@ -74,9 +74,15 @@ void check_geometry(const ConvGeometry& g, int B) {
     const Matrix Wm = device_matrix(Wh, g.patch(), g.f), bm = device_matrix(bh, 1, g.f);
     const UnmanagedMatrix W(Wm.data(), g.patch(), g.f);
     const UnmanagedVector b(bm.data(), g.f);
-    for (bool direct : {true, false}) {
-        SCOPED_TRACE(direct ? "direct kernels where available" : "im2col + sgemm");
+    std::vector<float> y_pixel, dx_pixel; // the direct kernels' results with pixel tiles
+    for (int mode : {1, 2, 0}) {
+        // The direct kernels with pixel tiles, with filter tiles, then im2col + sgemm.
+        const bool direct = mode != 0;
+        SCOPED_TRACE(mode == 1   ? "direct kernels where available, pixel tiles"
+                     : mode == 2 ? "direct kernels where available, filter tiles"
+                                 : "im2col + sgemm");
         set_conv_direct_enabled(direct);
+        set_conv_direct_tiles(mode);
         if (!direct) EXPECT_FALSE(conv_uses_direct(g));
 #if MIMIC_CONV_DIRECT
         if (direct) EXPECT_EQ(conv_uses_direct(g), conv_direct_available(g));
@@ -97,8 +103,19 @@ void check_geometry(const ConvGeometry& g, int B) {
         expect_close(to_host(dWm), dW2, "dW");
         expect_close(to_host(dbm), db2, "db");
         expect_close(to_host(dx), ref.dx, "dx");
+        if (direct && conv_uses_direct(g)) {
+            // Both tilings sum each output in the same order (channels, then taps): identical results.
+            if (mode == 1) {
+                y_pixel = to_host(y);
+                dx_pixel = to_host(dx);
+            } else {
+                EXPECT_EQ(to_host(y), y_pixel);
+                EXPECT_EQ(to_host(dx), dx_pixel);
+            }
+        }
     }
     set_conv_direct_enabled(true);
+    set_conv_direct_tiles(0);
 }
 
 } // namespace
@@ -113,6 +130,12 @@ TEST(Conv, NoAndPartialPadding) {
     check_geometry({2, 7, 7, 16, 5, 1, 0}, 2);
     check_geometry({3, 10, 11, 9, 5, 1, 1}, 2);
     check_geometry({2, 6, 6, 3, 2, 1, 1}, 2);
+}
+TEST(Conv, FilterTilesOverlapAndPad) {
+    check_geometry({20, 7, 7, 40, 3, 1, 1}, 2);  // 7 outputs a row, two 32-channel blocks, the last padded
+    check_geometry({18, 7, 7, 33, 5, 1, 0}, 2);  // a 3x3 grid: one tile of 3 rows
+    check_geometry({17, 9, 31, 16, 3, 1, 0}, 2); // 29 outputs a row: three tiles, the last shifted back
+    check_geometry({40, 6, 5, 10, 2, 1, 1}, 2);  // even filter size, fewer channels than a register
 }
 TEST(Conv, ManyChannelsSplitIntoBlocks) {
     check_geometry({70, 6, 6, 24, 3, 1, 1}, 2); // more channels than one direct channel block (56 for 3x3)

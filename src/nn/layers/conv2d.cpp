@@ -319,10 +319,19 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 
 namespace {
 bool g_direct_enabled = true;
+int g_direct_tiles = 0;
 } // namespace
 
 void set_conv_direct_enabled(bool enabled) {
     g_direct_enabled = enabled;
+}
+
+void set_conv_direct_tiles(int which) {
+    g_direct_tiles = which;
+}
+
+int conv_direct_tiles() {
+    return g_direct_tiles;
 }
 
 bool conv_uses_direct(const ConvGeometry& g) {

@@ -4,7 +4,9 @@
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #if MIMIC_CONV_DIRECT
 #include <immintrin.h>
@@ -117,6 +119,148 @@ MIMIC_AVX512 void forward_pass(const float* xp, const Pass& p, const float* w, f
         forward_pass_pv<1>(xp, p, w, out);
 }
 
+/// Filter-vector tiles, for small output grids with many channels: each register holds 16 output channels
+/// of one output pixel, an input value is broadcast, and a tile covers R rows x NP consecutive outputs of
+/// the compact grid (no discarded columns) for FV*16 channels. Weights are packed per block of FV*16
+/// channels, [block][c*KK + t][FV*16] (zero past the last channel); outputs land as [pixel][ldf].
+struct FilterPlan {
+    int fv = 1, fvw = kLanes, blocks = 1, np = 1, r = 1;
+    std::int64_t ldf = kLanes;
+};
+
+constexpr int kTilePixels = 14; // R*NP*FV <= 28 accumulators, leaving registers for the FV weights
+
+FilterPlan filter_plan(const Pass& p) {
+    FilterPlan f;
+    f.fv = p.fout > kLanes ? 2 : 1;
+    f.fvw = f.fv * kLanes;
+    f.blocks = (p.fout + f.fvw - 1) / f.fvw;
+    f.ldf = std::int64_t(f.blocks) * f.fvw;
+    const int n = (p.ow + kTilePixels - 1) / kTilePixels;
+    f.np = (p.ow + n - 1) / n;
+    // Rows per tile: the fewest outputs computed (overlapping last tiles recompute some), counting about
+    // one FMA's worth of loop and weight loads per tap and tile.
+    double best = 1e300;
+    for (int r = 1; r <= 4 && r * f.np <= kTilePixels && r <= p.oh; ++r) {
+        const double rows = double((p.oh + r - 1) / r * r);
+        const double cost = rows * f.np * (1.0 + 1.0 / (r * f.np));
+        if (cost < best) best = cost, f.r = r;
+    }
+    return f;
+}
+
+/// out[(r*ow + i)*ldf + v*16 + j] = sum over c < cin and taps t in [t0, t1) of xp[c][r*wp + i + off[t]] *
+/// w[(c*KK + t)*FV*16 + v*16 + j] for the tile's R x NP outputs; xp points at the tile's first grid position
+/// (lead included), w at the packed block, out at the tile's first output. The taps outside [t0, t1) read
+/// only padding rows for this tile: skipping them leaves every sum bitwise the same.
+template <int FV, int R, int NP>
+MIMIC_AVX512 void filter_tile(const float* xp, const Pass& p, const float* w, float* out, int ow,
+                              std::int64_t ldf, int t0, int t1) {
+    const float* const wb = w;
+    __m512 acc[R][NP][FV];
+    for (int r = 0; r < R; ++r)
+        for (int i = 0; i < NP; ++i)
+            for (int v = 0; v < FV; ++v)
+                acc[r][i][v] = _mm512_setzero_ps();
+    const int kk = p.k * p.k;
+    for (int c = 0; c < p.cin; ++c) {
+        const float* xc = xp + c * p.plane;
+        w = wb + (std::int64_t(c) * kk + t0) * FV * kLanes;
+        for (int t = t0; t < t1; ++t, w += FV * kLanes) {
+            __m512 b[FV];
+            for (int v = 0; v < FV; ++v)
+                b[v] = _mm512_loadu_ps(w + v * kLanes);
+            const float* xs = xc + p.off[t];
+            for (int r = 0; r < R; ++r)
+                for (int i = 0; i < NP; ++i) {
+                    const __m512 a = _mm512_set1_ps(xs[r * p.wp + i]);
+                    for (int v = 0; v < FV; ++v)
+                        acc[r][i][v] = _mm512_fmadd_ps(a, b[v], acc[r][i][v]);
+                }
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int i = 0; i < NP; ++i)
+            for (int v = 0; v < FV; ++v)
+                _mm512_storeu_ps(out + (std::int64_t(r) * ow + i) * ldf + v * kLanes, acc[r][i][v]);
+}
+
+using TileFn = void (*)(const float*, const Pass&, const float*, float*, int, std::int64_t, int, int);
+
+template <int FV, int R, int NP>
+constexpr TileFn tile_fn() {
+    if constexpr (R * NP <= kTilePixels)
+        return &filter_tile<FV, R, NP>;
+    else
+        return nullptr;
+}
+
+template <int FV, int R, std::size_t... I>
+constexpr std::array<TileFn, kTilePixels> tile_row(std::index_sequence<I...>) {
+    return {tile_fn<FV, R, int(I) + 1>()...};
+}
+
+/// The tile kernels by [FV - 1][R - 1][NP - 1].
+const std::array<TileFn, kTilePixels> kTiles[2][4] = {
+    {tile_row<1, 1>(std::make_index_sequence<kTilePixels>()),
+     tile_row<1, 2>(std::make_index_sequence<kTilePixels>()),
+     tile_row<1, 3>(std::make_index_sequence<kTilePixels>()),
+     tile_row<1, 4>(std::make_index_sequence<kTilePixels>())},
+    {tile_row<2, 1>(std::make_index_sequence<kTilePixels>()),
+     tile_row<2, 2>(std::make_index_sequence<kTilePixels>()),
+     tile_row<2, 3>(std::make_index_sequence<kTilePixels>()),
+     tile_row<2, 4>(std::make_index_sequence<kTilePixels>())}};
+
+/// dst[(b*rows + r)*fvw + j] = src[r*cols + b*fvw + j] (0 past cols): a [rows][cols] matrix in the
+/// plan's channel blocks.
+void pack_blocks(const float* src, std::int64_t rows, int cols, const FilterPlan& f, float* dst) {
+    for (int b = 0; b < f.blocks; ++b)
+        for (std::int64_t r = 0; r < rows; ++r) {
+            float* d = dst + (b * rows + r) * f.fvw;
+            for (int j = 0; j < f.fvw; ++j) {
+                const int col = b * f.fvw + j;
+                d[j] = col < cols ? src[r * cols + col] : 0.0f;
+            }
+        }
+}
+
+/// out [oh*ow][ldf] = the convolution of the padded planes xp with the packed weights wpk (no bias). Tiles
+/// go row by row; the last tile of a row (and the last row of tiles) is shifted back to end at the grid's
+/// edge, recomputing a few outputs.
+void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const float* wpk, float* out) {
+    const TileFn fn = kTiles[f.fv - 1][f.r - 1][f.np - 1];
+    const std::int64_t wblock = std::int64_t(p.cin) * p.k * p.k * f.fvw;
+    for (int b = 0; b < f.blocks; ++b)
+        for (int r0 = 0; r0 < p.oh; r0 += f.r) {
+            const int r = std::min(r0, p.oh - f.r);
+            // Filter rows kh that reach the image (rows pad .. hp - pad - 1 of the grid) from the tile's
+            // rows.
+            const int kh0 = std::max(0, p.pad - r - f.r + 1), kh1 = std::min(p.k, p.hp - p.pad - r);
+            for (int c0 = 0; c0 < p.ow; c0 += f.np) {
+                const int c = std::min(c0, p.ow - f.np);
+                fn(xp + p.lead + std::int64_t(r) * p.wp + c, p, wpk + b * wblock,
+                   out + (std::int64_t(r) * p.ow + c) * f.ldf + b * f.fvw, p.ow, f.ldf, kh0 * p.k, kh1 * p.k);
+            }
+        }
+}
+
+/// dst [n][P] = out [P][ldf] transposed (plus bias[c], then rectified, when BIAS and RELU).
+template <bool BIAS, bool RELU>
+void unpack_outputs(const float* out, std::int64_t P, int n, std::int64_t ldf, const float* bias,
+                    float* dst) {
+    for (int c = 0; c < n; ++c) {
+        const float bc = BIAS ? bias[c] : 0.0f;
+        const float* s = out + c;
+        float* d = dst + c * P;
+        for (std::int64_t i = 0; i < P; ++i) {
+            float v = s[i * ldf];
+            if (BIAS) v += bc;
+            if (RELU) v = v > 0.0f ? v : 0.0f;
+            d[i] = v;
+        }
+    }
+}
+
 /// dw[(c*KK + t)*F + f] += sum over the nb samples and grid positions q of xp[s][c][q + off[t]] *
 /// dt[s][q][f], for TB taps from t0 and FV*16 filters from f0. dt is dy transposed to [q][f16] on the padded
 /// grid (zero at the discarded columns and at f >= F), so the accumulators are rows of dw and need no lane
@@ -131,16 +275,17 @@ MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int
     for (int s = 0; s < nb; ++s) {
         const float* x = xp + s * xs + c * p.plane + p.lead;
         const float* d = dt + s * ds + f0;
-        for (std::int64_t q = 0; q < p.q; ++q) {
-            __m512 g[FV];
-            for (int v = 0; v < FV; ++v)
-                g[v] = _mm512_loadu_ps(d + q * f16 + v * kLanes);
-            for (int i = 0; i < TB; ++i) {
-                const __m512 a = _mm512_set1_ps(x[q + p.off[t0 + i]]);
+        for (std::int64_t q0 = 0; q0 < p.q; q0 += p.wp) // the grid's rows, without their discarded columns
+            for (std::int64_t q = q0; q < q0 + p.ow; ++q) {
+                __m512 g[FV];
                 for (int v = 0; v < FV; ++v)
-                    acc[i][v] = _mm512_fmadd_ps(a, g[v], acc[i][v]);
+                    g[v] = _mm512_loadu_ps(d + q * f16 + v * kLanes);
+                for (int i = 0; i < TB; ++i) {
+                    const __m512 a = _mm512_set1_ps(x[q + p.off[t0 + i]]);
+                    for (int v = 0; v < FV; ++v)
+                        acc[i][v] = _mm512_fmadd_ps(a, g[v], acc[i][v]);
+                }
             }
-        }
     }
     const int kk = p.k * p.k;
     for (int i = 0; i < TB; ++i)
@@ -225,6 +370,20 @@ float* grow(std::vector<float>& v, std::int64_t n) {
     return v.data();
 }
 
+/// Whether filter tiles beat pixel tiles for this pass (with `which` forcing one: 1 pixel, 2 filter tiles):
+/// the outputs each computes, pixel tiles counting the discarded grid columns and their register
+/// padding, filter tiles the channel padding, overlapping tiles and the transposition of the outputs.
+bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
+    if (which != 0) return which == 2;
+    const double pv = p.pv == 1 ? 1.25 : p.pv == 2 ? 1.08 : 1.0;
+    const double pixel = double(p.qv) * (p.fout / kFB * kFB + (p.fout % kFB) * 2.0) * pv;
+    const double rows = double((p.oh + f.r - 1) / f.r * f.r);
+    const double tiles = rows * ((p.ow + f.np - 1) / f.np * f.np);
+    const double filter = tiles * double(f.ldf) * (1.0 + 1.0 / (f.r * f.np)) +
+                          double(p.oh) * p.ow * p.fout * 4.0 / (double(p.cin) * p.k * p.k);
+    return filter < pixel;
+}
+
 } // namespace
 
 bool conv_direct_available(const ConvGeometry& g) {
@@ -234,6 +393,7 @@ bool conv_direct_available(const ConvGeometry& g) {
     // as soon as the direct grid discards more than a tenth of its outputs (small images). Calibrated on
     // shapes outside bench_conv's held-out grid, e.g. 96x6x6 3x3 'same': im2col 1.3x faster; 48x10x10:
     // 1.07x; 24x12x12 5x5 and 40x20x20 3x3: direct 1.5x and 2.5x faster.
+    if (conv_direct_tiles() != 0) return true; // tiles forced (tests, tuning): direct wherever it runs
     const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
     const double discarded = double(p.qv) / double(g.pixels());
     return !(g.patch() >= 400 && g.f >= 48 && discarded > 1.1);
@@ -242,12 +402,24 @@ bool conv_direct_available(const ConvGeometry& g) {
 void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
                            const ConvGeometry& g, ConvWorkspace& ws, float* y, bool relu) {
     const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
+    const FilterPlan fp = filter_plan(p);
+    const bool filter = use_filter_tiles(p, fp, conv_direct_tiles());
     float* xp = grow(ws.host_in, g.c * p.plane);
-    float* out = grow(ws.host_out, g.f * p.qv + kLanes);
+    float* out = grow(ws.host_out, filter ? g.pixels() * fp.ldf : g.f * p.qv + kLanes);
+    float* wpk = filter ? grow(ws.host_weights, g.patch() * fp.ldf) : nullptr;
+    if (filter) pack_blocks(W, g.patch(), g.f, fp, wpk);
     std::fill(xp, xp + g.c * p.plane, 0.0f);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, o = std::int64_t(g.f) * g.pixels();
     for (std::int64_t s = 0; s < batch; ++s) {
         pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
+        if (filter) {
+            filter_pass(xp, p, fp, wpk, out);
+            if (relu)
+                unpack_outputs<true, true>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
+            else
+                unpack_outputs<true, false>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
+            continue;
+        }
         forward_pass(xp, p, W, out);
         if (relu)
             unpad_outputs<true, true>(out, p, b, y + s * o);
@@ -269,8 +441,11 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
     float* xp = grow(ws.host_in, nb * xs);
     float* dt = grow(ws.host_grad, nb * ds);
     float* dp = grow(ws.host_grad_padded, F * bw.plane);
-    float* out = grow(ws.host_out, C * bw.qv + kLanes);
+    const FilterPlan bp = filter_plan(bw);
+    const bool filter = dx && use_filter_tiles(bw, bp, conv_direct_tiles());
+    float* out = grow(ws.host_out, filter ? std::int64_t(g.h) * g.w * bp.ldf : C * bw.qv + kLanes);
     float* wt = grow(ws.host_weights, std::int64_t(KK) * C * F);
+    float* wpk = filter ? grow(ws.host_packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
     std::fill(xp, xp + nb * xs, 0.0f);
     std::fill(dt, dt + nb * ds, 0.0f);
     std::fill(dp, dp + F * bw.plane, 0.0f);
@@ -280,6 +455,7 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
         for (int t = 0; t < KK; ++t)
             for (int f = 0; f < F; ++f)
                 wt[(std::int64_t(f) * KK + KK - 1 - t) * C + c] = W[(std::int64_t(c) * KK + t) * F + f];
+    if (filter) pack_blocks(wt, std::int64_t(F) * KK, C, bp, wpk);
     const std::int64_t in = std::int64_t(C) * g.h * g.w, o = std::int64_t(F) * OH * OW;
     for (std::int64_t s0 = 0; s0 < batch; s0 += nb) {
         const int n = int(std::min<std::int64_t>(nb, batch - s0));
@@ -304,6 +480,12 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
         if (!dx) continue;
         for (int s = 0; s < n; ++s) {
             pad_planes(dy + (s0 + s) * o, F, OH, OW, bw, dp);
+            if (filter) {
+                filter_pass(dp, bw, bp, wpk, out);
+                unpack_outputs<false, false>(out, std::int64_t(g.h) * g.w, C, bp.ldf, nullptr,
+                                             dx + (s0 + s) * in);
+                continue;
+            }
             forward_pass(dp, bw, wt, out);
             unpad_outputs<false, false>(out, bw, nullptr, dx + (s0 + s) * in);
         }

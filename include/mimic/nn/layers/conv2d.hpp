@@ -48,7 +48,7 @@ void conv_bias_grad_teams(const Matrix& dy, std::int64_t P, const UnmanagedVecto
 /// (host memory).
 struct ConvWorkspace {
     Vector col, out, masked;
-    std::vector<float> host_in, host_out, host_grad, host_grad_padded, host_weights;
+    std::vector<float> host_in, host_out, host_grad, host_grad_padded, host_weights, host_packed;
 };
 
 /// True when conv2d_forward/backward take the direct kernels: a host build, conv_direct_available(g), and
@@ -56,6 +56,10 @@ struct ConvWorkspace {
 bool conv_uses_direct(const ConvGeometry& g);
 /// Enables (default) or disables the direct kernels, so that tests compare both formulations.
 void set_conv_direct_enabled(bool enabled);
+/// Which tiles the direct kernels use: chosen per shape (0, default), pixel tiles (1: 8 filters x 16-48
+/// outputs per tile) or filter tiles (2: 16-32 channels x up to 14 outputs); for tests and tuning.
+void set_conv_direct_tiles(int which);
+int conv_direct_tiles();
 #if MIMIC_CONV_DIRECT
 /// Whether this CPU and geometry suit the direct kernels: AVX-512F, stride 1, K <= 8, and not a shape
 /// where sgemm is faster (large patches and filter counts on small images).
