@@ -141,11 +141,13 @@ TEST(Conv, ManyChannelsSplitIntoBlocks) {
     check_geometry({70, 6, 6, 24, 3, 1, 1}, 2); // more channels than one direct channel block (56 for 3x3)
     check_geometry({24, 5, 5, 40, 5, 1, 2}, 2); // 20 per block for 5x5
 }
-TEST(Conv, SgemmForManyChannelsOnSmallImages) {
+TEST(Conv, DirectOnAvx512ForStrideOne) {
     const ConvGeometry g{96, 6, 6, 96, 3, 1, 1};
 #if MIMIC_CONV_DIRECT
-    EXPECT_FALSE(conv_direct_available(g));
-    EXPECT_EQ(conv_direct_available({16, 28, 28, 16, 3, 1, 1}), bool(__builtin_cpu_supports("avx512f")));
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    EXPECT_EQ(conv_direct_available(g), avx512);
+    EXPECT_EQ(conv_direct_available({16, 28, 28, 16, 3, 1, 1}), avx512);
+    EXPECT_FALSE(conv_direct_available({3, 9, 8, 5, 3, 2, 1}));
 #endif
     check_geometry(g, 2);
 }

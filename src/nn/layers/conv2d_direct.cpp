@@ -1,6 +1,6 @@
-// Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): register tiles of 8 filters x 16-48
-// output pixels over zero-padded planes; forward, input gradient (the forward kernel with flipped weights)
-// and weight gradient. conv2d.cpp chooses it at run time for host builds; elsewhere it is compiled out.
+// Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
+// outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
+// (the forward kernels with flipped weights) and weight gradient. conv2d.cpp picks them for host builds.
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include <algorithm>
@@ -121,10 +121,11 @@ MIMIC_AVX512 void forward_pass(const float* xp, const Pass& p, const float* w, f
 
 /// Filter-vector tiles, for small output grids with many channels: each register holds 16 output channels
 /// of one output pixel, an input value is broadcast, and a tile covers R rows x NP consecutive outputs of
-/// the compact grid (no discarded columns) for FV*16 channels. Weights are packed per block of FV*16
-/// channels, [block][c*KK + t][FV*16] (zero past the last channel); outputs land as [pixel][ldf].
+/// the compact grid (no discarded columns) for 32 or 16 channels. Weights are packed per block of channels,
+/// [block][c*KK + t][32 or 16] (zero past the last channel): `blocks` of fvw, then a tail block of 16 when
+/// 16 channels or fewer remain. Outputs land as [pixel][ldf].
 struct FilterPlan {
-    int fv = 1, fvw = kLanes, blocks = 1, np = 1, r = 1;
+    int fv = 1, fvw = kLanes, blocks = 1, tail = 0, np = 1, r = 1;
     std::int64_t ldf = kLanes;
 };
 
@@ -134,8 +135,13 @@ FilterPlan filter_plan(const Pass& p) {
     FilterPlan f;
     f.fv = p.fout > kLanes ? 2 : 1;
     f.fvw = f.fv * kLanes;
-    f.blocks = (p.fout + f.fvw - 1) / f.fvw;
-    f.ldf = std::int64_t(f.blocks) * f.fvw;
+    f.blocks = p.fout / f.fvw;
+    const int rest = p.fout - f.blocks * f.fvw;
+    if (rest > kLanes)
+        ++f.blocks;
+    else if (rest > 0)
+        f.tail = kLanes;
+    f.ldf = std::int64_t(f.blocks) * f.fvw + f.tail;
     const int n = (p.ow + kTilePixels - 1) / kTilePixels;
     f.np = (p.ow + n - 1) / n;
     // Rows per tile: the fewest outputs computed (overlapping last tiles recompute some), counting about
@@ -211,26 +217,28 @@ const std::array<TileFn, kTilePixels> kTiles[2][4] = {
      tile_row<2, 3>(std::make_index_sequence<kTilePixels>()),
      tile_row<2, 4>(std::make_index_sequence<kTilePixels>())}};
 
-/// dst[(b*rows + r)*fvw + j] = src[r*cols + b*fvw + j] (0 past cols): a [rows][cols] matrix in the
-/// plan's channel blocks.
+/// dst[b*rows*fvw + r*width + j] = src[r*cols + b*fvw + j] (0 past cols), block b of `width` fvw, or 16
+/// for the tail block: a [rows][cols] matrix in the plan's channel blocks.
 void pack_blocks(const float* src, std::int64_t rows, int cols, const FilterPlan& f, float* dst) {
-    for (int b = 0; b < f.blocks; ++b)
+    for (int b = 0; b < f.blocks + (f.tail > 0); ++b) {
+        const int width = b < f.blocks ? f.fvw : f.tail;
         for (std::int64_t r = 0; r < rows; ++r) {
-            float* d = dst + (b * rows + r) * f.fvw;
-            for (int j = 0; j < f.fvw; ++j) {
+            float* d = dst + b * rows * f.fvw + r * width;
+            for (int j = 0; j < width; ++j) {
                 const int col = b * f.fvw + j;
                 d[j] = col < cols ? src[r * cols + col] : 0.0f;
             }
         }
+    }
 }
 
 /// out [oh*ow][ldf] = the convolution of the padded planes xp with the packed weights wpk (no bias). Tiles
 /// go row by row; the last tile of a row (and the last row of tiles) is shifted back to end at the grid's
 /// edge, recomputing a few outputs.
 void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const float* wpk, float* out) {
-    const TileFn fn = kTiles[f.fv - 1][f.r - 1][f.np - 1];
-    const std::int64_t wblock = std::int64_t(p.cin) * p.k * p.k * f.fvw;
-    for (int b = 0; b < f.blocks; ++b)
+    const std::int64_t rows = std::int64_t(p.cin) * p.k * p.k;
+    for (int b = 0; b < f.blocks + (f.tail > 0); ++b) {
+        const TileFn fn = kTiles[b < f.blocks ? f.fv - 1 : 0][f.r - 1][f.np - 1];
         for (int r0 = 0; r0 < p.oh; r0 += f.r) {
             const int r = std::min(r0, p.oh - f.r);
             // Filter rows kh that reach the image (rows pad .. hp - pad - 1 of the grid) from the tile's
@@ -238,10 +246,11 @@ void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const floa
             const int kh0 = std::max(0, p.pad - r - f.r + 1), kh1 = std::min(p.k, p.hp - p.pad - r);
             for (int c0 = 0; c0 < p.ow; c0 += f.np) {
                 const int c = std::min(c0, p.ow - f.np);
-                fn(xp + p.lead + std::int64_t(r) * p.wp + c, p, wpk + b * wblock,
+                fn(xp + p.lead + std::int64_t(r) * p.wp + c, p, wpk + b * rows * f.fvw,
                    out + (std::int64_t(r) * p.ow + c) * f.ldf + b * f.fvw, p.ow, f.ldf, kh0 * p.k, kh1 * p.k);
             }
         }
+    }
 }
 
 /// dst [n][P] = out [P][ldf] transposed (plus bias[c], then rectified, when BIAS and RELU).
@@ -377,7 +386,11 @@ bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
     if (which != 0) return which == 2;
     const double pv = p.pv == 1 ? 1.25 : p.pv == 2 ? 1.08 : 1.0;
     const double pixel = double(p.qv) * (p.fout / kFB * kFB + (p.fout % kFB) * 2.0) * pv;
-    const double rows = double((p.oh + f.r - 1) / f.r * f.r);
+    double rows = 0; // tile rows x the filter rows they use (filter_pass skips those on padding only)
+    for (int r0 = 0; r0 < p.oh; r0 += f.r) {
+        const int r = std::min(r0, p.oh - f.r);
+        rows += f.r * double(std::min(p.k, p.hp - p.pad - r) - std::max(0, p.pad - r - f.r + 1)) / p.k;
+    }
     const double tiles = rows * ((p.ow + f.np - 1) / f.np * f.np);
     const double filter = tiles * double(f.ldf) * (1.0 + 1.0 / (f.r * f.np)) +
                           double(p.oh) * p.ow * p.fout * 4.0 / (double(p.cin) * p.k * p.k);
@@ -388,15 +401,10 @@ bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
 
 bool conv_direct_available(const ConvGeometry& g) {
     static const bool cpu = __builtin_cpu_supports("avx512f");
-    if (!cpu || g.s != 1 || g.k > 8) return false;
-    // sgemm is near its peak once both the patch (C*K*K) and the filter count are large; then im2col wins
-    // as soon as the direct grid discards more than a tenth of its outputs (small images). Calibrated on
-    // shapes outside bench_conv's held-out grid, e.g. 96x6x6 3x3 'same': im2col 1.3x faster; 48x10x10:
-    // 1.07x; 24x12x12 5x5 and 40x20x20 3x3: direct 1.5x and 2.5x faster.
-    if (conv_direct_tiles() != 0) return true; // tiles forced (tests, tuning): direct wherever it runs
-    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
-    const double discarded = double(p.qv) / double(g.pixels());
-    return !(g.patch() >= 400 && g.f >= 48 && discarded > 1.1);
+    // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
+    // all outside bench_conv's held-out grid (bench_conv --direct 0 against --tiles 1 and 2), e.g. 96x6x6
+    // 3x3 'same' with 96 filters 1.6x, 96x10x10 5x5 'same' 2.2x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.4x.
+    return cpu && g.s == 1 && g.k <= 8;
 }
 
 void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,

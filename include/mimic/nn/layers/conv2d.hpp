@@ -61,8 +61,7 @@ void set_conv_direct_enabled(bool enabled);
 void set_conv_direct_tiles(int which);
 int conv_direct_tiles();
 #if MIMIC_CONV_DIRECT
-/// Whether this CPU and geometry suit the direct kernels: AVX-512F, stride 1, K <= 8, and not a shape
-/// where sgemm is faster (large patches and filter counts on small images).
+/// Whether this CPU and geometry suit the direct kernels: AVX-512F, stride 1, K <= 8.
 bool conv_direct_available(const ConvGeometry& g);
 /// Direct forward on host pointers: y [B, F*OH*OW] = conv(x [B, C*H*W], W [C*K*K, F]) + b.
 void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
