@@ -273,10 +273,11 @@ void unpack_outputs(const float* out, std::int64_t P, int n, std::int64_t ldf, c
 /// dw[(c*KK + t)*F + f] += sum over the nb samples and grid positions q of xp[s][c][q + off[t]] *
 /// dt[s][q][f], for TB taps from t0 and FV*16 filters from f0. dt is dy transposed to [q][f16] on the padded
 /// grid (zero at the discarded columns and at f >= F), so the accumulators are rows of dw and need no lane
-/// sums.
+/// sums. Only the output rows [i0, i1) and columns < ow go in: the others add exact zeros (discarded
+/// columns, or inputs on padding rows for every tap of the tile).
 template <int TB, int FV>
 MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int64_t xs, std::int64_t ds,
-                              int f16, const Pass& p, int c, int t0, int f0, float* dw) {
+                              int f16, const Pass& p, int c, int t0, int f0, int i0, int i1, float* dw) {
     __m512 acc[TB][FV];
     for (int i = 0; i < TB; ++i)
         for (int v = 0; v < FV; ++v)
@@ -284,7 +285,7 @@ MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int
     for (int s = 0; s < nb; ++s) {
         const float* x = xp + s * xs + c * p.plane + p.lead;
         const float* d = dt + s * ds + f0;
-        for (std::int64_t q0 = 0; q0 < p.q; q0 += p.wp) // the grid's rows, without their discarded columns
+        for (std::int64_t q0 = std::int64_t(i0) * p.wp; q0 < std::int64_t(i1) * p.wp; q0 += p.wp)
             for (std::int64_t q = q0; q < q0 + p.ow; ++q) {
                 __m512 g[FV];
                 for (int v = 0; v < FV; ++v)
@@ -310,12 +311,36 @@ MIMIC_AVX512 void weight_tile(const float* xp, const float* dt, int nb, std::int
 
 template <int TB>
 MIMIC_AVX512 void weight_taps(const float* xp, const float* dt, int nb, std::int64_t xs, std::int64_t ds,
-                              int f16, const Pass& p, int c, int t0, float* dw) {
+                              int f16, const Pass& p, int c, int t0, int i0, int i1, float* dw) {
     int f0 = 0;
     for (; f0 + 2 * kLanes <= f16; f0 += 2 * kLanes)
-        weight_tile<TB, 2>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, dw);
+        weight_tile<TB, 2>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, i0, i1, dw);
     for (; f0 < f16; f0 += kLanes)
-        weight_tile<TB, 1>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, dw);
+        weight_tile<TB, 1>(xp, dt, nb, xs, ds, f16, p, c, t0, f0, i0, i1, dw);
+}
+
+using WeightFn = void (*)(const float*, const float*, int, std::int64_t, std::int64_t, int, const Pass&, int,
+                          int, int, int, float*);
+
+template <std::size_t... I>
+constexpr std::array<WeightFn, sizeof...(I)> weight_table(std::index_sequence<I...>) {
+    return {&weight_taps<int(I) + 1>...};
+}
+
+constexpr int kWeightTaps = 12; // taps per weight tile: 24 accumulators with two filter registers
+/// weight_taps<TB> by TB - 1.
+const std::array<WeightFn, kWeightTaps> kWeightTiles = weight_table(std::make_index_sequence<kWeightTaps>());
+
+/// The weight gradient of channel c: tiles of whole filter rows (up to 12 taps), each over the output rows
+/// whose inputs for those filter rows are not all padding.
+void weight_channel(const float* xp, const float* dt, int nb, std::int64_t xs, std::int64_t ds, int f16,
+                    const Pass& p, int c, float* dw) {
+    const int rows = std::max(1, std::min(p.k, kWeightTaps / p.k));
+    for (int kh0 = 0; kh0 < p.k; kh0 += rows) {
+        const int n = std::min(rows, p.k - kh0);
+        const int i0 = std::max(0, p.pad - kh0 - n + 1), i1 = std::min(p.oh, p.hp - p.pad - kh0);
+        kWeightTiles[n * p.k - 1](xp, dt, nb, xs, ds, f16, p, c, kh0 * p.k, i0, i1, dw); // K <= 8
+    }
 }
 
 /// d[0 .. n) = s[0 .. n) (+ b when BIAS, then v > 0 ? v : 0 when RELU, as relu_forward), in
@@ -476,15 +501,8 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
                     for (int f = 0; f < F; ++f)
                         t[(std::int64_t(i) * fw.wp + j) * f16 + f] = d[(std::int64_t(f) * OH + i) * OW + j];
         }
-        for (int c = 0; c < C; ++c) {
-            int t0 = 0;
-            for (; t0 + 9 <= KK; t0 += 9)
-                weight_taps<9>(xp, dt, n, xs, ds, f16, fw, c, t0, dW);
-            for (; t0 + 3 <= KK; t0 += 3)
-                weight_taps<3>(xp, dt, n, xs, ds, f16, fw, c, t0, dW);
-            for (; t0 < KK; ++t0)
-                weight_taps<1>(xp, dt, n, xs, ds, f16, fw, c, t0, dW);
-        }
+        for (int c = 0; c < C; ++c)
+            weight_channel(xp, dt, n, xs, ds, f16, fw, c, dW);
         if (!dx) continue;
         for (int s = 0; s < n; ++s) {
             pad_planes(dy + (s0 + s) * o, F, OH, OW, bw, dp);
