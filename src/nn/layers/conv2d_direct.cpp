@@ -427,8 +427,8 @@ bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
 bool conv_direct_available(const ConvGeometry& g) {
     static const bool cpu = __builtin_cpu_supports("avx512f");
     // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
-    // all outside bench_conv's held-out grid (bench_conv --direct 0 against --tiles 1 and 2), e.g. 96x6x6
-    // 3x3 'same' with 96 filters 1.6x, 96x10x10 5x5 'same' 2.2x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.4x.
+    // all outside bench_conv's held-out grid (bench_conv --tiles 0 against --direct 0, forward): 96x6x6 3x3
+    // 'same' with 96 filters 1.4x, 96x10x10 5x5 'same' 1.7x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.6x.
     return cpu && g.s == 1 && g.k <= 8;
 }
 
