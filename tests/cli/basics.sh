@@ -5,7 +5,7 @@ source "$(dirname "$0")/common.sh"
 d=$(scratch basics)
 
 v=$("$MIMIC" --version) || die "--version failed"
-for w in "mimic 0.1" "git" "Kokkos" "Serial\|Cuda" "MPI" "HDF5" "parallel"; do
+for w in "mimic 0.1" "git" "Kokkos" "Serial\|OpenMP\|Cuda" "MPI" "HDF5" "parallel"; do
   echo "$v" | grep -q "$w" || die "--version lacks '$w': $v"
 done
 
