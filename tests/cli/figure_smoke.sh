@@ -2,7 +2,9 @@
 # The figure sweep's machinery (jobs/fashion_mnist_figure.sh with FIGURE_SMOKE=1, jobs/plot_figure.py) on a
 # tiny ensemble: a run stopped mid-way is resumed by the rerun from Mimic's checkpoint, one CSV row per run
 # with sane values, the three PNGs, the table and the bottleneck report; a rerun trains nothing and adds no
-# row, and a row lost after its run finished is added back from the kept model without training.
+# row, and a row lost after its run finished is added back from the kept model without training; and the
+# cap on a point's parameters; and the table's mean, standard deviation, gap closed and verdict on a
+# hand-made CSV of 3 and 2 seeds.
 source "$(dirname "$0")/common.sh"
 d=$(scratch figure)
 root=$(cd "$TESTS_DIR/.." && pwd)
@@ -58,4 +60,32 @@ grep -v '^mlp16,labels,' "$d/csv2" >"$csv"
 fig sweep >"$d/out4" 2>&1 || { tail -30 "$d/out4"; die "the sweep after a lost row failed"; }
 ! grep -q 'epoch 1/' "$d/out4" || die "the lost row's run was trained again"
 [ "$(sort "$csv" | md5sum)" = "$(sort "$d/csv2" | md5sum)" ] || { diff "$csv" "$d/csv2"; die "the lost row came back different"; }
+# 5. A point over its cap (share of the ensemble's parameters) ends the sweep when its row is added.
+sed 's/^cap = mlp16 0.5$/cap = mlp16 0.1/' "$root/inputs/fashion-mnist/figure_smoke.cfg" >"$d/capped.cfg"
+grep -v '^mlp16,labels,' "$d/csv2" >"$csv"
+FIGURE_CONFIG=$d/capped.cfg fig sweep >"$d/out5" 2>&1 && die "a point over its cap should end the sweep"
+grep -q "capped.cfg: point mlp16 has 13002 parameters, more than 0.1 of the ensemble's 50900 (cap)" "$d/out5" ||
+  { tail -5 "$d/out5"; die "no cap message"; }
+
+# 6. The table's statistics over 3 seeds: a, KD ahead by more than the two standard deviations; b, within them.
+cat >"$d/stats.csv" <<'CSV'
+point,loss,seed,kind,epochs,params,val_acc,test_acc,wall_s,cpu_s,resumed,log,arch
+ensemble,teachers,-,teachers,-,1000,92,92.0,,,,,"mean of logits"
+ensemble,best-member,-,teachers,-,500,91,91.5,,,,,"member 0"
+a,labels,1,shallow,5,100,90,90.0,1,1,0,a.csv,"x"
+a,labels,2,shallow,5,100,90,90.2,1,1,0,a.csv,"x"
+a,labels,3,shallow,5,100,90,90.1,1,1,0,a.csv,"x"
+a,kd:4,1,shallow,5,100,91,91.0,1,1,0,a.csv,"x"
+a,kd:4,2,shallow,5,100,91,91.1,1,1,0,a.csv,"x"
+a,kd:4,3,shallow,5,100,91,90.9,1,1,0,a.csv,"x"
+b,labels,1,deep,5,200,90,90.0,1,1,0,b.csv,"y"
+b,labels,2,deep,5,200,90,90.8,1,1,0,b.csv,"y"
+b,kd:4,1,deep,5,200,91,90.5,1,1,0,b.csv,"y"
+b,kd:4,2,deep,5,200,91,91.1,1,1,0,b.csv,"y"
+CSV
+"$MIMIC_PYTHON" "$root/jobs/plot_figure.py" "$d/stats.csv" --out-dir "$d/stats" >"$d/stats.md" || die "plot_figure.py failed on 3 seeds"
+grep -qF '| a | shallow | 100 (10.0%) | 5 | 90.10 ± 0.10% | 91.00 ± 0.10% | 90.00 ± 0.00% | 91.00 ± 0.00% | 3 / 3 | 47 ± 5% | **yes** (+0.90 > 0.20) |' "$d/stats.md" ||
+  { cat "$d/stats.md"; die "point a: wrong statistics"; }
+grep -qF '| b | deep | 200 (20.0%) | 5 | 90.40 ± 0.57% | 90.80 ± 0.42% | 90.00 ± 0.00% | 91.00 ± 0.00% | 2 / 2 | 25 ± 0% | no: within the spread (+0.40 ≤ 0.99) |' "$d/stats.md" ||
+  { cat "$d/stats.md"; die "point b: wrong statistics"; }
 echo "figure smoke: passed"
