@@ -8,10 +8,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <exception>
-#include <thread>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <map>
+#include <thread>
 
 namespace mimic::h5 {
 
@@ -88,38 +89,79 @@ MPI_Comm make_guard(MPI_Comm comm) {
 
 } // namespace
 
-void File::check_unwinding_peers() {
-    if (h_.valid() && guard_ != MPI_COMM_NULL && std::uncaught_exceptions() > uncaught_ &&
-        !all_ranks_arrive(guard_)) {
-        const std::string& why = last_error_message();
-        abort_job(why.empty() ? path_ + ": an unexpected error was raised while the file was open" : why);
+namespace {
+/// The open parallel files by file id, so that closing one of their objects while an error unwinds can
+/// ask the file whether every rank is unwinding (guard_close_while_unwinding).
+std::map<hid_t, File*>& guarded_files() {
+    static std::map<hid_t, File*> files;
+    return files;
+}
+} // namespace
+
+void guard_close_while_unwinding(hid_t id) {
+    if (std::uncaught_exceptions() == 0) return;
+    const H5I_type_t type = H5Iget_type(id);
+    if (type != H5I_DATASET && type != H5I_GROUP && type != H5I_ATTR && type != H5I_DATATYPE) return;
+    // The file's own id (one more reference to it), or < 0 for a transient datatype.
+    const hid_t fid = H5Iget_file_id(id);
+    if (fid < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return;
     }
+    const auto it = guarded_files().find(fid);
+    File* file = it == guarded_files().end() ? nullptr : it->second;
+    if (H5Idec_ref(fid) < 0) H5Eclear2(H5E_DEFAULT); // drops only the reference taken above
+    if (file) file->check_unwinding_peers();
+}
+
+void File::check_unwinding_peers() {
+    if (h_.valid() && guard_ != MPI_COMM_NULL && !peers_unwinding_ &&
+        std::uncaught_exceptions() > uncaught_) {
+        if (!all_ranks_arrive(guard_)) {
+            const std::string& why = last_error_message();
+            abort_job(why.empty() ? path_ + ": an unexpected error was raised while the file was open" : why);
+        }
+        peers_unwinding_ = true;
+    }
+}
+
+void File::track() {
+    if (guard_ != MPI_COMM_NULL && h_.valid()) guarded_files()[h_.id()] = this;
 }
 
 File::~File() {
     check_unwinding_peers();
-    h_.reset();
     release_guard();
+    h_.reset();
 }
 
 File::File(File&& o) noexcept
     : h_(std::move(o.h_)), path_(std::move(o.path_)), parallel_(o.parallel_), rank_(o.rank_),
-      guard_(std::exchange(o.guard_, MPI_COMM_NULL)), uncaught_(o.uncaught_) {}
+      guard_(std::exchange(o.guard_, MPI_COMM_NULL)), uncaught_(o.uncaught_),
+      peers_unwinding_(o.peers_unwinding_) {
+    track();
+}
 
 File& File::operator=(File&& o) noexcept {
     if (this != &o) {
-        h_ = std::move(o.h_);
         release_guard();
+        h_ = std::move(o.h_);
         path_ = std::move(o.path_);
         parallel_ = o.parallel_;
         rank_ = o.rank_;
         guard_ = std::exchange(o.guard_, MPI_COMM_NULL);
         uncaught_ = o.uncaught_;
+        peers_unwinding_ = o.peers_unwinding_;
+        track();
     }
     return *this;
 }
 
 void File::release_guard() {
+    if (h_.valid()) {
+        const auto it = guarded_files().find(h_.id());
+        if (it != guarded_files().end() && it->second == this) guarded_files().erase(it);
+    }
     int fin = 0;
     MPI_Finalized(&fin);
     if (guard_ != MPI_COMM_NULL && !fin) MPI_Comm_free(&guard_);
@@ -148,6 +190,7 @@ File File::create(const std::string& path, MPI_Comm comm) {
     f.h_ = Handle(id, H5Fclose);
     f.guard_ = make_guard(comm);
     f.uncaught_ = std::uncaught_exceptions();
+    f.track();
     return f;
 }
 
@@ -174,6 +217,7 @@ File File::open(const std::string& path, MPI_Comm comm, bool writable) {
     f.h_ = Handle(id, H5Fclose);
     f.guard_ = make_guard(comm);
     f.uncaught_ = std::uncaught_exceptions();
+    f.track();
     return f;
 }
 

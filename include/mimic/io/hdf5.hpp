@@ -19,6 +19,12 @@ namespace mimic::h5 {
 void note_close_failure();
 bool had_close_failure();
 
+/// Called before an object (dataset, group, attribute, named datatype) is closed. While an exception
+/// propagates, closing an object of a parallel file can be collective (H5Dclose, H5Gclose, H5Aclose may
+/// flush metadata), so the object is closed only when every rank of its file is unwinding too; otherwise
+/// the job is aborted with the error (File::check_unwinding_peers). Does nothing on the normal path.
+void guard_close_while_unwinding(hid_t id);
+
 /// Owns an hid_t and closes it with the matching H5*close function.
 class Handle {
 public:
@@ -41,11 +47,13 @@ public:
     operator hid_t() const { return id_; }
     bool valid() const { return id_ >= 0; }
     void reset() {
+        if (id_ >= 0 && closer_) guard_close_while_unwinding(id_);
         if (id_ >= 0 && closer_ && closer_(id_) < 0) note_close_failure();
         id_ = H5I_INVALID_HID;
     }
     /// Closes now and returns the close function's status (negative on failure).
     herr_t close() {
+        if (id_ >= 0 && closer_) guard_close_while_unwinding(id_);
         herr_t rc = (id_ >= 0 && closer_) ? closer_(id_) : 0;
         if (rc < 0) note_close_failure();
         id_ = H5I_INVALID_HID;
@@ -87,10 +95,13 @@ public:
     /// Closes the file and checks that everything reached the disk; close every dataset first.
     void close();
 
+    /// While an error unwinds: aborts the job unless every rank of the file is unwinding too (checked once;
+    /// guard_close_while_unwinding calls it for the file's objects).
+    void check_unwinding_peers();
+
 private:
     void release_guard();
-    /// While an error unwinds: aborts the job unless every rank of the file is unwinding too.
-    void check_unwinding_peers();
+    void track(); ///< registers this object as the guard of its file id (parallel files only)
 
     Handle h_;
     std::string path_;
@@ -98,6 +109,7 @@ private:
     int rank_ = 0;
     MPI_Comm guard_ = MPI_COMM_NULL; ///< private duplicate of the file's communicator (size > 1 only)
     int uncaught_ = 0;               ///< exceptions already in flight when the file was opened
+    bool peers_unwinding_ = false;   ///< every rank was found unwinding: collective closes may proceed
 };
 
 /// HDF5 type for a C++ scalar.
