@@ -7,6 +7,7 @@
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/progress.hpp"
+#include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
@@ -267,6 +268,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
     meta.seed = o.seed;
     meta.data_fingerprint = tm.fingerprint;
     const auto result = engine.run(meta);
+    if (result.completed) StopSignals::output_complete(); // a late SIGTERM is no failure
     if (!result.completed || result.already_done) return;
 
     // Finish: summary and timings.

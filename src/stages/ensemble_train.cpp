@@ -4,6 +4,7 @@
 // group. Finished members are kept, so a rerun trains only the missing ones; then the manifest is written.
 #include "mimic/core/log.hpp"
 #include "mimic/core/progress.hpp"
+#include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/manifest.hpp"
@@ -86,6 +87,7 @@ TrainOptions member_options(const EnsembleTrainOptions& o, const std::vector<std
     t.epochs = o.epochs, t.batch = o.batch, t.lr = o.lr, t.optimizer = o.optimizer, t.momentum = o.momentum;
     t.weight_decay = o.weight_decay, t.schedule = o.schedule, t.warmup = o.warmup, t.seed = o.seed + i;
     t.bootstrap = o.bootstrap, t.overwrite = o.overwrite;
+    t.final_output = false; // the manifest is the command's result
     return t;
 }
 
@@ -174,7 +176,9 @@ void run(const EnsembleTrainOptions& o, const par::Comm& world) {
     world.barrier();
     const double train_s = wall_seconds() - t0;
 
-    // Manifest of every member, in member order (validated before it is written).
+    // Manifest of every member, in member order (validated before it is written). Every member is done: a
+    // stop request (SIGTERM) from here on is recorded and ignored on every rank.
+    StopSignals::output_complete();
     par::agree(world, [&] {
         if (world.rank() != 0) return;
         io::Manifest m;

@@ -8,6 +8,7 @@
 #include "mimic/core/log.hpp"
 #include "mimic/core/progress.hpp"
 #include "mimic/core/rng.hpp"
+#include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/core/version_info.hpp"
 #include "mimic/io/block_record.hpp"
@@ -562,6 +563,9 @@ void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
 /// Finish: the fingerprint from the block hashes, the completion flag, and the rename to OUT.
 void finish_output(const LabelOptions& o, LabelOutput& out, const par::Comm& world) {
     const std::string partial = o.out + ".partial";
+    // Every block is on disk: a stop request (SIGTERM) from here on, on any rank, is recorded and ignored,
+    // so it cannot turn the finished job into a failure.
+    StopSignals::output_complete();
     par::agree(world, [&] {
         out.record.read();
         for (auto d : out.record.done())
@@ -590,6 +594,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
     const LabelJob job = plan_job(o, world);
     const Plan plan = agree_on_plan(o, job, world);
     if (plan.kind == Plan::Done) {
+        StopSignals::output_complete();
         log::info("label: ", o.out, " is already complete for this ensemble and transfer set; nothing to do");
         return;
     }

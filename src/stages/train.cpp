@@ -5,6 +5,7 @@
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
+#include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
@@ -203,6 +204,7 @@ void run(const TrainOptions& o, const par::Comm& comm) {
     meta.seed = std::uint64_t(o.seed);
     meta.data_fingerprint = source.fingerprint();
     const auto result = engine.run(meta); // raises CollectiveError on every rank for a non-finite loss
+    if (result.completed && o.final_output) StopSignals::output_complete(); // a late SIGTERM is no failure
     if (!result.completed || result.already_done) return;
 
     // Finish: the timings and where the model went.

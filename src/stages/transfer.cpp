@@ -732,6 +732,7 @@ void run(const TransferOptions& o, const par::Comm& comm) {
         if (comm.rank() == 0 && !done) resume = decide_resume(o, plan.key);
     });
     if (comm.any(done)) {
+        StopSignals::output_complete();
         log::info("transfer: ", o.out, " is already complete with these sources and settings; nothing to do");
         return;
     }
@@ -758,6 +759,7 @@ void run(const TransferOptions& o, const par::Comm& comm) {
         ScopedPhase phase(timers, "commit", "transfer::commit");
         fingerprint = out.writer->commit();
     }
+    StopSignals::output_complete(); // OUT is in place: a late SIGTERM no longer makes this a failure
     report_summary(o, plan, out, todo, res, fingerprint, wall_seconds() - t_start, nbr.seconds, comm);
     timers.report(comm, "transfer timings");
 }

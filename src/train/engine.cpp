@@ -140,8 +140,9 @@ TrainResult Engine::run(io::ModelMeta meta) {
     }
     result.train_seconds = wall_seconds() - t_start;
     result.history = st.history;
+    // The handlers stay installed until the engine is destroyed: a stop request during the final save
+    // is recorded, the save completes, and the stage decides (StopSignals::output_complete).
     const int signal = StopSignals::received();
-    impl_->signals.reset();
     if (st.stop) {
         save_checkpoint(st);
         log::info(cfg_.stage, ": stopped after ", result.steps_run, " steps (",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault injection, one class of fault per run: an output that is also an input (under several spellings),
 # non-finite values, labels out of range, mismatched shapes, a full disk, a missing or stale member, a
-# huge size, a concurrent second job, and a rank that raises while the other waits in a collective.
+# huge size, a concurrent second job, and a rank that raises while the other waits in a collective;
+# and a stop signal that arrives once the output is complete (late_signal: exit 0).
 # Every failure must be one line "mimic <command>: error: ..." and a non-zero exit within the timeout
 # (a hang fails the test), and no input may change. Exit 77 (skipped) when the case cannot run here.
 source "$(dirname "$0")/../cli/common.sh"
@@ -184,6 +185,30 @@ concurrent)
   [ ! -e "$d/t.h5.lock" ] || die "the lock file was left behind"
   runs 2 transfer --from "$d/g.h5" --size 400 --munge 1 --out "$d/t.h5"
   grep -q "already complete" "$d/log" || { cat "$d/log"; die "a finished transfer rerun is not a no-op"; }
+  ;;
+late_signal)
+  # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and
+  # must exit 0, keeping the output and leaving no partial or lock file.
+  setup_pipeline
+  late() {
+    local out=$1 tries
+    shift
+    for tries in 1 2 3; do
+      rm -f "$out"
+      "$MIMIC_PYTHON" "$TESTS_DIR/fault/signal_after.py" "$out" "$LIMIT" >"$d/sig" &
+      local watcher=$!
+      runs 2 "$@" --out "$out"
+      wait "$watcher"
+      [ -e "$out" ] && [ ! -e "$out.partial" ] && [ ! -e "$out.lock" ] || die "mimic $*: output missing or leftovers"
+      grep -q "delivered to [1-9]" "$d/sig" && { echo "ok: $1: $(cat "$d/sig"); exit 0"; return; }
+    done
+    echo "skipped: the ranks of 'mimic $1' exited before the signal could reach them ($(cat "$d/sig"))"
+    exit 77
+  }
+  late "$d/l2.h5" label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5" --batch 50 --block-rows 100
+  late "$d/t.h5" transfer --from "$d/g.h5" --size 400 --munge 1
+  late "$d/m.h5" train --data "$d/g.h5" --arch $ARCH --epochs 1
+  late "$d/s.h5" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1
   ;;
 *)
   die "unknown case $case"

@@ -33,6 +33,7 @@ struct TrainOptions {
     std::int64_t eval_batch = 256;
     std::int64_t stop_after_steps = 0;
     bool bootstrap = false; ///< train on a bootstrap sample of --data (seeded by --seed)
+    bool final_output = true; ///< OUT is the command's result (false for an ensemble member)
 };
 
 void describe(boost::program_options::options_description& desc, TrainOptions& o);
