@@ -129,13 +129,13 @@ void DatasetReader::read(std::int64_t begin, std::int64_t count, float* X, int* 
 }
 
 void check_rows(const std::string& path, std::int64_t first_row, std::int64_t count, std::int64_t d,
-                const float* X) {
+                const float* X, const std::string& advice) {
     for (std::int64_t i = 0; i < count; ++i) {
         const float* row = X + i * d;
         for (std::int64_t j = 0; j < d; ++j)
             if (!std::isfinite(row[j]))
                 fail(path, ": row ", first_row + i, ", feature ", j, " is ", row[j],
-                     "; every value must be finite (clean or drop that row)");
+                     "; every value must be finite (", advice, ")");
     }
 }
 

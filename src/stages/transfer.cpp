@@ -42,6 +42,7 @@ void describe(po::options_description& d, TransferOptions& o) {
         ("munge-p", po::value(&o.munge_p)->default_value(o.munge_p), "MUNGE: per-attribute swap probability p in [0, 1]")
         ("munge-s", po::value(&o.munge_s)->default_value(o.munge_s), "MUNGE: spread divisor s > 0, sd = |e_a - e'_a| / s")
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "output rows per block (memory ~ 4 x block-rows x D floats)")
+        ("drop-nonfinite", po::bool_switch(&o.drop_nonfinite), "leave out source rows holding a NaN or infinite value, with a one-line notice of how many and which (without it such a row is an error)")
         ("stop-after-blocks", po::value(&o.stop_after_blocks)->default_value(o.stop_after_blocks), "keep OUT.partial and stop after N rounds of blocks (testing and time-boxed jobs; 0: never)")
         ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output file, and discard a partial one from other settings");
 }
@@ -189,7 +190,9 @@ std::string resume_key(const TransferOptions& o, const io::DatasetSet& src) {
     k << "n=" << o.size << ";seed=" << o.seed << ";subsample=" << o.subsample << ";augment=" << o.augment
       << ";munge=" << o.munge << ";shift=" << o.shift << ";flip=" << o.flip << ";noise=" << o.noise
       << ";mixup=" << o.mixup_prob << "," << o.mixup_alpha << ";munge_ps=" << o.munge_p << "," << o.munge_s
-      << ";block_rows=" << o.block_rows << ";neighbour_block=" << transfer::kNeighbourBlock << ";sources=";
+      << ";block_rows=" << o.block_rows << ";neighbour_block=" << transfer::kNeighbourBlock;
+    if (!src.dropped().empty()) k << ";dropped_nonfinite=" << src.dropped().size();
+    k << ";sources=";
     for (size_t i = 0; i < src.files(); ++i)
         k << (i ? "," : "") << src.reader(i).meta().n << ":" << src.reader(i).meta().fingerprint;
     return k.str();
@@ -238,12 +241,31 @@ struct Plan {
     }
 };
 
+/// --drop-nonfinite: finds the source rows with a NaN or infinite value (collective), leaves them out of
+/// the row space and says so in one line.
+void drop_nonfinite_rows(const TransferOptions& o, io::DatasetSet& src, const par::Comm& comm) {
+    const std::int64_t total = src.rows();
+    const std::vector<std::int64_t> bad = src.nonfinite_rows(comm, o.block_rows);
+    if (bad.empty()) return;
+    if (std::int64_t(bad.size()) == total)
+        fail("--drop-nonfinite: every one of the ", total, " source rows holds a NaN or infinite value");
+    std::string which;
+    for (size_t i = 0; i < bad.size() && i < 3; ++i)
+        which += (i ? ", " : "") + src.describe_row(bad[i]);
+    if (bad.size() > 3) which += ", ...";
+    log::info("transfer: --drop-nonfinite: dropped ", log::count(std::int64_t(bad.size()), "source row"),
+              " of ", total, " holding a NaN or infinite value (", which, ")");
+    src.drop_rows(bad);
+}
+
 /// Validates the options, opens the sources and checks the options against them (collective).
 std::unique_ptr<io::DatasetSet> open_sources(const TransferOptions& o, const par::Comm& comm) {
     std::unique_ptr<io::DatasetSet> src;
     par::agree(comm, [&] {
         validate_options(o);
         src = std::make_unique<io::DatasetSet>(o.from, comm);
+        src->set_nonfinite_advice("clean that row, or pass --drop-nonfinite to leave such rows out");
+        if (o.drop_nonfinite) drop_nonfinite_rows(o, *src, comm);
         validate_against_sources(o, *src);
     });
     return src;
@@ -301,6 +323,9 @@ void create_layout(const TransferOptions& o, const Plan& p, const io::DatasetSet
     out.prov_gen = h5::create_dataset(f, "/provenance/generator", H5T_NATIVE_INT8, {hsize_t(p.N)});
     out.prov_par = h5::create_dataset(f, "/provenance/partner_row", H5T_NATIVE_INT64, {hsize_t(p.N)});
     h5::write_attr(out.prov_gen, "names", transfer::kGeneratorNames);
+    if (!src.dropped().empty()) // --drop-nonfinite: the source rows left out
+        h5::write_all(f, "/provenance/dropped_rows",
+                      std::vector<long long>(src.dropped().begin(), src.dropped().end()));
     const hid_t root = f.id();
     std::vector<std::string> fps;
     std::vector<long long> rows;
@@ -558,8 +583,8 @@ void read_block(const Plan& p, io::DatasetSet& src, const Neighbours& nbr, Buffe
 }
 
 /// The row specs and provenance of the block's rows; counts the rows of each generator.
-void plan_rows(const TransferOptions& o, const Plan& p, bool munge, Buffers& buf, Block& blk,
-               std::array<long long, 3>& counts) {
+void plan_rows(const TransferOptions& o, const Plan& p, const io::DatasetSet& src, bool munge, Buffers& buf,
+               Block& blk, std::array<long long, 3>& counts) {
     blk.partners_in_a = p.mixup && blk.wp.rows() == p.S;
     for (std::int64_t i = blk.a; i < blk.b; ++i) {
         const size_t r = size_t(i - blk.a);
@@ -567,7 +592,7 @@ void plan_rows(const TransferOptions& o, const Plan& p, bool munge, Buffers& buf
         transfer::set_row_keys(s, o.seed, i);
         if (p.subsample) {
             s.a = std::int32_t(r);
-            buf.p_src[r] = p.rc.source_of(i);
+            buf.p_src[r] = src.source_row(p.rc.source_of(i));
             buf.p_par[r] = -1;
             buf.p_gen[r] = transfer::kSource;
         } else {
@@ -585,8 +610,9 @@ void plan_rows(const TransferOptions& o, const Plan& p, bool munge, Buffers& buf
             if (row.mix)
                 s.p = std::int32_t(blk.partners_in_a ? blk.wa.index_of(row.partner_row)
                                                      : blk.wp.index_of(row.partner_row));
-            buf.p_src[r] = row.source_row;
-            buf.p_par[r] = row.partner_row;
+            // Provenance names global source rows, also when --drop-nonfinite left rows out.
+            buf.p_src[r] = src.source_row(row.source_row);
+            buf.p_par[r] = row.partner_row < 0 ? -1 : src.source_row(row.partner_row);
             buf.p_gen[r] = row.gen;
         }
         ++counts[size_t(buf.p_gen[r])];
@@ -658,7 +684,7 @@ LoopResult generate_blocks(const TransferOptions& o, const Plan& p, io::DatasetS
         }
         {
             ScopedPhase phase(timers, "generate", "transfer::generate");
-            plan_rows(o, p, nbr.on, buf, blk, res.counts);
+            plan_rows(o, p, src, nbr.on, buf, blk, res.counts);
             generate_block(gen, nbr.on, p.mixup, buf, blk);
         }
         {

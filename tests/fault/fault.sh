@@ -89,7 +89,8 @@ nonfinite)
   cp "$d/g.h5" "$d/inf.h5" && inputs set "$d/inf.h5" X 5 0 inf
   fails 2 "$d/inf.h5: row 5, feature 0 is inf" label --ensemble "$d/ens/manifest.h5" --transfer "$d/inf.h5" \
     --out "$d/o.h5"
-  fails 2 "$d/inf.h5: row 5, feature 0 is inf" transfer --from "$d/inf.h5" --size 400 --munge 1 --out "$d/o.h5"
+  fails 2 "$d/inf.h5: row 5, feature 0 is inf; every value must be finite (clean that row, or pass --drop-nonfinite" \
+    transfer --from "$d/inf.h5" --size 400 --munge 1 --out "$d/o.h5"
   fails 2 "$d/nan.h5: row 150, feature 3 is nan" eval --model "$d/m.h5" --data "$d/nan.h5"
   cp "$d/m.h5" "$d/mnan.h5" && inputs set "$d/mnan.h5" weights/layer0.dense.W 2 1 nan
   fails 1 "$d/mnan.h5: weight 'layer0.dense.W' element 17 is nan" ensemble add "$d/mnan.h5" --manifest "$d/e2.h5"
@@ -101,6 +102,30 @@ nonfinite)
   fails 2 "$d/lnan.h5: row 7, class 2 of /logits is nan" distill --transfer "$d/g.h5" --logits "$d/lnan.h5" \
     --arch $ARCH --epochs 1 --out "$d/o.h5"
   [ ! -e "$d/o.h5" ] || die "an output was written"
+  # transfer --drop-nonfinite: rows 7 (rank 0's share of the scan) and 150 (rank 1's) are left out with
+  # one notice; the result is the same on 1 and 2 ranks, and the provenance names original rows.
+  cp "$d/nan.h5" "$d/two.h5" && inputs set "$d/two.h5" X 7 0 inf
+  tr=(transfer --from "$d/two.h5" --size 400 --munge 1 --augment 1 --noise 0.1 --drop-nonfinite)
+  runs 2 "${tr[@]}" --out "$d/t2.h5"
+  notice="transfer: --drop-nonfinite: dropped 2 source rows of 200 holding a NaN or infinite value ($d/two.h5 row 7, $d/two.h5 row 150)"
+  [ "$(grep -cF "$notice" "$d/log")" -eq 1 ] || { cat "$d/log"; die "no one-line notice of the dropped rows"; }
+  runs 1 "${tr[@]}" --out "$d/t1.h5"
+  "$MIMIC_PYTHON" - "$d/g.h5" "$d/t2.h5" "$d/t1.h5" <<'PY' || die "--drop-nonfinite output is wrong"
+import sys, h5py, numpy as np
+g, t2, t1 = (h5py.File(p, "r") for p in sys.argv[1:4])
+X, src = t2["X"][()], t2["provenance/source_row"][()]
+assert X.shape == (400, 36) and np.isfinite(X).all(), "non-finite values or wrong shape"
+assert list(t2["provenance/dropped_rows"][()]) == [7, 150]
+kept = [r for r in range(200) if r not in (7, 150)]
+assert list(src[:198]) == kept, "source copies do not name the kept rows in order"
+assert np.array_equal(X[:198], g["X"][()][kept]), "source copies differ from the kept rows"
+assert not np.isin(src, [7, 150]).any() and not np.isin(t2["provenance/partner_row"][()], [7, 150]).any()
+assert t2.attrs["fingerprint"] == t1.attrs["fingerprint"], "1 and 2 ranks differ"
+print("dropped rows 7 and 150; 198 source copies, 202 generated rows, same on 1 and 2 ranks")
+PY
+  # Without the flag the same sources are refused before an output is complete.
+  fails 2 "$d/two.h5: row 7, feature 0 is inf" transfer --from "$d/two.h5" --size 400 --munge 1 --out "$d/t3.h5"
+  [ ! -e "$d/t3.h5" ] || die "a transfer set was written from non-finite rows"
   ;;
 labels)
   tiny "$d/g.h5" 200 1 1 6 6 4

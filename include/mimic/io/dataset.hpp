@@ -31,9 +31,10 @@ struct DatasetMeta {
 std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int label, bool has_label);
 std::string hex64(std::uint64_t v);
 
-/// Refuses a block of rows with a non-finite value, naming the file, the row and the feature.
+/// Refuses a block of rows with a non-finite value, naming the file, the row and the feature; `advice`
+/// ends the message.
 void check_rows(const std::string& path, std::int64_t first_row, std::int64_t count, std::int64_t d,
-                const float* X);
+                const float* X, const std::string& advice = "clean or drop that row");
 /// Refuses a label outside [0, num_classes) (only negative labels when num_classes is 0, unknown).
 void check_labels(const std::string& path, std::int64_t first_row, std::int64_t count, const int* y,
                   int num_classes);

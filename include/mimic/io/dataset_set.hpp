@@ -34,17 +34,36 @@ public:
     const std::vector<float>& norm_mean() const { return mean_; }
     const std::vector<float>& norm_std() const { return std_; }
 
-    /// Global row ranges (in order, concatenated, d() floats per row) into out, with independent reads
-    /// (see read_row_ranges). Ranges may cross file boundaries. Not collective.
+    /// Row ranges of the set (in order, concatenated, d() floats per row) into out, with independent reads
+    /// (see read_row_ranges). Ranges may cross file boundaries. Not collective. A row with a non-finite
+    /// value is refused (check_rows); `advice` ends that error ("clean or drop that row" by default).
     void read_ranges(const std::vector<par::Range>& ranges, float* out) const;
+    void set_nonfinite_advice(std::string advice) { advice_ = std::move(advice); }
+
+    /// Collective: the global rows (over the files concatenated, ascending) that hold a NaN or infinite
+    /// value. Each rank scans its share in pieces of at most chunk_rows rows; every rank gets the list.
+    std::vector<std::int64_t> nonfinite_rows(const par::Comm& comm, std::int64_t chunk_rows) const;
+    /// Leaves out these global rows (ascending, unique) from now on: rows() counts the rows left, and
+    /// row r of the set is global row source_row(r).
+    void drop_rows(std::vector<std::int64_t> rows);
+    const std::vector<std::int64_t>& dropped() const { return dropped_; }
+    /// The global row of row r of the set (r itself unless rows were dropped).
+    std::int64_t source_row(std::int64_t r) const;
+    /// "FILE row R" for a global row.
+    std::string describe_row(std::int64_t global_row) const;
 
 private:
+    /// Global rows [lo, hi) into out; refuses non-finite values when check is set.
+    void read_global(std::int64_t lo, std::int64_t hi, float* out, bool check) const;
+
     std::vector<std::unique_ptr<DatasetReader>> readers_;
     std::vector<h5::Handle> X_;
     std::vector<std::int64_t> offsets_;
     std::int64_t rows_ = 0;
     DatasetMeta meta_;
     std::vector<float> mean_, std_;
+    std::vector<std::int64_t> dropped_; ///< global rows left out (ascending)
+    std::string advice_ = "clean or drop that row";
 };
 
 } // namespace mimic::io

@@ -32,6 +32,7 @@ struct TransferOptions {
     /// Testing and time-boxed jobs: keep OUT.partial and stop after N rounds of blocks (0: never).
     std::int64_t stop_after_blocks = 0;
     bool overwrite = false;
+    bool drop_nonfinite = false; ///< leave out source rows with a NaN or infinite value (else refused)
 };
 
 void describe(boost::program_options::options_description& desc, TransferOptions& o);
