@@ -759,6 +759,9 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     });
     if (comm.any(done)) {
         StopSignals::output_complete();
+        if (comm.rank() == 0) // a scratch file left by a run killed after its commit
+            for (const char* ext : {".neighbours", ".neighbours.partial"})
+                io::remove_file(o.out + ext);
         log::info("transfer: ", o.out, " is already complete with these sources and settings; nothing to do");
         return;
     }

@@ -235,6 +235,23 @@ late_signal)
   late "$d/m.h5" train --data "$d/g.h5" --arch $ARCH --epochs 1
   late "$d/s.h5" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1
   ;;
+leftovers)
+  # What a job ended by MPI_Abort or kill -9 leaves (OUT.lock, OUT.partial, OUT.neighbours*): the next run
+  # takes the lock at once, and a finished run leaves none of them.
+  tiny "$d/g.h5" 200 1 1 6 6 4
+  cp "$d/g.h5" "$d/bad.h5" && inputs set "$d/bad.h5" X 150 3 nan
+  fails 2 "$d/bad.h5: row 150, feature 3 is nan" transfer --from "$d/bad.h5" --size 400 --munge 1 --out "$d/v.h5"
+  printf 'host gone, pid 999999\n' >"$d/v.h5.lock" && printf 'junk' >"$d/v.h5.neighbours.partial"
+  runs 2 transfer --from "$d/bad.h5" --size 400 --munge 1 --out "$d/v.h5" --drop-nonfinite --overwrite
+  left=$(cd "$d" && ls v.h5.* 2>/dev/null)
+  [ -z "$left" ] || die "left behind after a finished run: $left"
+  # A run killed after its commit left a scratch file: the no-op rerun removes it.
+  printf 'junk' >"$d/v.h5.neighbours"
+  runs 2 transfer --from "$d/bad.h5" --size 400 --munge 1 --out "$d/v.h5" --drop-nonfinite
+  grep -q "already complete" "$d/log" || { cat "$d/log"; die "the rerun is not a no-op"; }
+  left=$(cd "$d" && ls v.h5.* 2>/dev/null)
+  [ -z "$left" ] || die "left behind after a no-op rerun: $left"
+  ;;
 *)
   die "unknown case $case"
   ;;
