@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -24,6 +25,29 @@ namespace po = boost::program_options;
 namespace mimic::cli {
 
 namespace {
+
+/// The substitutions (option name, value, ...) of a program_options error.
+struct PoSubstitutions : po::error_with_option_name {
+    static const std::map<std::string, std::string>& of(const po::error_with_option_name& e) {
+        return e.*(&PoSubstitutions::m_substitutions);
+    }
+};
+
+/// po::error::what(), safe for any text the user typed. Boost 1.74 replaces a placeholder such as %value%
+/// for as long as the message still contains it, so a value holding its own placeholder (`--epochs
+/// %value%`, or the same in a config file) made what() loop forever; each '%' of a value is escaped first.
+std::string what_of(const po::error& e) {
+    const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+    if (!named) return e.what();
+    po::error_with_option_name safe = *named;
+    for (const auto& [name, value] : PoSubstitutions::of(*named)) {
+        std::string v;
+        for (char c : value)
+            v += c == '%' ? std::string("\\%") : std::string(1, c);
+        safe.set_substitute(name, v);
+    }
+    return safe.what();
+}
 
 std::string section_of(const std::string& command) {
     std::string s = command;
@@ -164,7 +188,7 @@ void store_config_file(const std::string& path, const std::string& command,
     try {
         parsed = po::parse_config_file(in, desc, true);
     } catch (const po::error& e) {
-        fail(path, ": ", e.what());
+        fail(path, ": ", what_of(e));
     }
     po::parsed_options kept(&desc);
     const std::string mine = section_of(command);
@@ -186,7 +210,14 @@ void store_config_file(const std::string& path, const std::string& command,
             }
             key = key.substr(dot + 1);
         }
-        if (key == "config" || !desc.find_nothrow(key, false))
+        if (key.empty()) fail(path, ": a line has a value but no option name (`", opt.string_key, "=...`)");
+        const po::option_description* known = nullptr;
+        try {
+            known = desc.find_nothrow(key, false);
+        } catch (const po::error& e) { // e.g. an ambiguous name
+            fail(path, ": option '", key, "': ", what_of(e));
+        }
+        if (key == "config" || !known)
             fail(path, ": unknown option '", key, "' for `mimic ", command, "`", option_hint(key, desc, ""));
         opt.string_key = key;
         opt.unregistered = false;
@@ -195,7 +226,7 @@ void store_config_file(const std::string& path, const std::string& command,
     try {
         po::store(kept, vm);
     } catch (const po::error& e) {
-        fail(path, ": ", e.what());
+        fail(path, ": ", what_of(e));
     }
 }
 
@@ -327,7 +358,8 @@ int main(int argc, char** argv) {
     } catch (const po::unknown_option& e) {
         if (root)
             std::fprintf(stderr, "mimic %s: error: %s%s (see `mimic %s --help`)\n", cmd->name.c_str(),
-                         e.what(), option_hint(e.get_option_name(), desc, "--").c_str(), cmd->name.c_str());
+                         what_of(e).c_str(), option_hint(e.get_option_name(), desc, "--").c_str(),
+                         cmd->name.c_str());
         return 2;
     } catch (const nn::SpecSyntaxError& e) {
         if (root) {
@@ -340,8 +372,8 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const po::error& e) {
         if (root)
-            std::fprintf(stderr, "mimic %s: error: %s (see `mimic %s --help`)\n", cmd->name.c_str(), e.what(),
-                         cmd->name.c_str());
+            std::fprintf(stderr, "mimic %s: error: %s (see `mimic %s --help`)\n", cmd->name.c_str(),
+                         what_of(e).c_str(), cmd->name.c_str());
         return 2;
     } catch (const Error& e) {
         if (root) std::fprintf(stderr, "mimic %s: error: %s\n", cmd->name.c_str(), e.what());

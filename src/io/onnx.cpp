@@ -385,6 +385,7 @@ private:
     void matmul(const onnx::NodeProto& n, const std::string& where) {
         need_cur(n, where);
         if (image_) fail(where, ": input is 4-D; insert a Flatten before the MatMul");
+        if (n.input_size() < 2) fail(where, ": has no weight input");
         const Const& B = need_const(n.input(1), where, "weight");
         if (B.dims.size() != 2 || B.dims[0] != shape_.size())
             fail(where, ": weight has shape ", dims_text(B.dims), ", expected [", shape_.size(), ", units]");
@@ -433,6 +434,7 @@ private:
     void conv(const onnx::NodeProto& n, const std::string& where) {
         need_cur(n, where);
         if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+        if (n.input_size() < 2) fail(where, ": has no weight input");
         const Const& Wc = need_const(n.input(1), where, "weight");
         if (Wc.dims.size() != 4)
             fail(where, ": weight has shape ", dims_text(Wc.dims), ", expected [F, C, K, K]");

@@ -15,6 +15,14 @@ done
 expect_fail "unknown command 'frobnicate'" "$MIMIC" frobnicate
 expect_fail "unrecognised option '--bogus'" "$MIMIC" data import --bogus 1
 expect_fail "invalid" "$MIMIC" data import --val abc
+# A value holding Boost's own message placeholder once made the error message loop forever (found by
+# fuzzing the INI reader): the error must come, within the time limit, naming the option or the file.
+expect_fail "for option '--val' is invalid" timeout 20 "$MIMIC" data import --val %value%
+printf 'val = %%value%%\n' >"$d/placeholder.cfg"
+expect_fail "placeholder.cfg: the argument .* for option 'val' is invalid" timeout 20 "$MIMIC" data import \
+  --config "$d/placeholder.cfg"
+printf '=3\n' >"$d/noname.cfg"
+expect_fail "noname.cfg: a line has a value but no option name" timeout 20 "$MIMIC" data import --config "$d/noname.cfg"
 
 # --precision: fp32 everywhere; tf32 only where the backend is CUDA (cuBLAS), refused in one line elsewhere.
 expect_fail "--precision: unknown precision 'bf16'" "$MIMIC" info --precision bf16 "$d/nothing.h5"
