@@ -222,12 +222,12 @@ const std::array<TileFn, kTilePixels> kTiles[2][4] = {
 void pack_blocks(const float* src, std::int64_t rows, int cols, const FilterPlan& f, float* dst) {
     for (int b = 0; b < f.blocks + (f.tail > 0); ++b) {
         const int width = b < f.blocks ? f.fvw : f.tail;
+        const int n = std::min(width, cols - b * f.fvw); // columns of src in this block
         for (std::int64_t r = 0; r < rows; ++r) {
             float* d = dst + b * rows * f.fvw + r * width;
-            for (int j = 0; j < width; ++j) {
-                const int col = b * f.fvw + j;
-                d[j] = col < cols ? src[r * cols + col] : 0.0f;
-            }
+            const float* s = src + r * cols + b * f.fvw;
+            std::copy(s, s + n, d);
+            std::fill(d + n, d + width, 0.0f);
         }
     }
 }
