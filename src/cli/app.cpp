@@ -7,6 +7,7 @@
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/runtime.hpp"
+#include "mimic/io/hdf5.hpp"
 #include "mimic/nn/precision.hpp"
 #include "mimic/nn/spec.hpp"
 
@@ -243,7 +244,9 @@ void echo_configuration(const std::string& command, const po::options_descriptio
         const std::string& name = o->long_name();
         if (name == "help" || !vm.count(name)) continue;
         const auto& v = vm[name];
-        log::info("  ", name, " = ", any_to_string(v.value()), v.defaulted() ? "  (default)" : "");
+        const bool from_env = name == "io-hints" && v.defaulted() && std::getenv("MIMIC_IO_HINTS");
+        log::info("  ", name, " = ", any_to_string(v.value()),
+                  from_env ? "  (MIMIC_IO_HINTS)" : v.defaulted() ? "  (default)" : "");
     }
 }
 
@@ -322,11 +325,16 @@ int main(int argc, char** argv) {
     std::string config_path;
     bool quiet = false;
     std::string precision = "fp32";
+    const char* env_hints = std::getenv("MIMIC_IO_HINTS");
+    std::string io_hints = env_hints ? env_hints : "";
     desc.add_options()("help,h", "show this help")("config", po::value(&config_path),
                                                    "INI file with options (the command line wins)")(
         "quiet", po::bool_switch(&quiet), "print errors only")(
         "precision", po::value(&precision)->default_value(precision),
-        "GEMM precision: fp32 | tf32 (TF32 tensor cores through cuBLAS; CUDA builds only)");
+        "GEMM precision: fp32 | tf32 (TF32 tensor cores through cuBLAS; CUDA builds only)")(
+        "io-hints", po::value(&io_hints)->default_value(io_hints),
+        "MPI-IO hints for every parallel file, key=value[,key=value] (e.g. romio_cb_write=enable,"
+        "cb_nodes=8,striping_unit=4194304); default: $MIMIC_IO_HINTS");
     stage->describe(desc);
     po::positional_options_description pos;
     for (const auto& p : stage->positional()) {
@@ -355,6 +363,7 @@ int main(int argc, char** argv) {
         po::notify(vm);
         check_arch_syntax(vm);
         nn::set_precision(nn::parse_precision(precision));
+        h5::set_io_hints(io_hints, vm["io-hints"].defaulted() && env_hints ? "MIMIC_IO_HINTS" : "--io-hints");
     } catch (const po::unknown_option& e) {
         if (root)
             std::fprintf(stderr, "mimic %s: error: %s%s (see `mimic %s --help`)\n", cmd->name.c_str(),

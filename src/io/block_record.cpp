@@ -1,6 +1,9 @@
 // BlockRecord: the /progress datasets of a partial file: created zeroed, read whole, and each block marked
-// done only after a flush, so a done flag never points at rows that are not on disk.
+// done only after a flush (per block, or pipelined: one flush per commit), so a done flag never points at
+// rows that are not on disk.
 #include "mimic/io/block_record.hpp"
+
+#include <utility>
 
 namespace mimic::io {
 
@@ -39,13 +42,37 @@ void BlockRecord::read() {
     h5::read_rows(hash_ds_, H5T_NATIVE_ULLONG, 0, n_, hash_.data(), file_->parallel());
 }
 
+void BlockRecord::write_record(const Pending& p) {
+    // Independent writes of one value each (collective ones cost four MPI collectives per write here:
+    // HDF5's allreduce, two file views and the write itself); the flush that follows is collective.
+    if (!p.have) return;
+    const unsigned char one = 1;
+    h5::write_rows(hash_ds_, H5T_NATIVE_ULLONG, p.k, 1, &p.hash, false);
+    h5::write_rows(done_ds_, H5T_NATIVE_UCHAR, p.k, 1, &one, false);
+}
+
 void BlockRecord::mark(bool have, std::int64_t k, unsigned long long hash) {
     file_->flush();
-    const unsigned char one = 1;
-    const std::int64_t at = have ? k : 0, count = have ? 1 : 0;
-    h5::write_rows(hash_ds_, H5T_NATIVE_ULLONG, at, count, &hash, file_->parallel());
-    h5::write_rows(done_ds_, H5T_NATIVE_UCHAR, at, count, &one, file_->parallel());
+    write_record({have, k, hash});
     file_->flush();
+}
+
+void BlockRecord::add(bool have, std::int64_t k, unsigned long long hash) {
+    written_.push_back({have, k, hash});
+}
+
+void BlockRecord::commit() {
+    for (const auto& p : flushed_)
+        write_record(p);
+    file_->flush();
+    recorded_ += std::int64_t(flushed_.size());
+    flushed_ = std::move(written_);
+    written_.clear();
+}
+
+void BlockRecord::drain() {
+    while (!written_.empty() || !flushed_.empty())
+        commit();
 }
 
 void BlockRecord::close() {

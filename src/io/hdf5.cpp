@@ -27,10 +27,23 @@ std::string object_where(hid_t obj) {
     return s.empty() ? "<hdf5 object>" : s;
 }
 
+/// The io_hints() as an MPI_Info (MPI_INFO_NULL when there are none); the caller frees it.
+MPI_Info make_info() {
+    MPI_Info info = MPI_INFO_NULL;
+    if (io_hints().empty()) return info;
+    MIMIC_MPI_CHECK(MPI_Info_create(&info));
+    for (const auto& [key, value] : io_hints())
+        MIMIC_MPI_CHECK(MPI_Info_set(info, key.c_str(), value.c_str()));
+    return info;
+}
+
 Handle make_fapl(MPI_Comm comm) {
     Handle fapl(MIMIC_H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
     if (comm != MPI_COMM_NULL) {
-        MIMIC_H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+        MPI_Info info = make_info();
+        const herr_t rc = H5Pset_fapl_mpio(fapl, comm, info); // HDF5 keeps its own copy of the info
+        if (info != MPI_INFO_NULL) MPI_Info_free(&info);
+        MIMIC_H5_CHECK(rc);
         MIMIC_H5_CHECK(H5Pset_all_coll_metadata_ops(fapl, true));
         MIMIC_H5_CHECK(H5Pset_coll_metadata_write(fapl, true));
     }
@@ -72,6 +85,48 @@ hsize_t alignment_bytes() {
         if (v > 0) return static_cast<hsize_t>(v);
     }
     return 1 << 20;
+}
+
+namespace {
+bool g_hints_set = false;
+IoHints g_hints;
+} // namespace
+
+IoHints parse_io_hints(const std::string& text, const std::string& origin) {
+    IoHints hints;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find(',', pos);
+        if (end == std::string::npos) end = text.size();
+        const std::string item = text.substr(pos, end - pos);
+        const size_t eq = item.find('=');
+        const std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
+        const bool key_ok = !key.empty() && key.size() < MPI_MAX_INFO_KEY &&
+                            key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                                std::string::npos;
+        const bool value_ok = !value.empty() && value.size() < MPI_MAX_INFO_VAL &&
+                              value.find_first_of(" \t=") == std::string::npos;
+        if (eq == std::string::npos || !key_ok || !value_ok)
+            fail(origin, ": '", item, "' is not a hint of the form key=value (keys of letters, digits and _ ",
+                 "under ", MPI_MAX_INFO_KEY, " characters; values without blanks; hints separated by commas)");
+        hints.emplace_back(key, value);
+        pos = end + 1;
+        if (end + 1 == text.size()) fail(origin, ": '", text, "' ends with a comma");
+    }
+    return hints;
+}
+
+void set_io_hints(const std::string& text, const std::string& origin) {
+    g_hints = parse_io_hints(text, origin);
+    g_hints_set = true;
+}
+
+const IoHints& io_hints() {
+    if (!g_hints_set) {
+        const char* env = std::getenv("MIMIC_IO_HINTS");
+        set_io_hints(env ? env : "", "MIMIC_IO_HINTS");
+    }
+    return g_hints;
 }
 
 namespace {
@@ -259,6 +314,27 @@ void File::flush() const {
             fail(path_, ": writing to disk failed (disk full or quota exceeded?): ", e.what());
         }
     }
+}
+
+std::vector<std::pair<std::string, std::string>> File::mpi_hints() const {
+    std::vector<std::pair<std::string, std::string>> hints;
+    if (!parallel_) return hints;
+    // Not H5Fget_access_plist: it duplicates the communicator, a collective.
+    MPI_File* fh = nullptr;
+    MIMIC_H5_CHECK(H5Fget_vfd_handle(id(), H5P_DEFAULT, reinterpret_cast<void**>(&fh)));
+    MPI_Info info = MPI_INFO_NULL;
+    MIMIC_MPI_CHECK(MPI_File_get_info(*fh, &info));
+    int n = 0;
+    MIMIC_MPI_CHECK(MPI_Info_get_nkeys(info, &n));
+    for (int i = 0; i < n; ++i) {
+        char key[MPI_MAX_INFO_KEY + 1] = {0}, value[MPI_MAX_INFO_VAL + 1] = {0};
+        int flag = 0;
+        MIMIC_MPI_CHECK(MPI_Info_get_nthkey(info, i, key));
+        MIMIC_MPI_CHECK(MPI_Info_get(info, key, MPI_MAX_INFO_VAL, value, &flag));
+        if (flag) hints.emplace_back(key, value);
+    }
+    MPI_Info_free(&info);
+    return hints;
 }
 
 template <>

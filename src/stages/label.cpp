@@ -46,6 +46,7 @@ void describe(po::options_description& d, LabelOptions& o) {
         ("chunk-rows", po::value(&o.chunk_rows)->default_value(o.chunk_rows), "0: contiguous /logits; N: chunked by N rows")
         ("deflate", po::value(&o.deflate)->default_value(o.deflate), "deflate level 1-9 for chunked storage (0: off)")
         ("memory-mb", po::value(&o.memory_mb)->default_value(o.memory_mb), "memory per rank for member weights when choosing G (0: from /proc/meminfo)")
+        ("flush-seconds", po::value(&o.flush_seconds)->default_value(o.flush_seconds), "0: flush OUT.partial once per round; S: once every S seconds (a restart redoes up to S seconds of work)")
         ("overwrite", po::bool_switch(&o.overwrite), "replace an existing logits file made from other inputs")
         ("timings-csv", po::value(&o.timings_csv), "append per-phase min/avg/max timings to this CSV file");
 }
@@ -214,6 +215,7 @@ void check_options(const LabelOptions& o, const par::Comm& world) {
     if (o.block_rows <= 0 || o.batch <= 0 || o.block_rows % o.batch != 0)
         fail("--block-rows (", o.block_rows, ") must be a positive multiple of --batch (", o.batch, ")");
     if (o.deflate < 0 || o.deflate > 9) fail("--deflate: must be 0-9, got ", o.deflate);
+    if (!(o.flush_seconds >= 0)) fail("--flush-seconds: must be >= 0, got ", o.flush_seconds);
     if (o.deflate > 0 && o.chunk_rows <= 0) fail("--deflate needs chunked storage: set --chunk-rows");
     if (o.groups < 0 || (o.groups > 0 && world.size() % o.groups != 0))
         fail("--groups: ", o.groups, " does not divide the number of ranks (", world.size(), ")");
@@ -324,6 +326,7 @@ struct LabelOutput {
     io::BlockRecord record;
     std::vector<std::int64_t> todo; ///< blocks not done yet, ascending
     std::int64_t rows_done_before = 0;
+    double last_flush = 0; ///< wall_seconds() at the last flush that drained the record (--flush-seconds)
 };
 
 void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const par::Comm& world,
@@ -490,14 +493,16 @@ void combine_block(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
     }
 }
 
-/// Every shard leader writes its block (wn rows; 0 elsewhere, still collective); its done record follows
-/// a flush, so a done flag never points at rows that are not on disk, and every row progress has shown
-/// is kept.
+/// Every shard leader writes its block (wn rows; 0 elsewhere, still collective) and adds it to the done
+/// record, which commits (one flush) every round, or with --flush-seconds S drains (records everything
+/// written so far) once S seconds have passed on any rank. Done records are written only for rows an
+/// earlier flush put on disk (io::BlockRecord), so a done flag never points at rows that are not there.
 void write_block(const LabelOptions& o, const LabelJob& j, std::int64_t blk, std::int64_t row0,
                  std::int64_t wn, BlockBuffers& buf, LabelOutput& out, const par::Comm& world) {
     unsigned long long h = 0;
     for (std::int64_t i = 0; i < wn; ++i)
         h += io::row_hash(row0 + i, buf.out.data() + i * j.C, j.C, 0, false);
+    const bool due = o.flush_seconds <= 0 || world.any(wall_seconds() - out.last_flush >= o.flush_seconds);
     par::agree(world, [&] {
         if (o.storage == "float16") {
             for (std::int64_t i = 0; i < wn * j.C; ++i)
@@ -510,20 +515,46 @@ void write_block(const LabelOptions& o, const LabelJob& j, std::int64_t blk, std
             h5::write_rows(out.dvar, H5T_NATIVE_FLOAT, row0, wn, buf.var.data(), out.file.parallel());
             h5::write_rows(out.ddis, H5T_NATIVE_FLOAT, row0, wn, buf.dis.data(), out.file.parallel());
         }
-        out.record.mark(wn > 0, blk, h);
+        out.record.add(wn > 0, blk, h);
+        if (o.flush_seconds <= 0)
+            out.record.commit();
+        else if (due)
+            out.record.drain();
     });
+    if (due) out.last_flush = wall_seconds();
+}
+
+/// Rows of round r's blocks over all shards (deterministic from the todo list).
+std::int64_t rows_of_round(const LabelJob& j, const LabelGrid& g, const LabelOutput& out, std::int64_t r) {
+    std::int64_t rows = 0;
+    for (std::int64_t s = 0; s < g.S; ++s) {
+        const std::int64_t idx = r * g.S + s;
+        if (idx < std::int64_t(out.todo.size())) rows += std::min(j.B, j.N - out.todo[size_t(idx)] * j.B);
+    }
+    return rows;
 }
 
 /// The compute loop: round r gives data shard s the (r * S + s)-th block still to do; each block is
 /// read by the shard leader and shared with its groups, run by every member, combined and written.
+/// Progress counts the rows whose done records are on disk: every row it has shown survives a kill.
 void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
                   std::vector<nn::Model>& models, LabelOutput& out, PhaseTimers& timers,
                   const par::Comm& world) {
     BlockBuffers buf(o, j, g);
     const std::int64_t todo = std::int64_t(out.todo.size()), rounds = (todo + g.S - 1) / g.S;
     Progress progress("label", j.N, "rows");
-    std::int64_t rows_done = out.rows_done_before;
+    std::int64_t rows_done = out.rows_done_before, rounds_shown = 0;
     const double t_loop = wall_seconds();
+    out.last_flush = t_loop;
+    auto show = [&] {
+        for (; rounds_shown < out.record.recorded(); ++rounds_shown)
+            rows_done += rows_of_round(j, g, out, rounds_shown);
+        const double el = wall_seconds() - t_loop;
+        std::ostringstream extra;
+        extra.precision(4);
+        extra << (el > 0 ? double(rows_done - out.rows_done_before) / el : 0) * j.M << " member-samples/s";
+        progress.update(rows_done, extra.str());
+    };
     for (std::int64_t r = 0; r < rounds; ++r) {
         const std::int64_t idx = r * g.S + g.grid->outer_index();
         const std::int64_t blk = idx < todo ? out.todo[size_t(idx)] : -1;
@@ -548,15 +579,13 @@ void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
             ScopedPhase p(timers, "write", "label::write");
             write_block(o, j, blk, row0, g.leader() ? n : 0, buf, out, world);
         }
-        // Rows finished this round, over all shards (deterministic from the todo list).
-        for (int s = 0; s < g.S; ++s)
-            if (r * g.S + s < todo) rows_done += std::min(j.B, j.N - out.todo[size_t(r * g.S + s)] * j.B);
-        const double el = wall_seconds() - t_loop;
-        std::ostringstream extra;
-        extra.precision(4);
-        extra << (el > 0 ? double(rows_done - out.rows_done_before) / el : 0) * j.M << " member-samples/s";
-        progress.update(rows_done, extra.str());
+        show();
     }
+    {
+        ScopedPhase p(timers, "write", "label::write");
+        par::agree(world, [&] { out.record.drain(); });
+    }
+    show();
     progress.finish();
 }
 

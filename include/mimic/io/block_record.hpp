@@ -26,15 +26,39 @@ public:
     /// Collective: flushes the file, so the block's rows are on disk, then marks block k done with the sum
     /// of its row hashes and flushes again. A rank without a block this round passes have = false.
     void mark(bool have, std::int64_t k, unsigned long long hash);
+
+    /// The pipelined form of mark(), one flush per commit instead of two per block. add() notes that block
+    /// k's rows have been written (not yet flushed); every rank calls it alike, have = false on a rank
+    /// without a block. commit() (collective) writes the records of the blocks that the previous commit
+    /// flushed, then flushes once: their records and the rows of every block added since are then on disk,
+    /// and those blocks are recorded at the next commit. A done flag therefore never points at rows that
+    /// are not on disk. drain() commits until every added block is recorded and flushed.
+    void add(bool have, std::int64_t k, unsigned long long hash);
+    void commit();
+    void drain();
+    /// add() calls whose done records are on disk (every rank counts alike).
+    std::int64_t recorded() const { return recorded_; }
+
     /// Closes the datasets (before the file is closed).
     void close();
 
 private:
+    struct Pending {
+        bool have = false;
+        std::int64_t k = 0;
+        unsigned long long hash = 0;
+    };
+    /// Writes one block's hash and done flag, independently (nothing on a rank with have = false).
+    void write_record(const Pending& p);
+
     h5::File* file_ = nullptr;
     h5::Handle done_ds_, hash_ds_;
     std::int64_t n_ = 0;
     std::vector<unsigned char> done_;
     std::vector<unsigned long long> hash_;
+    std::vector<Pending> written_; ///< rows written, not yet flushed
+    std::vector<Pending> flushed_; ///< rows flushed, record not yet written
+    std::int64_t recorded_ = 0;
 };
 
 } // namespace mimic::io

@@ -92,6 +92,8 @@ public:
     int rank() const { return rank_; }
     bool has(const std::string& name) const;
     void flush() const;
+    /// The MPI-IO hints the MPI library reports for a parallel file (MPI_File_get_info); none if serial.
+    std::vector<std::pair<std::string, std::string>> mpi_hints() const;
     /// Closes the file and checks that everything reached the disk; close every dataset first.
     void close();
 
@@ -176,6 +178,14 @@ std::vector<double> read_attr_doubles(hid_t obj, const std::string& name);
 
 /// Alignment in bytes for large objects (MIMIC_HDF5_ALIGNMENT, default 1 MiB: set it to the stripe size).
 hsize_t alignment_bytes();
+
+/// MPI-IO hints (key, value), handed through an MPI_Info to every parallel file open or create.
+using IoHints = std::vector<std::pair<std::string, std::string>>;
+/// Parses "key=value[,key=value...]" ("" gives none); malformed text is an error naming `origin`.
+IoHints parse_io_hints(const std::string& text, const std::string& origin);
+/// Sets the hints of every later parallel open (`--io-hints`); until then they come from MIMIC_IO_HINTS.
+void set_io_hints(const std::string& text, const std::string& origin = "--io-hints");
+const IoHints& io_hints();
 
 /// The directory part of a path ("." when there is none, "/" for files in the root).
 std::string parent_dir(const std::string& path);

@@ -25,6 +25,7 @@ struct LabelOptions {
     std::int64_t chunk_rows = 0;     ///< 0: contiguous /logits; else chunked by this many rows
     int deflate = 0;                 ///< deflate level for chunked storage (0: off)
     double memory_mb = 0;            ///< memory per rank for member weights (0: from /proc/meminfo)
+    double flush_seconds = 0;        ///< 0: flush OUT.partial every round; S: at most every S seconds
     bool overwrite = false;          ///< replace an existing complete or foreign logits file
     std::string timings_csv;         ///< append per-phase timings to this CSV (scaling studies)
 };
