@@ -1,10 +1,10 @@
 // Parallel HDF5 write bandwidth through the project's io layer: every rank writes its blocks of an [N, C]
 // float dataset with collective h5::write_rows, round by round as `mimic label` does; optional flush per
 // round, contiguous or chunked layout; MPI-IO hints from MIMIC_IO_HINTS (printed as the library sees them).
+#include "mimic/core/comm.hpp"
 #include "mimic/core/runtime.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/hdf5.hpp"
-#include "mimic/core/comm.hpp"
 
 #include <mpi.h>
 
@@ -22,8 +22,9 @@ int main(int argc, char** argv) {
     par::Comm world;
     if (argc != 6 && argc != 7) {
         if (world.is_root())
-            std::fprintf(stderr,
-                         "usage: bench_h5write PATH ROWS COLS BLOCK_ROWS FLUSH(0|1) [CHUNK_ROWS (0: contiguous)]\n");
+            std::fprintf(
+                stderr,
+                "usage: bench_h5write PATH ROWS COLS BLOCK_ROWS FLUSH(0|1) [CHUNK_ROWS (0: contiguous)]\n");
         return 2;
     }
     const std::string path = argv[1];

@@ -246,7 +246,9 @@ void echo_configuration(const std::string& command, const po::options_descriptio
         const auto& v = vm[name];
         const bool from_env = name == "io-hints" && v.defaulted() && std::getenv("MIMIC_IO_HINTS");
         log::info("  ", name, " = ", any_to_string(v.value()),
-                  from_env ? "  (MIMIC_IO_HINTS)" : v.defaulted() ? "  (default)" : "");
+                  from_env        ? "  (MIMIC_IO_HINTS)"
+                  : v.defaulted() ? "  (default)"
+                                  : "");
     }
 }
 

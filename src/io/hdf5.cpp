@@ -100,15 +100,18 @@ IoHints parse_io_hints(const std::string& text, const std::string& origin) {
         if (end == std::string::npos) end = text.size();
         const std::string item = text.substr(pos, end - pos);
         const size_t eq = item.find('=');
-        const std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
-        const bool key_ok = !key.empty() && key.size() < MPI_MAX_INFO_KEY &&
-                            key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
-                                std::string::npos;
+        const std::string key = item.substr(0, eq),
+                          value = eq == std::string::npos ? "" : item.substr(eq + 1);
+        const bool key_ok =
+            !key.empty() && key.size() < MPI_MAX_INFO_KEY &&
+            key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                std::string::npos;
         const bool value_ok = !value.empty() && value.size() < MPI_MAX_INFO_VAL &&
                               value.find_first_of(" \t=") == std::string::npos;
         if (eq == std::string::npos || !key_ok || !value_ok)
             fail(origin, ": '", item, "' is not a hint of the form key=value (keys of letters, digits and _ ",
-                 "under ", MPI_MAX_INFO_KEY, " characters; values without blanks; hints separated by commas)");
+                 "under ", MPI_MAX_INFO_KEY,
+                 " characters; values without blanks; hints separated by commas)");
         hints.emplace_back(key, value);
         pos = end + 1;
         if (end + 1 == text.size()) fail(origin, ": '", text, "' ends with a comma");
