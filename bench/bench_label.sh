@@ -112,30 +112,41 @@ done
 fi
 if want 4; then
 echo
-wrows=${WRITE_ROWS:-2000000}
-mb=$((wrows * 10 * 4 / 1000000))
-echo "4. write bandwidth: bench_h5write, [$wrows, 10] float32 ($mb MB), collective h5::write_rows, one block per rank"
-echo "   per round, flush = H5Fflush after every round (as mimic label does: MPI_File_sync); vs dd of the same bytes;"
-echo "   best of 3 runs each"
-printf "%-44s %10s\n" run "MB/s"
-for np in 1 2; do
-  for blk in 8192 65536; do
-    for fl in 0 1; do
-      r=$(for rep in 1 2 3; do
-            rm -f label/w.h5
-            mpirun -np $np "$build/bench/bench_h5write" label/w.h5 "$wrows" 10 $blk $fl | grep -o '[0-9.]* MB/s' | cut -d' ' -f1
-          done | sort -g | tail -1)
-      printf "%-44s %10s\n" "h5 $np rank(s), block $blk rows, flush $fl" "$r"
+# h5_best NP ROWS COLS BLOCK FLUSH: best MB/s of 3 bench_h5write runs; dd_best MB [CONV]: best of 3 dd runs
+h5_best() {
+  for rep in 1 2 3; do
+    rm -f label/w.h5
+    mpirun -np "$1" "$build/bench/bench_h5write" label/w.h5 "$2" "$3" "$4" "$5" | grep -o '[0-9.]* MB/s' | cut -d' ' -f1
+  done | sort -g | tail -1
+}
+dd_best() {
+  for rep in 1 2 3; do
+    rm -f label/w.dd
+    LC_ALL=C dd if=/dev/zero of=label/w.dd bs=1M count=$(($1 * 1000000 / 1048576)) ${2:-} 2>&1 |
+      awk '/copied/ {for (i = 1; i <= NF; i++) if ($i == "copied,") printf "%.1f\n", $1 / $(i + 1) / 1e6}'
+  done | sort -g | tail -1
+}
+wrows=${WRITE_ROWS:-2000000} trows=${TRANSFER_WRITE_ROWS:-100000}
+echo "4. write bandwidth: bench_h5write, collective h5::write_rows, one block per rank per round, flush = H5Fflush"
+echo "   after every round (MPI_File_sync at 2 ranks; mimic label flushes once per round); logits [$wrows, 10]"
+echo "   and a transfer set [$trows, 784] float32; vs dd of the same bytes (page cache, or conv=fdatasync for"
+echo "   2 ranks with flush: serial H5Fflush does not fsync); best of 3 runs each; MPI-IO layer: ${OMPI_MCA_io:-Open MPI default}, hints: ${MIMIC_IO_HINTS:-none}"
+printf "%-52s %10s %8s\n" run "MB/s" "of dd"
+for shape in "$wrows 10 8192 65536" "$trows 784 8192"; do
+  read -r rows cols blocks <<<"$shape"
+  mb=$((rows * cols * 4 / 1000000))
+  d0=$(dd_best "$mb") d1=$(dd_best "$mb" conv=fdatasync)
+  for np in 1 2; do
+    for blk in $blocks; do
+      for fl in 0 1; do
+        r=$(h5_best $np "$rows" "$cols" $blk $fl)
+        dd=$d0; [ $fl -eq 0 ] || [ $np -eq 1 ] || dd=$d1  # serial H5Fflush does not fsync
+        printf "%-52s %10s %7.0f%%\n" "[$rows, $cols] $np rank(s), block $blk rows, flush $fl" "$r" \
+          "$(echo "100 * $r / $dd" | bc -l)"
+      done
     done
   done
-done
-for conv in "" "conv=fdatasync"; do
-  r=$(for rep in 1 2 3; do
-        rm -f label/w.dd
-        LC_ALL=C dd if=/dev/zero of=label/w.dd bs=1M count=$((mb * 1000000 / 1048576)) $conv 2>&1 |
-          awk '/copied/ {for (i = 1; i <= NF; i++) if ($i == "copied,") printf "%.1f\n", $1 / $(i + 1) / 1e6}'
-      done | sort -g | tail -1)
-  printf "%-44s %10s\n" "dd bs=1M ${conv:-(page cache)}" "$r"
+  printf "%-52s %10s\n" "dd bs=1M, $mb MB (page cache)" "$d0" "dd bs=1M, $mb MB conv=fdatasync" "$d1"
 done
 rm -f label/w.h5 label/w.dd
 fi
