@@ -49,7 +49,8 @@ run_distill() {
   line=$(grep 'samples/s, ' distill/log.txt | tail -1)
   echo "$(echo "$line" | grep -o '[0-9.e+]* samples/s' | cut -d' ' -f1) $(echo "$line" | grep -o '[0-9.e+]* GFLOP/s' | cut -d' ' -f1) $usage"
 }
-phase() { grep -E "^ +$1 " distill/log.txt | awk '{print $3}' | head -1; } # avg seconds of a phase, last run
+# avg seconds of a phase in the last run (timing lines only: "  optimizer = adam" in the echoed configuration is not one)
+phase() { awk -v p="$1" '$1 == p && $2 ~ /^[0-9.]+$/ {print $3; exit}' distill/log.txt; }
 # avg seconds of the engine's phases in the last run ("-" where a phase did not occur)
 phases() { local p; for p in read forward backward allreduce shard-allreduce optimizer total; do printf '%s ' "$(phase $p | grep . || echo -)"; done; }
 phase_names="read fwd bwd allreduce shard-allreduce opt total"
