@@ -15,8 +15,8 @@ source jobs/steps.sh
 # The steps, each with its typical time in seconds on 2 idle cores (inputs/fashion-mnist/README.md); a
 # rerun estimates from the previous run's times instead.
 pipeline_setup "$root/inputs/fashion-mnist/quickstart.cfg" "${MIMIC_RUN_DIR:-$root/run/quickstart}" quickstart.log \
-  "data import=10" "teacher ensemble=115" "transfer set=3" "label transfer set=20" "label validation set=1" \
-  "shallow baseline (labels)=78" "shallow mimic student=83"
+  "data import=1" "teacher ensemble=88" "transfer set=3" "label transfer set=15" "label validation set=1" \
+  "shallow baseline (labels)=79" "shallow mimic student=81"
 
 d=$run/data
 step "data import" "$d/test.h5" "${mpi[@]}" "$mimic" data import --config "$cfg" --out-dir "$d" --val 5000
