@@ -757,6 +757,18 @@ def format_projection(res):
     return "\n".join(L)
 
 
+def finish_figure(fig, ax, path):
+    """Log-log axes over H100 nodes, legend and grid on every panel, then write the PNG."""
+    for a in ax:
+        a.set_xscale("log", base=2)
+        a.set_yscale("log")
+        a.set_xlabel("H100 nodes (8 GPUs each)")
+        a.legend(fontsize=8)
+        a.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def plot(res, out):
     import matplotlib
     matplotlib.use("Agg")
@@ -773,14 +785,8 @@ def plot(res, out):
     ax[0].set_title("label, strong: 1,000 members, 1e8 rows")
     ax[1].set_title("label, weak: %.0e rows per node" % WEAK_ROWS_PER_NODE)
     for a in ax:
-        a.set_xscale("log", base=2)
-        a.set_yscale("log")
-        a.set_xlabel("H100 nodes (8 GPUs each)")
         a.set_ylabel("seconds (annotated: best G x S)")
-        a.legend(fontsize=8)
-        a.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "label.png"), dpi=110)
+    finish_figure(fig, ax, os.path.join(out, "label.png"))
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     for key, rows in res["distill"].items():
         if not rows:
@@ -797,14 +803,7 @@ def plot(res, out):
     ax[0].set_ylabel("seconds per epoch (annotated: best R x M)")
     ax[1].set_title("distill, weak: batch %d per node" % WEAK_BATCH_PER_NODE)
     ax[1].set_ylabel("ms per step (annotated: best R x M)")
-    for a in ax:
-        a.set_xscale("log", base=2)
-        a.set_yscale("log")
-        a.set_xlabel("H100 nodes (8 GPUs each)")
-        a.legend(fontsize=8)
-        a.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "distill.png"), dpi=110)
+    finish_figure(fig, ax, os.path.join(out, "distill.png"))
 
 
 # ----------------------------------------------------------------------------------------------------
