@@ -293,6 +293,34 @@ void print_error_last(const std::string& line) {
     std::fflush(stderr);
 }
 
+/// Runs a parsed command on every rank: an error raised by every rank is printed once and exits 1; one
+/// raised by a group or a single rank ends the whole job (the others may wait in a collective).
+int run_stage(StageBase& stage, bool root) {
+    par::Comm world;
+    try {
+        stage.run(world);
+    } catch (const CollectiveError& e) {
+        if (e.whole_job()) {
+            // Every rank raised it: rank 0 prints it and every rank leaves with the same exit code.
+            if (root) print_error_last(detail::concat(error_prefix(), ": error: ", e.what()));
+            if (world.size() > 1) arm_exit_watchdog(1);
+            return 1;
+        }
+        // Raised by every rank of one group (an ensemble group): the other groups know nothing of it.
+        // The group's rank 0 prints it and ends the job; the others give it time to do so.
+        if (!e.reporter()) std::this_thread::sleep_for(std::chrono::seconds(5));
+        abort_job(e.what());
+    } catch (const std::exception& e) {
+        // Raised on this rank only: the others may be waiting in a collective, so end the job now.
+        if (world.size() == 1) {
+            print_error_last(detail::concat(error_prefix(), ": error: ", e.what()));
+            return 1;
+        }
+        abort_job_once(e.what());
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -393,29 +421,7 @@ int main(int argc, char** argv) {
     log::set_quiet(quiet);
     echo_configuration(cmd->name, desc, vm);
 
-    par::Comm world;
-    try {
-        stage->run(world);
-    } catch (const CollectiveError& e) {
-        if (e.whole_job()) {
-            // Every rank raised it: rank 0 prints it and every rank leaves with the same exit code.
-            if (root) print_error_last(detail::concat(error_prefix(), ": error: ", e.what()));
-            if (world.size() > 1) arm_exit_watchdog(1);
-            return 1;
-        }
-        // Raised by every rank of one group (an ensemble group): the other groups know nothing of it.
-        // The group's rank 0 prints it and ends the job; the others give it time to do so.
-        if (!e.reporter()) std::this_thread::sleep_for(std::chrono::seconds(5));
-        abort_job(e.what());
-    } catch (const std::exception& e) {
-        // Raised on this rank only: the others may be waiting in a collective, so end the job now.
-        if (world.size() == 1) {
-            print_error_last(detail::concat(error_prefix(), ": error: ", e.what()));
-            return 1;
-        }
-        abort_job_once(e.what());
-    }
-    return 0;
+    return run_stage(*stage, root);
 }
 
 } // namespace mimic::cli
