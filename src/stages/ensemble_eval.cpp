@@ -1,5 +1,6 @@
 // Ensemble evaluation: every member on every row of a labelled set, combined as the mean of logits
 // (Ba & Caruana's teacher) and as the mean of probabilities, with per-member accuracies and their spread.
+#include "mimic/core/host_readback.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/manifest.hpp"
@@ -44,6 +45,7 @@ EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::st
     std::vector<int> y(static_cast<size_t>(batch));
     Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::ensemble::x"), size_t(batch), size_t(D));
     auto xh = Kokkos::create_mirror_view(x);
+    HostReadback readback("mimic::ensemble::eval::member_logits");
     for (std::int64_t off = 0; off < most; off += batch) {
         const std::int64_t n = std::max<std::int64_t>(0, std::min(batch, mine.size() - off));
         data->read(mine.begin + std::min(off, mine.size()), n, X.data(), y.data());
@@ -54,7 +56,8 @@ EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::st
         std::fill(acc_z.begin(), acc_z.end(), 0.0);
         std::fill(acc_p.begin(), acc_p.end(), 0.0);
         for (int k = 0; k < M; ++k) {
-            auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), models[size_t(k)].forward(xs, false));
+            const Matrix logits = models[size_t(k)].forward(xs, false);
+            const auto z = readback.read(logits);
             member[size_t(k)].add(z.data(), y.data(), n);
             for (std::int64_t i = 0; i < n; ++i) {
                 const float* zi = z.data() + i * C;

@@ -5,6 +5,7 @@
 #include "mimic/stages/ensemble.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/host_readback.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
@@ -55,9 +56,10 @@ nn::PairedCounts paired_counts(const Scorer& a, const Scorer& b, const io::Datas
             if (z(i, c) > z(i, best)) best = c;
         return int(best);
     };
+    HostReadback read_a("mimic::eval::compare::logits_a"), read_b("mimic::eval::compare::logits_b");
     train::for_each_batch(data, batch, comm, [&](const Matrix& x, const int* y, std::int64_t count) {
-        auto za = Kokkos::create_mirror_view_and_copy(HostSpace(), a.predict(x));
-        auto zb = Kokkos::create_mirror_view_and_copy(HostSpace(), b.predict(x));
+        const Matrix logits_a = a.predict(x), logits_b = b.predict(x);
+        const auto za = read_a.read(logits_a), zb = read_b.read(logits_b);
         for (std::int64_t i = 0; i < count; ++i)
             pc.add(argmax(za, i) == y[i], argmax(zb, i) == y[i]);
     });

@@ -3,6 +3,7 @@
 #include "mimic/train/evaluate.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/host_readback.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -133,13 +134,13 @@ EvalCounts evaluate(const Predictor& predict, int num_classes, const io::Dataset
                     std::int64_t batch, const par::Comm& comm) {
     if (!data.meta().has_labels) fail(data.path(), ": cannot evaluate accuracy: the file has no labels (/y)");
     EvalCounts counts(num_classes, top_k);
+    HostReadback readback("mimic::train::evaluate::logits");
     for_each_batch(data, batch, comm, [&](const Matrix& x, const int* labels, std::int64_t count) {
         Matrix logits = predict(x);
         if (std::int64_t(logits.extent(1)) != num_classes)
             fail("the model gives ", logits.extent(1), " outputs but ", data.path(), " has ", num_classes,
                  " classes");
-        auto hl = Kokkos::create_mirror_view_and_copy(HostSpace(), logits);
-        counts.add(hl.data(), labels, count);
+        counts.add(readback.read(logits).data(), labels, count);
     });
     counts.allreduce(comm);
     return counts;

@@ -1,12 +1,13 @@
 // Unit tests of the core layer: counter-based RNG, row splitting, fingerprints, progress formatting,
-// error macros for MPI and HDF5, and agree() turning one rank's failure into everyone's.
+// error macros for MPI and HDF5, host readback, and agree() turning one rank's failure into everyone's.
+#include "mimic/core/comm.hpp"
 #include "mimic/core/error.hpp"
+#include "mimic/core/host_readback.hpp"
 #include "mimic/core/progress.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/hdf5.hpp"
-#include "mimic/core/comm.hpp"
 
 #include <gtest/gtest.h>
 
@@ -66,6 +67,26 @@ TEST(Fingerprint, DependsOnRowIndexValuesAndLabel) {
     x[2] = 3.0001f;
     EXPECT_NE(h, io::row_hash(5, x.data(), 3, 2, true));
     EXPECT_EQ(io::hex64(0xabcULL), "0000000000000abc");
+}
+
+TEST(HostReadback, ReadsTheRowsOfEveryBatchSize) {
+    Matrix z("test::z", 6, 3);
+    auto zh = Kokkos::create_mirror_view(z);
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 3; ++j)
+            zh(i, j) = float(10 * i + j);
+    Kokkos::deep_copy(z, zh);
+    HostReadback readback("test::readback");
+    for (std::int64_t rows :
+         {2, 6, 4}) { // a small batch, a larger one (the buffer grows), a smaller one again
+        const Matrix part = Kokkos::subview(z, std::make_pair(std::int64_t(0), rows), Kokkos::ALL());
+        const auto h = readback.read(part);
+        ASSERT_EQ(h.extent(0), size_t(rows));
+        ASSERT_EQ(h.extent(1), size_t(3));
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (int j = 0; j < 3; ++j)
+                EXPECT_EQ(h(i, j), float(10 * i + j)) << "row " << i << " column " << j;
+    }
 }
 
 TEST(Progress, FormatsDurations) {
