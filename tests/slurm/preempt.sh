@@ -86,10 +86,13 @@ pause_midway() {
 
 # --- 1. both jobs under a one-minute limit, paused midway, killed by SLURM -----------------------------
 start=$(date +%s)
+# One after the other: the distill job takes about a second here, so submitted beside the label job it
+# could finish while the label job is being paused.
 label1=$(MIMIC_TIME=1 submit label)
-distill1=$(MIMIC_TIME=1 submit distill)
-[ -n "$label1" ] && [ -n "$distill1" ] || die "sbatch failed"
+[ -n "$label1" ] || die "sbatch failed for the label job"
 pause_midway "$label1" label label_midway
+distill1=$(MIMIC_TIME=1 submit distill)
+[ -n "$distill1" ] || die "sbatch failed for the distill job"
 pause_midway "$distill1" distill distill_midway
 slurm_wait "$label1" "$distill1" --timeout 150
 for id in "$label1" "$distill1"; do
