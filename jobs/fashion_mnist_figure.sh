@@ -13,6 +13,9 @@
 #                  two tiny points, one seed, one epoch) in run/fashion-mnist-figure-smoke
 #   NP (ranks, default 2), MIMIC_BIN (an executable built elsewhere: no install check, no build)
 #   FIGURE_STOP_AFTER_STEPS=N  testing: every run stops after N steps as if killed (a rerun resumes it)
+#   FIGURE_ROWS_FROM=DIR  go on with a sweep begun elsewhere: a run directory without figure.csv starts from
+#                  DIR/figure.csv and DIR/figure/*.csv (e.g. inputs/fashion-mnist/figures/results, the committed
+#                  rows); its teachers must score as the carried ensemble row says (checked)
 # A rerun skips every run whose row is in figure.csv and resumes a killed run from its checkpoint (Mimic's
 # own resume), so the sweep can span several sessions.
 set -euo pipefail
@@ -116,6 +119,19 @@ csv=$run/figure.csv
 out_dir=$run/figure
 mkdir -p "$out_dir"
 header=point,loss,seed,kind,epochs,params,val_acc,test_acc,wall_s,cpu_s,resumed,log,arch
+# FIGURE_ROWS_FROM: a sweep begun elsewhere (e.g. the committed inputs/fashion-mnist/figures/results) goes on
+# here: a run directory without figure.csv starts from that folder's rows and per-epoch logs, which the rerun
+# then skips; ensemble_rows checks that this run directory's teachers score as the carried ones did.
+carried=0
+if [ ! -s "$csv" ] && [ -n "${FIGURE_ROWS_FROM:-}" ] && [ "$mode" != plot ]; then
+  [ -s "$FIGURE_ROWS_FROM/figure.csv" ] || { echo "FIGURE_ROWS_FROM: $FIGURE_ROWS_FROM/figure.csv: no such file" >&2 && exit 2; }
+  [ "$(head -1 "$FIGURE_ROWS_FROM/figure.csv")" = "$header" ] ||
+    { echo "$FIGURE_ROWS_FROM/figure.csv: the header is not '$header'" >&2 && exit 2; }
+  [ ! -d "$FIGURE_ROWS_FROM/figure" ] || cp -n "$FIGURE_ROWS_FROM"/figure/*.csv "$out_dir"/ 2>/dev/null || true
+  cp "$FIGURE_ROWS_FROM/figure.csv" "$csv.part" && mv "$csv.part" "$csv"
+  carried=1
+  echo "[rows] $(($(wc -l <"$csv") - 1)) rows carried from $FIGURE_ROWS_FROM/figure.csv (a rerun skips them)" | tee -a "$log"
+fi
 [ -s "$csv" ] || echo "$header" >"$csv"
 [ "$(head -1 "$csv")" = "$header" ] || { echo "$csv: the header is not '$header'" >&2 && exit 1; }
 
@@ -179,7 +195,21 @@ add_row() {
 # ensemble_rows: the teachers' rows (mean of logits; the best member by test accuracy), once.
 ensemble_rows() {
   ens_params=$("$mimic" info "$run/teachers/manifest.h5" | awk '{for (i = 1; i < NF; i++) if ($i == "params") s += $(i + 1)} END {print s}')
-  has_row ensemble teachers - && return 0
+  if has_row ensemble teachers -; then
+    [ "$carried" = 1 ] || return 0
+    # carried rows: these teachers must be the ones they were measured against
+    local mine theirs
+    mine=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/test.h5" 2>&1 | tee -a "$log" |
+      awk '/mean of logits:/{print $5}' | tr -d '%')
+    theirs=$(awk -F, '$1 == "ensemble" && $2 == "teachers" {print $8}' "$csv")
+    awk -v a="$mine" -v b="$theirs" 'BEGIN {exit !(a != "" && a - b < 0.005 && b - a < 0.005)}' || {
+      echo "$csv: the carried rows were measured against an ensemble at $theirs% test accuracy, the teachers in" \
+        "$run/teachers score ${mine:-?}%: not the same teachers (remove $csv, or the teachers, and rerun)" | tee -a "$log" >&2
+      exit 1
+    }
+    echo "[rows] the teachers in $run/teachers score $mine% on the test rows, as the carried rows' did" | tee -a "$log"
+    return 0
+  fi
   local val_report test_report
   test_report=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/test.h5" 2>&1 | tee -a "$log")
   val_report=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/val.h5" 2>&1 | tee -a "$log")
@@ -208,19 +238,27 @@ sweep() {
       labels_arch=$arch
       [ "$drop" = 0 ] || labels_arch="${arch%,*},dropout:$drop,${arch##*,}"
       out=$out_dir/${name}_labels_s$seed.h5
-      timed_step "$name labels s$seed" "$out" "${mpi[@]}" "$mimic" train --config "$study_cfg" \
-        --arch "$labels_arch" --epochs "$n" --seed "$seed" --data "$d/train.h5" --val "$d/val.h5" \
-        --out "$out" --log-csv "${out%.h5}.csv"
-      has_row "$name" labels "$seed" || add_row "$name" labels "$seed" "$kind" "$n" "$out" "$labels_arch"
+      if has_row "$name" labels "$seed"; then
+        skip_step "$name labels s$seed" "its row is in figure.csv"
+      else
+        timed_step "$name labels s$seed" "$out" "${mpi[@]}" "$mimic" train --config "$study_cfg" \
+          --arch "$labels_arch" --epochs "$n" --seed "$seed" --data "$d/train.h5" --val "$d/val.h5" \
+          --out "$out" --log-csv "${out%.h5}.csv"
+        add_row "$name" labels "$seed" "$kind" "$n" "$out" "$labels_arch"
+      fi
       # The fully connected students split their wide layer over the ranks (as in the study).
       shards=1
       [ "$kind" != shallow ] || shards=$np
       out=$out_dir/${name}_kd_s$seed.h5
+      if has_row "$name" "$kd_loss" "$seed"; then
+        skip_step "$name kd s$seed" "its row is in figure.csv"
+        continue
+      fi
       timed_step "$name kd s$seed" "$out" "${mpi[@]}" "$mimic" distill --config "$study_cfg" \
         --arch "$arch" --loss "$kd_loss" --epochs "$n" --seed "$seed" --model-shards "$shards" \
         --transfer "$run/transfer.h5" --logits "$run/logits_transfer.h5" --val "$d/val.h5" \
         --val-logits "$run/logits_val.h5" --out "$out" --log-csv "${out%.h5}.csv"
-      has_row "$name" "$kd_loss" "$seed" || add_row "$name" "$kd_loss" "$seed" "$kind" "$n" "$out" "$arch"
+      add_row "$name" "$kd_loss" "$seed" "$kind" "$n" "$out" "$arch"
     done
   done
 }

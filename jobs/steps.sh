@@ -92,8 +92,8 @@ step() {
   [ "$step_index" -le "$total" ] || total=$step_index
   tag="[$step_index/$total]"
   if [ -e "$out" ]; then
-    echo "$tag $name: $out exists, skipped" | tee -a "$log"
-    timing+=("$(printf '%-36s %8s' "$name" skipped)")
+    step_index=$((step_index - 1))
+    skip_step "$name" "$out exists"
     return
   fi
   local left
@@ -119,6 +119,15 @@ step() {
   rm -f "$out_tmp"
   timing+=("$(printf '%-36s %6d s' "$name" "$secs")")
   record_time "$name" "$secs"
+}
+
+# skip_step <name> <why>: counts a step of the plan that need not run ("[3/9] NAME: WHY, skipped").
+skip_step() {
+  step_index=$((step_index + 1))
+  local total=${#plan_names[@]}
+  [ "$step_index" -le "$total" ] || total=$step_index
+  echo "[$step_index/$total] $1: $2, skipped" | tee -a "$log"
+  timing+=("$(printf '%-36s %8s' "$1" skipped)")
 }
 
 # record_time <name> <seconds>: keeps this run's time of a step for the next run's estimates.

@@ -3,13 +3,13 @@
 # tiny ensemble: a run stopped mid-way is resumed by the rerun from Mimic's checkpoint, one CSV row per run
 # with sane values, the three PNGs, the table and the bottleneck report; a rerun trains nothing and adds no
 # row, and a row lost after its run finished is added back from the kept model without training; and the
-# cap on a point's parameters; and the table's mean, standard deviation, gap closed and verdict on a
-# hand-made CSV of 3 and 2 seeds.
+# cap on a point's parameters; the table's mean, standard deviation, gap closed and verdict on a hand-made
+# CSV of 3 and 2 seeds; and a sweep carried into a new run directory (FIGURE_ROWS_FROM).
 source "$(dirname "$0")/common.sh"
 d=$(scratch figure)
 root=$(cd "$TESTS_DIR/.." && pwd)
 csv=$d/run/figure.csv
-fig() { MIMIC_BIN=$MIMIC MIMIC_RUN_DIR=$d/run FIGURE_SMOKE=1 NP=2 "$root/jobs/fashion_mnist_figure.sh" "$@"; }
+fig() { MIMIC_BIN=$MIMIC MIMIC_RUN_DIR=${RUN:-$d/run} FIGURE_SMOKE=1 NP=2 "$root/jobs/fashion_mnist_figure.sh" "$@"; }
 students() { grep -c -E '^(fc32|mlp16),' "$csv"; }
 
 # 1. Every run stops after 3 steps as if killed: the sweep ends at its first run and keeps its checkpoint.
@@ -52,7 +52,8 @@ done
 cp "$csv" "$d/csv2"
 fig all >"$d/out3" 2>&1 || { tail -30 "$d/out3"; die "the rerun failed"; }
 cmp -s "$csv" "$d/csv2" || die "the rerun changed figure.csv"
-[ "$(grep -c 'exists, skipped' "$d/out3")" -eq 14 ] || { cat "$d/out3"; die "expected 14 skipped steps (6 inputs, 4 runs, 4 bottleneck)"; }
+[ "$(grep -c 'exists, skipped' "$d/out3")" -eq 10 ] || { cat "$d/out3"; die "expected 10 steps skipped on their outputs (6 inputs, 4 bottleneck)"; }
+[ "$(grep -c 'its row is in figure.csv, skipped' "$d/out3")" -eq 4 ] || { cat "$d/out3"; die "expected 4 runs skipped on their rows"; }
 ! grep -q 'epoch 1/' "$d/out3" || die "the rerun trained"
 
 # 4. A row lost after its run finished comes back from the kept model and times, without training.
@@ -88,4 +89,23 @@ grep -qF '| a | shallow | 100 (10.0%) | 5 | 90.10 ± 0.10% | 91.00 ± 0.10% | 90
   { cat "$d/stats.md"; die "point a: wrong statistics"; }
 grep -qF '| b | deep | 200 (20.0%) | 5 | 90.40 ± 0.57% | 90.80 ± 0.42% | 90.00 ± 0.00% | 91.00 ± 0.00% | 2 / 2 | 25 ± 0% | no: within the spread (+0.40 ≤ 0.99) |' "$d/stats.md" ||
   { cat "$d/stats.md"; die "point b: wrong statistics"; }
+
+# 7. A sweep begun elsewhere goes on in a new run directory (FIGURE_ROWS_FROM): the carried rows and their
+#    per-epoch logs come along and are not trained again; teachers that score otherwise are refused.
+mkdir -p "$d/part/figure" "$d/run2" "$d/run3"
+grep -v '^mlp16,' "$d/csv2" >"$d/part/figure.csv"
+cp "$d"/run/figure/fc32_*_s1.csv "$d/part/figure/"
+for r in run2 run3; do cp -r "$d"/run/data "$d"/run/teachers "$d"/run/transfer.h5 "$d"/run/logits_*.h5 "$d/$r/"; done
+RUN=$d/run2 FIGURE_ROWS_FROM=$d/part fig sweep >"$d/out7" 2>&1 || { tail -30 "$d/out7"; die "the carried sweep failed"; }
+grep -q "4 rows carried from $d/part/figure.csv" "$d/out7" || { head -30 "$d/out7"; die "no notice of the carried rows"; }
+grep -q "as the carried rows' did" "$d/out7" || die "the teachers were not checked against the carried rows"
+[ "$(grep -c 'its row is in figure.csv, skipped' "$d/out7")" -eq 2 ] || { cat "$d/out7"; die "fc32 was not skipped"; }
+[ "$(grep -c '^epoch 1/1 ' "$d/out7")" -eq 2 ] || { cat "$d/out7"; die "expected mlp16's two runs to train"; }
+[ "$(grep -c -E '^(fc32|mlp16),' "$d/run2/figure.csv")" -eq 4 ] || { cat "$d/run2/figure.csv"; die "expected 4 student rows"; }
+[ -f "$d/run2/figures/figure_curves.png" ] || die "the carried pair's curves were not drawn"
+sed 's/^\(ensemble,teachers,-,teachers,-,[0-9]*,[0-9.]*,\)[0-9.]*/\112.34/' "$d/part/figure.csv" >"$d/part/x" && mv "$d/part/x" "$d/part/figure.csv"
+RUN=$d/run3 FIGURE_ROWS_FROM=$d/part fig sweep >"$d/out8" 2>&1 && die "other teachers should be refused"
+grep -q "measured against an ensemble at 12.34% test accuracy, the teachers in $d/run3/teachers score [0-9.]*%: not the same teachers" "$d/out8" ||
+  { tail -5 "$d/out8"; die "no message about other teachers"; }
+! grep -q 'epoch 1/' "$d/out8" || die "a sweep against other teachers trained"
 echo "figure smoke: passed"
