@@ -1,6 +1,8 @@
 // Device-View allreduce with host staging where MPI cannot read device memory, so the same code runs
-// on the Serial backend (direct) and on CUDA (staged, or direct with GPU-aware MPI).
+// on the Serial backend (direct) and on CUDA (staged, or direct with GPU-aware MPI; staged on request).
 #include "mimic/parallel/reduce.hpp"
+
+#include "mimic/core/error.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -9,15 +11,28 @@
 
 namespace mimic::par {
 
+namespace {
+bool env_is_one(const char* name) {
+    const char* s = std::getenv(name);
+    return s && std::strcmp(s, "1") == 0;
+}
+} // namespace
+
 bool gpu_aware_mpi() {
-    static const bool on = [] {
-        const char* s = std::getenv("MIMIC_GPU_AWARE_MPI");
-        return s && std::strcmp(s, "1") == 0;
-    }();
+    static const bool on = env_is_one("MIMIC_GPU_AWARE_MPI");
+    return on;
+}
+
+bool host_staged_mpi() {
+    static const bool on = env_is_one("MIMIC_HOST_STAGED_MPI");
+    MIMIC_REQUIRE(!(on && gpu_aware_mpi()),
+                  "MIMIC_HOST_STAGED_MPI=1 and MIMIC_GPU_AWARE_MPI=1 contradict each "
+                  "other: set one of them");
     return on;
 }
 
 bool mpi_reads_views() {
+    if (host_staged_mpi()) return false;
     return Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible || gpu_aware_mpi();
 }
 

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 using namespace mimic;
@@ -72,4 +74,42 @@ TEST(BucketedAllreduce, SumsEqualOneBlockingAllreduce) {
             }
         }
     }
+}
+
+// The reductions against plain MPI on host vectors, so that a fault shared by the blocking and the
+// bucketed path (e.g. host staging that does not copy back) shows. The ctest entry
+// test_parallel.host_staged.np2 runs this file again with MIMIC_HOST_STAGED_MPI=1: the path a GPU build
+// without GPU-aware MPI takes.
+TEST(Allreduce, SumsEqualPlainMpiOnHostVectors) {
+    par::Comm world;
+    const char* staged = std::getenv("MIMIC_HOST_STAGED_MPI");
+    EXPECT_EQ(par::mpi_reads_views(), !(staged && std::string(staged) == "1"));
+    const std::int64_t n = 3000, begin = 1000, count = 1500;
+    const auto mine = host(random_vector(n, 11, world.rank()));
+    std::vector<float> want = mine;
+    MIMIC_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, want.data(), int(n), MPI_FLOAT, MPI_SUM, world.get()));
+
+    // Two ranks add a + b in one order whatever the message size; more may pick other MPI algorithms.
+    const auto close = [&](float x, float y) {
+        return world.size() <= 2 ? x == y : std::fabs(x - y) <= 1e-5f * (1 + std::fabs(y));
+    };
+
+    Vector part = random_vector(n, 11, world.rank());
+    par::allreduce_sum(part, world, begin, count); // a sub-range: the rest stays this rank's own
+    const auto a = host(part);
+    for (std::int64_t i = 0; i < n; ++i) {
+        const bool inside = i >= begin && i < begin + count;
+        ASSERT_TRUE(inside ? close(a[size_t(i)], want[size_t(i)]) : a[size_t(i)] == mine[size_t(i)])
+            << "element " << i << ": " << a[size_t(i)];
+    }
+
+    Vector got = random_vector(n, 11, world.rank());
+    par::BucketedAllreduce r(world, n, {0, 500, 2000}, {}, 600);
+    r.start(got);
+    for (std::int64_t cut : {2000, 500, 0})
+        r.ready(cut);
+    r.finish();
+    const auto b = host(got);
+    for (std::int64_t i = 0; i < n; ++i)
+        ASSERT_TRUE(close(b[size_t(i)], want[size_t(i)])) << "element " << i << ": " << b[size_t(i)];
 }
