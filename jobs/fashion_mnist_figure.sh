@@ -66,12 +66,12 @@ while IFS= read -r line; do
       caps[${f[0]}]=${f[1]}
       ;;
     seeds | kd-loss | curve-pair | teacher-args | transfer-args | bottleneck-wide | bottleneck-factored | \
-      bottleneck-epochs | bottleneck-shards | bottleneck-seconds | bottleneck-target | bottleneck-seed) set_[$key]=$value ;;
+      bottleneck-epochs | bottleneck-shards | bottleneck-seconds | bottleneck-target | bottleneck-seeds) set_[$key]=$value ;;
     *) echo "$conf: unknown key '$key'" >&2 && exit 2 ;;
   esac
 done <"$conf"
 for key in seeds kd-loss curve-pair bottleneck-wide bottleneck-factored bottleneck-epochs bottleneck-shards \
-  bottleneck-seconds bottleneck-target bottleneck-seed; do
+  bottleneck-seconds bottleneck-target bottleneck-seeds; do
   [ -n "${set_[$key]:-}" ] || { echo "$conf: '$key' is not set" >&2 && exit 2; }
 done
 [ "${#points[@]}" -gt 0 ] || { echo "$conf: no 'point' lines" >&2 && exit 2; }
@@ -79,6 +79,10 @@ read -r -a seeds <<<"${set_[seeds]}"
 read -r -a teacher_args <<<"${set_[teacher-args]:-}"
 read -r -a transfer_args <<<"${set_[transfer-args]:-}"
 read -r -a bottleneck_shards <<<"${set_[bottleneck-shards]}"
+read -r -a bottleneck_seeds <<<"${set_[bottleneck-seeds]}"
+for seed in "${seeds[@]}" "${bottleneck_seeds[@]}"; do
+  [[ $seed =~ ^[1-9][0-9]{0,8}$ ]] || { echo "$conf: seed '$seed' is not a positive integer (seeds, bottleneck-seeds)" >&2 && exit 2; }
+done
 kd_loss=${set_[kd-loss]}
 
 # The plan: the shared inputs, then every run in the order the sweep takes them (seed by seed, so that an
@@ -99,12 +103,14 @@ if [ "$mode" = all ] || [ "$mode" = bottleneck ]; then
   read -r -a bsecs <<<"${set_[bottleneck-seconds]}"
   [ "${#bsecs[@]}" -eq $((2 * ${#bottleneck_shards[@]})) ] ||
     { echo "$conf: bottleneck-seconds needs 2 numbers (wide, factored) per bottleneck-shards entry" >&2 && exit 2; }
-  for i in "${!bottleneck_shards[@]}"; do
-    for j in 0 1; do
-      which=wide
-      [ "$j" = 0 ] || which=factored
-      plan+=("bottleneck $which M=${bottleneck_shards[$i]}=$(awk -v n="${set_[bottleneck-epochs]}" \
-        -v s="${bsecs[$((2 * i + j))]}" 'BEGIN{printf "%d", n * s + 15}')")
+  for seed in "${bottleneck_seeds[@]}"; do
+    for i in "${!bottleneck_shards[@]}"; do
+      for j in 0 1; do
+        which=wide
+        [ "$j" = 0 ] || which=factored
+        plan+=("bottleneck $which M=${bottleneck_shards[$i]} s$seed=$(awk -v n="${set_[bottleneck-epochs]}" \
+          -v s="${bsecs[$((2 * i + j))]}" 'BEGIN{printf "%d", n * s + 15}')")
+      done
     done
   done
 fi
@@ -274,51 +280,75 @@ plot() {
 # bottleneck: Ba & Caruana's linear bottleneck sped up the training of wide students. The wide net and its
 # factored twin learn from the same logits (the 55k training rows', so that an epoch is short and the time
 # to a validation accuracy is read at a fine grain), with the same seed, optimizer and schedule, once per
-# model-shard count of bottleneck-shards (M = 1: data parallel; M = ranks: the wide layer split over the
-# ranks, the bottleneck replicated). The time to a target is the sum of the per-epoch training seconds of
-# the log CSV up to the first epoch at or above it (validation excluded); its CPU time, that share of the
-# run's CPU seconds.
+# seed of bottleneck-seeds and model-shard count of bottleneck-shards (M = 1: data parallel; M = ranks: the
+# wide layer split over the ranks, the bottleneck replicated). The time to a target is the sum of the
+# per-epoch training seconds of the log CSV up to the first epoch at or above it (validation excluded); its
+# CPU time, that share of the run's CPU seconds. The report gives the ratio per seed, and over the seeds the
+# ratio of the summed times with the smallest and largest per-seed ratio.
 bottleneck() {
-  local which m out n=${set_[bottleneck-epochs]} seed=${set_[bottleneck-seed]} target=${set_[bottleneck-target]}
-  for m in "${bottleneck_shards[@]}"; do
-    for which in wide factored; do
-      out=$out_dir/bottleneck_${which}_m${m}_s$seed.h5
-      timed_step "bottleneck $which M=$m" "$out" "${mpi[@]}" "$mimic" distill --config "$study_cfg" \
-        --arch "${set_[bottleneck-$which]}" --loss "$kd_loss" --epochs "$n" --seed "$seed" --model-shards "$m" \
-        --transfer "$d/train.h5" --logits "$run/logits_train.h5" --val "$d/val.h5" \
-        --val-logits "$run/logits_val.h5" --out "$out" --log-csv "${out%.h5}.csv"
+  local which m out seed n=${set_[bottleneck-epochs]} target=${set_[bottleneck-target]}
+  for seed in "${bottleneck_seeds[@]}"; do
+    for m in "${bottleneck_shards[@]}"; do
+      for which in wide factored; do
+        out=$out_dir/bottleneck_${which}_m${m}_s$seed.h5
+        timed_step "bottleneck $which M=$m s$seed" "$out" "${mpi[@]}" "$mimic" distill --config "$study_cfg" \
+          --arch "${set_[bottleneck-$which]}" --loss "$kd_loss" --epochs "$n" --seed "$seed" --model-shards "$m" \
+          --transfer "$d/train.h5" --logits "$run/logits_train.h5" --val "$d/val.h5" \
+          --val-logits "$run/logits_val.h5" --out "$out" --log-csv "${out%.h5}.csv"
+      done
     done
   done
-  local t report=
-  report=$(
-    echo "Linear bottleneck: time to reach a validation accuracy (KD $kd_loss on the training rows' logits, seed"
-    echo "$seed, $n epochs each, $np ranks, M model shards; training seconds of the per-epoch logs, validation excluded)"
-    printf '%-9s %2s %-40s %8s %6s %8s %8s\n' student M arch target epoch "wall s" "CPU s"
+  local report
+  report=$(bottleneck_table)
+  {
+    echo "Linear bottleneck: time to reach a validation accuracy (KD $kd_loss on the training rows' logits, seeds"
+    echo "${bottleneck_seeds[*]}, $n epochs each, $np ranks, M model shards; training seconds of the per-epoch logs, validation excluded)"
+    echo "$report"
+    for m in "${bottleneck_shards[@]}"; do
+      echo "$report" | awk -v t="$(printf '%.2f%%' "$target")" -v m="$m" -v nseeds="${#bottleneck_seeds[@]}" '
+        $3 == m && $5 == t {k = $2; seen[k] = 1; if ($1 == "wide") {w[k] = $7; wc[k] = $8} else {f[k] = $7; fc[k] = $8}}
+        END {
+          for (k in seen) order[++n] = k
+          for (i = 2; i <= n; i++) for (j = i; j > 1 && order[j] + 0 < order[j - 1] + 0; j--) {x = order[j]; order[j] = order[j - 1]; order[j - 1] = x}
+          for (i = 1; i <= n; i++) {
+            k = order[i]
+            printf "time to %s validation accuracy, M = %s, seed %s: ", t, m, k
+            if (w[k] + 0 > 0 && f[k] + 0 > 0) {
+              r = w[k] / f[k]; sw += w[k]; sf += f[k]; ok++
+              if (ok == 1 || r < lo) lo = r
+              if (ok == 1 || r > hi) hi = r
+              printf "%.2fx faster with the bottleneck (wall: wide %s s, factored %s s; CPU: %s s, %s s)\n", r, w[k], f[k], wc[k], fc[k]
+            } else print "not measured: a student did not reach it"
+          }
+          printf "time to %s validation accuracy, M = %s, over %d seeds: ", t, m, nseeds
+          if (ok == nseeds) printf "%.2fx faster with the bottleneck (summed wall: wide %.1f s, factored %.1f s; per seed %.2fx to %.2fx)\n", sw / sf, sw, sf, lo, hi
+          else printf "not measured: %d of %d seeds reached it on both sides\n", ok, nseeds
+        }'
+    done
+  } | tee "$run/bottleneck.txt" | tee -a "$log"
+}
+
+# bottleneck_table: per seed, model-shard count and target (the target and 1 and 0.5 points below and 0.5
+# above it), the epoch at which each student first reached it and its training and CPU seconds to then.
+bottleneck_table() {
+  local seed m t which out target=${set_[bottleneck-target]}
+  printf '%-9s %4s %2s %-40s %8s %6s %8s %8s\n' student seed M arch target epoch "wall s" "CPU s"
+  for seed in "${bottleneck_seeds[@]}"; do
     for m in "${bottleneck_shards[@]}"; do
       for t in $(awk -v t="$target" 'BEGIN {print t - 1, t - 0.5, t, t + 0.5}'); do
         for which in wide factored; do
           out=$out_dir/bottleneck_${which}_m${m}_s$seed
-          awk -F, -v t="$t" -v who="$which" -v m="$m" -v arch="${set_[bottleneck-$which]}" \
+          awk -F, -v t="$t" -v who="$which" -v seed="$seed" -v m="$m" -v arch="${set_[bottleneck-$which]}" \
             -v time="$(cat "$out.h5.time" 2>/dev/null || echo '- -')" \
             'NR == 1 {for (i = 1; i <= NF; i++) c[$i] = i; next}
              {s += $c["seconds"]; if (!hit && 100 * $c["val_acc"] >= t) {hit = $c["epoch"]; at = s}}
              END {split(time, w, " "); cpu = (hit && w[2] != "-") ? sprintf("%.1f", w[2] * at / s) : "-"
-                  printf "%-9s %2s %-40s %7.2f%% %6s %8s %8s\n", who, m, arch, t, hit ? hit : "never",
+                  printf "%-9s %4s %2s %-40s %7.2f%% %6s %8s %8s\n", who, seed, m, arch, t, hit ? hit : "never",
                          hit ? sprintf("%.1f", at) : "-", cpu}' "$out.csv"
         done
       done
     done
-  )
-  {
-    echo "$report"
-    for m in "${bottleneck_shards[@]}"; do
-      echo "$report" | awk -v t="$(printf '%.2f%%' "$target")" -v m="$m" \
-        '$2 == m && $4 == t && $1 == "wide" {w = $6; wc = $7} $2 == m && $4 == t && $1 == "factored" {f = $6; fc = $7}
-         END {printf "time to %s validation accuracy, M = %s: ", t, m
-              if (w + 0 > 0 && f + 0 > 0) printf "%.2fx faster with the bottleneck (wall: wide %s s, factored %s s; CPU: %s s, %s s)\n", w / f, w, f, wc, fc
-              else print "not measured: a student did not reach it"}'
-    done
-  } | tee "$run/bottleneck.txt" | tee -a "$log"
+  done
 }
 
 study_cfg=inputs/fashion-mnist/study.cfg

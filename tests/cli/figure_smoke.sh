@@ -2,9 +2,9 @@
 # The figure sweep's machinery (jobs/fashion_mnist_figure.sh with FIGURE_SMOKE=1, jobs/plot_figure.py) on a
 # tiny ensemble: a run stopped mid-way is resumed by the rerun from Mimic's checkpoint, one CSV row per run
 # with sane values, the three PNGs, the table and the bottleneck report; a rerun trains nothing and adds no
-# row, and a row lost after its run finished is added back from the kept model without training; and the
-# cap on a point's parameters; the table's mean, standard deviation, gap closed and verdict on a hand-made
-# CSV of 3 and 2 seeds; and a sweep carried into a new run directory (FIGURE_ROWS_FROM).
+# row, and a row lost after its run finished is added back from the kept model without training; the cap on
+# a point's parameters and a bad seed; the table's mean, standard deviation, gap closed and verdict on a
+# hand-made CSV of 3 and 2 seeds; and a sweep carried into a new run directory (FIGURE_ROWS_FROM).
 source "$(dirname "$0")/common.sh"
 d=$(scratch figure)
 root=$(cd "$TESTS_DIR/.." && pwd)
@@ -44,15 +44,21 @@ done
 grep -q '^| fc32 | shallow | 25,450 (50.0%) | 1 | ' "$d/run/figure_table.md" || { cat "$d/run/figure_table.md"; die "no table row for fc32"; }
 grep -q 'n/a (needs 2+ seeds)' "$d/run/figure_table.md" || die "one seed must not decide whether KD beats labels"
 for m in 1 2; do
-  grep -q "^time to 50.00% validation accuracy, M = $m: [0-9.]*x faster with the bottleneck" "$d/run/bottleneck.txt" ||
-    { cat "$d/run/bottleneck.txt"; die "no bottleneck ratio for M = $m"; }
+  for seed in 5 6; do
+    grep -q "^time to 50.00% validation accuracy, M = $m, seed $seed: [0-9.]*x faster with the bottleneck" "$d/run/bottleneck.txt" ||
+      { cat "$d/run/bottleneck.txt"; die "no bottleneck ratio for M = $m, seed $seed"; }
+  done
+  grep -q "^time to 50.00% validation accuracy, M = $m, over 2 seeds: [0-9.]*x faster with the bottleneck (summed wall: .*; per seed [0-9.]*x to [0-9.]*x)" \
+    "$d/run/bottleneck.txt" || { cat "$d/run/bottleneck.txt"; die "no bottleneck ratio over the seeds for M = $m"; }
 done
+[ "$(grep -c -E '^(wide|factored) +[56] +[12] ' "$d/run/bottleneck.txt")" -eq 32 ] ||
+  { cat "$d/run/bottleneck.txt"; die "expected 32 table lines: 2 students x 2 seeds x 2 M x 4 targets"; }
 
 # 3. A rerun trains nothing and adds no row.
 cp "$csv" "$d/csv2"
 fig all >"$d/out3" 2>&1 || { tail -30 "$d/out3"; die "the rerun failed"; }
 cmp -s "$csv" "$d/csv2" || die "the rerun changed figure.csv"
-[ "$(grep -c 'exists, skipped' "$d/out3")" -eq 10 ] || { cat "$d/out3"; die "expected 10 steps skipped on their outputs (6 inputs, 4 bottleneck)"; }
+[ "$(grep -c 'exists, skipped' "$d/out3")" -eq 14 ] || { cat "$d/out3"; die "expected 14 steps skipped on their outputs (6 inputs, 8 bottleneck)"; }
 [ "$(grep -c 'its row is in figure.csv, skipped' "$d/out3")" -eq 4 ] || { cat "$d/out3"; die "expected 4 runs skipped on their rows"; }
 ! grep -q 'epoch 1/' "$d/out3" || die "the rerun trained"
 
@@ -67,6 +73,11 @@ grep -v '^mlp16,labels,' "$d/csv2" >"$csv"
 FIGURE_CONFIG=$d/capped.cfg fig sweep >"$d/out5" 2>&1 && die "a point over its cap should end the sweep"
 grep -q "capped.cfg: point mlp16 has 13002 parameters, more than 0.1 of the ensemble's 50900 (cap)" "$d/out5" ||
   { tail -5 "$d/out5"; die "no cap message"; }
+
+# A seed that is not a positive integer is refused before anything runs.
+sed 's/^bottleneck-seeds = .*/bottleneck-seeds = 5 x6/' "$root/inputs/fashion-mnist/figure_smoke.cfg" >"$d/badseed.cfg"
+FIGURE_CONFIG=$d/badseed.cfg fig bottleneck >"$d/out5b" 2>&1 && die "a bad seed should be refused"
+grep -q "badseed.cfg: seed 'x6' is not a positive integer (seeds, bottleneck-seeds)" "$d/out5b" || { cat "$d/out5b"; die "no bad-seed message"; }
 
 # 6. The table's statistics over 3 seeds: a, KD ahead by more than the two standard deviations; b, within them.
 cat >"$d/stats.csv" <<'CSV'
