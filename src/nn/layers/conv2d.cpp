@@ -5,6 +5,8 @@
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 namespace mimic::nn {
 
@@ -318,7 +320,13 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 } // namespace
 
 namespace {
-bool g_direct_enabled = true;
+// MIMIC_CONV_DIRECT=0 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden outputs
+// of that arithmetic are checked on any machine that has it; tests/golden/run.sh).
+bool direct_from_env() {
+    const char* s = std::getenv("MIMIC_CONV_DIRECT");
+    return !(s && std::string(s) == "0");
+}
+bool g_direct_enabled = direct_from_env();
 int g_direct_tiles = 0;
 } // namespace
 
