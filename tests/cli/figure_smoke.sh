@@ -102,7 +102,8 @@ grep -qF '| b | deep | 200 (20.0%) | 5 | 90.40 ± 0.57% | 90.80 ± 0.42% | 90.00
   { cat "$d/stats.md"; die "point b: wrong statistics"; }
 
 # 7. A sweep begun elsewhere goes on in a new run directory (FIGURE_ROWS_FROM): the carried rows and their
-#    per-epoch logs come along and are not trained again; teachers that score otherwise are refused.
+#    per-epoch logs come along and are not trained again; teachers that score otherwise are refused, and
+#    accepted within FIGURE_TEACHERS_TOLERANCE.
 mkdir -p "$d/part/figure" "$d/run2" "$d/run3"
 grep -v '^mlp16,' "$d/csv2" >"$d/part/figure.csv"
 cp "$d"/run/figure/fc32_*_s1.csv "$d/part/figure/"
@@ -119,4 +120,17 @@ RUN=$d/run3 FIGURE_ROWS_FROM=$d/part fig sweep >"$d/out8" 2>&1 && die "other tea
 grep -q "measured against an ensemble at 12.34% test accuracy, the teachers in $d/run3/teachers score [0-9.]*%: not the same teachers" "$d/out8" ||
   { tail -5 "$d/out8"; die "no message about other teachers"; }
 ! grep -q 'epoch 1/' "$d/out8" || die "a sweep against other teachers trained"
+[ ! -e "$d/run3/figure.csv" ] || die "refused rows were left in figure.csv (a rerun would not check them again)"
+RUN=$d/run3 FIGURE_ROWS_FROM=$d/part FIGURE_TEACHERS_TOLERANCE=x fig sweep >"$d/out9" 2>&1 && die "a bad tolerance should be refused"
+grep -q "FIGURE_TEACHERS_TOLERANCE: 'x' is not a number of points" "$d/out9" || { tail -5 "$d/out9"; die "no bad-tolerance message"; }
+RUN=$d/run3 FIGURE_ROWS_FROM=$d/part FIGURE_TEACHERS_TOLERANCE=100 fig sweep >"$d/out10" 2>&1 ||
+  { tail -30 "$d/out10"; die "teachers within FIGURE_TEACHERS_TOLERANCE should be accepted"; }
+grep -q "the carried rows' 12.34%: within FIGURE_TEACHERS_TOLERANCE=100 points, going on" "$d/out10" ||
+  { head -40 "$d/out10"; die "no notice of the accepted difference"; }
+[ "$(grep -c '^epoch 1/1 ' "$d/out10")" -eq 2 ] || { cat "$d/out10"; die "expected mlp16's two runs to train"; }
+[ ! -e "$d/run3/.figure_rows_unchecked" ] || die "the checked rows are still marked unchecked"
+# rows carried but not yet checked (a run stopped in between) are checked by the rerun
+touch "$d/run3/.figure_rows_unchecked"
+RUN=$d/run3 fig sweep >"$d/out11" 2>&1 && die "unchecked carried rows should be checked again"
+grep -q "not the same teachers" "$d/out11" || { tail -5 "$d/out11"; die "no check of the unchecked rows"; }
 echo "figure smoke: passed"
