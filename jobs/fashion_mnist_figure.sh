@@ -234,6 +234,7 @@ ensemble_rows() {
     fi
     return 0
   fi
+  rm -f "$unchecked" # no carried rows to check: the rows below are this run directory's own
   local val_report test_report
   test_report=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/test.h5" 2>&1 | tee -a "$log")
   val_report=$("${mpi[@]}" "$mimic" eval --ensemble "$run/teachers/manifest.h5" --data "$d/val.h5" 2>&1 | tee -a "$log")
