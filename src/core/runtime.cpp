@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 namespace mimic {
@@ -61,6 +62,11 @@ Runtime::~Runtime() {
     int fin = 0;
     MPI_Finalized(&fin);
     if (!fin) MPI_Finalize();
+}
+
+bool env_is_one(const char* name) {
+    const char* s = std::getenv(name);
+    return s && std::strcmp(s, "1") == 0;
 }
 
 std::string mpi_version_string() {

@@ -3,20 +3,12 @@
 #include "mimic/parallel/reduce.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/runtime.hpp"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 namespace mimic::par {
-
-namespace {
-bool env_is_one(const char* name) {
-    const char* s = std::getenv(name);
-    return s && std::strcmp(s, "1") == 0;
-}
-} // namespace
 
 bool gpu_aware_mpi() {
     static const bool on = env_is_one("MIMIC_GPU_AWARE_MPI");

@@ -6,10 +6,11 @@
 #
 # Bitwise results hold for one arithmetic, which two things choose by CPU: Mimic's convolutions (AVX-512F
 # direct kernels, else im2col + sgemm) and OpenBLAS's sgemm kernels (Debian's OpenBLAS picks them at run
-# time: Cooperlake's on a Zen 4 core, which are SkylakeX's sgemm, but Haswell's on a Zen 5 core it does
-# not know). Each profile pins both, and a CPU checks (or records) every profile it can run:
+# time: Cooperlake's on the earlier development VMs' AMD EPYC, whose sgemm is SkylakeX's, but Haswell's on
+# an AMD EPYC of family 26 that it does not know). Each profile pins both, and a CPU checks (or records)
+# every profile it can run:
 #   avx512  OPENBLAS_CORETYPE=SkylakeX, direct convolutions        (CPUs with AVX-512F)
-#   avx2    OPENBLAS_CORETYPE=Haswell,  MIMIC_CONV_DIRECT=0        (CPUs with AVX2 and FMA)
+#   avx2    OPENBLAS_CORETYPE=Haswell,  MIMIC_CONV_IM2COL=1        (CPUs with AVX2 and FMA)
 # A CPU that can run neither skips the test (exit 77) with a line saying so.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -75,11 +76,11 @@ golden_runs() {
   done
 }
 
-# check_profile PROFILE CORETYPE DIRECT: the runs above under one arithmetic, their digests against (or,
+# check_profile PROFILE CORETYPE IM2COL: the runs above under one arithmetic, their digests against (or,
 # with --record, into) digests.PROFILE.txt.
 check_profile() {
-  local profile=$1 core=$2 direct=$3 got
-  export OPENBLAS_CORETYPE=$core MIMIC_CONV_DIRECT=$direct
+  local profile=$1 core=$2 im2col=$3 got
+  export OPENBLAS_CORETYPE=$core MIMIC_CONV_IM2COL=$im2col
   got=$(OPENBLAS_VERBOSE=2 "$MIMIC" --version 2>&1 | sed -n 's/^Core: //p' | head -1)
   if [ "$got" != "$core" ]; then
     echo "golden: profile $profile needs OpenBLAS's $core kernels, but $MIMIC reports '${got:-no OpenBLAS core}'" \
@@ -110,11 +111,11 @@ check_profile() {
 
 ran=0
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
-  check_profile avx512 SkylakeX 1
+  check_profile avx512 SkylakeX 0
   ran=1
 fi
 if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
-  check_profile avx2 Haswell 0
+  check_profile avx2 Haswell 1
   ran=1
 fi
 if [ $ran = 0 ]; then

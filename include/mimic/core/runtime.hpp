@@ -24,6 +24,9 @@ private:
     int world_rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1, device_id_ = -1;
 };
 
+/// True when the environment variable NAME is "1" (the MIMIC_* switches; unset or anything else: false).
+bool env_is_one(const char* name);
+
 /// "Open MPI v4.1.4, ..." as reported by MPI_Get_library_version (first line).
 std::string mpi_version_string();
 /// "1.10.8 (parallel)" from H5get_libversion.

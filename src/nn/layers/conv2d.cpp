@@ -4,9 +4,9 @@
 // a device (neighbouring threads, neighbouring addresses).
 #include "mimic/nn/layers/conv2d.hpp"
 
+#include "mimic/core/runtime.hpp"
+
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 namespace mimic::nn {
 
@@ -320,13 +320,9 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 } // namespace
 
 namespace {
-// MIMIC_CONV_DIRECT=0 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden outputs
+// MIMIC_CONV_IM2COL=1 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden outputs
 // of that arithmetic are checked on any machine that has it; tests/golden/run.sh).
-bool direct_from_env() {
-    const char* s = std::getenv("MIMIC_CONV_DIRECT");
-    return !(s && std::string(s) == "0");
-}
-bool g_direct_enabled = direct_from_env();
+bool g_direct_enabled = !env_is_one("MIMIC_CONV_IM2COL");
 int g_direct_tiles = 0;
 } // namespace
 

@@ -52,7 +52,7 @@ struct ConvWorkspace {
 };
 
 /// True when conv2d_forward/backward take the direct kernels: a host build, conv_direct_available(g), and
-/// not disabled by set_conv_direct_enabled(false) or by MIMIC_CONV_DIRECT=0 in the environment.
+/// not disabled by set_conv_direct_enabled(false) or by MIMIC_CONV_IM2COL=1 in the environment.
 bool conv_uses_direct(const ConvGeometry& g);
 /// Enables (default) or disables the direct kernels, so that tests compare both formulations.
 void set_conv_direct_enabled(bool enabled);
