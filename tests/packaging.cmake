@@ -4,3 +4,8 @@
 mimic_script_test(packaging.install packaging/install.sh ${PROJECT_BINARY_DIR})
 set_tests_properties(packaging.install PROPERTIES RESOURCE_LOCK slurm_cluster PROCESSORS 2 TIMEOUT 600
                                                   LABELS "slurm;packaging")
+# packaging.spack: the Spack recipe parses, declares the variants and dependencies, passes only -D names the
+# project declares and maps its options; its test-phase pipeline runs against this build's mimic.
+add_test(NAME packaging.spack COMMAND ${MIMIC_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/packaging/spack.py
+                                      ${PROJECT_SOURCE_DIR} WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+set_tests_properties(packaging.spack PROPERTIES ENVIRONMENT "${MIMIC_TEST_ENV}" LABELS packaging)
