@@ -60,7 +60,8 @@ unset MIMIC MIMIC_BIN MIMIC_RUN_DIR
 export MIMIC_ROOT=/nonexistent/mimic-source MIMIC_SHARE=$mod_share
 export PATH="$mod_bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 [ "$(command -v mimic)" = "$P/bin/mimic" ] || die "mimic on PATH is $(command -v mimic), not $P/bin/mimic"
-mkdir -p "$t/run" && cd "$t" || die "cannot enter $t"
+mkdir -p "$t/run"
+cd "$t" || die "cannot enter $t"
 export MIMIC_CONFIG=$share/jobs/slurm/fashion-mnist.ini MIMIC_NTASKS=2
 # Without MIMIC_RUN_DIR an install's submit.sh runs in ./run/slurm (a checkout uses its own run/slurm).
 out=$(MIMIC_DRY_RUN=1 "$share/jobs/slurm/submit.sh" label) || die "dry run of the installed submit.sh failed"
