@@ -3,7 +3,7 @@
 # --help lists it; a bad value of each numeric option is refused with one line naming the option and the
 # value, before anything is written; one run per command with every option set trains and writes its CSV
 # logs; a changed result-deciding option (--beta1) is refused against the finished output, which --overwrite
-# trains again even with the same settings.
+# trains again even with the same settings; ensemble train's --stop-after-steps stops without a manifest.
 source "$(dirname "$0")/../cli/common.sh"
 d=$(scratch engine_options)
 options=(lr optimizer momentum weight-decay beta1 beta2 eps schedule warmup epochs batch accumulate early-stop
@@ -112,4 +112,19 @@ for c in "${commands[@]}"; do
   grep -q "already trained with these settings; --overwrite: training again" "$d/$c.over.log" ||
     { cat "$d/$c.over.log"; die "$c: --overwrite did not say it trains again"; }
 done
+echo "ok: --beta1 decides the result; reruns are no-ops; --overwrite trains again"
+
+# 5. ensemble train --stop-after-steps: the member stops with its checkpoint, its group trains no further
+# member, no manifest is written (exit 0); the same command without it resumes and finishes.
+e=$d/stop
+"$MIMIC" ensemble train --members 2 --data "$d/data.h5" --arch dense:8,relu,dense:3 --epochs 1 --out-dir "$e" \
+  --stop-after-steps 3 >"$d/stop.log" 2>&1 || { cat "$d/stop.log"; die "ensemble: --stop-after-steps failed"; }
+grep -q "ensemble train: stopped by --stop-after-steps" "$d/stop.log" || { cat "$d/stop.log"; die "ensemble: no stop notice"; }
+[ -f "$e/member-000.h5.ckpt" ] && [ ! -e "$e/member-000.h5" ] || die "ensemble: member 0 should have stopped with a checkpoint"
+[ ! -e "$e/member-001.h5.ckpt" ] && [ ! -e "$e/member-001.h5" ] || die "ensemble: member 1 was trained after member 0 stopped"
+[ ! -e "$e/manifest.h5" ] || die "ensemble: a manifest was written although member 0 stopped"
+"$MIMIC" ensemble train --members 2 --data "$d/data.h5" --arch dense:8,relu,dense:3 --epochs 1 --out-dir "$e" \
+  >"$d/stop2.log" 2>&1 || { cat "$d/stop2.log"; die "ensemble: the resumed run failed"; }
+grep -q "train: resuming from $e/member-000.h5.ckpt at epoch 1, step 3" "$d/stop2.log" || { cat "$d/stop2.log"; die "ensemble: member 0 did not resume"; }
+[ -f "$e/manifest.h5" ] && [ -f "$e/member-001.h5" ] || die "ensemble: the resumed run did not finish"
 echo "engine options: passed"
