@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace po = boost::program_options;
@@ -66,6 +67,8 @@ constexpr const char* kMemberToken = "{member}";
 void check_options(const EnsembleTrainOptions& o, const par::Comm& world) {
     train::validate(o.engine);
     if (o.members < 1) fail("--members: must be >= 1, got ", o.members);
+    if (o.engine.seed > std::numeric_limits<long long>::max() - (o.members - 1))
+        fail("--seed: ", o.engine.seed, " + member number overflows; choose a smaller seed");
     if (o.arch.empty() == o.arch_file.empty()) fail("give exactly one of --arch and --arch-file");
     if (o.group_size < 1 || world.size() % o.group_size != 0)
         fail("--group-size: ", o.group_size, " does not divide the number of ranks (", world.size(), ")");
