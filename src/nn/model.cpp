@@ -5,6 +5,8 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/activation.hpp"
+#include "mimic/nn/layers/avgpool2d.hpp"
 #include "mimic/nn/layers/bottleneck.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/dense.hpp"
@@ -32,7 +34,20 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
     case LayerKind::Conv:
         return std::make_unique<Conv2D>(index, l.token, in, l.units, l.kernel, l.stride, l.pad);
     case LayerKind::Pool:
-        return std::make_unique<MaxPool2D>(index, l.token, in, l.kernel);
+        return std::make_unique<MaxPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad});
+    case LayerKind::AvgPool:
+        return std::make_unique<AvgPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad},
+                                           l.count_pad);
+    case LayerKind::GlobalAvgPool:
+        return std::make_unique<GlobalAvgPool>(index, l.token, in);
+    case LayerKind::ReLU6:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::ReLU6);
+    case LayerKind::SiLU:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::SiLU);
+    case LayerKind::HardSwish:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::HardSwish);
+    case LayerKind::HardSigmoid:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::HardSigmoid);
     case LayerKind::ReLU:
         return std::make_unique<ReLU>(index, l.token, in);
     case LayerKind::Sigmoid:
@@ -124,8 +139,8 @@ const ParamTensor& Model::param_tensor(const std::string& name) const {
 bool Model::he_init(std::size_t i) const {
     for (std::size_t j = i + 1; j < layers_.size(); ++j) {
         const std::string k = layers_[j]->kind();
-        if (k == "dropout" || k == "flatten" || k == "pool") continue;
-        return k == "relu";
+        if (k == "dropout" || k == "flatten" || k == "pool" || k == "avgpool" || k == "gap") continue;
+        return k == "relu" || k == "relu6" || k == "silu" || k == "hardswish";
     }
     return false;
 }

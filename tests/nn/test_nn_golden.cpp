@@ -1,5 +1,6 @@
 // Golden test of the nn core against PyTorch: the same weights (set by parameter tensor name) must give the
-// same logits, losses and parameter gradients for CE, the L2 mimic loss and KD (tests/python/nn_golden.py).
+// same logits, losses and parameter gradients for CE, the L2 mimic loss and KD (tests/python/nn_golden.py),
+// for chains of every layer kind (pooling forms and activations included).
 #include "mimic/io/hdf5.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/loss.hpp"
@@ -114,4 +115,10 @@ TEST(GoldenTorch, StridedCNNWithTanhSigmoidFlatten) {
 }
 TEST(GoldenTorch, BottleneckMLP) {
     run_golden("mlp");
+}
+TEST(GoldenTorch, MaxAvgAndGlobalPooling) {
+    run_golden("pools");
+}
+TEST(GoldenTorch, ReLU6SiLUHardSwishHardSigmoid) {
+    run_golden("acts");
 }

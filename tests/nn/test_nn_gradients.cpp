@@ -42,7 +42,8 @@ double objective(Model& m, const Matrix& x, const std::vector<float>& r, bool tr
 }
 
 /// Compares Model::backward with central differences on every parameter tensor.
-void check_gradients(const std::string& spec, Shape in, bool train = false, int batch = 3) {
+void check_gradients(const std::string& spec, Shape in, bool train = false, int batch = 3,
+                     float x_scale = 1.0f) {
     SCOPED_TRACE(spec);
     Model m(spec, in);
     m.init(11);
@@ -55,7 +56,7 @@ void check_gradients(const std::string& spec, Shape in, bool train = false, int 
                 p0[t.offset + k] += jitter[t.offset + k];
     mimic::test::set_from_host(m.params(), p0);
 
-    const Matrix x = device_matrix(random_values(batch * in.size(), 3), batch, in.size());
+    const Matrix x = device_matrix(random_values(batch * in.size(), 3, x_scale), batch, in.size());
     const auto r = random_values(batch * m.output_size(), 4);
     m.zero_grads();
     m.forward(x, train, 99);
@@ -153,6 +154,34 @@ TEST(Gradients, ConvInChunksOfOneAndTwoSamples) {
     }
     set_conv_chunk_floats(0);
     set_conv_direct_enabled(true);
+}
+TEST(Gradients, MaxPoolOverlappingAndPadded) {
+    check_gradients("conv:3x3,pool:3s2p1,dense:3", {2, 7, 7});
+    check_gradients("conv:3x3,pool:2s1,conv:2x3,pool:3s3p1,dense:3", {1, 6, 5});
+}
+TEST(Gradients, AvgPoolCountingThePadding) {
+    check_gradients("conv:3x3,avgpool:3s2p1,dense:3", {2, 7, 7});
+    check_gradients("conv:3x3,avgpool:2,dense:3", {1, 5, 5});
+}
+TEST(Gradients, AvgPoolNotCountingThePadding) {
+    check_gradients("conv:3x3,avgpool:3s2p1e,dense:3", {2, 7, 7});
+    check_gradients("conv:3x3,avgpool:2s1p1e,dense:3", {1, 4, 5});
+}
+TEST(Gradients, GlobalAvgPool) {
+    check_gradients("conv:4x3,gap,dense:3", {2, 5, 4});
+}
+// Inputs of scale 4 put the pre-activations on both sides of every kink (0 and 6, -3 and 3).
+TEST(Gradients, ReLU6) {
+    check_gradients("dense:8,relu6,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, SiLU) {
+    check_gradients("dense:8,silu,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, HardSwish) {
+    check_gradients("dense:8,hardswish,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, HardSigmoid) {
+    check_gradients("dense:8,hardsigmoid,dense:3", {1, 1, 5}, false, 3, 4.0f);
 }
 TEST(Gradients, FlattenFirst) {
     check_gradients("flatten,dense:4,tanh,dense:2", {2, 3, 3});

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # Golden data for the nn core: PyTorch (float64, CPU) forward logits, losses and every parameter gradient of
-# a small CNN, a strided CNN and a bottleneck MLP, with weights in Mimic's layout, written with h5py.
+# a small CNN, a strided CNN, a bottleneck MLP, a CNN with every pooling form and an MLP with the bounded
+# and gated activations, with weights in Mimic's layout, written with h5py.
 """Usage: nn_golden.py OUT.h5
 
 For each model M the file holds root attributes M.spec and M.input_shape (c, h, w), and the datasets
@@ -38,7 +39,17 @@ MODELS = [
               tnn.Linear(4 * 2 * 2, 4)]),
     ("mlp", "bottleneck:6,dense:20,relu,dense:5", (1, 1, 30),
      lambda: [tnn.Linear(30, 6, bias=False), tnn.Linear(6, 20), tnn.ReLU(), tnn.Linear(20, 5)]),
+    # Appended models draw their random numbers after the ones above, which therefore stay as they were.
+    ("pools", "conv:4x3,relu,pool:3s2p1,avgpool:3s1p1,conv:4x3,avgpool:2s2p1e,pool:2s1,gap,dense:5", (2, 11, 11),
+     lambda: [conv(2, 4, 3), tnn.ReLU(), tnn.MaxPool2d(3, 2, 1), tnn.AvgPool2d(3, 1, 1), conv(4, 4, 3),
+              tnn.AvgPool2d(2, 2, 1, count_include_pad=False), tnn.MaxPool2d(2, 1), tnn.AdaptiveAvgPool2d(1),
+              tnn.Sequential(tnn.Flatten(), tnn.Linear(4, 5))]),
+    ("acts", "dense:12,relu6,dense:12,silu,dense:12,hardswish,dense:12,hardsigmoid,dense:5", (1, 1, 10),
+     lambda: [tnn.Linear(10, 12), tnn.ReLU6(), tnn.Linear(12, 12), tnn.SiLU(), tnn.Linear(12, 12), tnn.Hardswish(),
+              tnn.Linear(12, 12), tnn.Hardsigmoid(), tnn.Linear(12, 5)]),
 ]
+# Input scale per model (default 1): large enough for the activations' pre-activations to cross every kink.
+X_SCALE = {"acts": 6.0}
 
 
 def mimic_params(layers):
@@ -83,14 +94,14 @@ def main():
                         m.bias.uniform_(-0.3, 0.3)
             params = mimic_params(layers)
             c, h, w = shape
-            x = torch.randn(B, c, h, w, dtype=torch.float64)
+            x = X_SCALE.get(name, 1.0) * torch.randn(B, c, h, w, dtype=torch.float64)
             # Round inputs and weights to float32 so that both sides start from identical values.
             x = x.float().double()
             with torch.no_grad():
                 for p in net.parameters():
                     p.copy_(p.float().double())
             labels = torch.randint(0, 5, (B,))
-            z = net(x if name != "mlp" else x.reshape(B, -1))
+            z = net(x if (c, h) != (1, 1) else x.reshape(B, -1))
             C = z.shape[1]
             labels = labels % C
             teacher = (2.0 * torch.randn(B, C, dtype=torch.float64)).float().double()

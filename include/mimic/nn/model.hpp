@@ -32,7 +32,8 @@ struct ParamTensor {
 class Layer;
 
 /// Architecture: see include/mimic/nn/spec.hpp for the spec grammar (dense:N, bottleneck:K,
-/// conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, flatten).
+/// conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish,
+/// hardsigmoid, tanh, dropout:P, flatten).
 ///
 /// Parameter tensors are named "layer<i>.<kind>.<W|b>" with i the 0-based position of the token in the
 /// spec, and laid out in spec order, W before b, without gaps:
@@ -67,7 +68,7 @@ public:
     /// He initialisation for layers followed by ReLU, Glorot otherwise; biases zero. Deterministic in seed.
     void init(std::uint64_t seed);
     /// True when layer i's weights take He initialisation: the next activation, looking through dropout,
-    /// flatten and pooling, is ReLU.
+    /// flatten and pooling (max, average, global), is ReLU, ReLU6, SiLU or HardSwish.
     bool he_init(std::size_t i) const;
     /// x: [B, input_size]. Returns logits [B, output_size], valid until the next forward().
     /// train enables dropout; its masks depend only on (dropout_seed, layer, row_offset + row of x, unit):

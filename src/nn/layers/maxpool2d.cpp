@@ -1,5 +1,5 @@
-// MaxPool2D kernels: one thread per output row (b, c, oh) in both passes (a vectorisable 2x2 path and a
-// general window); backward zeroes the input rows it owns and places each gradient at its argmax.
+// MaxPool2D kernels: for pool:K, one thread per output row (b, c, oh) in both passes (a vectorisable 2x2
+// path and a general window); for overlapping or padded windows, one thread per output / per input cell.
 #include "mimic/nn/layers/maxpool2d.hpp"
 
 namespace mimic::nn {
@@ -77,17 +77,84 @@ void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, Shape in, int k,
         });
 }
 
+void maxpool2d_forward_window(const Matrix& x, Shape in, PoolWindow win, const IntMatrix& arg,
+                              const Matrix& y) {
+    const std::int64_t B = x.extent(0);
+    const int C = in.c, H = in.h, W = in.w, OH = win.out(H), OW = win.out(W);
+    const int k = win.k, s = win.s, p = win.p;
+    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == in.size() &&
+                      std::int64_t(y.extent(1)) == std::int64_t(C) * OH * OW &&
+                      arg.extent(0) >= x.extent(0) && arg.extent(1) == y.extent(1),
+                  "maxpool2d_forward_window: shape mismatch");
+    const std::int64_t O = std::int64_t(C) * OH * OW;
+    Kokkos::parallel_for(
+        "mimic::nn::pool::forward_window", RangePolicy(0, B * O), KOKKOS_LAMBDA(const std::int64_t r) {
+            const std::int64_t b = r / O, o = r % O;
+            const int c = int(o / (OH * OW)), oh = int((o / OW) % OH), ow = int(o % OW);
+            const int h0 = oh * s - p, w0 = ow * s - p;
+            const int hs = h0 > 0 ? h0 : 0, ws = w0 > 0 ? w0 : 0;
+            const int he = h0 + k < H ? h0 + k : H, we = w0 + k < W ? w0 + k : W;
+            const float* xs = x.data() + b * x.extent(1);
+            int best = (c * H + hs) * W + ws;
+            float m = xs[best];
+            for (int ih = hs; ih < he; ++ih)
+                for (int iw = ws; iw < we; ++iw) {
+                    const int i = (c * H + ih) * W + iw;
+                    const bool gt = xs[i] > m;
+                    m = gt ? xs[i] : m;
+                    best = gt ? i : best;
+                }
+            y(b, o) = m;
+            arg(b, o) = best;
+        });
+}
+
+void maxpool2d_backward_window(const Matrix& dy, const IntMatrix& arg, Shape in, PoolWindow win,
+                               const Matrix& dx) {
+    const std::int64_t B = dy.extent(0);
+    const int C = in.c, H = in.h, W = in.w, OH = win.out(H), OW = win.out(W);
+    const int k = win.k, s = win.s, p = win.p;
+    MIMIC_REQUIRE(std::int64_t(dx.extent(1)) == in.size() &&
+                      std::int64_t(dy.extent(1)) == std::int64_t(C) * OH * OW,
+                  "maxpool2d_backward_window: shape mismatch");
+    const std::int64_t N = in.size();
+    Kokkos::parallel_for(
+        "mimic::nn::pool::backward_window", RangePolicy(0, B * N), KOKKOS_LAMBDA(const std::int64_t r) {
+            const std::int64_t b = r / N;
+            const int i = int(r % N), c = i / (H * W), ih = (i / W) % H, iw = i % W;
+            // Outputs whose window [o*s - p, o*s - p + k) holds ih: ceil((ih + p - k + 1) / s) .. (ih + p) /
+            // s.
+            const int oh_lo = ih + p - k + 1 > 0 ? (ih + p - k + s) / s : 0;
+            const int ow_lo = iw + p - k + 1 > 0 ? (iw + p - k + s) / s : 0;
+            const int oh_hi = (ih + p) / s < OH - 1 ? (ih + p) / s : OH - 1;
+            const int ow_hi = (iw + p) / s < OW - 1 ? (iw + p) / s : OW - 1;
+            float g = 0.0f;
+            for (int oh = oh_lo; oh <= oh_hi; ++oh)
+                for (int ow = ow_lo; ow <= ow_hi; ++ow) {
+                    const int o = (c * OH + oh) * OW + ow;
+                    g += arg(b, o) == i ? dy(b, o) : 0.0f;
+                }
+            dx(b, i) = g;
+        });
+}
+
 void MaxPool2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
     const std::int64_t B = x.extent(0), O = out_.size();
     if (std::int64_t(arg_.extent(0)) < B)
         arg_ = IntMatrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::pool::argmax"), B, O);
-    maxpool2d_forward(x, in_, k_, arg_, y);
+    if (win_.tiles())
+        maxpool2d_forward(x, in_, win_.k, arg_, y);
+    else
+        maxpool2d_forward_window(x, in_, win_, arg_, y);
 }
 
 void MaxPool2D::backward(const Matrix&, const Matrix&, const Matrix& dy, const Matrix& dx) {
     if (dx.extent(0) == 0) return;
     MIMIC_REQUIRE(arg_.extent(0) >= dy.extent(0), token_, ": backward before forward");
-    maxpool2d_backward(dy, arg_, in_, k_, dx);
+    if (win_.tiles())
+        maxpool2d_backward(dy, arg_, in_, win_.k, dx);
+    else
+        maxpool2d_backward_window(dy, arg_, in_, win_, dx);
 }
 
 } // namespace mimic::nn
