@@ -27,7 +27,10 @@ void describe(po::options_description& d, TrainOptions& o) {
         ("data", po::value(&o.data)->required(), "training set (a labelled dataset file, e.g. from `mimic data import`)")
         ("val", po::value(&o.val), "validation set, evaluated after every epoch (drives --schedule plateau)")
         ("arch", po::value(&o.arch)->required(), "architecture spec, e.g. dense:1200,relu,dense:1200,relu,dense:10 or "
-                                                  "conv:32x3,relu,pool:2,dense:256,relu,dense:10")
+                                                  "conv:32x3,relu,pool:2,dense:256,relu,dense:10; tokens: dense:N, bottleneck:K, "
+                                                  "conv:FxK[sS][pP], pool:K[sS][pP] (max), avgpool:K[sS][pP][e] (e: padding not "
+                                                  "counted), gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, "
+                                                  "dropout:P, flatten")
         ("out", po::value(&o.out)->required(), "model file to write (HDF5, written only when training completes)")
         ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs")
         ("batch", po::value(&o.batch)->default_value(o.batch), "global rows per micro-batch (split over the ranks)")
