@@ -24,7 +24,7 @@ void avgpool2d_forward(const Matrix& x, Shape in, PoolWindow win, bool count_pad
             for (int ih = hs; ih < he; ++ih)
                 for (int iw = ws; iw < we; ++iw)
                     sum += xs[ih * W + iw];
-            y(b, o) = sum / float(count_pad ? k * k : (he - hs) * (we - ws));
+            y(b, o) = sum / (count_pad ? float(k) * float(k) : float((he - hs) * (we - ws)));
         });
 }
 
@@ -53,7 +53,8 @@ void avgpool2d_backward(const Matrix& dy, Shape in, PoolWindow win, bool count_p
                 for (int ow = ow_lo; ow <= ow_hi; ++ow) {
                     const int w0 = ow * s - p;
                     const int cols = (w0 + k < W ? w0 + k : W) - (w0 > 0 ? w0 : 0);
-                    g += dy(b, (c * OH + oh) * OW + ow) / float(count_pad ? k * k : rows * cols);
+                    g += dy(b, (c * OH + oh) * OW + ow) /
+                         (count_pad ? float(k) * float(k) : float(rows * cols));
                 }
             }
             dx(b, i) = g;
