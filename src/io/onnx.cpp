@@ -6,6 +6,7 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/version_info.hpp"
 #include "mimic/io/dataset.hpp"
+#include "mimic/nn/layers/batchnorm.hpp"
 #include "mimic/nn/spec.hpp"
 
 #include <onnx/checker.h>
@@ -129,8 +130,9 @@ bool all_equal(const std::vector<std::int64_t>& v, std::int64_t x) {
 struct Pending {
     nn::LayerKind kind = nn::LayerKind::ReLU;
     std::string token;
-    std::vector<double> W, b; ///< b empty for bottleneck
-    int out = 0;              ///< output units / filters
+    std::vector<double> W, b;      ///< b empty for bottleneck
+    int out = 0;                   ///< output units / filters
+    std::vector<double> mean, var; ///< bn: the running statistics
 };
 
 class Importer {
@@ -614,23 +616,40 @@ private:
         advance(n);
     }
 
+    /// BatchNormalization (inference): folded into the Conv, Gemm or MatMul right before it, or else a bn
+    /// layer with these statistics (an epsilon other than bn's moves into the variance).
     void batchnorm(const onnx::NodeProto& n, const std::string& where) {
         need_cur(n, where);
         if (attr_int(n, "training_mode", 0) != 0)
             fail(where, ": training_mode = 1 is not supported (export in eval mode)");
-        if (!fresh_param_)
-            fail(where,
-                 ": BatchNormalization must directly follow a Conv, Gemm or MatMul to be folded into it");
         if (n.input_size() != 5) fail(where, ": expected 5 inputs (X, scale, B, mean, var)");
-        Pending& p = layers_.back();
+        const int channels = fresh_param_ ? layers_.back().out : image_ ? shape_.c : int(shape_.size());
         const Const& scale = need_const(n.input(1), where, "scale");
         const Const& bias = need_const(n.input(2), where, "B");
         const Const& mean = need_const(n.input(3), where, "mean");
         const Const& var = need_const(n.input(4), where, "var");
         for (const Const* c : {&scale, &bias, &mean, &var})
-            if (c->size() != p.out)
-                fail(where, ": parameters of size ", c->size(), " for ", p.out, " channels");
+            if (c->size() != channels)
+                fail(where, ": parameters of size ", c->size(), " for ", channels, " channels");
         const double eps = attr_float(n, "epsilon", 1e-5);
+        if (!fresh_param_) {
+            Pending p;
+            p.kind = nn::LayerKind::BatchNorm;
+            p.token = "bn";
+            p.out = channels;
+            p.W = scale.v;
+            p.b = bias.v;
+            p.mean = mean.v;
+            for (double v : var.v) {
+                p.var.push_back(v + eps - nn::BatchNorm::kEps);
+                if (p.var.back() < 0)
+                    fail(where, ": variance ", v, " with epsilon ", eps, " is below bn's epsilon ",
+                         nn::BatchNorm::kEps);
+            }
+            push(std::move(p), where);
+            return advance(n);
+        }
+        Pending& p = layers_.back();
         if (p.b.empty()) p.b.assign(size_t(p.out), 0.0);
         std::vector<double> s(size_t(p.out));
         for (int f = 0; f < p.out; ++f) {
@@ -644,6 +663,23 @@ private:
             p.token = "dense:" + std::to_string(p.out);
         }
         advance(n);
+    }
+
+    /// The running statistics of the bn layers into the model's state.
+    void set_state(nn::Model& model) const {
+        std::vector<float> state(size_t(model.num_state()));
+        for (const auto& t : model.state_tensors()) {
+            const size_t i = size_t(std::stoi(t.name.substr(5))); // "layer<i>.bn.running_<mean|var>"
+            const bool is_mean = t.name.compare(t.name.size() - 4, 4, "mean") == 0;
+            const auto& v = is_mean ? layers_.at(i).mean : layers_.at(i).var;
+            MIMIC_REQUIRE(std::int64_t(v.size()) == t.size, path_, ": internal: ", t.name, " size mismatch");
+            for (size_t k = 0; k < v.size(); ++k)
+                state[size_t(t.offset) + k] = float(v[k]);
+        }
+        if (!state.empty())
+            Kokkos::deep_copy(model.state(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
+                                                          Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                                                 state.data(), state.size()));
     }
 
     nn::Model build(ModelMeta* meta) {
@@ -672,6 +708,7 @@ private:
             Kokkos::deep_copy(model.params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
                                                            Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
                                                   host.data(), host.size()));
+        set_state(model);
         if (meta) {
             *meta = ModelMeta{};
             meta->spec = spec;
@@ -708,6 +745,12 @@ public:
                 Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
                     host_.data(), host_.size()),
                 model.params());
+        state_.resize(size_t(model.num_state()));
+        if (!state_.empty())
+            Kokkos::deep_copy(
+                Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                    state_.data(), state_.size()),
+                model.state());
     }
 
     onnx::ModelProto build(const RawInput* raw) {
@@ -733,7 +776,7 @@ private:
     const nn::Model& model_;
     onnx::ModelProto proto_;
     onnx::GraphProto* g_ = nullptr;
-    std::vector<float> host_;
+    std::vector<float> host_, state_;
     std::string cur_;
     bool image_ = false;
 
@@ -859,6 +902,22 @@ private:
         }
     }
 
+    /// bn as BatchNormalization (epsilon 1e-5) with its running statistics.
+    void batchnorm(const std::string& base) {
+        std::vector<std::string> inputs{cur_, base + ".W", base + ".b"};
+        for (const char* s : {".W", ".b"}) {
+            const auto& t = model_.param_tensor(base + s);
+            initializer(t.name, t.shape, param(t.name));
+        }
+        for (const auto& t : model_.state_tensors())
+            if (t.name.rfind(base + ".", 0) == 0) {
+                initializer(t.name, t.shape, state_.data() + t.offset);
+                inputs.push_back(t.name);
+            }
+        auto* n = node("BatchNormalization", base, inputs);
+        float1(n, "epsilon", float(nn::BatchNorm::kEps));
+    }
+
     void layer(int i, const nn::LayerSpec& l) {
         const std::string base = "layer" + std::to_string(i) + "." + nn::kind_name(l.kind);
         switch (l.kind) {
@@ -903,6 +962,9 @@ private:
         case nn::LayerKind::HardSwish:
         case nn::LayerKind::HardSigmoid:
             pool_or_activation(base, l);
+            break;
+        case nn::LayerKind::BatchNorm:
+            batchnorm(base);
             break;
         case nn::LayerKind::ReLU:
             node("Relu", base, {cur_});

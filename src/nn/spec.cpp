@@ -70,13 +70,15 @@ const char* parse_pool(const std::string& name, const std::string& arg, bool has
     return nullptr;
 }
 
-/// The argument-free tokens of global pooling and the activations beyond relu/sigmoid/tanh.
+/// The argument-free tokens of global pooling, batch normalisation and the activations beyond
+/// relu/sigmoid/tanh.
 bool plain_kind(const std::string& name, LayerKind& kind) {
     static const std::pair<const char*, LayerKind> table[] = {{"gap", LayerKind::GlobalAvgPool},
                                                               {"relu6", LayerKind::ReLU6},
                                                               {"silu", LayerKind::SiLU},
                                                               {"hardswish", LayerKind::HardSwish},
-                                                              {"hardsigmoid", LayerKind::HardSigmoid}};
+                                                              {"hardsigmoid", LayerKind::HardSigmoid},
+                                                              {"bn", LayerKind::BatchNorm}};
     for (const auto& [text, k] : table)
         if (name == text) {
             kind = k;
@@ -136,6 +138,8 @@ const char* kind_name(LayerKind kind) {
         return "hardswish";
     case LayerKind::HardSigmoid:
         return "hardsigmoid";
+    case LayerKind::BatchNorm:
+        return "bn";
     }
     return "?";
 }
@@ -222,7 +226,7 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
             if (has_arg) bad("no argument after this layer name");
         } else {
             bad("one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, "
-                "relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten");
+                "relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn");
         }
         out.push_back(l);
         start = end + 1;
@@ -249,6 +253,7 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
     case LayerKind::SiLU:
     case LayerKind::HardSwish:
     case LayerKind::HardSigmoid:
+    case LayerKind::BatchNorm:
         return in;
     case LayerKind::Conv: {
         fits(image, "conv needs an image input (channels x height x width) but gets ", in.size(),

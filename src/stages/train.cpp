@@ -30,7 +30,7 @@ void describe(po::options_description& d, TrainOptions& o) {
                                                   "conv:32x3,relu,pool:2,dense:256,relu,dense:10; tokens: dense:N, bottleneck:K, "
                                                   "conv:FxK[sS][pP], pool:K[sS][pP] (max), avgpool:K[sS][pP][e] (e: padding not "
                                                   "counted), gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, "
-                                                  "dropout:P, flatten")
+                                                  "dropout:P, flatten, bn (batch normalisation)")
         ("out", po::value(&o.out)->required(), "model file to write (HDF5, written only when training completes)")
         ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs")
         ("batch", po::value(&o.batch)->default_value(o.batch), "global rows per micro-batch (split over the ranks)")

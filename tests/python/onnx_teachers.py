@@ -2,8 +2,8 @@
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
 # and models with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
-# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14.onnx and
-#                                   bad/pool32/bnrelu.onnx)
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu.onnx and
+#                                   bad/pool32.onnx)
 import os
 import sys
 import warnings
@@ -48,10 +48,11 @@ cnn = nn.Sequential(nn.Conv2d(C, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
                     nn.Conv2d(6, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Sigmoid(), nn.Flatten(), nn.Linear(32, K))
 mm = MatMulNet()
 bad = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.LayerNorm(16), nn.Linear(16, K), nn.Softmax(dim=1))
-# Supported operators with settings Mimic cannot represent: dilated pooling, BatchNorm after an activation.
+# Supported operators with settings Mimic cannot represent: dilated pooling. BatchNorm after an activation
+# (not foldable) imports as bn.
 pool32 = nn.Sequential(nn.Conv2d(C, 4, 3), nn.MaxPool2d(2, stride=2, dilation=2), nn.Flatten(), nn.Linear(16, K))
 bnrelu = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.Linear(16, K))
-for m in (mlp, cnn):
+for m in (mlp, cnn, bnrelu):
     for layer in m:
         if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
             randomize_bn(layer)

@@ -27,6 +27,7 @@ namespace mimic::nn {
 ///                  x·relu6(x + 3)/6, relu6(x + 3)/6)
 ///   dropout:P      inverted dropout with drop probability 0 <= P < 1
 ///   flatten        C x H x W -> C*H*W (dense after conv/pool also flattens implicitly)
+///   bn             batch normalisation over channels (image input) or features (flat input)
 /// Example: conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10
 /// Tokens are numbered from 1 in error messages; layer i (0-based, as in parameter names) is token i+1.
 enum class LayerKind {
@@ -44,7 +45,8 @@ enum class LayerKind {
     ReLU6,
     SiLU,
     HardSwish,
-    HardSigmoid
+    HardSigmoid,
+    BatchNorm
 };
 
 struct LayerSpec {
