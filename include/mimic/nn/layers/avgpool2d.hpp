@@ -8,9 +8,10 @@
 namespace mimic::nn {
 
 /// y[b, c, oh, ow] = sum of the window's real cells / divisor, the divisor k*k (count_pad: padded zeros
-/// count) or the number of real cells. One thread per output.
+/// count) or the number of real cells. One thread per output row (b, c, oh).
 void avgpool2d_forward(const Matrix& x, Shape in, PoolWindow win, bool count_pad, const Matrix& y);
-/// dx[b, i] = sum over the outputs whose window holds i of dy / divisor. One thread per input cell.
+/// dx[b, i] = sum over the outputs whose window holds i of dy / divisor (outputs in scan order). One
+/// thread per input row (b, c, ih).
 void avgpool2d_backward(const Matrix& dy, Shape in, PoolWindow win, bool count_pad, const Matrix& dx);
 /// y[b, c] = mean over the H x W plane of channel c. One thread per (b, c).
 void global_avgpool_forward(const Matrix& x, Shape in, const Matrix& y);

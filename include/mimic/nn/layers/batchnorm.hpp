@@ -11,13 +11,15 @@ using DoubleVector = Kokkos::View<double*, Kokkos::LayoutRight, MemSpace>;
 /// sums[c] = sum of x over the rows and the plane of channel c, sums[C + c] = sum of x^2 (in double).
 /// x is [B, C * HW]. One thread per channel (a fixed summation order).
 void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& sums);
-/// y = (x - mean[c]) * scale[c] + shift[c] elementwise (scale = gamma / std). One thread per element.
+/// y = (x - mean[c]) * scale[c] + shift[c] elementwise (scale = gamma / std). One thread per (row,
+/// channel) plane.
 void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const Vector& scale,
                      const Vector& shift, const Matrix& y);
 /// sums[c] = sum of dy, sums[C + c] = sum of dy * (x - mean[c]) * invstd[c] over the rows and the plane.
 void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean,
                          const Vector& invstd, const DoubleVector& sums);
 /// dx = scale[c] * (dy - a[c] - xhat * b[c]), xhat = (x - mean[c]) * invstd[c]; a = b = 0 at inference.
+/// One thread per (row, channel) plane.
 void batchnorm_dx(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean, const Vector& invstd,
                   const Vector& scale, const Vector& a, const Vector& b, const Matrix& dx);
 /// scale[c] = gamma[c] * invstd[c].

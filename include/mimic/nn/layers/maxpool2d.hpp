@@ -22,12 +22,12 @@ struct PoolWindow {
 void maxpool2d_forward(const Matrix& x, Shape in, int k, const IntMatrix& arg, const Matrix& y);
 /// dx = 0 except dx[b, arg[b, o]] = dy[b, o] (windows do not overlap, so no two outputs share an input).
 void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, Shape in, int k, const Matrix& dx);
-/// Any window (overlapping, padded): one thread per output; arg as above (the first maximum among the
-/// window's real cells in scan order wins, as in PyTorch).
+/// Any window (overlapping, padded): one thread per output row (b, c, oh); arg as above (the first maximum
+/// among the window's real cells in scan order wins, as in PyTorch).
 void maxpool2d_forward_window(const Matrix& x, Shape in, PoolWindow win, const IntMatrix& arg,
                               const Matrix& y);
-/// Any window: one thread per input cell, summing dy over the outputs whose argmax it is (a fixed order,
-/// no atomics).
+/// Any window: one thread per input row (b, c, ih), adding dy of the outputs whose argmax lies in the row
+/// (outputs in scan order: a fixed order, no atomics).
 void maxpool2d_backward_window(const Matrix& dy, const IntMatrix& arg, Shape in, PoolWindow win,
                                const Matrix& dx);
 
