@@ -1,5 +1,5 @@
-// Batch normalisation kernels (per-channel sums in double with one thread per channel, elementwise
-// normalisation and input gradient) and the layer's host-side statistics: a few floats per channel.
+// Batch normalisation kernels (per-plane sums in double, then per-channel totals in a fixed order;
+// normalisation and input gradient per plane) and the layer's host-side statistics: a few floats per channel.
 #include "mimic/nn/layers/batchnorm.hpp"
 
 #include <cmath>
@@ -29,25 +29,45 @@ void from_host(const V& v, const std::vector<T>& values) {
 
 } // namespace
 
-void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& sums) {
-    const std::int64_t B = x.extent(0);
-    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(C) * HW && int(sums.extent(0)) >= 2 * C,
-                  "batchnorm_sums: shape mismatch");
-    const float* xp = x.data();
+void batchnorm_plane_totals(const DoubleVector& planes, std::int64_t B, int C, const DoubleVector& sums) {
     Kokkos::parallel_for(
-        "mimic::nn::bn::sums", RangePolicy(0, C), KOKKOS_LAMBDA(const std::int64_t c) {
+        "mimic::nn::bn::totals", RangePolicy(0, C), KOKKOS_LAMBDA(const std::int64_t c) {
             double s = 0, s2 = 0;
             for (std::int64_t b = 0; b < B; ++b) {
-                const float* row = xp + (b * C + c) * HW;
-                for (int i = 0; i < HW; ++i) {
-                    const double v = row[i];
-                    s += v;
-                    s2 += v * v;
-                }
+                s += planes(2 * (b * C + c));
+                s2 += planes(2 * (b * C + c) + 1);
             }
             sums(c) = s;
             sums(C + c) = s2;
         });
+}
+
+void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& planes, const DoubleVector& sums) {
+    const std::int64_t B = x.extent(0);
+    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(C) * HW && int(sums.extent(0)) >= 2 * C &&
+                      std::int64_t(planes.extent(0)) >= 2 * B * C,
+                  "batchnorm_sums: shape mismatch");
+    const float* xp = x.data();
+    // One thread per (row, channel) plane, four independent accumulators (a fixed order).
+    Kokkos::parallel_for(
+        "mimic::nn::bn::sums", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t r) {
+            const float* xs = xp + r * HW;
+            double s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+            int i = 0;
+            for (; i + 4 <= HW; i += 4)
+                for (int l = 0; l < 4; ++l) {
+                    const double v = xs[i + l];
+                    s[l] += v;
+                    q[l] += v * v;
+                }
+            for (; i < HW; ++i) {
+                s[0] += xs[i];
+                q[0] += double(xs[i]) * xs[i];
+            }
+            planes(2 * r) = (s[0] + s[1]) + (s[2] + s[3]);
+            planes(2 * r + 1) = (q[0] + q[1]) + (q[2] + q[3]);
+        });
+    batchnorm_plane_totals(planes, B, C, sums);
 }
 
 void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const Vector& scale,
@@ -69,26 +89,34 @@ void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const V
 }
 
 void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean,
-                         const Vector& invstd, const DoubleVector& sums) {
+                         const Vector& invstd, const DoubleVector& planes, const DoubleVector& sums) {
     const std::int64_t B = x.extent(0);
-    MIMIC_REQUIRE(dy.size() == x.size() && int(sums.extent(0)) >= 2 * C,
+    MIMIC_REQUIRE(dy.size() == x.size() && int(sums.extent(0)) >= 2 * C &&
+                      std::int64_t(planes.extent(0)) >= 2 * B * C,
                   "batchnorm_grad_sums: shape mismatch");
     const float* xp = x.data();
     const float* gp = dy.data();
     Kokkos::parallel_for(
-        "mimic::nn::bn::grad_sums", RangePolicy(0, C), KOKKOS_LAMBDA(const std::int64_t c) {
-            double s = 0, sx = 0;
+        "mimic::nn::bn::grad_sums", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t r) {
+            const int c = int(r % C);
             const float m = mean(c), is = invstd(c);
-            for (std::int64_t b = 0; b < B; ++b) {
-                const std::int64_t o = (b * C + c) * HW;
-                for (int i = 0; i < HW; ++i) {
-                    s += gp[o + i];
-                    sx += double(gp[o + i]) * double((xp[o + i] - m) * is);
+            const float* xs = xp + r * HW;
+            const float* gs = gp + r * HW;
+            double s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+            int i = 0;
+            for (; i + 4 <= HW; i += 4)
+                for (int l = 0; l < 4; ++l) {
+                    s[l] += gs[i + l];
+                    q[l] += double(gs[i + l]) * double((xs[i + l] - m) * is);
                 }
+            for (; i < HW; ++i) {
+                s[0] += gs[i];
+                q[0] += double(gs[i]) * double((xs[i] - m) * is);
             }
-            sums(c) = s;
-            sums(C + c) = sx;
+            planes(2 * r) = (s[0] + s[1]) + (s[2] + s[3]);
+            planes(2 * r + 1) = (q[0] + q[1]) + (q[2] + q[3]);
         });
+    batchnorm_plane_totals(planes, B, C, sums);
 }
 
 void batchnorm_dx(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean, const Vector& invstd,
@@ -132,6 +160,13 @@ BatchNorm::BatchNorm(int index, std::string token, Shape in)
       HW_(in.c == 1 && in.h == 1 ? 1 : in.h * in.w), mean_("mimic::nn::bn::mean", C_),
       invstd_("mimic::nn::bn::invstd", C_), scale_("mimic::nn::bn::scale", C_), a_("mimic::nn::bn::a", C_),
       b_("mimic::nn::bn::b", C_), sums_("mimic::nn::bn::sums", 2 * C_) {}
+
+DoubleVector BatchNorm::planes(std::int64_t rows) {
+    if (std::int64_t(planes_.extent(0)) < 2 * rows * C_)
+        planes_ = DoubleVector(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::bn::planes"),
+                               2 * rows * C_);
+    return planes_;
+}
 
 void BatchNorm::bind(const std::vector<UnmanagedVector>& params, const std::vector<UnmanagedVector>& grads) {
     gamma_ = params[0];
@@ -190,7 +225,7 @@ void BatchNorm::forward(const Matrix& x, const Matrix& y, const ForwardContext& 
     train_ = ctx.train;
     reduce_ = ctx.reduce_stats ? *ctx.reduce_stats : StatReducer();
     if (train_) {
-        batchnorm_sums(x, C_, HW_, sums_);
+        batchnorm_sums(x, C_, HW_, planes(x.extent(0)), sums_);
         auto s = to_host_doubles(sums_);
         s.push_back(double(x.extent(0)) * HW_);
         batch_statistics(s);
@@ -202,7 +237,7 @@ void BatchNorm::forward(const Matrix& x, const Matrix& y, const ForwardContext& 
 }
 
 void BatchNorm::backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) {
-    batchnorm_grad_sums(x, dy, C_, HW_, mean_, invstd_, sums_);
+    batchnorm_grad_sums(x, dy, C_, HW_, mean_, invstd_, planes(x.extent(0)), sums_);
     batchnorm_param_grads(sums_, dgamma_, dbeta_);
     if (dx.extent(0) == 0) return;
     std::vector<float> a(std::size_t(C_), 0.0f), b(std::size_t(C_), 0.0f);

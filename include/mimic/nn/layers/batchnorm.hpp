@@ -9,15 +9,18 @@ namespace mimic::nn {
 using DoubleVector = Kokkos::View<double*, Kokkos::LayoutRight, MemSpace>;
 
 /// sums[c] = sum of x over the rows and the plane of channel c, sums[C + c] = sum of x^2 (in double).
-/// x is [B, C * HW]. One thread per channel (a fixed summation order).
-void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& sums);
+/// x is [B, C * HW]. One thread per (row, channel) plane into planes [2 B C], then one per channel (a
+/// fixed summation order).
+void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& planes, const DoubleVector& sums);
+/// sums[c] = sum over b of planes[2 (b C + c)], sums[C + c] of planes[2 (b C + c) + 1].
+void batchnorm_plane_totals(const DoubleVector& planes, std::int64_t B, int C, const DoubleVector& sums);
 /// y = (x - mean[c]) * scale[c] + shift[c] elementwise (scale = gamma / std). One thread per (row,
 /// channel) plane.
 void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const Vector& scale,
                      const Vector& shift, const Matrix& y);
 /// sums[c] = sum of dy, sums[C + c] = sum of dy * (x - mean[c]) * invstd[c] over the rows and the plane.
 void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean,
-                         const Vector& invstd, const DoubleVector& sums);
+                         const Vector& invstd, const DoubleVector& planes, const DoubleVector& sums);
 /// dx = scale[c] * (dy - a[c] - xhat * b[c]), xhat = (x - mean[c]) * invstd[c]; a = b = 0 at inference.
 /// One thread per (row, channel) plane.
 void batchnorm_dx(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean, const Vector& invstd,
@@ -53,12 +56,13 @@ private:
     int C_, HW_;
     UnmanagedVector gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
     Vector mean_, invstd_, scale_, a_, b_; ///< of the last forward (a_, b_: backward's batch terms)
-    DoubleVector sums_;
+    DoubleVector sums_, planes_;
     bool train_ = false; ///< the last forward normalised with batch statistics
     double count_ = 0;   ///< values per channel in the last training batch (all replicas)
     StatReducer reduce_; ///< the last forward's reducer (empty: this rank alone), for backward
     void batch_statistics(std::vector<double>& s);
     void use_running_statistics();
+    DoubleVector planes(std::int64_t rows); ///< the per-plane workspace, grown to `rows` rows
 };
 
 } // namespace mimic::nn
