@@ -1,212 +1,425 @@
-// `mimic data import`: decodes IDX images and labels, splits validation rows off the end of the
-// training set, normalises, and writes train.h5 / val.h5 / test.h5 collectively and atomically.
+// `mimic data import`: reads images and labels through the io array sources (IDX, .npy/.npz, HDF5, CIFAR
+// binary, image folders), splits validation rows off the end of the training set, normalises, and writes
+// train.h5 / val.h5 / test.h5 (or one unlabelled transfer file) collectively, each rank streaming its own
+// rows block by block, and renames the files into place only when all are written.
 #include "mimic/stages/data_import.hpp"
 
 #include "mimic/core/log.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
-#include "mimic/io/idx.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/source_rows.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <sstream>
 
 namespace po = boost::program_options;
 
 namespace mimic::stages {
 
+namespace {
+const char* kFashionTrainLabels = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz";
+const char* kFashionTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+} // namespace
+
 // clang-format off
 void describe(po::options_description& d, DataImportOptions& o) {
     d.add_options()
-        ("train-images", po::value(&o.train_images)->default_value(o.train_images), "training images (IDX, .gz or plain)")
-        ("train-labels", po::value(&o.train_labels)->default_value(o.train_labels), "training labels (IDX)")
-        ("test-images", po::value(&o.test_images)->default_value(o.test_images), "test images (IDX)")
-        ("test-labels", po::value(&o.test_labels)->default_value(o.test_labels), "test labels (IDX)")
+        ("train-images", po::value(&o.train_images)->default_value(o.train_images), "training images: an IDX file (.gz or plain), FILE.npy, FILE.npz:KEY, FILE.h5:/DATASET, CIFAR batch files (comma-separated, with --format cifar|cifar100) or a directory of class subfolders of PNG/JPEG images")
+        ("train-labels", po::value(&o.train_labels)->default_value(o.train_labels), "training labels: IDX, FILE.npy, FILE.npz:KEY or FILE.h5:/DATASET (1-D integers); none for CIFAR and image folders, which carry them (default: Fashion-MNIST's with the default images)")
+        ("test-images", po::value(&o.test_images)->default_value(o.test_images), "test images (as --train-images)")
+        ("test-labels", po::value(&o.test_labels)->default_value(o.test_labels), "test labels (as --train-labels)")
+        ("format", po::value(&o.format)->default_value(o.format), "image format: auto (by content) | idx | npy | npz | hdf5 | cifar | cifar100 | images")
+        ("layout", po::value(&o.layout)->default_value(o.layout), "layout of rank-4 arrays (.npy, .npz, HDF5): nhwc | nchw")
+        ("unlabelled", po::value(&o.unlabelled)->default_value(o.unlabelled), "unlabelled rows (any image format) to one transfer file --out without /y, normalised as --norm-from")
+        ("norm-from", po::value(&o.norm_from)->default_value(o.norm_from), "with --unlabelled: the training dataset file whose normalisation is applied")
+        ("out", po::value(&o.out)->default_value(o.out), "with --unlabelled: the transfer file to write")
         ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "directory for train.h5, val.h5 and test.h5")
         ("val", po::value(&o.val)->default_value(o.val), "rows split off the end of the training set into val.h5 (0: none)")
-        ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (pixels scaled to [0,1] first)")
+        ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (8-bit pixels scaled to [0,1] first)")
         ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files")
-        ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)");
+        ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)")
+        ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows each rank converts per block (0: about 32 MiB of values); memory per rank is bounded by a block");
 }
 // clang-format on
 
 namespace {
 
-struct Split {
-    io::IdxArray images, labels;
+struct Input {
+    std::unique_ptr<io::ImageRows> x;
+    std::unique_ptr<io::LabelRows> y; ///< null: unlabelled
 };
 
-Split load_pair(const std::string& images_path, const std::string& labels_path) {
-    Split s{io::read_idx(images_path), io::read_idx(labels_path)};
-    if (s.images.dims.size() < 2)
-        fail(images_path, ": image file must have at least 2 dimensions (count, features...), found ",
-             s.images.dims.size());
-    if (s.labels.dims.size() != 1)
-        fail(labels_path, ": label file must be 1-D, found ", s.labels.dims.size(), " dimensions");
-    if (s.images.count() != s.labels.count())
-        fail(labels_path, ": holds ", s.labels.count(), " labels but ", images_path, " holds ",
-             s.images.count(), " images");
+/// Opens images (as --format) and their labels: the label file when given, else the labels the images
+/// carry. A label file for a format that carries labels, and labels missing where needed, are refused.
+Input open_input(const std::string& images, const std::string& labels, const DataImportOptions& o,
+                 const std::string& labels_option, bool need_labels) {
+    Input in;
+    in.x = std::make_unique<io::ImageRows>(io::open_array_source(images, o.format), o.layout);
+    const auto& src = in.x->source();
+    if (!labels.empty() && src.has_labels())
+        fail(labels_option, ": ", images, " carries its own labels; drop ", labels_option);
+    if (!need_labels) return in;
+    if (labels.empty() && !src.has_labels())
+        fail(images, ": carries no labels; name them with ", labels_option);
+    in.y = labels.empty() ? std::make_unique<io::LabelRows>(src)
+                          : std::make_unique<io::LabelRows>(io::open_array_source(labels, "auto"));
+    if (in.y->rows() != in.x->rows())
+        fail(in.y->name(), ": holds ", in.y->rows(), " labels but ", images, " holds ", in.x->rows(),
+             " images");
+    return in;
+}
+
+std::int64_t block_rows(const DataImportOptions& o, std::int64_t d) {
+    if (o.block_rows < 0) fail("--block-rows: must be >= 0, got ", o.block_rows);
+    return o.block_rows > 0 ? o.block_rows : std::max<std::int64_t>(1, (std::int64_t(32) << 20) / (8 * d));
+}
+
+/// Label statistics of this rank's share of rows: counts of labels below 256 and the largest label.
+struct LabelScan {
+    std::vector<long long> count = std::vector<long long>(256, 0);
+    long long max_label = -1;
+};
+
+LabelScan scan_labels(const io::LabelRows& y, std::int64_t n, std::int64_t block, const par::Comm& comm) {
+    LabelScan s;
+    const auto mine = par::split_range(n, comm.size(), comm.rank());
+    std::vector<int> buf;
+    for (std::int64_t b = mine.begin; b < mine.end; b += block) {
+        const std::int64_t k = std::min(block, mine.end - b);
+        buf.resize(size_t(k));
+        y.read(b, k, buf.data());
+        for (int v : buf) {
+            if (v < 256) ++s.count[size_t(v)];
+            s.max_label = std::max<long long>(s.max_label, v);
+        }
+    }
     return s;
 }
 
+/// Refuses the first label >= C among rows [0, n) (the lowest failing rank reports).
+void refuse_labels_from(const io::LabelRows& y, std::int64_t n, int C, std::int64_t block, bool from_option,
+                        const par::Comm& comm) {
+    par::agree(comm, [&] {
+        const auto mine = par::split_range(n, comm.size(), comm.rank());
+        std::vector<int> buf;
+        for (std::int64_t b = mine.begin; b < mine.end; b += block) {
+            const std::int64_t k = std::min(block, mine.end - b);
+            buf.resize(size_t(k));
+            y.read(b, k, buf.data());
+            for (std::int64_t i = 0; i < k; ++i)
+                if (buf[size_t(i)] >= C)
+                    fail(y.name(), ": row ", b + i, " has label ", buf[size_t(i)], " but there are ", C,
+                         " classes (", from_option ? "--num-classes" : "from the training labels",
+                         "); fix the labels or pass --num-classes");
+        }
+    });
+}
+
+/// The class count: --num-classes when given (every label below it), else the largest training label + 1
+/// with every class in between present in the training labels (a stray label such as 12 among 0-9 is
+/// refused). Each rank scans its own rows; counts are summed.
+int decide_classes(const Input& train, const Input& test, const DataImportOptions& o, std::int64_t block,
+                   const par::Comm& comm) {
+    if (o.num_classes < 0 || o.num_classes > 256)
+        fail("--num-classes: must be in [0, 256], got ", o.num_classes);
+    LabelScan tr, te;
+    par::agree(comm, [&] {
+        tr = scan_labels(*train.y, train.x->rows(), block, comm);
+        te = scan_labels(*test.y, test.x->rows(), block, comm);
+    });
+    MPI_Allreduce(MPI_IN_PLACE, tr.count.data(), 256, MPI_LONG_LONG, MPI_SUM, comm.get());
+    MPI_Allreduce(MPI_IN_PLACE, &tr.max_label, 1, MPI_LONG_LONG, MPI_MAX, comm.get());
+    MPI_Allreduce(MPI_IN_PLACE, &te.max_label, 1, MPI_LONG_LONG, MPI_MAX, comm.get());
+    const long long C = o.num_classes > 0 ? o.num_classes : std::max(tr.max_label + 1, 1LL);
+    par::agree(comm, [&] {
+        if (C > 256)
+            fail(train.y->name(), ": labels go up to ", tr.max_label, "; at most 256 classes are supported");
+    });
+    if (tr.max_label >= C)
+        refuse_labels_from(*train.y, train.x->rows(), int(C), block, o.num_classes > 0, comm);
+    if (te.max_label >= C)
+        refuse_labels_from(*test.y, test.x->rows(), int(C), block, o.num_classes > 0, comm);
+    par::agree(comm, [&] {
+        if (o.num_classes == 0)
+            for (int c = 0; c < C; ++c)
+                if (tr.count[size_t(c)] == 0)
+                    fail(train.y->name(), ": no training row has label ", c, " although labels go up to ",
+                         tr.max_label, "; labels must be 0..C-1 (pass --num-classes C if class ", c,
+                         " is really empty)");
+    });
+    return int(C);
+}
+
 /// Mean and standard deviation of each feature for --norm, from the first n_train training rows only
-/// (validation and test rows never leak into them); `none` keeps 0 and 1.
-void train_statistics(const std::string& norm, const Split& train, std::int64_t n_train, std::int64_t d,
-                      double scale, std::vector<float>& mean, std::vector<float>& stdev) {
+/// (validation and test rows never leak into them); `none` keeps 0 and 1. Rank 0 streams the rows in
+/// order, so the sums (and the files) do not depend on the rank count; the vectors are broadcast.
+void train_statistics(const std::string& norm, const io::ImageRows& x, std::int64_t n_train,
+                      std::int64_t block, double scale, std::vector<float>& mean, std::vector<float>& stdev,
+                      const par::Comm& comm) {
+    const std::int64_t d = x.d();
     mean.assign(size_t(d), 0.0f);
     stdev.assign(size_t(d), 1.0f);
-    if (norm == "global") {
-        double s = 0, ss = 0;
-        const std::int64_t cnt = n_train * d;
-        for (std::int64_t i = 0; i < cnt; ++i) {
-            const double v = train.images.data[size_t(i)] * scale;
-            s += v;
-            ss += v * v;
+    if (norm == "none") return;
+    par::agree(comm, [&] {
+        if (comm.rank() != 0) return;
+        const bool global = norm == "global";
+        std::vector<double> s(global ? 1 : size_t(d), 0), ss(global ? 1 : size_t(d), 0), buf;
+        for (std::int64_t b = 0; b < n_train; b += block) {
+            const std::int64_t k = std::min(block, n_train - b);
+            buf.resize(size_t(k * d));
+            x.read(b, k, buf.data());
+            for (std::int64_t r = 0; r < k; ++r)
+                for (std::int64_t j = 0; j < d; ++j) {
+                    const double v = buf[size_t(r * d + j)] * scale;
+                    s[global ? 0 : size_t(j)] += v;
+                    ss[global ? 0 : size_t(j)] += v * v;
+                }
         }
-        const double m = s / double(cnt), sd = std::sqrt(std::max(ss / double(cnt) - m * m, 1e-12));
-        std::fill(mean.begin(), mean.end(), float(m));
-        std::fill(stdev.begin(), stdev.end(), float(sd));
-    } else if (norm == "per-feature") {
-        std::vector<double> s(size_t(d), 0), ss(size_t(d), 0);
-        for (std::int64_t r = 0; r < n_train; ++r)
-            for (std::int64_t j = 0; j < d; ++j) {
-                const double v = train.images.data[size_t(r * d + j)] * scale;
-                s[size_t(j)] += v;
-                ss[size_t(j)] += v * v;
-            }
+        if (global) {
+            const double cnt = double(n_train * d);
+            const double m = s[0] / cnt, sd = std::sqrt(std::max(ss[0] / cnt - m * m, 1e-12));
+            std::fill(mean.begin(), mean.end(), float(m));
+            std::fill(stdev.begin(), stdev.end(), float(sd));
+            return;
+        }
         for (std::int64_t j = 0; j < d; ++j) {
             const double m = s[size_t(j)] / double(n_train);
             const double var = ss[size_t(j)] / double(n_train) - m * m;
             mean[size_t(j)] = float(m);
             stdev[size_t(j)] = var > 1e-8 ? float(std::sqrt(var)) : 1.0f; // constant pixels stay centred
         }
-    }
+    });
+    MPI_Bcast(mean.data(), int(d), MPI_FLOAT, 0, comm.get());
+    MPI_Bcast(stdev.data(), int(d), MPI_FLOAT, 0, comm.get());
 }
 
-/// The class count: --num-classes when given (every label below it), else the largest label + 1 with
-/// every class in between present in the training labels (a stray label such as 12 among 0-9 is refused).
-int decide_classes(const Split& train, const Split& test, const DataImportOptions& o) {
-    if (o.num_classes < 0 || o.num_classes > 256) fail("--num-classes: must be in [0, 256], got ", o.num_classes);
-    std::vector<std::int64_t> count(256, 0);
-    for (auto v : train.labels.data)
-        ++count[v];
-    int max_label = 0;
-    for (int c = 0; c < 256; ++c)
-        if (count[size_t(c)] > 0) max_label = c;
-    const int C = o.num_classes > 0 ? o.num_classes : max_label + 1;
-    const std::pair<const Split*, const std::string*> files[] = {{&train, &o.train_labels}, {&test, &o.test_labels}};
-    for (const auto& [split, path] : files) {
-        const auto& y = split->labels.data;
-        for (size_t i = 0; i < y.size(); ++i)
-            if (int(y[i]) >= C)
-                fail(*path, ": row ", i, " has label ", int(y[i]), " but there are ", C, " classes (",
-                     o.num_classes > 0 ? "--num-classes" : "from the training labels",
-                     "); fix the labels or pass --num-classes");
-    }
-    if (o.num_classes == 0)
-        for (int c = 0; c < C; ++c)
-            if (count[size_t(c)] == 0)
-                fail(o.train_labels, ": no training row has label ", c, " although labels go up to ", max_label,
-                     "; labels must be 0..C-1 (pass --num-classes C if class ", c, " is really empty)");
-    return C;
-}
-
-/// Writes rows [first, first + n) of an IDX pair as a dataset file; ranks split the rows.
-std::string write_split(const std::string& path, const Split& s, std::int64_t first, std::int64_t n,
-                        io::DatasetMeta meta, const std::vector<float>& mean, const std::vector<float>& stdev,
-                        const par::Comm& comm) {
-    meta.n = n;
-    io::DatasetWriter w(path, comm, meta);
-    w.set_normalization(meta.norm_kind, meta.norm_scale, mean, stdev);
+/// Writes rows [first, first + n) of an input into w: each rank converts its own contiguous share, one
+/// block at a time (reads and checks agreed on, then one collective write per block).
+void write_rows(io::DatasetWriter& w, const Input& in, std::int64_t first, std::int64_t n, double scale,
+                const std::vector<float>& mean, const std::vector<float>& stdev, std::int64_t block,
+                const par::Comm& comm) {
+    const std::int64_t d = in.x->d();
     const auto mine = par::split_range(n, comm.size(), comm.rank());
-    const std::int64_t d = meta.d;
-    std::vector<float> X(size_t(mine.size() * d));
-    std::vector<int> y(size_t(mine.size()));
-    for (std::int64_t i = 0; i < mine.size(); ++i) {
-        const std::int64_t r = first + mine.begin + i;
-        const std::uint8_t* px = s.images.data.data() + r * d;
-        for (std::int64_t j = 0; j < d; ++j)
-            X[size_t(i * d + j)] =
-                (float(px[j]) * float(meta.norm_scale) - mean[size_t(j)]) / stdev[size_t(j)];
-        y[size_t(i)] = s.labels.data[size_t(r)];
+    std::int64_t largest = 0;
+    for (int p = 0; p < comm.size(); ++p)
+        largest = std::max(largest, par::split_range(n, comm.size(), p).size());
+    std::vector<double> raw;
+    std::vector<float> X;
+    std::vector<int> y;
+    for (std::int64_t b = mine.begin; b < mine.begin + largest; b += block) {
+        const std::int64_t k = std::max<std::int64_t>(0, std::min(block, mine.end - b));
+        par::agree(comm, [&] {
+            raw.resize(size_t(k * d));
+            X.resize(size_t(k * d));
+            y.resize(size_t(k));
+            in.x->read(first + b, k, raw.data());
+            for (std::int64_t i = 0; i < k; ++i)
+                for (std::int64_t j = 0; j < d; ++j)
+                    X[size_t(i * d + j)] =
+                        (float(raw[size_t(i * d + j)]) * float(scale) - mean[size_t(j)]) / stdev[size_t(j)];
+            if (in.y) in.y->read(first + b, k, y.data());
+        });
+        w.write(std::min(b, n), k, X.data(), in.y ? y.data() : nullptr);
     }
-    w.write(mine.begin, mine.size(), X.data(), y.data());
-    return w.commit();
+}
+
+/// The input files of a spec, for the output-over-input check (CIFAR lists, FILE.npz:key, FILE.h5:/path).
+void add_inputs(const std::string& spec, std::vector<std::string>& inputs) {
+    std::stringstream ss(spec);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+        const auto colon = part.rfind(':');
+        inputs.push_back(io::file_exists(part) || colon == std::string::npos ? part : part.substr(0, colon));
+    }
+}
+
+std::string join_lines(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v)
+        s += (s.empty() ? "" : "\n") + x;
+    return s;
+}
+
+/// Shape, class count, normalisation and name of the files, from the training rows.
+io::DatasetMeta make_meta(const io::ImageRows& x, int num_classes, const DataImportOptions& o) {
+    io::DatasetMeta meta;
+    meta.d = x.d();
+    meta.c = x.c(), meta.h = x.h(), meta.w = x.w();
+    meta.num_classes = num_classes;
+    meta.has_labels = true;
+    meta.norm_kind = o.norm;
+    meta.norm_scale = x.scale();
+    meta.source = o.name;
+    return meta;
+}
+
+struct Out {
+    std::string name;
+    const Input* src;
+    std::int64_t first, n;
+    std::unique_ptr<io::DatasetWriter> w;
+    std::string fingerprint;
+};
+
+void open_inputs(const DataImportOptions& o, Input& train, Input& test) {
+    if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
+        fail("--norm: '", o.norm, "' is not one of global, per-feature, none");
+    if (o.val < 0) fail("--val: must be >= 0, got ", o.val);
+    const DataImportOptions defaults;
+    // Fashion-MNIST's label files go with its image files, the defaults.
+    const std::string train_labels = o.train_labels.empty() && o.train_images == defaults.train_images
+                                         ? kFashionTrainLabels
+                                         : o.train_labels;
+    const std::string test_labels =
+        o.test_labels.empty() && o.test_images == defaults.test_images ? kFashionTestLabels : o.test_labels;
+    train = open_input(o.train_images, train_labels, o, "--train-labels", true);
+    test = open_input(o.test_images, test_labels, o, "--test-labels", true);
+    if (train.x->c() != test.x->c() || train.x->h() != test.x->h() || train.x->w() != test.x->w())
+        fail(o.test_images, ": images are ", test.x->c(), "x", test.x->h(), "x", test.x->w(), " (",
+             test.x->d(), " features) but the training images are ", train.x->c(), "x", train.x->h(), "x",
+             train.x->w(), " (", train.x->d(), ")");
+    if (train.x->source().class_names() != test.x->source().class_names())
+        fail(o.test_images, ": its class folders differ from the training set's (", o.train_images,
+             "); both need the same class names");
+    if (o.val >= train.x->rows())
+        fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
+             train.x->rows(), ")");
+}
+
+void log_summary(const DataImportOptions& o, const io::DatasetMeta& meta, const std::vector<float>& mean,
+                 const std::vector<float>& stdev, const std::vector<Out>& outs) {
+    log::info("");
+    log::info("data import summary: ", o.name, ", D = ", meta.d, " (", meta.c, "x", meta.h, "x", meta.w,
+              "), ", meta.num_classes, " classes, norm = ", o.norm, " (mean ", mean[0], ", std ", stdev[0],
+              " for feature 0)");
+    for (const auto& out : outs)
+        log::info("  ", o.out_dir, "/", out.name, ".h5: ", out.n, " rows, fingerprint ", out.fingerprint);
+}
+
+void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
+    PhaseTimers timers;
+    Input train, test;
+    std::vector<std::string> inputs;
+    for (const auto* s : {&o.train_images, &o.train_labels, &o.test_images, &o.test_labels})
+        add_inputs(*s, inputs);
+    const auto lock = io::claim_outputs(
+        {o.out_dir + "/train.h5", o.out_dir + "/val.h5", o.out_dir + "/test.h5"}, inputs, comm.get());
+    {
+        ScopedPhase p(timers, "open", "data::import::open");
+        par::agree(comm, [&] { open_inputs(o, train, test); });
+    }
+    const std::int64_t block = block_rows(o, train.x->d());
+    int num_classes = 0;
+    {
+        ScopedPhase p(timers, "labels", "data::import::labels");
+        num_classes = decide_classes(train, test, o, block, comm);
+        par::agree(comm, [&] {
+            if (comm.rank() == 0) io::make_dirs(o.out_dir);
+        });
+    }
+    const std::int64_t n_train = train.x->rows() - o.val;
+    const io::DatasetMeta meta = make_meta(*train.x, num_classes, o);
+    std::vector<float> mean, stdev;
+    {
+        ScopedPhase p(timers, "statistics", "data::import::statistics");
+        train_statistics(o.norm, *train.x, n_train, block, meta.norm_scale, mean, stdev, comm);
+    }
+    std::vector<Out> outs;
+    outs.push_back({"train", &train, 0, n_train, nullptr, ""});
+    if (o.val > 0) outs.push_back({"val", &train, n_train, o.val, nullptr, ""});
+    outs.push_back({"test", &test, 0, test.x->rows(), nullptr, ""});
+    {
+        ScopedPhase p(timers, "write", "data::import::write");
+        const auto classes = join_lines(train.x->source().class_names());
+        for (auto& out : outs) { // every file is written before any is renamed into place
+            io::DatasetMeta m = meta;
+            m.n = out.n;
+            out.w = std::make_unique<io::DatasetWriter>(o.out_dir + "/" + out.name + ".h5", comm, m);
+            out.w->set_normalization(m.norm_kind, m.norm_scale, mean, stdev);
+            if (!classes.empty()) h5::write_attr(out.w->file().id(), "class_names", classes);
+            write_rows(*out.w, *out.src, out.first, out.n, m.norm_scale, mean, stdev, block, comm);
+        }
+        for (auto& out : outs)
+            out.fingerprint = out.w->commit();
+    }
+    log_summary(o, meta, mean, stdev, outs);
+    timers.report(comm, "data import timings");
+}
+
+/// The normalisation of a training dataset file, read on each rank alone.
+struct NormFrom {
+    io::DatasetMeta meta;
+    std::vector<float> mean, stdev;
+};
+
+NormFrom read_norm_from(const std::string& path, const io::ImageRows& x) {
+    par::Comm self(MPI_COMM_SELF, false);
+    io::DatasetReader r(path, self);
+    NormFrom n{r.meta(), r.norm_mean(), r.norm_std()};
+    if (n.meta.c != x.c() || n.meta.h != x.h() || n.meta.w != x.w())
+        fail(path, ": --norm-from file holds rows of shape ", n.meta.c, "x", n.meta.h, "x", n.meta.w, " but ",
+             x.name(), " holds ", x.c(), "x", x.h(), "x", x.w(),
+             "; normalise with a training file of the same shape");
+    if (std::int64_t(n.mean.size()) != x.d() || std::int64_t(n.stdev.size()) != x.d())
+        fail(path, ": /norm/mean and /norm/std must have ", x.d(), " entries");
+    if (n.meta.norm_scale != x.scale())
+        log::info("note: ", x.name(), " holds ", io::elem_name(x.source().elem()),
+                  " values; they are scaled by ", n.meta.norm_scale, " as in ", path, " (its norm_scale)");
+    return n;
+}
+
+void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
+    PhaseTimers timers;
+    std::vector<std::string> inputs{o.norm_from};
+    add_inputs(o.unlabelled, inputs);
+    const auto lock = io::claim_outputs({o.out}, inputs, comm.get());
+    Input in;
+    NormFrom norm;
+    {
+        ScopedPhase p(timers, "open", "data::import::open");
+        par::agree(comm, [&] {
+            if (o.out.empty()) fail("--out: name the transfer file to write with --unlabelled");
+            if (o.norm_from.empty())
+                fail(
+                    "--norm-from: name the training dataset file whose normalisation --unlabelled rows take");
+            in = open_input(o.unlabelled, "", o, "--train-labels", false);
+            norm = read_norm_from(o.norm_from, *in.x);
+            if (comm.rank() == 0) io::make_dirs(h5::parent_dir(o.out));
+        });
+    }
+    io::DatasetMeta meta = norm.meta;
+    meta.n = in.x->rows();
+    meta.has_labels = false;
+    meta.source = o.unlabelled;
+    std::string fingerprint;
+    {
+        ScopedPhase p(timers, "write", "data::import::write");
+        io::DatasetWriter w(o.out, comm, meta);
+        w.set_normalization(meta.norm_kind, meta.norm_scale, norm.mean, norm.stdev);
+        h5::write_attr(w.file().id(), "norm_from", norm.meta.fingerprint);
+        write_rows(w, in, 0, meta.n, meta.norm_scale, norm.mean, norm.stdev, block_rows(o, meta.d), comm);
+        fingerprint = w.commit();
+    }
+    log::info("");
+    log::info("data import summary: ", o.unlabelled, ", D = ", meta.d, " (", meta.c, "x", meta.h, "x", meta.w,
+              "), unlabelled, normalised as ", o.norm_from, " (fingerprint ", norm.meta.fingerprint, ")");
+    log::info("  ", o.out, ": ", meta.n, " rows, fingerprint ", fingerprint);
+    timers.report(comm, "data import timings");
 }
 
 } // namespace
 
 void run(const DataImportOptions& o, const par::Comm& comm) {
-    PhaseTimers timers;
-    std::unique_ptr<Split> train, test;
-    int num_classes = 0;
-    const auto lock = io::claim_outputs(
-        {o.out_dir + "/train.h5", o.out_dir + "/val.h5", o.out_dir + "/test.h5"},
-        {o.train_images, o.train_labels, o.test_images, o.test_labels}, comm.get());
-    par::agree(comm, [&] {
-        if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
-            fail("--norm: '", o.norm, "' is not one of global, per-feature, none");
-        if (o.val < 0) fail("--val: must be >= 0, got ", o.val);
-        ScopedPhase p(timers, "decode", "data::import::decode");
-        train = std::make_unique<Split>(load_pair(o.train_images, o.train_labels));
-        test = std::make_unique<Split>(load_pair(o.test_images, o.test_labels));
-        if (train->images.row_size() != test->images.row_size())
-            fail(o.test_images, ": images have ", test->images.row_size(),
-                 " features but the training images have ", train->images.row_size());
-        num_classes = decide_classes(*train, *test, o);
-        if (comm.rank() == 0) io::make_dirs(o.out_dir);
-        if (o.val >= train->images.count())
-            fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
-                 train->images.count(), ")");
-    });
-
-    const std::int64_t d = train->images.row_size();
-    const std::int64_t n_train = train->images.count() - o.val;
-    io::DatasetMeta meta;
-    meta.d = d;
-    const auto& dims = train->images.dims;
-    if (dims.size() == 3) {
-        meta.c = 1, meta.h = int(dims[1]), meta.w = int(dims[2]);
-    } else if (dims.size() == 4) {
-        meta.c = int(dims[1]), meta.h = int(dims[2]), meta.w = int(dims[3]);
-    } else {
-        meta.c = 1, meta.h = 1, meta.w = int(d);
+    if (o.unlabelled.empty()) {
+        par::agree(comm, [&] {
+            if (!o.out.empty() || !o.norm_from.empty()) fail("--out and --norm-from go with --unlabelled");
+        });
+        return run_labelled(o, comm);
     }
-    meta.num_classes = num_classes;
-    meta.has_labels = true;
-    meta.norm_kind = o.norm;
-    meta.norm_scale = 1.0 / 255.0;
-    meta.source = o.name;
-
-    std::vector<float> mean, stdev;
-    {
-        ScopedPhase p(timers, "statistics", "data::import::statistics");
-        train_statistics(o.norm, *train, n_train, d, meta.norm_scale, mean, stdev);
-    }
-
-    struct Out {
-        std::string name;
-        const Split* src;
-        std::int64_t first, n;
-        std::string fingerprint;
-    };
-    std::vector<Out> outs = {{"train", train.get(), 0, n_train, ""}};
-    if (o.val > 0) outs.push_back({"val", train.get(), n_train, o.val, ""});
-    outs.push_back({"test", test.get(), 0, test->images.count(), ""});
-    {
-        ScopedPhase p(timers, "write", "data::import::write");
-        for (auto& out : outs)
-            out.fingerprint = write_split(o.out_dir + "/" + out.name + ".h5", *out.src, out.first, out.n,
-                                          meta, mean, stdev, comm);
-    }
-
-    log::info("");
-    log::info("data import summary: ", o.name, ", D = ", d, " (", meta.c, "x", meta.h, "x", meta.w, "), ",
-              meta.num_classes, " classes, norm = ", o.norm, " (mean ", mean[0], ", std ", stdev[0],
-              " for feature 0)");
-    for (const auto& out : outs)
-        log::info("  ", o.out_dir, "/", out.name, ".h5: ", out.n, " rows, fingerprint ", out.fingerprint);
-    timers.report(comm, "data import timings");
+    run_unlabelled(o, comm);
 }
 
 } // namespace mimic::stages
