@@ -1,0 +1,10 @@
+# `mimic data import` of every source format (issue: bring your own data): each format on 1 and 2 ranks
+# against the IDX import's fingerprints and the source pixels, and one refusal per malformed source.
+foreach(np 1 2)
+  mimic_script_test(cli.import.formats.np${np} cli/import_formats.sh ${np})
+endforeach()
+foreach(case truncated_npy object_npy fortran_npy compressed_npz truncated_npz ragged_h5 mixed_sizes
+             mixed_channels label_count float_labels negative_labels nan_float missing_layout norm_from_shape
+             truncated_cifar labels_given_twice not_a_source)
+  mimic_script_test(cli.import.refuse.${case} cli/import_refusals.sh ${case})
+endforeach()
