@@ -8,3 +8,6 @@ foreach(case truncated_npy object_npy fortran_npy compressed_npz truncated_npz r
              truncated_cifar labels_given_twice not_a_source)
   mimic_script_test(cli.import.refuse.${case} cli/import_refusals.sh ${case})
 endforeach()
+# A rank killed mid-import: nothing looks finished, and the rerun resumes to the uninterrupted files.
+mimic_script_test(cli.import.kill_resume cli/import_kill_resume.sh)
+set_tests_properties(cli.import.kill_resume PROPERTIES PROCESSORS 2)

@@ -5,7 +5,9 @@
 #include "mimic/stages/data_import.hpp"
 
 #include "mimic/core/log.hpp"
+#include "mimic/core/progress.hpp"
 #include "mimic/core/timer.hpp"
+#include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/paths.hpp"
 #include "mimic/io/source_rows.hpp"
@@ -14,6 +16,8 @@
 #include <cmath>
 #include <memory>
 #include <sstream>
+
+#include <sys/stat.h>
 
 namespace po = boost::program_options;
 
@@ -196,36 +200,6 @@ void train_statistics(const std::string& norm, const io::ImageRows& x, std::int6
     MPI_Bcast(stdev.data(), int(d), MPI_FLOAT, 0, comm.get());
 }
 
-/// Writes rows [first, first + n) of an input into w: each rank converts its own contiguous share, one
-/// block at a time (reads and checks agreed on, then one collective write per block).
-void write_rows(io::DatasetWriter& w, const Input& in, std::int64_t first, std::int64_t n, double scale,
-                const std::vector<float>& mean, const std::vector<float>& stdev, std::int64_t block,
-                const par::Comm& comm) {
-    const std::int64_t d = in.x->d();
-    const auto mine = par::split_range(n, comm.size(), comm.rank());
-    std::int64_t largest = 0;
-    for (int p = 0; p < comm.size(); ++p)
-        largest = std::max(largest, par::split_range(n, comm.size(), p).size());
-    std::vector<double> raw;
-    std::vector<float> X;
-    std::vector<int> y;
-    for (std::int64_t b = mine.begin; b < mine.begin + largest; b += block) {
-        const std::int64_t k = std::max<std::int64_t>(0, std::min(block, mine.end - b));
-        par::agree(comm, [&] {
-            raw.resize(size_t(k * d));
-            X.resize(size_t(k * d));
-            y.resize(size_t(k));
-            in.x->read(first + b, k, raw.data());
-            for (std::int64_t i = 0; i < k; ++i)
-                for (std::int64_t j = 0; j < d; ++j)
-                    X[size_t(i * d + j)] =
-                        (float(raw[size_t(i * d + j)]) * float(scale) - mean[size_t(j)]) / stdev[size_t(j)];
-            if (in.y) in.y->read(first + b, k, y.data());
-        });
-        w.write(std::min(b, n), k, X.data(), in.y ? y.data() : nullptr);
-    }
-}
-
 /// The input files of a spec, for the output-over-input check (CIFAR lists, FILE.npz:key, FILE.h5:/path).
 void add_inputs(const std::string& spec, std::vector<std::string>& inputs) {
     std::stringstream ss(spec);
@@ -234,6 +208,163 @@ void add_inputs(const std::string& spec, std::vector<std::string>& inputs) {
         const auto colon = part.rfind(':');
         inputs.push_back(io::file_exists(part) || colon == std::string::npos ? part : part.substr(0, colon));
     }
+}
+
+/// One output file: its writer and block record, the rows it takes from an input, and the blocks of B rows
+/// this rank still has to write (blocks are fixed by B alone, so any rank count resumes any partial file).
+struct Out {
+    std::string name, path;
+    const Input* src = nullptr;
+    std::int64_t first = 0, n = 0;
+    std::unique_ptr<io::DatasetWriter> w;
+    io::BlockRecord record;
+    std::vector<std::int64_t> todo;
+    std::string fingerprint;
+};
+
+constexpr const char* kResumeKey = "import_resume_key";
+
+/// Rank 0: whether PATH.partial was left by an import with the same resume key.
+bool resumable(const std::string& path, const std::string& key) {
+    if (!io::file_exists(path + ".partial")) return false;
+    try {
+        auto f = h5::File::open(path + ".partial");
+        return h5::has_attr(f.id(), kResumeKey) && h5::read_attr_string(f.id(), kResumeKey) == key;
+    } catch (const Error&) {
+        return false; // not a readable partial file: written again
+    }
+}
+
+/// Collective: reopens OUT.partial of an interrupted import with the same key, or creates it (normalisation,
+/// extra attributes, an empty block record, then the key); notes the blocks left to this rank.
+void open_output(Out& out, io::DatasetMeta meta, const std::vector<float>& mean,
+                 const std::vector<float>& stdev,
+                 const std::vector<std::pair<std::string, std::string>>& attrs, const std::string& key,
+                 std::int64_t B, const par::Comm& comm) {
+    meta.n = out.n;
+    bool resume = false;
+    par::agree(comm, [&] { resume = comm.rank() == 0 && resumable(out.path, key); });
+    resume = comm.any(resume);
+    const std::int64_t nb = (out.n + B - 1) / B;
+    if (resume) {
+        out.w = std::make_unique<io::DatasetWriter>(out.path, comm, meta, io::DatasetWriter::Resume{});
+        par::agree(comm, [&] { out.record = io::BlockRecord::open(out.w->file()); });
+    } else {
+        out.w = std::make_unique<io::DatasetWriter>(out.path, comm, meta);
+        out.w->set_normalization(meta.norm_kind, meta.norm_scale, mean, stdev);
+        for (const auto& [name, value] : attrs)
+            h5::write_attr(out.w->file().id(), name, value);
+        out.record = io::BlockRecord::create(out.w->file(), nb);
+        out.w->file().flush();
+        h5::write_attr(out.w->file().id(), kResumeKey, key); // last: a file with the key has a valid record
+        out.w->file().flush();
+    }
+    out.record.read();
+    std::uint64_t before = 0;
+    std::int64_t blocks_before = 0;
+    const auto mine = par::split_range(nb, comm.size(), comm.rank());
+    for (std::int64_t k = 0; k < nb; ++k) {
+        if (out.record.done()[size_t(k)]) {
+            before += out.record.hashes()[size_t(k)];
+            ++blocks_before;
+        } else if (k >= mine.begin && k < mine.end) {
+            out.todo.push_back(k);
+        }
+    }
+    if (comm.rank() == 0) out.w->add_to_fingerprint(before);
+    if (resume)
+        log::info("data import: resuming ", out.w->partial_path(), ": ", blocks_before, " of ",
+                  log::count(nb, "block"), " already done");
+}
+
+/// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
+/// agreed on, then one collective write per round and the block marked done once on disk).
+void write_output(Out& out, double scale, const std::vector<float>& mean, const std::vector<float>& stdev,
+                  std::int64_t B, const par::Comm& comm, Progress& prog, std::int64_t& rows_done) {
+    const Input& in = *out.src;
+    const std::int64_t d = in.x->d();
+    const auto rounds = std::int64_t(comm.max(double(out.todo.size())));
+    std::vector<double> raw;
+    std::vector<float> X;
+    std::vector<int> y;
+    for (std::int64_t r = 0; r < rounds; ++r) {
+        const bool have = r < std::int64_t(out.todo.size());
+        const std::int64_t k = have ? out.todo[size_t(r)] : 0;
+        const std::int64_t b = have ? k * B : 0, count = have ? std::min(B, out.n - b) : 0;
+        par::agree(comm, [&] {
+            raw.resize(size_t(count * d));
+            X.resize(size_t(count * d));
+            y.resize(size_t(count));
+            in.x->read(out.first + b, count, raw.data());
+            for (std::int64_t i = 0; i < count; ++i)
+                for (std::int64_t j = 0; j < d; ++j)
+                    X[size_t(i * d + j)] =
+                        (float(raw[size_t(i * d + j)]) * float(scale) - mean[size_t(j)]) / stdev[size_t(j)];
+            if (in.y) in.y->read(out.first + b, count, y.data());
+        });
+        const std::uint64_t hash = out.w->write(b, count, X.data(), in.y ? y.data() : nullptr);
+        out.record.mark(have, k, hash);
+        rows_done += comm.sum_ll(count);
+        prog.update(rows_done);
+    }
+}
+
+/// Collective: drops the resume record and key, then renames the file into place.
+void commit_output(Out& out) {
+    out.record.close();
+    const hid_t f = out.w->file().id();
+    MIMIC_H5_CHECK(H5Ldelete(f, "/progress", H5P_DEFAULT));
+    MIMIC_H5_CHECK(H5Adelete(f, kResumeKey));
+    out.fingerprint = out.w->commit();
+}
+
+/// Opens (or resumes) every output, writes them, and renames them into place only when all are written.
+void write_outputs(std::vector<Out>& outs, const io::DatasetMeta& meta, const std::vector<float>& mean,
+                   const std::vector<float>& stdev,
+                   const std::vector<std::pair<std::string, std::string>>& attrs, const std::string& key,
+                   std::int64_t B, const par::Comm& comm) {
+    std::int64_t total = 0, done = 0;
+    for (auto& out : outs) {
+        open_output(out, meta, mean, stdev, attrs, key, B, comm);
+        total += out.n;
+        std::int64_t left = 0;
+        for (auto k : out.todo)
+            left += std::min(B, out.n - k * B);
+        done += out.n - comm.sum_ll(left);
+    }
+    Progress prog("data import", total, "rows");
+    prog.update(done);
+    for (auto& out : outs)
+        write_output(out, meta.norm_scale, mean, stdev, B, comm, prog, done);
+    for (auto& out : outs)
+        commit_output(out);
+    prog.finish();
+}
+
+/// Everything that decides the rows of the outputs and their blocks, as one line: a partial file is resumed
+/// only when its key is the same. Sources are named with their shape and each file's size and mtime.
+std::string resume_key(const DataImportOptions& o, const std::vector<const Input*>& ins, int classes,
+                       std::int64_t B, const std::vector<float>& mean, const std::vector<float>& stdev) {
+    std::ostringstream k;
+    k << "format=" << o.format << ";layout=" << o.layout << ";norm=" << o.norm << ";val=" << o.val
+      << ";classes=" << classes << ";name=" << o.name << ";block_rows=" << B << ";stats="
+      << io::hex64(io::row_hash(0, mean.data(), std::int64_t(mean.size()), 0, false) ^
+                   io::row_hash(1, stdev.data(), std::int64_t(stdev.size()), 0, false));
+    for (const Input* in : ins) {
+        k << ";source=" << in->x->name() << ":" << in->x->rows() << "x" << in->x->d() << ":"
+          << io::elem_name(in->x->source().elem());
+        if (in->y) k << ";labels=" << in->y->name();
+    }
+    std::vector<std::string> files;
+    for (const auto* s :
+         {&o.train_images, &o.train_labels, &o.test_images, &o.test_labels, &o.unlabelled, &o.norm_from})
+        add_inputs(*s, files);
+    for (const auto& f : files) {
+        struct stat st {};
+        if (!f.empty() && stat(f.c_str(), &st) == 0)
+            k << ";file=" << f << ":" << st.st_size << ":" << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec;
+    }
+    return k.str();
 }
 
 std::string join_lines(const std::vector<std::string>& v) {
@@ -255,14 +386,6 @@ io::DatasetMeta make_meta(const io::ImageRows& x, int num_classes, const DataImp
     meta.source = o.name;
     return meta;
 }
-
-struct Out {
-    std::string name;
-    const Input* src;
-    std::int64_t first, n;
-    std::unique_ptr<io::DatasetWriter> w;
-    std::string fingerprint;
-};
 
 void open_inputs(const DataImportOptions& o, Input& train, Input& test) {
     if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
@@ -327,23 +450,17 @@ void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
         ScopedPhase p(timers, "statistics", "data::import::statistics");
         train_statistics(o.norm, *train.x, n_train, block, meta.norm_scale, mean, stdev, comm);
     }
-    std::vector<Out> outs;
-    outs.push_back({"train", &train, 0, n_train, nullptr, ""});
-    if (o.val > 0) outs.push_back({"val", &train, n_train, o.val, nullptr, ""});
-    outs.push_back({"test", &test, 0, test.x->rows(), nullptr, ""});
+    std::vector<Out> outs(o.val > 0 ? 3 : 2);
+    outs[0] = {"train", o.out_dir + "/train.h5", &train, 0, n_train};
+    if (o.val > 0) outs[1] = {"val", o.out_dir + "/val.h5", &train, n_train, o.val};
+    outs.back() = {"test", o.out_dir + "/test.h5", &test, 0, test.x->rows()};
     {
         ScopedPhase p(timers, "write", "data::import::write");
+        std::vector<std::pair<std::string, std::string>> attrs;
         const auto classes = join_lines(train.x->source().class_names());
-        for (auto& out : outs) { // every file is written before any is renamed into place
-            io::DatasetMeta m = meta;
-            m.n = out.n;
-            out.w = std::make_unique<io::DatasetWriter>(o.out_dir + "/" + out.name + ".h5", comm, m);
-            out.w->set_normalization(m.norm_kind, m.norm_scale, mean, stdev);
-            if (!classes.empty()) h5::write_attr(out.w->file().id(), "class_names", classes);
-            write_rows(*out.w, *out.src, out.first, out.n, m.norm_scale, mean, stdev, block, comm);
-        }
-        for (auto& out : outs)
-            out.fingerprint = out.w->commit();
+        if (!classes.empty()) attrs.emplace_back("class_names", classes);
+        const auto key = resume_key(o, {&train, &test}, num_classes, block, mean, stdev);
+        write_outputs(outs, meta, mean, stdev, attrs, key, block, comm);
     }
     log_summary(o, meta, mean, stdev, outs);
     timers.report(comm, "data import timings");
@@ -394,19 +511,19 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
     meta.n = in.x->rows();
     meta.has_labels = false;
     meta.source = o.unlabelled;
-    std::string fingerprint;
+    std::vector<Out> outs(1);
+    outs[0] = {"transfer", o.out, &in, 0, meta.n};
     {
         ScopedPhase p(timers, "write", "data::import::write");
-        io::DatasetWriter w(o.out, comm, meta);
-        w.set_normalization(meta.norm_kind, meta.norm_scale, norm.mean, norm.stdev);
-        h5::write_attr(w.file().id(), "norm_from", norm.meta.fingerprint);
-        write_rows(w, in, 0, meta.n, meta.norm_scale, norm.mean, norm.stdev, block_rows(o, meta.d), comm);
-        fingerprint = w.commit();
+        const std::int64_t B = block_rows(o, meta.d);
+        const auto key = resume_key(o, {&in}, meta.num_classes, B, norm.mean, norm.stdev);
+        write_outputs(outs, meta, norm.mean, norm.stdev, {{"norm_from", norm.meta.fingerprint}}, key, B,
+                      comm);
     }
     log::info("");
     log::info("data import summary: ", o.unlabelled, ", D = ", meta.d, " (", meta.c, "x", meta.h, "x", meta.w,
               "), unlabelled, normalised as ", o.norm_from, " (fingerprint ", norm.meta.fingerprint, ")");
-    log::info("  ", o.out, ": ", meta.n, " rows, fingerprint ", fingerprint);
+    log::info("  ", o.out, ": ", meta.n, " rows, fingerprint ", outs[0].fingerprint);
     timers.report(comm, "data import timings");
 }
 
