@@ -72,9 +72,11 @@ def make(d):
     nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))
     np.save(f"{d}/train_x.npy", nhwc(tx))
     np.save(f"{d}/train_y.npy", ty)
-    np.save(f"{d}/test_x.npy", nhwc(sx))
+    with open(f"{d}/test_x.npy", "wb") as f:  # .npy format versions 2 and 3 (4-byte header length)
+        np.lib.format.write_array(f, nhwc(sx), version=(2, 0))
+    with open(f"{d}/unlab.npy", "wb") as f:
+        np.lib.format.write_array(f, nhwc(ux), version=(3, 0))
     np.save(f"{d}/test_y.npy", sy.astype(np.int32))
-    np.save(f"{d}/unlab.npy", nhwc(ux))
     # Float rows (big-endian float64, N x D flat) with pixel values / 255: the float path and byte swaps.
     np.save(f"{d}/train_xf.npy", (tx.reshape(N_TRAIN, -1) / 255.0).astype(">f8"))
     np.save(f"{d}/test_xf.npy", (sx.reshape(N_TEST, -1) / 255.0).astype(">f8"))
