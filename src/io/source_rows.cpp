@@ -3,6 +3,7 @@
 #include "mimic/io/source_rows.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/log.hpp"
 
 #include <climits>
 #include <cmath>
@@ -94,6 +95,22 @@ void LabelRows::read(std::int64_t begin, std::int64_t count, int* y) const {
             fail(name(), ": row ", begin + i, " has label ", x, "; labels must be integers in [0, 2^31)");
         y[i] = int(x);
     }
+}
+
+Normalization read_normalization_for(const std::string& path, const ImageRows& x) {
+    par::Comm self(MPI_COMM_SELF, false);
+    DatasetReader r(path, self);
+    Normalization n{r.meta(), r.norm_mean(), r.norm_std()};
+    if (n.meta.c != x.c() || n.meta.h != x.h() || n.meta.w != x.w())
+        fail(path, ": --norm-from file holds rows of shape ", n.meta.c, "x", n.meta.h, "x", n.meta.w, " but ",
+             x.name(), " holds ", x.c(), "x", x.h(), "x", x.w(),
+             "; normalise with a training file of the same shape");
+    if (std::int64_t(n.mean.size()) != x.d() || std::int64_t(n.stdev.size()) != x.d())
+        fail(path, ": /norm/mean and /norm/std must have ", x.d(), " entries");
+    if (n.meta.norm_scale != x.scale())
+        log::info("note: ", x.name(), " holds ", elem_name(x.source().elem()), " values; they are scaled by ",
+                  n.meta.norm_scale, " as in ", path, " (its norm_scale)");
+    return n;
 }
 
 } // namespace mimic::io

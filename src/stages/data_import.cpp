@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <sstream>
 
@@ -134,9 +135,10 @@ int decide_classes(const Input& train, const Input& test, const DataImportOption
         tr = scan_labels(*train.y, train.x->rows(), block, comm);
         te = scan_labels(*test.y, test.x->rows(), block, comm);
     });
-    MPI_Allreduce(MPI_IN_PLACE, tr.count.data(), 256, MPI_LONG_LONG, MPI_SUM, comm.get());
-    MPI_Allreduce(MPI_IN_PLACE, &tr.max_label, 1, MPI_LONG_LONG, MPI_MAX, comm.get());
-    MPI_Allreduce(MPI_IN_PLACE, &te.max_label, 1, MPI_LONG_LONG, MPI_MAX, comm.get());
+    tr.max_label = (long long)comm.max(double(tr.max_label)); // labels are below 2^31: exact in a double
+    te.max_label = (long long)comm.max(double(te.max_label));
+    for (long long c = 0; c <= std::min(tr.max_label, 255LL); ++c)
+        tr.count[size_t(c)] = comm.sum_ll(tr.count[size_t(c)]);
     const long long C = o.num_classes > 0 ? o.num_classes : std::max(tr.max_label + 1, 1LL);
     par::agree(comm, [&] {
         if (C > 256)
@@ -196,8 +198,11 @@ void train_statistics(const std::string& norm, const io::ImageRows& x, std::int6
             stdev[size_t(j)] = var > 1e-8 ? float(std::sqrt(var)) : 1.0f; // constant pixels stay centred
         }
     });
-    MPI_Bcast(mean.data(), int(d), MPI_FLOAT, 0, comm.get());
-    MPI_Bcast(stdev.data(), int(d), MPI_FLOAT, 0, comm.get());
+    for (auto* v : {&mean, &stdev}) { // rank 0's vectors, byte for byte
+        const std::string bytes =
+            comm.bcast(std::string(reinterpret_cast<const char*>(v->data()), v->size() * 4));
+        std::memcpy(v->data(), bytes.data(), bytes.size());
+    }
 }
 
 /// The input files of a spec, for the output-over-input check (CIFAR lists, FILE.npz:key, FILE.h5:/path).
@@ -466,35 +471,13 @@ void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
     timers.report(comm, "data import timings");
 }
 
-/// The normalisation of a training dataset file, read on each rank alone.
-struct NormFrom {
-    io::DatasetMeta meta;
-    std::vector<float> mean, stdev;
-};
-
-NormFrom read_norm_from(const std::string& path, const io::ImageRows& x) {
-    par::Comm self(MPI_COMM_SELF, false);
-    io::DatasetReader r(path, self);
-    NormFrom n{r.meta(), r.norm_mean(), r.norm_std()};
-    if (n.meta.c != x.c() || n.meta.h != x.h() || n.meta.w != x.w())
-        fail(path, ": --norm-from file holds rows of shape ", n.meta.c, "x", n.meta.h, "x", n.meta.w, " but ",
-             x.name(), " holds ", x.c(), "x", x.h(), "x", x.w(),
-             "; normalise with a training file of the same shape");
-    if (std::int64_t(n.mean.size()) != x.d() || std::int64_t(n.stdev.size()) != x.d())
-        fail(path, ": /norm/mean and /norm/std must have ", x.d(), " entries");
-    if (n.meta.norm_scale != x.scale())
-        log::info("note: ", x.name(), " holds ", io::elem_name(x.source().elem()),
-                  " values; they are scaled by ", n.meta.norm_scale, " as in ", path, " (its norm_scale)");
-    return n;
-}
-
 void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
     PhaseTimers timers;
     std::vector<std::string> inputs{o.norm_from};
     add_inputs(o.unlabelled, inputs);
     const auto lock = io::claim_outputs({o.out}, inputs, comm.get());
     Input in;
-    NormFrom norm;
+    io::Normalization norm;
     {
         ScopedPhase p(timers, "open", "data::import::open");
         par::agree(comm, [&] {
@@ -503,7 +486,7 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
                 fail(
                     "--norm-from: name the training dataset file whose normalisation --unlabelled rows take");
             in = open_input(o.unlabelled, "", o, "--train-labels", false);
-            norm = read_norm_from(o.norm_from, *in.x);
+            norm = io::read_normalization_for(o.norm_from, *in.x);
             if (comm.rank() == 0) io::make_dirs(h5::parent_dir(o.out));
         });
     }

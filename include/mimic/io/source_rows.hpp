@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mimic/io/array_source.hpp"
+#include "mimic/io/dataset.hpp"
 
 namespace mimic::io {
 
@@ -49,5 +50,14 @@ private:
     const ArraySource* src_ = nullptr;
     bool own_labels_ = false; ///< read_labels() of an image source, not an array
 };
+
+/// The normalisation of a dataset file (its attributes and /norm vectors), read by this rank alone, for rows
+/// imported with a training file's statistics (--norm-from). A file whose (C, H, W) differs from the rows'
+/// is refused naming both.
+struct Normalization {
+    DatasetMeta meta;
+    std::vector<float> mean, stdev;
+};
+Normalization read_normalization_for(const std::string& path, const ImageRows& rows);
 
 } // namespace mimic::io
