@@ -73,8 +73,8 @@ std::vector<std::int64_t> parse_shape(const std::string& text, const std::string
         const auto a = item.find_first_not_of(" L"), b = item.find_last_not_of(" L");
         if (a == std::string::npos) continue;
         const std::string v = item.substr(a, b - a + 1);
-        if (v.find_first_not_of("0123456789") != std::string::npos)
-            fail(name, ": malformed .npy shape ", text);
+        if (v.find_first_not_of("0123456789") != std::string::npos || v.size() > 18)
+            fail(name, ": malformed or implausible .npy shape ", text);
         dims.push_back(std::stoll(v));
     }
     if (dims.empty()) fail(name, ": holds a scalar (shape ()); an array of rows is needed");
@@ -213,9 +213,16 @@ std::vector<ZipMember> zip_members(const RawFile& f, const std::string& path) {
                                len = std::int64_t(le(&var[size_t(x + 2)], 2));
             if (id == 1) {
                 std::int64_t q = x + 4;
-                if (usize == 0xffffffffu) usize = le(&var[size_t(q)], 8), q += 8;
-                if (le(h + 20, 4) == 0xffffffffu) q += 8;
-                if (off == 0xffffffffu) off = le(&var[size_t(q)], 8);
+                const std::int64_t end = std::min(x + 4 + len, nl + xl);
+                auto next = [&](std::uint64_t& v) { // the next 64-bit value, when the field holds it
+                    if (q + 8 > end) fail(path, ": malformed zip64 extra field (entry ", i, ")");
+                    v = le(&var[size_t(q)], 8);
+                    q += 8;
+                };
+                std::uint64_t skip = 0;
+                if (usize == 0xffffffffu) next(usize);
+                if (le(h + 20, 4) == 0xffffffffu) next(skip);
+                if (off == 0xffffffffu) next(off);
             }
             x += 4 + len;
         }
