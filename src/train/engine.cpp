@@ -117,6 +117,11 @@ bool Engine::finished_output_exists() {
             fail(cfg_.out, ": exists and was not trained with these settings (", diff,
                  "); pass --overwrite to replace it, or choose another --out");
     });
+    if (same && cfg_.overwrite) {
+        log::info(cfg_.stage, ": ", cfg_.out,
+                  " is already trained with these settings; --overwrite: training again");
+        return false;
+    }
     if (same) log::info(cfg_.stage, ": ", cfg_.out, " is already trained with these settings; nothing to do");
     return same;
 }
