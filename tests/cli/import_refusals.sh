@@ -36,6 +36,10 @@ mixed_channels)
   expect_fail "$s/train/class01/img9999.png: image is 1x32x32 (CxHxW) but .* is 3x32x32" \
     imp --train-images "$s/train" --test-images "$s/train"
   ;;
+class_mismatch)
+  expect_fail "$s/test: its class folders differ from the training set's ($s/train); both need the same class names" \
+    imp --train-images "$s/train" --test-images "$s/test"
+  ;;
 label_count) expect_fail "$s/y.npy: holds 63 labels but $s/x.npy holds 64 images" imp "${npy[@]}" --layout nhwc ;;
 float_labels) expect_fail "$s/y.npy: row 0 has label .*; labels must be integers" imp "${npy[@]}" --layout nhwc ;;
 negative_labels) expect_fail "$s/y.npy: row 17 has label -1; labels must be integers" imp "${npy[@]}" --layout nhwc ;;

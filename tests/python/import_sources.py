@@ -171,6 +171,9 @@ def bad(case, d):
         write_folder(f"{d}/train", tx[:12], ty[:12] % 3, ".png")
         odd = Image.new("RGB", (16, 16)) if case == "mixed_sizes" else Image.new("L", (W, H))
         odd.save(f"{d}/train/class01/img9999.png")
+    elif case == "class_mismatch":
+        write_folder(f"{d}/train", tx[:12], ty[:12] % 3, ".png")
+        write_folder(f"{d}/test", sx[:6], np.array([0, 1, 5, 0, 1, 5]), ".png")
     elif case == "label_count":
         np.save(f"{d}/y.npy", ty[:-1])
     elif case == "float_labels":
