@@ -5,7 +5,7 @@ foreach(np 1 2)
 endforeach()
 foreach(case truncated_npy object_npy fortran_npy compressed_npz truncated_npz ragged_h5 mixed_sizes
              mixed_channels class_mismatch label_count float_labels negative_labels nan_float missing_layout norm_from_shape
-             truncated_cifar labels_given_twice not_a_source)
+             truncated_cifar labels_given_twice huge_block not_a_source)
   mimic_script_test(cli.import.refuse.${case} cli/import_refusals.sh ${case})
 endforeach()
 # A rank killed mid-import: nothing looks finished, and the rerun resumes to the uninterrupted files.

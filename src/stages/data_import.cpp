@@ -79,6 +79,9 @@ Input open_input(const std::string& images, const std::string& labels, const Dat
 
 std::int64_t block_rows(const DataImportOptions& o, std::int64_t d) {
     if (o.block_rows < 0) fail("--block-rows: must be >= 0, got ", o.block_rows);
+    if (o.block_rows > (std::int64_t(1) << 28) / d) // a block is held as double, float and raw values
+        fail("--block-rows: ", o.block_rows, " rows of ", d, " features exceed 2^28 values per block (",
+             (std::int64_t(1) << 28) / d, " rows at most)");
     return o.block_rows > 0 ? o.block_rows : std::max<std::int64_t>(1, (std::int64_t(32) << 20) / (8 * d));
 }
 
@@ -440,7 +443,8 @@ void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
         ScopedPhase p(timers, "open", "data::import::open");
         par::agree(comm, [&] { open_inputs(o, train, test); });
     }
-    const std::int64_t block = block_rows(o, train.x->d());
+    std::int64_t block = 0;
+    par::agree(comm, [&] { block = block_rows(o, train.x->d()); });
     int num_classes = 0;
     {
         ScopedPhase p(timers, "labels", "data::import::labels");
@@ -499,7 +503,8 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
     outs[0] = {"transfer", o.out, &in, 0, meta.n};
     {
         ScopedPhase p(timers, "write", "data::import::write");
-        const std::int64_t B = block_rows(o, meta.d);
+        std::int64_t B = 0;
+        par::agree(comm, [&] { B = block_rows(o, meta.d); });
         const auto key = resume_key(o, {&in}, meta.num_classes, B, norm.mean, norm.stdev);
         write_outputs(outs, meta, norm.mean, norm.stdev, {{"norm_from", norm.meta.fingerprint}}, key, B,
                       comm);

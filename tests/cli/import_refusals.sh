@@ -60,6 +60,10 @@ labels_given_twice)
   expect_fail "--train-labels: .*data_batch_1.bin carries its own labels" imp --format cifar \
     --train-images "$d/full/data_batch_1.bin" --train-labels "$s/y.npy" --test-images "$d/full/test_batch.bin"
   ;;
+huge_block)
+  expect_fail "--block-rows: 2000000000 rows of 3072 features exceed 2^28 values per block" \
+    "$MPIEXEC" -n 2 "$MIMIC" data import --out-dir "$o" "${npy[@]}" --layout nhwc --block-rows 2000000000
+  ;;
 not_a_source)
   echo "hello" >"$s/notes.txt"
   expect_fail "$s/notes.txt: wrong IDX magic number .*; nor is it .npy, .npz, HDF5" imp --train-images "$s/notes.txt"
