@@ -62,7 +62,7 @@ labels_given_twice)
   ;;
 huge_block)
   expect_fail "--block-rows: 2000000000 rows of 3072 features exceed 2^28 values per block" \
-    "$MPIEXEC" -n 2 "$MIMIC" data import --out-dir "$o" "${npy[@]}" --layout nhwc --block-rows 2000000000
+    "$MPIEXEC" -n 2 "$MIMIC" data import --out-dir "$o" --val 4 "${npy[@]}" --layout nhwc --block-rows 2000000000
   ;;
 not_a_source)
   echo "hello" >"$s/notes.txt"
