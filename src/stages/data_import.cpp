@@ -416,9 +416,6 @@ void open_inputs(const DataImportOptions& o, Input& train, Input& test) {
     if (!train_names.empty() && !test_names.empty() && train_names != test_names)
         fail(o.test_images, ": its class folders differ from the training set's (", o.train_images,
              "); both need the same class names");
-    if (o.val >= train.x->rows())
-        fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
-             train.x->rows(), ")");
 }
 
 void log_summary(const DataImportOptions& o, const io::DatasetMeta& meta, const std::vector<float>& mean,
@@ -451,6 +448,9 @@ void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
         num_classes = decide_classes(train, test, o, block, comm);
         par::agree(comm, [&] {
             if (comm.rank() == 0) io::make_dirs(o.out_dir);
+            if (o.val >= train.x->rows())
+                fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
+                     train.x->rows(), ")");
         });
     }
     const std::int64_t n_train = train.x->rows() - o.val;
