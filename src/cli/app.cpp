@@ -3,6 +3,7 @@
 // on rank 0, runs the stage and maps errors to exit codes.
 #include "mimic/cli/app.hpp"
 
+#include "mimic/core/comm.hpp"
 #include "mimic/core/error.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/log.hpp"
@@ -237,8 +238,7 @@ void echo_configuration(const std::string& command, const po::options_descriptio
                         const po::variables_map& vm) {
     log::info(mimic_version_string(), " | Kokkos ", kokkos_version_string(), " | ", mpi_version_string(),
               " | HDF5 ", hdf5_version_string());
-    int size = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    const int size = par::Comm().size();
     log::info("mimic ", command, " on ", size, " rank", size == 1 ? "" : "s", ", resolved configuration:");
     for (const auto& o : desc.options()) {
         const std::string& name = o->long_name();
