@@ -202,6 +202,11 @@ void Model::backward(const Matrix& dlogits, const GradsReady& ready) {
     }
 }
 
+void Model::set_conv_tuning(const ConvTuning& t) {
+    for (const auto& layer : layers_)
+        if (auto* conv = dynamic_cast<Conv2D*>(layer.get())) conv->set_tuning(t);
+}
+
 void Model::zero_grads() {
     Kokkos::deep_copy(grads_, 0.0f);
 }

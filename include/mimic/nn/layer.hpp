@@ -4,7 +4,7 @@
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/kokkos.hpp"
-#include "mimic/nn/model.hpp"
+#include "mimic/nn/shape.hpp"
 
 #include <KokkosBlas3_gemm.hpp>
 
