@@ -412,7 +412,8 @@ int host_parts(std::int64_t n, int parts) {
     return int(std::max<std::int64_t>(1, std::min(want, n)));
 }
 
-/// Items [begin, end) of part `part` when n items are split into `parts` nearly equal contiguous parts.
+/// Items [begin, end) of part `part` when n items are split into `parts` nearly equal contiguous parts (the
+/// split of par::split_range, whose header nn does not include: it brings MPI).
 std::pair<std::int64_t, std::int64_t> part_range(std::int64_t n, int parts, int part) {
     const std::int64_t base = n / parts, rem = n % parts;
     const std::int64_t begin = part * base + std::min<std::int64_t>(part, rem);
