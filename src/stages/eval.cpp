@@ -10,6 +10,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
+#include "mimic/nn/fold.hpp"
 #include "mimic/nn/paired.hpp"
 
 #include <cstdio>
@@ -35,7 +36,7 @@ void describe(po::options_description& d, EvalOptions& o) {
 Scorer make_scorer(const EvalOptions& o, const par::Comm&) {
     Scorer s;
     io::ModelMeta meta;
-    auto model = std::make_shared<nn::Model>(io::load_model(o.model, &meta));
+    auto model = std::make_shared<nn::Model>(nn::fold_for_inference(io::load_model(o.model, &meta)));
     s.what = o.model;
     s.input = model->input_shape();
     s.num_classes = int(model->output_size());

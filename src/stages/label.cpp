@@ -17,6 +17,7 @@
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/nn/fold.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/parallel/grid.hpp"
 
@@ -624,7 +625,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
         ScopedPhase p(timers, "load", "label::load");
         par::agree(world, [&] {
             for (int i : grid.mine)
-                models.push_back(io::load_model(job.manifest.member_path(size_t(i))));
+                models.push_back(nn::fold_for_inference(io::load_model(job.manifest.member_path(size_t(i)))));
         });
     }
     LabelOutput out;

@@ -7,6 +7,7 @@
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/onnx.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/nn/fold.hpp"
 
 #include <sstream>
 
@@ -85,7 +86,7 @@ void run(const OnnxExportOptions& o, const par::Comm& comm) {
         if (!io::file_exists(o.model)) fail(o.model, ": no such model file");
         if (io::file_exists(o.out) && !o.overwrite) fail(o.out, ": exists (use --overwrite to replace it)");
         io::ModelMeta meta;
-        const nn::Model model = io::load_model(o.model, &meta);
+        const nn::Model model = nn::fold_for_inference(io::load_model(o.model, &meta));
         const nn::Shape in = model.input_shape();
         std::ostringstream os;
         os << o.model << " -> " << o.out << ": " << meta.spec << ", opset " << io::kOnnxExportOpset;
