@@ -1,6 +1,7 @@
 // The convolution's formulations against a direct double-precision reference: the host's direct kernels
 // (pixel and filter tiles, which must agree bitwise) and im2col + sgemm (forward, weight, bias and input
-// gradients), and the host and device im2col, col2im and bias-gradient reduction against each other.
+// gradients), the grouped and depthwise kernels (G > 1, strides 1 and 2), and the host and device im2col,
+// col2im and bias-gradient reduction against each other.
 #include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
