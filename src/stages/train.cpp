@@ -28,9 +28,10 @@ void describe(po::options_description& d, TrainOptions& o) {
         ("val", po::value(&o.val), "validation set, evaluated after every epoch (drives --schedule plateau)")
         ("arch", po::value(&o.arch)->required(), "architecture spec, e.g. dense:1200,relu,dense:1200,relu,dense:10 or "
                                                   "conv:32x3,relu,pool:2,dense:256,relu,dense:10; tokens: dense:N, bottleneck:K, "
-                                                  "conv:FxK[sS][pP], pool:K[sS][pP] (max), avgpool:K[sS][pP][e] (e: padding not "
-                                                  "counted), gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, "
-                                                  "dropout:P, flatten, bn (batch normalisation)")
+                                                  "conv:FxK[sS][pP][gG] (G groups), dwconv:K[sS][pP] (depthwise), pool:K[sS][pP] "
+                                                  "(max), avgpool:K[sS][pP][e] (e: padding not counted), gap, relu, relu6, "
+                                                  "sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn (batch "
+                                                  "normalisation)")
         ("out", po::value(&o.out)->required(), "model file to write (HDF5, written only when training completes)")
         ("checkpoint", po::value(&o.checkpoint), "checkpoint file (default: OUT.ckpt); an existing one is resumed")
         ("keep-checkpoint", po::bool_switch(&o.keep_checkpoint), "keep the checkpoint after the model is written")
