@@ -3,6 +3,7 @@
 #include "mimic/io/paths.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/runtime.hpp"
 #include "mimic/io/hdf5.hpp"
 #include "mimic/io/manifest.hpp"
 
@@ -72,8 +73,7 @@ namespace {
 /// that was just killed (mpirun -9, a preempted SLURM job requeued at once) can outlive their launcher by a
 /// moment and still hold the lock. False with errno set when the lock stays taken or flock is unsupported.
 bool lock_with_grace(int fd) {
-    const char* env = std::getenv("MIMIC_LOCK_WAIT");
-    const double wait_s = env ? std::atof(env) : 5.0;
+    const double wait_s = env_seconds("MIMIC_LOCK_WAIT");
     for (int waited_ms = 0;; waited_ms += 100) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
         if (errno != EWOULDBLOCK || waited_ms >= wait_s * 1000.0) return false;

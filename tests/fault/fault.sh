@@ -211,6 +211,29 @@ concurrent)
   runs 2 transfer --from "$d/g.h5" --size 400 --munge 1 --out "$d/t.h5"
   grep -q "already complete" "$d/log" || { cat "$d/log"; die "a finished transfer rerun is not a no-op"; }
   ;;
+hang)
+  # A data replica that gets no rows (1 row at 2 ranks, 3 rows at 4) runs the same collectives as the
+  # others: train, label and distill finish (the phase timers once hung here), and so does eval.
+  setup_pipeline
+  tiny "$d/one.h5" 1 1 1 6 6 4
+  tiny "$d/three.h5" 3 1 1 6 6 4
+  for np in 2 4; do
+    for set in one three; do
+      runs $np train --data "$d/$set.h5" --arch $ARCH --epochs 2 --out "$d/m$np$set.h5" --timings-csv "$d/t.csv"
+      runs $np label --ensemble "$d/ens/manifest.h5" --transfer "$d/$set.h5" --out "$d/l$np$set.h5"
+      runs $np distill --transfer "$d/$set.h5" --logits "$d/l$np$set.h5" --arch $ARCH --epochs 2 \
+        --val "$d/$set.h5" --out "$d/s$np$set.h5"
+      runs $np eval --model "$d/s$np$set.h5" --data "$d/$set.h5"
+      echo "ok: train, label, distill and eval of $set row(s) at $np ranks"
+    done
+  done
+  # Wait and grace times from the environment are bounded: a huge or non-finite one is refused up front.
+  for bad in MIMIC_ABORT_GRACE=1e99 MIMIC_ERROR_WAIT=inf MIMIC_LOCK_WAIT=nan MIMIC_PROGRESS_INTERVAL=-1; do
+    env "$bad" "$MIMIC" train --data "$d/one.h5" --arch $ARCH --out "$d/x.h5" 2>"$d/err" && die "$bad accepted"
+    grep -q "^mimic train: error: $bad: must be a number of seconds" "$d/err" || { cat "$d/err"; die "$bad"; }
+  done
+  [ ! -e "$d/x.h5" ] || die "an output was written"
+  ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and
   # must exit 0, keeping the output and leaving no partial or lock file.
