@@ -160,6 +160,27 @@ std::vector<std::string> member_paths(const std::string& path) {
     return out;
 }
 
+/// True when `path` ends with `suffix`.
+bool ends_with(const std::string& path, const std::string& suffix) {
+    return path.size() >= suffix.size() &&
+           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Fails for an output that is a directory, or that is named like one of the files Mimic writes beside an
+/// output (OUT.partial, OUT.lock; and OUT.ckpt for the main output): another job's sibling could be it.
+void refuse_unusable_output(const std::string& out, bool main_output) {
+    if (out.empty()) return;
+    struct stat st {};
+    if (stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        fail(out, ": the output is a directory; name a file (--overwrite never replaces a directory)");
+    for (const char* sibling : {".partial", ".lock", ".ckpt"}) {
+        if (!main_output && std::string(sibling) == ".ckpt") continue;
+        if (ends_with(out, sibling))
+            fail(out, ": an output may not end in '", sibling,
+                 "', the name Mimic gives the files it writes beside an output; choose another name");
+    }
+}
+
 std::string check_outputs(const std::vector<std::string>& outputs, std::vector<std::string> inputs) {
     const std::size_t given = inputs.size();
     for (std::size_t i = 0; i < given; ++i)
@@ -167,6 +188,7 @@ std::string check_outputs(const std::vector<std::string>& outputs, std::vector<s
             inputs.push_back(std::move(p));
     try {
         for (std::size_t i = 0; i < outputs.size(); ++i) {
+            refuse_unusable_output(outputs[i], i == 0);
             refuse_output_over_inputs(outputs[i], inputs);
             for (std::size_t j = 0; j < i; ++j)
                 if (same_file(outputs[i], outputs[j]))

@@ -206,16 +206,27 @@ struct LabelJob {
     int M = 0, C = 0;
 };
 
+/// The largest --block-rows (and --chunk-rows): a block of this many rows is gigabytes per rank already.
+constexpr std::int64_t kMaxBlockRows = std::int64_t(1) << 24;
+
 void check_options(const LabelOptions& o, const par::Comm& world) {
     if (o.combine != "logits" && o.combine != "prob")
         fail("--combine: '", o.combine, "' is not logits or prob");
-    if (!(o.temperature > 0)) fail("--temperature: must be > 0, got ", o.temperature);
+    if (!std::isfinite(o.temperature) || o.temperature <= 0)
+        fail("--temperature: must be a finite number > 0, got ", o.temperature);
     if (o.storage != "float32" && o.storage != "float16")
         fail("--storage: '", o.storage, "' is not float32 or float16");
+    if (o.block_rows <= 0 || o.block_rows > kMaxBlockRows)
+        fail("--block-rows: must be from 1 to ", kMaxBlockRows, " rows, got ", o.block_rows);
+    if (o.chunk_rows < 0 || o.chunk_rows > kMaxBlockRows)
+        fail("--chunk-rows: must be from 0 to ", kMaxBlockRows, " rows, got ", o.chunk_rows);
+    if (!std::isfinite(o.memory_mb) || o.memory_mb < 0)
+        fail("--memory-mb: must be a finite number >= 0, got ", o.memory_mb);
     if (o.block_rows <= 0 || o.batch <= 0 || o.block_rows % o.batch != 0)
         fail("--block-rows (", o.block_rows, ") must be a positive multiple of --batch (", o.batch, ")");
     if (o.deflate < 0 || o.deflate > 9) fail("--deflate: must be 0-9, got ", o.deflate);
-    if (!(o.flush_seconds >= 0)) fail("--flush-seconds: must be >= 0, got ", o.flush_seconds);
+    if (!std::isfinite(o.flush_seconds) || o.flush_seconds < 0)
+        fail("--flush-seconds: must be a finite number >= 0, got ", o.flush_seconds);
     if (o.deflate > 0 && o.chunk_rows <= 0) fail("--deflate needs chunked storage: set --chunk-rows");
     if (o.groups < 0 || (o.groups > 0 && world.size() % o.groups != 0))
         fail("--groups: ", o.groups, " does not divide the number of ranks (", world.size(), ")");
@@ -335,6 +346,15 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
     const MPI_Comm fcomm = world.size() > 1 ? world.get() : MPI_COMM_NULL;
     out.half_type = io::make_half_type();
     out.logits_type = o.storage == "float16" ? out.half_type.id() : H5T_NATIVE_FLOAT;
+    // A fresh file must fit: refused before anything is written, rather than by a full disk mid-run.
+    par::agree(world, [&] {
+        const double bytes =
+            double(j.N) * (double(j.C) * (o.storage == "float16" ? 2 : 4) + (o.variance ? 8 : 0));
+        if (!resume && world.rank() == 0)
+            io::require_space(
+                o.out, bytes,
+                detail::concat(o.transfer, " (", j.N, " rows x ", j.C, " classes, ", o.storage, ")"));
+    });
     par::agree(world, [&] {
         if (resume) {
             out.file = h5::File::open(partial, fcomm, true);

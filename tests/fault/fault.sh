@@ -234,6 +234,40 @@ hang)
   done
   [ ! -e "$d/x.h5" ] || die "an output was written"
   ;;
+options)
+  # Crashes and garbage output from option values and odd inputs: each is one line naming the option or
+  # file, before any output exists.
+  setup_pipeline
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5")
+  fails 2 "--batch: must be at least 1" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --batch 0 \
+    --out "$d/o.h5"
+  fails 2 "--temperature: must be a finite number > 0, got inf" "${L[@]}" --combine prob --temperature inf --out "$d/o.h5"
+  fails 2 "--block-rows: must be from 1 to 16777216 rows, got 2000000000" "${L[@]}" --block-rows 2000000000 \
+    --batch 1000 --out "$d/o.h5"
+  fails 2 "--flush-seconds: must be a finite number >= 0, got nan" "${L[@]}" --flush-seconds nan --out "$d/o.h5"
+  fails 2 "--block-rows: must be from 1 to 16777216 rows" transfer --from "$d/g.h5" --size 400 --munge 1 \
+    --block-rows 2000000000 --out "$d/o.h5"
+  fails 2 "--batch: must be from 1 to 16777216 rows" eval --ensemble "$d/ens/manifest.h5" --data "$d/g.h5" --batch 0
+  mkdir -p "$d/dir.h5/keep"
+  fails 2 "$d/dir.h5: the output is a directory" "${L[@]}" --out "$d/dir.h5" --overwrite
+  for sib in partial lock ckpt; do
+    fails 2 "$d/o.h5.$sib: an output may not end in '.$sib'" "${L[@]}" --out "$d/o.h5.$sib"
+  done
+  fails 1 "$d: --config names a directory" train --config "$d" --data "$d/g.h5" --arch $ARCH --out "$d/o.h5"
+  # A config file saved with a UTF-8 byte-order mark reads as the same options.
+  printf '\xef\xbb\xbfepochs = 1\narch = %s\n' $ARCH >"$d/bom.ini"
+  runs 1 train --config "$d/bom.ini" --data "$d/g.h5" --out "$d/m.h5"
+  # h5py's default string attributes (variable-length UTF-8) read as strings; a 10^12-row transfer set is
+  # refused for the space its logits need, and leaves nothing behind.
+  cp "$d/g.h5" "$d/utf8.h5"
+  "$MIMIC_PYTHON" -c "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); f.attrs['mimic_format'] = 'mimic-dataset-1'" \
+    "$d/utf8.h5" || die "h5py"
+  runs 2 eval --model "$d/m.h5" --data "$d/utf8.h5"
+  inputs huge "$d/huge.h5" 1000000000000
+  fails 2 "$d/huge.h5 (1000000000000 rows x 4 classes, float32): $d/o.h5 would need 16.0 TB but" \
+    label --ensemble "$d/ens/manifest.h5" --transfer "$d/huge.h5" --out "$d/o.h5"
+  [ -z "$(find "$d" -name 'o.h5*')" ] || die "an output was left behind: $(find "$d" -name 'o.h5*')"
+  ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and
   # must exit 0, keeping the output and leaving no partial or lock file.
