@@ -193,7 +193,7 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
         par::agree(world_, [&] {
             auto os = im.opt->state();
             cs = read_checkpoint(cfg_.checkpoint, net_, os, identity_, int(epoch_log_columns().size()),
-                                 world_);
+                                 {cfg_.epochs, data_.steps_per_epoch()}, replicas_.rank() == 0, world_);
             im.opt->load_state(os);
             im.sched->load_state(cs.schedule);
         });

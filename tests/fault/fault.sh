@@ -268,6 +268,44 @@ options)
     label --ensemble "$d/ens/manifest.h5" --transfer "$d/huge.h5" --out "$d/o.h5"
   [ -z "$(find "$d" -name 'o.h5*')" ] || die "an output was left behind: $(find "$d" -name 'o.h5*')"
   ;;
+checkpoint)
+  # A checkpoint is verified before it is resumed: its state checksum covers weights, optimizer state and
+  # cursor; without one (older files) the cursor and finiteness are still checked. --overwrite starts over.
+  tiny "$d/g.h5" 200 1 1 6 6 4
+  T=(train --data "$d/g.h5" --arch $ARCH --epochs 3 --batch 16 --out "$d/m.h5")
+  runs 2 "${T[@]}" --stop-after-steps 5
+  cp "$d/m.h5.ckpt" "$d/good.ckpt"
+  damage() { cp "$d/good.ckpt" "$d/m.h5.ckpt" && inputs "$@"; }
+  corrupt="$d/m.h5.ckpt: the checkpoint is corrupt (state checksum"
+  damage set "$d/m.h5.ckpt" weights/layer0.dense.W 2 1 0.5
+  fails 2 "$corrupt" "${T[@]}"
+  damage attr "$d/m.h5.ckpt" step_in_epoch 1e12
+  fails 2 "$corrupt" "${T[@]}"
+  damage attr "$d/m.h5.ckpt" epoch -3
+  fails 1 "$corrupt" "${T[@]}"
+  damage set "$d/m.h5.ckpt" checkpoint/optimizer/momentum 7 0 nan
+  fails 2 "$corrupt" "${T[@]}"
+  [ ! -e "$d/m.h5" ] || die "a model was written from a damaged checkpoint"
+  # Without the checksum, the values themselves are checked.
+  damage delattr "$d/m.h5.ckpt" state_checksum && inputs attr "$d/m.h5.ckpt" epoch -3
+  fails 2 "$d/m.h5.ckpt: the checkpoint's epoch -3 is outside this run's epochs \[0, 3)" "${T[@]}"
+  damage delattr "$d/m.h5.ckpt" state_checksum && inputs attr "$d/m.h5.ckpt" step_in_epoch 1e12
+  fails 2 "$d/m.h5.ckpt: the checkpoint's step_in_epoch 1000000000000 is outside the 13 steps" "${T[@]}"
+  damage delattr "$d/m.h5.ckpt" state_checksum && inputs set "$d/m.h5.ckpt" checkpoint/optimizer/momentum 7 0 nan
+  fails 2 "$d/m.h5.ckpt: the checkpoint's optimizer state 'momentum' holds a non-finite value" "${T[@]}"
+  damage delattr "$d/m.h5.ckpt" state_checksum
+  runs 2 "${T[@]}"
+  grep -q "written before checkpoints carried a state checksum" "$d/log" || { cat "$d/log"; die "no notice"; }
+  # --overwrite starts a damaged run over; an intact checkpoint resumes to the uninterrupted result.
+  damage set "$d/m.h5.ckpt" weights/layer0.dense.W 2 1 0.5
+  runs 2 "${T[@]}" --overwrite
+  grep -q "resuming" "$d/log" && die "--overwrite resumed the damaged checkpoint"
+  mv "$d/m.h5" "$d/fresh.h5" && cp "$d/good.ckpt" "$d/m.h5.ckpt"
+  runs 2 "${T[@]}"
+  grep -q "resuming from $d/m.h5.ckpt at epoch 1, step 5" "$d/log" || { cat "$d/log"; die "did not resume"; }
+  "$MIMIC_PYTHON" -c "import h5py, sys; a, b = (h5py.File(p, 'r').attrs['weights_checksum'] for p in sys.argv[1:]); \
+assert a == b, (a, b)" "$d/m.h5" "$d/fresh.h5" || die "the resumed model differs from the uninterrupted one"
+  ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and
   # must exit 0, keeping the output and leaving no partial or lock file.

@@ -1,5 +1,7 @@
 # Damages or builds inputs for the fault-injection tests (tests/fault/fault.sh), one command per call:
 #   set FILE DATASET ROW COL VALUE   set one value of a 1-D or 2-D dataset (nan, inf, or a number)
+#   attr FILE NAME VALUE             set a root attribute, keeping its type (a number, or a string)
+#   delattr FILE NAME                remove a root attribute
 #   float64 FILE                     store /X as float64 (and /y as int64)
 #   empty FILE OUT                   a copy of FILE's attributes with zero rows
 #   huge FILE ROWS                   a dataset of ROWS rows (36 features, 4 classes) that takes no space: its
@@ -21,6 +23,16 @@ if cmd == "set":
             d[row] = value
         else:
             d[row, col] = value
+elif cmd == "attr":
+    with h5py.File(sys.argv[2], "r+") as f:
+        old = f.attrs[sys.argv[3]]
+        if isinstance(old, (bytes, str)):
+            f.attrs[sys.argv[3]] = np.bytes_(sys.argv[4])
+        else:
+            f.attrs[sys.argv[3]] = np.asarray(float(sys.argv[4])).astype(np.asarray(old).dtype)
+elif cmd == "delattr":
+    with h5py.File(sys.argv[2], "r+") as f:
+        del f.attrs[sys.argv[3]]
 elif cmd == "float64":
     with h5py.File(sys.argv[2], "r+") as f:
         X, y = f["X"][()], f["y"][()] if "y" in f else None
