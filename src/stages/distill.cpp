@@ -88,6 +88,8 @@ void open_inputs(const DistillOptions& o, const train::Objective& loss, const pa
     in.lm = io::read_logits_meta(in.lfile);
     io::check_logits_match(o.logits, in.lm, o.transfer, in.transfer->meta());
     in.ldset = h5::open_dataset(in.lfile, "/logits");
+    // Verified once before any training: corrupted logits never reach the student.
+    io::verify_logits_blocks(in.lfile, in.ldset, in.lm, world.size() > 1 ? *in.io_comm : world);
     if (loss.needs_labels() && !in.transfer->meta().has_labels)
         fail("--loss ", o.loss, " needs hard labels but ", o.transfer, " has no /y");
     if (!o.val.empty()) {
@@ -102,6 +104,7 @@ void open_inputs(const DistillOptions& o, const train::Objective& loss, const pa
         in.vlm = io::read_logits_meta(in.vlfile);
         io::check_logits_match(o.val_logits, in.vlm, o.val, in.val->meta());
         in.vldset = h5::open_dataset(in.vlfile, "/logits");
+        io::verify_logits_blocks(in.vlfile, in.vldset, in.vlm, world);
     }
 }
 

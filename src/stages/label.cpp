@@ -373,6 +373,7 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
         write_logits_meta(out.file, j.want);
         h5::write_attr(out.file.id(), "mimic_version", MIMIC_VERSION_STRING);
         h5::write_attr(out.file.id(), "logits_fingerprint", std::string(16, '0'));
+        h5::write_attr(out.file.id(), io::kBlockHashAttr, io::kBlockHashStored);
         out.record = io::BlockRecord::create(out.file, j.num_blocks);
         h5::DatasetOptions lo{o.chunk_rows, o.deflate};
         if (o.variance) {
@@ -519,9 +520,15 @@ void combine_block(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
 /// earlier flush put on disk (io::BlockRecord), so a done flag never points at rows that are not there.
 void write_block(const LabelOptions& o, const LabelJob& j, std::int64_t blk, std::int64_t row0,
                  std::int64_t wn, BlockBuffers& buf, LabelOutput& out, const par::Comm& world) {
+    // The hash covers the values as stored (float16 rounding included), so that a reader can verify them.
     unsigned long long h = 0;
-    for (std::int64_t i = 0; i < wn; ++i)
-        h += io::row_hash(row0 + i, buf.out.data() + i * j.C, j.C, 0, false);
+    std::vector<float> stored(o.storage == "float16" ? size_t(j.C) : 0);
+    for (std::int64_t i = 0; i < wn; ++i) {
+        const float* row = buf.out.data() + i * j.C;
+        for (size_t c = 0; c < stored.size(); ++c)
+            stored[c] = io::half_to_float(io::float_to_half(row[c]));
+        h += io::row_hash(row0 + i, stored.empty() ? row : stored.data(), j.C, 0, false);
+    }
     const bool due = o.flush_seconds <= 0 || world.any(wall_seconds() - out.last_flush >= o.flush_seconds);
     par::agree(world, [&] {
         if (o.storage == "float16") {
@@ -633,6 +640,20 @@ void finish_output(const LabelOptions& o, LabelOutput& out, const par::Comm& wor
     });
 }
 
+/// A finished OUT counts as done only once its content is verified against its block hashes; a file that
+/// fails is reported as corrupt, never reused.
+void verify_finished(const LabelOptions& o, const par::Comm& world) {
+    try {
+        const auto f = h5::File::open(o.out, world.size() > 1 ? world.get() : MPI_COMM_NULL);
+        const auto meta = io::read_logits_meta(f);
+        const auto dset = h5::open_dataset(f, "/logits");
+        io::verify_logits_blocks(f, dset, meta, world);
+    } catch (const CollectiveError& e) {
+        throw par::collective_error(
+            world, detail::concat(e.what(), "; it is not reused: pass --overwrite to relabel"));
+    }
+}
+
 } // namespace
 
 void run(const LabelOptions& o, const par::Comm& world) {
@@ -643,6 +664,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
     const LabelJob job = plan_job(o, world);
     const Plan plan = agree_on_plan(o, job, world);
     if (plan.kind == Plan::Done) {
+        verify_finished(o, world);
         StopSignals::output_complete();
         log::info("label: ", o.out, " is already complete for this ensemble and transfer set; nothing to do");
         return;

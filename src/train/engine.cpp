@@ -106,6 +106,22 @@ PhaseTimers& Engine::timers() {
     return impl_->timers;
 }
 
+namespace {
+
+/// A finished model counts as done only once its content is verified (format, shapes, finite weights,
+/// the weights checksum): a file that fails is refused as corrupt, or with --overwrite retrained.
+bool verified_model_file(const h5::File& f, bool overwrite) {
+    try {
+        io::read_model(f);
+    } catch (const Error& e) {
+        if (!overwrite) fail(e.what(), "; it is not reused: pass --overwrite to retrain it");
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
 bool Engine::finished_output_exists() {
     if (cfg_.out.empty() || !io::file_exists(cfg_.out)) return false;
     bool same = false;
@@ -116,6 +132,7 @@ bool Engine::finished_output_exists() {
         if (!same && !cfg_.overwrite)
             fail(cfg_.out, ": exists and was not trained with these settings (", diff,
                  "); pass --overwrite to replace it, or choose another --out");
+        if (same) same = verified_model_file(f, cfg_.overwrite);
     });
     if (same) log::info(cfg_.stage, ": ", cfg_.out, " is already trained with these settings; nothing to do");
     return same;

@@ -306,6 +306,39 @@ checkpoint)
   "$MIMIC_PYTHON" -c "import h5py, sys; a, b = (h5py.File(p, 'r').attrs['weights_checksum'] for p in sys.argv[1:]); \
 assert a == b, (a, b)" "$d/m.h5" "$d/fresh.h5" || die "the resumed model differs from the uninterrupted one"
   ;;
+finished)
+  # "Nothing to do" is earned: a clean rerun verifies the finished output's content first (the model's
+  # weights checksum, the logits' block hashes); one changed value makes it corrupt, never reused.
+  setup_pipeline
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5" --batch 50 --block-rows 100)
+  T=(train --data "$d/g.h5" --arch $ARCH --epochs 1 --out "$d/m.h5")
+  runs 2 "${L[@]}" --out "$d/l16.h5" --storage float16
+  runs 2 "${T[@]}"
+  for out in l.h5 l16.h5; do
+    runs 2 "${L[@]}" --out "$d/$out" $([ $out = l16.h5 ] && echo --storage float16)
+    grep -q "already complete .* nothing to do" "$d/log" || { cat "$d/log"; die "$out: a clean rerun is not a no-op"; }
+  done
+  runs 2 "${T[@]}"
+  grep -q "already trained .* nothing to do" "$d/log" || { cat "$d/log"; die "a clean train rerun is not a no-op"; }
+  cp "$d/l.h5" "$d/good.h5"
+  inputs set "$d/l.h5" logits 150 1 0.25
+  inputs set "$d/l16.h5" logits 20 3 0.5
+  inputs set "$d/m.h5" weights/layer2.dense.b 0 0 0.125
+  fails 2 "$d/l.h5: rows \[100, 200) of /logits differ from the block hash .* it is not reused" "${L[@]}" --out "$d/l.h5"
+  fails 2 "$d/l16.h5: rows \[0, 100) of /logits differ from the block hash" "${L[@]}" --out "$d/l16.h5" --storage float16
+  fails 2 "$d/m.h5: weights checksum mismatch .* it is not reused: pass --overwrite" "${T[@]}"
+  # The corrupted logits never feed a student.
+  fails 2 "$d/l.h5: rows \[100, 200) of /logits differ" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH \
+    --epochs 1 --out "$d/s.h5"
+  fails 2 "$d/l.h5: rows \[100, 200) of /logits differ" distill --transfer "$d/g.h5" --logits "$d/good.h5" \
+    --val "$d/g.h5" --val-logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  [ ! -e "$d/s.h5" ] || die "a student was trained on corrupted logits"
+  # --overwrite redoes them.
+  runs 2 "${L[@]}" --out "$d/l.h5" --overwrite
+  runs 2 "${T[@]}" --overwrite
+  grep -q "wrote $d/m.h5" "$d/log" || { cat "$d/log"; die "--overwrite did not retrain"; }
+  runs 2 distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and
   # must exit 0, keeping the output and leaving no partial or lock file.
