@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <utility>
 
 namespace mimic::io {
@@ -83,6 +84,31 @@ bool lock_with_grace(int fd) {
 
 } // namespace
 
+namespace {
+
+/// The locks this process holds: output path -> the descriptor of its locked OUT.lock.
+std::map<std::string, std::pair<std::string, int>>& held_locks() {
+    static std::map<std::string, std::pair<std::string, int>> locks;
+    return locks;
+}
+
+} // namespace
+
+void check_output_lock(const std::string& out) {
+    const auto it = held_locks().find(out);
+    if (it == held_locks().end()) return;
+    const std::string& lock = it->second.first;
+    struct stat held {
+    }, named{};
+    if (fstat(it->second.second, &held) != 0 || stat(lock.c_str(), &named) != 0 ||
+        held.st_ino != named.st_ino || held.st_dev != named.st_dev)
+        fail(out, ": its lock file ", lock,
+             " was removed or replaced while this job ran, so another job may be "
+             "writing the same output; the finished file is not moved into place (rerun once no other job "
+             "writes ",
+             out, ")");
+}
+
 std::string OutputLock::take(const std::string& path, const std::string& out) {
     // Retry when the file was replaced between open and flock (its owner removed it on exit).
     for (int attempt = 0; attempt < 5; ++attempt) {
@@ -113,6 +139,8 @@ std::string OutputLock::take(const std::string& path, const std::string& out) {
             if (ftruncate(fd_, 0) != 0 || pwrite(fd_, me.data(), me.size(), 0) < 0) {
                 // The owner line is informative only; the lock itself is what matters.
             }
+            out_ = out;
+            held_locks()[out] = {path, fd_};
             return "";
         }
         ::close(fd_);
@@ -234,8 +262,14 @@ OutputLock::OutputLock(const std::string& out, MPI_Comm comm) {
 
 void OutputLock::release() {
     if (fd_ < 0) return;
-    // Removed while still held, so a job that opened the old file meanwhile sees it replaced and retries.
-    if (!path_.empty()) ::unlink(path_.c_str());
+    held_locks().erase(out_);
+    // Removed while still held, so a job that opened the old file meanwhile sees it replaced and retries;
+    // only when it is still this lock's file (a replaced one belongs to another job).
+    struct stat held {
+    }, named{};
+    if (!path_.empty() && fstat(fd_, &held) == 0 && stat(path_.c_str(), &named) == 0 &&
+        held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+        ::unlink(path_.c_str());
     ::close(fd_); // closing the descriptor releases the flock
     fd_ = -1;
 }
@@ -244,13 +278,15 @@ OutputLock::~OutputLock() {
     release();
 }
 
-OutputLock::OutputLock(OutputLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+OutputLock::OutputLock(OutputLock&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), out_(std::move(o.out_)) {}
 
 OutputLock& OutputLock::operator=(OutputLock&& o) noexcept {
     if (this != &o) {
         release();
         fd_ = std::exchange(o.fd_, -1);
         path_ = std::move(o.path_);
+        out_ = std::move(o.out_);
     }
     return *this;
 }

@@ -339,6 +339,76 @@ finished)
   grep -q "wrote $d/m.h5" "$d/log" || { cat "$d/log"; die "--overwrite did not retrain"; }
   runs 2 distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
   ;;
+fingerprints)
+  # Content, not metadata: a dataset's fingerprint is computed from its rows when it has none and verified
+  # when it has one; logits record the transfer set they labelled and distill's identity holds the logits'
+  # own content, so a changed input is a changed identity.
+  setup_pipeline
+  L=(label --ensemble "$d/ens/manifest.h5" --batch 50 --block-rows 100)
+  # g.h5 (made by h5py) has no @fingerprint: one changed value is a different transfer set.
+  cp "$d/g.h5" "$d/orig.h5"
+  inputs set "$d/g.h5" X 10 0 0.5
+  fails 2 "$d/l.h5: exists and holds logits of a different ensemble, transfer set or settings" "${L[@]}" \
+    --transfer "$d/g.h5" --out "$d/l.h5"
+  fails 2 "$d/l.h5: was computed for a transfer set with fingerprint .* but $d/g.h5 has fingerprint" \
+    distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  cp "$d/orig.h5" "$d/g.h5"
+  # A transfer set written by Mimic carries @fingerprint; a row changed afterwards is caught on open.
+  runs 2 transfer --from "$d/g.h5" --size 300 --augment 1 --noise 0.1 --out "$d/t.h5"
+  runs 2 "${L[@]}" --transfer "$d/t.h5" --out "$d/lt.h5"
+  cp "$d/t.h5" "$d/t_orig.h5"
+  inputs set "$d/t.h5" X 250 1 7
+  fails 2 "$d/t.h5: its rows hash to fingerprint .* but its @fingerprint attribute says" "${L[@]}" \
+    --transfer "$d/t.h5" --out "$d/lt.h5"
+  cp "$d/t_orig.h5" "$d/t.h5"
+  # distill --transfer A --logits <labels of B> is refused.
+  fails 2 "$d/lt.h5: holds logits for 300 rows but $d/g.h5 has 200" distill --transfer "$d/g.h5" \
+    --logits "$d/lt.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  tiny "$d/b.h5" 200 2 1 6 6 4
+  runs 2 "${L[@]}" --transfer "$d/b.h5" --out "$d/lb.h5"
+  fails 2 "$d/lb.h5: was computed for a transfer set with fingerprint" distill --transfer "$d/g.h5" \
+    --logits "$d/lb.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  # Relabelled logits under the same name (another --combine) are a changed input for distill.
+  D=(distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5")
+  runs 2 "${D[@]}"
+  runs 2 "${L[@]}" --transfer "$d/g.h5" --out "$d/l.h5" --combine prob --temperature 2 --overwrite
+  fails 2 "$d/s.h5: exists and was not trained with these settings (--logits" "${D[@]}"
+  # --val-logits from another ensemble is refused.
+  runs 2 ensemble train --members 2 --arch $ARCH --data "$d/g.h5" --epochs 1 --batch 16 --seed 5 --out-dir "$d/ens2"
+  runs 2 label --ensemble "$d/ens2/manifest.h5" --transfer "$d/b.h5" --out "$d/vl2.h5"
+  fails 2 "$d/vl2.h5: holds the logits of ensemble .* --val-logits must come from the same ensemble" \
+    distill --transfer "$d/g.h5" --logits "$d/l.h5" --val "$d/b.h5" --val-logits "$d/vl2.h5" --arch $ARCH \
+    --epochs 1 --out "$d/s2.h5"
+  ;;
+lock)
+  # The output lock against a second writer: a job whose OUT.lock is removed while it runs (and taken by a
+  # second job) refuses to move its output into place instead of reporting success.
+  setup_pipeline
+  tiny "$d/big.h5" 20000 3 1 6 6 4
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/big.h5" --batch 50 --block-rows 100)
+  timeout "$LIMIT" "$MIMIC" "${L[@]}" --out "$d/o.h5" >"$d/first.log" 2>"$d/first.err" &
+  first=$!
+  for _ in $(seq 400); do [ -e "$d/o.h5.partial" ] && break; sleep 0.01; done
+  kill -STOP $first 2>/dev/null || { echo "skipped: the first job ended before it could be paused"; exit 77; }
+  [ -e "$d/o.h5.partial" ] || { kill -CONT $first; wait $first; echo "skipped: no partial file seen"; exit 77; }
+  rm -f "$d/o.h5.lock"
+  runs 1 "${L[@]}" --out "$d/o.h5"
+  kill -CONT $first
+  wait $first && die "the first job reported success although another job took its output"
+  grep -q "$d/o.h5: its lock file $d/o.h5.lock was removed or replaced while this job ran" "$d/first.err" ||
+    { cat "$d/first.err"; die "the first job's error does not name its lost lock"; }
+  echo "ok: $(cat "$d/first.err")"
+  # Whatever the two writers left, nothing corrupt is reused: a rerun is a verified no-op or a refusal.
+  if "$MIMIC" "${L[@]}" --out "$d/o.h5" >"$d/log" 2>"$d/err"; then
+    grep -q "nothing to do" "$d/log" || { cat "$d/log"; die "rerun"; }
+  else
+    grep -q "^mimic label: error: $d/o.h5" "$d/err" || { cat "$d/err"; die "rerun error"; }
+  fi
+  # Outputs named like Mimic's own siblings are refused.
+  for sib in partial lock ckpt; do
+    fails 2 "$d/x.h5.$sib: an output may not end in '.$sib'" "${L[@]}" --out "$d/x.h5.$sib"
+  done
+  ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and
   # must exit 0, keeping the output and leaving no partial or lock file.
