@@ -27,10 +27,18 @@ KINDS = {  # kind: (marker, line style or None for markers only, legend name)
     "deep": ("s", None, "deep"),
 }
 COLOURS = {"labels": "tab:blue", "kd": "tab:red"}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def fail(msg):
     sys.exit(f"plot_figure.py: {msg}")
+
+
+def shown(path):
+    """A path as the table records it: relative to the repository when it lies inside (the table is
+    committed, and the machine that wrote it is no reader's), else as given."""
+    rel = os.path.relpath(os.path.abspath(path), REPO)
+    return path if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def load(path, kd_loss):
@@ -263,7 +271,7 @@ def main():
             made.append("figure_curves.png")
     print(table(summary, ens, a.kd_loss))
     print()
-    print(f"figures: {', '.join(os.path.join(a.out_dir, m) for m in made)}")
+    print(f"figures: {', '.join(shown(os.path.join(a.out_dir, m)) for m in made)}")
 
 
 if __name__ == "__main__":

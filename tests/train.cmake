@@ -2,7 +2,10 @@
 mimic_gtest(test_optim SOURCES train/test_optim.cpp)
 target_compile_definitions(test_optim PRIVATE MIMIC_TEST_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
 mimic_gtest(test_train SOURCES train/test_train.cpp RANKS 1 2)
+# Batch normalisation's statistics over the replicas: 1, 2 and 4 ranks (4 with a batch that leaves ranks empty).
+mimic_gtest(test_train_bn SOURCES train/test_train_bn.cpp RANKS 1 2 4)
 foreach(case fashion_mnist resume_after_kill nan_loss arch_mismatch bad_model)
   mimic_script_test(cli.train.${case} train/cli_train.sh ${case})
 endforeach()
 mimic_script_test(cli.train.resume_identity train/resume_identity.sh)
+mimic_script_test(cli.train.engine_options train/engine_options.sh)

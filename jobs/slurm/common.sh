@@ -8,8 +8,10 @@
 # Environment (all optional except MIMIC_CONFIG; jobs/slurm/submit.sh sets the paths):
 #   MIMIC_CONFIG         INI file with a section per command ([label], [distill], ...)      (required)
 #   MIMIC_RUN_DIR        directory the stage runs in (default: the submit directory)
-#   MIMIC_ROOT           the Mimic source tree (default: $SLURM_SUBMIT_DIR)
-#   MIMIC_BIN            the mimic executable (default: $MIMIC_ROOT/build/mimic)
+#   MIMIC_ROOT           the directory holding jobs/: the Mimic source tree or an install's share/mimic
+#                        (default: $MIMIC_SHARE, set by the mimic module, else $SLURM_SUBMIT_DIR)
+#   MIMIC_BIN            the mimic executable (default: $MIMIC_ROOT/build/mimic in a built source tree,
+#                        else mimic on PATH)
 #   MIMIC_ARGS           options added to every stage's command line (they win over the config)
 #   MIMIC_<STAGE>_ARGS   options for one stage: MIMIC_DATA_IMPORT_ARGS, MIMIC_ENSEMBLE_TRAIN_ARGS,
 #                        MIMIC_TRANSFER_ARGS, MIMIC_LABEL_ARGS, MIMIC_DISTILL_ARGS, MIMIC_EVAL_ARGS
@@ -45,13 +47,17 @@ mimic_die() {
 }
 
 # --- where things are ----------------------------------------------------------------------------
-# sbatch runs a copy of the script from its spool directory, so the source tree cannot be found from
-# $0: it comes from MIMIC_ROOT (set by submit.sh) or the directory sbatch was called from.
-MIMIC_ROOT=${MIMIC_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
+# sbatch runs a copy of the script from its spool directory, so the scripts cannot be found from $0: they
+# come from MIMIC_ROOT (set by submit.sh), MIMIC_SHARE (an install's module) or the submit directory.
+MIMIC_ROOT=${MIMIC_ROOT:-${MIMIC_SHARE:-${SLURM_SUBMIT_DIR:-$PWD}}}
 [ -f "$MIMIC_ROOT/jobs/slurm/common.sh" ] ||
-    mimic_die "MIMIC_ROOT=$MIMIC_ROOT is not the Mimic source tree (set MIMIC_ROOT or submit from it)"
+    mimic_die "MIMIC_ROOT=$MIMIC_ROOT is neither the Mimic source tree nor an install's share/mimic" \
+        "(set MIMIC_ROOT, load the mimic module or submit from the source tree)"
 MIMIC_ROOT=$(cd "$MIMIC_ROOT" && pwd)
-MIMIC_BIN=${MIMIC_BIN:-$MIMIC_ROOT/build/mimic}
+# shellcheck source=locate.sh
+source "$MIMIC_ROOT/jobs/slurm/locate.sh"
+MIMIC_BIN=${MIMIC_BIN:-$(mimic_default_bin "$MIMIC_ROOT")}
+[ -n "$MIMIC_BIN" ] || mimic_die "$(mimic_no_bin_message "$MIMIC_ROOT")"
 [ -x "$MIMIC_BIN" ] || mimic_die "MIMIC_BIN=$MIMIC_BIN is not an executable (build Mimic or set MIMIC_BIN)"
 [ -n "${MIMIC_CONFIG:-}" ] || mimic_die "MIMIC_CONFIG is not set (the INI file with the stages' options)"
 [ -f "$MIMIC_CONFIG" ] || mimic_die "MIMIC_CONFIG=$MIMIC_CONFIG: no such file"

@@ -2,11 +2,14 @@
 # Shows where a pipeline submitted with jobs/slurm/submit.sh is: one line per job of RUN_DIR/jobs.txt with
 # its place in the chain, its SLURM state, its run time and the last progress line of its log.
 #
-# Usage: jobs/slurm/status.sh [RUN_DIR]     (default: $MIMIC_RUN_DIR, else run/slurm in the source tree)
+# Usage: jobs/slurm/status.sh [RUN_DIR]     (default: $MIMIC_RUN_DIR, else run/slurm in the source tree,
+#                                          or in the current directory when run from an install)
 # Needs squeue or sacct on the PATH (the login node's SLURM client). Exit status 0; 1 when jobs.txt is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-run=${1:-${MIMIC_RUN_DIR:-$root/run/slurm}}
+# shellcheck source=locate.sh
+source "$root/jobs/slurm/locate.sh"
+run=${1:-${MIMIC_RUN_DIR:-$(mimic_default_run_dir "$root")}}
 [ -f "$run/jobs.txt" ] || {
     echo "status: $run/jobs.txt: no such file (submit with jobs/slurm/submit.sh first)" >&2
     exit 1

@@ -12,8 +12,10 @@
 # Environment (see jobs/slurm/common.sh for what the jobs themselves read):
 #   MIMIC_CONFIG            INI file, one section per command; relative paths in it are relative to
 #                           MIMIC_RUN_DIR (required)
-#   MIMIC_RUN_DIR           where the stages run and write (default: run/slurm in the source tree)
-#   MIMIC_BIN               mimic executable (default: build/mimic in the source tree)
+#   MIMIC_RUN_DIR           where the stages run and write (default: run/slurm in the source tree;
+#                           from an install, run/slurm in the current directory)
+#   MIMIC_BIN               mimic executable (default: build/mimic in a built source tree, else mimic
+#                           on PATH, as an install's module sets it)
 #   MIMIC_NODES[_<STAGE>]   nodes per job (default 1); <STAGE> is DATA_IMPORT, ENSEMBLE_TRAIN, TRANSFER,
 #                           LABEL, DISTILL or EVAL
 #   MIMIC_NTASKS[_<STAGE>]  ranks per job (default: one per core of every node, whole nodes)
@@ -29,6 +31,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/jobs/slurm"
+# shellcheck source=locate.sh
+source "$here/locate.sh"
 die() {
     echo "submit: error: $*" >&2
     exit 2
@@ -37,10 +41,11 @@ die() {
 [ -n "${MIMIC_CONFIG:-}" ] || die "MIMIC_CONFIG is not set (the INI file with the stages' options)"
 [ -f "$MIMIC_CONFIG" ] || die "MIMIC_CONFIG=$MIMIC_CONFIG: no such file"
 MIMIC_CONFIG=$(cd "$(dirname "$MIMIC_CONFIG")" && pwd)/$(basename "$MIMIC_CONFIG")
-MIMIC_RUN_DIR=${MIMIC_RUN_DIR:-$root/run/slurm}
+MIMIC_RUN_DIR=${MIMIC_RUN_DIR:-$(mimic_default_run_dir "$root")}
 mkdir -p "$MIMIC_RUN_DIR/logs"
 MIMIC_RUN_DIR=$(cd "$MIMIC_RUN_DIR" && pwd)
-MIMIC_BIN=${MIMIC_BIN:-$root/build/mimic}
+MIMIC_BIN=${MIMIC_BIN:-$(mimic_default_bin "$root")}
+[ -n "$MIMIC_BIN" ] || die "$(mimic_no_bin_message "$root")"
 [ -x "$MIMIC_BIN" ] || die "MIMIC_BIN=$MIMIC_BIN is not an executable (build Mimic or set MIMIC_BIN)"
 MIMIC_ROOT=$root
 # The jobs inherit this environment (sbatch's default --export=ALL).

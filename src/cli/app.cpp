@@ -7,6 +7,7 @@
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/runtime.hpp"
+#include "mimic/core/version_info.hpp"
 #include "mimic/io/hdf5.hpp"
 #include "mimic/nn/precision.hpp"
 #include "mimic/nn/spec.hpp"
@@ -173,11 +174,33 @@ void print_usage() {
         "lines, or a [command] section (e.g. [train], [data-import]); the command line wins.\n");
 }
 
+/// Where this executable runs from: "P (share P/share/mimic)" when it is PREFIX/<bindir>/mimic of an
+/// install (its share directory holds the job scripts), else the executable's path and the configured prefix.
+std::string install_string() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path exe = fs::canonical("/proc/self/exe", ec);
+    if (ec) return "unknown (/proc/self/exe: " + ec.message() + ")";
+    const std::string dir = exe.parent_path().string(), bindir = MIMIC_INSTALL_BINDIR;
+    const bool relative = !bindir.empty() && bindir.front() != '/';
+    if (relative && dir.size() > bindir.size() &&
+        dir.compare(dir.size() - bindir.size(), bindir.size(), bindir) == 0 &&
+        dir[dir.size() - bindir.size() - 1] == '/') {
+        const fs::path prefix = dir.substr(0, dir.size() - bindir.size() - 1);
+        const fs::path share = prefix / MIMIC_INSTALL_DATADIR / "mimic";
+        if (fs::is_regular_file(share / "jobs" / "slurm" / "common.sh", ec))
+            return prefix.string() + " (share " + share.string() + ")";
+    }
+    return std::string("none: ") + exe.string() + " is not installed (configured prefix " +
+           MIMIC_INSTALL_PREFIX + ")";
+}
+
 void print_version() {
     std::printf("%s\n", mimic_version_string().c_str());
     std::printf("  Kokkos  %s\n", kokkos_version_string().c_str());
     std::printf("  MPI     %s\n", mpi_version_string().c_str());
     std::printf("  HDF5    %s\n", hdf5_version_string().c_str());
+    std::printf("  install %s\n", install_string().c_str());
 }
 
 } // namespace

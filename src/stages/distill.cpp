@@ -14,7 +14,6 @@
 #include "mimic/io/paths.hpp"
 #include "mimic/parallel/grid.hpp"
 #include "mimic/parallel/sharded_model.hpp"
-#include "mimic/stages/train.hpp"
 #include "mimic/train/engine.hpp"
 
 #include <cmath>
@@ -36,25 +35,11 @@ void describe(po::options_description& d, DistillOptions& o) {
         ("val-logits", po::value(&o.val_logits), "the ensemble's logits on --val: logit RMSE and agreement every epoch")
         ("out", po::value(&o.out)->required(), "student model file")
         ("checkpoint", po::value(&o.checkpoint), "checkpoint file (default OUT.ckpt); a rerun resumes from it")
-        ("log-csv", po::value(&o.log_csv), "per-epoch CSV log")
-        ("timings-csv", po::value(&o.timings_csv), "append per-phase min/avg/max timings to this CSV file")
         ("model-shards", po::value(&o.model_shards)->default_value(o.model_shards), "M: ranks that split the wide layer; data replicas R = ranks / M")
-        ("epochs", po::value(&o.epochs)->default_value(o.epochs), "epochs over the transfer set")
-        ("batch", po::value(&o.batch)->default_value(o.batch), "global rows per micro-batch (split over the replicas)")
-        ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate), "K: micro-batches per optimizer step and gradient allreduce (K x batch rows per step)")
-        ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb), "MiB per bucket of the gradient allreduce over the replicas, started during the backward pass (0: one allreduce after it; e.g. 1)")
-        ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate")
-        ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer), "sgd | nesterov | adam | adamw")
-        ("momentum", po::value(&o.momentum)->default_value(o.momentum), "momentum (sgd, nesterov)")
-        ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "weight decay")
-        ("schedule", po::value(&o.schedule)->default_value(o.schedule), "constant | step:E[,G] | cosine[:MIN] | plateau:P[,F[,MIN]] (halve after P epochs without improvement)")
-        ("early-stop", po::value(&o.early_stop)->default_value(o.early_stop), "stop after this many epochs without improvement (0: never)")
-        ("seed", po::value(&o.seed)->default_value(o.seed), "seed for initialisation, shuffling and dropout")
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows per shuffled read block (memory per rank is bounded by it)")
-        ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every), "also checkpoint every N steps (0: at the end of each epoch only)")
-        ("stop-after-steps", po::value(&o.stop_after_steps)->default_value(o.stop_after_steps), "checkpoint and stop after N steps of this run (testing and time-boxed jobs)")
         ("keep-checkpoint", po::bool_switch(&o.keep_checkpoint), "keep the checkpoint after the student is written")
-        ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output or checkpoint written with other settings");
+        ("overwrite", po::bool_switch(&o.overwrite), "start over: replace an existing output (even one of these settings) and ignore a checkpoint");
+    train::describe(d, o.engine, {{"epochs", "epochs over the transfer set"}});
 }
 // clang-format on
 
@@ -73,8 +58,6 @@ void check_options(const DistillOptions& o, const train::Objective&, const par::
     if (o.model_shards < 1 || world.size() % o.model_shards != 0)
         fail("--model-shards: ", o.model_shards, " does not divide the number of ranks (", world.size(), ")");
     if (o.block_rows < 1) fail("--block-rows: must be >= 1");
-    if (o.accumulate < 1) fail("--accumulate: must be >= 1, got ", o.accumulate);
-    if (!(o.bucket_mb >= 0)) fail("--bucket-mb: must be >= 0, got ", o.bucket_mb);
     if (!o.val_logits.empty() && o.val.empty()) fail("--val-logits needs --val");
 }
 
@@ -128,10 +111,8 @@ io::ResumeIdentity distill_identity(const DistillOptions& o, const DistillInputs
     id.add("--logits", logits_identity(in.lfile, in.lm))
         .add("--val", in.val ? in.val->meta().fingerprint : "");
     id.add("--val-logits", in.vlfile.id() >= 0 ? logits_identity(in.vlfile, in.vlm) : "");
-    id.add("--epochs", o.epochs).add("--batch", o.batch).add("--seed", o.seed).add("--lr", o.lr);
-    id.add("--schedule", o.schedule).add("--early-stop", o.early_stop).add("--block-rows", o.block_rows);
-    add_optimizer_identity(id, o.optimizer, o.momentum, o.weight_decay, 0.9, 0.999, 1e-8);
-    if (o.accumulate != 1) id.add("--accumulate", o.accumulate); // absent at 1: older files stay valid
+    id.add("--block-rows", o.block_rows);
+    train::add_identity(id, o.engine, false); // distill had no --warmup: recorded only when not 0
     return id;
 }
 
@@ -199,21 +180,6 @@ train::Validation StudentValidator::operator()(par::ShardedModel& net) {
     return v;
 }
 
-train::EngineConfig engine_config(const DistillOptions& o, const std::string& checkpoint) {
-    train::EngineConfig c;
-    c.stage = "distill";
-    c.epochs = o.epochs, c.batch = o.batch, c.accumulate = o.accumulate, c.seed = o.seed, c.lr = o.lr;
-    c.schedule = o.schedule;
-    c.bucket_floats = train::bucket_floats(o.bucket_mb);
-    c.early_stop = o.early_stop;
-    c.optimizer.kind = o.optimizer, c.optimizer.momentum = o.momentum,
-    c.optimizer.weight_decay = o.weight_decay;
-    c.out = o.out, c.checkpoint = checkpoint, c.checkpoint_every = o.checkpoint_every;
-    c.keep_checkpoint = o.keep_checkpoint, c.overwrite = o.overwrite, c.log_csv = o.log_csv;
-    c.stop_after_steps = o.stop_after_steps;
-    return c;
-}
-
 void print_summary(const DistillOptions& o, const train::TrainResult& r, const par::ShardedModel& student) {
     const auto& last = r.history.back();
     log::info("");
@@ -235,7 +201,9 @@ void print_summary(const DistillOptions& o, const train::TrainResult& r, const p
 void run(const DistillOptions& o, const par::Comm& world) {
     const double t_start = wall_seconds();
     const std::string ckpt = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
-    const auto lock = io::claim_outputs({o.out, ckpt, o.log_csv, o.timings_csv},
+    const auto& e = o.engine;
+    par::agree(world, [&] { train::validate(e); }); // before anything is written
+    const auto lock = io::claim_outputs({o.out, ckpt, e.log_csv, e.timings_csv},
                                         {o.transfer, o.logits, o.val, o.val_logits}, world.get());
 
     // Plan, open inputs and build the student: every rank reaches the same verdict.
@@ -263,12 +231,16 @@ void run(const DistillOptions& o, const par::Comm& world) {
 
     // The engine: shuffled blocks of transfer rows with their logits, the loss, validation.
     train::BlockStreamer::Inputs src{in.transfer.get(), &in.lfile, in.ldset.id(), in.lm, loss.needs_labels()};
-    train::BlockStreamer blocks(src, o.batch * o.accumulate, o.block_rows, o.seed, R, replica, prefetch);
-    train::Engine engine(engine_config(o, ckpt), *student, blocks, loss, world, grid.outer_comm(),
+    train::BlockStreamer blocks(src, e.batch * e.accumulate, o.block_rows, std::uint64_t(e.seed), R, replica,
+                                prefetch);
+    auto config = train::engine_config(e, "distill");
+    config.out = o.out, config.checkpoint = ckpt, config.keep_checkpoint = o.keep_checkpoint;
+    config.overwrite = o.overwrite;
+    train::Engine engine(std::move(config), *student, blocks, loss, world, grid.outer_comm(),
                          distill_identity(o, in));
     std::unique_ptr<StudentValidator> validator;
     if (in.val) {
-        validator = std::make_unique<StudentValidator>(in, o.batch, R, replica, grid.outer_comm());
+        validator = std::make_unique<StudentValidator>(in, e.batch, R, replica, grid.outer_comm());
         engine.set_validator([&](par::ShardedModel& m) { return (*validator)(m); });
     }
     log::info("distill: ", tm.n, " transfer rows x C = ", C, ", grid ", R, " replica", R == 1 ? "" : "s",
@@ -277,12 +249,12 @@ void run(const DistillOptions& o, const par::Comm& world) {
     log::info("distill: student '", o.arch, "', ", student->full_num_params(), " parameters, ",
               student->local().flops_per_sample() / 1e6, " MFLOP/sample forward (this shard); loss ", o.loss,
               "; ", blocks.steps_per_epoch(), " steps/epoch",
-              o.accumulate > 1 ? detail::concat(" of ", o.accumulate, " micro-batches of ", o.batch, " rows")
+              e.accumulate > 1 ? detail::concat(" of ", e.accumulate, " micro-batches of ", e.batch, " rows")
                                : "",
               prefetch ? "" : " (no prefetch: MPI lacks MPI_THREAD_MULTIPLE)");
     io::ModelMeta meta;
     meta.loss = o.loss;
-    meta.seed = o.seed;
+    meta.seed = std::uint64_t(e.seed);
     meta.data_fingerprint = tm.fingerprint;
     const auto result = engine.run(meta);
     if (result.completed) StopSignals::output_complete(); // a late SIGTERM is no failure
@@ -293,15 +265,15 @@ void run(const DistillOptions& o, const par::Comm& world) {
     auto& timers = engine.timers();
     timers.add("total", wall_seconds() - t_start);
     timers.report(world, "distill timings");
-    timers.append_csv(world, o.timings_csv,
+    timers.append_csv(world, e.timings_csv,
                       {{"stage", "distill"},
                        {"ranks", std::to_string(world.size())},
                        {"replicas", std::to_string(R)},
                        {"model_shards", std::to_string(o.model_shards)},
                        {"rows", std::to_string(std::int64_t(result.samples_run))},
                        {"params", std::to_string(student->full_num_params())},
-                       {"batch", std::to_string(o.batch)},
-                       {"accumulate", std::to_string(o.accumulate)}});
+                       {"batch", std::to_string(e.batch)},
+                       {"accumulate", std::to_string(e.accumulate)}});
 }
 
 } // namespace mimic::stages

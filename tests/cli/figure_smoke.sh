@@ -4,7 +4,8 @@
 # with sane values, the three PNGs, the table and the bottleneck report; a rerun trains nothing and adds no
 # row, and a row lost after its run finished is added back from the kept model without training; the cap on
 # a point's parameters and a bad seed; the table's mean, standard deviation, gap closed and verdict on a
-# hand-made CSV of 3 and 2 seeds; and a sweep carried into a new run directory (FIGURE_ROWS_FROM).
+# hand-made CSV of 3 and 2 seeds, and its figures named relative to the repository; and a sweep carried
+# into a new run directory (FIGURE_ROWS_FROM).
 source "$(dirname "$0")/common.sh"
 d=$(scratch figure)
 root=$(cd "$TESTS_DIR/.." && pwd)
@@ -100,6 +101,10 @@ grep -qF '| a | shallow | 100 (10.0%) | 5 | 90.10 ± 0.10% | 91.00 ± 0.10% | 90
   { cat "$d/stats.md"; die "point a: wrong statistics"; }
 grep -qF '| b | deep | 200 (20.0%) | 5 | 90.40 ± 0.57% | 90.80 ± 0.42% | 90.00 ± 0.00% | 91.00 ± 0.00% | 2 / 2 | 25 ± 0% | no: within the spread (+0.40 ≤ 0.99) |' "$d/stats.md" ||
   { cat "$d/stats.md"; die "point b: wrong statistics"; }
+# The table names its figures relative to the repository when they lie in it (tables are committed).
+want=$d/stats/figure_accuracy.png
+[[ $want == "$root"/* ]] && want=${want#"$root"/}
+grep -qF "figures: $want, " "$d/stats.md" || { cat "$d/stats.md"; die "the table should name its figures as $want"; }
 
 # 7. A sweep begun elsewhere goes on in a new run directory (FIGURE_ROWS_FROM): the carried rows and their
 #    per-epoch logs come along and are not trained again; teachers that score otherwise are refused, and

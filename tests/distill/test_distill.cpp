@@ -87,12 +87,12 @@ stages::DistillOptions options(const std::string& dir, const std::string& out) {
     o.val_logits = dir + "/val_logits.h5";
     o.arch = kStudent;
     o.out = dir + "/" + out;
-    o.epochs = 2;
-    o.batch = 50;
-    o.lr = 0.02;
+    o.engine.epochs = 2;
+    o.engine.batch = 50;
+    o.engine.lr = 0.02;
     o.block_rows = 400;
-    o.schedule = "constant";
-    o.seed = 3;
+    o.engine.schedule = "constant";
+    o.engine.seed = 3;
     return o;
 }
 
@@ -170,6 +170,31 @@ TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
     EXPECT_EQ(a, b);
 }
 
+// The elementwise activations between the wide pair's two dense layers split like relu: the shards'
+// logits equal the one-rank model's.
+TEST(ShardedModel, EveryElementwiseActivationSplitsTheWidePair) {
+    par::Comm world;
+    const nn::Shape in{1, 1, 5};
+    const int B = 4;
+    Matrix x("mimic::test::x", B, in.size());
+    auto hx = Kokkos::create_mirror_view(x);
+    CounterRng r(17);
+    for (int i = 0; i < B * in.size(); ++i)
+        hx.data()[i] = 3.0f * r.normal();
+    Kokkos::deep_copy(x, hx);
+    for (const std::string act : {"relu6", "silu", "hardswish", "hardsigmoid"}) {
+        const std::string spec = "dense:8," + act + ",dense:3";
+        par::ShardedModel s(spec, in, world);
+        s.init(5);
+        nn::Model full(spec, in);
+        full.init(5);
+        auto zs = Kokkos::create_mirror_view_and_copy(HostSpace(), s.forward(x, false));
+        auto zf = Kokkos::create_mirror_view_and_copy(HostSpace(), full.forward(x, false));
+        for (int i = 0; i < B * 3; ++i)
+            EXPECT_NEAR(zs.data()[i], zf.data()[i], 1e-5 * (1 + std::fabs(zf.data()[i]))) << spec << " " << i;
+    }
+}
+
 TEST(Distill, ModelShardsAndDataReplicasMatchOneRankStepForStep) {
     par::Comm world;
     const auto dir = test::scratch_dir(world);
@@ -196,11 +221,11 @@ TEST(Distill, ResumesBitForBitAndOnAnotherGrid) {
     stages::run(full, world);
     // Stop after 7 steps (mid-epoch), then rerun the same command.
     auto o = options(dir, "resumed.h5");
-    o.stop_after_steps = 7;
+    o.engine.stop_after_steps = 7;
     stages::run(o, world);
     EXPECT_FALSE(io::file_exists(o.out));
     EXPECT_TRUE(io::file_exists(o.out + ".ckpt"));
-    o.stop_after_steps = 0;
+    o.engine.stop_after_steps = 0;
     stages::run(o, world);
     EXPECT_EQ(weights(o.out), weights(full.out));
     // Rerunning a finished run is a no-op: nothing is retrained, the file is not rewritten.
@@ -214,9 +239,9 @@ TEST(Distill, ResumesBitForBitAndOnAnotherGrid) {
     EXPECT_FALSE(io::file_exists(o.out + ".ckpt")); // removed once the student was written
     if (world.size() > 1) {                         // resume on a different R x M grid: float tolerance
         auto g = options(dir, "regrid.h5");
-        g.stop_after_steps = 9;
+        g.engine.stop_after_steps = 9;
         stages::run(g, world);
-        g.stop_after_steps = 0;
+        g.engine.stop_after_steps = 0;
         g.model_shards = world.size();
         stages::run(g, world);
         EXPECT_LT(max_rel(weights(g.out), weights(full.out)), 1e-4);
@@ -231,8 +256,8 @@ TEST(Distill, AccumulatedMicroBatchesMatchOneBatchOfTheirRows) {
     // masks per optimizer step, so only the order of the gradient sums differs (measured ~1e-7).
     auto run = [&](const std::string& arch, int m, std::int64_t batch, int k, const std::string& name) {
         auto o = options(dir, name + ".h5");
-        o.arch = arch, o.model_shards = m, o.batch = batch, o.accumulate = k;
-        o.log_csv = dir + "/" + name + ".csv";
+        o.arch = arch, o.model_shards = m, o.engine.batch = batch, o.engine.accumulate = k;
+        o.engine.log_csv = dir + "/" + name + ".csv";
         stages::run(o, world);
         world.barrier();
         return o;
@@ -245,7 +270,7 @@ TEST(Distill, AccumulatedMicroBatchesMatchOneBatchOfTheirRows) {
             const auto what =
                 arch + ", R = " + std::to_string(world.size() / m) + ", M = " + std::to_string(m);
             EXPECT_LT(max_rel(weights(acc.out), weights(big.out)), 1e-5) << what;
-            const auto lb = train_losses(big.log_csv), la = train_losses(acc.log_csv);
+            const auto lb = train_losses(big.engine.log_csv), la = train_losses(acc.engine.log_csv);
             ASSERT_EQ(la.size(), 2u) << what;
             ASSERT_EQ(lb.size(), 2u) << what;
             for (size_t e = 0; e < la.size(); ++e)
@@ -254,10 +279,10 @@ TEST(Distill, AccumulatedMicroBatchesMatchOneBatchOfTheirRows) {
     }
     // K decides the result, so it is part of the resume identity; a resume with the same K is exact.
     auto o = options(dir, "acc_resumed.h5");
-    o.batch = 32, o.accumulate = 4, o.stop_after_steps = 5;
+    o.engine.batch = 32, o.engine.accumulate = 4, o.engine.stop_after_steps = 5;
     stages::run(o, world);
-    o.stop_after_steps = 0;
-    o.accumulate = 2;
+    o.engine.stop_after_steps = 0;
+    o.engine.accumulate = 2;
     try {
         stages::run(o, world);
         ADD_FAILURE() << "a resume with another --accumulate was accepted";
@@ -265,7 +290,7 @@ TEST(Distill, AccumulatedMicroBatchesMatchOneBatchOfTheirRows) {
         EXPECT_NE(std::string(e.what()).find("--accumulate is 4 there but 2 in this run"), std::string::npos)
             << e.what();
     }
-    o.accumulate = 4;
+    o.engine.accumulate = 4;
     stages::run(o, world);
     EXPECT_EQ(weights(o.out), weights(dir + "/acc_s1.h5"));
 }
@@ -282,9 +307,9 @@ TEST(Distill, OverlappedGradientAllreduceMatchesTheBlockingOne) {
             const auto tag = "_m" + std::to_string(m) + "_k" + std::to_string(k) + ".h5";
             auto blocking = options(dir, "blocking" + tag), overlapped = options(dir, "overlapped" + tag);
             blocking.model_shards = overlapped.model_shards = m;
-            blocking.accumulate = overlapped.accumulate = k;
-            blocking.bucket_mb = 0;      // one allreduce after the backward pass
-            overlapped.bucket_mb = 1e-4; // 26 floats: one bucket per layer, started during backward
+            blocking.engine.accumulate = overlapped.engine.accumulate = k;
+            blocking.engine.bucket_mb = 0;      // one allreduce after the backward pass
+            overlapped.engine.bucket_mb = 1e-4; // 26 floats: one bucket per layer, started during backward
             stages::run(blocking, world);
             stages::run(overlapped, world);
             const auto a = weights(overlapped.out), b = weights(blocking.out);
@@ -320,11 +345,11 @@ TEST(Distill, RefusesMismatchedInputs) {
     o.loss = "kd:0";
     expect_error(o, "needs T > 0");
     o = options(dir, "x.h5");
-    o.accumulate = 0;
+    o.engine.accumulate = 0;
     expect_error(o, "--accumulate: must be >= 1, got 0");
     o = options(dir, "x.h5");
-    o.bucket_mb = -1;
-    expect_error(o, "--bucket-mb: must be >= 0, got -1");
+    o.engine.bucket_mb = -1;
+    expect_error(o, "--bucket-mb: must be a finite number in [0, 1048576], got -1");
     if (world.size() > 1) {
         o = options(dir, "x.h5");
         o.arch = "dense:1,relu,dense:3";

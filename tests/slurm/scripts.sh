@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The job scripts' logic without a cluster: jobs/slurm/submit.sh with MIMIC_DRY_RUN=1 (the sbatch command
-# lines, the afterok dependency graph, per-stage resources, GPU options, errors on bad input) and the
-# per-rank GPU binding of jobs/slurm/bind.sh.
+# lines, the afterok dependency graph, per-stage resources, GPU options, errors on bad input), the default
+# executable and run directory of jobs/slurm/locate.sh (checkout or install), and the per-rank GPU binding
+# of jobs/slurm/bind.sh.
 source "$(dirname "$0")/../cli/common.sh"
 d=$(scratch slurm.scripts)
 submit=$TESTS_DIR/../jobs/slurm/submit.sh
@@ -40,6 +41,21 @@ expect_fail "unknown stage 'lable'" "$submit" lable
 MIMIC_CONFIG=$d/none.ini expect_fail "MIMIC_CONFIG=.*none.ini: no such file" "$submit"
 MIMIC_BIN=$d/none expect_fail "MIMIC_BIN=.*none is not an executable" "$submit"
 echo "submit.sh: passed"
+
+# Which mimic the jobs run without MIMIC_BIN: build/mimic in a built checkout, else mimic on PATH (an install).
+source "$TESTS_DIR/../jobs/slurm/locate.sh"
+mkdir -p "$d/checkout/build" "$d/install/build" "$d/path"
+touch "$d/checkout/CMakeLists.txt"
+for f in "$d/checkout/build/mimic" "$d/install/build/mimic" "$d/path/mimic"; do printf '#!/bin/sh\n' >"$f" && chmod +x "$f"; done
+[ "$(PATH=$d/path:$PATH mimic_default_bin "$d/checkout")" = "$d/checkout/build/mimic" ] ||
+    die "a built checkout must run its build/mimic"
+[ "$(PATH=$d/path:$PATH mimic_default_bin "$d/install")" = "$d/path/mimic" ] || die "an install must run mimic from PATH"
+rm "$d/checkout/build/mimic"
+[ "$(PATH=$d/path:$PATH mimic_default_bin "$d/checkout")" = "$d/path/mimic" ] ||
+    die "an unbuilt checkout must fall back to mimic on PATH"
+[ -z "$(PATH=/usr/bin:/bin mimic_default_bin "$d/install")" ] || die "without mimic on PATH nothing may be found"
+[ "$(cd "$d" && mimic_default_run_dir "$d/install")" = "$d/run/slurm" ] || die "an install runs in ./run/slurm"
+echo "locate.sh: passed"
 
 # One GPU per rank: the node-local rank picks one of the visible devices.
 bind=$TESTS_DIR/../jobs/slurm/bind.sh

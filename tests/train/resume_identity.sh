@@ -71,5 +71,5 @@ check_refusals distill distill --transfer "$d/data.h5" --logits "$d/logits.h5" -
   --loss kd:4,0.5 --epochs 2 --batch 16 --seed 5 --block-rows 100 --optimizer adam --out "$d/distill.h5" -- \
   --loss mimic --loss kd:3,0.5 --loss kd:4,0.6 --optimizer adamw --lr 0.01 --weight-decay 0.001 \
   --schedule cosine --batch 17 --seed 6 --arch dense:9,relu,dense:3 --epochs 3 --block-rows 64 --early-stop 2 \
-  --val "$d/val.h5" --accumulate 2
+  --val "$d/val.h5" --accumulate 2 --beta1 0.8 --beta2 0.99 --eps 1e-6 --warmup 1
 echo "resume identity: passed"

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mimic/core/comm.hpp"
+#include "mimic/train/engine_options.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -21,16 +22,11 @@ struct EnsembleTrainOptions {
     std::string manifest;             ///< default OUT_DIR/manifest.h5
     int group_size = 1;               ///< ranks that train one member together (data-parallel)
     bool bootstrap = false;           ///< each member trains on a bootstrap sample of the data
-    long long seed = 1;               ///< member i uses seed + i
-    int epochs = 10;
-    std::int64_t batch = 128;
-    double lr = 0.05;
-    std::string optimizer = "nesterov";
-    double momentum = 0.9, weight_decay = 0.0;
-    std::string schedule = "constant";
-    int warmup = 0;
-    bool overwrite = false; ///< retrain members whose files were trained with other settings
-    std::string timings_csv; ///< append per-phase timings to this CSV (scaling studies)
+    bool overwrite = false;           ///< start over: retrain every member, whatever its file holds
+    /// --lr, --epochs, --batch, --checkpoint-every, ... applied to each member (shared with train). The seed
+    /// of member i is seed + i; log_csv is a pattern in which {member} stands for the member's number NNN
+    /// ("": OUT_DIR/member-NNN.csv); timings_csv gets the ensemble's timings.
+    train::EngineOptions engine;
 };
 
 struct EnsembleAddOptions {

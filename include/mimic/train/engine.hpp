@@ -40,7 +40,7 @@ struct EngineConfig {
     std::string checkpoint;            ///< checkpoint file ("": none); resumed from when it exists
     std::int64_t checkpoint_every = 0; ///< also checkpoint every N steps (0: at epoch ends only)
     bool keep_checkpoint = false;      ///< keep the checkpoint once the model file is written
-    bool overwrite = false;            ///< ignore an existing checkpoint and output of other settings
+    bool overwrite = false;            ///< start over: ignore a checkpoint, replace an output of any settings
     std::string log_csv;               ///< per-epoch CSV log ("": none)
     std::int64_t stop_after_steps = 0; ///< checkpoint and stop after N steps of this run (0: never)
 };
