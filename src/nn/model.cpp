@@ -260,6 +260,11 @@ void Model::idle_pass() {
         if (layers_[i]->uses_batch_stats() && needs_dx(i)) layers_[i]->idle_pass(false, reduce);
 }
 
+void Model::set_conv_tuning(const ConvTuning& t) {
+    for (const auto& layer : layers_)
+        if (auto* conv = dynamic_cast<Conv2D*>(layer.get())) conv->set_tuning(t);
+}
+
 void Model::zero_grads() {
     Kokkos::deep_copy(grads_, 0.0f);
 }

@@ -148,6 +148,88 @@ std::string token_context(const LayerSpec& layer) {
     return detail::concat("arch: token ", layer.position, " '", layer.token, "'");
 }
 
+namespace {
+
+/// The syntax error of token l of spec: what was expected, where.
+[[noreturn]] void bad_token(const std::string& spec, const LayerSpec& l, const char* expected) {
+    throw SpecSyntaxError(detail::concat("arch: syntax error in token ", l.position, " '", l.token,
+                                         "': expected ", expected, " (at character ", l.offset + 1, " of '",
+                                         spec, "')"),
+                          l.offset, l.token.size());
+}
+
+/// conv:<filters>x<kernel>[s<stride>][p<padding>] (arg: what follows the colon) into l.
+void parse_conv(const std::string& spec, const std::string& arg, bool has_arg, LayerSpec& l) {
+    const char* form = "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
+    if (!has_arg) bad_token(spec, l, form);
+    std::size_t p = 0;
+    long f = 0, k = 0, s = 1, pad = -1;
+    if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad_token(spec, l, form);
+    ++p;
+    if (!parse_int(arg, p, k) || k < 1) bad_token(spec, l, form);
+    if (p < arg.size() && arg[p] == 's') {
+        ++p;
+        if (!parse_int(arg, p, s) || s < 1) bad_token(spec, l, form);
+    }
+    if (p < arg.size() && arg[p] == 'p') {
+        ++p;
+        if (!parse_int(arg, p, pad)) bad_token(spec, l, form);
+    }
+    if (p != arg.size()) bad_token(spec, l, form);
+    l.kind = LayerKind::Conv;
+    l.units = int(f);
+    l.kernel = int(k);
+    l.stride = int(s);
+    l.pad = pad < 0 ? int(k / 2) : int(pad);
+    if (l.pad >= l.kernel) bad_token(spec, l, "conv padding smaller than the kernel");
+}
+
+/// The layer kind and arguments of token l.token (trimmed) of spec.
+void parse_token(const std::string& spec, LayerSpec& l) {
+    const std::string& t = l.token;
+    const std::size_t colon = t.find(':');
+    const std::string name = t.substr(0, colon);
+    const std::string arg = colon == std::string::npos ? std::string() : t.substr(colon + 1);
+    const bool has_arg = colon != std::string::npos;
+    long v = 0;
+    if (t.empty()) {
+        bad_token(spec, l, "a layer token (empty token: doubled or trailing comma?)");
+    } else if (name == "dense" || name == "bottleneck") {
+        const bool dense = name == "dense";
+        if (!has_arg || !parse_whole_int(arg, v) || v < 1)
+            bad_token(spec, l,
+                      dense ? "dense:<units> with units a positive integer"
+                            : "bottleneck:<units> with units a positive integer");
+        l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
+        l.units = int(v);
+    } else if (name == "conv") {
+        parse_conv(spec, arg, has_arg, l);
+    } else if (name == "pool" || name == "avgpool") {
+        if (const char* expected = parse_pool(name, arg, has_arg, l)) bad_token(spec, l, expected);
+    } else if (name == "dropout") {
+        char* endp = nullptr;
+        const double p = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : -1.0;
+        if (!has_arg || arg.empty() || endp != arg.c_str() + arg.size() || !(p >= 0.0 && p < 1.0))
+            bad_token(spec, l, "dropout:<rate> with 0 <= rate < 1");
+        l.kind = LayerKind::Dropout;
+        l.rate = float(p);
+    } else if (name == "relu" || name == "sigmoid" || name == "tanh" || name == "flatten") {
+        if (has_arg) bad_token(spec, l, "no argument after this layer name");
+        l.kind = name == "relu"      ? LayerKind::ReLU
+                 : name == "sigmoid" ? LayerKind::Sigmoid
+                 : name == "tanh"    ? LayerKind::Tanh
+                                     : LayerKind::Flatten;
+    } else if (plain_kind(name, l.kind)) {
+        if (has_arg) bad_token(spec, l, "no argument after this layer name");
+    } else {
+        bad_token(spec, l,
+                  "one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, "
+                  "relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn");
+    }
+}
+
+} // namespace
+
 std::vector<LayerSpec> parse_spec(const std::string& spec) {
     std::vector<LayerSpec> out;
     std::size_t lead = 0;
@@ -162,72 +244,7 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
         l.token = trim(spec.substr(start, end - start), lead);
         l.position = ++position;
         l.offset = start + lead;
-        auto bad = [&](const char* expected) {
-            throw SpecSyntaxError(detail::concat("arch: syntax error in token ", l.position, " '", l.token,
-                                                 "': expected ", expected, " (at character ", l.offset + 1,
-                                                 " of '", spec, "')"),
-                                  l.offset, l.token.size());
-        };
-        const std::string& t = l.token;
-        const std::size_t colon = t.find(':');
-        const std::string name = t.substr(0, colon);
-        const std::string arg = colon == std::string::npos ? std::string() : t.substr(colon + 1);
-        const bool has_arg = colon != std::string::npos;
-        long v = 0;
-        if (t.empty()) {
-            bad("a layer token (empty token: doubled or trailing comma?)");
-        } else if (name == "dense" || name == "bottleneck") {
-            const bool dense = name == "dense";
-            if (!has_arg || !parse_whole_int(arg, v) || v < 1)
-                bad(dense ? "dense:<units> with units a positive integer"
-                          : "bottleneck:<units> with units a positive integer");
-            l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
-            l.units = int(v);
-        } else if (name == "conv") {
-            const char* form =
-                "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
-            if (!has_arg) bad(form);
-            std::size_t p = 0;
-            long f = 0, k = 0, s = 1, pad = -1;
-            if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad(form);
-            ++p;
-            if (!parse_int(arg, p, k) || k < 1) bad(form);
-            if (p < arg.size() && arg[p] == 's') {
-                ++p;
-                if (!parse_int(arg, p, s) || s < 1) bad(form);
-            }
-            if (p < arg.size() && arg[p] == 'p') {
-                ++p;
-                if (!parse_int(arg, p, pad)) bad(form);
-            }
-            if (p != arg.size()) bad(form);
-            l.kind = LayerKind::Conv;
-            l.units = int(f);
-            l.kernel = int(k);
-            l.stride = int(s);
-            l.pad = pad < 0 ? int(k / 2) : int(pad);
-            if (l.pad >= l.kernel) bad("conv padding smaller than the kernel");
-        } else if (name == "pool" || name == "avgpool") {
-            if (const char* expected = parse_pool(name, arg, has_arg, l)) bad(expected);
-        } else if (name == "dropout") {
-            char* endp = nullptr;
-            const double p = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : -1.0;
-            if (!has_arg || arg.empty() || endp != arg.c_str() + arg.size() || !(p >= 0.0 && p < 1.0))
-                bad("dropout:<rate> with 0 <= rate < 1");
-            l.kind = LayerKind::Dropout;
-            l.rate = float(p);
-        } else if (name == "relu" || name == "sigmoid" || name == "tanh" || name == "flatten") {
-            if (has_arg) bad("no argument after this layer name");
-            l.kind = name == "relu"      ? LayerKind::ReLU
-                     : name == "sigmoid" ? LayerKind::Sigmoid
-                     : name == "tanh"    ? LayerKind::Tanh
-                                         : LayerKind::Flatten;
-        } else if (plain_kind(name, l.kind)) {
-            if (has_arg) bad("no argument after this layer name");
-        } else {
-            bad("one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, "
-                "relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn");
-        }
+        parse_token(spec, l);
         out.push_back(l);
         start = end + 1;
     }

@@ -67,7 +67,7 @@ nn::PairedCounts paired_counts(const Scorer& a, const Scorer& b, const io::Datas
             pc.add(argmax(za, i) == y[i], argmax(zb, i) == y[i]);
     });
     std::vector<long long> v = {pc.n, pc.both, pc.only_a, pc.only_b};
-    MIMIC_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), 4, MPI_LONG_LONG, MPI_SUM, comm.get()));
+    comm.allreduce(v, par::ReduceOp::sum);
     pc.n = v[0], pc.both = v[1], pc.only_a = v[2], pc.only_b = v[3];
     return pc;
 }

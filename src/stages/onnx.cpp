@@ -38,7 +38,7 @@ namespace {
 /// The normalisation stored in a dataset file (/norm/mean, /norm/std, @norm_scale). Serial.
 io::RawInput read_raw_input(const std::string& path, const nn::Shape& input) {
     if (!io::file_exists(path)) fail("--raw-input: ", path, ": no such dataset file");
-    const par::Comm self(MPI_COMM_SELF, false);
+    const par::Comm self = par::Comm::self();
     const io::DatasetReader data(path, self);
     const auto& m = data.meta();
     if (nn::Shape{m.c, m.h, m.w} != input)

@@ -18,10 +18,6 @@ const std::string kOptimizer = "/checkpoint/optimizer/";
 /// The root attribute holding the digest of everything a resume restores.
 const char* const kStateChecksum = "state_checksum";
 
-MPI_Comm file_comm(const par::Comm& world) {
-    return world.size() > 1 ? world.get() : MPI_COMM_NULL;
-}
-
 void fold(std::uint64_t& h, std::uint64_t v) {
     h = mix64(h ^ mix64(v + 0x9e3779b97f4a7c15ULL));
 }
@@ -103,7 +99,7 @@ void write_checkpoint(const std::string& path, const par::ShardedModel& net, io:
                       const nn::optim::OptimizerState& opt, const CheckpointState& st,
                       const io::ResumeIdentity& identity, bool writer, const par::Comm& world) {
     const std::string partial = path + ".partial";
-    auto f = h5::File::create(partial, file_comm(world));
+    auto f = h5::File::create(partial, world);
     par::write_sharded_model(f, net, meta, writer, world);
     for (size_t i = 0; i < opt.names.size(); ++i)
         par::write_sharded_flat(f, kOptimizer + opt.names[i], net, opt.values[i], writer);
@@ -134,7 +130,7 @@ CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net,
                                 nn::optim::OptimizerState& opt, const io::ResumeIdentity& identity,
                                 int history_width, const CheckpointLimits& limits, bool writer,
                                 const par::Comm& world) {
-    auto f = h5::File::open(path, file_comm(world));
+    auto f = h5::File::open(path, world);
     const std::string diff = identity.difference(f);
     if (!diff.empty())
         fail(path, ": this checkpoint belongs to a run with other settings (", diff,
