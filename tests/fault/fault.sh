@@ -242,7 +242,7 @@ options)
   # file, before any output exists.
   setup_pipeline
   L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5")
-  fails 2 "--batch: must be at least 1" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --batch 0 \
+  fails 2 "--batch: must be .*1.* got 0" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --batch 0 \
     --out "$d/o.h5"
   fails 2 "--temperature: must be a finite number > 0, got inf" "${L[@]}" --combine prob --temperature inf --out "$d/o.h5"
   fails 2 "--block-rows: must be from 1 to 16777216 rows, got 2000000000" "${L[@]}" --block-rows 2000000000 \
