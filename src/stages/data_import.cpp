@@ -91,19 +91,27 @@ struct LabelScan {
     long long max_label = -1;
 };
 
-LabelScan scan_labels(const io::LabelRows& y, std::int64_t n, std::int64_t block, const par::Comm& comm) {
-    LabelScan s;
+/// Calls f(first_row, labels) for this rank's share of rows [0, n) of y, read `block` rows at a time.
+template <class F>
+void for_each_label_block(const io::LabelRows& y, std::int64_t n, std::int64_t block, const par::Comm& comm,
+                          F&& f) {
     const auto mine = par::split_range(n, comm.size(), comm.rank());
     std::vector<int> buf;
     for (std::int64_t b = mine.begin; b < mine.end; b += block) {
-        const std::int64_t k = std::min(block, mine.end - b);
-        buf.resize(size_t(k));
-        y.read(b, k, buf.data());
+        buf.resize(size_t(std::min(block, mine.end - b)));
+        y.read(b, std::int64_t(buf.size()), buf.data());
+        f(b, buf);
+    }
+}
+
+LabelScan scan_labels(const io::LabelRows& y, std::int64_t n, std::int64_t block, const par::Comm& comm) {
+    LabelScan s;
+    for_each_label_block(y, n, block, comm, [&](std::int64_t, const std::vector<int>& buf) {
         for (int v : buf) {
             if (v < 256) ++s.count[size_t(v)];
             s.max_label = std::max<long long>(s.max_label, v);
         }
-    }
+    });
     return s;
 }
 
@@ -111,18 +119,13 @@ LabelScan scan_labels(const io::LabelRows& y, std::int64_t n, std::int64_t block
 void refuse_labels_from(const io::LabelRows& y, std::int64_t n, int C, std::int64_t block, bool from_option,
                         const par::Comm& comm) {
     par::agree(comm, [&] {
-        const auto mine = par::split_range(n, comm.size(), comm.rank());
-        std::vector<int> buf;
-        for (std::int64_t b = mine.begin; b < mine.end; b += block) {
-            const std::int64_t k = std::min(block, mine.end - b);
-            buf.resize(size_t(k));
-            y.read(b, k, buf.data());
-            for (std::int64_t i = 0; i < k; ++i)
-                if (buf[size_t(i)] >= C)
-                    fail(y.name(), ": row ", b + i, " has label ", buf[size_t(i)], " but there are ", C,
+        for_each_label_block(y, n, block, comm, [&](std::int64_t b, const std::vector<int>& buf) {
+            for (std::size_t i = 0; i < buf.size(); ++i)
+                if (buf[i] >= C)
+                    fail(y.name(), ": row ", b + std::int64_t(i), " has label ", buf[i], " but there are ", C,
                          " classes (", from_option ? "--num-classes" : "from the training labels",
                          "); fix the labels or pass --num-classes");
-        }
+        });
     });
 }
 
