@@ -5,6 +5,7 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/block.hpp"
 #include "mimic/nn/layers/bottleneck.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/dense.hpp"
@@ -20,8 +21,6 @@
 #include <sstream>
 
 namespace mimic::nn {
-
-namespace {
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
     switch (l.kind) {
@@ -43,9 +42,32 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
         return std::make_unique<Dropout>(index, l.token, in, l.rate);
     case LayerKind::Flatten:
         return std::make_unique<Flatten>(index, l.token, in);
+    case LayerKind::Block:
+        return std::make_unique<Block>(index, l, in);
     }
     fail(token_context(l), ": unknown layer kind");
 }
+
+void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers) {
+    for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
+        auto* conv = dynamic_cast<Conv2D*>(layers[i].get());
+        auto* relu = dynamic_cast<ReLU*>(layers[i + 1].get());
+        if (!conv || !relu) continue;
+        conv->fuse_relu();
+        relu->set_fused();
+    }
+}
+
+bool he_init_after(const std::vector<std::unique_ptr<Layer>>& layers, std::size_t i, bool at_end) {
+    for (std::size_t j = i + 1; j < layers.size(); ++j) {
+        const std::string k = layers[j]->kind();
+        if (k == "dropout" || k == "flatten" || k == "pool") continue;
+        return k == "relu";
+    }
+    return at_end;
+}
+
+namespace {
 
 std::string shape_text(Shape s) {
     if (s.c == 1 && s.h == 1) return std::to_string(s.w);
@@ -68,13 +90,7 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
     }
     // A ReLU right after a convolution is applied by the convolution to its output and its gradient (one
     // pass over the activations less each way); the ReLU then aliases the convolution's output.
-    for (std::size_t i = 0; i + 1 < layers_.size(); ++i) {
-        auto* conv = dynamic_cast<Conv2D*>(layers_[i].get());
-        auto* relu = dynamic_cast<ReLU*>(layers_[i + 1].get());
-        if (!conv || !relu) continue;
-        conv->fuse_relu();
-        relu->set_fused();
-    }
+    fuse_conv_relu(layers_);
     for (const auto& layer : layers_) {
         const std::int64_t begin = num_params_;
         for (const auto& d : layer->param_decls()) {
@@ -122,12 +138,7 @@ const ParamTensor& Model::param_tensor(const std::string& name) const {
 }
 
 bool Model::he_init(std::size_t i) const {
-    for (std::size_t j = i + 1; j < layers_.size(); ++j) {
-        const std::string k = layers_[j]->kind();
-        if (k == "dropout" || k == "flatten" || k == "pool") continue;
-        return k == "relu";
-    }
-    return false;
+    return he_init_after(layers_, i, false);
 }
 
 void Model::init(std::uint64_t seed) {

@@ -41,6 +41,11 @@ std::string trim(const std::string& s, std::size_t& lead) {
     return s.substr(a, b - a);
 }
 
+std::string trim_copy(const std::string& s) {
+    std::size_t lead = 0;
+    return trim(s, lead);
+}
+
 } // namespace
 
 const char* kind_name(LayerKind kind) {
@@ -63,100 +68,251 @@ const char* kind_name(LayerKind kind) {
         return "dropout";
     case LayerKind::Flatten:
         return "flatten";
+    case LayerKind::Block:
+        return "block";
+    }
+    return "?";
+}
+
+const char* join_name(Join join) {
+    switch (join) {
+    case Join::Add:
+        return "res";
+    case Join::Concat:
+        return "cat";
+    case Join::Mul:
+        return "gate";
     }
     return "?";
 }
 
 std::string token_context(const LayerSpec& layer) {
-    return detail::concat("arch: token ", layer.position, " '", layer.token, "'");
+    if (layer.path.empty()) return detail::concat("arch: token ", layer.position, " '", layer.token, "'");
+    return detail::concat("arch: token ", layer.path, " '", layer.token, "'");
 }
 
-std::vector<LayerSpec> parse_spec(const std::string& spec) {
-    std::vector<LayerSpec> out;
-    std::size_t lead = 0;
-    if (trim(spec, lead).empty())
-        throw SpecSyntaxError("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)", 0, 0);
-    std::size_t start = 0;
-    int position = 0;
-    while (start <= spec.size()) {
-        std::size_t end = spec.find(',', start);
-        if (end == std::string::npos) end = spec.size();
-        LayerSpec l;
-        l.token = trim(spec.substr(start, end - start), lead);
-        l.position = ++position;
-        l.offset = start + lead;
-        auto bad = [&](const char* expected) {
-            throw SpecSyntaxError(detail::concat("arch: syntax error in token ", l.position, " '", l.token,
-                                                 "': expected ", expected, " (at character ", l.offset + 1,
-                                                 " of '", spec, "')"),
-                                  l.offset, l.token.size());
-        };
-        const std::string& t = l.token;
-        const std::size_t colon = t.find(':');
-        const std::string name = t.substr(0, colon);
-        const std::string arg = colon == std::string::npos ? std::string() : t.substr(colon + 1);
-        const bool has_arg = colon != std::string::npos;
-        long v = 0;
-        if (t.empty()) {
-            bad("a layer token (empty token: doubled or trailing comma?)");
-        } else if (name == "dense" || name == "bottleneck") {
-            const bool dense = name == "dense";
-            if (!has_arg || !parse_whole_int(arg, v) || v < 1)
-                bad(dense ? "dense:<units> with units a positive integer"
-                          : "bottleneck:<units> with units a positive integer");
-            l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
-            l.units = int(v);
-        } else if (name == "conv") {
-            const char* form =
-                "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
-            if (!has_arg) bad(form);
-            std::size_t p = 0;
-            long f = 0, k = 0, s = 1, pad = -1;
-            if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad(form);
+namespace {
+
+/// The syntax error of token l of spec: what was expected, where.
+[[noreturn]] void bad_token(const std::string& spec, const LayerSpec& l, const std::string& expected) {
+    throw SpecSyntaxError(detail::concat("arch: syntax error in token ", l.path, " '", l.token,
+                                         "': expected ", expected, " (at character ", l.offset + 1, " of '",
+                                         spec, "')"),
+                          l.offset, l.token.size());
+}
+
+/// The layer kind and arguments of token l.token (trimmed, not a block) of spec.
+void parse_token(const std::string& spec, LayerSpec& l) {
+    const std::string& t = l.token;
+    const std::size_t colon = t.find(':');
+    const std::string name = t.substr(0, colon);
+    const std::string arg = colon == std::string::npos ? std::string() : t.substr(colon + 1);
+    const bool has_arg = colon != std::string::npos;
+    long v = 0;
+    if (t.empty()) {
+        bad_token(spec, l, "a layer token (empty token: doubled or trailing comma?)");
+    } else if (name == "dense" || name == "bottleneck") {
+        const bool dense = name == "dense";
+        if (!has_arg || !parse_whole_int(arg, v) || v < 1)
+            bad_token(spec, l,
+                      dense ? "dense:<units> with units a positive integer"
+                            : "bottleneck:<units> with units a positive integer");
+        l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
+        l.units = int(v);
+    } else if (name == "conv") {
+        const char* form = "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
+        if (!has_arg) bad_token(spec, l, form);
+        std::size_t p = 0;
+        long f = 0, k = 0, s = 1, pad = -1;
+        if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad_token(spec, l, form);
+        ++p;
+        if (!parse_int(arg, p, k) || k < 1) bad_token(spec, l, form);
+        if (p < arg.size() && arg[p] == 's') {
             ++p;
-            if (!parse_int(arg, p, k) || k < 1) bad(form);
-            if (p < arg.size() && arg[p] == 's') {
-                ++p;
-                if (!parse_int(arg, p, s) || s < 1) bad(form);
-            }
-            if (p < arg.size() && arg[p] == 'p') {
-                ++p;
-                if (!parse_int(arg, p, pad)) bad(form);
-            }
-            if (p != arg.size()) bad(form);
-            l.kind = LayerKind::Conv;
-            l.units = int(f);
-            l.kernel = int(k);
-            l.stride = int(s);
-            l.pad = pad < 0 ? int(k / 2) : int(pad);
-            if (l.pad >= l.kernel) bad("conv padding smaller than the kernel");
-        } else if (name == "pool") {
-            if (!has_arg || !parse_whole_int(arg, v) || v < 1)
-                bad("pool:<window> with window a positive integer");
-            l.kind = LayerKind::Pool;
-            l.kernel = l.stride = int(v);
-        } else if (name == "dropout") {
-            char* endp = nullptr;
-            const double p = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : -1.0;
-            if (!has_arg || arg.empty() || endp != arg.c_str() + arg.size() || !(p >= 0.0 && p < 1.0))
-                bad("dropout:<rate> with 0 <= rate < 1");
-            l.kind = LayerKind::Dropout;
-            l.rate = float(p);
-        } else if (name == "relu" || name == "sigmoid" || name == "tanh" || name == "flatten") {
-            if (has_arg) bad("no argument after this layer name");
-            l.kind = name == "relu"      ? LayerKind::ReLU
-                     : name == "sigmoid" ? LayerKind::Sigmoid
-                     : name == "tanh"    ? LayerKind::Tanh
-                                         : LayerKind::Flatten;
-        } else {
-            bad("one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, "
-                "flatten");
+            if (!parse_int(arg, p, s) || s < 1) bad_token(spec, l, form);
         }
-        out.push_back(l);
+        if (p < arg.size() && arg[p] == 'p') {
+            ++p;
+            if (!parse_int(arg, p, pad)) bad_token(spec, l, form);
+        }
+        if (p != arg.size()) bad_token(spec, l, form);
+        l.kind = LayerKind::Conv;
+        l.units = int(f);
+        l.kernel = int(k);
+        l.stride = int(s);
+        l.pad = pad < 0 ? int(k / 2) : int(pad);
+        if (l.pad >= l.kernel) bad_token(spec, l, "conv padding smaller than the kernel");
+    } else if (name == "pool") {
+        if (!has_arg || !parse_whole_int(arg, v) || v < 1)
+            bad_token(spec, l, "pool:<window> with window a positive integer");
+        l.kind = LayerKind::Pool;
+        l.kernel = l.stride = int(v);
+    } else if (name == "dropout") {
+        char* endp = nullptr;
+        const double p = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : -1.0;
+        if (!has_arg || arg.empty() || endp != arg.c_str() + arg.size() || !(p >= 0.0 && p < 1.0))
+            bad_token(spec, l, "dropout:<rate> with 0 <= rate < 1");
+        l.kind = LayerKind::Dropout;
+        l.rate = float(p);
+    } else if (name == "relu" || name == "sigmoid" || name == "tanh" || name == "flatten") {
+        if (has_arg) bad_token(spec, l, "no argument after this layer name");
+        l.kind = name == "relu"      ? LayerKind::ReLU
+                 : name == "sigmoid" ? LayerKind::Sigmoid
+                 : name == "tanh"    ? LayerKind::Tanh
+                                     : LayerKind::Flatten;
+    } else {
+        bad_token(spec, l,
+                  "one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, "
+                  "flatten, or a block res(...), cat(...), gate(...)");
+    }
+}
+
+std::vector<LayerSpec> parse_chain(const std::string& spec, std::size_t begin, std::size_t end,
+                                   const std::string& prefix);
+
+/// End of the item that starts at `start` in spec[start, end): the next `sep` outside parentheses, or end.
+/// Throws (naming the item) on a ')' without its '(' or a '(' without its ')'.
+std::size_t item_end(const std::string& spec, std::size_t start, std::size_t end, char sep, LayerSpec& l) {
+    int depth = 0;
+    std::size_t i = start;
+    for (; i < end && !(depth == 0 && spec[i] == sep); ++i) {
+        depth += spec[i] == '(' ? 1 : spec[i] == ')' ? -1 : 0;
+        if (depth < 0) break;
+    }
+    if (depth != 0) {
+        std::size_t lead = 0;
+        l.token = trim(spec.substr(start, depth < 0 ? i + 1 - start : i - start), lead);
+        l.offset = start + lead;
+        bad_token(spec, l, depth < 0 ? "no ')' without its '('" : "a ')' closing every '('");
+    }
+    return i;
+}
+
+/// Block token l.token = name(branch|branch|...) at l.offset of spec into l.
+void parse_block(const std::string& spec, LayerSpec& l) {
+    const std::size_t open = l.token.find('(');
+    const std::string name = trim_copy(l.token.substr(0, open));
+    const char* form = "a block res(A[|B...]), cat(A|B[|...]) or gate(A), A and B chains of tokens";
+    if (name == "res")
+        l.join = Join::Add;
+    else if (name == "cat")
+        l.join = Join::Concat;
+    else if (name == "gate")
+        l.join = Join::Mul;
+    else
+        bad_token(spec, l, form);
+    if (l.token.back() != ')') bad_token(spec, l, std::string(form) + " (text after the closing ')')");
+    l.kind = LayerKind::Block;
+    const std::size_t first = l.offset + open + 1, last = l.offset + l.token.size() - 1;
+    for (std::size_t start = first; start <= last;) {
+        LayerSpec item;
+        item.path = l.path;
+        const std::size_t end = item_end(spec, start, last, '|', item);
+        std::size_t lead = 0;
+        const std::string text = trim(spec.substr(start, end - start), lead);
+        const std::string prefix = detail::concat(l.path, ".", l.branches.size() + 1, ".");
+        if (text.empty() || text == "id")
+            l.branches.emplace_back();
+        else
+            l.branches.push_back(parse_chain(spec, start, end, prefix));
         start = end + 1;
+    }
+    const std::size_t n = l.branches.size();
+    if (l.join == Join::Add && n == 1 && l.branches[0].empty())
+        bad_token(spec, l, "res(A) with A a chain of tokens (res() adds nothing)");
+    if (l.join == Join::Concat && n < 2) bad_token(spec, l, "cat(A|B[|...]) with two branches or more");
+    if (l.join == Join::Mul && (n != 1 || l.branches[0].empty()))
+        bad_token(spec, l, "gate(A) with A one chain of tokens (the gate)");
+    if (l.join == Join::Add && n == 1) l.branches.emplace_back(); // res(A): the identity shortcut
+}
+
+/// The comma-separated chain spec[begin, end) (the whole spec, or one branch of a block); tokens are
+/// numbered prefix + 1, prefix + 2, ...
+std::vector<LayerSpec> parse_chain(const std::string& spec, std::size_t begin, std::size_t end,
+                                   const std::string& prefix) {
+    std::vector<LayerSpec> out;
+    std::size_t start = begin;
+    int position = 0;
+    while (start <= end) {
+        LayerSpec l;
+        l.position = ++position;
+        l.path = prefix + std::to_string(l.position);
+        const std::size_t stop = item_end(spec, start, end, ',', l);
+        std::size_t lead = 0;
+        l.token = trim(spec.substr(start, stop - start), lead);
+        l.offset = start + lead;
+        if (l.token.find('(') != std::string::npos)
+            parse_block(spec, l);
+        else
+            parse_token(spec, l);
+        out.push_back(std::move(l));
+        start = stop + 1;
     }
     return out;
 }
+
+} // namespace
+
+std::vector<LayerSpec> parse_spec(const std::string& spec) {
+    std::size_t lead = 0;
+    if (trim(spec, lead).empty())
+        throw SpecSyntaxError("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)", 0, 0);
+    return parse_chain(spec, 0, spec.size(), "");
+}
+
+namespace {
+
+std::string shape_words(Shape s) {
+    if (s.c == 1 && s.h == 1) return detail::concat(s.w, " features");
+    return detail::concat(s.c, "x", s.h, "x", s.w);
+}
+
+/// Output shape of a block: every branch's chain, then the join's rule (errors name the block).
+Shape block_shape(const LayerSpec& l, Shape in) {
+    std::vector<Shape> outs;
+    for (const auto& branch : l.branches) {
+        Shape s = in;
+        for (const auto& layer : branch)
+            s = infer_shape(layer, s);
+        outs.push_back(s);
+    }
+    auto which = [&](std::size_t j) {
+        return detail::concat("branch ", j + 1, l.branches[j].empty() ? " (the input itself)" : "", " gives ",
+                              shape_words(outs[j]));
+    };
+    if (l.join == Join::Add) {
+        for (std::size_t j = 1; j < outs.size(); ++j)
+            if (outs[j] != outs[0])
+                fail(token_context(l), ": ", which(0), " but ", which(j),
+                     ": the shapes added must match (a projection shortcut such as res(...|conv:Fx1sS) "
+                     "changes channels and stride)");
+        return outs[0];
+    }
+    if (l.join == Join::Mul) {
+        const Shape g = outs[0];
+        const bool channel = in.c > 1 && g == Shape{in.c, 1, 1};
+        if (g != in && !channel)
+            fail(token_context(l), ": the gate ", which(0), " but the input is ", shape_words(in),
+                 ": a gate gives the input's shape or one factor per channel (", in.c, "x1x1)");
+        return in;
+    }
+    const bool flat = outs[0].c == 1 && outs[0].h == 1;
+    Shape out{0, outs[0].h, outs[0].w};
+    for (std::size_t j = 0; j < outs.size(); ++j) {
+        const bool flat_j = outs[j].c == 1 && outs[j].h == 1;
+        if (flat_j != flat || (!flat && (outs[j].h != out.h || outs[j].w != out.w)))
+            fail(token_context(l), ": ", which(0), " but ", which(j),
+                 ": concatenated branches need the same height and width (or all flat features)");
+        out.c += outs[j].c;
+    }
+    if (flat) out = Shape{1, 1, 0};
+    if (flat)
+        for (const auto& s : outs)
+            out.w += s.w;
+    return out;
+}
+
+} // namespace
 
 Shape infer_shape(const LayerSpec& l, Shape in) {
     auto fits = [&](bool ok, auto&&... why) {
@@ -188,6 +344,8 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
         fits(l.kernel <= in.h && l.kernel <= in.w, "pool window ", l.kernel, " is larger than the input ",
              in.c, "x", in.h, "x", in.w);
         return Shape{in.c, in.h / l.kernel, in.w / l.kernel};
+    case LayerKind::Block:
+        return block_shape(l, in);
     }
     fail(token_context(l), ": unknown layer kind");
 }

@@ -207,6 +207,31 @@ double host_log_softmax(const std::vector<float>& z, int row, int C, int c, doub
 
 } // namespace
 
+// Blocks (res, cat, gate): every branch's parameters, and the shortcut's share of dL/dx, reach the layers
+// before the block (the leading conv/dense checks the gradient that the block passes back).
+TEST(Gradients, ResidualIdentityShortcut) {
+    check_gradients("conv:3x3,res(conv:3x3,relu,conv:3x3),relu,flatten,dense:3", {2, 5, 5});
+}
+TEST(Gradients, ResidualProjectionShortcut) {
+    check_gradients("conv:3x3,res(conv:4x3s2p1,relu,conv:4x3|conv:4x1s2p0),relu,dense:3", {2, 6, 6});
+}
+TEST(Gradients, ResidualOnFlatFeatures) {
+    check_gradients("dense:6,res(dense:6,tanh,dense:6),dense:3", {1, 1, 5});
+}
+TEST(Gradients, ConcatWithTheInput) {
+    check_gradients("conv:3x3,cat(|conv:2x3,relu|conv:1x1),tanh,dense:3", {2, 5, 5});
+}
+TEST(Gradients, SqueezeExcitationGate) {
+    check_gradients("conv:4x3,gate(pool:5,conv:2x1,tanh,conv:4x1,sigmoid),dense:3", {2, 5, 5});
+}
+TEST(Gradients, ElementwiseGate) {
+    check_gradients("dense:5,gate(dense:5,sigmoid),dense:3", {1, 1, 4});
+}
+TEST(Gradients, NestedBlocksFirstAndInside) {
+    // A block as the first layer (no dL/dx needed) holding a cat and a gate.
+    check_gradients("res(conv:2x3,cat(id|conv:2x3,gate(conv:2x1,tanh)),conv:2x1),flatten,dense:3", {2, 4, 4});
+}
+
 TEST(Losses, CrossEntropyGradientAndValue) {
     const int B = 4, C = 5;
     const std::vector<int> y{0, 3, 4, 1};
