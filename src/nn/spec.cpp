@@ -290,10 +290,11 @@ Shape block_shape(const LayerSpec& l, Shape in) {
     }
     if (l.join == Join::Mul) {
         const Shape g = outs[0];
-        const bool channel = in.c > 1 && g == Shape{in.c, 1, 1};
+        const bool channel = in.c > 1 && (g == Shape{in.c, 1, 1} || g == Shape{1, 1, in.c});
         if (g != in && !channel)
             fail(token_context(l), ": the gate ", which(0), " but the input is ", shape_words(in),
-                 ": a gate gives the input's shape or one factor per channel (", in.c, "x1x1)");
+                 ": a gate gives the input's shape or one factor per channel (", in.c, "x1x1 or ", in.c,
+                 " features)");
         return in;
     }
     const bool flat = outs[0].c == 1 && outs[0].h == 1;

@@ -115,3 +115,12 @@ TEST(GoldenTorch, StridedCNNWithTanhSigmoidFlatten) {
 TEST(GoldenTorch, BottleneckMLP) {
     run_golden("mlp");
 }
+TEST(GoldenTorch, ResidualNetIdentityAndProjectionShortcuts) {
+    run_golden("resnet");
+}
+TEST(GoldenTorch, DenseConcatenation) {
+    run_golden("densecat");
+}
+TEST(GoldenTorch, SqueezeExcitationGates) {
+    run_golden("se");
+}

@@ -28,8 +28,9 @@ namespace mimic::nn {
 ///   res(A|B|...)   A(x) + B(x) + ...: e.g. a projection shortcut res(conv:16x3s2,relu,conv:16x3|conv:16x1s2)
 ///   cat(A|B|...)   the branches' outputs concatenated over channels (equal height and width; flat inputs
 ///                  concatenate features); an empty branch or `id` is the input itself: cat(|conv:12x3)
-///   gate(A)        x * A(x): A gives the input's shape (elementwise) or C x 1 x 1 (one factor per channel,
-///                  squeeze-and-excitation: gate(gap,conv:4x1,relu,conv:16x1,sigmoid))
+///   gate(A)        x * A(x): A gives the input's shape (elementwise) or C x 1 x 1 or C features (one factor
+///                  per channel, squeeze-and-excitation: gate(pool:8,conv:4x1,relu,conv:16x1,sigmoid) on
+///                  16 x 8 x 8)
 /// Blocks nest. A token inside a block is numbered by its path: token 3.2.1 is the first token of the second
 /// branch of token 3.
 enum class LayerKind { Dense, Bottleneck, Conv, Pool, ReLU, Sigmoid, Tanh, Dropout, Flatten, Block };
