@@ -7,3 +7,9 @@ foreach(case fashion_mnist resume_after_kill nan_loss arch_mismatch bad_model)
 endforeach()
 mimic_script_test(cli.train.resume_identity train/resume_identity.sh)
 mimic_script_test(cli.train.engine_options train/engine_options.sh)
+# The residual net's rank-count independence on 4 ranks as well (the other tests run on 1 and 2).
+add_test(NAME test_train.blocks.np4
+         COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS} $<TARGET_FILE:test_train>
+                 --gtest_filter=Trainer.ResidualNetIsTheSameModelOnAnyRankCount ${MPIEXEC_POSTFLAGS}
+         WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+set_tests_properties(test_train.blocks.np4 PROPERTIES ENVIRONMENT "${MIMIC_TEST_ENV}" PROCESSORS 4)

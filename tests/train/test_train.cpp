@@ -1,14 +1,15 @@
 // Trainer tests at 1 and 2 ranks: epoch order and batch slices, model-file round trip and bad files,
-// 1 vs 2 ranks after N steps, bit-for-bit resume from a checkpoint, and a non-finite loss stopping cleanly.
+// 1 vs 2 ranks after N steps (a chain and a residual net, also on 4 ranks), bit-for-bit resume from a
+// checkpoint, and a non-finite loss stopping cleanly.
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/train/batches.hpp"
-#include "mimic/train/evaluate.hpp"
 #include "mimic/parallel/sharded_model.hpp"
+#include "mimic/train/batches.hpp"
 #include "mimic/train/engine.hpp"
+#include "mimic/train/evaluate.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -257,7 +258,11 @@ TEST(ModelFile, MissingWrongShapeAndTamperedWeightsAreClearErrors) {
     EXPECT_NE(load_error(dir + "/nonexistent.h5").find("no such file"), std::string::npos);
 }
 
-TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
+namespace {
+
+/// Trains `spec` for 2 epochs (26 steps) over all ranks and, on rank 0, alone: the parameters must agree to
+/// float summation order (bitwise on 1 rank), and every rank must hold the same replica.
+void expect_rank_count_independent(const std::string& spec) {
     // Same global batches, same seeds, dropout masks keyed by the row in the global batch: only the summation
     // order of the gradient differs between rank counts.
     Quiet q;
@@ -267,7 +272,6 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     auto cfg = small_config();
     cfg.epochs = 2; // 26 steps, including a short last batch per epoch
     cfg.batch = 15;
-    const std::string spec = "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"; // dropout included
     const auto p_world = train_model(spec, dir + "/train.h5", cfg, world);
     if (world.rank() == 0) {
         par::Comm self(MPI_COMM_SELF, false);
@@ -290,6 +294,21 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     EXPECT_EQ(world.max(sum), world.min(sum));
 }
 
+} // namespace
+
+TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
+    expect_rank_count_independent(
+        "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"); // dropout included
+}
+
+// Blocks: identity and projection shortcuts, a concatenation, an SE gate and dropout inside a branch (its
+// masks keyed by the global row too). Also run on 4 ranks (tests/train.cmake).
+TEST(Trainer, ResidualNetIsTheSameModelOnAnyRankCount) {
+    expect_rank_count_independent("conv:4x3,relu,res(conv:4x3,relu,dropout:0.2,conv:4x3),relu,"
+                                  "res(conv:6x3s2,relu,conv:6x3|conv:6x1s2),relu,cat(id|conv:2x1,relu),"
+                                  "gate(pool:2,conv:8x1,sigmoid),dense:16,relu,dense:3");
+}
+
 TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
     Quiet q;
     par::Comm world;
@@ -307,8 +326,8 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         train::DatasetSource val_src(dir + "/val.h5", world);
         auto run = [&](const TrainConfig& c, train::TrainResult* r) {
             return train_model(spec, dir + "/train.h5", c, world, r, [&](par::ShardedModel& m) {
-                auto counts =
-                    train::evaluate(train::model_predictor(m.local()), kClasses, val_src.reader(), 1, 16, world);
+                auto counts = train::evaluate(train::model_predictor(m.local()), kClasses, val_src.reader(),
+                                              1, 16, world);
                 return train::Validation{counts.loss(), counts.loss(), counts.accuracy()};
             });
         };
@@ -348,8 +367,7 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
             run(other, &r4);
             ADD_FAILURE() << "resumed a checkpoint of another configuration";
         } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find("--batch is 16 there but 17 in this run"),
-                      std::string::npos)
+            EXPECT_NE(std::string(e.what()).find("--batch is 16 there but 17 in this run"), std::string::npos)
                 << e.what();
         }
     }
