@@ -2,7 +2,7 @@
 mimic_gtest(test_optim SOURCES train/test_optim.cpp)
 target_compile_definitions(test_optim PRIVATE MIMIC_TEST_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
 mimic_gtest(test_train SOURCES train/test_train.cpp RANKS 1 2)
-foreach(case fashion_mnist resume_after_kill nan_loss arch_mismatch bad_model)
+foreach(case fashion_mnist resume_after_kill residual nan_loss arch_mismatch bad_model)
   mimic_script_test(cli.train.${case} train/cli_train.sh ${case})
 endforeach()
 mimic_script_test(cli.train.resume_identity train/resume_identity.sh)
