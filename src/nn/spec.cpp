@@ -168,7 +168,9 @@ void parse_token(const std::string& spec, LayerSpec& l) {
 }
 
 std::vector<LayerSpec> parse_chain(const std::string& spec, std::size_t begin, std::size_t end,
-                                   const std::string& prefix);
+                                   const std::string& prefix, int depth);
+
+constexpr int kMaxBlockDepth = 64; ///< blocks nested deeper are refused (the parser recurses per level)
 
 /// End of the item that starts at `start` in spec[start, end): the next `sep` outside parentheses, or end.
 /// Throws (naming the item) on a ')' without its '(' or a '(' without its ')'.
@@ -189,7 +191,7 @@ std::size_t item_end(const std::string& spec, std::size_t start, std::size_t end
 }
 
 /// Block token l.token = name(branch|branch|...) at l.offset of spec into l.
-void parse_block(const std::string& spec, LayerSpec& l) {
+void parse_block(const std::string& spec, LayerSpec& l, int depth) {
     const std::size_t open = l.token.find('(');
     const std::string name = trim_copy(l.token.substr(0, open));
     const char* form = "a block res(A[|B...]), cat(A|B[|...]) or gate(A), A and B chains of tokens";
@@ -202,6 +204,8 @@ void parse_block(const std::string& spec, LayerSpec& l) {
     else
         bad_token(spec, l, form);
     if (l.token.back() != ')') bad_token(spec, l, std::string(form) + " (text after the closing ')')");
+    if (depth >= kMaxBlockDepth)
+        bad_token(spec, l, detail::concat("blocks nested at most ", kMaxBlockDepth, " deep"));
     l.kind = LayerKind::Block;
     const std::size_t first = l.offset + open + 1, last = l.offset + l.token.size() - 1;
     for (std::size_t start = first; start <= last;) {
@@ -214,7 +218,7 @@ void parse_block(const std::string& spec, LayerSpec& l) {
         if (text.empty() || text == "id")
             l.branches.emplace_back();
         else
-            l.branches.push_back(parse_chain(spec, start, end, prefix));
+            l.branches.push_back(parse_chain(spec, start, end, prefix, depth + 1));
         start = end + 1;
     }
     const std::size_t n = l.branches.size();
@@ -229,7 +233,7 @@ void parse_block(const std::string& spec, LayerSpec& l) {
 /// The comma-separated chain spec[begin, end) (the whole spec, or one branch of a block); tokens are
 /// numbered prefix + 1, prefix + 2, ...
 std::vector<LayerSpec> parse_chain(const std::string& spec, std::size_t begin, std::size_t end,
-                                   const std::string& prefix) {
+                                   const std::string& prefix, int depth) {
     std::vector<LayerSpec> out;
     std::size_t start = begin;
     int position = 0;
@@ -242,7 +246,7 @@ std::vector<LayerSpec> parse_chain(const std::string& spec, std::size_t begin, s
         l.token = trim(spec.substr(start, stop - start), lead);
         l.offset = start + lead;
         if (l.token.find('(') != std::string::npos)
-            parse_block(spec, l);
+            parse_block(spec, l, depth);
         else
             parse_token(spec, l);
         out.push_back(std::move(l));
@@ -257,7 +261,7 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
     std::size_t lead = 0;
     if (trim(spec, lead).empty())
         throw SpecSyntaxError("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)", 0, 0);
-    return parse_chain(spec, 0, spec.size(), "");
+    return parse_chain(spec, 0, spec.size(), "", 0);
 }
 
 namespace {

@@ -453,6 +453,10 @@ TEST(Spec, ErrorsInsideBlocksPointAtTheInnerToken) {
     EXPECT_NE(syntax("cat(conv:8x3)").find("two branches or more"), std::string::npos);
     EXPECT_NE(syntax("gate(conv:8x3|conv:8x3)").find("gate(A) with A one chain"), std::string::npos);
     EXPECT_NE(syntax("res(conv:8x3,,relu)").find("token 1.1.2 ''"), std::string::npos);
+    std::string deep = "relu";
+    for (int i = 0; i < 65; ++i)
+        deep = "res(" + deep + ")";
+    EXPECT_NE(syntax(deep).find("blocks nested at most 64 deep"), std::string::npos);
     // Shape errors name the block and both branches.
     EXPECT_NE(error_of("conv:8x3,res(conv:16x3s2)")
                   .find("token 2 'res(conv:16x3s2)': branch 1 gives 16x14x14 "
@@ -460,7 +464,8 @@ TEST(Spec, ErrorsInsideBlocksPointAtTheInnerToken) {
               std::string::npos)
         << error_of("conv:8x3,res(conv:16x3s2)");
     EXPECT_NE(error_of("conv:8x3,cat(id|pool:2)").find("same height and width"), std::string::npos);
-    EXPECT_NE(error_of("conv:8x3,gate(conv:4x1)").find("one factor per channel (8x1x1)"), std::string::npos);
+    EXPECT_NE(error_of("conv:8x3,gate(conv:4x1)").find("one factor per channel (8x1x1 or 8 features)"),
+              std::string::npos);
     EXPECT_NE(error_of("conv:8x3,res(dense:4)").find("token 2 'res(dense:4)'"), std::string::npos);
 }
 
