@@ -26,8 +26,14 @@ void describe(po::options_description& d, TrainOptions& o) {
     d.add_options()
         ("data", po::value(&o.data)->required(), "training set (a labelled dataset file, e.g. from `mimic data import`)")
         ("val", po::value(&o.val), "validation set, evaluated after every epoch (drives --schedule plateau)")
-        ("arch", po::value(&o.arch)->required(), "architecture spec, e.g. dense:1200,relu,dense:1200,relu,dense:10 or "
-                                                  "conv:32x3,relu,pool:2,dense:256,relu,dense:10")
+        ("arch", po::value(&o.arch)->required(), "architecture spec: comma-separated layer tokens, e.g. "
+                                                  "dense:1200,relu,dense:1200,relu,dense:10 or "
+                                                  "conv:32x3,relu,pool:2,dense:256,relu,dense:10; blocks run branches "
+                                                  "(chains separated by |) on one input and join them: res(A) = A(x) + x, "
+                                                  "res(A|B) = A(x) + B(x), cat(A|B) concatenates channels (an empty "
+                                                  "branch or id is x), gate(A) = x * A(x); they nest. A residual net: "
+                                                  "conv:16x3,relu,res(conv:16x3,relu,conv:16x3),relu,"
+                                                  "res(conv:32x3s2,relu,conv:32x3|conv:32x1s2),relu,pool:7,dense:10")
         ("out", po::value(&o.out)->required(), "model file to write (HDF5, written only when training completes)")
         ("checkpoint", po::value(&o.checkpoint), "checkpoint file (default: OUT.ckpt); an existing one is resumed")
         ("keep-checkpoint", po::bool_switch(&o.keep_checkpoint), "keep the checkpoint after the model is written")
