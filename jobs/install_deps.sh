@@ -6,13 +6,13 @@ set -euo pipefail
 packages=(
   g++ make cmake ninja-build git pkg-config
   libopenmpi-dev openmpi-bin
-  libhdf5-openmpi-dev hdf5-tools zlib1g-dev
+  libhdf5-openmpi-dev hdf5-tools zlib1g-dev libpng-dev libjpeg62-turbo-dev
   libboost-program-options-dev
   libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev libopenblas-dev
   libgtest-dev
   libonnx-dev libprotobuf-dev
   dataset-fashion-mnist
-  python3 python3-pip python3-numpy python3-h5py python3-torch
+  python3 python3-pip python3-numpy python3-h5py python3-torch python3-pil
   slurmctld slurmd slurm-client munge python3-matplotlib
   "$@"
 )

@@ -16,7 +16,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libopenmpi-dev openmpi-bin
-  libhdf5-openmpi-dev hdf5-tools zlib1g-dev
+  libhdf5-openmpi-dev hdf5-tools zlib1g-dev libpng-dev libjpeg62-turbo-dev
   libboost-program-options-dev
   libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev libopenblas-dev
   libonnx-dev libprotobuf-dev

@@ -34,7 +34,7 @@ Command command(std::string name, std::string summary, std::vector<std::string> 
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
         command<stages::DataImportOptions>("data import",
-                                           "MNIST-format IDX files -> train/val/test dataset files"),
+                                           "IDX, NumPy, HDF5, CIFAR or image folders -> train/val/test dataset files"),
         command<stages::EnsembleTrainOptions>(
             "ensemble train", "train N teacher members across ranks and write their manifest"),
         command<stages::EnsembleAddOptions>(

@@ -102,6 +102,42 @@ void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta) {
         h5::write_rows(d, H5T_NATIVE_FLOAT, 0, std::int64_t(dims.empty() ? 1 : dims[0]),
                        params.data() + t.offset, false);
     }
+    write_model_state(f, model, true);
+}
+
+void write_model_state(const h5::File& f, const nn::Model& model, bool supply) {
+    if (model.num_state() == 0) return;
+    std::vector<float> state(static_cast<size_t>(model.num_state()));
+    Kokkos::deep_copy(
+        Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+            state.data(), state.size()),
+        model.state());
+    h5::ensure_groups(f, "/state/x");
+    for (const auto& t : model.state_tensors()) {
+        auto d = h5::create_dataset(f, "/state/" + t.name, H5T_NATIVE_FLOAT, {hsize_t(t.size)});
+        h5::write_rows(d, H5T_NATIVE_FLOAT, 0, supply ? t.size : 0, state.data() + t.offset, f.parallel());
+    }
+}
+
+void read_model_state(const h5::File& f, nn::Model& model) {
+    if (model.num_state() == 0 || !f.has("/state")) return;
+    std::vector<float> state(static_cast<size_t>(model.num_state()));
+    for (const auto& t : model.state_tensors()) {
+        const std::string name = "/state/" + t.name;
+        if (!f.has(name)) fail(f.path(), ": state tensor '", t.name, "' is missing");
+        auto d = h5::open_dataset(f, name);
+        const auto dims = h5::dataset_dims(d);
+        if (dims.size() != 1 || std::int64_t(dims[0]) != t.size)
+            fail(f.path(), ": state tensor '", t.name, "' does not hold ", t.size, " values");
+        h5::read_rows(d, H5T_NATIVE_FLOAT, 0, t.size, state.data() + t.offset, f.parallel());
+        for (std::int64_t k = 0; k < t.size; ++k)
+            if (!std::isfinite(state[size_t(t.offset + k)]))
+                fail(f.path(), ": state tensor '", t.name, "' element ", k, " is not finite");
+    }
+    Kokkos::deep_copy(
+        model.state(),
+        Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+            state.data(), state.size()));
 }
 
 void save_model(const std::string& path, const nn::Model& model, const ModelMeta& meta_in) {
@@ -195,6 +231,7 @@ nn::Model read_model(const h5::File& f, ModelMeta* meta_out) {
         Kokkos::deep_copy(model->params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
                                                         Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
                                                params.data(), params.size()));
+    read_model_state(f, *model);
     if (meta_out) *meta_out = meta;
     return std::move(*model);
 }

@@ -1,10 +1,12 @@
-// ONNX import (a chain of supported nodes -> spec tokens and weights, BatchNormalization folded) and export
-// (spec -> Gemm/MatMul/Conv/MaxPool/... nodes, checked by onnx::checker), on Debian's libonnx protobufs.
+// ONNX import (a chain of supported nodes -> spec tokens and weights, BatchNormalization folded, Pad folded
+// into AveragePool, x * Sigmoid(x) as SiLU) and export (spec -> Gemm/MatMul/Conv/MaxPool/AveragePool/...
+// nodes, checked by onnx::checker), on Debian's libonnx protobufs.
 #include "mimic/io/onnx.hpp"
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/version_info.hpp"
 #include "mimic/io/dataset.hpp"
+#include "mimic/nn/layers/batchnorm.hpp"
 #include "mimic/nn/spec.hpp"
 
 #include <onnx/checker.h>
@@ -128,8 +130,9 @@ bool all_equal(const std::vector<std::int64_t>& v, std::int64_t x) {
 struct Pending {
     nn::LayerKind kind = nn::LayerKind::ReLU;
     std::string token;
-    std::vector<double> W, b; ///< b empty for bottleneck
-    int out = 0;              ///< output units / filters
+    std::vector<double> W, b;      ///< b empty for bottleneck
+    int out = 0;                   ///< output units / filters
+    std::vector<double> mean, var; ///< bn: the running statistics
 };
 
 class Importer {
@@ -150,6 +153,7 @@ public:
             fail(path_, ": the graph output '", graph().output(0).name(),
                  "' is not the end of the chain of layers (the last layer writes '", cur_, "')");
         if (layers_.empty()) fail(path_, ": the graph has no layers");
+        if (pad_ >= 0) fail(pad_where_, ": Pad is supported only right before an AveragePool");
         return build(meta);
     }
 
@@ -163,6 +167,9 @@ private:
     nn::Shape input_;
     std::vector<Pending> layers_;
     bool fresh_param_ = false; ///< cur_ is the direct output of layers_.back(), a parameter layer
+    std::string gate_in_;      ///< input of the last Sigmoid/HardSigmoid (x of a SiLU/HardSwish x * f(x))
+    int pad_ = -1;             ///< padding of a Pad waiting for its AveragePool (-1: none)
+    std::string pad_where_;    ///< that Pad node, for errors
 
     const onnx::GraphProto& graph() const { return model_.graph(); }
 
@@ -190,9 +197,12 @@ private:
 
     void check_operators() const {
         static const std::set<std::string> supported = {
-            "Gemm",     "MatMul",  "Add",     "Conv",    "MaxPool", "Relu",
-            "Sigmoid",  "Tanh",    "Flatten", "Reshape", "Dropout", "BatchNormalization",
-            "Identity", "Constant"};
+            "Gemm",     "MatMul",   "Add",         "Conv",
+            "MaxPool",  "Relu",     "Sigmoid",     "Tanh",
+            "Flatten",  "Reshape",  "Dropout",     "BatchNormalization",
+            "Identity", "Constant", "AveragePool", "GlobalAveragePool",
+            "Pad",      "Clip",     "HardSigmoid", "HardSwish",
+            "Mul"};
         std::set<std::string> bad;
         for (const auto& n : graph().node()) {
             const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";
@@ -294,6 +304,8 @@ private:
             consts_[n.output(0)] = *constant(n.input(0));
             return;
         }
+        if (pad_ >= 0 && op != "AveragePool")
+            fail(pad_where_, ": Pad is supported only right before an AveragePool (folded into its padding)");
         if (op == "Identity" || op == "Dropout") {
             need_cur(n, where);
             if (op == "Dropout" && n.input_size() >= 3 && !n.input(2).empty()) {
@@ -306,6 +318,7 @@ private:
         }
         if (op == "Relu" || op == "Sigmoid" || op == "Tanh") {
             need_cur(n, where);
+            gate_in_ = cur_;
             Pending p;
             p.kind = op == "Relu"      ? nn::LayerKind::ReLU
                      : op == "Sigmoid" ? nn::LayerKind::Sigmoid
@@ -346,7 +359,11 @@ private:
         if (op == "MatMul") return matmul(n, where);
         if (op == "Add") return add(n, where);
         if (op == "Conv") return conv(n, where);
-        if (op == "MaxPool") return maxpool(n, where);
+        if (op == "MaxPool" || op == "AveragePool") return pool(n, where, op == "AveragePool");
+        if (op == "Pad") return pad(n, where);
+        if (op == "Clip" || op == "HardSigmoid" || op == "HardSwish" || op == "GlobalAveragePool")
+            return unary(n, where);
+        if (op == "Mul") return gate(n, where);
         if (op == "BatchNormalization") return batchnorm(n, where);
         fail(where, ": unsupported operator"); // unreachable: check_operators() listed them
     }
@@ -489,7 +506,9 @@ private:
         advance(n);
     }
 
-    void maxpool(const onnx::NodeProto& n, const std::string& where) {
+    /// MaxPool and AveragePool: square windows, equal strides, the same padding on every side, at most
+    /// half the window; a Pad right before an AveragePool is its padding, counted in the divisor.
+    void pool(const onnx::NodeProto& n, const std::string& where, bool avg) {
         need_cur(n, where);
         if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
         if (n.output_size() > 1 && !n.output(1).empty()) fail(where, ": the Indices output is not supported");
@@ -498,41 +517,139 @@ private:
             fail(where, ": kernel_shape ", dims_text(ks), " is not a square 2-D window");
         const std::int64_t K = ks[0];
         const auto st = attr_ints(n, "strides");
-        if (!(st.empty() ? K == 1 : all_equal(st, K)))
-            fail(where, ": strides ", st.empty() ? std::string("[1, 1]") : dims_text(st),
-                 " differ from the kernel ", K, " (Mimic's pool:K has stride K)");
+        const std::int64_t S = st.empty() ? 1 : st[0];
+        if (!all_equal(st, S)) fail(where, ": strides ", dims_text(st), " differ between height and width");
         const auto pads = attr_ints(n, "pads");
-        if (!all_equal(pads, 0) || (attr_string(n, "auto_pad", "NOTSET") != "NOTSET" &&
-                                    attr_string(n, "auto_pad", "NOTSET") != "VALID"))
-            fail(where, ": padding is not supported");
+        std::int64_t P = pads.empty() ? 0 : pads[0];
+        const std::string auto_pad = attr_string(n, "auto_pad", "NOTSET");
+        if (!all_equal(pads, P) || (auto_pad != "NOTSET" && auto_pad != "VALID"))
+            fail(where, ": pads ", dims_text(pads), " (auto_pad ", auto_pad,
+                 ") are not the same explicit padding on every side");
+        bool count_pad = avg && attr_int(n, "count_include_pad", 0) != 0;
+        if (pad_ > 0 && P != 0) fail(where, ": pads ", dims_text(pads), " on top of the Pad before it");
+        if (pad_ > 0) P = pad_, count_pad = true; // explicit zeros: always in the divisor
+        pad_ = -1;
+        if (2 * P > K) fail(where, ": padding ", P, " is more than half the window ", K);
         if (!all_equal(attr_ints(n, "dilations"), 1)) fail(where, ": dilations are not supported");
-        if (attr_int(n, "ceil_mode", 0) != 0 && (shape_.h % K != 0 || shape_.w % K != 0))
+        if (attr_int(n, "ceil_mode", 0) != 0 &&
+            ((shape_.h + 2 * P - K) % S != 0 || (shape_.w + 2 * P - K) % S != 0))
             fail(where, ": ceil_mode = 1 on a ", shape_.h, "x", shape_.w, " input is not supported");
         if (attr_int(n, "storage_order", 0) != 0) fail(where, ": storage_order = 1 is not supported");
         Pending p;
-        p.kind = nn::LayerKind::Pool;
-        p.token = "pool:" + std::to_string(K);
+        p.kind = avg ? nn::LayerKind::AvgPool : nn::LayerKind::Pool;
+        p.token = std::string(avg ? "avgpool:" : "pool:") + std::to_string(K) +
+                  (S != K ? "s" + std::to_string(S) : "") + (P ? "p" + std::to_string(P) : "") +
+                  (avg && P && !count_pad ? "e" : "");
         push(std::move(p), where);
         advance(n);
     }
 
+    /// Pad with constant zeros, the same on every side of H and W: held for the AveragePool that follows.
+    void pad(const onnx::NodeProto& n, const std::string& where) {
+        need_cur(n, where);
+        if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+        const std::string mode = attr_string(n, "mode", "constant");
+        if (mode != "constant") fail(where, ": mode ", mode, " is not supported (only constant zeros)");
+        if (n.input_size() < 2 || n.input(1).empty()) fail(where, ": has no pads input");
+        const auto& v = need_const(n.input(1), where, "pads").v;
+        if (n.input_size() >= 3 && !n.input(2).empty()) {
+            const Const& c = need_const(n.input(2), where, "constant_value");
+            if (c.size() != 1 || c.v[0] != 0) fail(where, ": the constant value is not 0");
+        }
+        const bool ok = v.size() == 8 && v[0] == 0 && v[1] == 0 && v[4] == 0 && v[5] == 0 && v[2] >= 0 &&
+                        v[3] == v[2] && v[6] == v[2] && v[7] == v[2];
+        if (!ok) {
+            std::vector<std::int64_t> sv(v.begin(), v.end());
+            fail(where, ": pads ", dims_text(sv), " are not the same padding on every side of H and W");
+        }
+        pad_ = int(v[2]);
+        pad_where_ = where;
+        advance(n);
+    }
+
+    /// A scalar bound input of Clip (absent: unbounded).
+    double clip_bound(const onnx::NodeProto& n, int i, const std::string& where, double none) const {
+        if (n.input_size() <= i || n.input(i).empty()) return none;
+        const Const& c = need_const(n.input(i), where, i == 1 ? "min" : "max");
+        if (c.size() != 1) fail(where, ": its bound '", n.input(i), "' is not a scalar");
+        return c.v[0];
+    }
+
+    /// Clip(0, 6) as relu6, HardSigmoid(alpha 1/6, beta 1/2), HardSwish and GlobalAveragePool.
+    void unary(const onnx::NodeProto& n, const std::string& where) {
+        need_cur(n, where);
+        const std::string& op = n.op_type();
+        Pending p;
+        if (op == "Clip") {
+            const double lo = clip_bound(n, 1, where, -HUGE_VAL), hi = clip_bound(n, 2, where, HUGE_VAL);
+            if (lo != 0 || hi != 6)
+                fail(where, ": Clip(", lo, ", ", hi, ") is not supported (only Clip(0, 6))");
+            p.kind = nn::LayerKind::ReLU6;
+        } else if (op == "HardSigmoid") {
+            const double alpha = attr_float(n, "alpha", 0.2), beta = attr_float(n, "beta", 0.5);
+            if (std::fabs(alpha - 1.0 / 6) > 1e-6 || beta != 0.5)
+                fail(where, ": alpha ", alpha, ", beta ", beta, " are not supported (only 1/6 and 1/2)");
+            p.kind = nn::LayerKind::HardSigmoid;
+            gate_in_ = cur_;
+        } else if (op == "HardSwish") {
+            p.kind = nn::LayerKind::HardSwish;
+        } else {
+            if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+            p.kind = nn::LayerKind::GlobalAvgPool;
+        }
+        p.token = nn::kind_name(p.kind);
+        push(std::move(p), where);
+        advance(n);
+    }
+
+    /// x * Sigmoid(x) (SiLU) and x * HardSigmoid(x) (HardSwish), as exporters write them.
+    void gate(const onnx::NodeProto& n, const std::string& where) {
+        const auto k = layers_.empty() ? nn::LayerKind::ReLU : layers_.back().kind;
+        const bool gated = k == nn::LayerKind::Sigmoid || k == nn::LayerKind::HardSigmoid;
+        const bool pair = n.input_size() == 2 && ((n.input(0) == cur_ && n.input(1) == gate_in_) ||
+                                                  (n.input(1) == cur_ && n.input(0) == gate_in_));
+        if (!gated || !pair)
+            fail(where, ": Mul is supported only as x * Sigmoid(x) (SiLU) or x * HardSigmoid(x) (HardSwish)");
+        Pending& p = layers_.back();
+        p.kind = k == nn::LayerKind::Sigmoid ? nn::LayerKind::SiLU : nn::LayerKind::HardSwish;
+        p.token = nn::kind_name(p.kind);
+        advance(n);
+    }
+
+    /// BatchNormalization (inference): folded into the Conv, Gemm or MatMul right before it, or else a bn
+    /// layer with these statistics (an epsilon other than bn's moves into the variance).
     void batchnorm(const onnx::NodeProto& n, const std::string& where) {
         need_cur(n, where);
         if (attr_int(n, "training_mode", 0) != 0)
             fail(where, ": training_mode = 1 is not supported (export in eval mode)");
-        if (!fresh_param_)
-            fail(where,
-                 ": BatchNormalization must directly follow a Conv, Gemm or MatMul to be folded into it");
         if (n.input_size() != 5) fail(where, ": expected 5 inputs (X, scale, B, mean, var)");
-        Pending& p = layers_.back();
+        const int channels = fresh_param_ ? layers_.back().out : image_ ? shape_.c : int(shape_.size());
         const Const& scale = need_const(n.input(1), where, "scale");
         const Const& bias = need_const(n.input(2), where, "B");
         const Const& mean = need_const(n.input(3), where, "mean");
         const Const& var = need_const(n.input(4), where, "var");
         for (const Const* c : {&scale, &bias, &mean, &var})
-            if (c->size() != p.out)
-                fail(where, ": parameters of size ", c->size(), " for ", p.out, " channels");
+            if (c->size() != channels)
+                fail(where, ": parameters of size ", c->size(), " for ", channels, " channels");
         const double eps = attr_float(n, "epsilon", 1e-5);
+        if (!fresh_param_) {
+            Pending p;
+            p.kind = nn::LayerKind::BatchNorm;
+            p.token = "bn";
+            p.out = channels;
+            p.W = scale.v;
+            p.b = bias.v;
+            p.mean = mean.v;
+            for (double v : var.v) {
+                p.var.push_back(v + eps - nn::BatchNorm::kEps);
+                if (p.var.back() < 0)
+                    fail(where, ": variance ", v, " with epsilon ", eps, " is below bn's epsilon ",
+                         nn::BatchNorm::kEps);
+            }
+            push(std::move(p), where);
+            return advance(n);
+        }
+        Pending& p = layers_.back();
         if (p.b.empty()) p.b.assign(size_t(p.out), 0.0);
         std::vector<double> s(size_t(p.out));
         for (int f = 0; f < p.out; ++f) {
@@ -546,6 +663,23 @@ private:
             p.token = "dense:" + std::to_string(p.out);
         }
         advance(n);
+    }
+
+    /// The running statistics of the bn layers into the model's state.
+    void set_state(nn::Model& model) const {
+        std::vector<float> state(size_t(model.num_state()));
+        for (const auto& t : model.state_tensors()) {
+            const size_t i = size_t(std::stoi(t.name.substr(5))); // "layer<i>.bn.running_<mean|var>"
+            const bool is_mean = t.name.compare(t.name.size() - 4, 4, "mean") == 0;
+            const auto& v = is_mean ? layers_.at(i).mean : layers_.at(i).var;
+            MIMIC_REQUIRE(std::int64_t(v.size()) == t.size, path_, ": internal: ", t.name, " size mismatch");
+            for (size_t k = 0; k < v.size(); ++k)
+                state[size_t(t.offset) + k] = float(v[k]);
+        }
+        if (!state.empty())
+            Kokkos::deep_copy(model.state(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
+                                                          Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                                                 state.data(), state.size()));
     }
 
     nn::Model build(ModelMeta* meta) {
@@ -574,6 +708,7 @@ private:
             Kokkos::deep_copy(model.params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
                                                            Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
                                                   host.data(), host.size()));
+        set_state(model);
         if (meta) {
             *meta = ModelMeta{};
             meta->spec = spec;
@@ -610,6 +745,12 @@ public:
                 Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
                     host_.data(), host_.size()),
                 model.params());
+        state_.resize(size_t(model.num_state()));
+        if (!state_.empty())
+            Kokkos::deep_copy(
+                Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                    state_.data(), state_.size()),
+                model.state());
     }
 
     onnx::ModelProto build(const RawInput* raw) {
@@ -636,7 +777,7 @@ private:
     const nn::Model& model_;
     onnx::ModelProto proto_;
     onnx::GraphProto* g_ = nullptr;
-    std::vector<float> host_;
+    std::vector<float> host_, state_;
     std::string cur_;
     bool image_ = false;
     nn::Shape shape_; ///< Mimic's shape of cur_ (per sample)
@@ -669,6 +810,12 @@ private:
         a->set_type(onnx::AttributeProto::INTS);
         for (auto x : v)
             a->add_ints(x);
+    }
+    static void float1(onnx::NodeProto* n, const char* name, float v) {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(onnx::AttributeProto::FLOAT);
+        a->set_f(v);
     }
     static void int1(onnx::NodeProto* n, const char* name, std::int64_t v) {
         auto* a = n->add_attribute();
@@ -715,6 +862,62 @@ private:
     void flatten(const std::string& name) {
         int1(node("Flatten", name, {cur_}), "axis", 1);
         image_ = false;
+    }
+
+    /// Pooling at opset 13 (MaxPool, AveragePool with count_include_pad, GlobalAveragePool) and the
+    /// activations: Clip(0, 6); SiLU as x * Sigmoid(x); HardSwish as x * HardSigmoid(x) (HardSwish is
+    /// opset 14); HardSigmoid(alpha 1/6, beta 1/2).
+    void pool_or_activation(const std::string& base, const nn::LayerSpec& l) {
+        const std::string x = cur_;
+        switch (l.kind) {
+        case nn::LayerKind::Pool:
+        case nn::LayerKind::AvgPool: {
+            const bool avg = l.kind == nn::LayerKind::AvgPool;
+            auto* n = node(avg ? "AveragePool" : "MaxPool", base, {x});
+            ints(n, "kernel_shape", {l.kernel, l.kernel});
+            ints(n, "strides", {l.stride, l.stride});
+            if (l.pad > 0) ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
+            if (avg) int1(n, "count_include_pad", l.count_pad ? 1 : 0);
+            break;
+        }
+        case nn::LayerKind::GlobalAvgPool:
+            node("GlobalAveragePool", base, {x});
+            break;
+        case nn::LayerKind::ReLU6: {
+            const float lo = 0.0f, hi = 6.0f;
+            initializer(base + ".min", {}, &lo);
+            initializer(base + ".max", {}, &hi);
+            node("Clip", base, {x, base + ".min", base + ".max"});
+            break;
+        }
+        case nn::LayerKind::SiLU:
+            node("Sigmoid", base + ".sigmoid", {x});
+            node("Mul", base, {x, cur_});
+            break;
+        default: { // HardSigmoid, and HardSwish = x * HardSigmoid(x)
+            const bool swish = l.kind == nn::LayerKind::HardSwish;
+            auto* n = node("HardSigmoid", swish ? base + ".hardsigmoid" : base, {x});
+            float1(n, "alpha", 1.0f / 6.0f);
+            float1(n, "beta", 0.5f);
+            if (swish) node("Mul", base, {x, cur_});
+        }
+        }
+    }
+
+    /// bn as BatchNormalization (epsilon 1e-5) with its running statistics.
+    void batchnorm(const std::string& base) {
+        std::vector<std::string> inputs{cur_, base + ".W", base + ".b"};
+        for (const char* s : {".W", ".b"}) {
+            const auto& t = model_.param_tensor(base + s);
+            initializer(t.name, t.shape, param(t.name));
+        }
+        for (const auto& t : model_.state_tensors())
+            if (t.name.rfind(base + ".", 0) == 0) {
+                initializer(t.name, t.shape, state_.data() + t.offset);
+                inputs.push_back(t.name);
+            }
+        auto* n = node("BatchNormalization", base, inputs);
+        float1(n, "epsilon", float(nn::BatchNorm::kEps));
     }
 
     /// Layer i of a chain whose parameter names start with prefix ("layer", or "layer3.res.b0." in a block).
@@ -813,12 +1016,18 @@ private:
             ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
             break;
         }
-        case nn::LayerKind::Pool: {
-            auto* n = node("MaxPool", base, {cur_});
-            ints(n, "kernel_shape", {l.kernel, l.kernel});
-            ints(n, "strides", {l.kernel, l.kernel});
+        case nn::LayerKind::Pool:
+        case nn::LayerKind::AvgPool:
+        case nn::LayerKind::GlobalAvgPool:
+        case nn::LayerKind::ReLU6:
+        case nn::LayerKind::SiLU:
+        case nn::LayerKind::HardSwish:
+        case nn::LayerKind::HardSigmoid:
+            pool_or_activation(base, l);
             break;
-        }
+        case nn::LayerKind::BatchNorm:
+            batchnorm(base);
+            break;
         case nn::LayerKind::ReLU:
             node("Relu", base, {cur_});
             break;

@@ -5,6 +5,9 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/activation.hpp"
+#include "mimic/nn/layers/avgpool2d.hpp"
+#include "mimic/nn/layers/batchnorm.hpp"
 #include "mimic/nn/layers/block.hpp"
 #include "mimic/nn/layers/bottleneck.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
@@ -31,7 +34,22 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
     case LayerKind::Conv:
         return std::make_unique<Conv2D>(index, l.token, in, l.units, l.kernel, l.stride, l.pad);
     case LayerKind::Pool:
-        return std::make_unique<MaxPool2D>(index, l.token, in, l.kernel);
+        return std::make_unique<MaxPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad});
+    case LayerKind::AvgPool:
+        return std::make_unique<AvgPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad},
+                                           l.count_pad);
+    case LayerKind::GlobalAvgPool:
+        return std::make_unique<GlobalAvgPool>(index, l.token, in);
+    case LayerKind::ReLU6:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::ReLU6);
+    case LayerKind::SiLU:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::SiLU);
+    case LayerKind::HardSwish:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::HardSwish);
+    case LayerKind::HardSigmoid:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::HardSigmoid);
+    case LayerKind::BatchNorm:
+        return std::make_unique<BatchNorm>(index, l.token, in);
     case LayerKind::ReLU:
         return std::make_unique<ReLU>(index, l.token, in);
     case LayerKind::Sigmoid:
@@ -61,8 +79,9 @@ void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers) {
 bool he_init_after(const std::vector<std::unique_ptr<Layer>>& layers, std::size_t i, bool at_end) {
     for (std::size_t j = i + 1; j < layers.size(); ++j) {
         const std::string k = layers[j]->kind();
-        if (k == "dropout" || k == "flatten" || k == "pool") continue;
-        return k == "relu";
+        if (k == "dropout" || k == "flatten" || k == "pool" || k == "avgpool" || k == "gap" || k == "bn")
+            continue;
+        return k == "relu" || k == "relu6" || k == "silu" || k == "hardswish";
     }
     return at_end;
 }
@@ -106,6 +125,7 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
     }
     params_ = Vector("mimic::nn::params", num_params_);
     grads_ = Vector("mimic::nn::grads", num_params_);
+    bind_state();
     std::size_t t = 0;
     for (const auto& layer : layers_) {
         std::vector<UnmanagedVector> p, g;
@@ -175,7 +195,7 @@ Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, s
     const std::size_t L = layers_.size();
     acts_.assign(L + 1, Matrix());
     acts_[0] = x;
-    ForwardContext ctx{train, dropout_seed, row_offset};
+    ForwardContext ctx{train, dropout_seed, row_offset, reduce_ ? &reduce_ : nullptr};
     for (std::size_t i = 0; i < L; ++i) {
         if (layers_[i]->is_alias()) {
             acts_[i + 1] = acts_[i];
@@ -202,14 +222,59 @@ void Model::backward(const Matrix& dlogits, const GradsReady& ready) {
             dacts_[i] = dacts_[i + 1];
             continue;
         }
-        // Layers that only see the model input (possibly through flatten) skip dL/dx: nobody needs it.
-        bool first = true;
-        for (std::size_t j = 0; j < i; ++j)
-            first = first && layers_[j]->is_alias();
-        if (!first) dacts_[i] = leading_rows(dact_store_[i], batch_);
+        if (needs_dx(i)) dacts_[i] = leading_rows(dact_store_[i], batch_);
         layers_[i]->backward(acts_[i], acts_[i + 1], dacts_[i + 1], dacts_[i]);
         const auto [begin, end] = layer_params_[i];
         if (ready && end > begin) ready(begin, end);
+    }
+}
+
+bool Model::needs_dx(std::size_t i) const {
+    // Layers that only see the model input (possibly through flatten) skip dL/dx: nobody needs it.
+    for (std::size_t j = 0; j < i; ++j)
+        if (!layers_[j]->is_alias()) return true;
+    return false;
+}
+
+void Model::bind_state() {
+    for (const auto& layer : layers_)
+        for (const auto& d : layer->state_decls()) {
+            ParamTensor t;
+            t.name = detail::concat("layer", layer->index(), ".", layer->kind(), ".", d.suffix);
+            t.shape = d.shape;
+            t.offset = num_state_;
+            t.size = d.size();
+            num_state_ += t.size;
+            state_tensors_.push_back(t);
+        }
+    state_ = Vector("mimic::nn::state", num_state_);
+    std::size_t t = 0;
+    for (const auto& layer : layers_) {
+        std::vector<UnmanagedVector> s;
+        for (std::size_t k = 0; k < layer->state_decls().size(); ++k, ++t)
+            s.emplace_back(state_.data() + state_tensors_[t].offset, state_tensors_[t].size);
+        if (!s.empty()) layer->bind_state(s);
+    }
+}
+
+bool Model::uses_batch_stats() const {
+    for (const auto& l : layers_)
+        if (l->uses_batch_stats()) return true;
+    return false;
+}
+
+void Model::idle_pass() {
+    const StatReducer* reduce = reduce_ ? &reduce_ : nullptr;
+    for (const auto& l : layers_)
+        if (l->uses_batch_stats()) l->idle_pass(true, reduce);
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+        if (!layers_[i]->uses_batch_stats()) continue;
+        // A block runs its branches' backward even where the Model needs no dL/dx of it (their inner layers
+        // do need theirs).
+        if (auto* block = dynamic_cast<Block*>(layers_[i].get()))
+            block->idle_backward(needs_dx(i), reduce);
+        else if (needs_dx(i))
+            layers_[i]->idle_pass(false, reduce);
     }
 }
 

@@ -46,6 +46,69 @@ std::string trim_copy(const std::string& s) {
     return trim(s, lead);
 }
 
+/// pool:K[sS][pP] and avgpool:K[sS][pP][e] (stride K and padding 0 by default) into l; returns what was
+/// expected when the argument does not parse, nullptr when it does.
+const char* parse_pool(const std::string& name, const std::string& arg, bool has_arg, LayerSpec& l) {
+    const bool avg = name == "avgpool";
+    const char* form = avg ? "avgpool:<window>[s<stride>][p<padding>][e], e.g. avgpool:2 or avgpool:3s1p1 "
+                             "(e: the padding does not count in the divisor)"
+                           : "pool:<window>[s<stride>][p<padding>], e.g. pool:2 or pool:3s2p1";
+    std::size_t p = 0;
+    long k = 0, s = -1, pad = 0;
+    if (!has_arg || !parse_int(arg, p, k) || k < 1) return form;
+    if (p < arg.size() && arg[p] == 's') {
+        ++p;
+        if (!parse_int(arg, p, s) || s < 1) return form;
+    }
+    if (p < arg.size() && arg[p] == 'p') {
+        ++p;
+        if (!parse_int(arg, p, pad)) return form;
+    }
+    l.count_pad = !(avg && p < arg.size() && arg[p] == 'e');
+    if (!l.count_pad) ++p;
+    if (p != arg.size()) return form;
+    if (2 * pad > k) return "pool padding at most half the window";
+    l.kind = avg ? LayerKind::AvgPool : LayerKind::Pool;
+    l.kernel = int(k);
+    l.stride = s < 0 ? int(k) : int(s);
+    l.pad = int(pad);
+    return nullptr;
+}
+
+/// The argument-free tokens of global pooling, batch normalisation and the activations beyond
+/// relu/sigmoid/tanh.
+bool plain_kind(const std::string& name, LayerKind& kind) {
+    static const std::pair<const char*, LayerKind> table[] = {{"gap", LayerKind::GlobalAvgPool},
+                                                              {"relu6", LayerKind::ReLU6},
+                                                              {"silu", LayerKind::SiLU},
+                                                              {"hardswish", LayerKind::HardSwish},
+                                                              {"hardsigmoid", LayerKind::HardSigmoid},
+                                                              {"bn", LayerKind::BatchNorm}};
+    for (const auto& [text, k] : table)
+        if (name == text) {
+            kind = k;
+            return true;
+        }
+    return false;
+}
+
+/// Output shape of max/average pooling (floor mode); errors name the token.
+Shape pool_shape(const LayerSpec& l, Shape in) {
+    const char* what = kind_name(l.kind);
+    if (in.c == 1 && in.h == 1)
+        fail(token_context(l), ": ", what, " needs an image input (channels x height x width) but gets ",
+             in.size(), " flat features (a flat data set, or after dense/flatten)");
+    if (l.kind == LayerKind::GlobalAvgPool) return Shape{in.c, 1, 1};
+    const int hp = in.h + 2 * l.pad, wp = in.w + 2 * l.pad;
+    if (l.pad == 0 && (l.kernel > in.h || l.kernel > in.w))
+        fail(token_context(l), ": ", what, " window ", l.kernel, " is larger than the input ", in.c, "x",
+             in.h, "x", in.w);
+    if (l.kernel > hp || l.kernel > wp)
+        fail(token_context(l), ": ", what, " window ", l.kernel, " is larger than the padded input ", hp, "x",
+             wp, " (input ", in.c, "x", in.h, "x", in.w, ")");
+    return Shape{in.c, (hp - l.kernel) / l.stride + 1, (wp - l.kernel) / l.stride + 1};
+}
+
 } // namespace
 
 const char* kind_name(LayerKind kind) {
@@ -68,6 +131,20 @@ const char* kind_name(LayerKind kind) {
         return "dropout";
     case LayerKind::Flatten:
         return "flatten";
+    case LayerKind::AvgPool:
+        return "avgpool";
+    case LayerKind::GlobalAvgPool:
+        return "gap";
+    case LayerKind::ReLU6:
+        return "relu6";
+    case LayerKind::SiLU:
+        return "silu";
+    case LayerKind::HardSwish:
+        return "hardswish";
+    case LayerKind::HardSigmoid:
+        return "hardsigmoid";
+    case LayerKind::BatchNorm:
+        return "bn";
     case LayerKind::Block:
         return "block";
     }
@@ -142,11 +219,8 @@ void parse_token(const std::string& spec, LayerSpec& l) {
         l.stride = int(s);
         l.pad = pad < 0 ? int(k / 2) : int(pad);
         if (l.pad >= l.kernel) bad_token(spec, l, "conv padding smaller than the kernel");
-    } else if (name == "pool") {
-        if (!has_arg || !parse_whole_int(arg, v) || v < 1)
-            bad_token(spec, l, "pool:<window> with window a positive integer");
-        l.kind = LayerKind::Pool;
-        l.kernel = l.stride = int(v);
+    } else if (name == "pool" || name == "avgpool") {
+        if (const char* expected = parse_pool(name, arg, has_arg, l)) bad_token(spec, l, expected);
     } else if (name == "dropout") {
         char* endp = nullptr;
         const double p = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : -1.0;
@@ -160,10 +234,14 @@ void parse_token(const std::string& spec, LayerSpec& l) {
                  : name == "sigmoid" ? LayerKind::Sigmoid
                  : name == "tanh"    ? LayerKind::Tanh
                                      : LayerKind::Flatten;
+    } else if (plain_kind(name, l.kind)) {
+        if (has_arg) bad_token(spec, l, "no argument after this layer name");
     } else {
-        bad_token(spec, l,
-                  "one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, "
-                  "flatten, or a block res(...), cat(...), gate(...)");
+        bad_token(
+            spec, l,
+            "one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, "
+            "relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn, or a block "
+            "res(...), cat(...), gate(...)");
     }
 }
 
@@ -334,6 +412,11 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
     case LayerKind::Sigmoid:
     case LayerKind::Tanh:
     case LayerKind::Dropout:
+    case LayerKind::ReLU6:
+    case LayerKind::SiLU:
+    case LayerKind::HardSwish:
+    case LayerKind::HardSigmoid:
+    case LayerKind::BatchNorm:
         return in;
     case LayerKind::Conv: {
         fits(image, "conv needs an image input (channels x height x width) but gets ", in.size(),
@@ -344,11 +427,9 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
         return Shape{l.units, (hp - l.kernel) / l.stride + 1, (wp - l.kernel) / l.stride + 1};
     }
     case LayerKind::Pool:
-        fits(image, "pool needs an image input (channels x height x width) but gets ", in.size(),
-             " flat features (a flat data set, or after dense/flatten)");
-        fits(l.kernel <= in.h && l.kernel <= in.w, "pool window ", l.kernel, " is larger than the input ",
-             in.c, "x", in.h, "x", in.w);
-        return Shape{in.c, in.h / l.kernel, in.w / l.kernel};
+    case LayerKind::AvgPool:
+    case LayerKind::GlobalAvgPool:
+        return pool_shape(l, in);
     case LayerKind::Block:
         return block_shape(l, in);
     }

@@ -59,7 +59,11 @@ WidePair find_wide_pair(const std::vector<nn::LayerSpec>& layers) {
         return p;
     for (int i = wide + 1; i < out; ++i) {
         const auto k = layers[size_t(i)].kind;
-        if (k != nn::LayerKind::ReLU && k != nn::LayerKind::Sigmoid && k != nn::LayerKind::Tanh) return p;
+        const bool elementwise = k == nn::LayerKind::ReLU || k == nn::LayerKind::Sigmoid ||
+                                 k == nn::LayerKind::Tanh || k == nn::LayerKind::ReLU6 ||
+                                 k == nn::LayerKind::SiLU || k == nn::LayerKind::HardSwish ||
+                                 k == nn::LayerKind::HardSigmoid;
+        if (!elementwise) return p;
     }
     p.wide = wide;
     p.out = out;
@@ -73,7 +77,9 @@ std::string local_spec(const std::string& spec, const Comm& comm) {
     const auto p = find_wide_pair(layers);
     if (p.wide < 0)
         fail("--model-shards ", comm.size(), ": the spec '", spec,
-             "' must end in a wide pair dense:H,[relu|sigmoid|tanh,]dense:C to be split over ranks");
+             "' must end in a wide pair dense:H,[activation,]dense:C to be split over ranks (activation: "
+             "relu, "
+             "relu6, sigmoid, silu, hardswish, hardsigmoid or tanh)");
     if (p.hidden < comm.size())
         fail("--model-shards ", comm.size(), ": more model-parallel ranks than the wide layer's ", p.hidden,
              " units allow");

@@ -71,6 +71,8 @@ void write_sharded_model(const h5::File& f, const par::ShardedModel& m, ModelMet
         h5::write_selection(d, H5T_NATIVE_FLOAT, tensor_selection(t, act), params.data() + t.local_offset,
                             f.parallel());
     }
+    // The state (batch normalisation's running statistics) is replicated: shard 0 of the writers supplies it.
+    io::write_model_state(f, m.local(), writer && m.shard() == 0);
 }
 
 void read_sharded_weights(const h5::File& f, par::ShardedModel& m) {
@@ -94,6 +96,7 @@ void read_sharded_weights(const h5::File& f, par::ShardedModel& m) {
         Kokkos::deep_copy(m.local().params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
                                                            Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
                                                   params.data(), params.size()));
+    io::read_model_state(f, m.local());
 }
 
 void write_sharded_flat(const h5::File& f, const std::string& name, const par::ShardedModel& m,

@@ -1,212 +1,531 @@
-// `mimic data import`: decodes IDX images and labels, splits validation rows off the end of the
-// training set, normalises, and writes train.h5 / val.h5 / test.h5 collectively and atomically.
+// `mimic data import`: reads images and labels through the io array sources (IDX, .npy/.npz, HDF5, CIFAR
+// binary, image folders), splits validation rows off the end of the training set, normalises, and writes
+// train.h5 / val.h5 / test.h5 (or one unlabelled transfer file) collectively, each rank streaming its own
+// rows block by block, and renames the files into place only when all are written.
 #include "mimic/stages/data_import.hpp"
 
 #include "mimic/core/log.hpp"
+#include "mimic/core/progress.hpp"
 #include "mimic/core/timer.hpp"
+#include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset.hpp"
-#include "mimic/io/idx.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/source_rows.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
+#include <sstream>
+
+#include <sys/stat.h>
 
 namespace po = boost::program_options;
 
 namespace mimic::stages {
 
+namespace {
+const char* kFashionTrainLabels = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz";
+const char* kFashionTestLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+} // namespace
+
 // clang-format off
 void describe(po::options_description& d, DataImportOptions& o) {
     d.add_options()
-        ("train-images", po::value(&o.train_images)->default_value(o.train_images), "training images (IDX, .gz or plain)")
-        ("train-labels", po::value(&o.train_labels)->default_value(o.train_labels), "training labels (IDX)")
-        ("test-images", po::value(&o.test_images)->default_value(o.test_images), "test images (IDX)")
-        ("test-labels", po::value(&o.test_labels)->default_value(o.test_labels), "test labels (IDX)")
+        ("train-images", po::value(&o.train_images)->default_value(o.train_images), "training images: an IDX file (.gz or plain), FILE.npy, FILE.npz:KEY, FILE.h5:/DATASET, CIFAR batch files (comma-separated, with --format cifar|cifar100) or a directory of class subfolders of PNG/JPEG images")
+        ("train-labels", po::value(&o.train_labels)->default_value(o.train_labels), "training labels: IDX, FILE.npy, FILE.npz:KEY or FILE.h5:/DATASET (1-D integers); none for CIFAR and image folders, which carry them (default: Fashion-MNIST's with the default images)")
+        ("test-images", po::value(&o.test_images)->default_value(o.test_images), "test images (as --train-images)")
+        ("test-labels", po::value(&o.test_labels)->default_value(o.test_labels), "test labels (as --train-labels)")
+        ("format", po::value(&o.format)->default_value(o.format), "image format: auto (by content) | idx | npy | npz | hdf5 | cifar | cifar100 | images")
+        ("layout", po::value(&o.layout)->default_value(o.layout), "layout of rank-4 arrays (.npy, .npz, HDF5): nhwc | nchw")
+        ("unlabelled", po::value(&o.unlabelled)->default_value(o.unlabelled), "unlabelled rows (any image format) to one transfer file --out without /y, normalised as --norm-from")
+        ("norm-from", po::value(&o.norm_from)->default_value(o.norm_from), "with --unlabelled: the training dataset file whose normalisation is applied")
+        ("out", po::value(&o.out)->default_value(o.out), "with --unlabelled: the transfer file to write")
         ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "directory for train.h5, val.h5 and test.h5")
         ("val", po::value(&o.val)->default_value(o.val), "rows split off the end of the training set into val.h5 (0: none)")
-        ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (pixels scaled to [0,1] first)")
+        ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (8-bit pixels scaled to [0,1] first)")
         ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files")
-        ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)");
+        ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)")
+        ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows each rank converts per block (0: about 32 MiB of values); memory per rank is bounded by a block");
 }
 // clang-format on
 
 namespace {
 
-struct Split {
-    io::IdxArray images, labels;
+struct Input {
+    std::unique_ptr<io::ImageRows> x;
+    std::unique_ptr<io::LabelRows> y; ///< null: unlabelled
 };
 
-Split load_pair(const std::string& images_path, const std::string& labels_path) {
-    Split s{io::read_idx(images_path), io::read_idx(labels_path)};
-    if (s.images.dims.size() < 2)
-        fail(images_path, ": image file must have at least 2 dimensions (count, features...), found ",
-             s.images.dims.size());
-    if (s.labels.dims.size() != 1)
-        fail(labels_path, ": label file must be 1-D, found ", s.labels.dims.size(), " dimensions");
-    if (s.images.count() != s.labels.count())
-        fail(labels_path, ": holds ", s.labels.count(), " labels but ", images_path, " holds ",
-             s.images.count(), " images");
+/// Opens images (as --format) and their labels: the label file when given, else the labels the images
+/// carry. A label file for a format that carries labels, and labels missing where needed, are refused.
+Input open_input(const std::string& images, const std::string& labels, const DataImportOptions& o,
+                 const std::string& labels_option, bool need_labels) {
+    Input in;
+    in.x = std::make_unique<io::ImageRows>(io::open_array_source(images, o.format), o.layout);
+    const auto& src = in.x->source();
+    if (!labels.empty() && src.has_labels())
+        fail(labels_option, ": ", images, " carries its own labels; drop ", labels_option);
+    if (!need_labels) return in;
+    if (labels.empty() && !src.has_labels())
+        fail(images, ": carries no labels; name them with ", labels_option);
+    in.y = labels.empty() ? std::make_unique<io::LabelRows>(src)
+                          : std::make_unique<io::LabelRows>(io::open_array_source(labels, "auto"));
+    if (in.y->rows() != in.x->rows())
+        fail(in.y->name(), ": holds ", in.y->rows(), " labels but ", images, " holds ", in.x->rows(),
+             " images");
+    return in;
+}
+
+std::int64_t block_rows(const DataImportOptions& o, std::int64_t d) {
+    if (o.block_rows < 0) fail("--block-rows: must be >= 0, got ", o.block_rows);
+    if (o.block_rows > (std::int64_t(1) << 28) / d) // a block is held as double, float and raw values
+        fail("--block-rows: ", o.block_rows, " rows of ", d, " features exceed 2^28 values per block (",
+             (std::int64_t(1) << 28) / d, " rows at most)");
+    return o.block_rows > 0 ? o.block_rows : std::max<std::int64_t>(1, (std::int64_t(32) << 20) / (8 * d));
+}
+
+/// Label statistics of this rank's share of rows: counts of labels below 256 and the largest label.
+struct LabelScan {
+    std::vector<long long> count = std::vector<long long>(256, 0);
+    long long max_label = -1;
+};
+
+LabelScan scan_labels(const io::LabelRows& y, std::int64_t n, std::int64_t block, const par::Comm& comm) {
+    LabelScan s;
+    const auto mine = par::split_range(n, comm.size(), comm.rank());
+    std::vector<int> buf;
+    for (std::int64_t b = mine.begin; b < mine.end; b += block) {
+        const std::int64_t k = std::min(block, mine.end - b);
+        buf.resize(size_t(k));
+        y.read(b, k, buf.data());
+        for (int v : buf) {
+            if (v < 256) ++s.count[size_t(v)];
+            s.max_label = std::max<long long>(s.max_label, v);
+        }
+    }
     return s;
 }
 
+/// Refuses the first label >= C among rows [0, n) (the lowest failing rank reports).
+void refuse_labels_from(const io::LabelRows& y, std::int64_t n, int C, std::int64_t block, bool from_option,
+                        const par::Comm& comm) {
+    par::agree(comm, [&] {
+        const auto mine = par::split_range(n, comm.size(), comm.rank());
+        std::vector<int> buf;
+        for (std::int64_t b = mine.begin; b < mine.end; b += block) {
+            const std::int64_t k = std::min(block, mine.end - b);
+            buf.resize(size_t(k));
+            y.read(b, k, buf.data());
+            for (std::int64_t i = 0; i < k; ++i)
+                if (buf[size_t(i)] >= C)
+                    fail(y.name(), ": row ", b + i, " has label ", buf[size_t(i)], " but there are ", C,
+                         " classes (", from_option ? "--num-classes" : "from the training labels",
+                         "); fix the labels or pass --num-classes");
+        }
+    });
+}
+
+/// The class count: --num-classes when given (every label below it), else the largest training label + 1
+/// with every class in between present in the training labels (a stray label such as 12 among 0-9 is
+/// refused). Each rank scans its own rows; counts are summed.
+int decide_classes(const Input& train, const Input& test, const DataImportOptions& o, std::int64_t block,
+                   const par::Comm& comm) {
+    if (o.num_classes < 0 || o.num_classes > 256)
+        fail("--num-classes: must be in [0, 256], got ", o.num_classes);
+    LabelScan tr, te;
+    par::agree(comm, [&] {
+        tr = scan_labels(*train.y, train.x->rows(), block, comm);
+        te = scan_labels(*test.y, test.x->rows(), block, comm);
+    });
+    tr.max_label = (long long)comm.max(double(tr.max_label)); // labels are below 2^31: exact in a double
+    te.max_label = (long long)comm.max(double(te.max_label));
+    for (long long c = 0; c <= std::min(tr.max_label, 255LL); ++c)
+        tr.count[size_t(c)] = comm.sum_ll(tr.count[size_t(c)]);
+    const long long C = o.num_classes > 0 ? o.num_classes : std::max(tr.max_label + 1, 1LL);
+    par::agree(comm, [&] {
+        if (C > 256)
+            fail(train.y->name(), ": labels go up to ", tr.max_label, "; at most 256 classes are supported");
+    });
+    if (tr.max_label >= C)
+        refuse_labels_from(*train.y, train.x->rows(), int(C), block, o.num_classes > 0, comm);
+    if (te.max_label >= C)
+        refuse_labels_from(*test.y, test.x->rows(), int(C), block, o.num_classes > 0, comm);
+    par::agree(comm, [&] {
+        if (o.num_classes == 0)
+            for (int c = 0; c < C; ++c)
+                if (tr.count[size_t(c)] == 0)
+                    fail(train.y->name(), ": no training row has label ", c, " although labels go up to ",
+                         tr.max_label, "; labels must be 0..C-1 (pass --num-classes C if class ", c,
+                         " is really empty)");
+    });
+    return int(C);
+}
+
 /// Mean and standard deviation of each feature for --norm, from the first n_train training rows only
-/// (validation and test rows never leak into them); `none` keeps 0 and 1.
-void train_statistics(const std::string& norm, const Split& train, std::int64_t n_train, std::int64_t d,
-                      double scale, std::vector<float>& mean, std::vector<float>& stdev) {
+/// (validation and test rows never leak into them); `none` keeps 0 and 1. Rank 0 streams the rows in
+/// order, so the sums (and the files) do not depend on the rank count; the vectors are broadcast.
+void train_statistics(const std::string& norm, const io::ImageRows& x, std::int64_t n_train,
+                      std::int64_t block, double scale, std::vector<float>& mean, std::vector<float>& stdev,
+                      const par::Comm& comm) {
+    const std::int64_t d = x.d();
     mean.assign(size_t(d), 0.0f);
     stdev.assign(size_t(d), 1.0f);
-    if (norm == "global") {
-        double s = 0, ss = 0;
-        const std::int64_t cnt = n_train * d;
-        for (std::int64_t i = 0; i < cnt; ++i) {
-            const double v = train.images.data[size_t(i)] * scale;
-            s += v;
-            ss += v * v;
+    if (norm == "none") return;
+    par::agree(comm, [&] {
+        if (comm.rank() != 0) return;
+        const bool global = norm == "global";
+        std::vector<double> s(global ? 1 : size_t(d), 0), ss(global ? 1 : size_t(d), 0), buf;
+        for (std::int64_t b = 0; b < n_train; b += block) {
+            const std::int64_t k = std::min(block, n_train - b);
+            buf.resize(size_t(k * d));
+            x.read(b, k, buf.data());
+            for (std::int64_t r = 0; r < k; ++r)
+                for (std::int64_t j = 0; j < d; ++j) {
+                    const double v = buf[size_t(r * d + j)] * scale;
+                    s[global ? 0 : size_t(j)] += v;
+                    ss[global ? 0 : size_t(j)] += v * v;
+                }
         }
-        const double m = s / double(cnt), sd = std::sqrt(std::max(ss / double(cnt) - m * m, 1e-12));
-        std::fill(mean.begin(), mean.end(), float(m));
-        std::fill(stdev.begin(), stdev.end(), float(sd));
-    } else if (norm == "per-feature") {
-        std::vector<double> s(size_t(d), 0), ss(size_t(d), 0);
-        for (std::int64_t r = 0; r < n_train; ++r)
-            for (std::int64_t j = 0; j < d; ++j) {
-                const double v = train.images.data[size_t(r * d + j)] * scale;
-                s[size_t(j)] += v;
-                ss[size_t(j)] += v * v;
-            }
+        if (global) {
+            const double cnt = double(n_train * d);
+            const double m = s[0] / cnt, sd = std::sqrt(std::max(ss[0] / cnt - m * m, 1e-12));
+            std::fill(mean.begin(), mean.end(), float(m));
+            std::fill(stdev.begin(), stdev.end(), float(sd));
+            return;
+        }
         for (std::int64_t j = 0; j < d; ++j) {
             const double m = s[size_t(j)] / double(n_train);
             const double var = ss[size_t(j)] / double(n_train) - m * m;
             mean[size_t(j)] = float(m);
             stdev[size_t(j)] = var > 1e-8 ? float(std::sqrt(var)) : 1.0f; // constant pixels stay centred
         }
+    });
+    for (auto* v : {&mean, &stdev}) { // rank 0's vectors, byte for byte
+        const std::string bytes =
+            comm.bcast(std::string(reinterpret_cast<const char*>(v->data()), v->size() * 4));
+        std::memcpy(v->data(), bytes.data(), bytes.size());
     }
 }
 
-/// The class count: --num-classes when given (every label below it), else the largest label + 1 with
-/// every class in between present in the training labels (a stray label such as 12 among 0-9 is refused).
-int decide_classes(const Split& train, const Split& test, const DataImportOptions& o) {
-    if (o.num_classes < 0 || o.num_classes > 256) fail("--num-classes: must be in [0, 256], got ", o.num_classes);
-    std::vector<std::int64_t> count(256, 0);
-    for (auto v : train.labels.data)
-        ++count[v];
-    int max_label = 0;
-    for (int c = 0; c < 256; ++c)
-        if (count[size_t(c)] > 0) max_label = c;
-    const int C = o.num_classes > 0 ? o.num_classes : max_label + 1;
-    const std::pair<const Split*, const std::string*> files[] = {{&train, &o.train_labels}, {&test, &o.test_labels}};
-    for (const auto& [split, path] : files) {
-        const auto& y = split->labels.data;
-        for (size_t i = 0; i < y.size(); ++i)
-            if (int(y[i]) >= C)
-                fail(*path, ": row ", i, " has label ", int(y[i]), " but there are ", C, " classes (",
-                     o.num_classes > 0 ? "--num-classes" : "from the training labels",
-                     "); fix the labels or pass --num-classes");
+/// The input files of a spec, for the output-over-input check (CIFAR lists, FILE.npz:key, FILE.h5:/path).
+void add_inputs(const std::string& spec, std::vector<std::string>& inputs) {
+    std::stringstream ss(spec);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+        const auto colon = part.rfind(':');
+        inputs.push_back(io::file_exists(part) || colon == std::string::npos ? part : part.substr(0, colon));
     }
-    if (o.num_classes == 0)
-        for (int c = 0; c < C; ++c)
-            if (count[size_t(c)] == 0)
-                fail(o.train_labels, ": no training row has label ", c, " although labels go up to ", max_label,
-                     "; labels must be 0..C-1 (pass --num-classes C if class ", c, " is really empty)");
-    return C;
 }
 
-/// Writes rows [first, first + n) of an IDX pair as a dataset file; ranks split the rows.
-std::string write_split(const std::string& path, const Split& s, std::int64_t first, std::int64_t n,
-                        io::DatasetMeta meta, const std::vector<float>& mean, const std::vector<float>& stdev,
-                        const par::Comm& comm) {
-    meta.n = n;
-    io::DatasetWriter w(path, comm, meta);
-    w.set_normalization(meta.norm_kind, meta.norm_scale, mean, stdev);
-    const auto mine = par::split_range(n, comm.size(), comm.rank());
-    const std::int64_t d = meta.d;
-    std::vector<float> X(size_t(mine.size() * d));
-    std::vector<int> y(size_t(mine.size()));
-    for (std::int64_t i = 0; i < mine.size(); ++i) {
-        const std::int64_t r = first + mine.begin + i;
-        const std::uint8_t* px = s.images.data.data() + r * d;
-        for (std::int64_t j = 0; j < d; ++j)
-            X[size_t(i * d + j)] =
-                (float(px[j]) * float(meta.norm_scale) - mean[size_t(j)]) / stdev[size_t(j)];
-        y[size_t(i)] = s.labels.data[size_t(r)];
+/// One output file: its writer and block record, the rows it takes from an input, and the blocks of B rows
+/// this rank still has to write (blocks are fixed by B alone, so any rank count resumes any partial file).
+struct Out {
+    std::string name, path;
+    const Input* src = nullptr;
+    std::int64_t first = 0, n = 0;
+    std::unique_ptr<io::DatasetWriter> w;
+    io::BlockRecord record;
+    std::vector<std::int64_t> todo;
+    std::string fingerprint;
+};
+
+constexpr const char* kResumeKey = "import_resume_key";
+
+/// Rank 0: whether PATH.partial was left by an import with the same resume key.
+bool resumable(const std::string& path, const std::string& key) {
+    if (!io::file_exists(path + ".partial")) return false;
+    try {
+        auto f = h5::File::open(path + ".partial");
+        return h5::has_attr(f.id(), kResumeKey) && h5::read_attr_string(f.id(), kResumeKey) == key;
+    } catch (const Error&) {
+        return false; // not a readable partial file: written again
     }
-    w.write(mine.begin, mine.size(), X.data(), y.data());
-    return w.commit();
+}
+
+/// Collective: reopens OUT.partial of an interrupted import with the same key, or creates it (normalisation,
+/// extra attributes, an empty block record, then the key); notes the blocks left to this rank.
+void open_output(Out& out, io::DatasetMeta meta, const std::vector<float>& mean,
+                 const std::vector<float>& stdev,
+                 const std::vector<std::pair<std::string, std::string>>& attrs, const std::string& key,
+                 std::int64_t B, const par::Comm& comm) {
+    meta.n = out.n;
+    bool resume = false;
+    par::agree(comm, [&] { resume = comm.rank() == 0 && resumable(out.path, key); });
+    resume = comm.any(resume);
+    const std::int64_t nb = (out.n + B - 1) / B;
+    if (resume) {
+        out.w = std::make_unique<io::DatasetWriter>(out.path, comm, meta, io::DatasetWriter::Resume{});
+        par::agree(comm, [&] { out.record = io::BlockRecord::open(out.w->file()); });
+    } else {
+        out.w = std::make_unique<io::DatasetWriter>(out.path, comm, meta);
+        out.w->set_normalization(meta.norm_kind, meta.norm_scale, mean, stdev);
+        for (const auto& [name, value] : attrs)
+            h5::write_attr(out.w->file().id(), name, value);
+        out.record = io::BlockRecord::create(out.w->file(), nb);
+        out.w->file().flush();
+        h5::write_attr(out.w->file().id(), kResumeKey, key); // last: a file with the key has a valid record
+        out.w->file().flush();
+    }
+    out.record.read();
+    std::uint64_t before = 0;
+    std::int64_t blocks_before = 0;
+    const auto mine = par::split_range(nb, comm.size(), comm.rank());
+    for (std::int64_t k = 0; k < nb; ++k) {
+        if (out.record.done()[size_t(k)]) {
+            before += out.record.hashes()[size_t(k)];
+            ++blocks_before;
+        } else if (k >= mine.begin && k < mine.end) {
+            out.todo.push_back(k);
+        }
+    }
+    if (comm.rank() == 0) out.w->add_to_fingerprint(before);
+    if (resume)
+        log::info("data import: resuming ", out.w->partial_path(), ": ", blocks_before, " of ",
+                  log::count(nb, "block"), " already done");
+}
+
+/// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
+/// agreed on, then one collective write per round and the block marked done once on disk).
+void write_output(Out& out, double scale, const std::vector<float>& mean, const std::vector<float>& stdev,
+                  std::int64_t B, const par::Comm& comm, Progress& prog, std::int64_t& rows_done) {
+    const Input& in = *out.src;
+    const std::int64_t d = in.x->d();
+    const auto rounds = std::int64_t(comm.max(double(out.todo.size())));
+    std::vector<double> raw;
+    std::vector<float> X;
+    std::vector<int> y;
+    for (std::int64_t r = 0; r < rounds; ++r) {
+        const bool have = r < std::int64_t(out.todo.size());
+        const std::int64_t k = have ? out.todo[size_t(r)] : 0;
+        const std::int64_t b = have ? k * B : 0, count = have ? std::min(B, out.n - b) : 0;
+        par::agree(comm, [&] {
+            raw.resize(size_t(count * d));
+            X.resize(size_t(count * d));
+            y.resize(size_t(count));
+            in.x->read(out.first + b, count, raw.data());
+            for (std::int64_t i = 0; i < count; ++i)
+                for (std::int64_t j = 0; j < d; ++j)
+                    X[size_t(i * d + j)] =
+                        (float(raw[size_t(i * d + j)]) * float(scale) - mean[size_t(j)]) / stdev[size_t(j)];
+            if (in.y) in.y->read(out.first + b, count, y.data());
+        });
+        const std::uint64_t hash = out.w->write(b, count, X.data(), in.y ? y.data() : nullptr);
+        out.record.mark(have, k, hash);
+        rows_done += comm.sum_ll(count);
+        prog.update(rows_done);
+    }
+}
+
+/// Collective: drops the resume record and key, then renames the file into place.
+void commit_output(Out& out) {
+    out.record.close();
+    const hid_t f = out.w->file().id();
+    MIMIC_H5_CHECK(H5Ldelete(f, "/progress", H5P_DEFAULT));
+    MIMIC_H5_CHECK(H5Adelete(f, kResumeKey));
+    out.fingerprint = out.w->commit();
+}
+
+/// Opens (or resumes) every output, writes them, and renames them into place only when all are written.
+void write_outputs(std::vector<Out>& outs, const io::DatasetMeta& meta, const std::vector<float>& mean,
+                   const std::vector<float>& stdev,
+                   const std::vector<std::pair<std::string, std::string>>& attrs, const std::string& key,
+                   std::int64_t B, const par::Comm& comm) {
+    std::int64_t total = 0, done = 0;
+    for (auto& out : outs) {
+        open_output(out, meta, mean, stdev, attrs, key, B, comm);
+        total += out.n;
+        std::int64_t left = 0;
+        for (auto k : out.todo)
+            left += std::min(B, out.n - k * B);
+        done += out.n - comm.sum_ll(left);
+    }
+    Progress prog("data import", total, "rows");
+    prog.update(done);
+    for (auto& out : outs)
+        write_output(out, meta.norm_scale, mean, stdev, B, comm, prog, done);
+    for (auto& out : outs)
+        commit_output(out);
+    prog.finish();
+}
+
+/// Everything that decides the rows of the outputs and their blocks, as one line: a partial file is resumed
+/// only when its key is the same. Sources are named with their shape and each file's size and mtime.
+std::string resume_key(const DataImportOptions& o, const std::vector<const Input*>& ins, int classes,
+                       std::int64_t B, const std::vector<float>& mean, const std::vector<float>& stdev) {
+    std::ostringstream k;
+    k << "format=" << o.format << ";layout=" << o.layout << ";norm=" << o.norm << ";val=" << o.val
+      << ";classes=" << classes << ";name=" << o.name << ";block_rows=" << B << ";stats="
+      << io::hex64(io::row_hash(0, mean.data(), std::int64_t(mean.size()), 0, false) ^
+                   io::row_hash(1, stdev.data(), std::int64_t(stdev.size()), 0, false));
+    for (const Input* in : ins) {
+        k << ";source=" << in->x->name() << ":" << in->x->rows() << "x" << in->x->d() << ":"
+          << io::elem_name(in->x->source().elem());
+        if (in->y) k << ";labels=" << in->y->name();
+    }
+    std::vector<std::string> files;
+    for (const auto* s :
+         {&o.train_images, &o.train_labels, &o.test_images, &o.test_labels, &o.unlabelled, &o.norm_from})
+        add_inputs(*s, files);
+    for (const auto& f : files) {
+        struct stat st {};
+        if (!f.empty() && stat(f.c_str(), &st) == 0)
+            k << ";file=" << f << ":" << st.st_size << ":" << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec;
+    }
+    return k.str();
+}
+
+std::string join_lines(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v)
+        s += (s.empty() ? "" : "\n") + x;
+    return s;
+}
+
+/// Shape, class count, normalisation and name of the files, from the training rows.
+io::DatasetMeta make_meta(const io::ImageRows& x, int num_classes, const DataImportOptions& o) {
+    io::DatasetMeta meta;
+    meta.d = x.d();
+    meta.c = x.c(), meta.h = x.h(), meta.w = x.w();
+    meta.num_classes = num_classes;
+    meta.has_labels = true;
+    meta.norm_kind = o.norm;
+    meta.norm_scale = x.scale();
+    meta.source = o.name;
+    return meta;
+}
+
+void open_inputs(const DataImportOptions& o, Input& train, Input& test) {
+    if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
+        fail("--norm: '", o.norm, "' is not one of global, per-feature, none");
+    if (o.val < 0) fail("--val: must be >= 0, got ", o.val);
+    const DataImportOptions defaults;
+    // Fashion-MNIST's label files go with its image files, the defaults.
+    const std::string train_labels = o.train_labels.empty() && o.train_images == defaults.train_images
+                                         ? kFashionTrainLabels
+                                         : o.train_labels;
+    const std::string test_labels =
+        o.test_labels.empty() && o.test_images == defaults.test_images ? kFashionTestLabels : o.test_labels;
+    train = open_input(o.train_images, train_labels, o, "--train-labels", true);
+    test = open_input(o.test_images, test_labels, o, "--test-labels", true);
+    if (train.x->c() != test.x->c() || train.x->h() != test.x->h() || train.x->w() != test.x->w())
+        fail(o.test_images, ": images are ", test.x->c(), "x", test.x->h(), "x", test.x->w(), " (",
+             test.x->d(), " features) but the training images are ", train.x->c(), "x", train.x->h(), "x",
+             train.x->w(), " (", train.x->d(), ")");
+    const auto train_names = train.x->source().class_names(), test_names = test.x->source().class_names();
+    if (!train_names.empty() && !test_names.empty() && train_names != test_names)
+        fail(o.test_images, ": its class folders differ from the training set's (", o.train_images,
+             "); both need the same class names");
+}
+
+void log_summary(const DataImportOptions& o, const io::DatasetMeta& meta, const std::vector<float>& mean,
+                 const std::vector<float>& stdev, const std::vector<Out>& outs) {
+    log::info("");
+    log::info("data import summary: ", o.name, ", D = ", meta.d, " (", meta.c, "x", meta.h, "x", meta.w,
+              "), ", meta.num_classes, " classes, norm = ", o.norm, " (mean ", mean[0], ", std ", stdev[0],
+              " for feature 0)");
+    for (const auto& out : outs)
+        log::info("  ", o.out_dir, "/", out.name, ".h5: ", out.n, " rows, fingerprint ", out.fingerprint);
+}
+
+void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
+    PhaseTimers timers;
+    Input train, test;
+    std::vector<std::string> inputs;
+    for (const auto* s : {&o.train_images, &o.train_labels, &o.test_images, &o.test_labels})
+        add_inputs(*s, inputs);
+    const auto lock = io::claim_outputs(
+        {o.out_dir + "/train.h5", o.out_dir + "/val.h5", o.out_dir + "/test.h5"}, inputs, comm.get());
+    {
+        ScopedPhase p(timers, "open", "data::import::open");
+        par::agree(comm, [&] { open_inputs(o, train, test); });
+    }
+    std::int64_t block = 0;
+    par::agree(comm, [&] { block = block_rows(o, train.x->d()); });
+    int num_classes = 0;
+    {
+        ScopedPhase p(timers, "labels", "data::import::labels");
+        num_classes = decide_classes(train, test, o, block, comm);
+        par::agree(comm, [&] {
+            if (comm.rank() == 0) io::make_dirs(o.out_dir);
+            if (o.val >= train.x->rows())
+                fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
+                     train.x->rows(), ")");
+        });
+    }
+    const std::int64_t n_train = train.x->rows() - o.val;
+    const io::DatasetMeta meta = make_meta(*train.x, num_classes, o);
+    std::vector<float> mean, stdev;
+    {
+        ScopedPhase p(timers, "statistics", "data::import::statistics");
+        train_statistics(o.norm, *train.x, n_train, block, meta.norm_scale, mean, stdev, comm);
+    }
+    std::vector<Out> outs(o.val > 0 ? 3 : 2);
+    outs[0] = {"train", o.out_dir + "/train.h5", &train, 0, n_train};
+    if (o.val > 0) outs[1] = {"val", o.out_dir + "/val.h5", &train, n_train, o.val};
+    outs.back() = {"test", o.out_dir + "/test.h5", &test, 0, test.x->rows()};
+    {
+        ScopedPhase p(timers, "write", "data::import::write");
+        std::vector<std::pair<std::string, std::string>> attrs;
+        const auto classes = join_lines(train.x->source().class_names());
+        if (!classes.empty()) attrs.emplace_back("class_names", classes);
+        const auto key = resume_key(o, {&train, &test}, num_classes, block, mean, stdev);
+        write_outputs(outs, meta, mean, stdev, attrs, key, block, comm);
+    }
+    log_summary(o, meta, mean, stdev, outs);
+    timers.report(comm, "data import timings");
+}
+
+void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
+    PhaseTimers timers;
+    std::vector<std::string> inputs{o.norm_from};
+    add_inputs(o.unlabelled, inputs);
+    const auto lock = io::claim_outputs({o.out}, inputs, comm.get());
+    Input in;
+    io::Normalization norm;
+    {
+        ScopedPhase p(timers, "open", "data::import::open");
+        par::agree(comm, [&] {
+            if (o.out.empty()) fail("--out: name the transfer file to write with --unlabelled");
+            if (o.norm_from.empty())
+                fail(
+                    "--norm-from: name the training dataset file whose normalisation --unlabelled rows take");
+            in = open_input(o.unlabelled, "", o, "--train-labels", false);
+            norm = io::read_normalization_for(o.norm_from, *in.x);
+            if (comm.rank() == 0) io::make_dirs(h5::parent_dir(o.out));
+        });
+    }
+    io::DatasetMeta meta = norm.meta;
+    meta.n = in.x->rows();
+    meta.has_labels = false;
+    meta.source = o.unlabelled;
+    std::vector<Out> outs(1);
+    outs[0] = {"transfer", o.out, &in, 0, meta.n};
+    {
+        ScopedPhase p(timers, "write", "data::import::write");
+        std::int64_t B = 0;
+        par::agree(comm, [&] { B = block_rows(o, meta.d); });
+        const auto key = resume_key(o, {&in}, meta.num_classes, B, norm.mean, norm.stdev);
+        write_outputs(outs, meta, norm.mean, norm.stdev, {{"norm_from", norm.meta.fingerprint}}, key, B,
+                      comm);
+    }
+    log::info("");
+    log::info("data import summary: ", o.unlabelled, ", D = ", meta.d, " (", meta.c, "x", meta.h, "x", meta.w,
+              "), unlabelled, normalised as ", o.norm_from, " (fingerprint ", norm.meta.fingerprint, ")");
+    log::info("  ", o.out, ": ", meta.n, " rows, fingerprint ", outs[0].fingerprint);
+    timers.report(comm, "data import timings");
 }
 
 } // namespace
 
 void run(const DataImportOptions& o, const par::Comm& comm) {
-    PhaseTimers timers;
-    std::unique_ptr<Split> train, test;
-    int num_classes = 0;
-    const auto lock = io::claim_outputs(
-        {o.out_dir + "/train.h5", o.out_dir + "/val.h5", o.out_dir + "/test.h5"},
-        {o.train_images, o.train_labels, o.test_images, o.test_labels}, comm.get());
-    par::agree(comm, [&] {
-        if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
-            fail("--norm: '", o.norm, "' is not one of global, per-feature, none");
-        if (o.val < 0) fail("--val: must be >= 0, got ", o.val);
-        ScopedPhase p(timers, "decode", "data::import::decode");
-        train = std::make_unique<Split>(load_pair(o.train_images, o.train_labels));
-        test = std::make_unique<Split>(load_pair(o.test_images, o.test_labels));
-        if (train->images.row_size() != test->images.row_size())
-            fail(o.test_images, ": images have ", test->images.row_size(),
-                 " features but the training images have ", train->images.row_size());
-        num_classes = decide_classes(*train, *test, o);
-        if (comm.rank() == 0) io::make_dirs(o.out_dir);
-        if (o.val >= train->images.count())
-            fail("--val: ", o.val, " validation rows leave no training rows (the training set has ",
-                 train->images.count(), ")");
-    });
-
-    const std::int64_t d = train->images.row_size();
-    const std::int64_t n_train = train->images.count() - o.val;
-    io::DatasetMeta meta;
-    meta.d = d;
-    const auto& dims = train->images.dims;
-    if (dims.size() == 3) {
-        meta.c = 1, meta.h = int(dims[1]), meta.w = int(dims[2]);
-    } else if (dims.size() == 4) {
-        meta.c = int(dims[1]), meta.h = int(dims[2]), meta.w = int(dims[3]);
-    } else {
-        meta.c = 1, meta.h = 1, meta.w = int(d);
+    if (o.unlabelled.empty()) {
+        par::agree(comm, [&] {
+            if (!o.out.empty() || !o.norm_from.empty()) fail("--out and --norm-from go with --unlabelled");
+        });
+        return run_labelled(o, comm);
     }
-    meta.num_classes = num_classes;
-    meta.has_labels = true;
-    meta.norm_kind = o.norm;
-    meta.norm_scale = 1.0 / 255.0;
-    meta.source = o.name;
-
-    std::vector<float> mean, stdev;
-    {
-        ScopedPhase p(timers, "statistics", "data::import::statistics");
-        train_statistics(o.norm, *train, n_train, d, meta.norm_scale, mean, stdev);
-    }
-
-    struct Out {
-        std::string name;
-        const Split* src;
-        std::int64_t first, n;
-        std::string fingerprint;
-    };
-    std::vector<Out> outs = {{"train", train.get(), 0, n_train, ""}};
-    if (o.val > 0) outs.push_back({"val", train.get(), n_train, o.val, ""});
-    outs.push_back({"test", test.get(), 0, test->images.count(), ""});
-    {
-        ScopedPhase p(timers, "write", "data::import::write");
-        for (auto& out : outs)
-            out.fingerprint = write_split(o.out_dir + "/" + out.name + ".h5", *out.src, out.first, out.n,
-                                          meta, mean, stdev, comm);
-    }
-
-    log::info("");
-    log::info("data import summary: ", o.name, ", D = ", d, " (", meta.c, "x", meta.h, "x", meta.w, "), ",
-              meta.num_classes, " classes, norm = ", o.norm, " (mean ", mean[0], ", std ", stdev[0],
-              " for feature 0)");
-    for (const auto& out : outs)
-        log::info("  ", o.out_dir, "/", out.name, ".h5: ", out.n, " rows, fingerprint ", out.fingerprint);
-    timers.report(comm, "data import timings");
+    run_unlabelled(o, comm);
 }
 
 } // namespace mimic::stages

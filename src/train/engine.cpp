@@ -92,6 +92,16 @@ Engine::Engine(EngineConfig cfg, par::ShardedModel& net, BatchSource& data, Obje
     : cfg_(std::move(cfg)), net_(net), data_(data), objective_(std::move(objective)), world_(world),
       replicas_(replicas), identity_(std::move(identity)), impl_(std::make_shared<Impl>()) {
     net_.time_into(&impl_->timers);
+    // Batch normalisation normalises with the statistics of the whole micro-batch, every replica's rows:
+    // one small allreduce per layer and pass, on a communicator of its own (the gradient buckets may be in
+    // flight on the replica communicator meanwhile).
+    if (net_.local().uses_batch_stats() && replicas_.size() > 1) {
+        auto comm = std::make_shared<par::Comm>(replicas_.split(0, replicas_.rank()));
+        net_.local().set_stat_reducer([comm](std::vector<double>& v) {
+            MIMIC_MPI_CHECK(
+                MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, comm->get()));
+        });
+    }
 }
 
 void Engine::scale_rows(const Matrix& m, std::int64_t rows, float w) {
@@ -304,6 +314,11 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
     for (std::int64_t begin = 0; begin < sl.rows; begin += chunk)
         micro_step(sl, begin, std::min(chunk, sl.rows - begin), dropout_seed, begin + chunk >= sl.rows,
                    local);
+    // With batch statistics every replica runs cfg_.accumulate passes, so that the statistic reductions
+    // match: a replica whose slice gives fewer micro-batches (fewer rows, or none) runs the rest without rows.
+    if (net_.local().uses_batch_stats() && replicas_.size() > 1)
+        for (std::int64_t k = sl.rows > 0 ? (sl.rows + chunk - 1) / chunk : 0; k < cfg_.accumulate; ++k)
+            net_.local().idle_pass();
     if (sl.rows > 0) {
         ScopedPhase phase(timers, "backward", "train::backward");
         net_.finish_grads(im.buckets.get());

@@ -10,7 +10,9 @@ for w in "mimic 0.1" "git" "Kokkos" "Serial\|OpenMP\|Cuda" "MPI" "HDF5" "paralle
 done
 
 "$MIMIC" --help | grep -q "data import" || die "--help does not list commands"
-"$MIMIC" data import --help | grep -q -- "--val" || die "command --help does not list options"
+# Captured first: grep -q stops reading at its match, and the rest of a long help would then die of SIGPIPE.
+help=$("$MIMIC" data import --help) || die "data import --help failed"
+grep -q -- "--val" <<<"$help" || die "command --help does not list options"
 
 expect_fail "unknown command 'frobnicate'" "$MIMIC" frobnicate
 expect_fail "unrecognised option '--bogus'" "$MIMIC" data import --bogus 1

@@ -171,6 +171,31 @@ TEST(ShardedModel, InitAndModelFileEqualTheOneRankModel) {
     EXPECT_EQ(a, b);
 }
 
+// The elementwise activations between the wide pair's two dense layers split like relu: the shards'
+// logits equal the one-rank model's.
+TEST(ShardedModel, EveryElementwiseActivationSplitsTheWidePair) {
+    par::Comm world;
+    const nn::Shape in{1, 1, 5};
+    const int B = 4;
+    Matrix x("mimic::test::x", B, in.size());
+    auto hx = Kokkos::create_mirror_view(x);
+    CounterRng r(17);
+    for (int i = 0; i < B * in.size(); ++i)
+        hx.data()[i] = 3.0f * r.normal();
+    Kokkos::deep_copy(x, hx);
+    for (const std::string act : {"relu6", "silu", "hardswish", "hardsigmoid"}) {
+        const std::string spec = "dense:8," + act + ",dense:3";
+        par::ShardedModel s(spec, in, world);
+        s.init(5);
+        nn::Model full(spec, in);
+        full.init(5);
+        auto zs = Kokkos::create_mirror_view_and_copy(HostSpace(), s.forward(x, false));
+        auto zf = Kokkos::create_mirror_view_and_copy(HostSpace(), full.forward(x, false));
+        for (int i = 0; i < B * 3; ++i)
+            EXPECT_NEAR(zs.data()[i], zf.data()[i], 1e-5 * (1 + std::fabs(zf.data()[i]))) << spec << " " << i;
+    }
+}
+
 TEST(Distill, ModelShardsAndDataReplicasMatchOneRankStepForStep) {
     par::Comm world;
     const auto dir = test::scratch_dir(world);

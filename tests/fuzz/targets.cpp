@@ -1,4 +1,4 @@
-// The four fuzz targets. File-based readers get the input through a private scratch file (under
+// The fuzz targets. File-based readers get the input through a private scratch file (under
 // TMPDIR, /dev/shm when it exists), so they are fuzzed exactly as `mimic` calls them.
 #include "targets.hpp"
 
@@ -6,6 +6,7 @@
 #include "mimic/core/error.hpp"
 #include "mimic/io/idx.hpp"
 #include "mimic/io/onnx.hpp"
+#include "mimic/io/sources/npy_source.hpp"
 #include "mimic/nn/spec.hpp"
 
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <vector>
 
 namespace mimic::fuzz {
 
@@ -39,6 +41,18 @@ void idx(const std::uint8_t* data, std::size_t size) {
     for (auto d : a.dims)
         total *= d;
     if (std::int64_t(a.data.size()) != total) std::abort(); // the reader's own promise
+}
+
+/// The NumPy sources: an .npz member `x` when the input is a zip, else an .npy; rows are read when small.
+void npy(const std::uint8_t* data, std::size_t size) {
+    const bool zip = size >= 2 && data[0] == 'P' && data[1] == 'K';
+    const std::string path = write_scratch(data, size, zip ? ".npz" : ".npy");
+    const auto src = zip ? io::open_npz_member(path, "x") : io::open_npy(path);
+    const std::int64_t bytes = src->rows() * src->row_elements() * std::int64_t(io::elem_size(src->elem()));
+    if (bytes < 0) std::abort(); // the reader refuses shapes that overflow
+    if (bytes > (std::int64_t(1) << 20)) return;
+    std::vector<unsigned char> buf(static_cast<size_t>(bytes));
+    src->read(0, src->rows(), buf.data());
 }
 
 void spec(const std::uint8_t* data, std::size_t size) {
@@ -73,11 +87,12 @@ void onnx(const std::uint8_t* data, std::size_t size) {
 } // namespace
 
 const char* target_names() {
-    return "idx, spec, ini, onnx";
+    return "idx, npy, spec, ini, onnx";
 }
 
 bool run_one(const std::string& target, const std::uint8_t* data, std::size_t size) {
     void (*fn)(const std::uint8_t*, std::size_t) = target == "idx"    ? idx
+                                                   : target == "npy"  ? npy
                                                    : target == "spec" ? spec
                                                    : target == "ini"  ? ini
                                                    : target == "onnx" ? onnx

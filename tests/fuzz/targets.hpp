@@ -1,4 +1,4 @@
-// Fuzz entry points over Mimic's parsers of untrusted input: the IDX reader, the architecture spec, the
+// Fuzz entry points over Mimic's parsers of untrusted input: the IDX reader, the NumPy .npy/.npz sources, the architecture spec, the
 // INI config reader and the ONNX importer. Shared by the libFuzzer targets and the corpus replay test.
 #pragma once
 
@@ -8,7 +8,7 @@
 
 namespace mimic::fuzz {
 
-/// Feeds one input to `target` ("idx", "spec", "ini" or "onnx"). A mimic::Error is the expected answer
+/// Feeds one input to `target` ("idx", "npy", "spec", "ini" or "onnx"). A mimic::Error is the expected answer
 /// to a bad input and is swallowed; anything else (another exception, a crash) is a finding.
 /// Returns false for an unknown target name.
 bool run_one(const std::string& target, const std::uint8_t* data, std::size_t size);

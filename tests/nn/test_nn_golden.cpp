@@ -1,5 +1,6 @@
 // Golden test of the nn core against PyTorch: the same weights (set by parameter tensor name) must give the
-// same logits, losses and parameter gradients for CE, the L2 mimic loss and KD (tests/python/nn_golden.py).
+// same logits, losses and parameter gradients for CE, the L2 mimic loss and KD (tests/python/nn_golden.py),
+// for chains of every layer kind (pooling forms and activations included).
 #include "mimic/io/hdf5.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/loss.hpp"
@@ -66,10 +67,26 @@ void run_golden_once(const std::string& name) {
     }
     const Matrix teacher = device_matrix(h5::read_all<float>(f, name + "/teacher"), B, C);
 
+    // Batch normalisation: the running statistics to start from, and whether to normalise with the batch's.
+    const bool train =
+        h5::has_attr(f.id(), name + ".train") && h5::read_attr_int(f.id(), name + ".train") != 0;
+    std::vector<float> state0(std::size_t(m.num_state()));
+    for (const auto& t : m.state_tensors()) {
+        const auto v = h5::read_all<float>(f, name + "/state/" + t.name);
+        ASSERT_EQ(std::int64_t(v.size()), t.size) << t.name;
+        std::copy(v.begin(), v.end(), state0.begin() + t.offset);
+    }
     for (const std::string loss : {"ce", "l2", "kd"}) {
         SCOPED_TRACE(loss);
         m.zero_grads();
-        const Matrix z = m.forward(xd, /*train=*/false);
+        if (m.num_state() > 0) mimic::test::set_from_host(m.state(), state0);
+        const Matrix z = m.forward(xd, train);
+        if (train) {
+            const auto s = to_host(m.state());
+            for (const auto& t : m.state_tensors())
+                expect_close(std::vector<float>(s.begin() + t.offset, s.begin() + t.offset + t.size),
+                             h5::read_all<float>(f, name + "/state_after/" + t.name), name + " " + t.name);
+        }
         expect_close(to_host(z), h5::read_all<float>(f, name + "/logits"), name + " logits");
         Matrix dz("dz", B, C);
         const double value = loss == "ce"   ? cross_entropy(z, labels, dz)
@@ -114,6 +131,18 @@ TEST(GoldenTorch, StridedCNNWithTanhSigmoidFlatten) {
 }
 TEST(GoldenTorch, BottleneckMLP) {
     run_golden("mlp");
+}
+TEST(GoldenTorch, MaxAvgAndGlobalPooling) {
+    run_golden("pools");
+}
+TEST(GoldenTorch, ReLU6SiLUHardSwishHardSigmoid) {
+    run_golden("acts");
+}
+TEST(GoldenTorch, BatchNormTrainingMode) {
+    run_golden("bn_train");
+}
+TEST(GoldenTorch, BatchNormInferenceMode) {
+    run_golden("bn_eval");
 }
 TEST(GoldenTorch, ResidualNetIdentityAndProjectionShortcuts) {
     run_golden("resnet");

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -41,8 +42,11 @@ double objective(Model& m, const Matrix& x, const std::vector<float>& r, bool tr
     return s;
 }
 
-/// Compares Model::backward with central differences on every parameter tensor.
-void check_gradients(const std::string& spec, Shape in, bool train = false, int batch = 3) {
+/// Compares Model::backward with central differences on every parameter tensor, except those named in
+/// `zero`, whose gradient must vanish (a bias right before a batch normalisation in training: the batch
+/// mean takes any shift away), where central differences would only measure rounding noise.
+void check_gradients(const std::string& spec, Shape in, bool train = false, int batch = 3,
+                     float x_scale = 1.0f, const std::vector<std::string>& zero = {}) {
     SCOPED_TRACE(spec);
     Model m(spec, in);
     m.init(11);
@@ -55,7 +59,7 @@ void check_gradients(const std::string& spec, Shape in, bool train = false, int 
                 p0[t.offset + k] += jitter[t.offset + k];
     mimic::test::set_from_host(m.params(), p0);
 
-    const Matrix x = device_matrix(random_values(batch * in.size(), 3), batch, in.size());
+    const Matrix x = device_matrix(random_values(batch * in.size(), 3, x_scale), batch, in.size());
     const auto r = random_values(batch * m.output_size(), 4);
     m.zero_grads();
     m.forward(x, train, 99);
@@ -68,6 +72,11 @@ void check_gradients(const std::string& spec, Shape in, bool train = false, int 
     const float eps = 1e-3f;
     const double f0 = objective(m, x, r, train);
     for (const auto& t : m.param_tensors()) {
+        if (std::find(zero.begin(), zero.end(), t.name) != zero.end()) {
+            for (std::int64_t k = 0; k < t.size; ++k)
+                EXPECT_NEAR(g[t.offset + k], 0.0, 1e-5) << t.name << "[" << k << "] should vanish";
+            continue;
+        }
         std::vector<double> fd, an;
         std::int64_t kinks = 0;
         for (std::int64_t k = 0; k < t.size; ++k) {
@@ -154,6 +163,45 @@ TEST(Gradients, ConvInChunksOfOneAndTwoSamples) {
     set_conv_chunk_floats(0);
     set_conv_direct_enabled(true);
 }
+TEST(Gradients, MaxPoolOverlappingAndPadded) {
+    check_gradients("conv:3x3,pool:3s2p1,dense:3", {2, 7, 7});
+    check_gradients("conv:3x3,pool:2s1,conv:2x3,pool:3s3p1,dense:3", {1, 6, 5});
+}
+TEST(Gradients, AvgPoolCountingThePadding) {
+    check_gradients("conv:3x3,avgpool:3s2p1,dense:3", {2, 7, 7});
+    check_gradients("conv:3x3,avgpool:2,dense:3", {1, 5, 5});
+}
+TEST(Gradients, AvgPoolNotCountingThePadding) {
+    check_gradients("conv:3x3,avgpool:3s2p1e,dense:3", {2, 7, 7});
+    check_gradients("conv:3x3,avgpool:2s1p1e,dense:3", {1, 4, 5});
+}
+TEST(Gradients, GlobalAvgPool) {
+    check_gradients("conv:4x3,gap,dense:3", {2, 5, 4});
+}
+// Inputs of scale 4 put the pre-activations on both sides of every kink (0 and 6, -3 and 3).
+TEST(Gradients, ReLU6) {
+    check_gradients("dense:8,relu6,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, SiLU) {
+    check_gradients("dense:8,silu,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, HardSwish) {
+    check_gradients("dense:8,hardswish,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, HardSigmoid) {
+    check_gradients("dense:8,hardsigmoid,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+// Training mode: the batch statistics depend on every row, so dL/dx has the batch terms.
+TEST(Gradients, BatchNormOverChannelsInTraining) {
+    check_gradients("conv:3x3,bn,relu,pool:2,dense:3", {2, 6, 6}, true, 4, 1.0f, {"layer0.conv.b"});
+}
+TEST(Gradients, BatchNormOverFeaturesInTraining) {
+    check_gradients("dense:6,bn,tanh,dense:3", {1, 1, 5}, true, 4, 1.0f, {"layer0.dense.b"});
+}
+TEST(Gradients, BatchNormFirstAndAtInference) {
+    check_gradients("bn,conv:3x3,bn,dense:3", {2, 5, 5}, true, 3, 1.0f, {"layer1.conv.b"});
+    check_gradients("conv:3x3,bn,dense:3", {2, 5, 5}, false, 3);
+}
 TEST(Gradients, FlattenFirst) {
     check_gradients("flatten,dense:4,tanh,dense:2", {2, 3, 3});
 }
@@ -230,6 +278,13 @@ TEST(Gradients, ElementwiseGate) {
 TEST(Gradients, NestedBlocksFirstAndInside) {
     // A block as the first layer (no dL/dx needed) holding a cat and a gate.
     check_gradients("res(conv:2x3,cat(id|conv:2x3,gate(conv:2x1,tanh)),conv:2x1),flatten,dense:3", {2, 4, 4});
+}
+
+TEST(Gradients, ResidualWithBatchNormInTraining) {
+    // bn inside the branches and on the projection shortcut (batch statistics in every branch), then gap; the
+    // block comes first, so its branches' first layers need no dL/dx.
+    check_gradients("res(conv:3x3,bn,relu,conv:3x3,bn|conv:3x1,bn),relu,gap,dense:3", {2, 5, 5}, true, 4,
+                    1.0f, {"layer0.res.b0.0.conv.b", "layer0.res.b0.3.conv.b", "layer0.res.b1.0.conv.b"});
 }
 
 TEST(Losses, CrossEntropyGradientAndValue) {

@@ -2,6 +2,7 @@
 // the Model (parameter names and layout, deterministic init, dropout, gradient accumulation, batch reuse).
 #include "mimic/core/error.hpp"
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/avgpool2d.hpp"
 #include "mimic/nn/layers/dense.hpp"
 #include "mimic/nn/layers/maxpool2d.hpp"
 #include "mimic/nn/layers/relu.hpp"
@@ -65,6 +66,43 @@ TEST(Spec, ParsesEveryToken) {
     EXPECT_EQ(l[11].pad, 0);
 }
 
+TEST(Spec, ParsesPoolingAndActivationTokens) {
+    const auto l =
+        parse_spec("pool:3s2p1,pool:2p1,pool:3s1,avgpool:3s1p1,avgpool:2e,avgpool:3s2p1e,gap,relu6,"
+                   "silu,hardswish,hardsigmoid");
+    ASSERT_EQ(l.size(), 11u);
+    const auto window = [&](std::size_t i) { return std::vector<int>{l[i].kernel, l[i].stride, l[i].pad}; };
+    EXPECT_EQ(l[0].kind, LayerKind::Pool);
+    EXPECT_EQ(window(0), (std::vector<int>{3, 2, 1}));
+    EXPECT_EQ(window(1), (std::vector<int>{2, 2, 1}));
+    EXPECT_EQ(window(2), (std::vector<int>{3, 1, 0}));
+    EXPECT_EQ(l[3].kind, LayerKind::AvgPool);
+    EXPECT_EQ(window(3), (std::vector<int>{3, 1, 1}));
+    EXPECT_TRUE(l[3].count_pad);
+    EXPECT_EQ(window(4), (std::vector<int>{2, 2, 0}));
+    EXPECT_FALSE(l[4].count_pad);
+    EXPECT_EQ(window(5), (std::vector<int>{3, 2, 1}));
+    EXPECT_FALSE(l[5].count_pad);
+    EXPECT_EQ(l[6].kind, LayerKind::GlobalAvgPool);
+    EXPECT_EQ(l[7].kind, LayerKind::ReLU6);
+    EXPECT_EQ(l[8].kind, LayerKind::SiLU);
+    EXPECT_EQ(l[9].kind, LayerKind::HardSwish);
+    EXPECT_EQ(l[10].kind, LayerKind::HardSigmoid);
+    // pool:K keeps its meaning: window K, stride K, no padding.
+    const auto p = parse_spec("pool:2").at(0);
+    EXPECT_EQ((std::vector<int>{p.kernel, p.stride, p.pad}), (std::vector<int>{2, 2, 0}));
+}
+
+TEST(Spec, PoolingShapes) {
+    // The torchvision ResNet stem: 3x3 stride 2 pad 1 on 28x28 gives 14x14; then global pooling.
+    Model m("conv:8x3,pool:3s2p1,avgpool:3s1p1,avgpool:2s2p1e,gap,dense:4", {1, 28, 28});
+    EXPECT_EQ(m.layer(1).out_shape(), (Shape{8, 14, 14}));
+    EXPECT_EQ(m.layer(2).out_shape(), (Shape{8, 14, 14}));
+    EXPECT_EQ(m.layer(3).out_shape(), (Shape{8, 8, 8}));
+    EXPECT_EQ(m.layer(4).out_shape(), (Shape{8, 1, 1}));
+    EXPECT_EQ(Model("pool:3", {2, 8, 7}).output_shape(), (Shape{2, 2, 2}));
+}
+
 TEST(Spec, ErrorsPointAtTheBadToken) {
     struct Case {
         const char* spec;
@@ -83,6 +121,14 @@ TEST(Spec, ErrorsPointAtTheBadToken) {
              {"conv:32x3s0", "token 1 'conv:32x3s0'"},
              {"conv:32x3p3", "padding smaller than the kernel"},
              {"pool:x", "token 1 'pool:x'"},
+             {"pool:3p2", "token 1 'pool:3p2': expected pool padding at most half the window"},
+             {"pool:3s0", "token 1 'pool:3s0': expected pool:<window>[s<stride>][p<padding>]"},
+             {"pool:2e", "token 1 'pool:2e'"},
+             {"avgpool:3s1p1x", "token 1 'avgpool:3s1p1x': expected avgpool:<window>"},
+             {"avgpool", "token 1 'avgpool'"},
+             {"gap:2", "token 1 'gap:2': expected no argument"},
+             {"relu6:1", "token 1 'relu6:1'"},
+             {"swish", "token 1 'swish'"},
              {"dropout:1.0", "token 1 'dropout:1.0': expected dropout:<rate> with 0 <= rate < 1"},
              {"dropout:-0.1", "token 1 'dropout:-0.1'"},
              {"relu:3", "token 1 'relu:3'"},
@@ -123,6 +169,12 @@ TEST(Spec, ShapeErrorsNameTheToken) {
               std::string::npos);
     EXPECT_NE(error_of("pool:8,pool:4", {3, 28, 28})
                   .find("token 2 'pool:4': pool window 4 is larger than the input 3x3x3"),
+              std::string::npos);
+    EXPECT_NE(error_of("dense:10,gap").find("token 2 'gap': gap needs an image"), std::string::npos);
+    EXPECT_NE(error_of("dense:10,avgpool:2").find("token 2 'avgpool:2': avgpool needs an image"),
+              std::string::npos);
+    EXPECT_NE(error_of("avgpool:5p1", {3, 2, 2})
+                  .find("token 1 'avgpool:5p1': avgpool window 5 is larger than the padded input 4x4"),
               std::string::npos);
     EXPECT_NE(error_of("conv:4x7p0", {1, 5, 5}).find("token 1 'conv:4x7p0': kernel 7 is larger"),
               std::string::npos);
@@ -380,6 +432,44 @@ TEST(Model, PoolTiesGoToTheFirstMaximum) {
         want[k * H + k] = 4.0f;
         EXPECT_EQ(to_host(dx), want);
     }
+}
+
+// The general window kernels (overlapping, padded) on pool:K's windows give what the tiled kernels give:
+// the same maxima, argmax and routed gradients.
+TEST(Model, PoolWindowKernelsAgreeWithTheTiledKernels) {
+    for (int k : {2, 3}) {
+        SCOPED_TRACE(k);
+        const Shape in{2, 7, 8};
+        const int B = 3, O = in.c * (in.h / k) * (in.w / k);
+        const Matrix x = device_matrix(random_values(std::size_t(B * in.size()), 17), B, in.size());
+        const Matrix dy = device_matrix(random_values(std::size_t(B * O), 18), B, O);
+        IntMatrix arg_t("arg_t", B, O), arg_w("arg_w", B, O);
+        Matrix y_t("y_t", B, O), y_w("y_w", B, O), dx_t("dx_t", B, in.size()), dx_w("dx_w", B, in.size());
+        maxpool2d_forward(x, in, k, arg_t, y_t);
+        maxpool2d_forward_window(x, in, PoolWindow{k, k, 0}, arg_w, y_w);
+        EXPECT_EQ(to_host(y_t), to_host(y_w));
+        maxpool2d_backward(dy, arg_t, in, k, dx_t);
+        maxpool2d_backward_window(dy, arg_w, in, PoolWindow{k, k, 0}, dx_w);
+        EXPECT_EQ(to_host(dx_t), to_host(dx_w));
+    }
+}
+
+// Average pooling on a 1x3x3 ramp (1..9), window 2, stride 2, padding 1: the corner windows hold one real
+// cell, the edge windows two, the inner window four; count_pad divides by 4 everywhere.
+TEST(Model, AvgPoolCountsOrSkipsThePadding) {
+    const Shape in{1, 3, 3};
+    const Matrix x = device_matrix({1, 2, 3, 4, 5, 6, 7, 8, 9}, 1, 9);
+    Matrix y("y", 1, 4), dx("dx", 1, 9);
+    const PoolWindow win{2, 2, 1};
+    avgpool2d_forward(x, in, win, true, y);
+    EXPECT_EQ(to_host(y), (std::vector<float>{0.25f, 5.0f / 4, 11.0f / 4, 28.0f / 4}));
+    avgpool2d_forward(x, in, win, false, y);
+    EXPECT_EQ(to_host(y), (std::vector<float>{1.0f, 2.5f, 5.5f, 7.0f}));
+    avgpool2d_backward(device_matrix({1, 1, 1, 1}, 1, 4), in, win, false, dx);
+    EXPECT_EQ(to_host(dx), (std::vector<float>{1, 0.5f, 0.5f, 0.5f, 0.25f, 0.25f, 0.5f, 0.25f, 0.25f}));
+    Matrix g("g", 1, 1);
+    global_avgpool_forward(x, in, g);
+    EXPECT_FLOAT_EQ(to_host(g)[0], 5.0f);
 }
 
 // Both column-sum kernels (the host's blocked one and the device's team-per-column one) run on every

@@ -80,7 +80,8 @@ def depends(pattern, when=""):
 
 required = [
     (r"mpi", ""), (r"hdf5(@\S+)?\+mpi", ""), (r"boost(@\S+)?\+program_options", ""), (r"kokkos(@\S+)?", ""),
-    (r"kokkos-kernels(@\S+)?", ""), (r"zlib(-api)?", ""), (r"onnx", ""), (r"protobuf", ""),
+    (r"kokkos-kernels(@\S+)?", ""), (r"zlib(-api)?", ""), (r"onnx", ""), (r"protobuf", ""), (r"libpng", ""),
+    (r"jpeg", ""),
     (r"kokkos\+cuda\+cuda_lambda", "+cuda"), (r"kokkos-kernels\+cuda\+cublas", "+cuda"),
     (r"kokkos\+cuda cuda_arch=\{\}", "+cuda cuda_arch={}"), (r"kokkos\+openmp", "+openmp"),
 ]

@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 # Golden data for the nn core: PyTorch (float64, CPU) forward logits, losses and every parameter gradient of
-# a small CNN, a strided CNN, a bottleneck MLP and block nets (residual, concatenation, SE gates), with weights in
-# Mimic's layout, written with h5py.
+# a small CNN, a strided CNN, a bottleneck MLP, a CNN with every pooling form, an MLP with the bounded and
+# gated activations and block nets (residual, concatenation, SE gates), with weights in Mimic's layout,
+# written with h5py.
 """Usage: nn_golden.py OUT.h5
 
 For each model M the file holds root attributes M.spec and M.input_shape (c, h, w), and the datasets
   M/x [B, D], M/labels [B] int32, M/teacher [B, C], M/logits [B, C],
   M/params/<mimic tensor name>            weights in Mimic's layout (dense W [in, out], conv W [C, K, K, F]),
-  M/<loss>/loss [1] and M/<loss>/grads/<mimic tensor name>   for loss in ce, l2, kd (T=3, alpha=0.5).
+  M/<loss>/loss [1] and M/<loss>/grads/<mimic tensor name>   for loss in ce, l2, kd (T=3, alpha=0.5),
+and for models with batch normalisation M/state/<mimic state tensor name> (the running statistics before
+the forward pass) and, with the root attribute M.train = 1 (batch statistics), M/state_after/<name>.
 Fails (exit 1) when torch, numpy or h5py cannot be imported: the C++ golden test depends on this file.
 """
 import sys
@@ -64,6 +67,14 @@ MODELS = [
               tnn.Linear(4 * 2 * 2, 4)]),
     ("mlp", "bottleneck:6,dense:20,relu,dense:5", (1, 1, 30),
      lambda: [tnn.Linear(30, 6, bias=False), tnn.Linear(6, 20), tnn.ReLU(), tnn.Linear(20, 5)]),
+    # Appended models draw their random numbers after the ones above, which therefore stay as they were.
+    ("pools", "conv:4x3,relu,pool:3s2p1,avgpool:3s1p1,conv:4x3,avgpool:2s2p1e,pool:2s1,gap,dense:5", (2, 11, 11),
+     lambda: [conv(2, 4, 3), tnn.ReLU(), tnn.MaxPool2d(3, 2, 1), tnn.AvgPool2d(3, 1, 1), conv(4, 4, 3),
+              tnn.AvgPool2d(2, 2, 1, count_include_pad=False), tnn.MaxPool2d(2, 1), tnn.AdaptiveAvgPool2d(1),
+              tnn.Sequential(tnn.Flatten(), tnn.Linear(4, 5))]),
+    ("acts", "dense:12,relu6,dense:12,silu,dense:12,hardswish,dense:12,hardsigmoid,dense:5", (1, 1, 10),
+     lambda: [tnn.Linear(10, 12), tnn.ReLU6(), tnn.Linear(12, 12), tnn.SiLU(), tnn.Linear(12, 12), tnn.Hardswish(),
+              tnn.Linear(12, 12), tnn.Hardsigmoid(), tnn.Linear(12, 5)]),
     # Blocks: a residual net (identity and stride-2 projection shortcuts), dense concatenation, SE gates.
     ("resnet", "conv:4x3,relu,res(conv:4x3,relu,conv:4x3),relu,res(conv:6x3s2,relu,conv:6x3|conv:6x1s2),relu,"
      "pool:2,dense:5", (2, 8, 8),
@@ -82,6 +93,21 @@ MODELS = [
                                            tnn.Linear(2, 6), tnn.Sigmoid()])]),
               tnn.ReLU(), dense(216, 4)]),
 ]
+# Input scale per model (default 1): large enough for the activations' pre-activations to cross every kink.
+X_SCALE = {"acts": 6.0}
+
+
+def bn_net():
+    return lambda: [conv(2, 4, 3), tnn.BatchNorm2d(4), tnn.ReLU(), tnn.MaxPool2d(2),
+                    tnn.Sequential(tnn.Flatten(), tnn.Linear(4 * 4 * 4, 8)), tnn.BatchNorm1d(8), tnn.ReLU(),
+                    tnn.Linear(8, 5)]
+
+
+# Batch normalisation in training mode (batch statistics; the running statistics after the forward pass are
+# M/state_after) and in inference mode (running statistics), both from non-trivial running statistics.
+BN_SPEC = "conv:4x3,bn,relu,pool:2,dense:8,bn,relu,dense:5"
+MODELS += [("bn_train", BN_SPEC, (2, 8, 8), bn_net()), ("bn_eval", BN_SPEC, (2, 8, 8), bn_net())]
+TRAIN_MODE = {"bn_train"}
 
 
 def mimic_params(layers, prefix="layer"):
@@ -98,6 +124,9 @@ def mimic_params(layers, prefix="layer"):
             if isinstance(m, tnn.Conv2d):
                 out[f"{prefix}{i}.conv.W"] = (m.weight, lambda t: t.permute(1, 2, 3, 0))
                 out[f"{prefix}{i}.conv.b"] = (m.bias, lambda t: t)
+            elif isinstance(m, (tnn.BatchNorm1d, tnn.BatchNorm2d)):
+                out[f"{prefix}{i}.bn.W"] = (m.weight, lambda t: t)
+                out[f"{prefix}{i}.bn.b"] = (m.bias, lambda t: t)
             elif isinstance(m, tnn.Linear):
                 kind = "dense" if m.bias is not None else "bottleneck"
                 out[f"{prefix}{i}.{kind}.W"] = (m.weight, lambda t: t.t())
@@ -130,15 +159,26 @@ def main():
                     if isinstance(m, (tnn.Linear, tnn.Conv2d)) and m.bias is not None:
                         m.bias.uniform_(-0.3, 0.3)
             params = mimic_params(layers)
+            bns = [(i, m) for i, m in enumerate(layers) if isinstance(m, (tnn.BatchNorm1d, tnn.BatchNorm2d))]
+            with torch.no_grad():
+                for _, m in bns:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.3, 0.3)
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+                    m.running_mean.copy_(m.running_mean.float().double())
+                    m.running_var.copy_(m.running_var.float().double())
+            state = {f"layer{i}.bn.running_{k}": getattr(m, "running_" + k).clone() for i, m in bns for k in ("mean", "var")}
+            net.train(name in TRAIN_MODE)
             c, h, w = shape
-            x = torch.randn(B, c, h, w, dtype=torch.float64)
+            x = X_SCALE.get(name, 1.0) * torch.randn(B, c, h, w, dtype=torch.float64)
             # Round inputs and weights to float32 so that both sides start from identical values.
             x = x.float().double()
             with torch.no_grad():
                 for p in net.parameters():
                     p.copy_(p.float().double())
             labels = torch.randint(0, 5, (B,))
-            z = net(x if name != "mlp" else x.reshape(B, -1))
+            z = net(x if (c, h) != (1, 1) else x.reshape(B, -1))
             C = z.shape[1]
             labels = labels % C
             teacher = (2.0 * torch.randn(B, C, dtype=torch.float64)).float().double()
@@ -149,6 +189,14 @@ def main():
             g["labels"] = labels.numpy().astype(np.int32)
             g["teacher"] = teacher.numpy().astype(np.float32)
             g["logits"] = z.detach().numpy().astype(np.float32)
+            if bns:
+                f.attrs[f"{name}.train"] = np.int64(name in TRAIN_MODE)
+                for sname, v in state.items():
+                    g[f"state/{sname}"] = v.numpy().astype(np.float32)
+                if name in TRAIN_MODE:
+                    for i, m in bns:
+                        for k in ("mean", "var"):
+                            g[f"state_after/layer{i}.bn.running_{k}"] = getattr(m, "running_" + k).numpy().astype(np.float32)
             for pname, (p, to_mimic) in params.items():
                 g[f"params/{pname}"] = to_mimic(p.detach()).contiguous().numpy().astype(np.float32)
             for lname, loss in losses(z, labels, teacher).items():

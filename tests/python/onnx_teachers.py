@@ -1,7 +1,9 @@
 # Builds small PyTorch teachers and exports them with torch.onnx.export for Mimic's ONNX tests: an MLP with
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
-# and a model with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
-# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm.onnx and bad/pool32/bnrelu.onnx)
+# a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
+# and models with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu.onnx and
+#                                   bad/pool32.onnx)
 import os
 import sys
 import warnings
@@ -46,20 +48,35 @@ cnn = nn.Sequential(nn.Conv2d(C, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
                     nn.Conv2d(6, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Sigmoid(), nn.Flatten(), nn.Linear(32, K))
 mm = MatMulNet()
 bad = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.LayerNorm(16), nn.Linear(16, K), nn.Softmax(dim=1))
-# Supported operators with settings Mimic cannot represent: overlapping pooling, BatchNorm after an activation.
-pool32 = nn.Sequential(nn.Conv2d(C, 4, 3), nn.MaxPool2d(3, stride=2), nn.Flatten(), nn.Linear(16, K))
+# Supported operators with settings Mimic cannot represent: dilated pooling. BatchNorm after an activation
+# (not foldable) imports as bn.
+pool32 = nn.Sequential(nn.Conv2d(C, 4, 3), nn.MaxPool2d(2, stride=2, dilation=2), nn.Flatten(), nn.Linear(16, K))
 bnrelu = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.Linear(16, K))
-for m in (mlp, cnn):
+for m in (mlp, cnn, bnrelu):
     for layer in m:
         if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
             randomize_bn(layer)
+
+# Created after the models above so that their random weights stay as they were.
+# AvgPool2d counting the padding exports as Pad + AveragePool; without, as AveragePool with pads.
+pools = nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(3, 1, 1),
+                      nn.AvgPool2d(2, 2, 1, count_include_pad=False), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU6(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, K))
+# SiLU exports as Sigmoid + Mul; Hardswish as HardSigmoid + Mul at opset 13 and as HardSwish at opset 14.
+acts = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.SiLU(), nn.Linear(16, 16), nn.Hardswish(),
+                     nn.Linear(16, 16), nn.Hardsigmoid(), nn.Linear(16, K))
+with torch.no_grad():
+    for layer in acts:
+        if isinstance(layer, nn.Linear):
+            layer.weight.mul_(4.0)  # pre-activations on both sides of every kink (-3, 0, 3)
 
 rng = np.random.default_rng(3)
 X = rng.standard_normal((N, C * H * W)).astype(np.float32)
 xt = torch.from_numpy(X).reshape(N, C, H, W)
 logits = {}
 for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), ("bad", bad, 17),
-                            ("pool32", pool32, 13), ("bnrelu", bnrelu, 13)):
+                            ("pool32", pool32, 13), ("bnrelu", bnrelu, 13), ("pools", pools, 13),
+                            ("acts", acts, 13), ("acts14", acts, 14)):
     model.eval()
     with torch.no_grad():
         logits[name] = model(xt).numpy().astype(np.float32)

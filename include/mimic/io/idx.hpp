@@ -15,6 +15,14 @@ struct IdxArray {
     std::int64_t row_size() const;
 };
 
+/// The header of an IDX file, checked against the file's length (truncation and trailing bytes are errors)
+/// without keeping the data: the array sources stream rows from data_offset.
+struct IdxHeader {
+    std::vector<std::int64_t> dims;
+    std::int64_t data_offset = 0; ///< offset of the first data byte in the uncompressed stream
+};
+IdxHeader read_idx_header(const std::string& path);
+
 /// Reads an unsigned-byte IDX file (magic 0x0000 08 NN). Throws mimic::Error on any problem.
 IdxArray read_idx(const std::string& path);
 

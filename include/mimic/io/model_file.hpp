@@ -47,5 +47,12 @@ void write_model(const h5::File& f, const nn::Model& model, ModelMeta& meta);
 /// The root attributes of a model file (shared with the sharded writer of model-parallel students).
 void write_model_attributes(const h5::File& f, const ModelMeta& meta, std::int64_t num_params);
 nn::Model read_model(const h5::File& f, ModelMeta* meta = nullptr);
+/// The model's non-trained state (batch normalisation's running statistics) as /state/<tensor name>, one
+/// float32 dataset per state tensor (nothing for a model without state). Collective on a parallel file:
+/// ranks with supply = false take part without data.
+void write_model_state(const h5::File& f, const nn::Model& model, bool supply);
+/// Reads /state into the model's state, checking every tensor; a file without /state (written before
+/// state existed, or by a model without any) leaves the initial values (mean 0, variance 1).
+void read_model_state(const h5::File& f, nn::Model& model);
 
 } // namespace mimic::io

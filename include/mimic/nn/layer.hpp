@@ -32,6 +32,8 @@ struct ForwardContext {
     bool train = false;
     std::uint64_t dropout_seed = 0;
     std::int64_t row_offset = 0; ///< index of this batch's first row in the global batch (data parallelism)
+    /// Sums per-channel statistics over the data replicas (batch normalisation); null: this rank alone.
+    const StatReducer* reduce_stats = nullptr;
 };
 
 /// A layer of a sequential network. Activations are [B, C*H*W] LayoutRight (NCHW per sample).
@@ -59,6 +61,16 @@ public:
     /// Points the layer at its parameter and gradient slices (one per ParamDecl, same order).
     virtual void bind(const std::vector<UnmanagedVector>& /*params*/,
                       const std::vector<UnmanagedVector>& /*grads*/) {}
+    /// Non-trained state tensors (batch normalisation's running statistics), laid out after the
+    /// parameters' order in Model::state().
+    virtual std::vector<ParamDecl> state_decls() const { return {}; }
+    /// Points the layer at its state slices (one per state_decls() entry) and sets their initial values.
+    virtual void bind_state(const std::vector<UnmanagedVector>& /*state*/) {}
+    /// True for layers whose training forward and backward reduce statistics over the data replicas.
+    virtual bool uses_batch_stats() const { return false; }
+    /// On a replica with no rows in a micro-batch: the reductions (and state updates) of a training forward
+    /// (forward = true) or backward over zero rows, so the collectives match the other replicas'.
+    virtual void idle_pass(bool /*forward*/, const StatReducer* /*reduce*/) {}
     /// Initialises its parameters: He normal (he = true, for a layer followed by ReLU) or Glorot
     /// uniform; biases zero. Deterministic in seed.
     virtual void init(std::uint64_t /*seed*/, bool /*he*/) {}

@@ -31,8 +31,13 @@ struct ParamTensor {
 
 class Layer;
 
+/// Sums a small vector over the data replicas in place (a data-parallel engine sets one; nn has no MPI).
+/// Every replica calls it the same number of times in the same order.
+using StatReducer = std::function<void(std::vector<double>&)>;
+
 /// Architecture: see include/mimic/nn/spec.hpp for the spec grammar (dense:N, bottleneck:K,
-/// conv:FxK[sS][pP], pool:K, relu, sigmoid, tanh, dropout:P, flatten).
+/// conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish,
+/// hardsigmoid, tanh, dropout:P, flatten, bn).
 ///
 /// Parameter tensors are named "layer<i>.<kind>.<W|b>" with i the 0-based position of the token in the
 /// spec, and laid out in spec order, W before b, without gaps:
@@ -40,6 +45,8 @@ class Layer;
 ///   bottleneck:K  layer<i>.bottleneck.W {in, K} (no bias)
 ///   conv:FxK      layer<i>.conv.W {C, K, K, F} (= PyTorch's weight [F, C, K, K] permuted (1, 2, 3, 0)),
 ///                 layer<i>.conv.b {F}
+///   bn            layer<i>.bn.W {C} (scale, 1 at init), layer<i>.bn.b {C} (shift); state
+///                 layer<i>.bn.running_mean {C}, layer<i>.bn.running_var {C}
 /// where `in` is the flattened size of the layer's input. Activations are NCHW per sample, flattened.
 ///
 /// Graphs are series-parallel: a block token (res(...), cat(...), gate(...); see spec.hpp) is one Layer
@@ -74,11 +81,24 @@ public:
     /// Flat parameter and gradient buffers on the device ([num_params]).
     Vector params() const { return params_; }
     Vector grads() const { return grads_; }
+    /// Non-trained state (batch normalisation's running mean and variance, "layer<i>.bn.running_mean" /
+    /// "running_var"), flat on the device ([num_state]); saved in model files and checkpoints.
+    Vector state() const { return state_; }
+    std::int64_t num_state() const { return num_state_; }
+    const std::vector<ParamTensor>& state_tensors() const { return state_tensors_; }
+    /// True when a layer uses batch statistics in training (bn): data-parallel training must then set a
+    /// StatReducer and run the same micro-batches on every replica (idle_pass() where it has no rows).
+    bool uses_batch_stats() const;
+    /// Sums batch statistics over the data replicas from now on (an empty function: this rank alone).
+    void set_stat_reducer(StatReducer reduce) { reduce_ = std::move(reduce); }
+    /// A training forward and backward over zero rows: only the statistic reductions and state updates,
+    /// for a replica whose slice of a micro-batch is empty.
+    void idle_pass();
 
     /// He initialisation for layers followed by ReLU, Glorot otherwise; biases zero. Deterministic in seed.
     void init(std::uint64_t seed);
     /// True when layer i's weights take He initialisation: the next activation, looking through dropout,
-    /// flatten and pooling, is ReLU.
+    /// flatten and pooling (max, average, global), is ReLU, ReLU6, SiLU or HardSwish.
     bool he_init(std::size_t i) const;
     /// x: [B, input_size]. Returns logits [B, output_size], valid until the next forward().
     /// train enables dropout; its masks depend only on (dropout_seed, layer, row_offset + row of x, unit):
@@ -112,8 +132,10 @@ private:
     std::vector<std::unique_ptr<Layer>> layers_;
     std::vector<ParamTensor> tensors_;
     std::vector<std::pair<std::int64_t, std::int64_t>> layer_params_; ///< see param_range()
-    std::int64_t num_params_ = 0;
-    Vector params_, grads_;
+    std::int64_t num_params_ = 0, num_state_ = 0;
+    Vector params_, grads_, state_;
+    std::vector<ParamTensor> state_tensors_;
+    StatReducer reduce_;
     std::vector<Matrix> acts_; ///< activations: acts_[0] = input, acts_[i+1] = output of layer i
     std::vector<Matrix> dacts_;
     // Storage behind acts_/dacts_ ([capacity_, width], grown only; flatten layers alias their input),
@@ -121,6 +143,9 @@ private:
     std::vector<Matrix> act_store_, dact_store_;
     std::int64_t capacity_ = 0, batch_ = -1;
     void reserve(std::int64_t batch);
+    void bind_state();
+    /// Whether backward() computes dL/dx of layer i (not for layers that only see the model input).
+    bool needs_dx(std::size_t i) const;
 };
 
 } // namespace mimic::nn

@@ -16,9 +16,18 @@ namespace mimic::nn {
 ///   conv:FxK       2-D convolution, F filters of K x K, stride 1, padding K/2 ('same' for odd K)
 ///   conv:FxKsS     ... with stride S;  conv:FxKpP ... with zero padding P;  conv:FxKsSpP both
 ///   pool:K         max pooling, window K x K, stride K (output floor(H/K) x floor(W/K))
+///   pool:KsS, pool:KpP, pool:KsSpP   max pooling with stride S (default K) and padding P <= K/2
+///                  (default 0), output floor((H + 2P - K) / S) + 1; padded cells never win
+///   avgpool:K[sS][pP]   average pooling, the same windows; the padded zeros count in the divisor
+///                  (PyTorch's count_include_pad=True): every window divides by K*K
+///   avgpool:K[sS][pP]e  ... dividing by the number of real (unpadded) cells (count_include_pad=False)
+///   gap            global average pooling: C x H x W -> C x 1 x 1
 ///   relu | sigmoid | tanh
+///   relu6 | silu | hardswish | hardsigmoid   (PyTorch's definitions: min(max(x, 0), 6), x·sigmoid(x),
+///                  x·relu6(x + 3)/6, relu6(x + 3)/6)
 ///   dropout:P      inverted dropout with drop probability 0 <= P < 1
 ///   flatten        C x H x W -> C*H*W (dense after conv/pool also flattens implicitly)
+///   bn             batch normalisation over channels (image input) or features (flat input)
 /// Example: conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10
 /// Tokens are numbered from 1 in error messages; layer i (0-based, as in parameter names) is token i+1.
 ///
@@ -33,7 +42,25 @@ namespace mimic::nn {
 ///                  16 x 8 x 8)
 /// Blocks nest. A token inside a block is numbered by its path: token 3.2.1 is the first token of the second
 /// branch of token 3.
-enum class LayerKind { Dense, Bottleneck, Conv, Pool, ReLU, Sigmoid, Tanh, Dropout, Flatten, Block };
+enum class LayerKind {
+    Dense,
+    Bottleneck,
+    Conv,
+    Pool,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    Dropout,
+    Flatten,
+    AvgPool,
+    GlobalAvgPool,
+    ReLU6,
+    SiLU,
+    HardSwish,
+    HardSigmoid,
+    BatchNorm,
+    Block
+};
 
 /// How a block joins its branches: sum (res), channel concatenation (cat), input times branch (gate).
 enum class Join { Add, Concat, Mul };
@@ -45,8 +72,9 @@ struct LayerSpec {
     std::size_t offset = 0; ///< character offset of the token in the spec
     int units = 0;          ///< dense/bottleneck units, conv filters
     int kernel = 0;         ///< conv/pool window
-    int stride = 1;         ///< conv stride (pool: = kernel)
-    int pad = 0;            ///< conv zero padding
+    int stride = 1;         ///< conv/pool stride (pool:K: = kernel)
+    int pad = 0;            ///< conv/pool zero padding
+    bool count_pad = true;  ///< avgpool: the padded zeros count in the divisor
     float rate = 0.0f;      ///< dropout probability
     std::string path;       ///< token number, dotted inside blocks ("3", "3.2.1"); empty: `position`
     Join join = Join::Add;  ///< block: how the branches join

@@ -35,7 +35,8 @@ struct TensorShard {
 class ShardedModel {
 public:
     /// Builds this rank's part of `spec` for a model group `model_comm` of M ranks. With M > 1 the spec
-    /// must end in dense:H, [relu|sigmoid|tanh,] dense:C with H >= M; anything else is a clear error.
+    /// must end in dense:H, [activation,] dense:C with H >= M (an elementwise activation: relu, relu6,
+    /// sigmoid, silu, hardswish, hardsigmoid or tanh); anything else is a clear error.
     ShardedModel(const std::string& spec, nn::Shape input, const Comm& model_comm);
 
     nn::Model& local() { return local_; }

@@ -172,6 +172,60 @@ void Block::bind(const std::vector<UnmanagedVector>& params, const std::vector<U
         }
 }
 
+std::vector<ParamDecl> Block::state_decls() const {
+    std::vector<ParamDecl> out;
+    for (std::size_t j = 0; j < branches_.size(); ++j) {
+        const auto& layers = branches_[j]->layers;
+        for (std::size_t k = 0; k < layers.size(); ++k)
+            for (auto d : layers[k]->state_decls()) {
+                d.suffix = detail::concat("b", j, ".", k, ".", layers[k]->kind(), ".", d.suffix);
+                out.push_back(d);
+            }
+    }
+    return out;
+}
+
+void Block::bind_state(const std::vector<UnmanagedVector>& state) {
+    std::size_t t = 0;
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers) {
+            const std::size_t n = layer->state_decls().size();
+            if (n) layer->bind_state(std::vector<UnmanagedVector>(state.begin() + t, state.begin() + t + n));
+            t += n;
+        }
+}
+
+bool Block::uses_batch_stats() const {
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers)
+            if (layer->uses_batch_stats()) return true;
+    return false;
+}
+
+void Block::idle_pass(bool forward, const StatReducer* reduce) {
+    if (!forward) return idle_backward(true, reduce);
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers)
+            if (layer->uses_batch_stats()) layer->idle_pass(true, reduce);
+}
+
+void Block::idle_backward(bool need_dx, const StatReducer* reduce) {
+    // As backward(): branch by branch, each from its last layer to its first real one, which computes dL/dx
+    // only when the block's caller needs it.
+    for (const auto& br : branches_) {
+        const std::size_t first = br->first_real();
+        for (std::size_t k = br->layers.size(); k-- > first;) {
+            Layer* layer = br->layers[k].get();
+            if (!layer->uses_batch_stats()) continue;
+            const bool dx = k > first || need_dx;
+            if (auto* block = dynamic_cast<Block*>(layer))
+                block->idle_backward(dx, reduce);
+            else if (dx)
+                layer->idle_pass(false, reduce);
+        }
+    }
+}
+
 void Block::init(std::uint64_t seed, bool he) {
     for (std::size_t j = 0; j < branches_.size(); ++j) {
         const auto& layers = branches_[j]->layers;

@@ -58,6 +58,14 @@ public:
 
     std::vector<ParamDecl> param_decls() const override;
     void bind(const std::vector<UnmanagedVector>& params, const std::vector<UnmanagedVector>& grads) override;
+    /// The branches' state tensors (batch normalisation's running statistics), named like the parameters.
+    std::vector<ParamDecl> state_decls() const override;
+    void bind_state(const std::vector<UnmanagedVector>& state) override;
+    bool uses_batch_stats() const override;
+    /// The statistic reductions of a forward (forward = true) or of a backward that computes dL/dx, over
+    /// zero rows, in the order of a real pass; idle_backward(need_dx) for a backward with or without dL/dx.
+    void idle_pass(bool forward, const StatReducer* reduce) override;
+    void idle_backward(bool need_dx, const StatReducer* reduce);
     void init(std::uint64_t seed, bool he) override;
     void forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) override;
     void backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) override;

@@ -27,6 +27,9 @@ class Mimic(CMakePackage, CudaPackage):
     depends_on("hdf5@1.10:+mpi")
     depends_on("boost@1.74:+program_options")
     depends_on("zlib-api")
+    # `mimic data import` of image folders decodes PNG and JPEG.
+    depends_on("libpng")
+    depends_on("jpeg")
     # `mimic import onnx` / `export onnx` are always built (cmake/MimicOnnx.cmake requires ONNX).
     depends_on("onnx")
     depends_on("protobuf")

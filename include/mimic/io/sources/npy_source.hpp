@@ -1,0 +1,16 @@
+// NumPy array sources: a `.npy` file and a member of an `.npz` archive (`FILE.npz:key`), read by offset
+// from the parsed header (format versions 1 to 3; C order only; stored, not deflated, npz members).
+#pragma once
+
+#include "mimic/io/array_source.hpp"
+
+namespace mimic::io {
+
+/// Opens a .npy file. Refuses Fortran order, object ('|O', e.g. ragged lists), structured and unsupported
+/// dtypes, and files shorter than the header declares.
+std::unique_ptr<ArraySource> open_npy(const std::string& path);
+/// Opens member `key` (or `key.npy`) of an .npz archive. A member compressed by np.savez_compressed is
+/// refused with the fix (np.savez).
+std::unique_ptr<ArraySource> open_npz_member(const std::string& path, const std::string& key);
+
+} // namespace mimic::io

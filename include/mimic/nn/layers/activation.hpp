@@ -1,0 +1,34 @@
+// The bounded and gated activations of mobile nets, with PyTorch's definitions and derivatives: ReLU6,
+// SiLU, HardSwish and HardSigmoid, as elementwise kernels over flat [B, n] activations.
+#pragma once
+
+#include "mimic/nn/layer.hpp"
+
+namespace mimic::nn {
+
+/// Which activation an ActivationLayer applies.
+enum class Activation { ReLU6, SiLU, HardSwish, HardSigmoid };
+
+/// y = f(x) elementwise over [B, n] (y may alias x).
+void activation_forward(Activation a, const Matrix& x, const Matrix& y);
+/// dx = dy * f'(x), from the forward input x (dx may alias dy). At the kinks f' takes PyTorch's side:
+/// relu6 and hardsigmoid 0 at both ends, hardswish x/3 + 1/2 at 3 and 0 at -3.
+void activation_backward(Activation a, const Matrix& x, const Matrix& dy, const Matrix& dx);
+
+class ActivationLayer : public Layer {
+public:
+    ActivationLayer(int index, std::string token, Shape in, Activation a)
+        : Layer(index, std::move(token), in, in), act_(a) {}
+    const char* kind() const override;
+    void forward(const Matrix& x, const Matrix& y, const ForwardContext&) override {
+        activation_forward(act_, x, y);
+    }
+    void backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) override {
+        if (dx.extent(0) > 0) activation_backward(act_, x, dy, dx);
+    }
+
+private:
+    Activation act_;
+};
+
+} // namespace mimic::nn

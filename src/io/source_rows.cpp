@@ -1,0 +1,116 @@
+// ImageRows: shape and layout decisions, block reads converted to double and transposed from H, W, C
+// when the layout is nhwc; LabelRows: the label checks shared by every format.
+#include "mimic/io/source_rows.hpp"
+
+#include "mimic/core/error.hpp"
+#include "mimic/core/log.hpp"
+
+#include <climits>
+#include <cmath>
+
+namespace mimic::io {
+
+ImageRows::ImageRows(std::unique_ptr<ArraySource> src, const std::string& layout) : src_(std::move(src)) {
+    const auto& dims = src_->dims();
+    const std::string& n = src_->name();
+    const std::string native = src_->native_layout();
+    if (!layout.empty() && layout != "nhwc" && layout != "nchw")
+        fail("--layout: '", layout, "' is not one of nhwc, nchw");
+    for (auto x : dims)
+        if (x > INT_MAX) fail(n, ": dimension ", x, " is too large");
+    if (dims.size() == 2) {
+        w_ = int(dims[1]);
+    } else if (dims.size() == 3) {
+        h_ = int(dims[1]), w_ = int(dims[2]);
+    } else if (dims.size() == 4) {
+        if (!native.empty() && !layout.empty() && layout != native)
+            fail(n, ": the format stores rows as ", native, "; drop --layout ", layout);
+        const std::string l = native.empty() ? layout : native;
+        if (l.empty())
+            fail(n, ": rows of shape (", dims[1], ", ", dims[2], ", ", dims[3],
+                 ") need --layout nhwc (height, width, channels; NumPy and TensorFlow images) or nchw");
+        nhwc_ = l == "nhwc";
+        c_ = int(nhwc_ ? dims[3] : dims[1]), h_ = int(nhwc_ ? dims[1] : dims[2]),
+        w_ = int(nhwc_ ? dims[2] : dims[3]);
+    } else {
+        fail(n, ": an array of rank ", dims.size(), " (shape", dims.size() ? " starting " : "",
+             dims.size() ? std::to_string(dims[0]) : "", "); images need rank 2 (N, D), 3 (N, H, W) or 4");
+    }
+    if (d() == 0) fail(n, ": rows have no features");
+}
+
+double ImageRows::scale() const {
+    return src_->elem() == Elem::u8 ? 1.0 / 255.0 : 1.0;
+}
+
+void ImageRows::read(std::int64_t begin, std::int64_t count, double* out) const {
+    const std::int64_t d = this->d();
+    raw_.resize(size_t(count * d) * elem_size(src_->elem()));
+    if (count > 0) src_->read(begin, count, raw_.data());
+    double* dst = out;
+    if (nhwc_) {
+        tmp_.resize(size_t(count * d));
+        dst = tmp_.data();
+    }
+    elem_to_double(src_->elem(), raw_.data(), count * d, dst);
+    if (nhwc_) {
+        const std::int64_t hw = std::int64_t(h_) * w_;
+        for (std::int64_t r = 0; r < count; ++r)
+            for (std::int64_t p = 0; p < hw; ++p)
+                for (int c = 0; c < c_; ++c)
+                    out[r * d + c * hw + p] = dst[size_t(r * d + p * c_ + c)];
+    }
+    if (!elem_is_float(src_->elem())) return;
+    for (std::int64_t i = 0; i < count * d; ++i)
+        if (!std::isfinite(out[i]))
+            fail(name(), ": row ", begin + i / d, ", feature ", i % d, " is ", out[i],
+                 "; every value must be finite (clean or drop that row)");
+}
+
+LabelRows::LabelRows(const ArraySource& images) : src_(&images), own_labels_(true) {
+    if (!images.has_labels()) fail(images.name(), ": carries no labels; name a label file");
+}
+
+LabelRows::LabelRows(std::unique_ptr<ArraySource> labels) : owned_(std::move(labels)), src_(owned_.get()) {
+    const auto& dims = src_->dims();
+    if (dims.size() != 1 && !(dims.size() == 2 && dims[1] == 1))
+        fail(src_->name(), ": labels must be 1-D (one per row), found ", dims.size(), " dimensions");
+}
+
+void LabelRows::read(std::int64_t begin, std::int64_t count, int* y) const {
+    std::vector<double> v(static_cast<size_t>(count));
+    if (own_labels_) {
+        std::vector<std::int64_t> l(static_cast<size_t>(count));
+        src_->read_labels(begin, count, l.data());
+        for (std::int64_t i = 0; i < count; ++i)
+            v[size_t(i)] = double(l[size_t(i)]);
+    } else {
+        std::vector<unsigned char> raw(size_t(count) * elem_size(src_->elem()));
+        if (count > 0) src_->read(begin, count, raw.data());
+        elem_to_double(src_->elem(), raw.data(), count, v.data());
+    }
+    for (std::int64_t i = 0; i < count; ++i) {
+        const double x = v[size_t(i)];
+        if (!(x == std::floor(x)) || x < 0 || x > INT_MAX)
+            fail(name(), ": row ", begin + i, " has label ", x, "; labels must be integers in [0, 2^31)");
+        y[i] = int(x);
+    }
+}
+
+Normalization read_normalization_for(const std::string& path, const ImageRows& x) {
+    par::Comm self(MPI_COMM_SELF, false);
+    DatasetReader r(path, self);
+    Normalization n{r.meta(), r.norm_mean(), r.norm_std()};
+    if (n.meta.c != x.c() || n.meta.h != x.h() || n.meta.w != x.w())
+        fail(path, ": --norm-from file holds rows of shape ", n.meta.c, "x", n.meta.h, "x", n.meta.w, " but ",
+             x.name(), " holds ", x.c(), "x", x.h(), "x", x.w(),
+             "; normalise with a training file of the same shape");
+    if (std::int64_t(n.mean.size()) != x.d() || std::int64_t(n.stdev.size()) != x.d())
+        fail(path, ": /norm/mean and /norm/std must have ", x.d(), " entries");
+    if (n.meta.norm_scale != x.scale())
+        log::info("note: ", x.name(), " holds ", elem_name(x.source().elem()), " values; they are scaled by ",
+                  n.meta.norm_scale, " as in ", path, " (its norm_scale)");
+    return n;
+}
+
+} // namespace mimic::io

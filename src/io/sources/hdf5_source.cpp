@@ -1,0 +1,105 @@
+// Hdf5Source: the file opened serially on each rank (independent reads of disjoint rows), the dataset's
+// type mapped to an element type, rows read as a hyperslab converted by HDF5 to the native type.
+#include "mimic/io/sources/hdf5_source.hpp"
+
+#include "mimic/io/hdf5.hpp"
+
+namespace mimic::io {
+
+namespace {
+hid_t native_type(Elem e) {
+    switch (e) {
+    case Elem::u8:
+        return H5T_NATIVE_UINT8;
+    case Elem::i8:
+        return H5T_NATIVE_INT8;
+    case Elem::u16:
+        return H5T_NATIVE_UINT16;
+    case Elem::i16:
+        return H5T_NATIVE_INT16;
+    case Elem::u32:
+        return H5T_NATIVE_UINT32;
+    case Elem::i32:
+        return H5T_NATIVE_INT32;
+    case Elem::u64:
+        return H5T_NATIVE_UINT64;
+    case Elem::i64:
+        return H5T_NATIVE_INT64;
+    case Elem::f32:
+        return H5T_NATIVE_FLOAT;
+    case Elem::f64:
+        return H5T_NATIVE_DOUBLE;
+    }
+    return H5T_NATIVE_UINT8;
+}
+
+Elem elem_of(hid_t dset, const std::string& name) {
+    h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(dset)), H5Tclose);
+    const H5T_class_t cls = H5Tget_class(t);
+    const size_t size = H5Tget_size(t);
+    if (cls == H5T_VLEN) fail(name, ": is a variable-length (ragged) dataset; store a rectangular array");
+    if (cls == H5T_FLOAT) {
+        if (size == 4) return Elem::f32;
+        if (size == 8) return Elem::f64;
+        fail(name, ": ", 8 * size, "-bit floating point is not supported (float32 or float64)");
+    }
+    if (cls != H5T_INTEGER)
+        fail(name, ": holds non-numeric values (HDF5 type class ", int(cls), "); store a numeric array");
+    const bool sign = H5Tget_sign(t) == H5T_SGN_2;
+    switch (size) {
+    case 1:
+        return sign ? Elem::i8 : Elem::u8;
+    case 2:
+        return sign ? Elem::i16 : Elem::u16;
+    case 4:
+        return sign ? Elem::i32 : Elem::u32;
+    case 8:
+        return sign ? Elem::i64 : Elem::u64;
+    default:
+        fail(name, ": ", 8 * size, "-bit integers are not supported");
+    }
+}
+
+class Hdf5Source : public ArraySource {
+public:
+    Hdf5Source(h5::File f, h5::Handle d, const std::string& name, std::vector<std::int64_t> dims, Elem e)
+        : ArraySource(name, std::move(dims), e), file_(std::move(f)), dset_(std::move(d)) {}
+    ~Hdf5Source() override {
+        dset_.reset();
+        file_.close();
+    }
+    void read(std::int64_t begin, std::int64_t count, void* buf) const override {
+        h5::Selection sel;
+        sel.start.assign(dims_.size(), 0);
+        sel.count.assign(dims_.begin(), dims_.end());
+        sel.start[0] = hsize_t(begin);
+        sel.count[0] = hsize_t(count);
+        if (count == 0) return;
+        h5::read_selection(dset_, native_type(elem_), sel, buf, false);
+    }
+
+private:
+    h5::File file_;
+    h5::Handle dset_;
+};
+} // namespace
+
+std::unique_ptr<ArraySource> open_hdf5_source(const std::string& path, const std::string& dataset) {
+    const std::string name = path + ":" + dataset;
+    auto f = h5::File::open(path, MPI_COMM_NULL);
+    if (dataset.empty()) fail(path, ": name the dataset as ", path, ":/path (e.g. ", path, ":/X)");
+    if (!f.has(dataset)) fail(name, ": no such dataset in the file");
+    {
+        h5::Handle o(MIMIC_H5_CHECK(H5Oopen(f.id(), dataset.c_str(), H5P_DEFAULT)), H5Oclose);
+        if (H5Iget_type(o) != H5I_DATASET) fail(name, ": is not a dataset (a group?)");
+    }
+    auto d = h5::open_dataset(f, dataset);
+    std::vector<std::int64_t> dims;
+    for (auto x : h5::dataset_dims(d))
+        dims.push_back(std::int64_t(x));
+    if (dims.empty()) fail(name, ": is a scalar; an array of rows is needed");
+    const Elem e = elem_of(d, name);
+    return std::make_unique<Hdf5Source>(std::move(f), std::move(d), name, std::move(dims), e);
+}
+
+} // namespace mimic::io

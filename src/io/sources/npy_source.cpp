@@ -1,0 +1,261 @@
+// .npy header parsing (magic, version, the header dict's descr / fortran_order / shape) and .npz member
+// lookup through the zip central directory (zip64 included); the array is read by pread, never loaded.
+#include "mimic/io/sources/npy_source.hpp"
+
+#include "mimic/core/error.hpp"
+#include "mimic/io/sources/raw_file.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+namespace mimic::io {
+
+namespace {
+struct NpyHeader {
+    std::vector<std::int64_t> dims;
+    Elem elem = Elem::u8;
+    bool swap = false;            ///< big-endian data on this (little-endian) host
+    std::int64_t data_offset = 0; ///< from the start of the array's bytes
+};
+
+/// The value text of `'key':` in the header dict, up to the next top-level ',' or '}'.
+std::string dict_value(const std::string& hdr, const std::string& key, const std::string& name) {
+    const auto k = hdr.find("'" + key + "'");
+    if (k == std::string::npos) fail(name, ": .npy header has no '", key, "' entry");
+    auto p = hdr.find(':', k);
+    if (p == std::string::npos) fail(name, ": malformed .npy header");
+    ++p;
+    int depth = 0;
+    std::string v;
+    for (; p < hdr.size(); ++p) {
+        const char c = hdr[p];
+        if (c == '(' || c == '[') ++depth;
+        if (c == ')' || c == ']') --depth;
+        if (depth == 0 && (c == ',' || c == '}')) break;
+        v += c;
+    }
+    const auto a = v.find_first_not_of(" \t"), b = v.find_last_not_of(" \t");
+    return a == std::string::npos ? "" : v.substr(a, b - a + 1);
+}
+
+Elem parse_descr(const std::string& descr, const std::string& name, bool& swap) {
+    if (descr.empty() || descr[0] == '[')
+        fail(name, ": structured NumPy arrays (dtype ", descr,
+             ") are not supported; save a plain numeric array");
+    if (descr.size() < 4 || (descr.front() != '\'' && descr.front() != '"'))
+        fail(name, ": malformed .npy dtype ", descr);
+    const std::string d = descr.substr(1, descr.size() - 2);
+    if (d.find('O') != std::string::npos)
+        fail(name, ": holds Python objects (dtype ", d,
+             "; a ragged list of arrays?); save a rectangular "
+             "numeric array, e.g. np.stack(rows)");
+    const char order = d[0];
+    if (order != '<' && order != '>' && order != '|' && order != '=')
+        fail(name, ": malformed .npy dtype ", d);
+    swap = order == '>';
+    const std::string t = d.substr(1);
+    static const std::pair<const char*, Elem> known[] = {
+        {"u1", Elem::u8},  {"i1", Elem::i8},  {"u2", Elem::u16}, {"i2", Elem::i16}, {"u4", Elem::u32},
+        {"i4", Elem::i32}, {"u8", Elem::u64}, {"i8", Elem::i64}, {"f4", Elem::f32}, {"f8", Elem::f64}};
+    for (const auto& [code, e] : known)
+        if (t == code) return e;
+    fail(name, ": NumPy dtype ", d, " is not supported (use uint8, int8-64, uint16-64, float32 or float64)");
+}
+
+std::vector<std::int64_t> parse_shape(const std::string& text, const std::string& name) {
+    if (text.size() < 2 || text.front() != '(' || text.back() != ')')
+        fail(name, ": malformed .npy shape ", text);
+    std::vector<std::int64_t> dims;
+    std::stringstream ss(text.substr(1, text.size() - 2));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        const auto a = item.find_first_not_of(" L"), b = item.find_last_not_of(" L");
+        if (a == std::string::npos) continue;
+        const std::string v = item.substr(a, b - a + 1);
+        if (v.find_first_not_of("0123456789") != std::string::npos || v.size() > 18)
+            fail(name, ": malformed or implausible .npy shape ", text);
+        dims.push_back(std::stoll(v));
+    }
+    if (dims.empty()) fail(name, ": holds a scalar (shape ()); an array of rows is needed");
+    return dims;
+}
+
+NpyHeader parse_npy(const RawFile& f, std::int64_t base, const std::string& name) {
+    unsigned char pre[12];
+    f.read_at(base, 10, pre);
+    if (std::memcmp(pre, "\x93NUMPY", 6) != 0) fail(name, ": not a .npy array (no \\x93NUMPY magic)");
+    const int major = pre[6];
+    std::int64_t hlen = 0, hstart = 10;
+    if (major == 1) {
+        hlen = pre[8] | pre[9] << 8;
+    } else if (major == 2 || major == 3) {
+        f.read_at(base + 10, 2, pre + 10);
+        hlen = std::int64_t(pre[8]) | std::int64_t(pre[9]) << 8 | std::int64_t(pre[10]) << 16 |
+               std::int64_t(pre[11]) << 24;
+        hstart = 12;
+    } else {
+        fail(name, ": .npy format version ", major, " is not supported (1, 2 or 3)");
+    }
+    if (hlen > (1 << 24)) fail(name, ": implausible .npy header length ", hlen);
+    std::string hdr(size_t(hlen), '\0');
+    f.read_at(base + hstart, hlen, hdr.data());
+    NpyHeader h;
+    h.elem = parse_descr(dict_value(hdr, "descr", name), name, h.swap);
+    if (dict_value(hdr, "fortran_order", name) != "False")
+        fail(name, ": is in Fortran order; save it in C order (np.ascontiguousarray)");
+    h.dims = parse_shape(dict_value(hdr, "shape", name), name);
+    h.data_offset = hstart + hlen;
+    return h;
+}
+
+class NpySource : public ArraySource {
+public:
+    NpySource(std::shared_ptr<RawFile> f, std::string name, const NpyHeader& h, std::int64_t start)
+        : ArraySource(std::move(name), h.dims, h.elem), f_(std::move(f)), start_(start), swap_(h.swap) {}
+    void read(std::int64_t begin, std::int64_t count, void* buf) const override {
+        const std::int64_t row = row_elements() * std::int64_t(elem_size(elem_));
+        f_->read_at(start_ + begin * row, count * row, buf);
+        if (swap_) byteswap(buf, count * row_elements());
+    }
+
+private:
+    void byteswap(void* buf, std::int64_t n) const {
+        const size_t s = elem_size(elem_);
+        auto* p = static_cast<unsigned char*>(buf);
+        for (std::int64_t i = 0; i < n; ++i)
+            std::reverse(p + size_t(i) * s, p + size_t(i + 1) * s);
+    }
+    std::shared_ptr<RawFile> f_;
+    std::int64_t start_;
+    bool swap_;
+};
+
+std::unique_ptr<ArraySource> make_npy(std::shared_ptr<RawFile> f, const std::string& name, std::int64_t base,
+                                      std::int64_t length) {
+    const NpyHeader h = parse_npy(*f, base, name);
+    std::int64_t bytes = std::int64_t(elem_size(h.elem));
+    for (auto d : h.dims) {
+        if (d > 0 && bytes > (std::int64_t(1) << 50) / d) fail(name, ": implausible .npy shape");
+        bytes *= d;
+    }
+    const std::int64_t have = length - h.data_offset;
+    if (have < bytes)
+        fail(name, ": truncated: the header declares ", bytes, " data bytes but only ",
+             std::max<std::int64_t>(have, 0), " are present");
+    return std::make_unique<NpySource>(std::move(f), name, h, base + h.data_offset);
+}
+
+std::uint64_t le(const unsigned char* p, int n) {
+    std::uint64_t v = 0;
+    for (int i = n - 1; i >= 0; --i)
+        v = v << 8 | p[i];
+    return v;
+}
+} // namespace
+
+std::unique_ptr<ArraySource> open_npy(const std::string& path) {
+    auto f = std::make_shared<RawFile>(path);
+    return make_npy(f, path, 0, f->size());
+}
+
+namespace {
+struct ZipMember {
+    std::string name;
+    int method = 0;
+    std::int64_t size = 0, local_offset = 0;
+};
+
+/// The central directory's location (entries, offset) from the end records, zip64 included.
+std::pair<std::int64_t, std::int64_t> central_directory(const RawFile& f, const std::string& path) {
+    const std::int64_t tail = std::min<std::int64_t>(f.size(), 65557);
+    std::vector<unsigned char> t(static_cast<size_t>(tail));
+    f.read_at(f.size() - tail, tail, t.data());
+    std::int64_t e = -1;
+    for (std::int64_t i = tail - 22; i >= 0; --i)
+        if (le(&t[size_t(i)], 4) == 0x06054b50) {
+            e = i;
+            break;
+        }
+    if (e < 0)
+        fail(path, ": not a complete .npz (zip) archive: no end-of-central-directory record (truncated?)");
+    std::int64_t entries = std::int64_t(le(&t[size_t(e + 10)], 2)),
+                 offset = std::int64_t(le(&t[size_t(e + 16)], 4));
+    if (entries == 0xffff || offset == 0xffffffffLL) {
+        if (e < 20 || le(&t[size_t(e - 20)], 4) != 0x07064b50)
+            fail(path, ": zip64 locator missing (truncated?)");
+        unsigned char r[56];
+        f.read_at(std::int64_t(le(&t[size_t(e - 12)], 8)), 56, r);
+        if (le(r, 4) != 0x06064b50) fail(path, ": malformed zip64 end record");
+        entries = std::int64_t(le(r + 32, 8));
+        offset = std::int64_t(le(r + 48, 8));
+    }
+    return {entries, offset};
+}
+
+std::vector<ZipMember> zip_members(const RawFile& f, const std::string& path) {
+    auto [entries, p] = central_directory(f, path);
+    std::vector<ZipMember> out;
+    for (std::int64_t i = 0; i < entries; ++i) {
+        unsigned char h[46];
+        f.read_at(p, 46, h);
+        if (le(h, 4) != 0x02014b50) fail(path, ": malformed zip central directory (entry ", i, ")");
+        const std::int64_t nl = std::int64_t(le(h + 28, 2)), xl = std::int64_t(le(h + 30, 2)),
+                           cl = std::int64_t(le(h + 32, 2));
+        std::vector<unsigned char> var(size_t(nl + xl));
+        f.read_at(p + 46, nl + xl, var.data());
+        ZipMember m;
+        m.name.assign(var.begin(), var.begin() + nl);
+        m.method = int(le(h + 10, 2));
+        std::uint64_t usize = le(h + 24, 4), off = le(h + 42, 4);
+        for (std::int64_t x = nl; x + 4 <= nl + xl;) { // zip64 extra field: the 64-bit values in order
+            const std::int64_t id = std::int64_t(le(&var[size_t(x)], 2)),
+                               len = std::int64_t(le(&var[size_t(x + 2)], 2));
+            if (id == 1) {
+                std::int64_t q = x + 4;
+                const std::int64_t end = std::min(x + 4 + len, nl + xl);
+                auto next = [&](std::uint64_t& v) { // the next 64-bit value, when the field holds it
+                    if (q + 8 > end) fail(path, ": malformed zip64 extra field (entry ", i, ")");
+                    v = le(&var[size_t(q)], 8);
+                    q += 8;
+                };
+                std::uint64_t skip = 0;
+                if (usize == 0xffffffffu) next(usize);
+                if (le(h + 20, 4) == 0xffffffffu) next(skip);
+                if (off == 0xffffffffu) next(off);
+            }
+            x += 4 + len;
+        }
+        m.size = std::int64_t(usize);
+        m.local_offset = std::int64_t(off);
+        out.push_back(m);
+        p += 46 + nl + xl + cl;
+    }
+    return out;
+}
+} // namespace
+
+std::unique_ptr<ArraySource> open_npz_member(const std::string& path, const std::string& key) {
+    auto f = std::make_shared<RawFile>(path);
+    const std::string name = path + ":" + key;
+    std::string names;
+    for (const auto& m : zip_members(*f, path)) {
+        if (m.name != key && m.name != key + ".npy") {
+            names += (names.empty() ? "" : ", ") + m.name.substr(0, m.name.rfind(".npy"));
+            continue;
+        }
+        if (m.method != 0)
+            fail(name, ": the member is compressed (np.savez_compressed); write the archive with np.savez "
+                       "or save the array as .npy");
+        unsigned char lh[30];
+        f->read_at(m.local_offset, 30, lh);
+        if (le(lh, 4) != 0x04034b50) fail(name, ": malformed zip local header");
+        const std::int64_t data =
+            m.local_offset + 30 + std::int64_t(le(lh + 26, 2)) + std::int64_t(le(lh + 28, 2));
+        if (data + m.size > f->size()) fail(name, ": truncated: the member ends past the end of the file");
+        return make_npy(f, name, data, m.size);
+    }
+    fail(path, ": has no member '", key, "' (members: ", names.empty() ? "none" : names, ")");
+}
+
+} // namespace mimic::io

@@ -1,0 +1,105 @@
+// ReLU6, SiLU, HardSwish and HardSigmoid: one flat elementwise kernel per activation and direction; the
+// sigmoid of SiLU never exponentiates a positive number.
+#include "mimic/nn/layers/activation.hpp"
+
+namespace mimic::nn {
+
+namespace {
+
+KOKKOS_INLINE_FUNCTION float clamp06(float v) {
+    return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+}
+KOKKOS_INLINE_FUNCTION float stable_sigmoid(float v) {
+    if (v >= 0.0f) return 1.0f / (1.0f + kmath::exp(-v));
+    const float e = kmath::exp(v);
+    return e / (1.0f + e);
+}
+
+} // namespace
+
+const char* ActivationLayer::kind() const {
+    switch (act_) {
+    case Activation::ReLU6:
+        return "relu6";
+    case Activation::SiLU:
+        return "silu";
+    case Activation::HardSwish:
+        return "hardswish";
+    case Activation::HardSigmoid:
+        return "hardsigmoid";
+    }
+    return "?";
+}
+
+void activation_forward(Activation a, const Matrix& x, const Matrix& y) {
+    const std::int64_t n = std::int64_t(x.size());
+    MIMIC_REQUIRE(std::int64_t(y.size()) == n, "activation_forward: ", n, " inputs but ", y.size(),
+                  " outputs");
+    const float* xp = x.data();
+    float* yp = y.data();
+    const RangePolicy all(0, n);
+    switch (a) {
+    case Activation::ReLU6:
+        Kokkos::parallel_for(
+            "mimic::nn::relu6::forward", all,
+            KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = clamp06(xp[i]); });
+        break;
+    case Activation::SiLU:
+        Kokkos::parallel_for(
+            "mimic::nn::silu::forward", all,
+            KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = xp[i] * stable_sigmoid(xp[i]); });
+        break;
+    case Activation::HardSwish:
+        Kokkos::parallel_for(
+            "mimic::nn::hardswish::forward", all,
+            KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = xp[i] * clamp06(xp[i] + 3.0f) / 6.0f; });
+        break;
+    case Activation::HardSigmoid:
+        Kokkos::parallel_for(
+            "mimic::nn::hardsigmoid::forward", all,
+            KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = clamp06(xp[i] + 3.0f) / 6.0f; });
+        break;
+    }
+}
+
+void activation_backward(Activation a, const Matrix& x, const Matrix& dy, const Matrix& dx) {
+    const std::int64_t n = std::int64_t(x.size());
+    MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n,
+                  "activation_backward: size mismatch");
+    const float* xp = x.data();
+    const float* dyp = dy.data();
+    float* dxp = dx.data();
+    const RangePolicy all(0, n);
+    switch (a) {
+    case Activation::ReLU6:
+        Kokkos::parallel_for(
+            "mimic::nn::relu6::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float v = xp[i], g = dyp[i];
+                dxp[i] = v > 0.0f && v < 6.0f ? g : 0.0f;
+            });
+        break;
+    case Activation::SiLU:
+        Kokkos::parallel_for(
+            "mimic::nn::silu::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float v = xp[i], s = stable_sigmoid(v);
+                dxp[i] = dyp[i] * s * (1.0f + v * (1.0f - s));
+            });
+        break;
+    case Activation::HardSwish:
+        Kokkos::parallel_for(
+            "mimic::nn::hardswish::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float v = xp[i], g = dyp[i];
+                dxp[i] = v < -3.0f ? 0.0f : v <= 3.0f ? g * (v / 3.0f + 0.5f) : g;
+            });
+        break;
+    case Activation::HardSigmoid:
+        Kokkos::parallel_for(
+            "mimic::nn::hardsigmoid::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float v = xp[i], g = dyp[i];
+                dxp[i] = v > -3.0f && v < 3.0f ? g / 6.0f : 0.0f;
+            });
+        break;
+    }
+}
+
+} // namespace mimic::nn
