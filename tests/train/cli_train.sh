@@ -77,20 +77,27 @@ resume_after_kill)
   py edit_model.py weights "$d/straight2.h5" "$d/resumed2.h5" || die "2-rank resumed weights differ"
   ;;
 residual)
-  # A residual net (identity and projection shortcuts, a concatenation, an SE gate) trains end to end; a run
-  # stopped at a checkpoint and resumed gives the uninterrupted run's weights bit for bit, on 1 and 2 ranks.
+  # A residual net (identity and projection shortcuts, bn inside a branch, a concatenation, an SE gate) trains
+  # end to end; a run stopped at a checkpoint and resumed gives the uninterrupted run's weights (and bn's
+  # running statistics) bit for bit, on 1 and 2 ranks.
   tiny "$d/train.h5" 600 1 2 6 6 3
-  arch="conv:8x3,relu,res(conv:8x3,relu,conv:8x3),relu,res(conv:12x3s2,relu,conv:12x3|conv:12x1s2),relu"
+  arch="conv:8x3,relu,res(conv:8x3,bn,relu,conv:8x3,bn),relu,res(conv:12x3s2,relu,conv:12x3|conv:12x1s2),relu"
   arch+=",cat(id|conv:4x1,relu),gate(pool:3,conv:4x1,relu,conv:16x1,sigmoid),dense:3"
   args=(train --data "$d/train.h5" --arch "$arch" --epochs 3 --batch 32 --optimizer adam --lr 0.01
         --checkpoint-every 10)
   "$MIMIC" "${args[@]}" --out "$d/straight.h5" --quiet || die "uninterrupted run failed"
-  "$MIMIC" info "$d/straight.h5" | grep -q "res(conv:8x3,relu,conv:8x3)" || die "mimic info does not show the spec"
+  "$MIMIC" info "$d/straight.h5" | grep -q "res(conv:8x3,bn,relu,conv:8x3,bn)" || die "mimic info does not show the spec"
   "$MIMIC" "${args[@]}" --out "$d/resumed.h5" --stop-after-steps 25 --quiet || die "stopped run failed"
   [ ! -e "$d/resumed.h5" ] && [ -e "$d/resumed.h5.ckpt" ] || die "expected a checkpoint and no model after the stop"
   "$MIMIC" "${args[@]}" --out "$d/resumed.h5" | grep "train: resuming from .*resumed.h5.ckpt at epoch" ||
     die "the rerun did not resume"
   py edit_model.py weights "$d/straight.h5" "$d/resumed.h5" || die "resumed weights differ from the uninterrupted run"
+  "$MIMIC_PYTHON" -c "import h5py, numpy as np, sys
+a, b = h5py.File('$d/straight.h5', 'r'), h5py.File('$d/resumed.h5', 'r')
+names = sorted(a['state'])
+assert 'layer2.res.b0.1.bn.running_mean' in names and names == sorted(b['state']), names
+sys.exit(0 if all(np.array_equal(a['state'][n][()], b['state'][n][()]) for n in names) else 1)" ||
+    die "the resumed run's bn running statistics differ from the uninterrupted run's"
   "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/straight2.h5" --quiet || die "2-rank run failed"
   "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" --stop-after-steps 25 --quiet || die "stopped run failed"
   "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" --quiet || die "2-rank resume failed"
