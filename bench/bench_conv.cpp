@@ -66,7 +66,7 @@ ConvShape parse_shape(const std::string& s) {
     return r;
 }
 
-void bench_shape(const ConvShape& s, int batch, int reps, double min_s) {
+void bench_shape(const ConvShape& s, const nn::ConvTuning& t, int batch, int reps, double min_s) {
     const nn::ConvGeometry& g = s.g;
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
     const Matrix x = random_matrix("mimic::bench::x", batch, in, 1);
@@ -79,19 +79,20 @@ void bench_shape(const ConvShape& s, int batch, int reps, double min_s) {
     const UnmanagedVector bv(b.data(), g.f), dbv(db.data(), g.f);
     Matrix y("mimic::bench::y", batch, out), dx("mimic::bench::dx", batch, in);
     nn::ConvWorkspace ws;
-    const double fwd = best_time(reps, min_s, [&] { nn::conv2d_forward(x, W, bv, g, ws, y); });
+    const double fwd = best_time(reps, min_s, [&] { nn::conv2d_forward(x, W, bv, g, t, ws, y); });
     const double train = best_time(reps, min_s, [&] {
-        nn::conv2d_forward(x, W, bv, g, ws, y);
-        nn::conv2d_backward(x, dy, W, g, ws, dW, dbv, dx);
+        nn::conv2d_forward(x, W, bv, g, t, ws, y);
+        nn::conv2d_backward(x, dy, W, g, t, ws, dW, dbv, dx);
     });
     std::printf("mimic conv %s batch %d fwd %.1f fwdbwd %.1f samples/s\n", s.name.c_str(), batch, batch / fwd,
                 batch / train);
     std::fflush(stdout);
 }
 
-void bench_model(const std::string& spec, nn::Shape in, int infer_batch, int train_batch, int reps,
-                 double min_s) {
+void bench_model(const std::string& spec, nn::Shape in, const nn::ConvTuning& t, int infer_batch,
+                 int train_batch, int reps, double min_s) {
     nn::Model m(spec, in);
+    m.set_conv_tuning(t);
     m.init(1);
     const Matrix xi = random_matrix("mimic::bench::x", infer_batch, m.input_size(), 3);
     const double infer = best_time(reps, min_s, [&] { m.forward(xi, false); });
@@ -126,6 +127,7 @@ int main(int argc, char** argv) {
     int batch = 64, reps = 3, infer_batch = 256, train_batch = 128;
     double min_s = 0.2;
     std::string shapes, model;
+    nn::ConvTuning tuning;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--shapes")
@@ -143,9 +145,9 @@ int main(int argc, char** argv) {
         else if (a == "--train-batch")
             train_batch = std::atoi(argv[i + 1]);
         else if (a == "--direct")
-            nn::set_conv_direct_enabled(std::atoi(argv[i + 1]) != 0);
+            tuning.direct = std::atoi(argv[i + 1]) != 0;
         else if (a == "--tiles")
-            nn::set_conv_direct_tiles(std::atoi(argv[i + 1]));
+            tuning.direct_tiles = std::atoi(argv[i + 1]);
         else {
             std::fprintf(
                 stderr,
@@ -156,7 +158,8 @@ int main(int argc, char** argv) {
     }
     std::stringstream list(shapes);
     for (std::string s; std::getline(list, s, ',');)
-        if (!s.empty()) bench_shape(parse_shape(s), batch, reps, min_s);
-    if (!model.empty()) bench_model(model, nn::Shape{1, 28, 28}, infer_batch, train_batch, reps, min_s);
+        if (!s.empty()) bench_shape(parse_shape(s), tuning, batch, reps, min_s);
+    if (!model.empty())
+        bench_model(model, nn::Shape{1, 28, 28}, tuning, infer_batch, train_batch, reps, min_s);
     return 0;
 }

@@ -4,6 +4,7 @@
 mimic_gtest(test_nn_gradients SOURCES nn/test_nn_gradients.cpp RANKS 1)
 mimic_gtest(test_nn_model SOURCES nn/test_nn_model.cpp RANKS 1)
 mimic_gtest(test_nn_conv SOURCES nn/test_nn_conv.cpp RANKS 1)
+mimic_gtest(test_nn_fold SOURCES nn/test_nn_fold.cpp RANKS 1)
 
 # The PyTorch reference is generated once per ctest run; without torch the fixture (and so the test) fails.
 add_test(NAME nn.golden.generate

@@ -10,3 +10,5 @@ foreach(t test_parallel test_distill)
   set_tests_properties(${t}.host_staged.np2 PROPERTIES ENVIRONMENT "${MIMIC_TEST_ENV};MIMIC_HOST_STAGED_MPI=1"
                                                        PROCESSORS 2)
 endforeach()
+# par::Comm's typed collectives (allreduce of arrays, broadcast, gatherv, split_shared, dup, self).
+mimic_gtest(test_parallel_collectives SOURCES parallel/test_collectives.cpp RANKS 1 2 4)

@@ -3,6 +3,7 @@
 // on rank 0, runs the stage and maps errors to exit codes.
 #include "mimic/cli/app.hpp"
 
+#include "mimic/core/comm.hpp"
 #include "mimic/core/error.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/log.hpp"
@@ -261,8 +262,7 @@ void echo_configuration(const std::string& command, const po::options_descriptio
                         const po::variables_map& vm) {
     log::info(mimic_version_string(), " | Kokkos ", kokkos_version_string(), " | ", mpi_version_string(),
               " | HDF5 ", hdf5_version_string());
-    int size = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    const int size = par::Comm().size();
     log::info("mimic ", command, " on ", size, " rank", size == 1 ? "" : "s", ", resolved configuration:");
     for (const auto& o : desc.options()) {
         const std::string& name = o->long_name();
@@ -345,6 +345,109 @@ int run_stage(StageBase& stage, bool root) {
     return 0;
 }
 
+/// The command args name ("ensemble train", "train"), with its words removed from args; null if none.
+const Command* find_command(std::vector<std::string>& args) {
+    const Command* cmd = nullptr;
+    size_t consumed = 0;
+    for (const auto& c : commands()) {
+        if (args.size() >= 2 && c.name == args[0] + " " + args[1]) cmd = &c, consumed = 2;
+    }
+    if (!cmd)
+        for (const auto& c : commands())
+            if (c.name == args[0]) cmd = &c, consumed = 1;
+    if (cmd) args.erase(args.begin(), args.begin() + long(consumed));
+    return cmd;
+}
+
+/// The options every command takes, besides its own.
+struct GlobalOptions {
+    std::string config_path;
+    bool quiet = false;
+    std::string precision = "fp32";
+    const char* env_hints = std::getenv("MIMIC_IO_HINTS");
+    std::string io_hints = env_hints ? env_hints : "";
+};
+
+void describe_global(po::options_description& desc, GlobalOptions& g) {
+    desc.add_options()("help,h", "show this help")("config", po::value(&g.config_path),
+                                                   "INI file with options (the command line wins)")(
+        "quiet", po::bool_switch(&g.quiet), "print errors only")(
+        "precision", po::value(&g.precision)->default_value(g.precision),
+        "GEMM precision: fp32 | tf32 (TF32 tensor cores through cuBLAS; CUDA builds only)")(
+        "io-hints", po::value(&g.io_hints)->default_value(g.io_hints),
+        "MPI-IO hints for every parallel file, key=value[,key=value] (e.g. romio_cb_write=enable,"
+        "cb_nodes=8,striping_unit=4194304); default: $MIMIC_IO_HINTS");
+}
+
+po::positional_options_description positional_of(const StageBase& stage) {
+    po::positional_options_description pos;
+    for (const auto& p : stage.positional()) {
+        const bool many = p.size() > 3 && p.compare(p.size() - 3, 3, "...") == 0;
+        pos.add(many ? p.substr(0, p.size() - 3).c_str() : p.c_str(), many ? -1 : 1);
+    }
+    return pos;
+}
+
+void print_command_help(const Command& cmd, const StageBase& stage, const po::options_description& desc,
+                        bool root) {
+    print_defaults_as_written(desc);
+    if (!root) return;
+    std::ostringstream os;
+    os << desc;
+    std::printf("usage: mimic %s [options]", cmd.name.c_str());
+    for (const auto& p : stage.positional())
+        std::printf(" <%s>", p.c_str());
+    std::printf("\n%s — %s\n\n%s", cmd.name.c_str(), cmd.summary.c_str(), os.str().c_str());
+}
+
+/// Parses the command line and the config file into vm and applies the global options. Returns -1 to go
+/// on, or the exit code: 0 after --help, 2 after a bad option (reported by rank 0).
+int parse_command_line(const Command& cmd, const StageBase& stage, const std::vector<std::string>& args,
+                       const po::options_description& desc, const GlobalOptions& g, po::variables_map& vm,
+                       bool root) {
+    try {
+        // unix_style without allow_guessing: `--epoch 3` is an error, not --epochs.
+        const int style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
+        po::store(
+            po::command_line_parser(args).options(desc).positional(positional_of(stage)).style(style).run(),
+            vm);
+        if (vm.count("help")) {
+            print_command_help(cmd, stage, desc, root);
+            return 0;
+        }
+        if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), cmd.name, desc, vm);
+        po::notify(vm);
+        check_arch_syntax(vm);
+        nn::set_precision(nn::parse_precision(g.precision));
+        h5::set_io_hints(g.io_hints,
+                         vm["io-hints"].defaulted() && g.env_hints ? "MIMIC_IO_HINTS" : "--io-hints");
+    } catch (const po::unknown_option& e) {
+        if (root)
+            std::fprintf(stderr, "mimic %s: error: %s%s (see `mimic %s --help`)\n", cmd.name.c_str(),
+                         what_of(e).c_str(), option_hint(e.get_option_name(), desc, "--").c_str(),
+                         cmd.name.c_str());
+        return 2;
+    } catch (const nn::SpecSyntaxError& e) {
+        if (root) {
+            // The spec with a caret under the bad token, then the error as the last line.
+            const std::string& spec = vm["arch"].as<std::string>();
+            std::fprintf(stderr, "  --arch %s\n  %*s%s\n", spec.c_str(), int(7 + e.offset), "",
+                         std::string(std::max<std::size_t>(1, e.length), '^').c_str());
+            std::fprintf(stderr, "mimic %s: error: --%s\n", cmd.name.c_str(), e.what());
+        }
+        return 2;
+    } catch (const po::error& e) {
+        if (root)
+            std::fprintf(stderr, "mimic %s: error: %s (see `mimic %s --help`)\n", cmd.name.c_str(),
+                         what_of(e).c_str(), cmd.name.c_str());
+        return 2;
+    } catch (const Error& e) {
+        if (root) std::fprintf(stderr, "mimic %s: error: %s\n", cmd.name.c_str(), e.what());
+        return 2;
+    }
+    return -1;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -358,93 +461,23 @@ int main(int argc, char** argv) {
         if (root) print_version();
         return 0;
     }
-
-    const Command* cmd = nullptr;
-    size_t consumed = 0;
-    for (const auto& c : commands()) {
-        if (args.size() >= 2 && c.name == args[0] + " " + args[1]) cmd = &c, consumed = 2;
-    }
-    if (!cmd)
-        for (const auto& c : commands())
-            if (c.name == args[0]) cmd = &c, consumed = 1;
+    const Command* cmd = find_command(args);
     if (!cmd) {
         if (root) std::fprintf(stderr, "mimic: error: %s\n", unknown_command_message(args).c_str());
         return 2;
     }
-    args.erase(args.begin(), args.begin() + long(consumed));
     set_error_prefix("mimic " + cmd->name);
 
     auto stage = cmd->make();
     po::options_description desc("options of `mimic " + cmd->name + "`", 100, 40);
-    std::string config_path;
-    bool quiet = false;
-    std::string precision = "fp32";
-    const char* env_hints = std::getenv("MIMIC_IO_HINTS");
-    std::string io_hints = env_hints ? env_hints : "";
-    desc.add_options()("help,h", "show this help")("config", po::value(&config_path),
-                                                   "INI file with options (the command line wins)")(
-        "quiet", po::bool_switch(&quiet), "print errors only")(
-        "precision", po::value(&precision)->default_value(precision),
-        "GEMM precision: fp32 | tf32 (TF32 tensor cores through cuBLAS; CUDA builds only)")(
-        "io-hints", po::value(&io_hints)->default_value(io_hints),
-        "MPI-IO hints for every parallel file, key=value[,key=value] (e.g. romio_cb_write=enable,"
-        "cb_nodes=8,striping_unit=4194304); default: $MIMIC_IO_HINTS");
+    GlobalOptions g;
+    describe_global(desc, g);
     stage->describe(desc);
-    po::positional_options_description pos;
-    for (const auto& p : stage->positional()) {
-        const bool many = p.size() > 3 && p.compare(p.size() - 3, 3, "...") == 0;
-        pos.add(many ? p.substr(0, p.size() - 3).c_str() : p.c_str(), many ? -1 : 1);
-    }
-
     po::variables_map vm;
-    try {
-        // unix_style without allow_guessing: `--epoch 3` is an error, not --epochs.
-        const int style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
-        po::store(po::command_line_parser(args).options(desc).positional(pos).style(style).run(), vm);
-        if (vm.count("help")) {
-            print_defaults_as_written(desc);
-            if (root) {
-                std::ostringstream os;
-                os << desc;
-                std::printf("usage: mimic %s [options]", cmd->name.c_str());
-                for (const auto& p : stage->positional())
-                    std::printf(" <%s>", p.c_str());
-                std::printf("\n%s — %s\n\n%s", cmd->name.c_str(), cmd->summary.c_str(), os.str().c_str());
-            }
-            return 0;
-        }
-        if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), cmd->name, desc, vm);
-        po::notify(vm);
-        check_arch_syntax(vm);
-        nn::set_precision(nn::parse_precision(precision));
-        h5::set_io_hints(io_hints, vm["io-hints"].defaulted() && env_hints ? "MIMIC_IO_HINTS" : "--io-hints");
-    } catch (const po::unknown_option& e) {
-        if (root)
-            std::fprintf(stderr, "mimic %s: error: %s%s (see `mimic %s --help`)\n", cmd->name.c_str(),
-                         what_of(e).c_str(), option_hint(e.get_option_name(), desc, "--").c_str(),
-                         cmd->name.c_str());
-        return 2;
-    } catch (const nn::SpecSyntaxError& e) {
-        if (root) {
-            // The spec with a caret under the bad token, then the error as the last line.
-            const std::string& spec = vm["arch"].as<std::string>();
-            std::fprintf(stderr, "  --arch %s\n  %*s%s\n", spec.c_str(), int(7 + e.offset), "",
-                         std::string(std::max<std::size_t>(1, e.length), '^').c_str());
-            std::fprintf(stderr, "mimic %s: error: --%s\n", cmd->name.c_str(), e.what());
-        }
-        return 2;
-    } catch (const po::error& e) {
-        if (root)
-            std::fprintf(stderr, "mimic %s: error: %s (see `mimic %s --help`)\n", cmd->name.c_str(),
-                         what_of(e).c_str(), cmd->name.c_str());
-        return 2;
-    } catch (const Error& e) {
-        if (root) std::fprintf(stderr, "mimic %s: error: %s\n", cmd->name.c_str(), e.what());
-        return 2;
-    }
-    log::set_quiet(quiet);
+    const int rc = parse_command_line(*cmd, *stage, args, desc, g, vm, root);
+    if (rc >= 0) return rc;
+    log::set_quiet(g.quiet);
     echo_configuration(cmd->name, desc, vm);
-
     return run_stage(*stage, root);
 }
 

@@ -3,6 +3,7 @@
 #include "mimic/core/comm.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 namespace mimic::par {
@@ -33,6 +34,22 @@ Comm::~Comm() {
     int fin = 0;
     MPI_Finalized(&fin);
     if (owned_ && comm_ != MPI_COMM_NULL && !fin) MPI_Comm_free(&comm_);
+}
+
+Comm Comm::self() {
+    return Comm(MPI_COMM_SELF, false);
+}
+
+Comm Comm::split_shared() const {
+    MPI_Comm out;
+    MIMIC_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &out));
+    return Comm(out, true);
+}
+
+Comm Comm::dup() const {
+    MPI_Comm out;
+    MIMIC_MPI_CHECK(MPI_Comm_dup(comm_, &out));
+    return Comm(out, true);
 }
 
 Comm Comm::split(int color, int key) const {
@@ -87,6 +104,67 @@ std::string Comm::bcast(const std::string& s, int root) const {
     std::string out = (rank_ == root) ? s : std::string(static_cast<size_t>(n), '\0');
     if (n > 0) MIMIC_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, root, comm_));
     return out;
+}
+
+namespace {
+
+/// MPI counts are int: collectives over more values go in pieces of at most 2^30 elements.
+constexpr std::int64_t kPiece = std::int64_t(1) << 30;
+
+std::int64_t type_bytes(MPI_Datatype type) {
+    int bytes = 0;
+    MIMIC_MPI_CHECK(MPI_Type_size(type, &bytes));
+    return bytes;
+}
+
+} // namespace
+
+void Comm::allreduce_raw(void* data, std::int64_t n, MPI_Datatype type, ReduceOp op) const {
+    MIMIC_REQUIRE(n >= 0, "Comm::allreduce: negative count ", n);
+    if (size_ == 1) return;
+    auto* p = static_cast<char*>(data);
+    const std::int64_t bytes = type_bytes(type);
+    for (std::int64_t off = 0; off < n; off += kPiece) {
+        const int cnt = int(std::min(n - off, kPiece));
+        MIMIC_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p + off * bytes, cnt, type, impl::mpi_op(op), comm_));
+    }
+}
+
+void Comm::broadcast_raw(void* data, std::int64_t n, MPI_Datatype type, int root) const {
+    MIMIC_REQUIRE(n >= 0, "Comm::broadcast: negative count ", n);
+    if (size_ == 1) return;
+    auto* p = static_cast<char*>(data);
+    const std::int64_t bytes = type_bytes(type);
+    for (std::int64_t off = 0; off < n; off += kPiece)
+        MIMIC_MPI_CHECK(MPI_Bcast(p + off * bytes, int(std::min(n - off, kPiece)), type, root, comm_));
+}
+
+void Comm::gatherv_raw(const void* send, std::int64_t n, void* recv, const std::vector<std::int64_t>& counts,
+                       MPI_Datatype type, int root) const {
+    MIMIC_REQUIRE(n >= 0 && n <= std::numeric_limits<int>::max(), "Comm::gatherv: count ", n,
+                  " is outside [0, 2^31)");
+    std::vector<int> cnt, displs;
+    if (rank_ == root) {
+        MIMIC_REQUIRE(std::int64_t(counts.size()) == size_, "Comm::gatherv: ", counts.size(), " counts for ",
+                      size_, " ranks");
+        cnt.resize(size_t(size_));
+        displs.resize(size_t(size_));
+        std::int64_t at = 0;
+        for (int k = 0; k < size_; ++k) {
+            MIMIC_REQUIRE(counts[size_t(k)] >= 0 && at + counts[size_t(k)] <= std::numeric_limits<int>::max(),
+                          "Comm::gatherv: ", at + counts[size_t(k)], " values at the root exceed 2^31 - 1");
+            cnt[size_t(k)] = int(counts[size_t(k)]);
+            displs[size_t(k)] = int(at);
+            at += counts[size_t(k)];
+        }
+    }
+    MIMIC_MPI_CHECK(MPI_Gatherv(send, int(n), type, recv, cnt.data(), displs.data(), type, root, comm_));
+}
+
+bool mpi_thread_multiple() {
+    int level = MPI_THREAD_SINGLE;
+    MIMIC_MPI_CHECK(MPI_Query_thread(&level));
+    return level >= MPI_THREAD_MULTIPLE;
 }
 
 void agree(const Comm& comm, const std::function<void()>& fn) {

@@ -279,6 +279,14 @@ File File::open(const std::string& path, MPI_Comm comm, bool writable) {
     return f;
 }
 
+File File::create(const std::string& path, const par::Comm& comm) {
+    return create(path, comm.size() > 1 ? comm.get() : MPI_COMM_NULL);
+}
+
+File File::open(const std::string& path, const par::Comm& comm, bool writable) {
+    return open(path, comm.size() > 1 ? comm.get() : MPI_COMM_NULL, writable);
+}
+
 bool File::has(const std::string& name) const {
     // Walk the path so that a missing intermediate group is "absent", not an error.
     std::string cur;

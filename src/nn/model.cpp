@@ -278,6 +278,14 @@ void Model::idle_pass() {
     }
 }
 
+void Model::set_conv_tuning(const ConvTuning& t) {
+    for (const auto& layer : layers_)
+        if (auto* conv = dynamic_cast<Conv2D*>(layer.get()))
+            conv->set_tuning(t);
+        else if (auto* block = dynamic_cast<Block*>(layer.get()))
+            block->set_conv_tuning(t);
+}
+
 void Model::zero_grads() {
     Kokkos::deep_copy(grads_, 0.0f);
 }

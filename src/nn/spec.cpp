@@ -178,6 +178,32 @@ namespace {
                           l.offset, l.token.size());
 }
 
+/// conv:<filters>x<kernel>[s<stride>][p<padding>] (arg: what follows the colon) into l.
+void parse_conv(const std::string& spec, const std::string& arg, bool has_arg, LayerSpec& l) {
+    const char* form = "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
+    if (!has_arg) bad_token(spec, l, form);
+    std::size_t p = 0;
+    long f = 0, k = 0, s = 1, pad = -1;
+    if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad_token(spec, l, form);
+    ++p;
+    if (!parse_int(arg, p, k) || k < 1) bad_token(spec, l, form);
+    if (p < arg.size() && arg[p] == 's') {
+        ++p;
+        if (!parse_int(arg, p, s) || s < 1) bad_token(spec, l, form);
+    }
+    if (p < arg.size() && arg[p] == 'p') {
+        ++p;
+        if (!parse_int(arg, p, pad)) bad_token(spec, l, form);
+    }
+    if (p != arg.size()) bad_token(spec, l, form);
+    l.kind = LayerKind::Conv;
+    l.units = int(f);
+    l.kernel = int(k);
+    l.stride = int(s);
+    l.pad = pad < 0 ? int(k / 2) : int(pad);
+    if (l.pad >= l.kernel) bad_token(spec, l, "conv padding smaller than the kernel");
+}
+
 /// The layer kind and arguments of token l.token (trimmed, not a block) of spec.
 void parse_token(const std::string& spec, LayerSpec& l) {
     const std::string& t = l.token;
@@ -197,28 +223,7 @@ void parse_token(const std::string& spec, LayerSpec& l) {
         l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
         l.units = int(v);
     } else if (name == "conv") {
-        const char* form = "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
-        if (!has_arg) bad_token(spec, l, form);
-        std::size_t p = 0;
-        long f = 0, k = 0, s = 1, pad = -1;
-        if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad_token(spec, l, form);
-        ++p;
-        if (!parse_int(arg, p, k) || k < 1) bad_token(spec, l, form);
-        if (p < arg.size() && arg[p] == 's') {
-            ++p;
-            if (!parse_int(arg, p, s) || s < 1) bad_token(spec, l, form);
-        }
-        if (p < arg.size() && arg[p] == 'p') {
-            ++p;
-            if (!parse_int(arg, p, pad)) bad_token(spec, l, form);
-        }
-        if (p != arg.size()) bad_token(spec, l, form);
-        l.kind = LayerKind::Conv;
-        l.units = int(f);
-        l.kernel = int(k);
-        l.stride = int(s);
-        l.pad = pad < 0 ? int(k / 2) : int(pad);
-        if (l.pad >= l.kernel) bad_token(spec, l, "conv padding smaller than the kernel");
+        parse_conv(spec, arg, has_arg, l);
     } else if (name == "pool" || name == "avgpool") {
         if (const char* expected = parse_pool(name, arg, has_arg, l)) bad_token(spec, l, expected);
     } else if (name == "dropout") {

@@ -63,11 +63,9 @@ void check_options(const DistillOptions& o, const train::Objective&, const par::
 
 void open_inputs(const DistillOptions& o, const train::Objective& loss, const par::Comm& world,
                  DistillInputs& in) {
-    MPI_Comm dup;
-    MIMIC_MPI_CHECK(MPI_Comm_dup(world.get(), &dup));
-    in.io_comm = std::make_unique<par::Comm>(dup, true);
+    in.io_comm = std::make_unique<par::Comm>(world.dup());
     in.transfer = std::make_unique<io::DatasetReader>(o.transfer, *in.io_comm);
-    in.lfile = h5::File::open(o.logits, world.size() > 1 ? in.io_comm->get() : MPI_COMM_NULL);
+    in.lfile = h5::File::open(o.logits, *in.io_comm);
     in.lm = io::read_logits_meta(in.lfile);
     io::check_logits_match(o.logits, in.lm, o.transfer, in.transfer->meta());
     in.ldset = h5::open_dataset(in.lfile, "/logits");
@@ -81,7 +79,7 @@ void open_inputs(const DistillOptions& o, const train::Objective& loss, const pa
                  " but the transfer set has D = ", in.transfer->meta().d);
     }
     if (!o.val_logits.empty()) {
-        in.vlfile = h5::File::open(o.val_logits, world.size() > 1 ? world.get() : MPI_COMM_NULL);
+        in.vlfile = h5::File::open(o.val_logits, world);
         in.vlm = io::read_logits_meta(in.vlfile);
         io::check_logits_match(o.val_logits, in.vlm, o.val, in.val->meta());
         in.vldset = h5::open_dataset(in.vlfile, "/logits");
@@ -208,9 +206,7 @@ void run(const DistillOptions& o, const par::Comm& world) {
             fail("--arch: the student has ", student->local().output_size(), " outputs but ", o.logits,
                  " has C = ", C, " classes; end the spec with dense:", C);
     });
-    int thread_level = MPI_THREAD_SINGLE;
-    MPI_Query_thread(&thread_level);
-    const bool prefetch = thread_level >= MPI_THREAD_MULTIPLE || world.size() == 1;
+    const bool prefetch = par::mpi_thread_multiple() || world.size() == 1;
 
     // The engine: shuffled blocks of transfer rows with their logits, the loss, validation.
     train::BlockStreamer::Inputs src{in.transfer.get(), &in.lfile, in.ldset.id(), in.lm, loss.needs_labels()};

@@ -5,6 +5,7 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
+#include "mimic/nn/fold.hpp"
 #include "mimic/stages/ensemble.hpp"
 #include "mimic/train/evaluate.hpp"
 
@@ -32,7 +33,7 @@ EnsembleScores evaluate_ensemble(const std::string& manifest_path, const std::st
         if (dm.d != in.size())
             fail(data_path, ": samples have ", dm.d, " features but the ensemble's members take ", in.size());
         for (size_t i = 0; i < m.members.size(); ++i)
-            models.push_back(io::load_model(m.member_path(i)));
+            models.push_back(nn::fold_for_inference(io::load_model(m.member_path(i))));
     });
     const int C = m.num_classes(), M = int(models.size());
     const std::int64_t D = data->meta().d, N = data->meta().n;

@@ -10,6 +10,7 @@
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
+#include "mimic/nn/fold.hpp"
 #include "mimic/nn/paired.hpp"
 
 #include <cstdio>
@@ -35,7 +36,7 @@ void describe(po::options_description& d, EvalOptions& o) {
 Scorer make_scorer(const EvalOptions& o, const par::Comm&) {
     Scorer s;
     io::ModelMeta meta;
-    auto model = std::make_shared<nn::Model>(io::load_model(o.model, &meta));
+    auto model = std::make_shared<nn::Model>(nn::fold_for_inference(io::load_model(o.model, &meta)));
     s.what = o.model;
     s.input = model->input_shape();
     s.num_classes = int(model->output_size());
@@ -64,7 +65,7 @@ nn::PairedCounts paired_counts(const Scorer& a, const Scorer& b, const io::Datas
             pc.add(argmax(za, i) == y[i], argmax(zb, i) == y[i]);
     });
     std::vector<long long> v = {pc.n, pc.both, pc.only_a, pc.only_b};
-    MIMIC_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), 4, MPI_LONG_LONG, MPI_SUM, comm.get()));
+    comm.allreduce(v, par::ReduceOp::sum);
     pc.n = v[0], pc.both = v[1], pc.only_a = v[2], pc.only_b = v[3];
     return pc;
 }

@@ -17,6 +17,7 @@
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/nn/fold.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/parallel/grid.hpp"
 
@@ -66,11 +67,7 @@ double available_memory_mb() {
 }
 
 int local_ranks(const par::Comm& world) {
-    MPI_Comm local;
-    MIMIC_MPI_CHECK(
-        MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &local));
-    par::Comm lc(local, true);
-    return lc.size();
+    return world.split_shared().size();
 }
 
 /// Rows on the critical path of a run over N rows in blocks of B with S data shards: each round waits for
@@ -263,7 +260,7 @@ Plan agree_on_plan(const LabelOptions& o, const LabelJob& j, const par::Comm& wo
         if (world.rank() == 0) plan = decide(o, j.want);
     });
     int kind = int(plan.kind);
-    MIMIC_MPI_CHECK(MPI_Bcast(&kind, 1, MPI_INT, 0, world.get()));
+    world.broadcast(&kind, 1);
     plan.kind = Plan::Kind(kind);
     if (!plan.note.empty()) log::info("label: ", plan.note);
     return plan;
@@ -332,12 +329,11 @@ struct LabelOutput {
 void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const par::Comm& world,
                  LabelOutput& out) {
     const std::string partial = o.out + ".partial";
-    const MPI_Comm fcomm = world.size() > 1 ? world.get() : MPI_COMM_NULL;
     out.half_type = io::make_half_type();
     out.logits_type = o.storage == "float16" ? out.half_type.id() : H5T_NATIVE_FLOAT;
     par::agree(world, [&] {
         if (resume) {
-            out.file = h5::File::open(partial, fcomm, true);
+            out.file = h5::File::open(partial, world, true);
             out.dlogits = h5::open_dataset(out.file, "/logits");
             out.record = io::BlockRecord::open(out.file);
             if (o.variance) {
@@ -346,7 +342,7 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
             }
             return;
         }
-        out.file = h5::File::create(partial, fcomm);
+        out.file = h5::File::create(partial, world);
         // Attributes and the small datasets first, /logits last: then the metadata sits in front of the
         // big raw-data block, and a disk that fills up mid-run fails a block write (an error we report)
         // rather than a metadata flush, so the partial file stays readable for the rerun.
@@ -427,13 +423,10 @@ void gather_block(const LabelJob& j, const LabelGrid& g, std::int64_t n, BlockBu
     for (size_t m = 0; m < g.mine.size(); ++m)
         std::memcpy(packed.data() + m * size_t(per), buf.local.data() + m * size_t(j.B * j.C),
                     size_t(per) * sizeof(float));
-    std::vector<int> counts(static_cast<size_t>(g.G)), displs(static_cast<size_t>(g.G));
-    for (int k = 0; k < g.G; ++k) {
-        counts[size_t(k)] = int(g.group_members[size_t(k)].size() * size_t(per));
-        displs[size_t(k)] = k == 0 ? 0 : displs[size_t(k - 1)] + counts[size_t(k - 1)];
-    }
-    MIMIC_MPI_CHECK(MPI_Gatherv(packed.data(), int(packed.size()), MPI_FLOAT, buf.gathered.data(),
-                                counts.data(), displs.data(), MPI_FLOAT, 0, g.grid->inner_comm().get()));
+    std::vector<std::int64_t> counts(static_cast<size_t>(g.G));
+    for (int k = 0; k < g.G; ++k)
+        counts[size_t(k)] = std::int64_t(g.group_members[size_t(k)].size()) * per;
+    g.grid->inner_comm().gatherv(packed.data(), std::int64_t(packed.size()), buf.gathered.data(), counts);
 }
 
 /// The shard leader's combination of the gathered member logits, row by row in member order with double
@@ -562,9 +555,7 @@ void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
         {
             ScopedPhase p(timers, "read", "label::read");
             j.transfer->read(row0, g.leader() ? n : 0, buf.X.data(), nullptr);
-            if (g.G > 1 && n > 0)
-                MIMIC_MPI_CHECK(
-                    MPI_Bcast(buf.X.data(), int(n * j.D), MPI_FLOAT, 0, g.grid->inner_comm().get()));
+            if (g.G > 1 && n > 0) g.grid->inner_comm().broadcast(buf.X.data(), n * j.D);
         }
         {
             ScopedPhase p(timers, "compute", "label::compute");
@@ -634,7 +625,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
         ScopedPhase p(timers, "load", "label::load");
         par::agree(world, [&] {
             for (int i : grid.mine)
-                models.push_back(io::load_model(job.manifest.member_path(size_t(i))));
+                models.push_back(nn::fold_for_inference(io::load_model(job.manifest.member_path(size_t(i)))));
         });
     }
     LabelOutput out;

@@ -7,6 +7,7 @@
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/onnx.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/nn/fold.hpp"
 
 #include <sstream>
 
@@ -38,7 +39,7 @@ namespace {
 /// The normalisation stored in a dataset file (/norm/mean, /norm/std, @norm_scale). Serial.
 io::RawInput read_raw_input(const std::string& path, const nn::Shape& input) {
     if (!io::file_exists(path)) fail("--raw-input: ", path, ": no such dataset file");
-    const par::Comm self(MPI_COMM_SELF, false);
+    const par::Comm self = par::Comm::self();
     const io::DatasetReader data(path, self);
     const auto& m = data.meta();
     if (nn::Shape{m.c, m.h, m.w} != input)
@@ -85,7 +86,7 @@ void run(const OnnxExportOptions& o, const par::Comm& comm) {
         if (!io::file_exists(o.model)) fail(o.model, ": no such model file");
         if (io::file_exists(o.out) && !o.overwrite) fail(o.out, ": exists (use --overwrite to replace it)");
         io::ModelMeta meta;
-        const nn::Model model = io::load_model(o.model, &meta);
+        const nn::Model model = nn::fold_for_inference(io::load_model(o.model, &meta));
         const nn::Shape in = model.input_shape();
         std::ostringstream os;
         os << o.model << " -> " << o.out << ": " << meta.spec << ", opset " << io::kOnnxExportOpset;

@@ -129,7 +129,7 @@ bool run(const TrainOptions& o, const par::Comm& comm) {
         io::claim_outputs({o.out, checkpoint, e.log_csv, e.timings_csv}, {o.data, o.val}, comm.get());
     TrainInputs in;
     std::unique_ptr<par::ShardedModel> model;
-    const par::Comm self(MPI_COMM_SELF, false); // one model shard: every rank holds the whole model
+    const par::Comm self = par::Comm::self(); // one model shard: every rank holds the whole model
     par::agree(comm, [&] {
         in = open_inputs(o, comm);
         const auto& tm = in.data->reader().meta();

@@ -10,6 +10,7 @@
 #include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset_set.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/transfer_file.hpp"
 #include "mimic/transfer/generate.hpp"
 #include "mimic/transfer/neighbours.hpp"
 #include "mimic/transfer/recipe.hpp"
@@ -133,8 +134,7 @@ bool already_complete(const TransferOptions& o, const std::string& key) {
     if (!io::file_exists(o.out)) return false;
     std::string have;
     try {
-        auto f = h5::File::open(o.out);
-        if (h5::has_attr(f.id(), "transfer_resume_key")) have = h5::read_attr_string(f.id(), "transfer_resume_key");
+        have = io::read_transfer_resume_key(h5::File::open(o.out));
     } catch (const Error&) {
         have.clear(); // not a readable transfer set: treated as made by other settings
     }
@@ -208,8 +208,8 @@ bool decide_resume(const TransferOptions& o, const std::string& key) {
     }
     std::string have;
     try {
-        auto f = h5::File::open(partial);
-        have = h5::read_attr_string(f.id(), "transfer_resume_key");
+        have = io::read_transfer_resume_key(h5::File::open(partial));
+        if (have.empty()) fail("it has no transfer_resume_key");
     } catch (const Error& e) {
         log::info("transfer: ", partial, " is not a resumable partial file (", e.what(), "); starting over");
         io::remove_file(partial);
@@ -307,7 +307,7 @@ Plan make_plan(const TransferOptions& o, const io::DatasetSet& src) {
 
 struct Output {
     std::unique_ptr<io::DatasetWriter> writer;
-    h5::Handle prov_src, prov_gen, prov_par; ///< /provenance/{source_row, generator, partner_row}
+    io::TransferProvenance prov;
     io::BlockRecord record;
     bool resume = false;
     bool coll = false; ///< collective writes (a parallel file)
@@ -319,38 +319,21 @@ void create_layout(const TransferOptions& o, const Plan& p, const io::DatasetSet
     const auto& sm = src.meta();
     h5::File& f = out.writer->file();
     out.writer->set_normalization(sm.norm_kind, sm.norm_scale, src.norm_mean(), src.norm_std());
-    out.prov_src = h5::create_dataset(f, "/provenance/source_row", H5T_NATIVE_INT64, {hsize_t(p.N)});
-    out.prov_gen = h5::create_dataset(f, "/provenance/generator", H5T_NATIVE_INT8, {hsize_t(p.N)});
-    out.prov_par = h5::create_dataset(f, "/provenance/partner_row", H5T_NATIVE_INT64, {hsize_t(p.N)});
-    h5::write_attr(out.prov_gen, "names", transfer::kGeneratorNames);
-    if (!src.dropped().empty()) // --drop-nonfinite: the source rows left out
-        h5::write_all(f, "/provenance/dropped_rows",
-                      std::vector<long long>(src.dropped().begin(), src.dropped().end()));
-    const hid_t root = f.id();
-    std::vector<std::string> fps;
-    std::vector<long long> rows;
+    out.prov = io::create_transfer_provenance(f, p.N, transfer::kGeneratorNames, src.dropped());
+    io::TransferMeta m;
+    m.sources = o.from;
     for (size_t i = 0; i < src.files(); ++i) {
-        fps.push_back(src.reader(i).meta().fingerprint);
-        rows.push_back(src.reader(i).meta().n);
+        m.source_fingerprints.push_back(src.reader(i).meta().fingerprint);
+        m.source_rows.push_back(src.reader(i).meta().n);
     }
-    h5::write_attr(root, "transfer_format", "mimic-transfer-1");
-    h5::write_attr(root, "transfer_sources", join(o.from, "\n"));
-    h5::write_attr(root, "transfer_source_rows", rows);
-    h5::write_attr(root, "transfer_source_fingerprints", join(fps, "\n"));
-    h5::write_attr(root, "transfer_seed", std::to_string(o.seed));
-    h5::write_attr(root, "transfer_weights", std::vector<double>{o.augment, o.munge});
-    h5::write_attr(root, "transfer_shift", (long long)o.shift);
-    h5::write_attr(root, "transfer_flip", (long long)o.flip);
-    h5::write_attr(root, "transfer_noise", o.noise);
-    h5::write_attr(root, "transfer_mixup_prob", o.mixup_prob);
-    h5::write_attr(root, "transfer_mixup_alpha", o.mixup_alpha);
-    h5::write_attr(root, "transfer_munge_p", o.munge_p);
-    h5::write_attr(root, "transfer_munge_s", o.munge_s);
-    h5::write_attr(root, "transfer_neighbour_block", (long long)transfer::kNeighbourBlock);
-    h5::write_attr(root, "transfer_block_rows", (long long)p.B);
+    m.seed = o.seed, m.augment = o.augment, m.munge = o.munge, m.shift = o.shift, m.flip = o.flip;
+    m.noise = o.noise, m.mixup_prob = o.mixup_prob, m.mixup_alpha = o.mixup_alpha;
+    m.munge_p = o.munge_p, m.munge_s = o.munge_s;
+    m.neighbour_block = transfer::kNeighbourBlock, m.block_rows = p.B;
+    io::write_transfer_meta(f, m);
     out.record = io::BlockRecord::create(f, p.num_blocks);
     f.flush();
-    h5::write_attr(root, "transfer_resume_key", p.key);
+    io::write_transfer_resume_key(f, p.key);
     f.flush();
 }
 
@@ -369,9 +352,7 @@ Output open_output(const TransferOptions& o, const Plan& p, const io::DatasetSet
     out.coll = f.parallel();
     par::agree(comm, [&] {
         if (!resume) return create_layout(o, p, src, out);
-        out.prov_src = h5::open_dataset(f, "/provenance/source_row");
-        out.prov_gen = h5::open_dataset(f, "/provenance/generator");
-        out.prov_par = h5::open_dataset(f, "/provenance/partner_row");
+        out.prov = io::open_transfer_provenance(f);
         out.record = io::BlockRecord::open(f);
     });
     out.writer->keep_partial(); // from here on a failed or killed run leaves a partial file the rerun resumes
@@ -637,9 +618,9 @@ void generate_block(const Generator& g, bool munge, bool mixup, Buffers& buf, co
 /// follows a flush, so a done flag never points at rows that are not on disk.
 void write_block(Output& out, const Buffers& buf, const Block& blk, bool have_block, std::int64_t k) {
     const unsigned long long h = out.writer->write(blk.a, blk.count(), buf.xo_h.data(), nullptr);
-    h5::write_rows(out.prov_src, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_src.data(), out.coll);
-    h5::write_rows(out.prov_gen, H5T_NATIVE_INT8, blk.a, blk.count(), buf.p_gen.data(), out.coll);
-    h5::write_rows(out.prov_par, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_par.data(), out.coll);
+    h5::write_rows(out.prov.source_row, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_src.data(), out.coll);
+    h5::write_rows(out.prov.generator, H5T_NATIVE_INT8, blk.a, blk.count(), buf.p_gen.data(), out.coll);
+    h5::write_rows(out.prov.partner_row, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_par.data(), out.coll);
     out.record.mark(have_block, have_block ? k : 0, h);
 }
 
@@ -774,9 +755,7 @@ void run(const TransferOptions& o, const par::Comm& comm) {
     // Compute loop: each rank streams its blocks (read, generate, write) until done or stopped.
     StopSignals stop_signals;
     const LoopResult res = generate_blocks(o, plan, *src, out, todo, nbr, timers, comm);
-    out.prov_src.reset();
-    out.prov_gen.reset();
-    out.prov_par.reset();
+    out.prov = {};
     out.record.close();
     nbr.index.reset();
     nbr.rows.reset();

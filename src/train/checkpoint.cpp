@@ -10,16 +10,13 @@ namespace mimic::train {
 
 namespace {
 const std::string kOptimizer = "/checkpoint/optimizer/";
-MPI_Comm file_comm(const par::Comm& world) {
-    return world.size() > 1 ? world.get() : MPI_COMM_NULL;
-}
 } // namespace
 
 void write_checkpoint(const std::string& path, const par::ShardedModel& net, io::ModelMeta meta,
                       const nn::optim::OptimizerState& opt, const CheckpointState& st,
                       const io::ResumeIdentity& identity, bool writer, const par::Comm& world) {
     const std::string partial = path + ".partial";
-    auto f = h5::File::create(partial, file_comm(world));
+    auto f = h5::File::create(partial, world);
     par::write_sharded_model(f, net, meta, writer, world);
     for (size_t i = 0; i < opt.names.size(); ++i)
         par::write_sharded_flat(f, kOptimizer + opt.names[i], net, opt.values[i], writer);
@@ -48,7 +45,7 @@ void write_checkpoint(const std::string& path, const par::ShardedModel& net, io:
 CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net,
                                 nn::optim::OptimizerState& opt, const io::ResumeIdentity& identity,
                                 int history_width, const par::Comm& world) {
-    auto f = h5::File::open(path, file_comm(world));
+    auto f = h5::File::open(path, world);
     const std::string diff = identity.difference(f);
     if (!diff.empty())
         fail(path, ": this checkpoint belongs to a run with other settings (", diff,

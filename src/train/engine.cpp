@@ -18,6 +18,7 @@
 #include "mimic/train/evaluate.hpp"
 #include "mimic/train/log_csv.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
@@ -96,11 +97,9 @@ Engine::Engine(EngineConfig cfg, par::ShardedModel& net, BatchSource& data, Obje
     // one small allreduce per layer and pass, on a communicator of its own (the gradient buckets may be in
     // flight on the replica communicator meanwhile).
     if (net_.local().uses_batch_stats() && replicas_.size() > 1) {
-        auto comm = std::make_shared<par::Comm>(replicas_.split(0, replicas_.rank()));
-        net_.local().set_stat_reducer([comm](std::vector<double>& v) {
-            MIMIC_MPI_CHECK(
-                MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, comm->get()));
-        });
+        auto comm = std::make_shared<par::Comm>(replicas_.dup());
+        net_.local().set_stat_reducer(
+            [comm](std::vector<double>& v) { comm->allreduce(v, par::ReduceOp::sum); });
     }
 }
 
@@ -120,7 +119,7 @@ bool Engine::finished_output_exists() {
     if (cfg_.out.empty() || !io::file_exists(cfg_.out)) return false;
     bool same = false;
     par::agree(world_, [&] {
-        auto f = h5::File::open(cfg_.out, world_.size() > 1 ? world_.get() : MPI_COMM_NULL);
+        auto f = h5::File::open(cfg_.out, world_);
         const std::string diff = identity_.difference(f);
         same = diff.empty();
         if (!same && !cfg_.overwrite)
@@ -315,7 +314,8 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
         micro_step(sl, begin, std::min(chunk, sl.rows - begin), dropout_seed, begin + chunk >= sl.rows,
                    local);
     // With batch statistics every replica runs cfg_.accumulate passes, so that the statistic reductions
-    // match: a replica whose slice gives fewer micro-batches (fewer rows, or none) runs the rest without rows.
+    // match: a replica whose slice gives fewer micro-batches (fewer rows, or none) runs the rest without
+    // rows.
     if (net_.local().uses_batch_stats() && replicas_.size() > 1)
         for (std::int64_t k = sl.rows > 0 ? (sl.rows + chunk - 1) / chunk : 0; k < cfg_.accumulate; ++k)
             net_.local().idle_pass();
@@ -330,7 +330,8 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
             im.buckets->finish(); // waits for the buckets started during backward, starts the rest
         else
             par::allreduce_sum(net_.local().grads(), replicas_);
-        MIMIC_MPI_CHECK(MPI_Allreduce(local, global, 3, MPI_DOUBLE, MPI_SUM, replicas_.get()));
+        std::copy(local, local + 3, global);
+        replicas_.allreduce(global, 3, par::ReduceOp::sum);
     }
     const double batch_loss = global[0] / double(sl.global_rows);
     if (!std::isfinite(batch_loss))
@@ -447,7 +448,7 @@ void Engine::write_output(const State& st, io::ModelMeta meta) {
     meta.val_accuracy = st.history.empty() ? -1.0 : st.history.back().val_accuracy;
     par::agree(world_, [&] {
         const std::string partial = cfg_.out + ".partial";
-        auto f = h5::File::create(partial, world_.size() > 1 ? world_.get() : MPI_COMM_NULL);
+        auto f = h5::File::create(partial, world_);
         par::write_sharded_model(f, net_, meta, replicas_.rank() == 0, world_);
         identity_.write(f);
         f.close();

@@ -48,7 +48,7 @@ void EvalCounts::add(const float* logits, const int* labels, std::int64_t rows) 
 void EvalCounts::allreduce(const par::Comm& comm) {
     std::vector<long long> v = {n, correct, topk_correct};
     v.insert(v.end(), confusion.begin(), confusion.end());
-    MIMIC_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_LONG_LONG, MPI_SUM, comm.get()));
+    comm.allreduce(v, par::ReduceOp::sum);
     n = v[0], correct = v[1], topk_correct = v[2];
     std::copy(v.begin() + 3, v.end(), confusion.begin());
     loss_sum = comm.sum(loss_sum);

@@ -97,12 +97,12 @@ std::vector<std::int64_t> reduce_over_ranks(const Vector& best_d, const Int64Vec
                                             const par::Comm& comm) {
     auto bd_h = Kokkos::create_mirror_view_and_copy(HostSpace(), best_d);
     auto bj_h = Kokkos::create_mirror_view_and_copy(HostSpace(), best_j);
-    std::vector<float> dmin(static_cast<size_t>(S));
-    std::vector<std::int64_t> index(static_cast<size_t>(S));
-    MIMIC_MPI_CHECK(MPI_Allreduce(bd_h.data(), dmin.data(), int(S), MPI_FLOAT, MPI_MIN, comm.get()));
+    std::vector<float> dmin(bd_h.data(), bd_h.data() + S);
+    comm.allreduce(dmin, par::ReduceOp::min);
     for (std::int64_t e = 0; e < S; ++e)
         if (bd_h(e) != dmin[size_t(e)]) bj_h(e) = std::numeric_limits<std::int64_t>::max();
-    MIMIC_MPI_CHECK(MPI_Allreduce(bj_h.data(), index.data(), int(S), MPI_INT64_T, MPI_MIN, comm.get()));
+    std::vector<std::int64_t> index(bj_h.data(), bj_h.data() + S);
+    comm.allreduce(index, par::ReduceOp::min);
     for (std::int64_t e = 0; e < S; ++e)
         MIMIC_REQUIRE(index[size_t(e)] >= 0 && index[size_t(e)] < S && index[size_t(e)] != e,
                       "nearest neighbours: no finite distance for source row ", e,

@@ -1,7 +1,9 @@
 // The convolution's formulations against a direct double-precision reference: the host's direct kernels
 // (pixel and filter tiles, which must agree bitwise) and im2col + sgemm (forward, weight, bias and input
 // gradients), and the host and device im2col, col2im and bias-gradient reduction against each other.
+#include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
+#include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include "nn_test_util.hpp"
 
@@ -18,6 +20,18 @@ using mimic::test::random_values;
 using mimic::test::to_host;
 
 namespace {
+
+/// Whether the direct backend should serve g: compiled in for the default execution space, an AVX-512F CPU,
+/// stride 1 and K <= 8, and not turned off by MIMIC_CONV_IM2COL=1.
+bool direct_expected(const ConvGeometry& g) {
+#if MIMIC_CONV_DIRECT
+    return impl::DirectConvAvailable<ExecSpace, MemSpace>::value && __builtin_cpu_supports("avx512f") &&
+           g.s == 1 && g.k <= 8 && !env_is_one("MIMIC_CONV_IM2COL");
+#else
+    (void)g;
+    return false;
+#endif
+}
 
 struct Reference {
     std::vector<double> y, dW, db, dx;
@@ -61,8 +75,9 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
         ASSERT_NEAR(got[i], want[i], 1e-5 * scale) << what << " at " << i;
 }
 
-/// Forward and backward of both formulations (direct where the host has it, and im2col) on one geometry.
-void check_geometry(const ConvGeometry& g, int B) {
+/// Forward and backward of both formulations (direct where the host has it, and im2col) on one geometry;
+/// `base` carries the im2col chunk budget.
+void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
     SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " F " << g.f << " K "
                                     << g.k << " S " << g.s << " P " << g.p << " batch " << B);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
@@ -81,19 +96,18 @@ void check_geometry(const ConvGeometry& g, int B) {
         SCOPED_TRACE(mode == 1   ? "direct kernels where available, pixel tiles"
                      : mode == 2 ? "direct kernels where available, filter tiles"
                                  : "im2col + sgemm");
-        set_conv_direct_enabled(direct);
-        set_conv_direct_tiles(mode);
-        if (!direct) EXPECT_FALSE(conv_uses_direct(g));
-#if MIMIC_CONV_DIRECT
-        if (direct) EXPECT_EQ(conv_uses_direct(g), conv_direct_available(g));
-#endif
+        ConvTuning t = base;
+        t.direct = direct;
+        t.direct_tiles = mode;
+        const bool takes_direct = conv_backend(g, t) == ConvBackend::direct;
+        EXPECT_EQ(takes_direct, direct && direct_expected(g));
         ConvWorkspace ws;
         Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.patch(), g.f), dbm("db", 1, g.f);
-        conv2d_forward(x, W, b, g, ws, y);
+        conv2d_forward(x, W, b, g, t, ws, y);
         expect_close(to_host(y), ref.y, "y");
         // Twice, so that the accumulation into dW and db (and workspace reuse) shows.
         for (int rep = 0; rep < 2; ++rep)
-            conv2d_backward(x, dy, W, g, ws, UnmanagedMatrix(dWm.data(), g.patch(), g.f),
+            conv2d_backward(x, dy, W, g, t, ws, UnmanagedMatrix(dWm.data(), g.patch(), g.f),
                             UnmanagedVector(dbm.data(), g.f), dx);
         std::vector<double> dW2(ref.dW), db2(ref.db);
         for (auto& v : dW2)
@@ -103,7 +117,7 @@ void check_geometry(const ConvGeometry& g, int B) {
         expect_close(to_host(dWm), dW2, "dW");
         expect_close(to_host(dbm), db2, "db");
         expect_close(to_host(dx), ref.dx, "dx");
-        if (direct && conv_uses_direct(g)) {
+        if (takes_direct) {
             // Both tilings sum each output in the same order (channels, then taps): identical results.
             if (mode == 1) {
                 y_pixel = to_host(y);
@@ -114,8 +128,6 @@ void check_geometry(const ConvGeometry& g, int B) {
             }
         }
     }
-    set_conv_direct_enabled(true);
-    set_conv_direct_tiles(0);
 }
 
 } // namespace
@@ -143,23 +155,62 @@ TEST(Conv, ManyChannelsSplitIntoBlocks) {
 }
 TEST(Conv, DirectOnAvx512ForStrideOne) {
     const ConvGeometry g{96, 6, 6, 96, 3, 1, 1};
+    static_assert(!impl::DirectConvAvailable<ExecSpace>::value || MIMIC_CONV_DIRECT,
+                  "the direct kernels are available only where they are compiled in");
+#ifdef KOKKOS_ENABLE_SERIAL
+    static_assert(impl::DirectConvAvailable<Kokkos::Serial>::value == bool(MIMIC_CONV_DIRECT),
+                  "the direct kernels serve the Serial space wherever they are compiled in");
+#endif
 #if MIMIC_CONV_DIRECT
     const bool avx512 = __builtin_cpu_supports("avx512f");
-    EXPECT_EQ(conv_direct_available(g), avx512);
-    EXPECT_EQ(conv_direct_available({16, 28, 28, 16, 3, 1, 1}), avx512);
-    EXPECT_FALSE(conv_direct_available({3, 9, 8, 5, 3, 2, 1}));
+    EXPECT_EQ(impl::direct_conv_supported(g), avx512);
+    EXPECT_EQ(impl::direct_conv_supported({16, 28, 28, 16, 3, 1, 1}), avx512);
+    EXPECT_FALSE(impl::direct_conv_supported({3, 9, 8, 5, 3, 2, 1}));
 #endif
     check_geometry(g, 2);
 }
+#if MIMIC_CONV_DIRECT
+/// The direct kernels split the samples over the host execution space's threads, each with its own scratch:
+/// every split gives the results of one part bit for bit (pixel tiles, then filter tiles; with and without
+/// the fused ReLU).
+TEST(Conv, DirectResultsDoNotDependOnTheSplitOverThreads) {
+    if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
+    for (const ConvGeometry g : {ConvGeometry{3, 7, 9, 10, 3, 1, 1}, ConvGeometry{20, 7, 7, 40, 3, 1, 1}}) {
+        SCOPED_TRACE(testing::Message() << "C " << g.c << " F " << g.f);
+        const int B = 5;
+        const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
+        const auto x = random_values(std::size_t(B * in), 1),
+                   W = random_values(std::size_t(g.patch() * g.f), 2);
+        const auto b = random_values(std::size_t(g.f), 3), dy = random_values(std::size_t(B * out), 4);
+        std::vector<float> y1, dW1, dx1;
+        for (int parts : {1, 2, 3, 5}) {
+            SCOPED_TRACE(testing::Message() << parts << " parts");
+            impl::DirectConvTuning t;
+            t.parts = parts;
+            impl::DirectConvWorkspace ws;
+            std::vector<float> y(std::size_t(B * out)), dW(W.size(), 0.0f), dx(x.size());
+            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, t, ws, y.data(), parts % 2 == 1);
+            impl::direct_conv_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW.data(), dx.data());
+            if (parts == 1) {
+                y1 = y, dW1 = dW, dx1 = dx;
+                continue;
+            }
+            if (parts % 2 == 1) EXPECT_EQ(y, y1);
+            EXPECT_EQ(dW, dW1);
+            EXPECT_EQ(dx, dx1);
+        }
+    }
+}
+#endif
 TEST(Conv, StrideTwo) {
     check_geometry({3, 9, 8, 5, 3, 2, 1}, 2);
     check_geometry({2, 8, 8, 4, 2, 2, 0}, 3);
 }
 TEST(Conv, ChunkOfOneSample) {
-    set_conv_chunk_floats(1);
-    check_geometry({3, 7, 9, 10, 3, 1, 1}, 3);
-    check_geometry({4, 9, 8, 8, 3, 1, 0}, 2);
-    set_conv_chunk_floats(0);
+    ConvTuning t;
+    t.chunk_floats = 1;
+    check_geometry({3, 7, 9, 10, 3, 1, 1}, 3, t);
+    check_geometry({4, 9, 8, 8, 3, 1, 0}, 2, t);
 }
 
 /// The device formulations of im2col, col2im and the bias gradient give the host's results.

@@ -37,13 +37,14 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
     EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << got.size() << " elements differ";
 }
 
-void run_golden_once(const std::string& name) {
+void run_golden_once(const std::string& name, const ConvTuning& tuning = {}) {
     SCOPED_TRACE(name);
     const auto f = h5::File::open(golden_path());
     const std::string spec = h5::read_attr_string(f.id(), name + ".spec");
     const auto shape = h5::read_attr_ints(f.id(), name + ".input_shape");
     ASSERT_EQ(shape.size(), 3u);
     Model m(spec, Shape{int(shape[0]), int(shape[1]), int(shape[2])});
+    m.set_conv_tuning(tuning);
 
     // Weights by parameter tensor name: every tensor of the model must be in the file and vice versa.
     auto host = to_host(m.params());
@@ -111,14 +112,13 @@ void run_golden(const std::string& name) {
         SCOPED_TRACE("direct conv kernels where available");
         run_golden_once(name);
     }
-    set_conv_direct_enabled(false);
     for (std::int64_t floats : {std::int64_t(1) << 30, std::int64_t(1)}) {
         SCOPED_TRACE(testing::Message() << "im2col conv, chunk budget " << floats);
-        set_conv_chunk_floats(floats);
-        run_golden_once(name);
+        ConvTuning t;
+        t.direct = false;
+        t.chunk_floats = floats;
+        run_golden_once(name, t);
     }
-    set_conv_chunk_floats(0);
-    set_conv_direct_enabled(true);
 }
 
 } // namespace

@@ -46,9 +46,11 @@ double objective(Model& m, const Matrix& x, const std::vector<float>& r, bool tr
 /// `zero`, whose gradient must vanish (a bias right before a batch normalisation in training: the batch
 /// mean takes any shift away), where central differences would only measure rounding noise.
 void check_gradients(const std::string& spec, Shape in, bool train = false, int batch = 3,
-                     float x_scale = 1.0f, const std::vector<std::string>& zero = {}) {
+                     float x_scale = 1.0f, const std::vector<std::string>& zero = {},
+                     const ConvTuning& tuning = {}) {
     SCOPED_TRACE(spec);
     Model m(spec, in);
+    m.set_conv_tuning(tuning);
     m.init(11);
     // Non-zero biases so that a missing or misplaced bias term shows.
     auto p0 = to_host(m.params());
@@ -153,15 +155,14 @@ TEST(Gradients, SmallCNN) {
 // im2col + sgemm (the direct kernels off) splits large batches into chunks of samples (one sample per
 // chunk skips the layout permutation); force one-sample and two-sample chunks on small images.
 TEST(Gradients, ConvInChunksOfOneAndTwoSamples) {
-    set_conv_direct_enabled(false);
     for (std::int64_t floats : {1, 2 * 18 * 30}) {
         SCOPED_TRACE(testing::Message() << "chunk budget " << floats);
-        set_conv_chunk_floats(floats);
-        check_gradients("conv:3x3,relu,conv:2x3s2p1,pool:2,dense:3", {2, 6, 5});
-        check_gradients("conv:4x5p0,relu,pool:3,flatten,dense:3", {3, 9, 8});
+        ConvTuning t;
+        t.direct = false;
+        t.chunk_floats = floats;
+        check_gradients("conv:3x3,relu,conv:2x3s2p1,pool:2,dense:3", {2, 6, 5}, false, 3, 1.0f, {}, t);
+        check_gradients("conv:4x5p0,relu,pool:3,flatten,dense:3", {3, 9, 8}, false, 3, 1.0f, {}, t);
     }
-    set_conv_chunk_floats(0);
-    set_conv_direct_enabled(true);
 }
 TEST(Gradients, MaxPoolOverlappingAndPadded) {
     check_gradients("conv:3x3,pool:3s2p1,dense:3", {2, 7, 7});

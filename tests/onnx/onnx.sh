@@ -87,6 +87,23 @@ ops)
   logits_of "$d/ops_back.h5" "$d/logits_ops_back.h5"
   py onnx_check.py ort "$d/ops.onnx" "$d/data.h5" "$d/logits_ops_back.h5" 1e-4 || die "ops round trip logits"
   ;;
+fold)
+  # A teacher with bn after conv and dense layers, first and after a pool, trained on 2 ranks: label, eval
+  # and export run it with each bn after a conv or dense folded into that layer. Mimic's label logits equal
+  # the unfolded model's in inference mode (PyTorch, float64, every bn with its running statistics) and
+  # give mimic eval's correct count; the export keeps only the two bn that follow no conv or dense, and
+  # onnxruntime gives the same logits.
+  arch=bn,conv:6x3,bn,relu,pool:2,bn,conv:8x3s2p1,bn,relu,dense:16,bn,relu,dense:4
+  m2 train --data "$d/data.h5" --arch "$arch" --epochs 3 --batch 32 --out "$d/bn.h5"
+  m export onnx "$d/bn.h5" --out "$d/bn.onnx"
+  py onnx_check.py bn_nodes "$d/bn.onnx" 2 || die "bn.onnx: the bn after a conv or dense are not folded"
+  logits_of "$d/bn.h5" "$d/logits_bn.h5"
+  correct=$("$MIMIC" eval --model "$d/bn.h5" --data "$d/data.h5" | awk '/^  accuracy /{print $3}' | tr -d '(')
+  [ -n "$correct" ] || die "no accuracy from mimic eval"
+  py onnx_check.py unfolded "$d/bn.h5" "$d/data.h5" "$d/logits_bn.h5" 1e-5 "$correct" ||
+    die "bn teacher: folded logits differ from the unfolded model's"
+  py onnx_check.py ort "$d/bn.onnx" "$d/data.h5" "$d/logits_bn.h5" 1e-5 || die "bn teacher: onnxruntime differs"
+  ;;
 blocks)
   # A residual student (identity and projection shortcuts, a 3-way sum on flat features, a concatenation, SE
   # gates from a conv and from a dense branch, dropout and bn in branches) exports as Add / Sum / Concat / Mul

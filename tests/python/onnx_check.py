@@ -5,6 +5,11 @@
 #   onnx_check.py raw MODEL.onnx IMAGES.idx.gz LABELS.idx.gz LOGITS.h5 TOL CORRECT
 #                                                    a --raw-input graph on the raw IDX rows ([N, D], 0-255)
 #                                                    vs Mimic's /logits, and its correct count vs CORRECT
+#   onnx_check.py unfolded MODEL.h5 DATA.h5 LOGITS.h5 TOL CORRECT
+#                                                    MODEL's unfolded chain (every bn kept, running statistics)
+#                                                    in PyTorch float64 on DATA's rows vs Mimic's /logits, and
+#                                                    the logits' correct count vs CORRECT (from mimic eval)
+#   onnx_check.py bn_nodes MODEL.onnx N              MODEL holds N BatchNormalization nodes
 # Exits non-zero with the largest difference when the tolerance (default 1e-4, relative to max(1, |ref|)) fails.
 import gzip
 import sys
@@ -42,6 +47,44 @@ def session(model):
     if sess.get_inputs()[0].name != "input" or sess.get_outputs()[0].name != "logits":
         sys.exit(f"FAIL: graph input/output are {sess.get_inputs()[0].name}/{sess.get_outputs()[0].name}")
     return sess
+
+
+def unfolded_logits(model, x):
+    """The model file's chain (conv, pool, bn, relu, flatten, dense tokens) in eval mode, float64."""
+    import re
+
+    import torch
+    import torch.nn.functional as F
+
+    with h5py.File(model, "r") as f:
+        spec = f.attrs["spec"]
+        spec = spec.decode() if isinstance(spec, bytes) else str(spec)
+        t = {k: torch.from_numpy(f["weights"][k][...].astype(np.float64)) for k in f["weights"]}
+        if "state" in f:
+            t.update({k: torch.from_numpy(f["state"][k][...].astype(np.float64)) for k in f["state"]})
+    h = torch.from_numpy(x.astype(np.float64))
+    for i, tok in enumerate(s.strip() for s in spec.split(",")):
+        p = lambda n: t[f"layer{i}.{tok.split(':')[0]}.{n}"]
+        conv = re.fullmatch(r"conv:(\d+)x(\d+)(?:s(\d+))?(?:p(\d+))?", tok)
+        pool = re.fullmatch(r"pool:(\d+)(?:s(\d+))?(?:p(\d+))?", tok)
+        if conv:
+            k = int(conv[2])
+            pad = int(conv[4]) if conv[4] else k // 2
+            h = F.conv2d(h, p("W").permute(3, 0, 1, 2), p("b"), stride=int(conv[3] or 1), padding=pad)
+        elif pool:
+            k = int(pool[1])
+            h = F.max_pool2d(h, k, int(pool[2] or k), int(pool[3] or 0))
+        elif tok == "bn":
+            h = F.batch_norm(h, p("running_mean"), p("running_var"), p("W"), p("b"), False, 0.0, 1e-5)
+        elif tok == "relu":
+            h = F.relu(h)
+        elif tok == "flatten":
+            h = h.flatten(1)
+        elif tok.startswith("dense:"):
+            h = h.flatten(1) @ p("W") + p("b")
+        else:
+            sys.exit(f"FAIL {model}: token '{tok}' is not supported by this check")
+    return h.numpy()
 
 
 def main():
@@ -88,8 +131,29 @@ def main():
         if right != int(correct):
             sys.exit(f"FAIL: onnxruntime gets {right} rows right, mimic eval {correct}")
         print(f"ok: {right} of {x.shape[0]} raw rows right, as mimic eval reports")
+    elif mode == "unfolded":
+        model, data, logits, tol, correct = args[:5]
+        with h5py.File(data, "r") as f:
+            X = f["X"][...].astype(np.float32)
+            y = f["y"][...]
+            c, h, w = (int(v) for v in f.attrs["shape"])
+        want = unfolded_logits(model, X.reshape(-1, c, h, w))
+        with h5py.File(logits, "r") as f:
+            got = f["logits"][...]
+        compare(f"Mimic {logits} vs the unfolded {model} in PyTorch", got, want, float(tol))
+        right = int((got.argmax(axis=1) == y).sum())
+        if right != int(correct):
+            sys.exit(f"FAIL: the logits get {right} rows right, mimic eval {correct}")
+        print(f"ok: {right} of {X.shape[0]} rows right, as mimic eval reports")
+    elif mode == "bn_nodes":
+        import onnx
+
+        ops = [n.op_type for n in onnx.load(args[0]).graph.node]
+        if ops.count("BatchNormalization") != int(args[1]):
+            sys.exit(f"FAIL {args[0]}: {ops.count('BatchNormalization')} BatchNormalization nodes, not {args[1]}: {ops}")
+        print(f"ok {args[0]}: {args[1]} BatchNormalization nodes")
     else:
-        sys.exit("usage: onnx_check.py ref|ort|raw ...")
+        sys.exit("usage: onnx_check.py ref|ort|raw|unfolded|bn_nodes ...")
 
 
 main()

@@ -2,6 +2,7 @@
 // collective row-block hyperslab transfers that every stage streams through.
 #pragma once
 
+#include "mimic/core/comm.hpp"
 #include "mimic/core/error.hpp"
 
 #include <hdf5.h>
@@ -84,6 +85,9 @@ public:
     static File create(const std::string& path, MPI_Comm comm = MPI_COMM_NULL);
     /// Opens an existing file; a missing or non-HDF5 file is a clear error naming the path.
     static File open(const std::string& path, MPI_Comm comm = MPI_COMM_NULL, bool writable = false);
+    /// The same over the ranks of comm: MPI-IO when it has more than one rank, a serial file otherwise.
+    static File create(const std::string& path, const par::Comm& comm);
+    static File open(const std::string& path, const par::Comm& comm, bool writable = false);
 
     hid_t id() const { return h_.id(); }
     const std::string& path() const { return path_; }

@@ -39,7 +39,8 @@ struct RawInput {
 /// Writes `model` as an ONNX graph (opset 13): input "input" [N, D] (flat models, shape 1x1xD) or
 /// [N, C, H, W], output "logits" [N, classes], batch dimension symbolic ("N"). dense -> Gemm, bottleneck ->
 /// MatMul, conv -> Conv, pool -> MaxPool, activations as themselves, flatten (explicit or implicit before a
-/// dense after conv/pool) -> Flatten; dropout is left out (inference graph). The graph is checked with
+/// dense after conv/pool) -> Flatten, bn -> BatchNormalization (`mimic export onnx` passes the model
+/// through nn::fold_for_inference first); dropout is left out (inference graph). The graph is checked with
 /// onnx::checker before it is written atomically (path.partial, then rename).
 /// With `raw`, the input is instead "input" [N, D] of raw feature rows (e.g. 0-255 pixels as stored in the
 /// IDX source): Mul by scale, Sub mean, Div std, and for image models Reshape to [N, C, H, W] come first.

@@ -4,7 +4,8 @@
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/kokkos.hpp"
-#include "mimic/nn/model.hpp"
+#include "mimic/nn/shape.hpp"
+#include "mimic/nn/stat_reducer.hpp"
 
 #include <KokkosBlas3_gemm.hpp>
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #include "mimic/core/kokkos.hpp"
+#include "mimic/nn/shape.hpp"
+#include "mimic/nn/stat_reducer.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -13,14 +15,6 @@
 
 namespace mimic::nn {
 
-/// Shape of one sample: channels x height x width ((1, 1, D) for flat features).
-struct Shape {
-    int c = 1, h = 1, w = 1;
-    std::int64_t size() const { return std::int64_t(c) * h * w; }
-    bool operator==(const Shape& o) const { return c == o.c && h == o.h && w == o.w; }
-    bool operator!=(const Shape& o) const { return !(*this == o); }
-};
-
 /// One named parameter tensor inside the flat buffer (for model files and tests).
 struct ParamTensor {
     std::string name;                ///< e.g. "layer2.dense.W"
@@ -30,10 +24,7 @@ struct ParamTensor {
 };
 
 class Layer;
-
-/// Sums a small vector over the data replicas in place (a data-parallel engine sets one; nn has no MPI).
-/// Every replica calls it the same number of times in the same order.
-using StatReducer = std::function<void(std::vector<double>&)>;
+struct ConvTuning;
 
 /// Architecture: see include/mimic/nn/spec.hpp for the spec grammar (dense:N, bottleneck:K,
 /// conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish,
@@ -122,6 +113,8 @@ public:
     std::string summary() const;
     std::size_t num_layers() const { return layers_.size(); }
     const Layer& layer(std::size_t i) const { return *layers_.at(i); }
+    /// Sets which backends every convolution of the model may take, and their knobs (tests and benchmarks).
+    void set_conv_tuning(const ConvTuning& t);
     Shape output_shape() const;
     /// The tensor called `name`; throws mimic::Error listing the valid names when there is none.
     const ParamTensor& param_tensor(const std::string& name) const;

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "mimic/core/error.hpp"
-#include "mimic/nn/model.hpp"
+#include "mimic/nn/shape.hpp"
 
 #include <string>
 #include <vector>

@@ -226,6 +226,14 @@ void Block::idle_backward(bool need_dx, const StatReducer* reduce) {
     }
 }
 
+void Block::set_conv_tuning(const ConvTuning& t) {
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers) {
+            if (auto* conv = dynamic_cast<Conv2D*>(layer.get())) conv->set_tuning(t);
+            if (auto* block = dynamic_cast<Block*>(layer.get())) block->set_conv_tuning(t);
+        }
+}
+
 void Block::init(std::uint64_t seed, bool he) {
     for (std::size_t j = 0; j < branches_.size(); ++j) {
         const auto& layers = branches_[j]->layers;

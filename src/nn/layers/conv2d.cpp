@@ -1,10 +1,11 @@
-// Conv2D kernels. Host with AVX-512 and stride 1: direct register-tiled kernels (conv2d_direct.cpp).
-// Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward:
-// bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on
-// a device (neighbouring threads, neighbouring addresses).
+// Conv2D kernels and the backend dispatch. Host with AVX-512 and stride 1: the direct backend
+// (impl/conv2d_direct.hpp). Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving [F,
+// B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on the
+// host, one element per thread on a device (neighbouring threads, neighbouring addresses).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "mimic/core/runtime.hpp"
+#include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include <algorithm>
 
@@ -292,21 +293,13 @@ void conv_bias_grad_teams(const Matrix& dy, std::int64_t P, const UnmanagedVecto
         });
 }
 
-namespace {
-std::int64_t g_chunk_floats = 0; // 0: the default budget below
-} // namespace
-
-void set_conv_chunk_floats(std::int64_t floats) {
-    g_chunk_floats = floats < 0 ? 0 : floats;
-}
-
-std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch) {
+std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch, std::int64_t budget_floats) {
     constexpr bool host = Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
     // Host: about the L2 cache (1 MiB per core measured best on the development machine: 160 ms per CNN
     // step against 175 ms at 4 MiB and 230 ms for the whole batch at once); GPU: 512 MiB.
-    const std::int64_t budget = g_chunk_floats > 0 ? g_chunk_floats
-                                : host             ? (std::int64_t(1) << 18)
-                                                   : (std::int64_t(1) << 27); // floats
+    const std::int64_t budget = budget_floats > 0 ? budget_floats
+                                : host            ? (std::int64_t(1) << 18)
+                                                  : (std::int64_t(1) << 27); // floats
     const std::int64_t per_sample = std::max<std::int64_t>(1, g.patch() * g.pixels());
     return std::max<std::int64_t>(1, std::min<std::int64_t>(batch, budget / per_sample));
 }
@@ -319,33 +312,28 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 
 } // namespace
 
+ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t) {
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value) {
+        // MIMIC_CONV_IM2COL=1 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden
+        // outputs of that arithmetic are checked on any machine that has it; tests/golden/run.sh).
+        static const bool im2col_only = env_is_one("MIMIC_CONV_IM2COL");
+        if (t.direct && !im2col_only && impl::direct_conv_supported(g)) return ConvBackend::direct;
+    }
+    (void)g, (void)t;
+    return ConvBackend::im2col_gemm;
+}
+
 namespace {
-// MIMIC_CONV_IM2COL=1 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden outputs
-// of that arithmetic are checked on any machine that has it; tests/golden/run.sh).
-bool g_direct_enabled = !env_is_one("MIMIC_CONV_IM2COL");
-int g_direct_tiles = 0;
+
+/// The direct backend's workspace when conv_backend picks it (created on first use), else null: the one
+/// dispatch of forward and backward.
+impl::DirectConvWorkspace* direct_backend(const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws) {
+    if (conv_backend(g, t) != ConvBackend::direct) return nullptr;
+    if (!ws.direct) ws.direct = std::make_shared<impl::DirectConvWorkspace>();
+    return ws.direct.get();
+}
+
 } // namespace
-
-void set_conv_direct_enabled(bool enabled) {
-    g_direct_enabled = enabled;
-}
-
-void set_conv_direct_tiles(int which) {
-    g_direct_tiles = which;
-}
-
-int conv_direct_tiles() {
-    return g_direct_tiles;
-}
-
-bool conv_uses_direct(const ConvGeometry& g) {
-#if MIMIC_CONV_DIRECT
-    if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
-        return g_direct_enabled && conv_direct_available(g);
-#endif
-    (void)g;
-    return false;
-}
 
 void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym) {
     const std::int64_t n = std::int64_t(y.size());
@@ -362,7 +350,8 @@ void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym) {
 }
 
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
-                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y, bool relu) {
+                    const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, const Matrix& y,
+                    bool relu) {
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "conv2d_forward: input width ",
@@ -370,13 +359,13 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
     MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == F * P,
                   "conv2d_forward: output is ", y.extent(0), "x", y.extent(1), ", expected ", B, "x", F * P);
     const Region region("mimic::nn::conv::forward");
-#if MIMIC_CONV_DIRECT
-    if (conv_uses_direct(g)) {
-        conv2d_forward_direct(x.data(), B, W.data(), b.data(), g, ws, y.data(), relu);
-        return;
-    }
-#endif
-    const std::int64_t chunk = conv_chunk_rows(g, B);
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        if (auto* d = direct_backend(g, t, ws)) {
+            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y.data(),
+                                      relu);
+            return;
+        }
+    const std::int64_t chunk = conv_chunk_rows(g, B, t.chunk_floats);
     for (std::int64_t b0 = 0; b0 < B; b0 += chunk) {
         const std::int64_t nb = std::min(chunk, B - b0), N = nb * P;
         const Matrix col = workspace(ws.col, "mimic::nn::conv::col", g.patch(), N);
@@ -426,8 +415,8 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
 }
 
 void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
-                     ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db,
-                     const Matrix& dx) {
+                     const ConvTuning& t, ConvWorkspace& ws, const UnmanagedMatrix& dW,
+                     const UnmanagedVector& db, const Matrix& dx) {
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "conv2d_backward: input width ",
@@ -442,14 +431,13 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_rows(dy, P, db);
     else
         conv_bias_grad_teams(dy, P, db);
-#if MIMIC_CONV_DIRECT
-    if (conv_uses_direct(g)) {
-        conv2d_backward_direct(x.data(), dy.data(), B, W.data(), g, ws, dW.data(),
-                               want_dx ? dx.data() : nullptr);
-        return;
-    }
-#endif
-    const std::int64_t chunk = conv_chunk_rows(g, B);
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        if (auto* d = direct_backend(g, t, ws)) {
+            impl::direct_conv_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d, dW.data(),
+                                       want_dx ? dx.data() : nullptr);
+            return;
+        }
+    const std::int64_t chunk = conv_chunk_rows(g, B, t.chunk_floats);
     for (std::int64_t b0 = 0; b0 < B; b0 += chunk) {
         const std::int64_t nb = std::min(chunk, B - b0), N = nb * P;
         const Matrix col = workspace(ws.col, "mimic::nn::conv::col", g.patch(), N);
@@ -502,17 +490,17 @@ void Conv2D::init(std::uint64_t seed, bool he) {
 }
 
 void Conv2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
-    conv2d_forward(x, W_, b_, g_, ws_, y, relu_);
+    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y, relu_);
 }
 
 void Conv2D::backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) {
     if (!relu_) {
-        conv2d_backward(x, dy, W_, g_, ws_, dW_, db_, dx);
+        conv2d_backward(x, dy, W_, g_, tuning_, ws_, dW_, db_, dx);
         return;
     }
     const Matrix dym = workspace(ws_.masked, "mimic::nn::conv::masked", dy.extent(0), dy.extent(1));
     conv_relu_mask(y, dy, dym);
-    conv2d_backward(x, dym, W_, g_, ws_, dW_, db_, dx);
+    conv2d_backward(x, dym, W_, g_, tuning_, ws_, dW_, db_, dx);
 }
 
 } // namespace mimic::nn

@@ -1,7 +1,8 @@
 // Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
-// (the forward kernels with flipped weights) and weight gradient. conv2d.cpp picks them for host builds.
-#include "mimic/nn/layers/conv2d.hpp"
+// (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
+// threads. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
+#include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,7 +14,7 @@
 
 #define MIMIC_AVX512 __attribute__((target("avx512f")))
 
-namespace mimic::nn {
+namespace mimic::nn::impl {
 
 namespace {
 
@@ -404,6 +405,28 @@ float* grow(std::vector<float>& v, std::int64_t n) {
     return v.data();
 }
 
+/// Parts to split n independent items into: `parts`, or one per thread of the host execution space when
+/// 0; at most n.
+int host_parts(std::int64_t n, int parts) {
+    const std::int64_t want = parts > 0 ? parts : int(Kokkos::DefaultHostExecutionSpace().concurrency());
+    return int(std::max<std::int64_t>(1, std::min(want, n)));
+}
+
+/// Items [begin, end) of part `part` when n items are split into `parts` nearly equal contiguous parts (the
+/// split of par::split_range, whose header nn does not include: it brings MPI).
+std::pair<std::int64_t, std::int64_t> part_range(std::int64_t n, int parts, int part) {
+    const std::int64_t base = n / parts, rem = n % parts;
+    const std::int64_t begin = part * base + std::min<std::int64_t>(part, rem);
+    return {begin, begin + base + (part < rem ? 1 : 0)};
+}
+
+/// Runs fn(part) for part in [0, parts) on the host execution space, each part on one thread.
+template <class Fn>
+void for_each_part(const char* name, int parts, const Fn& fn) {
+    Kokkos::parallel_for(name, Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, parts),
+                         [&](const std::int64_t part) { fn(int(part)); });
+}
+
 /// Whether filter tiles beat pixel tiles for this pass (with `which` forcing one: 1 pixel, 2 filter tiles):
 /// the outputs each computes, pixel tiles counting the discarded grid columns and their register
 /// padding, filter tiles the channel padding, overlapping tiles and the transposition of the outputs.
@@ -422,28 +445,16 @@ bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
     return filter < pixel;
 }
 
-} // namespace
-
-bool conv_direct_available(const ConvGeometry& g) {
-    static const bool cpu = __builtin_cpu_supports("avx512f");
-    // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
-    // all outside bench_conv's held-out grid (bench_conv --tiles 0 against --direct 0, forward): 96x6x6 3x3
-    // 'same' with 96 filters 1.4x, 96x10x10 5x5 'same' 1.7x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.6x.
-    return cpu && g.s == 1 && g.k <= 8;
-}
-
-void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
-                           const ConvGeometry& g, ConvWorkspace& ws, float* y, bool relu) {
-    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
-    const FilterPlan fp = filter_plan(p);
-    const bool filter = use_filter_tiles(p, fp, conv_direct_tiles());
-    float* xp = grow(ws.host_in, g.c * p.plane);
-    float* out = grow(ws.host_out, filter ? g.pixels() * fp.ldf : g.f * p.qv + kLanes);
-    float* wpk = filter ? grow(ws.host_weights, g.patch() * fp.ldf) : nullptr;
-    if (filter) pack_blocks(W, g.patch(), g.f, fp, wpk);
+/// One thread's part of the forward pass: samples [s0, s1) through its own padded planes and outputs.
+void forward_samples(const float* x, std::int64_t s0, std::int64_t s1, const float* W, const float* b,
+                     const ConvGeometry& g, const Pass& p, const FilterPlan& fp, const float* wpk,
+                     DirectConvScratch& ws, float* y, bool relu) {
+    const bool filter = wpk != nullptr;
+    float* xp = grow(ws.in, g.c * p.plane);
+    float* out = grow(ws.out, filter ? g.pixels() * fp.ldf : g.f * p.qv + kLanes);
     std::fill(xp, xp + g.c * p.plane, 0.0f);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, o = std::int64_t(g.f) * g.pixels();
-    for (std::int64_t s = 0; s < batch; ++s) {
+    for (std::int64_t s = s0; s < s1; ++s) {
         pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
         if (filter) {
             filter_pass(xp, p, fp, wpk, out);
@@ -461,27 +472,74 @@ void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, c
     }
 }
 
-void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch, const float* W,
-                            const ConvGeometry& g, ConvWorkspace& ws, float* dW, float* dx) {
+/// The input gradient of samples [s0, s1) on one thread: dy padded by K-1-p through the forward kernels
+/// with the flipped filters wt (or their packed blocks wpk).
+void input_grad_samples(const float* dy, std::int64_t s0, std::int64_t s1, const ConvGeometry& g,
+                        const Pass& bw, const FilterPlan& bp, const float* wt, const float* wpk,
+                        DirectConvScratch& ws, float* dx) {
+    const int C = g.c, F = g.f;
+    float* dp = grow(ws.grad_padded, F * bw.plane);
+    float* out = grow(ws.out, wpk ? std::int64_t(g.h) * g.w * bp.ldf : C * bw.qv + kLanes);
+    std::fill(dp, dp + F * bw.plane, 0.0f);
+    const std::int64_t in = std::int64_t(C) * g.h * g.w, o = std::int64_t(F) * g.pixels();
+    for (std::int64_t s = s0; s < s1; ++s) {
+        pad_planes(dy + s * o, F, g.oh(), g.ow(), bw, dp);
+        if (wpk) {
+            filter_pass(dp, bw, bp, wpk, out);
+            unpack_outputs<false, false>(out, std::int64_t(g.h) * g.w, C, bp.ldf, nullptr, dx + s * in);
+            continue;
+        }
+        forward_pass(dp, bw, wt, out);
+        unpad_outputs<false, false>(out, bw, nullptr, dx + s * in);
+    }
+}
+
+} // namespace
+
+bool direct_conv_supported(const ConvGeometry& g) {
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
+    // all outside bench_conv's held-out grid (bench_conv --tiles 0 against --direct 0, forward): 96x6x6 3x3
+    // 'same' with 96 filters 1.4x, 96x10x10 5x5 'same' 1.7x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.6x.
+    return cpu && g.s == 1 && g.k <= 8;
+}
+
+void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                         const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
+                         bool relu) {
+    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
+    const FilterPlan fp = filter_plan(p);
+    const bool filter = use_filter_tiles(p, fp, t.tiles);
+    float* wpk = filter ? grow(ws.packed, g.patch() * fp.ldf) : nullptr;
+    if (filter) pack_blocks(W, g.patch(), g.f, fp, wpk);
+    // Samples are independent: each thread runs a contiguous part of the batch with its own scratch, so
+    // every output is the same whatever the number of threads.
+    const int parts = host_parts(batch, t.parts);
+    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
+    for_each_part("mimic::nn::conv::direct_forward", parts, [&](int part) {
+        const auto r = part_range(batch, parts, part);
+        forward_samples(x, r.first, r.second, W, b, g, p, fp, wpk, ws.threads[size_t(part)], y, relu);
+    });
+}
+
+void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                          float* dW, float* dx) {
     const int K = g.k, KK = K * K, C = g.c, F = g.f, OH = g.oh(), OW = g.ow(), pd = K - 1 - g.p;
     const Pass fw(C, F, K, g.h, g.w, g.p); // x padded: the weight gradient
     const Pass bw(F, C, K, OH, OW, pd);    // dy padded: the input gradient
     const int f16 = (F + kLanes - 1) / kLanes * kLanes;
     const std::int64_t xs = C * fw.plane, ds = fw.q * f16;
-    // Samples per chunk: their padded inputs and transposed gradients within about 1 MiB (L2), streamed once
-    // per weight tile.
-    const std::int64_t nb = std::max<std::int64_t>(1, std::min<std::int64_t>(batch, (1 << 18) / (xs + ds)));
-    float* xp = grow(ws.host_in, nb * xs);
-    float* dt = grow(ws.host_grad, nb * ds);
-    float* dp = grow(ws.host_grad_padded, F * bw.plane);
+    const std::int64_t nb =
+        std::max<std::int64_t>(1, std::min<std::int64_t>(batch, t.grad_chunk_floats / (xs + ds)));
+    float* xp = grow(ws.chunk_in, nb * xs);
+    float* dt = grow(ws.chunk_grad, nb * ds);
     const FilterPlan bp = filter_plan(bw);
-    const bool filter = dx && use_filter_tiles(bw, bp, conv_direct_tiles());
-    float* out = grow(ws.host_out, filter ? std::int64_t(g.h) * g.w * bp.ldf : C * bw.qv + kLanes);
-    float* wt = grow(ws.host_weights, std::int64_t(KK) * C * F);
-    float* wpk = filter ? grow(ws.host_packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
+    const bool filter = dx && use_filter_tiles(bw, bp, t.tiles);
+    float* wt = grow(ws.weights, std::int64_t(KK) * C * F);
+    float* wpk = filter ? grow(ws.packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
     std::fill(xp, xp + nb * xs, 0.0f);
     std::fill(dt, dt + nb * ds, 0.0f);
-    std::fill(dp, dp + F * bw.plane, 0.0f);
     // Input gradient = forward pass over dy padded by K-1-p with the flipped, transposed filters:
     // wt[(f*KK + KK-1-t)*C + c] = W[(c*KK + t)*F + f].
     for (int c = 0; c < C; ++c)
@@ -490,34 +548,37 @@ void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch,
                 wt[(std::int64_t(f) * KK + KK - 1 - t) * C + c] = W[(std::int64_t(c) * KK + t) * F + f];
     if (filter) pack_blocks(wt, std::int64_t(F) * KK, C, bp, wpk);
     const std::int64_t in = std::int64_t(C) * g.h * g.w, o = std::int64_t(F) * OH * OW;
+    const int parts = dx ? host_parts(batch, t.parts) : 0;
+    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
     for (std::int64_t s0 = 0; s0 < batch; s0 += nb) {
         const int n = int(std::min<std::int64_t>(nb, batch - s0));
-        for (int s = 0; s < n; ++s) {
-            pad_planes(x + (s0 + s) * in, C, g.h, g.w, fw, xp + s * xs);
-            const float* d = dy + (s0 + s) * o;
-            float* t = dt + s * ds;
-            for (int i = 0; i < OH; ++i)
-                for (int j = 0; j < OW; ++j)
-                    for (int f = 0; f < F; ++f)
-                        t[(std::int64_t(i) * fw.wp + j) * f16 + f] = d[(std::int64_t(f) * OH + i) * OW + j];
-        }
-        for (int c = 0; c < C; ++c)
-            weight_channel(xp, dt, n, xs, ds, f16, fw, c, dW);
-        if (!dx) continue;
-        for (int s = 0; s < n; ++s) {
-            pad_planes(dy + (s0 + s) * o, F, OH, OW, bw, dp);
-            if (filter) {
-                filter_pass(dp, bw, bp, wpk, out);
-                unpack_outputs<false, false>(out, std::int64_t(g.h) * g.w, C, bp.ldf, nullptr,
-                                             dx + (s0 + s) * in);
-                continue;
-            }
-            forward_pass(dp, bw, wt, out);
-            unpad_outputs<false, false>(out, bw, nullptr, dx + (s0 + s) * in);
-        }
+        // The chunk's padded inputs and transposed gradients, a sample per thread at a time.
+        Kokkos::parallel_for("mimic::nn::conv::direct_grad_inputs",
+                             Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, n),
+                             [&](const std::int64_t s) {
+                                 pad_planes(x + (s0 + s) * in, C, g.h, g.w, fw, xp + s * xs);
+                                 const float* d = dy + (s0 + s) * o;
+                                 float* tr = dt + s * ds;
+                                 for (int i = 0; i < OH; ++i)
+                                     for (int j = 0; j < OW; ++j)
+                                         for (int f = 0; f < F; ++f)
+                                             tr[(std::int64_t(i) * fw.wp + j) * f16 + f] =
+                                                 d[(std::int64_t(f) * OH + i) * OW + j];
+                             });
+        // Channel c owns rows c*KK .. c*KK + KK - 1 of dW and sums the samples in order: threads over
+        // channels give the serial result bit for bit.
+        Kokkos::parallel_for(
+            "mimic::nn::conv::direct_weight_grad",
+            Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, C),
+            [&](const std::int64_t c) { weight_channel(xp, dt, n, xs, ds, f16, fw, int(c), dW); });
     }
+    if (!dx) return;
+    for_each_part("mimic::nn::conv::direct_input_grad", parts, [&](int part) {
+        const auto r = part_range(batch, parts, part);
+        input_grad_samples(dy, r.first, r.second, g, bw, bp, wt, wpk, ws.threads[size_t(part)], dx);
+    });
 }
 
-} // namespace mimic::nn
+} // namespace mimic::nn::impl
 
 #endif

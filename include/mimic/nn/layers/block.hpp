@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/spec.hpp"
 
 #include <memory>
@@ -66,6 +67,8 @@ public:
     /// zero rows, in the order of a real pass; idle_backward(need_dx) for a backward with or without dL/dx.
     void idle_pass(bool forward, const StatReducer* reduce) override;
     void idle_backward(bool need_dx, const StatReducer* reduce);
+    /// Sets the tuning of every convolution in the branches (Model::set_conv_tuning).
+    void set_conv_tuning(const ConvTuning& t);
     void init(std::uint64_t seed, bool he) override;
     void forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) override;
     void backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) override;

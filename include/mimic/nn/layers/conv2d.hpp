@@ -1,18 +1,11 @@
-// 2-D convolution (NCHW per sample, activations flat [B, C*H*W]): direct register-tiled kernels on AVX-512
-// hosts for stride 1, else im2col + sgemm with backward by two sgemms and a race-free col2im gather.
+// 2-D convolution (NCHW per sample, activations flat [B, C*H*W]): the execution space's direct backend
+// where it has one (host CPUs, impl/conv2d_direct.hpp), else im2col + sgemm with backward by two sgemms and
+// a race-free col2im gather.
 #pragma once
 
 #include "mimic/nn/layer.hpp"
 
-#include <vector>
-
-// The direct host kernels (conv2d_direct.cpp) need x86-64 and GCC-style target attributes; device
-// compilers skip them.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__) && !defined(__HIPCC__)
-#define MIMIC_CONV_DIRECT 1
-#else
-#define MIMIC_CONV_DIRECT 0
-#endif
+#include <memory>
 
 namespace mimic::nn {
 
@@ -43,52 +36,54 @@ void col2im_elements(const Matrix& dcol, const ConvGeometry& g, const Matrix& dx
 void conv_bias_grad_rows(const Matrix& dy, std::int64_t P, const UnmanagedVector& db);
 void conv_bias_grad_teams(const Matrix& dy, std::int64_t P, const UnmanagedVector& db);
 
-/// Grow-only scratch of one convolution: patches, the [F, rows*P] GEMM output / gradient and the gradient
-/// through a fused ReLU; the direct kernels' padded planes, outputs on the padded grid and flipped filters
-/// (host memory).
-struct ConvWorkspace {
-    Vector col, out, masked;
-    std::vector<float> host_in, host_out, host_grad, host_grad_padded, host_weights, host_packed;
+namespace impl {
+struct DirectConvWorkspace;
+} // namespace impl
+
+/// How a convolution runs, held by each Conv2D (Model::set_conv_tuning) and passed to conv2d_forward and
+/// conv2d_backward: which backends it may take and their knobs.
+struct ConvTuning {
+    /// May take the execution space's direct backend where it has one for the geometry; MIMIC_CONV_IM2COL=1
+    /// in the environment turns it off for every convolution (im2col + sgemm, as on a CPU without one).
+    bool direct = true;
+    /// The direct backend's tiles: 0 chosen per shape, 1 pixel tiles, 2 filter tiles (tests and tuning).
+    int direct_tiles = 0;
+    /// im2col's chunk budget in floats; 0: the default (conv_chunk_rows).
+    std::int64_t chunk_floats = 0;
 };
 
-/// True when conv2d_forward/backward take the direct kernels: a host build, conv_direct_available(g), and
-/// not disabled by set_conv_direct_enabled(false) or by MIMIC_CONV_IM2COL=1 in the environment.
-bool conv_uses_direct(const ConvGeometry& g);
-/// Enables (default) or disables the direct kernels, so that tests compare both formulations.
-void set_conv_direct_enabled(bool enabled);
-/// Which tiles the direct kernels use: chosen per shape (0, default), pixel tiles (1: 8 filters x 16-48
-/// outputs per tile) or filter tiles (2: 16-32 channels x up to 14 outputs); for tests and tuning.
-void set_conv_direct_tiles(int which);
-int conv_direct_tiles();
-#if MIMIC_CONV_DIRECT
-/// Whether this CPU and geometry suit the direct kernels: AVX-512F, stride 1, K <= 8.
-bool conv_direct_available(const ConvGeometry& g);
-/// Direct forward on host pointers: y [B, F*OH*OW] = conv(x [B, C*H*W], W [C*K*K, F]) + b.
-void conv2d_forward_direct(const float* x, std::int64_t batch, const float* W, const float* b,
-                           const ConvGeometry& g, ConvWorkspace& ws, float* y, bool relu);
-/// Direct backward on host pointers: dW += the weight gradient; dx (when not null) = the input gradient.
-void conv2d_backward_direct(const float* x, const float* dy, std::int64_t batch, const float* W,
-                            const ConvGeometry& g, ConvWorkspace& ws, float* dW, float* dx);
-#endif
+/// Which formulation a convolution takes.
+enum class ConvBackend { im2col_gemm, direct };
+/// The one backend choice of conv2d_forward and conv2d_backward for geometry g under tuning t on the
+/// default execution space: direct where impl::DirectConvAvailable holds for it, this CPU and g suit the
+/// kernels, t allows it and MIMIC_CONV_IM2COL=1 is not set; im2col + sgemm otherwise.
+ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t);
 
-/// Samples per chunk: the whole batch on a GPU; on the host as many as keep the patch matrix within
-/// about 1 MiB (L2 resident between im2col and the GEMMs), at least one. A chunk of one sample needs no
-/// layout permutation: its GEMM output [F, P] is already that sample's NCHW activation.
-std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch);
-/// Overrides the chunk budget in floats (0 restores the default); for tests and tuning.
-void set_conv_chunk_floats(std::int64_t floats);
+/// Grow-only scratch of one convolution: patches, the [F, rows*P] GEMM output / gradient and the gradient
+/// through a fused ReLU; the direct backend keeps its own (created on its first use).
+struct ConvWorkspace {
+    Vector col, out, masked;
+    std::shared_ptr<impl::DirectConvWorkspace> direct;
+};
+
+/// Samples per chunk of im2col + sgemm: as many as keep the patch matrix within budget_floats, at least
+/// one; budget 0: the whole batch on a GPU, and on the host about 1 MiB (L2 resident between im2col and the
+/// GEMMs). A chunk of one sample needs no layout permutation: its GEMM output [F, P] is already that
+/// sample's NCHW activation.
+std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch, std::int64_t budget_floats = 0);
 
 /// y = conv(x, W) + b for x [B, C*H*W], y [B, F*OH*OW]; W is [C*K*K, F] (parameter shape {C, K, K, F});
 /// y = relu(conv(x, W) + b) when relu is set.
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
-                    const ConvGeometry& g, ConvWorkspace& ws, const Matrix& y, bool relu = false);
+                    const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, const Matrix& y,
+                    bool relu = false);
 /// dym = dy where y > 0, else 0 (the gradient through a fused ReLU, as relu_backward computes it).
 void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym);
 /// Accumulates dW += col·dY^T and db += sum(dY) (patches recomputed from x, chunk by chunk); writes
 /// dx = col2im(W·dY) when dx.extent(0) > 0.
 void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
-                     ConvWorkspace& ws, const UnmanagedMatrix& dW, const UnmanagedVector& db,
-                     const Matrix& dx);
+                     const ConvTuning& t, ConvWorkspace& ws, const UnmanagedMatrix& dW,
+                     const UnmanagedVector& db, const Matrix& dx);
 
 /// conv:FxK[sS][pP]. Parameters "layer<i>.conv.W" {C, K, K, F} (PyTorch's [F, C, K, K] permuted
 /// (1, 2, 3, 0)) and "layer<i>.conv.b" {F}.
@@ -107,10 +102,14 @@ public:
     /// Applies the ReLU that follows this layer (the Model fuses them): rectified output, and the incoming
     /// gradient masked by it.
     void fuse_relu() { relu_ = true; }
+    /// Which backends this layer may take and their knobs (default: ConvTuning{}).
+    void set_tuning(const ConvTuning& t) { tuning_ = t; }
+    const ConvTuning& tuning() const { return tuning_; }
 
 private:
     ConvGeometry g_;
     bool relu_ = false;
+    ConvTuning tuning_;
     UnmanagedMatrix W_, dW_;
     UnmanagedVector b_, db_;
     ConvWorkspace ws_;

@@ -1,0 +1,72 @@
+// The host backend of Conv2D: direct register-tiled kernels for stride 1 on x86-64 CPUs with AVX-512F,
+// the trait on the execution space that makes them available, their tuning knobs and their workspace.
+#pragma once
+
+#include "mimic/nn/layers/conv2d.hpp"
+
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+// The kernels (src/nn/layers/conv2d_direct.cpp) need x86-64 and GCC-style target attributes; device
+// compilers skip them.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__) && !defined(__HIPCC__)
+#define MIMIC_CONV_DIRECT 1
+#else
+#define MIMIC_CONV_DIRECT 0
+#endif
+
+namespace mimic::nn::impl {
+
+/// Whether the direct kernels can serve convolutions that run on ExecSpace over Views of MemorySpace: they
+/// are compiled in and the space runs on the host with access to that memory (Serial, OpenMP, Threads).
+/// Device spaces take im2col + sgemm.
+template <class ExecSpace, class MemorySpace = typename ExecSpace::memory_space>
+struct DirectConvAvailable
+    : std::integral_constant<bool, MIMIC_CONV_DIRECT &&
+                                       Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible &&
+                                       Kokkos::SpaceAccessibility<ExecSpace, MemorySpace>::accessible> {};
+
+/// Knobs of the direct kernels, passed in with each call.
+struct DirectConvTuning {
+    /// 0: pixel or filter tiles chosen per shape; 1: pixel tiles (8 filters x 16-48 outputs per tile);
+    /// 2: filter tiles (16-32 channels x up to 14 outputs).
+    int tiles = 0;
+    /// Weight gradient: samples per chunk such that their padded inputs and transposed gradients stay within
+    /// this many floats (about the L2 of a core), streamed once per weight tile.
+    std::int64_t grad_chunk_floats = std::int64_t(1) << 18;
+    /// Parts the samples are split into, each run by one thread of the host execution space with its own
+    /// scratch; 0: one per thread (the results do not depend on it).
+    int parts = 0;
+};
+
+/// Host scratch of one thread of the direct kernels (grow-only): padded input planes, outputs on the padded
+/// grid and padded output gradients.
+struct DirectConvScratch {
+    std::vector<float> in, out, grad_padded;
+};
+
+/// The direct kernels' workspace of one convolution (host memory, grow-only), what the threads share: the
+/// flipped and the packed filters, a chunk's padded inputs and transposed gradients; and one scratch per
+/// thread.
+struct DirectConvWorkspace {
+    std::vector<float> weights, packed, chunk_in, chunk_grad;
+    std::vector<DirectConvScratch> threads;
+};
+
+/// Whether this CPU and geometry suit the direct kernels: AVX-512F, stride 1, K <= 8 (false where they
+/// are not compiled in).
+bool direct_conv_supported(const ConvGeometry& g);
+
+/// Direct forward on host pointers: y [B, F*OH*OW] = conv(x [B, C*H*W], W [C*K*K, F]) + b (rectified when
+/// relu). Samples are split over the host execution space's threads.
+void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                         const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
+                         bool relu);
+/// Direct backward on host pointers: dW += the weight gradient (threads over input channels); dx (when not
+/// null) = the input gradient (threads over samples).
+void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                          float* dW, float* dx);
+
+} // namespace mimic::nn::impl
