@@ -455,13 +455,18 @@ private:
         const Const& Wc = need_const(n.input(1), where, "weight");
         if (Wc.dims.size() != 4)
             fail(where, ": weight has shape ", dims_text(Wc.dims), ", expected [F, C, K, K]");
+        // C: the channels of one group (the input's / G).
         const std::int64_t F = Wc.dims[0], C = Wc.dims[1], KH = Wc.dims[2], KW = Wc.dims[3];
-        if (attr_int(n, "group", 1) != 1)
-            fail(where, ": grouped convolution (group = ", attr_int(n, "group", 1), ") is not supported");
+        const std::int64_t G = attr_int(n, "group", 1);
+        if (G < 1 || shape_.c % G != 0 || F % G != 0)
+            fail(where, ": group ", G, " does not divide the input's ", shape_.c, " channels and ", F,
+                 " filters");
         const auto dil = attr_ints(n, "dilations");
         if (!all_equal(dil, 1)) fail(where, ": dilations ", dims_text(dil), " are not supported (only 1)");
         if (KH != KW) fail(where, ": kernel ", KH, "x", KW, " is not square");
-        if (C != shape_.c) fail(where, ": weight takes ", C, " channels but the input has ", shape_.c);
+        if (C * G != shape_.c)
+            fail(where, ": weight takes ", C, " channels per group (", G, " groups) but the input has ",
+                 shape_.c);
         const auto ks = attr_ints(n, "kernel_shape");
         if (!ks.empty() && !all_equal(ks, KH))
             fail(where, ": kernel_shape ", dims_text(ks), " does not match the weight");
@@ -486,7 +491,8 @@ private:
         p.kind = nn::LayerKind::Conv;
         p.out = int(F);
         p.token = "conv:" + std::to_string(F) + "x" + std::to_string(KH) +
-                  (S != 1 ? "s" + std::to_string(S) : "") + "p" + std::to_string(P);
+                  (S != 1 ? "s" + std::to_string(S) : "") + "p" + std::to_string(P) +
+                  (G != 1 ? "g" + std::to_string(G) : "");
         const std::int64_t K = KH;
         p.W.resize(size_t(F * C * K * K));
         for (std::int64_t f = 0; f < F; ++f)
@@ -998,8 +1004,9 @@ private:
             break;
         }
         case nn::LayerKind::Conv: {
-            const auto& W = model_.param_tensor(base + ".W"); // {C, K, K, F}
+            const auto& W = model_.param_tensor(base + ".W"); // {C/G, K, K, F}
             const std::int64_t C = W.shape[0], K = W.shape[1], F = W.shape[3];
+            const std::int64_t G = shape_.c / C; // shape_: this layer's input
             std::vector<float> w(size_t(F * C * K * K));
             const float* src = param(W.name);
             for (std::int64_t f = 0; f < F; ++f)
@@ -1014,6 +1021,7 @@ private:
             ints(n, "kernel_shape", {K, K});
             ints(n, "strides", {l.stride, l.stride});
             ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
+            if (G != 1) int1(n, "group", G);
             break;
         }
         case nn::LayerKind::Pool:

@@ -32,7 +32,9 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
     case LayerKind::Bottleneck:
         return std::make_unique<Bottleneck>(index, l.token, in, l.units);
     case LayerKind::Conv:
-        return std::make_unique<Conv2D>(index, l.token, in, l.units, l.kernel, l.stride, l.pad);
+        // dwconv (filters and groups 0): one filter and one group per input channel.
+        return std::make_unique<Conv2D>(index, l.token, in, l.units > 0 ? l.units : in.c, l.kernel, l.stride,
+                                        l.pad, l.groups > 0 ? l.groups : in.c);
     case LayerKind::Pool:
         return std::make_unique<MaxPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad});
     case LayerKind::AvgPool:

@@ -178,14 +178,21 @@ namespace {
                           l.offset, l.token.size());
 }
 
-/// conv:<filters>x<kernel>[s<stride>][p<padding>] (arg: what follows the colon) into l.
-void parse_conv(const std::string& spec, const std::string& arg, bool has_arg, LayerSpec& l) {
-    const char* form = "conv:<filters>x<kernel>[s<stride>][p<padding>], e.g. conv:32x3 or conv:32x5s2p2";
+/// conv:<filters>x<kernel>[s<stride>][p<padding>][g<groups>] and dwconv:<kernel>[s<stride>][p<padding>]
+/// (depthwise: filters and groups 0, resolved to the input channels by infer_shape) into l.
+void parse_conv(const std::string& spec, const std::string& arg, bool has_arg, LayerSpec& l,
+                bool depthwise = false) {
+    const char* form = depthwise
+                           ? "dwconv:<kernel>[s<stride>][p<padding>], e.g. dwconv:3 or dwconv:3s2"
+                           : "conv:<filters>x<kernel>[s<stride>][p<padding>][g<groups>], e.g. conv:32x3, "
+                             "conv:32x5s2p2 or conv:32x3g4";
     if (!has_arg) bad_token(spec, l, form);
     std::size_t p = 0;
-    long f = 0, k = 0, s = 1, pad = -1;
-    if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad_token(spec, l, form);
-    ++p;
+    long f = 0, k = 0, s = 1, pad = -1, groups = depthwise ? 0 : 1;
+    if (!depthwise) {
+        if (!parse_int(arg, p, f) || f < 1 || p >= arg.size() || arg[p] != 'x') bad_token(spec, l, form);
+        ++p;
+    }
     if (!parse_int(arg, p, k) || k < 1) bad_token(spec, l, form);
     if (p < arg.size() && arg[p] == 's') {
         ++p;
@@ -195,9 +202,15 @@ void parse_conv(const std::string& spec, const std::string& arg, bool has_arg, L
         ++p;
         if (!parse_int(arg, p, pad)) bad_token(spec, l, form);
     }
+    if (!depthwise && p < arg.size() && arg[p] == 'g') {
+        ++p;
+        if (!parse_int(arg, p, groups) || groups < 1) bad_token(spec, l, form);
+    }
     if (p != arg.size()) bad_token(spec, l, form);
+    if (f % groups != 0) bad_token(spec, l, "conv filters divisible by the groups");
     l.kind = LayerKind::Conv;
     l.units = int(f);
+    l.groups = int(groups);
     l.kernel = int(k);
     l.stride = int(s);
     l.pad = pad < 0 ? int(k / 2) : int(pad);
@@ -222,8 +235,8 @@ void parse_token(const std::string& spec, LayerSpec& l) {
                             : "bottleneck:<units> with units a positive integer");
         l.kind = dense ? LayerKind::Dense : LayerKind::Bottleneck;
         l.units = int(v);
-    } else if (name == "conv") {
-        parse_conv(spec, arg, has_arg, l);
+    } else if (name == "conv" || name == "dwconv") {
+        parse_conv(spec, arg, has_arg, l, name == "dwconv");
     } else if (name == "pool" || name == "avgpool") {
         if (const char* expected = parse_pool(name, arg, has_arg, l)) bad_token(spec, l, expected);
     } else if (name == "dropout") {
@@ -242,11 +255,10 @@ void parse_token(const std::string& spec, LayerSpec& l) {
     } else if (plain_kind(name, l.kind)) {
         if (has_arg) bad_token(spec, l, "no argument after this layer name");
     } else {
-        bad_token(
-            spec, l,
-            "one of dense:N, bottleneck:K, conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, "
-            "relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn, or a block "
-            "res(...), cat(...), gate(...)");
+        bad_token(spec, l,
+                  "one of dense:N, bottleneck:K, conv:FxK[sS][pP][gG], dwconv:K[sS][pP], pool:K[sS][pP], "
+                  "avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, "
+                  "dropout:P, flatten, bn, or a block res(...), cat(...), gate(...)");
     }
 }
 
@@ -429,7 +441,9 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
         const int hp = in.h + 2 * l.pad, wp = in.w + 2 * l.pad;
         fits(hp >= l.kernel && wp >= l.kernel, "kernel ", l.kernel, " is larger than the padded input ", hp,
              "x", wp, " (input ", in.c, "x", in.h, "x", in.w, ")");
-        return Shape{l.units, (hp - l.kernel) / l.stride + 1, (wp - l.kernel) / l.stride + 1};
+        const int groups = l.groups > 0 ? l.groups : in.c, filters = l.units > 0 ? l.units : in.c;
+        fits(in.c % groups == 0, groups, " groups do not divide the input's ", in.c, " channels");
+        return Shape{filters, (hp - l.kernel) / l.stride + 1, (wp - l.kernel) / l.stride + 1};
     }
     case LayerKind::Pool:
     case LayerKind::AvgPool:

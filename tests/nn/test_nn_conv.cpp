@@ -1,6 +1,7 @@
 // The convolution's formulations against a direct double-precision reference: the host's direct kernels
 // (pixel and filter tiles, which must agree bitwise) and im2col + sgemm (forward, weight, bias and input
-// gradients), and the host and device im2col, col2im and bias-gradient reduction against each other.
+// gradients), the grouped and depthwise kernels (G > 1, strides 1 and 2), and the host and device im2col,
+// col2im and bias-gradient reduction against each other.
 #include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
@@ -40,7 +41,7 @@ struct Reference {
 /// y = conv(x, W) + b and the gradients of sum(dy * y), in double, straight from the definition.
 Reference reference(const std::vector<float>& x, const std::vector<float>& W, const std::vector<float>& b,
                     const std::vector<float>& dy, const ConvGeometry& g, int B) {
-    const int C = g.c, H = g.h, Wd = g.w, F = g.f, K = g.k, OH = g.oh(), OW = g.ow();
+    const int C = g.c, H = g.h, Wd = g.w, F = g.f, K = g.k, OH = g.oh(), OW = g.ow(), Cg = C / g.g;
     Reference r{std::vector<double>(std::size_t(B) * F * OH * OW), std::vector<double>(W.size()),
                 std::vector<double>(F), std::vector<double>(x.size())};
     for (int s = 0; s < B; ++s)
@@ -49,13 +50,14 @@ Reference reference(const std::vector<float>& x, const std::vector<float>& W, co
                 for (int ow = 0; ow < OW; ++ow) {
                     const std::size_t o = ((std::size_t(s) * F + f) * OH + oh) * OW + ow;
                     double acc = b[f];
-                    for (int c = 0; c < C; ++c)
+                    for (int cl = 0; cl < Cg; ++cl)
                         for (int kh = 0; kh < K; ++kh)
                             for (int kw = 0; kw < K; ++kw) {
                                 const int ih = oh * g.s - g.p + kh, iw = ow * g.s - g.p + kw;
                                 if (ih < 0 || ih >= H || iw < 0 || iw >= Wd) continue;
+                                const int c = f / (F / g.g) * Cg + cl; // the channels of f's group
                                 const std::size_t xi = ((std::size_t(s) * C + c) * H + ih) * Wd + iw;
-                                const std::size_t wi = (std::size_t(c * K + kh) * K + kw) * F + f;
+                                const std::size_t wi = (std::size_t(cl * K + kh) * K + kw) * F + f;
                                 acc += double(x[xi]) * W[wi];
                                 r.dW[wi] += double(x[xi]) * dy[o];
                                 r.dx[xi] += double(W[wi]) * dy[o];
@@ -79,15 +81,15 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 /// `base` carries the im2col chunk budget.
 void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
     SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " F " << g.f << " K "
-                                    << g.k << " S " << g.s << " P " << g.p << " batch " << B);
+                                    << g.k << " S " << g.s << " P " << g.p << " G " << g.g << " batch " << B);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
     const auto xh = random_values(std::size_t(B * in), 1),
-               Wh = random_values(std::size_t(g.patch() * g.f), 2);
+               Wh = random_values(std::size_t(g.weight_rows() * g.f), 2);
     const auto bh = random_values(std::size_t(g.f), 3), dyh = random_values(std::size_t(B * out), 4);
     const Reference ref = reference(xh, Wh, bh, dyh, g, B);
     const Matrix x = device_matrix(xh, B, in), dy = device_matrix(dyh, B, out);
-    const Matrix Wm = device_matrix(Wh, g.patch(), g.f), bm = device_matrix(bh, 1, g.f);
-    const UnmanagedMatrix W(Wm.data(), g.patch(), g.f);
+    const Matrix Wm = device_matrix(Wh, g.weight_rows(), g.f), bm = device_matrix(bh, 1, g.f);
+    const UnmanagedMatrix W(Wm.data(), g.weight_rows(), g.f);
     const UnmanagedVector b(bm.data(), g.f);
     std::vector<float> y_pixel, dx_pixel; // the direct kernels' results with pixel tiles
     for (int mode : {1, 2, 0}) {
@@ -100,14 +102,15 @@ void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
         t.direct = direct;
         t.direct_tiles = mode;
         const bool takes_direct = conv_backend(g, t) == ConvBackend::direct;
-        EXPECT_EQ(takes_direct, direct && direct_expected(g));
+        EXPECT_EQ(takes_direct, direct && g.g == 1 && direct_expected(g));
+        EXPECT_EQ(conv_backend(g, t) == ConvBackend::grouped, g.g > 1);
         ConvWorkspace ws;
-        Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.patch(), g.f), dbm("db", 1, g.f);
+        Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.weight_rows(), g.f), dbm("db", 1, g.f);
         conv2d_forward(x, W, b, g, t, ws, y);
         expect_close(to_host(y), ref.y, "y");
         // Twice, so that the accumulation into dW and db (and workspace reuse) shows.
         for (int rep = 0; rep < 2; ++rep)
-            conv2d_backward(x, dy, W, g, t, ws, UnmanagedMatrix(dWm.data(), g.patch(), g.f),
+            conv2d_backward(x, dy, W, g, t, ws, UnmanagedMatrix(dWm.data(), g.weight_rows(), g.f),
                             UnmanagedVector(dbm.data(), g.f), dx);
         std::vector<double> dW2(ref.dW), db2(ref.db);
         for (auto& v : dW2)
@@ -205,6 +208,15 @@ TEST(Conv, DirectResultsDoNotDependOnTheSplitOverThreads) {
 TEST(Conv, StrideTwo) {
     check_geometry({3, 9, 8, 5, 3, 2, 1}, 2);
     check_geometry({2, 8, 8, 4, 2, 2, 0}, 3);
+}
+// G > 1 takes the grouped kernels whatever the tuning (each mode of check_geometry runs them).
+TEST(Conv, GroupedAndDepthwise) {
+    check_geometry({4, 7, 9, 6, 3, 1, 1, 2}, 3);
+    check_geometry({6, 8, 7, 9, 3, 2, 1, 3}, 2);
+    check_geometry({5, 9, 8, 5, 3, 1, 1, 5}, 2);   // depthwise
+    check_geometry({5, 9, 8, 5, 3, 2, 1, 5}, 3);   // depthwise, stride 2
+    check_geometry({3, 10, 11, 6, 5, 2, 0, 3}, 2); // two filters per channel, no padding
+    check_geometry({4, 6, 6, 4, 1, 1, 0, 4}, 2);
 }
 TEST(Conv, ChunkOfOneSample) {
     ConvTuning t;

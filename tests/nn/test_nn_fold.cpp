@@ -62,6 +62,12 @@ TEST(Fold, ConvBnReluBecomesConvRelu) {
                "conv:6x3,relu,pool:2,conv:5x3s2p1,relu,dense:4");
 }
 
+// Grouped and depthwise weights {C/G, K, K, F}: each filter's column scaled by its channel's factor.
+TEST(Fold, GroupedAndDepthwiseConvBn) {
+    check_fold("conv:6x3,dwconv:3s2,bn,relu6,conv:4x1g2,bn,dense:3", {2, 8, 8},
+               "conv:6x3,dwconv:3s2,relu6,conv:4x1g2,dense:3");
+}
+
 TEST(Fold, DenseBn) {
     check_fold("dense:16,bn,relu,dense:8,bn,dense:3", {1, 1, 20}, "dense:16,relu,dense:8,dense:3");
 }

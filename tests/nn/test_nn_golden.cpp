@@ -1,6 +1,6 @@
 // Golden test of the nn core against PyTorch: the same weights (set by parameter tensor name) must give the
 // same logits, losses and parameter gradients for CE, the L2 mimic loss and KD (tests/python/nn_golden.py),
-// for chains of every layer kind (pooling forms and activations included).
+// for chains of every layer kind (pooling forms, activations, grouped and depthwise convs included).
 #include "mimic/io/hdf5.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/loss.hpp"
@@ -143,6 +143,9 @@ TEST(GoldenTorch, BatchNormTrainingMode) {
 }
 TEST(GoldenTorch, BatchNormInferenceMode) {
     run_golden("bn_eval");
+}
+TEST(GoldenTorch, DepthwiseSeparableAndGroupedConv) {
+    run_golden("dws");
 }
 TEST(GoldenTorch, ResidualNetIdentityAndProjectionShortcuts) {
     run_golden("resnet");

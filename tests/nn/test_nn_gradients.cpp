@@ -146,6 +146,13 @@ TEST(Gradients, ConvStrideAndPadding) {
 TEST(Gradients, ConvNoPaddingReLUPoolOddSizes) {
     check_gradients("conv:4x5p0,relu,pool:3,flatten,dense:3", {3, 9, 8});
 }
+TEST(Gradients, GroupedConv) {
+    check_gradients("conv:4x3g2,relu,conv:2x3s2p1g2,dense:3", {4, 6, 5});
+}
+TEST(Gradients, DepthwiseConvStrideAndPadding) {
+    check_gradients("conv:4x1,dwconv:3,relu6,dwconv:3s2,conv:3x1,dense:3", {2, 7, 7}, false, 3, 1.0f);
+    check_gradients("dwconv:5p1,dwconv:2s2p0,flatten,dense:3", {3, 7, 6});
+}
 TEST(Gradients, PoolFloorsOddImage) {
     check_gradients("conv:3x3,pool:2,dense:3", {1, 5, 5});
 }

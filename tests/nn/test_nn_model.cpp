@@ -120,6 +120,12 @@ TEST(Spec, ErrorsPointAtTheBadToken) {
              {"conv:32x3q1", "token 1 'conv:32x3q1'"},
              {"conv:32x3s0", "token 1 'conv:32x3s0'"},
              {"conv:32x3p3", "padding smaller than the kernel"},
+             {"conv:32x3g0",
+              "token 1 'conv:32x3g0': expected conv:<filters>x<kernel>[s<stride>][p<padding>][g"},
+             {"conv:32x3g5", "token 1 'conv:32x3g5': expected conv filters divisible by the groups"},
+             {"conv:32x3g2s2", "token 1 'conv:32x3g2s2'"},
+             {"dwconv:3g2", "token 1 'dwconv:3g2': expected dwconv:<kernel>[s<stride>][p<padding>]"},
+             {"dwconv", "token 1 'dwconv'"},
              {"pool:x", "token 1 'pool:x'"},
              {"pool:3p2", "token 1 'pool:3p2': expected pool padding at most half the window"},
              {"pool:3s0", "token 1 'pool:3s0': expected pool:<window>[s<stride>][p<padding>]"},
@@ -178,6 +184,19 @@ TEST(Spec, ShapeErrorsNameTheToken) {
               std::string::npos);
     EXPECT_NE(error_of("conv:4x7p0", {1, 5, 5}).find("token 1 'conv:4x7p0': kernel 7 is larger"),
               std::string::npos);
+    EXPECT_NE(
+        error_of("conv:6x3g2", {3, 5, 5}).find("token 1 'conv:6x3g2': 2 groups do not divide the input's 3"),
+        std::string::npos);
+}
+
+TEST(Spec, GroupedAndDepthwiseConv) {
+    // dwconv: one filter and one group per input channel; parameters {C/G, K, K, F}.
+    Model m("conv:6x3,dwconv:3s2,conv:4x1g2,dense:2", {2, 8, 8});
+    EXPECT_EQ(m.layer(1).out_shape(), (Shape{6, 4, 4}));
+    EXPECT_EQ(m.layer(2).out_shape(), (Shape{4, 4, 4}));
+    EXPECT_EQ(m.param_tensor("layer1.conv.W").shape, (std::vector<std::int64_t>{1, 3, 3, 6}));
+    EXPECT_EQ(m.param_tensor("layer2.conv.W").shape, (std::vector<std::int64_t>{3, 1, 1, 4}));
+    EXPECT_EQ(Model("conv:6x3g1", {2, 8, 8}).num_params(), Model("conv:6x3", {2, 8, 8}).num_params());
 }
 
 TEST(Model, ShapesNamesAndLayout) {

@@ -22,9 +22,9 @@ case $case in
 import)
   # Each teacher (MLP + BatchNorm1d at opset 11; CNN + BatchNorm2d, MaxPool, bias-free Conv at opset 13;
   # Reshape + MatMul + Add; MaxPool 3/2 pad 1, Pad + AveragePool, AveragePool without the padding, Clip,
-  # GlobalAveragePool; Sigmoid·Mul, HardSigmoid·Mul, HardSwish, HardSigmoid) is imported; Mimic's logits
-  # match PyTorch's to float tolerance.
-  for t in mlp cnn mm pools acts acts14 bnrelu; do
+  # GlobalAveragePool; Sigmoid·Mul, HardSigmoid·Mul, HardSwish, HardSigmoid; depthwise and grouped Conv)
+  # is imported; Mimic's logits match PyTorch's to float tolerance.
+  for t in mlp cnn mm pools acts acts14 bnrelu dws; do
     m import onnx "$d/$t.onnx" --out "$d/$t.h5"
     logits_of "$d/$t.h5" "$d/logits_$t.h5"
     py onnx_check.py ref "$d/ref.h5" "$t" "$d/logits_$t.h5" 1e-4 || die "$t: logits differ from PyTorch's"
@@ -38,6 +38,8 @@ import)
     "$MIMIC" info "$d/$t.h5" | grep -q 'flatten,dense:16,silu,dense:16,hardswish,dense:16,hardsigmoid,dense:4' ||
       die "$t.h5: unexpected spec"
   done
+  "$MIMIC" info "$d/dws.h5" | grep -q 'conv:8x3p1,relu6,conv:8x3s2p1g8,relu6,conv:6x1p0g2,relu,gap,flatten,dense:4' ||
+    die "dws.h5: unexpected spec"
   "$MIMIC" info "$d/bnrelu.h5" | grep -q 'flatten,dense:16,relu,bn,dense:4' || die "bnrelu.h5: unexpected spec"
   # An existing output is kept unless --overwrite.
   expect_fail "cnn.h5: exists" "$MIMIC" import onnx "$d/cnn.onnx" --out "$d/cnn.h5" --quiet
@@ -103,6 +105,21 @@ fold)
   py onnx_check.py unfolded "$d/bn.h5" "$d/data.h5" "$d/logits_bn.h5" 1e-5 "$correct" ||
     die "bn teacher: folded logits differ from the unfolded model's"
   py onnx_check.py ort "$d/bn.onnx" "$d/data.h5" "$d/logits_bn.h5" 1e-5 || die "bn teacher: onnxruntime differs"
+  ;;
+grouped)
+  # A depthwise-separable student (dwconv stride 1 and 2, grouped 1x1 conv, bn, relu6) trained on 2 ranks
+  # exports Conv with group at opset 13; onnxruntime agrees with Mimic; it imports back as conv..gG (bn
+  # folded into the conv before it).
+  arch=conv:8x3,bn,relu6,dwconv:3,bn,relu6,conv:8x1g2,dwconv:3s2,relu6,conv:6x1,gap,dense:4
+  m2 train --data "$d/data.h5" --arch "$arch" --epochs 1 --batch 32 --out "$d/dws_s.h5"
+  m export onnx "$d/dws_s.h5" --out "$d/dws_s.onnx"
+  logits_of "$d/dws_s.h5" "$d/logits_dws_s.h5"
+  py onnx_check.py ort "$d/dws_s.onnx" "$d/data.h5" "$d/logits_dws_s.h5" 1e-4 || die "grouped student: onnxruntime differs"
+  m import onnx "$d/dws_s.onnx" --out "$d/dws_back.h5"
+  back=conv:8x3p1,relu6,conv:8x3p1g8,relu6,conv:8x1p0g2,conv:8x3s2p1g8,relu6,conv:6x1p0,gap,flatten,dense:4
+  "$MIMIC" info "$d/dws_back.h5" | grep -q "\"$back\"" || die "grouped round trip spec"
+  logits_of "$d/dws_back.h5" "$d/logits_dws_back.h5"
+  py onnx_check.py ort "$d/dws_s.onnx" "$d/data.h5" "$d/logits_dws_back.h5" 1e-4 || die "grouped round trip logits"
   ;;
 blocks)
   # A residual student (identity and projection shortcuts, a 3-way sum on flat features, a concatenation, SE

@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 # Golden data for the nn core: PyTorch (float64, CPU) forward logits, losses and every parameter gradient of
 # a small CNN, a strided CNN, a bottleneck MLP, a CNN with every pooling form, an MLP with the bounded and
-# gated activations and block nets (residual, concatenation, SE gates), with weights in Mimic's layout,
-# written with h5py.
+# gated activations, a depthwise-separable CNN with a grouped conv and block nets (residual, concatenation,
+# SE gates), with weights in Mimic's layout, written with h5py.
 """Usage: nn_golden.py OUT.h5
 
 For each model M the file holds root attributes M.spec and M.input_shape (c, h, w), and the datasets
   M/x [B, D], M/labels [B] int32, M/teacher [B, C], M/logits [B, C],
-  M/params/<mimic tensor name>            weights in Mimic's layout (dense W [in, out], conv W [C, K, K, F]),
+  M/params/<mimic tensor name>            weights in Mimic's layout (dense W [in, out], conv W [C/G, K, K, F]),
   M/<loss>/loss [1] and M/<loss>/grads/<mimic tensor name>   for loss in ce, l2, kd (T=3, alpha=0.5),
 and for models with batch normalisation M/state/<mimic state tensor name> (the running statistics before
 the forward pass) and, with the root attribute M.train = 1 (batch statistics), M/state_after/<name>.
@@ -107,7 +107,12 @@ def bn_net():
 # M/state_after) and in inference mode (running statistics), both from non-trivial running statistics.
 BN_SPEC = "conv:4x3,bn,relu,pool:2,dense:8,bn,relu,dense:5"
 MODELS += [("bn_train", BN_SPEC, (2, 8, 8), bn_net()), ("bn_eval", BN_SPEC, (2, 8, 8), bn_net())]
-TRAIN_MODE = {"bn_train"}
+TRAIN_MODE = {"bn_train", "dws"}
+# A depthwise-separable block (depthwise stride 2, bn in training mode, relu6, 1x1 conv) and a grouped conv.
+MODELS += [("dws", "conv:6x3,dwconv:3s2,bn,relu6,conv:8x1,relu,conv:8x3g2,gap,dense:5", (3, 9, 9),
+            lambda: [conv(3, 6, 3), tnn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6), tnn.BatchNorm2d(6),
+                     tnn.ReLU6(), conv(6, 8, 1), tnn.ReLU(), tnn.Conv2d(8, 8, 3, padding=1, groups=2),
+                     tnn.AdaptiveAvgPool2d(1), tnn.Sequential(tnn.Flatten(), tnn.Linear(8, 5))])]
 
 
 def mimic_params(layers, prefix="layer"):

@@ -1,8 +1,8 @@
 # Builds small PyTorch teachers and exports them with torch.onnx.export for Mimic's ONNX tests: an MLP with
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
-# and models with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
-# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu.onnx and
+# a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13) and models with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws.onnx and
 #                                   bad/pool32.onnx)
 import os
 import sys
@@ -69,6 +69,14 @@ with torch.no_grad():
     for layer in acts:
         if isinstance(layer, nn.Linear):
             layer.weight.mul_(4.0)  # pre-activations on both sides of every kink (-3, 0, 3)
+# Depthwise-separable: Conv with group = 8 (depthwise, stride 2) and group = 2, each followed by a BN.
+dws = nn.Sequential(nn.Conv2d(C, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6(),
+                    nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU6(),
+                    nn.Conv2d(8, 6, 1, groups=2), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                    nn.Flatten(), nn.Linear(6, K))
+for layer in dws:
+    if isinstance(layer, nn.BatchNorm2d):
+        randomize_bn(layer)
 
 rng = np.random.default_rng(3)
 X = rng.standard_normal((N, C * H * W)).astype(np.float32)
@@ -76,7 +84,7 @@ xt = torch.from_numpy(X).reshape(N, C, H, W)
 logits = {}
 for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), ("bad", bad, 17),
                             ("pool32", pool32, 13), ("bnrelu", bnrelu, 13), ("pools", pools, 13),
-                            ("acts", acts, 13), ("acts14", acts, 14)):
+                            ("acts", acts, 13), ("acts14", acts, 14), ("dws", dws, 13)):
     model.eval()
     with torch.no_grad():
         logits[name] = model(xt).numpy().astype(np.float32)

@@ -16,7 +16,8 @@ inline constexpr int kOnnxMinImportOpset = 11;
 
 /// Reads an ONNX model (opset >= 11) made of the layers Mimic supports and converts it:
 ///   Gemm (transA = 0; alpha, beta, transB folded) and MatMul [+ Add]  -> dense:N (MatMul alone:
-///   bottleneck:K) Conv (square kernel, equal strides, symmetric pads, group = dilation = 1) -> conv:FxKsSpP
+///   bottleneck:K) Conv (square kernel, equal strides, symmetric pads, dilation 1; group G)  -> conv:FxKsSpP
+///   (conv:FxKsSpPgG when G > 1)
 ///   MaxPool (kernel K = stride, no padding)                            -> pool:K
 ///   Relu, Sigmoid, Tanh                                                -> relu, sigmoid, tanh
 ///   Flatten (axis 1), Reshape to [N, -1]                               -> flatten
@@ -38,12 +39,12 @@ struct RawInput {
 
 /// Writes `model` as an ONNX graph (opset 13): input "input" [N, D] (flat models, shape 1x1xD) or
 /// [N, C, H, W], output "logits" [N, classes], batch dimension symbolic ("N"). dense -> Gemm, bottleneck ->
-/// MatMul, conv -> Conv, pool -> MaxPool, activations as themselves, flatten (explicit or implicit before a
-/// dense after conv/pool) -> Flatten, bn -> BatchNormalization (`mimic export onnx` passes the model
-/// through nn::fold_for_inference first); dropout is left out (inference graph). The graph is checked with
-/// onnx::checker before it is written atomically (path.partial, then rename).
-/// With `raw`, the input is instead "input" [N, D] of raw feature rows (e.g. 0-255 pixels as stored in the
-/// IDX source): Mul by scale, Sub mean, Div std, and for image models Reshape to [N, C, H, W] come first.
+/// MatMul, conv and dwconv -> Conv (with group), pool -> MaxPool, activations as themselves, flatten
+/// (explicit or implicit before a dense after conv/pool) -> Flatten, bn -> BatchNormalization (`mimic export
+/// onnx` passes the model through nn::fold_for_inference first); dropout is left out (inference graph). The
+/// graph is checked with onnx::checker before it is written atomically (path.partial, then rename). With
+/// `raw`, the input is instead "input" [N, D] of raw feature rows (e.g. 0-255 pixels as stored in the IDX
+/// source): Mul by scale, Sub mean, Div std, and for image models Reshape to [N, C, H, W] come first.
 void export_onnx(const nn::Model& model, const std::string& path, const RawInput* raw = nullptr,
                  const std::string& graph_name = "mimic");
 

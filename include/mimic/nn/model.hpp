@@ -27,15 +27,17 @@ class Layer;
 struct ConvTuning;
 
 /// Architecture: see include/mimic/nn/spec.hpp for the spec grammar (dense:N, bottleneck:K,
-/// conv:FxK[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish,
-/// hardsigmoid, tanh, dropout:P, flatten, bn).
+/// conv:FxK[sS][pP][gG], dwconv:K[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid,
+/// silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn).
 ///
 /// Parameter tensors are named "layer<i>.<kind>.<W|b>" with i the 0-based position of the token in the
 /// spec, and laid out in spec order, W before b, without gaps:
 ///   dense:N       layer<i>.dense.W {in, N} (y = x·W + b, row-major), layer<i>.dense.b {N}
 ///   bottleneck:K  layer<i>.bottleneck.W {in, K} (no bias)
-///   conv:FxK      layer<i>.conv.W {C, K, K, F} (= PyTorch's weight [F, C, K, K] permuted (1, 2, 3, 0)),
-///                 layer<i>.conv.b {F}
+///   conv:FxKgG    layer<i>.conv.W {C/G, K, K, F} (= PyTorch's weight [F, C/G, K, K] permuted (1, 2, 3, 0);
+///                 G = 1 without g: {C, K, K, F}), layer<i>.conv.b {F}; filter f reads the channels of
+///                 its group f / (F/G)
+///   dwconv:K      as conv:CxKgC (depthwise, C the input channels): layer<i>.conv.W {1, K, K, C}
 ///   bn            layer<i>.bn.W {C} (scale, 1 at init), layer<i>.bn.b {C} (shift); state
 ///                 layer<i>.bn.running_mean {C}, layer<i>.bn.running_var {C}
 /// where `in` is the flattened size of the layer's input. Activations are NCHW per sample, flattened.

@@ -15,6 +15,8 @@ namespace mimic::nn {
 ///   bottleneck:K   linear bottleneck: K units, no bias, no activation (W = U·V with the next dense)
 ///   conv:FxK       2-D convolution, F filters of K x K, stride 1, padding K/2 ('same' for odd K)
 ///   conv:FxKsS     ... with stride S;  conv:FxKpP ... with zero padding P;  conv:FxKsSpP both
+///   conv:FxKgG     ... in G groups (C and F divisible by G; any of s, p, g, in that order)
+///   dwconv:K       depthwise: conv:CxKgC for an input of C channels (dwconv:KsS, dwconv:KpP, dwconv:KsSpP)
 ///   pool:K         max pooling, window K x K, stride K (output floor(H/K) x floor(W/K))
 ///   pool:KsS, pool:KpP, pool:KsSpP   max pooling with stride S (default K) and padding P <= K/2
 ///                  (default 0), output floor((H + 2P - K) / S) + 1; padded cells never win
@@ -74,10 +76,11 @@ struct LayerSpec {
     int kernel = 0;         ///< conv/pool window
     int stride = 1;         ///< conv/pool stride (pool:K: = kernel)
     int pad = 0;            ///< conv/pool zero padding
-    bool count_pad = true;  ///< avgpool: the padded zeros count in the divisor
-    float rate = 0.0f;      ///< dropout probability
-    std::string path;       ///< token number, dotted inside blocks ("3", "3.2.1"); empty: `position`
-    Join join = Join::Add;  ///< block: how the branches join
+    int groups = 1;        ///< conv groups (conv:FxKgG); 0: one per input channel (dwconv, units 0 = as many)
+    bool count_pad = true; ///< avgpool: the padded zeros count in the divisor
+    float rate = 0.0f;     ///< dropout probability
+    std::string path;      ///< token number, dotted inside blocks ("3", "3.2.1"); empty: `position`
+    Join join = Join::Add; ///< block: how the branches join
     /// block: its branches, each a chain (empty: the identity, the block's input itself)
     std::vector<std::vector<LayerSpec>> branches;
 };

@@ -313,6 +313,7 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 } // namespace
 
 ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t) {
+    if (g.g > 1) return ConvBackend::grouped;
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value) {
         // MIMIC_CONV_IM2COL=1 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden
         // outputs of that arithmetic are checked on any machine that has it; tests/golden/run.sh).
@@ -359,6 +360,10 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
     MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == F * P,
                   "conv2d_forward: output is ", y.extent(0), "x", y.extent(1), ", expected ", B, "x", F * P);
     const Region region("mimic::nn::conv::forward");
+    if (conv_backend(g, t) == ConvBackend::grouped) {
+        grouped_conv_forward(x, W, b, g, y, relu);
+        return;
+    }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
         if (auto* d = direct_backend(g, t, ws)) {
             impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y.data(),
@@ -431,6 +436,10 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_rows(dy, P, db);
     else
         conv_bias_grad_teams(dy, P, db);
+    if (conv_backend(g, t) == ConvBackend::grouped) {
+        grouped_conv_backward(x, dy, W, g, dW, dx);
+        return;
+    }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
         if (auto* d = direct_backend(g, t, ws)) {
             impl::direct_conv_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d, dW.data(),
@@ -466,26 +475,29 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
     }
 }
 
-Conv2D::Conv2D(int index, std::string token, Shape in, int filters, int kernel, int stride, int pad)
+Conv2D::Conv2D(int index, std::string token, Shape in, int filters, int kernel, int stride, int pad,
+               int groups)
     : Layer(index, std::move(token), in, in) {
-    g_ = ConvGeometry{in.c, in.h, in.w, filters, kernel, stride, pad};
+    g_ = ConvGeometry{in.c, in.h, in.w, filters, kernel, stride, pad, groups};
+    MIMIC_REQUIRE(groups >= 1 && in.c % groups == 0 && filters % groups == 0, "conv: ", groups,
+                  " groups do not divide ", in.c, " channels and ", filters, " filters");
     out_ = Shape{filters, g_.oh(), g_.ow()};
 }
 
 std::vector<ParamDecl> Conv2D::param_decls() const {
-    return {{"W", {g_.c, g_.k, g_.k, g_.f}}, {"b", {g_.f}}};
+    return {{"W", {g_.c / g_.g, g_.k, g_.k, g_.f}}, {"b", {g_.f}}};
 }
 
 void Conv2D::bind(const std::vector<UnmanagedVector>& params, const std::vector<UnmanagedVector>& grads) {
-    W_ = UnmanagedMatrix(params[0].data(), g_.patch(), g_.f);
-    dW_ = UnmanagedMatrix(grads[0].data(), g_.patch(), g_.f);
+    W_ = UnmanagedMatrix(params[0].data(), g_.weight_rows(), g_.f);
+    dW_ = UnmanagedMatrix(grads[0].data(), g_.weight_rows(), g_.f);
     b_ = params[1];
     db_ = grads[1];
 }
 
 void Conv2D::init(std::uint64_t seed, bool he) {
-    init_weights(UnmanagedVector(W_.data(), W_.size()), g_.patch(), std::int64_t(g_.f) * g_.k * g_.k, he,
-                 seed);
+    init_weights(UnmanagedVector(W_.data(), W_.size()), g_.weight_rows(), std::int64_t(g_.f) * g_.k * g_.k,
+                 he, seed);
     Kokkos::deep_copy(b_, 0.0f);
 }
 

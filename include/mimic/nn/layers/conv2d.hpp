@@ -1,6 +1,7 @@
 // 2-D convolution (NCHW per sample, activations flat [B, C*H*W]): the execution space's direct backend
 // where it has one (host CPUs, impl/conv2d_direct.hpp), else im2col + sgemm with backward by two sgemms and
-// a race-free col2im gather.
+// a race-free col2im gather. Grouped and depthwise convolutions (G > 1) take a direct Kokkos kernel on
+// every execution space (src/nn/layers/conv2d_grouped.cpp).
 #pragma once
 
 #include "mimic/nn/layer.hpp"
@@ -9,13 +10,17 @@
 
 namespace mimic::nn {
 
-/// Geometry of a convolution: input C x H x W, F filters of K x K, stride S, zero padding P.
+/// Geometry of a convolution: input C x H x W, F filters of K x K, stride S, zero padding P, G groups (the
+/// channels and filters split into G equal groups, filter f reading only the C/G channels of its group
+/// f / (F/G); G = C = F: depthwise).
 struct ConvGeometry {
-    int c = 1, h = 1, w = 1, f = 1, k = 1, s = 1, p = 0;
+    int c = 1, h = 1, w = 1, f = 1, k = 1, s = 1, p = 0, g = 1;
     int oh() const { return (h + 2 * p - k) / s + 1; }
     int ow() const { return (w + 2 * p - k) / s + 1; }
     std::int64_t pixels() const { return std::int64_t(oh()) * ow(); } ///< output pixels per channel
     std::int64_t patch() const { return std::int64_t(c) * k * k; }    ///< GEMM inner dimension C*K*K
+    /// Rows of the weight matrix [C/G*K*K, F] (= patch() when G = 1).
+    std::int64_t weight_rows() const { return std::int64_t(c / g) * k * k; }
 };
 
 /// Patches of a batch x [B, C*H*W] as columns: col [C*K*K, B*P] with
@@ -53,10 +58,11 @@ struct ConvTuning {
 };
 
 /// Which formulation a convolution takes.
-enum class ConvBackend { im2col_gemm, direct };
+enum class ConvBackend { im2col_gemm, direct, grouped };
 /// The one backend choice of conv2d_forward and conv2d_backward for geometry g under tuning t on the
-/// default execution space: direct where impl::DirectConvAvailable holds for it, this CPU and g suit the
-/// kernels, t allows it and MIMIC_CONV_IM2COL=1 is not set; im2col + sgemm otherwise.
+/// default execution space: grouped when G > 1; else direct where impl::DirectConvAvailable holds for it,
+/// this CPU and g suit the kernels, t allows it and MIMIC_CONV_IM2COL=1 is not set; im2col + sgemm
+/// otherwise.
 ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t);
 
 /// Grow-only scratch of one convolution: patches, the [F, rows*P] GEMM output / gradient and the gradient
@@ -72,7 +78,23 @@ struct ConvWorkspace {
 /// sample's NCHW activation.
 std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch, std::int64_t budget_floats = 0);
 
-/// y = conv(x, W) + b for x [B, C*H*W], y [B, F*OH*OW]; W is [C*K*K, F] (parameter shape {C, K, K, F});
+/// Grouped convolution (any G, on any execution space), W [C/G*K*K, F]: y = conv(x, W) + b (rectified when
+/// relu), a thread per output row (sample, filter, output row) summing over its group's channels, then the
+/// taps.
+void grouped_conv_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
+                          const ConvGeometry& g, const Matrix& y, bool relu);
+/// Its backward without atomics: dW += (a thread per weight, summing over samples and pixels), dx = (a
+/// thread per input row, gathering over its group's filters and the taps) when dx.extent(0) > 0. The bias
+/// gradient is conv2d_backward's.
+void grouped_conv_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
+                           const UnmanagedMatrix& dW, const Matrix& dx);
+/// grouped_conv_backward's two halves: dW += the weight gradient; dx = the input gradient.
+void grouped_conv_weight_grad(const Matrix& x, const Matrix& dy, const ConvGeometry& g,
+                              const UnmanagedMatrix& dW);
+void grouped_conv_input_grad(const Matrix& dy, const UnmanagedMatrix& W, const ConvGeometry& g,
+                             const Matrix& dx);
+
+/// y = conv(x, W) + b for x [B, C*H*W], y [B, F*OH*OW]; W is [C/G*K*K, F] (parameter shape {C/G, K, K, F});
 /// y = relu(conv(x, W) + b) when relu is set.
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
                     const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, const Matrix& y,
@@ -85,11 +107,12 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
                      const ConvTuning& t, ConvWorkspace& ws, const UnmanagedMatrix& dW,
                      const UnmanagedVector& db, const Matrix& dx);
 
-/// conv:FxK[sS][pP]. Parameters "layer<i>.conv.W" {C, K, K, F} (PyTorch's [F, C, K, K] permuted
-/// (1, 2, 3, 0)) and "layer<i>.conv.b" {F}.
+/// conv:FxK[sS][pP][gG] and dwconv:K[sS][pP] (F = G = C). Parameters "layer<i>.conv.W" {C/G, K, K, F}
+/// (PyTorch's [F, C/G, K, K] permuted (1, 2, 3, 0)) and "layer<i>.conv.b" {F}.
 class Conv2D : public Layer {
 public:
-    Conv2D(int index, std::string token, Shape in, int filters, int kernel, int stride, int pad);
+    Conv2D(int index, std::string token, Shape in, int filters, int kernel, int stride, int pad,
+           int groups = 1);
 
     const char* kind() const override { return "conv"; }
     const ConvGeometry& geometry() const { return g_; }
@@ -98,7 +121,9 @@ public:
     void init(std::uint64_t seed, bool he) override;
     void forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) override;
     void backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) override;
-    double flops_per_sample() const override { return 2.0 * double(g_.pixels()) * g_.f * double(g_.patch()); }
+    double flops_per_sample() const override {
+        return 2.0 * double(g_.pixels()) * g_.f * double(g_.weight_rows());
+    }
     /// Applies the ReLU that follows this layer (the Model fuses them): rectified output, and the incoming
     /// gradient masked by it.
     void fuse_relu() { relu_ = true; }
