@@ -288,6 +288,12 @@ TEST(Gradients, NestedBlocksFirstAndInside) {
     check_gradients("res(conv:2x3,cat(id|conv:2x3,gate(conv:2x1,tanh)),conv:2x1),flatten,dense:3", {2, 4, 4});
 }
 
+TEST(Gradients, InvertedResidualWithDepthwiseConv) {
+    // An inverted residual (MobileNetV2, MBConv): 1x1 expansion, depthwise 3x3, 1x1 projection, identity
+    // shortcut; SiLU keeps the objective smooth for the central differences (relu6 puts most weights of the
+    // first conv on a kink here).
+    check_gradients("conv:4x3,res(conv:8x1,silu,dwconv:3,silu,conv:4x1),dense:3", {2, 5, 5});
+}
 TEST(Gradients, ResidualWithBatchNormInTraining) {
     // bn inside the branches and on the projection shortcut (batch statistics in every branch), then gap; the
     // block comes first, so its branches' first layers need no dL/dx.

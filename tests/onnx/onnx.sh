@@ -123,10 +123,10 @@ grouped)
   ;;
 blocks)
   # A residual student (identity and projection shortcuts, a 3-way sum on flat features, a concatenation, SE
-  # gates from a conv and from a dense branch, dropout and bn in branches) exports as Add / Sum / Concat / Mul
-  # nodes (bn as BatchNormalization with the branch's running statistics);
+  # gates from a conv and from a dense branch, an inverted residual with a depthwise conv, dropout and bn in
+  # branches) exports as Add / Sum / Concat / Mul nodes (the bn folded into the conv before it);
   # onnxruntime gives Mimic's logits.
-  arch="conv:4x3,relu,res(conv:4x3,bn,relu,dropout:0.2,conv:4x3),relu,res(conv:6x3s2,relu,conv:6x3|conv:6x1s2,bn),relu"
+  arch="conv:4x3,relu,res(conv:8x1,bn,relu6,dwconv:3,relu,dropout:0.2,conv:4x1),relu,res(conv:6x3s2,relu,conv:6x3|conv:6x1s2,bn),relu"
   arch+=",cat(id|conv:2x1,relu),gate(pool:4,conv:2x1,relu,conv:8x1,sigmoid),gate(pool:4,flatten,dense:8,sigmoid)"
   arch+=",dense:16,tanh,res(dense:16|id|dense:16,tanh),dense:4"
   m2 train --data "$d/data.h5" --arch "$arch" --epochs 2 --batch 32 --out "$d/res.h5"
