@@ -208,8 +208,16 @@ void print_version() {
 
 void store_config_file(const std::string& path, const std::string& command,
                        const po::options_description& desc, po::variables_map& vm) {
-    std::ifstream in(path);
-    if (!in) fail(path, ": cannot open the config file");
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) fail(path, ": --config names a directory, not an INI file");
+    std::ifstream file(path);
+    if (!file) fail(path, ": cannot open the config file");
+    std::ostringstream text;
+    text << file.rdbuf();
+    std::string body = text.str();
+    // A UTF-8 byte-order mark, as some editors write, is not part of the first option's name.
+    if (body.compare(0, 3, "\xEF\xBB\xBF") == 0) body.erase(0, 3);
+    std::istringstream in(body);
     po::parsed_options parsed(&desc);
     try {
         parsed = po::parse_config_file(in, desc, true);
@@ -421,6 +429,7 @@ int parse_command_line(const Command& cmd, const StageBase& stage, const std::ve
         nn::set_precision(nn::parse_precision(g.precision));
         h5::set_io_hints(g.io_hints,
                          vm["io-hints"].defaulted() && g.env_hints ? "MIMIC_IO_HINTS" : "--io-hints");
+        check_environment();
     } catch (const po::unknown_option& e) {
         if (root)
             std::fprintf(stderr, "mimic %s: error: %s%s (see `mimic %s --help`)\n", cmd.name.c_str(),

@@ -2,6 +2,8 @@
 // HDF5's own stack printing is turned off; its innermost messages are folded into one line instead.
 #include "mimic/core/error.hpp"
 
+#include "mimic/core/runtime.hpp"
+
 #include <hdf5.h>
 
 #include <chrono>
@@ -91,19 +93,11 @@ void init_error_comm() {
 }
 
 double abort_grace_seconds() {
-    if (const char* s = std::getenv("MIMIC_ABORT_GRACE")) {
-        const double v = std::atof(s);
-        if (v > 0) return v;
-    }
-    return 3.0;
+    return env_seconds("MIMIC_ABORT_GRACE");
 }
 
 double error_wait_seconds() {
-    if (const char* s = std::getenv("MIMIC_ERROR_WAIT")) {
-        const double v = std::atof(s);
-        if (v > 0) return v;
-    }
-    return 10.0;
+    return env_seconds("MIMIC_ERROR_WAIT");
 }
 
 bool all_ranks_arrive(MPI_Comm comm) {

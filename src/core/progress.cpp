@@ -3,6 +3,7 @@
 #include "mimic/core/progress.hpp"
 
 #include "mimic/core/log.hpp"
+#include "mimic/core/runtime.hpp"
 
 #include <unistd.h>
 
@@ -13,11 +14,7 @@
 namespace mimic {
 
 double Progress::line_interval() {
-    if (const char* s = std::getenv("MIMIC_PROGRESS_INTERVAL")) {
-        double v = std::atof(s);
-        if (v > 0) return v;
-    }
-    return 10.0;
+    return env_seconds("MIMIC_PROGRESS_INTERVAL");
 }
 
 std::string Progress::format_duration(double s) {

@@ -10,6 +10,8 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -67,6 +69,50 @@ Runtime::~Runtime() {
 bool env_is_one(const char* name) {
     const char* s = std::getenv(name);
     return s && std::strcmp(s, "1") == 0;
+}
+
+namespace {
+
+/// The wait times read from the environment: default and the range a value must lie in.
+struct EnvWait {
+    const char* name;
+    double fallback, lo, hi;
+};
+constexpr EnvWait kEnvWaits[] = {{"MIMIC_ABORT_GRACE", 3.0, 0.001, 300.0},
+                                 {"MIMIC_ERROR_WAIT", 10.0, 0.001, 600.0},
+                                 {"MIMIC_LOCK_WAIT", 5.0, 0.0, 3600.0},
+                                 {"MIMIC_PROGRESS_INTERVAL", 10.0, 0.001, 86400.0}};
+
+/// True when all of `s` is one number (stored in v).
+bool parse_number(const char* s, double& v) {
+    char* end = nullptr;
+    v = std::strtod(s, &end);
+    while (end && *end != '\0' && std::isspace(static_cast<unsigned char>(*end)))
+        ++end;
+    return end != s && end && *end == '\0';
+}
+
+} // namespace
+
+double env_seconds(const char* name) {
+    for (const auto& w : kEnvWaits) {
+        if (std::strcmp(w.name, name) != 0) continue;
+        const char* s = std::getenv(name);
+        double v = 0;
+        if (!s || !parse_number(s, v) || !std::isfinite(v)) return w.fallback;
+        return std::min(w.hi, std::max(w.lo, v));
+    }
+    fail("internal: ", name, " is not a known wait time");
+}
+
+void check_environment() {
+    for (const auto& w : kEnvWaits) {
+        const char* s = std::getenv(w.name);
+        double v = 0;
+        if (s && (!parse_number(s, v) || !std::isfinite(v) || v < w.lo || v > w.hi))
+            fail(w.name, "=", s, ": must be a number of seconds from ", w.lo, " to ", w.hi,
+                 " (unset: ", w.fallback, ")");
+    }
 }
 
 std::string mpi_version_string() {

@@ -6,6 +6,7 @@
 
 #include <Kokkos_Core.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace mimic {
@@ -25,12 +26,55 @@ double PhaseTimers::get(const std::string& phase) const {
     return it == seconds_.end() ? 0.0 : it->second;
 }
 
-std::vector<PhaseTimers::Stat> PhaseTimers::reduce(const par::Comm& comm) const {
-    std::vector<Stat> out;
-    for (const auto& p : order_) {
-        const double v = seconds_.at(p);
-        out.push_back({p, comm.min(v), comm.sum(v) / comm.size(), comm.max(v)});
+namespace {
+
+/// Collective: the phases of every rank, rank 0's first in its order, then those only later ranks saw, in
+/// rank order. Every rank gets the same list whatever phases it ran itself (a replica with no rows skips
+/// some), so the reductions over it are the same sequence of collectives on every rank.
+std::vector<std::string> union_of_phases(const par::Comm& comm, const std::vector<std::string>& mine) {
+    if (comm.size() == 1) return mine;
+    std::string packed;
+    for (const auto& p : mine)
+        packed += p + '\n';
+    int len = static_cast<int>(packed.size());
+    std::vector<int> lens(comm.size()), offsets(comm.size());
+    MIMIC_MPI_CHECK(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm.get()));
+    int total = 0;
+    for (int r = 0; r < comm.size(); ++r) {
+        offsets[r] = total;
+        total += lens[r];
     }
+    std::string all(static_cast<size_t>(total), '\0');
+    MIMIC_MPI_CHECK(MPI_Allgatherv(packed.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(),
+                                   MPI_CHAR, comm.get()));
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (size_t end = all.find('\n'); end != std::string::npos;
+         start = end + 1, end = all.find('\n', start)) {
+        std::string p = all.substr(start, end - start);
+        if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<PhaseTimers::Stat> PhaseTimers::reduce(const par::Comm& comm) const {
+    const auto phases = union_of_phases(comm, order_);
+    const int n = static_cast<int>(phases.size());
+    std::vector<double> local(phases.size()), lo(phases.size()), sum(phases.size()), hi(phases.size());
+    for (size_t i = 0; i < phases.size(); ++i)
+        local[i] = get(phases[i]);
+    if (comm.size() == 1) {
+        lo = sum = hi = local;
+    } else {
+        MIMIC_MPI_CHECK(MPI_Allreduce(local.data(), lo.data(), n, MPI_DOUBLE, MPI_MIN, comm.get()));
+        MIMIC_MPI_CHECK(MPI_Allreduce(local.data(), sum.data(), n, MPI_DOUBLE, MPI_SUM, comm.get()));
+        MIMIC_MPI_CHECK(MPI_Allreduce(local.data(), hi.data(), n, MPI_DOUBLE, MPI_MAX, comm.get()));
+    }
+    std::vector<Stat> out;
+    for (size_t i = 0; i < phases.size(); ++i)
+        out.push_back({phases[i], lo[i], sum[i] / comm.size(), hi[i]});
     return out;
 }
 

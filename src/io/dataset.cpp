@@ -4,9 +4,11 @@
 
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
+#include "mimic/io/paths.hpp"
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -62,6 +64,7 @@ bool remove_file(const std::string& path) {
 }
 
 void rename_file(const std::string& from, const std::string& to) {
+    check_output_lock(to);
     if (std::rename(from.c_str(), to.c_str()) != 0)
         fail(to, ": cannot move the finished file into place from ", from, ": ", std::strerror(errno));
 }
@@ -79,7 +82,8 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
         h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(X_)), H5Tclose);
         if (H5Tget_class(t) != H5T_FLOAT) fail(path, ": /X must hold floating-point values");
         if (H5Tget_size(t) != 4)
-            log::info("note: ", path, ": /X is ", 8 * H5Tget_size(t), "-bit floating point; converting to float32 "
+            log::info("note: ", path, ": /X is ", 8 * H5Tget_size(t),
+                      "-bit floating point; converting to float32 "
                       "on read (docs/formats.md)");
     }
     meta_.n = std::int64_t(dims[0]);
@@ -112,9 +116,59 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
         h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(y_)), H5Tclose);
         if (H5Tget_class(t) != H5T_INTEGER) fail(path, ": /y must hold integer class labels");
         if (H5Tget_size(t) != 4 || H5Tget_sign(t) != H5T_SGN_2)
-            log::info("note: ", path, ": /y is ", H5Tget_sign(t) == H5T_SGN_2 ? "" : "unsigned ", 8 * H5Tget_size(t),
-                      "-bit integer; converting to int32 on read (docs/formats.md)");
+            log::info("note: ", path, ": /y is ", H5Tget_sign(t) == H5T_SGN_2 ? "" : "unsigned ",
+                      8 * H5Tget_size(t), "-bit integer; converting to int32 on read (docs/formats.md)");
     }
+    check_fingerprint(comm);
+}
+
+void DatasetReader::check_fingerprint(const par::Comm& comm) {
+    const bool stored = !meta_.fingerprint.empty();
+    if (double(meta_.n) * double(meta_.d) * 4.0 > kFingerprintUpFrontBytes) {
+        if (stored) return;
+        // Too large to read an extra time: identified by what the file system says instead, so that a
+        // regenerated file is still a changed input.
+        struct stat st {};
+        if (stat(path().c_str(), &st) != 0) fail(path(), ": cannot stat it: ", std::strerror(errno));
+        meta_.fingerprint =
+            hex64(mix64(std::uint64_t(st.st_size) ^ mix64(std::uint64_t(st.st_mtim.tv_sec) * 1000000000ULL +
+                                                          std::uint64_t(st.st_mtim.tv_nsec))) ^
+                  mix64(std::uint64_t(st.st_ino)));
+        log::info("note: ", path(),
+                  ": has no @fingerprint and is too large to hash when opened; it is identified "
+                  "by its size, inode and modification time (",
+                  meta_.fingerprint, ")");
+        return;
+    }
+    const std::string computed = hash_rows(comm);
+    if (stored && computed != meta_.fingerprint)
+        fail(path(), ": its rows hash to fingerprint ", computed, " but its @fingerprint attribute says ",
+             meta_.fingerprint,
+             "; the file was changed after it was written (regenerate it, or delete the "
+             "attribute to have it computed)");
+    meta_.fingerprint = computed;
+}
+
+std::string DatasetReader::hash_rows(const par::Comm& comm) const {
+    const std::int64_t chunk = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(8192, (std::int64_t(16) << 20) / std::max<std::int64_t>(1, 4 * meta_.d)));
+    const std::int64_t chunks = (meta_.n + chunk - 1) / chunk;
+    std::vector<float> X(size_t(chunk * meta_.d));
+    std::vector<int> y(meta_.has_labels ? size_t(chunk) : 0);
+    std::uint64_t sum = 0;
+    // Chunks dealt round-robin; every rank takes part in every round's collective read (0 rows when it
+    // has none left). The values are hashed as stored, unchecked: whether they are usable is the reader's.
+    for (std::int64_t first = 0; first < chunks; first += comm.size()) {
+        const std::int64_t k = first + comm.rank();
+        const std::int64_t begin = k < chunks ? k * chunk : 0;
+        const std::int64_t count = k < chunks ? std::min(chunk, meta_.n - begin) : 0;
+        h5::read_rows(X_, H5T_NATIVE_FLOAT, begin, count, X.data(), file_.parallel());
+        if (meta_.has_labels) h5::read_rows(y_, H5T_NATIVE_INT, begin, count, y.data(), file_.parallel());
+        for (std::int64_t i = 0; i < count; ++i)
+            sum += row_hash(begin + i, X.data() + i * meta_.d, meta_.d, meta_.has_labels ? y[size_t(i)] : 0,
+                            meta_.has_labels);
+    }
+    return hex64(comm.size() > 1 ? comm.sum_u64(sum) : sum);
 }
 
 void DatasetReader::read(std::int64_t begin, std::int64_t count, float* X, int* y) const {

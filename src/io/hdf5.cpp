@@ -628,11 +628,18 @@ std::string read_attr_string(hid_t obj, const std::string& name) {
     Handle ftype(MIMIC_H5_CHECK(H5Aget_type(a)), H5Tclose);
     if (H5Tget_class(ftype) != H5T_STRING)
         fail(object_where(obj), ": attribute '", name, "' is not a string");
+    Handle space(MIMIC_H5_CHECK(H5Aget_space(a)), H5Sclose);
+    if (H5Sget_simple_extent_npoints(space) != 1)
+        fail(object_where(obj), ": attribute '", name, "' should be one string, not an array of them");
     if (H5Tis_variable_str(ftype) > 0) {
+        // The memory type takes the file's character set: h5py writes UTF-8 strings, and HDF5 converts
+        // no string between ASCII and UTF-8.
         Handle mtype(MIMIC_H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
         MIMIC_H5_CHECK(H5Tset_size(mtype, H5T_VARIABLE));
+        MIMIC_H5_CHECK(H5Tset_cset(mtype, H5Tget_cset(ftype)));
         char* p = nullptr;
-        MIMIC_H5_CHECK(H5Aread(a, mtype, &p));
+        if (H5Aread(a, mtype, &p) < 0)
+            fail(object_where(obj), ": attribute '", name, "': cannot read it as a variable-length string");
         std::string s = p ? p : "";
         H5free_memory(p);
         return s;

@@ -3,6 +3,7 @@
 #include "mimic/io/paths.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/runtime.hpp"
 #include "mimic/io/hdf5.hpp"
 #include "mimic/io/manifest.hpp"
 
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <utility>
 
 namespace mimic::io {
@@ -72,8 +74,7 @@ namespace {
 /// that was just killed (mpirun -9, a preempted SLURM job requeued at once) can outlive their launcher by a
 /// moment and still hold the lock. False with errno set when the lock stays taken or flock is unsupported.
 bool lock_with_grace(int fd) {
-    const char* env = std::getenv("MIMIC_LOCK_WAIT");
-    const double wait_s = env ? std::atof(env) : 5.0;
+    const double wait_s = env_seconds("MIMIC_LOCK_WAIT");
     for (int waited_ms = 0;; waited_ms += 100) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
         if (errno != EWOULDBLOCK || waited_ms >= wait_s * 1000.0) return false;
@@ -82,6 +83,31 @@ bool lock_with_grace(int fd) {
 }
 
 } // namespace
+
+namespace {
+
+/// The locks this process holds: output path -> the descriptor of its locked OUT.lock.
+std::map<std::string, std::pair<std::string, int>>& held_locks() {
+    static std::map<std::string, std::pair<std::string, int>> locks;
+    return locks;
+}
+
+} // namespace
+
+void check_output_lock(const std::string& out) {
+    const auto it = held_locks().find(out);
+    if (it == held_locks().end()) return;
+    const std::string& lock = it->second.first;
+    struct stat held {
+    }, named{};
+    if (fstat(it->second.second, &held) != 0 || stat(lock.c_str(), &named) != 0 ||
+        held.st_ino != named.st_ino || held.st_dev != named.st_dev)
+        fail(out, ": its lock file ", lock,
+             " was removed or replaced while this job ran, so another job may be "
+             "writing the same output; the finished file is not moved into place (rerun once no other job "
+             "writes ",
+             out, ")");
+}
 
 std::string OutputLock::take(const std::string& path, const std::string& out) {
     // Retry when the file was replaced between open and flock (its owner removed it on exit).
@@ -113,6 +139,8 @@ std::string OutputLock::take(const std::string& path, const std::string& out) {
             if (ftruncate(fd_, 0) != 0 || pwrite(fd_, me.data(), me.size(), 0) < 0) {
                 // The owner line is informative only; the lock itself is what matters.
             }
+            out_ = out;
+            held_locks()[out] = {path, fd_};
             return "";
         }
         ::close(fd_);
@@ -160,6 +188,27 @@ std::vector<std::string> member_paths(const std::string& path) {
     return out;
 }
 
+/// True when `path` ends with `suffix`.
+bool ends_with(const std::string& path, const std::string& suffix) {
+    return path.size() >= suffix.size() &&
+           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Fails for an output that is a directory, or that is named like one of the files Mimic writes beside an
+/// output (OUT.partial, OUT.lock; and OUT.ckpt for the main output): another job's sibling could be it.
+void refuse_unusable_output(const std::string& out, bool main_output) {
+    if (out.empty()) return;
+    struct stat st {};
+    if (stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        fail(out, ": the output is a directory; name a file (--overwrite never replaces a directory)");
+    for (const char* sibling : {".partial", ".lock", ".ckpt"}) {
+        if (!main_output && std::string(sibling) == ".ckpt") continue;
+        if (ends_with(out, sibling))
+            fail(out, ": an output may not end in '", sibling,
+                 "', the name Mimic gives the files it writes beside an output; choose another name");
+    }
+}
+
 std::string check_outputs(const std::vector<std::string>& outputs, std::vector<std::string> inputs) {
     const std::size_t given = inputs.size();
     for (std::size_t i = 0; i < given; ++i)
@@ -167,6 +216,7 @@ std::string check_outputs(const std::vector<std::string>& outputs, std::vector<s
             inputs.push_back(std::move(p));
     try {
         for (std::size_t i = 0; i < outputs.size(); ++i) {
+            refuse_unusable_output(outputs[i], i == 0);
             refuse_output_over_inputs(outputs[i], inputs);
             for (std::size_t j = 0; j < i; ++j)
                 if (same_file(outputs[i], outputs[j]))
@@ -212,8 +262,14 @@ OutputLock::OutputLock(const std::string& out, MPI_Comm comm) {
 
 void OutputLock::release() {
     if (fd_ < 0) return;
-    // Removed while still held, so a job that opened the old file meanwhile sees it replaced and retries.
-    if (!path_.empty()) ::unlink(path_.c_str());
+    held_locks().erase(out_);
+    // Removed while still held, so a job that opened the old file meanwhile sees it replaced and retries;
+    // only when it is still this lock's file (a replaced one belongs to another job).
+    struct stat held {
+    }, named{};
+    if (!path_.empty() && fstat(fd_, &held) == 0 && stat(path_.c_str(), &named) == 0 &&
+        held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+        ::unlink(path_.c_str());
     ::close(fd_); // closing the descriptor releases the flock
     fd_ = -1;
 }
@@ -222,13 +278,15 @@ OutputLock::~OutputLock() {
     release();
 }
 
-OutputLock::OutputLock(OutputLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+OutputLock::OutputLock(OutputLock&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), out_(std::move(o.out_)) {}
 
 OutputLock& OutputLock::operator=(OutputLock&& o) noexcept {
     if (this != &o) {
         release();
         fd_ = std::exchange(o.fd_, -1);
         path_ = std::move(o.path_);
+        out_ = std::move(o.out_);
     }
     return *this;
 }

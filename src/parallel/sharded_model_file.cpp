@@ -6,6 +6,8 @@
 #include "mimic/core/runtime.hpp"
 #include "mimic/io/dataset.hpp"
 
+#include <cmath>
+
 namespace mimic::par {
 
 using io::ModelMeta;
@@ -125,6 +127,25 @@ std::vector<float> read_sharded_flat(const h5::File& f, const std::string& name,
             std::fill(local.begin() + t.local_offset, local.begin() + t.local_offset + t.local_size, 0.0f);
     }
     return local;
+}
+
+HashSum sharded_hash_sum(const par::ShardedModel& m, const std::vector<float>& local, bool writer,
+                         const par::Comm& world) {
+    HashSum h;
+    for (const auto& t : m.tensors())
+        if (supplies(t, m, writer))
+            for (std::int64_t e = 0; e < t.local_size; ++e) {
+                const float v = local[size_t(t.local_offset + e)];
+                h.sum += io::param_hash(t.global_index(e), v);
+                h.finite = h.finite && std::isfinite(v);
+            }
+    h.sum = world.sum_u64(h.sum);
+    h.finite = world.all(h.finite);
+    return h;
+}
+
+std::vector<float> host_local_params(const par::ShardedModel& m) {
+    return local_params(m);
 }
 
 } // namespace mimic::par

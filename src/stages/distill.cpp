@@ -69,6 +69,8 @@ void open_inputs(const DistillOptions& o, const train::Objective& loss, const pa
     in.lm = io::read_logits_meta(in.lfile);
     io::check_logits_match(o.logits, in.lm, o.transfer, in.transfer->meta());
     in.ldset = h5::open_dataset(in.lfile, "/logits");
+    // Verified once before any training: corrupted logits never reach the student.
+    io::verify_logits_blocks(in.lfile, in.ldset, in.lm, world.size() > 1 ? *in.io_comm : world);
     if (loss.needs_labels() && !in.transfer->meta().has_labels)
         fail("--loss ", o.loss, " needs hard labels but ", o.transfer, " has no /y");
     if (!o.val.empty()) {
@@ -83,15 +85,30 @@ void open_inputs(const DistillOptions& o, const train::Objective& loss, const pa
         in.vlm = io::read_logits_meta(in.vlfile);
         io::check_logits_match(o.val_logits, in.vlm, o.val, in.val->meta());
         in.vldset = h5::open_dataset(in.vlfile, "/logits");
+        io::verify_logits_blocks(in.vlfile, in.vldset, in.vlm, world);
+        if (in.vlm.ensemble_checksum != in.lm.ensemble_checksum)
+            fail(o.val_logits, ": holds the logits of ensemble ", in.vlm.ensemble_checksum, " but ", o.logits,
+                 " those of ensemble ", in.lm.ensemble_checksum,
+                 "; --val-logits must come from the same ensemble");
     }
+}
+
+/// A logits file's content identity: its ensemble, the transfer set it labelled, its block-hash digest and
+/// how it combined and stored the logits, so relabelled logits under the same name are a changed input.
+std::string logits_identity(const h5::File& f, const io::LogitsMeta& m) {
+    const std::string digest =
+        h5::has_attr(f.id(), "logits_fingerprint") ? h5::read_attr_string(f.id(), "logits_fingerprint") : "?";
+    return detail::concat(m.ensemble_checksum, "/", m.transfer_fingerprint, "/", digest, "/", m.combine, ":",
+                          m.temperature, "/", m.storage);
 }
 
 /// The settings that decide the student (checked on resume and against an existing --out).
 io::ResumeIdentity distill_identity(const DistillOptions& o, const DistillInputs& in) {
     io::ResumeIdentity id;
     id.add("--arch", o.arch).add("--loss", o.loss).add("--transfer", in.transfer->meta().fingerprint);
-    id.add("--logits", in.lm.ensemble_checksum).add("--val", in.val ? in.val->meta().fingerprint : "");
-    id.add("--val-logits", in.vlfile.id() >= 0 ? in.vlm.ensemble_checksum : "");
+    id.add("--logits", logits_identity(in.lfile, in.lm))
+        .add("--val", in.val ? in.val->meta().fingerprint : "");
+    id.add("--val-logits", in.vlfile.id() >= 0 ? logits_identity(in.vlfile, in.vlm) : "");
     id.add("--block-rows", o.block_rows);
     train::add_identity(id, o.engine, false); // distill had no --warmup: recorded only when not 0
     return id;

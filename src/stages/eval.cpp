@@ -47,6 +47,9 @@ Scorer make_scorer(const EvalOptions& o, const par::Comm&) {
 
 namespace {
 
+/// The largest --batch: one forward pass of this many rows already needs gigabytes per rank.
+constexpr std::int64_t kMaxBatchRows = std::int64_t(1) << 24;
+
 /// Collective: which rows each model gets right, over every row of `data` (each rank its contiguous share).
 nn::PairedCounts paired_counts(const Scorer& a, const Scorer& b, const io::DatasetReader& data,
                                std::int64_t batch, const par::Comm& comm) {
@@ -108,6 +111,9 @@ void run(const EvalOptions& o, const par::Comm& comm) {
     par::agree(comm, [&] {
         if (!o.compare.empty() && o.model.empty()) fail("--compare: give the model to compare with --model");
         if (o.model.empty() && o.ensemble.empty()) fail("give --model, --ensemble, or both");
+        if (o.top_k < 1) fail("--top-k: must be >= 1, got ", o.top_k);
+        if (o.batch < 1 || o.batch > kMaxBatchRows)
+            fail("--batch: must be from 1 to ", kMaxBatchRows, " rows, got ", o.batch);
     });
     if (!o.ensemble.empty()) {
         log::info(ensemble_report(evaluate_ensemble(o.ensemble, o.data, o.top_k, o.batch, comm)));
@@ -118,8 +124,6 @@ void run(const EvalOptions& o, const par::Comm& comm) {
     std::unique_ptr<io::DatasetReader> data;
     PhaseTimers timers;
     par::agree(comm, [&] {
-        if (o.top_k < 1) fail("--top-k: must be >= 1, got ", o.top_k);
-        if (o.batch < 1) fail("--batch: must be >= 1, got ", o.batch);
         ScopedPhase p(timers, "load", "eval::load");
         scorer = make_scorer(o, comm);
         data = std::make_unique<io::DatasetReader>(o.data, comm);

@@ -203,16 +203,27 @@ struct LabelJob {
     int M = 0, C = 0;
 };
 
+/// The largest --block-rows (and --chunk-rows): a block of this many rows is gigabytes per rank already.
+constexpr std::int64_t kMaxBlockRows = std::int64_t(1) << 24;
+
 void check_options(const LabelOptions& o, const par::Comm& world) {
     if (o.combine != "logits" && o.combine != "prob")
         fail("--combine: '", o.combine, "' is not logits or prob");
-    if (!(o.temperature > 0)) fail("--temperature: must be > 0, got ", o.temperature);
+    if (!std::isfinite(o.temperature) || o.temperature <= 0)
+        fail("--temperature: must be a finite number > 0, got ", o.temperature);
     if (o.storage != "float32" && o.storage != "float16")
         fail("--storage: '", o.storage, "' is not float32 or float16");
+    if (o.block_rows <= 0 || o.block_rows > kMaxBlockRows)
+        fail("--block-rows: must be from 1 to ", kMaxBlockRows, " rows, got ", o.block_rows);
+    if (o.chunk_rows < 0 || o.chunk_rows > kMaxBlockRows)
+        fail("--chunk-rows: must be from 0 to ", kMaxBlockRows, " rows, got ", o.chunk_rows);
+    if (!std::isfinite(o.memory_mb) || o.memory_mb < 0)
+        fail("--memory-mb: must be a finite number >= 0, got ", o.memory_mb);
     if (o.block_rows <= 0 || o.batch <= 0 || o.block_rows % o.batch != 0)
         fail("--block-rows (", o.block_rows, ") must be a positive multiple of --batch (", o.batch, ")");
     if (o.deflate < 0 || o.deflate > 9) fail("--deflate: must be 0-9, got ", o.deflate);
-    if (!(o.flush_seconds >= 0)) fail("--flush-seconds: must be >= 0, got ", o.flush_seconds);
+    if (!std::isfinite(o.flush_seconds) || o.flush_seconds < 0)
+        fail("--flush-seconds: must be a finite number >= 0, got ", o.flush_seconds);
     if (o.deflate > 0 && o.chunk_rows <= 0) fail("--deflate needs chunked storage: set --chunk-rows");
     if (o.groups < 0 || (o.groups > 0 && world.size() % o.groups != 0))
         fail("--groups: ", o.groups, " does not divide the number of ranks (", world.size(), ")");
@@ -331,6 +342,15 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
     const std::string partial = o.out + ".partial";
     out.half_type = io::make_half_type();
     out.logits_type = o.storage == "float16" ? out.half_type.id() : H5T_NATIVE_FLOAT;
+    // A fresh file must fit: refused before anything is written, rather than by a full disk mid-run.
+    par::agree(world, [&] {
+        const double bytes =
+            double(j.N) * (double(j.C) * (o.storage == "float16" ? 2 : 4) + (o.variance ? 8 : 0));
+        if (!resume && world.rank() == 0)
+            io::require_space(
+                o.out, bytes,
+                detail::concat(o.transfer, " (", j.N, " rows x ", j.C, " classes, ", o.storage, ")"));
+    });
     par::agree(world, [&] {
         if (resume) {
             out.file = h5::File::open(partial, world, true);
@@ -349,6 +369,7 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
         write_logits_meta(out.file, j.want);
         h5::write_attr(out.file.id(), "mimic_version", MIMIC_VERSION_STRING);
         h5::write_attr(out.file.id(), "logits_fingerprint", std::string(16, '0'));
+        h5::write_attr(out.file.id(), io::kBlockHashAttr, io::kBlockHashStored);
         out.record = io::BlockRecord::create(out.file, j.num_blocks);
         h5::DatasetOptions lo{o.chunk_rows, o.deflate};
         if (o.variance) {
@@ -492,9 +513,15 @@ void combine_block(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
 /// earlier flush put on disk (io::BlockRecord), so a done flag never points at rows that are not there.
 void write_block(const LabelOptions& o, const LabelJob& j, std::int64_t blk, std::int64_t row0,
                  std::int64_t wn, BlockBuffers& buf, LabelOutput& out, const par::Comm& world) {
+    // The hash covers the values as stored (float16 rounding included), so that a reader can verify them.
     unsigned long long h = 0;
-    for (std::int64_t i = 0; i < wn; ++i)
-        h += io::row_hash(row0 + i, buf.out.data() + i * j.C, j.C, 0, false);
+    std::vector<float> stored(o.storage == "float16" ? size_t(j.C) : 0);
+    for (std::int64_t i = 0; i < wn; ++i) {
+        const float* row = buf.out.data() + i * j.C;
+        for (size_t c = 0; c < stored.size(); ++c)
+            stored[c] = io::half_to_float(io::float_to_half(row[c]));
+        h += io::row_hash(row0 + i, stored.empty() ? row : stored.data(), j.C, 0, false);
+    }
     const bool due = o.flush_seconds <= 0 || world.any(wall_seconds() - out.last_flush >= o.flush_seconds);
     par::agree(world, [&] {
         if (o.storage == "float16") {
@@ -604,6 +631,20 @@ void finish_output(const LabelOptions& o, LabelOutput& out, const par::Comm& wor
     });
 }
 
+/// A finished OUT counts as done only once its content is verified against its block hashes; a file that
+/// fails is reported as corrupt, never reused.
+void verify_finished(const LabelOptions& o, const par::Comm& world) {
+    try {
+        const auto f = h5::File::open(o.out, world);
+        const auto meta = io::read_logits_meta(f);
+        const auto dset = h5::open_dataset(f, "/logits");
+        io::verify_logits_blocks(f, dset, meta, world);
+    } catch (const CollectiveError& e) {
+        throw par::collective_error(
+            world, detail::concat(e.what(), "; it is not reused: pass --overwrite to relabel"));
+    }
+}
+
 } // namespace
 
 void run(const LabelOptions& o, const par::Comm& world) {
@@ -614,6 +655,7 @@ void run(const LabelOptions& o, const par::Comm& world) {
     const LabelJob job = plan_job(o, world);
     const Plan plan = agree_on_plan(o, job, world);
     if (plan.kind == Plan::Done) {
+        verify_finished(o, world);
         StopSignals::output_complete();
         log::info("label: ", o.out, " is already complete for this ensemble and transfer set; nothing to do");
         return;

@@ -108,12 +108,16 @@ struct ScratchFile {
     }
 };
 
+/// The largest --block-rows: a block of this many rows is gigabytes per rank already.
+constexpr std::int64_t kMaxBlockRows = std::int64_t(1) << 24;
+
 void validate_options(const TransferOptions& o) {
     auto finite = [](double v) { return std::isfinite(v); };
     if (o.from.empty()) fail("--from: give at least one source dataset file");
     if (o.out.empty()) fail("--out: the output path is empty");
     if (o.size < 1) fail("--size: must be at least 1, got ", o.size);
-    if (o.block_rows < 1) fail("--block-rows: must be at least 1, got ", o.block_rows);
+    if (o.block_rows < 1 || o.block_rows > kMaxBlockRows)
+        fail("--block-rows: must be from 1 to ", kMaxBlockRows, " rows, got ", o.block_rows);
     if (o.stop_after_blocks < 0) fail("--stop-after-blocks: must be >= 0, got ", o.stop_after_blocks);
     if (!finite(o.munge_p) || o.munge_p < 0 || o.munge_p > 1)
         fail("--munge-p: the MUNGE swap probability must be in [0, 1], got ", o.munge_p);

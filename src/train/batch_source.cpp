@@ -2,6 +2,7 @@
 // shuffled block streamer over a transfer set and its logits with read-ahead on an I/O thread.
 #include "mimic/train/batch_source.hpp"
 
+#include "mimic/core/error.hpp"
 #include "mimic/core/rng.hpp"
 
 #include <cstring>
@@ -35,8 +36,13 @@ std::vector<std::int64_t> permutation(std::int64_t n, std::uint64_t key) {
 BlockStreamer::BlockStreamer(const Inputs& in, std::int64_t batch, std::int64_t block_rows,
                              std::uint64_t seed, int replicas, int replica, bool prefetch)
     : in_(in), n_(in.transfer->meta().n), d_(in.transfer->meta().d), c_(in.logits_meta.num_classes),
-      batch_(batch), block_rows_(block_rows), num_blocks_((n_ + block_rows - 1) / block_rows), seed_(seed),
-      R_(replicas), replica_(replica), prefetch_(prefetch) {
+      batch_(batch), block_rows_(block_rows), seed_(seed), R_(replicas), replica_(replica),
+      prefetch_(prefetch) {
+    // Refused here as well as in the option layer: a zero batch or block would divide by zero below.
+    if (batch <= 0) fail("--batch: must be at least 1 row, got ", batch);
+    if (block_rows <= 0) fail("--block-rows: must be at least 1 row, got ", block_rows);
+    if (replicas <= 0) fail("internal: a BlockStreamer needs at least one data replica, got ", replicas);
+    num_blocks_ = (n_ + block_rows - 1) / block_rows;
     for (std::int64_t b = 0; b < num_blocks_; ++b)
         steps_per_epoch_ += batches_in(b);
 }

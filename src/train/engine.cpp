@@ -115,6 +115,22 @@ PhaseTimers& Engine::timers() {
     return impl_->timers;
 }
 
+namespace {
+
+/// A finished model counts as done only once its content is verified (format, shapes, finite weights,
+/// the weights checksum): a file that fails is refused as corrupt, or with --overwrite retrained.
+bool verified_model_file(const h5::File& f, bool overwrite) {
+    try {
+        io::read_model(f);
+    } catch (const Error& e) {
+        if (!overwrite) fail(e.what(), "; it is not reused: pass --overwrite to retrain it");
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
 bool Engine::finished_output_exists() {
     if (cfg_.out.empty() || !io::file_exists(cfg_.out)) return false;
     bool same = false;
@@ -125,6 +141,7 @@ bool Engine::finished_output_exists() {
         if (!same && !cfg_.overwrite)
             fail(cfg_.out, ": exists and was not trained with these settings (", diff,
                  "); pass --overwrite to replace it, or choose another --out");
+        if (same && !cfg_.overwrite) same = verified_model_file(f, false);
     });
     if (same && cfg_.overwrite) {
         log::info(cfg_.stage, ": ", cfg_.out,
@@ -207,7 +224,7 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
         par::agree(world_, [&] {
             auto os = im.opt->state();
             cs = read_checkpoint(cfg_.checkpoint, net_, os, identity_, int(epoch_log_columns().size()),
-                                 world_);
+                                 {cfg_.epochs, data_.steps_per_epoch()}, replicas_.rank() == 0, world_);
             im.opt->load_state(os);
             im.sched->load_state(cs.schedule);
         });

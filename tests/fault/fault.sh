@@ -2,7 +2,10 @@
 # Fault injection, one class of fault per run: an output that is also an input (under several spellings),
 # non-finite values, labels out of range, mismatched shapes, a full disk, a missing or stale member, a
 # huge size, a concurrent second job, and a rank that raises while the other waits in a collective;
-# and a stop signal that arrives once the output is complete (late_signal: exit 0).
+# and a stop signal that arrives once the output is complete (late_signal: exit 0). Content over metadata:
+# fewer rows than replicas and unbounded waits (hang), option values that crashed or wrote garbage
+# (options), damaged checkpoints (checkpoint), damaged finished outputs (finished: a clean rerun is a
+# verified no-op), changed inputs under the same name (fingerprints), and a removed live lock (lock).
 # Every failure must be one line "mimic <command>: error: ..." and a non-zero exit within the timeout
 # (a hang fails the test), and no input may change. Exit 77 (skipped) when the case cannot run here.
 source "$(dirname "$0")/../cli/common.sh"
@@ -210,6 +213,204 @@ concurrent)
   [ ! -e "$d/t.h5.lock" ] || die "the lock file was left behind"
   runs 2 transfer --from "$d/g.h5" --size 400 --munge 1 --out "$d/t.h5"
   grep -q "already complete" "$d/log" || { cat "$d/log"; die "a finished transfer rerun is not a no-op"; }
+  ;;
+hang)
+  # A data replica that gets no rows (1 row at 2 ranks, 3 rows at 4) runs the same collectives as the
+  # others: train, label and distill finish (the phase timers once hung here), and so does eval.
+  setup_pipeline
+  tiny "$d/one.h5" 1 1 1 6 6 4
+  tiny "$d/three.h5" 3 1 1 6 6 4
+  for np in 2 4; do
+    for set in one three; do
+      runs $np train --data "$d/$set.h5" --arch $ARCH --epochs 2 --out "$d/m$np$set.h5" --timings-csv "$d/t.csv"
+      runs $np label --ensemble "$d/ens/manifest.h5" --transfer "$d/$set.h5" --out "$d/l$np$set.h5"
+      runs $np distill --transfer "$d/$set.h5" --logits "$d/l$np$set.h5" --arch $ARCH --epochs 2 \
+        --val "$d/$set.h5" --out "$d/s$np$set.h5"
+      runs $np eval --model "$d/s$np$set.h5" --data "$d/$set.h5"
+      echo "ok: train, label, distill and eval of $set row(s) at $np ranks"
+    done
+  done
+  # Wait and grace times from the environment are bounded: a huge or non-finite one is refused up front.
+  for bad in MIMIC_ABORT_GRACE=1e99 MIMIC_ERROR_WAIT=inf MIMIC_LOCK_WAIT=nan MIMIC_PROGRESS_INTERVAL=-1; do
+    env "$bad" "$MIMIC" train --data "$d/one.h5" --arch $ARCH --out "$d/x.h5" 2>"$d/err" && die "$bad accepted"
+    grep -q "^mimic train: error: $bad: must be a number of seconds" "$d/err" || { cat "$d/err"; die "$bad"; }
+  done
+  [ ! -e "$d/x.h5" ] || die "an output was written"
+  ;;
+options)
+  # Crashes and garbage output from option values and odd inputs: each is one line naming the option or
+  # file, before any output exists.
+  setup_pipeline
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5")
+  fails 2 "--batch: must be .*1.* got 0" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --batch 0 \
+    --out "$d/o.h5"
+  fails 2 "--temperature: must be a finite number > 0, got inf" "${L[@]}" --combine prob --temperature inf --out "$d/o.h5"
+  fails 2 "--block-rows: must be from 1 to 16777216 rows, got 2000000000" "${L[@]}" --block-rows 2000000000 \
+    --batch 1000 --out "$d/o.h5"
+  fails 2 "--flush-seconds: must be a finite number >= 0, got nan" "${L[@]}" --flush-seconds nan --out "$d/o.h5"
+  fails 2 "--block-rows: must be from 1 to 16777216 rows" transfer --from "$d/g.h5" --size 400 --munge 1 \
+    --block-rows 2000000000 --out "$d/o.h5"
+  fails 2 "--batch: must be from 1 to 16777216 rows" eval --ensemble "$d/ens/manifest.h5" --data "$d/g.h5" --batch 0
+  mkdir -p "$d/dir.h5/keep"
+  fails 2 "$d/dir.h5: the output is a directory" "${L[@]}" --out "$d/dir.h5" --overwrite
+  for sib in partial lock ckpt; do
+    fails 2 "$d/o.h5.$sib: an output may not end in '.$sib'" "${L[@]}" --out "$d/o.h5.$sib"
+  done
+  fails 1 "$d: --config names a directory" train --config "$d" --data "$d/g.h5" --arch $ARCH --out "$d/o.h5"
+  # A config file saved with a UTF-8 byte-order mark reads as the same options.
+  printf '\xef\xbb\xbfepochs = 1\narch = %s\n' $ARCH >"$d/bom.ini"
+  runs 1 train --config "$d/bom.ini" --data "$d/g.h5" --out "$d/m.h5"
+  # h5py's default string attributes (variable-length UTF-8) read as strings; a 10^12-row transfer set is
+  # refused for the space its logits need, and leaves nothing behind.
+  cp "$d/g.h5" "$d/utf8.h5"
+  "$MIMIC_PYTHON" -c "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); f.attrs['mimic_format'] = 'mimic-dataset-1'" \
+    "$d/utf8.h5" || die "h5py"
+  runs 2 eval --model "$d/m.h5" --data "$d/utf8.h5"
+  inputs huge "$d/huge.h5" 1000000000000
+  fails 2 "$d/huge.h5 (1000000000000 rows x 4 classes, float32): $d/o.h5 would need 16.0 TB but" \
+    label --ensemble "$d/ens/manifest.h5" --transfer "$d/huge.h5" --out "$d/o.h5"
+  [ -z "$(find "$d" -name 'o.h5*')" ] || die "an output was left behind: $(find "$d" -name 'o.h5*')"
+  ;;
+checkpoint)
+  # A checkpoint is verified before it is resumed: its state checksum covers weights, optimizer state and
+  # cursor; without one (older files) the cursor and finiteness are still checked. --overwrite starts over.
+  tiny "$d/g.h5" 200 1 1 6 6 4
+  T=(train --data "$d/g.h5" --arch $ARCH --epochs 3 --batch 16 --out "$d/m.h5")
+  runs 2 "${T[@]}" --stop-after-steps 5
+  cp "$d/m.h5.ckpt" "$d/good.ckpt"
+  damage() { cp "$d/good.ckpt" "$d/m.h5.ckpt" && inputs "$@"; }
+  corrupt="$d/m.h5.ckpt: the checkpoint is corrupt (state checksum"
+  damage set "$d/m.h5.ckpt" weights/layer0.dense.W 2 1 0.5
+  fails 2 "$corrupt" "${T[@]}"
+  damage attr "$d/m.h5.ckpt" step_in_epoch 1e12
+  fails 2 "$corrupt" "${T[@]}"
+  damage attr "$d/m.h5.ckpt" epoch -3
+  fails 1 "$corrupt" "${T[@]}"
+  damage set "$d/m.h5.ckpt" checkpoint/optimizer/momentum 7 0 nan
+  fails 2 "$corrupt" "${T[@]}"
+  [ ! -e "$d/m.h5" ] || die "a model was written from a damaged checkpoint"
+  # Without the checksum, the values themselves are checked.
+  damage delattr "$d/m.h5.ckpt" state_checksum && inputs attr "$d/m.h5.ckpt" epoch -3
+  fails 2 "$d/m.h5.ckpt: the checkpoint's epoch -3 is outside this run's epochs \[0, 3)" "${T[@]}"
+  damage delattr "$d/m.h5.ckpt" state_checksum && inputs attr "$d/m.h5.ckpt" step_in_epoch 1e12
+  fails 2 "$d/m.h5.ckpt: the checkpoint's step_in_epoch 1000000000000 is outside the 13 steps" "${T[@]}"
+  damage delattr "$d/m.h5.ckpt" state_checksum && inputs set "$d/m.h5.ckpt" checkpoint/optimizer/momentum 7 0 nan
+  fails 2 "$d/m.h5.ckpt: the checkpoint's optimizer state 'momentum' holds a non-finite value" "${T[@]}"
+  damage delattr "$d/m.h5.ckpt" state_checksum
+  runs 2 "${T[@]}"
+  grep -q "written before checkpoints carried a state checksum" "$d/log" || { cat "$d/log"; die "no notice"; }
+  # --overwrite starts a damaged run over; an intact checkpoint resumes to the uninterrupted result.
+  damage set "$d/m.h5.ckpt" weights/layer0.dense.W 2 1 0.5
+  runs 2 "${T[@]}" --overwrite
+  grep -q "resuming" "$d/log" && die "--overwrite resumed the damaged checkpoint"
+  mv "$d/m.h5" "$d/fresh.h5" && cp "$d/good.ckpt" "$d/m.h5.ckpt"
+  runs 2 "${T[@]}"
+  grep -q "resuming from $d/m.h5.ckpt at epoch 1, step 5" "$d/log" || { cat "$d/log"; die "did not resume"; }
+  "$MIMIC_PYTHON" -c "import h5py, sys; a, b = (h5py.File(p, 'r').attrs['weights_checksum'] for p in sys.argv[1:]); \
+assert a == b, (a, b)" "$d/m.h5" "$d/fresh.h5" || die "the resumed model differs from the uninterrupted one"
+  ;;
+finished)
+  # "Nothing to do" is earned: a clean rerun verifies the finished output's content first (the model's
+  # weights checksum, the logits' block hashes); one changed value makes it corrupt, never reused.
+  setup_pipeline
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/g.h5" --batch 50 --block-rows 100)
+  T=(train --data "$d/g.h5" --arch $ARCH --epochs 1 --out "$d/m.h5")
+  runs 2 "${L[@]}" --out "$d/l16.h5" --storage float16
+  runs 2 "${T[@]}"
+  for out in l.h5 l16.h5; do
+    runs 2 "${L[@]}" --out "$d/$out" $([ $out = l16.h5 ] && echo --storage float16)
+    grep -q "already complete .* nothing to do" "$d/log" || { cat "$d/log"; die "$out: a clean rerun is not a no-op"; }
+  done
+  runs 2 "${T[@]}"
+  grep -q "already trained .* nothing to do" "$d/log" || { cat "$d/log"; die "a clean train rerun is not a no-op"; }
+  cp "$d/l.h5" "$d/good.h5"
+  inputs set "$d/l.h5" logits 150 1 0.25
+  inputs set "$d/l16.h5" logits 20 3 0.5
+  inputs set "$d/m.h5" weights/layer2.dense.b 0 0 0.125
+  fails 2 "$d/l.h5: rows \[100, 200) of /logits differ from the block hash .* it is not reused" "${L[@]}" --out "$d/l.h5"
+  fails 2 "$d/l16.h5: rows \[0, 100) of /logits differ from the block hash" "${L[@]}" --out "$d/l16.h5" --storage float16
+  fails 2 "$d/m.h5: weights checksum mismatch .* it is not reused: pass --overwrite" "${T[@]}"
+  # The corrupted logits never feed a student.
+  fails 2 "$d/l.h5: rows \[100, 200) of /logits differ" distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH \
+    --epochs 1 --out "$d/s.h5"
+  fails 2 "$d/l.h5: rows \[100, 200) of /logits differ" distill --transfer "$d/g.h5" --logits "$d/good.h5" \
+    --val "$d/g.h5" --val-logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  [ ! -e "$d/s.h5" ] || die "a student was trained on corrupted logits"
+  # --overwrite redoes them.
+  runs 2 "${L[@]}" --out "$d/l.h5" --overwrite
+  runs 2 "${T[@]}" --overwrite
+  grep -q "wrote $d/m.h5" "$d/log" || { cat "$d/log"; die "--overwrite did not retrain"; }
+  runs 2 distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  ;;
+fingerprints)
+  # Content, not metadata: a dataset's fingerprint is computed from its rows when it has none and verified
+  # when it has one; logits record the transfer set they labelled and distill's identity holds the logits'
+  # own content, so a changed input is a changed identity.
+  setup_pipeline
+  L=(label --ensemble "$d/ens/manifest.h5" --batch 50 --block-rows 100)
+  # g.h5 (made by h5py) has no @fingerprint: one changed value is a different transfer set.
+  cp "$d/g.h5" "$d/orig.h5"
+  inputs set "$d/g.h5" X 10 0 0.5
+  fails 2 "$d/l.h5: exists and holds logits of a different ensemble, transfer set or settings" "${L[@]}" \
+    --transfer "$d/g.h5" --out "$d/l.h5"
+  fails 2 "$d/l.h5: was computed for a transfer set with fingerprint .* but $d/g.h5 has fingerprint" \
+    distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  cp "$d/orig.h5" "$d/g.h5"
+  # A transfer set written by Mimic carries @fingerprint; a row changed afterwards is caught on open.
+  runs 2 transfer --from "$d/g.h5" --size 300 --augment 1 --noise 0.1 --out "$d/t.h5"
+  runs 2 "${L[@]}" --transfer "$d/t.h5" --out "$d/lt.h5"
+  cp "$d/t.h5" "$d/t_orig.h5"
+  inputs set "$d/t.h5" X 250 1 7
+  fails 2 "$d/t.h5: its rows hash to fingerprint .* but its @fingerprint attribute says" "${L[@]}" \
+    --transfer "$d/t.h5" --out "$d/lt.h5"
+  cp "$d/t_orig.h5" "$d/t.h5"
+  # distill --transfer A --logits <labels of B> is refused.
+  fails 2 "$d/lt.h5: holds logits for 300 rows but $d/g.h5 has 200" distill --transfer "$d/g.h5" \
+    --logits "$d/lt.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  tiny "$d/b.h5" 200 2 1 6 6 4
+  runs 2 "${L[@]}" --transfer "$d/b.h5" --out "$d/lb.h5"
+  fails 2 "$d/lb.h5: was computed for a transfer set with fingerprint" distill --transfer "$d/g.h5" \
+    --logits "$d/lb.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  # Relabelled logits under the same name (another --combine) are a changed input for distill.
+  D=(distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5")
+  runs 2 "${D[@]}"
+  runs 2 "${L[@]}" --transfer "$d/g.h5" --out "$d/l.h5" --combine prob --temperature 2 --overwrite
+  fails 2 "$d/s.h5: exists and was not trained with these settings (--logits" "${D[@]}"
+  # --val-logits from another ensemble is refused.
+  runs 2 ensemble train --members 2 --arch $ARCH --data "$d/g.h5" --epochs 1 --batch 16 --seed 5 --out-dir "$d/ens2"
+  runs 2 label --ensemble "$d/ens2/manifest.h5" --transfer "$d/b.h5" --out "$d/vl2.h5"
+  fails 2 "$d/vl2.h5: holds the logits of ensemble .* --val-logits must come from the same ensemble" \
+    distill --transfer "$d/g.h5" --logits "$d/l.h5" --val "$d/b.h5" --val-logits "$d/vl2.h5" --arch $ARCH \
+    --epochs 1 --out "$d/s2.h5"
+  ;;
+lock)
+  # The output lock against a second writer: a job whose OUT.lock is removed while it runs (and taken by a
+  # second job) refuses to move its output into place instead of reporting success.
+  setup_pipeline
+  tiny "$d/big.h5" 20000 3 1 6 6 4
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/big.h5" --batch 50 --block-rows 100)
+  timeout "$LIMIT" "$MIMIC" "${L[@]}" --out "$d/o.h5" >"$d/first.log" 2>"$d/first.err" &
+  first=$!
+  for _ in $(seq 400); do [ -e "$d/o.h5.partial" ] && break; sleep 0.01; done
+  kill -STOP $first 2>/dev/null || { echo "skipped: the first job ended before it could be paused"; exit 77; }
+  [ -e "$d/o.h5.partial" ] || { kill -CONT $first; wait $first; echo "skipped: no partial file seen"; exit 77; }
+  rm -f "$d/o.h5.lock"
+  runs 1 "${L[@]}" --out "$d/o.h5"
+  kill -CONT $first
+  wait $first && die "the first job reported success although another job took its output"
+  grep -q "$d/o.h5: its lock file $d/o.h5.lock was removed or replaced while this job ran" "$d/first.err" ||
+    { cat "$d/first.err"; die "the first job's error does not name its lost lock"; }
+  echo "ok: $(cat "$d/first.err")"
+  # Whatever the two writers left, nothing corrupt is reused: a rerun is a verified no-op or a refusal.
+  if "$MIMIC" "${L[@]}" --out "$d/o.h5" >"$d/log" 2>"$d/err"; then
+    grep -q "nothing to do" "$d/log" || { cat "$d/log"; die "rerun"; }
+  else
+    grep -q "^mimic label: error: $d/o.h5" "$d/err" || { cat "$d/err"; die "rerun error"; }
+  fi
+  # Outputs named like Mimic's own siblings are refused.
+  for sib in partial lock ckpt; do
+    fails 2 "$d/x.h5.$sib: an output may not end in '.$sib'" "${L[@]}" --out "$d/x.h5.$sib"
+  done
   ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and

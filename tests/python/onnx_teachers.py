@@ -103,7 +103,6 @@ with h5py.File(os.path.join(out, "data.h5"), "w") as f:
     f.attrs["source"] = np.bytes_("onnx_teachers.py")
     f.attrs["norm"] = np.bytes_("none")
     f.attrs["norm_scale"] = np.float64(1.0)
-    f.attrs["fingerprint"] = np.bytes_("onnx-teachers-%d" % N)
 with h5py.File(os.path.join(out, "ref.h5"), "w") as f:
     for k, v in logits.items():
         f.create_dataset(k, data=v)

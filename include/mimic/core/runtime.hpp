@@ -27,6 +27,14 @@ private:
 /// True when the environment variable NAME is "1" (the MIMIC_* switches; unset or anything else: false).
 bool env_is_one(const char* name);
 
+/// A wait or grace time in seconds from the environment (MIMIC_ABORT_GRACE, MIMIC_ERROR_WAIT,
+/// MIMIC_LOCK_WAIT, MIMIC_PROGRESS_INTERVAL): its default when unset or unreadable, otherwise clamped into
+/// the variable's range, so that no value makes a wait without end. Never throws (error paths use it).
+double env_seconds(const char* name);
+/// Throws mimic::Error naming the variable and its value when one of those wait times is set to anything
+/// but a finite number within its range (checked once, before a command runs).
+void check_environment();
+
 /// "Open MPI v4.1.4, ..." as reported by MPI_Get_library_version (first line).
 std::string mpi_version_string();
 /// "1.10.8 (parallel)" from H5get_libversion.

@@ -21,7 +21,8 @@ public:
         std::string phase;
         double min = 0, avg = 0, max = 0;
     };
-    /// Collective over comm: every rank must call with the same phases in the same order.
+    /// Collective over comm: the union of every rank's phases (a rank that skipped a phase, such as a
+    /// replica that got no rows, counts 0 s for it), the same sequence of collectives on every rank.
     std::vector<Stat> reduce(const par::Comm& comm) const;
     /// Collective: prints "phase  min  avg  max" on rank 0.
     void report(const par::Comm& comm, const std::string& title) const;

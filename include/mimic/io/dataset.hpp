@@ -2,8 +2,8 @@
 // fingerprint) with a collective block reader and an atomic, collective block writer.
 #pragma once
 
-#include "mimic/io/hdf5.hpp"
 #include "mimic/core/comm.hpp"
+#include "mimic/io/hdf5.hpp"
 
 #include <cstdint>
 #include <string>
@@ -56,7 +56,18 @@ public:
     bool has(const std::string& name) const { return file_.has(name); }
     const h5::File& file() const { return file_; }
 
+    /// Files whose /X holds at most this many bytes have their fingerprint verified when opened.
+    static constexpr double kFingerprintUpFrontBytes = 256.0 * 1024 * 1024;
+
 private:
+    /// Collective, on open, for files of at most kFingerprintUpFrontBytes: the fingerprint is computed
+    /// from the rows (one pass shared over the ranks), and a stored @fingerprint that differs is refused
+    /// with one line naming the file. A larger file keeps its @fingerprint, or without one is identified
+    /// by its size, inode and modification time (with a notice).
+    void check_fingerprint(const par::Comm& comm);
+    /// Collective: the fingerprint of the rows as stored (Σ row_hash), read once, shared over the ranks.
+    std::string hash_rows(const par::Comm& comm) const;
+
     h5::File file_;
     h5::Handle X_, y_;
     DatasetMeta meta_;

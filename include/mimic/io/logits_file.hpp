@@ -2,6 +2,7 @@
 // float16), optional per-row variance and disagreement, provenance attributes and the block-done record.
 #pragma once
 
+#include "mimic/core/comm.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/hdf5.hpp"
 
@@ -38,6 +39,18 @@ void write_logits_meta(const h5::File& f, const LogitsMeta& m);
 /// Refuses logits that do not belong to the transfer set (N, fingerprint) or are incomplete.
 void check_logits_match(const std::string& logits_path, const LogitsMeta& lm,
                         const std::string& transfer_path, const DatasetMeta& tm);
+
+/// The root attribute that marks block hashes taken over the values as stored (float16 rounding
+/// included); float32 files hash the stored values whether or not they carry it.
+inline constexpr const char* kBlockHashAttr = "block_hash";
+inline constexpr const char* kBlockHashStored = "stored values";
+
+/// Collective over comm (the file's communicator, or a one-rank comm for a serial file): reads every
+/// block of a complete logits file once, the blocks dealt round-robin over the ranks, and compares each
+/// with the hash recorded when it was written (/progress/block_hash), also refusing non-finite values.
+/// Fails on every rank with one line naming the file and the first bad block's rows. Float16 files
+/// written before their hashes covered the stored values are checked for finite values only.
+void verify_logits_blocks(const h5::File& f, hid_t dset, const LogitsMeta& m, const par::Comm& comm);
 
 /// IEEE binary16 conversion (round to nearest even) for float16 storage.
 std::uint16_t float_to_half(float f);

@@ -26,6 +26,12 @@ std::string human_bytes(double bytes);
 
 class OutputLock;
 
+/// Before a finished file is renamed onto `out`: when this process holds the lock of `out`, fails unless
+/// OUT.lock is still the file it locked. A lock file removed or replaced while the job ran means a second
+/// job may have taken the output: neither can trust the other's partial file, so nothing is renamed.
+/// Called by rename_file for every output.
+void check_output_lock(const std::string& out);
+
 /// Collective over `comm` (rank 0 checks, every rank raises the same CollectiveError): refuses any output
 /// that is an input (refuse_output_over_inputs) or another of the outputs, then locks outputs[0] for
 /// the life of the returned object. Empty entries are skipped. A manifest among the inputs brings its
@@ -54,6 +60,7 @@ private:
 
     int fd_ = -1;
     std::string path_;
+    std::string out_; ///< the output this lock guards
 };
 
 } // namespace mimic::io

@@ -8,6 +8,7 @@
 #include "mimic/nn/optim/optimizer.hpp"
 #include "mimic/parallel/sharded_model.hpp"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,18 @@ void read_sharded_weights(const h5::File& f, par::ShardedModel& m);
 void write_sharded_flat(const h5::File& f, const std::string& name, const par::ShardedModel& m,
                         const std::vector<float>& local, bool writer);
 std::vector<float> read_sharded_flat(const h5::File& f, const std::string& name, const par::ShardedModel& m);
+
+/// Collective over world: the composable hash sum (io::param_hash by global index) of a local flat buffer
+/// laid out like m's parameters, every element counted once whatever the grid: by the ranks with
+/// writer = true (one model group), sliced tensors from every shard, whole tensors from shard 0. Also
+/// tells whether every element counted is finite (on every rank).
+struct HashSum {
+    std::uint64_t sum = 0;
+    bool finite = true;
+};
+HashSum sharded_hash_sum(const par::ShardedModel& m, const std::vector<float>& local, bool writer,
+                         const par::Comm& world);
+/// The local parameters of m on the host.
+std::vector<float> host_local_params(const par::ShardedModel& m);
 
 } // namespace mimic::par

@@ -33,11 +33,21 @@ void write_checkpoint(const std::string& path, const par::ShardedModel& net, io:
                       const nn::optim::OptimizerState& opt, const CheckpointState& st,
                       const io::ResumeIdentity& identity, bool writer, const par::Comm& world);
 
+/// What a checkpoint's cursor must lie within: the run's epochs and the steps of one epoch.
+struct CheckpointLimits {
+    int epochs = 0;
+    std::int64_t steps_per_epoch = 0;
+};
+
 /// Collective over world: checks that `path` was written with `identity` (else a one-line error naming
 /// the first differing setting), then loads its weights into net, the optimizer state (names as in
-/// `opt`) into opt, and returns the rest.
+/// `opt`) into opt, and returns the rest. The content is verified before it is used: the state checksum
+/// (weights, optimizer state, cursor, schedule and history; `writer` as when writing: one model group),
+/// every weight and moment finite, the cursor within `limits`. A checkpoint written before the checksum
+/// existed is resumed with a notice after the other checks.
 CheckpointState read_checkpoint(const std::string& path, par::ShardedModel& net,
                                 nn::optim::OptimizerState& opt, const io::ResumeIdentity& identity,
-                                int history_width, const par::Comm& world);
+                                int history_width, const CheckpointLimits& limits, bool writer,
+                                const par::Comm& world);
 
 } // namespace mimic::train
