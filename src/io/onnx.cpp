@@ -769,8 +769,9 @@ public:
         cur_ = "input";
         if (raw) normalise(*raw, in);
         const auto layers = nn::parse_spec(model_.spec());
+        shape_ = in;
         for (size_t i = 0; i < layers.size(); ++i)
-            layer(int(i), layers[i]);
+            layer("layer", int(i), layers[i]);
         if (image_) flatten("output"); // logits are [N, C*H*W] in Mimic
         if (g_->node_size() == 0) node("Identity", "output", {cur_});
         g_->mutable_node(g_->node_size() - 1)->set_output(0, "logits");
@@ -785,6 +786,7 @@ private:
     std::vector<float> host_, state_;
     std::string cur_;
     bool image_ = false;
+    nn::Shape shape_; ///< Mimic's shape of cur_ (per sample)
 
     static void value_info(onnx::ValueInfoProto* v, const std::string& name,
                            const std::vector<std::int64_t>& dims) {
@@ -924,8 +926,68 @@ private:
         float1(n, "epsilon", float(nn::BatchNorm::kEps));
     }
 
-    void layer(int i, const nn::LayerSpec& l) {
-        const std::string base = "layer" + std::to_string(i) + "." + nn::kind_name(l.kind);
+    /// Layer i of a chain whose parameter names start with prefix ("layer", or "layer3.res.b0." in a block).
+    void layer(const std::string& prefix, int i, const nn::LayerSpec& l) {
+        const nn::Shape in = shape_;
+        const bool is_block = l.kind == nn::LayerKind::Block;
+        const std::string base =
+            prefix + std::to_string(i) + "." + (is_block ? nn::join_name(l.join) : nn::kind_name(l.kind));
+        if (is_block)
+            block(base, l);
+        else
+            op(base, l);
+        shape_ = nn::infer_shape(l, in);
+    }
+
+    /// A block: each branch from the block's input, then Add (Sum for more than two), Concat over channels,
+    /// or Mul of the input by the gate (a [N, C] gate reshaped to [N, C, 1, 1] on an image).
+    void block(const std::string& base, const nn::LayerSpec& l) {
+        const std::string in = cur_;
+        const bool in_image = image_;
+        const nn::Shape in_shape = shape_;
+        std::vector<std::string> outs;
+        std::vector<bool> images;
+        bool flat = false;
+        for (std::size_t j = 0; j < l.branches.size(); ++j) {
+            cur_ = in, image_ = in_image, shape_ = in_shape;
+            for (std::size_t k = 0; k < l.branches[j].size(); ++k)
+                layer(base + ".b" + std::to_string(j) + ".", int(k), l.branches[j][k]);
+            outs.push_back(cur_);
+            images.push_back(image_);
+            flat = flat || !image_;
+            if (l.join == nn::Join::Mul && in_image && !image_) { // [N, C] -> [N, C, 1, 1]
+                auto* t = g_->add_initializer();
+                t->set_name(base + ".gate_shape");
+                t->set_data_type(onnx::TensorProto::INT64);
+                t->add_dims(4);
+                for (std::int64_t v :
+                     {std::int64_t(-1), std::int64_t(in_shape.c), std::int64_t(1), std::int64_t(1)})
+                    t->add_int64_data(v);
+                outs.back() = node("Reshape", base + ".gate_image", {cur_, t->name()})->output(0);
+            } else if (l.join == nn::Join::Mul && !in_image && image_) {
+                flatten(base + ".gate_flat");
+                outs.back() = cur_;
+            }
+        }
+        if (l.join == nn::Join::Mul) {
+            image_ = in_image;
+            node("Mul", base, {in, outs[0]});
+            return;
+        }
+        for (std::size_t j = 0; j < outs.size(); ++j) { // a flat branch makes the join flat
+            if (!flat || !images[j]) continue;
+            cur_ = outs[j];
+            int1(node("Flatten", base + ".b" + std::to_string(j) + ".flat", {cur_}), "axis", 1);
+            outs[j] = cur_;
+        }
+        image_ = !flat;
+        if (l.join == nn::Join::Concat)
+            int1(node("Concat", base, outs), "axis", 1);
+        else
+            node(outs.size() == 2 ? "Add" : "Sum", base, outs);
+    }
+
+    void op(const std::string& base, const nn::LayerSpec& l) {
         switch (l.kind) {
         case nn::LayerKind::Dense:
         case nn::LayerKind::Bottleneck: {
@@ -944,7 +1006,7 @@ private:
         case nn::LayerKind::Conv: {
             const auto& W = model_.param_tensor(base + ".W"); // {C/G, K, K, F}
             const std::int64_t C = W.shape[0], K = W.shape[1], F = W.shape[3];
-            const std::int64_t G = model_.layer(std::size_t(i)).in_shape().c / C;
+            const std::int64_t G = shape_.c / C; // shape_: this layer's input
             std::vector<float> w(size_t(F * C * K * K));
             const float* src = param(W.name);
             for (std::int64_t f = 0; f < F; ++f)
@@ -988,6 +1050,8 @@ private:
         case nn::LayerKind::Flatten:
             if (image_) flatten(base);
             break;
+        case nn::LayerKind::Block:
+            fail("internal: a block reached Exporter::op");
         }
     }
 };

@@ -5,6 +5,7 @@
 #include "mimic/core/error.hpp"
 #include "mimic/nn/layer.hpp"
 #include "mimic/nn/layers/batchnorm.hpp"
+#include "mimic/nn/layers/block.hpp"
 
 #include <cmath>
 #include <string>
@@ -74,12 +75,62 @@ bool foldable(LayerKind k) {
     return k == LayerKind::Conv || k == LayerKind::Dense || k == LayerKind::Bottleneck;
 }
 
+/// True when a bn follows a conv, dense or bottleneck anywhere in `specs`, inside blocks too.
+bool has_foldable(const std::vector<LayerSpec>& specs) {
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (i > 0 && specs[i].kind == LayerKind::BatchNorm && foldable(specs[i - 1].kind)) return true;
+        for (const auto& branch : specs[i].branches)
+            if (has_foldable(branch)) return true;
+    }
+    return false;
+}
+
+/// Folds the bn inside a block: each branch becomes a chain of its own (the block's tensors split by its
+/// layers' declarations), is folded, and the block's token, branches and tensors are rebuilt from the results
+/// (an identity branch stays empty: res(A) becomes res(A'|), the same block).
+int fold_block(ChainLayer& block) {
+    const Block layout(0, block.spec, block.in);
+    std::vector<std::vector<double>> params, state;
+    std::size_t p = 0, s = 0;
+    int folded = 0;
+    std::string text = std::string(join_name(block.spec.join)) + "(";
+    for (std::size_t j = 0; j < layout.num_branches(); ++j) {
+        std::vector<ChainLayer> chain;
+        for (std::size_t k = 0; k < layout.branch(j).size(); ++k) {
+            const Layer& l = *layout.branch(j)[k];
+            ChainLayer c{block.spec.branches[j][k], l.in_shape(), {}, {}};
+            for (std::size_t t = 0; t < l.param_decls().size(); ++t)
+                c.params.push_back(std::move(block.params.at(p++)));
+            for (std::size_t t = 0; t < l.state_decls().size(); ++t)
+                c.state.push_back(std::move(block.state.at(s++)));
+            chain.push_back(std::move(c));
+        }
+        folded += fold_batchnorm(chain);
+        block.spec.branches[j].clear();
+        std::string branch;
+        for (auto& c : chain) {
+            branch += (branch.empty() ? "" : ",") + c.spec.token;
+            for (auto& t : c.params)
+                params.push_back(std::move(t));
+            for (auto& t : c.state)
+                state.push_back(std::move(t));
+            block.spec.branches[j].push_back(std::move(c.spec));
+        }
+        text += (j ? "|" : "") + branch;
+    }
+    block.spec.token = text + ")";
+    block.params = std::move(params);
+    block.state = std::move(state);
+    return folded;
+}
+
 } // namespace
 
 int fold_batchnorm(std::vector<ChainLayer>& chain) {
     std::vector<ChainLayer> out;
     int folded = 0;
     for (auto& layer : chain) {
+        if (layer.spec.kind == LayerKind::Block) folded += fold_block(layer);
         if (layer.spec.kind == LayerKind::BatchNorm && !out.empty() && foldable(out.back().spec.kind)) {
             fold_into(out.back(), layer);
             ++folded;
@@ -126,11 +177,8 @@ Model chain_model(const std::vector<ChainLayer>& chain, Shape input) {
 }
 
 Model fold_for_inference(Model trained) {
-    const auto specs = parse_spec(trained.spec());
-    bool any = false; // read nothing back when there is nothing to fold
-    for (std::size_t i = 1; i < specs.size(); ++i)
-        any = any || (specs[i].kind == LayerKind::BatchNorm && foldable(specs[i - 1].kind));
-    if (!any) return trained;
+    // Read nothing back when there is nothing to fold.
+    if (!has_foldable(parse_spec(trained.spec()))) return trained;
     auto chain = chain_layers(trained);
     fold_batchnorm(chain);
     return chain_model(chain, trained.input_shape());

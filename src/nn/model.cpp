@@ -8,6 +8,7 @@
 #include "mimic/nn/layers/activation.hpp"
 #include "mimic/nn/layers/avgpool2d.hpp"
 #include "mimic/nn/layers/batchnorm.hpp"
+#include "mimic/nn/layers/block.hpp"
 #include "mimic/nn/layers/bottleneck.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/dense.hpp"
@@ -23,8 +24,6 @@
 #include <sstream>
 
 namespace mimic::nn {
-
-namespace {
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
     switch (l.kind) {
@@ -63,9 +62,33 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
         return std::make_unique<Dropout>(index, l.token, in, l.rate);
     case LayerKind::Flatten:
         return std::make_unique<Flatten>(index, l.token, in);
+    case LayerKind::Block:
+        return std::make_unique<Block>(index, l, in);
     }
     fail(token_context(l), ": unknown layer kind");
 }
+
+void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers) {
+    for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
+        auto* conv = dynamic_cast<Conv2D*>(layers[i].get());
+        auto* relu = dynamic_cast<ReLU*>(layers[i + 1].get());
+        if (!conv || !relu) continue;
+        conv->fuse_relu();
+        relu->set_fused();
+    }
+}
+
+bool he_init_after(const std::vector<std::unique_ptr<Layer>>& layers, std::size_t i, bool at_end) {
+    for (std::size_t j = i + 1; j < layers.size(); ++j) {
+        const std::string k = layers[j]->kind();
+        if (k == "dropout" || k == "flatten" || k == "pool" || k == "avgpool" || k == "gap" || k == "bn")
+            continue;
+        return k == "relu" || k == "relu6" || k == "silu" || k == "hardswish";
+    }
+    return at_end;
+}
+
+namespace {
 
 std::string shape_text(Shape s) {
     if (s.c == 1 && s.h == 1) return std::to_string(s.w);
@@ -88,13 +111,7 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
     }
     // A ReLU right after a convolution is applied by the convolution to its output and its gradient (one
     // pass over the activations less each way); the ReLU then aliases the convolution's output.
-    for (std::size_t i = 0; i + 1 < layers_.size(); ++i) {
-        auto* conv = dynamic_cast<Conv2D*>(layers_[i].get());
-        auto* relu = dynamic_cast<ReLU*>(layers_[i + 1].get());
-        if (!conv || !relu) continue;
-        conv->fuse_relu();
-        relu->set_fused();
-    }
+    fuse_conv_relu(layers_);
     for (const auto& layer : layers_) {
         const std::int64_t begin = num_params_;
         for (const auto& d : layer->param_decls()) {
@@ -143,13 +160,7 @@ const ParamTensor& Model::param_tensor(const std::string& name) const {
 }
 
 bool Model::he_init(std::size_t i) const {
-    for (std::size_t j = i + 1; j < layers_.size(); ++j) {
-        const std::string k = layers_[j]->kind();
-        if (k == "dropout" || k == "flatten" || k == "pool" || k == "avgpool" || k == "gap" || k == "bn")
-            continue;
-        return k == "relu" || k == "relu6" || k == "silu" || k == "hardswish";
-    }
-    return false;
+    return he_init_after(layers_, i, false);
 }
 
 void Model::init(std::uint64_t seed) {
@@ -258,13 +269,23 @@ void Model::idle_pass() {
     const StatReducer* reduce = reduce_ ? &reduce_ : nullptr;
     for (const auto& l : layers_)
         if (l->uses_batch_stats()) l->idle_pass(true, reduce);
-    for (std::size_t i = layers_.size(); i-- > 0;)
-        if (layers_[i]->uses_batch_stats() && needs_dx(i)) layers_[i]->idle_pass(false, reduce);
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+        if (!layers_[i]->uses_batch_stats()) continue;
+        // A block runs its branches' backward even where the Model needs no dL/dx of it (their inner layers
+        // do need theirs).
+        if (auto* block = dynamic_cast<Block*>(layers_[i].get()))
+            block->idle_backward(needs_dx(i), reduce);
+        else if (needs_dx(i))
+            layers_[i]->idle_pass(false, reduce);
+    }
 }
 
 void Model::set_conv_tuning(const ConvTuning& t) {
     for (const auto& layer : layers_)
-        if (auto* conv = dynamic_cast<Conv2D*>(layer.get())) conv->set_tuning(t);
+        if (auto* conv = dynamic_cast<Conv2D*>(layer.get()))
+            conv->set_tuning(t);
+        else if (auto* block = dynamic_cast<Block*>(layer.get()))
+            block->set_conv_tuning(t);
 }
 
 void Model::zero_grads() {

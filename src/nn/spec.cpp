@@ -41,6 +41,11 @@ std::string trim(const std::string& s, std::size_t& lead) {
     return s.substr(a, b - a);
 }
 
+std::string trim_copy(const std::string& s) {
+    std::size_t lead = 0;
+    return trim(s, lead);
+}
+
 /// pool:K[sS][pP] and avgpool:K[sS][pP][e] (stride K and padding 0 by default) into l; returns what was
 /// expected when the argument does not parse, nullptr when it does.
 const char* parse_pool(const std::string& name, const std::string& arg, bool has_arg, LayerSpec& l) {
@@ -140,19 +145,34 @@ const char* kind_name(LayerKind kind) {
         return "hardsigmoid";
     case LayerKind::BatchNorm:
         return "bn";
+    case LayerKind::Block:
+        return "block";
+    }
+    return "?";
+}
+
+const char* join_name(Join join) {
+    switch (join) {
+    case Join::Add:
+        return "res";
+    case Join::Concat:
+        return "cat";
+    case Join::Mul:
+        return "gate";
     }
     return "?";
 }
 
 std::string token_context(const LayerSpec& layer) {
-    return detail::concat("arch: token ", layer.position, " '", layer.token, "'");
+    if (layer.path.empty()) return detail::concat("arch: token ", layer.position, " '", layer.token, "'");
+    return detail::concat("arch: token ", layer.path, " '", layer.token, "'");
 }
 
 namespace {
 
 /// The syntax error of token l of spec: what was expected, where.
-[[noreturn]] void bad_token(const std::string& spec, const LayerSpec& l, const char* expected) {
-    throw SpecSyntaxError(detail::concat("arch: syntax error in token ", l.position, " '", l.token,
+[[noreturn]] void bad_token(const std::string& spec, const LayerSpec& l, const std::string& expected) {
+    throw SpecSyntaxError(detail::concat("arch: syntax error in token ", l.path, " '", l.token,
                                          "': expected ", expected, " (at character ", l.offset + 1, " of '",
                                          spec, "')"),
                           l.offset, l.token.size());
@@ -197,7 +217,7 @@ void parse_conv(const std::string& spec, const std::string& arg, bool has_arg, L
     if (l.pad >= l.kernel) bad_token(spec, l, "conv padding smaller than the kernel");
 }
 
-/// The layer kind and arguments of token l.token (trimmed) of spec.
+/// The layer kind and arguments of token l.token (trimmed, not a block) of spec.
 void parse_token(const std::string& spec, LayerSpec& l) {
     const std::string& t = l.token;
     const std::size_t colon = t.find(':');
@@ -237,33 +257,162 @@ void parse_token(const std::string& spec, LayerSpec& l) {
     } else {
         bad_token(spec, l,
                   "one of dense:N, bottleneck:K, conv:FxK[sS][pP][gG], dwconv:K[sS][pP], pool:K[sS][pP], "
-                  "avgpool:K[sS][pP][e], gap, "
-                  "relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn");
+                  "avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, "
+                  "dropout:P, flatten, bn, or a block res(...), cat(...), gate(...)");
     }
+}
+
+std::vector<LayerSpec> parse_chain(const std::string& spec, std::size_t begin, std::size_t end,
+                                   const std::string& prefix, int depth);
+
+constexpr int kMaxBlockDepth = 64; ///< blocks nested deeper are refused (the parser recurses per level)
+
+/// End of the item that starts at `start` in spec[start, end): the next `sep` outside parentheses, or end.
+/// Throws (naming the item) on a ')' without its '(' or a '(' without its ')'.
+std::size_t item_end(const std::string& spec, std::size_t start, std::size_t end, char sep, LayerSpec& l) {
+    int depth = 0;
+    std::size_t i = start;
+    for (; i < end && !(depth == 0 && spec[i] == sep); ++i) {
+        depth += spec[i] == '(' ? 1 : spec[i] == ')' ? -1 : 0;
+        if (depth < 0) break;
+    }
+    if (depth != 0) {
+        std::size_t lead = 0;
+        l.token = trim(spec.substr(start, depth < 0 ? i + 1 - start : i - start), lead);
+        l.offset = start + lead;
+        bad_token(spec, l, depth < 0 ? "no ')' without its '('" : "a ')' closing every '('");
+    }
+    return i;
+}
+
+/// Block token l.token = name(branch|branch|...) at l.offset of spec into l.
+void parse_block(const std::string& spec, LayerSpec& l, int depth) {
+    const std::size_t open = l.token.find('(');
+    const std::string name = trim_copy(l.token.substr(0, open));
+    const char* form = "a block res(A[|B...]), cat(A|B[|...]) or gate(A), A and B chains of tokens";
+    if (name == "res")
+        l.join = Join::Add;
+    else if (name == "cat")
+        l.join = Join::Concat;
+    else if (name == "gate")
+        l.join = Join::Mul;
+    else
+        bad_token(spec, l, form);
+    if (l.token.back() != ')') bad_token(spec, l, std::string(form) + " (text after the closing ')')");
+    if (depth >= kMaxBlockDepth)
+        bad_token(spec, l, detail::concat("blocks nested at most ", kMaxBlockDepth, " deep"));
+    l.kind = LayerKind::Block;
+    const std::size_t first = l.offset + open + 1, last = l.offset + l.token.size() - 1;
+    for (std::size_t start = first; start <= last;) {
+        LayerSpec item;
+        item.path = l.path;
+        const std::size_t end = item_end(spec, start, last, '|', item);
+        std::size_t lead = 0;
+        const std::string text = trim(spec.substr(start, end - start), lead);
+        const std::string prefix = detail::concat(l.path, ".", l.branches.size() + 1, ".");
+        if (text.empty() || text == "id")
+            l.branches.emplace_back();
+        else
+            l.branches.push_back(parse_chain(spec, start, end, prefix, depth + 1));
+        start = end + 1;
+    }
+    const std::size_t n = l.branches.size();
+    if (l.join == Join::Add && n == 1 && l.branches[0].empty())
+        bad_token(spec, l, "res(A) with A a chain of tokens (res() adds nothing)");
+    if (l.join == Join::Concat && n < 2) bad_token(spec, l, "cat(A|B[|...]) with two branches or more");
+    if (l.join == Join::Mul && (n != 1 || l.branches[0].empty()))
+        bad_token(spec, l, "gate(A) with A one chain of tokens (the gate)");
+    if (l.join == Join::Add && n == 1) l.branches.emplace_back(); // res(A): the identity shortcut
+}
+
+/// The comma-separated chain spec[begin, end) (the whole spec, or one branch of a block); tokens are
+/// numbered prefix + 1, prefix + 2, ...
+std::vector<LayerSpec> parse_chain(const std::string& spec, std::size_t begin, std::size_t end,
+                                   const std::string& prefix, int depth) {
+    std::vector<LayerSpec> out;
+    std::size_t start = begin;
+    int position = 0;
+    while (start <= end) {
+        LayerSpec l;
+        l.position = ++position;
+        l.path = prefix + std::to_string(l.position);
+        const std::size_t stop = item_end(spec, start, end, ',', l);
+        std::size_t lead = 0;
+        l.token = trim(spec.substr(start, stop - start), lead);
+        l.offset = start + lead;
+        if (l.token.find('(') != std::string::npos)
+            parse_block(spec, l, depth);
+        else
+            parse_token(spec, l);
+        out.push_back(std::move(l));
+        start = stop + 1;
+    }
+    return out;
 }
 
 } // namespace
 
 std::vector<LayerSpec> parse_spec(const std::string& spec) {
-    std::vector<LayerSpec> out;
     std::size_t lead = 0;
     if (trim(spec, lead).empty())
         throw SpecSyntaxError("arch: empty architecture spec (expected e.g. dense:1200,relu,dense:10)", 0, 0);
-    std::size_t start = 0;
-    int position = 0;
-    while (start <= spec.size()) {
-        std::size_t end = spec.find(',', start);
-        if (end == std::string::npos) end = spec.size();
-        LayerSpec l;
-        l.token = trim(spec.substr(start, end - start), lead);
-        l.position = ++position;
-        l.offset = start + lead;
-        parse_token(spec, l);
-        out.push_back(l);
-        start = end + 1;
+    return parse_chain(spec, 0, spec.size(), "", 0);
+}
+
+namespace {
+
+std::string shape_words(Shape s) {
+    if (s.c == 1 && s.h == 1) return detail::concat(s.w, " features");
+    return detail::concat(s.c, "x", s.h, "x", s.w);
+}
+
+/// Output shape of a block: every branch's chain, then the join's rule (errors name the block).
+Shape block_shape(const LayerSpec& l, Shape in) {
+    std::vector<Shape> outs;
+    for (const auto& branch : l.branches) {
+        Shape s = in;
+        for (const auto& layer : branch)
+            s = infer_shape(layer, s);
+        outs.push_back(s);
     }
+    auto which = [&](std::size_t j) {
+        return detail::concat("branch ", j + 1, l.branches[j].empty() ? " (the input itself)" : "", " gives ",
+                              shape_words(outs[j]));
+    };
+    if (l.join == Join::Add) {
+        for (std::size_t j = 1; j < outs.size(); ++j)
+            if (outs[j] != outs[0])
+                fail(token_context(l), ": ", which(0), " but ", which(j),
+                     ": the shapes added must match (a projection shortcut such as res(...|conv:Fx1sS) "
+                     "changes channels and stride)");
+        return outs[0];
+    }
+    if (l.join == Join::Mul) {
+        const Shape g = outs[0];
+        const bool channel = in.c > 1 && (g == Shape{in.c, 1, 1} || g == Shape{1, 1, in.c});
+        if (g != in && !channel)
+            fail(token_context(l), ": the gate ", which(0), " but the input is ", shape_words(in),
+                 ": a gate gives the input's shape or one factor per channel (", in.c, "x1x1 or ", in.c,
+                 " features)");
+        return in;
+    }
+    const bool flat = outs[0].c == 1 && outs[0].h == 1;
+    Shape out{0, outs[0].h, outs[0].w};
+    for (std::size_t j = 0; j < outs.size(); ++j) {
+        const bool flat_j = outs[j].c == 1 && outs[j].h == 1;
+        if (flat_j != flat || (!flat && (outs[j].h != out.h || outs[j].w != out.w)))
+            fail(token_context(l), ": ", which(0), " but ", which(j),
+                 ": concatenated branches need the same height and width (or all flat features)");
+        out.c += outs[j].c;
+    }
+    if (flat) out = Shape{1, 1, 0};
+    if (flat)
+        for (const auto& s : outs)
+            out.w += s.w;
     return out;
 }
+
+} // namespace
 
 Shape infer_shape(const LayerSpec& l, Shape in) {
     auto fits = [&](bool ok, auto&&... why) {
@@ -300,6 +449,8 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
     case LayerKind::AvgPool:
     case LayerKind::GlobalAvgPool:
         return pool_shape(l, in);
+    case LayerKind::Block:
+        return block_shape(l, in);
     }
     fail(token_context(l), ": unknown layer kind");
 }

@@ -31,7 +31,12 @@ void describe(po::options_description& d, TrainOptions& o) {
                                                   "conv:FxK[sS][pP][gG] (G groups), dwconv:K[sS][pP] (depthwise), pool:K[sS][pP] "
                                                   "(max), avgpool:K[sS][pP][e] (e: padding not counted), gap, relu, relu6, "
                                                   "sigmoid, silu, hardswish, hardsigmoid, tanh, dropout:P, flatten, bn (batch "
-                                                  "normalisation)")
+                                                  "normalisation); blocks run branches "
+                                                  "(chains separated by |) on one input and join them: res(A) = A(x) + x, "
+                                                  "res(A|B) = A(x) + B(x), cat(A|B) concatenates channels (an empty "
+                                                  "branch or id is x), gate(A) = x * A(x); they nest. A residual net: "
+                                                  "conv:16x3,relu,res(conv:16x3,relu,conv:16x3),relu,"
+                                                  "res(conv:32x3s2,relu,conv:32x3|conv:32x1s2),relu,pool:7,dense:10")
         ("out", po::value(&o.out)->required(), "model file to write (HDF5, written only when training completes)")
         ("checkpoint", po::value(&o.checkpoint), "checkpoint file (default: OUT.ckpt); an existing one is resumed")
         ("keep-checkpoint", po::bool_switch(&o.keep_checkpoint), "keep the checkpoint after the model is written")

@@ -1,7 +1,8 @@
 // Tests of `mimic distill` and the model-parallel student: sharded initialisation and model files equal
-// the one-rank model bit for bit; M model shards and R data replicas match a one-rank run step for step
-// (within a stated float tolerance); K accumulated micro-batches match one batch of their rows; the
-// overlapped bucketed gradient allreduce matches the blocking one; resume is exact; bad inputs are refused.
+// the one-rank model bit for bit; M model shards and R data replicas match a one-rank run step for step,
+// for a chain and a residual trunk (within a stated float tolerance); K accumulated micro-batches match
+// one batch of their rows; the overlapped bucketed gradient allreduce matches the blocking one; resume is
+// exact; bad inputs are refused.
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
@@ -205,6 +206,29 @@ TEST(Distill, ModelShardsAndDataReplicasMatchOneRankStepForStep) {
     // 60 steps the weights agree to 1e-4 relative (measured ~1e-6).
     for (int m : par::divisors(world.size())) {
         auto o = options(dir, "grid_m" + std::to_string(m) + ".h5");
+        o.model_shards = m;
+        stages::run(o, world);
+        const auto got = weights(o.out);
+        ASSERT_EQ(got.size(), ref.size());
+        EXPECT_LT(max_rel(got, ref), 1e-4) << "R = " << world.size() / m << ", M = " << m;
+    }
+}
+
+// A student whose trunk is a residual graph (blocks with identity and projection shortcuts and a
+// concatenation), then the wide pair: the wide layer still shards over M ranks and gives the one-rank model.
+TEST(Distill, ResidualTrunkWithAShardedWideLayerMatchesOneRank) {
+    par::Comm world;
+    const auto dir = test::scratch_dir(world);
+    make_fixture(dir, world);
+    const std::string arch = "conv:4x3,relu,res(conv:4x3,relu,conv:4x3),relu,res(conv:6x3s2,relu,conv:6x3|"
+                             "conv:6x1s2),relu,cat(id|conv:2x1,relu),dense:24,relu,dense:3";
+    auto serial = options(dir, "res_serial.h5");
+    serial.arch = arch;
+    run_serial(serial, world);
+    const auto ref = weights(serial.out);
+    for (int m : par::divisors(world.size())) {
+        auto o = options(dir, "res_m" + std::to_string(m) + ".h5");
+        o.arch = arch;
         o.model_shards = m;
         stages::run(o, world);
         const auto got = weights(o.out);

@@ -82,6 +82,13 @@ TEST(Fold, BnFirstAndAfterPoolStay) {
     check_fold("bn,dense:8,relu,bn,dense:3", {1, 1, 10}, "bn,dense:8,relu,bn,dense:3");
 }
 
+TEST(Fold, BnInsideBlocksFoldsBranchByBranch) {
+    check_fold("conv:4x3,bn,relu,res(conv:4x3,bn,relu,conv:4x3,bn|conv:4x1,bn),relu,cat(id|res(conv:4x1,bn)),"
+               "gate(pool:6,conv:2x1,bn,relu,conv:8x1,sigmoid),res(bn,conv:8x3),gap,dense:3",
+               {2, 6, 6},
+               "conv:4x3,relu,res(conv:4x3,relu,conv:4x3|conv:4x1),relu,cat(|res(conv:4x1|)),"
+               "gate(pool:6,conv:2x1,relu,conv:8x1,sigmoid),res(bn,conv:8x3|),gap,dense:3");
+}
 TEST(Fold, NothingToFoldKeepsTheModel) {
     Model m = random_model("conv:4x3,relu,dense:3", {1, 6, 6}, 5);
     const auto before = mimic::test::to_host(m.params());

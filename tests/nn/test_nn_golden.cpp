@@ -147,3 +147,12 @@ TEST(GoldenTorch, BatchNormInferenceMode) {
 TEST(GoldenTorch, DepthwiseSeparableAndGroupedConv) {
     run_golden("dws");
 }
+TEST(GoldenTorch, ResidualNetIdentityAndProjectionShortcuts) {
+    run_golden("resnet");
+}
+TEST(GoldenTorch, DenseConcatenation) {
+    run_golden("densecat");
+}
+TEST(GoldenTorch, SqueezeExcitationGates) {
+    run_golden("se");
+}

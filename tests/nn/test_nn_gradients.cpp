@@ -263,6 +263,44 @@ double host_log_softmax(const std::vector<float>& z, int row, int C, int c, doub
 
 } // namespace
 
+// Blocks (res, cat, gate): every branch's parameters, and the shortcut's share of dL/dx, reach the layers
+// before the block (the leading conv/dense checks the gradient that the block passes back).
+TEST(Gradients, ResidualIdentityShortcut) {
+    check_gradients("conv:3x3,res(conv:3x3,relu,conv:3x3),relu,flatten,dense:3", {2, 5, 5});
+}
+TEST(Gradients, ResidualProjectionShortcut) {
+    check_gradients("conv:3x3,res(conv:4x3s2p1,relu,conv:4x3|conv:4x1s2p0),relu,dense:3", {2, 6, 6});
+}
+TEST(Gradients, ResidualOnFlatFeatures) {
+    check_gradients("dense:6,res(dense:6,tanh,dense:6),dense:3", {1, 1, 5});
+}
+TEST(Gradients, ConcatWithTheInput) {
+    check_gradients("conv:3x3,cat(|conv:2x3,relu|conv:1x1),tanh,dense:3", {2, 5, 5});
+}
+TEST(Gradients, SqueezeExcitationGate) {
+    check_gradients("conv:4x3,gate(pool:5,conv:2x1,tanh,conv:4x1,sigmoid),dense:3", {2, 5, 5});
+}
+TEST(Gradients, ElementwiseGate) {
+    check_gradients("dense:5,gate(dense:5,sigmoid),dense:3", {1, 1, 4});
+}
+TEST(Gradients, NestedBlocksFirstAndInside) {
+    // A block as the first layer (no dL/dx needed) holding a cat and a gate.
+    check_gradients("res(conv:2x3,cat(id|conv:2x3,gate(conv:2x1,tanh)),conv:2x1),flatten,dense:3", {2, 4, 4});
+}
+
+TEST(Gradients, InvertedResidualWithDepthwiseConv) {
+    // An inverted residual (MobileNetV2, MBConv): 1x1 expansion, depthwise 3x3, 1x1 projection, identity
+    // shortcut; SiLU keeps the objective smooth for the central differences (relu6 puts most weights of the
+    // first conv on a kink here).
+    check_gradients("conv:4x3,res(conv:8x1,silu,dwconv:3,silu,conv:4x1),dense:3", {2, 5, 5});
+}
+TEST(Gradients, ResidualWithBatchNormInTraining) {
+    // bn inside the branches and on the projection shortcut (batch statistics in every branch), then gap; the
+    // block comes first, so its branches' first layers need no dL/dx.
+    check_gradients("res(conv:3x3,bn,relu,conv:3x3,bn|conv:3x1,bn),relu,gap,dense:3", {2, 5, 5}, true, 4,
+                    1.0f, {"layer0.res.b0.0.conv.b", "layer0.res.b0.3.conv.b", "layer0.res.b1.0.conv.b"});
+}
+
 TEST(Losses, CrossEntropyGradientAndValue) {
     const int B = 4, C = 5;
     const std::vector<int> y{0, 3, 4, 1};

@@ -514,3 +514,122 @@ TEST(ColumnSums, BlockedAndTeamKernelsAddTheColumnSums) {
         }
     }
 }
+
+TEST(Spec, BlocksParseIntoBranchesWithPaths) {
+    const auto l =
+        parse_spec("conv:8x3, res(conv:8x3,relu,conv:8x3) ,cat(|conv:4x1|id),res(conv:8x1|conv:8x1s1)");
+    ASSERT_EQ(l.size(), 4u);
+    EXPECT_EQ(l[1].kind, LayerKind::Block);
+    EXPECT_EQ(l[1].join, Join::Add);
+    EXPECT_EQ(l[1].token, "res(conv:8x3,relu,conv:8x3)");
+    EXPECT_EQ(l[1].offset, 10u);
+    ASSERT_EQ(l[1].branches.size(), 2u); // res(A): A and the identity shortcut
+    EXPECT_EQ(l[1].branches[0].size(), 3u);
+    EXPECT_TRUE(l[1].branches[1].empty());
+    EXPECT_EQ(l[1].branches[0][2].path, "2.1.3");
+    EXPECT_EQ(l[1].branches[0][2].offset, 28u);
+    EXPECT_EQ(l[2].join, Join::Concat);
+    ASSERT_EQ(l[2].branches.size(), 3u);
+    EXPECT_TRUE(l[2].branches[0].empty());
+    EXPECT_EQ(l[2].branches[1].at(0).token, "conv:4x1");
+    EXPECT_TRUE(l[2].branches[2].empty());
+    EXPECT_EQ(l[3].path, "4");
+    EXPECT_EQ(l[3].branches.at(1).at(0).path, "4.2.1");
+}
+
+TEST(Spec, ErrorsInsideBlocksPointAtTheInnerToken) {
+    const std::string spec = "conv:8x3,res(conv:8x3,cat(id|conv:4xq)),dense:10";
+    try {
+        parse_spec(spec);
+        FAIL() << "no error";
+    } catch (const SpecSyntaxError& e) {
+        EXPECT_EQ(e.offset, spec.find("conv:4xq"));
+        EXPECT_EQ(e.length, 8u);
+        EXPECT_NE(std::string(e.what()).find("token 2.1.2.2.1 'conv:4xq'"), std::string::npos) << e.what();
+    }
+    auto syntax = [](const std::string& s) {
+        try {
+            parse_spec(s);
+        } catch (const SpecSyntaxError& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    EXPECT_NE(syntax("conv:8x3,res(conv:8x3").find("token 2 'res(conv:8x3': expected a ')'"),
+              std::string::npos);
+    EXPECT_NE(syntax("conv:8x3),relu").find("token 1 'conv:8x3)'"), std::string::npos);
+    EXPECT_NE(syntax("sum(conv:8x3)").find("expected a block res(A[|B...])"), std::string::npos);
+    EXPECT_NE(syntax("cat(conv:8x3)").find("two branches or more"), std::string::npos);
+    EXPECT_NE(syntax("gate(conv:8x3|conv:8x3)").find("gate(A) with A one chain"), std::string::npos);
+    EXPECT_NE(syntax("res(conv:8x3,,relu)").find("token 1.1.2 ''"), std::string::npos);
+    std::string deep = "relu";
+    for (int i = 0; i < 65; ++i)
+        deep = "res(" + deep + ")";
+    EXPECT_NE(syntax(deep).find("blocks nested at most 64 deep"), std::string::npos);
+    // Shape errors name the block and both branches.
+    EXPECT_NE(error_of("conv:8x3,res(conv:16x3s2)")
+                  .find("token 2 'res(conv:16x3s2)': branch 1 gives 16x14x14 "
+                        "but branch 2 (the input itself) gives 8x28x28"),
+              std::string::npos)
+        << error_of("conv:8x3,res(conv:16x3s2)");
+    EXPECT_NE(error_of("conv:8x3,cat(id|pool:2)").find("same height and width"), std::string::npos);
+    EXPECT_NE(error_of("conv:8x3,gate(conv:4x1)").find("one factor per channel (8x1x1 or 8 features)"),
+              std::string::npos);
+    EXPECT_NE(error_of("conv:8x3,res(dense:4)").find("token 2 'res(dense:4)'"), std::string::npos);
+}
+
+TEST(Model, BlockParameterNamesAndLayout) {
+    // A chain's names and layout are those of ShapesNamesAndLayout; a block's nest under its layer.
+    Model m(
+        "conv:4x3,res(conv:4x3,relu,conv:4x3|conv:4x1),cat(id|res(conv:4x1)),gate(pool:6,conv:8x1,sigmoid),"
+        "dense:3",
+        {1, 6, 6});
+    const std::vector<std::string> names{"layer0.conv.W",
+                                         "layer0.conv.b",
+                                         "layer1.res.b0.0.conv.W",
+                                         "layer1.res.b0.0.conv.b",
+                                         "layer1.res.b0.2.conv.W",
+                                         "layer1.res.b0.2.conv.b",
+                                         "layer1.res.b1.0.conv.W",
+                                         "layer1.res.b1.0.conv.b",
+                                         "layer2.cat.b1.0.res.b0.0.conv.W",
+                                         "layer2.cat.b1.0.res.b0.0.conv.b",
+                                         "layer3.gate.b0.1.conv.W",
+                                         "layer3.gate.b0.1.conv.b",
+                                         "layer4.dense.W",
+                                         "layer4.dense.b"};
+    const auto& t = m.param_tensors();
+    ASSERT_EQ(t.size(), names.size());
+    std::int64_t offset = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        EXPECT_EQ(t[i].name, names[i]);
+        EXPECT_EQ(t[i].offset, offset);
+        offset += t[i].size;
+    }
+    EXPECT_EQ(m.param_tensor("layer1.res.b1.0.conv.W").shape, (std::vector<std::int64_t>{4, 1, 1, 4}));
+    EXPECT_EQ(m.param_tensor("layer2.cat.b1.0.res.b0.0.conv.W").shape,
+              (std::vector<std::int64_t>{4, 1, 1, 4}));
+    EXPECT_TRUE(m.layer(2).out_shape() == (Shape{8, 6, 6}));
+    EXPECT_EQ(m.param_tensor("layer4.dense.W").shape, (std::vector<std::int64_t>{8 * 36, 3}));
+    EXPECT_EQ(m.param_range(1).first, m.param_tensor("layer1.res.b0.0.conv.W").offset);
+    EXPECT_EQ(m.param_range(1).second, m.param_tensor("layer2.cat.b1.0.res.b0.0.conv.W").offset);
+}
+
+TEST(Model, BlockInitAndForwardAreDeterministicAndReuseBuffers) {
+    const std::string spec = "conv:4x3,relu,res(conv:4x3,relu,conv:4x3),relu,cat(|conv:2x1),dense:3";
+    Model a(spec, {1, 6, 6}), b(spec, {1, 6, 6});
+    a.init(3);
+    b.init(3);
+    EXPECT_EQ(to_host(a.params()), to_host(b.params()));
+    // Branch layers draw their own values: the two convs of the residual branch differ.
+    const auto p = to_host(a.params());
+    const auto& w0 = a.param_tensor("layer2.res.b0.0.conv.W");
+    const auto& w2 = a.param_tensor("layer2.res.b0.2.conv.W");
+    EXPECT_FALSE(std::equal(p.begin() + w0.offset, p.begin() + w0.offset + w0.size, p.begin() + w2.offset));
+    const auto x = device_matrix(random_values(5 * 36, 8), 5, 36);
+    const auto z1 = to_host(a.forward(x, false));
+    const auto y1 = to_host(a.forward(leading_rows(x, 2), false)); // smaller batch: same buffers
+    const auto z2 = to_host(a.forward(x, false));
+    EXPECT_EQ(z1, z2);
+    EXPECT_TRUE(std::equal(y1.begin(), y1.end(), z1.begin()));
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ONNX interop end to end, one case per run, against real producers and consumers: PyTorch teachers from
 # torch.onnx.export imported and labelled (logits match PyTorch's), unsupported operators refused, and
-# Mimic students (trained, distilled model-parallel with a bottleneck) exported and run by onnxruntime,
-# also with the normalisation inside the graph (--raw-input) on raw IDX rows.
+# Mimic students (trained, distilled model-parallel with a bottleneck, residual nets with blocks) exported
+# and run by onnxruntime, also with the normalisation inside the graph (--raw-input) on raw IDX rows.
 source "$(dirname "$0")/../cli/common.sh"
 case=$1
 d=$(scratch "onnx.$case")
@@ -120,6 +120,25 @@ grouped)
   "$MIMIC" info "$d/dws_back.h5" | grep -q "\"$back\"" || die "grouped round trip spec"
   logits_of "$d/dws_back.h5" "$d/logits_dws_back.h5"
   py onnx_check.py ort "$d/dws_s.onnx" "$d/data.h5" "$d/logits_dws_back.h5" 1e-4 || die "grouped round trip logits"
+  ;;
+blocks)
+  # A residual student (identity and projection shortcuts, a 3-way sum on flat features, a concatenation, SE
+  # gates from a conv and from a dense branch, an inverted residual with a depthwise conv, dropout and bn in
+  # branches) exports as Add / Sum / Concat / Mul nodes (the bn folded into the conv before it);
+  # onnxruntime gives Mimic's logits.
+  arch="conv:4x3,relu,res(conv:8x1,bn,relu6,dwconv:3,relu,dropout:0.2,conv:4x1),relu,res(conv:6x3s2,relu,conv:6x3|conv:6x1s2,bn),relu"
+  arch+=",cat(id|conv:2x1,relu),gate(pool:4,conv:2x1,relu,conv:8x1,sigmoid),gate(pool:4,flatten,dense:8,sigmoid)"
+  arch+=",dense:16,tanh,res(dense:16|id|dense:16,tanh),dense:4"
+  m2 train --data "$d/data.h5" --arch "$arch" --epochs 2 --batch 32 --out "$d/res.h5"
+  m export onnx "$d/res.h5" --out "$d/res.onnx"
+  logits_of "$d/res.h5" "$d/logits_res.h5"
+  py onnx_check.py ort "$d/res.onnx" "$d/data.h5" "$d/logits_res.h5" 1e-4 || die "residual student: onnxruntime differs"
+  ops=$("$MIMIC_PYTHON" -c "import onnx, collections; g = onnx.load('$d/res.onnx').graph
+print(' '.join(f'{k}:{v}' for k, v in sorted(collections.Counter(n.op_type for n in g.node).items())))")
+  echo "exported operators: $ops"
+  for want in Add:2 Concat:1 Mul:2 Sum:1 Reshape:1; do
+    [[ " $ops " == *" $want "* ]] || die "expected $want among the exported operators: $ops"
+  done
   ;;
 raw)
   # A conv model trained on the real Fashion-MNIST and exported with --raw-input takes the raw IDX test

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # Golden data for the nn core: PyTorch (float64, CPU) forward logits, losses and every parameter gradient of
 # a small CNN, a strided CNN, a bottleneck MLP, a CNN with every pooling form, an MLP with the bounded and
-# gated activations and a depthwise-separable CNN with a grouped conv, with weights in Mimic's layout,
-# written with h5py.
+# gated activations, a depthwise-separable CNN with a grouped conv and block nets (residual, concatenation,
+# SE gates), with weights in Mimic's layout, written with h5py.
 """Usage: nn_golden.py OUT.h5
 
 For each model M the file holds root attributes M.spec and M.input_shape (c, h, w), and the datasets
@@ -32,6 +32,31 @@ def conv(c, f, k, s=1, p=None):
     return tnn.Conv2d(c, f, k, stride=s, padding=k // 2 if p is None else p)
 
 
+class Block(tnn.Module):
+    """A Mimic block: branches (lists of modules, one per token; [] is the identity) joined by res, cat or
+    gate."""
+
+    def __init__(self, kind, *branches):
+        super().__init__()
+        self.kind, self.layer_lists = kind, [list(b) for b in branches]
+        if kind == "res" and len(branches) == 1:
+            self.layer_lists.append([])
+        self.branches = tnn.ModuleList(tnn.Sequential(*b) for b in self.layer_lists)
+
+    def forward(self, x):
+        outs = [b(x) for b in self.branches]
+        if self.kind == "res":
+            return sum(outs)
+        if self.kind == "cat":
+            return torch.cat(outs, dim=1)
+        g = outs[0]
+        return x * (g.reshape(x.shape[0], -1, 1, 1) if g.dim() == 2 and x.dim() == 4 else g)
+
+
+def dense(i, o):
+    return tnn.Sequential(tnn.Flatten(), tnn.Linear(i, o))
+
+
 # name, spec, input shape, torch layers (one per spec token; None for tokens without a torch module)
 MODELS = [
     ("cnn", "conv:4x3,relu,pool:2,conv:6x3,relu,pool:2,dense:16,relu,dense:5", (2, 12, 12),
@@ -50,6 +75,23 @@ MODELS = [
     ("acts", "dense:12,relu6,dense:12,silu,dense:12,hardswish,dense:12,hardsigmoid,dense:5", (1, 1, 10),
      lambda: [tnn.Linear(10, 12), tnn.ReLU6(), tnn.Linear(12, 12), tnn.SiLU(), tnn.Linear(12, 12), tnn.Hardswish(),
               tnn.Linear(12, 12), tnn.Hardsigmoid(), tnn.Linear(12, 5)]),
+    # Blocks: a residual net (identity and stride-2 projection shortcuts), dense concatenation, SE gates.
+    ("resnet", "conv:4x3,relu,res(conv:4x3,relu,conv:4x3),relu,res(conv:6x3s2,relu,conv:6x3|conv:6x1s2),relu,"
+     "pool:2,dense:5", (2, 8, 8),
+     lambda: [conv(2, 4, 3), tnn.ReLU(), Block("res", [conv(4, 4, 3), tnn.ReLU(), conv(4, 4, 3)]), tnn.ReLU(),
+              Block("res", [conv(4, 6, 3, 2), tnn.ReLU(), conv(6, 6, 3)], [conv(4, 6, 1, 2)]), tnn.ReLU(),
+              tnn.MaxPool2d(2), dense(24, 5)]),
+    ("densecat", "conv:4x3,relu,cat(|conv:3x3,relu),cat(id|conv:2x1,tanh|conv:2x3),pool:2,dense:5", (1, 6, 6),
+     lambda: [conv(1, 4, 3), tnn.ReLU(), Block("cat", [], [conv(4, 3, 3), tnn.ReLU()]),
+              Block("cat", [], [conv(7, 2, 1), tnn.Tanh()], [conv(7, 2, 3)]), tnn.MaxPool2d(2), dense(99, 5)]),
+    ("se", "conv:6x3,relu,gate(pool:6,conv:3x1,relu,conv:6x1,sigmoid),"
+     "res(conv:6x3,relu,conv:6x3,gate(pool:6,flatten,dense:2,relu,dense:6,sigmoid)),relu,dense:4", (1, 6, 6),
+     lambda: [conv(1, 6, 3), tnn.ReLU(),
+              Block("gate", [tnn.MaxPool2d(6), conv(6, 3, 1), tnn.ReLU(), conv(3, 6, 1), tnn.Sigmoid()]),
+              Block("res", [conv(6, 6, 3), tnn.ReLU(), conv(6, 6, 3),
+                            Block("gate", [tnn.MaxPool2d(6), tnn.Flatten(), tnn.Linear(6, 2), tnn.ReLU(),
+                                           tnn.Linear(2, 6), tnn.Sigmoid()])]),
+              tnn.ReLU(), dense(216, 4)]),
 ]
 # Input scale per model (default 1): large enough for the activations' pre-activations to cross every kink.
 X_SCALE = {"acts": 6.0}
@@ -73,23 +115,28 @@ MODELS += [("dws", "conv:6x3,dwconv:3s2,bn,relu6,conv:8x1,relu,conv:8x3g2,gap,de
                      tnn.AdaptiveAvgPool2d(1), tnn.Sequential(tnn.Flatten(), tnn.Linear(8, 5))])]
 
 
-def mimic_params(layers):
-    """Mimic tensor name -> (torch parameter, function mapping a torch tensor to Mimic's layout)."""
+def mimic_params(layers, prefix="layer"):
+    """Mimic tensor name -> (torch parameter, function mapping a torch tensor to Mimic's layout); a block's
+    branch j layer k is named <prefix><i>.<kind>.b<j>.<k>.<kind>.<W|b>."""
     out = {}
     for i, layer in enumerate(layers):
+        if isinstance(layer, Block):
+            for j, branch in enumerate(layer.layer_lists):
+                out.update(mimic_params(branch, f"{prefix}{i}.{layer.kind}.b{j}."))
+            continue
         mods = [m for m in (layer if isinstance(layer, tnn.Sequential) else [layer])]
         for m in mods:
             if isinstance(m, tnn.Conv2d):
-                out[f"layer{i}.conv.W"] = (m.weight, lambda t: t.permute(1, 2, 3, 0))
-                out[f"layer{i}.conv.b"] = (m.bias, lambda t: t)
+                out[f"{prefix}{i}.conv.W"] = (m.weight, lambda t: t.permute(1, 2, 3, 0))
+                out[f"{prefix}{i}.conv.b"] = (m.bias, lambda t: t)
             elif isinstance(m, (tnn.BatchNorm1d, tnn.BatchNorm2d)):
-                out[f"layer{i}.bn.W"] = (m.weight, lambda t: t)
-                out[f"layer{i}.bn.b"] = (m.bias, lambda t: t)
+                out[f"{prefix}{i}.bn.W"] = (m.weight, lambda t: t)
+                out[f"{prefix}{i}.bn.b"] = (m.bias, lambda t: t)
             elif isinstance(m, tnn.Linear):
                 kind = "dense" if m.bias is not None else "bottleneck"
-                out[f"layer{i}.{kind}.W"] = (m.weight, lambda t: t.t())
+                out[f"{prefix}{i}.{kind}.W"] = (m.weight, lambda t: t.t())
                 if m.bias is not None:
-                    out[f"layer{i}.{kind}.b"] = (m.bias, lambda t: t)
+                    out[f"{prefix}{i}.{kind}.b"] = (m.bias, lambda t: t)
     return out
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `mimic train` / `mimic eval` end to end, one case per run: a short real Fashion-MNIST run, resuming after
-# a kill, and bad inputs that must stop with a one-line error and leave no model file.
+# a kill, a residual net stopped and resumed, and bad inputs that must stop with a one-line error and leave
+# no model file.
 source "$(dirname "$0")/../cli/common.sh"
 case=$1
 d=$(scratch "train.$case")
@@ -74,6 +75,37 @@ resume_after_kill)
   "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" | grep "train: resuming from .*resumed2.h5.ckpt at epoch" ||
     die "the rerun did not resume"
   py edit_model.py weights "$d/straight2.h5" "$d/resumed2.h5" || die "2-rank resumed weights differ"
+  ;;
+residual)
+  # A residual net (identity and projection shortcuts, bn inside a branch, a concatenation, an SE gate) trains
+  # end to end; a run stopped at a checkpoint and resumed gives the uninterrupted run's weights (and bn's
+  # running statistics) bit for bit, on 1 and 2 ranks.
+  tiny "$d/train.h5" 600 1 2 6 6 3
+  arch="conv:8x3,relu,res(conv:8x3,bn,relu,conv:8x3,bn),relu,res(conv:12x3s2,relu,conv:12x3|conv:12x1s2),relu"
+  arch+=",cat(id|conv:4x1,relu),gate(pool:3,conv:4x1,relu,conv:16x1,sigmoid),dense:3"
+  args=(train --data "$d/train.h5" --arch "$arch" --epochs 3 --batch 32 --optimizer adam --lr 0.01
+        --checkpoint-every 10)
+  "$MIMIC" "${args[@]}" --out "$d/straight.h5" --quiet || die "uninterrupted run failed"
+  "$MIMIC" info "$d/straight.h5" | grep -q "res(conv:8x3,bn,relu,conv:8x3,bn)" || die "mimic info does not show the spec"
+  "$MIMIC" "${args[@]}" --out "$d/resumed.h5" --stop-after-steps 25 --quiet || die "stopped run failed"
+  [ ! -e "$d/resumed.h5" ] && [ -e "$d/resumed.h5.ckpt" ] || die "expected a checkpoint and no model after the stop"
+  "$MIMIC" "${args[@]}" --out "$d/resumed.h5" | grep "train: resuming from .*resumed.h5.ckpt at epoch" ||
+    die "the rerun did not resume"
+  py edit_model.py weights "$d/straight.h5" "$d/resumed.h5" || die "resumed weights differ from the uninterrupted run"
+  "$MIMIC_PYTHON" -c "import h5py, numpy as np, sys
+a, b = h5py.File('$d/straight.h5', 'r'), h5py.File('$d/resumed.h5', 'r')
+names = sorted(a['state'])
+assert 'layer2.res.b0.1.bn.running_mean' in names and names == sorted(b['state']), names
+sys.exit(0 if all(np.array_equal(a['state'][n][()], b['state'][n][()]) for n in names) else 1)" ||
+    die "the resumed run's bn running statistics differ from the uninterrupted run's"
+  "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/straight2.h5" --quiet || die "2-rank run failed"
+  "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" --stop-after-steps 25 --quiet || die "stopped run failed"
+  "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out "$d/resumed2.h5" --quiet || die "2-rank resume failed"
+  py edit_model.py weights "$d/straight2.h5" "$d/resumed2.h5" || die "2-rank resumed weights differ"
+  "$MIMIC" eval --model "$d/straight.h5" --data "$d/train.h5" >"$d/eval.log" 2>&1 || { cat "$d/eval.log"; die "eval failed"; }
+  acc=$(sed -n 's/^ *accuracy *\([0-9.]*\)%.*/\1/p' "$d/eval.log")
+  echo "training accuracy after 3 epochs: $acc%"
+  "$MIMIC_PYTHON" -c "import sys; sys.exit(0 if float('$acc') >= 50 else 1)" || die "training accuracy $acc% < 50%"
   ;;
 nan_loss)
   tiny "$d/train.h5" 200 2 1 1 10 3

@@ -1,14 +1,15 @@
 // Trainer tests at 1 and 2 ranks: epoch order and batch slices, model-file round trip and bad files,
-// 1 vs 2 ranks after N steps, bit-for-bit resume from a checkpoint, and a non-finite loss stopping cleanly.
+// 1 vs 2 ranks after N steps (a chain and a residual net, also on 4 ranks), bit-for-bit resume from a
+// checkpoint, and a non-finite loss stopping cleanly.
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
-#include "mimic/train/batches.hpp"
-#include "mimic/train/evaluate.hpp"
 #include "mimic/parallel/sharded_model.hpp"
+#include "mimic/train/batches.hpp"
 #include "mimic/train/engine.hpp"
+#include "mimic/train/evaluate.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -257,7 +258,11 @@ TEST(ModelFile, MissingWrongShapeAndTamperedWeightsAreClearErrors) {
     EXPECT_NE(load_error(dir + "/nonexistent.h5").find("no such file"), std::string::npos);
 }
 
-TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
+namespace {
+
+/// Trains `spec` for 2 epochs (26 steps) over all ranks and, on rank 0, alone: the parameters must agree to
+/// float summation order (bitwise on 1 rank), and every rank must hold the same replica.
+void expect_rank_count_independent(const std::string& spec, std::int64_t batch = 15) {
     // Same global batches, same seeds, dropout masks keyed by the row in the global batch: only the summation
     // order of the gradient differs between rank counts.
     Quiet q;
@@ -265,9 +270,8 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     auto dir = test::scratch_dir(world);
     write_synthetic(dir + "/train.h5", world, 200, 21);
     auto cfg = small_config();
-    cfg.epochs = 2; // 26 steps, including a short last batch per epoch
-    cfg.batch = 15;
-    const std::string spec = "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"; // dropout included
+    cfg.epochs = 2; // 26 steps at batch 15, including a short last batch per epoch
+    cfg.batch = batch;
     const auto p_world = train_model(spec, dir + "/train.h5", cfg, world);
     if (world.rank() == 0) {
         par::Comm self(MPI_COMM_SELF, false);
@@ -278,9 +282,9 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
             max_abs = std::max(max_abs, double(std::fabs(p_world[i] - p_self[i])));
             max_param = std::max(max_param, double(std::fabs(p_self[i])));
         }
-        std::printf("1 vs %d ranks after 26 steps: max |difference| %.3g, max |parameter| %.3g\n",
+        std::printf("1 vs %d ranks after 2 epochs: max |difference| %.3g, max |parameter| %.3g\n",
                     world.size(), max_abs, max_param);
-        // Tolerance: 1e-4 relative to the largest weight after 26 steps (float summation order only).
+        // Tolerance: 1e-4 relative to the largest weight after 2 epochs (float summation order only).
         EXPECT_LE(max_abs, 1e-4 * max_param)
             << "largest difference " << max_abs << " on " << world.size() << " ranks";
         if (world.size() == 1) EXPECT_EQ(max_abs, 0.0);
@@ -288,6 +292,29 @@ TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     // Every rank holds the same replica.
     const double sum = std::accumulate(p_world.begin(), p_world.end(), 0.0);
     EXPECT_EQ(world.max(sum), world.min(sum));
+}
+
+} // namespace
+
+TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
+    expect_rank_count_independent(
+        "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"); // dropout included
+}
+
+// Blocks: identity and projection shortcuts, a concatenation, an SE gate and dropout inside a branch (its
+// masks keyed by the global row too). Also run on 4 ranks (tests/train.cmake).
+TEST(Trainer, ResidualNetIsTheSameModelOnAnyRankCount) {
+    expect_rank_count_independent("conv:4x3,relu,res(conv:4x3,relu,dropout:0.2,conv:4x3),relu,"
+                                  "res(conv:6x3s2,relu,conv:6x3|conv:6x1s2),relu,cat(id|conv:2x1,relu),"
+                                  "gate(pool:2,conv:8x1,sigmoid),dense:16,relu,dense:3");
+}
+
+// Batch normalisation inside the branches: the statistics of the whole step's batch on any rank count. Batch
+// 66 of 200 rows leaves a last batch of 2 rows, so on 4 ranks two replicas run the blocks' idle passes.
+TEST(Trainer, ResidualNetWithBatchNormIsTheSameModelOnAnyRankCount) {
+    expect_rank_count_independent("conv:4x3,bn,relu,res(conv:4x3,bn,relu,conv:4x3,bn),relu,"
+                                  "res(conv:6x3s2,bn,relu,conv:6x3,bn|conv:6x1s2,bn),relu,gap,dense:3",
+                                  66);
 }
 
 TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
@@ -307,8 +334,8 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         train::DatasetSource val_src(dir + "/val.h5", world);
         auto run = [&](const TrainConfig& c, train::TrainResult* r) {
             return train_model(spec, dir + "/train.h5", c, world, r, [&](par::ShardedModel& m) {
-                auto counts =
-                    train::evaluate(train::model_predictor(m.local()), kClasses, val_src.reader(), 1, 16, world);
+                auto counts = train::evaluate(train::model_predictor(m.local()), kClasses, val_src.reader(),
+                                              1, 16, world);
                 return train::Validation{counts.loss(), counts.loss(), counts.accuracy()};
             });
         };
@@ -348,8 +375,7 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
             run(other, &r4);
             ADD_FAILURE() << "resumed a checkpoint of another configuration";
         } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find("--batch is 16 there but 17 in this run"),
-                      std::string::npos)
+            EXPECT_NE(std::string(e.what()).find("--batch is 16 there but 17 in this run"), std::string::npos)
                 << e.what();
         }
     }

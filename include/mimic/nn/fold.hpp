@@ -26,9 +26,10 @@ struct ChainLayer {
 /// statistics. The result equals the chain's inference output up to float rounding; deterministic.
 /// Returns the number of bn folded. `conv,bn,relu` becomes `conv,relu`, which the Model fuses as usual.
 ///
-/// This works on any chain, so a layer holding chains of its own (a block's branches) folds each branch
-/// with it: read the branch into ChainLayers (its tokens, input shapes and tensors), call
-/// fold_batchnorm, and rebuild the branch from the result.
+/// Blocks fold inside: each branch is read into ChainLayers (its tokens, input shapes and tensors), folded
+/// by fold_batchnorm (recursively for nested blocks), and the block's token and tensors are rebuilt from
+/// the results (`res(conv:8x3,bn,relu,conv:8x3,bn)` becomes `res(conv:8x3,relu,conv:8x3|)`, the same
+/// identity shortcut written with its empty branch).
 int fold_batchnorm(std::vector<ChainLayer>& chain);
 
 /// The layers of `model` with its parameters and state, copied to the host.

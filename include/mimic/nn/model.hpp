@@ -42,6 +42,17 @@ struct ConvTuning;
 ///                 layer<i>.bn.running_mean {C}, layer<i>.bn.running_var {C}
 /// where `in` is the flattened size of the layer's input. Activations are NCHW per sample, flattened.
 ///
+/// Graphs are series-parallel: a block token (res(...), cat(...), gate(...); see spec.hpp) is one Layer
+/// (nn/layers/block.hpp) that runs branches, each a chain that may hold blocks again, on its input and joins
+/// them by a sum, a channel concatenation or a gate. Its tensors are named "layer<i>.<res|cat|gate>.b<j>.<k>.
+/// <kind>.<W|b>" (branch j, layer k of it, both 0-based) and sit in spec order like any layer's. Why this
+/// design and not a general DAG: every family we target is series-parallel (ResNet basic and bottleneck
+/// blocks with identity or projection shortcuts, pre-activation ResNet, MobileNetV2 inverted residuals,
+/// DenseNet concatenation, SqueezeNet fire modules, squeeze-and-excitation gates, EfficientNet MBConv), and
+/// a block is a layer: the flat parameter/gradient buffers and their one allreduce, the per-layer gradient
+/// ranges, checkpoints, model files and checksums, and the model-parallel wide layer after a trunk of blocks
+/// all keep working unchanged, while chains keep their specs, names, files and results bit for bit.
+///
 /// forward()/backward() reuse buffers sized for the largest batch seen (no allocation once the batch size
 /// is stable). x must stay alive and unchanged between forward() and the matching backward().
 class Model {

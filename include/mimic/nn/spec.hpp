@@ -32,6 +32,18 @@ namespace mimic::nn {
 ///   bn             batch normalisation over channels (image input) or features (flat input)
 /// Example: conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10
 /// Tokens are numbered from 1 in error messages; layer i (0-based, as in parameter names) is token i+1.
+///
+/// Blocks (series-parallel composition; a block is one token of its chain, branches are chains separated
+/// by '|', commas inside the parentheses belong to the branch):
+///   res(A)         A(x) + x: residual block with an identity shortcut (shapes must match)
+///   res(A|B|...)   A(x) + B(x) + ...: e.g. a projection shortcut res(conv:16x3s2,relu,conv:16x3|conv:16x1s2)
+///   cat(A|B|...)   the branches' outputs concatenated over channels (equal height and width; flat inputs
+///                  concatenate features); an empty branch or `id` is the input itself: cat(|conv:12x3)
+///   gate(A)        x * A(x): A gives the input's shape (elementwise) or C x 1 x 1 or C features (one factor
+///                  per channel, squeeze-and-excitation: gate(pool:8,conv:4x1,relu,conv:16x1,sigmoid) on
+///                  16 x 8 x 8)
+/// Blocks nest. A token inside a block is numbered by its path: token 3.2.1 is the first token of the second
+/// branch of token 3.
 enum class LayerKind {
     Dense,
     Bottleneck,
@@ -48,8 +60,12 @@ enum class LayerKind {
     SiLU,
     HardSwish,
     HardSigmoid,
-    BatchNorm
+    BatchNorm,
+    Block
 };
+
+/// How a block joins its branches: sum (res), channel concatenation (cat), input times branch (gate).
+enum class Join { Add, Concat, Mul };
 
 struct LayerSpec {
     LayerKind kind = LayerKind::ReLU;
@@ -63,6 +79,10 @@ struct LayerSpec {
     int groups = 1;        ///< conv groups (conv:FxKgG); 0: one per input channel (dwconv, units 0 = as many)
     bool count_pad = true; ///< avgpool: the padded zeros count in the divisor
     float rate = 0.0f;     ///< dropout probability
+    std::string path;      ///< token number, dotted inside blocks ("3", "3.2.1"); empty: `position`
+    Join join = Join::Add; ///< block: how the branches join
+    /// block: its branches, each a chain (empty: the identity, the block's input itself)
+    std::vector<std::vector<LayerSpec>> branches;
 };
 
 /// A syntax error in a spec: the message, and where the bad token sits in the spec (for a caret under it).
@@ -83,10 +103,13 @@ std::vector<LayerSpec> parse_spec(const std::string& spec);
 /// input does not fit (conv/pool on flat input, window larger than the (padded) image, ...).
 Shape infer_shape(const LayerSpec& layer, Shape in);
 
-/// "arch: token 3 'dense:abc'": the prefix of every error about a token.
+/// "arch: token 3 'dense:abc'" (or "arch: token 3.1.2 'conv:abc'" inside a block): the prefix of every error
+/// about a token.
 std::string token_context(const LayerSpec& layer);
 
-/// Canonical name of a kind: "dense", "bottleneck", "conv", "pool", "relu", ...
+/// Canonical name of a kind: "dense", "bottleneck", "conv", "pool", "relu", ...; "block" for blocks.
 const char* kind_name(LayerKind kind);
+/// A block's kind as written and used in parameter names: "res", "cat" or "gate".
+const char* join_name(Join join);
 
 } // namespace mimic::nn

@@ -1,0 +1,88 @@
+// Series-parallel blocks: a layer that runs several branches (chains of layers, which may hold blocks again)
+// on one input and joins their outputs by a sum (res), a channel concatenation (cat) or a gate (x * A(x)).
+#pragma once
+
+#include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/conv2d.hpp"
+#include "mimic/nn/spec.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace mimic::nn {
+
+/// Builds the layer of any kind that `l` describes (blocks included) for inputs of shape `in`.
+std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in);
+/// Lets every convolution apply the ReLU right after it in `layers` (the ReLU then aliases its output).
+void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers);
+/// True when the weights of layers[i] take He initialisation: the next activation after it, looking through
+/// dropout, flatten and pooling, is ReLU; `at_end` when no activation follows inside `layers`.
+bool he_init_after(const std::vector<std::unique_ptr<Layer>>& layers, std::size_t i, bool at_end);
+
+// The join kernels: flat parallel_for over [B, n] rows (each element written by one thread, sums in a fixed
+// order), so they run on any execution space.
+/// y = a (accumulate false) or y += a; a and y are [B, n].
+void add_into(const Matrix& y, const Matrix& a, bool accumulate);
+/// y[:, col + k] = a[:, k] for k < a.extent(1): a branch's output into its channels of the concatenation.
+void copy_columns_into(const Matrix& a, const Matrix& y, std::int64_t col);
+/// a[:, k] = y[:, col + k]: a branch's share of the concatenation's gradient.
+void copy_columns_from(const Matrix& y, std::int64_t col, const Matrix& a);
+/// y[b, i] = x[b, i] * g[b, i / hw] with hw = x.extent(1) / g.extent(1) (1: elementwise; H*W: per channel).
+void gate_forward(const Matrix& x, const Matrix& g, const Matrix& y);
+/// dg[b, c] = sum over p < hw of dy[b, c*hw + p] * x[b, c*hw + p], and dx = dy * g broadcast (when
+/// dx.extent(0) > 0); the gradients of gate_forward.
+void gate_backward(const Matrix& x, const Matrix& g, const Matrix& dy, const Matrix& dx, const Matrix& dg);
+
+struct BlockBranch;
+
+/// A block token res(...), cat(...) or gate(...). Its parameters are those of its branches' layers, in
+/// branch order, layer order, W before b, named "b<j>.<k>.<kind>.<suffix>" (j the 0-based branch, k the
+/// 0-based layer in it), so the Model names them "layer<i>.res.b0.1.conv.W"; a nested block adds its own
+/// "b<j>.<k>." parts ("layer2.cat.b1.0.res.b0.0.conv.W").
+///
+/// Memory: the block owns each branch's activations and gradients (sized for the largest batch seen, grown
+/// only: no allocation once the batch size is stable, and reused by every call, inference included). Its
+/// output and dL/dx are the Model's buffers. A branch keeps all its intermediate activations, as backward
+/// needs them; for inference only the branch outputs are needed at the join, so a live-set planner could
+/// share one buffer between a branch's intermediates and let the last layer of a branch write into the
+/// block's output (in place for res and cat), which this layout does not do yet.
+class Block : public Layer {
+public:
+    Block(int index, const LayerSpec& spec, Shape in);
+    ~Block() override;
+
+    const char* kind() const override { return join_name(join_); }
+    Join join() const { return join_; }
+    std::size_t num_branches() const;
+    /// Layers of branch j (empty: the identity).
+    const std::vector<std::unique_ptr<Layer>>& branch(std::size_t j) const;
+
+    std::vector<ParamDecl> param_decls() const override;
+    void bind(const std::vector<UnmanagedVector>& params, const std::vector<UnmanagedVector>& grads) override;
+    /// The branches' state tensors (batch normalisation's running statistics), named like the parameters.
+    std::vector<ParamDecl> state_decls() const override;
+    void bind_state(const std::vector<UnmanagedVector>& state) override;
+    bool uses_batch_stats() const override;
+    /// The statistic reductions of a forward (forward = true) or of a backward that computes dL/dx, over
+    /// zero rows, in the order of a real pass; idle_backward(need_dx) for a backward with or without dL/dx.
+    void idle_pass(bool forward, const StatReducer* reduce) override;
+    void idle_backward(bool need_dx, const StatReducer* reduce);
+    /// Sets the tuning of every convolution in the branches (Model::set_conv_tuning).
+    void set_conv_tuning(const ConvTuning& t);
+    void init(std::uint64_t seed, bool he) override;
+    void forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) override;
+    void backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) override;
+    double flops_per_sample() const override;
+
+private:
+    Join join_;
+    std::vector<std::unique_ptr<BlockBranch>> branches_;
+    std::vector<std::int64_t> columns_; ///< cat: first column of each branch in the output
+    Vector dg_store_;                   ///< gate: dL/d(gate)
+    std::int64_t batch_ = 0;
+    void backward_add(const Matrix& x, const Matrix& dy, const Matrix& dx);
+    void backward_concat(const Matrix& x, const Matrix& dy, const Matrix& dx);
+    void backward_gate(const Matrix& x, const Matrix& dy, const Matrix& dx);
+};
+
+} // namespace mimic::nn

@@ -1,0 +1,318 @@
+// Series-parallel blocks (res, cat, gate): branches run as small chains over block-owned buffers, joined by
+// flat Kokkos kernels; backward sums the gradients that reach the block's input through every branch.
+#include "mimic/nn/layers/block.hpp"
+
+#include "mimic/core/rng.hpp"
+
+namespace mimic::nn {
+
+void add_into(const Matrix& y, const Matrix& a, bool accumulate) {
+    const std::int64_t n = y.extent(1);
+    Kokkos::parallel_for(
+        "mimic::nn::block::add", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(y.extent(0)) * n),
+        KOKKOS_LAMBDA(std::int64_t e) {
+            const std::int64_t b = e / n, i = e % n;
+            y(b, i) = accumulate ? y(b, i) + a(b, i) : a(b, i);
+        });
+}
+
+void copy_columns_into(const Matrix& a, const Matrix& y, std::int64_t col) {
+    const std::int64_t n = a.extent(1);
+    Kokkos::parallel_for(
+        "mimic::nn::block::concat", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(a.extent(0)) * n),
+        KOKKOS_LAMBDA(std::int64_t e) {
+            const std::int64_t b = e / n, i = e % n;
+            y(b, col + i) = a(b, i);
+        });
+}
+
+void copy_columns_from(const Matrix& y, std::int64_t col, const Matrix& a) {
+    const std::int64_t n = a.extent(1);
+    Kokkos::parallel_for(
+        "mimic::nn::block::split", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(a.extent(0)) * n),
+        KOKKOS_LAMBDA(std::int64_t e) {
+            const std::int64_t b = e / n, i = e % n;
+            a(b, i) = y(b, col + i);
+        });
+}
+
+void gate_forward(const Matrix& x, const Matrix& g, const Matrix& y) {
+    const std::int64_t n = x.extent(1), hw = n / std::int64_t(g.extent(1));
+    Kokkos::parallel_for(
+        "mimic::nn::block::gate", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(x.extent(0)) * n),
+        KOKKOS_LAMBDA(std::int64_t e) {
+            const std::int64_t b = e / n, i = e % n;
+            y(b, i) = x(b, i) * g(b, i / hw);
+        });
+}
+
+void gate_backward(const Matrix& x, const Matrix& g, const Matrix& dy, const Matrix& dx, const Matrix& dg) {
+    const std::int64_t n = x.extent(1), ng = g.extent(1), hw = n / ng, B = x.extent(0);
+    Kokkos::parallel_for(
+        "mimic::nn::block::gate_grad", Kokkos::RangePolicy<ExecSpace>(0, B * ng),
+        KOKKOS_LAMBDA(std::int64_t e) {
+            const std::int64_t b = e / ng, c = e % ng;
+            float s = 0;
+            for (std::int64_t p = 0; p < hw; ++p)
+                s += dy(b, c * hw + p) * x(b, c * hw + p);
+            dg(b, c) = s;
+        });
+    if (dx.extent(0) == 0) return;
+    Kokkos::parallel_for(
+        "mimic::nn::block::gate_dx", Kokkos::RangePolicy<ExecSpace>(0, B * n), KOKKOS_LAMBDA(std::int64_t e) {
+            const std::int64_t b = e / n, i = e % n;
+            dx(b, i) = dy(b, i) * g(b, i / hw);
+        });
+}
+
+/// One branch: a chain of layers with its activations and gradients in block-owned, grow-only buffers.
+struct BlockBranch {
+    std::vector<std::unique_ptr<Layer>> layers;
+    Shape out;
+    std::vector<Vector> act_store, dact_store;
+    Vector dy_store; ///< cat: this branch's columns of dL/dy
+    std::vector<Matrix> acts;
+
+    /// The first layer that is not an alias (layers.size() when none: the branch passes x through).
+    std::size_t first_real() const {
+        std::size_t k = 0;
+        while (k < layers.size() && layers[k]->is_alias())
+            ++k;
+        return k;
+    }
+    bool identity() const { return first_real() == layers.size(); }
+
+    /// Runs the chain on x; the result (x itself for the identity) stays valid until the next run.
+    Matrix run(const Matrix& x, const ForwardContext& ctx) {
+        const std::int64_t B = x.extent(0);
+        acts.assign(layers.size() + 1, Matrix());
+        acts[0] = x;
+        for (std::size_t k = 0; k < layers.size(); ++k) {
+            if (layers[k]->is_alias()) {
+                acts[k + 1] = acts[k];
+                continue;
+            }
+            acts[k + 1] = workspace(act_store[k], "mimic::nn::block::act", B, layers[k]->out_shape().size());
+            layers[k]->forward(acts[k], acts[k + 1], ctx);
+        }
+        return acts.back();
+    }
+
+    /// Backward from dy (gradient of the branch output) of the last run(). Returns dL/dx of the branch input:
+    /// written into `into` when it is non-empty, else into a branch buffer; dy itself for the identity; an
+    /// empty matrix when need_dx is false (the parameter gradients are accumulated all the same).
+    Matrix back(const Matrix& dy, const Matrix& into, bool need_dx) {
+        const std::int64_t B = acts[0].extent(0);
+        const std::size_t first = first_real();
+        Matrix d = dy;
+        for (std::size_t k = layers.size(); k-- > first;) {
+            if (layers[k]->is_alias()) continue;
+            Matrix dx;
+            if (k > first || (need_dx && into.extent(0) == 0))
+                dx = workspace(dact_store[k], "mimic::nn::block::dact", B, layers[k]->in_shape().size());
+            else if (need_dx)
+                dx = into;
+            layers[k]->backward(acts[k], acts[k + 1], d, dx);
+            d = dx;
+        }
+        return d;
+    }
+};
+
+Block::Block(int index, const LayerSpec& spec, Shape in)
+    : Layer(index, spec.token, in, infer_shape(spec, in)), join_(spec.join) {
+    std::int64_t col = 0;
+    for (const auto& chain : spec.branches) {
+        auto br = std::make_unique<BlockBranch>();
+        Shape s = in;
+        for (std::size_t k = 0; k < chain.size(); ++k) {
+            br->layers.push_back(make_layer(chain[k], int(k), s));
+            s = br->layers.back()->out_shape();
+        }
+        fuse_conv_relu(br->layers);
+        br->out = s;
+        br->act_store.resize(chain.size());
+        br->dact_store.resize(chain.size());
+        columns_.push_back(col);
+        col += s.size();
+        branches_.push_back(std::move(br));
+    }
+}
+
+Block::~Block() = default;
+
+std::size_t Block::num_branches() const {
+    return branches_.size();
+}
+const std::vector<std::unique_ptr<Layer>>& Block::branch(std::size_t j) const {
+    return branches_.at(j)->layers;
+}
+
+std::vector<ParamDecl> Block::param_decls() const {
+    std::vector<ParamDecl> out;
+    for (std::size_t j = 0; j < branches_.size(); ++j) {
+        const auto& layers = branches_[j]->layers;
+        for (std::size_t k = 0; k < layers.size(); ++k)
+            for (auto d : layers[k]->param_decls()) {
+                d.suffix = detail::concat("b", j, ".", k, ".", layers[k]->kind(), ".", d.suffix);
+                out.push_back(d);
+            }
+    }
+    return out;
+}
+
+void Block::bind(const std::vector<UnmanagedVector>& params, const std::vector<UnmanagedVector>& grads) {
+    std::size_t t = 0;
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers) {
+            const std::size_t n = layer->param_decls().size();
+            layer->bind(std::vector<UnmanagedVector>(params.begin() + t, params.begin() + t + n),
+                        std::vector<UnmanagedVector>(grads.begin() + t, grads.begin() + t + n));
+            t += n;
+        }
+}
+
+std::vector<ParamDecl> Block::state_decls() const {
+    std::vector<ParamDecl> out;
+    for (std::size_t j = 0; j < branches_.size(); ++j) {
+        const auto& layers = branches_[j]->layers;
+        for (std::size_t k = 0; k < layers.size(); ++k)
+            for (auto d : layers[k]->state_decls()) {
+                d.suffix = detail::concat("b", j, ".", k, ".", layers[k]->kind(), ".", d.suffix);
+                out.push_back(d);
+            }
+    }
+    return out;
+}
+
+void Block::bind_state(const std::vector<UnmanagedVector>& state) {
+    std::size_t t = 0;
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers) {
+            const std::size_t n = layer->state_decls().size();
+            if (n) layer->bind_state(std::vector<UnmanagedVector>(state.begin() + t, state.begin() + t + n));
+            t += n;
+        }
+}
+
+bool Block::uses_batch_stats() const {
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers)
+            if (layer->uses_batch_stats()) return true;
+    return false;
+}
+
+void Block::idle_pass(bool forward, const StatReducer* reduce) {
+    if (!forward) return idle_backward(true, reduce);
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers)
+            if (layer->uses_batch_stats()) layer->idle_pass(true, reduce);
+}
+
+void Block::idle_backward(bool need_dx, const StatReducer* reduce) {
+    // As backward(): branch by branch, each from its last layer to its first real one, which computes dL/dx
+    // only when the block's caller needs it.
+    for (const auto& br : branches_) {
+        const std::size_t first = br->first_real();
+        for (std::size_t k = br->layers.size(); k-- > first;) {
+            Layer* layer = br->layers[k].get();
+            if (!layer->uses_batch_stats()) continue;
+            const bool dx = k > first || need_dx;
+            if (auto* block = dynamic_cast<Block*>(layer))
+                block->idle_backward(dx, reduce);
+            else if (dx)
+                layer->idle_pass(false, reduce);
+        }
+    }
+}
+
+void Block::set_conv_tuning(const ConvTuning& t) {
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers) {
+            if (auto* conv = dynamic_cast<Conv2D*>(layer.get())) conv->set_tuning(t);
+            if (auto* block = dynamic_cast<Block*>(layer.get())) block->set_conv_tuning(t);
+        }
+}
+
+void Block::init(std::uint64_t seed, bool he) {
+    for (std::size_t j = 0; j < branches_.size(); ++j) {
+        const auto& layers = branches_[j]->layers;
+        for (std::size_t k = 0; k < layers.size(); ++k)
+            if (!layers[k]->param_decls().empty())
+                layers[k]->init(derive_seed(seed, j, k), he_init_after(layers, k, he));
+    }
+}
+
+double Block::flops_per_sample() const {
+    double f = 0;
+    for (const auto& br : branches_)
+        for (const auto& layer : br->layers)
+            f += layer->flops_per_sample();
+    return f;
+}
+
+void Block::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) {
+    batch_ = x.extent(0);
+    ForwardContext c = ctx;
+    for (std::size_t j = 0; j < branches_.size(); ++j) {
+        // Each branch draws its own dropout masks (its layers are numbered from 0 like any chain).
+        c.dropout_seed = derive_seed(ctx.dropout_seed, std::uint64_t(index_) + 1, j + 1);
+        const Matrix out = branches_[j]->run(x, c);
+        if (join_ == Join::Add)
+            add_into(y, out, j > 0);
+        else if (join_ == Join::Concat)
+            copy_columns_into(out, y, columns_[j]);
+        else
+            gate_forward(x, out, y);
+    }
+}
+
+void Block::backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) {
+    if (join_ == Join::Add)
+        backward_add(x, dy, dx);
+    else if (join_ == Join::Concat)
+        backward_concat(x, dy, dx);
+    else
+        backward_gate(x, dy, dx);
+}
+
+namespace {
+
+/// dx (+)= the gradient that branch br passes to the block input, given its output gradient dyj. The first
+/// branch with layers writes straight into dx; `written` says whether dx holds a sum already.
+void accumulate_branch(BlockBranch& br, const Matrix& dyj, const Matrix& dx, bool& written) {
+    const bool need = dx.extent(0) > 0;
+    const Matrix r = br.back(dyj, need && !written && !br.identity() ? dx : Matrix(), need);
+    if (!need) return;
+    if (r.data() != dx.data()) add_into(dx, r, written);
+    written = true;
+}
+
+} // namespace
+
+void Block::backward_add(const Matrix&, const Matrix& dy, const Matrix& dx) {
+    bool written = false;
+    for (auto& br : branches_)
+        accumulate_branch(*br, dy, dx, written);
+}
+
+void Block::backward_concat(const Matrix&, const Matrix& dy, const Matrix& dx) {
+    bool written = false;
+    for (std::size_t j = 0; j < branches_.size(); ++j) {
+        auto& br = *branches_[j];
+        const Matrix dyj = workspace(br.dy_store, "mimic::nn::block::dy", batch_, br.out.size());
+        copy_columns_from(dy, columns_[j], dyj);
+        accumulate_branch(br, dyj, dx, written);
+    }
+}
+
+void Block::backward_gate(const Matrix& x, const Matrix& dy, const Matrix& dx) {
+    auto& br = *branches_[0];
+    const Matrix g = br.acts.back();
+    const Matrix dg = workspace(dg_store_, "mimic::nn::block::dgate", batch_, g.extent(1));
+    gate_backward(x, g, dy, dx, dg); // dx = dy * g: the gradient through the gated input
+    bool written = dx.extent(0) > 0;
+    accumulate_branch(br, dg, dx, written); // + the gradient through the gate branch
+}
+
+} // namespace mimic::nn
