@@ -5,7 +5,8 @@
 # and a stop signal that arrives once the output is complete (late_signal: exit 0). Content over metadata:
 # fewer rows than replicas and unbounded waits (hang), option values that crashed or wrote garbage
 # (options), damaged checkpoints (checkpoint), damaged finished outputs (finished: a clean rerun is a
-# verified no-op), changed inputs under the same name (fingerprints), and a removed live lock (lock).
+# verified no-op), changed inputs under the same name (fingerprints), and a removed live lock or a replaced
+# partial file (lock).
 # Every failure must be one line "mimic <command>: error: ..." and a non-zero exit within the timeout
 # (a hang fails the test), and no input may change. Exit 77 (skipped) when the case cannot run here.
 source "$(dirname "$0")/../cli/common.sh"
