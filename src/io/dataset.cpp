@@ -221,6 +221,7 @@ DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, con
                   ", ", meta.w, ") does not match D = ", meta.d);
     par::agree(comm_, [&] {
         file_ = h5::File::create(partial_path(), comm_.size() > 1 ? comm_.get() : MPI_COMM_NULL);
+        if (comm_.rank() == 0) hold_partial(path_);
     });
     X_ = h5::create_dataset(file_, "/X", H5T_NATIVE_FLOAT, {hsize_t(meta.n), hsize_t(meta.d)}, opt);
     if (meta.has_labels) y_ = h5::create_dataset(file_, "/y", H5T_NATIVE_INT, {hsize_t(meta.n)}, opt);
@@ -237,6 +238,7 @@ DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, con
     : comm_(comm), path_(path), meta_(meta) {
     par::agree(comm_, [&] {
         file_ = h5::File::open(partial_path(), comm_.size() > 1 ? comm_.get() : MPI_COMM_NULL, true);
+        if (comm_.rank() == 0) hold_partial(path_);
         X_ = h5::open_dataset(file_, "/X");
         if (meta.has_labels) y_ = h5::open_dataset(file_, "/y");
     });
@@ -250,7 +252,7 @@ DatasetWriter::~DatasetWriter() {
             file_.close();
         } catch (const Error&) {
         }
-        if (comm_.rank() == 0 && !keep_partial_) remove_file(partial_path());
+        if (comm_.rank() == 0 && !keep_partial_ && !partial_replaced(path_)) remove_file(partial_path());
     }
 }
 

@@ -86,10 +86,56 @@ bool lock_with_grace(int fd) {
 
 namespace {
 
-/// The locks this process holds: output path -> the descriptor of its locked OUT.lock.
-std::map<std::string, std::pair<std::string, int>>& held_locks() {
-    static std::map<std::string, std::pair<std::string, int>> locks;
+/// What this process holds for one output: its locked OUT.lock, and OUT.partial once the stage has
+/// created or reopened it (hold_partial): a descriptor with the partial lock, and the file's identity.
+struct Held {
+    std::string lock;
+    int fd = -1;
+    int partial_fd = -1;
+    dev_t partial_dev = 0;
+    ino_t partial_ino = 0;
+};
+
+/// The locks this process holds, by output path.
+std::map<std::string, Held>& held_locks() {
+    static std::map<std::string, Held> locks;
     return locks;
+}
+
+/// The byte of OUT.partial that carries the partial lock: far beyond any HDF5 file's end, so the lock never
+/// meets HDF5's own I/O or its flock (open file description locks and flock are independent on Linux).
+constexpr off_t kPartialLockByte = off_t(1) << 62;
+
+/// An exclusive open-file-description lock on kPartialLockByte of `fd`, without blocking, retried for
+/// MIMIC_LOCK_WAIT seconds as lock_with_grace. False with errno set when another job holds it or the file
+/// system has no such locks.
+bool lock_partial_with_grace(int fd) {
+#ifdef F_OFD_SETLK
+    const double wait_s = env_seconds("MIMIC_LOCK_WAIT");
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = kPartialLockByte;
+    fl.l_len = 1;
+    for (int waited_ms = 0;; waited_ms += 100) {
+        if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return true;
+        if ((errno != EAGAIN && errno != EACCES) || waited_ms >= wait_s * 1000.0) return false;
+        ::usleep(100 * 1000);
+    }
+#else
+    (void)fd;
+    errno = ENOTSUP;
+    return false;
+#endif
+}
+
+/// True when another live job holds the partial lock of `partial` (a file that may not exist).
+bool partial_held_elsewhere(const std::string& partial) {
+    const int fd = ::open(partial.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool taken = !lock_partial_with_grace(fd) && (errno == EAGAIN || errno == EACCES);
+    ::close(fd); // closing the probe releases its lock
+    return taken;
 }
 
 } // namespace
@@ -97,16 +143,50 @@ std::map<std::string, std::pair<std::string, int>>& held_locks() {
 void check_output_lock(const std::string& out) {
     const auto it = held_locks().find(out);
     if (it == held_locks().end()) return;
-    const std::string& lock = it->second.first;
+    const std::string& lock = it->second.lock;
     struct stat held {
     }, named{};
-    if (fstat(it->second.second, &held) != 0 || stat(lock.c_str(), &named) != 0 ||
-        held.st_ino != named.st_ino || held.st_dev != named.st_dev)
+    if (fstat(it->second.fd, &held) != 0 || stat(lock.c_str(), &named) != 0 || held.st_ino != named.st_ino ||
+        held.st_dev != named.st_dev)
         fail(out, ": its lock file ", lock,
              " was removed or replaced while this job ran, so another job may be "
              "writing the same output; the finished file is not moved into place (rerun once no other job "
              "writes ",
              out, ")");
+    if (it->second.partial_fd < 0) return;
+    const std::string partial = out + ".partial";
+    if (stat(partial.c_str(), &named) != 0 || named.st_ino != it->second.partial_ino ||
+        named.st_dev != it->second.partial_dev)
+        fail(partial,
+             ": the partial file was removed or replaced while this job ran, so another job may be "
+             "writing the same output; nothing is moved onto ",
+             out, " and ", partial, " is left as it is");
+}
+
+void hold_partial(const std::string& out) {
+    const auto it = held_locks().find(out);
+    if (it == held_locks().end()) return; // not locked (no flock on this file system): nothing to hold
+    Held& h = it->second;
+    if (h.partial_fd >= 0) ::close(h.partial_fd);
+    h.partial_fd = ::open((out + ".partial").c_str(), O_RDWR | O_CLOEXEC);
+    struct stat st {};
+    if (h.partial_fd < 0 || fstat(h.partial_fd, &st) != 0) {
+        if (h.partial_fd >= 0) ::close(h.partial_fd);
+        h.partial_fd = -1;
+        return;
+    }
+    h.partial_dev = st.st_dev;
+    h.partial_ino = st.st_ino;
+    // Without the lock (a file system with no such locks) the identity check before the rename still holds.
+    lock_partial_with_grace(h.partial_fd);
+}
+
+bool partial_replaced(const std::string& out) {
+    const auto it = held_locks().find(out);
+    if (it == held_locks().end() || it->second.partial_fd < 0) return false;
+    struct stat named {};
+    return stat((out + ".partial").c_str(), &named) != 0 || named.st_ino != it->second.partial_ino ||
+           named.st_dev != it->second.partial_dev;
 }
 
 std::string OutputLock::take(const std::string& path, const std::string& out) {
@@ -132,6 +212,17 @@ std::string OutputLock::take(const std::string& path, const std::string& out) {
         }, named{};
         if (fstat(fd_, &held) == 0 && stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
             held.st_dev == named.st_dev) {
+            // A live job whose OUT.lock was deleted still holds its partial file: refused as well.
+            const std::string partial = out + ".partial";
+            if (partial_held_elsewhere(partial)) {
+                ::unlink(path.c_str()); // the lock file this job just made; the output stays the other's
+                ::close(fd_);
+                fd_ = -1;
+                return out + ": another live job is writing this output (it holds " + partial +
+                       ", although its lock file " + path +
+                       " was removed); wait for it to end or choose "
+                       "another output";
+            }
             path_ = path;
             char host[256] = {0};
             gethostname(host, sizeof host - 1);
@@ -140,7 +231,7 @@ std::string OutputLock::take(const std::string& path, const std::string& out) {
                 // The owner line is informative only; the lock itself is what matters.
             }
             out_ = out;
-            held_locks()[out] = {path, fd_};
+            held_locks()[out] = Held{path, fd_};
             return "";
         }
         ::close(fd_);
@@ -262,7 +353,11 @@ OutputLock::OutputLock(const std::string& out, MPI_Comm comm) {
 
 void OutputLock::release() {
     if (fd_ < 0) return;
-    held_locks().erase(out_);
+    const auto it = held_locks().find(out_);
+    if (it != held_locks().end()) {
+        if (it->second.partial_fd >= 0) ::close(it->second.partial_fd);
+        held_locks().erase(it);
+    }
     // Removed while still held, so a job that opened the old file meanwhile sees it replaced and retries;
     // only when it is still this lock's file (a replaced one belongs to another job).
     struct stat held {

@@ -354,6 +354,7 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
     par::agree(world, [&] {
         if (resume) {
             out.file = h5::File::open(partial, world, true);
+            if (world.rank() == 0) io::hold_partial(o.out);
             out.dlogits = h5::open_dataset(out.file, "/logits");
             out.record = io::BlockRecord::open(out.file);
             if (o.variance) {
@@ -363,6 +364,7 @@ void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const pa
             return;
         }
         out.file = h5::File::create(partial, world);
+        if (world.rank() == 0) io::hold_partial(o.out);
         // Attributes and the small datasets first, /logits last: then the metadata sits in front of the
         // big raw-data block, and a disk that fills up mid-run fails a block write (an error we report)
         // rather than a metadata flush, so the partial file stays readable for the rerun.

@@ -5,7 +5,8 @@
 # and a stop signal that arrives once the output is complete (late_signal: exit 0). Content over metadata:
 # fewer rows than replicas and unbounded waits (hang), option values that crashed or wrote garbage
 # (options), damaged checkpoints (checkpoint), damaged finished outputs (finished: a clean rerun is a
-# verified no-op), changed inputs under the same name (fingerprints), and a removed live lock (lock).
+# verified no-op), changed inputs under the same name (fingerprints), and a removed live lock or a replaced
+# partial file (lock).
 # Every failure must be one line "mimic <command>: error: ..." and a non-zero exit within the timeout
 # (a hang fails the test), and no input may change. Exit 77 (skipped) when the case cannot run here.
 source "$(dirname "$0")/../cli/common.sh"
@@ -384,29 +385,60 @@ fingerprints)
     --epochs 1 --out "$d/s2.h5"
   ;;
 lock)
-  # The output lock against a second writer: a job whose OUT.lock is removed while it runs (and taken by a
-  # second job) refuses to move its output into place instead of reporting success.
+  # The output lock against a second writer. A second job on a live job's output is refused even after
+  # the first's OUT.lock was deleted (the first holds its partial file), and the first, having lost its
+  # lock file, refuses to move its output into place instead of reporting success.
   setup_pipeline
+  # A wide ensemble, so that labelling takes seconds and each first job can be paused mid-run.
+  runs 1 ensemble train --members 2 --arch dense:4096,relu,dense:1024,relu,dense:4 --data "$d/g.h5" \
+    --epochs 1 --batch 50 --seed 5 --out-dir "$d/wide"
   tiny "$d/big.h5" 20000 3 1 6 6 4
-  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/big.h5" --batch 50 --block-rows 100)
-  timeout "$LIMIT" "$MIMIC" "${L[@]}" --out "$d/o.h5" >"$d/first.log" 2>"$d/first.err" &
-  first=$!
-  for _ in $(seq 400); do [ -e "$d/o.h5.partial" ] && break; sleep 0.01; done
-  kill -STOP $first 2>/dev/null || { echo "skipped: the first job ended before it could be paused"; exit 77; }
-  [ -e "$d/o.h5.partial" ] || { kill -CONT $first; wait $first; echo "skipped: no partial file seen"; exit 77; }
+  L=(label --ensemble "$d/wide/manifest.h5" --transfer "$d/big.h5" --batch 50 --block-rows 100)
+  # paused <out>: starts a first job on <out> in the background ($first) and pauses it once its partial
+  # file exists and is held (its lock shows in /proc/locks).
+  paused() {
+    # Started directly (not under timeout), so that $first is Mimic itself and the signals reach it; the
+    # test's own time limit bounds a hang.
+    "$MIMIC" "${L[@]}" --out "$1" >"$d/first.log" 2>"$d/first.err" &
+    first=$!
+    for _ in $(seq 400); do [ -e "$1.partial" ] && break; sleep 0.01; done
+    local ino
+    ino=$(stat -c %i "$1.partial" 2>/dev/null)
+    for _ in $(seq 400); do grep -q "OFDLCK.*:$ino " /proc/locks 2>/dev/null && break; sleep 0.01; done
+    kill -STOP $first 2>/dev/null || { echo "skipped: the first job ended before it could be paused"; exit 77; }
+    [ -e "$1.partial" ] || { kill -CONT $first; wait $first; echo "skipped: no partial file seen"; exit 77; }
+  }
+  paused "$d/o.h5"
   rm -f "$d/o.h5.lock"
-  runs 1 "${L[@]}" --out "$d/o.h5"
+  MIMIC_LOCK_WAIT=0 fails 1 "$d/o.h5: another live job is writing this output (it holds $d/o.h5.partial" \
+    "${L[@]}" --out "$d/o.h5"
+  [ ! -e "$d/o.h5.lock" ] || die "the refused job left a lock file behind"
   kill -CONT $first
-  wait $first && die "the first job reported success although another job took its output"
+  wait $first && die "the first job reported success although its lock file was removed"
   grep -q "$d/o.h5: its lock file $d/o.h5.lock was removed or replaced while this job ran" "$d/first.err" ||
     { cat "$d/first.err"; die "the first job's error does not name its lost lock"; }
   echo "ok: $(cat "$d/first.err")"
-  # Whatever the two writers left, nothing corrupt is reused: a rerun is a verified no-op or a refusal.
-  if "$MIMIC" "${L[@]}" --out "$d/o.h5" >"$d/log" 2>"$d/err"; then
-    grep -q "nothing to do" "$d/log" || { cat "$d/log"; die "rerun"; }
-  else
-    grep -q "^mimic label: error: $d/o.h5" "$d/err" || { cat "$d/err"; die "rerun error"; }
-  fi
+  # Its partial file is intact: a rerun resumes it and finishes.
+  runs 1 "${L[@]}" --out "$d/o.h5"
+  # A partial file replaced while the job runs: the first job fails at its rename, naming the file, and
+  # leaves the replacement as it is.
+  paused "$d/p.h5"
+  printf 'another job\n' >"$d/other" && mv "$d/other" "$d/p.h5.partial"
+  kill -CONT $first
+  wait $first && die "the first job reported success although its partial file was replaced"
+  grep -q "$d/p.h5.partial: the partial file was removed or replaced while this job ran" "$d/first.err" ||
+    { cat "$d/first.err"; die "the first job's error does not name its replaced partial file"; }
+  echo "ok: $(cat "$d/first.err")"
+  [ "$(cat "$d/p.h5.partial")" = "another job" ] || die "the replaced partial file was changed"
+  [ ! -e "$d/p.h5" ] || die "an output was moved into place from a replaced partial file"
+  # A stale lock (OUT.lock and OUT.partial of a killed job) does not block a rerun, which resumes.
+  paused "$d/k.h5"
+  kill -KILL $first
+  wait $first 2>/dev/null
+  [ -e "$d/k.h5.lock" ] && [ -e "$d/k.h5.partial" ] || die "the killed job left no lock or partial file"
+  MIMIC_LOCK_WAIT=0 runs 1 "${L[@]}" --out "$d/k.h5"
+  grep -q "resuming" "$d/log" || { cat "$d/log"; die "the rerun after kill -9 did not resume"; }
+  [ ! -e "$d/k.h5.lock" ] && [ ! -e "$d/k.h5.partial" ] || die "leftovers after the rerun"
   # Outputs named like Mimic's own siblings are refused.
   for sib in partial lock ckpt; do
     fails 2 "$d/x.h5.$sib: an output may not end in '.$sib'" "${L[@]}" --out "$d/x.h5.$sib"

@@ -27,10 +27,20 @@ std::string human_bytes(double bytes);
 class OutputLock;
 
 /// Before a finished file is renamed onto `out`: when this process holds the lock of `out`, fails unless
-/// OUT.lock is still the file it locked. A lock file removed or replaced while the job ran means a second
-/// job may have taken the output: neither can trust the other's partial file, so nothing is renamed.
-/// Called by rename_file for every output.
+/// OUT.lock is still the file it locked and, once hold_partial has run, OUT.partial is still the file
+/// (device and inode) it held; the error names the lock or partial file. A file removed or replaced while
+/// the job ran means a second job may have taken the output: neither can trust the other's partial file,
+/// so nothing is renamed and the replaced file is left as it is. Called by rename_file for every output.
 void check_output_lock(const std::string& out);
+
+/// Rank 0, right after OUT.partial of a locked `out` is created or reopened to resume (the long-lived
+/// partial files of label, transfer and data import): records its device and inode for check_output_lock
+/// and takes the partial lock, an exclusive open-file-description lock (fcntl F_OFD_SETLK) on one byte far
+/// beyond the file's end, held until the OutputLock is released. No-op when `out` is not locked here.
+void hold_partial(const std::string& out);
+/// True when hold_partial recorded OUT.partial and that path now names another file (or none): a writer
+/// cleaning up after an error must then leave it alone, since it is not this job's file.
+bool partial_replaced(const std::string& out);
 
 /// Collective over `comm` (rank 0 checks, every rank raises the same CollectiveError): refuses any output
 /// that is an input (refuse_output_over_inputs) or another of the outputs, then locks outputs[0] for
@@ -44,6 +54,14 @@ OutputLock claim_outputs(const std::vector<std::string>& outputs, const std::vec
 /// every rank raises the same CollectiveError when the lock is held elsewhere. The lock file (OUT.lock)
 /// holds the owner's host and pid, and is removed when the lock is released (a lock of a killed job is
 /// released by the kernel). On a file system without flock the job goes on unlocked.
+///
+/// Deleting a live OUT.lock does not defeat it: after taking OUT.lock, a job also probes the partial lock
+/// of an existing OUT.partial (hold_partial) and is refused while another job holds it, and the first job
+/// checks both files before its final rename (check_output_lock). Limits: the partial lock covers only
+/// while OUT.partial exists (not the moments between the claim and its creation, nor a train or distill
+/// run, whose OUT.ckpt is replaced at every checkpoint: there the rename check is the guard); it is local
+/// to the host on file systems whose locks are not cluster-wide; and a partial file deleted by hand
+/// leaves a second job free to start, after which the first fails at its rename.
 class OutputLock {
 public:
     OutputLock() = default;
