@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <sstream>
+#include <utility>
 
 #include <sys/stat.h>
 
@@ -224,6 +225,9 @@ void add_inputs(const std::string& spec, std::vector<std::string>& inputs) {
 /// One output file: its writer and block record, the rows it takes from an input, and the blocks of B rows
 /// this rank still has to write (blocks are fixed by B alone, so any rank count resumes any partial file).
 struct Out {
+    Out() = default;
+    Out(std::string name, std::string path, const Input* src, std::int64_t first, std::int64_t n)
+        : name(std::move(name)), path(std::move(path)), src(src), first(first), n(n) {}
     std::string name, path;
     const Input* src = nullptr;
     std::int64_t first = 0, n = 0;
@@ -464,9 +468,9 @@ void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
         train_statistics(o.norm, *train.x, n_train, block, meta.norm_scale, mean, stdev, comm);
     }
     std::vector<Out> outs(o.val > 0 ? 3 : 2);
-    outs[0] = {"train", o.out_dir + "/train.h5", &train, 0, n_train};
-    if (o.val > 0) outs[1] = {"val", o.out_dir + "/val.h5", &train, n_train, o.val};
-    outs.back() = {"test", o.out_dir + "/test.h5", &test, 0, test.x->rows()};
+    outs[0] = Out("train", o.out_dir + "/train.h5", &train, 0, n_train);
+    if (o.val > 0) outs[1] = Out("val", o.out_dir + "/val.h5", &train, n_train, o.val);
+    outs.back() = Out("test", o.out_dir + "/test.h5", &test, 0, test.x->rows());
     {
         ScopedPhase p(timers, "write", "data::import::write");
         std::vector<std::pair<std::string, std::string>> attrs;
@@ -503,7 +507,7 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
     meta.has_labels = false;
     meta.source = o.unlabelled;
     std::vector<Out> outs(1);
-    outs[0] = {"transfer", o.out, &in, 0, meta.n};
+    outs[0] = Out("transfer", o.out, &in, 0, meta.n);
     {
         ScopedPhase p(timers, "write", "data::import::write");
         std::int64_t B = 0;
