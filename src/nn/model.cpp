@@ -95,6 +95,21 @@ std::string shape_text(Shape s) {
     return detail::concat(s.c, "x", s.h, "x", s.w);
 }
 
+/// Lays the tensors `decls` of `layer` out after the first `count` elements of a flat buffer, named
+/// "layer<i>.<kind>.<suffix>", appending one entry each to `tensors` (parameters and state alike).
+void place_tensors(const Layer& layer, const std::vector<ParamDecl>& decls, std::vector<ParamTensor>& tensors,
+                   std::int64_t& count) {
+    for (const auto& d : decls) {
+        ParamTensor t;
+        t.name = detail::concat("layer", layer.index(), ".", layer.kind(), ".", d.suffix);
+        t.shape = d.shape;
+        t.offset = count;
+        t.size = d.size();
+        count += t.size;
+        tensors.push_back(t);
+    }
+}
+
 } // namespace
 
 Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) {
@@ -114,15 +129,7 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
     fuse_conv_relu(layers_);
     for (const auto& layer : layers_) {
         const std::int64_t begin = num_params_;
-        for (const auto& d : layer->param_decls()) {
-            ParamTensor t;
-            t.name = detail::concat("layer", layer->index(), ".", layer->kind(), ".", d.suffix);
-            t.shape = d.shape;
-            t.offset = num_params_;
-            t.size = d.size();
-            num_params_ += t.size;
-            tensors_.push_back(t);
-        }
+        place_tensors(*layer, layer->param_decls(), tensors_, num_params_);
         layer_params_.emplace_back(begin, num_params_);
     }
     params_ = Vector("mimic::nn::params", num_params_);
@@ -240,15 +247,7 @@ bool Model::needs_dx(std::size_t i) const {
 
 void Model::bind_state() {
     for (const auto& layer : layers_)
-        for (const auto& d : layer->state_decls()) {
-            ParamTensor t;
-            t.name = detail::concat("layer", layer->index(), ".", layer->kind(), ".", d.suffix);
-            t.shape = d.shape;
-            t.offset = num_state_;
-            t.size = d.size();
-            num_state_ += t.size;
-            state_tensors_.push_back(t);
-        }
+        place_tensors(*layer, layer->state_decls(), state_tensors_, num_state_);
     state_ = Vector("mimic::nn::state", num_state_);
     std::size_t t = 0;
     for (const auto& layer : layers_) {
