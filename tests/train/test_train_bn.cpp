@@ -9,6 +9,7 @@
 #include "mimic/parallel/sharded_model.hpp"
 #include "mimic/train/batches.hpp"
 #include "mimic/train/engine.hpp"
+#include "synthetic_set.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -20,32 +21,12 @@
 namespace mimic {
 namespace {
 
-constexpr int kD = 12, kClasses = 3;
 const std::string kSpec = "conv:4x3,bn,relu,pool:2,dense:16,bn,relu,dense:3";
 
-/// A learnable synthetic set: x ~ N(1, 2) of shape 1x4x3 (off-centre, so the statistics matter), label =
-/// argmax of a fixed linear map.
+/// A learnable synthetic set: x ~ N(1, 2) of shape 1x4x3, off-centre so the statistics matter
+/// (tests/support/synthetic_set.hpp).
 void write_synthetic(const std::string& path, const par::Comm& comm, std::int64_t n, std::uint64_t seed) {
-    io::DatasetMeta m;
-    m.n = n, m.d = kD, m.c = 1, m.h = 4, m.w = 3, m.num_classes = kClasses, m.has_labels = true;
-    m.source = "synthetic";
-    io::DatasetWriter w(path, comm, m);
-    const auto mine = par::split_range(n, comm.size(), comm.rank());
-    std::vector<float> X(size_t(mine.size() * kD));
-    std::vector<int> y(size_t(mine.size()));
-    for (std::int64_t i = 0; i < mine.size(); ++i) {
-        CounterRng r(derive_seed(seed, std::uint64_t(mine.begin + i)));
-        double score[kClasses] = {0, 0, 0};
-        for (int j = 0; j < kD; ++j) {
-            const float v = 1.0f + 2.0f * r.normal();
-            X[size_t(i * kD + j)] = v;
-            for (int c = 0; c < kClasses; ++c)
-                score[c] += v * std::sin(1.0 + 0.7 * j + 2.1 * c);
-        }
-        y[size_t(i)] = int(std::max_element(score, score + kClasses) - score);
-    }
-    w.write(mine.begin, mine.size(), X.data(), y.data());
-    w.commit();
+    test::write_synthetic_set(path, comm, n, seed, 1.0f, 2.0f);
 }
 
 std::vector<float> to_host(const Vector& v) {
