@@ -1,0 +1,221 @@
+# The CNN families users train in PyTorch, built with torchvision or a few lines of torch.nn, random weights
+# and non-trivial BN statistics, exported with torch.onnx.export; shared by tests/onnx and bench/bench_zoo.sh.
+# usage: zoo_families.py OUTDIR [--families a,b,...] [--channels C] [--size S] [--classes K] [--rows N]
+#                               [--opset V] [--seed S] [--list]
+#   writes OUTDIR/<family>.onnx for each family, OUTDIR/data.h5 (N rows of C x S x S standard normal values,
+#   a Mimic dataset file) and OUTDIR/ref.h5 (onnxruntime's logits of each family on those rows, key = family;
+#   with PyTorch's own logits checked against them first).
+import argparse
+import os
+import sys
+import warnings
+
+import h5py
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+warnings.filterwarnings("ignore")
+
+
+def randomize_bn(model, seed):
+    """Every BatchNorm gets running statistics and affine parameters as after real training."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = m.num_features
+                m.running_mean.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.0 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) * 0.6 + 0.7)
+                m.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
+
+
+class BasicBlock(nn.Module):
+    """CIFAR-style basic block: conv-bn-relu-conv-bn + identity or 1x1-stride-s projection, relu."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.short = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        return torch.relu(self.b2(self.c2(y)) + self.short(x))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation block: bn-relu first; the projection shortcut (if any) starts after them."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.b1 = nn.BatchNorm2d(cin)
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.proj = None
+        if stride != 1 or cin != cout:
+            self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x):
+        a = torch.relu(self.b1(x))
+        short = self.proj(a) if self.proj is not None else x
+        y = self.c2(torch.relu(self.b2(self.c1(a))))
+        return y + short
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation: x * sigmoid(W2 relu(W1 gap(x)))."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.f = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, c // r, 1), nn.ReLU(), nn.Conv2d(c // r, c, 1),
+                               nn.Sigmoid())
+
+    def forward(self, x):
+        return x * self.f(x)
+
+
+def cifar_resnet(C, K, block=BasicBlock, widths=(16, 32, 64)):
+    layers = [nn.Conv2d(C, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
+    cin = widths[0]
+    for i, w in enumerate(widths):
+        layers += [block(cin, w, 1 if i == 0 else 2), block(w, w, 1)]
+        cin = w
+    if block is PreActBlock:
+        layers += [nn.BatchNorm2d(cin), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, K))
+
+
+def vgg_bn(C, K):
+    def cbr(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    return nn.Sequential(*cbr(C, 16), *cbr(16, 16), nn.MaxPool2d(2), *cbr(16, 32), *cbr(32, 32), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.LazyLinear(64), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(64, K))
+
+
+def se_net(C, K):
+    return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), SEBlock(16),
+                         nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(), SEBlock(32),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K))
+
+
+def first_conv_channels(model, C):
+    """torchvision models take 3 channels; for C != 3 the stem's first Conv2d is rebuilt for C."""
+    if C == 3:
+        return model
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            parent = model
+            *path, leaf = name.split(".")
+            for p in path:
+                parent = getattr(parent, p)
+            setattr(parent, leaf, nn.Conv2d(C, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                            bias=m.bias is not None))
+            return model
+    return model
+
+
+TV = torchvision.models
+# name -> (builder(C, K), export mode): EVAL lets the exporter fold BatchNorm into the Conv; PRESERVE keeps
+# every BatchNormalization node.
+FAMILIES = {
+    "cifar_resnet": (lambda C, K: cifar_resnet(C, K), "EVAL"),
+    "cifar_resnet_bn": (lambda C, K: cifar_resnet(C, K), "PRESERVE"),
+    "preact_resnet": (lambda C, K: cifar_resnet(C, K, PreActBlock), "PRESERVE"),
+    "vgg_bn": (vgg_bn, "PRESERVE"),
+    "se_net": (se_net, "EVAL"),
+    "densenet_small": (lambda C, K: TV.DenseNet(12, (2, 2, 2), 16, 2, 0, K), "PRESERVE"),
+    "resnet18": (lambda C, K: TV.resnet18(num_classes=K), "EVAL"),
+    "resnet34": (lambda C, K: TV.resnet34(num_classes=K), "EVAL"),
+    "resnet50": (lambda C, K: TV.resnet50(num_classes=K), "EVAL"),
+    "mobilenet_v2": (lambda C, K: TV.mobilenet_v2(num_classes=K), "EVAL"),
+    "mobilenet_v3_small": (lambda C, K: TV.mobilenet_v3_small(num_classes=K), "EVAL"),
+    "mobilenet_v3_large": (lambda C, K: TV.mobilenet_v3_large(num_classes=K), "EVAL"),
+    "densenet121": (lambda C, K: TV.densenet121(num_classes=K), "PRESERVE"),
+    "squeezenet1_0": (lambda C, K: TV.squeezenet1_0(num_classes=K), "EVAL"),
+    "squeezenet1_1": (lambda C, K: TV.squeezenet1_1(num_classes=K), "EVAL"),
+    "efficientnet_b0": (lambda C, K: TV.efficientnet_b0(num_classes=K), "EVAL"),
+}
+
+
+def build(name, C, S, K, seed):
+    torch.manual_seed(seed)
+    make, mode = FAMILIES[name]
+    model = first_conv_channels(make(C, K), C)
+    with torch.no_grad():
+        model(torch.zeros(2, C, S, S))  # materialises lazy layers
+    randomize_bn(model, seed + 1)
+    return model.eval(), mode
+
+
+def export(model, mode, path, C, S, opset):
+    torch.onnx.export(model, torch.zeros(2, C, S, S), path, opset_version=opset, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      training=getattr(torch.onnx.TrainingMode, mode), do_constant_folding=True)
+
+
+def write_dataset(path, X, C, S, K):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("X", data=X.reshape(len(X), -1))
+        f.create_dataset("y", data=np.zeros(len(X), dtype=np.int32))
+        f.attrs["mimic_format"] = np.bytes_("mimic-dataset-1")
+        f.attrs["shape"] = np.array([C, S, S], dtype=np.int64)
+        f.attrs["num_classes"] = np.int64(K)
+        f.attrs["source"] = np.bytes_("zoo_families.py")
+        f.attrs["norm"] = np.bytes_("none")
+        f.attrs["norm_scale"] = np.float64(1.0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?")
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--channels", type=int, default=3)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--rows", type=int, default=64)
+    ap.add_argument("--opset", type=int, default=13)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--list", action="store_true")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(FAMILIES))
+        return
+    if not a.out:
+        sys.exit("zoo_families.py: OUTDIR is required")
+    import onnxruntime as ort
+    names = [n for n in a.families.split(",") if n]
+    for n in names:
+        if n not in FAMILIES:
+            sys.exit(f"zoo_families.py: unknown family '{n}' (--list names them)")
+    os.makedirs(a.out, exist_ok=True)
+    C, S, K = a.channels, a.size, a.classes
+    X = np.random.default_rng(a.seed).standard_normal((a.rows, C, S, S)).astype(np.float32)
+    write_dataset(os.path.join(a.out, "data.h5"), X, C, S, K)
+    with h5py.File(os.path.join(a.out, "ref.h5"), "w") as ref:
+        for i, n in enumerate(names):
+            model, mode = build(n, C, S, K, a.seed + 10 * i)
+            path = os.path.join(a.out, n + ".onnx")
+            export(model, mode, path, C, S, a.opset)
+            with torch.no_grad():
+                want = model(torch.from_numpy(X)).numpy()
+            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            got = sess.run(None, {sess.get_inputs()[0].name: X})[0]
+            err = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
+            if err > 1e-3:
+                sys.exit(f"zoo_families.py: {n}: onnxruntime and PyTorch differ by {err:.3g}")
+            ref.create_dataset(n, data=got.astype(np.float32))
+            print(f"{n}: {path} ({mode}), onnxruntime vs PyTorch {err:.2g}")
+
+
+if __name__ == "__main__":
+    main()
