@@ -4,6 +4,7 @@
 #include "mimic/io/onnx.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/log.hpp"
 #include "mimic/core/version_info.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/nn/layers/batchnorm.hpp"
@@ -12,6 +13,7 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -97,24 +99,30 @@ Const to_const(const onnx::TensorProto& t, const std::string& where) {
     return c;
 }
 
-const onnx::AttributeProto* find_attr(const onnx::NodeProto& n, const char* name) {
+// Attributes of a NodeProto or of the GraphNode that wraps one.
+template <class Node>
+const onnx::AttributeProto* find_attr(const Node& n, const char* name) {
     for (const auto& a : n.attribute())
         if (a.name() == name) return &a;
     return nullptr;
 }
-std::int64_t attr_int(const onnx::NodeProto& n, const char* name, std::int64_t def) {
+template <class Node>
+std::int64_t attr_int(const Node& n, const char* name, std::int64_t def) {
     const auto* a = find_attr(n, name);
     return a ? a->i() : def;
 }
-double attr_float(const onnx::NodeProto& n, const char* name, double def) {
+template <class Node>
+double attr_float(const Node& n, const char* name, double def) {
     const auto* a = find_attr(n, name);
     return a ? double(a->f()) : def;
 }
-std::vector<std::int64_t> attr_ints(const onnx::NodeProto& n, const char* name) {
+template <class Node>
+std::vector<std::int64_t> attr_ints(const Node& n, const char* name) {
     const auto* a = find_attr(n, name);
     return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : std::vector<std::int64_t>{};
 }
-std::string attr_string(const onnx::NodeProto& n, const char* name, const std::string& def) {
+template <class Node>
+std::string attr_string(const Node& n, const char* name, const std::string& def) {
     const auto* a = find_attr(n, name);
     return a ? a->s() : def;
 }
@@ -126,34 +134,64 @@ bool all_equal(const std::vector<std::int64_t>& v, std::int64_t x) {
 }
 
 /// One Mimic layer being built; weights in Mimic's layout (dense W [in, out], conv W {C, K, K, F}), so the
-/// output unit is always the fastest index of W.
+/// output unit is always the fastest index of W. A block holds its branches' layers instead.
 struct Pending {
     nn::LayerKind kind = nn::LayerKind::ReLU;
     std::string token;
-    std::vector<double> W, b;      ///< b empty for bottleneck
-    int out = 0;                   ///< output units / filters
-    std::vector<double> mean, var; ///< bn: the running statistics
+    std::vector<double> W, b;                   ///< b empty for bottleneck
+    int out = 0;                                ///< output units / filters
+    std::vector<double> mean, var;              ///< bn: the running statistics
+    nn::Join join = nn::Join::Add;              ///< block: how its branches join
+    std::vector<std::vector<Pending>> branches; ///< block: its branches in spec order (empty: the identity)
+};
+
+/// "res(A)", "cat(|A)", "gate(A)": the token of a block from its branches' tokens (an empty branch is the
+/// identity; res with one chain and the identity is written res(A)).
+std::string block_token(const Pending& b) {
+    const bool res1 = b.join == nn::Join::Add && b.branches.size() == 2 && b.branches[1].empty();
+    std::string s = std::string(nn::join_name(b.join)) + "(";
+    for (std::size_t j = 0; j < (res1 ? 1 : b.branches.size()); ++j) {
+        if (j) s += "|";
+        for (std::size_t k = 0; k < b.branches[j].size(); ++k)
+            s += (k ? "," : "") + b.branches[j][k].token;
+    }
+    return s + ")";
+}
+
+/// A node of the graph being imported, after the simplification passes: inputs with Identity, Dropout and
+/// one-input Concat/Sum resolved to their source and DenseNet concatenations rewritten; attributes and the
+/// operator from its NodeProto.
+struct GraphNode {
+    const onnx::NodeProto* proto = nullptr;
+    std::string where; ///< "model.onnx: node 12 'name' (Conv)", for errors
+    std::vector<std::string> in, out;
+    bool live = true; ///< false: removed by a pass, or no graph output depends on it
+    const std::string& op_type() const { return proto->op_type(); }
+    int input_size() const { return int(in.size()); }
+    const std::string& input(int i) const { return in[std::size_t(i)]; }
+    int output_size() const { return int(out.size()); }
+    const std::string& output(int i) const { return out[std::size_t(i)]; }
+    const auto& attribute() const { return proto->attribute(); }
 };
 
 class Importer {
 public:
     explicit Importer(std::string path) : path_(std::move(path)) {}
 
+    /// parse -> graph of nodes over tensors -> simplification passes -> series-parallel decomposition into
+    /// a chain of layers and blocks -> the model with its weights.
     nn::Model run(ModelMeta* meta) {
         load();
         check_operators();
         read_input();
+        read_output();
         collect_initializers();
-        for (int i = 0; i < graph().node_size(); ++i)
-            visit(i, graph().node(i));
-        if (graph().output_size() != 1)
-            fail(path_, ": the graph has ", graph().output_size(),
-                 " outputs; Mimic imports models with one output");
-        if (graph().output(0).name() != cur_)
-            fail(path_, ": the graph output '", graph().output(0).name(),
-                 "' is not the end of the chain of layers (the last layer writes '", cur_, "')");
-        if (layers_.empty()) fail(path_, ": the graph has no layers");
-        if (pad_ >= 0) fail(pad_where_, ": Pad is supported only right before an AveragePool");
+        make_graph();
+        drop_output_softmax();
+        rewrite_dense_concats();
+        index_consumers();
+        chain(input_name_, -1, -1, top_);
+        if (top_.empty()) fail(path_, ": the graph has no layers");
         return build(meta);
     }
 
@@ -165,11 +203,29 @@ private:
     nn::Shape shape_;    ///< its per-sample shape
     bool image_ = false; ///< 4-D (N, C, H, W) rather than 2-D (N, D)
     nn::Shape input_;
-    std::vector<Pending> layers_;
-    bool fresh_param_ = false; ///< cur_ is the direct output of layers_.back(), a parameter layer
-    std::string gate_in_;      ///< input of the last Sigmoid/HardSigmoid (x of a SiLU/HardSwish x * f(x))
-    int pad_ = -1;             ///< padding of a Pad waiting for its AveragePool (-1: none)
+    std::string input_name_, output_name_; ///< the graph's data input and (after the passes) its output
+    std::int64_t opset_ = 0;
+    std::vector<GraphNode> nodes_;                    ///< in the ONNX graph's (topological) order
+    std::map<std::string, std::vector<int>> readers_; ///< tensor -> the live nodes reading it as data
+    std::vector<Pending> top_;                        ///< the model's chain
+    std::vector<Pending>* layers_ = &top_;            ///< the chain being built (the model, or a branch)
+    bool fresh_param_ = false; ///< cur_ is the direct output of layers_->back(), a parameter layer
+    int pad_ = -1;             ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
     std::string pad_where_;    ///< that Pad node, for errors
+
+    /// Where the walk stands: saved before each branch of a block, restored after.
+    struct Walk {
+        std::vector<Pending>* layers;
+        std::string cur;
+        nn::Shape shape;
+        bool image, fresh_param;
+        int pad;
+    };
+    Walk save() const { return Walk{layers_, cur_, shape_, image_, fresh_param_, pad_}; }
+    void restore(const Walk& w) {
+        layers_ = w.layers, cur_ = w.cur, shape_ = w.shape, image_ = w.image;
+        fresh_param_ = w.fresh_param, pad_ = w.pad;
+    }
 
     const onnx::GraphProto& graph() const { return model_.graph(); }
 
@@ -193,16 +249,18 @@ private:
         if (opset < kOnnxMinImportOpset)
             fail(path_, ": opset ", opset, " is too old; export with opset ", kOnnxMinImportOpset,
                  " or later");
+        opset_ = opset;
     }
 
     void check_operators() const {
         static const std::set<std::string> supported = {
-            "Gemm",     "MatMul",   "Add",         "Conv",
-            "MaxPool",  "Relu",     "Sigmoid",     "Tanh",
-            "Flatten",  "Reshape",  "Dropout",     "BatchNormalization",
-            "Identity", "Constant", "AveragePool", "GlobalAveragePool",
-            "Pad",      "Clip",     "HardSigmoid", "HardSwish",
-            "Mul"};
+            "Gemm",     "MatMul",    "Add",         "Conv",
+            "MaxPool",  "Relu",      "Sigmoid",     "Tanh",
+            "Flatten",  "Reshape",   "Dropout",     "BatchNormalization",
+            "Identity", "Constant",  "AveragePool", "GlobalAveragePool",
+            "Pad",      "Clip",      "HardSigmoid", "HardSwish",
+            "Mul",      "Sum",       "Concat",      "ReduceMean",
+            "Softmax",  "LogSoftmax"};
         std::set<std::string> bad;
         for (const auto& n : graph().node()) {
             const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";
@@ -229,10 +287,12 @@ private:
             inits.insert(t.name());
         const onnx::ValueInfoProto* in = nullptr;
         int count = 0;
+        std::string names;
         for (const auto& v : graph().input())
-            if (!inits.count(v.name())) in = &v, ++count;
+            if (!inits.count(v.name())) in = &v, ++count, names += (count > 1 ? ", '" : "'") + v.name() + "'";
         if (count != 1)
-            fail(path_, ": the graph has ", count, " data inputs; Mimic imports models with one input");
+            fail(path_, ": the graph has ", count, " data inputs", count ? " (" + names + ")" : "",
+                 "; Mimic imports models with one input");
         const std::string where = path_ + ": input '" + in->name() + "'";
         if (!in->type().has_tensor_type() || !in->type().tensor_type().has_shape())
             fail(where, " has no tensor shape");
@@ -255,8 +315,265 @@ private:
         } else {
             fail(where, " has rank ", dims.size(), "; Mimic takes [N, D] or [N, C, H, W]");
         }
-        cur_ = in->name();
+        input_name_ = in->name();
         shape_ = input_;
+    }
+
+    void read_output() {
+        std::string names;
+        for (const auto& v : graph().output())
+            names += (names.empty() ? "'" : ", '") + v.name() + "'";
+        if (graph().output_size() != 1)
+            fail(path_, ": the graph has ", graph().output_size(), " outputs", names.empty() ? "" : " (",
+                 names, names.empty() ? "" : ")", "; Mimic imports models with one output");
+        output_name_ = graph().output(0).name();
+    }
+
+    /// The graph's nodes with their constants (initializers, Constant nodes, Identity of a constant) taken
+    /// out and the identities of inference (Identity, Dropout, one-input Concat or Sum) bypassed: their
+    /// readers read their input instead.
+    void make_graph() {
+        std::map<std::string, std::string> alias;
+        auto source = [&](const std::string& s) {
+            const auto it = alias.find(s);
+            return it == alias.end() ? s : it->second;
+        };
+        for (int i = 0; i < graph().node_size(); ++i) {
+            const onnx::NodeProto& n = graph().node(i);
+            GraphNode g;
+            g.proto = &n;
+            g.where = node_where(i, n);
+            if (n.output_size() < 1) fail(g.where, ": has no output");
+            for (const auto& s : n.input())
+                g.in.push_back(source(s));
+            g.out.assign(n.output().begin(), n.output().end());
+            const std::string& op = n.op_type();
+            if (op == "Constant") {
+                const auto* a = find_attr(n, "value");
+                if (!a || !a->has_t())
+                    fail(g.where, ": only Constant nodes with a tensor 'value' are supported");
+                consts_[g.out[0]] = to_const(a->t(), g.where);
+            } else if (op == "Identity" && g.input_size() == 1 && constant(g.in[0])) {
+                consts_[g.out[0]] = *constant(g.in[0]);
+            } else if ((op == "Identity" || op == "Dropout" || op == "Concat" || op == "Sum") &&
+                       g.input_size() >= 1 && (op == "Dropout" || g.input_size() == 1)) {
+                if (op == "Dropout") check_dropout(g);
+                alias[g.out[0]] = g.in[0];
+            } else {
+                nodes_.push_back(std::move(g));
+            }
+        }
+        output_name_ = source(output_name_);
+    }
+
+    void check_dropout(const GraphNode& n) const {
+        if (n.input_size() >= 3 && !n.input(2).empty()) {
+            const Const* t = constant(n.input(2));
+            if (!t || (t->size() == 1 && t->v[0] != 0))
+                fail(n.where, ": training_mode must be a constant false (Mimic imports inference graphs)");
+        }
+    }
+
+    /// A Softmax or LogSoftmax over the classes at the graph's output is dropped with a notice: the member's
+    /// logits are then the tensor before it (log-probabilities up to a constant per row: the same softmax
+    /// at every temperature).
+    void drop_output_softmax() {
+        for (auto& n : nodes_) {
+            if (!n.live || n.out[0] != output_name_) continue;
+            if (n.op_type() != "Softmax" && n.op_type() != "LogSoftmax") return;
+            const auto axis = attr_int(n, "axis", opset_ >= 13 ? -1 : 1);
+            if (axis != 1 && axis != -1)
+                fail(n.where, ": axis ", axis, " is not the class axis of [N, classes]");
+            n.live = false;
+            output_name_ = n.in.at(0);
+            if (log::world_rank() == 0)
+                log::warn(
+                    n.where, ": dropped at the output; the imported member's logits are the values before ",
+                    "it (log-probabilities up to a constant per row, the same softmax at every temperature)");
+            return;
+        }
+    }
+
+    /// DenseNet as torchvision writes it: each dense layer reads Concat(x0, n1, ..., nk) of every earlier
+    /// feature map. A Concat whose leading inputs are exactly another (earlier) Concat's inputs, over the
+    /// same axis, reads that Concat instead: Concat(x0, n1, n2) -> Concat(Concat(x0, n1), n2), so that
+    /// each dense layer is one cat(|layer) block.
+    void rewrite_dense_concats() {
+        std::map<std::vector<std::string>, std::string> seen; // axis, then a Concat's inputs -> its output
+        for (auto& n : nodes_) {
+            if (n.op_type() != "Concat") continue;
+            std::vector<std::string> key{std::to_string(attr_int(n, "axis", 0))};
+            key.insert(key.end(), n.in.begin(), n.in.end());
+            for (std::size_t k = key.size() - 1; k >= 3; --k) {
+                const auto it = seen.find(std::vector<std::string>(key.begin(), key.begin() + long(k)));
+                if (it == seen.end()) continue;
+                n.in.assign(1, it->second);
+                n.in.insert(n.in.end(), key.begin() + long(k), key.end());
+                break;
+            }
+            seen[key] = n.out[0];
+        }
+    }
+
+    bool is_data(const std::string& name) const { return !name.empty() && !constant(name); }
+    std::vector<std::string> data_inputs(const GraphNode& n) const {
+        std::vector<std::string> d;
+        for (const auto& s : n.in)
+            if (is_data(s)) d.push_back(s);
+        return d;
+    }
+
+    /// Drops the nodes no graph output depends on, then lists the readers of every tensor.
+    void index_consumers() {
+        std::set<std::string> needed{output_name_};
+        for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
+            bool used = false;
+            for (const auto& o : it->out)
+                used = used || needed.count(o);
+            it->live = it->live && used;
+            if (it->live) needed.insert(it->in.begin(), it->in.end());
+        }
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            if (nodes_[i].live)
+                for (const auto& s : data_inputs(nodes_[i]))
+                    readers_[s].push_back(int(i));
+    }
+    const std::vector<int>& readers(const std::string& t) const {
+        static const std::vector<int> none;
+        const auto it = readers_.find(t);
+        return it == readers_.end() ? none : it->second;
+    }
+
+    /// The join of the paths that fork at tensor t (read by `cons`): the first node, in topological order,
+    /// that every path reaches (the immediate post-dominator of the fork in a series-parallel graph).
+    int join_of(const std::string& t, std::vector<int> cons) const {
+        std::sort(cons.begin(), cons.end());
+        cons.erase(std::unique(cons.begin(), cons.end()), cons.end());
+        std::vector<int> hits(nodes_.size(), 0);
+        for (int c : cons) {
+            std::vector<char> seen(nodes_.size(), 0);
+            std::vector<int> todo{c};
+            while (!todo.empty()) {
+                const int x = todo.back();
+                todo.pop_back();
+                if (seen[std::size_t(x)]) continue;
+                seen[std::size_t(x)] = 1;
+                ++hits[std::size_t(x)];
+                for (const auto& o : nodes_[std::size_t(x)].out)
+                    for (int y : readers(o))
+                        todo.push_back(y);
+            }
+        }
+        for (std::size_t i = std::size_t(cons.front()); i < nodes_.size(); ++i)
+            if (hits[i] == int(cons.size())) return int(i);
+        fail(path_, ": the paths from tensor '", t, "' never join again (the graph is not series-parallel)");
+    }
+
+    /// The chain of nodes from tensor t (the graph's input, or a fork) into `out`: node `first` (a reader
+    /// of t; -1: t's only reader), then on, each fork becoming one block, until the tensor reached is read
+    /// by node `stop` alone (the join of the block this chain is a branch of; -1: the graph's output).
+    /// Returns that tensor.
+    std::string chain(const std::string& t, int first, int stop, std::vector<Pending>& out) {
+        layers_ = &out, cur_ = t, fresh_param_ = false, pad_ = -1;
+        for (int next = first;; next = -1) {
+            if (next < 0) {
+                if (stop < 0 && cur_ == output_name_) break;
+                const auto& cons = readers(cur_);
+                if (cons.empty())
+                    fail(path_, ": tensor '", cur_, "' is read by no node and is not the graph's output");
+                if (stop >= 0 && std::count(cons.begin(), cons.end(), stop) == long(cons.size())) break;
+                if (cons.size() > 1) {
+                    fork(cons, stop);
+                    continue;
+                }
+                next = cons[0];
+            }
+            const GraphNode& n = nodes_[std::size_t(next)];
+            if (data_inputs(n).size() > 1 || (stop >= 0 && next > stop))
+                fail(n.where,
+                     ": joins paths that do not fork from one tensor (the graph is not series-parallel)");
+            visit(n);
+        }
+        if (pad_ >= 0)
+            fail(pad_where_,
+                 ": Pad is supported only right before a Conv or AveragePool (folded into its padding)");
+        return cur_;
+    }
+
+    /// The paths that fork at cur_ (read by `cons`), up to their join, as one block; cur_ becomes the join's
+    /// output. A path that is the fork tensor itself is the identity (an empty branch).
+    void fork(const std::vector<int>& cons, int stop) {
+        const std::string t = cur_;
+        const int J = join_of(t, cons);
+        const GraphNode& j = nodes_[std::size_t(J)];
+        if (stop >= 0 && J >= stop)
+            fail(j.where, ": joins paths from tensor '", t, "' that fork inside the block joined at",
+                 nodes_[std::size_t(stop)].where.substr(path_.size() + 1),
+                 " (the graph is not series-parallel)");
+        Pending b;
+        b.kind = nn::LayerKind::Block;
+        b.join = join_kind(j, t);
+        const std::vector<std::string> ins = data_inputs(j);
+        b.branches.resize(ins.size());
+        std::vector<bool> done(ins.size(), false);
+        const Walk saved = save();
+        bool flat = false;
+        for (int c : cons) {
+            std::vector<Pending> branch;
+            restore(saved);
+            const std::string end = c == J ? t : chain(t, c, J, branch);
+            flat = flat || !image_;
+            std::size_t p = 0;
+            while (p < ins.size() && (done[p] || ins[p] != end))
+                ++p;
+            if (p == ins.size()) fail(j.where, ": reads '", end, "' fewer times than paths reach it");
+            b.branches[p] = std::move(branch);
+            done[p] = true;
+        }
+        for (std::size_t p = 0; p < ins.size(); ++p)
+            if (!done[p])
+                fail(j.where, ": its input '", ins[p], "' does not come from tensor '", t,
+                     "', where the other paths fork (the graph is not series-parallel)");
+        restore(saved);
+        image_ = saved.image && (b.join == nn::Join::Mul || !flat);
+        push_block(std::move(b), j.where);
+        cur_ = j.output(0);
+    }
+
+    /// How node j joins the paths from tensor t: Add or Sum -> res, Concat over channels -> cat, Mul of t
+    /// by a path from it -> gate.
+    nn::Join join_kind(const GraphNode& j, const std::string& t) const {
+        const std::string& op = j.op_type();
+        if (op == "Add" || op == "Sum") return nn::Join::Add;
+        if (op == "Concat") {
+            const auto axis = attr_int(j, "axis", 0);
+            if (axis == 1 || (image_ && axis == -3) || (!image_ && axis == -1)) return nn::Join::Concat;
+            fail(j.where, ": concatenates over axis ", axis, "; only the channel axis 1 joins paths");
+        }
+        const auto d = data_inputs(j);
+        if (op == "Mul" && d.size() == 2 && (d[0] == t) != (d[1] == t)) return nn::Join::Mul;
+        fail(j.where, ": joins the paths from tensor '", t,
+             "'; only Add, Sum, Concat over channels and Mul of ",
+             "that tensor by one path from it (a gate) join paths");
+    }
+
+    /// A block as its token; gate(sigmoid) is silu and gate(hardsigmoid) hardswish (x * f(x)).
+    void push_block(Pending b, const std::string& where) {
+        if (b.join == nn::Join::Mul) {
+            std::vector<Pending> g = std::move(b.branches[b.branches[0].empty() ? 1 : 0]);
+            const auto k = g.size() == 1 ? g[0].kind : nn::LayerKind::Block;
+            if (k == nn::LayerKind::Sigmoid || k == nn::LayerKind::HardSigmoid) {
+                Pending p;
+                p.kind = k == nn::LayerKind::Sigmoid ? nn::LayerKind::SiLU : nn::LayerKind::HardSwish;
+                p.token = nn::kind_name(p.kind);
+                return push(std::move(p), where);
+            }
+            b.branches.assign(1, std::move(g));
+        }
+        if (b.join == nn::Join::Add && b.branches.size() == 2 && b.branches[0].empty())
+            std::swap(b.branches[0], b.branches[1]); // res(A): A first, the identity second
+        b.token = block_token(b);
+        push(std::move(b), where);
     }
 
     const Const* constant(const std::string& name) const {
@@ -270,7 +587,7 @@ private:
                  "' is not a constant (initializer); Mimic imports fixed weights");
         return *c;
     }
-    void need_cur(const onnx::NodeProto& n, const std::string& where) const {
+    void need_cur(const GraphNode& n, const std::string& where) const {
         if (n.input_size() < 1 || n.input(0) != cur_)
             fail(where, ": takes '", n.input_size() ? n.input(0) : std::string(),
                  "' instead of the previous layer's output '", cur_,
@@ -278,47 +595,25 @@ private:
     }
 
     void push(Pending p, const std::string& where) {
-        const auto spec = nn::parse_spec(p.token);
         try {
-            shape_ = nn::infer_shape(spec.at(0), shape_);
+            shape_ = nn::infer_shape(nn::parse_spec(p.token).at(0), shape_);
         } catch (const Error& e) {
             fail(where, ": ", e.what());
         }
         fresh_param_ = p.kind == nn::LayerKind::Dense || p.kind == nn::LayerKind::Bottleneck ||
                        p.kind == nn::LayerKind::Conv;
-        layers_.push_back(std::move(p));
+        layers_->push_back(std::move(p));
     }
-    void advance(const onnx::NodeProto& n) { cur_ = n.output(0); }
+    void advance(const GraphNode& n) { cur_ = n.output(0); }
 
-    void visit(int i, const onnx::NodeProto& n) {
-        const std::string where = node_where(i, n);
+    void visit(const GraphNode& n) {
+        const std::string& where = n.where;
         const std::string& op = n.op_type();
-        if (n.output_size() < 1) fail(where, ": has no output");
-        if (op == "Constant") {
-            const auto* a = find_attr(n, "value");
-            if (!a || !a->has_t()) fail(where, ": only Constant nodes with a tensor 'value' are supported");
-            consts_[n.output(0)] = to_const(a->t(), where);
-            return;
-        }
-        if (op == "Identity" && n.input_size() == 1 && constant(n.input(0))) {
-            consts_[n.output(0)] = *constant(n.input(0));
-            return;
-        }
-        if (pad_ >= 0 && op != "AveragePool")
-            fail(pad_where_, ": Pad is supported only right before an AveragePool (folded into its padding)");
-        if (op == "Identity" || op == "Dropout") {
-            need_cur(n, where);
-            if (op == "Dropout" && n.input_size() >= 3 && !n.input(2).empty()) {
-                const Const* t = constant(n.input(2));
-                if (!t || (t->size() == 1 && t->v[0] != 0))
-                    fail(where, ": training_mode must be a constant false (Mimic imports inference graphs)");
-            }
-            advance(n); // inference: the identity
-            return;
-        }
+        if (pad_ >= 0 && op != "AveragePool" && op != "Conv")
+            fail(pad_where_,
+                 ": Pad is supported only right before a Conv or AveragePool (folded into its padding)");
         if (op == "Relu" || op == "Sigmoid" || op == "Tanh") {
             need_cur(n, where);
-            gate_in_ = cur_;
             Pending p;
             p.kind = op == "Relu"      ? nn::LayerKind::ReLU
                      : op == "Sigmoid" ? nn::LayerKind::Sigmoid
@@ -361,14 +656,19 @@ private:
         if (op == "Conv") return conv(n, where);
         if (op == "MaxPool" || op == "AveragePool") return pool(n, where, op == "AveragePool");
         if (op == "Pad") return pad(n, where);
-        if (op == "Clip" || op == "HardSigmoid" || op == "HardSwish" || op == "GlobalAveragePool")
+        if (op == "Clip" || op == "HardSigmoid" || op == "HardSwish" || op == "GlobalAveragePool" ||
+            op == "ReduceMean")
             return unary(n, where);
-        if (op == "Mul") return gate(n, where);
         if (op == "BatchNormalization") return batchnorm(n, where);
+        if (op == "Softmax" || op == "LogSoftmax")
+            fail(where, ": supported only as the graph's output (dropped: Mimic's members give logits)");
+        if (op == "Mul" || op == "Add" || op == "Sum" || op == "Concat")
+            fail(where, ": ", op, " is supported as the join of paths that fork from one tensor",
+                 op == "Add" ? " or as the bias of a MatMul, Gemm or Conv" : "", ", not on one path");
         fail(where, ": unsupported operator"); // unreachable: check_operators() listed them
     }
 
-    void gemm(const onnx::NodeProto& n, const std::string& where) {
+    void gemm(const GraphNode& n, const std::string& where) {
         need_cur(n, where);
         if (image_) fail(where, ": input is 4-D; insert a Flatten before the Gemm");
         if (attr_int(n, "transA", 0) != 0) fail(where, ": transA = 1 is not supported");
@@ -399,7 +699,7 @@ private:
         advance(n);
     }
 
-    void matmul(const onnx::NodeProto& n, const std::string& where) {
+    void matmul(const GraphNode& n, const std::string& where) {
         need_cur(n, where);
         if (image_) fail(where, ": input is 4-D; insert a Flatten before the MatMul");
         if (n.input_size() < 2) fail(where, ": has no weight input");
@@ -432,14 +732,14 @@ private:
             p.b[size_t(f)] += scale * C.v[scalar ? 0 : size_t(f)];
     }
 
-    void add(const onnx::NodeProto& n, const std::string& where) {
+    void add(const GraphNode& n, const std::string& where) {
         if (n.input_size() != 2) fail(where, ": expected 2 inputs");
         const int data = n.input(0) == cur_ ? 0 : n.input(1) == cur_ ? 1 : -1;
         if (data < 0) fail(where, ": neither input is the previous layer's output '", cur_, "'");
         if (!fresh_param_)
             fail(where, ": Add is supported only as the bias right after a MatMul, Gemm or Conv");
         const Const& C = need_const(n.input(1 - data), where, "addend");
-        Pending& p = layers_.back();
+        Pending& p = layers_->back();
         add_bias(p, C, 1.0, where, p.kind == nn::LayerKind::Conv);
         if (p.kind == nn::LayerKind::Bottleneck) {
             p.kind = nn::LayerKind::Dense;
@@ -448,7 +748,7 @@ private:
         advance(n);
     }
 
-    void conv(const onnx::NodeProto& n, const std::string& where) {
+    void conv(const GraphNode& n, const std::string& where) {
         need_cur(n, where);
         if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
         if (n.input_size() < 2) fail(where, ": has no weight input");
@@ -487,6 +787,8 @@ private:
             fail(where, ": auto_pad ", auto_pad, " with kernel ", KH, " and stride ", S,
                  " is not supported (use explicit symmetric pads)");
         }
+        P += pad_ > 0 ? pad_ : 0; // a zero Pad right before: more zero padding
+        pad_ = -1;
         Pending p;
         p.kind = nn::LayerKind::Conv;
         p.out = int(F);
@@ -514,7 +816,7 @@ private:
 
     /// MaxPool and AveragePool: square windows, equal strides, the same padding on every side, at most
     /// half the window; a Pad right before an AveragePool is its padding, counted in the divisor.
-    void pool(const onnx::NodeProto& n, const std::string& where, bool avg) {
+    void pool(const GraphNode& n, const std::string& where, bool avg) {
         need_cur(n, where);
         if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
         if (n.output_size() > 1 && !n.output(1).empty()) fail(where, ": the Indices output is not supported");
@@ -551,7 +853,7 @@ private:
     }
 
     /// Pad with constant zeros, the same on every side of H and W: held for the AveragePool that follows.
-    void pad(const onnx::NodeProto& n, const std::string& where) {
+    void pad(const GraphNode& n, const std::string& where) {
         need_cur(n, where);
         if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
         const std::string mode = attr_string(n, "mode", "constant");
@@ -574,15 +876,15 @@ private:
     }
 
     /// A scalar bound input of Clip (absent: unbounded).
-    double clip_bound(const onnx::NodeProto& n, int i, const std::string& where, double none) const {
+    double clip_bound(const GraphNode& n, int i, const std::string& where, double none) const {
         if (n.input_size() <= i || n.input(i).empty()) return none;
         const Const& c = need_const(n.input(i), where, i == 1 ? "min" : "max");
         if (c.size() != 1) fail(where, ": its bound '", n.input(i), "' is not a scalar");
         return c.v[0];
     }
 
-    /// Clip(0, 6) as relu6, HardSigmoid(alpha 1/6, beta 1/2), HardSwish and GlobalAveragePool.
-    void unary(const onnx::NodeProto& n, const std::string& where) {
+    /// Clip(0, 6) as relu6, HardSigmoid(alpha 1/6, beta 1/2), HardSwish and global pooling.
+    void unary(const GraphNode& n, const std::string& where) {
         need_cur(n, where);
         const std::string& op = n.op_type();
         Pending p;
@@ -596,40 +898,55 @@ private:
             if (std::fabs(alpha - 1.0 / 6) > 1e-6 || beta != 0.5)
                 fail(where, ": alpha ", alpha, ", beta ", beta, " are not supported (only 1/6 and 1/2)");
             p.kind = nn::LayerKind::HardSigmoid;
-            gate_in_ = cur_;
         } else if (op == "HardSwish") {
             p.kind = nn::LayerKind::HardSwish;
         } else {
-            if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
-            p.kind = nn::LayerKind::GlobalAvgPool;
+            return global_pool(n, where);
         }
         p.token = nn::kind_name(p.kind);
         push(std::move(p), where);
         advance(n);
     }
 
-    /// x * Sigmoid(x) (SiLU) and x * HardSigmoid(x) (HardSwish), as exporters write them.
-    void gate(const onnx::NodeProto& n, const std::string& where) {
-        const auto k = layers_.empty() ? nn::LayerKind::ReLU : layers_.back().kind;
-        const bool gated = k == nn::LayerKind::Sigmoid || k == nn::LayerKind::HardSigmoid;
-        const bool pair = n.input_size() == 2 && ((n.input(0) == cur_ && n.input(1) == gate_in_) ||
-                                                  (n.input(1) == cur_ && n.input(0) == gate_in_));
-        if (!gated || !pair)
-            fail(where, ": Mul is supported only as x * Sigmoid(x) (SiLU) or x * HardSigmoid(x) (HardSwish)");
-        Pending& p = layers_.back();
-        p.kind = k == nn::LayerKind::Sigmoid ? nn::LayerKind::SiLU : nn::LayerKind::HardSwish;
+    /// GlobalAveragePool, and ReduceMean over H and W (axes [2, 3]) as gap (then flatten for keepdims 0).
+    void global_pool(const GraphNode& n, const std::string& where) {
+        if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+        bool keep = true;
+        if (n.op_type() == "ReduceMean") {
+            auto axes = attr_ints(n, "axes");
+            if (n.input_size() > 1 && !n.input(1).empty()) {
+                const auto& v = need_const(n.input(1), where, "axes").v;
+                axes.assign(v.begin(), v.end());
+            }
+            for (auto& a : axes)
+                a += a < 0 ? 4 : 0;
+            std::sort(axes.begin(), axes.end());
+            if (axes != std::vector<std::int64_t>{2, 3})
+                fail(where, ": axes ", dims_text(axes), " are not the height and width [2, 3]");
+            keep = attr_int(n, "keepdims", 1) != 0;
+        }
+        Pending p;
+        p.kind = nn::LayerKind::GlobalAvgPool;
         p.token = nn::kind_name(p.kind);
+        push(std::move(p), where);
+        if (!keep) {
+            Pending f;
+            f.kind = nn::LayerKind::Flatten;
+            f.token = "flatten";
+            push(std::move(f), where);
+            image_ = false;
+        }
         advance(n);
     }
 
     /// BatchNormalization (inference): folded into the Conv, Gemm or MatMul right before it, or else a bn
     /// layer with these statistics (an epsilon other than bn's moves into the variance).
-    void batchnorm(const onnx::NodeProto& n, const std::string& where) {
+    void batchnorm(const GraphNode& n, const std::string& where) {
         need_cur(n, where);
         if (attr_int(n, "training_mode", 0) != 0)
             fail(where, ": training_mode = 1 is not supported (export in eval mode)");
         if (n.input_size() != 5) fail(where, ": expected 5 inputs (X, scale, B, mean, var)");
-        const int channels = fresh_param_ ? layers_.back().out : image_ ? shape_.c : int(shape_.size());
+        const int channels = fresh_param_ ? layers_->back().out : image_ ? shape_.c : int(shape_.size());
         const Const& scale = need_const(n.input(1), where, "scale");
         const Const& bias = need_const(n.input(2), where, "B");
         const Const& mean = need_const(n.input(3), where, "mean");
@@ -655,7 +972,7 @@ private:
             push(std::move(p), where);
             return advance(n);
         }
-        Pending& p = layers_.back();
+        Pending& p = layers_->back();
         if (p.b.empty()) p.b.assign(size_t(p.out), 0.0);
         std::vector<double> s(size_t(p.out));
         for (int f = 0; f < p.out; ++f) {
@@ -671,50 +988,56 @@ private:
         advance(n);
     }
 
-    /// The running statistics of the bn layers into the model's state.
-    void set_state(nn::Model& model) const {
-        std::vector<float> state(size_t(model.num_state()));
-        for (const auto& t : model.state_tensors()) {
-            const size_t i = size_t(std::stoi(t.name.substr(5))); // "layer<i>.bn.running_<mean|var>"
-            const bool is_mean = t.name.compare(t.name.size() - 4, 4, "mean") == 0;
-            const auto& v = is_mean ? layers_.at(i).mean : layers_.at(i).var;
-            MIMIC_REQUIRE(std::int64_t(v.size()) == t.size, path_, ": internal: ", t.name, " size mismatch");
-            for (size_t k = 0; k < v.size(); ++k)
-                state[size_t(t.offset) + k] = float(v[k]);
+    /// values into buf at tensor t (a parameter or state tensor of the model), checking the size.
+    void copy_into(const nn::ParamTensor& t, const std::vector<double>& values,
+                   std::vector<float>& buf) const {
+        MIMIC_REQUIRE(t.size == std::int64_t(values.size()), path_, ": internal: ", t.name, " has ", t.size,
+                      " values, the import built ", values.size());
+        for (size_t k = 0; k < values.size(); ++k)
+            buf[size_t(t.offset) + k] = float(values[k]);
+    }
+
+    /// The weights and bn statistics of `chain` into the model's host buffers: layer k of it is named
+    /// prefix<k>.<kind>.<W|b|running_mean|running_var>, a block's branch j prefix<k>.<join>.b<j>.
+    /// (block.hpp).
+    void assign(const std::vector<Pending>& chain, const std::string& prefix, const nn::Model& model,
+                std::vector<float>& host, std::vector<float>& state) const {
+        for (size_t i = 0; i < chain.size(); ++i) {
+            const Pending& l = chain[i];
+            const std::string base = prefix + std::to_string(i) + ".";
+            if (l.kind == nn::LayerKind::Block) {
+                for (size_t j = 0; j < l.branches.size(); ++j)
+                    assign(l.branches[j], base + nn::join_name(l.join) + ".b" + std::to_string(j) + ".",
+                           model, host, state);
+                continue;
+            }
+            if (l.W.empty()) continue;
+            const std::string name = base + nn::kind_name(l.kind) + ".";
+            copy_into(model.param_tensor(name + "W"), l.W, host);
+            if (l.kind != nn::LayerKind::Bottleneck) copy_into(model.param_tensor(name + "b"), l.b, host);
+            if (l.kind != nn::LayerKind::BatchNorm) continue;
+            for (const auto& t : model.state_tensors())
+                if (t.name == name + "running_mean" || t.name == name + "running_var")
+                    copy_into(t, t.name.back() == 'n' ? l.mean : l.var, state);
         }
-        if (!state.empty())
-            Kokkos::deep_copy(model.state(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
-                                                          Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-                                                 state.data(), state.size()));
+    }
+
+    static void to_device(const Vector& dst, const std::vector<float>& src) {
+        if (!src.empty())
+            Kokkos::deep_copy(dst,
+                              Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
+                                           Kokkos::MemoryTraits<Kokkos::Unmanaged>>(src.data(), src.size()));
     }
 
     nn::Model build(ModelMeta* meta) {
         std::string spec;
-        for (const auto& l : layers_)
+        for (const auto& l : top_)
             spec += (spec.empty() ? "" : ",") + l.token;
         nn::Model model(spec, input_);
-        std::vector<float> host(size_t(model.num_params()));
-        for (size_t i = 0; i < layers_.size(); ++i) {
-            const auto& l = layers_[i];
-            if (l.W.empty()) continue;
-            const std::string prefix = "layer" + std::to_string(i) + "." + nn::kind_name(l.kind) + ".";
-            const auto& W = model.param_tensor(prefix + "W");
-            MIMIC_REQUIRE(W.size == std::int64_t(l.W.size()), path_, ": internal: ", W.name, " has ", W.size,
-                          " values, the import built ", l.W.size());
-            for (size_t k = 0; k < l.W.size(); ++k)
-                host[size_t(W.offset) + k] = float(l.W[k]);
-            if (l.kind == nn::LayerKind::Bottleneck) continue;
-            const auto& b = model.param_tensor(prefix + "b");
-            MIMIC_REQUIRE(b.size == std::int64_t(l.b.size()), path_, ": internal: ", b.name,
-                          " size mismatch");
-            for (size_t k = 0; k < l.b.size(); ++k)
-                host[size_t(b.offset) + k] = float(l.b[k]);
-        }
-        if (!host.empty())
-            Kokkos::deep_copy(model.params(), Kokkos::View<const float*, Kokkos::LayoutRight, HostSpace,
-                                                           Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-                                                  host.data(), host.size()));
-        set_state(model);
+        std::vector<float> host(size_t(model.num_params())), state(size_t(model.num_state()));
+        assign(top_, "layer", model, host, state);
+        to_device(model.params(), host);
+        to_device(model.state(), state);
         if (meta) {
             *meta = ModelMeta{};
             meta->spec = spec;

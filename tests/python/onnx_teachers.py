@@ -1,9 +1,11 @@
 # Builds small PyTorch teachers and exports them with torch.onnx.export for Mimic's ONNX tests: an MLP with
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
-# a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13) and models with unsupported operators; writes a dataset file and PyTorch's logits for comparison.
-# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws.onnx and
-#                                   bad/pool32.onnx)
+# a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, and
+# models Mimic refuses (unsupported operators or settings, a graph that is not series-parallel, two outputs);
+# writes a dataset file and PyTorch's logits for comparison (for soft: the values before the LogSoftmax).
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft.onnx
+#                                   and bad/pool32/nsp/two.onnx)
 import os
 import sys
 import warnings
@@ -78,20 +80,56 @@ for layer in dws:
     if isinstance(layer, nn.BatchNorm2d):
         randomize_bn(layer)
 
+
+
+class NotSeriesParallel(nn.Module):
+    """a = c1(x), b = c2(x); (a + b) + a: the paths from x join at the first Add, but a also reaches the
+    second one (no series-parallel decomposition)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(C, 4, 3, padding=1), nn.Conv2d(C, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * H * W, K)
+
+    def forward(self, x):
+        a = self.c1(x)
+        return self.fc(torch.flatten(a + self.c2(x) + a, 1))
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f, self.g = nn.Linear(C * H * W, K), nn.Linear(C * H * W, 2)
+
+    def forward(self, x):
+        return self.f(torch.flatten(x, 1)), self.g(torch.flatten(x, 1))
+
+
+# A classifier ending in LogSoftmax: Mimic drops it (ref.h5 "soft" holds the values before it).
+soft_body = nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, K))
+soft = nn.Sequential(soft_body, nn.LogSoftmax(dim=1))
+nsp, two = NotSeriesParallel(), TwoOutputs()
+
 rng = np.random.default_rng(3)
 X = rng.standard_normal((N, C * H * W)).astype(np.float32)
 xt = torch.from_numpy(X).reshape(N, C, H, W)
 logits = {}
 for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), ("bad", bad, 17),
                             ("pool32", pool32, 13), ("bnrelu", bnrelu, 13), ("pools", pools, 13),
-                            ("acts", acts, 13), ("acts14", acts, 14), ("dws", dws, 13)):
+                            ("acts", acts, 13), ("acts14", acts, 14), ("dws", dws, 13), ("soft", soft, 13),
+                            ("nsp", nsp, 13), ("two", two, 13)):
     model.eval()
     with torch.no_grad():
-        logits[name] = model(xt).numpy().astype(np.float32)
+        logits[name] = (soft_body if model is soft else model)(xt)
+    outputs = ["y", "z"] if model is two else ["y"]
     # PRESERVE (the model is in eval mode) keeps BatchNormalization nodes in the graph instead of fusing them.
     torch.onnx.export(model, xt[:2], os.path.join(out, name + ".onnx"), opset_version=opset,
-                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      input_names=["x"], output_names=outputs, dynamic_axes={k: {0: "batch"} for k in ["x"] + outputs},
                       training=torch.onnx.TrainingMode.PRESERVE)
+    if model is two:
+        del logits[name]
+    else:
+        logits[name] = logits[name].numpy().astype(np.float32)
 
 y = np.argmax(logits["mlp"] + logits["cnn"] + logits["mm"], axis=1).astype(np.int32)
 with h5py.File(os.path.join(out, "data.h5"), "w") as f:
