@@ -8,6 +8,7 @@
 #include "mimic/core/version_info.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/nn/layers/batchnorm.hpp"
+#include "mimic/nn/layers/maxpool2d.hpp"
 #include "mimic/nn/spec.hpp"
 
 #include <onnx/checker.h>
@@ -839,15 +840,19 @@ private:
         pad_ = -1;
         if (2 * P > K) fail(where, ": padding ", P, " is more than half the window ", K);
         if (!all_equal(attr_ints(n, "dilations"), 1)) fail(where, ": dilations are not supported");
-        if (attr_int(n, "ceil_mode", 0) != 0 &&
-            ((shape_.h + 2 * P - K) % S != 0 || (shape_.w + 2 * P - K) % S != 0))
-            fail(where, ": ceil_mode = 1 on a ", shape_.h, "x", shape_.w, " input is not supported");
+        // ceil_mode: as is where ceil and floor give the same size, else the pool token's ceil flag (c).
+        const nn::PoolWindow up{int(K), int(S), int(P), true}, down{int(K), int(S), int(P), false};
+        const bool ceil = attr_int(n, "ceil_mode", 0) != 0 &&
+                          (up.out(shape_.h) != down.out(shape_.h) || up.out(shape_.w) != down.out(shape_.w));
+        if (ceil && avg)
+            fail(where, ": ceil_mode = 1 on a ", shape_.h, "x", shape_.w,
+                 " input is not supported for AveragePool");
         if (attr_int(n, "storage_order", 0) != 0) fail(where, ": storage_order = 1 is not supported");
         Pending p;
         p.kind = avg ? nn::LayerKind::AvgPool : nn::LayerKind::Pool;
         p.token = std::string(avg ? "avgpool:" : "pool:") + std::to_string(K) +
                   (S != K ? "s" + std::to_string(S) : "") + (P ? "p" + std::to_string(P) : "") +
-                  (avg && P && !count_pad ? "e" : "");
+                  (avg && P && !count_pad ? "e" : "") + (ceil ? "c" : "");
         push(std::move(p), where);
         advance(n);
     }
@@ -1207,6 +1212,7 @@ private:
             ints(n, "strides", {l.stride, l.stride});
             if (l.pad > 0) ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
             if (avg) int1(n, "count_include_pad", l.count_pad ? 1 : 0);
+            if (l.ceil) int1(n, "ceil_mode", 1);
             break;
         }
         case nn::LayerKind::GlobalAvgPool:

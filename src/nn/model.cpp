@@ -36,9 +36,9 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
         return std::make_unique<Conv2D>(index, l.token, in, l.units > 0 ? l.units : in.c, l.kernel, l.stride,
                                         l.pad, l.groups > 0 ? l.groups : in.c);
     case LayerKind::Pool:
-        return std::make_unique<MaxPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad});
+        return std::make_unique<MaxPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad, l.ceil});
     case LayerKind::AvgPool:
-        return std::make_unique<AvgPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad},
+        return std::make_unique<AvgPool2D>(index, l.token, in, PoolWindow{l.kernel, l.stride, l.pad, l.ceil},
                                            l.count_pad);
     case LayerKind::GlobalAvgPool:
         return std::make_unique<GlobalAvgPool>(index, l.token, in);

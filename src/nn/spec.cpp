@@ -46,13 +46,15 @@ std::string trim_copy(const std::string& s) {
     return trim(s, lead);
 }
 
-/// pool:K[sS][pP] and avgpool:K[sS][pP][e] (stride K and padding 0 by default) into l; returns what was
+/// pool:K[sS][pP][c] and avgpool:K[sS][pP][e] (stride K and padding 0 by default) into l; returns what was
 /// expected when the argument does not parse, nullptr when it does.
 const char* parse_pool(const std::string& name, const std::string& arg, bool has_arg, LayerSpec& l) {
     const bool avg = name == "avgpool";
-    const char* form = avg ? "avgpool:<window>[s<stride>][p<padding>][e], e.g. avgpool:2 or avgpool:3s1p1 "
-                             "(e: the padding does not count in the divisor)"
-                           : "pool:<window>[s<stride>][p<padding>], e.g. pool:2 or pool:3s2p1";
+    const char* form =
+        avg ? "avgpool:<window>[s<stride>][p<padding>][e], e.g. avgpool:2 or avgpool:3s1p1 "
+              "(e: the padding does not count in the divisor)"
+            : "pool:<window>[s<stride>][p<padding>][c], e.g. pool:2 or pool:3s2p1 (c: ceil mode, "
+              "the output size rounded up)";
     std::size_t p = 0;
     long k = 0, s = -1, pad = 0;
     if (!has_arg || !parse_int(arg, p, k) || k < 1) return form;
@@ -66,6 +68,8 @@ const char* parse_pool(const std::string& name, const std::string& arg, bool has
     }
     l.count_pad = !(avg && p < arg.size() && arg[p] == 'e');
     if (!l.count_pad) ++p;
+    l.ceil = !avg && p < arg.size() && arg[p] == 'c';
+    if (l.ceil) ++p;
     if (p != arg.size()) return form;
     if (2 * pad > k) return "pool padding at most half the window";
     l.kind = avg ? LayerKind::AvgPool : LayerKind::Pool;
@@ -92,7 +96,16 @@ bool plain_kind(const std::string& name, LayerKind& kind) {
     return false;
 }
 
-/// Output shape of max/average pooling (floor mode); errors name the token.
+/// Output size of a pooling window over n cells: floor mode, or ceil mode with PyTorch's rule that the
+/// last window starts inside the input or its left padding.
+int pool_out(const LayerSpec& l, int n) {
+    const int span = n + 2 * l.pad - l.kernel;
+    if (!l.ceil) return span / l.stride + 1;
+    const int out = (span + l.stride - 1) / l.stride + 1;
+    return (out - 1) * l.stride >= n + l.pad ? out - 1 : out;
+}
+
+/// Output shape of max/average pooling; errors name the token.
 Shape pool_shape(const LayerSpec& l, Shape in) {
     const char* what = kind_name(l.kind);
     if (in.c == 1 && in.h == 1)
@@ -106,7 +119,7 @@ Shape pool_shape(const LayerSpec& l, Shape in) {
     if (l.kernel > hp || l.kernel > wp)
         fail(token_context(l), ": ", what, " window ", l.kernel, " is larger than the padded input ", hp, "x",
              wp, " (input ", in.c, "x", in.h, "x", in.w, ")");
-    return Shape{in.c, (hp - l.kernel) / l.stride + 1, (wp - l.kernel) / l.stride + 1};
+    return Shape{in.c, pool_out(l, in.h), pool_out(l, in.w)};
 }
 
 } // namespace

@@ -135,6 +135,9 @@ TEST(GoldenTorch, BottleneckMLP) {
 TEST(GoldenTorch, MaxAvgAndGlobalPooling) {
     run_golden("pools");
 }
+TEST(GoldenTorch, MaxPoolCeilMode) {
+    run_golden("ceilpool");
+}
 TEST(GoldenTorch, ReLU6SiLUHardSwishHardSigmoid) {
     run_golden("acts");
 }

@@ -175,6 +175,10 @@ TEST(Gradients, MaxPoolOverlappingAndPadded) {
     check_gradients("conv:3x3,pool:3s2p1,dense:3", {2, 7, 7});
     check_gradients("conv:3x3,pool:2s1,conv:2x3,pool:3s3p1,dense:3", {1, 6, 5});
 }
+TEST(Gradients, MaxPoolCeilMode) {
+    check_gradients("conv:3x3,pool:3s2c,dense:3", {2, 6, 6});
+    check_gradients("conv:3x3,pool:2c,conv:2x3,pool:3s3p1c,dense:3", {1, 5, 5});
+}
 TEST(Gradients, AvgPoolCountingThePadding) {
     check_gradients("conv:3x3,avgpool:3s2p1,dense:3", {2, 7, 7});
     check_gradients("conv:3x3,avgpool:2,dense:3", {1, 5, 5});

@@ -103,6 +103,20 @@ TEST(Spec, PoolingShapes) {
     EXPECT_EQ(Model("pool:3", {2, 8, 7}).output_shape(), (Shape{2, 2, 2}));
 }
 
+TEST(Spec, PoolCeilMode) {
+    const auto l = parse_spec("pool:3s2c,pool:3s2p1c,pool:2").at(1);
+    EXPECT_TRUE(l.ceil);
+    EXPECT_EQ((std::vector<int>{l.kernel, l.stride, l.pad}), (std::vector<int>{3, 2, 1}));
+    EXPECT_FALSE(parse_spec("pool:2").at(0).ceil);
+    // ceil((H + 2p - k) / s) + 1 where floor gives one less (SqueezeNet: 6 -> 3, not 2) ...
+    EXPECT_EQ(Model("pool:3s2c", {2, 6, 6}).output_shape(), (Shape{2, 3, 3}));
+    EXPECT_EQ(Model("pool:2c", {1, 5, 4}).output_shape(), (Shape{1, 3, 2}));
+    // ... but the last window must start inside the input or its left padding: 5 + 2 - 3 = 4, ceil(4/3) + 1
+    // = 3 windows would start the third at 6 - 1 = 5, past the input, so 2.
+    EXPECT_EQ(Model("pool:3s3p1c", {1, 5, 5}).output_shape(), (Shape{1, 2, 2}));
+    EXPECT_THROW(parse_spec("avgpool:3s2c"), SpecSyntaxError);
+}
+
 TEST(Spec, ErrorsPointAtTheBadToken) {
     struct Case {
         const char* spec;

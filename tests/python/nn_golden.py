@@ -113,6 +113,12 @@ MODELS += [("dws", "conv:6x3,dwconv:3s2,bn,relu6,conv:8x1,relu,conv:8x3g2,gap,de
             lambda: [conv(3, 6, 3), tnn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6), tnn.BatchNorm2d(6),
                      tnn.ReLU6(), conv(6, 8, 1), tnn.ReLU(), tnn.Conv2d(8, 8, 3, padding=1, groups=2),
                      tnn.AdaptiveAvgPool2d(1), tnn.Sequential(tnn.Flatten(), tnn.Linear(8, 5))])]
+# Max pooling in ceil mode (SqueezeNet's MaxPool2d(3, 2, ceil_mode=True)): 10 -> 5 (floor 4), 5 -> 3 (floor
+# 2), and padded 3 -> 2 (floor 1).
+MODELS += [("ceilpool", "conv:4x3,relu,pool:3s2c,conv:4x3,pool:2c,pool:3s3p1c,dense:5", (2, 10, 10),
+            lambda: [conv(2, 4, 3), tnn.ReLU(), tnn.MaxPool2d(3, 2, ceil_mode=True), conv(4, 4, 3),
+                     tnn.MaxPool2d(2, ceil_mode=True), tnn.MaxPool2d(3, 3, 1, ceil_mode=True),
+                     tnn.Sequential(tnn.Flatten(), tnn.Linear(16, 5))])]
 
 
 def mimic_params(layers, prefix="layer"):

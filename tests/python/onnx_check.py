@@ -1,5 +1,6 @@
 # Numerical checks for Mimic's ONNX tests. usage:
 #   onnx_check.py ref REF.h5 KEY LOGITS.h5 [TOL]     Mimic's /logits (from `mimic label`) vs PyTorch's REF[KEY]
+#                                                    (KEY mean:a,b: the mean of REF[a] and REF[b])
 #   onnx_check.py ort MODEL.onnx DATA.h5 LOGITS.h5 [TOL]
 #                                                    onnxruntime's output on DATA's rows vs Mimic's /logits
 #   onnx_check.py raw MODEL.onnx IMAGES.idx.gz LABELS.idx.gz LOGITS.h5 TOL CORRECT
@@ -10,7 +11,8 @@
 #                                                    in PyTorch float64 on DATA's rows vs Mimic's /logits, and
 #                                                    the logits' correct count vs CORRECT (from mimic eval)
 #   onnx_check.py bn_nodes MODEL.onnx N              MODEL holds N BatchNormalization nodes
-# Exits non-zero with the largest difference when the tolerance (default 1e-4, relative to max(1, |ref|)) fails.
+# Exits non-zero with the largest difference when the tolerance (default 1e-4, relative to max(1, |ref|)) fails,
+# or when the largest logit of a row is another class.
 import gzip
 import sys
 
@@ -25,7 +27,11 @@ def compare(what, got, want, tol):
     worst = float(err.max()) if err.size else 0.0
     if not np.all(np.isfinite(got)) or worst > tol:
         sys.exit(f"FAIL {what}: max relative difference {worst:.3g} > {tol:g}")
-    print(f"ok {what}: {got.shape[0]} rows x {got.shape[1]}, max relative difference {worst:.3g} <= {tol:g}")
+    rows = np.flatnonzero(got.argmax(axis=1) != want.argmax(axis=1)) if got.ndim == 2 else []
+    if len(rows):
+        sys.exit(f"FAIL {what}: the largest logit is another class in {len(rows)} rows (first: row {rows[0]})")
+    print(f"ok {what}: {got.shape[0]} rows x {got.shape[1]}, max relative difference {worst:.3g} <= {tol:g}, "
+          "argmax equal")
 
 
 def idx(path):
@@ -92,8 +98,9 @@ def main():
     if mode == "ref":
         ref, key, logits = args[:3]
         tol = float(args[3]) if len(args) > 3 else 1e-4
-        with h5py.File(ref, "r") as f:
-            want = f[key][...].astype(np.float64)
+        with h5py.File(ref, "r") as f:  # KEY "mean:a,b,c": the mean of REF[a], REF[b], REF[c]
+            keys = key[5:].split(",") if key.startswith("mean:") else [key]
+            want = np.mean([f[k][...].astype(np.float64) for k in keys], axis=0)
         with h5py.File(logits, "r") as f:
             got = f["logits"][...]
         compare(f"{logits} vs PyTorch {key}", got, want, tol)

@@ -78,6 +78,7 @@ struct LayerSpec {
     int pad = 0;            ///< conv/pool zero padding
     int groups = 1;        ///< conv groups (conv:FxKgG); 0: one per input channel (dwconv, units 0 = as many)
     bool count_pad = true; ///< avgpool: the padded zeros count in the divisor
+    bool ceil = false;     ///< pool: ceil mode (pool:3s2c), the output size rounded up (PoolWindow::out)
     float rate = 0.0f;     ///< dropout probability
     std::string path;      ///< token number, dotted inside blocks ("3", "3.2.1"); empty: `position`
     Join join = Join::Add; ///< block: how the branches join

@@ -8,13 +8,20 @@ namespace mimic::nn {
 
 using IntMatrix = Kokkos::View<int**, Kokkos::LayoutRight, MemSpace>;
 
-/// A square pooling window: size k, stride s, zero padding p on every side (floor mode: output
-/// (H + 2p - k) / s + 1). Padded cells are never part of a max; for averages see avgpool2d.hpp.
+/// A square pooling window: size k, stride s, zero padding p on every side; floor mode: output
+/// (H + 2p - k) / s + 1; ceil mode (max pooling only): ceil((H + 2p - k) / s) + 1, less one when the last
+/// window would start past the input and its left padding (PyTorch's rule), windows clipped at the border.
+/// Padded cells are never part of a max; for averages see avgpool2d.hpp.
 struct PoolWindow {
     int k = 1, s = 1, p = 0;
-    int out(int n) const { return (n + 2 * p - k) / s + 1; }
-    /// pool:K's window (stride K, no padding), which has the non-overlapping fast kernels.
-    bool tiles() const { return s == k && p == 0; }
+    bool ceil = false;
+    int out(int n) const {
+        if (!ceil) return (n + 2 * p - k) / s + 1;
+        const int o = (n + 2 * p - k + s - 1) / s + 1;
+        return (o - 1) * s >= n + p ? o - 1 : o;
+    }
+    /// pool:K's window (stride K, no padding, floor), which has the non-overlapping fast kernels.
+    bool tiles() const { return s == k && p == 0 && !ceil; }
 };
 
 /// y[b, c, oh, ow] = max of the window; arg[b, c*OH*OW + ...] = index of the max within the sample
