@@ -335,6 +335,7 @@ private:
     /// readers read their input instead.
     void make_graph() {
         std::map<std::string, std::string> alias;
+        std::set<std::string> written;
         auto source = [&](const std::string& s) {
             const auto it = alias.find(s);
             return it == alias.end() ? s : it->second;
@@ -361,10 +362,23 @@ private:
                 if (op == "Dropout") check_dropout(g);
                 alias[g.out[0]] = g.in[0];
             } else {
+                check_order(g, written);
                 nodes_.push_back(std::move(g));
             }
         }
         output_name_ = source(output_name_);
+    }
+
+    /// Every tensor node g reads is a constant, the input or written by an earlier node, and g writes only
+    /// new tensors (ONNX's topological order, which the decomposition relies on).
+    void check_order(const GraphNode& g, std::set<std::string>& written) const {
+        for (const auto& s : g.in)
+            if (is_data(s) && s != input_name_ && !written.count(s))
+                fail(g.where, ": reads '", s,
+                     "', which no earlier node writes (nodes must be in topological order)");
+        for (const auto& s : g.out)
+            if (!written.insert(s).second || s == input_name_)
+                fail(g.where, ": writes '", s, "' a second time");
     }
 
     void check_dropout(const GraphNode& n) const {
@@ -385,8 +399,9 @@ private:
             const auto axis = attr_int(n, "axis", opset_ >= 13 ? -1 : 1);
             if (axis != 1 && axis != -1)
                 fail(n.where, ": axis ", axis, " is not the class axis of [N, classes]");
+            if (n.in.empty() || !is_data(n.in[0])) fail(n.where, ": has no data input");
             n.live = false;
-            output_name_ = n.in.at(0);
+            output_name_ = n.in[0];
             if (log::world_rank() == 0)
                 log::warn(
                     n.where, ": dropped at the output; the imported member's logits are the values before ",

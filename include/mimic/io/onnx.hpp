@@ -14,19 +14,28 @@ namespace mimic::io {
 inline constexpr int kOnnxExportOpset = 13;
 inline constexpr int kOnnxMinImportOpset = 11;
 
-/// Reads an ONNX model (opset >= 11) made of the layers Mimic supports and converts it:
+/// Reads an ONNX model (opset >= 11) made of the layers Mimic supports and converts it (docs/formats.md):
+/// parse -> a graph of nodes over tensors -> simplification passes (constants out; Identity, Dropout and
+/// one-input Concat/Sum bypassed; a Softmax/LogSoftmax at the output dropped with a notice on stderr;
+/// DenseNet's Concat(x0, n1, .., nk) read as Concat(Concat(x0, .., nk-1), nk); nodes no output needs
+/// dropped) -> series-parallel decomposition (a fork to the node where its paths meet again is one block:
+/// Add/Sum -> res, Concat over channels -> cat, Mul of the fork tensor by a path -> gate, gate(sigmoid) ->
+/// silu, gate(hardsigmoid) -> hardswish; a path that is the fork tensor is the identity) -> layers:
 ///   Gemm (transA = 0; alpha, beta, transB folded) and MatMul [+ Add]  -> dense:N (MatMul alone:
 ///   bottleneck:K) Conv (square kernel, equal strides, symmetric pads, dilation 1; group G)  -> conv:FxKsSpP
 ///   (conv:FxKsSpPgG when G > 1)
-///   MaxPool (kernel K = stride, no padding)                            -> pool:K
-///   Relu, Sigmoid, Tanh                                                -> relu, sigmoid, tanh
+///   MaxPool / AveragePool (square, equal strides, symmetric pads)      -> pool:K[sS][pP][c] / avgpool:...
+///   (c: ceil_mode where it changes the size); Pad folded into the next Conv or AveragePool
+///   GlobalAveragePool, ReduceMean over [2, 3]                          -> gap
+///   Relu, Sigmoid, Tanh, Clip(0, 6), HardSigmoid, HardSwish            -> relu, sigmoid, tanh, relu6, ...
 ///   Flatten (axis 1), Reshape to [N, -1]                               -> flatten
-///   BatchNormalization (inference)        folded into the preceding Conv / Gemm / MatMul
-///   Dropout, Identity                     dropped (inference)
-/// The graph must be one chain from its single input ([N, D] or [N, C, H, W]) to its single output.
-/// Throws mimic::Error with one line naming the file and, for unsupported operators, listing all of them
-/// ("model.onnx: unsupported operators: LayerNormalization, Softmax"). `meta` receives spec, input shape,
-/// classes and loss "onnx-import"; the model's weights are set.
+///   BatchNormalization (inference)        folded into the preceding Conv / Gemm / MatMul that no other
+///                                         node reads, else bn with its running statistics
+/// One input ([N, D] or [N, C, H, W]) and one output; several are refused naming them. Throws mimic::Error
+/// with one line naming the file and, for unsupported operators, listing all of them ("model.onnx:
+/// unsupported operators: LayerNormalization"), or the node that cannot be represented (a graph that is
+/// not series-parallel names the join). `meta` receives spec, input shape, classes and loss "onnx-import";
+/// the model's weights and bn statistics are set. Nothing is written: the caller writes the model file.
 nn::Model import_onnx(const std::string& path, ModelMeta* meta = nullptr);
 
 /// The normalisation a dataset file applied to its raw rows (docs/formats.md): stored = (raw · scale −
