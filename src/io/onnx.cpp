@@ -214,6 +214,12 @@ private:
     int pad_ = -1;             ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
     std::string pad_where_;    ///< that Pad node, for errors
 
+    /// A Pad is waiting for its Conv or AveragePool but the tensor goes elsewhere.
+    [[noreturn]] void pad_not_folded() const {
+        fail(pad_where_,
+             ": Pad is supported only right before a Conv or AveragePool (folded into its padding)");
+    }
+
     /// Where the walk stands: saved before each branch of a block, restored after.
     struct Walk {
         std::vector<Pending>* layers;
@@ -510,15 +516,14 @@ private:
                      ": joins paths that do not fork from one tensor (the graph is not series-parallel)");
             visit(n);
         }
-        if (pad_ >= 0)
-            fail(pad_where_,
-                 ": Pad is supported only right before a Conv or AveragePool (folded into its padding)");
+        if (pad_ >= 0) pad_not_folded();
         return cur_;
     }
 
     /// The paths that fork at cur_ (read by `cons`), up to their join, as one block; cur_ becomes the join's
     /// output. A path that is the fork tensor itself is the identity (an empty branch).
     void fork(const std::vector<int>& cons, int stop) {
+        if (pad_ >= 0) pad_not_folded();
         const std::string t = cur_;
         const int J = join_of(t, cons);
         const GraphNode& j = nodes_[std::size_t(J)];
@@ -625,9 +630,7 @@ private:
     void visit(const GraphNode& n) {
         const std::string& where = n.where;
         const std::string& op = n.op_type();
-        if (pad_ >= 0 && op != "AveragePool" && op != "Conv")
-            fail(pad_where_,
-                 ": Pad is supported only right before a Conv or AveragePool (folded into its padding)");
+        if (pad_ >= 0 && op != "AveragePool" && op != "Conv") pad_not_folded();
         if (op == "Relu" || op == "Sigmoid" || op == "Tanh") {
             need_cur(n, where);
             Pending p;

@@ -1,10 +1,10 @@
 # Builds small PyTorch teachers and exports them with torch.onnx.export for Mimic's ONNX tests: an MLP with
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
-# a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, and
+# a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, Pad + Conv, and
 # models Mimic refuses (unsupported operators or settings, a graph that is not series-parallel, two outputs);
 # writes a dataset file and PyTorch's logits for comparison (for soft: the values before the LogSoftmax).
-# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft.onnx
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft/padconv.onnx
 #                                   and bad/pool32/nsp/two.onnx)
 import os
 import sys
@@ -109,6 +109,28 @@ class TwoOutputs(nn.Module):
 soft_body = nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, K))
 soft = nn.Sequential(soft_body, nn.LogSoftmax(dim=1))
 nsp, two = NotSeriesParallel(), TwoOutputs()
+# Pad + Conv (as other exporters write padding; PyTorch's own ZeroPad2d exports as a general slicing graph):
+# written with onnx.helper below, its logits from these modules.
+padconv = nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(C, 4, 3), nn.ReLU(), nn.ZeroPad2d(1), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.Flatten(), nn.Linear(4 * 10 * 10, K))
+
+
+def padconv_onnx(path):
+    """padconv as Pad, Conv, Relu, Pad, Conv (pads 1), Flatten, Gemm at opset 13."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    t = lambda name, v: numpy_helper.from_array(v.detach().numpy() if torch.is_tensor(v) else v, name)
+    init = [t("pads1", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), t("pads2", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)),
+            t("W1", padconv[1].weight), t("B1", padconv[1].bias), t("W2", padconv[4].weight), t("B2", padconv[4].bias),
+            t("W3", padconv[6].weight), t("B3", padconv[6].bias)]
+    nodes = [helper.make_node("Pad", ["x", "pads1"], ["p1"]), helper.make_node("Conv", ["p1", "W1", "B1"], ["c1"]),
+             helper.make_node("Relu", ["c1"], ["r1"]), helper.make_node("Pad", ["r1", "pads2"], ["p2"]),
+             helper.make_node("Conv", ["p2", "W2", "B2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["c2"], ["f"]), helper.make_node("Gemm", ["f", "W3", "B3"], ["y"], transB=1)]
+    g = helper.make_graph(nodes, "padconv", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", C, H, W])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", K])], init)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 rng = np.random.default_rng(3)
 X = rng.standard_normal((N, C * H * W)).astype(np.float32)
@@ -130,6 +152,11 @@ for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), (
         del logits[name]
     else:
         logits[name] = logits[name].numpy().astype(np.float32)
+
+padconv.eval()
+with torch.no_grad():
+    logits["padconv"] = padconv(xt).numpy().astype(np.float32)
+padconv_onnx(os.path.join(out, "padconv.onnx"))
 
 y = np.argmax(logits["mlp"] + logits["cnn"] + logits["mm"], axis=1).astype(np.int32)
 with h5py.File(os.path.join(out, "data.h5"), "w") as f:
