@@ -1,6 +1,7 @@
-// ONNX import (a chain of supported nodes -> spec tokens and weights, BatchNormalization folded, Pad folded
-// into AveragePool, x * Sigmoid(x) as SiLU) and export (spec -> Gemm/MatMul/Conv/MaxPool/AveragePool/...
-// nodes, checked by onnx::checker), on Debian's libonnx protobufs.
+// ONNX import (a series-parallel graph of supported nodes -> spec tokens with res/cat/gate blocks and
+// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU) and export (spec ->
+// Gemm/MatMul/Conv/MaxPool/AveragePool/Add/Concat/Mul/... nodes, checked by onnx::checker), on Debian's
+// libonnx protobufs.
 #include "mimic/io/onnx.hpp"
 
 #include "mimic/core/error.hpp"
