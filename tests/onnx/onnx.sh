@@ -122,13 +122,15 @@ unsupported)
   expect_fail "bad.onnx: unsupported operators: LayerNormalization$" \
     "$MIMIC" import onnx "$d/bad.onnx" --out "$d/bad.h5" --quiet
   [ -z "$(find "$d" -name 'bad.h5*')" ] || die "an output file was left behind"
-  # A graph that is not series-parallel ((a + b) + a) and one with two outputs: refused, naming the node or
-  # the outputs, nothing written.
+  # A graph that is not series-parallel ((a + b) + a) and graphs with two outputs or two inputs: refused,
+  # naming the node, the outputs or the inputs, nothing written.
   expect_fail "nsp.onnx: node 3 '/Add_1' (Add): joins paths from tensor '/c1/Conv_output_0' that fork inside the block joined at node 2 '/Add' (Add) (the graph is not series-parallel)" \
     "$MIMIC" import onnx "$d/nsp.onnx" --out "$d/nsp.h5" --quiet
   expect_fail "two.onnx: the graph has 2 outputs ('y', 'z'); Mimic imports models with one output" \
     "$MIMIC" import onnx "$d/two.onnx" --out "$d/two.h5" --quiet
-  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*')" ] || die "an output file was left behind"
+  expect_fail "twoin.onnx: the graph has 2 data inputs ('x', 'w'); Mimic imports models with one input" \
+    "$MIMIC" import onnx "$d/twoin.onnx" --out "$d/twoin.h5" --quiet
+  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*' -o -name 'twoin.h5*')" ] || die "an output file was left behind"
   # Supported operators with unsupported settings: one line naming the node and the problem.
   expect_fail "pool32.onnx: node 1 .*(MaxPool): dilations are not supported" \
     "$MIMIC" import onnx "$d/pool32.onnx" --out "$d/pool32.h5" --quiet

@@ -2,10 +2,11 @@
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
 # a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, Pad + Conv, and
-# models Mimic refuses (unsupported operators or settings, a graph that is not series-parallel, two outputs);
+# models Mimic refuses (unsupported operators or settings, a graph that is not series-parallel, two outputs or
+# two inputs);
 # writes a dataset file and PyTorch's logits for comparison (for soft: the values before the LogSoftmax).
 # usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft/padconv.onnx
-#                                   and bad/pool32/nsp/two.onnx)
+#                                   and bad/pool32/nsp/two/twoin.onnx)
 import os
 import sys
 import warnings
@@ -153,6 +154,19 @@ for name, model, opset in (("mlp", mlp, 11), ("cnn", cnn, 13), ("mm", mm, 13), (
     else:
         logits[name] = logits[name].numpy().astype(np.float32)
 
+
+
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Linear(C * H * W, K)
+
+    def forward(self, x, w):
+        return self.f(torch.flatten(x + w, 1))
+
+
+torch.onnx.export(TwoInputs(), (xt[:2], xt[:2]), os.path.join(out, "twoin.onnx"), opset_version=13,
+                  input_names=["x", "w"], output_names=["y"])
 padconv.eval()
 with torch.no_grad():
     logits["padconv"] = padconv(xt).numpy().astype(np.float32)
