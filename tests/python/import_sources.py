@@ -84,10 +84,12 @@ def make(d):
     np.savez_compressed(f"{d}/data_c.npz", x_train=nhwc(tx), y_train=ty, x_test=nhwc(sx), y_test=sy)
     # Every element type, holding the same values (pixels // 2, which int8 holds): each imports to the
     # float32 import's fingerprints (float16 converted exactly; integers other than uint8 are not scaled).
+    # float32 is N, C, H, W; the others N, H, W, C, so that each element size's transpose is checked.
     for dt in ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint16", "<u4", ">i4"):
         name = dt.replace("<", "le_").replace(">", "be_")
-        np.save(f"{d}/dt_{name}_train.npy", (tx // 2).astype(dt))
-        np.save(f"{d}/dt_{name}_test.npy", (sx // 2).astype(dt))
+        order = (lambda a: a) if dt == "float32" else nhwc
+        np.save(f"{d}/dt_{name}_train.npy", order((tx // 2).astype(dt)))
+        np.save(f"{d}/dt_{name}_test.npy", order((sx // 2).astype(dt)))
     with h5py.File(f"{d}/data.h5", "w") as f:
         f["images/train"] = tx  # NCHW
         f["labels/train"] = ty.astype(np.uint8)
