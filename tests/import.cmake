@@ -3,8 +3,8 @@
 foreach(np 1 2)
   mimic_script_test(cli.import.formats.np${np} cli/import_formats.sh ${np})
 endforeach()
-foreach(case truncated_npy object_npy fortran_npy compressed_npz truncated_npz ragged_h5 mixed_sizes
-             mixed_channels class_mismatch label_count float_labels negative_labels nan_float missing_layout norm_from_shape
+foreach(case truncated_npy object_npy fortran_npy corrupt_npz truncated_npz ragged_h5 mixed_sizes
+             mixed_channels class_mismatch label_count float_labels negative_labels nan_float nan_half missing_layout norm_from_shape
              truncated_cifar labels_given_twice huge_block not_a_source)
   mimic_script_test(cli.import.refuse.${case} cli/import_refusals.sh ${case})
 endforeach()

@@ -11,8 +11,10 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 namespace mimic::io {
 
@@ -23,6 +25,7 @@ std::size_t elem_size(Elem e) {
         return 1;
     case Elem::u16:
     case Elem::i16:
+    case Elem::f16:
         return 2;
     case Elem::u32:
     case Elem::i32:
@@ -34,13 +37,25 @@ std::size_t elem_size(Elem e) {
 }
 
 const char* elem_name(Elem e) {
-    static const char* names[] = {"uint8", "int8",   "uint16", "int16",   "uint32",
-                                  "int32", "uint64", "int64",  "float32", "float64"};
+    static const char* names[] = {"uint8",  "int8",  "uint16",  "int16",   "uint32", "int32",
+                                  "uint64", "int64", "float32", "float64", "float16"};
     return names[int(e)];
 }
 
 bool elem_is_float(Elem e) {
-    return e == Elem::f32 || e == Elem::f64;
+    return e == Elem::f32 || e == Elem::f64 || e == Elem::f16;
+}
+
+double half_to_double(std::uint16_t h) {
+    const int exp = h >> 10 & 0x1f, mant = h & 0x3ff;
+    double v = 0;
+    if (exp == 0x1f)
+        v = mant ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+    else if (exp == 0)
+        v = std::ldexp(double(mant), -24); // subnormal: mant * 2^-24
+    else
+        v = std::ldexp(double(mant | 0x400), exp - 25); // (1024 + mant) * 2^(exp - 15 - 10)
+    return h & 0x8000 ? -v : v;
 }
 
 namespace {
@@ -49,6 +64,19 @@ void convert(const void* src, std::int64_t n, double* out) {
     const T* p = static_cast<const T*>(src);
     for (std::int64_t i = 0; i < n; ++i)
         out[i] = double(p[i]);
+}
+
+/// Half to double through a table of all 65,536 values, built once.
+void convert_half(const void* src, std::int64_t n, double* out) {
+    static const std::vector<double> table = [] {
+        std::vector<double> t(65536);
+        for (std::uint32_t h = 0; h < 65536; ++h)
+            t[h] = half_to_double(std::uint16_t(h));
+        return t;
+    }();
+    const auto* p = static_cast<const std::uint16_t*>(src);
+    for (std::int64_t i = 0; i < n; ++i)
+        out[i] = table[p[i]];
 }
 } // namespace
 
@@ -74,6 +102,8 @@ void elem_to_double(Elem e, const void* src, std::int64_t n, double* out) {
         return convert<float>(src, n, out);
     case Elem::f64:
         return convert<double>(src, n, out);
+    case Elem::f16:
+        return convert_half(src, n, out);
     }
 }
 

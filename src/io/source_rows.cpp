@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <cmath>
+#include <cstring>
 
 namespace mimic::io {
 
@@ -43,23 +44,38 @@ double ImageRows::scale() const {
     return src_->elem() == Elem::u8 ? 1.0 / 255.0 : 1.0;
 }
 
+namespace {
+/// count rows of (H*W, C) elements of S bytes at src to (C, H*W) at dst, as raw bytes.
+template <size_t S>
+void to_chw(const unsigned char* src, unsigned char* dst, std::int64_t count, std::int64_t hw, int c) {
+    const std::int64_t d = hw * c;
+    for (std::int64_t r = 0; r < count; ++r) {
+        const unsigned char* in = src + size_t(r * d) * S;
+        unsigned char* out = dst + size_t(r * d) * S;
+        for (std::int64_t p = 0; p < hw; ++p)
+            for (int k = 0; k < c; ++k)
+                std::memcpy(out + size_t(k * hw + p) * S, in + size_t(p * c + k) * S, S);
+    }
+}
+} // namespace
+
 void ImageRows::read(std::int64_t begin, std::int64_t count, double* out) const {
     const std::int64_t d = this->d();
-    raw_.resize(size_t(count * d) * elem_size(src_->elem()));
+    const size_t es = elem_size(src_->elem());
+    raw_.resize(size_t(count * d) * es);
     if (count > 0) src_->read(begin, count, raw_.data());
-    double* dst = out;
-    if (nhwc_) {
-        tmp_.resize(size_t(count * d));
-        dst = tmp_.data();
-    }
-    elem_to_double(src_->elem(), raw_.data(), count * d, dst);
-    if (nhwc_) {
+    const unsigned char* chw = raw_.data();
+    if (nhwc_) { // transposed as raw elements, then converted once into out
+        tmp_.resize(raw_.size());
         const std::int64_t hw = std::int64_t(h_) * w_;
-        for (std::int64_t r = 0; r < count; ++r)
-            for (std::int64_t p = 0; p < hw; ++p)
-                for (int c = 0; c < c_; ++c)
-                    out[r * d + c * hw + p] = dst[size_t(r * d + p * c_ + c)];
+        auto* t = tmp_.data();
+        if (es == 1) to_chw<1>(raw_.data(), t, count, hw, c_);
+        if (es == 2) to_chw<2>(raw_.data(), t, count, hw, c_);
+        if (es == 4) to_chw<4>(raw_.data(), t, count, hw, c_);
+        if (es == 8) to_chw<8>(raw_.data(), t, count, hw, c_);
+        chw = t;
     }
+    elem_to_double(src_->elem(), chw, count * d, out);
     if (!elem_is_float(src_->elem())) return;
     for (std::int64_t i = 0; i < count * d; ++i)
         if (!std::isfinite(out[i]))

@@ -48,6 +48,17 @@ imp float --train-images "$s/train_xf.npy" --train-labels "$s/train_y.npy" --tes
 imp npz --train-images "$s/data.npz:x_train" --train-labels "$s/data.npz:y_train" \
   --test-images "$s/data.npz:x_test" --test-labels "$s/data.npz:y_test" --layout nhwc
 same idx npz
+imp npz_c --train-images "$s/data_c.npz:x_train" --train-labels "$s/data_c.npz:y_train" \
+  --test-images "$s/data_c.npz:x_test" --test-labels "$s/data_c.npz:y_test" --layout nhwc
+same idx npz_c
+for dt in float32 float16 float64 int8 int16 int32 int64 uint16 le_u4 be_i4; do
+  imp "dt_$dt" --train-images "$s/dt_${dt}_train.npy" --train-labels "$s/train_y.npy" \
+    --test-images "$s/dt_${dt}_test.npy" --test-labels "$s/test_y.npy" --layout "$([ $dt = float32 ] && echo nchw || echo nhwc)"
+  [ "$dt" = float32 ] || same dt_float32 "dt_$dt"
+done
+imp h5_half --train-images "$s/data.h5:/half/train" --train-labels "$s/data.h5:/labels/train" \
+  --test-images "$s/data.h5:/half/test" --test-labels "$s/data.h5:/labels/test" --layout nchw
+same dt_float32 h5_half
 imp h5 --train-images "$s/data.h5:/images/train" --train-labels "$s/data.h5:/labels/train" \
   --test-images "$s/data.h5:/images/test" --test-labels "$s/data.h5:/labels/test" --layout nchw
 same idx h5

@@ -15,10 +15,9 @@ case $case in
 truncated_npy) expect_fail "$s/x.npy: truncated: the header declares" imp "${npy[@]}" --layout nhwc ;;
 object_npy) expect_fail "$s/x.npy: holds Python objects .*ragged" imp "${npy[@]}" ;;
 fortran_npy) expect_fail "$s/x.npy: is in Fortran order" imp "${npy[@]}" --layout nhwc ;;
-compressed_npz)
-  expect_fail "$s/data.npz:x: the member is compressed (np.savez_compressed); write the archive with np.savez" \
-    imp --train-images "$s/data.npz:x" --train-labels "$s/y.npy" --test-images "$s/sx.npy" \
-    --test-labels "$s/sy.npy" --layout nhwc
+corrupt_npz)
+  expect_fail "$s/data.npz:x: corrupt compressed data" imp --train-images "$s/data.npz:x" --train-labels "$s/y.npy" \
+    --test-images "$s/sx.npy" --test-labels "$s/sy.npy" --layout nhwc
   ;;
 truncated_npz)
   expect_fail "$s/data.npz: not a complete .npz (zip) archive" imp --train-images "$s/data.npz:x" \
@@ -44,6 +43,7 @@ label_count) expect_fail "$s/y.npy: holds 63 labels but $s/x.npy holds 64 images
 float_labels) expect_fail "$s/y.npy: row 0 has label .*; labels must be integers" imp "${npy[@]}" --layout nhwc ;;
 negative_labels) expect_fail "$s/y.npy: row 17 has label -1; labels must be integers" imp "${npy[@]}" --layout nhwc ;;
 nan_float) expect_fail "$s/sx.npy: row 23, feature 5 is nan; every value must be finite" imp "${npy[@]}" ;;
+nan_half) expect_fail "$s/sx.npy: row 23, feature 2148 is nan; every value must be finite" imp "${npy[@]}" --layout nchw ;;
 missing_layout) expect_fail "$s/x.npy: rows of shape (32, 32, 3) need --layout nhwc" imp "${npy[@]}" ;;
 norm_from_shape)
   "$MIMIC" data import --out-dir "$d/train" "${npy[@]}" --layout nhwc --val 0 --quiet || die "training import failed"

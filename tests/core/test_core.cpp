@@ -69,6 +69,34 @@ TEST(Fingerprint, DependsOnRowIndexValuesAndLabel) {
     EXPECT_EQ(io::hex64(0xabcULL), "0000000000000abc");
 }
 
+TEST(Fingerprint, KeepsTheValuesOfFilesAlreadyWritten) {
+    // Fingerprints are stored in users' files: row_hash may get faster, never different.
+    std::vector<float> x(7);
+    for (size_t i = 0; i < x.size(); ++i)
+        x[i] = 0.25f * float(i) - 1.0f;
+    EXPECT_EQ(io::hex64(io::row_hash(12345, x.data(), 7, 3, true)), "16859244710773fe");
+    EXPECT_EQ(io::hex64(io::row_hash(0, x.data(), 6, 0, false)), "6040cfc5391de1fe");
+}
+
+TEST(Fingerprint, RowHashSumEqualsTheSumOfRowHashes) {
+    std::vector<float> X(11 * 9);
+    std::vector<int> y(11);
+    for (size_t i = 0; i < X.size(); ++i)
+        X[i] = float(i % 13) * 0.37f - 2.0f;
+    for (size_t i = 0; i < y.size(); ++i)
+        y[i] = int(i * 7 % 10);
+    for (std::int64_t d : {1, 2, 3, 8, 9})
+        for (std::int64_t count = 0; count <= 11 && count * d <= std::int64_t(X.size()); ++count)
+            for (bool labelled : {true, false}) {
+                std::uint64_t want = 0;
+                for (std::int64_t r = 0; r < count; ++r)
+                    want += io::row_hash(40 + r, X.data() + r * d, d, labelled ? y[size_t(r)] : 0, labelled);
+                EXPECT_EQ(io::row_hash_sum(40, X.data(), count, d, labelled ? y.data() : nullptr, labelled),
+                          want)
+                    << "d " << d << ", " << count << " rows, labelled " << labelled;
+            }
+}
+
 TEST(HostReadback, ReadsTheRowsOfEveryBatchSize) {
     Matrix z("test::z", 6, 3);
     auto zh = Kokkos::create_mirror_view(z);

@@ -81,11 +81,22 @@ def make(d):
     np.save(f"{d}/train_xf.npy", (tx.reshape(N_TRAIN, -1) / 255.0).astype(">f8"))
     np.save(f"{d}/test_xf.npy", (sx.reshape(N_TEST, -1) / 255.0).astype(">f8"))
     np.savez(f"{d}/data.npz", x_train=nhwc(tx), y_train=ty, x_test=nhwc(sx), y_test=sy)
+    np.savez_compressed(f"{d}/data_c.npz", x_train=nhwc(tx), y_train=ty, x_test=nhwc(sx), y_test=sy)
+    # Every element type, holding the same values (pixels // 2, which int8 holds): each imports to the
+    # float32 import's fingerprints (float16 converted exactly; integers other than uint8 are not scaled).
+    # float32 is N, C, H, W; the others N, H, W, C, so that each element size's transpose is checked.
+    for dt in ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint16", "<u4", ">i4"):
+        name = dt.replace("<", "le_").replace(">", "be_")
+        order = (lambda a: a) if dt == "float32" else nhwc
+        np.save(f"{d}/dt_{name}_train.npy", order((tx // 2).astype(dt)))
+        np.save(f"{d}/dt_{name}_test.npy", order((sx // 2).astype(dt)))
     with h5py.File(f"{d}/data.h5", "w") as f:
         f["images/train"] = tx  # NCHW
         f["labels/train"] = ty.astype(np.uint8)
         f["images/test"] = sx
         f["labels/test"] = sy
+        f["half/train"] = (tx // 2).astype(np.float16)  # h5py's float16: an IEEE half dataset
+        f["half/test"] = (sx // 2).astype(">f2")
     write_cifar(f"{d}/data_batch_1.bin", tx[:40], ty[:40])
     write_cifar(f"{d}/data_batch_2.bin", tx[40:], ty[40:])
     write_cifar(f"{d}/test_batch.bin", sx, sy)
@@ -157,8 +168,18 @@ def bad(case, d):
         np.save(f"{d}/x.npy", np.array([np.zeros(3), np.zeros(4)], dtype=object), allow_pickle=True)
     elif case == "fortran_npy":
         np.save(f"{d}/x.npy", np.asfortranarray(nhwc(tx)))
-    elif case == "compressed_npz":
+    elif case == "corrupt_npz":
         np.savez_compressed(f"{d}/data.npz", x=nhwc(tx))
+        with open(f"{d}/data.npz", "r+b") as f:
+            b = bytearray(f.read())
+            b[b.find(b"x.npy") + 30000] ^= 0x10  # one bit of the member's deflate data, among the pixels
+            f.seek(0)
+            f.write(b)
+    elif case == "nan_half":
+        x = (sx // 2).astype(np.float16)
+        x[N_TEST - 1, 2, 3, 4] = np.nan
+        np.save(f"{d}/x.npy", (tx // 2).astype(np.float16))
+        np.save(f"{d}/sx.npy", x)
     elif case == "truncated_npz":
         np.savez(f"{d}/data.npz", x=nhwc(tx))
         with open(f"{d}/data.npz", "r+b") as f:

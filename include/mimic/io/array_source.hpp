@@ -10,11 +10,13 @@
 
 namespace mimic::io {
 
-/// Element types a source may hold.
-enum class Elem { u8, i8, u16, i16, u32, i32, u64, i64, f32, f64 };
+/// Element types a source may hold (f16: IEEE half precision, converted exactly).
+enum class Elem { u8, i8, u16, i16, u32, i32, u64, i64, f32, f64, f16 };
 std::size_t elem_size(Elem e);
 const char* elem_name(Elem e);
 bool elem_is_float(Elem e);
+/// The IEEE half-precision value with bits h, exactly (NaN and infinities included).
+double half_to_double(std::uint16_t h);
 /// Converts n elements of type e at src to double.
 void elem_to_double(Elem e, const void* src, std::int64_t n, double* out);
 

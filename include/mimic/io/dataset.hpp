@@ -29,6 +29,10 @@ struct DatasetMeta {
 
 /// Hash of one row (index, features, label) used for fingerprints; summing over rows is order-free.
 std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int label, bool has_label);
+/// Σ row_hash over rows first_row .. first_row + count - 1 of X (count x d; labels y, or 0 when null), the
+/// same value as the loop, several rows hashed at once.
+std::uint64_t row_hash_sum(std::int64_t first_row, const float* X, std::int64_t count, std::int64_t d,
+                           const int* y, bool has_label);
 std::string hex64(std::uint64_t v);
 
 /// Refuses a block of rows with a non-finite value, naming the file, the row and the feature; `advice`

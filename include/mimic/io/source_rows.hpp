@@ -30,7 +30,7 @@ private:
     int c_ = 1, h_ = 1, w_ = 1;
     bool nhwc_ = false;
     mutable std::vector<unsigned char> raw_;
-    mutable std::vector<double> tmp_;
+    mutable std::vector<unsigned char> tmp_; ///< nhwc rows transposed to C, H, W (raw elements)
 };
 
 /// Class labels of N rows: from the images' own source (CIFAR, image folders) or from a 1-D integer array

@@ -29,6 +29,8 @@ hid_t native_type(Elem e) {
         return H5T_NATIVE_FLOAT;
     case Elem::f64:
         return H5T_NATIVE_DOUBLE;
+    case Elem::f16: // read through half_type(), never here
+        break;
     }
     return H5T_NATIVE_UINT8;
 }
@@ -41,7 +43,12 @@ Elem elem_of(hid_t dset, const std::string& name) {
     if (cls == H5T_FLOAT) {
         if (size == 4) return Elem::f32;
         if (size == 8) return Elem::f64;
-        fail(name, ": ", 8 * size, "-bit floating point is not supported (float32 or float64)");
+        size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+        MIMIC_H5_CHECK(H5Tget_fields(t, &spos, &epos, &esize, &mpos, &msize));
+        if (size == 2 && spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 &&
+            H5Tget_ebias(t) == 15)
+            return Elem::f16;
+        fail(name, ": ", 8 * size, "-bit floating point is not supported (IEEE float16, float32 or float64)");
     }
     if (cls != H5T_INTEGER)
         fail(name, ": holds non-numeric values (HDF5 type class ", int(cls), "); store a numeric array");
@@ -63,8 +70,15 @@ Elem elem_of(hid_t dset, const std::string& name) {
 class Hdf5Source : public ArraySource {
 public:
     Hdf5Source(h5::File f, h5::Handle d, const std::string& name, std::vector<std::int64_t> dims, Elem e)
-        : ArraySource(name, std::move(dims), e), file_(std::move(f)), dset_(std::move(d)) {}
+        : ArraySource(name, std::move(dims), e), file_(std::move(f)), dset_(std::move(d)) {
+        if (e == Elem::f16) { // the file's half type in little-endian order: HDF5 only swaps bytes
+            h5::Handle file_type(MIMIC_H5_CHECK(H5Dget_type(dset_)), H5Tclose);
+            half_ = h5::Handle(MIMIC_H5_CHECK(H5Tcopy(file_type)), H5Tclose);
+            MIMIC_H5_CHECK(H5Tset_order(half_, H5T_ORDER_LE));
+        }
+    }
     ~Hdf5Source() override {
+        half_.reset();
         dset_.reset();
         file_.close();
     }
@@ -75,12 +89,13 @@ public:
         sel.start[0] = hsize_t(begin);
         sel.count[0] = hsize_t(count);
         if (count == 0) return;
-        h5::read_selection(dset_, native_type(elem_), sel, buf, false);
+        h5::read_selection(dset_, elem_ == Elem::f16 ? hid_t(half_) : native_type(elem_), sel, buf, false);
     }
 
 private:
     h5::File file_;
     h5::Handle dset_;
+    h5::Handle half_;
 };
 } // namespace
 

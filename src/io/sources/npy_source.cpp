@@ -1,12 +1,15 @@
 // .npy header parsing (magic, version, the header dict's descr / fortran_order / shape) and .npz member
-// lookup through the zip central directory (zip64 included); the array is read by pread, never loaded.
+// lookup through the zip central directory (zip64 included); the array is read by pread (stored members)
+// or inflated block by block (deflated members), never loaded.
 #include "mimic/io/sources/npy_source.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/io/sources/inflate_stream.hpp"
 #include "mimic/io/sources/raw_file.hpp"
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <sstream>
 
 namespace mimic::io {
@@ -56,11 +59,13 @@ Elem parse_descr(const std::string& descr, const std::string& name, bool& swap) 
     swap = order == '>';
     const std::string t = d.substr(1);
     static const std::pair<const char*, Elem> known[] = {
-        {"u1", Elem::u8},  {"i1", Elem::i8},  {"u2", Elem::u16}, {"i2", Elem::i16}, {"u4", Elem::u32},
-        {"i4", Elem::i32}, {"u8", Elem::u64}, {"i8", Elem::i64}, {"f4", Elem::f32}, {"f8", Elem::f64}};
+        {"u1", Elem::u8},  {"i1", Elem::i8},  {"u2", Elem::u16}, {"i2", Elem::i16},
+        {"u4", Elem::u32}, {"i4", Elem::i32}, {"u8", Elem::u64}, {"i8", Elem::i64},
+        {"f2", Elem::f16}, {"f4", Elem::f32}, {"f8", Elem::f64}};
     for (const auto& [code, e] : known)
         if (t == code) return e;
-    fail(name, ": NumPy dtype ", d, " is not supported (use uint8, int8-64, uint16-64, float32 or float64)");
+    fail(name, ": NumPy dtype ", d,
+         " is not supported (use uint8, int8-64, uint16-64, float16, float32 or float64)");
 }
 
 std::vector<std::int64_t> parse_shape(const std::string& text, const std::string& name) {
@@ -81,16 +86,19 @@ std::vector<std::int64_t> parse_shape(const std::string& text, const std::string
     return dims;
 }
 
-NpyHeader parse_npy(const RawFile& f, std::int64_t base, const std::string& name) {
+/// Reads bytes [offset, offset + n) of the array (its header first) into buf.
+using ReadAt = std::function<void(std::int64_t offset, std::int64_t n, void* buf)>;
+
+NpyHeader parse_npy(const ReadAt& read_at, const std::string& name) {
     unsigned char pre[12];
-    f.read_at(base, 10, pre);
+    read_at(0, 10, pre);
     if (std::memcmp(pre, "\x93NUMPY", 6) != 0) fail(name, ": not a .npy array (no \\x93NUMPY magic)");
     const int major = pre[6];
     std::int64_t hlen = 0, hstart = 10;
     if (major == 1) {
         hlen = pre[8] | pre[9] << 8;
     } else if (major == 2 || major == 3) {
-        f.read_at(base + 10, 2, pre + 10);
+        read_at(10, 2, pre + 10);
         hlen = std::int64_t(pre[8]) | std::int64_t(pre[9]) << 8 | std::int64_t(pre[10]) << 16 |
                std::int64_t(pre[11]) << 24;
         hstart = 12;
@@ -99,7 +107,7 @@ NpyHeader parse_npy(const RawFile& f, std::int64_t base, const std::string& name
     }
     if (hlen > (1 << 24)) fail(name, ": implausible .npy header length ", hlen);
     std::string hdr(size_t(hlen), '\0');
-    f.read_at(base + hstart, hlen, hdr.data());
+    read_at(hstart, hlen, hdr.data());
     NpyHeader h;
     h.elem = parse_descr(dict_value(hdr, "descr", name), name, h.swap);
     if (dict_value(hdr, "fortran_order", name) != "False")
@@ -109,6 +117,13 @@ NpyHeader parse_npy(const RawFile& f, std::int64_t base, const std::string& name
     return h;
 }
 
+/// Reverses the bytes of each of n elements of s bytes (big-endian arrays on this little-endian host).
+void byteswap(void* buf, std::int64_t n, size_t s) {
+    auto* p = static_cast<unsigned char*>(buf);
+    for (std::int64_t i = 0; i < n; ++i)
+        std::reverse(p + size_t(i) * s, p + size_t(i + 1) * s);
+}
+
 class NpySource : public ArraySource {
 public:
     NpySource(std::shared_ptr<RawFile> f, std::string name, const NpyHeader& h, std::int64_t start)
@@ -116,24 +131,17 @@ public:
     void read(std::int64_t begin, std::int64_t count, void* buf) const override {
         const std::int64_t row = row_elements() * std::int64_t(elem_size(elem_));
         f_->read_at(start_ + begin * row, count * row, buf);
-        if (swap_) byteswap(buf, count * row_elements());
+        if (swap_) byteswap(buf, count * row_elements(), elem_size(elem_));
     }
 
 private:
-    void byteswap(void* buf, std::int64_t n) const {
-        const size_t s = elem_size(elem_);
-        auto* p = static_cast<unsigned char*>(buf);
-        for (std::int64_t i = 0; i < n; ++i)
-            std::reverse(p + size_t(i) * s, p + size_t(i + 1) * s);
-    }
     std::shared_ptr<RawFile> f_;
     std::int64_t start_;
     bool swap_;
 };
 
-std::unique_ptr<ArraySource> make_npy(std::shared_ptr<RawFile> f, const std::string& name, std::int64_t base,
-                                      std::int64_t length) {
-    const NpyHeader h = parse_npy(*f, base, name);
+/// Refuses an array of `length` bytes (header included) shorter than its header declares.
+void check_length(const NpyHeader& h, std::int64_t length, const std::string& name) {
     std::int64_t bytes = std::int64_t(elem_size(h.elem));
     for (auto d : h.dims) {
         if (d > 0 && bytes > (std::int64_t(1) << 50) / d) fail(name, ": implausible .npy shape");
@@ -143,6 +151,13 @@ std::unique_ptr<ArraySource> make_npy(std::shared_ptr<RawFile> f, const std::str
     if (have < bytes)
         fail(name, ": truncated: the header declares ", bytes, " data bytes but only ",
              std::max<std::int64_t>(have, 0), " are present");
+}
+
+std::unique_ptr<ArraySource> make_npy(std::shared_ptr<RawFile> f, const std::string& name, std::int64_t base,
+                                      std::int64_t length) {
+    const NpyHeader h =
+        parse_npy([&](std::int64_t o, std::int64_t n, void* buf) { f->read_at(base + o, n, buf); }, name);
+    check_length(h, length, name);
     return std::make_unique<NpySource>(std::move(f), name, h, base + h.data_offset);
 }
 
@@ -163,7 +178,8 @@ namespace {
 struct ZipMember {
     std::string name;
     int method = 0;
-    std::int64_t size = 0, local_offset = 0;
+    std::int64_t size = 0, compressed = 0, local_offset = 0;
+    std::uint32_t crc = 0;
 };
 
 /// The central directory's location (entries, offset) from the end records, zip64 included.
@@ -207,7 +223,7 @@ std::vector<ZipMember> zip_members(const RawFile& f, const std::string& path) {
         ZipMember m;
         m.name.assign(var.begin(), var.begin() + nl);
         m.method = int(le(h + 10, 2));
-        std::uint64_t usize = le(h + 24, 4), off = le(h + 42, 4);
+        std::uint64_t usize = le(h + 24, 4), csize = le(h + 20, 4), off = le(h + 42, 4);
         for (std::int64_t x = nl; x + 4 <= nl + xl;) { // zip64 extra field: the 64-bit values in order
             const std::int64_t id = std::int64_t(le(&var[size_t(x)], 2)),
                                len = std::int64_t(le(&var[size_t(x + 2)], 2));
@@ -219,20 +235,49 @@ std::vector<ZipMember> zip_members(const RawFile& f, const std::string& path) {
                     v = le(&var[size_t(q)], 8);
                     q += 8;
                 };
-                std::uint64_t skip = 0;
                 if (usize == 0xffffffffu) next(usize);
-                if (le(h + 20, 4) == 0xffffffffu) next(skip);
+                if (csize == 0xffffffffu) next(csize);
                 if (off == 0xffffffffu) next(off);
             }
             x += 4 + len;
         }
         m.size = std::int64_t(usize);
+        m.compressed = std::int64_t(csize);
+        m.crc = std::uint32_t(le(h + 16, 4));
         m.local_offset = std::int64_t(off);
         out.push_back(m);
         p += 46 + nl + xl + cl;
     }
     return out;
 }
+/// A member deflated by np.savez_compressed: rows are inflated from the member's start up to them (see
+/// InflateStream), so a rank reading rows [b, e) inflates b's preceding bytes too.
+class DeflatedNpySource : public ArraySource {
+public:
+    DeflatedNpySource(std::unique_ptr<InflateStream> z, std::string name, const NpyHeader& h)
+        : ArraySource(std::move(name), h.dims, h.elem), z_(std::move(z)), start_(h.data_offset),
+          swap_(h.swap) {}
+    void read(std::int64_t begin, std::int64_t count, void* buf) const override {
+        const std::int64_t row = row_elements() * std::int64_t(elem_size(elem_));
+        z_->read(start_ + begin * row, count * row, buf);
+        if (swap_) byteswap(buf, count * row_elements(), elem_size(elem_));
+    }
+
+private:
+    std::unique_ptr<InflateStream> z_;
+    std::int64_t start_;
+    bool swap_;
+};
+
+std::unique_ptr<ArraySource> make_deflated_npy(std::shared_ptr<RawFile> f, const std::string& name,
+                                               const ZipMember& m, std::int64_t data) {
+    auto z = std::make_unique<InflateStream>(std::move(f), name, data, m.compressed, m.size, m.crc);
+    const NpyHeader h =
+        parse_npy([&](std::int64_t o, std::int64_t n, void* buf) { z->read(o, n, buf); }, name);
+    check_length(h, m.size, name);
+    return std::make_unique<DeflatedNpySource>(std::move(z), name, h);
+}
+
 } // namespace
 
 std::unique_ptr<ArraySource> open_npz_member(const std::string& path, const std::string& key) {
@@ -244,14 +289,15 @@ std::unique_ptr<ArraySource> open_npz_member(const std::string& path, const std:
             names += (names.empty() ? "" : ", ") + m.name.substr(0, m.name.rfind(".npy"));
             continue;
         }
-        if (m.method != 0)
-            fail(name, ": the member is compressed (np.savez_compressed); write the archive with np.savez "
-                       "or save the array as .npy");
+        if (m.method != 0 && m.method != 8)
+            fail(name, ": zip compression method ", m.method,
+                 " is not supported (np.savez stores, np.savez_compressed deflates)");
         unsigned char lh[30];
         f->read_at(m.local_offset, 30, lh);
         if (le(lh, 4) != 0x04034b50) fail(name, ": malformed zip local header");
         const std::int64_t data =
             m.local_offset + 30 + std::int64_t(le(lh + 26, 2)) + std::int64_t(le(lh + 28, 2));
+        if (m.method == 8) return make_deflated_npy(f, name, m, data);
         if (data + m.size > f->size()) fail(name, ": truncated: the member ends past the end of the file");
         return make_npy(f, name, data, m.size);
     }
