@@ -80,8 +80,6 @@ struct ConvEpilogue {
     /// Floats between the output rows of two samples; 0: F*OH*OW (a contiguous [B, F*OH*OW] output).
     std::int64_t ld = 0;
 
-    /// Whether anything beyond conv + b + act into a contiguous output is asked for.
-    bool plain() const { return residual == nullptr && post == ConvAct::none && ld == 0; }
     /// The stored value of output i of sample b, from v = conv + b.
     KOKKOS_INLINE_FUNCTION float apply(float v, std::int64_t b, std::int64_t i) const {
         v = conv_activate(act, v);
