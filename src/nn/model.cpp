@@ -312,7 +312,8 @@ void Model::set_conv_tuning(const ConvTuning& t) {
 
 void Model::plan_inference() {
     inference_ = true;
-    nn::plan_inference(layers_);
+    block_buffers_ = std::make_shared<BlockBuffers>();
+    nn::plan_inference(layers_, block_buffers_);
     act_store_.clear();
     dact_store_.clear();
     capacity_ = 0; // the next forward lays the activations out for inference
@@ -322,6 +323,10 @@ std::int64_t Model::activation_bytes() const {
     std::int64_t n = 0;
     for (const auto& v : alternate_)
         n += std::int64_t(v.size() * sizeof(float));
+    if (block_buffers_)
+        for (const auto& depth : *block_buffers_)
+            for (const auto& v : depth)
+                n += std::int64_t(v.size() * sizeof(float));
     if (!inference_)
         for (const auto* store : {&act_store_, &dact_store_})
             for (const auto& m : *store)

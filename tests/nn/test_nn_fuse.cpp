@@ -153,6 +153,6 @@ TEST(InferencePlan, LiveSetMemory) {
         std::printf("%s, 64 rows of 1x28x28: activation bytes %lld as trained, %lld planned for inference "
                     "(%.1fx less)\n",
                     name, (long long)before, (long long)after, double(before) / double(after));
-        EXPECT_LT(after * 3, before) << name;
+        EXPECT_LT(after * 6, before) << name;
     }
 }

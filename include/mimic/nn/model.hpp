@@ -149,6 +149,8 @@ private:
     // and the batch size of the last forward().
     std::vector<Matrix> act_store_, dact_store_;
     std::vector<Vector> alternate_; ///< inference: the two buffers the chain's activations alternate between
+    /// inference: the buffers the blocks share (nn::BlockBuffers, three per nesting depth)
+    std::shared_ptr<std::vector<std::vector<Vector>>> block_buffers_;
     std::int64_t capacity_ = 0, batch_ = -1;
     bool inference_ = false;
     void reserve(std::int64_t batch);

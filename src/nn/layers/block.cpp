@@ -87,9 +87,10 @@ void mark_fused(Layer& l) {
 
 } // namespace
 
-void plan_inference(const std::vector<std::unique_ptr<Layer>>& layers) {
+void plan_inference(const std::vector<std::unique_ptr<Layer>>& layers,
+                    const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth) {
     for (const auto& layer : layers)
-        if (auto* block = dynamic_cast<Block*>(layer.get())) block->plan_inference();
+        if (auto* block = dynamic_cast<Block*>(layer.get())) block->plan_inference(buffers, depth);
     for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
         const ConvAct a = fusable_activation(*layers[i + 1]);
         if (a == ConvAct::none) continue;
@@ -345,15 +346,15 @@ void Block::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx)
 
 void Block::forward_inference(const Matrix& x, const Matrix& y, const ForwardContext& ctx) {
     batch_ = x.extent(0);
-    if (shared_.size() < 3) shared_.resize(3);
+    std::vector<Vector>& shared = buffers_->at(depth_); // three, sized by plan_inference
     int slot = -1, unused = -1;
     if (fused_branch_ >= 0) {
         // res: the other branch's output (x itself for the identity) is the residual of the last conv of
         // the fused branch, which runs over the two buffers the residual does not occupy.
         const auto& other = *branches_[std::size_t(1 - fused_branch_)];
         const auto& fused = *branches_[std::size_t(fused_branch_)];
-        const Matrix r = other.run_shared(x, ctx, shared_, -1, other.layers.size(), slot);
-        const Matrix in = fused.run_shared(x, ctx, shared_, slot, fused.last_real(), unused);
+        const Matrix r = other.run_shared(x, ctx, shared, -1, other.layers.size(), slot);
+        const Matrix in = fused.run_shared(x, ctx, shared, slot, fused.last_real(), unused);
         ConvEpilogue e;
         e.residual = r.data();
         e.residual_ld = std::int64_t(r.stride_0());
@@ -365,13 +366,13 @@ void Block::forward_inference(const Matrix& x, const Matrix& y, const ForwardCon
         const auto& br = *branches_[j];
         if (join_ == Join::Concat && br.last_conv()) {
             // The branch's last conv writes its channels of the output in place (rows y's stride apart).
-            const Matrix in = br.run_shared(x, ctx, shared_, -1, br.last_real(), slot);
+            const Matrix in = br.run_shared(x, ctx, shared, -1, br.last_real(), slot);
             ConvEpilogue e;
             e.ld = std::int64_t(y.stride_0());
             br.last_conv()->forward_into(in, y.data() + columns_[j], e);
             continue;
         }
-        const Matrix out = br.run_shared(x, ctx, shared_, -1, br.layers.size(), slot);
+        const Matrix out = br.run_shared(x, ctx, shared, -1, br.layers.size(), slot);
         if (join_ == Join::Add)
             add_into(y, out, j > 0);
         else if (join_ == Join::Concat)
@@ -381,9 +382,13 @@ void Block::forward_inference(const Matrix& x, const Matrix& y, const ForwardCon
     }
 }
 
-void Block::plan_inference() {
+void Block::plan_inference(const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth) {
+    if (buffers->size() <= depth) buffers->resize(depth + 1);
+    if ((*buffers)[depth].size() < 3) (*buffers)[depth].resize(3);
+    buffers_ = buffers;
+    depth_ = depth;
     for (const auto& br : branches_)
-        nn::plan_inference(br->layers);
+        nn::plan_inference(br->layers, buffers, depth + 1);
     inference_ = true;
     if (join_ != Join::Add || branches_.size() != 2) return;
     for (int j = 0; j < 2 && fused_branch_ < 0; ++j)
@@ -399,8 +404,6 @@ bool Block::fuse_activation(ConvAct a) {
 std::int64_t Block::activation_bytes() const {
     const auto bytes = [](const Vector& v) { return std::int64_t(v.size() * sizeof(float)); };
     std::int64_t n = bytes(dg_store_);
-    for (const auto& v : shared_)
-        n += bytes(v);
     for (const auto& br : branches_) {
         for (const auto& v : br->act_store)
             n += bytes(v);
