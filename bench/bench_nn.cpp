@@ -1,6 +1,7 @@
 // Throughput of the nn core on one rank: sgemm through KokkosBlas::gemm (square, or a list of shapes), the
-// optimizer update per parameter, and training steps (forward, loss, backward; no optimizer) of the MLP
-// 784-1200-1200-10, a small CNN, single layers or a given spec, in samples/s and GFLOP/s.
+// optimizer update per parameter, training steps (forward, loss, backward; no optimizer) of the MLP
+// 784-1200-1200-10, a small CNN, single layers or a given spec, in samples/s and GFLOP/s; and inference of a
+// residual net and MobileNetV2 blocks, unfused against fused (Model::plan_inference), side by side.
 #include "bench_util.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
@@ -143,6 +144,29 @@ StepResult bench_model(const std::string& spec, nn::Shape in, int batch, int ite
     return r;
 }
 
+/// Inference forwards (no backward) of `spec` as trained against planned (Model::plan_inference: fused
+/// conv output passes, live-set buffers), the two models holding the same parameters and timed in
+/// alternation (best of reps each), so that a change in the load hits both.
+void bench_inference(const char* name, const std::string& spec, nn::Shape in, int batch, int iters,
+                     int reps) {
+    nn::Model plain(spec, in), planned(spec, in);
+    plain.init(1);
+    planned.init(1);
+    planned.plan_inference();
+    const Matrix x = random_matrix("mimic::bench::x", batch, plain.input_size(), 3);
+    for (int i = 0; i < 2; ++i)
+        plain.forward(x, false), planned.forward(x, false); // warm-up: buffers allocated, caches warm
+    double t_plain = 1e300, t_planned = 1e300;
+    for (int r = 0; r < reps; ++r) {
+        t_plain = std::min(t_plain, best_time(1, iters, [&] { plain.forward(x, false); }));
+        t_planned = std::min(t_planned, best_time(1, iters, [&] { planned.forward(x, false); }));
+    }
+    std::printf("RESULT %s: inference unfused %.2f ms, fused %.2f ms per batch (%.0f vs %.0f samples/s): "
+                "fused %.2fx; activation bytes %lld unfused, %lld fused\n\n",
+                name, t_plain * 1e3, t_planned * 1e3, batch / t_plain, batch / t_planned, t_plain / t_planned,
+                (long long)plain.activation_bytes(), (long long)planned.activation_bytes());
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -219,6 +243,23 @@ int main(int argc, char** argv) {
         {"layer-conv-32x3-28x28", "relu,conv:32x3", {32, 28, 28}},
         {"layer-conv-64x3-14x14", "relu,conv:64x3", {32, 14, 14}},
     };
+    // Inference, unfused against fused: the resnet.cfg teacher with its bn folded (identity and stride-2
+    // projection shortcuts, the relu after each block), and MobileNetV2 inverted residuals (1x1 expansion
+    // by 6, depthwise 3x3, relu6, linear 1x1 projection plus the shortcut).
+    const std::vector<Case> inference{
+        {"infer-resnet",
+         "conv:16x3,relu,res(conv:16x3,relu,conv:16x3),relu,res(conv:16x3,relu,conv:16x3),relu,"
+         "res(conv:16x3,relu,conv:16x3),relu,res(conv:32x3s2,relu,conv:32x3|conv:32x1s2),relu,"
+         "res(conv:32x3,relu,conv:32x3),relu,res(conv:32x3,relu,conv:32x3),relu,"
+         "res(conv:64x3s2,relu,conv:64x3|conv:64x1s2),relu,res(conv:64x3,relu,conv:64x3),relu,"
+         "res(conv:64x3,relu,conv:64x3),relu,gap,dense:10",
+         {1, 28, 28}},
+        {"infer-mobilenetv2",
+         "conv:16x3s2,relu6,res(conv:96x1,relu6,dwconv:3,relu6,conv:16x1),"
+         "res(conv:96x1,relu6,dwconv:3,relu6,conv:16x1),conv:96x1,relu6,dwconv:3s2,relu6,conv:24x1,"
+         "res(conv:144x1,relu6,dwconv:3,relu6,conv:24x1),gap,dense:10",
+         {1, 28, 28}},
+    };
     if (!spec.empty()) cases.push_back({"custom", spec.c_str(), custom_in});
     for (const auto& c : cases) {
         if (!only.empty() && only != c.name) continue;
@@ -229,5 +270,7 @@ int main(int argc, char** argv) {
             "of sgemm\n\n",
             c.name, r.step_s * 1e3, r.fwd_s * 1e3, r.samples_per_s, r.gflops, 100.0 * r.gflops / peak);
     }
+    for (const auto& c : inference)
+        if (only.empty() || only == c.name) bench_inference(c.name, c.spec, c.in, batch, iters, reps);
     return 0;
 }

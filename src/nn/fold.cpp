@@ -178,10 +178,15 @@ Model chain_model(const std::vector<ChainLayer>& chain, Shape input) {
 
 Model fold_for_inference(Model trained) {
     // Read nothing back when there is nothing to fold.
-    if (!has_foldable(parse_spec(trained.spec()))) return trained;
+    if (!has_foldable(parse_spec(trained.spec()))) {
+        trained.plan_inference();
+        return trained;
+    }
     auto chain = chain_layers(trained);
     fold_batchnorm(chain);
-    return chain_model(chain, trained.input_shape());
+    Model folded = chain_model(chain, trained.input_shape());
+    folded.plan_inference();
+    return folded;
 }
 
 } // namespace mimic::nn

@@ -20,6 +20,7 @@
 #include "mimic/nn/layers/tanh.hpp"
 #include "mimic/nn/spec.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -182,6 +183,24 @@ void Model::reserve(std::int64_t batch) {
     const std::size_t L = layers_.size();
     act_store_.assign(L + 1, Matrix());
     dact_store_.assign(L + 1, Matrix());
+    if (inference_) {
+        // Layer i reads one buffer and writes the other: only the live set of a chain is held.
+        std::int64_t width = 0;
+        for (const auto& layer : layers_)
+            width = std::max<std::int64_t>(width, layer->out_shape().size());
+        alternate_.assign(2, Vector());
+        for (auto& v : alternate_)
+            v = Vector(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::act_live"), batch * width);
+        int next = 0;
+        for (std::size_t i = 0; i < L; ++i) {
+            if (layers_[i]->is_alias()) continue;
+            act_store_[i + 1] =
+                Matrix(alternate_[std::size_t(next)].data(), batch, layers_[i]->out_shape().size());
+            next = 1 - next;
+        }
+        capacity_ = batch;
+        return;
+    }
     for (std::size_t i = 0; i < L; ++i) {
         if (layers_[i]->is_alias()) continue;
         // Output of layer i, and (except for the first layer) the gradient w.r.t. its input.
@@ -199,6 +218,8 @@ void Model::reserve(std::int64_t batch) {
 Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, std::int64_t row_offset) {
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == input_size(), "Model::forward: input has ", x.extent(1),
                   " features but the model '", spec_, "' expects ", input_size());
+    MIMIC_REQUIRE(!(train && inference_), "Model::forward: training forward of the inference-only model '",
+                  spec_, "'");
     const std::int64_t B = x.extent(0);
     reserve(B);
     const std::size_t L = layers_.size();
@@ -220,6 +241,8 @@ Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, s
 void Model::backward(const Matrix& dlogits, const GradsReady& ready) {
     const std::size_t L = layers_.size();
     MIMIC_REQUIRE(batch_ >= 0, "Model::backward called before forward");
+    MIMIC_REQUIRE(!inference_, "Model::backward: the model '", spec_,
+                  "' is planned for inference only (plan_inference)");
     MIMIC_REQUIRE(std::int64_t(dlogits.extent(0)) == batch_ &&
                       std::int64_t(dlogits.extent(1)) == output_size(),
                   "Model::backward: dlogits is ", dlogits.extent(0), "x", dlogits.extent(1),
@@ -285,6 +308,32 @@ void Model::set_conv_tuning(const ConvTuning& t) {
             conv->set_tuning(t);
         else if (auto* block = dynamic_cast<Block*>(layer.get()))
             block->set_conv_tuning(t);
+}
+
+void Model::plan_inference() {
+    inference_ = true;
+    block_buffers_ = std::make_shared<BlockBuffers>();
+    nn::plan_inference(layers_, block_buffers_);
+    act_store_.clear();
+    dact_store_.clear();
+    capacity_ = 0; // the next forward lays the activations out for inference
+}
+
+std::int64_t Model::activation_bytes() const {
+    std::int64_t n = 0;
+    for (const auto& v : alternate_)
+        n += std::int64_t(v.size() * sizeof(float));
+    if (block_buffers_)
+        for (const auto& depth : *block_buffers_)
+            for (const auto& v : depth)
+                n += std::int64_t(v.size() * sizeof(float));
+    if (!inference_)
+        for (const auto* store : {&act_store_, &dact_store_})
+            for (const auto& m : *store)
+                n += std::int64_t(m.size() * sizeof(float));
+    for (const auto& layer : layers_)
+        if (const auto* block = dynamic_cast<const Block*>(layer.get())) n += block->activation_bytes();
+    return n;
 }
 
 void Model::zero_grads() {

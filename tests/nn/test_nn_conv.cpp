@@ -192,7 +192,8 @@ TEST(Conv, DirectResultsDoNotDependOnTheSplitOverThreads) {
             t.parts = parts;
             impl::DirectConvWorkspace ws;
             std::vector<float> y(std::size_t(B * out)), dW(W.size(), 0.0f), dx(x.size());
-            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, t, ws, y.data(), parts % 2 == 1);
+            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, t, ws, y.data(),
+                                      ConvEpilogue{parts % 2 == 1 ? ConvAct::relu : ConvAct::none});
             impl::direct_conv_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW.data(), dx.data());
             if (parts == 1) {
                 y1 = y, dW1 = dW, dx1 = dx;

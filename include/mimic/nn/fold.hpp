@@ -38,8 +38,9 @@ std::vector<ChainLayer> chain_layers(const Model& model);
 /// parameters and state; throws mimic::Error when a tensor's size does not fit its layer.
 Model chain_model(const std::vector<ChainLayer>& chain, Shape input);
 
-/// The model that label, eval and export run: `trained` with fold_batchnorm applied, or `trained`
-/// itself when it has no bn to fold.
+/// The model that label, eval and export run: `trained` with fold_batchnorm applied (or `trained` itself
+/// when it has no bn to fold), planned for inference (Model::plan_inference: fused output passes, live-set
+/// buffers; no backward).
 Model fold_for_inference(Model trained);
 
 } // namespace mimic::nn

@@ -109,6 +109,18 @@ public:
     std::pair<std::int64_t, std::int64_t> param_range(std::size_t i) const { return layer_params_.at(i); }
     void zero_grads();
 
+    /// Plans the model for inference only (label, eval; nn::fold_for_inference calls it): fused output
+    /// passes (a ReLU6 into the conv before it; a res block's join, and the ReLU or ReLU6 after it, into
+    /// the output pass of a branch's last conv; a cat branch's last conv writing its channels of the
+    /// output) and activations over the live set (the chain alternates between two buffers, blocks share
+    /// theirs). The outputs equal the unplanned model's to float rounding. backward() and training
+    /// forwards are refused afterwards.
+    void plan_inference();
+    bool inference_only() const { return inference_; }
+    /// Bytes of the activation and gradient buffers the model and its blocks hold now (they grow with the
+    /// largest batch seen).
+    std::int64_t activation_bytes() const;
+
     /// Forward multiply-adds x2 per sample.
     double flops_per_sample() const;
     /// Table of layers, output shapes and parameter counts.
@@ -136,7 +148,11 @@ private:
     // Storage behind acts_/dacts_ ([capacity_, width], grown only; flatten layers alias their input),
     // and the batch size of the last forward().
     std::vector<Matrix> act_store_, dact_store_;
+    std::vector<Vector> alternate_; ///< inference: the two buffers the chain's activations alternate between
+    /// inference: the buffers the blocks share (nn::BlockBuffers, three per nesting depth)
+    std::shared_ptr<std::vector<std::vector<Vector>>> block_buffers_;
     std::int64_t capacity_ = 0, batch_ = -1;
+    bool inference_ = false;
     void reserve(std::int64_t batch);
     void bind_state();
     /// Whether backward() computes dL/dx of layer i (not for layers that only see the model input).

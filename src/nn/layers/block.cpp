@@ -3,6 +3,8 @@
 #include "mimic/nn/layers/block.hpp"
 
 #include "mimic/core/rng.hpp"
+#include "mimic/nn/layers/activation.hpp"
+#include "mimic/nn/layers/relu.hpp"
 
 namespace mimic::nn {
 
@@ -65,6 +67,44 @@ void gate_backward(const Matrix& x, const Matrix& g, const Matrix& dy, const Mat
         });
 }
 
+namespace {
+
+/// The activation layer l applies when it is a ReLU or ReLU6 that no layer before it applies yet, else none.
+ConvAct fusable_activation(const Layer& l) {
+    if (l.is_alias()) return ConvAct::none;
+    if (dynamic_cast<const ReLU*>(&l)) return ConvAct::relu;
+    const auto* a = dynamic_cast<const ActivationLayer*>(&l);
+    return a && a->activation() == Activation::ReLU6 ? ConvAct::relu6 : ConvAct::none;
+}
+
+/// Marks the ReLU or ReLU6 l as applied by the layer before it (it then aliases its input).
+void mark_fused(Layer& l) {
+    if (auto* relu = dynamic_cast<ReLU*>(&l))
+        relu->set_fused();
+    else
+        dynamic_cast<ActivationLayer&>(l).set_fused();
+}
+
+} // namespace
+
+void plan_inference(const std::vector<std::unique_ptr<Layer>>& layers,
+                    const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth) {
+    for (const auto& layer : layers)
+        if (auto* block = dynamic_cast<Block*>(layer.get())) block->plan_inference(buffers, depth);
+    for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
+        const ConvAct a = fusable_activation(*layers[i + 1]);
+        if (a == ConvAct::none) continue;
+        auto* conv = dynamic_cast<Conv2D*>(layers[i].get());
+        auto* block = dynamic_cast<Block*>(layers[i].get());
+        if (conv && a == ConvAct::relu6 && conv->activation() == ConvAct::none) {
+            conv->fuse_relu6();
+            mark_fused(*layers[i + 1]);
+        } else if (block && block->fuse_activation(a)) {
+            mark_fused(*layers[i + 1]);
+        }
+    }
+}
+
 /// One branch: a chain of layers with its activations and gradients in block-owned, grow-only buffers.
 struct BlockBranch {
     std::vector<std::unique_ptr<Layer>> layers;
@@ -81,6 +121,39 @@ struct BlockBranch {
         return k;
     }
     bool identity() const { return first_real() == layers.size(); }
+    /// The last layer that is not an alias (layers.size() when none).
+    std::size_t last_real() const {
+        for (std::size_t k = layers.size(); k-- > 0;)
+            if (!layers[k]->is_alias()) return k;
+        return layers.size();
+    }
+    /// The convolution that ends the branch (looking through aliases: a fused activation, flatten), or null.
+    Conv2D* last_conv() const {
+        const std::size_t k = last_real();
+        return k < layers.size() ? dynamic_cast<Conv2D*>(layers[k].get()) : nullptr;
+    }
+
+    /// Inference: runs layers [0, end) over the block's shared buffers, alternating between two of them and
+    /// never writing shared[avoid] (-1: none). Returns the output (x when no layer ran) and sets `slot` to
+    /// the buffer that holds it (-1: x).
+    Matrix run_shared(const Matrix& x, const ForwardContext& ctx, std::vector<Vector>& shared, int avoid,
+                      std::size_t end, int& slot) const {
+        const std::int64_t B = x.extent(0);
+        Matrix cur = x;
+        slot = -1;
+        for (std::size_t k = 0; k < end; ++k) {
+            if (layers[k]->is_alias()) continue;
+            int next = 0;
+            while (next == slot || next == avoid)
+                ++next;
+            const Matrix out = workspace(shared[std::size_t(next)], "mimic::nn::block::shared", B,
+                                         layers[k]->out_shape().size());
+            layers[k]->forward(cur, out, ctx);
+            cur = out;
+            slot = next;
+        }
+        return cur;
+    }
 
     /// Runs the chain on x; the result (x itself for the identity) stays valid until the next run.
     Matrix run(const Matrix& x, const ForwardContext& ctx) {
@@ -252,6 +325,10 @@ double Block::flops_per_sample() const {
 }
 
 void Block::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) {
+    if (inference_) {
+        forward_inference(x, y, ctx);
+        return;
+    }
     batch_ = x.extent(0);
     ForwardContext c = ctx;
     for (std::size_t j = 0; j < branches_.size(); ++j) {
@@ -267,7 +344,80 @@ void Block::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx)
     }
 }
 
+void Block::forward_inference(const Matrix& x, const Matrix& y, const ForwardContext& ctx) {
+    batch_ = x.extent(0);
+    std::vector<Vector>& shared = buffers_->at(depth_); // three, sized by plan_inference
+    int slot = -1, unused = -1;
+    if (fused_branch_ >= 0) {
+        // res: the other branch's output (x itself for the identity) is the residual of the last conv of
+        // the fused branch, which runs over the two buffers the residual does not occupy.
+        const auto& other = *branches_[std::size_t(1 - fused_branch_)];
+        const auto& fused = *branches_[std::size_t(fused_branch_)];
+        const Matrix r = other.run_shared(x, ctx, shared, -1, other.layers.size(), slot);
+        const Matrix in = fused.run_shared(x, ctx, shared, slot, fused.last_real(), unused);
+        ConvEpilogue e;
+        e.residual = r.data();
+        e.residual_ld = std::int64_t(r.stride_0());
+        e.post = post_;
+        fused.last_conv()->forward_into(in, y.data(), e);
+        return;
+    }
+    for (std::size_t j = 0; j < branches_.size(); ++j) {
+        const auto& br = *branches_[j];
+        if (join_ == Join::Concat && br.last_conv()) {
+            // The branch's last conv writes its channels of the output in place (rows y's stride apart).
+            const Matrix in = br.run_shared(x, ctx, shared, -1, br.last_real(), slot);
+            ConvEpilogue e;
+            e.ld = std::int64_t(y.stride_0());
+            br.last_conv()->forward_into(in, y.data() + columns_[j], e);
+            continue;
+        }
+        const Matrix out = br.run_shared(x, ctx, shared, -1, br.layers.size(), slot);
+        if (join_ == Join::Add)
+            add_into(y, out, j > 0);
+        else if (join_ == Join::Concat)
+            copy_columns_into(out, y, columns_[j]);
+        else
+            gate_forward(x, out, y);
+    }
+}
+
+void Block::plan_inference(const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth) {
+    if (buffers->size() <= depth) buffers->resize(depth + 1);
+    if ((*buffers)[depth].size() < 3) (*buffers)[depth].resize(3);
+    buffers_ = buffers;
+    depth_ = depth;
+    for (const auto& br : branches_)
+        nn::plan_inference(br->layers, buffers, depth + 1);
+    inference_ = true;
+    if (join_ != Join::Add || branches_.size() != 2) return;
+    for (int j = 0; j < 2 && fused_branch_ < 0; ++j)
+        if (branches_[std::size_t(j)]->last_conv()) fused_branch_ = j;
+}
+
+bool Block::fuse_activation(ConvAct a) {
+    if (!inference_ || fused_branch_ < 0 || post_ != ConvAct::none) return false;
+    post_ = a;
+    return true;
+}
+
+std::int64_t Block::activation_bytes() const {
+    const auto bytes = [](const Vector& v) { return std::int64_t(v.size() * sizeof(float)); };
+    std::int64_t n = bytes(dg_store_);
+    for (const auto& br : branches_) {
+        for (const auto& v : br->act_store)
+            n += bytes(v);
+        for (const auto& v : br->dact_store)
+            n += bytes(v);
+        n += bytes(br->dy_store);
+        for (const auto& layer : br->layers)
+            if (const auto* block = dynamic_cast<const Block*>(layer.get())) n += block->activation_bytes();
+    }
+    return n;
+}
+
 void Block::backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) {
+    MIMIC_REQUIRE(!inference_, "block ", token_, ": backward after plan_inference (an inference-only model)");
     if (join_ == Join::Add)
         backward_add(x, dy, dx);
     else if (join_ == Join::Concat)

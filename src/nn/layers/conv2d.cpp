@@ -353,23 +353,32 @@ void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym) {
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
                     const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, const Matrix& y,
                     bool relu) {
+    MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == g.f * g.pixels(),
+                  "conv2d_forward: output is ", y.extent(0), "x", y.extent(1), ", expected ", x.extent(0),
+                  "x", g.f * g.pixels());
+    conv2d_forward(x, W, b, g, t, ws, y.data(), ConvEpilogue{relu ? ConvAct::relu : ConvAct::none});
+}
+
+void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
+                    const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, float* y,
+                    const ConvEpilogue& e) {
     const std::int64_t B = x.extent(0), P = g.pixels();
     const int F = g.f;
     MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w, "conv2d_forward: input width ",
                   x.extent(1), " is not ", g.c, "x", g.h, "x", g.w);
-    MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == F * P,
-                  "conv2d_forward: output is ", y.extent(0), "x", y.extent(1), ", expected ", B, "x", F * P);
+    MIMIC_REQUIRE(e.ld == 0 || e.ld >= F * P, "conv2d_forward: output row stride ", e.ld, " under ", F * P);
     const Region region("mimic::nn::conv::forward");
     if (conv_backend(g, t) == ConvBackend::grouped) {
-        grouped_conv_forward(x, W, b, g, y, relu);
+        grouped_conv_forward(x, W, b, g, y, e);
         return;
     }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
         if (auto* d = direct_backend(g, t, ws)) {
-            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y.data(),
-                                      relu);
+            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y, e);
             return;
         }
+    const std::int64_t ld = e.ld > 0 ? e.ld : F * P;
+    const bool epilogue = e.act != ConvAct::none || e.residual || e.post != ConvAct::none;
     const std::int64_t chunk = conv_chunk_rows(g, B, t.chunk_floats);
     for (std::int64_t b0 = 0; b0 < B; b0 += chunk) {
         const std::int64_t nb = std::min(chunk, B - b0), N = nb * P;
@@ -377,7 +386,7 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
         im2col(rows_of(x, b0, nb), g, col);
         if (nb == 1) {
             // One sample: its NCHW output [F, P] is the GEMM result itself; the bias goes in first.
-            const Matrix yb(y.data() + b0 * F * P, F, P);
+            const Matrix yb(y + b0 * ld, F, P);
             Kokkos::parallel_for(
                 "mimic::nn::conv::bias_fill", RangePolicy(0, F), KOKKOS_LAMBDA(const std::int64_t f) {
                     const float bias = b(f);
@@ -386,32 +395,27 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
                         dst[p] = bias;
                 });
             gemm("T", "N", 1.0f, W, col, 1.0f, yb);
-            if (relu) {
+            if (epilogue) {
                 float* yp = yb.data();
                 Kokkos::parallel_for(
-                    "mimic::nn::conv::relu", RangePolicy(0, F * P), KOKKOS_LAMBDA(const std::int64_t i) {
-                        const float v = yp[i];
-                        yp[i] = v > 0.0f ? v : 0.0f;
-                    });
+                    "mimic::nn::conv::epilogue", RangePolicy(0, F * P),
+                    KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = e.apply(yp[i], b0, i); });
             }
             continue;
         }
         const Matrix out = workspace(ws.out, "mimic::nn::conv::out", F, N);
-        const Matrix yc = rows_of(y, b0, nb);
         gemm("T", "N", 1.0f, W, col, 0.0f, out);
-        // [F, nb, P] -> [nb, F, P] with the bias: contiguous runs of P.
+        // [F, nb, P] -> [nb, F, P] with the bias and the epilogue: contiguous runs of P.
         Kokkos::parallel_for(
             "mimic::nn::conv::nchw_bias", RangePolicy(0, nb * F), KOKKOS_LAMBDA(const std::int64_t t) {
                 const std::int64_t bi = t / F;
                 const int f = int(t % F);
                 const float bias = b(f);
                 const float* src = out.data() + f * N + bi * P;
-                float* dst = yc.data() + t * P;
-                if (relu)
-                    for (std::int64_t p = 0; p < P; ++p) {
-                        const float v = src[p] + bias;
-                        dst[p] = v > 0.0f ? v : 0.0f;
-                    }
+                float* dst = y + (b0 + bi) * ld + std::int64_t(f) * P;
+                if (epilogue)
+                    for (std::int64_t p = 0; p < P; ++p)
+                        dst[p] = e.apply(src[p] + bias, b0 + bi, f * P + p);
                 else
                     for (std::int64_t p = 0; p < P; ++p)
                         dst[p] = src[p] + bias;
@@ -502,10 +506,18 @@ void Conv2D::init(std::uint64_t seed, bool he) {
 }
 
 void Conv2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
-    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y, relu_);
+    MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == out_.size(), "conv: output is ",
+                  y.extent(0), "x", y.extent(1), ", expected ", x.extent(0), "x", out_.size());
+    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y.data(), ConvEpilogue{activation()});
+}
+
+void Conv2D::forward_into(const Matrix& x, float* y, ConvEpilogue e) {
+    e.act = activation();
+    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y, e);
 }
 
 void Conv2D::backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) {
+    MIMIC_REQUIRE(!relu6_, "conv ", token_, ": backward after the inference-only relu6 fusion");
     if (!relu_) {
         conv2d_backward(x, dy, W_, g_, tuning_, ws_, dW_, db_, dx);
         return;

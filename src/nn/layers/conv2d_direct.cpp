@@ -400,6 +400,54 @@ MIMIC_AVX512 void unpad_outputs(const float* out, const Pass& p, const float* bi
         }
 }
 
+MIMIC_AVX512 inline __m512 activate(__m512 v, ConvAct a) {
+    const __m512 zero = _mm512_setzero_ps();
+    if (a == ConvAct::relu) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);
+    if (a == ConvAct::relu6) {
+        const __m512 six = _mm512_set1_ps(6.0f);
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+        return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, six, _CMP_GT_OQ), six);
+    }
+    return v;
+}
+
+/// d[0 .. n) = the epilogue e of s[0 .. n) + b, with the residual row r (null: none), under masks (no
+/// spill: r may be the next row of d's neighbour). The arithmetic of ConvEpilogue::apply.
+MIMIC_AVX512 void epilogue_row(const float* s, float* d, int n, float b, const float* r,
+                               const ConvEpilogue& e) {
+    const __m512 bv = _mm512_set1_ps(b);
+    for (int j = 0; j < n; j += kLanes) {
+        const __mmask16 m = n - j >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
+        __m512 v = activate(_mm512_add_ps(_mm512_maskz_loadu_ps(m, s + j), bv), e.act);
+        if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
+        _mm512_mask_storeu_ps(d + j, m, activate(v, e.post));
+    }
+}
+
+/// unpad_outputs with any epilogue: dst [n][oh][ow] of sample s (its residual row at e.residual +
+/// s*e.residual_ld) = the epilogue of out [n][qv] + bias.
+MIMIC_AVX512 void unpad_outputs_epilogue(const float* out, const Pass& p, const float* bias,
+                                         const ConvEpilogue& e, std::int64_t s, float* dst) {
+    const float* res = e.residual ? e.residual + s * e.residual_ld : nullptr;
+    for (int c = 0; c < p.fout; ++c)
+        for (int i = 0; i < p.oh; ++i) {
+            const std::int64_t at = (std::int64_t(c) * p.oh + i) * p.ow;
+            epilogue_row(out + c * p.qv + std::int64_t(i) * p.wp, dst + at, p.ow, bias[c],
+                         res ? res + at : nullptr, e);
+        }
+}
+
+/// unpack_outputs with any epilogue: dst [n][P] of sample s = the epilogue of out [P][ldf] transposed, plus
+/// bias.
+void unpack_outputs_epilogue(const float* out, std::int64_t P, int n, std::int64_t ldf, const float* bias,
+                             const ConvEpilogue& e, std::int64_t s, float* dst) {
+    for (int c = 0; c < n; ++c) {
+        const float bc = bias[c];
+        for (std::int64_t i = 0; i < P; ++i)
+            dst[c * P + i] = e.apply(out[i * ldf + c] + bc, s, c * P + i);
+    }
+}
+
 float* grow(std::vector<float>& v, std::int64_t n) {
     if (std::int64_t(v.size()) < n) v.resize(std::size_t(n));
     return v.data();
@@ -448,24 +496,32 @@ bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
 /// One thread's part of the forward pass: samples [s0, s1) through its own padded planes and outputs.
 void forward_samples(const float* x, std::int64_t s0, std::int64_t s1, const float* W, const float* b,
                      const ConvGeometry& g, const Pass& p, const FilterPlan& fp, const float* wpk,
-                     DirectConvScratch& ws, float* y, bool relu) {
+                     DirectConvScratch& ws, float* y, const ConvEpilogue& e) {
     const bool filter = wpk != nullptr;
     float* xp = grow(ws.in, g.c * p.plane);
     float* out = grow(ws.out, filter ? g.pixels() * fp.ldf : g.f * p.qv + kLanes);
     std::fill(xp, xp + g.c * p.plane, 0.0f);
-    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, o = std::int64_t(g.f) * g.pixels();
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w,
+                       o = e.ld > 0 ? e.ld : std::int64_t(g.f) * g.pixels();
+    // Bias and ReLU (or nothing) take the register-tiled copies below, anything else the epilogue rows.
+    const bool general = e.residual || e.post != ConvAct::none || e.act == ConvAct::relu6;
+    const bool relu = e.act == ConvAct::relu;
     for (std::int64_t s = s0; s < s1; ++s) {
         pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
         if (filter) {
             filter_pass(xp, p, fp, wpk, out);
-            if (relu)
+            if (general)
+                unpack_outputs_epilogue(out, g.pixels(), g.f, fp.ldf, b, e, s, y + s * o);
+            else if (relu)
                 unpack_outputs<true, true>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
             else
                 unpack_outputs<true, false>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
             continue;
         }
         forward_pass(xp, p, W, out);
-        if (relu)
+        if (general)
+            unpad_outputs_epilogue(out, p, b, e, s, y + s * o);
+        else if (relu)
             unpad_outputs<true, true>(out, p, b, y + s * o);
         else
             unpad_outputs<true, false>(out, p, b, y + s * o);
@@ -506,7 +562,7 @@ bool direct_conv_supported(const ConvGeometry& g) {
 
 void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
-                         bool relu) {
+                         const ConvEpilogue& e) {
     const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
     const FilterPlan fp = filter_plan(p);
     const bool filter = use_filter_tiles(p, fp, t.tiles);
@@ -518,7 +574,7 @@ void direct_conv_forward(const float* x, std::int64_t batch, const float* W, con
     if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
     for_each_part("mimic::nn::conv::direct_forward", parts, [&](int part) {
         const auto r = part_range(batch, parts, part);
-        forward_samples(x, r.first, r.second, W, b, g, p, fp, wpk, ws.threads[size_t(part)], y, relu);
+        forward_samples(x, r.first, r.second, W, b, g, p, fp, wpk, ws.threads[size_t(part)], y, e);
     });
 }
 

@@ -20,6 +20,11 @@ public:
     ActivationLayer(int index, std::string token, Shape in, Activation a)
         : Layer(index, std::move(token), in, in), act_(a) {}
     const char* kind() const override;
+    Activation activation() const { return act_; }
+    /// Marks this activation as applied by the layer before it (inference only: a convolution's or a
+    /// residual block's output pass): it then aliases its input and the Model skips it.
+    void set_fused() { fused_ = true; }
+    bool is_alias() const override { return fused_; }
     void forward(const Matrix& x, const Matrix& y, const ForwardContext&) override {
         activation_forward(act_, x, y);
     }
@@ -29,6 +34,7 @@ public:
 
 private:
     Activation act_;
+    bool fused_ = false;
 };
 
 } // namespace mimic::nn

@@ -15,6 +15,17 @@ namespace mimic::nn {
 std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in);
 /// Lets every convolution apply the ReLU right after it in `layers` (the ReLU then aliases its output).
 void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers);
+/// The inference buffers that the blocks of one model share: three per nesting depth (entry d for the
+/// blocks nested d deep). A block uses them only while it runs (its intermediates are dead once it has
+/// returned), and a nested block runs while its parent's hold live data, hence one set per depth.
+using BlockBuffers = std::vector<std::vector<Vector>>;
+
+/// Plans `layers` (a chain: the Model's, or a branch of a block at nesting depth - 1) for inference, with no
+/// backward after it: every block in it is planned (Block::plan_inference) over `buffers`, a ReLU6 right
+/// after a convolution and a ReLU or ReLU6 right after a res block whose output pass is a convolution's are
+/// applied by that pass (and then alias it).
+void plan_inference(const std::vector<std::unique_ptr<Layer>>& layers,
+                    const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth = 0);
 /// True when the weights of layers[i] take He initialisation: the next activation after it, looking through
 /// dropout, flatten and pooling, is ReLU; `at_end` when no activation follows inside `layers`.
 bool he_init_after(const std::vector<std::unique_ptr<Layer>>& layers, std::size_t i, bool at_end);
@@ -41,11 +52,18 @@ struct BlockBranch;
 /// "b<j>.<k>." parts ("layer2.cat.b1.0.res.b0.0.conv.W").
 ///
 /// Memory: the block owns each branch's activations and gradients (sized for the largest batch seen, grown
-/// only: no allocation once the batch size is stable, and reused by every call, inference included). Its
-/// output and dL/dx are the Model's buffers. A branch keeps all its intermediate activations, as backward
-/// needs them; for inference only the branch outputs are needed at the join, so a live-set planner could
-/// share one buffer between a branch's intermediates and let the last layer of a branch write into the
-/// block's output (in place for res and cat), which this layout does not do yet.
+/// only: no allocation once the batch size is stable). Its output and dL/dx are the Model's buffers. In
+/// training a branch keeps all its intermediate activations, as backward needs them.
+///
+/// Inference (after plan_inference(), no backward): the branches' intermediates live in the three buffers
+/// of the block's depth, shared with the model's other blocks at that depth, each reused once its reader
+/// has run (a branch alternates between two; the output of a res block's shortcut branch stays in the third
+/// while the other branch runs), so a model holds the live set, not the sum. A res block of two branches, one
+/// ending in a convolution, lets that convolution's output pass add the other branch's output (y =
+/// act(conv(x) + b) + shortcut, then the activation after the block when fuse_activation took it) straight
+/// into the block's output; in a cat block a branch ending in a convolution writes its channels of the output
+/// directly (a row stride), the others are copied. Results equal the training-time path's to float rounding
+/// (bit for bit with two branches).
 class Block : public Layer {
 public:
     Block(int index, const LayerSpec& spec, Shape in);
@@ -74,8 +92,25 @@ public:
     void backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) override;
     double flops_per_sample() const override;
 
+    /// Plans this block, nested `depth` blocks deep, and the chains of its branches for inference over
+    /// `buffers` (see Memory); backward() is refused afterwards.
+    void plan_inference(const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth);
+    /// After plan_inference(): applies the activation a (relu or relu6) that follows the block in its
+    /// output pass, when that pass is a convolution's (a res block). True when taken.
+    bool fuse_activation(ConvAct a);
+    /// Bytes of activation and gradient buffers the block (and the blocks inside it) hold now, not counting
+    /// the shared inference buffers (the Model's).
+    std::int64_t activation_bytes() const;
+    /// The inference forward (plan_inference()): shared buffers, fused joins.
+    void forward_inference(const Matrix& x, const Matrix& y, const ForwardContext& ctx);
+
 private:
     Join join_;
+    bool inference_ = false;
+    int fused_branch_ = -1;                 ///< res, inference: the branch whose last conv does the join
+    ConvAct post_ = ConvAct::none;          ///< res, inference: the activation after the block, fused
+    std::shared_ptr<BlockBuffers> buffers_; ///< inference: the model's shared buffers
+    std::size_t depth_ = 0;                 ///< inference: this block's entry in buffers_
     std::vector<std::unique_ptr<BlockBranch>> branches_;
     std::vector<std::int64_t> columns_; ///< cat: first column of each branch in the output
     Vector dg_store_;                   ///< gate: dL/d(gate)

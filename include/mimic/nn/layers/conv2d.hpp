@@ -57,6 +57,37 @@ struct ConvTuning {
     std::int64_t chunk_floats = 0;
 };
 
+/// The activation of a convolution's output pass: none, relu (v > 0 ? v : 0, as relu_forward) or relu6
+/// (v < 0 ? 0 : v > 6 ? 6 : v, as activation_forward).
+enum class ConvAct : int { none, relu, relu6 };
+
+KOKKOS_INLINE_FUNCTION float conv_activate(ConvAct a, float v) {
+    if (a == ConvAct::relu) return v > 0.0f ? v : 0.0f;
+    if (a == ConvAct::relu6) return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+    return v;
+}
+
+/// A convolution's output pass (its epilogue), applied to each output as it is stored, in this order:
+/// v = conv + b (a bn folded into W and b); v = act(v); v += the residual (when set); v = post(v); stored at
+/// row stride ld. One pass over the outputs for conv + bias + activation + residual add + the activation
+/// after the join (inference of res blocks), and for writing into a channel slice of a concatenation.
+struct ConvEpilogue {
+    ConvAct act = ConvAct::none;
+    /// [B, F*OH*OW] rows residual_ld floats apart, added after act; must not overlap the output.
+    const float* residual = nullptr;
+    std::int64_t residual_ld = 0;
+    ConvAct post = ConvAct::none;
+    /// Floats between the output rows of two samples; 0: F*OH*OW (a contiguous [B, F*OH*OW] output).
+    std::int64_t ld = 0;
+
+    /// The stored value of output i of sample b, from v = conv + b.
+    KOKKOS_INLINE_FUNCTION float apply(float v, std::int64_t b, std::int64_t i) const {
+        v = conv_activate(act, v);
+        if (residual) v += residual[b * residual_ld + i];
+        return conv_activate(post, v);
+    }
+};
+
 /// Which formulation a convolution takes.
 enum class ConvBackend { im2col_gemm, direct, grouped };
 /// The one backend choice of conv2d_forward and conv2d_backward for geometry g under tuning t on the
@@ -78,11 +109,11 @@ struct ConvWorkspace {
 /// sample's NCHW activation.
 std::int64_t conv_chunk_rows(const ConvGeometry& g, std::int64_t batch, std::int64_t budget_floats = 0);
 
-/// Grouped convolution (any G, on any execution space), W [C/G*K*K, F]: y = conv(x, W) + b (rectified when
-/// relu), a thread per output row (sample, filter, output row) summing over its group's channels, then the
-/// taps.
+/// Grouped convolution (any G, on any execution space), W [C/G*K*K, F]: y = the epilogue e of conv(x, W) + b
+/// (y points at sample 0's outputs, rows e.ld apart), a thread per output row (sample, filter, output row)
+/// summing over its group's channels, then the taps.
 void grouped_conv_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
-                          const ConvGeometry& g, const Matrix& y, bool relu);
+                          const ConvGeometry& g, float* y, const ConvEpilogue& e);
 /// Its backward without atomics: dW += (a thread per weight, summing over samples and pixels), dx = (a
 /// thread per input row, gathering over its group's filters and the taps) when dx.extent(0) > 0. The bias
 /// gradient is conv2d_backward's.
@@ -99,6 +130,10 @@ void grouped_conv_input_grad(const Matrix& dy, const UnmanagedMatrix& W, const C
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
                     const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, const Matrix& y,
                     bool relu = false);
+/// The same with any epilogue: y points at sample 0's outputs, the rows e.ld apart (F*OH*OW when 0).
+void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
+                    const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, float* y,
+                    const ConvEpilogue& e);
 /// dym = dy where y > 0, else 0 (the gradient through a fused ReLU, as relu_backward computes it).
 void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym);
 /// Accumulates dW += col·dY^T and db += sum(dY) (patches recomputed from x, chunk by chunk); writes
@@ -127,13 +162,20 @@ public:
     /// Applies the ReLU that follows this layer (the Model fuses them): rectified output, and the incoming
     /// gradient masked by it.
     void fuse_relu() { relu_ = true; }
+    /// Inference only (no backward after it): applies the ReLU6 that follows this layer.
+    void fuse_relu6() { relu6_ = true; }
+    /// The activation this layer applies to its outputs (a fused relu or relu6).
+    ConvAct activation() const { return relu6_ ? ConvAct::relu6 : relu_ ? ConvAct::relu : ConvAct::none; }
+    /// Inference forward with the epilogue e (its act is this layer's activation()) into y (sample 0's
+    /// outputs, rows e.ld apart): a residual add, the activation after it, a channel slice.
+    void forward_into(const Matrix& x, float* y, ConvEpilogue e);
     /// Which backends this layer may take and their knobs (default: ConvTuning{}).
     void set_tuning(const ConvTuning& t) { tuning_ = t; }
     const ConvTuning& tuning() const { return tuning_; }
 
 private:
     ConvGeometry g_;
-    bool relu_ = false;
+    bool relu_ = false, relu6_ = false;
     ConvTuning tuning_;
     UnmanagedMatrix W_, dW_;
     UnmanagedVector b_, db_;

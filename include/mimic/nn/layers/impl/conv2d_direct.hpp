@@ -58,11 +58,11 @@ struct DirectConvWorkspace {
 /// are not compiled in).
 bool direct_conv_supported(const ConvGeometry& g);
 
-/// Direct forward on host pointers: y [B, F*OH*OW] = conv(x [B, C*H*W], W [C*K*K, F]) + b (rectified when
-/// relu). Samples are split over the host execution space's threads.
+/// Direct forward on host pointers: y [B, F*OH*OW] (rows e.ld apart when set) = the epilogue e of
+/// conv(x [B, C*H*W], W [C*K*K, F]) + b. Samples are split over the host execution space's threads.
 void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
-                         bool relu);
+                         const ConvEpilogue& e);
 /// Direct backward on host pointers: dW += the weight gradient (threads over input channels); dx (when not
 /// null) = the input gradient (threads over samples).
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,

@@ -1,0 +1,158 @@
+// Tests of the inference plan (Model::plan_inference): fused conv output passes (relu6, residual add, the
+// activation after a res block, cat slices) and live-set buffers give the unplanned model's outputs.
+#include "mimic/nn/fold.hpp"
+#include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/conv2d.hpp"
+#include "mimic/nn/model.hpp"
+
+#include "nn_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace {
+
+using mimic::Matrix;
+using mimic::nn::ConvTuning;
+using mimic::nn::Model;
+using mimic::nn::Shape;
+
+/// A model of `spec` with random parameters (biases included, so that ReLUs and ReLU6s cut on both sides),
+/// the same for the same arguments.
+Model random_model(const std::string& spec, Shape in, std::uint64_t seed, bool direct) {
+    Model m(spec, in);
+    m.init(seed);
+    mimic::test::set_from_host(m.params(),
+                               mimic::test::random_values(std::size_t(m.num_params()), seed, 0.5f));
+    ConvTuning t;
+    t.direct = direct;
+    m.set_conv_tuning(t);
+    return m;
+}
+
+/// The number of layers of the Model's chain that alias their input (fused activations, flatten).
+int aliases(const Model& m) {
+    int n = 0;
+    for (std::size_t i = 0; i < m.num_layers(); ++i)
+        n += m.layer(i).is_alias() ? 1 : 0;
+    return n;
+}
+
+/// Checks that the planned model of `spec` gives the unplanned model's outputs, within 1e-6 of the largest
+/// output (both tunings of the convolutions, batches of 1 and 7), and that planning fused `fused_after`
+/// activations of the top-level chain.
+void check_plan(const std::string& spec, Shape in, int fused_after) {
+    SCOPED_TRACE(spec);
+    for (bool direct : {true, false}) {
+        SCOPED_TRACE(direct ? "direct backend allowed" : "im2col + sgemm");
+        Model plain = random_model(spec, in, 11, direct);
+        Model planned = random_model(spec, in, 11, direct);
+        const int before = aliases(planned);
+        planned.plan_inference();
+        EXPECT_EQ(aliases(planned) - before, fused_after);
+        for (std::int64_t B : {1, 7}) {
+            const Matrix x = mimic::test::device_matrix(
+                mimic::test::random_values(std::size_t(B * in.size()), 5 + std::uint64_t(B)), B, in.size());
+            const auto want = mimic::test::to_host(plain.forward(x, false));
+            const auto got = mimic::test::to_host(planned.forward(x, false));
+            ASSERT_EQ(got.size(), want.size());
+            double scale = 0, worst = 0;
+            for (std::size_t i = 0; i < want.size(); ++i) {
+                scale = std::max(scale, std::abs(double(want[i])));
+                worst = std::max(worst, std::abs(double(got[i]) - double(want[i])));
+            }
+            EXPECT_GT(scale, 0.1);
+            EXPECT_LE(worst, 1e-6 * scale) << "batch " << B << ", largest output " << scale;
+        }
+    }
+}
+
+} // namespace
+
+// ResNet basic blocks: identity and projection shortcuts (stride 2: im2col + sgemm), the ReLU after each
+// block fused into the last conv's output pass.
+TEST(InferencePlan, ResidualRelu) {
+    check_plan("conv:8x3,relu,res(conv:8x3,relu,conv:8x3),relu,res(conv:16x3s2,relu,conv:16x3|conv:16x1s2),"
+               "relu,gap,dense:10",
+               Shape{3, 9, 9}, 2);
+}
+
+// The identity first, the conv branch second; ReLU6 after the block.
+TEST(InferencePlan, ResidualRelu6) {
+    check_plan("conv:8x3,relu6,res(|conv:8x3,relu6,conv:8x3),relu6,gap,dense:5", Shape{2, 8, 8}, 2);
+}
+
+// MobileNetV2 inverted residuals: 1x1 expansion and depthwise 3x3 with ReLU6 (grouped kernel), linear 1x1
+// projection adding the shortcut; a stride-2 block without one.
+TEST(InferencePlan, InvertedResidual) {
+    check_plan("conv:8x3,relu6,res(conv:24x1,relu6,dwconv:3,relu6,conv:8x1),conv:24x1,relu6,dwconv:3s2,relu6,"
+               "conv:12x1,res(conv:36x1,relu6,dwconv:3,relu6,conv:12x1),gap,dense:10",
+               Shape{1, 10, 10}, 3);
+}
+
+// DenseNet-like concatenation: identity branches copied, conv branches writing their channel slice (first
+// and later columns), a pooling branch copied; nested res inside a cat branch.
+TEST(InferencePlan, Concatenation) {
+    check_plan("conv:6x3,relu,cat(|relu,conv:4x3),cat(conv:4x1,relu|relu,conv:4x3|pool:3s1p1),"
+               "cat(res(conv:18x3,relu,conv:18x3),relu|conv:2x1),avgpool:2,dense:7",
+               Shape{2, 8, 8}, 0);
+}
+
+// Squeeze-and-excitation gates and a res block of three branches (not fused: summed as in training).
+TEST(InferencePlan, GateAndThreeBranches) {
+    check_plan("conv:8x3,relu,gate(gap,conv:4x1,relu,conv:8x1,sigmoid),res(conv:8x3|conv:8x1|),relu,"
+               "gate(conv:8x3,relu6,conv:8x1,sigmoid),gap,dense:6",
+               Shape{1, 8, 8}, 0);
+}
+
+TEST(InferencePlan, RefusesTraining) {
+    Model m = random_model("conv:4x3,relu,res(conv:4x3),relu,gap,dense:3", Shape{1, 6, 6}, 3, true);
+    m.plan_inference();
+    const Matrix x = mimic::test::device_matrix(mimic::test::random_values(2 * 36, 1), 2, 36);
+    m.forward(x, false);
+    EXPECT_THROW(m.backward(mimic::test::device_matrix(std::vector<float>(6, 1.0f), 2, 3)), mimic::Error);
+    EXPECT_THROW(m.forward(x, true), mimic::Error);
+}
+
+namespace {
+
+/// Activation bytes of `spec` (bn folded) after a forward of 64 rows: as trained, and planned for inference.
+std::pair<std::int64_t, std::int64_t> bytes_of(const std::string& spec, Shape in) {
+    Model trained = random_model(spec, in, 2, true);
+    const Matrix x =
+        mimic::test::device_matrix(mimic::test::random_values(std::size_t(64 * in.size()), 9), 64, in.size());
+    trained.forward(x, false);
+    const std::int64_t before = trained.activation_bytes();
+    Model planned = mimic::nn::fold_for_inference(random_model(spec, in, 2, true));
+    planned.forward(x, false);
+    return {before, planned.activation_bytes()};
+}
+
+} // namespace
+
+// Inference holds the live set: the resnet.cfg teacher and a DenseNet-like chain need far less activation
+// memory planned than as trained (which also keeps the gradient buffers).
+TEST(InferencePlan, LiveSetMemory) {
+    const std::string resnet =
+        "conv:16x3,bn,relu,res(conv:16x3,bn,relu,conv:16x3,bn),relu,res(conv:16x3,bn,relu,conv:16x3,bn),relu,"
+        "res(conv:16x3,bn,relu,conv:16x3,bn),relu,res(conv:32x3s2,bn,relu,conv:32x3,bn|conv:32x1s2,bn),relu,"
+        "res(conv:32x3,bn,relu,conv:32x3,bn),relu,res(conv:32x3,bn,relu,conv:32x3,bn),relu,"
+        "res(conv:64x3s2,bn,relu,conv:64x3,bn|conv:64x1s2,bn),relu,res(conv:64x3,bn,relu,conv:64x3,bn),relu,"
+        "res(conv:64x3,bn,relu,conv:64x3,bn),relu,gap,dense:10";
+    const std::string dense =
+        "conv:16x3,bn,relu,cat(|bn,relu,conv:32x1,bn,relu,conv:8x3),cat(|bn,relu,conv:32x1,"
+        "bn,relu,conv:8x3),cat(|bn,relu,conv:32x1,bn,relu,conv:8x3),bn,relu,conv:20x1,"
+        "avgpool:2,cat(|bn,relu,conv:32x1,bn,relu,conv:8x3),cat(|bn,relu,conv:32x1,bn,"
+        "relu,conv:8x3),gap,dense:10";
+    for (const auto& [name, spec] :
+         {std::make_pair("resnet.cfg", resnet), std::make_pair("densenet", dense)}) {
+        const auto [before, after] = bytes_of(spec, Shape{1, 28, 28});
+        std::printf("%s, 64 rows of 1x28x28: activation bytes %lld as trained, %lld planned for inference "
+                    "(%.1fx less)\n",
+                    name, (long long)before, (long long)after, double(before) / double(after));
+        EXPECT_LT(after * 6, before) << name;
+    }
+}
