@@ -916,9 +916,15 @@ private:
         return {shape_.size()};
     }
 
-    /// A layer, a fork or the end of a path needs cur_ as [C, H, W] or [D]; a pending view is refused.
+    /// cur_ is a flat [D] viewed as [D, 1, 1] (y.view(b, c, 1, 1) of an excitation), as a gate reads it.
+    bool flat_gate_view() const {
+        return !image_ && dims_.size() == 3 && dims_[0] == shape_.size() && dims_[1] == 1 && dims_[2] == 1;
+    }
+
+    /// A layer, a fork or the end of a path needs cur_ as [C, H, W] or [D] (or a flat gate view); another
+    /// pending view is refused.
     void need_layer_shape(const std::string& where) const {
-        if (dims_.empty()) return;
+        if (dims_.empty() || flat_gate_view()) return;
         fail(where, ": reads '", cur_, "' of shape [N, ", dims_text(dims_).substr(1),
              " left by a Reshape, Squeeze or Unsqueeze; Mimic's layers take [N, C, H, W] or [N, D]");
     }
@@ -930,19 +936,18 @@ private:
         std::int64_t size = 1;
         for (auto x : d)
             size *= x;
-        if (size != shape_.size())
-            fail(n.where, ": gives ", size, " values per row from ", shape_.size()); // unreachable when valid
+        MIMIC_REQUIRE(size == shape_.size(), n.where, ": internal: a view of ", size, " values per row from ",
+                      shape_.size());
         dims_.clear();
         const bool same_image = image_ && d == std::vector<std::int64_t>{shape_.c, shape_.h, shape_.w};
-        const bool flat_as_image = !image_ && d.size() == 3 && d[1] == 1 && d[2] == 1;
         if (d.size() == 1 && image_) {
             Pending p;
             p.kind = nn::LayerKind::Flatten;
             p.token = "flatten";
             push(std::move(p), n.where);
             image_ = false;
-        } else if (d.size() != 1 && !same_image && !flat_as_image) {
-            dims_ = d;
+        } else if (d.size() != 1 && !same_image) {
+            dims_ = d; // [D, 1, 1] of a flat tensor stays too: a gate broadcasts it as the flat [D]
         }
         advance(n);
     }
@@ -967,13 +972,13 @@ private:
             const auto& v = need_const(n.input(1), n.where, "axes").v;
             axes.assign(v.begin(), v.end());
         }
+        const std::string axes_text = dims_text(axes);
         const bool un = op == "Unsqueeze";
         const std::int64_t out_rank = un ? rank + std::int64_t(axes.size()) : rank;
         for (auto& a : axes) {
             a += a < 0 ? out_rank : 0;
             if (a <= 0 || a >= out_rank)
-                fail(n.where, ": axes ", dims_text(attr_ints(n, "axes")),
-                     " include the batch or are out of range");
+                fail(n.where, ": axes ", axes_text, " include the batch or are out of range");
         }
         std::sort(axes.begin(), axes.end());
         if (un) {
@@ -1000,8 +1005,8 @@ private:
         Sym tmp;
         const Sym* t = sym_of(n.input(1), tmp);
         if (!t)
-            need_const(n.input(1), n.where, "shape"),
-                fail(n.where, ": its shape is not a vector of integers");
+            fail(n.where, ": its shape '", n.input(1),
+                 "' is neither a constant vector of integers nor computed from Shape nodes");
         const std::string text = sym_text(*t);
         if (t->v.size() < 2) fail(n.where, ": reshape to ", text, " leaves no dimension but the batch");
         const SymDim b = t->v[0];
@@ -1042,10 +1047,7 @@ private:
         Sym tmp;
         const Sym* t = n.input_size() > 1 ? sym_of(n.input(1), tmp) : nullptr;
         if (!t) fail(n.where, ": its shape is not a known vector of integers");
-        const std::vector<std::int64_t> L = logical();
-        const std::vector<std::int64_t> I = image_ && dims_.empty() ? L
-                                            : dims_.empty()         ? std::vector<std::int64_t>{L[0], 1, 1}
-                                                                    : L;
+        const std::vector<std::int64_t> I = logical();
         bool ok = t->v.size() == I.size() + 1 && (t->v[0].batch || t->v[0].k == 1);
         for (std::size_t i = 0; ok && i < I.size(); ++i)
             ok = !t->v[i + 1].batch && (I[i] == 1 || I[i] == t->v[i + 1].k);
@@ -1054,7 +1056,11 @@ private:
         if (!ok)
             fail(n.where, ": expands [N, ", dims_text(I).substr(1), " to ", sym_text(*t),
                  "; supported only as the broadcast of a gate (every reader a Mul)");
-        advance(n);
+        advance(n); // the values before the broadcast: the Mul broadcasts them alike
+        std::vector<std::int64_t> to;
+        for (std::size_t i = 1; i < t->v.size(); ++i)
+            to.push_back(t->v[i].k);
+        tensor_dims_[cur_] = to; // what a Shape of it reads
     }
 
     void gemm(const GraphNode& n, const std::string& where) {
