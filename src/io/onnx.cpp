@@ -129,6 +129,10 @@ std::string sym_text(const Sym& s) {
 /// x op y for one entry of Add, Sub, Mul or Div (integer, truncating as ONNX does); false where the result
 /// is not a known number or k * N.
 bool sym_arith(const std::string& op, SymDim x, SymDim y, SymDim& r) {
+    constexpr double kMax = 9.0e15; // shape values stay far from int64's range (no overflow below)
+    if (std::fabs(double(x.k)) > kMax || std::fabs(double(y.k)) > kMax ||
+        (op == "Mul" && std::fabs(double(x.k) * double(y.k)) > kMax))
+        return false;
     if (op == "Mul") {
         if (x.batch && y.batch) return false;
         r = SymDim{x.k * y.k, x.batch || y.batch};
@@ -594,8 +598,10 @@ private:
     /// ConstantOfShape([k]) with k known: a vector of k copies of its value (as in -1 tests of shape
     /// vectors).
     static Sym constant_of_shape(const GraphNode& n, const Sym& shape) {
-        if (shape.v.size() != 1 || shape.v[0].batch || shape.v[0].k < 0)
-            fail(n.where, ": only a 1-D result of known length is supported (shape ", sym_text(shape), ")");
+        if (shape.v.size() != 1 || shape.v[0].batch || shape.v[0].k < 0 || shape.v[0].k > 64)
+            fail(n.where,
+                 ": only a 1-D result of known length up to 64 (a shape vector) is supported (shape ",
+                 sym_text(shape), ")");
         const auto* a = find_attr(n, "value");
         const Const fill = a && a->has_t() ? to_const(a->t(), n.where) : Const{{1}, {0.0}};
         if (fill.v.size() != 1 || fill.v[0] != std::floor(fill.v[0]))
@@ -982,8 +988,10 @@ private:
         }
         std::sort(axes.begin(), axes.end());
         if (un) {
-            for (auto a : axes)
+            for (auto a : axes) {
+                if (a - 1 > std::int64_t(L.size())) fail(n.where, ": axes ", axes_text, " are out of range");
                 L.insert(L.begin() + long(a - 1), 1);
+            }
         } else {
             if (axes.empty())
                 for (std::int64_t a = 1; a < rank; ++a)
@@ -1022,11 +1030,15 @@ private:
             if (x == 0 && !(i - 1 < L.size()))
                 fail(n.where, ": reshape to ", text, " copies a dimension the input lacks");
             if (x == 0) x = L[i - 1];
+            if (x > shape_.size())
+                fail(n.where, ": reshape to ", text, " does not keep ", shape_.size(), " values per row");
             if (x == -1 && infer < 0)
                 infer = int(d.size()), x = 1;
             else if (x < 1)
                 fail(n.where, ": reshape to ", text, " is not supported");
             known *= x;
+            if (known > shape_.size())
+                fail(n.where, ": reshape to ", text, " does not keep ", shape_.size(), " values per row");
             d.push_back(x);
         }
         if (infer >= 0 && known > 0 && shape_.size() % known == 0)
