@@ -1,5 +1,6 @@
 // ONNX import (a series-parallel graph of supported nodes -> spec tokens with res/cat/gate blocks and
-// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU) and export (spec ->
+// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU, shape computations from Shape
+// evaluated with the batch as one symbol, Reshape/Squeeze/Unsqueeze as views) and export (spec ->
 // Gemm/MatMul/Conv/MaxPool/AveragePool/Add/Concat/Mul/... nodes, checked by onnx::checker), on Debian's
 // libonnx protobufs.
 #include "mimic/io/onnx.hpp"
