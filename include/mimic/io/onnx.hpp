@@ -18,11 +18,12 @@ inline constexpr int kOnnxMinImportOpset = 11;
 /// parse -> a graph of nodes over tensors -> simplification passes (constants out; shape computations out:
 /// Shape of a data tensor and Gather, Unsqueeze, Squeeze, Concat, Slice, Cast, Add, Sub, Mul, Div,
 /// ConstantOfShape over such values and constants, evaluated when a Reshape or Expand reads them, with the
-/// batch as one symbol N and every other dimension known; Identity, Dropout and one-input Concat/Sum bypassed; a Softmax/LogSoftmax at the output dropped with a notice on stderr;
-/// DenseNet's Concat(x0, n1, .., nk) read as Concat(Concat(x0, .., nk-1), nk); nodes no output needs
-/// dropped) -> series-parallel decomposition (a fork to the node where its paths meet again is one block:
-/// Add/Sum -> res, Concat over channels -> cat, Mul of the fork tensor by a path -> gate, gate(sigmoid) ->
-/// silu, gate(hardsigmoid) -> hardswish; a path that is the fork tensor is the identity) -> layers:
+/// batch as one symbol N and every other dimension known; Identity, Dropout and one-input Concat/Sum
+/// bypassed; a Softmax/LogSoftmax at the output dropped with a notice on stderr; DenseNet's Concat(x0, n1,
+/// .., nk) read as Concat(Concat(x0, .., nk-1), nk); nodes no output needs dropped) -> series-parallel
+/// decomposition (a fork to the node where its paths meet again is one block: Add/Sum -> res, Concat over
+/// channels -> cat, Mul of the fork tensor by a path -> gate, gate(sigmoid) -> silu, gate(hardsigmoid) ->
+/// hardswish; a path that is the fork tensor is the identity) -> layers:
 ///   Gemm (transA = 0; alpha, beta, transB folded) and MatMul [+ Add]  -> dense:N (MatMul alone:
 ///   bottleneck:K) Conv (square kernel, equal strides, symmetric pads, dilation 1; group G)  -> conv:FxKsSpP
 ///   (conv:FxKsSpPgG when G > 1)
