@@ -1,5 +1,6 @@
 // ONNX import (a series-parallel graph of supported nodes -> spec tokens with res/cat/gate blocks and
-// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU) and export (spec ->
+// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU, shape computations from Shape
+// evaluated with the batch as one symbol, Reshape/Squeeze/Unsqueeze as views) and export (spec ->
 // Gemm/MatMul/Conv/MaxPool/AveragePool/Add/Concat/Mul/... nodes, checked by onnx::checker), on Debian's
 // libonnx protobufs.
 #include "mimic/io/onnx.hpp"
@@ -101,6 +102,81 @@ Const to_const(const onnx::TensorProto& t, const std::string& where) {
     return c;
 }
 
+/// A value of a shape computation (Shape, Gather, Concat, ... over int64 vectors): each entry a known
+/// number or k times the batch size N, the one dimension that is not known at import.
+struct SymDim {
+    std::int64_t k = 0;
+    bool batch = false; ///< k * N
+};
+struct Sym {
+    std::vector<SymDim> v;
+    bool scalar = false; ///< rank 0 (one entry)
+};
+
+std::string sym_text(const Sym& s) {
+    std::ostringstream os;
+    os << "[";
+    for (size_t i = 0; i < s.v.size(); ++i) {
+        os << (i ? ", " : "");
+        if (!s.v[i].batch)
+            os << s.v[i].k;
+        else
+            os << (s.v[i].k == 1 ? "" : std::to_string(s.v[i].k) + "*") << "N";
+    }
+    os << "]";
+    return os.str();
+}
+
+/// x op y for one entry of Add, Sub, Mul or Div (integer, truncating as ONNX does); false where the result
+/// is not a known number or k * N.
+bool sym_arith(const std::string& op, SymDim x, SymDim y, SymDim& r) {
+    constexpr double kMax = 9.0e15; // shape values stay far from int64's range (no overflow below)
+    if (std::fabs(double(x.k)) > kMax || std::fabs(double(y.k)) > kMax ||
+        (op == "Mul" && std::fabs(double(x.k) * double(y.k)) > kMax))
+        return false;
+    if (op == "Mul") {
+        if (x.batch && y.batch) return false;
+        r = SymDim{x.k * y.k, x.batch || y.batch};
+        return true;
+    }
+    if (op == "Div") {
+        if (y.batch || y.k == 0 || (x.batch && x.k % y.k != 0)) return false;
+        r = SymDim{x.k / y.k, x.batch};
+        return true;
+    }
+    const std::int64_t sign = op == "Sub" ? -1 : 1;
+    if (x.batch && y.batch) {
+        r = SymDim{x.k + sign * y.k, x.k + sign * y.k != 0};
+        return true;
+    }
+    if (x.batch || y.batch) {
+        const SymDim& b = x.batch ? x : y;
+        const SymDim& c = x.batch ? y : x;
+        if (c.k != 0 || (op == "Sub" && y.batch)) return false;
+        r = b;
+        return true;
+    }
+    r = SymDim{x.k + sign * y.k, false};
+    return true;
+}
+
+/// Slice of a 1-D shape value (starts, ends, axes, steps as ONNX's Slice, opset 10 and later).
+Sym sym_slice(const Sym& d, const std::vector<Sym>& a, const std::string& where) {
+    auto one = [&](std::size_t i, std::int64_t def) -> std::int64_t {
+        if (i >= a.size() || a[i].v.empty()) return def;
+        if (a[i].v.size() != 1 || a[i].v[0].batch) fail(where, ": only a slice over axis 0 is supported");
+        return a[i].v[0].k;
+    };
+    if (one(3, 0) != 0 && one(3, 0) != -1) fail(where, ": only a slice over axis 0 is supported");
+    const std::int64_t n = std::int64_t(d.v.size()), step = one(4, 1);
+    if (step < 1) fail(where, ": only a positive slice step is supported");
+    auto clamp = [&](std::int64_t x) { return std::max<std::int64_t>(0, std::min(n, x < 0 ? x + n : x)); };
+    Sym r;
+    for (std::int64_t i = clamp(one(1, 0)), e = clamp(one(2, n)); i < e; i += step)
+        r.v.push_back(d.v[std::size_t(i)]);
+    return r;
+}
+
 // Attributes of a NodeProto or of the GraphNode that wraps one.
 template <class Node>
 const onnx::AttributeProto* find_attr(const Node& n, const char* name) {
@@ -189,9 +265,11 @@ public:
         read_output();
         collect_initializers();
         make_graph();
+        fold_shapes();
         drop_output_softmax();
         rewrite_dense_concats();
         index_consumers();
+        tensor_dims_[input_name_] = logical();
         chain(input_name_, -1, -1, top_);
         if (top_.empty()) fail(path_, ": the graph has no layers");
         return build(meta);
@@ -211,9 +289,16 @@ private:
     std::map<std::string, std::vector<int>> readers_; ///< tensor -> the live nodes reading it as data
     std::vector<Pending> top_;                        ///< the model's chain
     std::vector<Pending>* layers_ = &top_;            ///< the chain being built (the model, or a branch)
-    bool fresh_param_ = false; ///< cur_ is the direct output of layers_->back(), a parameter layer
-    int pad_ = -1;             ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
-    std::string pad_where_;    ///< that Pad node, for errors
+    bool fresh_param_ = false;           ///< cur_ is the direct output of layers_->back(), a parameter layer
+    int pad_ = -1;                       ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
+    std::string pad_where_;              ///< that Pad node, for errors
+    std::map<std::string, Sym> syms_;    ///< shape values that depend on the batch size (fold_shapes)
+    std::vector<GraphNode> shape_nodes_; ///< the shape computations fold_shapes took out
+    std::map<std::string, int> shape_node_of_;                     ///< their outputs -> index in shape_nodes_
+    std::map<std::string, std::vector<std::int64_t>> tensor_dims_; ///< per-sample shapes the walk reached
+    /// The per-sample ONNX shape of cur_ where Reshape, Squeeze or Unsqueeze left it neither the layers'
+    /// [C, H, W] nor [D] (e.g. [C, 1] between two Squeeze); empty otherwise.
+    std::vector<std::int64_t> dims_;
 
     /// A Pad is waiting for its Conv or AveragePool but the tensor goes elsewhere.
     [[noreturn]] void pad_not_folded() const {
@@ -228,11 +313,12 @@ private:
         nn::Shape shape;
         bool image, fresh_param;
         int pad;
+        std::vector<std::int64_t> dims;
     };
-    Walk save() const { return Walk{layers_, cur_, shape_, image_, fresh_param_, pad_}; }
+    Walk save() const { return Walk{layers_, cur_, shape_, image_, fresh_param_, pad_, dims_}; }
     void restore(const Walk& w) {
         layers_ = w.layers, cur_ = w.cur, shape_ = w.shape, image_ = w.image;
-        fresh_param_ = w.fresh_param, pad_ = w.pad;
+        fresh_param_ = w.fresh_param, pad_ = w.pad, dims_ = w.dims;
     }
 
     const onnx::GraphProto& graph() const { return model_.graph(); }
@@ -262,13 +348,15 @@ private:
 
     void check_operators() const {
         static const std::set<std::string> supported = {
-            "Gemm",     "MatMul",    "Add",         "Conv",
-            "MaxPool",  "Relu",      "Sigmoid",     "Tanh",
-            "Flatten",  "Reshape",   "Dropout",     "BatchNormalization",
-            "Identity", "Constant",  "AveragePool", "GlobalAveragePool",
-            "Pad",      "Clip",      "HardSigmoid", "HardSwish",
-            "Mul",      "Sum",       "Concat",      "ReduceMean",
-            "Softmax",  "LogSoftmax"};
+            "Gemm",      "MatMul",     "Add",         "Conv",
+            "MaxPool",   "Relu",       "Sigmoid",     "Tanh",
+            "Flatten",   "Reshape",    "Dropout",     "BatchNormalization",
+            "Identity",  "Constant",   "AveragePool", "GlobalAveragePool",
+            "Pad",       "Clip",       "HardSigmoid", "HardSwish",
+            "Mul",       "Sum",        "Concat",      "ReduceMean",
+            "Softmax",   "LogSoftmax", "Shape",       "Gather",
+            "Unsqueeze", "Squeeze",    "Slice",       "Cast",
+            "Sub",       "Div",        "Expand",      "ConstantOfShape"};
         std::set<std::string> bad;
         for (const auto& n : graph().node()) {
             const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";
@@ -396,6 +484,153 @@ private:
         }
     }
 
+    /// The shape computations PyTorch writes for x.view(x.size(0), -1), expand_as and the like (Shape of a
+    /// data tensor, then Gather, Unsqueeze, Squeeze, Concat, Slice, Cast, Add/Sub/Mul/Div,
+    /// ConstantOfShape over its values and constants) leave the graph, so that a Shape is no reader of
+    /// the tensor it measures; the Reshape or Expand that reads one evaluates it (sym_of) with the batch
+    /// size as one symbol N and every other dimension as the walk found it.
+    void fold_shapes() {
+        static const std::set<std::string> ops = {"Gather",         "Unsqueeze", "Squeeze", "Concat", "Slice",
+                                                  "Cast",           "Add",       "Sub",     "Mul",    "Div",
+                                                  "ConstantOfShape"};
+        std::vector<GraphNode> kept;
+        for (auto& n : nodes_) {
+            bool from_shape = false, operands = n.output_size() == 1;
+            for (const auto& s : n.in) {
+                from_shape = from_shape || shape_node_of_.count(s);
+                operands = operands && (s.empty() || shape_node_of_.count(s) || constant(s));
+            }
+            if ((n.op_type() == "Shape" && n.output_size() == 1) ||
+                (ops.count(n.op_type()) && from_shape && operands)) {
+                shape_node_of_[n.out[0]] = int(shape_nodes_.size());
+                shape_nodes_.push_back(std::move(n));
+            } else {
+                kept.push_back(std::move(n));
+            }
+        }
+        nodes_ = std::move(kept);
+    }
+
+    /// The value of tensor s as a shape value: computed from shape nodes (evaluated once), or an integral
+    /// constant of rank 0 or 1 (in tmp); nullptr otherwise.
+    const Sym* sym_of(const std::string& s, Sym& tmp) {
+        const auto it = syms_.find(s);
+        if (it != syms_.end()) return &it->second;
+        const auto sn = shape_node_of_.find(s);
+        if (sn != shape_node_of_.end()) {
+            const GraphNode& n = shape_nodes_[std::size_t(sn->second)];
+            if (n.op_type() == "Shape") return &(syms_[s] = shape_of(n));
+            std::vector<Sym> a;
+            for (const auto& x : n.in) {
+                Sym t;
+                const Sym* p = x.empty() ? &t : sym_of(x, t);
+                if (!p) fail(n.where, ": its input '", x, "' is not a shape value");
+                a.push_back(*p);
+            }
+            return &(syms_[s] = eval_shape_op(n, a));
+        }
+        const Const* c = constant(s);
+        if (!c || c->dims.size() > 1) return nullptr;
+        tmp = Sym{};
+        tmp.scalar = c->dims.empty();
+        for (double x : c->v) {
+            if (x != std::floor(x) || std::fabs(x) > 9.0e15) return nullptr;
+            tmp.v.push_back(SymDim{std::int64_t(x), false});
+        }
+        return &tmp;
+    }
+
+    /// Shape of a data tensor the walk has reached: N, then its per-sample dimensions (start and end as
+    /// in opset 15).
+    Sym shape_of(const GraphNode& n) const {
+        const std::string x = n.in.empty() ? std::string() : n.in[0];
+        const auto it = tensor_dims_.find(x);
+        if (it == tensor_dims_.end())
+            fail(n.where, ": measures '", x, "', which is not a tensor on the path to the node that reads",
+                 " the shape");
+        Sym all;
+        all.v.push_back(SymDim{1, true});
+        for (auto d : it->second)
+            all.v.push_back(SymDim{d, false});
+        std::vector<Sym> range(3);
+        for (int k = 0; k < 2; ++k)
+            if (const auto* a = find_attr(n, k == 0 ? "start" : "end"))
+                range[std::size_t(k + 1)].v.push_back(SymDim{a->i(), false});
+        return sym_slice(all, range, n.where);
+    }
+
+    /// Gather, Unsqueeze, Squeeze, Concat, Slice, Cast and arithmetic over shape values.
+    Sym eval_shape_op(const GraphNode& n, const std::vector<Sym>& a) const {
+        const std::string& op = n.op_type();
+        const std::string& w = n.where;
+        if (op == "Cast") return a[0];
+        if (op == "ConstantOfShape") return constant_of_shape(n, a[0]);
+        if (op == "Slice") return a[0].scalar ? fail(w, ": slices a scalar"), a[0] : sym_slice(a[0], a, w);
+        Sym r;
+        if (op == "Gather") {
+            if (attr_int(n, "axis", 0) != 0 || a[0].scalar || a.size() != 2)
+                fail(w, ": only Gather over axis 0 of a shape vector is supported");
+            const auto len = std::int64_t(a[0].v.size());
+            for (const SymDim& i : a[1].v) {
+                const std::int64_t k = i.k < 0 ? i.k + len : i.k;
+                if (i.batch || k < 0 || k >= len)
+                    fail(w, ": index ", sym_text(a[1]), " out of ", sym_text(a[0]));
+                r.v.push_back(a[0].v[std::size_t(k)]);
+            }
+            r.scalar = a[1].scalar;
+        } else if (op == "Unsqueeze" || op == "Squeeze") {
+            const bool un = op == "Unsqueeze";
+            if (a[0].v.size() != 1 || a[0].scalar != un)
+                fail(w, ": only ", un ? "Unsqueeze of a scalar" : "Squeeze of a 1-element vector",
+                     " shape value is supported (", sym_text(a[0]), ")");
+            r.v = a[0].v;
+            r.scalar = !un;
+        } else if (op == "Concat") {
+            if (attr_int(n, "axis", 0) != 0)
+                fail(w, ": only Concat over axis 0 of shape vectors is supported");
+            for (const Sym& x : a)
+                r.v.insert(r.v.end(), x.v.begin(), x.v.end());
+        } else {
+            return sym_binary(n, a);
+        }
+        return r;
+    }
+
+    /// ConstantOfShape([k]) with k known: a vector of k copies of its value (as in -1 tests of shape
+    /// vectors).
+    static Sym constant_of_shape(const GraphNode& n, const Sym& shape) {
+        if (shape.v.size() != 1 || shape.v[0].batch || shape.v[0].k < 0 || shape.v[0].k > 64)
+            fail(n.where,
+                 ": only a 1-D result of known length up to 64 (a shape vector) is supported (shape ",
+                 sym_text(shape), ")");
+        const auto* a = find_attr(n, "value");
+        const Const fill = a && a->has_t() ? to_const(a->t(), n.where) : Const{{1}, {0.0}};
+        if (fill.v.size() != 1 || fill.v[0] != std::floor(fill.v[0]))
+            fail(n.where, ": its value is not one integer");
+        Sym r;
+        r.v.assign(std::size_t(shape.v[0].k), SymDim{std::int64_t(fill.v[0]), false});
+        return r;
+    }
+
+    /// Add, Sub, Mul, Div of two shape values (a scalar or 1-element operand broadcasts).
+    Sym sym_binary(const GraphNode& n, const std::vector<Sym>& a) const {
+        if (a.size() != 2) fail(n.where, ": expected 2 inputs");
+        const Sym &x = a[0], &y = a[1];
+        const std::size_t len = std::max(x.v.size(), y.v.size());
+        if ((x.v.size() != len && x.v.size() != 1) || (y.v.size() != len && y.v.size() != 1))
+            fail(n.where, ": shapes ", sym_text(x), " and ", sym_text(y), " do not broadcast");
+        Sym r;
+        r.scalar = x.scalar && y.scalar;
+        for (std::size_t i = 0; i < len; ++i) {
+            SymDim e;
+            if (!sym_arith(n.op_type(), x.v[x.v.size() == 1 ? 0 : i], y.v[y.v.size() == 1 ? 0 : i], e))
+                fail(n.where, ": ", sym_text(x), " ", n.op_type(), " ", sym_text(y),
+                     " is not a known number or a multiple of the batch size");
+            r.v.push_back(e);
+        }
+        return r;
+    }
+
     /// A Softmax or LogSoftmax over the classes at the graph's output is dropped with a notice: the member's
     /// logits are then the tensor before it (log-probabilities up to a constant per row: the same softmax
     /// at every temperature).
@@ -438,7 +673,9 @@ private:
         }
     }
 
-    bool is_data(const std::string& name) const { return !name.empty() && !constant(name); }
+    bool is_data(const std::string& name) const {
+        return !name.empty() && !constant(name) && !shape_node_of_.count(name);
+    }
     std::vector<std::string> data_inputs(const GraphNode& n) const {
         std::vector<std::string> d;
         for (const auto& s : n.in)
@@ -497,7 +734,7 @@ private:
     /// by node `stop` alone (the join of the block this chain is a branch of; -1: the graph's output).
     /// Returns that tensor.
     std::string chain(const std::string& t, int first, int stop, std::vector<Pending>& out) {
-        layers_ = &out, cur_ = t, fresh_param_ = false, pad_ = -1;
+        layers_ = &out, cur_ = t, fresh_param_ = false, pad_ = -1, dims_.clear();
         for (int next = first;; next = -1) {
             if (next < 0) {
                 if (stop < 0 && cur_ == output_name_) break;
@@ -518,6 +755,7 @@ private:
             visit(n);
         }
         if (pad_ >= 0) pad_not_folded();
+        need_layer_shape(path_ + ": tensor '" + cur_ + "'");
         return cur_;
     }
 
@@ -525,6 +763,7 @@ private:
     /// output. A path that is the fork tensor itself is the identity (an empty branch).
     void fork(const std::vector<int>& cons, int stop) {
         if (pad_ >= 0) pad_not_folded();
+        need_layer_shape(path_ + ": tensor '" + cur_ + "', read by several nodes,");
         const std::string t = cur_;
         const int J = join_of(t, cons);
         const GraphNode& j = nodes_[std::size_t(J)];
@@ -559,7 +798,7 @@ private:
         restore(saved);
         image_ = saved.image && (b.join == nn::Join::Mul || !flat);
         push_block(std::move(b), j.where);
-        cur_ = j.output(0);
+        reach(j.output(0));
     }
 
     /// How node j joins the paths from tensor t: Add or Sum -> res, Concat over channels -> cat, Mul of t
@@ -626,12 +865,20 @@ private:
                        p.kind == nn::LayerKind::Conv;
         layers_->push_back(std::move(p));
     }
-    void advance(const GraphNode& n) { cur_ = n.output(0); }
+    void advance(const GraphNode& n) { reach(n.output(0)); }
+    /// cur_ becomes t, whose shape a Shape node may read.
+    void reach(const std::string& t) {
+        cur_ = t;
+        tensor_dims_[t] = logical();
+    }
 
     void visit(const GraphNode& n) {
         const std::string& where = n.where;
         const std::string& op = n.op_type();
         if (pad_ >= 0 && op != "AveragePool" && op != "Conv") pad_not_folded();
+        const bool view_op =
+            op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Expand";
+        if (!view_op) need_layer_shape(where);
         if (op == "Relu" || op == "Sigmoid" || op == "Tanh") {
             need_cur(n, where);
             Pending p;
@@ -643,33 +890,8 @@ private:
             advance(n);
             return;
         }
-        if (op == "Flatten" || op == "Reshape") {
-            need_cur(n, where);
-            if (op == "Flatten") {
-                const auto axis = attr_int(n, "axis", 1);
-                if (axis != 1 && !(image_ && axis == -3) && !(!image_ && axis == -1))
-                    fail(where, ": axis ", axis, " is not supported (only Flatten to [N, C*H*W], axis 1)");
-            } else {
-                if (n.input_size() < 2) fail(where, ": has no shape input");
-                const Const& s = need_const(n.input(1), where, "shape");
-                const bool ok = s.v.size() == 2 && (s.v[1] == -1 || std::int64_t(s.v[1]) == shape_.size()) &&
-                                (s.v[0] != -1 || s.v[1] != -1);
-                if (!ok) {
-                    std::vector<std::int64_t> sv(s.v.begin(), s.v.end());
-                    fail(where, ": reshape to ", dims_text(sv), " is not a flatten to [N, ", shape_.size(),
-                         "] (only Reshape to [N, -1] is supported)");
-                }
-            }
-            if (image_) {
-                Pending p;
-                p.kind = nn::LayerKind::Flatten;
-                p.token = "flatten";
-                push(std::move(p), where);
-                image_ = false;
-            }
-            advance(n);
-            return;
-        }
+        if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze") return view(n);
+        if (op == "Expand") return expand(n);
         if (op == "Gemm") return gemm(n, where);
         if (op == "MatMul") return matmul(n, where);
         if (op == "Add") return add(n, where);
@@ -684,8 +906,174 @@ private:
             fail(where, ": supported only as the graph's output (dropped: Mimic's members give logits)");
         if (op == "Mul" || op == "Add" || op == "Sum" || op == "Concat")
             fail(where, ": ", op, " is supported as the join of paths that fork from one tensor",
-                 op == "Add" ? " or as the bias of a MatMul, Gemm or Conv" : "", ", not on one path");
+                 op == "Add" ? " or as the bias of a MatMul, Gemm or Conv" : "",
+                 op == "Mul" || op == "Add" || op == "Concat" ? " or on shape values (from Shape nodes)" : "",
+                 ", not on one path");
+        if (op == "Shape" || op == "Gather" || op == "Slice" || op == "Cast" || op == "Sub" || op == "Div" ||
+            op == "ConstantOfShape")
+            fail(where, ": ", op,
+                 " is supported only on shape values (computed from Shape nodes and constants)");
         fail(where, ": unsupported operator"); // unreachable: check_operators() listed them
+    }
+
+    /// The per-sample ONNX shape of cur_.
+    std::vector<std::int64_t> logical() const {
+        if (!dims_.empty()) return dims_;
+        if (image_) return {shape_.c, shape_.h, shape_.w};
+        return {shape_.size()};
+    }
+
+    /// cur_ is a flat [D] viewed as [D, 1, 1] (y.view(b, c, 1, 1) of an excitation), as a gate reads it.
+    bool flat_gate_view() const {
+        return !image_ && dims_.size() == 3 && dims_[0] == shape_.size() && dims_[1] == 1 && dims_[2] == 1;
+    }
+
+    /// A layer, a fork or the end of a path needs cur_ as [C, H, W] or [D] (or a flat gate view); another
+    /// pending view is refused.
+    void need_layer_shape(const std::string& where) const {
+        if (dims_.empty() || flat_gate_view()) return;
+        fail(where, ": reads '", cur_, "' of shape [N, ", dims_text(dims_).substr(1),
+             " left by a Reshape, Squeeze or Unsqueeze; Mimic's layers take [N, C, H, W] or [N, D]");
+    }
+
+    /// cur_ becomes n's output, of per-sample shape d (the same values in the same order): [D] flattens,
+    /// [C, H, W] as the layers before is the tensor as it is, and so is [D, 1, 1] of a flat tensor (a gate
+    /// broadcasts it the same); any other shape waits for the next Reshape, Squeeze or Unsqueeze.
+    void set_view(const std::vector<std::int64_t>& d, const GraphNode& n) {
+        std::int64_t size = 1;
+        for (auto x : d)
+            size *= x;
+        MIMIC_REQUIRE(size == shape_.size(), n.where, ": internal: a view of ", size, " values per row from ",
+                      shape_.size());
+        dims_.clear();
+        const bool same_image = image_ && d == std::vector<std::int64_t>{shape_.c, shape_.h, shape_.w};
+        if (d.size() == 1 && image_) {
+            Pending p;
+            p.kind = nn::LayerKind::Flatten;
+            p.token = "flatten";
+            push(std::move(p), n.where);
+            image_ = false;
+        } else if (d.size() != 1 && !same_image) {
+            dims_ = d; // [D, 1, 1] of a flat tensor stays too: a gate broadcasts it as the flat [D]
+        }
+        advance(n);
+    }
+
+    /// Flatten (axis 1), Reshape to a constant or computed target, Squeeze and Unsqueeze (axes as an
+    /// attribute before opset 13, an input from 13 on): views of the same values.
+    void view(const GraphNode& n) {
+        need_cur(n, n.where);
+        const std::string& op = n.op_type();
+        std::vector<std::int64_t> L = logical();
+        const std::int64_t rank = std::int64_t(L.size()) + 1;
+        if (op == "Flatten") {
+            auto axis = attr_int(n, "axis", 1);
+            if (axis < 0) axis += rank;
+            if (axis != 1)
+                fail(n.where, ": axis ", axis, " is not supported (only Flatten to [N, C*H*W], axis 1)");
+            return set_view({shape_.size()}, n);
+        }
+        if (op == "Reshape") return set_view(reshape_target(n, L), n);
+        std::vector<std::int64_t> axes = attr_ints(n, "axes");
+        if (n.input_size() > 1 && !n.input(1).empty()) {
+            const auto& v = need_const(n.input(1), n.where, "axes").v;
+            axes.assign(v.begin(), v.end());
+        }
+        const std::string axes_text = dims_text(axes);
+        const bool un = op == "Unsqueeze";
+        const std::int64_t out_rank = un ? rank + std::int64_t(axes.size()) : rank;
+        for (auto& a : axes) {
+            a += a < 0 ? out_rank : 0;
+            if (a <= 0 || a >= out_rank)
+                fail(n.where, ": axes ", axes_text, " include the batch or are out of range");
+        }
+        std::sort(axes.begin(), axes.end());
+        if (un) {
+            for (auto a : axes) {
+                if (a - 1 > std::int64_t(L.size())) fail(n.where, ": axes ", axes_text, " are out of range");
+                L.insert(L.begin() + long(a - 1), 1);
+            }
+        } else {
+            if (axes.empty())
+                for (std::int64_t a = 1; a < rank; ++a)
+                    if (L[std::size_t(a - 1)] == 1) axes.push_back(a);
+            for (auto it = axes.rbegin(); it != axes.rend(); ++it) {
+                if (L[std::size_t(*it - 1)] != 1)
+                    fail(n.where, ": squeezes axis ", *it, " of size ", L[std::size_t(*it - 1)]);
+                L.erase(L.begin() + long(*it - 1));
+            }
+        }
+        if (L.empty()) fail(n.where, ": leaves no dimension but the batch");
+        set_view(L, n);
+    }
+
+    /// The per-sample target of a Reshape from L: its first entry is the batch (N computed from a Shape,
+    /// 0, -1 or the batch the graph was exported at), then known sizes, 0 (copied) and at most one -1.
+    std::vector<std::int64_t> reshape_target(const GraphNode& n, const std::vector<std::int64_t>& L) {
+        if (n.input_size() < 2 || n.input(1).empty()) fail(n.where, ": has no shape input");
+        Sym tmp;
+        const Sym* t = sym_of(n.input(1), tmp);
+        if (!t)
+            fail(n.where, ": its shape '", n.input(1),
+                 "' is neither a constant vector of integers nor computed from Shape nodes");
+        const std::string text = sym_text(*t);
+        if (t->v.size() < 2) fail(n.where, ": reshape to ", text, " leaves no dimension but the batch");
+        const SymDim b = t->v[0];
+        if ((b.batch && b.k != 1) || (!b.batch && b.k < -1))
+            fail(n.where, ": reshape to ", text, " does not keep the batch as the first dimension");
+        std::vector<std::int64_t> d;
+        int infer = -1;
+        std::int64_t known = 1;
+        for (std::size_t i = 1; i < t->v.size(); ++i) {
+            const SymDim e = t->v[i];
+            if (e.batch) fail(n.where, ": reshape to ", text, " mixes the batch into dimension ", i);
+            std::int64_t x = e.k;
+            if (x == 0 && !(i - 1 < L.size()))
+                fail(n.where, ": reshape to ", text, " copies a dimension the input lacks");
+            if (x == 0) x = L[i - 1];
+            if (x > shape_.size())
+                fail(n.where, ": reshape to ", text, " does not keep ", shape_.size(), " values per row");
+            if (x == -1 && infer < 0)
+                infer = int(d.size()), x = 1;
+            else if (x < 1)
+                fail(n.where, ": reshape to ", text, " is not supported");
+            known *= x;
+            if (known > shape_.size())
+                fail(n.where, ": reshape to ", text, " does not keep ", shape_.size(), " values per row");
+            d.push_back(x);
+        }
+        if (infer >= 0 && known > 0 && shape_.size() % known == 0)
+            d[std::size_t(infer)] = shape_.size() / known;
+        std::int64_t size = 1;
+        for (auto x : d)
+            size *= x;
+        if (size != shape_.size() || (!b.batch && b.k == -1 && infer >= 0))
+            fail(n.where, ": reshape to ", text, " does not keep ", shape_.size(),
+                 " values per row (input [N, ", dims_text(L).substr(1), ")");
+        return d;
+    }
+
+    /// Expand (expand_as of a gate): the same values where every reader is a Mul, which broadcasts them
+    /// alike, and the target only repeats dimensions of size 1.
+    void expand(const GraphNode& n) {
+        need_cur(n, n.where);
+        Sym tmp;
+        const Sym* t = n.input_size() > 1 ? sym_of(n.input(1), tmp) : nullptr;
+        if (!t) fail(n.where, ": its shape is not a known vector of integers");
+        const std::vector<std::int64_t> I = logical();
+        bool ok = t->v.size() == I.size() + 1 && (t->v[0].batch || t->v[0].k == 1);
+        for (std::size_t i = 0; ok && i < I.size(); ++i)
+            ok = !t->v[i + 1].batch && (I[i] == 1 || I[i] == t->v[i + 1].k);
+        for (int r : readers(n.output(0)))
+            ok = ok && nodes_[std::size_t(r)].op_type() == "Mul";
+        if (!ok)
+            fail(n.where, ": expands [N, ", dims_text(I).substr(1), " to ", sym_text(*t),
+                 "; supported only as the broadcast of a gate (every reader a Mul)");
+        advance(n); // the values before the broadcast: the Mul broadcasts them alike
+        std::vector<std::int64_t> to;
+        for (std::size_t i = 1; i < t->v.size(); ++i)
+            to.push_back(t->v[i].k);
+        tensor_dims_[cur_] = to; // what a Shape of it reads
     }
 
     void gemm(const GraphNode& n, const std::string& where) {
@@ -936,18 +1324,24 @@ private:
     void global_pool(const GraphNode& n, const std::string& where) {
         if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
         bool keep = true;
+        const GraphNode* last = &n; // x.mean(3).mean(2): the second ReduceMean
         if (n.op_type() == "ReduceMean") {
-            auto axes = attr_ints(n, "axes");
-            if (n.input_size() > 1 && !n.input(1).empty()) {
-                const auto& v = need_const(n.input(1), where, "axes").v;
-                axes.assign(v.begin(), v.end());
-            }
-            for (auto& a : axes)
-                a += a < 0 ? 4 : 0;
-            std::sort(axes.begin(), axes.end());
-            if (axes != std::vector<std::int64_t>{2, 3})
-                fail(where, ": axes ", dims_text(axes), " are not the height and width [2, 3]");
+            auto axes = reduce_axes(n, 4);
             keep = attr_int(n, "keepdims", 1) != 0;
+            if (axes.size() == 1 && (axes[0] == 2 || axes[0] == 3)) {
+                const auto& r = readers(n.output(0));
+                const GraphNode* m = r.size() == 1 ? &nodes_[std::size_t(r[0])] : nullptr;
+                const std::int64_t other = keep ? 5 - axes[0] : 2; // the other spatial axis, after the first
+                if (!m || m->op_type() != "ReduceMean" ||
+                    reduce_axes(*m, keep ? 4 : 3) != std::vector{other} ||
+                    (attr_int(*m, "keepdims", 1) != 0) != keep)
+                    fail(where, ": axes ", dims_text(axes),
+                         " reduce one of height and width; supported are [2, 3]",
+                         " or one then the other by a second ReduceMean");
+                last = m;
+            } else if (axes != std::vector<std::int64_t>{2, 3}) {
+                fail(where, ": axes ", dims_text(axes), " are not the height and width [2, 3]");
+            }
         }
         Pending p;
         p.kind = nn::LayerKind::GlobalAvgPool;
@@ -960,7 +1354,21 @@ private:
             push(std::move(f), where);
             image_ = false;
         }
-        advance(n);
+        advance(*last);
+    }
+
+    /// The axes of a ReduceMean (attribute, or input from opset 18) over a tensor of the given rank, sorted
+    /// and non-negative.
+    std::vector<std::int64_t> reduce_axes(const GraphNode& n, std::int64_t rank) const {
+        auto axes = attr_ints(n, "axes");
+        if (n.input_size() > 1 && !n.input(1).empty()) {
+            const auto& v = need_const(n.input(1), n.where, "axes").v;
+            axes.assign(v.begin(), v.end());
+        }
+        for (auto& a : axes)
+            a += a < 0 ? rank : 0;
+        std::sort(axes.begin(), axes.end());
+        return axes;
     }
 
     /// BatchNormalization (inference): folded into the Conv, Gemm or MatMul right before it, or else a bn

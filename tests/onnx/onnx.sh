@@ -19,7 +19,8 @@ logits_of() {
 }
 
 # zoo_check DIR C S FAMILY...: tests/python/zoo_families.py builds each family (torchvision / torch.nn, random
-# weights, non-trivial BN statistics) for C x S x S inputs and exports it at opset 13; Mimic imports it, labels
+# weights, non-trivial BN statistics) for C x S x S inputs and exports it at opset 13 (or the family's own
+# opset); Mimic imports it, labels
 # 16 rows like onnxruntime (1e-4 relative, argmax equal) and exports it back to a graph onnxruntime runs to
 # Mimic's logits.
 zoo_check() {
@@ -56,6 +57,28 @@ zoo_mobile)
   # torchvision's MobileNetV2/V3 (depthwise convs, ReLU6, HardSwish, SE), EfficientNet-B0 (SiLU, SE) and
   # DenseNet-121 (dense blocks: every earlier feature map concatenated).
   zoo_check "$d/rgb" 3 32 mobilenet_v2 mobilenet_v3_small mobilenet_v3_large efficientnet_b0 densenet121
+  ;;
+zoo_user)
+  # What users' own PyTorch code exports: shape arithmetic (x.view(x.size(0), -1) after F.avg_pool2d, Hu's SE
+  # with Linear layers, view(b, c, 1, 1) and expand_as, x.mean([2, 3]), x.mean(3).mean(2), squeeze(-1) twice,
+  # reshape(b, -1, 1, 1) then flatten), functional ReLUs, WRN-16-4 with dropout, and torchvision families
+  # beyond the tuned ones; EfficientNet-B1 at opset 11, MobileNetV3-Small at opset 17.
+  zoo_check "$d/rgb" 3 32 kuangliu_resnet18 se_resnet_fc view_cnn preact_resnet_f wrn_16_4 regnet_x_400mf \
+    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17
+  # The SE excitation is a gate over the dense branch; the three heads of view_cnn are one concatenation.
+  spec() { "$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$d/rgb/$1.h5', 'r').attrs['spec'])"; }
+  [[ "$(spec se_resnet_fc)" == *"gate(gap,flatten,bottleneck:4,relu,bottleneck:16,sigmoid)"* ]] ||
+    die "se_resnet_fc: no dense gate in $(spec se_resnet_fc)"
+  [[ "$(spec view_cnn)" == *",cat(gap,flatten|gap,flatten|avgpool:2,flatten,dense:32,relu),dense:10"* ]] ||
+    die "view_cnn: unexpected spec $(spec view_cnn)"
+  # A ShuffleNet (channel shuffle: Reshape to 5-D and Transpose) is refused in one line, nothing written.
+  py zoo_families.py "$d/shuffle" --rows 2 --families shufflenet_v2_x0_5 >/dev/null || die "zoo_families.py failed"
+  "$MIMIC" import onnx "$d/shuffle/shufflenet_v2_x0_5.onnx" --out "$d/shuffle/s.h5" --quiet 2>"$d/shuffle.err" &&
+    die "shufflenet_v2_x0_5 imported"
+  [ "$(wc -l <"$d/shuffle.err")" -eq 1 ] || die "more than one line: $(cat "$d/shuffle.err")"
+  grep -q "shufflenet_v2_x0_5.onnx: unsupported operators: Transpose$" "$d/shuffle.err" ||
+    die "unexpected refusal: $(cat "$d/shuffle.err")"
+  [ -z "$(find "$d/shuffle" -name 's.h5*')" ] || die "an output file was left behind"
   ;;
 zoo_pipeline)
   # An imported ensemble of three families at 1x28x28 (CIFAR ResNet, MobileNetV2, small DenseNet) runs the
@@ -130,7 +153,11 @@ unsupported)
     "$MIMIC" import onnx "$d/two.onnx" --out "$d/two.h5" --quiet
   expect_fail "twoin.onnx: the graph has 2 data inputs ('x', 'w'); Mimic imports models with one input" \
     "$MIMIC" import onnx "$d/twoin.onnx" --out "$d/twoin.h5" --quiet
-  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*' -o -name 'twoin.h5*')" ] || die "an output file was left behind"
+  # A Reshape whose target, computed from Shape, mixes the batch into the rows: the node and the target named.
+  expect_fail "mixbatch.onnx: node [0-9]* '/Reshape' (Reshape): reshape to \[2\*N, -1\] does not keep the batch as the first dimension" \
+    "$MIMIC" import onnx "$d/mixbatch.onnx" --out "$d/mixbatch.h5" --quiet
+  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*' -o -name 'twoin.h5*' -o -name 'mixbatch.h5*')" ] ||
+    die "an output file was left behind"
   # Supported operators with unsupported settings: one line naming the node and the problem.
   expect_fail "pool32.onnx: node 1 .*(MaxPool): dilations are not supported" \
     "$MIMIC" import onnx "$d/pool32.onnx" --out "$d/pool32.h5" --quiet

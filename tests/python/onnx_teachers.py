@@ -3,10 +3,10 @@
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
 # a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, Pad + Conv, and
 # models Mimic refuses (unsupported operators or settings, a graph that is not series-parallel, two outputs or
-# two inputs);
+# two inputs, a Reshape whose computed target mixes the batch into the rows);
 # writes a dataset file and PyTorch's logits for comparison (for soft: the values before the LogSoftmax).
 # usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft/padconv.onnx
-#                                   and bad/pool32/nsp/two/twoin.onnx)
+#                                   and bad/pool32/nsp/two/twoin/mixbatch.onnx)
 import os
 import sys
 import warnings
@@ -167,6 +167,22 @@ class TwoInputs(nn.Module):
 
 torch.onnx.export(TwoInputs(), (xt[:2], xt[:2]), os.path.join(out, "twoin.onnx"), opset_version=13,
                   input_names=["x", "w"], output_names=["y"])
+
+
+class MixBatch(nn.Module):
+    """y.view(y.size(0) * 2, -1): a Reshape whose computed target mixes the batch into the rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.f = nn.Conv2d(C, 2, 3, padding=1), nn.Linear(H * W, K)
+
+    def forward(self, x):
+        y = self.c(x)
+        return self.f(y.view(y.size(0) * 2, -1))
+
+
+torch.onnx.export(MixBatch(), xt[:2], os.path.join(out, "mixbatch.onnx"), opset_version=13, input_names=["x"],
+                  output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
 padconv.eval()
 with torch.no_grad():
     logits["padconv"] = padconv(xt).numpy().astype(np.float32)

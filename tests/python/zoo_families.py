@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as F
 
 warnings.filterwarnings("ignore")
 
@@ -82,6 +83,177 @@ class SEBlock(nn.Module):
         return x * self.f(x)
 
 
+class KBlock(nn.Module):
+    """The basic block of the CIFAR ResNets users copy (functional relu, `out += shortcut`)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class KResNet18(nn.Module):
+    """CIFAR ResNet18 as hand-written for 32x32 inputs: F.avg_pool2d(out, 4) and out.view(out.size(0), -1)."""
+
+    def __init__(self, C, K, widths=(64, 128, 256, 512)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(C, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        blocks, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            blocks += [KBlock(cin, w, 1 if i == 0 else 2), KBlock(w, w, 1)]
+            cin = w
+        self.layers = nn.Sequential(*blocks)
+        self.linear = nn.Linear(cin, K)
+
+    def forward(self, x):
+        out = self.layers(F.relu(self.bn1(self.conv1(x))))
+        out = F.avg_pool2d(out, 4)
+        out = out.view(out.size(0), -1)
+        return self.linear(out)
+
+
+class SELayer(nn.Module):
+    """Hu's squeeze-and-excitation with Linear layers: view(b, c), fc, view(b, c, 1, 1), expand_as."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(nn.Linear(c, c // r, bias=False), nn.ReLU(inplace=True),
+                                nn.Linear(c // r, c, bias=False), nn.Sigmoid())
+
+    def forward(self, x):
+        b, c, _, _ = x.size()
+        y = self.avg_pool(x).view(b, c)
+        y = self.fc(y).view(b, c, 1, 1)
+        return x * y.expand_as(x)
+
+
+class SEBasic(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                                  nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cout), SELayer(cout))
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        r = x if self.down is None else self.down(x)
+        return F.relu(self.body(x) + r)
+
+
+class SEResNet(nn.Module):
+    def __init__(self, C, K):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(C, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(SEBasic(16, 16, 1), SEBasic(16, 32, 2), SEBasic(32, 64, 2))
+        self.fc = nn.Linear(64, K)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        x = F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)
+        return self.fc(x)
+
+
+class ViewCNN(nn.Module):
+    """A CNN with x.view(x.size(0), -1), x.mean([2, 3]), x.mean(3).mean(2) and torch.flatten(x, 1) heads."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.c1 = nn.Conv2d(C, 16, 3, padding=1)
+        self.c2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.c3 = nn.Conv2d(32, 32, 3, padding=1)
+        self.fc1 = nn.Linear(32 * 4 * 4, 32)
+        self.fc2 = nn.Linear(32 * 3, K)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.max_pool2d(F.relu(self.c2(x)), 2)
+        x = F.relu(self.c3(x))
+        a = x.mean([2, 3])
+        b = x.mean(3).mean(2)
+        c = F.relu(self.fc1(F.adaptive_avg_pool2d(x, 4).view(x.size(0), -1)))
+        h = torch.flatten(torch.cat([a, b, c], 1).reshape(x.size(0), -1, 1, 1), 1)
+        return self.fc2(h)
+
+
+class PreActBlockF(nn.Module):
+    """kuangliu's PreActBlock: F.relu(self.bn1(x)), shortcut from the activation when it projects."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out += shortcut
+        return out
+
+
+class PreActNet(nn.Module):
+    def __init__(self, C, K, block=PreActBlockF, widths=(16, 32, 64), drop=0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(C, widths[0], 3, 1, 1, bias=False)
+        blocks, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            extra = (drop,) if block is WideBlock else ()
+            blocks += [block(cin, w, 1 if i == 0 else 2, *extra), block(w, w, 1, *extra)]
+            cin = w
+        self.layers = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(cin)
+        self.linear = nn.Linear(cin, K)
+
+    def forward(self, x):
+        out = F.relu(self.bn(self.layers(self.conv1(x))))
+        out = F.avg_pool2d(out, 8)  # 32x32 inputs: 8x8 after two stride-2 stages
+        return self.linear(out.view(out.size(0), -1))
+
+
+class WideBlock(nn.Module):
+    """Zagoruyko's wide_basic: bn-relu-conv-dropout-bn-relu-conv, 1x1 projection of the block's input."""
+
+    def __init__(self, cin, cout, stride, drop):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=True)
+        self.dropout = nn.Dropout(p=drop)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, stride, 1, bias=True)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=True))
+
+    def forward(self, x):
+        out = self.dropout(self.conv1(F.relu(self.bn1(x))))
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + self.shortcut(x)
+
+
+def wrn_16_4(C, K):
+    return PreActNet(C, K, WideBlock, (64, 128, 256), drop=0.3)
+
+
 def cifar_resnet(C, K, block=BasicBlock, widths=(16, 32, 64)):
     layers = [nn.Conv2d(C, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
     cin = widths[0]
@@ -125,8 +297,9 @@ def first_conv_channels(model, C):
 
 
 TV = torchvision.models
-# name -> (builder(C, K), export mode): EVAL lets the exporter fold BatchNorm into the Conv; PRESERVE keeps
-# every BatchNormalization node.
+# name -> (builder(C, K), export mode[, opset]): EVAL lets the exporter fold BatchNorm into the Conv; PRESERVE
+# keeps every BatchNormalization node; a family with its own opset is exported at it instead of --opset.
+# New families go at the end (the torch.nn ones written as users write them: functional calls, view/size).
 FAMILIES = {
     "cifar_resnet": (lambda C, K: cifar_resnet(C, K), "EVAL"),
     "cifar_resnet_bn": (lambda C, K: cifar_resnet(C, K), "PRESERVE"),
@@ -144,12 +317,25 @@ FAMILIES = {
     "squeezenet1_0": (lambda C, K: TV.squeezenet1_0(num_classes=K), "EVAL"),
     "squeezenet1_1": (lambda C, K: TV.squeezenet1_1(num_classes=K), "EVAL"),
     "efficientnet_b0": (lambda C, K: TV.efficientnet_b0(num_classes=K), "EVAL"),
+    "kuangliu_resnet18": (lambda C, K: KResNet18(C, K), "EVAL"),
+    "se_resnet_fc": (lambda C, K: SEResNet(C, K), "PRESERVE"),
+    "view_cnn": (lambda C, K: ViewCNN(C, K), "EVAL"),
+    "preact_resnet_f": (lambda C, K: PreActNet(C, K), "PRESERVE"),
+    "wrn_16_4": (wrn_16_4, "PRESERVE"),
+    "regnet_x_400mf": (lambda C, K: TV.regnet_x_400mf(num_classes=K), "EVAL"),
+    "mnasnet0_5": (lambda C, K: TV.mnasnet0_5(num_classes=K), "EVAL"),
+    "resnext50_32x4d": (lambda C, K: TV.resnext50_32x4d(num_classes=K), "EVAL"),
+    "googlenet": (lambda C, K: TV.googlenet(num_classes=K, aux_logits=False, init_weights=True), "EVAL"),
+    "wide_resnet50_2": (lambda C, K: TV.wide_resnet50_2(num_classes=K), "EVAL"),
+    "efficientnet_b1": (lambda C, K: TV.efficientnet_b1(num_classes=K), "EVAL", 11),
+    "mobilenet_v3_small_17": (lambda C, K: TV.mobilenet_v3_small(num_classes=K), "EVAL", 17),
+    "shufflenet_v2_x0_5": (lambda C, K: TV.shufflenet_v2_x0_5(num_classes=K), "EVAL"),
 }
 
 
 def build(name, C, S, K, seed):
     torch.manual_seed(seed)
-    make, mode = FAMILIES[name]
+    make, mode = FAMILIES[name][:2]
     model = first_conv_channels(make(C, K), C)
     with torch.no_grad():
         model(torch.zeros(2, C, S, S))  # materialises lazy layers
@@ -205,7 +391,7 @@ def main():
         for i, n in enumerate(names):
             model, mode = build(n, C, S, K, a.seed + 10 * i)
             path = os.path.join(a.out, n + ".onnx")
-            export(model, mode, path, C, S, a.opset)
+            export(model, mode, path, C, S, FAMILIES[n][2] if len(FAMILIES[n]) > 2 else a.opset)
             with torch.no_grad():
                 want = model(torch.from_numpy(X)).numpy()
             sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])

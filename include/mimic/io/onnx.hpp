@@ -15,20 +15,25 @@ inline constexpr int kOnnxExportOpset = 13;
 inline constexpr int kOnnxMinImportOpset = 11;
 
 /// Reads an ONNX model (opset >= 11) made of the layers Mimic supports and converts it (docs/formats.md):
-/// parse -> a graph of nodes over tensors -> simplification passes (constants out; Identity, Dropout and
-/// one-input Concat/Sum bypassed; a Softmax/LogSoftmax at the output dropped with a notice on stderr;
-/// DenseNet's Concat(x0, n1, .., nk) read as Concat(Concat(x0, .., nk-1), nk); nodes no output needs
-/// dropped) -> series-parallel decomposition (a fork to the node where its paths meet again is one block:
-/// Add/Sum -> res, Concat over channels -> cat, Mul of the fork tensor by a path -> gate, gate(sigmoid) ->
-/// silu, gate(hardsigmoid) -> hardswish; a path that is the fork tensor is the identity) -> layers:
+/// parse -> a graph of nodes over tensors -> simplification passes (constants out; shape computations out:
+/// Shape of a data tensor and Gather, Unsqueeze, Squeeze, Concat, Slice, Cast, Add, Sub, Mul, Div,
+/// ConstantOfShape over such values and constants, evaluated when a Reshape or Expand reads them, with the
+/// batch as one symbol N and every other dimension known; Identity, Dropout and one-input Concat/Sum
+/// bypassed; a Softmax/LogSoftmax at the output dropped with a notice on stderr; DenseNet's Concat(x0, n1,
+/// .., nk) read as Concat(Concat(x0, .., nk-1), nk); nodes no output needs dropped) -> series-parallel
+/// decomposition (a fork to the node where its paths meet again is one block: Add/Sum -> res, Concat over
+/// channels -> cat, Mul of the fork tensor by a path -> gate, gate(sigmoid) -> silu, gate(hardsigmoid) ->
+/// hardswish; a path that is the fork tensor is the identity) -> layers:
 ///   Gemm (transA = 0; alpha, beta, transB folded) and MatMul [+ Add]  -> dense:N (MatMul alone:
 ///   bottleneck:K) Conv (square kernel, equal strides, symmetric pads, dilation 1; group G)  -> conv:FxKsSpP
 ///   (conv:FxKsSpPgG when G > 1)
 ///   MaxPool / AveragePool (square, equal strides, symmetric pads)      -> pool:K[sS][pP][c] / avgpool:...
 ///   (c: ceil_mode where it changes the size); Pad folded into the next Conv or AveragePool
-///   GlobalAveragePool, ReduceMean over [2, 3]                          -> gap
+///   GlobalAveragePool, ReduceMean over [2, 3] (or over W then H)       -> gap
 ///   Relu, Sigmoid, Tanh, Clip(0, 6), HardSigmoid, HardSwish            -> relu, sigmoid, tanh, relu6, ...
-///   Flatten (axis 1), Reshape to [N, -1]                               -> flatten
+///   Flatten (axis 1), Reshape (constant or computed target, the batch first), Squeeze, Unsqueeze: views;
+///   [N, D] from [N, C, H, W] -> flatten, [N, D, 1, 1] of a flat [N, D] stays flat (a gate broadcasts it)
+///   Expand read only by Mul (expand_as of a gate)                      -> nothing (the gate broadcasts)
 ///   BatchNormalization (inference)        folded into the preceding Conv / Gemm / MatMul that no other
 ///                                         node reads, else bn with its running statistics
 /// One input ([N, D] or [N, C, H, W]) and one output; several are refused naming them. Throws mimic::Error
