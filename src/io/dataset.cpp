@@ -117,6 +117,7 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
         if (std::int64_t(mean_.size()) != meta_.d || std::int64_t(std_.size()) != meta_.d)
             fail(path, ": /norm/mean and /norm/std must have D = ", meta_.d,
                  " entries to normalise the uint8 rows of /X");
+        build_pixel_table();
     }
     meta_.has_labels = file_.has("/y");
     if (meta_.has_labels) {
@@ -158,6 +159,19 @@ void DatasetReader::read_store() {
     if (bits != 32)
         log::info("note: ", path, ": /X is ", bits,
                   "-bit floating point; converting to float32 on read (docs/formats.md)");
+}
+
+void DatasetReader::build_pixel_table() {
+    const bool global = std::all_of(mean_.begin(), mean_.end(), [&](float m) { return m == mean_[0]; }) &&
+                        std::all_of(std_.begin(), std_.end(), [&](float s) { return s == std_[0]; });
+    const std::int64_t features = global ? 1 : meta_.d;
+    pixel_table_stride_ = global ? 0 : 256;
+    pixel_table_.resize(size_t(features * 256));
+    const float scale = float(meta_.norm_scale);
+    for (std::int64_t j = 0; j < features; ++j)
+        for (int u = 0; u < 256; ++u)
+            pixel_table_[size_t(j * 256 + u)] =
+                normalized_value(float(u), scale, mean_[size_t(j)], std_[size_t(j)]);
 }
 
 void DatasetReader::check_fingerprint(const par::Comm& comm) {
@@ -223,11 +237,15 @@ void DatasetReader::read_values(std::int64_t begin, std::int64_t count, float* X
     }
     std::vector<std::uint8_t> raw(n);
     h5::read_rows(X_, H5T_NATIVE_UINT8, begin, count, raw.data(), coll);
-    const float scale = float(meta_.norm_scale);
-    for (std::int64_t i = 0; i < count; ++i)
+    // Each value is looked up in the table of normalized_value over the 256 pixels of its feature.
+    const float* table = pixel_table_.data();
+    const std::int64_t stride = pixel_table_stride_;
+    for (std::int64_t i = 0; i < count; ++i) {
+        const std::uint8_t* in = raw.data() + i * d;
+        float* out = X + i * d;
         for (std::int64_t j = 0; j < d; ++j)
-            X[i * d + j] =
-                normalized_value(float(raw[size_t(i * d + j)]), scale, mean_[size_t(j)], std_[size_t(j)]);
+            out[j] = table[j * stride + in[j]];
+    }
 }
 
 void DatasetReader::read(std::int64_t begin, std::int64_t count, float* X, int* y) const {

@@ -67,7 +67,8 @@ public:
     /// non-finite value and labels outside [0, num_classes) are refused (check_rows, check_labels).
     void read(std::int64_t begin, std::int64_t count, float* X, int* y) const;
     /// Rows [begin, begin + count) of /X as float32 into X, converted from the stored type one block at a
-    /// time (uint8: normalized_value with the file's normalisation; fp16: exact widening), unchecked.
+    /// time (uint8: normalized_value with the file's normalisation, tabulated per feature; fp16: exact
+    /// widening), unchecked.
     /// Collective when `collective` (and the file is parallel), else an independent read.
     void read_values(std::int64_t begin, std::int64_t count, float* X, bool collective) const;
     /// Normalisation vectors (length d), read on demand.
@@ -95,7 +96,13 @@ private:
     h5::File file_;
     h5::Handle X_, y_;
     DatasetMeta meta_;
+    /// uint8 store: normalized_value of the 256 pixels of each feature (one table when every feature
+    /// has the same mean and std, stride 0), so that reading is a lookup with the import's bits.
+    void build_pixel_table();
+
     std::vector<float> mean_, std_; ///< uint8 store: the normalisation applied on read
+    std::vector<float> pixel_table_;
+    std::int64_t pixel_table_stride_ = 0;
 };
 
 /// Writes `path` through `path.partial` and renames it into place only on commit(), so an interrupted
