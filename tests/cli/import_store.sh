@@ -25,6 +25,9 @@ for src in idx cifar; do
     check half "$d/${src}_fp16/$f.h5" "$d/${src}_fp32/$f.h5"
   done
 done
+info=$("$MIMIC" info "$d/idx_uint8/test.h5") || die "mimic info of a uint8 file"
+grep -q '/X  uint8 \[24, ' <<<"$info" && grep -q '@store = "uint8"' <<<"$info" ||
+  die "mimic info does not show the uint8 store: $info"
 # An unlabelled import stored as uint8 with a uint8 training file's statistics.
 for st in fp32 uint8; do
   run2 data import --unlabelled "$s/unlab.npy" --layout nhwc --norm-from "$d/cifar_$st/train.h5" \
