@@ -165,6 +165,7 @@ void DatasetReader::build_pixel_table() {
     const bool global = std::all_of(mean_.begin(), mean_.end(), [&](float m) { return m == mean_[0]; }) &&
                         std::all_of(std_.begin(), std_.end(), [&](float s) { return s == std_[0]; });
     const std::int64_t features = global ? 1 : meta_.d;
+    if (double(features) * 256 * sizeof(float) > kPixelTableMaxBytes) return; // computed per value instead
     pixel_table_stride_ = global ? 0 : 256;
     pixel_table_.resize(size_t(features * 256));
     const float scale = float(meta_.norm_scale);
@@ -237,6 +238,14 @@ void DatasetReader::read_values(std::int64_t begin, std::int64_t count, float* X
     }
     std::vector<std::uint8_t> raw(n);
     h5::read_rows(X_, H5T_NATIVE_UINT8, begin, count, raw.data(), coll);
+    if (pixel_table_.empty()) { // rows too wide for a table: the expression itself, value by value
+        const float scale = float(meta_.norm_scale);
+        for (std::int64_t i = 0; i < count; ++i)
+            for (std::int64_t j = 0; j < d; ++j)
+                X[i * d + j] =
+                    normalized_value(float(raw[size_t(i * d + j)]), scale, mean_[size_t(j)], std_[size_t(j)]);
+        return;
+    }
     // Each value is looked up in the table of normalized_value over the 256 pixels of its feature.
     const float* table = pixel_table_.data();
     const std::int64_t stride = pixel_table_stride_;

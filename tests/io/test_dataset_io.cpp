@@ -285,3 +285,35 @@ TEST(DatasetIO, ReaderRefusesAStoreThatDoesNotMatchX) {
         EXPECT_NE(std::string(e.what()).find("attribute 'store' says uint8"), std::string::npos) << e.what();
     }
 }
+
+TEST(DatasetIO, Uint8RowsTooWideForATableReadBackAsTheirFloat32Twin) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const std::int64_t d = std::int64_t(io::DatasetReader::kPixelTableMaxBytes / 1024) + 16, n = 3;
+    std::vector<float> mean(static_cast<size_t>(d)), sd(static_cast<size_t>(d)), X(size_t(n * d));
+    for (std::int64_t j = 0; j < d; ++j)
+        mean[size_t(j)] = float(j % 97) / 97.0f, sd[size_t(j)] = 0.2f + float(j % 13) / 13.0f;
+    for (std::int64_t i = 0; i < n * d; ++i)
+        X[size_t(i)] = io::normalized_value(float((i * 5) % 256), float(1.0 / 255.0), mean[size_t(i % d)],
+                                            sd[size_t(i % d)]);
+    std::string fp[2];
+    for (int k = 0; k < 2; ++k) {
+        io::DatasetMeta m;
+        m.n = n, m.d = d, m.w = int(d), m.norm_scale = 1.0 / 255.0;
+        m.store = k ? io::Store::uint8 : io::Store::fp32;
+        const std::string path = dir + (k ? "/wide8.h5" : "/wide32.h5");
+        {
+            io::DatasetWriter w(path, world, m);
+            w.set_normalization("per-feature", m.norm_scale, mean, sd);
+            const bool mine = world.rank() == 0;
+            w.write(0, mine ? n : 0, X.data(), nullptr);
+            w.commit();
+        }
+        io::DatasetReader r(path, world);
+        std::vector<float> back(size_t(n * d));
+        r.read(0, n, back.data(), nullptr);
+        EXPECT_EQ(0, std::memcmp(back.data(), X.data(), X.size() * sizeof(float))) << path;
+        fp[k] = r.meta().fingerprint;
+    }
+    EXPECT_EQ(fp[0], fp[1]);
+}

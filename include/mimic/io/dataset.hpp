@@ -78,6 +78,10 @@ public:
     bool has(const std::string& name) const { return file_.has(name); }
     const h5::File& file() const { return file_; }
 
+    /// uint8 files normalise through a table of 256 values per feature up to this size (D = 16,384 with
+    /// per-feature statistics), and value by value beyond it.
+    static constexpr double kPixelTableMaxBytes = 16.0 * 1024 * 1024;
+
     /// Files whose /X holds at most this many bytes have their fingerprint verified when opened.
     static constexpr double kFingerprintUpFrontBytes = 256.0 * 1024 * 1024;
 
@@ -97,7 +101,8 @@ private:
     h5::Handle X_, y_;
     DatasetMeta meta_;
     /// uint8 store: normalized_value of the 256 pixels of each feature (one table when every feature
-    /// has the same mean and std, stride 0), so that reading is a lookup with the import's bits.
+    /// has the same mean and std, stride 0), so that reading is a lookup with the import's bits; left
+    /// empty beyond kPixelTableMaxBytes.
     void build_pixel_table();
 
     std::vector<float> mean_, std_; ///< uint8 store: the normalisation applied on read
