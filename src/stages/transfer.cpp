@@ -169,13 +169,13 @@ bool already_complete(const TransferOptions& o, const std::string& key) {
 void validate_against_sources(const TransferOptions& o, const io::DatasetSet& src) {
     const std::int64_t S = src.rows();
     const auto& m = src.meta();
-    // /X in float32 plus the provenance rows (int64 source, int8 generator, int64 partner), before any
-    // allocation: the per-block record alone would take memory in proportion to --size.
+    // /X as stored (--store) plus the provenance rows (int64 source, int8 generator, int64 partner), before
+    // any allocation: the per-block record alone would take memory in proportion to --size.
     const io::Store store = io::parse_store("--store", o.store);
     const double bytes = store == io::Store::fp32 ? 4.0 : store == io::Store::fp16 ? 2.0 : 1.0;
-    io::require_space(
-        o.out, double(o.size) * (bytes * double(m.d) + 17.0),
-        detail::concat("--size ", o.size, " (", m.d, " ", io::store_name(store), " features per row)"));
+    const char* type = store == io::Store::fp32 ? "float32" : store == io::Store::fp16 ? "float16" : "uint8";
+    io::require_space(o.out, double(o.size) * (bytes * double(m.d) + 17.0),
+                      detail::concat("--size ", o.size, " (", m.d, " ", type, " features per row)"));
     if (o.size < S && !o.subsample)
         fail("--size: ", o.size, " rows is smaller than the ", S,
              " source rows; pass --subsample to keep an "
