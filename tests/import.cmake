@@ -11,3 +11,6 @@ endforeach()
 # A rank killed mid-import: nothing looks finished, and the rerun resumes to the uninterrupted files.
 mimic_script_test(cli.import.kill_resume cli/import_kill_resume.sh)
 set_tests_properties(cli.import.kill_resume PROPERTIES PROCESSORS 2)
+# --store uint8|fp16|fp32: uint8 files read back as the float32 files bit for bit through every stage.
+mimic_script_test(cli.import.store cli/import_store.sh)
+set_tests_properties(cli.import.store PROPERTIES PROCESSORS 2)

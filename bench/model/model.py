@@ -13,6 +13,8 @@ options (the mechanisms that the label write path and the distill allreduce may 
   --label-records N     small collective writes of the done records per round (2 today)
   --overlap F           fraction of the gradient allreduce hidden behind the backward pass (0 today)
   --accumulate K        micro-batches per gradient allreduce (1 today)
+  --x-bytes B           bytes per stored value of the transfer set's /X: 4 (--store fp32, the default),
+                        2 (fp16) or 1 (uint8); the reader converts each block to float32 on the host
 """
 import csv
 import functools
@@ -297,6 +299,10 @@ class Measured:
         """One block read by each of `readers` shard leaders at once (the page cache here)."""
         return nbytes / self.J["fs"]["read_Bps"]
 
+    def decode(self, values, x_bytes):
+        """The reader's conversion of a block stored as fp16 or uint8 to float32: stored bytes in, floats out."""
+        return 0.0 if x_bytes == 4 else self.mem(values * (x_bytes + 4.0))
+
     def h5_round(self, P, block_rows, cols, flush):
         """Seconds per round of collective h5::write_rows of block_rows x cols floats per rank (+ a flush)."""
         def get(rounds):
@@ -396,6 +402,10 @@ class H100:
         per_reader = min(self.node_fs_Bps / max(1.0, readers / nodes), self.pfs_Bps / readers)
         return nbytes / per_reader
 
+    def decode(self, values, x_bytes):
+        """The reader's conversion of a block stored as fp16 or uint8 to float32, on the host."""
+        return 0.0 if x_bytes == 4 else values * (x_bytes + 4.0) / self.host_copy_Bps
+
     def label_write_round(self, P, block_rows, cols, flushes, records, writers=None):
         nodes = max(1, P // self.GPUS)
         nbytes = block_rows * cols * 4 * min(P, writers or P) / nodes  # per node per round
@@ -443,7 +453,7 @@ def member_forward(mach, spec, shape, b, copy_rows=True):
 
 
 def predict_label(mach, members, shape, N, block_rows, batch, G, S, C=10, flushes=2, records=2,
-                  per_member_copy=True):
+                  per_member_copy=True, x_bytes=4):
     """Phase times (s) of a label run: dict read, compute, reduce, write, loop, rounds."""
     P = G * S
     D = shape[0] * shape[1] * shape[2]
@@ -459,7 +469,7 @@ def predict_label(mach, members, shape, N, block_rows, batch, G, S, C=10, flushe
     # full rounds are identical: cost one and multiply; the last round separately
     def round_cost(ns):
         n = max(ns)
-        rd = mach.read_block(n * D * 4.0, len(ns), P)
+        rd = mach.read_block(n * D * float(x_bytes), len(ns), P) + mach.decode(n * D, x_bytes)
         if G > 1:
             rd += mach.coll("bcast", n * D * 4.0, G)
         cp = max(t_row) * n
@@ -514,7 +524,7 @@ def layer_times(mach, layers, b, train):
 
 
 def predict_distill(mach, spec, shape, C, N, batch, R, M, optimizer="adam", block_rows=8192, overlap=0.0,
-                    accumulate=1, whole_blocks=True):
+                    accumulate=1, whole_blocks=True, x_bytes=4):
     """Phase times (s) of one epoch of distill: read, forward, loss, backward, allreduce, optimizer.
     whole_blocks: every rank reads whole blocks and keeps its rows (BlockStreamer today); False: each rank
     reads only its replica's rows."""
@@ -533,13 +543,15 @@ def predict_distill(mach, spec, shape, C, N, batch, R, M, optimizer="adam", bloc
     read = mach.mem(copy) if not mach.gpu else copy / mach.pcie_Bps + mach.launch
     ar = mach.coll("allreduce", P_local * 4.0, R) + mach.coll("allreduce", 24, R) if R > 1 else 0.0
     if mach.gpu:  # every rank reads whole blocks (then takes its rows): R x M copies of the data per epoch
-        io = mach.read_block(4.0 * (batch if whole_blocks else b) * (D + C), R * M, R * M)
+        rows = batch if whole_blocks else b
+        io = mach.read_block(rows * (x_bytes * D + 4.0 * C), R * M, R * M) + mach.decode(rows * D, x_bytes)
         read += max(0.0, io - (fwd + bwd))  # what the read-ahead cannot hide
     first = 0.0
     if not mach.gpu:  # the first block is waited for; the read-ahead of the others takes a core's time when
         # every core runs a rank
         blocks = math.ceil(N / block_rows)
-        t_block = mach.read_block(4.0 * min(block_rows, N) * (D + C), R * M, R * M)
+        rows = min(block_rows, N)
+        t_block = mach.read_block(rows * (x_bytes * D + 4.0 * C), R * M, R * M) + mach.decode(rows * D, x_bytes)
         first = t_block * (1 + (blocks - 1) * (mach.busy != "1"))
     ph = dict(read=read * scale + first, forward=fwd * scale, loss=mach.mem(12.0 * b * C) * scale,
               backward=bwd * scale, allreduce=ar * (1 - overlap) * steps / accumulate,
@@ -656,7 +668,7 @@ def best_label(nodes, rows, opts, per_member_copy=True):
             continue
         ph = predict_label(mach, m, PROJ_LABEL["shape"], rows, PROJ_LABEL["block_rows"], PROJ_LABEL["batch"],
                            G, P // G, flushes=opts["label_flushes"], records=opts["label_records"],
-                           per_member_copy=per_member_copy)
+                           per_member_copy=per_member_copy, x_bytes=opts["x_bytes"])
         if best is None or ph["loop"] + ph["load"] < best[1]["loop"] + best[1]["load"]:
             best = ((G, P // G), ph)
     return best
@@ -677,7 +689,8 @@ def best_distill(nodes, spec, shape, batch, opts, whole_blocks=True):
             continue
         # --block-rows at least the batch: a step never spans two blocks (BlockStreamer caps it at one)
         ph = predict_distill(mach, spec, shape, 10, batch * 20, batch, R, M, block_rows=max(8192, batch),
-                             overlap=opts["overlap"], accumulate=opts["accumulate"], whole_blocks=whole_blocks)
+                             overlap=opts["overlap"], accumulate=opts["accumulate"], whole_blocks=whole_blocks,
+                             x_bytes=opts["x_bytes"])
         if best is None or ph["step"] < best[1]["step"]:
             best = ((R, M), ph)
     return best
@@ -810,12 +823,12 @@ def plot(res, out):
 
 
 def main(argv):
-    opts = dict(label_flushes=2, label_records=2, overlap=0.0, accumulate=1)
+    opts = dict(label_flushes=2, label_records=2, overlap=0.0, accumulate=1, x_bytes=4)
     rest = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ("--label-flushes", "--label-records", "--overlap", "--accumulate"):
+        if a in ("--label-flushes", "--label-records", "--overlap", "--accumulate", "--x-bytes"):
             k = a[2:].replace("-", "_")
             opts[k] = float(argv[i + 1]) if k == "overlap" else int(argv[i + 1])
             i += 2

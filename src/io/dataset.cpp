@@ -4,6 +4,7 @@
 
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
+#include "mimic/io/half.hpp"
 #include "mimic/io/paths.hpp"
 
 #include <sys/stat.h>
@@ -72,6 +73,16 @@ std::uint64_t row_hash_sum(std::int64_t first_row, const float* X, std::int64_t 
     return sum;
 }
 
+const char* store_name(Store s) {
+    return s == Store::uint8 ? "uint8" : s == Store::fp16 ? "fp16" : "fp32";
+}
+
+Store parse_store(const std::string& option, const std::string& value) {
+    for (Store s : {Store::fp32, Store::fp16, Store::uint8})
+        if (value == store_name(s)) return s;
+    fail(option, ": '", value, "' is not one of fp32, fp16, uint8");
+}
+
 std::string hex64(std::uint64_t v) {
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
@@ -115,14 +126,7 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
     X_ = h5::open_dataset(file_, "/X");
     auto dims = h5::dataset_dims(X_);
     if (dims.size() != 2) fail(path, ": /X must be 2-D [N, D], found ", dims.size(), "-D");
-    {
-        h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(X_)), H5Tclose);
-        if (H5Tget_class(t) != H5T_FLOAT) fail(path, ": /X must hold floating-point values");
-        if (H5Tget_size(t) != 4)
-            log::info("note: ", path, ": /X is ", 8 * H5Tget_size(t),
-                      "-bit floating point; converting to float32 "
-                      "on read (docs/formats.md)");
-    }
+    read_store();
     meta_.n = std::int64_t(dims[0]);
     meta_.d = std::int64_t(dims[1]);
     if (h5::has_attr(f, "shape")) {
@@ -144,6 +148,14 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
     if (h5::has_attr(f, "source")) meta_.source = h5::read_attr_string(f, "source");
     if (h5::has_attr(f, "norm")) meta_.norm_kind = h5::read_attr_string(f, "norm");
     if (h5::has_attr(f, "norm_scale")) meta_.norm_scale = h5::read_attr_double(f, "norm_scale");
+    if (meta_.store == Store::uint8) {
+        mean_ = norm_mean();
+        std_ = norm_std();
+        if (std::int64_t(mean_.size()) != meta_.d || std::int64_t(std_.size()) != meta_.d)
+            fail(path, ": /norm/mean and /norm/std must have D = ", meta_.d,
+                 " entries to normalise the uint8 rows of /X");
+        build_pixel_table();
+    }
     meta_.has_labels = file_.has("/y");
     if (meta_.has_labels) {
         y_ = h5::open_dataset(file_, "/y");
@@ -157,6 +169,47 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
                       8 * H5Tget_size(t), "-bit integer; converting to int32 on read (docs/formats.md)");
     }
     check_fingerprint(comm);
+}
+
+void DatasetReader::read_store() {
+    const std::string& path = file_.path();
+    const hid_t f = file_.id();
+    const std::string store = h5::has_attr(f, "store") ? h5::read_attr_string(f, "store") : "fp32";
+    if (store != "fp32" && store != "fp16" && store != "uint8")
+        fail(path, ": attribute 'store' is '", store, "', not one of fp32, fp16, uint8 (docs/formats.md)");
+    meta_.store = parse_store("store", store);
+    h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(X_)), H5Tclose);
+    const size_t bits = 8 * H5Tget_size(t);
+    if (meta_.store == Store::uint8) {
+        if (H5Tget_class(t) != H5T_INTEGER || bits != 8 || H5Tget_sign(t) != H5T_SGN_NONE)
+            fail(path, ": attribute 'store' says uint8 but /X does not hold unsigned 8-bit integers");
+        return;
+    }
+    if (H5Tget_class(t) != H5T_FLOAT)
+        fail(path, ": /X must hold floating-point values (or uint8 pixels with attribute store = uint8)");
+    if (meta_.store == Store::fp16) {
+        if (MIMIC_H5_CHECK(H5Tequal(t, make_half_type())) <= 0)
+            fail(path, ": attribute 'store' says fp16 but /X holds ", bits,
+                 "-bit values that are not IEEE half precision");
+        return;
+    }
+    if (bits != 32)
+        log::info("note: ", path, ": /X is ", bits,
+                  "-bit floating point; converting to float32 on read (docs/formats.md)");
+}
+
+void DatasetReader::build_pixel_table() {
+    const bool global = std::all_of(mean_.begin(), mean_.end(), [&](float m) { return m == mean_[0]; }) &&
+                        std::all_of(std_.begin(), std_.end(), [&](float s) { return s == std_[0]; });
+    const std::int64_t features = global ? 1 : meta_.d;
+    if (double(features) * 256 * sizeof(float) > kPixelTableMaxBytes) return; // computed per value instead
+    pixel_table_stride_ = global ? 0 : 256;
+    pixel_table_.resize(size_t(features * 256));
+    const float scale = float(meta_.norm_scale);
+    for (std::int64_t j = 0; j < features; ++j)
+        for (int u = 0; u < 256; ++u)
+            pixel_table_[size_t(j * 256 + u)] =
+                normalized_value(float(u), scale, mean_[size_t(j)], std_[size_t(j)]);
 }
 
 void DatasetReader::check_fingerprint(const par::Comm& comm) {
@@ -199,7 +252,7 @@ std::string DatasetReader::hash_rows(const par::Comm& comm) const {
         const std::int64_t k = first + comm.rank();
         const std::int64_t begin = k < chunks ? k * chunk : 0;
         const std::int64_t count = k < chunks ? std::min(chunk, meta_.n - begin) : 0;
-        h5::read_rows(X_, H5T_NATIVE_FLOAT, begin, count, X.data(), file_.parallel());
+        read_values(begin, count, X.data(), true);
         if (meta_.has_labels) h5::read_rows(y_, H5T_NATIVE_INT, begin, count, y.data(), file_.parallel());
         for (std::int64_t i = 0; i < count; ++i)
             sum += row_hash(begin + i, X.data() + i * meta_.d, meta_.d, meta_.has_labels ? y[size_t(i)] : 0,
@@ -208,8 +261,41 @@ std::string DatasetReader::hash_rows(const par::Comm& comm) const {
     return hex64(comm.size() > 1 ? comm.sum_u64(sum) : sum);
 }
 
+void DatasetReader::read_values(std::int64_t begin, std::int64_t count, float* X, bool collective) const {
+    const bool coll = collective && file_.parallel();
+    if (meta_.store == Store::fp32) return h5::read_rows(X_, H5T_NATIVE_FLOAT, begin, count, X, coll);
+    const std::int64_t d = meta_.d;
+    const size_t n = size_t(std::max<std::int64_t>(count, 0) * d);
+    if (meta_.store == Store::fp16) {
+        std::vector<std::uint16_t> bits(n);
+        h5::read_rows(X_, make_half_type(), begin, count, bits.data(), coll);
+        for (size_t i = 0; i < n; ++i)
+            X[i] = half_to_float(bits[i]);
+        return;
+    }
+    std::vector<std::uint8_t> raw(n);
+    h5::read_rows(X_, H5T_NATIVE_UINT8, begin, count, raw.data(), coll);
+    if (pixel_table_.empty()) { // rows too wide for a table: the expression itself, value by value
+        const float scale = float(meta_.norm_scale);
+        for (std::int64_t i = 0; i < count; ++i)
+            for (std::int64_t j = 0; j < d; ++j)
+                X[i * d + j] =
+                    normalized_value(float(raw[size_t(i * d + j)]), scale, mean_[size_t(j)], std_[size_t(j)]);
+        return;
+    }
+    // Each value is looked up in the table of normalized_value over the 256 pixels of its feature.
+    const float* table = pixel_table_.data();
+    const std::int64_t stride = pixel_table_stride_;
+    for (std::int64_t i = 0; i < count; ++i) {
+        const std::uint8_t* in = raw.data() + i * d;
+        float* out = X + i * d;
+        for (std::int64_t j = 0; j < d; ++j)
+            out[j] = table[j * stride + in[j]];
+    }
+}
+
 void DatasetReader::read(std::int64_t begin, std::int64_t count, float* X, int* y) const {
-    h5::read_rows(X_, H5T_NATIVE_FLOAT, begin, count, X, file_.parallel());
+    read_values(begin, count, X, true);
     if (y) {
         if (!meta_.has_labels) fail(file_.path(), ": this dataset has no labels (/y)");
         h5::read_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
@@ -260,10 +346,15 @@ DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, con
         file_ = h5::File::create(partial_path(), comm_.size() > 1 ? comm_.get() : MPI_COMM_NULL);
         if (comm_.rank() == 0) hold_partial(path_);
     });
-    X_ = h5::create_dataset(file_, "/X", H5T_NATIVE_FLOAT, {hsize_t(meta.n), hsize_t(meta.d)}, opt);
+    const h5::Handle half = make_half_type();
+    const hid_t xtype = meta.store == Store::fp32   ? H5T_NATIVE_FLOAT
+                        : meta.store == Store::fp16 ? half.id()
+                                                    : H5T_NATIVE_UINT8;
+    X_ = h5::create_dataset(file_, "/X", xtype, {hsize_t(meta.n), hsize_t(meta.d)}, opt);
     if (meta.has_labels) y_ = h5::create_dataset(file_, "/y", H5T_NATIVE_INT, {hsize_t(meta.n)}, opt);
     const hid_t f = file_.id();
-    h5::write_attr(f, "mimic_format", kDatasetFormat);
+    h5::write_attr(f, "mimic_format", meta.store == Store::fp32 ? kDatasetFormat : kDatasetFormat2);
+    if (meta.store != Store::fp32) h5::write_attr(f, "store", std::string(store_name(meta.store)));
     h5::write_attr(f, "shape", std::vector<long long>{meta.c, meta.h, meta.w});
     h5::write_attr(f, "num_classes", (long long)meta.num_classes);
     h5::write_attr(f, "source", meta.source);
@@ -278,6 +369,15 @@ DatasetWriter::DatasetWriter(const std::string& path, const par::Comm& comm, con
         if (comm_.rank() == 0) hold_partial(path_);
         X_ = h5::open_dataset(file_, "/X");
         if (meta.has_labels) y_ = h5::open_dataset(file_, "/y");
+        const hid_t f = file_.id();
+        const std::string store = h5::has_attr(f, "store") ? h5::read_attr_string(f, "store") : "fp32";
+        if (store != store_name(meta.store))
+            fail(partial_path(), ": holds rows stored as ", store, ", not ", store_name(meta.store),
+                 "; rerun with the same --store or remove it");
+        if (meta.store == Store::uint8) {
+            mean_ = h5::read_all<float>(file_, "/norm/mean");
+            std_ = h5::read_all<float>(file_, "/norm/std");
+        }
     });
 }
 
@@ -295,10 +395,69 @@ DatasetWriter::~DatasetWriter() {
 
 std::uint64_t DatasetWriter::write(std::int64_t begin, std::int64_t count, const float* X, const int* y) {
     MIMIC_REQUIRE(!meta_.has_labels || y || count == 0, path_, ": labels missing for a labelled dataset");
-    h5::write_rows(X_, H5T_NATIVE_FLOAT, begin, count, X, file_.parallel());
+    std::uint64_t sum = 0;
+    if (meta_.store == Store::fp32) {
+        h5::write_rows(X_, H5T_NATIVE_FLOAT, begin, count, X, file_.parallel());
+    } else {
+        // Encoded before the collective write, so that a refusal on one rank leaves no other inside it.
+        par::agree(comm_, [&] { sum = encode(begin, count, X, y); });
+        if (meta_.store == Store::fp16)
+            h5::write_rows(X_, make_half_type(), begin, count, stored_.data(), file_.parallel());
+        else
+            h5::write_rows(X_, H5T_NATIVE_UINT8, begin, count, stored_.data(), file_.parallel());
+    }
     if (meta_.has_labels) h5::write_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
-    const std::uint64_t sum = row_hash_sum(begin, X, count, meta_.d, y, meta_.has_labels);
+    if (meta_.store == Store::fp32) sum = row_hash_sum(begin, X, count, meta_.d, y, meta_.has_labels);
     hash_sum_ += sum;
+    return sum;
+}
+
+namespace {
+/// The 8-bit value that normalised_value() maps to x bit for bit, or -1 when none does.
+int pixel_of(float x, float scale, float mean, float stdev) {
+    if (!std::isfinite(x)) return -1;
+    const double guess = std::nearbyint((double(x) * stdev + mean) / scale);
+    for (double u : {guess, guess - 1, guess + 1}) {
+        if (u < 0 || u > 255) continue;
+        const float back = normalized_value(float(u), scale, mean, stdev);
+        if (std::memcmp(&back, &x, sizeof x) == 0) return int(u);
+    }
+    return -1;
+}
+} // namespace
+
+std::uint64_t DatasetWriter::encode(std::int64_t begin, std::int64_t count, const float* X, const int* y) {
+    const std::int64_t d = meta_.d;
+    std::uint64_t sum = 0;
+    if (meta_.store == Store::fp16) {
+        stored_.resize(size_t(count * d) * 2);
+        auto* bits = reinterpret_cast<std::uint16_t*>(stored_.data());
+        std::vector<float> back(static_cast<size_t>(d)); // the row as a reader gets it, for the fingerprint
+        for (std::int64_t i = 0; i < count; ++i) {
+            for (std::int64_t j = 0; j < d; ++j) {
+                bits[i * d + j] = float_to_half(X[i * d + j]);
+                back[size_t(j)] = half_to_float(bits[i * d + j]);
+            }
+            sum += row_hash(begin + i, back.data(), d, y ? y[i] : 0, meta_.has_labels);
+        }
+        return sum;
+    }
+    MIMIC_REQUIRE(std::int64_t(mean_.size()) == d && std::int64_t(std_.size()) == d, path_,
+                  ": a uint8 store needs the normalisation set before rows are written");
+    stored_.resize(size_t(count * d));
+    const float scale = float(meta_.norm_scale);
+    for (std::int64_t i = 0; i < count; ++i) {
+        for (std::int64_t j = 0; j < d; ++j) {
+            const int u = pixel_of(X[i * d + j], scale, mean_[size_t(j)], std_[size_t(j)]);
+            if (u < 0)
+                fail(path_, ": row ", begin + i, ", feature ", j, " is ", X[i * d + j],
+                     ", which no 8-bit pixel normalises to; --store uint8 keeps unchanged 8-bit rows only "
+                     "(use fp16 or fp32)");
+            stored_[size_t(i * d + j)] = std::uint8_t(u);
+        }
+        // The rows read back are X bit for bit, so they hash as X does.
+        sum += row_hash(begin + i, X + i * d, d, y ? y[i] : 0, meta_.has_labels);
+    }
     return sum;
 }
 
@@ -312,6 +471,7 @@ void DatasetWriter::set_normalization(const std::string& kind, double scale, con
     h5::write_attr(file_.id(), "norm_scale", scale);
     h5::write_all(file_, "/norm/mean", mean);
     h5::write_all(file_, "/norm/std", stdev);
+    if (meta_.store == Store::uint8) mean_ = mean, std_ = stdev;
 }
 
 std::string DatasetWriter::commit() {

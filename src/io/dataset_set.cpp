@@ -30,7 +30,6 @@ DatasetSet::DatasetSet(const std::vector<std::string>& paths, const par::Comm& c
     if (paths.empty()) fail("no source dataset files given");
     for (const auto& p : paths) {
         readers_.push_back(std::make_unique<DatasetReader>(p, comm));
-        X_.push_back(h5::open_dataset(readers_.back()->file(), "/X"));
         const auto& m = readers_.back()->meta();
         if (m.n == 0) fail(p, ": the source dataset holds no rows (/X is empty)");
         offsets_.push_back(rows_);
@@ -65,7 +64,7 @@ void DatasetSet::read_global(std::int64_t lo_g, std::int64_t hi_g, float* out, b
         const std::int64_t hi = std::min(hi_g, offsets_[f] + readers_[f]->meta().n);
         if (hi <= lo) continue;
         float* dst = out + (lo - lo_g) * meta_.d;
-        h5::read_rows(X_[f], H5T_NATIVE_FLOAT, lo - offsets_[f], hi - lo, dst, false);
+        readers_[f]->read_values(lo - offsets_[f], hi - lo, dst, false);
         if (check) check_rows(readers_[f]->path(), lo - offsets_[f], hi - lo, meta_.d, dst, advice_);
     }
 }

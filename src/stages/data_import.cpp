@@ -47,7 +47,8 @@ void describe(po::options_description& d, DataImportOptions& o) {
         ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (8-bit pixels scaled to [0,1] first)")
         ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files")
         ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)")
-        ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows each rank converts per block (0: about 32 MiB of values); memory per rank is bounded by a block");
+        ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows each rank converts per block (0: about 32 MiB of values); memory per rank is bounded by a block")
+        ("store", po::value(&o.store)->default_value(o.store), "how /X is stored: fp32 | fp16 (half the bytes, rounded to IEEE half) | uint8 (8-bit sources only: the pixels as they are, normalised on read to the same float32 values)");
 }
 // clang-format on
 
@@ -313,8 +314,8 @@ void write_output(Out& out, double scale, const std::vector<float>& mean, const 
             in.x->read(out.first + b, count, raw.data());
             for (std::int64_t i = 0; i < count; ++i)
                 for (std::int64_t j = 0; j < d; ++j)
-                    X[size_t(i * d + j)] =
-                        (float(raw[size_t(i * d + j)]) * float(scale) - mean[size_t(j)]) / stdev[size_t(j)];
+                    X[size_t(i * d + j)] = io::normalized_value(float(raw[size_t(i * d + j)]), float(scale),
+                                                                mean[size_t(j)], stdev[size_t(j)]);
             if (in.y) in.y->read(out.first + b, count, y.data());
         });
         const std::uint64_t hash = out.w->write(b, count, X.data(), in.y ? y.data() : nullptr);
@@ -362,7 +363,8 @@ std::string resume_key(const DataImportOptions& o, const std::vector<const Input
                        std::int64_t B, const std::vector<float>& mean, const std::vector<float>& stdev) {
     std::ostringstream k;
     k << "format=" << o.format << ";layout=" << o.layout << ";norm=" << o.norm << ";val=" << o.val
-      << ";classes=" << classes << ";name=" << o.name << ";block_rows=" << B << ";stats="
+      << ";classes=" << classes << ";name=" << o.name << ";block_rows=" << B
+      << (o.store == "fp32" ? "" : ";store=" + o.store) << ";stats="
       << io::hex64(io::row_hash(0, mean.data(), std::int64_t(mean.size()), 0, false) ^
                    io::row_hash(1, stdev.data(), std::int64_t(stdev.size()), 0, false));
     for (const Input* in : ins) {
@@ -399,7 +401,17 @@ io::DatasetMeta make_meta(const io::ImageRows& x, int num_classes, const DataImp
     meta.norm_kind = o.norm;
     meta.norm_scale = x.scale();
     meta.source = o.name;
+    meta.store = io::parse_store("--store", o.store);
     return meta;
+}
+
+/// --store uint8 keeps 8-bit sources only: any other source is refused naming it.
+void check_store(const DataImportOptions& o, const std::vector<const io::ImageRows*>& sources) {
+    if (io::parse_store("--store", o.store) != io::Store::uint8) return;
+    for (const auto* x : sources)
+        if (x->source().elem() != io::Elem::u8)
+            fail("--store uint8: ", x->name(), " holds ", io::elem_name(x->source().elem()),
+                 " values; uint8 keeps 8-bit sources only (use --store fp16 or fp32)");
 }
 
 void open_inputs(const DataImportOptions& o, Input& train, Input& test) {
@@ -415,6 +427,7 @@ void open_inputs(const DataImportOptions& o, Input& train, Input& test) {
         o.test_labels.empty() && o.test_images == defaults.test_images ? kFashionTestLabels : o.test_labels;
     train = open_input(o.train_images, train_labels, o, "--train-labels", true);
     test = open_input(o.test_images, test_labels, o, "--test-labels", true);
+    check_store(o, {train.x.get(), test.x.get()});
     if (train.x->c() != test.x->c() || train.x->h() != test.x->h() || train.x->w() != test.x->w())
         fail(o.test_images, ": images are ", test.x->c(), "x", test.x->h(), "x", test.x->w(), " (",
              test.x->d(), " features) but the training images are ", train.x->c(), "x", train.x->h(), "x",
@@ -498,6 +511,7 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
                 fail(
                     "--norm-from: name the training dataset file whose normalisation --unlabelled rows take");
             in = open_input(o.unlabelled, "", o, "--train-labels", false);
+            check_store(o, {in.x.get()});
             norm = io::read_normalization_for(o.norm_from, *in.x);
             if (comm.rank() == 0) io::make_dirs(h5::parent_dir(o.out));
         });
@@ -506,6 +520,7 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
     meta.n = in.x->rows();
     meta.has_labels = false;
     meta.source = o.unlabelled;
+    meta.store = io::parse_store("--store", o.store);
     std::vector<Out> outs(1);
     outs[0] = Out("transfer", o.out, &in, 0, meta.n);
     {

@@ -70,8 +70,9 @@ herr_t visit(hid_t root, const char* name, const InfoT* info, void* data) {
     if (!d.valid()) return 0;
     auto dims = h5::dataset_dims(d);
     h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(d)), H5Tclose);
+    const bool is_unsigned = H5Tget_class(t) == H5T_INTEGER && H5Tget_sign(t) == H5T_SGN_NONE;
     const char* cls = H5Tget_class(t) == H5T_FLOAT     ? "float"
-                      : H5Tget_class(t) == H5T_INTEGER ? "int"
+                      : H5Tget_class(t) == H5T_INTEGER ? (is_unsigned ? "uint" : "int")
                                                        : "other";
     *os << "  /" << name << "  " << cls << (H5Tget_size(t) * 8) << " [";
     for (size_t i = 0; i < dims.size(); ++i)

@@ -45,6 +45,7 @@ void describe(po::options_description& d, TransferOptions& o) {
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "output rows per block (memory ~ 4 x block-rows x D floats)")
         ("drop-nonfinite", po::bool_switch(&o.drop_nonfinite), "leave out source rows holding a NaN or infinite value, with a one-line notice of how many and which (without it such a row is an error)")
         ("stop-after-blocks", po::value(&o.stop_after_blocks)->default_value(o.stop_after_blocks), "keep OUT.partial and stop after N rounds of blocks (testing and time-boxed jobs; 0: never)")
+        ("store", po::value(&o.store)->default_value(o.store), "how /X is stored: fp32 | fp16 (half the bytes, rounded to IEEE half) | uint8 (only when every row is a copy of a uint8-stored source: no generated rows)")
         ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output file, and discard a partial one from other settings");
 }
 // clang-format on
@@ -130,6 +131,22 @@ void validate_options(const TransferOptions& o) {
     if (!finite(o.mixup_prob) || o.mixup_prob < 0 || o.mixup_prob > 1)
         fail("--mixup-prob: must be in [0, 1], got ", o.mixup_prob);
     if (!finite(o.mixup_alpha) || o.mixup_alpha <= 0) fail("--mixup-alpha: must be > 0, got ", o.mixup_alpha);
+    io::parse_store("--store", o.store);
+}
+
+/// --store uint8 holds unchanged 8-bit rows: every source stored as uint8 and no generated rows (augmented
+/// and MUNGE rows are not 8-bit pixels).
+void check_store(const TransferOptions& o, const io::DatasetSet& src) {
+    if (io::parse_store("--store", o.store) != io::Store::uint8) return;
+    for (size_t i = 0; i < src.files(); ++i)
+        if (src.reader(i).meta().store != io::Store::uint8)
+            fail("--store uint8: ", src.reader(i).path(), " stores its rows as ",
+                 io::store_name(src.reader(i).meta().store),
+                 "; uint8 keeps copies of uint8 sources only (use --store fp16 or fp32)");
+    if (o.size > src.rows())
+        fail("--store uint8: ", o.size - src.rows(),
+             " generated rows are not 8-bit pixels; uint8 keeps copies of the sources only (--size at most ",
+             src.rows(), ", or --store fp16 or fp32)");
 }
 
 /// Rank 0: true when OUT is a finished transfer set made with these settings (a rerun is a no-op);
@@ -152,10 +169,13 @@ bool already_complete(const TransferOptions& o, const std::string& key) {
 void validate_against_sources(const TransferOptions& o, const io::DatasetSet& src) {
     const std::int64_t S = src.rows();
     const auto& m = src.meta();
-    // /X in float32 plus the provenance rows (int64 source, int8 generator, int64 partner), before any
-    // allocation: the per-block record alone would take memory in proportion to --size.
-    io::require_space(o.out, double(o.size) * (4.0 * double(m.d) + 17.0),
-                      detail::concat("--size ", o.size, " (", m.d, " float32 features per row)"));
+    // /X as stored (--store) plus the provenance rows (int64 source, int8 generator, int64 partner), before
+    // any allocation: the per-block record alone would take memory in proportion to --size.
+    const io::Store store = io::parse_store("--store", o.store);
+    const double bytes = store == io::Store::fp32 ? 4.0 : store == io::Store::fp16 ? 2.0 : 1.0;
+    const char* type = store == io::Store::fp32 ? "float32" : store == io::Store::fp16 ? "float16" : "uint8";
+    io::require_space(o.out, double(o.size) * (bytes * double(m.d) + 17.0),
+                      detail::concat("--size ", o.size, " (", m.d, " ", type, " features per row)"));
     if (o.size < S && !o.subsample)
         fail("--size: ", o.size, " rows is smaller than the ", S,
              " source rows; pass --subsample to keep an "
@@ -195,6 +215,7 @@ std::string resume_key(const TransferOptions& o, const io::DatasetSet& src) {
       << ";munge=" << o.munge << ";shift=" << o.shift << ";flip=" << o.flip << ";noise=" << o.noise
       << ";mixup=" << o.mixup_prob << "," << o.mixup_alpha << ";munge_ps=" << o.munge_p << "," << o.munge_s
       << ";block_rows=" << o.block_rows << ";neighbour_block=" << transfer::kNeighbourBlock;
+    if (o.store != "fp32") k << ";store=" << o.store;
     if (!src.dropped().empty()) k << ";dropped_nonfinite=" << src.dropped().size();
     k << ";sources=";
     for (size_t i = 0; i < src.files(); ++i)
@@ -271,6 +292,7 @@ std::unique_ptr<io::DatasetSet> open_sources(const TransferOptions& o, const par
         src->set_nonfinite_advice("clean that row, or pass --drop-nonfinite to leave such rows out");
         if (o.drop_nonfinite) drop_nonfinite_rows(o, *src, comm);
         validate_against_sources(o, *src);
+        check_store(o, *src);
     });
     return src;
 }
@@ -350,6 +372,7 @@ Output open_output(const TransferOptions& o, const Plan& p, const io::DatasetSet
     meta.n = p.N;
     meta.has_labels = false;
     meta.source = "transfer set from " + join(o.from, ", ");
+    meta.store = io::parse_store("--store", o.store);
     out.writer = resume ? std::make_unique<io::DatasetWriter>(o.out, comm, meta, io::DatasetWriter::Resume{})
                         : std::make_unique<io::DatasetWriter>(o.out, comm, meta);
     h5::File& f = out.writer->file();
@@ -418,6 +441,7 @@ void find_neighbours(const Plan& p, const io::DatasetSet& src, Output& out, cons
     smeta.n = p.S;
     smeta.has_labels = false;
     smeta.source = "MUNGE neighbour rows (scratch)";
+    smeta.store = io::Store::fp32;
     {
         io::DatasetWriter scratch(nbr.scratch.path, comm, smeta);
         auto scratch_index =

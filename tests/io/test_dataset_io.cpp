@@ -1,7 +1,11 @@
 // Tests of the dataset file layer: collective block writes from any rank count give the same file,
-// 2 ranks reading disjoint row blocks equal one serial read, and an uncommitted writer leaves nothing.
+// 2 ranks reading disjoint row blocks equal one serial read, an uncommitted writer leaves nothing, and
+// uint8 and fp16 stores read back as their float32 twin (bit for bit, and rounded to half).
 #include "mimic/io/dataset.hpp"
+#include "mimic/io/half.hpp"
 #include "test_util.hpp"
+
+#include <cstring>
 
 #include <gtest/gtest.h>
 
@@ -175,4 +179,141 @@ TEST(DatasetIO, ObjectsNameTheirFilesOwnId) {
     const hid_t fid = H5Iget_file_id(d);
     EXPECT_EQ(fid, f.id());
     H5Idec_ref(fid);
+}
+
+namespace {
+/// Rows of 8-bit pixels normalised per feature as `data import` does, written on comm stored as `store`.
+std::vector<float> pixel_rows(std::int64_t first, std::int64_t count, const std::vector<float>& mean,
+                              const std::vector<float>& sd) {
+    std::vector<float> X(size_t(count * 6));
+    for (std::int64_t i = 0; i < count; ++i)
+        for (int j = 0; j < 6; ++j)
+            X[size_t(i * 6 + j)] = io::normalized_value(float(((first + i) * 7 + j * 31) % 256),
+                                                        float(1.0 / 255.0), mean[size_t(j)], sd[size_t(j)]);
+    return X;
+}
+
+void write_stored(const std::string& path, const par::Comm& comm, std::int64_t n, io::Store store) {
+    io::DatasetMeta m = small_meta(n);
+    m.has_labels = false;
+    m.norm_scale = 1.0 / 255.0;
+    m.store = store;
+    const std::vector<float> mean{0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f},
+        sd{0.3f, 0.25f, 0.2f, 0.35f, 0.4f, 1.0f};
+    io::DatasetWriter w(path, comm, m);
+    w.set_normalization("per-feature", m.norm_scale, mean, sd);
+    auto mine = par::split_range(n, comm.size(), comm.rank());
+    const std::int64_t per = (n + comm.size() - 1) / comm.size(); // the same rounds on every rank
+    for (std::int64_t b = 0; b < per; b += 16) {                  // blocks of 16 rows
+        const std::int64_t lo = std::min(mine.begin + b, mine.end);
+        const std::int64_t cnt = std::min<std::int64_t>(16, mine.end - lo);
+        const auto X = pixel_rows(lo, cnt, mean, sd);
+        w.write(lo, cnt, X.data(), nullptr);
+    }
+    w.commit();
+}
+
+/// Every rank reads its own rows (collectively), gathered on rank 0 in row order; empty elsewhere.
+std::vector<float> read_all_rows(const std::string& path, const par::Comm& comm, io::DatasetMeta& meta) {
+    io::DatasetReader r(path, comm);
+    meta = r.meta();
+    auto mine = par::split_range(meta.n, comm.size(), comm.rank());
+    std::vector<float> X(size_t(mine.size() * 6));
+    r.read(mine.begin, mine.size(), X.data(), nullptr);
+    std::vector<int> counts(size_t(comm.size())), displs(size_t(comm.size()));
+    int mycount = int(X.size());
+    MPI_Gather(&mycount, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm.get());
+    for (int i = 1; i < comm.size(); ++i)
+        displs[size_t(i)] = displs[size_t(i - 1)] + counts[size_t(i - 1)];
+    std::vector<float> all(comm.rank() == 0 ? size_t(meta.n * 6) : 0);
+    MPI_Gatherv(X.data(), mycount, MPI_FLOAT, all.data(), counts.data(), displs.data(), MPI_FLOAT, 0,
+                comm.get());
+    return all;
+}
+} // namespace
+
+TEST(DatasetIO, Uint8AndFp16StoresReadBackAsTheirFloat32Twin) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const std::int64_t n = 77;
+    io::DatasetMeta m32, m8, m16;
+    write_stored(dir + "/f32.h5", world, n, io::Store::fp32);
+    write_stored(dir + "/u8.h5", world, n, io::Store::uint8);
+    write_stored(dir + "/f16.h5", world, n, io::Store::fp16);
+    const auto x32 = read_all_rows(dir + "/f32.h5", world, m32);
+    const auto x8 = read_all_rows(dir + "/u8.h5", world, m8);
+    const auto x16 = read_all_rows(dir + "/f16.h5", world, m16);
+    EXPECT_EQ(m8.store, io::Store::uint8);
+    EXPECT_EQ(m16.store, io::Store::fp16);
+    EXPECT_EQ(m8.fingerprint, m32.fingerprint); // the fingerprint is over the float32 rows
+    EXPECT_NE(m16.fingerprint, m32.fingerprint);
+    if (world.rank() != 0) return;
+    ASSERT_EQ(x8.size(), x32.size());
+    EXPECT_EQ(0, std::memcmp(x8.data(), x32.data(), x32.size() * sizeof(float))) << "uint8 rows differ";
+    for (size_t i = 0; i < x32.size(); ++i)
+        ASSERT_EQ(x16[i], io::half_to_float(io::float_to_half(x32[i]))) << "value " << i;
+}
+
+TEST(DatasetIO, Uint8StoreRefusesAValueNoPixelGives) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    io::DatasetMeta m = small_meta(world.size());
+    m.has_labels = false;
+    m.norm_scale = 1.0 / 255.0;
+    m.store = io::Store::uint8;
+    io::DatasetWriter w(dir + "/u8.h5", world, m);
+    w.set_normalization("none", m.norm_scale, std::vector<float>(6, 0.0f), std::vector<float>(6, 1.0f));
+    std::vector<float> X(6, 0.001f); // between the pixels 0 and 1
+    if (world.rank() == 0) X[0] = 2.0f / 255.0f;
+    EXPECT_THROW(w.write(world.rank(), 1, X.data(), nullptr), Error);
+}
+
+TEST(DatasetIO, ReaderRefusesAStoreThatDoesNotMatchX) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    write_file(dir + "/d.h5", world, 10);
+    if (world.rank() != 0) return;
+    {
+        auto f = h5::File::open(dir + "/d.h5", MPI_COMM_NULL, true);
+        h5::write_attr(f.id(), "store", std::string("uint8"));
+    }
+    par::Comm self(MPI_COMM_SELF, false);
+    try {
+        io::DatasetReader r(dir + "/d.h5", self);
+        FAIL() << "opened a file whose @store says uint8 over float32 /X";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("attribute 'store' says uint8"), std::string::npos) << e.what();
+    }
+}
+
+TEST(DatasetIO, Uint8RowsTooWideForATableReadBackAsTheirFloat32Twin) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const std::int64_t d = std::int64_t(io::DatasetReader::kPixelTableMaxBytes / 1024) + 16, n = 3;
+    std::vector<float> mean(static_cast<size_t>(d)), sd(static_cast<size_t>(d)), X(size_t(n * d));
+    for (std::int64_t j = 0; j < d; ++j)
+        mean[size_t(j)] = float(j % 97) / 97.0f, sd[size_t(j)] = 0.2f + float(j % 13) / 13.0f;
+    for (std::int64_t i = 0; i < n * d; ++i)
+        X[size_t(i)] = io::normalized_value(float((i * 5) % 256), float(1.0 / 255.0), mean[size_t(i % d)],
+                                            sd[size_t(i % d)]);
+    std::string fp[2];
+    for (int k = 0; k < 2; ++k) {
+        io::DatasetMeta m;
+        m.n = n, m.d = d, m.w = int(d), m.norm_scale = 1.0 / 255.0;
+        m.store = k ? io::Store::uint8 : io::Store::fp32;
+        const std::string path = dir + (k ? "/wide8.h5" : "/wide32.h5");
+        {
+            io::DatasetWriter w(path, world, m);
+            w.set_normalization("per-feature", m.norm_scale, mean, sd);
+            const bool mine = world.rank() == 0;
+            w.write(0, mine ? n : 0, X.data(), nullptr);
+            w.commit();
+        }
+        io::DatasetReader r(path, world);
+        std::vector<float> back(size_t(n * d));
+        r.read(0, n, back.data(), nullptr);
+        EXPECT_EQ(0, std::memcmp(back.data(), X.data(), X.size() * sizeof(float))) << path;
+        fp[k] = r.meta().fingerprint;
+    }
+    EXPECT_EQ(fp[0], fp[1]);
 }

@@ -1,5 +1,6 @@
-// The dataset file schema (/X float32 [N, D], optional /y int32 [N], shape, classes, normalisation,
-// fingerprint) with a collective block reader and an atomic, collective block writer.
+// The dataset file schema (/X [N, D] stored as float32, float16 or uint8 raw pixels, optional /y int32 [N],
+// shape, classes, normalisation, fingerprint) with a collective block reader that hands out float32 rows
+// whatever the stored type, and an atomic, collective block writer.
 #pragma once
 
 #include "mimic/core/comm.hpp"
@@ -11,8 +12,23 @@
 
 namespace mimic::io {
 
-/// Schema version written to every dataset file (attribute `mimic_format`).
+/// Schema version written to every dataset file (attribute `mimic_format`): version 1 stores /X as
+/// float32; version 2 adds the attribute `store` for /X stored as float16 or as uint8 raw pixels.
 inline constexpr const char* kDatasetFormat = "mimic-dataset-1";
+inline constexpr const char* kDatasetFormat2 = "mimic-dataset-2";
+
+/// How /X is stored: fp32 (the normalised values), fp16 (the normalised values rounded to IEEE half) or
+/// uint8 (the raw 8-bit pixels, normalised on read with the file's normalisation).
+enum class Store { fp32, fp16, uint8 };
+const char* store_name(Store s);
+/// Parses a --store value; anything but fp32, fp16 or uint8 is refused naming `option`.
+Store parse_store(const std::string& option, const std::string& value);
+
+/// The normalised value of a raw source value: (raw * scale - mean) / stdev in float32. `data import`
+/// writes float32 rows with it and uint8 files are read through it, so both give the same bits.
+inline float normalized_value(float raw, float scale, float mean, float stdev) {
+    return (raw * scale - mean) / stdev;
+}
 
 struct DatasetMeta {
     std::int64_t n = 0;      ///< rows
@@ -25,6 +41,7 @@ struct DatasetMeta {
     /// Normalisation: raw = (X * std + mean) / scale; kind is "none", "global" or "per-feature".
     std::string norm_kind = "none";
     double norm_scale = 1.0;
+    Store store = Store::fp32; ///< how /X is stored (rows are float32 to every reader)
 };
 
 /// Hash of one row (index, features, label) used for fingerprints; summing over rows is order-free.
@@ -53,12 +70,21 @@ public:
     /// Ranks may ask for different ranges; a rank with nothing to read passes count = 0. Rows with a
     /// non-finite value and labels outside [0, num_classes) are refused (check_rows, check_labels).
     void read(std::int64_t begin, std::int64_t count, float* X, int* y) const;
+    /// Rows [begin, begin + count) of /X as float32 into X, converted from the stored type one block at a
+    /// time (uint8: normalized_value with the file's normalisation, tabulated per feature; fp16: exact
+    /// widening), unchecked.
+    /// Collective when `collective` (and the file is parallel), else an independent read.
+    void read_values(std::int64_t begin, std::int64_t count, float* X, bool collective) const;
     /// Normalisation vectors (length d), read on demand.
     std::vector<float> norm_mean() const;
     std::vector<float> norm_std() const;
     /// Extra per-row int64 dataset (e.g. /provenance/source_row), collective block read.
     bool has(const std::string& name) const { return file_.has(name); }
     const h5::File& file() const { return file_; }
+
+    /// uint8 files normalise through a table of 256 values per feature up to this size (D = 16,384 with
+    /// per-feature statistics), and value by value beyond it.
+    static constexpr double kPixelTableMaxBytes = 16.0 * 1024 * 1024;
 
     /// Files whose /X holds at most this many bytes have their fingerprint verified when opened.
     static constexpr double kFingerprintUpFrontBytes = 256.0 * 1024 * 1024;
@@ -72,9 +98,20 @@ private:
     /// Collective: the fingerprint of the rows as stored (Σ row_hash), read once, shared over the ranks.
     std::string hash_rows(const par::Comm& comm) const;
 
+    /// The attribute `store` and the type of /X (on open).
+    void read_store();
+
     h5::File file_;
     h5::Handle X_, y_;
     DatasetMeta meta_;
+    /// uint8 store: normalized_value of the 256 pixels of each feature (one table when every feature
+    /// has the same mean and std, stride 0), so that reading is a lookup with the import's bits; left
+    /// empty beyond kPixelTableMaxBytes.
+    void build_pixel_table();
+
+    std::vector<float> mean_, std_; ///< uint8 store: the normalisation applied on read
+    std::vector<float> pixel_table_;
+    std::int64_t pixel_table_stride_ = 0;
 };
 
 /// Writes `path` through `path.partial` and renames it into place only on commit(), so an interrupted
@@ -94,7 +131,9 @@ public:
     DatasetWriter& operator=(const DatasetWriter&) = delete;
 
     /// Collective: rows [begin, begin + count); y may be nullptr when the file has no labels. Returns
-    /// the sum of row_hash over the rows written (this rank's share of the fingerprint).
+    /// the sum of row_hash over the rows as a reader gets them back (this rank's share of the
+    /// fingerprint). fp16 rounds to nearest even; uint8 stores the 8-bit value that normalises to each
+    /// value bit for bit (set_normalization first) and refuses a value that none does.
     std::uint64_t write(std::int64_t begin, std::int64_t count, const float* X, const int* y);
     /// Adds the row hashes of rows written by an earlier run (resume) to this rank's fingerprint share.
     void add_to_fingerprint(std::uint64_t row_hash_sum) { hash_sum_ += row_hash_sum; }
@@ -116,9 +155,14 @@ public:
 private:
     const par::Comm& comm_;
     std::string path_;
+    /// The stored form of rows (fp16 bits or uint8 pixels) into stored_; returns their row_hash sum.
+    std::uint64_t encode(std::int64_t begin, std::int64_t count, const float* X, const int* y);
+
     DatasetMeta meta_;
     h5::File file_;
     h5::Handle X_, y_;
+    std::vector<float> mean_, std_;     ///< uint8 store: the normalisation the stored pixels go through
+    std::vector<unsigned char> stored_; ///< one block in the stored type
     std::uint64_t hash_sum_ = 0;
     bool committed_ = false;
     bool keep_partial_ = false;

@@ -57,7 +57,6 @@ private:
     void read_global(std::int64_t lo, std::int64_t hi, float* out, bool check) const;
 
     std::vector<std::unique_ptr<DatasetReader>> readers_;
-    std::vector<h5::Handle> X_;
     std::vector<std::int64_t> offsets_;
     std::int64_t rows_ = 0;
     DatasetMeta meta_;

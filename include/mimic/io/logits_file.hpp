@@ -4,6 +4,7 @@
 
 #include "mimic/core/comm.hpp"
 #include "mimic/io/dataset.hpp"
+#include "mimic/io/half.hpp"
 #include "mimic/io/hdf5.hpp"
 
 #include <cstdint>
@@ -51,12 +52,6 @@ inline constexpr const char* kBlockHashStored = "stored values";
 /// Fails on every rank with one line naming the file and the first bad block's rows. Float16 files
 /// written before their hashes covered the stored values are checked for finite values only.
 void verify_logits_blocks(const h5::File& f, hid_t dset, const LogitsMeta& m, const par::Comm& comm);
-
-/// IEEE binary16 conversion (round to nearest even) for float16 storage.
-std::uint16_t float_to_half(float f);
-float half_to_float(std::uint16_t h);
-/// An HDF5 file type for IEEE binary16 little-endian (h5py reads it as numpy float16).
-h5::Handle make_half_type();
 
 /// Reads rows of /logits as float32 whatever the storage (collective when the file is parallel).
 void read_logits_rows(const h5::File& f, hid_t dset, const LogitsMeta& m, std::int64_t row,

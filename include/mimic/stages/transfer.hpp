@@ -33,6 +33,7 @@ struct TransferOptions {
     std::int64_t stop_after_blocks = 0;
     bool overwrite = false;
     bool drop_nonfinite = false; ///< leave out source rows with a NaN or infinite value (else refused)
+    std::string store = "fp32";  ///< how /X is stored: fp32 | fp16 | uint8 (copies of uint8 sources only)
 };
 
 void describe(boost::program_options::options_description& desc, TransferOptions& o);
