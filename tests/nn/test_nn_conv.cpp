@@ -1,7 +1,7 @@
 // The convolution's formulations against a direct double-precision reference: the host's direct kernels
 // (pixel and filter tiles, which must agree bitwise) and im2col + sgemm (forward, weight, bias and input
-// gradients), the grouped and depthwise kernels (G > 1, strides 1 and 2), and the host and device im2col,
-// col2im and bias-gradient reduction against each other.
+// gradients), the grouped kernels and the direct depthwise kernel (G > 1, strides 1 to 3), and the host and
+// device im2col, col2im and bias-gradient reduction against each other.
 #include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
@@ -28,6 +28,18 @@ bool direct_expected(const ConvGeometry& g) {
 #if MIMIC_CONV_DIRECT
     return impl::DirectConvAvailable<ExecSpace, MemSpace>::value && __builtin_cpu_supports("avx512f") &&
            g.s == 1 && g.k <= 8 && !env_is_one("MIMIC_CONV_IM2COL");
+#else
+    (void)g;
+    return false;
+#endif
+}
+
+/// Whether the direct depthwise kernel should serve g: compiled in, AVX-512F, G = C = F, K <= 8, P < K, and
+/// not turned off by MIMIC_CONV_IM2COL=1.
+bool depthwise_expected(const ConvGeometry& g) {
+#if MIMIC_CONV_DIRECT
+    return impl::DirectConvAvailable<ExecSpace, MemSpace>::value && __builtin_cpu_supports("avx512f") &&
+           g.g == g.c && g.f == g.c && g.k <= 8 && g.p < g.k && !env_is_one("MIMIC_CONV_IM2COL");
 #else
     (void)g;
     return false;
@@ -101,9 +113,11 @@ void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
         ConvTuning t = base;
         t.direct = direct;
         t.direct_tiles = mode;
-        const bool takes_direct = conv_backend(g, t) == ConvBackend::direct;
-        EXPECT_EQ(takes_direct, direct && g.g == 1 && direct_expected(g));
-        EXPECT_EQ(conv_backend(g, t) == ConvBackend::grouped, g.g > 1);
+        const bool depthwise = conv_backend(g, t) == ConvBackend::direct_depthwise;
+        const bool takes_direct = conv_backend(g, t) == ConvBackend::direct || depthwise;
+        EXPECT_EQ(conv_backend(g, t) == ConvBackend::direct, direct && g.g == 1 && direct_expected(g));
+        EXPECT_EQ(depthwise, direct && g.g > 1 && depthwise_expected(g));
+        EXPECT_EQ(conv_backend(g, t) == ConvBackend::grouped, g.g > 1 && !depthwise);
         ConvWorkspace ws;
         Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.weight_rows(), g.f), dbm("db", 1, g.f);
         conv2d_forward(x, W, b, g, t, ws, y);
@@ -121,7 +135,8 @@ void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
         expect_close(to_host(dbm), db2, "db");
         expect_close(to_host(dx), ref.dx, "dx");
         if (takes_direct) {
-            // Both tilings sum each output in the same order (channels, then taps): identical results.
+            // Both tilings sum each output in the same order (channels, then taps; depthwise: the taps):
+            // identical results.
             if (mode == 1) {
                 y_pixel = to_host(y);
                 dx_pixel = to_host(dx);
@@ -218,6 +233,45 @@ TEST(Conv, GroupedAndDepthwise) {
     check_geometry({3, 10, 11, 6, 5, 2, 0, 3}, 2); // two filters per channel, no padding
     check_geometry({4, 6, 6, 4, 1, 1, 0, 4}, 2);
 }
+// The direct depthwise kernel (where this CPU has it; the grouped kernels elsewhere): strides 1 and 2, K = 3
+// and 5 (EfficientNet), planes from 1x1 to 17x17, more channels than a register, batch 1.
+TEST(Conv, DepthwiseStridesKernelsAndPlanes) {
+    check_geometry({20, 9, 9, 20, 3, 2, 1, 20}, 2);   // stride 2, a tail block of 4 channels
+    check_geometry({18, 8, 8, 18, 5, 2, 2, 18}, 2);   // 5x5 stride 2, even plane
+    check_geometry({17, 7, 6, 17, 5, 1, 2, 17}, 2);   // 5x5 'same'
+    check_geometry({33, 17, 17, 33, 3, 1, 1, 33}, 1); // a plane wider than a register, batch 1
+    check_geometry({40, 1, 1, 40, 3, 1, 1, 40}, 3);   // 1x1 planes: only the centre tap reaches the image
+    check_geometry({24, 2, 2, 24, 3, 2, 1, 24}, 1);   // 2x2 planes, stride 2
+    check_geometry({6, 10, 9, 6, 4, 2, 0, 6}, 2);     // even kernel, no padding, odd output
+    check_geometry({3, 9, 9, 3, 3, 3, 1, 3}, 2);      // stride 3
+}
+#if MIMIC_CONV_DIRECT
+/// The depthwise kernel's fused ReLU, and its results split over any number of threads, bit for bit.
+TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
+    if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
+    const ConvGeometry g{20, 7, 7, 20, 3, 2, 1, 20};
+    const int B = 5;
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
+    const auto x = random_values(std::size_t(B * in), 1), W = random_values(std::size_t(9 * g.f), 2);
+    const auto b = random_values(std::size_t(g.f), 3);
+    std::vector<float> y1;
+    for (int tiles : {1, 2})
+        for (int parts : {1, 2, 3, 5}) {
+            SCOPED_TRACE(testing::Message() << parts << " parts, tiles " << tiles);
+            impl::DirectConvTuning t;
+            t.parts = parts;
+            t.tiles = tiles;
+            impl::DirectConvWorkspace ws;
+            std::vector<float> y(std::size_t(B * out)), yr(y.size());
+            impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, t, ws, y.data(), false);
+            impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, t, ws, yr.data(), true);
+            for (std::size_t i = 0; i < y.size(); ++i)
+                ASSERT_EQ(yr[i], y[i] > 0.0f ? y[i] : 0.0f) << i;
+            if (y1.empty()) y1 = y;
+            EXPECT_EQ(y, y1);
+        }
+}
+#endif
 TEST(Conv, ChunkOfOneSample) {
     ConvTuning t;
     t.chunk_floats = 1;

@@ -1,7 +1,8 @@
 // Conv2D kernels and the backend dispatch. Host with AVX-512 and stride 1: the direct backend
-// (impl/conv2d_direct.hpp). Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving [F,
-// B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on the
-// host, one element per thread on a device (neighbouring threads, neighbouring addresses).
+// (impl/conv2d_direct.hpp), which also serves depthwise forward passes of any stride. Otherwise im2col into
+// [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms
+// and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on a device (neighbouring
+// threads, neighbouring addresses).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "mimic/core/runtime.hpp"
@@ -313,15 +314,18 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 } // namespace
 
 ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t) {
-    if (g.g > 1) return ConvBackend::grouped;
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value) {
-        // MIMIC_CONV_IM2COL=1 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden
-        // outputs of that arithmetic are checked on any machine that has it; tests/golden/run.sh).
+        // MIMIC_CONV_IM2COL=1 takes im2col + sgemm (and the grouped kernels) on every CPU, as on one without
+        // AVX-512F (the golden outputs of that arithmetic are checked on any machine that has it;
+        // tests/golden/run.sh).
         static const bool im2col_only = env_is_one("MIMIC_CONV_IM2COL");
-        if (t.direct && !im2col_only && impl::direct_conv_supported(g)) return ConvBackend::direct;
+        if (t.direct && !im2col_only && g.g > 1 && impl::direct_depthwise_supported(g))
+            return ConvBackend::direct_depthwise;
+        if (t.direct && !im2col_only && g.g == 1 && impl::direct_conv_supported(g))
+            return ConvBackend::direct;
     }
-    (void)g, (void)t;
-    return ConvBackend::im2col_gemm;
+    (void)t;
+    return g.g > 1 ? ConvBackend::grouped : ConvBackend::im2col_gemm;
 }
 
 namespace {
@@ -329,7 +333,8 @@ namespace {
 /// The direct backend's workspace when conv_backend picks it (created on first use), else null: the one
 /// dispatch of forward and backward.
 impl::DirectConvWorkspace* direct_backend(const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws) {
-    if (conv_backend(g, t) != ConvBackend::direct) return nullptr;
+    const ConvBackend which = conv_backend(g, t);
+    if (which != ConvBackend::direct && which != ConvBackend::direct_depthwise) return nullptr;
     if (!ws.direct) ws.direct = std::make_shared<impl::DirectConvWorkspace>();
     return ws.direct.get();
 }
@@ -366,8 +371,12 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
     }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
         if (auto* d = direct_backend(g, t, ws)) {
-            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y.data(),
-                                      relu);
+            if (g.g > 1)
+                impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d,
+                                               y.data(), relu);
+            else
+                impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y.data(),
+                                          relu);
             return;
         }
     const std::int64_t chunk = conv_chunk_rows(g, B, t.chunk_floats);
@@ -436,7 +445,7 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_rows(dy, P, db);
     else
         conv_bias_grad_teams(dy, P, db);
-    if (conv_backend(g, t) == ConvBackend::grouped) {
+    if (g.g > 1) { // grouped, or direct_depthwise: its backward is the grouped kernels'
         grouped_conv_backward(x, dy, W, g, dW, dx);
         return;
     }

@@ -1,7 +1,8 @@
 // Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
 // (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
-// threads. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
+// threads. And the depthwise forward pass (any stride): grid or channel tiles. conv2d.cpp's dispatch picks
+// them where impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include <algorithm>
@@ -494,7 +495,193 @@ void input_grad_samples(const float* dy, std::int64_t s0, std::int64_t s1, const
     }
 }
 
+/// The depthwise kernels' plan (G = C = F, any stride): planes zero-padded and split into s x s phase
+/// planes (phase (a, b) holds the padded inputs of rows a, a + s, ... and columns b, b + s, ...), so that the
+/// outputs on a grid q = oh*wq + ow (columns ow >= OW discarded) read, for tap t, 16 contiguous inputs at
+/// q + off[t]. Or, with channel tiles, the inputs transposed to [hpad][wpad][C16] and 16 channels a register.
+struct DepthPlan {
+    int k = 1, s = 1, p = 0, hpad = 0, wpad = 0, hq = 0, wq = 0, oh = 0, ow = 0, c16 = 0;
+    std::int64_t phase = 0, plane = 0, qv = 0;
+    std::int64_t off[64];  ///< tap t = kh*k + kw reads the phase planes at q + off[t] (k <= 8)
+    bool channels = false; ///< channel tiles rather than grid tiles
+
+    DepthPlan(const ConvGeometry& g, int which) : k(g.k), s(g.s), p(g.p) {
+        hpad = g.h + 2 * p;
+        wpad = g.w + 2 * p;
+        hq = (hpad + s - 1) / s;
+        wq = (wpad + s - 1) / s;
+        oh = g.oh();
+        ow = g.ow();
+        c16 = (g.c + kLanes - 1) / kLanes * kLanes;
+        phase = std::int64_t(hq) * wq;
+        qv = (std::int64_t(oh) * wq + kLanes - 1) / kLanes * kLanes;
+        std::int64_t reach = 0;
+        for (int kh = 0; kh < k; ++kh)
+            for (int kw = 0; kw < k; ++kw) {
+                off[kh * k + kw] = ((kh % s) * s + kw % s) * phase + (kh / s) * wq + kw / s;
+                reach = std::max(reach, off[kh * k + kw]);
+            }
+        plane = std::max<std::int64_t>(std::int64_t(s) * s * phase, reach + qv) + kLanes;
+        // Grid tiles waste the discarded columns and, for s > 1, scatter the inputs over the phases one by
+        // one; channel tiles gather and scatter 16 channels at a time. Measured with bench_conv.sh
+        // SET=profile (MobileNetV2's depthwise layers at 32x32, under load): grid tiles won at stride 1 on
+        // 16x16 planes (about 2x) and 8x8 (1.0-1.6x), channel tiles on 4x4 and smaller (2-20x) and at
+        // stride 2 (2-5x).
+        channels = which == 0 ? !(s == 1 && ow >= 8) : which == 2;
+    }
+};
+
+/// One channel on grid tiles: xp its phase planes, out [qv] = sum over taps of w[t*C] * xp[q + off[t]],
+/// the taps in order from 0 (fused multiply-adds).
+/// KK taps a compile-time constant (weights in registers), or 0: d.k * d.k.
+template <int KK>
+MIMIC_AVX512 void depthwise_grid_taps(const float* xp, const DepthPlan& d, const float* w, int C,
+                                      float* out) {
+    const int kk = KK > 0 ? KK : d.k * d.k;
+    __m512 wv[KK > 0 ? KK : 64];
+    for (int t = 0; t < kk; ++t)
+        wv[t] = _mm512_set1_ps(w[std::int64_t(t) * C]);
+    for (std::int64_t q = 0; q < d.qv; q += kLanes) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int t = 0; t < kk; ++t)
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(xp + q + d.off[t]), wv[t], acc);
+        _mm512_storeu_ps(out + q, acc);
+    }
+}
+
+MIMIC_AVX512 void depthwise_grid(const float* xp, const DepthPlan& d, const float* w, int C, float* out) {
+    if (d.k == 3)
+        depthwise_grid_taps<9>(xp, d, w, C, out);
+    else if (d.k == 5)
+        depthwise_grid_taps<25>(xp, d, w, C, out);
+    else
+        depthwise_grid_taps<0>(xp, d, w, C, out);
+}
+
+/// Samples [s0, s1) on grid tiles, a channel at a time: its phase planes, the grid, then its output rows
+/// with the bias (and the ReLU).
+template <bool RELU>
+MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::int64_t s1, const float* W,
+                                         const float* b, const ConvGeometry& g, const DepthPlan& d,
+                                         DirectConvScratch& ws, float* y) {
+    float* xp = grow(ws.in, d.plane);
+    float* out = grow(ws.out, d.qv + kLanes);
+    std::fill(xp, xp + d.plane, 0.0f); // the padding stays zero: each channel rewrites the same interior
+    const int C = g.c, H = g.h, Wd = g.w, s = d.s;
+    const std::int64_t in = std::int64_t(C) * H * Wd, o = std::int64_t(C) * d.oh * d.ow;
+    for (std::int64_t n = s0; n < s1; ++n)
+        for (int c = 0; c < C; ++c) {
+            const float* src = x + n * in + std::int64_t(c) * H * Wd;
+            for (int i = 0; i < H; ++i) {
+                const int pi = i + d.p;
+                const float* row = src + std::int64_t(i) * Wd;
+                if (s == 1) {
+                    copy_row<false, true>(row, xp + std::int64_t(pi) * d.wq + d.p, Wd, 0.0f, false);
+                    continue;
+                }
+                // Column phase b holds the inputs j with (j + p) % s == b, at column (j + p) / s.
+                float* dst = xp + std::int64_t(pi % s) * s * d.phase + std::int64_t(pi / s) * d.wq;
+                for (int b0 = 0; b0 < s; ++b0)
+                    for (int j = (b0 - d.p % s + s) % s; j < Wd; j += s)
+                        dst[b0 * d.phase + (j + d.p) / s] = row[j];
+            }
+            depthwise_grid(xp, d, W + c, C, out);
+            float* dst = y + n * o + std::int64_t(c) * d.oh * d.ow;
+            for (int i = 0; i < d.oh; ++i) {
+                const std::int64_t at = (std::int64_t(c) * d.oh + i) * d.ow;
+                const bool spill = at + (d.ow + kLanes - 1) / kLanes * kLanes <= o;
+                copy_row<true, false, RELU>(out + std::int64_t(i) * d.wq, dst + std::int64_t(i) * d.ow, d.ow,
+                                            b[c], spill);
+            }
+        }
+}
+
+/// Samples [s0, s1) on channel tiles: the inputs gathered to [hpad][wpad][C16] (zero border), then per
+/// output pixel and block of 16 channels the taps that reach the image, in order from 0 (the others add
+/// exact zeros: the grid tiles' sums bit for bit), the bias (and the ReLU), scattered to the channels'
+/// planes.
+template <bool RELU>
+MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std::int64_t s1,
+                                            const float* wpk, const float* b, const ConvGeometry& g,
+                                            const DepthPlan& d, DirectConvScratch& ws, float* y) {
+    const int C = g.c, H = g.h, Wd = g.w, c16 = d.c16, K = d.k, s = d.s;
+    const std::int64_t P = std::int64_t(d.oh) * d.ow;
+    float* xt = grow(ws.in, std::int64_t(d.hpad) * d.wpad * c16);
+    std::fill(xt, xt + std::int64_t(d.hpad) * d.wpad * c16, 0.0f);
+    const std::int64_t in = std::int64_t(C) * H * Wd;
+    // Lane j of a channel block reads channel cb + j: 16 planes apart in x, 16 pixels apart in y.
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i in_step = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(H * Wd));
+    const __m512i out_step = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(P)));
+    for (std::int64_t n = s0; n < s1; ++n) {
+        const float* src = x + n * in;
+        for (int cb = 0; cb < c16; cb += kLanes) {
+            const __mmask16 m = C - cb >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (C - cb)) - 1);
+            const float* sc = src + std::int64_t(cb) * H * Wd;
+            for (int i = 0; i < H; ++i)
+                for (int j = 0; j < Wd; ++j)
+                    _mm512_storeu_ps(xt + ((std::int64_t(i) + d.p) * d.wpad + j + d.p) * c16 + cb,
+                                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, in_step,
+                                                              sc + std::int64_t(i) * Wd + j, 4));
+        }
+        float* dst = y + n * C * P;
+        for (int cb = 0; cb < c16; cb += kLanes) {
+            const __mmask16 m = C - cb >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (C - cb)) - 1);
+            const __m512 bias = _mm512_maskz_loadu_ps(m, b + cb);
+            for (int oh = 0; oh < d.oh; ++oh) {
+                const int r = oh * s, kh0 = std::max(0, d.p - r), kh1 = std::min(K, H + d.p - r);
+                for (int ow = 0; ow < d.ow; ++ow) {
+                    const int q = ow * s, kw0 = std::max(0, d.p - q), kw1 = std::min(K, Wd + d.p - q);
+                    __m512 acc = _mm512_setzero_ps();
+                    for (int kh = kh0; kh < kh1; ++kh) {
+                        const float* xr = xt + (std::int64_t(r + kh) * d.wpad + q) * c16 + cb;
+                        const float* wr = wpk + std::int64_t(kh) * K * c16 + cb;
+                        for (int kw = kw0; kw < kw1; ++kw)
+                            acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + std::int64_t(kw) * c16),
+                                                  _mm512_loadu_ps(wr + std::int64_t(kw) * c16), acc);
+                    }
+                    _mm512_mask_i32scatter_ps(dst + std::int64_t(cb) * P + std::int64_t(oh) * d.ow + ow, m,
+                                              out_step, bias_relu<true, RELU>(acc, bias), 4);
+                }
+            }
+        }
+    }
+}
+
 } // namespace
+
+bool direct_depthwise_supported(const ConvGeometry& g) {
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    return cpu && g.g == g.c && g.f == g.c && g.k <= 8 && g.p < g.k;
+}
+
+void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                              const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                              float* y, bool relu) {
+    const DepthPlan d(g, t.tiles);
+    // Channel tiles read the weights [K*K][C] (W's layout) padded to [K*K][C16].
+    float* wpk = d.channels ? grow(ws.packed, std::int64_t(g.k) * g.k * d.c16) : nullptr;
+    if (d.channels)
+        for (int r = 0; r < g.k * g.k; ++r) {
+            std::copy(W + std::int64_t(r) * g.c, W + std::int64_t(r + 1) * g.c,
+                      wpk + std::int64_t(r) * d.c16);
+            std::fill(wpk + std::int64_t(r) * d.c16 + g.c, wpk + std::int64_t(r + 1) * d.c16, 0.0f);
+        }
+    const int parts = host_parts(batch, t.parts);
+    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
+    for_each_part("mimic::nn::conv::direct_depthwise_forward", parts, [&](int part) {
+        const auto r = part_range(batch, parts, part);
+        DirectConvScratch& sc = ws.threads[size_t(part)];
+        if (d.channels && relu)
+            depthwise_channel_samples<true>(x, r.first, r.second, wpk, b, g, d, sc, y);
+        else if (d.channels)
+            depthwise_channel_samples<false>(x, r.first, r.second, wpk, b, g, d, sc, y);
+        else if (relu)
+            depthwise_grid_samples<true>(x, r.first, r.second, W, b, g, d, sc, y);
+        else
+            depthwise_grid_samples<false>(x, r.first, r.second, W, b, g, d, sc, y);
+    });
+}
 
 bool direct_conv_supported(const ConvGeometry& g) {
     static const bool cpu = __builtin_cpu_supports("avx512f");

@@ -63,6 +63,19 @@ bool direct_conv_supported(const ConvGeometry& g);
 void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
                          bool relu);
+/// Whether this CPU and geometry suit the direct depthwise kernel: AVX-512F, G = C = F, K <= 8, padding
+/// below K, any stride (false where it is not compiled in).
+bool direct_depthwise_supported(const ConvGeometry& g);
+
+/// Direct depthwise forward on host pointers: y [B, C*OH*OW] = dwconv(x [B, C*H*W], W [K*K, C]) + b
+/// (rectified when relu), each output summing its taps in (kh, kw) order with fused multiply-adds from 0,
+/// then the bias. Tiles (t.tiles): 1 grid tiles (a channel's outputs on a grid over its padded phase planes,
+/// 16 a register), 2 channel tiles (16 channels a register per output, for small planes), 0 chosen per
+/// shape; both give the same bits. Samples are split over the host execution space's threads.
+void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                              const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                              float* y, bool relu);
+
 /// Direct backward on host pointers: dW += the weight gradient (threads over input channels); dx (when not
 /// null) = the input gradient (threads over samples).
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
