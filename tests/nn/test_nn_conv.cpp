@@ -23,11 +23,13 @@ using mimic::test::to_host;
 namespace {
 
 /// Whether the direct backend should serve g: compiled in for the default execution space, an AVX-512F CPU,
-/// stride 1 and K <= 8, and not turned off by MIMIC_CONV_IM2COL=1.
+/// K <= 8, stride 1 or (forward) stride 2 with K > 1, P < K and 4 output pixels or more, and not turned off
+/// by MIMIC_CONV_IM2COL=1.
 bool direct_expected(const ConvGeometry& g) {
 #if MIMIC_CONV_DIRECT
+    const bool strided = g.s == 2 && g.k > 1 && g.p < g.k && g.pixels() >= 4;
     return impl::DirectConvAvailable<ExecSpace, MemSpace>::value && __builtin_cpu_supports("avx512f") &&
-           g.s == 1 && g.k <= 8 && !env_is_one("MIMIC_CONV_IM2COL");
+           (g.s == 1 || strided) && g.k <= 8 && !env_is_one("MIMIC_CONV_IM2COL");
 #else
     (void)g;
     return false;
@@ -115,9 +117,10 @@ void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
         t.direct_tiles = mode;
         const bool depthwise = conv_backend(g, t) == ConvBackend::direct_depthwise;
         const bool takes_direct = conv_backend(g, t) == ConvBackend::direct || depthwise;
-        EXPECT_EQ(conv_backend(g, t) == ConvBackend::direct, direct && g.g == 1 && direct_expected(g));
+        const ConvGeometry one{g.c / g.g, g.h, g.w, g.f / g.g, g.k, g.s, g.p, 1};
+        EXPECT_EQ(conv_backend(g, t) == ConvBackend::direct, direct && !depthwise && direct_expected(one));
         EXPECT_EQ(depthwise, direct && g.g > 1 && depthwise_expected(g));
-        EXPECT_EQ(conv_backend(g, t) == ConvBackend::grouped, g.g > 1 && !depthwise);
+        EXPECT_EQ(conv_backend(g, t) == ConvBackend::grouped, g.g > 1 && !takes_direct);
         ConvWorkspace ws;
         Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.weight_rows(), g.f), dbm("db", 1, g.f);
         conv2d_forward(x, W, b, g, t, ws, y);
@@ -183,7 +186,9 @@ TEST(Conv, DirectOnAvx512ForStrideOne) {
     const bool avx512 = __builtin_cpu_supports("avx512f");
     EXPECT_EQ(impl::direct_conv_supported(g), avx512);
     EXPECT_EQ(impl::direct_conv_supported({16, 28, 28, 16, 3, 1, 1}), avx512);
-    EXPECT_FALSE(impl::direct_conv_supported({3, 9, 8, 5, 3, 2, 1}));
+    EXPECT_EQ(impl::direct_conv_supported({3, 9, 8, 5, 3, 2, 1}), avx512);
+    EXPECT_FALSE(impl::direct_conv_supported({3, 9, 8, 5, 3, 3, 1}));
+    EXPECT_FALSE(impl::direct_conv_supported({16, 8, 8, 32, 1, 2, 0}));
 #endif
     check_geometry(g, 2);
 }
@@ -220,11 +225,22 @@ TEST(Conv, DirectResultsDoNotDependOnTheSplitOverThreads) {
     }
 }
 #endif
+// Stride 2 with K > 1 and 4 output pixels or more takes the direct forward pass (phase planes; pixel and
+// filter tiles) where the host has it, and im2col + sgemm backward; the others, and stride 3, im2col + sgemm
+// throughout.
 TEST(Conv, StrideTwo) {
     check_geometry({3, 9, 8, 5, 3, 2, 1}, 2);
     check_geometry({2, 8, 8, 4, 2, 2, 0}, 3);
+    check_geometry({3, 32, 32, 16, 7, 2, 3}, 1); // the ResNet stem, batch 1
+    check_geometry({16, 8, 8, 24, 3, 2, 1}, 2);  // a ResNet stage's first 3x3
+    check_geometry({16, 8, 8, 32, 1, 2, 0}, 2);  // its 1x1 projection
+    check_geometry({10, 7, 9, 20, 5, 2, 2}, 2);  // odd planes, 5x5, a tail filter block
+    check_geometry({24, 2, 2, 40, 3, 2, 1}, 3);  // a 2x2 plane to 1x1 (im2col + sgemm)
+    check_geometry({24, 4, 4, 40, 3, 2, 1}, 3);  // a 4x4 plane to 2x2
+    check_geometry({3, 9, 9, 5, 3, 3, 1}, 2);    // stride 3
 }
-// G > 1 takes the grouped kernels whatever the tuning (each mode of check_geometry runs them).
+// G > 1: the direct kernels a group at a time, or the depthwise kernel, where the host has them (pixel
+// and filter tiles), and the grouped kernels (im2col mode, and backward).
 TEST(Conv, GroupedAndDepthwise) {
     check_geometry({4, 7, 9, 6, 3, 1, 1, 2}, 3);
     check_geometry({6, 8, 7, 9, 3, 2, 1, 3}, 2);
@@ -232,6 +248,9 @@ TEST(Conv, GroupedAndDepthwise) {
     check_geometry({5, 9, 8, 5, 3, 2, 1, 5}, 3);   // depthwise, stride 2
     check_geometry({3, 10, 11, 6, 5, 2, 0, 3}, 2); // two filters per channel, no padding
     check_geometry({4, 6, 6, 4, 1, 1, 0, 4}, 2);
+    check_geometry({32, 8, 8, 48, 3, 1, 1, 4}, 2);  // 8 channels x 12 filters a group
+    check_geometry({16, 8, 8, 32, 3, 2, 1, 2}, 1);  // stride 2, batch 1
+    check_geometry({16, 4, 4, 16, 1, 1, 0, 8}, 3);  // 1x1, 2 channels a group
 }
 // The direct depthwise kernel (where this CPU has it; the grouped kernels elsewhere): strides 1 and 2, K = 3
 // and 5 (EfficientNet), planes from 1x1 to 17x17, more channels than a register, batch 1.

@@ -313,6 +313,15 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
 
 } // namespace
 
+namespace {
+
+/// The geometry of one group of g: C/G channels, F/G filters.
+ConvGeometry one_group(const ConvGeometry& g) {
+    return ConvGeometry{g.c / g.g, g.h, g.w, g.f / g.g, g.k, g.s, g.p, 1};
+}
+
+} // namespace
+
 ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t) {
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value) {
         // MIMIC_CONV_IM2COL=1 takes im2col + sgemm (and the grouped kernels) on every CPU, as on one without
@@ -321,8 +330,7 @@ ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t) {
         static const bool im2col_only = env_is_one("MIMIC_CONV_IM2COL");
         if (t.direct && !im2col_only && g.g > 1 && impl::direct_depthwise_supported(g))
             return ConvBackend::direct_depthwise;
-        if (t.direct && !im2col_only && g.g == 1 && impl::direct_conv_supported(g))
-            return ConvBackend::direct;
+        if (t.direct && !im2col_only && impl::direct_conv_supported(one_group(g))) return ConvBackend::direct;
     }
     (void)t;
     return g.g > 1 ? ConvBackend::grouped : ConvBackend::im2col_gemm;
@@ -371,9 +379,12 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
     }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
         if (auto* d = direct_backend(g, t, ws)) {
-            if (g.g > 1)
+            if (conv_backend(g, t) == ConvBackend::direct_depthwise)
                 impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d,
                                                y.data(), relu);
+            else if (g.g > 1)
+                impl::direct_grouped_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d,
+                                             y.data(), relu);
             else
                 impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y.data(),
                                           relu);
@@ -445,12 +456,12 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_rows(dy, P, db);
     else
         conv_bias_grad_teams(dy, P, db);
-    if (g.g > 1) { // grouped, or direct_depthwise: its backward is the grouped kernels'
+    if (g.g > 1) { // grouped, direct_depthwise or direct a group at a time: the grouped kernels' backward
         grouped_conv_backward(x, dy, W, g, dW, dx);
         return;
     }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
-        if (auto* d = direct_backend(g, t, ws)) {
+        if (auto* d = direct_backend(g, t, ws); d && g.s == 1) { // strides > 1: im2col + sgemm below
             impl::direct_conv_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d, dW.data(),
                                        want_dx ? dx.data() : nullptr);
             return;

@@ -24,21 +24,26 @@ constexpr int kFB = 8;     // filters per register tile
 
 /// One direct pass: `cin` zero-padded input planes (each `plane` floats apart, slack included) and `fout`
 /// outputs of oh x ow, computed on a grid of row stride wp (q = oh*wp + ow) whose columns ow >= this->ow
-/// are discarded, so that a run of 16 outputs reads 16 contiguous inputs per tap. A row holds its w inputs
-/// and then `pad` zeros, which serve as the right padding of this row and the left padding of the next
-/// (a read left of column 0 lands in the previous row's zeros): wp = w + pad, not w + 2*pad.
+/// are discarded, so that a run of 16 outputs reads 16 contiguous inputs per tap. Stride 1: a row holds its
+/// w inputs and then `pad` zeros, which serve as the right padding of this row and the left padding of the
+/// next (a read left of column 0 lands in the previous row's zeros): wp = w + pad, not w + 2*pad. Stride
+/// s > 1: the padded plane is split into s x s phase planes of hq x wp (phase (a, b) holds the padded rows
+/// a, a + s, ... and columns b, b + s, ...), and tap (kh, kw) reads phase (kh % s, kw % s) shifted by
+/// (kh / s, kw / s), again 16 contiguous inputs for 16 outputs.
 struct Pass {
-    int cin = 0, fout = 0, k = 0, pad = 0, wp = 0, hp = 0, oh = 0, ow = 0, pv = 1;
-    std::int64_t q = 0, qv = 0, plane = 0, lead = 0;
+    int cin = 0, fout = 0, k = 0, pad = 0, wp = 0, hp = 0, oh = 0, ow = 0, pv = 1, s = 1;
+    std::int64_t q = 0, qv = 0, plane = 0, lead = 0, phase = 0;
     std::int64_t off[64]; ///< tap t = kh*k + kw reads input q + off[t] (k <= 8)
 
-    Pass(int cin_, int fout_, int k_, int h, int w, int pad_) : cin(cin_), fout(fout_), k(k_), pad(pad_) {
+    Pass(int cin_, int fout_, int k_, int h, int w, int pad_, int s_ = 1)
+        : cin(cin_), fout(fout_), k(k_), pad(pad_), s(s_) {
         hp = h + 2 * pad;
-        wp = w + pad;
-        lead = pad; // zeros before the first row, for its leftmost taps
-        oh = hp - k + 1;
-        ow = w + 2 * pad - k + 1; // <= wp since pad < k
+        wp = s == 1 ? w + pad : (w + 2 * pad + s - 1) / s;
+        lead = s == 1 ? pad : 0; // zeros before the first row, for its leftmost taps
+        oh = (hp - k) / s + 1;
+        ow = (w + 2 * pad - k) / s + 1; // <= wp since pad < k (s = 1), or by the phase split
         q = std::int64_t(oh) * wp;
+        phase = std::int64_t((hp + s - 1) / s) * wp;
         // Pixel tile of 1-3 registers: the least padded work, favouring wider tiles (fewer weight loads).
         double best = 1e300;
         for (int v = 3; v >= 1; --v) {
@@ -46,14 +51,18 @@ struct Pass {
             const double cost = double(padded) * (v == 1 ? 1.25 : v == 2 ? 1.08 : 1.0);
             if (cost < best) best = cost, pv = v, qv = padded;
         }
-        const std::int64_t qmax = std::max<std::int64_t>(qv, (q + 47) / 48 * 48);
-        const std::int64_t reach = qmax + std::int64_t(k - 1) * wp + k;
-        // + one register: pad_planes stores the last row's tail register whole.
-        plane =
-            (lead + std::max<std::int64_t>(std::int64_t(hp) * wp, reach) + 2 * kLanes - 1) / kLanes * kLanes;
+        std::int64_t far = 0; // the largest tap offset
         for (int kh = 0; kh < k; ++kh)
-            for (int kw = 0; kw < k; ++kw)
-                off[kh * k + kw] = std::int64_t(kh) * wp + kw - pad;
+            for (int kw = 0; kw < k; ++kw) {
+                off[kh * k + kw] = s == 1 ? std::int64_t(kh) * wp + kw - pad
+                                          : ((kh % s) * s + kw % s) * phase + (kh / s) * wp + kw / s;
+                far = std::max(far, off[kh * k + kw]);
+            }
+        const std::int64_t qmax = std::max<std::int64_t>(qv, (q + 47) / 48 * 48);
+        const std::int64_t reach = s == 1 ? qmax + std::int64_t(k - 1) * wp + k : qmax + far + 1;
+        // + one register: pad_planes stores the last row's tail register whole.
+        const std::int64_t span = s == 1 ? std::int64_t(hp) * wp : std::int64_t(s) * s * phase;
+        plane = (lead + std::max<std::int64_t>(span, reach) + 2 * kLanes - 1) / kLanes * kLanes;
     }
 };
 
@@ -245,7 +254,8 @@ void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const floa
             const int r = std::min(r0, p.oh - f.r);
             // Filter rows kh that reach the image (rows pad .. hp - pad - 1 of the grid) from the tile's
             // rows.
-            const int kh0 = std::max(0, p.pad - r - f.r + 1), kh1 = std::min(p.k, p.hp - p.pad - r);
+            const int kh0 = p.s > 1 ? 0 : std::max(0, p.pad - r - f.r + 1);
+            const int kh1 = p.s > 1 ? p.k : std::min(p.k, p.hp - p.pad - r);
             for (int c0 = 0; c0 < p.ow; c0 += f.np) {
                 const int c = std::min(c0, p.ow - f.np);
                 fn(xp + p.lead + std::int64_t(r) * p.wp + c, p, wpk + b * rows * f.fvw,
@@ -373,10 +383,29 @@ MIMIC_AVX512 inline void copy_row(const float* s, float* d, int n, float b, bool
         _mm512_mask_storeu_ps(d + j, m, v);
 }
 
+/// Copies sample planes [n][h][w] into the interiors of a strided pass' zero-bordered phase planes.
+void phase_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
+    const int s = p.s;
+    for (int c = 0; c < n; ++c)
+        for (int i = 0; i < h; ++i) {
+            const int pi = i + p.pad;
+            const float* row = src + (std::int64_t(c) * h + i) * w;
+            float* d = dst + c * p.plane + std::int64_t(pi % s) * s * p.phase + std::int64_t(pi / s) * p.wp;
+            // Column phase b holds the inputs j with (j + pad) % s == b, at column (j + pad) / s.
+            for (int b = 0; b < s; ++b)
+                for (int j = (b - p.pad % s + s) % s; j < w; j += s)
+                    d[b * p.phase + (j + p.pad) / s] = row[j];
+        }
+}
+
 /// Copies sample planes [n][h][w] into the interior of a pass' zero-bordered planes. Rows go in order and a
 /// row's tail register carries zeros past w, into its zero columns and the next row, written after it (the
 /// plane's slack absorbs the last one).
 MIMIC_AVX512 void pad_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
+    if (p.s > 1) {
+        phase_planes(src, n, h, w, p, dst);
+        return;
+    }
     for (int c = 0; c < n; ++c) {
         float* d = dst + c * p.plane + p.lead + std::int64_t(p.pad) * p.wp;
         const float* s = src + std::int64_t(c) * h * w;
@@ -438,7 +467,9 @@ bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
     double rows = 0; // tile rows x the filter rows they use (filter_pass skips those on padding only)
     for (int r0 = 0; r0 < p.oh; r0 += f.r) {
         const int r = std::min(r0, p.oh - f.r);
-        rows += f.r * double(std::min(p.k, p.hp - p.pad - r) - std::max(0, p.pad - r - f.r + 1)) / p.k;
+        rows += p.s > 1
+                    ? f.r
+                    : f.r * double(std::min(p.k, p.hp - p.pad - r) - std::max(0, p.pad - r - f.r + 1)) / p.k;
     }
     const double tiles = rows * ((p.ow + f.np - 1) / f.np * f.np);
     const double filter = tiles * double(f.ldf) * (1.0 + 1.0 / (f.r * f.np)) +
@@ -688,13 +719,18 @@ bool direct_conv_supported(const ConvGeometry& g) {
     // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
     // all outside bench_conv's held-out grid (bench_conv --tiles 0 against --direct 0, forward): 96x6x6 3x3
     // 'same' with 96 filters 1.4x, 96x10x10 5x5 'same' 1.7x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.6x.
-    return cpu && g.s == 1 && g.k <= 8;
+    // Stride 2 (the forward pass; backward takes im2col + sgemm): ResNet-18's and MobileNetV2's strided
+    // layers at 32x32, batch 64 (bench_conv --direct 1 against --direct 0, forward, load 12-16 on 2
+    // cores): the 7x7 stem 1.8x, 3x3 with 4x4 to 2x2 outputs 1.1-1.9x; but 3x3 to a 1x1 output 0.77x and
+    // 1x1 projections 0.43-0.70x (im2col of a 1x1 filter is a subsample, then one sgemm over the chunk).
+    const bool strided = g.s == 2 && g.k > 1 && g.p < g.k && g.pixels() >= 4;
+    return cpu && (g.s == 1 || strided) && g.k <= 8;
 }
 
 void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
                          bool relu) {
-    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
+    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p, g.s);
     const FilterPlan fp = filter_plan(p);
     const bool filter = use_filter_tiles(p, fp, t.tiles);
     float* wpk = filter ? grow(ws.packed, g.patch() * fp.ldf) : nullptr;
@@ -709,9 +745,32 @@ void direct_conv_forward(const float* x, std::int64_t batch, const float* W, con
     });
 }
 
+void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                            const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                            float* y, bool relu) {
+    const int G = g.g, Cg = g.c / G, Fg = g.f / G;
+    const ConvGeometry one{Cg, g.h, g.w, Fg, g.k, g.s, g.p, 1};
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, gin = std::int64_t(Cg) * g.h * g.w;
+    const std::int64_t out = std::int64_t(g.f) * g.pixels(), gout = std::int64_t(Fg) * g.pixels();
+    const std::int64_t rows = std::int64_t(Cg) * g.k * g.k; // rows of W [Cg*K*K, F]
+    float* xg = grow(ws.group_in, batch * gin);
+    float* yg = grow(ws.group_out, batch * gout);
+    float* wg = grow(ws.group_weights, rows * Fg);
+    for (int gi = 0; gi < G; ++gi) {
+        for (std::int64_t r = 0; r < rows; ++r)
+            std::copy(W + r * g.f + gi * Fg, W + r * g.f + (gi + 1) * Fg, wg + r * Fg);
+        for (std::int64_t n = 0; n < batch; ++n)
+            std::copy(x + n * in + gi * gin, x + n * in + (gi + 1) * gin, xg + n * gin);
+        direct_conv_forward(xg, batch, wg, b + gi * Fg, one, t, ws, yg, relu);
+        for (std::int64_t n = 0; n < batch; ++n)
+            std::copy(yg + n * gout, yg + (n + 1) * gout, y + n * out + gi * gout);
+    }
+}
+
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
                           const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                           float* dW, float* dx) {
+    MIMIC_REQUIRE(g.s == 1, "direct_conv_backward: stride ", g.s, " (the direct backward is stride 1 only)");
     const int K = g.k, KK = K * K, C = g.c, F = g.f, OH = g.oh(), OW = g.ow(), pd = K - 1 - g.p;
     const Pass fw(C, F, K, g.h, g.w, g.p); // x padded: the weight gradient
     const Pass bw(F, C, K, OH, OW, pd);    // dy padded: the input gradient

@@ -58,14 +58,15 @@ struct ConvTuning {
     std::int64_t chunk_floats = 0;
 };
 
-/// Which formulation a convolution takes (direct_depthwise: the direct depthwise forward, the grouped
-/// kernels' backward).
+/// Which formulation a convolution takes. direct: the direct kernels (forward a group at a time when G > 1;
+/// backward by im2col + sgemm when S > 1, by the grouped kernels when G > 1); direct_depthwise: the direct
+/// depthwise forward, the grouped kernels' backward.
 enum class ConvBackend { im2col_gemm, direct, grouped, direct_depthwise };
 /// The one backend choice of conv2d_forward and conv2d_backward for geometry g under tuning t on the
 /// default execution space. Where impl::DirectConvAvailable holds for it, t allows it and
 /// MIMIC_CONV_IM2COL=1 is not set: direct_depthwise when G > 1 and this CPU and g suit that kernel
-/// (depthwise), direct when G = 1 and they suit the direct kernels. Otherwise grouped when G > 1, im2col +
-/// sgemm else.
+/// (depthwise), else direct when they suit the direct kernels for one group of g. Otherwise grouped when
+/// G > 1, im2col + sgemm else.
 ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t);
 
 /// Grow-only scratch of one convolution: patches, the [F, rows*P] GEMM output / gradient and the gradient
