@@ -248,9 +248,9 @@ TEST(Conv, GroupedAndDepthwise) {
     check_geometry({5, 9, 8, 5, 3, 2, 1, 5}, 3);   // depthwise, stride 2
     check_geometry({3, 10, 11, 6, 5, 2, 0, 3}, 2); // two filters per channel, no padding
     check_geometry({4, 6, 6, 4, 1, 1, 0, 4}, 2);
-    check_geometry({32, 8, 8, 48, 3, 1, 1, 4}, 2);  // 8 channels x 12 filters a group
-    check_geometry({16, 8, 8, 32, 3, 2, 1, 2}, 1);  // stride 2, batch 1
-    check_geometry({16, 4, 4, 16, 1, 1, 0, 8}, 3);  // 1x1, 2 channels a group
+    check_geometry({32, 8, 8, 48, 3, 1, 1, 4}, 2); // 8 channels x 12 filters a group
+    check_geometry({16, 8, 8, 32, 3, 2, 1, 2}, 1); // stride 2, batch 1
+    check_geometry({16, 4, 4, 16, 1, 1, 0, 8}, 3); // 1x1, 2 channels a group
 }
 // The direct depthwise kernel (where this CPU has it; the grouped kernels elsewhere): strides 1 and 2, K = 3
 // and 5 (EfficientNet), planes from 1x1 to 17x17, more channels than a register, batch 1.

@@ -554,11 +554,11 @@ struct DepthPlan {
             }
         plane = std::max<std::int64_t>(std::int64_t(s) * s * phase, reach + qv) + kLanes;
         // Grid tiles waste the discarded columns and, for s > 1, scatter the inputs over the phases one by
-        // one; channel tiles gather and scatter 16 channels at a time. Measured with bench_conv.sh
-        // SET=profile (MobileNetV2's depthwise layers at 32x32, under load): grid tiles won at stride 1 on
-        // 16x16 planes (about 2x) and 8x8 (1.0-1.6x), channel tiles on 4x4 and smaller (2-20x) and at
-        // stride 2 (2-5x).
-        channels = which == 0 ? !(s == 1 && ow >= 8) : which == 2;
+        // one; channel tiles transpose 16 channels x 16 pixels in registers (gather and scatter for planes
+        // under 16 pixels). Measured with bench_conv --tiles 1 against --tiles 2 (forward, batch 64, load
+        // 8-11 on 2 cores): grid tiles won at stride 1 on 16x16 planes (1.5x), channel tiles on 8x8 (3x3
+        // 1.05x, 5x5 1.5x), smaller planes (2-20x) and at stride 2 (2-5x).
+        channels = which == 0 ? !(s == 1 && ow > 8) : which == 2;
     }
 };
 
@@ -627,10 +627,77 @@ MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::i
         }
 }
 
-/// Samples [s0, s1) on channel tiles: the inputs gathered to [hpad][wpad][C16] (zero border), then per
+/// r[i] lane j -> r[j] lane i: 16 x 16 floats transposed in registers (unpack within 128-bit lanes, then
+/// the 4 x 4 transposition of the 128-bit lanes).
+MIMIC_AVX512 inline void transpose16(__m512 r[16]) {
+    __m512 u[4][4]; // u[g][k], 128-bit lane L: rows 4g .. 4g+3 at column 4L + k
+    for (int g = 0; g < 4; ++g) {
+        const __m512 lo01 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]);
+        const __m512 hi01 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+        const __m512 lo23 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]);
+        const __m512 hi23 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+        u[g][0] = _mm512_shuffle_ps(lo01, lo23, 0x44);
+        u[g][1] = _mm512_shuffle_ps(lo01, lo23, 0xEE);
+        u[g][2] = _mm512_shuffle_ps(hi01, hi23, 0x44);
+        u[g][3] = _mm512_shuffle_ps(hi01, hi23, 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+        const __m512 s0 = _mm512_shuffle_f32x4(u[0][k], u[1][k], 0x44);
+        const __m512 s1 = _mm512_shuffle_f32x4(u[0][k], u[1][k], 0xEE);
+        const __m512 s2 = _mm512_shuffle_f32x4(u[2][k], u[3][k], 0x44);
+        const __m512 s3 = _mm512_shuffle_f32x4(u[2][k], u[3][k], 0xEE);
+        r[k] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        r[4 + k] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+        r[8 + k] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+    }
+}
+
+__mmask16 first_lanes(std::int64_t n) {
+    return n >= kLanes ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+}
+
+/// Lane j: j * step.
+MIMIC_AVX512 inline __m512i lane_steps(std::int64_t step) {
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(step)));
+}
+
+/// One sample's planes [C][H][W] into the interior of xt [hpad][wpad][C16]: 16 channels x 16 pixels at a
+/// time through registers, or for planes under 16 pixels, 16 channels of a pixel gathered.
+MIMIC_AVX512 void channels_last(const float* src, const ConvGeometry& g, const DepthPlan& d, float* xt) {
+    const std::int64_t HW = std::int64_t(g.h) * g.w;
+    for (int cb = 0; cb < d.c16; cb += kLanes) {
+        const int nc = std::min(kLanes, g.c - cb);
+        if (HW < kLanes) {
+            const __m512i steps = lane_steps(HW);
+            for (int i = 0; i < g.h; ++i)
+                for (int j = 0; j < g.w; ++j)
+                    _mm512_storeu_ps(xt + ((std::int64_t(i) + d.p) * d.wpad + j + d.p) * d.c16 + cb,
+                                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), first_lanes(nc), steps,
+                                                              src + cb * HW + std::int64_t(i) * g.w + j, 4));
+            continue;
+        }
+        for (std::int64_t p0 = 0; p0 < HW; p0 += kLanes) {
+            const int np = int(std::min<std::int64_t>(kLanes, HW - p0));
+            __m512 r[kLanes];
+            for (int j = 0; j < kLanes; ++j)
+                r[j] = j < nc ? _mm512_maskz_loadu_ps(first_lanes(np), src + (cb + j) * HW + p0)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            std::int64_t pi = p0 / g.w, pj = p0 - pi * g.w; // pixel p0 + i, stepped
+            for (int i = 0; i < np; ++i, ++pj) {
+                if (pj == g.w) pj = 0, ++pi;
+                _mm512_storeu_ps(xt + ((pi + d.p) * d.wpad + pj + d.p) * d.c16 + cb, r[i]);
+            }
+        }
+    }
+}
+
+/// Samples [s0, s1) on channel tiles: the inputs transposed to [hpad][wpad][C16] (zero border), then per
 /// output pixel and block of 16 channels the taps that reach the image, in order from 0 (the others add
-/// exact zeros: the grid tiles' sums bit for bit), the bias (and the ReLU), scattered to the channels'
-/// planes.
+/// exact zeros: the grid tiles' sums bit for bit), the bias (and the ReLU); 16 pixels' outputs at a time
+/// transposed back to the channels' planes (scattered there for planes under 16 pixels).
 template <bool RELU>
 MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std::int64_t s1,
                                             const float* wpk, const float* b, const ConvGeometry& g,
@@ -639,41 +706,40 @@ MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std
     const std::int64_t P = std::int64_t(d.oh) * d.ow;
     float* xt = grow(ws.in, std::int64_t(d.hpad) * d.wpad * c16);
     std::fill(xt, xt + std::int64_t(d.hpad) * d.wpad * c16, 0.0f);
-    const std::int64_t in = std::int64_t(C) * H * Wd;
-    // Lane j of a channel block reads channel cb + j: 16 planes apart in x, 16 pixels apart in y.
-    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i in_step = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(H * Wd));
-    const __m512i out_step = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(P)));
     for (std::int64_t n = s0; n < s1; ++n) {
-        const float* src = x + n * in;
-        for (int cb = 0; cb < c16; cb += kLanes) {
-            const __mmask16 m = C - cb >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (C - cb)) - 1);
-            const float* sc = src + std::int64_t(cb) * H * Wd;
-            for (int i = 0; i < H; ++i)
-                for (int j = 0; j < Wd; ++j)
-                    _mm512_storeu_ps(xt + ((std::int64_t(i) + d.p) * d.wpad + j + d.p) * c16 + cb,
-                                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, in_step,
-                                                              sc + std::int64_t(i) * Wd + j, 4));
-        }
+        channels_last(x + n * C * std::int64_t(H) * Wd, g, d, xt);
         float* dst = y + n * C * P;
         for (int cb = 0; cb < c16; cb += kLanes) {
-            const __mmask16 m = C - cb >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (C - cb)) - 1);
-            const __m512 bias = _mm512_maskz_loadu_ps(m, b + cb);
-            for (int oh = 0; oh < d.oh; ++oh) {
-                const int r = oh * s, kh0 = std::max(0, d.p - r), kh1 = std::min(K, H + d.p - r);
-                for (int ow = 0; ow < d.ow; ++ow) {
-                    const int q = ow * s, kw0 = std::max(0, d.p - q), kw1 = std::min(K, Wd + d.p - q);
-                    __m512 acc = _mm512_setzero_ps();
-                    for (int kh = kh0; kh < kh1; ++kh) {
-                        const float* xr = xt + (std::int64_t(r + kh) * d.wpad + q) * c16 + cb;
-                        const float* wr = wpk + std::int64_t(kh) * K * c16 + cb;
-                        for (int kw = kw0; kw < kw1; ++kw)
-                            acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + std::int64_t(kw) * c16),
-                                                  _mm512_loadu_ps(wr + std::int64_t(kw) * c16), acc);
-                    }
-                    _mm512_mask_i32scatter_ps(dst + std::int64_t(cb) * P + std::int64_t(oh) * d.ow + ow, m,
-                                              out_step, bias_relu<true, RELU>(acc, bias), 4);
+            const int nc = std::min(kLanes, C - cb);
+            const __m512 bias = _mm512_maskz_loadu_ps(first_lanes(nc), b + cb);
+            const __m512i steps = lane_steps(P);
+            __m512 r[kLanes];
+            int oh = 0, ow = -1; // the output pixel p, stepped without divisions
+            for (std::int64_t p = 0; p < P; ++p) {
+                if (++ow == d.ow) ow = 0, ++oh;
+                const int i = oh * s, kh0 = std::max(0, d.p - i), kh1 = std::min(K, H + d.p - i);
+                const int q = ow * s, kw0 = std::max(0, d.p - q), kw1 = std::min(K, Wd + d.p - q);
+                __m512 acc = _mm512_setzero_ps();
+                for (int kh = kh0; kh < kh1; ++kh) {
+                    const float* xr = xt + (std::int64_t(i + kh) * d.wpad + q) * c16 + cb;
+                    const float* wr = wpk + std::int64_t(kh) * K * c16 + cb;
+                    for (int kw = kw0; kw < kw1; ++kw)
+                        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + std::int64_t(kw) * c16),
+                                              _mm512_loadu_ps(wr + std::int64_t(kw) * c16), acc);
                 }
+                acc = bias_relu<true, RELU>(acc, bias);
+                if (P < kLanes) { // small planes: scattered to the channels' planes
+                    _mm512_mask_i32scatter_ps(dst + cb * P + p, first_lanes(nc), steps, acc, 4);
+                    continue;
+                }
+                r[p % kLanes] = acc;
+                if (p % kLanes != kLanes - 1 && p != P - 1) continue;
+                const std::int64_t p0 = p / kLanes * kLanes;
+                for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
+                    r[j] = _mm512_setzero_ps();
+                transpose16(r);
+                for (int j = 0; j < nc; ++j)
+                    _mm512_mask_storeu_ps(dst + (cb + j) * P + p0, first_lanes(p - p0 + 1), r[j]);
             }
         }
     }
