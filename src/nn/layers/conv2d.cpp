@@ -1,8 +1,8 @@
 // Conv2D kernels and the backend dispatch. Host with AVX-512 and stride 1: the direct backend
-// (impl/conv2d_direct.hpp), which also serves depthwise forward passes of any stride. Otherwise im2col into
-// [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms
-// and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on a device (neighbouring
-// threads, neighbouring addresses).
+// (impl/conv2d_direct.hpp), which also serves the forward passes of stride 2, of groups, and of depthwise
+// convolutions of any stride. Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving
+// [F, B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on
+// the host, one element per thread on a device (neighbouring threads, neighbouring addresses).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "mimic/core/runtime.hpp"
@@ -310,10 +310,6 @@ namespace {
 Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
     return Kokkos::subview(m, std::make_pair(first, first + count), Kokkos::ALL());
 }
-
-} // namespace
-
-namespace {
 
 /// The geometry of one group of g: C/G channels, F/G filters.
 ConvGeometry one_group(const ConvGeometry& g) {

@@ -1,7 +1,8 @@
 // 2-D convolution (NCHW per sample, activations flat [B, C*H*W]): the execution space's direct backend
 // where it has one (host CPUs, impl/conv2d_direct.hpp), else im2col + sgemm with backward by two sgemms and
 // a race-free col2im gather. Grouped and depthwise convolutions (G > 1) take a direct Kokkos kernel on
-// every execution space (src/nn/layers/conv2d_grouped.cpp).
+// every execution space (src/nn/layers/conv2d_grouped.cpp), except their forward passes on hosts with the
+// direct backend (conv_backend).
 #pragma once
 
 #include "mimic/nn/layer.hpp"
