@@ -47,7 +47,8 @@ double best_time(int reps, double min_s, F&& f) {
     return best;
 }
 
-/// A shape "CxHkKpPfF" (C input channels, H x H image, K x K filters, zero padding P, F filters).
+/// A shape "CxHkKpPfF[sS][gG]" (C input channels, H x H image, K x K filters, zero padding P, F filters,
+/// stride S (1), G groups (1; G = C = F: depthwise)).
 struct ConvShape {
     std::string name;
     nn::ConvGeometry g;
@@ -55,14 +56,26 @@ struct ConvShape {
 
 ConvShape parse_shape(const std::string& s) {
     ConvShape r{s, {}};
-    int c = 0, h = 0, k = 0, p = 0, f = 0;
-    char end = 0;
-    if (std::sscanf(s.c_str(), "%dx%dk%dp%df%d%c", &c, &h, &k, &p, &f, &end) != 5 || c < 1 || h < 1 ||
-        k < 1 || p < 0 || f < 1 || h + 2 * p < k) {
-        std::fprintf(stderr, "bench_conv: --shapes: '%s' is not CxHkKpPfF (e.g. 16x28k3p1f32)\n", s.c_str());
+    int c = 0, h = 0, k = 0, p = 0, f = 0, st = 1, gr = 1, used = 0;
+    const char* str = s.c_str();
+    bool ok = std::sscanf(str, "%dx%dk%dp%df%d%n", &c, &h, &k, &p, &f, &used) == 5;
+    // An optional suffix "<tag><int>": its value, str advanced past it.
+    const auto suffix = [&](char tag, int& v) {
+        str += used;
+        used = 0;
+        if (ok && *str == tag) ok = std::sscanf(str + 1, "%d%n", &v, &used) == 1, ++used;
+    };
+    suffix('s', st);
+    suffix('g', gr);
+    str += used;
+    used = 0;
+    if (!ok || str[used] != 0 || c < 1 || h < 1 || k < 1 || p < 0 || f < 1 || st < 1 || gr < 1 ||
+        c % gr != 0 || f % gr != 0 || h + 2 * p < k) {
+        std::fprintf(stderr, "bench_conv: --shapes: '%s' is not CxHkKpPfF[sS][gG] (e.g. 16x28k3p1f32s2)\n",
+                     s.c_str());
         std::exit(2);
     }
-    r.g = nn::ConvGeometry{c, h, h, f, k, 1, p};
+    r.g = nn::ConvGeometry{c, h, h, f, k, st, p, gr};
     return r;
 }
 
@@ -71,11 +84,12 @@ void bench_shape(const ConvShape& s, const nn::ConvTuning& t, int batch, int rep
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
     const Matrix x = random_matrix("mimic::bench::x", batch, in, 1);
     const Matrix dy = random_matrix("mimic::bench::dy", batch, out, 2);
-    Vector w("mimic::bench::w", g.patch() * g.f), b("mimic::bench::b", g.f);
-    Vector dw("mimic::bench::dw", g.patch() * g.f), db("mimic::bench::db", g.f);
+    const std::int64_t rows = g.weight_rows();
+    Vector w("mimic::bench::w", rows * g.f), b("mimic::bench::b", g.f);
+    Vector dw("mimic::bench::dw", rows * g.f), db("mimic::bench::db", g.f);
     Kokkos::deep_copy(w, 0.01f);
     Kokkos::deep_copy(b, 0.1f);
-    const UnmanagedMatrix W(w.data(), g.patch(), g.f), dW(dw.data(), g.patch(), g.f);
+    const UnmanagedMatrix W(w.data(), rows, g.f), dW(dw.data(), rows, g.f);
     const UnmanagedVector bv(b.data(), g.f), dbv(db.data(), g.f);
     Matrix y("mimic::bench::y", batch, out), dx("mimic::bench::dx", batch, in);
     nn::ConvWorkspace ws;
@@ -151,7 +165,7 @@ int main(int argc, char** argv) {
         else {
             std::fprintf(
                 stderr,
-                "usage: bench_conv [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2] "
+                "usage: bench_conv [--shapes CxHkKpPfF[sS][gG],...] [--batch 64] [--reps 3] [--min-time 0.2] "
                 "[--model SPEC] [--infer-batch 256] [--train-batch 128] [--direct 1|0] [--tiles 0|1|2]\n");
             return 2;
         }

@@ -31,20 +31,41 @@ for k in 3 5; do
     done
   done
 done
+# The profile set, CxHkKpPfF[sS][gG]*N (N: layers of that shape in the net, weighting the per-kind sums).
+# ResNet-18 at 32x32: 7x7/2 stem, 3x3/2 max pool, then 4 stages of basic blocks (3x3/2 and 1x1/2 at each
+# stage's start).
+resnet="3x32k7p3f64s2,64x8k3p1f64*4,64x8k3p1f128s2,128x4k3p1f128*3,64x8k1p0f128s2,128x4k3p1f256s2"
+resnet+=",256x2k3p1f256*3,128x4k1p0f256s2,256x2k3p1f512s2,512x1k3p1f512*3,256x2k1p0f512s2"
+# MobileNetV2 at 32x32: 3x3/2 stem, inverted residuals (1x1 expand, 3x3 depthwise, 1x1 project).
+mbv2="3x32k3p1f32s2,32x16k3p1f32g32,32x16k1p0f16,16x16k1p0f96,96x16k3p1f96s2g96,96x8k1p0f24"
+mbv2+=",24x8k1p0f144*2,144x8k3p1f144g144,144x8k1p0f24,144x8k3p1f144s2g144,144x4k1p0f32,32x4k1p0f192*3"
+mbv2+=",192x4k3p1f192g192*2,192x4k1p0f32*2,192x4k3p1f192s2g192,192x2k1p0f64,64x2k1p0f384*4"
+mbv2+=",384x2k3p1f384g384*4,384x2k1p0f64*3,384x2k1p0f96,96x2k1p0f576*3,576x2k3p1f576g576*2,576x2k1p0f96*2"
+mbv2+=",576x2k3p1f576s2g576,576x1k1p0f160,160x1k1p0f960*3,960x1k3p1f960g960*3,960x1k1p0f160*2"
+mbv2+=",960x1k1p0f320,320x1k1p0f1280"
+# Beyond them: a grouped 3x3 (ResNeXt-like) and EfficientNet's 5x5 depthwise, stride 1 and 2.
+extra="64x8k3p1f64g4,240x4k5p2f240g240,144x8k5p2f144s2g144"
+ort=()
 case ${SET:-all} in
   tuning) shapes=$tuning ;;
   heldout) shapes=$heldout ;;
+  profile) shapes=$resnet,$mbv2,$extra ort=(--ort) cnn="" ;;
   *) shapes=$tuning,$heldout ;;
 esac
-args=(--shapes "$shapes" --batch "$batch" --min-time "$min_time" --reps 2 --model "$cnn")
+weights=$shapes
+shapes=$(tr ',' '\n' <<< "$shapes" | sed 's/\*.*//' | awk '!seen[$0]++' | paste -sd,)
+args=(--shapes "$shapes" --batch "$batch" --min-time "$min_time" --reps 2)
+[ -n "$cnn" ] && args+=(--model "$cnn")
 out=$(mktemp /tmp/bench_conv.XXXXXX)
 echo "bench_conv: $rounds interleaved rounds, layer batch $batch, CNN label batch 256 / train batch 128;" \
   "load at start: $(load)"
 for ((r = 1; r <= rounds; ++r)); do
   "$build/bench/bench_conv" "${args[@]}" >> "$out"
-  "$py" "$here/bench_conv_torch.py" "${args[@]}" >> "$out"
+  "$py" "$here/bench_conv_torch.py" "${args[@]}" "${ort[@]}" >> "$out"
 done
-"$py" - "$out" "$tuning" <<'EOF'
+"$py" - "$out" "$tuning" "$weights" <<'EOF'
+import math
+import re
 import sys
 best = {}
 for line in open(sys.argv[1]):
@@ -52,22 +73,42 @@ for line in open(sys.argv[1]):
     if w[1] == "conv":  # IMPL conv NAME batch B fwd X fwdbwd Y samples/s
         for kind, v in (("fwd", w[6]), ("fwdbwd", w[8])):
             key = (w[0], w[2], kind)
-            best[key] = max(best.get(key, 0.0), float(v))
+            if not math.isnan(float(v)):
+                best[key] = max(best.get(key, 0.0), float(v))
     else:  # IMPL model label|train batch B X samples/s
         key = (w[0], "CNN " + w[2] + " (batch " + w[4] + ")", "model")
         best[key] = max(best.get(key, 0.0), float(w[5]))
 tuning = set(sys.argv[2].split(","))
 names = list(dict.fromkeys(k[1] for k in best if k[0] == "mimic"))
-print(f"{'shape (CxHkKpPfF)':<26}{'kind':>7}{'mimic':>10}{'nchw':>10}{'ch_last':>10}{'ratio':>8}")
+has_ort = any(k[0] == "ort" for k in best)
+print(f"{'shape (CxHkKpPfF[sS][gG])':<26}{'kind':>7}{'mimic':>10}{'nchw':>10}{'ch_last':>10}{'ratio':>8}"
+      + (f"{'ort':>10}{'m/ort':>7}" if has_ort else ""))
 ratios = []
 for n in names:
     for kind in ("model",) if n.startswith("CNN") else ("fwd", "fwdbwd"):
-        m, a, b = (best.get((i, n, kind), float("nan")) for i in ("mimic", "torch-nchw", "torch-cl"))
+        m, a, b, o = (best.get((i, n, kind), float("nan")) for i in ("mimic", "torch-nchw", "torch-cl", "ort"))
         r = m / max(a, b)
         if not n.startswith("CNN"):
             ratios.append(r)
         tag = " (tuning)" if n in tuning else ""
-        print(f"{n + tag:<26}{kind:>7}{m:>10.0f}{a:>10.0f}{b:>10.0f}{r:>8.2f}")
+        print(f"{n + tag:<26}{kind:>7}{m:>10.0f}{a:>10.0f}{b:>10.0f}{r:>8.2f}"
+              + (f"{o:>10.0f}{m / o:>7.2f}" if has_ort and kind == "fwd" else ""))
+if has_ort:
+    # Forward seconds per sample summed over each kind's layers (times their count in the nets).
+    def kind_of(n):
+        c, h, k, p, f, s, g = (int(v) if v else 1 for v in re.fullmatch(
+            r"(\d+)x(\d+)k(\d+)p(\d+)f(\d+)(?:s(\d+))?(?:g(\d+))?", n).groups())
+        what = "depthwise" if g == c == f and g > 1 else "grouped" if g > 1 else "stem" if c <= 4 else "dense"
+        return f"{what} {k}x{k} s{s}"
+    sums = {}
+    for item in sys.argv[3].split(","):
+        n, _, count = item.partition("*")
+        t = sums.setdefault(kind_of(n), [0.0, 0.0, 0.0])
+        for i, impl in enumerate(("mimic", "ort", "torch-cl")):
+            t[i] += int(count or 1) / best.get((impl, n, "fwd"), float("nan"))
+    print(f"\n{'conv kind (forward)':<26}{'mimic us':>10}{'ort us':>10}{'cl us':>10}{'m/ort':>8}{'m/cl':>8}")
+    for kind, (m, o, c) in sorted(sums.items()):
+        print(f"{kind:<26}{m * 1e6:>10.2f}{o * 1e6:>10.2f}{c * 1e6:>10.2f}{o / m:>8.2f}{c / m:>8.2f}")
 ratios.sort()
 print(f"layer ratios (Mimic / faster PyTorch layout): min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
       f"max {ratios[-1]:.2f}; below 0.8: {sum(r < 0.8 for r in ratios)} of {len(ratios)}")

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # PyTorch (CPU, float32, 1 thread) twin of bench_conv for bench_conv.sh: the same conv shapes and CNN, in NCHW
 # and channels_last, timed on the thread CPU clock; prints lines in bench_conv's format with the layout named.
-"""Usage: bench_conv_torch.py [--shapes CxHkKpPfF,...] [--batch 64] [--reps 3] [--min-time 0.2]
-                           [--model SPEC] [--infer-batch 256] [--train-batch 128]"""
+# With --ort, each shape also runs as a one-Conv ONNX graph in onnxruntime (1 intra-op thread, forward only).
+"""Usage: bench_conv_torch.py [--shapes CxHkKpPfF[sS][gG],...] [--batch 64] [--reps 3] [--min-time 0.2]
+                           [--model SPEC] [--infer-batch 256] [--train-batch 128] [--ort]"""
 import argparse
 import re
 import sys
@@ -29,19 +30,49 @@ def best_time(reps, min_s, f):
     return best
 
 
-def bench_shape(name, batch, reps, min_s):
-    m = re.fullmatch(r"(\d+)x(\d+)k(\d+)p(\d+)f(\d+)", name)
+def parse_shape(name):
+    """(C, H, K, P, F, S, G) of "CxHkKpPfF[sS][gG]"."""
+    m = re.fullmatch(r"(\d+)x(\d+)k(\d+)p(\d+)f(\d+)(?:s(\d+))?(?:g(\d+))?", name)
     if not m:
-        sys.exit(f"bench_conv_torch.py: --shapes: '{name}' is not CxHkKpPfF (e.g. 16x28k3p1f32)")
-    c, h, k, p, f = (int(v) for v in m.groups())
+        sys.exit(f"bench_conv_torch.py: --shapes: '{name}' is not CxHkKpPfF[sS][gG] (e.g. 16x28k3p1f32s2)")
+    return tuple(int(v) if v else 1 for v in m.groups())
+
+
+def bench_ort(name, batch, reps, min_s):
+    """The shape as a one-Conv ONNX graph (random weights and bias) in onnxruntime, 1 intra-op thread."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    c, h, k, p, f, s, g = parse_shape(name)
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.random((f, c // g, k, k), np.float32) - 0.5) * 0.1, "W")
+    b = numpy_helper.from_array(rng.random(f, np.float32), "B")
+    node = helper.make_node("Conv", ["x", "W", "B"], ["y"], kernel_shape=[k, k], strides=[s, s],
+                            pads=[p] * 4, group=g)
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                             [None, c, h, h])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    x = (rng.random((batch, c, h, h), np.float32) - 0.5)
+    fwd = best_time(reps, min_s, lambda: sess.run(None, {"x": x}))
+    print(f"ort conv {name} batch {batch} fwd {batch / fwd:.1f} fwdbwd nan samples/s", flush=True)
+
+
+def bench_shape(name, batch, reps, min_s):
+    c, h, k, p, f, s, g = parse_shape(name)
     torch.manual_seed(0)
     for fmt, mf in (("nchw", torch.contiguous_format), ("cl", torch.channels_last)):
-        conv = nn.Conv2d(c, f, k, padding=p).to(memory_format=mf)
+        conv = nn.Conv2d(c, f, k, stride=s, padding=p, groups=g).to(memory_format=mf)
         x = (torch.rand(batch, c, h, h) - 0.5).contiguous(memory_format=mf)
         with torch.no_grad():
             fwd = best_time(reps, min_s, lambda: conv(x))
         xg = x.clone().requires_grad_(True)
-        oh = h + 2 * p - k + 1
+        oh = (h + 2 * p - k) // s + 1
         gy = (torch.rand(batch, f, oh, oh) - 0.5).contiguous(memory_format=mf)
 
         def step():
@@ -115,10 +146,13 @@ def main():
     ap.add_argument("--model", default="")
     ap.add_argument("--infer-batch", type=int, default=256)
     ap.add_argument("--train-batch", type=int, default=128)
+    ap.add_argument("--ort", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(1)
     for s in filter(None, a.shapes.split(",")):
         bench_shape(s, a.batch, a.reps, a.min_time)
+        if a.ort:
+            bench_ort(s, a.batch, a.reps, a.min_time)
     if a.model:
         bench_model(a.model, a.infer_batch, a.train_batch, a.reps, a.min_time)
 

@@ -1,7 +1,7 @@
 // The convolution's formulations against a direct double-precision reference: the host's direct kernels
 // (pixel and filter tiles, which must agree bitwise) and im2col + sgemm (forward, weight, bias and input
-// gradients), the grouped and depthwise kernels (G > 1, strides 1 and 2), and the host and device im2col,
-// col2im and bias-gradient reduction against each other.
+// gradients), the grouped kernels and the direct depthwise kernel (G > 1, strides 1 to 3), and the host and
+// device im2col, col2im and bias-gradient reduction against each other.
 #include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
@@ -23,11 +23,25 @@ using mimic::test::to_host;
 namespace {
 
 /// Whether the direct backend should serve g: compiled in for the default execution space, an AVX-512F CPU,
-/// stride 1 and K <= 8, and not turned off by MIMIC_CONV_IM2COL=1.
+/// K <= 8, stride 1 or (forward) stride 2 with K > 1, P < K and 4 output pixels or more, and not turned off
+/// by MIMIC_CONV_IM2COL=1.
 bool direct_expected(const ConvGeometry& g) {
 #if MIMIC_CONV_DIRECT
+    const bool strided = g.s == 2 && g.k > 1 && g.p < g.k && g.pixels() >= 4;
     return impl::DirectConvAvailable<ExecSpace, MemSpace>::value && __builtin_cpu_supports("avx512f") &&
-           g.s == 1 && g.k <= 8 && !env_is_one("MIMIC_CONV_IM2COL");
+           (g.s == 1 || strided) && g.k <= 8 && !env_is_one("MIMIC_CONV_IM2COL");
+#else
+    (void)g;
+    return false;
+#endif
+}
+
+/// Whether the direct depthwise kernel should serve g: compiled in, AVX-512F, G = C = F, K <= 8, P < K, and
+/// not turned off by MIMIC_CONV_IM2COL=1.
+bool depthwise_expected(const ConvGeometry& g) {
+#if MIMIC_CONV_DIRECT
+    return impl::DirectConvAvailable<ExecSpace, MemSpace>::value && __builtin_cpu_supports("avx512f") &&
+           g.g == g.c && g.f == g.c && g.k <= 8 && g.p < g.k && !env_is_one("MIMIC_CONV_IM2COL");
 #else
     (void)g;
     return false;
@@ -101,9 +115,12 @@ void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
         ConvTuning t = base;
         t.direct = direct;
         t.direct_tiles = mode;
-        const bool takes_direct = conv_backend(g, t) == ConvBackend::direct;
-        EXPECT_EQ(takes_direct, direct && g.g == 1 && direct_expected(g));
-        EXPECT_EQ(conv_backend(g, t) == ConvBackend::grouped, g.g > 1);
+        const bool depthwise = conv_backend(g, t) == ConvBackend::direct_depthwise;
+        const bool takes_direct = conv_backend(g, t) == ConvBackend::direct || depthwise;
+        const ConvGeometry one{g.c / g.g, g.h, g.w, g.f / g.g, g.k, g.s, g.p, 1};
+        EXPECT_EQ(conv_backend(g, t) == ConvBackend::direct, direct && !depthwise && direct_expected(one));
+        EXPECT_EQ(depthwise, direct && g.g > 1 && depthwise_expected(g));
+        EXPECT_EQ(conv_backend(g, t) == ConvBackend::grouped, g.g > 1 && !takes_direct);
         ConvWorkspace ws;
         Matrix y("y", B, out), dx("dx", B, in), dWm("dW", g.weight_rows(), g.f), dbm("db", 1, g.f);
         conv2d_forward(x, W, b, g, t, ws, y);
@@ -121,7 +138,8 @@ void check_geometry(const ConvGeometry& g, int B, const ConvTuning& base = {}) {
         expect_close(to_host(dbm), db2, "db");
         expect_close(to_host(dx), ref.dx, "dx");
         if (takes_direct) {
-            // Both tilings sum each output in the same order (channels, then taps): identical results.
+            // Both tilings sum each output in the same order (channels, then taps; depthwise: the taps):
+            // identical results.
             if (mode == 1) {
                 y_pixel = to_host(y);
                 dx_pixel = to_host(dx);
@@ -168,7 +186,9 @@ TEST(Conv, DirectOnAvx512ForStrideOne) {
     const bool avx512 = __builtin_cpu_supports("avx512f");
     EXPECT_EQ(impl::direct_conv_supported(g), avx512);
     EXPECT_EQ(impl::direct_conv_supported({16, 28, 28, 16, 3, 1, 1}), avx512);
-    EXPECT_FALSE(impl::direct_conv_supported({3, 9, 8, 5, 3, 2, 1}));
+    EXPECT_EQ(impl::direct_conv_supported({3, 9, 8, 5, 3, 2, 1}), avx512);
+    EXPECT_FALSE(impl::direct_conv_supported({3, 9, 8, 5, 3, 3, 1}));
+    EXPECT_FALSE(impl::direct_conv_supported({16, 8, 8, 32, 1, 2, 0}));
 #endif
     check_geometry(g, 2);
 }
@@ -206,11 +226,22 @@ TEST(Conv, DirectResultsDoNotDependOnTheSplitOverThreads) {
     }
 }
 #endif
+// Stride 2 with K > 1 and 4 output pixels or more takes the direct forward pass (phase planes; pixel and
+// filter tiles) where the host has it, and im2col + sgemm backward; the others, and stride 3, im2col + sgemm
+// throughout.
 TEST(Conv, StrideTwo) {
     check_geometry({3, 9, 8, 5, 3, 2, 1}, 2);
     check_geometry({2, 8, 8, 4, 2, 2, 0}, 3);
+    check_geometry({3, 32, 32, 16, 7, 2, 3}, 1); // the ResNet stem, batch 1
+    check_geometry({16, 8, 8, 24, 3, 2, 1}, 2);  // a ResNet stage's first 3x3
+    check_geometry({16, 8, 8, 32, 1, 2, 0}, 2);  // its 1x1 projection
+    check_geometry({10, 7, 9, 20, 5, 2, 2}, 2);  // odd planes, 5x5, a tail filter block
+    check_geometry({24, 2, 2, 40, 3, 2, 1}, 3);  // a 2x2 plane to 1x1 (im2col + sgemm)
+    check_geometry({24, 4, 4, 40, 3, 2, 1}, 3);  // a 4x4 plane to 2x2
+    check_geometry({3, 9, 9, 5, 3, 3, 1}, 2);    // stride 3
 }
-// G > 1 takes the grouped kernels whatever the tuning (each mode of check_geometry runs them).
+// G > 1: the direct kernels a group at a time, or the depthwise kernel, where the host has them (pixel
+// and filter tiles), and the grouped kernels (im2col mode, and backward).
 TEST(Conv, GroupedAndDepthwise) {
     check_geometry({4, 7, 9, 6, 3, 1, 1, 2}, 3);
     check_geometry({6, 8, 7, 9, 3, 2, 1, 3}, 2);
@@ -218,7 +249,59 @@ TEST(Conv, GroupedAndDepthwise) {
     check_geometry({5, 9, 8, 5, 3, 2, 1, 5}, 3);   // depthwise, stride 2
     check_geometry({3, 10, 11, 6, 5, 2, 0, 3}, 2); // two filters per channel, no padding
     check_geometry({4, 6, 6, 4, 1, 1, 0, 4}, 2);
+    check_geometry({32, 8, 8, 48, 3, 1, 1, 4}, 2); // 8 channels x 12 filters a group
+    check_geometry({16, 8, 8, 32, 3, 2, 1, 2}, 1); // stride 2, batch 1
+    check_geometry({16, 4, 4, 16, 1, 1, 0, 8}, 3); // 1x1, 2 channels a group
 }
+// The direct depthwise kernel (where this CPU has it; the grouped kernels elsewhere): strides 1 and 2, K = 3
+// and 5 (EfficientNet), planes from 1x1 to 17x17, more channels than a register, batch 1.
+TEST(Conv, DepthwiseStridesKernelsAndPlanes) {
+    check_geometry({20, 9, 9, 20, 3, 2, 1, 20}, 2);   // stride 2, a tail block of 4 channels
+    check_geometry({18, 8, 8, 18, 5, 2, 2, 18}, 2);   // 5x5 stride 2, even plane
+    check_geometry({17, 7, 6, 17, 5, 1, 2, 17}, 2);   // 5x5 'same'
+    check_geometry({33, 17, 17, 33, 3, 1, 1, 33}, 1); // a plane wider than a register, batch 1
+    check_geometry({40, 1, 1, 40, 3, 1, 1, 40}, 3);   // 1x1 planes: only the centre tap reaches the image
+    check_geometry({24, 2, 2, 24, 3, 2, 1, 24}, 1);   // 2x2 planes, stride 2
+    check_geometry({6, 10, 9, 6, 4, 2, 0, 6}, 2);     // even kernel, no padding, odd output
+    check_geometry({3, 9, 9, 3, 3, 3, 1, 3}, 2);      // stride 3
+}
+#if MIMIC_CONV_DIRECT
+/// The depthwise kernel's fused ReLU, and its results split over any number of threads, bit for bit.
+TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
+    if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
+    const ConvGeometry g{20, 7, 7, 20, 3, 2, 1, 20};
+    const int B = 5;
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
+    const auto x = random_values(std::size_t(B * in), 1), W = random_values(std::size_t(9 * g.f), 2);
+    const auto b = random_values(std::size_t(g.f), 3);
+    std::vector<float> y1;
+    for (int tiles : {1, 2})
+        for (int parts : {1, 2, 3, 5}) {
+            SCOPED_TRACE(testing::Message() << parts << " parts, tiles " << tiles);
+            impl::DirectConvTuning t;
+            t.parts = parts;
+            t.tiles = tiles;
+            impl::DirectConvWorkspace ws;
+            std::vector<float> y(std::size_t(B * out)), yr(y.size());
+            impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, t, ws, y.data(),
+                                           ConvEpilogue{});
+            impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, t, ws, yr.data(),
+                                           ConvEpilogue{ConvAct::relu});
+            for (std::size_t i = 0; i < y.size(); ++i)
+                ASSERT_EQ(yr[i], y[i] > 0.0f ? y[i] : 0.0f) << i;
+            // Any other epilogue (relu6, a residual, the activation after it) takes the second pass.
+            std::vector<float> res(y.size()), y6(y.size());
+            for (std::size_t i = 0; i < res.size(); ++i)
+                res[i] = 0.25f * float(i % 7) - 0.75f;
+            ConvEpilogue e6{ConvAct::relu6, res.data(), out, ConvAct::relu};
+            impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, t, ws, y6.data(), e6);
+            for (std::size_t i = 0; i < y.size(); ++i)
+                ASSERT_EQ(y6[i], e6.apply(y[i], std::int64_t(i) / out, std::int64_t(i) % out)) << i;
+            if (y1.empty()) y1 = y;
+            EXPECT_EQ(y, y1);
+        }
+}
+#endif
 TEST(Conv, ChunkOfOneSample) {
     ConvTuning t;
     t.chunk_floats = 1;

@@ -1,7 +1,8 @@
 // Conv2D kernels and the backend dispatch. Host with AVX-512 and stride 1: the direct backend
-// (impl/conv2d_direct.hpp). Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving [F,
-// B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on the
-// host, one element per thread on a device (neighbouring threads, neighbouring addresses).
+// (impl/conv2d_direct.hpp), which also serves the forward passes of stride 2, of groups, and of depthwise
+// convolutions of any stride. Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving
+// [F, B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on
+// the host, one element per thread on a device (neighbouring threads, neighbouring addresses).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "mimic/core/runtime.hpp"
@@ -310,18 +311,25 @@ Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
     return Kokkos::subview(m, std::make_pair(first, first + count), Kokkos::ALL());
 }
 
+/// The geometry of one group of g: C/G channels, F/G filters.
+ConvGeometry one_group(const ConvGeometry& g) {
+    return ConvGeometry{g.c / g.g, g.h, g.w, g.f / g.g, g.k, g.s, g.p, 1};
+}
+
 } // namespace
 
 ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t) {
-    if (g.g > 1) return ConvBackend::grouped;
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value) {
-        // MIMIC_CONV_IM2COL=1 takes im2col + sgemm on every CPU, as on one without AVX-512F (the golden
-        // outputs of that arithmetic are checked on any machine that has it; tests/golden/run.sh).
+        // MIMIC_CONV_IM2COL=1 takes im2col + sgemm (and the grouped kernels) on every CPU, as on one without
+        // AVX-512F (the golden outputs of that arithmetic are checked on any machine that has it;
+        // tests/golden/run.sh).
         static const bool im2col_only = env_is_one("MIMIC_CONV_IM2COL");
-        if (t.direct && !im2col_only && impl::direct_conv_supported(g)) return ConvBackend::direct;
+        if (t.direct && !im2col_only && g.g > 1 && impl::direct_depthwise_supported(g))
+            return ConvBackend::direct_depthwise;
+        if (t.direct && !im2col_only && impl::direct_conv_supported(one_group(g))) return ConvBackend::direct;
     }
-    (void)g, (void)t;
-    return ConvBackend::im2col_gemm;
+    (void)t;
+    return g.g > 1 ? ConvBackend::grouped : ConvBackend::im2col_gemm;
 }
 
 namespace {
@@ -329,7 +337,8 @@ namespace {
 /// The direct backend's workspace when conv_backend picks it (created on first use), else null: the one
 /// dispatch of forward and backward.
 impl::DirectConvWorkspace* direct_backend(const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws) {
-    if (conv_backend(g, t) != ConvBackend::direct) return nullptr;
+    const ConvBackend which = conv_backend(g, t);
+    if (which != ConvBackend::direct && which != ConvBackend::direct_depthwise) return nullptr;
     if (!ws.direct) ws.direct = std::make_shared<impl::DirectConvWorkspace>();
     return ws.direct.get();
 }
@@ -374,7 +383,13 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
     }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
         if (auto* d = direct_backend(g, t, ws)) {
-            impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y, e);
+            if (conv_backend(g, t) == ConvBackend::direct_depthwise)
+                impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y,
+                                               e);
+            else if (g.g > 1)
+                impl::direct_grouped_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y, e);
+            else
+                impl::direct_conv_forward(x.data(), B, W.data(), b.data(), g, {t.direct_tiles}, *d, y, e);
             return;
         }
     const std::int64_t ld = e.ld > 0 ? e.ld : F * P;
@@ -440,12 +455,12 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_rows(dy, P, db);
     else
         conv_bias_grad_teams(dy, P, db);
-    if (conv_backend(g, t) == ConvBackend::grouped) {
+    if (g.g > 1) { // grouped, direct_depthwise or direct a group at a time: the grouped kernels' backward
         grouped_conv_backward(x, dy, W, g, dW, dx);
         return;
     }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
-        if (auto* d = direct_backend(g, t, ws)) {
+        if (auto* d = direct_backend(g, t, ws); d && g.s == 1) { // strides > 1: im2col + sgemm below
             impl::direct_conv_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d, dW.data(),
                                        want_dx ? dx.data() : nullptr);
             return;

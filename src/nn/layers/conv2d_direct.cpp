@@ -1,7 +1,8 @@
 // Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
 // (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
-// threads. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
+// threads. And the depthwise forward pass (any stride): grid or channel tiles. conv2d.cpp's dispatch picks
+// them where impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include <algorithm>
@@ -23,21 +24,26 @@ constexpr int kFB = 8;     // filters per register tile
 
 /// One direct pass: `cin` zero-padded input planes (each `plane` floats apart, slack included) and `fout`
 /// outputs of oh x ow, computed on a grid of row stride wp (q = oh*wp + ow) whose columns ow >= this->ow
-/// are discarded, so that a run of 16 outputs reads 16 contiguous inputs per tap. A row holds its w inputs
-/// and then `pad` zeros, which serve as the right padding of this row and the left padding of the next
-/// (a read left of column 0 lands in the previous row's zeros): wp = w + pad, not w + 2*pad.
+/// are discarded, so that a run of 16 outputs reads 16 contiguous inputs per tap. Stride 1: a row holds its
+/// w inputs and then `pad` zeros, which serve as the right padding of this row and the left padding of the
+/// next (a read left of column 0 lands in the previous row's zeros): wp = w + pad, not w + 2*pad. Stride
+/// s > 1: the padded plane is split into s x s phase planes of hq x wp (phase (a, b) holds the padded rows
+/// a, a + s, ... and columns b, b + s, ...), and tap (kh, kw) reads phase (kh % s, kw % s) shifted by
+/// (kh / s, kw / s), again 16 contiguous inputs for 16 outputs.
 struct Pass {
-    int cin = 0, fout = 0, k = 0, pad = 0, wp = 0, hp = 0, oh = 0, ow = 0, pv = 1;
-    std::int64_t q = 0, qv = 0, plane = 0, lead = 0;
+    int cin = 0, fout = 0, k = 0, pad = 0, wp = 0, hp = 0, oh = 0, ow = 0, pv = 1, s = 1;
+    std::int64_t q = 0, qv = 0, plane = 0, lead = 0, phase = 0;
     std::int64_t off[64]; ///< tap t = kh*k + kw reads input q + off[t] (k <= 8)
 
-    Pass(int cin_, int fout_, int k_, int h, int w, int pad_) : cin(cin_), fout(fout_), k(k_), pad(pad_) {
+    Pass(int cin_, int fout_, int k_, int h, int w, int pad_, int s_ = 1)
+        : cin(cin_), fout(fout_), k(k_), pad(pad_), s(s_) {
         hp = h + 2 * pad;
-        wp = w + pad;
-        lead = pad; // zeros before the first row, for its leftmost taps
-        oh = hp - k + 1;
-        ow = w + 2 * pad - k + 1; // <= wp since pad < k
+        wp = s == 1 ? w + pad : (w + 2 * pad + s - 1) / s;
+        lead = s == 1 ? pad : 0; // zeros before the first row, for its leftmost taps
+        oh = (hp - k) / s + 1;
+        ow = (w + 2 * pad - k) / s + 1; // <= wp since pad < k (s = 1), or by the phase split
         q = std::int64_t(oh) * wp;
+        phase = std::int64_t((hp + s - 1) / s) * wp;
         // Pixel tile of 1-3 registers: the least padded work, favouring wider tiles (fewer weight loads).
         double best = 1e300;
         for (int v = 3; v >= 1; --v) {
@@ -45,14 +51,18 @@ struct Pass {
             const double cost = double(padded) * (v == 1 ? 1.25 : v == 2 ? 1.08 : 1.0);
             if (cost < best) best = cost, pv = v, qv = padded;
         }
-        const std::int64_t qmax = std::max<std::int64_t>(qv, (q + 47) / 48 * 48);
-        const std::int64_t reach = qmax + std::int64_t(k - 1) * wp + k;
-        // + one register: pad_planes stores the last row's tail register whole.
-        plane =
-            (lead + std::max<std::int64_t>(std::int64_t(hp) * wp, reach) + 2 * kLanes - 1) / kLanes * kLanes;
+        std::int64_t far = 0; // the largest tap offset
         for (int kh = 0; kh < k; ++kh)
-            for (int kw = 0; kw < k; ++kw)
-                off[kh * k + kw] = std::int64_t(kh) * wp + kw - pad;
+            for (int kw = 0; kw < k; ++kw) {
+                off[kh * k + kw] = s == 1 ? std::int64_t(kh) * wp + kw - pad
+                                          : ((kh % s) * s + kw % s) * phase + (kh / s) * wp + kw / s;
+                far = std::max(far, off[kh * k + kw]);
+            }
+        const std::int64_t qmax = std::max<std::int64_t>(qv, (q + 47) / 48 * 48);
+        const std::int64_t reach = s == 1 ? qmax + std::int64_t(k - 1) * wp + k : qmax + far + 1;
+        // + one register: pad_planes stores the last row's tail register whole.
+        const std::int64_t span = s == 1 ? std::int64_t(hp) * wp : std::int64_t(s) * s * phase;
+        plane = (lead + std::max<std::int64_t>(span, reach) + 2 * kLanes - 1) / kLanes * kLanes;
     }
 };
 
@@ -244,7 +254,8 @@ void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const floa
             const int r = std::min(r0, p.oh - f.r);
             // Filter rows kh that reach the image (rows pad .. hp - pad - 1 of the grid) from the tile's
             // rows.
-            const int kh0 = std::max(0, p.pad - r - f.r + 1), kh1 = std::min(p.k, p.hp - p.pad - r);
+            const int kh0 = p.s > 1 ? 0 : std::max(0, p.pad - r - f.r + 1);
+            const int kh1 = p.s > 1 ? p.k : std::min(p.k, p.hp - p.pad - r);
             for (int c0 = 0; c0 < p.ow; c0 += f.np) {
                 const int c = std::min(c0, p.ow - f.np);
                 fn(xp + p.lead + std::int64_t(r) * p.wp + c, p, wpk + b * rows * f.fvw,
@@ -372,10 +383,29 @@ MIMIC_AVX512 inline void copy_row(const float* s, float* d, int n, float b, bool
         _mm512_mask_storeu_ps(d + j, m, v);
 }
 
+/// Copies sample planes [n][h][w] into the interiors of a strided pass' zero-bordered phase planes.
+void phase_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
+    const int s = p.s;
+    for (int c = 0; c < n; ++c)
+        for (int i = 0; i < h; ++i) {
+            const int pi = i + p.pad;
+            const float* row = src + (std::int64_t(c) * h + i) * w;
+            float* d = dst + c * p.plane + std::int64_t(pi % s) * s * p.phase + std::int64_t(pi / s) * p.wp;
+            // Column phase b holds the inputs j with (j + pad) % s == b, at column (j + pad) / s.
+            for (int b = 0; b < s; ++b)
+                for (int j = (b - p.pad % s + s) % s; j < w; j += s)
+                    d[b * p.phase + (j + p.pad) / s] = row[j];
+        }
+}
+
 /// Copies sample planes [n][h][w] into the interior of a pass' zero-bordered planes. Rows go in order and a
 /// row's tail register carries zeros past w, into its zero columns and the next row, written after it (the
 /// plane's slack absorbs the last one).
 MIMIC_AVX512 void pad_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
+    if (p.s > 1) {
+        phase_planes(src, n, h, w, p, dst);
+        return;
+    }
     for (int c = 0; c < n; ++c) {
         float* d = dst + c * p.plane + p.lead + std::int64_t(p.pad) * p.wp;
         const float* s = src + std::int64_t(c) * h * w;
@@ -485,7 +515,9 @@ bool use_filter_tiles(const Pass& p, const FilterPlan& f, int which) {
     double rows = 0; // tile rows x the filter rows they use (filter_pass skips those on padding only)
     for (int r0 = 0; r0 < p.oh; r0 += f.r) {
         const int r = std::min(r0, p.oh - f.r);
-        rows += f.r * double(std::min(p.k, p.hp - p.pad - r) - std::max(0, p.pad - r - f.r + 1)) / p.k;
+        rows += p.s > 1
+                    ? f.r
+                    : f.r * double(std::min(p.k, p.hp - p.pad - r) - std::max(0, p.pad - r - f.r + 1)) / p.k;
     }
     const double tiles = rows * ((p.ow + f.np - 1) / f.np * f.np);
     const double filter = tiles * double(f.ldf) * (1.0 + 1.0 / (f.r * f.np)) +
@@ -550,20 +582,303 @@ void input_grad_samples(const float* dy, std::int64_t s0, std::int64_t s1, const
     }
 }
 
+/// The depthwise kernels' plan (G = C = F, any stride): planes zero-padded and split into s x s phase
+/// planes (phase (a, b) holds the padded inputs of rows a, a + s, ... and columns b, b + s, ...), so that the
+/// outputs on a grid q = oh*wq + ow (columns ow >= OW discarded) read, for tap t, 16 contiguous inputs at
+/// q + off[t]. Or, with channel tiles, the inputs transposed to [hpad][wpad][C16] and 16 channels a register.
+struct DepthPlan {
+    int k = 1, s = 1, p = 0, hpad = 0, wpad = 0, hq = 0, wq = 0, oh = 0, ow = 0, c16 = 0;
+    std::int64_t phase = 0, plane = 0, qv = 0;
+    std::int64_t off[64];  ///< tap t = kh*k + kw reads the phase planes at q + off[t] (k <= 8)
+    bool channels = false; ///< channel tiles rather than grid tiles
+
+    DepthPlan(const ConvGeometry& g, int which) : k(g.k), s(g.s), p(g.p) {
+        hpad = g.h + 2 * p;
+        wpad = g.w + 2 * p;
+        hq = (hpad + s - 1) / s;
+        wq = (wpad + s - 1) / s;
+        oh = g.oh();
+        ow = g.ow();
+        c16 = (g.c + kLanes - 1) / kLanes * kLanes;
+        phase = std::int64_t(hq) * wq;
+        qv = (std::int64_t(oh) * wq + kLanes - 1) / kLanes * kLanes;
+        std::int64_t reach = 0;
+        for (int kh = 0; kh < k; ++kh)
+            for (int kw = 0; kw < k; ++kw) {
+                off[kh * k + kw] = ((kh % s) * s + kw % s) * phase + (kh / s) * wq + kw / s;
+                reach = std::max(reach, off[kh * k + kw]);
+            }
+        plane = std::max<std::int64_t>(std::int64_t(s) * s * phase, reach + qv) + kLanes;
+        // Grid tiles waste the discarded columns and, for s > 1, scatter the inputs over the phases one by
+        // one; channel tiles transpose 16 channels x 16 pixels in registers (gather and scatter for planes
+        // under 16 pixels). Measured with bench_conv --tiles 1 against --tiles 2 (forward, batch 64, load
+        // 8-11 on 2 cores): grid tiles won at stride 1 on 16x16 planes (1.5x), channel tiles on 8x8 (3x3
+        // 1.05x, 5x5 1.5x), smaller planes (2-20x) and at stride 2 (2-5x).
+        channels = which == 0 ? !(s == 1 && ow > 8) : which == 2;
+    }
+};
+
+/// One channel on grid tiles: xp its phase planes, out [qv] = sum over taps of w[t*C] * xp[q + off[t]],
+/// the taps in order from 0 (fused multiply-adds).
+/// KK taps a compile-time constant (weights in registers), or 0: d.k * d.k.
+template <int KK>
+MIMIC_AVX512 void depthwise_grid_taps(const float* xp, const DepthPlan& d, const float* w, int C,
+                                      float* out) {
+    const int kk = KK > 0 ? KK : d.k * d.k;
+    __m512 wv[KK > 0 ? KK : 64];
+    for (int t = 0; t < kk; ++t)
+        wv[t] = _mm512_set1_ps(w[std::int64_t(t) * C]);
+    for (std::int64_t q = 0; q < d.qv; q += kLanes) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int t = 0; t < kk; ++t)
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(xp + q + d.off[t]), wv[t], acc);
+        _mm512_storeu_ps(out + q, acc);
+    }
+}
+
+MIMIC_AVX512 void depthwise_grid(const float* xp, const DepthPlan& d, const float* w, int C, float* out) {
+    if (d.k == 3)
+        depthwise_grid_taps<9>(xp, d, w, C, out);
+    else if (d.k == 5)
+        depthwise_grid_taps<25>(xp, d, w, C, out);
+    else
+        depthwise_grid_taps<0>(xp, d, w, C, out);
+}
+
+/// Samples [s0, s1) on grid tiles, a channel at a time: its phase planes, the grid, then its output rows
+/// with the bias (and the ReLU).
+template <bool RELU>
+MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::int64_t s1, const float* W,
+                                         const float* b, const ConvGeometry& g, const DepthPlan& d,
+                                         DirectConvScratch& ws, float* y) {
+    float* xp = grow(ws.in, d.plane);
+    float* out = grow(ws.out, d.qv + kLanes);
+    std::fill(xp, xp + d.plane, 0.0f); // the padding stays zero: each channel rewrites the same interior
+    const int C = g.c, H = g.h, Wd = g.w, s = d.s;
+    const std::int64_t in = std::int64_t(C) * H * Wd, o = std::int64_t(C) * d.oh * d.ow;
+    for (std::int64_t n = s0; n < s1; ++n)
+        for (int c = 0; c < C; ++c) {
+            const float* src = x + n * in + std::int64_t(c) * H * Wd;
+            for (int i = 0; i < H; ++i) {
+                const int pi = i + d.p;
+                const float* row = src + std::int64_t(i) * Wd;
+                if (s == 1) {
+                    copy_row<false, true>(row, xp + std::int64_t(pi) * d.wq + d.p, Wd, 0.0f, false);
+                    continue;
+                }
+                // Column phase b holds the inputs j with (j + p) % s == b, at column (j + p) / s.
+                float* dst = xp + std::int64_t(pi % s) * s * d.phase + std::int64_t(pi / s) * d.wq;
+                for (int b0 = 0; b0 < s; ++b0)
+                    for (int j = (b0 - d.p % s + s) % s; j < Wd; j += s)
+                        dst[b0 * d.phase + (j + d.p) / s] = row[j];
+            }
+            depthwise_grid(xp, d, W + c, C, out);
+            float* dst = y + n * o + std::int64_t(c) * d.oh * d.ow;
+            for (int i = 0; i < d.oh; ++i) {
+                const std::int64_t at = (std::int64_t(c) * d.oh + i) * d.ow;
+                const bool spill = at + (d.ow + kLanes - 1) / kLanes * kLanes <= o;
+                copy_row<true, false, RELU>(out + std::int64_t(i) * d.wq, dst + std::int64_t(i) * d.ow, d.ow,
+                                            b[c], spill);
+            }
+        }
+}
+
+/// r[i] lane j -> r[j] lane i: 16 x 16 floats transposed in registers (unpack within 128-bit lanes, then
+/// the 4 x 4 transposition of the 128-bit lanes).
+MIMIC_AVX512 inline void transpose16(__m512 r[16]) {
+    __m512 u[4][4]; // u[g][k], 128-bit lane L: rows 4g .. 4g+3 at column 4L + k
+    for (int g = 0; g < 4; ++g) {
+        const __m512 lo01 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]);
+        const __m512 hi01 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+        const __m512 lo23 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]);
+        const __m512 hi23 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+        u[g][0] = _mm512_shuffle_ps(lo01, lo23, 0x44);
+        u[g][1] = _mm512_shuffle_ps(lo01, lo23, 0xEE);
+        u[g][2] = _mm512_shuffle_ps(hi01, hi23, 0x44);
+        u[g][3] = _mm512_shuffle_ps(hi01, hi23, 0xEE);
+    }
+    for (int k = 0; k < 4; ++k) {
+        const __m512 s0 = _mm512_shuffle_f32x4(u[0][k], u[1][k], 0x44);
+        const __m512 s1 = _mm512_shuffle_f32x4(u[0][k], u[1][k], 0xEE);
+        const __m512 s2 = _mm512_shuffle_f32x4(u[2][k], u[3][k], 0x44);
+        const __m512 s3 = _mm512_shuffle_f32x4(u[2][k], u[3][k], 0xEE);
+        r[k] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        r[4 + k] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+        r[8 + k] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+    }
+}
+
+__mmask16 first_lanes(std::int64_t n) {
+    return n >= kLanes ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+}
+
+/// Lane j: j * step.
+MIMIC_AVX512 inline __m512i lane_steps(std::int64_t step) {
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(step)));
+}
+
+/// One sample's planes [C][H][W] into the interior of xt [hpad][wpad][C16]: 16 channels x 16 pixels at a
+/// time through registers, or for planes under 16 pixels, 16 channels of a pixel gathered.
+MIMIC_AVX512 void channels_last(const float* src, const ConvGeometry& g, const DepthPlan& d, float* xt) {
+    const std::int64_t HW = std::int64_t(g.h) * g.w;
+    for (int cb = 0; cb < d.c16; cb += kLanes) {
+        const int nc = std::min(kLanes, g.c - cb);
+        if (HW < kLanes) {
+            const __m512i steps = lane_steps(HW);
+            for (int i = 0; i < g.h; ++i)
+                for (int j = 0; j < g.w; ++j)
+                    _mm512_storeu_ps(xt + ((std::int64_t(i) + d.p) * d.wpad + j + d.p) * d.c16 + cb,
+                                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), first_lanes(nc), steps,
+                                                              src + cb * HW + std::int64_t(i) * g.w + j, 4));
+            continue;
+        }
+        for (std::int64_t p0 = 0; p0 < HW; p0 += kLanes) {
+            const int np = int(std::min<std::int64_t>(kLanes, HW - p0));
+            __m512 r[kLanes];
+            for (int j = 0; j < kLanes; ++j)
+                r[j] = j < nc ? _mm512_maskz_loadu_ps(first_lanes(np), src + (cb + j) * HW + p0)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            std::int64_t pi = p0 / g.w, pj = p0 - pi * g.w; // pixel p0 + i, stepped
+            for (int i = 0; i < np; ++i, ++pj) {
+                if (pj == g.w) pj = 0, ++pi;
+                _mm512_storeu_ps(xt + ((pi + d.p) * d.wpad + pj + d.p) * d.c16 + cb, r[i]);
+            }
+        }
+    }
+}
+
+/// Samples [s0, s1) on channel tiles: the inputs transposed to [hpad][wpad][C16] (zero border), then per
+/// output pixel and block of 16 channels the taps that reach the image, in order from 0 (the others add
+/// exact zeros: the grid tiles' sums bit for bit), the bias (and the ReLU); 16 pixels' outputs at a time
+/// transposed back to the channels' planes (scattered there for planes under 16 pixels).
+template <bool RELU>
+MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std::int64_t s1,
+                                            const float* wpk, const float* b, const ConvGeometry& g,
+                                            const DepthPlan& d, DirectConvScratch& ws, float* y) {
+    const int C = g.c, H = g.h, Wd = g.w, c16 = d.c16, K = d.k, s = d.s;
+    const std::int64_t P = std::int64_t(d.oh) * d.ow;
+    float* xt = grow(ws.in, std::int64_t(d.hpad) * d.wpad * c16);
+    std::fill(xt, xt + std::int64_t(d.hpad) * d.wpad * c16, 0.0f);
+    for (std::int64_t n = s0; n < s1; ++n) {
+        channels_last(x + n * C * std::int64_t(H) * Wd, g, d, xt);
+        float* dst = y + n * C * P;
+        for (int cb = 0; cb < c16; cb += kLanes) {
+            const int nc = std::min(kLanes, C - cb);
+            const __m512 bias = _mm512_maskz_loadu_ps(first_lanes(nc), b + cb);
+            const __m512i steps = lane_steps(P);
+            __m512 r[kLanes];
+            int oh = 0, ow = -1; // the output pixel p, stepped without divisions
+            for (std::int64_t p = 0; p < P; ++p) {
+                if (++ow == d.ow) ow = 0, ++oh;
+                const int i = oh * s, kh0 = std::max(0, d.p - i), kh1 = std::min(K, H + d.p - i);
+                const int q = ow * s, kw0 = std::max(0, d.p - q), kw1 = std::min(K, Wd + d.p - q);
+                __m512 acc = _mm512_setzero_ps();
+                for (int kh = kh0; kh < kh1; ++kh) {
+                    const float* xr = xt + (std::int64_t(i + kh) * d.wpad + q) * c16 + cb;
+                    const float* wr = wpk + std::int64_t(kh) * K * c16 + cb;
+                    for (int kw = kw0; kw < kw1; ++kw)
+                        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + std::int64_t(kw) * c16),
+                                              _mm512_loadu_ps(wr + std::int64_t(kw) * c16), acc);
+                }
+                acc = bias_relu<true, RELU>(acc, bias);
+                if (P < kLanes) { // small planes: scattered to the channels' planes
+                    _mm512_mask_i32scatter_ps(dst + cb * P + p, first_lanes(nc), steps, acc, 4);
+                    continue;
+                }
+                r[p % kLanes] = acc;
+                if (p % kLanes != kLanes - 1 && p != P - 1) continue;
+                const std::int64_t p0 = p / kLanes * kLanes;
+                for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
+                    r[j] = _mm512_setzero_ps();
+                transpose16(r);
+                for (int j = 0; j < nc; ++j)
+                    _mm512_mask_storeu_ps(dst + (cb + j) * P + p0, first_lanes(p - p0 + 1), r[j]);
+            }
+        }
+    }
+}
+
+/// dst row n (e.ld floats apart, or n_out when 0) = the epilogue e of src row n (n_out floats apart) for
+/// samples [s0, s1), where src already holds `done` (the activation the kernel applied, none or e.act): the
+/// residual is added and post applied as ConvEpilogue::apply does. In place when src == dst.
+void apply_epilogue(const float* src, std::int64_t s0, std::int64_t s1, std::int64_t n_out, ConvAct done,
+                    const ConvEpilogue& e, float* dst) {
+    const std::int64_t ld = e.ld > 0 ? e.ld : n_out;
+    for (std::int64_t s = s0; s < s1; ++s) {
+        const float* in = src + s * n_out;
+        float* o = dst + s * ld;
+        const float* r = e.residual ? e.residual + s * e.residual_ld : nullptr;
+        for (std::int64_t i = 0; i < n_out; ++i) {
+            float v = done == e.act ? in[i] : conv_activate(e.act, in[i]);
+            if (r) v += r[i];
+            o[i] = conv_activate(e.post, v);
+        }
+    }
+}
+
 } // namespace
+
+bool direct_depthwise_supported(const ConvGeometry& g) {
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    return cpu && g.g == g.c && g.f == g.c && g.k <= 8 && g.p < g.k;
+}
+
+void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                              const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                              float* y, const ConvEpilogue& e) {
+    const DepthPlan d(g, t.tiles);
+    // The kernels store bias + ReLU (or bias) into contiguous rows; any other epilogue takes a second pass
+    // over raw conv + bias outputs (in place, or from the group scratch for a strided output).
+    const std::int64_t out = std::int64_t(g.f) * g.pixels();
+    const bool plain =
+        !e.residual && e.post == ConvAct::none && (e.ld == 0 || e.ld == out) && e.act != ConvAct::relu6;
+    const bool relu = plain && e.act == ConvAct::relu;
+    float* raw = plain || e.ld == 0 || e.ld == out ? y : grow(ws.group_out, batch * out);
+    // Channel tiles read the weights [K*K][C] (W's layout) padded to [K*K][C16].
+    float* wpk = d.channels ? grow(ws.packed, std::int64_t(g.k) * g.k * d.c16) : nullptr;
+    if (d.channels)
+        for (int r = 0; r < g.k * g.k; ++r) {
+            std::copy(W + std::int64_t(r) * g.c, W + std::int64_t(r + 1) * g.c,
+                      wpk + std::int64_t(r) * d.c16);
+            std::fill(wpk + std::int64_t(r) * d.c16 + g.c, wpk + std::int64_t(r + 1) * d.c16, 0.0f);
+        }
+    const int parts = host_parts(batch, t.parts);
+    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
+    for_each_part("mimic::nn::conv::direct_depthwise_forward", parts, [&](int part) {
+        const auto r = part_range(batch, parts, part);
+        DirectConvScratch& sc = ws.threads[size_t(part)];
+        if (d.channels && relu)
+            depthwise_channel_samples<true>(x, r.first, r.second, wpk, b, g, d, sc, raw);
+        else if (d.channels)
+            depthwise_channel_samples<false>(x, r.first, r.second, wpk, b, g, d, sc, raw);
+        else if (relu)
+            depthwise_grid_samples<true>(x, r.first, r.second, W, b, g, d, sc, raw);
+        else
+            depthwise_grid_samples<false>(x, r.first, r.second, W, b, g, d, sc, raw);
+        if (!plain) apply_epilogue(raw, r.first, r.second, out, ConvAct::none, e, y);
+    });
+}
 
 bool direct_conv_supported(const ConvGeometry& g) {
     static const bool cpu = __builtin_cpu_supports("avx512f");
     // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
     // all outside bench_conv's held-out grid (bench_conv --tiles 0 against --direct 0, forward): 96x6x6 3x3
     // 'same' with 96 filters 1.4x, 96x10x10 5x5 'same' 1.7x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.6x.
-    return cpu && g.s == 1 && g.k <= 8;
+    // Stride 2 (the forward pass; backward takes im2col + sgemm): ResNet-18's and MobileNetV2's strided
+    // layers at 32x32, batch 64 (bench_conv --direct 1 against --direct 0, forward, load 12-16 on 2
+    // cores): the 7x7 stem 1.8x, 3x3 with 4x4 to 2x2 outputs 1.1-1.9x; but 3x3 to a 1x1 output 0.77x and
+    // 1x1 projections 0.43-0.70x (im2col of a 1x1 filter is a subsample, then one sgemm over the chunk).
+    const bool strided = g.s == 2 && g.k > 1 && g.p < g.k && g.pixels() >= 4;
+    return cpu && (g.s == 1 || strided) && g.k <= 8;
 }
 
 void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
                          const ConvEpilogue& e) {
-    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p);
+    const Pass p(g.c, g.f, g.k, g.h, g.w, g.p, g.s);
     const FilterPlan fp = filter_plan(p);
     const bool filter = use_filter_tiles(p, fp, t.tiles);
     float* wpk = filter ? grow(ws.packed, g.patch() * fp.ldf) : nullptr;
@@ -578,9 +893,35 @@ void direct_conv_forward(const float* x, std::int64_t batch, const float* W, con
     });
 }
 
+void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                            const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                            float* y, const ConvEpilogue& e) {
+    const int G = g.g, Cg = g.c / G, Fg = g.f / G;
+    const ConvGeometry one{Cg, g.h, g.w, Fg, g.k, g.s, g.p, 1};
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, gin = std::int64_t(Cg) * g.h * g.w;
+    const std::int64_t out = std::int64_t(g.f) * g.pixels(), gout = std::int64_t(Fg) * g.pixels();
+    const std::int64_t rows = std::int64_t(Cg) * g.k * g.k; // rows of W [Cg*K*K, F]
+    float* xg = grow(ws.group_in, batch * gin);
+    float* yg = grow(ws.group_out, batch * gout);
+    float* wg = grow(ws.group_weights, rows * Fg);
+    for (int gi = 0; gi < G; ++gi) {
+        for (std::int64_t r = 0; r < rows; ++r)
+            std::copy(W + r * g.f + gi * Fg, W + r * g.f + (gi + 1) * Fg, wg + r * Fg);
+        for (std::int64_t n = 0; n < batch; ++n)
+            std::copy(x + n * in + gi * gin, x + n * in + (gi + 1) * gin, xg + n * gin);
+        direct_conv_forward(xg, batch, wg, b + gi * Fg, one, t, ws, yg, ConvEpilogue{e.act});
+        // The rest of the epilogue (residual, post) on the group's channels of each output row.
+        ConvEpilogue rest = e;
+        if (rest.residual) rest.residual += gi * gout;
+        rest.ld = e.ld > 0 ? e.ld : out;
+        apply_epilogue(yg, 0, batch, gout, e.act, rest, y + gi * gout);
+    }
+}
+
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
                           const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                           float* dW, float* dx) {
+    MIMIC_REQUIRE(g.s == 1, "direct_conv_backward: stride ", g.s, " (the direct backward is stride 1 only)");
     const int K = g.k, KK = K * K, C = g.c, F = g.f, OH = g.oh(), OW = g.ow(), pd = K - 1 - g.p;
     const Pass fw(C, F, K, g.h, g.w, g.p); // x padded: the weight gradient
     const Pass bw(F, C, K, OH, OW, pd);    // dy padded: the input gradient

@@ -1,7 +1,8 @@
 // 2-D convolution (NCHW per sample, activations flat [B, C*H*W]): the execution space's direct backend
 // where it has one (host CPUs, impl/conv2d_direct.hpp), else im2col + sgemm with backward by two sgemms and
 // a race-free col2im gather. Grouped and depthwise convolutions (G > 1) take a direct Kokkos kernel on
-// every execution space (src/nn/layers/conv2d_grouped.cpp).
+// every execution space (src/nn/layers/conv2d_grouped.cpp), except their forward passes on hosts with the
+// direct backend (conv_backend).
 #pragma once
 
 #include "mimic/nn/layer.hpp"
@@ -51,7 +52,8 @@ struct ConvTuning {
     /// May take the execution space's direct backend where it has one for the geometry; MIMIC_CONV_IM2COL=1
     /// in the environment turns it off for every convolution (im2col + sgemm, as on a CPU without one).
     bool direct = true;
-    /// The direct backend's tiles: 0 chosen per shape, 1 pixel tiles, 2 filter tiles (tests and tuning).
+    /// The direct backend's tiles: 0 chosen per shape, 1 pixel tiles, 2 filter tiles (depthwise: 1 grid
+    /// tiles, 2 channel tiles; tests and tuning).
     int direct_tiles = 0;
     /// im2col's chunk budget in floats; 0: the default (conv_chunk_rows).
     std::int64_t chunk_floats = 0;
@@ -88,12 +90,15 @@ struct ConvEpilogue {
     }
 };
 
-/// Which formulation a convolution takes.
-enum class ConvBackend { im2col_gemm, direct, grouped };
+/// Which formulation a convolution takes. direct: the direct kernels (forward a group at a time when G > 1;
+/// backward by im2col + sgemm when S > 1, by the grouped kernels when G > 1); direct_depthwise: the direct
+/// depthwise forward, the grouped kernels' backward.
+enum class ConvBackend { im2col_gemm, direct, grouped, direct_depthwise };
 /// The one backend choice of conv2d_forward and conv2d_backward for geometry g under tuning t on the
-/// default execution space: grouped when G > 1; else direct where impl::DirectConvAvailable holds for it,
-/// this CPU and g suit the kernels, t allows it and MIMIC_CONV_IM2COL=1 is not set; im2col + sgemm
-/// otherwise.
+/// default execution space. Where impl::DirectConvAvailable holds for it, t allows it and
+/// MIMIC_CONV_IM2COL=1 is not set: direct_depthwise when G > 1 and this CPU and g suit that kernel
+/// (depthwise), else direct when they suit the direct kernels for one group of g. Otherwise grouped when
+/// G > 1, im2col + sgemm else.
 ConvBackend conv_backend(const ConvGeometry& g, const ConvTuning& t);
 
 /// Grow-only scratch of one convolution: patches, the [F, rows*P] GEMM output / gradient and the gradient

@@ -1,5 +1,6 @@
-// The host backend of Conv2D: direct register-tiled kernels for stride 1 on x86-64 CPUs with AVX-512F,
-// the trait on the execution space that makes them available, their tuning knobs and their workspace.
+// The host backend of Conv2D: direct register-tiled kernels on x86-64 CPUs with AVX-512F (stride 1, the
+// forward pass of stride 2, grouped and depthwise forward passes), the trait on the execution space that
+// makes them available, their tuning knobs and their workspace.
 #pragma once
 
 #include "mimic/nn/layers/conv2d.hpp"
@@ -51,11 +52,14 @@ struct DirectConvScratch {
 /// thread.
 struct DirectConvWorkspace {
     std::vector<float> weights, packed, chunk_in, chunk_grad;
+    /// A group's inputs, outputs and weights, contiguous (direct_grouped_forward).
+    std::vector<float> group_in, group_out, group_weights;
     std::vector<DirectConvScratch> threads;
 };
 
-/// Whether this CPU and geometry suit the direct kernels: AVX-512F, stride 1, K <= 8 (false where they
-/// are not compiled in).
+/// Whether this CPU and geometry (of one group) suit the direct kernels: AVX-512F, K <= 8, and stride 1, or
+/// stride 2 with K > 1, P < K and 4 output pixels or more (the forward pass; false where they are not
+/// compiled in).
 bool direct_conv_supported(const ConvGeometry& g);
 
 /// Direct forward on host pointers: y [B, F*OH*OW] (rows e.ld apart when set) = the epilogue e of
@@ -63,6 +67,28 @@ bool direct_conv_supported(const ConvGeometry& g);
 void direct_conv_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws, float* y,
                          const ConvEpilogue& e);
+/// Grouped forward (1 < G, W [C/G*K*K, F]) by the direct kernels, a group at a time: the group's input
+/// channels, weight columns and bias as a convolution of C/G channels and F/G filters, its outputs copied
+/// into y's channels of that group through the epilogue e. Serves the geometries whose one group
+/// direct_conv_supported accepts.
+void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                            const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                            float* y, const ConvEpilogue& e);
+
+/// Whether this CPU and geometry suit the direct depthwise kernel: AVX-512F, G = C = F, K <= 8, padding
+/// below K, any stride (false where it is not compiled in).
+bool direct_depthwise_supported(const ConvGeometry& g);
+
+/// Direct depthwise forward on host pointers: y [B, C*OH*OW] = dwconv(x [B, C*H*W], W [K*K, C]) + b
+/// (then the epilogue e: in the kernel for none or relu into a contiguous output, else in a second pass over
+/// the outputs), each output summing its taps in (kh, kw) order with fused multiply-adds from 0,
+/// then the bias. Tiles (t.tiles): 1 grid tiles (a channel's outputs on a grid over its padded phase planes,
+/// 16 a register), 2 channel tiles (16 channels a register per output, for small planes), 0 chosen per
+/// shape; both give the same bits. Samples are split over the host execution space's threads.
+void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                              const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                              float* y, const ConvEpilogue& e);
+
 /// Direct backward on host pointers: dW += the weight gradient (threads over input channels); dx (when not
 /// null) = the input gradient (threads over samples).
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
