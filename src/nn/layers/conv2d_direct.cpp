@@ -683,6 +683,12 @@ MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::i
         }
 }
 
+// GCC 12's unpack intrinsics start from _mm512_undefined_ps (`__m512 __Y = __Y;`), which
+// -Wmaybe-uninitialized reports once inlined here: a false positive of the header, silenced for this function.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 /// r[i] lane j -> r[j] lane i: 16 x 16 floats transposed in registers (unpack within 128-bit lanes, then
 /// the 4 x 4 transposition of the 128-bit lanes).
 MIMIC_AVX512 inline void transpose16(__m512 r[16]) {
@@ -708,6 +714,9 @@ MIMIC_AVX512 inline void transpose16(__m512 r[16]) {
         r[12 + k] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
     }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 __mmask16 first_lanes(std::int64_t n) {
     return n >= kLanes ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
