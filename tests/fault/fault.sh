@@ -5,7 +5,8 @@
 # and a stop signal that arrives once the output is complete (late_signal: exit 0). Content over metadata:
 # fewer rows than replicas and unbounded waits (hang), option values that crashed or wrote garbage
 # (options), damaged checkpoints (checkpoint), damaged finished outputs (finished: a clean rerun is a
-# verified no-op), changed inputs under the same name (fingerprints), and a removed live lock or a replaced
+# verified no-op), changed inputs under the same name (fingerprints; inpass: found by the pass over the
+# rows of a file too large to hash when opened), and a removed live lock or a replaced
 # partial file (lock).
 # Every failure must be one line "mimic <command>: error: ..." and a non-zero exit within the timeout
 # (a hang fails the test), and no input may change. Exit 77 (skipped) when the case cannot run here.
@@ -383,6 +384,41 @@ fingerprints)
   fails 2 "$d/vl2.h5: holds the logits of ensemble .* --val-logits must come from the same ensemble" \
     distill --transfer "$d/g.h5" --logits "$d/l.h5" --val "$d/b.h5" --val-logits "$d/vl2.h5" --arch $ARCH \
     --epochs 1 --out "$d/s2.h5"
+  ;;
+inpass)
+  # A dataset too large to hash when opened (forced here with MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=0) has
+  # its stored @fingerprint checked by the pass that reads its rows: a row changed after writing is caught
+  # by label, distill and train before any output is moved into place.
+  setup_pipeline
+  runs 2 transfer --from "$d/g.h5" --size 300 --augment 1 --noise 0.1 --out "$d/t.h5"
+  runs 2 label --ensemble "$d/ens/manifest.h5" --transfer "$d/t.h5" --batch 50 --block-rows 100 --out "$d/lt.h5"
+  inputs idx "$d/idx" 200 4
+  runs 1 data import --train-images "$d/idx/train-images" --train-labels "$d/idx/train-labels" \
+    --test-images "$d/idx/t10k-images" --test-labels "$d/idx/t10k-labels" --val 0 --out-dir "$d/imp"
+  export MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=0
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/t.h5" --batch 50 --block-rows 100)
+  D=(distill --transfer "$d/t.h5" --logits "$d/lt.h5" --arch $ARCH --epochs 2 --batch 16 --block-rows 64)
+  T=(train --data "$d/imp/train.h5" --arch $ARCH --epochs 2 --batch 16 --shuffle-block 32)
+  # Intact files pass: the folded hashes equal the stored fingerprints.
+  runs 2 "${L[@]}" --out "$d/l2.h5"
+  cmp -s <(h5dump -d logits "$d/l2.h5" | tail -n +3) <(h5dump -d logits "$d/lt.h5" | tail -n +3) ||
+    die "the in-pass check changed the logits"
+  runs 2 "${D[@]}" --out "$d/s.h5"
+  runs 2 "${T[@]}" --out "$d/m.h5"
+  # One changed value, the attribute left as it was.
+  inputs set "$d/t.h5" X 250 1 7
+  inputs set "$d/imp/train.h5" X 130 2 0.5
+  fails 2 "$d/t.h5: its rows hash to fingerprint .* but its @fingerprint attribute says .*(found while reading its rows" \
+    "${L[@]}" --out "$d/l3.h5"
+  [ ! -e "$d/l3.h5" ] || die "label moved logits of a changed transfer set into place"
+  fails 2 "$d/t.h5: its rows hash to fingerprint .*(found while reading its rows" "${D[@]}" --out "$d/s3.h5"
+  [ ! -e "$d/s3.h5" ] || die "distill wrote a student of a changed transfer set"
+  fails 2 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --out "$d/m3.h5"
+  fails 1 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --out "$d/m4.h5" \
+    --bootstrap
+  [ ! -e "$d/m3.h5" ] && [ ! -e "$d/m4.h5" ] || die "train wrote a model of a changed training set"
+  MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=lots fails 1 "MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=lots: must be a whole number" \
+    "${L[@]}" --out "$d/l4.h5"
   ;;
 lock)
   # The output lock against a second writer. A second job on a live job's output is refused even after

@@ -1,0 +1,50 @@
+// The fingerprint of a dataset too large to hash when opened, folded into a pass that reads its rows
+// anyway (label, distill, train) and compared with the stored @fingerprint once every row was seen.
+#pragma once
+
+#include "mimic/core/comm.hpp"
+#include "mimic/io/dataset.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mimic::io {
+
+/// Files whose /X holds at most this many bytes have their fingerprint computed when opened: 256 MiB,
+/// or MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES (a whole number of bytes, 0 upwards; anything else is refused
+/// naming the variable and its value).
+std::int64_t fingerprint_at_open_max_bytes();
+
+/// Sums the row hashes of whole blocks of `block_rows` rows as a consumer reads them, each block once,
+/// and checks the total against the file's stored @fingerprint when every block was seen. Inactive (every
+/// call a no-op) when the reader verified the fingerprint on open or the file stores none.
+class RowTally {
+public:
+    RowTally() = default;
+    RowTally(const DatasetReader& reader, std::int64_t block_rows);
+    bool active() const { return reader_ != nullptr; }
+    /// Whether the rows' labels are needed (the file has /y): a consumer that reads no labels reads them
+    /// while the tally is active.
+    bool wants_labels() const { return active() && reader_->meta().has_labels; }
+    /// Hashes the whole blocks within rows [begin, begin + count) not seen yet; X holds the count rows as
+    /// read (count * d floats), y their labels (when wants_labels()). Partial blocks are skipped.
+    void add(std::int64_t begin, std::int64_t count, const float* X, const int* y);
+    /// Every block seen by this rank.
+    bool complete() const { return seen_ == std::int64_t(hash_.size()); }
+    /// Collective over comm: combines what the ranks saw (a block read by several ranks counts once);
+    /// when every block was seen, compares the total with @fingerprint and fails naming the file if it
+    /// differs, then becomes inactive. With read_missing, blocks nobody saw are read first, round-robin
+    /// over comm, which must then be the communicator the reader was opened on.
+    void check(const par::Comm& comm, bool read_missing);
+
+private:
+    void read_missing(const par::Comm& comm);
+    const DatasetReader* reader_ = nullptr;
+    std::int64_t block_ = 1;
+    std::vector<std::uint64_t> hash_; ///< per block; meaningful where seen
+    std::vector<char> seen_flag_;
+    std::int64_t seen_ = 0;
+};
+
+} // namespace mimic::io
