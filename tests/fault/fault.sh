@@ -343,6 +343,24 @@ finished)
   runs 2 "${T[@]}" --overwrite
   grep -q "wrote $d/m.h5" "$d/log" || { cat "$d/log"; die "--overwrite did not retrain"; }
   runs 2 distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  # A finished transfer set: a clean rerun is a verified no-op, also when the file is too large to hash
+  # on open (its rows are read once); one changed value makes it corrupt.
+  X=(transfer --from "$d/g.h5" --size 300 --augment 1 --noise 0.1 --out "$d/t.h5")
+  for limit in 268435456 0; do
+    export MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=$limit
+    runs 2 "${X[@]}" --overwrite
+    runs 2 "${X[@]}"
+    grep -q "already complete .* nothing to do" "$d/log" || { cat "$d/log"; die "a clean transfer rerun is not a no-op"; }
+    inputs set "$d/t.h5" X 280 3 0.75
+    fails 2 "$d/t.h5: its rows hash to fingerprint .* it is not reused: pass --overwrite" "${X[@]}"
+  done
+  unset MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES
+  # A finished ensemble member: kept on a clean rerun, reported as corrupt once changed.
+  E=(ensemble train --members 2 --arch $ARCH --data "$d/g.h5" --epochs 1 --batch 16 --out-dir "$d/ens")
+  runs 2 "${E[@]}"
+  grep -q "2 already trained, 0 to train" "$d/log" || { cat "$d/log"; die "a clean ensemble rerun retrained"; }
+  inputs set "$d/ens/member-001.h5" weights/layer0.dense.W 1 1 0.5
+  fails 2 "$d/ens/member-001.h5: weights checksum mismatch .* it is not reused: pass --overwrite" "${E[@]}"
   ;;
 fingerprints)
   # Content, not metadata: a dataset's fingerprint is computed from its rows when it has none and verified
