@@ -498,6 +498,52 @@ lock)
     fails 2 "$d/x.h5.$sib: an output may not end in '.$sib'" "${L[@]}" --out "$d/x.h5.$sib"
   done
   ;;
+lock_stages)
+  # The output lock of every writing stage, not only label's: a second job on a live job's output, with
+  # --overwrite, is refused, and the first job then finishes with its output intact (a clean rerun is a
+  # verified no-op).
+  tiny "$d/big.h5" 20000 3 1 6 6 4
+  WIDE=dense:2048,relu,dense:512,relu,dense:4
+  runs 2 ensemble train --members 2 --arch $ARCH --data "$d/big.h5" --epochs 1 --batch 64 --out-dir "$d/ens"
+  runs 2 label --ensemble "$d/ens/manifest.h5" --transfer "$d/big.h5" --out "$d/l.h5"
+  inputs idx "$d/idx" 60000 4
+  # first_then_second <lock file> <no-op pattern> <mimic arguments...>: the first job, stopped once it holds
+  # the lock, then the second (with --overwrite where the command has it), then the first resumed.
+  first_then_second() {
+    local lock=$1 noop=$2 out=${1%.lock} ino
+    shift 2
+    "$MIMIC" "$@" >"$d/first.log" 2>"$d/first.err" &
+    first=$!
+    for _ in $(seq 1000); do
+      ino=$(stat -c %i "$lock" 2>/dev/null) && grep -q "FLOCK.*:$ino " /proc/locks 2>/dev/null && break
+      sleep 0.01
+    done
+    kill -STOP $first 2>/dev/null || { echo "skipped: 'mimic $1' ended before it could be paused"; exit 77; }
+    local again=("$@")
+    [ "$1" = data ] || again+=(--overwrite)
+    MIMIC_LOCK_WAIT=0 fails 1 "$out: another live job is writing this output" "${again[@]}"
+    kill -CONT $first
+    wait $first || { cat "$d/first.err"; die "the first 'mimic $1' failed after a second job was refused"; }
+    [ -e "$out" ] && [ ! -e "$out.partial" ] && [ ! -e "$lock" ] || die "mimic $1: output missing or leftovers"
+    if [ -n "$noop" ]; then
+      runs 1 "$@"
+      grep -q "$noop" "$d/log" || { cat "$d/log"; die "mimic $1: the first job's output is not intact"; }
+    fi
+    echo "ok: mimic $1 held its output against a second job"
+  }
+  first_then_second "$d/m.h5.lock" "already trained .* nothing to do" train --data "$d/big.h5" --arch $WIDE \
+    --epochs 1 --out "$d/m.h5"
+  first_then_second "$d/e/manifest.h5.lock" "2 already trained, 0 to train" ensemble train --members 2 \
+    --arch $WIDE --data "$d/big.h5" --epochs 1 --out-dir "$d/e"
+  first_then_second "$d/s.h5.lock" "already trained .* nothing to do" distill --transfer "$d/big.h5" \
+    --logits "$d/l.h5" --arch $WIDE --epochs 1 --out "$d/s.h5"
+  first_then_second "$d/t.h5.lock" "already complete .* nothing to do" transfer --from "$d/big.h5" \
+    --size 60000 --munge 1 --out "$d/t.h5"
+  first_then_second "$d/imp/train.h5.lock" "" data import --train-images "$d/idx/train-images" \
+    --train-labels "$d/idx/train-labels" --test-images "$d/idx/t10k-images" --test-labels "$d/idx/t10k-labels" \
+    --val 1000 --out-dir "$d/imp"
+  runs 1 info "$d/imp/train.h5"
+  ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and
   # must exit 0, keeping the output and leaving no partial or lock file.
