@@ -415,26 +415,36 @@ inpass)
     --test-images "$d/idx/t10k-images" --test-labels "$d/idx/t10k-labels" --val 0 --out-dir "$d/imp"
   export MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=0
   L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/t.h5" --batch 50 --block-rows 100)
-  D=(distill --transfer "$d/t.h5" --logits "$d/lt.h5" --arch $ARCH --epochs 2 --batch 16 --block-rows 64)
-  T=(train --data "$d/imp/train.h5" --arch $ARCH --epochs 2 --batch 16 --shuffle-block 32)
+  D=(distill --transfer "$d/t.h5" --logits "$d/lt.h5" --arch $ARCH --batch 16 --block-rows 64)
+  T=(train --data "$d/imp/train.h5" --arch $ARCH --batch 16 --shuffle-block 32)
   # Intact files pass: the folded hashes equal the stored fingerprints.
   runs 2 "${L[@]}" --out "$d/l2.h5"
   cmp -s <(h5dump -d logits "$d/l2.h5" | tail -n +3) <(h5dump -d logits "$d/lt.h5" | tail -n +3) ||
     die "the in-pass check changed the logits"
-  runs 2 "${D[@]}" --out "$d/s.h5"
-  runs 2 "${T[@]}" --out "$d/m.h5"
+  runs 2 "${D[@]}" --epochs 2 --out "$d/s.h5"
+  runs 2 "${T[@]}" --epochs 2 --out "$d/m.h5"
+  # A run resumed within its last epoch reads the rows it has not seen before writing its output.
+  runs 2 "${D[@]}" --epochs 1 --stop-after-steps 9 --out "$d/s5.h5"
+  runs 2 "${D[@]}" --epochs 1 --out "$d/s5.h5"
+  grep -q "resuming" "$d/log" || { cat "$d/log"; die "distill did not resume"; }
+  runs 2 "${T[@]}" --epochs 1 --stop-after-steps 3 --out "$d/m5.h5"
+  runs 2 "${T[@]}" --epochs 1 --out "$d/m5.h5"
+  grep -q "resuming" "$d/log" || { cat "$d/log"; die "train did not resume"; }
   # One changed value, the attribute left as it was.
   inputs set "$d/t.h5" X 250 1 7
   inputs set "$d/imp/train.h5" X 130 2 0.5
   fails 2 "$d/t.h5: its rows hash to fingerprint .* but its @fingerprint attribute says .*(found while reading its rows" \
     "${L[@]}" --out "$d/l3.h5"
   [ ! -e "$d/l3.h5" ] || die "label moved logits of a changed transfer set into place"
-  fails 2 "$d/t.h5: its rows hash to fingerprint .*(found while reading its rows" "${D[@]}" --out "$d/s3.h5"
+  fails 2 "$d/t.h5: its rows hash to fingerprint .*(found while reading its rows" "${D[@]}" --epochs 2 --out "$d/s3.h5"
   [ ! -e "$d/s3.h5" ] || die "distill wrote a student of a changed transfer set"
-  fails 2 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --out "$d/m3.h5"
-  fails 1 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --out "$d/m4.h5" \
+  fails 2 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --epochs 2 --out "$d/m3.h5"
+  fails 1 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --epochs 2 --out "$d/m4.h5" \
     --bootstrap
   [ ! -e "$d/m3.h5" ] && [ ! -e "$d/m4.h5" ] || die "train wrote a model of a changed training set"
+  runs 2 "${D[@]}" --epochs 1 --stop-after-steps 9 --out "$d/s6.h5"
+  fails 2 "$d/t.h5: its rows hash to fingerprint .*(found while reading its rows" "${D[@]}" --epochs 1 --out "$d/s6.h5"
+  [ ! -e "$d/s6.h5" ] || die "a resumed distill wrote a student of a changed transfer set"
   MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=lots fails 1 "MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=lots: must be a whole number" \
     "${L[@]}" --out "$d/l4.h5"
   ;;
