@@ -3,6 +3,7 @@
 #include "mimic/io/row_tally.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/core/log.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -78,6 +79,12 @@ void RowTally::read_missing(const par::Comm& comm) {
     std::vector<std::int64_t> missing;
     for (size_t b = 0; b < hash_.size(); ++b)
         if (!seen_flag_[b]) missing.push_back(std::int64_t(b));
+    std::int64_t rows = 0;
+    for (auto b : missing)
+        rows += std::min(block_, m.n - b * block_);
+    log::info("note: ", reader_->path(), ": reading ", rows,
+              " rows this run did not see, to check its "
+              "@fingerprint before the output is finished");
     std::vector<float> X(size_t(std::min(block_, m.n) * m.d));
     std::vector<int> y(wants_labels() ? size_t(std::min(block_, m.n)) : 0);
     // Blocks dealt round-robin; every rank takes part in every round's collective read.

@@ -427,6 +427,7 @@ inpass)
   runs 2 "${D[@]}" --epochs 1 --stop-after-steps 9 --out "$d/s5.h5"
   runs 2 "${D[@]}" --epochs 1 --out "$d/s5.h5"
   grep -q "resuming" "$d/log" || { cat "$d/log"; die "distill did not resume"; }
+  grep -q "$d/t.h5: reading 128 rows this run did not see" "$d/log" || { cat "$d/log"; die "no rows read to check"; }
   runs 2 "${T[@]}" --epochs 1 --stop-after-steps 3 --out "$d/m5.h5"
   runs 2 "${T[@]}" --epochs 1 --out "$d/m5.h5"
   grep -q "resuming" "$d/log" || { cat "$d/log"; die "train did not resume"; }
