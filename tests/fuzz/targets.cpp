@@ -10,12 +10,15 @@
 #include "mimic/io/idx.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/onnx.hpp"
+#include "mimic/io/sources/cifar_source.hpp"
+#include "mimic/io/sources/hdf5_source.hpp"
 #include "mimic/io/sources/npy_source.hpp"
 #include "mimic/nn/optim/optimizer.hpp"
 #include "mimic/nn/spec.hpp"
 #include "mimic/parallel/sharded_model.hpp"
 #include "mimic/train/checkpoint.hpp"
 
+#include <hdf5.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -50,16 +53,48 @@ void idx(const std::uint8_t* data, std::size_t size) {
     if (std::int64_t(a.data.size()) != total) std::abort(); // the reader's own promise
 }
 
+/// Reads every row of an array source when they take under 1 MiB (its size promise checked first).
+void read_small(const io::ArraySource& src) {
+    const std::int64_t bytes = src.rows() * src.row_elements() * std::int64_t(io::elem_size(src.elem()));
+    if (bytes < 0) std::abort(); // the reader refuses shapes that overflow
+    if (bytes > (std::int64_t(1) << 20)) return;
+    std::vector<unsigned char> buf(static_cast<size_t>(bytes));
+    src.read(0, src.rows(), buf.data());
+}
+
 /// The NumPy sources: an .npz member `x` when the input is a zip, else an .npy; rows are read when small.
 void npy(const std::uint8_t* data, std::size_t size) {
     const bool zip = size >= 2 && data[0] == 'P' && data[1] == 'K';
     const std::string path = write_scratch(data, size, zip ? ".npz" : ".npy");
-    const auto src = zip ? io::open_npz_member(path, "x") : io::open_npy(path);
-    const std::int64_t bytes = src->rows() * src->row_elements() * std::int64_t(io::elem_size(src->elem()));
-    if (bytes < 0) std::abort(); // the reader refuses shapes that overflow
-    if (bytes > (std::int64_t(1) << 20)) return;
-    std::vector<unsigned char> buf(static_cast<size_t>(bytes));
-    src->read(0, src->rows(), buf.data());
+    read_small(*(zip ? io::open_npz_member(path, "x") : io::open_npy(path)));
+}
+
+/// The CIFAR binary source: the first byte picks CIFAR-10 or CIFAR-100 records, the rest is the file.
+void cifar(const std::uint8_t* data, std::size_t size) {
+    if (size < 1) return;
+    const std::string path = write_scratch(data + 1, size - 1, ".bin");
+    read_small(*io::open_cifar(path, data[0] % 2 == 1));
+}
+
+/// The HDF5 array source: a file as h5py writes one (/x uint8 [4, 2, 3, 1], /y int64 [4]), edited by the
+/// input (h5_mutate), then /x opened and read.
+void hdf5(const std::uint8_t* data, std::size_t size) {
+    const std::string path = scratch_path(".h5");
+    {
+        const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        const hsize_t xd[4] = {4, 2, 3, 1}, yd[1] = {4};
+        const unsigned char x[24] = {0, 1, 2, 3, 250, 251, 252, 253, 7, 8, 9, 10,
+                                     0, 0, 0, 0, 255, 255, 1,   2,   3, 4, 5, 6};
+        const long long y[4] = {0, 1, 2, 1};
+        const hid_t xs = H5Screate_simple(4, xd, nullptr), ys = H5Screate_simple(1, yd, nullptr);
+        const hid_t dx = H5Dcreate2(f, "x", H5T_STD_U8LE, xs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        const hid_t dy = H5Dcreate2(f, "y", H5T_STD_I64LE, ys, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(dx, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+        H5Dwrite(dy, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, y);
+        H5Dclose(dx), H5Dclose(dy), H5Sclose(xs), H5Sclose(ys), H5Fclose(f);
+    }
+    mutate_h5(path, data, size);
+    read_small(*io::open_hdf5_source(path, "x"));
 }
 
 void spec(const std::uint8_t* data, std::size_t size) {
@@ -145,12 +180,14 @@ void checkpoint(const std::uint8_t* data, std::size_t size) {
 } // namespace
 
 const char* target_names() {
-    return "idx, npy, spec, ini, onnx, model, checkpoint";
+    return "idx, npy, cifar, hdf5, spec, ini, onnx, model, checkpoint";
 }
 
 bool run_one(const std::string& target, const std::uint8_t* data, std::size_t size) {
     void (*fn)(const std::uint8_t*, std::size_t) = target == "idx"          ? idx
                                                    : target == "npy"        ? npy
+                                                   : target == "cifar"      ? cifar
+                                                   : target == "hdf5"       ? hdf5
                                                    : target == "spec"       ? spec
                                                    : target == "ini"        ? ini
                                                    : target == "onnx"       ? onnx
