@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 namespace mimic::io {
 
@@ -113,6 +114,46 @@ void RowTally::check(const par::Comm& comm, bool read_missing_blocks) {
         fail(path, ": its rows hash to fingerprint ", computed, " but its @fingerprint attribute says ",
              stored,
              "; the file was changed after it was written (found while reading its rows; regenerate it)");
+}
+
+void verify_done_blocks(const h5::File& partial, const std::vector<unsigned char>& done,
+                        const std::vector<unsigned long long>& hashes,
+                        const std::vector<std::int64_t>& starts, const par::Comm& comm) {
+    const h5::Handle X = h5::open_dataset(partial, "/X");
+    const auto dims = h5::dataset_dims(X);
+    MIMIC_REQUIRE(dims.size() == 2, partial.path(), ": /X is not 2-D");
+    const std::int64_t n = std::int64_t(dims[0]), d = std::int64_t(dims[1]);
+    const bool labels = partial.has("/y");
+    h5::Handle Y;
+    if (labels) Y = h5::open_dataset(partial, "/y");
+    std::vector<std::int64_t> blocks;
+    std::int64_t most = 0;
+    for (size_t k = 0; k < done.size() && k < hashes.size() && k + 1 < starts.size(); ++k)
+        if (done[k]) {
+            blocks.push_back(std::int64_t(k));
+            most = std::max(most, std::min(n, starts[k + 1]) - starts[k]);
+        }
+    std::vector<float> x(size_t(most * d));
+    std::vector<int> y(labels ? size_t(most) : 0);
+    std::int64_t bad = std::numeric_limits<std::int64_t>::max();
+    for (size_t first = 0; first < blocks.size(); first += size_t(comm.size())) {
+        const size_t k = first + size_t(comm.rank());
+        const std::int64_t b = k < blocks.size() ? blocks[k] : -1;
+        const std::int64_t begin = b >= 0 ? starts[size_t(b)] : 0;
+        const std::int64_t count =
+            b >= 0 ? std::max<std::int64_t>(0, std::min(n, starts[size_t(b) + 1]) - begin) : 0;
+        h5::read_rows(X, H5T_NATIVE_FLOAT, begin, count, x.data(), partial.parallel());
+        if (labels) h5::read_rows(Y, H5T_NATIVE_INT, begin, count, y.data(), partial.parallel());
+        std::uint64_t sum = 0;
+        for (std::int64_t i = 0; i < count; ++i)
+            sum += row_hash(begin + i, x.data() + i * d, d, labels ? y[size_t(i)] : 0, labels);
+        if (b >= 0 && sum != hashes[size_t(b)]) bad = std::min(bad, b);
+    }
+    if (comm.size() > 1) comm.allreduce(&bad, 1, par::ReduceOp::min);
+    if (bad != std::numeric_limits<std::int64_t>::max())
+        fail(partial.path(), ": rows [", starts[size_t(bad)], ", ", std::min(n, starts[size_t(bad) + 1]),
+             ") differ from the block hash recorded when they were written; the partial file was changed "
+             "after it was written (remove it to write it again)");
 }
 
 } // namespace mimic::io

@@ -11,6 +11,7 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/dataset_set.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/row_tally.hpp"
 #include "mimic/io/transfer_file.hpp"
 #include "mimic/transfer/generate.hpp"
 #include "mimic/transfer/neighbours.hpp"
@@ -390,6 +391,15 @@ Todo read_done_record(const Plan& p, Output& out, const par::Comm& comm) {
     Todo t;
     std::uint64_t hash_before = 0;
     out.record.read();
+    // Done blocks are trusted only once their rows hash to what was recorded when they were written.
+    if (out.resume)
+        par::agree(comm, [&] {
+            std::vector<std::int64_t> starts;
+            for (std::int64_t k = 0; k < p.num_blocks; ++k)
+                starts.push_back(p.block(k).begin);
+            starts.push_back(p.N);
+            io::verify_done_blocks(out.writer->file(), out.record.done(), out.record.hashes(), starts, comm);
+        });
     for (std::int64_t k = 0; k < p.num_blocks; ++k) {
         if (out.record.done()[size_t(k)]) {
             t.rows_before += p.block(k).size();

@@ -355,6 +355,18 @@ finished)
     fails 2 "$d/t.h5: its rows hash to fingerprint .* it is not reused: pass --overwrite" "${X[@]}"
   done
   unset MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES
+  # A resumed transfer set trusts its done blocks only once their rows hash to the recorded block hashes.
+  rm -f "$d/t.h5"
+  runs 2 "${X[@]}" --block-rows 64 --stop-after-blocks 1
+  [ -e "$d/t.h5.partial" ] || die "no partial transfer set to resume"
+  row=$("$MIMIC_PYTHON" -c "
+import h5py, sys
+with h5py.File(sys.argv[1], 'r+') as f:
+    k = int(next(i for i, v in enumerate(f['progress/done'][()]) if v))
+    f['X'][k * 64 + 5, 2] += 0.5
+    print(k * 64)" "$d/t.h5.partial") || die "could not change a done block"
+  fails 2 "$d/t.h5.partial: rows \[$row, $((row + 64))) differ from the block hash recorded" "${X[@]}" --block-rows 64
+  [ ! -e "$d/t.h5" ] || die "a transfer set was finished from a changed partial file"
   # A finished ensemble member: kept on a clean rerun, reported as corrupt once changed.
   E=(ensemble train --members 2 --arch $ARCH --data "$d/g.h5" --epochs 1 --batch 16 --out-dir "$d/ens")
   runs 2 "${E[@]}"

@@ -1,5 +1,6 @@
 // The fingerprint of a dataset too large to hash when opened, folded into a pass that reads its rows
-// anyway (label, distill, train) and compared with the stored @fingerprint once every row was seen.
+// anyway (label, distill, train) and compared with the stored @fingerprint once every row was seen; and
+// the check of a resumed partial file's done blocks against their recorded hashes.
 #pragma once
 
 #include "mimic/core/comm.hpp"
@@ -46,5 +47,13 @@ private:
     std::vector<char> seen_flag_;
     std::int64_t seen_ = 0;
 };
+
+/// Collective over comm (the communicator `partial` was opened on): a resumable writer's done blocks, before
+/// they are trusted. Block k holds rows [starts[k], starts[k + 1]) of /X and /y; the rows of every block
+/// marked done are read (blocks dealt round-robin over the ranks) and their row-hash sum compared with the
+/// hash recorded when the block was written; a block that differs fails naming the file and its rows.
+void verify_done_blocks(const h5::File& partial, const std::vector<unsigned char>& done,
+                        const std::vector<unsigned long long>& hashes,
+                        const std::vector<std::int64_t>& starts, const par::Comm& comm);
 
 } // namespace mimic::io
