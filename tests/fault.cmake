@@ -1,6 +1,6 @@
 # Fault injection through the real CLI (tests/fault/fault.sh): each case must end in one error line and
 # a non-zero exit within its timeout, and leave every input unchanged; 77 means skipped here.
-foreach(case same_file nonfinite labels shapes full_disk members huge concurrent late_signal leftovers hang options checkpoint finished fingerprints lock)
+foreach(case same_file nonfinite labels shapes full_disk members huge concurrent late_signal leftovers hang options checkpoint finished fingerprints inpass lock lock_stages)
   mimic_script_test(fault.${case} fault/fault.sh ${case})
   set_tests_properties(fault.${case} PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 PROCESSORS 2)
 endforeach()

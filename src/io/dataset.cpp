@@ -6,6 +6,7 @@
 #include "mimic/core/rng.hpp"
 #include "mimic/io/half.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/row_tally.hpp"
 
 #include <sys/stat.h>
 
@@ -214,7 +215,8 @@ void DatasetReader::build_pixel_table() {
 
 void DatasetReader::check_fingerprint(const par::Comm& comm) {
     const bool stored = !meta_.fingerprint.empty();
-    if (double(meta_.n) * double(meta_.d) * 4.0 > kFingerprintUpFrontBytes) {
+    if (double(meta_.n) * double(meta_.d) * 4.0 > double(fingerprint_at_open_max_bytes())) {
+        fingerprint_pending_ = stored;
         if (stored) return;
         // Too large to read an extra time: identified by what the file system says instead, so that a
         // regenerated file is still a changed input.
@@ -230,6 +232,11 @@ void DatasetReader::check_fingerprint(const par::Comm& comm) {
                   meta_.fingerprint, ")");
         return;
     }
+    verify_fingerprint(comm);
+}
+
+void DatasetReader::verify_fingerprint(const par::Comm& comm) {
+    const bool stored = !meta_.fingerprint.empty();
     const std::string computed = hash_rows(comm);
     if (stored && computed != meta_.fingerprint)
         fail(path(), ": its rows hash to fingerprint ", computed, " but its @fingerprint attribute says ",
@@ -237,6 +244,7 @@ void DatasetReader::check_fingerprint(const par::Comm& comm) {
              "; the file was changed after it was written (regenerate it, or delete the "
              "attribute to have it computed)");
     meta_.fingerprint = computed;
+    fingerprint_pending_ = false;
 }
 
 std::string DatasetReader::hash_rows(const par::Comm& comm) const {

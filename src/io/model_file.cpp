@@ -7,6 +7,8 @@
 #include "mimic/core/runtime.hpp"
 #include "mimic/io/dataset.hpp"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -53,6 +55,19 @@ std::vector<std::string> weight_names(const h5::File& f) {
     hsize_t idx = 0;
     MIMIC_H5_CHECK(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_names, &names));
     return names;
+}
+
+/// Elements of every dataset under /weights (read from their shapes only).
+std::int64_t stored_weights(const h5::File& f) {
+    constexpr std::int64_t kMax = std::int64_t(1) << 62; // saturated: only a bound
+    std::int64_t total = 0;
+    for (const auto& name : weight_names(f)) {
+        std::int64_t n = 1;
+        for (auto e : h5::dataset_dims(h5::open_dataset(f, "/weights/" + name)))
+            n = e == 0 ? 0 : n > kMax / std::int64_t(e) ? kMax : n * std::int64_t(e);
+        total = std::min(kMax, total + n);
+    }
+    return total;
 }
 
 } // namespace
@@ -166,8 +181,9 @@ static ModelMeta read_model_meta_from(const h5::File& f) {
     ModelMeta m;
     m.spec = h5::read_attr_string(root, "spec");
     const auto s = h5::read_attr_ints(root, "input_shape");
-    if (s.size() != 3 || s[0] < 1 || s[1] < 1 || s[2] < 1)
-        fail(path, ": attribute 'input_shape' must hold three positive values (C, H, W)");
+    if (s.size() != 3 || s[0] < 1 || s[1] < 1 || s[2] < 1 || s[0] > INT_MAX || s[1] > INT_MAX ||
+        s[2] > INT_MAX)
+        fail(path, ": attribute 'input_shape' must hold three positive values (C, H, W) below 2^31");
     m.input = nn::Shape{int(s[0]), int(s[1]), int(s[2])};
     m.num_classes = int(h5::read_attr_int(root, "num_classes"));
     m.loss = h5::read_attr_string(root, "loss");
@@ -183,16 +199,20 @@ static ModelMeta read_model_meta_from(const h5::File& f) {
 nn::Model read_model(const h5::File& f, ModelMeta* meta_out) {
     const std::string& path = f.path();
     const ModelMeta meta = read_model_meta_from(f);
+    if (!f.has("/weights")) fail(path, ": group /weights is missing (no weights stored)");
     std::unique_ptr<nn::Model> model;
     try {
-        model = std::make_unique<nn::Model>(meta.spec, meta.input);
+        // Bounded by the weights the file stores (plus 64 Mi, so that a missing or misshapen weight is
+        // still named below), so that an edited spec or input shape cannot make the loader allocate far
+        // more than the file could fill.
+        model =
+            std::make_unique<nn::Model>(meta.spec, meta.input, stored_weights(f) + (std::int64_t(1) << 26));
     } catch (const Error& e) {
         fail(path, ": the stored spec '", meta.spec, "' does not build: ", e.what());
     }
     if (model->output_size() != meta.num_classes)
         fail(path, ": the spec gives ", model->output_size(), " outputs but num_classes is ",
              meta.num_classes);
-    if (!f.has("/weights")) fail(path, ": group /weights is missing (no weights stored)");
 
     std::vector<float> params(static_cast<size_t>(model->num_params()));
     std::set<std::string> expected;

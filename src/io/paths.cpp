@@ -189,11 +189,35 @@ bool partial_replaced(const std::string& out) {
            named.st_dev != it->second.partial_dev;
 }
 
+namespace {
+
+/// mkdir -p that returns the directories it made, outermost first (stops at the first it cannot make).
+std::vector<std::string> make_missing_dirs(const std::string& dir) {
+    std::vector<std::string> made;
+    struct stat st {};
+    for (size_t pos = 0; pos != std::string::npos;) {
+        pos = dir.find('/', pos + 1);
+        const std::string cur = dir.substr(0, pos);
+        if (cur.empty() || stat(cur.c_str(), &st) == 0) continue;
+        if (mkdir(cur.c_str(), 0777) != 0) break;
+        made.push_back(cur);
+    }
+    return made;
+}
+
+} // namespace
+
 std::string OutputLock::take(const std::string& path, const std::string& out) {
     // Retry when the file was replaced between open and flock (its owner removed it on exit).
     for (int attempt = 0; attempt < 5; ++attempt) {
         fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        // No directory yet, or not writable: nothing can be writing there; the stage reports the problem.
+        // No directory yet: made now, so that the lock holds from the start (a fresh --out-dir too); the
+        // directories made here are removed again on release if they are still empty.
+        if (fd_ < 0 && errno == ENOENT && made_dirs_.empty()) {
+            made_dirs_ = make_missing_dirs(h5::parent_dir(path));
+            fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        }
+        // Not writable: nothing can be writing there; the stage reports the problem.
         if (fd_ < 0) return "";
         if (!lock_with_grace(fd_)) {
             const int err = errno;
@@ -367,6 +391,9 @@ void OutputLock::release() {
         ::unlink(path_.c_str());
     ::close(fd_); // closing the descriptor releases the flock
     fd_ = -1;
+    for (auto it = made_dirs_.rbegin(); it != made_dirs_.rend(); ++it)
+        ::rmdir(it->c_str()); // only an empty one goes: a job that wrote its output keeps it
+    made_dirs_.clear();
 }
 
 OutputLock::~OutputLock() {
@@ -374,7 +401,8 @@ OutputLock::~OutputLock() {
 }
 
 OutputLock::OutputLock(OutputLock&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), out_(std::move(o.out_)) {}
+    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), out_(std::move(o.out_)),
+      made_dirs_(std::move(o.made_dirs_)) {}
 
 OutputLock& OutputLock::operator=(OutputLock&& o) noexcept {
     if (this != &o) {
@@ -382,6 +410,7 @@ OutputLock& OutputLock::operator=(OutputLock&& o) noexcept {
         fd_ = std::exchange(o.fd_, -1);
         path_ = std::move(o.path_);
         out_ = std::move(o.out_);
+        made_dirs_ = std::move(o.made_dirs_);
     }
     return *this;
 }

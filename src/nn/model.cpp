@@ -113,7 +113,7 @@ void place_tensors(const Layer& layer, const std::vector<ParamDecl>& decls, std:
 
 } // namespace
 
-Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) {
+Model::Model(const std::string& spec, Shape input, std::int64_t max_params) : spec_(spec), input_(input) {
     MIMIC_REQUIRE(input.c >= 1 && input.h >= 1 && input.w >= 1, "arch: invalid input shape ", input.c, "x",
                   input.h, "x", input.w);
     const auto specs = parse_spec(spec);
@@ -133,6 +133,9 @@ Model::Model(const std::string& spec, Shape input) : spec_(spec), input_(input) 
         place_tensors(*layer, layer->param_decls(), tensors_, num_params_);
         layer_params_.emplace_back(begin, num_params_);
     }
+    if (max_params >= 0 && num_params_ > max_params)
+        fail("arch: '", spec, "' on ", input.c, "x", input.h, "x", input.w, " samples needs ", num_params_,
+             " parameters, more than the ", max_params, " given");
     params_ = Vector("mimic::nn::params", num_params_);
     grads_ = Vector("mimic::nn::grads", num_params_);
     bind_state();

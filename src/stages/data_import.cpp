@@ -10,6 +10,7 @@
 #include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/row_tally.hpp"
 #include "mimic/io/source_rows.hpp"
 
 #include <algorithm>
@@ -276,6 +277,14 @@ void open_output(Out& out, io::DatasetMeta meta, const std::vector<float>& mean,
         out.w->file().flush();
     }
     out.record.read();
+    // Done blocks are trusted only once their rows hash to what was recorded when they were written.
+    if (resume)
+        par::agree(comm, [&] {
+            std::vector<std::int64_t> starts;
+            for (std::int64_t k = 0; k <= nb; ++k)
+                starts.push_back(std::min(out.n, k * B));
+            io::verify_done_blocks(out.w->file(), out.record.done(), out.record.hashes(), starts, comm);
+        });
     std::uint64_t before = 0;
     std::int64_t blocks_before = 0;
     const auto mine = par::split_range(nb, comm.size(), comm.rank());

@@ -226,7 +226,8 @@ void run(const DistillOptions& o, const par::Comm& world) {
     const bool prefetch = par::mpi_thread_multiple() || world.size() == 1;
 
     // The engine: shuffled blocks of transfer rows with their logits, the loss, validation.
-    train::BlockStreamer::Inputs src{in.transfer.get(), &in.lfile, in.ldset.id(), in.lm, loss.needs_labels()};
+    train::BlockStreamer::Inputs src{in.transfer.get(),   &in.lfile,       in.ldset.id(), in.lm,
+                                     loss.needs_labels(), in.io_comm.get()};
     train::BlockStreamer blocks(src, e.batch * e.accumulate, o.block_rows, std::uint64_t(e.seed), R, replica,
                                 prefetch);
     auto config = train::engine_config(e, "distill");

@@ -142,7 +142,15 @@ bool member_done(const TrainOptions& t, const EnsemblePlan& p) {
     } catch (const Error& e) {
         diff = e.what();
     }
-    if (diff.empty()) return true;
+    if (diff.empty()) {
+        // Kept only once its content is verified (format, finite weights, the weights checksum).
+        try {
+            io::read_model(h5::File::open(t.out));
+        } catch (const Error& e) {
+            fail(e.what(), "; it is not reused: pass --overwrite to retrain it");
+        }
+        return true;
+    }
     fail(t.out, ": exists but was not trained with this run's settings (", diff,
          "); pass --overwrite to retrain it, or choose another --out-dir");
 }

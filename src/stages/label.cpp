@@ -17,6 +17,7 @@
 #include "mimic/io/manifest.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/row_tally.hpp"
 #include "mimic/nn/fold.hpp"
 #include "mimic/nn/model.hpp"
 #include "mimic/parallel/grid.hpp"
@@ -563,6 +564,11 @@ void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
                   std::vector<nn::Model>& models, LabelOutput& out, PhaseTimers& timers,
                   const par::Comm& world) {
     BlockBuffers buf(o, j, g);
+    // A transfer set too large to hash when opened: its row hashes are folded into this pass, each block
+    // by the shard leader that reads it, and compared before the output is finished.
+    io::RowTally tally(*j.transfer, j.B);
+    std::vector<int> y(tally.wants_labels() ? size_t(j.B) : 0);
+    int* yp = y.empty() ? nullptr : y.data();
     const std::int64_t todo = std::int64_t(out.todo.size()), rounds = (todo + g.S - 1) / g.S;
     Progress progress("label", j.N, "rows");
     std::int64_t rows_done = out.rows_done_before, rounds_shown = 0;
@@ -583,7 +589,8 @@ void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
         const std::int64_t row0 = blk >= 0 ? blk * j.B : 0, n = blk >= 0 ? std::min(j.B, j.N - row0) : 0;
         {
             ScopedPhase p(timers, "read", "label::read");
-            j.transfer->read(row0, g.leader() ? n : 0, buf.X.data(), nullptr);
+            j.transfer->read(row0, g.leader() ? n : 0, buf.X.data(), yp);
+            if (g.leader()) tally.add(row0, n, buf.X.data(), yp);
             if (g.G > 1 && n > 0) g.grid->inner_comm().broadcast(buf.X.data(), n * j.D);
         }
         {
@@ -604,6 +611,10 @@ void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
     {
         ScopedPhase p(timers, "write", "label::write");
         par::agree(world, [&] { out.record.drain(); });
+    }
+    {
+        ScopedPhase p(timers, "read", "label::read");
+        par::agree(world, [&] { tally.check(world, true); }); // also reads the blocks an earlier run did
     }
     show();
     progress.finish();

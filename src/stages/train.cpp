@@ -14,6 +14,7 @@
 #include "mimic/train/engine.hpp"
 #include "mimic/train/evaluate.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -136,7 +137,13 @@ bool run(const TrainOptions& o, const par::Comm& comm) {
         const auto& tm = in.data->reader().meta();
         model = build_model(o, nn::Shape{tm.c, tm.h, tm.w}, in.num_classes, self);
     });
-    if (o.bootstrap) in.sample = std::make_unique<train::BootstrapSource>(*in.data, std::uint64_t(e.seed));
+    // A training set too large to hash when opened is verified by the reads of the first epoch (or of the
+    // bootstrap sample), before any model is written.
+    in.data->fold_fingerprint(std::max<std::int64_t>(1, o.shuffle_block));
+    if (o.bootstrap) {
+        in.sample = std::make_unique<train::BootstrapSource>(*in.data, std::uint64_t(e.seed));
+        par::agree(comm, [&] { in.data->check_rows(comm, true); });
+    }
     auto& source = in.source();
     const auto& net = model->local();
     log::info("model: ", o.arch, " on ", shape_text(net.input_shape()), " samples, ", net.num_params(),

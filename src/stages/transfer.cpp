@@ -8,8 +8,10 @@
 #include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/block_record.hpp"
+#include "mimic/io/dataset.hpp"
 #include "mimic/io/dataset_set.hpp"
 #include "mimic/io/paths.hpp"
+#include "mimic/io/row_tally.hpp"
 #include "mimic/io/transfer_file.hpp"
 #include "mimic/transfer/generate.hpp"
 #include "mimic/transfer/neighbours.hpp"
@@ -164,6 +166,22 @@ bool already_complete(const TransferOptions& o, const std::string& key) {
         fail(o.out, ": the output file exists and was not made with these sources and settings; pass "
                     "--overwrite to replace it");
     return false;
+}
+
+/// Collective: a finished OUT counts as done only once its rows hash to its stored @fingerprint (every
+/// row read once, whatever its size); one without, or that differs, is reported as corrupt, never reused.
+void verify_finished(const TransferOptions& o, const par::Comm& comm) {
+    try {
+        par::agree(comm, [&] {
+            io::DatasetReader r(o.out, comm);
+            if (!h5::has_attr(r.file().id(), "fingerprint"))
+                fail(o.out, ": has no @fingerprint, so its rows cannot be verified");
+            if (r.fingerprint_pending()) r.verify_fingerprint(comm);
+        });
+    } catch (const CollectiveError& e) {
+        throw par::collective_error(
+            comm, detail::concat(e.what(), "; it is not reused: pass --overwrite to make it again"));
+    }
 }
 
 void validate_against_sources(const TransferOptions& o, const io::DatasetSet& src) {
@@ -396,6 +414,15 @@ Todo read_done_record(const Plan& p, Output& out, const par::Comm& comm) {
     Todo t;
     std::uint64_t hash_before = 0;
     out.record.read();
+    // Done blocks are trusted only once their rows hash to what was recorded when they were written.
+    if (out.resume)
+        par::agree(comm, [&] {
+            std::vector<std::int64_t> starts;
+            for (std::int64_t k = 0; k < p.num_blocks; ++k)
+                starts.push_back(p.block(k).begin);
+            starts.push_back(p.N);
+            io::verify_done_blocks(out.writer->file(), out.record.done(), out.record.hashes(), starts, comm);
+        });
     for (std::int64_t k = 0; k < p.num_blocks; ++k) {
         if (out.record.done()[size_t(k)]) {
             t.rows_before += p.block(k).size();
@@ -767,6 +794,7 @@ void run(const TransferOptions& o, const par::Comm& comm) {
         if (comm.rank() == 0 && !done) resume = decide_resume(o, plan.key);
     });
     if (comm.any(done)) {
+        verify_finished(o, comm);
         StopSignals::output_complete();
         if (comm.rank() == 0) // a scratch file left by a run killed after its commit
             for (const char* ext : {".neighbours", ".neighbours.partial"})

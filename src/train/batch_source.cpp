@@ -12,7 +12,7 @@ namespace mimic::train {
 
 ShuffledBatches::ShuffledBatches(TrainSource& src, std::int64_t batch, std::int64_t block,
                                  std::int64_t window, std::uint64_t seed, const par::Comm& replicas)
-    : src_(src), loader_(src, batch, block, window, replicas), seed_(seed) {}
+    : src_(src), comm_(replicas), loader_(src, batch, block, window, replicas), seed_(seed) {}
 
 Slice ShuffledBatches::next(std::int64_t step, float* x, int* y, float*) {
     const auto s = loader_.load(step, x, src_.has_labels() ? y : nullptr);
@@ -37,7 +37,7 @@ BlockStreamer::BlockStreamer(const Inputs& in, std::int64_t batch, std::int64_t 
                              std::uint64_t seed, int replicas, int replica, bool prefetch)
     : in_(in), n_(in.transfer->meta().n), d_(in.transfer->meta().d), c_(in.logits_meta.num_classes),
       batch_(batch), block_rows_(block_rows), seed_(seed), R_(replicas), replica_(replica),
-      prefetch_(prefetch) {
+      prefetch_(prefetch), tally_(*in.transfer, block_rows > 0 ? block_rows : 1) {
     // Refused here as well as in the option layer: a zero batch or block would divide by zero below.
     if (batch <= 0) fail("--batch: must be at least 1 row, got ", batch);
     if (block_rows <= 0) fail("--block-rows: must be at least 1 row, got ", block_rows);
@@ -51,16 +51,18 @@ BlockStreamer::~BlockStreamer() {
     if (next_.valid()) next_.wait();
 }
 
-BlockStreamer::Block BlockStreamer::read_block(std::int64_t b) const {
+BlockStreamer::Block BlockStreamer::read_block(std::int64_t b) {
     Block blk;
     blk.id = b;
     blk.row0 = b * block_rows_;
     blk.n = block_size(b);
     blk.X.resize(size_t(blk.n * d_));
     blk.T.resize(size_t(blk.n * c_));
-    if (in_.labels) blk.y.resize(size_t(blk.n));
-    in_.transfer->read(blk.row0, blk.n, blk.X.data(), in_.labels ? blk.y.data() : nullptr);
+    const bool labels = in_.labels || tally_.wants_labels();
+    if (labels) blk.y.resize(size_t(blk.n));
+    in_.transfer->read(blk.row0, blk.n, blk.X.data(), labels ? blk.y.data() : nullptr);
     io::read_logits_rows(*in_.logits_file, in_.logits, in_.logits_meta, blk.row0, blk.n, blk.T.data());
+    tally_.add(blk.row0, blk.n, blk.X.data(), labels ? blk.y.data() : nullptr); // one block in flight at most
     return blk;
 }
 
@@ -110,6 +112,13 @@ Slice BlockStreamer::next(std::int64_t, float* x, int* y, float* soft) {
 
 void BlockStreamer::pause() {
     if (next_.valid()) next_.wait();
+}
+
+void BlockStreamer::check_rows(bool final) {
+    if (!tally_.active()) return;
+    MIMIC_REQUIRE(in_.io_comm, "BlockStreamer: the transfer set's communicator is not set");
+    pause();
+    tally_.check(*in_.io_comm, final);
 }
 
 } // namespace mimic::train

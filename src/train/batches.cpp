@@ -21,6 +21,7 @@ Shape DatasetSource::shape() const {
 
 void DatasetSource::read(std::int64_t begin, std::int64_t count, float* x, int* y) {
     reader_.read(begin, count, x, y);
+    tally_.add(begin, count, x, y);
 }
 
 // --- EpochOrder ------------------------------------------------------------------------------------

@@ -374,6 +374,8 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
 void Engine::end_epoch(State& st, TrainResult& result) {
     auto& im = *impl_;
     data_.pause();
+    par::agree(world_,
+               [&] { data_.check_rows(false); }); // the first full pass verifies a pending fingerprint
     EpochLog e;
     e.epoch = st.epoch + 1;
     e.lr = im.sched->lr(st.epoch, std::max<std::int64_t>(0, data_.steps_per_epoch() - 1));
@@ -460,6 +462,7 @@ void Engine::save_checkpoint(const State& st) {
 void Engine::write_output(const State& st, io::ModelMeta meta) {
     if (cfg_.out.empty()) return;
     data_.pause();
+    par::agree(world_, [&] { data_.check_rows(true); }); // every row verified before the model is written
     ScopedPhase phase(impl_->timers, "save", "train::save");
     meta.epochs = std::min(st.epoch, cfg_.epochs);
     meta.val_accuracy = st.history.empty() ? -1.0 : st.history.back().val_accuracy;

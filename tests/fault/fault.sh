@@ -5,7 +5,8 @@
 # and a stop signal that arrives once the output is complete (late_signal: exit 0). Content over metadata:
 # fewer rows than replicas and unbounded waits (hang), option values that crashed or wrote garbage
 # (options), damaged checkpoints (checkpoint), damaged finished outputs (finished: a clean rerun is a
-# verified no-op), changed inputs under the same name (fingerprints), and a removed live lock or a replaced
+# verified no-op), changed inputs under the same name (fingerprints; inpass: found by the pass over the
+# rows of a file too large to hash when opened), and a removed live lock or a replaced
 # partial file (lock).
 # Every failure must be one line "mimic <command>: error: ..." and a non-zero exit within the timeout
 # (a hang fails the test), and no input may change. Exit 77 (skipped) when the case cannot run here.
@@ -342,6 +343,36 @@ finished)
   runs 2 "${T[@]}" --overwrite
   grep -q "wrote $d/m.h5" "$d/log" || { cat "$d/log"; die "--overwrite did not retrain"; }
   runs 2 distill --transfer "$d/g.h5" --logits "$d/l.h5" --arch $ARCH --epochs 1 --out "$d/s.h5"
+  # A finished transfer set: a clean rerun is a verified no-op, also when the file is too large to hash
+  # on open (its rows are read once); one changed value makes it corrupt.
+  X=(transfer --from "$d/g.h5" --size 300 --augment 1 --noise 0.1 --out "$d/t.h5")
+  for limit in 268435456 0; do
+    export MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=$limit
+    runs 2 "${X[@]}" --overwrite
+    runs 2 "${X[@]}"
+    grep -q "already complete .* nothing to do" "$d/log" || { cat "$d/log"; die "a clean transfer rerun is not a no-op"; }
+    inputs set "$d/t.h5" X 280 3 0.75
+    fails 2 "$d/t.h5: its rows hash to fingerprint .* it is not reused: pass --overwrite" "${X[@]}"
+  done
+  unset MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES
+  # A resumed transfer set trusts its done blocks only once their rows hash to the recorded block hashes.
+  rm -f "$d/t.h5"
+  runs 2 "${X[@]}" --block-rows 64 --stop-after-blocks 1
+  [ -e "$d/t.h5.partial" ] || die "no partial transfer set to resume"
+  row=$("$MIMIC_PYTHON" -c "
+import h5py, sys
+with h5py.File(sys.argv[1], 'r+') as f:
+    k = int(next(i for i, v in enumerate(f['progress/done'][()]) if v))
+    f['X'][k * 64 + 5, 2] += 0.5
+    print(k * 64)" "$d/t.h5.partial") || die "could not change a done block"
+  fails 2 "$d/t.h5.partial: rows \[$row, $((row + 64))) differ from the block hash recorded" "${X[@]}" --block-rows 64
+  [ ! -e "$d/t.h5" ] || die "a transfer set was finished from a changed partial file"
+  # A finished ensemble member: kept on a clean rerun, reported as corrupt once changed.
+  E=(ensemble train --members 2 --arch $ARCH --data "$d/g.h5" --epochs 1 --batch 16 --out-dir "$d/ens")
+  runs 2 "${E[@]}"
+  grep -q "2 already trained, 0 to train" "$d/log" || { cat "$d/log"; die "a clean ensemble rerun retrained"; }
+  inputs set "$d/ens/member-001.h5" weights/layer0.dense.W 1 1 0.5
+  fails 2 "$d/ens/member-001.h5: weights checksum mismatch .* it is not reused: pass --overwrite" "${E[@]}"
   ;;
 fingerprints)
   # Content, not metadata: a dataset's fingerprint is computed from its rows when it has none and verified
@@ -383,6 +414,52 @@ fingerprints)
   fails 2 "$d/vl2.h5: holds the logits of ensemble .* --val-logits must come from the same ensemble" \
     distill --transfer "$d/g.h5" --logits "$d/l.h5" --val "$d/b.h5" --val-logits "$d/vl2.h5" --arch $ARCH \
     --epochs 1 --out "$d/s2.h5"
+  ;;
+inpass)
+  # A dataset too large to hash when opened (forced here with MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=0) has
+  # its stored @fingerprint checked by the pass that reads its rows: a row changed after writing is caught
+  # by label, distill and train before any output is moved into place.
+  setup_pipeline
+  runs 2 transfer --from "$d/g.h5" --size 300 --augment 1 --noise 0.1 --out "$d/t.h5"
+  runs 2 label --ensemble "$d/ens/manifest.h5" --transfer "$d/t.h5" --batch 50 --block-rows 100 --out "$d/lt.h5"
+  inputs idx "$d/idx" 200 4
+  runs 1 data import --train-images "$d/idx/train-images" --train-labels "$d/idx/train-labels" \
+    --test-images "$d/idx/t10k-images" --test-labels "$d/idx/t10k-labels" --val 0 --out-dir "$d/imp"
+  export MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=0
+  L=(label --ensemble "$d/ens/manifest.h5" --transfer "$d/t.h5" --batch 50 --block-rows 100)
+  D=(distill --transfer "$d/t.h5" --logits "$d/lt.h5" --arch $ARCH --batch 16 --block-rows 64)
+  T=(train --data "$d/imp/train.h5" --arch $ARCH --batch 16 --shuffle-block 32)
+  # Intact files pass: the folded hashes equal the stored fingerprints.
+  runs 2 "${L[@]}" --out "$d/l2.h5"
+  cmp -s <(h5dump -d logits "$d/l2.h5" | tail -n +3) <(h5dump -d logits "$d/lt.h5" | tail -n +3) ||
+    die "the in-pass check changed the logits"
+  runs 2 "${D[@]}" --epochs 2 --out "$d/s.h5"
+  runs 2 "${T[@]}" --epochs 2 --out "$d/m.h5"
+  # A run resumed within its last epoch reads the rows it has not seen before writing its output.
+  runs 2 "${D[@]}" --epochs 1 --stop-after-steps 9 --out "$d/s5.h5"
+  runs 2 "${D[@]}" --epochs 1 --out "$d/s5.h5"
+  grep -q "resuming" "$d/log" || { cat "$d/log"; die "distill did not resume"; }
+  grep -q "$d/t.h5: reading 128 rows this run did not see" "$d/log" || { cat "$d/log"; die "no rows read to check"; }
+  runs 2 "${T[@]}" --epochs 1 --stop-after-steps 3 --out "$d/m5.h5"
+  runs 2 "${T[@]}" --epochs 1 --out "$d/m5.h5"
+  grep -q "resuming" "$d/log" || { cat "$d/log"; die "train did not resume"; }
+  # One changed value, the attribute left as it was.
+  inputs set "$d/t.h5" X 250 1 7
+  inputs set "$d/imp/train.h5" X 130 2 0.5
+  fails 2 "$d/t.h5: its rows hash to fingerprint .* but its @fingerprint attribute says .*(found while reading its rows" \
+    "${L[@]}" --out "$d/l3.h5"
+  [ ! -e "$d/l3.h5" ] || die "label moved logits of a changed transfer set into place"
+  fails 2 "$d/t.h5: its rows hash to fingerprint .*(found while reading its rows" "${D[@]}" --epochs 2 --out "$d/s3.h5"
+  [ ! -e "$d/s3.h5" ] || die "distill wrote a student of a changed transfer set"
+  fails 2 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --epochs 2 --out "$d/m3.h5"
+  fails 1 "$d/imp/train.h5: its rows hash to fingerprint .*(found while reading its rows" "${T[@]}" --epochs 2 --out "$d/m4.h5" \
+    --bootstrap
+  [ ! -e "$d/m3.h5" ] && [ ! -e "$d/m4.h5" ] || die "train wrote a model of a changed training set"
+  runs 2 "${D[@]}" --epochs 1 --stop-after-steps 9 --out "$d/s6.h5"
+  fails 2 "$d/t.h5: its rows hash to fingerprint .*(found while reading its rows" "${D[@]}" --epochs 1 --out "$d/s6.h5"
+  [ ! -e "$d/s6.h5" ] || die "a resumed distill wrote a student of a changed transfer set"
+  MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=lots fails 1 "MIMIC_FINGERPRINT_AT_OPEN_MAX_BYTES=lots: must be a whole number" \
+    "${L[@]}" --out "$d/l4.h5"
   ;;
 lock)
   # The output lock against a second writer. A second job on a live job's output is refused even after
@@ -443,6 +520,52 @@ lock)
   for sib in partial lock ckpt; do
     fails 2 "$d/x.h5.$sib: an output may not end in '.$sib'" "${L[@]}" --out "$d/x.h5.$sib"
   done
+  ;;
+lock_stages)
+  # The output lock of every writing stage, not only label's: a second job on a live job's output, with
+  # --overwrite, is refused, and the first job then finishes with its output intact (a clean rerun is a
+  # verified no-op).
+  tiny "$d/big.h5" 20000 3 1 6 6 4
+  WIDE=dense:2048,relu,dense:512,relu,dense:4
+  runs 2 ensemble train --members 2 --arch $ARCH --data "$d/big.h5" --epochs 1 --batch 64 --out-dir "$d/ens"
+  runs 2 label --ensemble "$d/ens/manifest.h5" --transfer "$d/big.h5" --out "$d/l.h5"
+  inputs idx "$d/idx" 60000 4
+  # first_then_second <lock file> <no-op pattern> <mimic arguments...>: the first job, stopped once it holds
+  # the lock, then the second (with --overwrite where the command has it), then the first resumed.
+  first_then_second() {
+    local lock=$1 noop=$2 out=${1%.lock} ino
+    shift 2
+    "$MIMIC" "$@" >"$d/first.log" 2>"$d/first.err" &
+    first=$!
+    for _ in $(seq 1000); do
+      ino=$(stat -c %i "$lock" 2>/dev/null) && grep -q "FLOCK.*:$ino " /proc/locks 2>/dev/null && break
+      sleep 0.01
+    done
+    kill -STOP $first 2>/dev/null || { echo "skipped: 'mimic $1' ended before it could be paused"; exit 77; }
+    local again=("$@")
+    [ "$1" = data ] || again+=(--overwrite)
+    MIMIC_LOCK_WAIT=0 fails 1 "$out: another live job is writing this output" "${again[@]}"
+    kill -CONT $first
+    wait $first || { cat "$d/first.err"; die "the first 'mimic $1' failed after a second job was refused"; }
+    [ -e "$out" ] && [ ! -e "$out.partial" ] && [ ! -e "$lock" ] || die "mimic $1: output missing or leftovers"
+    if [ -n "$noop" ]; then
+      runs 1 "$@"
+      grep -q "$noop" "$d/log" || { cat "$d/log"; die "mimic $1: the first job's output is not intact"; }
+    fi
+    echo "ok: mimic $1 held its output against a second job"
+  }
+  first_then_second "$d/m.h5.lock" "already trained .* nothing to do" train --data "$d/big.h5" --arch $WIDE \
+    --epochs 1 --out "$d/m.h5"
+  first_then_second "$d/e/manifest.h5.lock" "2 already trained, 0 to train" ensemble train --members 2 \
+    --arch $WIDE --data "$d/big.h5" --epochs 1 --out-dir "$d/e"
+  first_then_second "$d/s.h5.lock" "already trained .* nothing to do" distill --transfer "$d/big.h5" \
+    --logits "$d/l.h5" --arch $WIDE --epochs 1 --out "$d/s.h5"
+  first_then_second "$d/t.h5.lock" "already complete .* nothing to do" transfer --from "$d/big.h5" \
+    --size 60000 --munge 1 --out "$d/t.h5"
+  first_then_second "$d/imp/train.h5.lock" "" data import --train-images "$d/idx/train-images" \
+    --train-labels "$d/idx/train-labels" --test-images "$d/idx/t10k-images" --test-labels "$d/idx/t10k-labels" \
+    --val 1000 --out-dir "$d/imp"
+  runs 1 info "$d/imp/train.h5"
   ;;
 late_signal)
   # SIGTERM to every rank the moment the final output is renamed into place: the job has succeeded and

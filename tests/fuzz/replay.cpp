@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -39,7 +40,8 @@ void collect(const std::string& path, std::vector<std::string>& files) {
 int main(int argc, char** argv) {
     mimic::Runtime runtime(argc, argv);
     if (argc < 3) {
-        std::fprintf(stderr, "usage: fuzz_replay TARGET FILE|DIR... (targets: %s)\n", mimic::fuzz::target_names());
+        std::fprintf(stderr, "usage: fuzz_replay TARGET FILE|DIR... (targets: %s)\n",
+                     mimic::fuzz::target_names());
         return 2;
     }
     const std::string target = argv[1];
@@ -50,10 +52,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "fuzz_replay: no corpus files under the given paths\n");
         return 2;
     }
+    const bool verbose = std::getenv("MIMIC_FUZZ_VERBOSE") != nullptr;
     for (const auto& f : files) {
+        if (verbose) std::fprintf(stderr, "input: %s\n", f.c_str()); // names the input a crash came from
         std::ifstream in(f, std::ios::binary);
         const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (!mimic::fuzz::run_one(target, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())) {
+        if (!mimic::fuzz::run_one(target, reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                  bytes.size())) {
             std::fprintf(stderr, "fuzz_replay: unknown target '%s' (targets: %s)\n", target.c_str(),
                          mimic::fuzz::target_names());
             return 2;

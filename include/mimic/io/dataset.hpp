@@ -86,14 +86,17 @@ public:
     /// per-feature statistics), and value by value beyond it.
     static constexpr double kPixelTableMaxBytes = 16.0 * 1024 * 1024;
 
-    /// Files whose /X holds at most this many bytes have their fingerprint verified when opened.
-    static constexpr double kFingerprintUpFrontBytes = 256.0 * 1024 * 1024;
+    /// A larger file's stored @fingerprint, taken on faith when opened: the stage that reads its rows
+    /// folds their hashes into that pass and compares them at its end (io::RowTally).
+    bool fingerprint_pending() const { return fingerprint_pending_; }
+    /// Collective over the communicator the file was opened on: computes the fingerprint from the rows
+    /// (one read shared over the ranks) and refuses a stored @fingerprint that differs, naming the file.
+    void verify_fingerprint(const par::Comm& comm);
 
 private:
-    /// Collective, on open, for files of at most kFingerprintUpFrontBytes: the fingerprint is computed
-    /// from the rows (one pass shared over the ranks), and a stored @fingerprint that differs is refused
-    /// with one line naming the file. A larger file keeps its @fingerprint, or without one is identified
-    /// by its size, inode and modification time (with a notice).
+    /// Collective, on open, for files of at most io::fingerprint_at_open_max_bytes() of /X: the
+    /// fingerprint is verified (verify_fingerprint). A larger file keeps its @fingerprint (pending), or
+    /// without one is identified by its size, inode and modification time (with a notice).
     void check_fingerprint(const par::Comm& comm);
     /// Collective: the fingerprint of the rows as stored (Σ row_hash), read once, shared over the ranks.
     std::string hash_rows(const par::Comm& comm) const;
@@ -112,6 +115,7 @@ private:
     std::vector<float> mean_, std_; ///< uint8 store: the normalisation applied on read
     std::vector<float> pixel_table_;
     std::int64_t pixel_table_stride_ = 0;
+    bool fingerprint_pending_ = false;
 };
 
 /// Writes `path` through `path.partial` and renames it into place only on commit(), so an interrupted

@@ -53,7 +53,8 @@ OutputLock claim_outputs(const std::vector<std::string>& outputs, const std::vec
 /// second live job writing the same output (or resuming its partial file) is refused at once. Collective:
 /// every rank raises the same CollectiveError when the lock is held elsewhere. The lock file (OUT.lock)
 /// holds the owner's host and pid, and is removed when the lock is released (a lock of a killed job is
-/// released by the kernel). On a file system without flock the job goes on unlocked.
+/// released by the kernel). Missing directories above OUT.lock are made first (and removed on release
+/// while still empty). On a file system without flock the job goes on unlocked.
 ///
 /// Deleting a live OUT.lock does not defeat it: after taking OUT.lock, a job also probes the partial lock
 /// of an existing OUT.partial (hold_partial) and is refused while another job holds it, and the first job
@@ -78,7 +79,8 @@ private:
 
     int fd_ = -1;
     std::string path_;
-    std::string out_; ///< the output this lock guards
+    std::string out_;                    ///< the output this lock guards
+    std::vector<std::string> made_dirs_; ///< directories made to hold OUT.lock, removed on release if empty
 };
 
 } // namespace mimic::io

@@ -58,8 +58,9 @@ struct ConvTuning;
 class Model {
 public:
     /// Builds the network for samples of shape `input`. A bad spec or a shape mismatch throws
-    /// mimic::Error naming the token.
-    Model(const std::string& spec, Shape input);
+    /// mimic::Error naming the token. With max_params >= 0, a network needing more parameters is refused
+    /// before its buffers are allocated (a loader passes the number of weights its file stores).
+    Model(const std::string& spec, Shape input, std::int64_t max_params = -1);
     ~Model();
     Model(Model&&) noexcept;
     Model& operator=(Model&&) noexcept;

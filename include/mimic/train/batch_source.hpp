@@ -7,6 +7,7 @@
 #include "mimic/core/comm.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
+#include "mimic/io/row_tally.hpp"
 #include "mimic/train/batches.hpp"
 
 #include <cstdint>
@@ -40,6 +41,11 @@ public:
     virtual Slice next(std::int64_t step, float* x, int* y, float* soft) = 0;
     /// Waits for reads in flight, so that the caller may use HDF5 (checkpoints, validation, output).
     virtual void pause() {}
+    /// Collective, after pause(), at the end of each epoch and (final) before the output is written: a
+    /// source whose file's fingerprint could not be verified when opened compares the row hashes folded
+    /// into its reads once every row was read, and when final reads the rows it has not seen yet. A
+    /// mismatch fails naming the file.
+    virtual void check_rows(bool final) { (void) final; }
 };
 
 /// The shuffled loader over a training source (BatchLoader): global batches split over `replicas`.
@@ -55,9 +61,11 @@ public:
     bool has_labels() const override { return src_.has_labels(); }
     void start_epoch(int epoch, std::int64_t) override { loader_.start_epoch(seed_, epoch); }
     Slice next(std::int64_t step, float* x, int* y, float* soft) override;
+    void check_rows(bool final) override { src_.check_rows(comm_, final); }
 
 private:
     TrainSource& src_;
+    const par::Comm& comm_;
     BatchLoader loader_;
     std::uint64_t seed_;
 };
@@ -73,7 +81,8 @@ public:
         const h5::File* logits_file = nullptr;
         hid_t logits = -1; ///< the /logits dataset
         io::LogitsMeta logits_meta;
-        bool labels = false; ///< read /y too
+        bool labels = false;                ///< read /y too
+        const par::Comm* io_comm = nullptr; ///< the communicator transfer was opened on
     };
     BlockStreamer(const Inputs& in, std::int64_t batch, std::int64_t block_rows, std::uint64_t seed,
                   int replicas, int replica, bool prefetch);
@@ -87,6 +96,7 @@ public:
     void start_epoch(int epoch, std::int64_t first_step) override;
     Slice next(std::int64_t step, float* x, int* y, float* soft) override;
     void pause() override;
+    void check_rows(bool final) override;
 
     struct Block {
         std::int64_t id = -1, row0 = 0, n = 0;
@@ -97,7 +107,7 @@ public:
 private:
     std::int64_t block_size(std::int64_t b) const { return std::min(block_rows_, n_ - b * block_rows_); }
     std::int64_t batches_in(std::int64_t b) const { return (block_size(b) + batch_ - 1) / batch_; }
-    Block read_block(std::int64_t b) const;
+    Block read_block(std::int64_t b);
     void launch(std::int64_t k);
     void advance();
 
@@ -113,6 +123,7 @@ private:
     Block cur_;
     std::vector<std::int64_t> rows_; ///< the current block's row order
     std::future<Block> next_;
+    io::RowTally tally_; ///< the transfer set's fingerprint, when pending, folded into the block reads
 };
 
 } // namespace mimic::train

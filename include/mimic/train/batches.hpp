@@ -5,6 +5,7 @@
 
 #include "mimic/core/comm.hpp"
 #include "mimic/io/dataset.hpp"
+#include "mimic/io/row_tally.hpp"
 #include "mimic/nn/model.hpp"
 
 #include <cstdint>
@@ -33,6 +34,8 @@ public:
     /// Collective over the training communicator (every rank asks for the same range): rows
     /// [begin, begin + count) into x (count * features()) and y (count, if labels).
     virtual void read(std::int64_t begin, std::int64_t count, float* x, int* y) = 0;
+    /// Collective over the training communicator: see BatchSource::check_rows (no-op by default).
+    virtual void check_rows(const par::Comm& comm, bool final) { (void)comm, (void) final; }
 };
 
 /// A labelled Mimic dataset file as a training source.
@@ -46,9 +49,14 @@ public:
     std::string describe() const override { return reader_.path(); }
     void read(std::int64_t begin, std::int64_t count, float* x, int* y) override;
     const io::DatasetReader& reader() const { return reader_; }
+    /// Folds the row hashes of whole blocks of block_rows rows into the reads (when the file's
+    /// fingerprint is pending, see io::RowTally); check_rows compares them.
+    void fold_fingerprint(std::int64_t block_rows) { tally_ = io::RowTally(reader_, block_rows); }
+    void check_rows(const par::Comm& comm, bool final) override { tally_.check(comm, final); }
 
 private:
     io::DatasetReader reader_;
+    io::RowTally tally_;
 };
 
 /// The order in which one epoch visits the rows; a function of (n, block, window, seed, epoch) only, so
