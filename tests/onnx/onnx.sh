@@ -62,15 +62,21 @@ zoo_user)
   # What users' own PyTorch code exports: shape arithmetic (x.view(x.size(0), -1) after F.avg_pool2d, Hu's SE
   # with Linear layers, view(b, c, 1, 1) and expand_as, x.mean([2, 3]), x.mean(3).mean(2), squeeze(-1) twice,
   # reshape(b, -1, 1, 1) then flatten), functional ReLUs, WRN-16-4 with dropout, and torchvision families
-  # beyond the tuned ones; EfficientNet-B1 at opset 11, MobileNetV3-Small at opset 17.
+  # beyond the tuned ones; EfficientNet-B1 at opset 11, MobileNetV3-Small at opset 17; akamaster's resnet20
+  # (option-A shortcuts: x[:, :, ::2, ::2] padded with zero channels) and a CNN with LeakyReLU, ELU and GELU.
   zoo_check "$d/rgb" 3 32 kuangliu_resnet18 se_resnet_fc view_cnn preact_resnet_f wrn_16_4 regnet_x_400mf \
-    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17
+    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17 akamaster_resnet20 act_cnn
   # The SE excitation is a gate over the dense branch; the three heads of view_cnn are one concatenation.
   spec() { "$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$d/rgb/$1.h5', 'r').attrs['spec'])"; }
   [[ "$(spec se_resnet_fc)" == *"gate(gap,flatten,bottleneck:4,relu,bottleneck:16,sigmoid)"* ]] ||
     die "se_resnet_fc: no dense gate in $(spec se_resnet_fc)"
   [[ "$(spec view_cnn)" == *",cat(gap,flatten|gap,flatten|avgpool:2,flatten,dense:32,relu),dense:10"* ]] ||
     die "view_cnn: unexpected spec $(spec view_cnn)"
+  # Option A: each stride-2 shortcut is a fixed 1x1 stride-2 conv; GELU is matched from its Erf pattern.
+  [[ "$(spec akamaster_resnet20)" == *"|conv:32x1s2p0)"*"|conv:64x1s2p0)"* ]] ||
+    die "akamaster_resnet20: no option-A shortcut conv in $(spec akamaster_resnet20)"
+  [[ "$(spec act_cnn)" == *",leakyrelu:0.1,"*",elu:1,"*",gelu,gap,flatten,dense:64,gelu,dense:10"* ]] ||
+    die "act_cnn: unexpected spec $(spec act_cnn)"
   # A ShuffleNet (channel shuffle: Reshape to 5-D and Transpose) is refused in one line, nothing written.
   py zoo_families.py "$d/shuffle" --rows 2 --families shufflenet_v2_x0_5 >/dev/null || die "zoo_families.py failed"
   "$MIMIC" import onnx "$d/shuffle/shufflenet_v2_x0_5.onnx" --out "$d/shuffle/s.h5" --quiet 2>"$d/shuffle.err" &&
