@@ -3,10 +3,11 @@
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
 # a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, Pad + Conv, and
 # models Mimic refuses (unsupported operators or settings, a graph that is not series-parallel, two outputs or
-# two inputs, a Reshape whose computed target mixes the batch into the rows);
+# two inputs, a Reshape whose computed target mixes the batch into the rows, a Slice that is no option-A shortcut,
+# an Erf outside GELU);
 # writes a dataset file and PyTorch's logits for comparison (for soft: the values before the LogSoftmax).
 # usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft/padconv.onnx
-#                                   and bad/pool32/nsp/two/twoin/mixbatch.onnx)
+#                                   and bad/pool32/nsp/two/twoin/mixbatch/oddslice/erf.onnx)
 import os
 import sys
 import warnings
@@ -183,6 +184,33 @@ class MixBatch(nn.Module):
 
 torch.onnx.export(MixBatch(), xt[:2], os.path.join(out, "mixbatch.onnx"), opset_version=13, input_names=["x"],
                   output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+
+
+class OddSlice(nn.Module):
+    """F.pad(y[:, :, 1::2, ::2], ...): not the option-A shortcut (it starts at row 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(C, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.flatten(nn.functional.pad(self.c(x)[:, :, 1::2, ::2], (0, 0, 0, 0, 2, 2), "constant", 0), 1)
+
+
+class LoneErf(nn.Module):
+    """erf(y) outside the GELU pattern."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(C, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.flatten(torch.erf(self.c(x)), 1)
+
+
+for name, model in (("oddslice", OddSlice()), ("erf", LoneErf())):
+    torch.onnx.export(model, xt[:2], os.path.join(out, name + ".onnx"), opset_version=13, input_names=["x"],
+                      output_names=["y"])
 padconv.eval()
 with torch.no_grad():
     logits["padconv"] = padconv(xt).numpy().astype(np.float32)
