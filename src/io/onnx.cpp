@@ -1,6 +1,8 @@
 // ONNX import (a series-parallel graph of supported nodes -> spec tokens with res/cat/gate blocks and
-// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU, shape computations from Shape
-// evaluated with the batch as one symbol, Reshape/Squeeze/Unsqueeze as views) and export (spec ->
+// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU, exact GELU's Erf pattern as gelu,
+// the option-A shortcut (Slice ::2 then a channel Pad) as a fixed 1x1 stride-2 conv, constant subgraphs
+// folded, shape computations from Shape evaluated with the batch as one symbol, Reshape/Squeeze/Unsqueeze
+// as views) and export (spec ->
 // Gemm/MatMul/Conv/MaxPool/AveragePool/Add/Concat/Mul/... nodes, checked by onnx::checker), on Debian's
 // libonnx protobufs.
 #include "mimic/io/onnx.hpp"
