@@ -113,9 +113,9 @@ import)
   # Each teacher (MLP + BatchNorm1d at opset 11; CNN + BatchNorm2d, MaxPool, bias-free Conv at opset 13;
   # Reshape + MatMul + Add; MaxPool 3/2 pad 1, Pad + AveragePool, AveragePool without the padding, Clip,
   # GlobalAveragePool; Sigmoid·Mul, HardSigmoid·Mul, HardSwish, HardSigmoid; depthwise and grouped Conv;
-  # Pad + Conv)
+  # Pad + Conv; exact GELU written in two other orders than PyTorch's)
   # is imported; Mimic's logits match PyTorch's to float tolerance.
-  for t in mlp cnn mm pools acts acts14 bnrelu dws padconv; do
+  for t in mlp cnn mm pools acts acts14 bnrelu dws padconv geluorders; do
     m import onnx "$d/$t.onnx" --out "$d/$t.h5"
     logits_of "$d/$t.h5" "$d/logits_$t.h5"
     py onnx_check.py ref "$d/ref.h5" "$t" "$d/logits_$t.h5" 1e-4 || die "$t: logits differ from PyTorch's"
@@ -133,6 +133,8 @@ import)
     die "dws.h5: unexpected spec"
   "$MIMIC" info "$d/bnrelu.h5" | grep -q 'flatten,dense:16,relu,bn,dense:4' || die "bnrelu.h5: unexpected spec"
   "$MIMIC" info "$d/padconv.h5" | grep -q '"conv:4x3p1,relu,conv:4x3p2,flatten,dense:4"' || die "padconv.h5: unexpected spec"
+  "$MIMIC" info "$d/geluorders.h5" | grep -q '"flatten,dense:8,gelu,dense:8,gelu,dense:4"' ||
+    die "geluorders.h5: unexpected spec"
   # A LogSoftmax at the output is dropped with a notice on stderr: the logits are the values before it.
   "$MIMIC" import onnx "$d/soft.onnx" --out "$d/soft.h5" --quiet 2>"$d/soft.err" || die "soft.onnx import failed"
   grep -q "soft.onnx: node .* (LogSoftmax): dropped at the output" "$d/soft.err" || die "no notice: $(cat "$d/soft.err")"
