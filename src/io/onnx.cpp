@@ -1,6 +1,8 @@
 // ONNX import (a series-parallel graph of supported nodes -> spec tokens with res/cat/gate blocks and
-// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU, shape computations from Shape
-// evaluated with the batch as one symbol, Reshape/Squeeze/Unsqueeze as views) and export (spec ->
+// weights, BatchNormalization folded, Pad folded, x * Sigmoid(x) as SiLU, exact GELU's Erf pattern as gelu,
+// the option-A shortcut (Slice ::2 then a channel Pad) as a fixed 1x1 stride-2 conv, constant subgraphs
+// folded, shape computations from Shape evaluated with the batch as one symbol, Reshape/Squeeze/Unsqueeze
+// as views) and export (spec ->
 // Gemm/MatMul/Conv/MaxPool/AveragePool/Add/Concat/Mul/... nodes, checked by onnx::checker), on Debian's
 // libonnx protobufs.
 #include "mimic/io/onnx.hpp"
@@ -18,7 +20,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <set>
@@ -211,6 +216,157 @@ bool all_equal(const std::vector<std::int64_t>& v, std::int64_t x) {
     return true;
 }
 
+/// Row-major strides of dims.
+std::vector<std::int64_t> strides_of(const std::vector<std::int64_t>& dims) {
+    std::vector<std::int64_t> st(dims.size(), 1);
+    for (std::size_t i = dims.size(); i-- > 1;)
+        st[i - 1] = st[i] * dims[i];
+    return st;
+}
+
+/// out[i] = in[index(i)] over the multi-indices of out.dims, where idx[a] lists the input positions along
+/// axis a of in (a Slice or Transpose as gathered indices).
+void gather_axes(const Const& in, const std::vector<std::vector<std::int64_t>>& idx,
+                 const std::vector<std::int64_t>& in_axis, Const& out) {
+    const auto ist = strides_of(in.dims);
+    out.v.resize(std::size_t(out.size()));
+    std::vector<std::int64_t> pos(out.dims.size(), 0);
+    for (std::int64_t e = 0; e < out.size(); ++e) {
+        std::int64_t src = 0;
+        for (std::size_t a = 0; a < pos.size(); ++a)
+            src += idx[a][std::size_t(pos[a])] * ist[std::size_t(in_axis[a])];
+        out.v[std::size_t(e)] = in.v[std::size_t(src)];
+        for (std::size_t a = pos.size(); a-- > 0;)
+            if (++pos[a] < out.dims[a])
+                break;
+            else
+                pos[a] = 0;
+    }
+}
+
+/// Slice of a constant (opset 10+: starts, ends, axes, steps as inputs), negative steps included.
+Const slice_const(const Const& x, const std::vector<const Const*>& a, const std::string& where) {
+    const std::int64_t r = std::int64_t(x.dims.size());
+    std::vector<std::vector<std::int64_t>> idx(x.dims.size());
+    std::vector<std::int64_t> axis(x.dims.size());
+    for (std::int64_t d = 0; d < r; ++d) {
+        axis[std::size_t(d)] = d;
+        for (std::int64_t i = 0; i < x.dims[std::size_t(d)]; ++i)
+            idx[std::size_t(d)].push_back(i);
+    }
+    const std::size_t k = a[0]->v.size();
+    for (std::size_t i = 0; i < k; ++i) {
+        std::int64_t ax = a.size() > 2 && a[2] ? std::int64_t(a[2]->v.at(i)) : std::int64_t(i);
+        ax += ax < 0 ? r : 0;
+        const double step = a.size() > 3 && a[3] ? a[3]->v.at(i) : 1.0;
+        if (ax < 0 || ax >= r || step == 0) fail(where, ": axis or step out of range");
+        const double n = double(x.dims[std::size_t(ax)]);
+        auto clampi = [&](double v, double lo, double hi) {
+            return std::min(std::max(v < 0 ? v + n : v, lo), hi);
+        };
+        const double lo = step > 0 ? 0 : -1, hi = step > 0 ? n : n - 1;
+        double b = clampi(a[0]->v[i], lo, hi), e = clampi(a[1]->v.at(i), lo, hi);
+        std::vector<std::int64_t> sel;
+        for (double j = b; step > 0 ? j < e : j > e; j += step)
+            sel.push_back(std::int64_t(j));
+        idx[std::size_t(ax)] = sel;
+    }
+    Const out;
+    for (const auto& v : idx)
+        out.dims.push_back(std::int64_t(v.size()));
+    gather_axes(x, idx, axis, out);
+    return out;
+}
+
+/// Transpose of a constant (perm absent: the axes reversed).
+Const transpose_const(const onnx::NodeProto& n, const Const& x, const std::string& where) {
+    Const out;
+    std::vector<std::int64_t> perm = attr_ints(n, "perm");
+    if (perm.empty())
+        for (std::size_t i = x.dims.size(); i-- > 0;)
+            perm.push_back(std::int64_t(i));
+    if (perm.size() != x.dims.size())
+        fail(where, ": perm ", dims_text(perm), " for shape ", dims_text(x.dims));
+    std::vector<std::vector<std::int64_t>> idx;
+    for (auto p : perm) {
+        if (p < 0 || p >= std::int64_t(x.dims.size()))
+            fail(where, ": perm ", dims_text(perm), " out of range");
+        out.dims.push_back(x.dims[std::size_t(p)]);
+        idx.emplace_back();
+        for (std::int64_t i = 0; i < out.dims.back(); ++i)
+            idx.back().push_back(i);
+    }
+    gather_axes(x, idx, perm, out);
+    return out;
+}
+
+/// Folds node op of constant inputs in (ConstantOfShape, 1-D Concat, Reshape, Slice, Transpose, Cast, as
+/// PyTorch writes the pads of F.pad) into out; false where it is no such node.
+bool fold_const(const onnx::NodeProto& n, const std::vector<const Const*>& in, Const& out,
+                const std::string& where) {
+    const std::string& op = n.op_type();
+    if (in.empty() || !in[0]) return false;
+    const Const& x = *in[0];
+    if (op == "Cast" || (op == "ConstantOfShape" && x.dims.size() == 1)) {
+        out = x;
+        if (op == "Cast") return true;
+        out.dims.assign(x.v.begin(), x.v.end());
+        if (out.size() < 0 || out.size() > 4096)
+            fail(where, ": shape ", dims_text(out.dims), " is too large");
+        const auto* a = find_attr(n, "value");
+        out.v.assign(std::size_t(out.size()), a && a->has_t() ? to_const(a->t(), where).v.at(0) : 0.0);
+        return true;
+    }
+    if (op == "Concat") {
+        for (const Const* c : in)
+            if (!c || c->dims.size() != 1) return false;
+        out.dims = {0};
+        for (const Const* c : in)
+            out.v.insert(out.v.end(), c->v.begin(), c->v.end()), out.dims[0] += c->dims[0];
+        return true;
+    }
+    if (op == "Reshape" && in.size() == 2 && in[1]) {
+        out.v = x.v;
+        std::int64_t known = 1, free = -1;
+        for (std::size_t i = 0; i < in[1]->v.size(); ++i) {
+            std::int64_t d = std::int64_t(in[1]->v[i]);
+            if (d == 0 && i < x.dims.size()) d = x.dims[i];
+            if (d == -1) free = std::int64_t(i);
+            out.dims.push_back(d);
+            known *= d == -1 ? 1 : d;
+        }
+        if (free >= 0 && known > 0) out.dims[std::size_t(free)] = x.size() / known;
+        if (out.size() != x.size())
+            fail(where, ": cannot reshape ", dims_text(x.dims), " to ", dims_text(out.dims));
+        return true;
+    }
+    if (op == "Slice" && in.size() >= 3) {
+        for (std::size_t i = 1; i < in.size(); ++i)
+            if (!in[i] && !n.input(int(i)).empty()) return false;
+        out = slice_const(x, std::vector<const Const*>(in.begin() + 1, in.end()), where);
+        return true;
+    }
+    if (op == "Transpose") {
+        out = transpose_const(n, x, where);
+        return true;
+    }
+    return false;
+}
+
+/// The shortest decimal text that reads back as the float v (a token's argument, e.g. leakyrelu:0.1).
+std::string float_text(double v) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (float(std::strtod(buf, nullptr)) == float(v)) break;
+    }
+    return buf;
+}
+
+/// The operators of the nodes fuse_patterns() writes (no ONNX operator has a dot in its name).
+const char* const kGeluOp = "mimic.Gelu";
+const char* const kShortcutOp = "mimic.ShortcutA";
+
 /// One Mimic layer being built; weights in Mimic's layout (dense W [in, out], conv W {C, K, K, F}), so the
 /// output unit is always the fastest index of W. A block holds its branches' layers instead.
 struct Pending {
@@ -266,6 +422,7 @@ public:
         collect_initializers();
         make_graph();
         fold_shapes();
+        fuse_patterns();
         drop_output_softmax();
         rewrite_dense_concats();
         index_consumers();
@@ -286,6 +443,7 @@ private:
     std::string input_name_, output_name_; ///< the graph's data input and (after the passes) its output
     std::int64_t opset_ = 0;
     std::vector<GraphNode> nodes_;                    ///< in the ONNX graph's (topological) order
+    std::deque<onnx::NodeProto> fused_protos_;        ///< the nodes fuse_patterns() wrote
     std::map<std::string, std::vector<int>> readers_; ///< tensor -> the live nodes reading it as data
     std::vector<Pending> top_;                        ///< the model's chain
     std::vector<Pending>* layers_ = &top_;            ///< the chain being built (the model, or a branch)
@@ -356,13 +514,22 @@ private:
             "Mul",       "Sum",        "Concat",      "ReduceMean",
             "Softmax",   "LogSoftmax", "Shape",       "Gather",
             "Unsqueeze", "Squeeze",    "Slice",       "Cast",
-            "Sub",       "Div",        "Expand",      "ConstantOfShape"};
+            "Sub",       "Div",        "Expand",      "ConstantOfShape",
+            "LeakyRelu", "Elu",        "Erf"};
+        // Tensors computed from constants alone (a Transpose of them, as in F.pad's pads, is folded).
+        std::set<std::string> fixed;
+        for (const auto& t : graph().initializer())
+            fixed.insert(t.name());
         std::set<std::string> bad;
         for (const auto& n : graph().node()) {
+            bool from_constants = true;
+            for (const auto& s : n.input())
+                from_constants = from_constants && (s.empty() || fixed.count(s));
+            if (from_constants) fixed.insert(n.output().begin(), n.output().end());
             const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";
             if (!std_domain)
                 bad.insert(n.domain() + "::" + n.op_type());
-            else if (!supported.count(n.op_type()))
+            else if (!supported.count(n.op_type()) && !(n.op_type() == "Transpose" && from_constants))
                 bad.insert(n.op_type());
         }
         if (bad.empty()) return;
@@ -452,6 +619,8 @@ private:
                 consts_[g.out[0]] = to_const(a->t(), g.where);
             } else if (op == "Identity" && g.input_size() == 1 && constant(g.in[0])) {
                 consts_[g.out[0]] = *constant(g.in[0]);
+            } else if (Const c; g.out.size() == 1 && fold_const(n, const_inputs(g), c, g.where)) {
+                consts_[g.out[0]] = std::move(c);
             } else if ((op == "Identity" || op == "Dropout" || op == "Concat" || op == "Sum") &&
                        g.input_size() >= 1 && (op == "Dropout" || g.input_size() == 1)) {
                 if (op == "Dropout") check_dropout(g);
@@ -462,6 +631,14 @@ private:
             }
         }
         output_name_ = source(output_name_);
+    }
+
+    /// The constants node g reads (nullptr for an input that is absent or no constant).
+    std::vector<const Const*> const_inputs(const GraphNode& g) const {
+        std::vector<const Const*> c;
+        for (const auto& s : g.in)
+            c.push_back(constant(s));
+        return c;
     }
 
     /// Every tensor node g reads is a constant, the input or written by an earlier node, and g writes only
@@ -629,6 +806,159 @@ private:
             r.v.push_back(e);
         }
         return r;
+    }
+
+    /// Exact GELU as exporters write it (Div(x, √2) or Mul(x, 1/√2), Erf, Add 1, then the product of x,
+    /// that and 0.5 in any order) and the option-A shortcut of CIFAR ResNets (x[:, :, ::2, ::2] as one or
+    /// two Slice nodes, then a Pad of zero channels) become one node each, matched by their constants'
+    /// values; their inner tensors must have no other reader.
+    void fuse_patterns() {
+        Pattern pt;
+        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            for (const auto& s : data_inputs(nodes_[i]))
+                pt.readers[s].push_back(int(i));
+            for (const auto& o : nodes_[i].out)
+                pt.writer[o] = int(i);
+        }
+        std::set<int> gone;
+        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            std::vector<int> used;
+            std::string x, op;
+            std::vector<std::int64_t> pads;
+            if (nodes_[i].op_type() == "Erf" && match_gelu(int(i), pt, used, x)) {
+                op = kGeluOp;
+            } else if (nodes_[i].op_type() == "Pad" && match_shortcut(int(i), pt, used, x, pads)) {
+                op = kShortcutOp;
+            } else {
+                continue;
+            }
+            const int last = *std::max_element(used.begin(), used.end());
+            onnx::NodeProto& proto = fused_protos_.emplace_back();
+            proto.set_op_type(op);
+            proto.set_name(nodes_[std::size_t(last)].proto->name());
+            if (!pads.empty()) {
+                auto* a = proto.add_attribute();
+                a->set_name("pads");
+                a->set_type(onnx::AttributeProto::INTS);
+                for (auto v : pads)
+                    a->add_ints(v);
+            }
+            GraphNode& g = nodes_[std::size_t(last)];
+            g.proto = &proto;
+            g.in = {x};
+            g.out.resize(1);
+            for (int u : used)
+                if (u != last) gone.insert(u);
+        }
+        std::vector<GraphNode> kept;
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            if (!gone.count(int(i))) kept.push_back(std::move(nodes_[i]));
+        nodes_ = std::move(kept);
+    }
+
+    struct Pattern {
+        std::map<std::string, std::vector<int>> readers; ///< tensor -> the nodes reading it as data
+        std::map<std::string, int> writer;               ///< tensor -> the node writing it
+        /// The node that writes t and is its writer's only reader (-1: none).
+        int sole_writer(const std::string& t) const {
+            const auto w = writer.find(t);
+            const auto r = readers.find(t);
+            return w == writer.end() || r == readers.end() || r->second.size() != 1 ? -1 : w->second;
+        }
+        /// The only reader of t (-1: none or several).
+        int sole_reader(const std::string& t) const {
+            const auto r = readers.find(t);
+            return r == readers.end() || r->second.size() != 1 ? -1 : r->second[0];
+        }
+    };
+
+    /// s is a scalar constant equal to v (to float precision).
+    bool scalar_is(const std::string& s, double v) const {
+        const Const* c = constant(s);
+        return c && c->size() == 1 && std::fabs(c->v[0] - v) <= 1e-6 * std::max(1.0, std::fabs(v));
+    }
+    /// Node m is a binary op whose inputs are t and another; that other (empty: not so).
+    std::string other_input(const GraphNode& m, const char* op, const std::string& t) const {
+        if (m.op_type() != op || m.input_size() != 2) return {};
+        return m.input(0) == t ? m.input(1) : m.input(1) == t ? m.input(0) : std::string();
+    }
+
+    /// Erf node e inside x·0.5·(1 + erf(x/√2)): the pattern's nodes in used, x.
+    bool match_gelu(int e, const Pattern& pt, std::vector<int>& used, std::string& x) const {
+        const GraphNode& E = nodes_[std::size_t(e)];
+        const int d = pt.sole_writer(E.input(0));
+        if (d < 0) return false;
+        const GraphNode& D = nodes_[std::size_t(d)];
+        if (D.op_type() == "Div" && D.input_size() == 2 && scalar_is(D.input(1), std::sqrt(2.0)))
+            x = D.input(0);
+        else if (D.op_type() == "Mul" && scalar_is(D.input(1), std::sqrt(0.5)))
+            x = D.input(0);
+        else if (D.op_type() == "Mul" && scalar_is(D.input(0), std::sqrt(0.5)))
+            x = D.input(1);
+        else
+            return false;
+        const int a = pt.sole_reader(E.output(0));
+        if (a < 0 || !scalar_is(other_input(nodes_[std::size_t(a)], "Add", E.output(0)), 1.0)) return false;
+        const std::string& sum = nodes_[std::size_t(a)].output(0);
+        const int m1 = pt.sole_reader(sum);
+        if (m1 < 0) return false;
+        const std::string o = other_input(nodes_[std::size_t(m1)], "Mul", sum);
+        used = {d, e, a, m1};
+        if (o.empty()) return false;
+        if (o == x || scalar_is(o, 0.5)) { // (x·s)·0.5 or (s·0.5)·x
+            const int m2 = pt.sole_reader(nodes_[std::size_t(m1)].output(0));
+            if (m2 < 0) return false;
+            const std::string o2 =
+                other_input(nodes_[std::size_t(m2)], "Mul", nodes_[std::size_t(m1)].output(0));
+            used.push_back(m2);
+            return o == x ? scalar_is(o2, 0.5) : o2 == x;
+        }
+        const int h = pt.sole_writer(o); // (x·0.5)·s
+        if (h < 0) return false;
+        used.push_back(h);
+        const std::string o2 = other_input(nodes_[std::size_t(h)], "Mul", x);
+        return !o2.empty() && scalar_is(o2, 0.5);
+    }
+
+    /// Pad node p of zero channels after x[:, :, ::2, ::2] (one or two Slice nodes, steps 2 on H and W from
+    /// 0 to the end): the nodes in used, x, and the channels padded before and after.
+    bool match_shortcut(int p, const Pattern& pt, std::vector<int>& used, std::string& x,
+                        std::vector<std::int64_t>& pads) const {
+        const GraphNode& P = nodes_[std::size_t(p)];
+        const Const* v = P.input_size() >= 2 ? constant(P.input(1)) : nullptr;
+        if (!v || v->size() != 8 || attr_string(P, "mode", "constant") != "constant") return false;
+        for (int i = 0; i < 8; ++i)
+            if (i != 1 && i != 5 ? v->v[size_t(i)] != 0 : v->v[size_t(i)] < 0 || v->v[size_t(i)] > 1e6)
+                return false;
+        if (P.input_size() >= 3 && !P.input(2).empty() && !scalar_is(P.input(2), 0.0)) return false;
+        used = {p};
+        std::set<std::int64_t> axes;
+        x = P.input(0);
+        for (int s = pt.sole_writer(x); s >= 0 && nodes_[std::size_t(s)].op_type() == "Slice";
+             s = pt.sole_writer(x)) {
+            if (!halving_slice(nodes_[std::size_t(s)], axes)) return false;
+            used.push_back(s);
+            x = nodes_[std::size_t(s)].input(0);
+        }
+        pads = {std::int64_t(v->v[1]), std::int64_t(v->v[5])};
+        return axes == std::set<std::int64_t>{2, 3};
+    }
+
+    /// Slice node s takes every second row or column from the first to the end, on axes 2 or 3 of a 4-D
+    /// tensor only, which it adds to axes (false: any other Slice, or an axis twice).
+    bool halving_slice(const GraphNode& s, std::set<std::int64_t>& axes) const {
+        const Const* c[4] = {};
+        for (int i = 0; i < 4; ++i)
+            c[i] = s.input_size() > i + 1 ? constant(s.input(i + 1)) : nullptr;
+        if (!c[0] || !c[1] || !c[2] || !c[3] || s.input_size() != 5) return false;
+        for (std::size_t i = 0; i < c[0]->v.size(); ++i) {
+            if (c[1]->v.size() <= i || c[2]->v.size() <= i || c[3]->v.size() <= i) return false;
+            const std::int64_t axis = std::int64_t(c[2]->v[i]) + (c[2]->v[i] < 0 ? 4 : 0);
+            if ((axis != 2 && axis != 3) || c[0]->v[i] != 0 || c[3]->v[i] != 2 || c[1]->v[i] < 2147483647.0 ||
+                !axes.insert(axis).second)
+                return false;
+        }
+        return true;
     }
 
     /// A Softmax or LogSoftmax over the classes at the graph's output is dropped with a notice: the member's
@@ -899,8 +1229,9 @@ private:
         if (op == "MaxPool" || op == "AveragePool") return pool(n, where, op == "AveragePool");
         if (op == "Pad") return pad(n, where);
         if (op == "Clip" || op == "HardSigmoid" || op == "HardSwish" || op == "GlobalAveragePool" ||
-            op == "ReduceMean")
+            op == "ReduceMean" || op == "LeakyRelu" || op == "Elu")
             return unary(n, where);
+        if (op == kGeluOp || op == kShortcutOp) return fused(n, where);
         if (op == "BatchNormalization") return batchnorm(n, where);
         if (op == "Softmax" || op == "LogSoftmax")
             fail(where, ": supported only as the graph's output (dropped: Mimic's members give logits)");
@@ -909,7 +1240,13 @@ private:
                  op == "Add" ? " or as the bias of a MatMul, Gemm or Conv" : "",
                  op == "Mul" || op == "Add" || op == "Concat" ? " or on shape values (from Shape nodes)" : "",
                  ", not on one path");
-        if (op == "Shape" || op == "Gather" || op == "Slice" || op == "Cast" || op == "Sub" || op == "Div" ||
+        if (op == "Slice")
+            fail(where,
+                 ": Slice is supported only on shape values (computed from Shape nodes and constants) "
+                 "and as x[:, :, ::2, ::2] followed by a Pad of zero channels (a CIFAR ResNet's option-A "
+                 "shortcut)");
+        if (op == "Erf") fail(where, ": Erf is supported only inside exact GELU, x·0.5·(1 + erf(x/√2))");
+        if (op == "Shape" || op == "Gather" || op == "Cast" || op == "Sub" || op == "Div" ||
             op == "ConstantOfShape")
             fail(where, ": ", op,
                  " is supported only on shape values (computed from Shape nodes and constants)");
@@ -1287,6 +1624,30 @@ private:
         advance(n);
     }
 
+    /// The nodes of fuse_patterns(): exact GELU as gelu, and the option-A shortcut as a 1x1 stride-2 conv
+    /// with fixed weights (input channel c to output channel c + the channels padded before; no bias).
+    void fused(const GraphNode& n, const std::string& where) {
+        need_cur(n, where);
+        Pending p;
+        if (n.op_type() == kGeluOp) {
+            p.kind = nn::LayerKind::GELU;
+            p.token = "gelu";
+        } else {
+            if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+            const auto pads = attr_ints(n, "pads");
+            const std::int64_t C = shape_.c, F = C + pads.at(0) + pads.at(1);
+            p.kind = nn::LayerKind::Conv;
+            p.out = int(F);
+            p.token = "conv:" + std::to_string(F) + "x1s2p0";
+            p.W.assign(std::size_t(C * F), 0.0);
+            for (std::int64_t c = 0; c < C; ++c)
+                p.W[std::size_t(c * F + c + pads[0])] = 1.0;
+            p.b.assign(std::size_t(F), 0.0);
+        }
+        push(std::move(p), where);
+        advance(n);
+    }
+
     /// A scalar bound input of Clip (absent: unbounded).
     double clip_bound(const GraphNode& n, int i, const std::string& where, double none) const {
         if (n.input_size() <= i || n.input(i).empty()) return none;
@@ -1295,7 +1656,8 @@ private:
         return c.v[0];
     }
 
-    /// Clip(0, 6) as relu6, HardSigmoid(alpha 1/6, beta 1/2), HardSwish and global pooling.
+    /// Clip(0, 6) as relu6, HardSigmoid(alpha 1/6, beta 1/2), HardSwish, LeakyRelu and Elu (alpha as the
+    /// token's argument) and global pooling.
     void unary(const GraphNode& n, const std::string& where) {
         need_cur(n, where);
         const std::string& op = n.op_type();
@@ -1312,6 +1674,13 @@ private:
             p.kind = nn::LayerKind::HardSigmoid;
         } else if (op == "HardSwish") {
             p.kind = nn::LayerKind::HardSwish;
+        } else if (op == "LeakyRelu" || op == "Elu") {
+            const bool elu = op == "Elu";
+            p.kind = elu ? nn::LayerKind::ELU : nn::LayerKind::LeakyReLU;
+            p.token = std::string(elu ? "elu:" : "leakyrelu:") +
+                      float_text(attr_float(n, "alpha", elu ? 1.0 : 0.01));
+            push(std::move(p), where);
+            return advance(n);
         } else {
             return global_pool(n, where);
         }
@@ -1666,6 +2035,26 @@ private:
         }
     }
 
+    /// LeakyRelu and Elu with their alpha; exact GELU as PyTorch writes it at opset 13:
+    /// Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5) (Gelu is opset 20).
+    void alpha_activation(const std::string& base, const nn::LayerSpec& l) {
+        const std::string x = cur_;
+        if (l.kind != nn::LayerKind::GELU) {
+            auto* n = node(l.kind == nn::LayerKind::LeakyReLU ? "LeakyRelu" : "Elu", base, {x});
+            float1(n, "alpha", l.alpha);
+            return;
+        }
+        const float sqrt2 = 1.41421356237309505f, one = 1.0f, half = 0.5f;
+        initializer(base + ".sqrt2", {}, &sqrt2);
+        initializer(base + ".one", {}, &one);
+        initializer(base + ".half", {}, &half);
+        node("Div", base + ".div", {x, base + ".sqrt2"});
+        node("Erf", base + ".erf", {cur_});
+        node("Add", base + ".add", {cur_, base + ".one"});
+        node("Mul", base + ".mul", {x, cur_});
+        node("Mul", base, {cur_, base + ".half"});
+    }
+
     /// bn as BatchNormalization (epsilon 1e-5) with its running statistics.
     void batchnorm(const std::string& base) {
         std::vector<std::string> inputs{cur_, base + ".W", base + ".b"};
@@ -1788,6 +2177,11 @@ private:
         case nn::LayerKind::HardSwish:
         case nn::LayerKind::HardSigmoid:
             pool_or_activation(base, l);
+            break;
+        case nn::LayerKind::LeakyReLU:
+        case nn::LayerKind::ELU:
+        case nn::LayerKind::GELU:
+            alpha_activation(base, l);
             break;
         case nn::LayerKind::BatchNorm:
             batchnorm(base);

@@ -51,6 +51,12 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
         return std::make_unique<ActivationLayer>(index, l.token, in, Activation::HardSwish);
     case LayerKind::HardSigmoid:
         return std::make_unique<ActivationLayer>(index, l.token, in, Activation::HardSigmoid);
+    case LayerKind::LeakyReLU:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::LeakyReLU, l.alpha);
+    case LayerKind::ELU:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::ELU, l.alpha);
+    case LayerKind::GELU:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::GELU);
     case LayerKind::BatchNorm:
         return std::make_unique<BatchNorm>(index, l.token, in);
     case LayerKind::ReLU:

@@ -87,6 +87,7 @@ bool plain_kind(const std::string& name, LayerKind& kind) {
                                                               {"silu", LayerKind::SiLU},
                                                               {"hardswish", LayerKind::HardSwish},
                                                               {"hardsigmoid", LayerKind::HardSigmoid},
+                                                              {"gelu", LayerKind::GELU},
                                                               {"bn", LayerKind::BatchNorm}};
     for (const auto& [text, k] : table)
         if (name == text) {
@@ -156,6 +157,12 @@ const char* kind_name(LayerKind kind) {
         return "hardswish";
     case LayerKind::HardSigmoid:
         return "hardsigmoid";
+    case LayerKind::LeakyReLU:
+        return "leakyrelu";
+    case LayerKind::ELU:
+        return "elu";
+    case LayerKind::GELU:
+        return "gelu";
     case LayerKind::BatchNorm:
         return "bn";
     case LayerKind::Block:
@@ -230,6 +237,19 @@ void parse_conv(const std::string& spec, const std::string& arg, bool has_arg, L
     if (l.pad >= l.kernel) bad_token(spec, l, "conv padding smaller than the kernel");
 }
 
+/// leakyrelu[:A] (A default 0.01) and elu[:A] (A default 1), A a finite number, into l.
+void parse_alpha(const std::string& spec, const std::string& arg, bool has_arg, LayerSpec& l, bool elu) {
+    char* endp = nullptr;
+    const double a = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : 0.0;
+    if (has_arg && (arg.empty() || endp != arg.c_str() + arg.size() || !(a > -1e30 && a < 1e30)))
+        bad_token(spec, l,
+                  elu ? "elu or elu:<alpha> with alpha a number"
+                      : "leakyrelu or leakyrelu:<slope> "
+                        "with slope a number");
+    l.kind = elu ? LayerKind::ELU : LayerKind::LeakyReLU;
+    l.alpha = has_arg ? float(a) : elu ? 1.0f : 0.01f;
+}
+
 /// The layer kind and arguments of token l.token (trimmed, not a block) of spec.
 void parse_token(const std::string& spec, LayerSpec& l) {
     const std::string& t = l.token;
@@ -259,6 +279,8 @@ void parse_token(const std::string& spec, LayerSpec& l) {
             bad_token(spec, l, "dropout:<rate> with 0 <= rate < 1");
         l.kind = LayerKind::Dropout;
         l.rate = float(p);
+    } else if (name == "leakyrelu" || name == "elu") {
+        parse_alpha(spec, arg, has_arg, l, name == "elu");
     } else if (name == "relu" || name == "sigmoid" || name == "tanh" || name == "flatten") {
         if (has_arg) bad_token(spec, l, "no argument after this layer name");
         l.kind = name == "relu"      ? LayerKind::ReLU
@@ -270,8 +292,9 @@ void parse_token(const std::string& spec, LayerSpec& l) {
     } else {
         bad_token(spec, l,
                   "one of dense:N, bottleneck:K, conv:FxK[sS][pP][gG], dwconv:K[sS][pP], pool:K[sS][pP], "
-                  "avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, tanh, "
-                  "dropout:P, flatten, bn, or a block res(...), cat(...), gate(...)");
+                  "avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, "
+                  "leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn, or a block res(...), "
+                  "cat(...), gate(...)");
     }
 }
 
@@ -446,6 +469,9 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
     case LayerKind::SiLU:
     case LayerKind::HardSwish:
     case LayerKind::HardSigmoid:
+    case LayerKind::LeakyReLU:
+    case LayerKind::ELU:
+    case LayerKind::GELU:
     case LayerKind::BatchNorm:
         return in;
     case LayerKind::Conv: {

@@ -62,7 +62,8 @@ WidePair find_wide_pair(const std::vector<nn::LayerSpec>& layers) {
         const bool elementwise = k == nn::LayerKind::ReLU || k == nn::LayerKind::Sigmoid ||
                                  k == nn::LayerKind::Tanh || k == nn::LayerKind::ReLU6 ||
                                  k == nn::LayerKind::SiLU || k == nn::LayerKind::HardSwish ||
-                                 k == nn::LayerKind::HardSigmoid;
+                                 k == nn::LayerKind::HardSigmoid || k == nn::LayerKind::LeakyReLU ||
+                                 k == nn::LayerKind::ELU || k == nn::LayerKind::GELU;
         if (!elementwise) return p;
     }
     p.wide = wide;
@@ -79,7 +80,7 @@ std::string local_spec(const std::string& spec, const Comm& comm) {
         fail("--model-shards ", comm.size(), ": the spec '", spec,
              "' must end in a wide pair dense:H,[activation,]dense:C to be split over ranks (activation: "
              "relu, "
-             "relu6, sigmoid, silu, hardswish, hardsigmoid or tanh)");
+             "relu6, sigmoid, silu, hardswish, hardsigmoid, leakyrelu, elu, gelu or tanh)");
     if (p.hidden < comm.size())
         fail("--model-shards ", comm.size(), ": more model-parallel ranks than the wide layer's ", p.hidden,
              " units allow");

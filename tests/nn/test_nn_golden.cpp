@@ -141,6 +141,9 @@ TEST(GoldenTorch, MaxPoolCeilMode) {
 TEST(GoldenTorch, ReLU6SiLUHardSwishHardSigmoid) {
     run_golden("acts");
 }
+TEST(GoldenTorch, LeakyReLUELUGELU) {
+    run_golden("acts2");
+}
 TEST(GoldenTorch, BatchNormTrainingMode) {
     run_golden("bn_train");
 }

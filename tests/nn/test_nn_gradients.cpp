@@ -203,6 +203,15 @@ TEST(Gradients, HardSwish) {
 TEST(Gradients, HardSigmoid) {
     check_gradients("dense:8,hardsigmoid,dense:3", {1, 1, 5}, false, 3, 4.0f);
 }
+TEST(Gradients, LeakyReLU) {
+    check_gradients("dense:8,leakyrelu:0.2,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, ELU) {
+    check_gradients("dense:8,elu:0.7,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
+TEST(Gradients, GELU) {
+    check_gradients("dense:8,gelu,dense:3", {1, 1, 5}, false, 3, 4.0f);
+}
 // Training mode: the batch statistics depend on every row, so dL/dx has the batch terms.
 TEST(Gradients, BatchNormOverChannelsInTraining) {
     check_gradients("conv:3x3,bn,relu,pool:2,dense:3", {2, 6, 6}, true, 4, 1.0f, {"layer0.conv.b"});

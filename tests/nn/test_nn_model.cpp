@@ -93,6 +93,21 @@ TEST(Spec, ParsesPoolingAndActivationTokens) {
     EXPECT_EQ((std::vector<int>{p.kernel, p.stride, p.pad}), (std::vector<int>{2, 2, 0}));
 }
 
+TEST(Spec, ParsesLeakyReLUELUAndGELUWithTheirAlphas) {
+    const auto l = parse_spec("leakyrelu,leakyrelu:0.2,elu,elu:0.5,gelu");
+    ASSERT_EQ(l.size(), 5u);
+    EXPECT_EQ(l[0].kind, LayerKind::LeakyReLU);
+    EXPECT_FLOAT_EQ(l[0].alpha, 0.01f);
+    EXPECT_FLOAT_EQ(l[1].alpha, 0.2f);
+    EXPECT_EQ(l[2].kind, LayerKind::ELU);
+    EXPECT_FLOAT_EQ(l[2].alpha, 1.0f);
+    EXPECT_FLOAT_EQ(l[3].alpha, 0.5f);
+    EXPECT_EQ(l[4].kind, LayerKind::GELU);
+    EXPECT_THROW(parse_spec("dense:4,leakyrelu:x"), SpecSyntaxError);
+    EXPECT_THROW(parse_spec("dense:4,elu:"), SpecSyntaxError);
+    EXPECT_THROW(parse_spec("dense:4,gelu:1"), SpecSyntaxError);
+}
+
 TEST(Spec, PoolingShapes) {
     // The torchvision ResNet stem: 3x3 stride 2 pad 1 on 28x28 gives 14x14; then global pooling.
     Model m("conv:8x3,pool:3s2p1,avgpool:3s1p1,avgpool:2s2p1e,gap,dense:4", {1, 28, 28});

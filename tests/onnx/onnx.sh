@@ -62,15 +62,21 @@ zoo_user)
   # What users' own PyTorch code exports: shape arithmetic (x.view(x.size(0), -1) after F.avg_pool2d, Hu's SE
   # with Linear layers, view(b, c, 1, 1) and expand_as, x.mean([2, 3]), x.mean(3).mean(2), squeeze(-1) twice,
   # reshape(b, -1, 1, 1) then flatten), functional ReLUs, WRN-16-4 with dropout, and torchvision families
-  # beyond the tuned ones; EfficientNet-B1 at opset 11, MobileNetV3-Small at opset 17.
+  # beyond the tuned ones; EfficientNet-B1 at opset 11, MobileNetV3-Small at opset 17; akamaster's resnet20
+  # (option-A shortcuts: x[:, :, ::2, ::2] padded with zero channels) and a CNN with LeakyReLU, ELU and GELU.
   zoo_check "$d/rgb" 3 32 kuangliu_resnet18 se_resnet_fc view_cnn preact_resnet_f wrn_16_4 regnet_x_400mf \
-    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17
+    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17 akamaster_resnet20 act_cnn
   # The SE excitation is a gate over the dense branch; the three heads of view_cnn are one concatenation.
   spec() { "$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$d/rgb/$1.h5', 'r').attrs['spec'])"; }
   [[ "$(spec se_resnet_fc)" == *"gate(gap,flatten,bottleneck:4,relu,bottleneck:16,sigmoid)"* ]] ||
     die "se_resnet_fc: no dense gate in $(spec se_resnet_fc)"
   [[ "$(spec view_cnn)" == *",cat(gap,flatten|gap,flatten|avgpool:2,flatten,dense:32,relu),dense:10"* ]] ||
     die "view_cnn: unexpected spec $(spec view_cnn)"
+  # Option A: each stride-2 shortcut is a fixed 1x1 stride-2 conv; GELU is matched from its Erf pattern.
+  [[ "$(spec akamaster_resnet20)" == *"|conv:32x1s2p0)"*"|conv:64x1s2p0)"* ]] ||
+    die "akamaster_resnet20: no option-A shortcut conv in $(spec akamaster_resnet20)"
+  [[ "$(spec act_cnn)" == *",leakyrelu:0.1,"*",elu:1,"*",gelu,gap,flatten,dense:64,gelu,dense:10"* ]] ||
+    die "act_cnn: unexpected spec $(spec act_cnn)"
   # A ShuffleNet (channel shuffle: Reshape to 5-D and Transpose) is refused in one line, nothing written.
   py zoo_families.py "$d/shuffle" --rows 2 --families shufflenet_v2_x0_5 >/dev/null || die "zoo_families.py failed"
   "$MIMIC" import onnx "$d/shuffle/shufflenet_v2_x0_5.onnx" --out "$d/shuffle/s.h5" --quiet 2>"$d/shuffle.err" &&
@@ -107,9 +113,9 @@ import)
   # Each teacher (MLP + BatchNorm1d at opset 11; CNN + BatchNorm2d, MaxPool, bias-free Conv at opset 13;
   # Reshape + MatMul + Add; MaxPool 3/2 pad 1, Pad + AveragePool, AveragePool without the padding, Clip,
   # GlobalAveragePool; Sigmoid·Mul, HardSigmoid·Mul, HardSwish, HardSigmoid; depthwise and grouped Conv;
-  # Pad + Conv)
+  # Pad + Conv; exact GELU written in two other orders than PyTorch's)
   # is imported; Mimic's logits match PyTorch's to float tolerance.
-  for t in mlp cnn mm pools acts acts14 bnrelu dws padconv; do
+  for t in mlp cnn mm pools acts acts14 bnrelu dws padconv geluorders; do
     m import onnx "$d/$t.onnx" --out "$d/$t.h5"
     logits_of "$d/$t.h5" "$d/logits_$t.h5"
     py onnx_check.py ref "$d/ref.h5" "$t" "$d/logits_$t.h5" 1e-4 || die "$t: logits differ from PyTorch's"
@@ -127,6 +133,8 @@ import)
     die "dws.h5: unexpected spec"
   "$MIMIC" info "$d/bnrelu.h5" | grep -q 'flatten,dense:16,relu,bn,dense:4' || die "bnrelu.h5: unexpected spec"
   "$MIMIC" info "$d/padconv.h5" | grep -q '"conv:4x3p1,relu,conv:4x3p2,flatten,dense:4"' || die "padconv.h5: unexpected spec"
+  "$MIMIC" info "$d/geluorders.h5" | grep -q '"flatten,dense:8,gelu,dense:8,gelu,dense:4"' ||
+    die "geluorders.h5: unexpected spec"
   # A LogSoftmax at the output is dropped with a notice on stderr: the logits are the values before it.
   "$MIMIC" import onnx "$d/soft.onnx" --out "$d/soft.h5" --quiet 2>"$d/soft.err" || die "soft.onnx import failed"
   grep -q "soft.onnx: node .* (LogSoftmax): dropped at the output" "$d/soft.err" || die "no notice: $(cat "$d/soft.err")"
@@ -156,7 +164,12 @@ unsupported)
   # A Reshape whose target, computed from Shape, mixes the batch into the rows: the node and the target named.
   expect_fail "mixbatch.onnx: node [0-9]* '/Reshape' (Reshape): reshape to \[2\*N, -1\] does not keep the batch as the first dimension" \
     "$MIMIC" import onnx "$d/mixbatch.onnx" --out "$d/mixbatch.h5" --quiet
-  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*' -o -name 'twoin.h5*' -o -name 'mixbatch.h5*')" ] ||
+  # A Slice of data that is not x[:, :, ::2, ::2] before a channel Pad, and an Erf outside exact GELU.
+  expect_fail "oddslice.onnx: node [0-9]* '/Slice' (Slice): Slice is supported only on shape values .* and as x\[:, :, ::2, ::2\] followed by a Pad of zero channels" \
+    "$MIMIC" import onnx "$d/oddslice.onnx" --out "$d/oddslice.h5" --quiet
+  expect_fail "erf.onnx: node [0-9]* '/Erf' (Erf): Erf is supported only inside exact GELU" \
+    "$MIMIC" import onnx "$d/erf.onnx" --out "$d/erf.h5" --quiet
+  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*' -o -name 'twoin.h5*' -o -name 'mixbatch.h5*' -o -name 'oddslice.h5*' -o -name 'erf.h5*')" ] ||
     die "an output file was left behind"
   # Supported operators with unsupported settings: one line naming the node and the problem.
   expect_fail "pool32.onnx: node 1 .*(MaxPool): dilations are not supported" \

@@ -119,6 +119,11 @@ MODELS += [("ceilpool", "conv:4x3,relu,pool:3s2c,conv:4x3,pool:2c,pool:3s3p1c,de
             lambda: [conv(2, 4, 3), tnn.ReLU(), tnn.MaxPool2d(3, 2, ceil_mode=True), conv(4, 4, 3),
                      tnn.MaxPool2d(2, ceil_mode=True), tnn.MaxPool2d(3, 3, 1, ceil_mode=True),
                      tnn.Sequential(tnn.Flatten(), tnn.Linear(16, 5))])]
+# LeakyReLU (default and given slope), ELU (given alpha) and exact GELU, inputs across their kinks.
+MODELS += [("acts2", "dense:12,leakyrelu,dense:12,leakyrelu:0.2,dense:12,elu:0.7,dense:12,gelu,dense:5", (1, 1, 10),
+            lambda: [tnn.Linear(10, 12), tnn.LeakyReLU(), tnn.Linear(12, 12), tnn.LeakyReLU(0.2),
+                     tnn.Linear(12, 12), tnn.ELU(0.7), tnn.Linear(12, 12), tnn.GELU(), tnn.Linear(12, 5)])]
+X_SCALE["acts2"] = 4.0
 
 
 def mimic_params(layers, prefix="layer"):

@@ -1,12 +1,14 @@
 # Builds small PyTorch teachers and exports them with torch.onnx.export for Mimic's ONNX tests: an MLP with
 # BatchNorm1d (opset 11), a CNN with BatchNorm2d kept in the graph (opset 13), a Reshape + MatMul + Add net,
 # a CNN with every pooling form and ReLU6, an MLP with SiLU, Hardswish and Hardsigmoid (opsets 13 and 14),
-# a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, Pad + Conv, and
-# models Mimic refuses (unsupported operators or settings, a graph that is not series-parallel, two outputs or
-# two inputs, a Reshape whose computed target mixes the batch into the rows);
+# a depthwise-separable CNN (depthwise stride 2, grouped 1x1; opset 13), a CNN ending in LogSoftmax, Pad + Conv,
+# exact GELU in two orders other than PyTorch's, and models Mimic refuses (unsupported operators or settings, a
+# graph that is not series-parallel, two outputs or two inputs, a Reshape whose computed target mixes the batch
+# into the rows, a Slice that is no option-A shortcut, an Erf outside GELU);
 # writes a dataset file and PyTorch's logits for comparison (for soft: the values before the LogSoftmax).
-# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft/padconv.onnx
-#                                   and bad/pool32/nsp/two/twoin/mixbatch.onnx)
+# usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft/padconv/
+#                                   geluorders.onnx
+#                                   and bad/pool32/nsp/two/twoin/mixbatch/oddslice/erf.onnx)
 import os
 import sys
 import warnings
@@ -183,10 +185,70 @@ class MixBatch(nn.Module):
 
 torch.onnx.export(MixBatch(), xt[:2], os.path.join(out, "mixbatch.onnx"), opset_version=13, input_names=["x"],
                   output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+
+
+class OddSlice(nn.Module):
+    """F.pad(y[:, :, 1::2, ::2], ...): not the option-A shortcut (it starts at row 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(C, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.flatten(nn.functional.pad(self.c(x)[:, :, 1::2, ::2], (0, 0, 0, 0, 2, 2), "constant", 0), 1)
+
+
+class LoneErf(nn.Module):
+    """erf(y) outside the GELU pattern."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(C, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.flatten(torch.erf(self.c(x)), 1)
+
+
+for name, model in (("oddslice", OddSlice()), ("erf", LoneErf())):
+    torch.onnx.export(model, xt[:2], os.path.join(out, name + ".onnx"), opset_version=13, input_names=["x"],
+                      output_names=["y"])
 padconv.eval()
 with torch.no_grad():
     logits["padconv"] = padconv(xt).numpy().astype(np.float32)
 padconv_onnx(os.path.join(out, "padconv.onnx"))
+
+
+# Exact GELU written in two other orders than PyTorch's: Mul(x, 1/sqrt2) and (x * 0.5) * (1 + erf), then
+# Div(x, sqrt2) and x * ((1 + erf) * 0.5); onnx.helper below, its logits from these modules.
+geluorders = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 8), nn.GELU(), nn.Linear(8, 8), nn.GELU(),
+                           nn.Linear(8, K)).eval()
+with torch.no_grad():
+    logits["geluorders"] = geluorders(xt).numpy().astype(np.float32)
+
+
+def geluorders_onnx(path):
+    import onnx
+    from onnx import helper, numpy_helper
+
+    t = lambda name, v: numpy_helper.from_array(v.detach().numpy() if torch.is_tensor(v) else v, name)
+    init = [t("r", np.array(2 ** -0.5, np.float32)), t("s", np.array(2 ** 0.5, np.float32)),
+            t("one", np.array(1, np.float32)), t("half", np.array(0.5, np.float32))]
+    for i in (1, 3, 5):
+        init += [t(f"W{i}", geluorders[i].weight), t(f"B{i}", geluorders[i].bias)]
+    mk = helper.make_node
+    nodes = [mk("Flatten", ["x"], ["f"]), mk("Gemm", ["f", "W1", "B1"], ["a"], transB=1),
+             mk("Mul", ["a", "r"], ["a1"]), mk("Erf", ["a1"], ["a2"]), mk("Add", ["one", "a2"], ["a3"]),
+             mk("Mul", ["half", "a"], ["a4"]), mk("Mul", ["a4", "a3"], ["g1"]),
+             mk("Gemm", ["g1", "W3", "B3"], ["b"], transB=1),
+             mk("Div", ["b", "s"], ["b1"]), mk("Erf", ["b1"], ["b2"]), mk("Add", ["b2", "one"], ["b3"]),
+             mk("Mul", ["b3", "half"], ["b4"]), mk("Mul", ["b", "b4"], ["g2"]),
+             mk("Gemm", ["g2", "W5", "B5"], ["y"], transB=1)]
+    g = helper.make_graph(nodes, "geluorders", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", C, H, W])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", K])], init)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+geluorders_onnx(os.path.join(out, "geluorders.onnx"))
 
 y = np.argmax(logits["mlp"] + logits["cnn"] + logits["mm"], axis=1).astype(np.int32)
 with h5py.File(os.path.join(out, "data.h5"), "w") as f:

@@ -250,6 +250,68 @@ class WideBlock(nn.Module):
         return out + self.shortcut(x)
 
 
+class LambdaLayer(nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+class OptionABlock(nn.Module):
+    """akamaster's CIFAR BasicBlock: the option-A shortcut subsamples by 2 and pads zero channels."""
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != planes:
+            self.shortcut = LambdaLayer(
+                lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4), "constant", 0))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class OptionAResNet(nn.Module):
+    """akamaster's resnet20 (3 blocks per stage of 16, 32, 64 planes)."""
+
+    def __init__(self, C, K, n=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(C, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        stages, cin = [], 16
+        for i, planes in enumerate((16, 32, 64)):
+            for j in range(n):
+                stages.append(OptionABlock(cin, planes, 2 if i > 0 and j == 0 else 1))
+                cin = planes
+        self.layers = nn.Sequential(*stages)
+        self.linear = nn.Linear(64, K)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layers(out)
+        # akamaster writes out.size()[3]; under this torch's tracer that is a tensor, which avg_pool2d refuses.
+        out = F.avg_pool2d(out, int(out.size()[3]))
+        out = out.view(out.size(0), -1)
+        return self.linear(out)
+
+
+def act_cnn(C, K):
+    """A small CNN with LeakyReLU(0.1), ELU and GELU (also on a flat hidden layer)."""
+    return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.BatchNorm2d(16), nn.LeakyReLU(0.1),
+                         nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ELU(),
+                         nn.Conv2d(32, 32, 3, 2, 1), nn.GELU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(32, 64), nn.GELU(), nn.Linear(64, K))
+
+
 def wrn_16_4(C, K):
     return PreActNet(C, K, WideBlock, (64, 128, 256), drop=0.3)
 
@@ -330,6 +392,8 @@ FAMILIES = {
     "efficientnet_b1": (lambda C, K: TV.efficientnet_b1(num_classes=K), "EVAL", 11),
     "mobilenet_v3_small_17": (lambda C, K: TV.mobilenet_v3_small(num_classes=K), "EVAL", 17),
     "shufflenet_v2_x0_5": (lambda C, K: TV.shufflenet_v2_x0_5(num_classes=K), "EVAL"),
+    "akamaster_resnet20": (lambda C, K: OptionAResNet(C, K), "EVAL"),
+    "act_cnn": (act_cnn, "EVAL"),
 }
 
 

@@ -36,7 +36,9 @@ inline const char* kokkos_backend_name() {
 namespace kmath {
 #if KOKKOS_VERSION >= 40000
 using Kokkos::cos;
+using Kokkos::erf;
 using Kokkos::exp;
+using Kokkos::expm1;
 using Kokkos::fabs;
 using Kokkos::log;
 using Kokkos::log1p;
@@ -45,7 +47,9 @@ using Kokkos::sqrt;
 using Kokkos::tanh;
 #else
 using Kokkos::Experimental::cos;
+using Kokkos::Experimental::erf;
 using Kokkos::Experimental::exp;
+using Kokkos::Experimental::expm1;
 using Kokkos::Experimental::fabs;
 using Kokkos::Experimental::log;
 using Kokkos::Experimental::log1p;

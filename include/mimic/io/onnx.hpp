@@ -31,6 +31,8 @@ inline constexpr int kOnnxMinImportOpset = 11;
 ///   (c: ceil_mode where it changes the size); Pad folded into the next Conv or AveragePool
 ///   GlobalAveragePool, ReduceMean over [2, 3] (or over W then H)       -> gap
 ///   Relu, Sigmoid, Tanh, Clip(0, 6), HardSigmoid, HardSwish            -> relu, sigmoid, tanh, relu6, ...
+///   LeakyRelu, Elu (alpha); exact GELU (Div by √2, Erf, Add 1, Mul by x and 0.5) -> leakyrelu:A, elu:A, gelu
+///   Slice x[:, :, ::2, ::2] then Pad of zero channels (option-A shortcut) -> conv:Fx1s2p0, fixed weights
 ///   Flatten (axis 1), Reshape (constant or computed target, the batch first), Squeeze, Unsqueeze: views;
 ///   [N, D] from [N, C, H, W] -> flatten, [N, D, 1, 1] of a flat [N, D] stays flat (a gate broadcasts it)
 ///   Expand read only by Mul (expand_as of a gate)                      -> nothing (the gate broadcasts)

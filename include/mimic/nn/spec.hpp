@@ -27,6 +27,9 @@ namespace mimic::nn {
 ///   relu | sigmoid | tanh
 ///   relu6 | silu | hardswish | hardsigmoid   (PyTorch's definitions: min(max(x, 0), 6), x·sigmoid(x),
 ///                  x·relu6(x + 3)/6, relu6(x + 3)/6)
+///   leakyrelu | leakyrelu:A   x > 0 ? x : A·x (A default 0.01, PyTorch's)
+///   elu | elu:A    x > 0 ? x : A·(exp(x) - 1) (A default 1)
+///   gelu           exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2))
 ///   dropout:P      inverted dropout with drop probability 0 <= P < 1
 ///   flatten        C x H x W -> C*H*W (dense after conv/pool also flattens implicitly)
 ///   bn             batch normalisation over channels (image input) or features (flat input)
@@ -60,6 +63,9 @@ enum class LayerKind {
     SiLU,
     HardSwish,
     HardSigmoid,
+    LeakyReLU,
+    ELU,
+    GELU,
     BatchNorm,
     Block
 };
@@ -80,6 +86,7 @@ struct LayerSpec {
     bool count_pad = true; ///< avgpool: the padded zeros count in the divisor
     bool ceil = false;     ///< pool: ceil mode (pool:3s2c), the output size rounded up (PoolWindow::out)
     float rate = 0.0f;     ///< dropout probability
+    float alpha = 0.0f;    ///< leakyrelu's negative slope, elu's alpha
     std::string path;      ///< token number, dotted inside blocks ("3", "3.2.1"); empty: `position`
     Join join = Join::Add; ///< block: how the branches join
     /// block: its branches, each a chain (empty: the identity, the block's input itself)

@@ -36,7 +36,7 @@ class ShardedModel {
 public:
     /// Builds this rank's part of `spec` for a model group `model_comm` of M ranks. With M > 1 the spec
     /// must end in dense:H, [activation,] dense:C with H >= M (an elementwise activation: relu, relu6,
-    /// sigmoid, silu, hardswish, hardsigmoid or tanh); anything else is a clear error.
+    /// sigmoid, silu, hardswish, hardsigmoid, leakyrelu, elu, gelu or tanh); anything else is a clear error.
     ShardedModel(const std::string& spec, nn::Shape input, const Comm& model_comm);
 
     nn::Model& local() { return local_; }

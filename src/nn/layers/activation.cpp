@@ -1,5 +1,5 @@
-// ReLU6, SiLU, HardSwish and HardSigmoid: one flat elementwise kernel per activation and direction; the
-// sigmoid of SiLU never exponentiates a positive number.
+// ReLU6, SiLU, HardSwish, HardSigmoid, LeakyReLU, ELU and GELU: one flat elementwise kernel per activation
+// and direction; the sigmoid of SiLU and ELU's exp never exponentiate a positive number.
 #include "mimic/nn/layers/activation.hpp"
 
 namespace mimic::nn {
@@ -14,6 +14,10 @@ KOKKOS_INLINE_FUNCTION float stable_sigmoid(float v) {
     const float e = kmath::exp(v);
     return e / (1.0f + e);
 }
+/// Φ(v), the standard normal distribution function, as erf gives it.
+KOKKOS_INLINE_FUNCTION float normal_cdf(float v) {
+    return 0.5f * (1.0f + kmath::erf(v * 0.70710678118654752f));
+}
 
 } // namespace
 
@@ -27,11 +31,17 @@ const char* ActivationLayer::kind() const {
         return "hardswish";
     case Activation::HardSigmoid:
         return "hardsigmoid";
+    case Activation::LeakyReLU:
+        return "leakyrelu";
+    case Activation::ELU:
+        return "elu";
+    case Activation::GELU:
+        return "gelu";
     }
     return "?";
 }
 
-void activation_forward(Activation a, const Matrix& x, const Matrix& y) {
+void activation_forward(Activation a, const Matrix& x, const Matrix& y, float alpha) {
     const std::int64_t n = std::int64_t(x.size());
     MIMIC_REQUIRE(std::int64_t(y.size()) == n, "activation_forward: ", n, " inputs but ", y.size(),
                   " outputs");
@@ -59,10 +69,27 @@ void activation_forward(Activation a, const Matrix& x, const Matrix& y) {
             "mimic::nn::hardsigmoid::forward", all,
             KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = clamp06(xp[i] + 3.0f) / 6.0f; });
         break;
+    case Activation::LeakyReLU:
+        Kokkos::parallel_for(
+            "mimic::nn::leakyrelu::forward", all,
+            KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = xp[i] > 0.0f ? xp[i] : alpha * xp[i]; });
+        break;
+    case Activation::ELU:
+        Kokkos::parallel_for(
+            "mimic::nn::elu::forward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float v = xp[i];
+                yp[i] = v > 0.0f ? v : alpha * kmath::expm1(v);
+            });
+        break;
+    case Activation::GELU:
+        Kokkos::parallel_for(
+            "mimic::nn::gelu::forward", all,
+            KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = xp[i] * normal_cdf(xp[i]); });
+        break;
     }
 }
 
-void activation_backward(Activation a, const Matrix& x, const Matrix& dy, const Matrix& dx) {
+void activation_backward(Activation a, const Matrix& x, const Matrix& dy, const Matrix& dx, float alpha) {
     const std::int64_t n = std::int64_t(x.size());
     MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n,
                   "activation_backward: size mismatch");
@@ -97,6 +124,29 @@ void activation_backward(Activation a, const Matrix& x, const Matrix& dy, const 
             "mimic::nn::hardsigmoid::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
                 const float v = xp[i], g = dyp[i];
                 dxp[i] = v > -3.0f && v < 3.0f ? g / 6.0f : 0.0f;
+            });
+        break;
+    case Activation::LeakyReLU:
+        Kokkos::parallel_for(
+            "mimic::nn::leakyrelu::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float g = dyp[i];
+                dxp[i] = xp[i] > 0.0f ? g : alpha * g;
+            });
+        break;
+    case Activation::ELU:
+        Kokkos::parallel_for(
+            "mimic::nn::elu::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float v = xp[i], g = dyp[i];
+                dxp[i] = v > 0.0f ? g : g * alpha * kmath::exp(v);
+            });
+        break;
+    case Activation::GELU:
+        Kokkos::parallel_for(
+            "mimic::nn::gelu::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                // d/dx x·Φ(x) = Φ(x) + x·φ(x), φ(x) = exp(-x²/2)/√(2π).
+                const float v = xp[i];
+                const float pdf = 0.39894228040143268f * kmath::exp(-0.5f * v * v);
+                dxp[i] = dyp[i] * (normal_cdf(v) + v * pdf);
             });
         break;
     }
