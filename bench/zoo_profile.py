@@ -6,7 +6,8 @@
       onnxruntime's profile of DIR/NAME.onnx over the first N rows of DIR/data.h5 in batches of B (the
       first pass dropped): node time by op type, convs split by kernel, stride and groups
   zoo_profile.py perf REPORT.txt
-      Mimic's share by kind from `perf report --no-children --sort symbol -g none` output"""
+      Mimic's share by kind from `perf report --comm mimic --no-children --sort symbol -g none` output
+      (renormalised to the mimic process' samples)"""
 import argparse
 import collections
 import json
@@ -18,7 +19,7 @@ KINDS = [  # Mimic symbols, first match wins
     ("depthwise conv", r"depthwise"),
     ("pooling", r"pool"),
     ("layout copies", r"pad_planes|channels_last|unpad|unpack|phase_planes|memmove|copy_row"),
-    ("joins, gates, activations, BN", r"concat|copy_columns|gate|activation|expf|sigmoid|batchnorm|relu|affine"),
+    ("joins, gates, activations, BN", r"concat|copy_columns|gate|activation|expf|sigmoid|batchnorm|relu|add_|affine"),
     ("kernel: page faults, allocation, start-up", r"^\[k\]|memset"),
     ("start-up, model load, HDF5, row hash", r"io::|H5|hash|_dl_|mpi|hwloc|pmix|ompi|opal"),
 ]
@@ -79,8 +80,9 @@ def perf_shares(path):
         sym = m.group(2) + " " + m.group(3)
         kind = next((k for k, rx in KINDS if re.search(rx, sym, re.I)), "other")
         shares[kind] += float(m.group(1))
+    total = sum(shares.values())  # --comm mimic: percentages of all samples, mpirun's included
     for k, v in shares.most_common():
-        print(f"  {k:45s} {v:5.1f}%")
+        print(f"  {k:45s} {100 * v / total:5.1f}%")
 
 
 def main():
