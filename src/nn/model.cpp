@@ -234,7 +234,7 @@ Matrix Model::forward(const Matrix& x, bool train, std::uint64_t dropout_seed, s
     const std::size_t L = layers_.size();
     acts_.assign(L + 1, Matrix());
     acts_[0] = x;
-    ForwardContext ctx{train, dropout_seed, row_offset, reduce_ ? &reduce_ : nullptr};
+    ForwardContext ctx{train, dropout_seed, row_offset, reduce_ ? &reduce_ : nullptr, inference_};
     for (std::size_t i = 0; i < L; ++i) {
         if (layers_[i]->is_alias()) {
             acts_[i + 1] = acts_[i];

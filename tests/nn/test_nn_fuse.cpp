@@ -93,6 +93,13 @@ TEST(InferencePlan, InvertedResidual) {
                Shape{1, 10, 10}, 3);
 }
 
+// ResNet's stem pool (3x3, stride 2, padding 1, on an odd image): planned for inference it takes the
+// max-only window kernel, which must give the training path's values.
+TEST(InferencePlan, WindowedMaxPool) {
+    check_plan("conv:8x3,relu,pool:3s2p1,res(|conv:8x3,relu,conv:8x3),relu,pool:3s1p1,gap,dense:5",
+               Shape{2, 9, 9}, 1);
+}
+
 // DenseNet-like concatenation: identity branches copied, conv branches writing their channel slice (first
 // and later columns), a pooling branch copied; nested res inside a cat branch.
 TEST(InferencePlan, Concatenation) {

@@ -35,6 +35,8 @@ struct ForwardContext {
     std::int64_t row_offset = 0; ///< index of this batch's first row in the global batch (data parallelism)
     /// Sums per-channel statistics over the data replicas (batch normalisation); null: this rank alone.
     const StatReducer* reduce_stats = nullptr;
+    /// No backward follows (the model is planned for inference): layers may skip what only backward needs.
+    bool inference = false;
 };
 
 /// A layer of a sequential network. Activations are [B, C*H*W] LayoutRight (NCHW per sample).

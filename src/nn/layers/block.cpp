@@ -39,12 +39,16 @@ void copy_columns_from(const Matrix& y, std::int64_t col, const Matrix& a) {
 }
 
 void gate_forward(const Matrix& x, const Matrix& g, const Matrix& y) {
-    const std::int64_t n = x.extent(1), hw = n / std::int64_t(g.extent(1));
+    // One work item per (row, gate): its hw products run as a contiguous inner loop, without the
+    // per-element index divisions (a third of EfficientNet-B0's labelling time when flat).
+    const std::int64_t ng = g.extent(1), hw = std::int64_t(x.extent(1)) / ng;
     Kokkos::parallel_for(
-        "mimic::nn::block::gate", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(x.extent(0)) * n),
+        "mimic::nn::block::gate", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(x.extent(0)) * ng),
         KOKKOS_LAMBDA(std::int64_t e) {
-            const std::int64_t b = e / n, i = e % n;
-            y(b, i) = x(b, i) * g(b, i / hw);
+            const std::int64_t b = e / ng, c = e % ng;
+            const float gv = g(b, c);
+            for (std::int64_t p = c * hw; p < (c + 1) * hw; ++p)
+                y(b, p) = x(b, p) * gv;
         });
 }
 

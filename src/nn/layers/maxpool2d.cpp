@@ -112,6 +112,33 @@ void maxpool2d_forward_window(const Matrix& x, Shape in, PoolWindow win, const I
         });
 }
 
+void maxpool2d_forward_window_max(const Matrix& x, Shape in, PoolWindow win, const Matrix& y) {
+    const std::int64_t B = x.extent(0);
+    const int C = in.c, H = in.h, W = in.w, OH = win.out(H), OW = win.out(W);
+    const int k = win.k, s = win.s, p = win.p;
+    MIMIC_REQUIRE(std::int64_t(x.extent(1)) == in.size() &&
+                      std::int64_t(y.extent(1)) == std::int64_t(C) * OH * OW,
+                  "maxpool2d_forward_window_max: shape mismatch");
+    // One thread per output row (b, c, oh); the same comparisons as maxpool2d_forward_window.
+    Kokkos::parallel_for(
+        "mimic::nn::pool::forward_window_max", RangePolicy(0, B * C * OH),
+        KOKKOS_LAMBDA(const std::int64_t r) {
+            const std::int64_t b = r / (std::int64_t(C) * OH);
+            const int c = int((r / OH) % C), oh = int(r % OH);
+            const int h0 = oh * s - p, hs = h0 > 0 ? h0 : 0, he = h0 + k < H ? h0 + k : H;
+            const float* xs = x.data() + b * x.extent(1) + std::int64_t(c) * H * W;
+            const std::int64_t o0 = (std::int64_t(c) * OH + oh) * OW;
+            for (int ow = 0; ow < OW; ++ow) {
+                const int w0 = ow * s - p, ws = w0 > 0 ? w0 : 0, we = w0 + k < W ? w0 + k : W;
+                float m = xs[hs * W + ws];
+                for (int ih = hs; ih < he; ++ih)
+                    for (int iw = ws; iw < we; ++iw)
+                        m = xs[ih * W + iw] > m ? xs[ih * W + iw] : m;
+                y(b, o0 + ow) = m;
+            }
+        });
+}
+
 void maxpool2d_backward_window(const Matrix& dy, const IntMatrix& arg, Shape in, PoolWindow win,
                                const Matrix& dx) {
     const std::int64_t B = dy.extent(0);
@@ -143,7 +170,11 @@ void maxpool2d_backward_window(const Matrix& dy, const IntMatrix& arg, Shape in,
         });
 }
 
-void MaxPool2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
+void MaxPool2D::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) {
+    if (ctx.inference && !win_.tiles()) {
+        maxpool2d_forward_window_max(x, in_, win_, y);
+        return;
+    }
     const std::int64_t B = x.extent(0), O = out_.size();
     if (std::int64_t(arg_.extent(0)) < B)
         arg_ = IntMatrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, "mimic::nn::pool::argmax"), B, O);

@@ -33,6 +33,8 @@ void maxpool2d_backward(const Matrix& dy, const IntMatrix& arg, Shape in, int k,
 /// among the window's real cells in scan order wins, as in PyTorch).
 void maxpool2d_forward_window(const Matrix& x, Shape in, PoolWindow win, const IntMatrix& arg,
                               const Matrix& y);
+/// maxpool2d_forward_window's y without the argmax (labelling: no backward follows).
+void maxpool2d_forward_window_max(const Matrix& x, Shape in, PoolWindow win, const Matrix& y);
 /// Any window: one thread per input row (b, c, ih), adding dy of the outputs whose argmax lies in the row
 /// (outputs in scan order: a fixed order, no atomics).
 void maxpool2d_backward_window(const Matrix& dy, const IntMatrix& arg, Shape in, PoolWindow win,
