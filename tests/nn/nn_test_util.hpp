@@ -5,6 +5,8 @@
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace mimic::test {
@@ -38,6 +40,20 @@ inline std::vector<float> random_values(std::size_t n, std::uint64_t seed, float
     for (auto& x : v)
         x = scale * r.normal();
     return v;
+}
+
+/// The largest |want| and the largest |got - want| over two outputs of the same shape (compare the second
+/// against a fraction of the first).
+struct OutputGap {
+    double scale = 0, worst = 0;
+};
+inline OutputGap output_gap(const std::vector<float>& got, const std::vector<float>& want) {
+    OutputGap g;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        g.scale = std::max(g.scale, std::abs(double(want[i])));
+        g.worst = std::max(g.worst, std::abs(double(got[i]) - double(want[i])));
+    }
+    return g;
 }
 
 } // namespace mimic::test

@@ -46,13 +46,9 @@ void check_fold(const std::string& spec, Shape in, const std::string& folded_spe
     const auto want = mimic::test::to_host(unfolded.forward(x, false));
     const auto got = mimic::test::to_host(folded.forward(x, false));
     ASSERT_EQ(got.size(), want.size());
-    double scale = 0, worst = 0;
-    for (std::size_t i = 0; i < want.size(); ++i) {
-        scale = std::max(scale, std::abs(double(want[i])));
-        worst = std::max(worst, std::abs(double(got[i]) - double(want[i])));
-    }
-    EXPECT_GT(scale, 0.1);
-    EXPECT_LE(worst, 1e-5 * scale) << "largest logit " << scale;
+    const auto g = mimic::test::output_gap(got, want);
+    EXPECT_GT(g.scale, 0.1);
+    EXPECT_LE(g.worst, 1e-5 * g.scale) << "largest logit " << g.scale;
 }
 
 } // namespace

@@ -59,13 +59,9 @@ void check_plan(const std::string& spec, Shape in, int fused_after) {
             const auto want = mimic::test::to_host(plain.forward(x, false));
             const auto got = mimic::test::to_host(planned.forward(x, false));
             ASSERT_EQ(got.size(), want.size());
-            double scale = 0, worst = 0;
-            for (std::size_t i = 0; i < want.size(); ++i) {
-                scale = std::max(scale, std::abs(double(want[i])));
-                worst = std::max(worst, std::abs(double(got[i]) - double(want[i])));
-            }
-            EXPECT_GT(scale, 0.1);
-            EXPECT_LE(worst, 1e-6 * scale) << "batch " << B << ", largest output " << scale;
+            const auto g = mimic::test::output_gap(got, want);
+            EXPECT_GT(g.scale, 0.1);
+            EXPECT_LE(g.worst, 1e-6 * g.scale) << "batch " << B << ", largest output " << g.scale;
         }
     }
 }

@@ -328,6 +328,15 @@ double Block::flops_per_sample() const {
     return f;
 }
 
+void Block::join_into(std::size_t j, const Matrix& x, const Matrix& out, const Matrix& y) const {
+    if (join_ == Join::Add)
+        add_into(y, out, j > 0);
+    else if (join_ == Join::Concat)
+        copy_columns_into(out, y, columns_[j]);
+    else
+        gate_forward(x, out, y);
+}
+
 void Block::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) {
     if (inference_) {
         forward_inference(x, y, ctx);
@@ -339,12 +348,7 @@ void Block::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx)
         // Each branch draws its own dropout masks (its layers are numbered from 0 like any chain).
         c.dropout_seed = derive_seed(ctx.dropout_seed, std::uint64_t(index_) + 1, j + 1);
         const Matrix out = branches_[j]->run(x, c);
-        if (join_ == Join::Add)
-            add_into(y, out, j > 0);
-        else if (join_ == Join::Concat)
-            copy_columns_into(out, y, columns_[j]);
-        else
-            gate_forward(x, out, y);
+        join_into(j, x, out, y);
     }
 }
 
@@ -377,12 +381,7 @@ void Block::forward_inference(const Matrix& x, const Matrix& y, const ForwardCon
             continue;
         }
         const Matrix out = br.run_shared(x, ctx, shared, -1, br.layers.size(), slot);
-        if (join_ == Join::Add)
-            add_into(y, out, j > 0);
-        else if (join_ == Join::Concat)
-            copy_columns_into(out, y, columns_[j]);
-        else
-            gate_forward(x, out, y);
+        join_into(j, x, out, y);
     }
 }
 

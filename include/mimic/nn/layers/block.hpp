@@ -115,6 +115,8 @@ private:
     std::vector<std::int64_t> columns_; ///< cat: first column of each branch in the output
     Vector dg_store_;                   ///< gate: dL/d(gate)
     std::int64_t batch_ = 0;
+    /// Joins branch j's output into y (the sum, its channels of the concatenation, or the gate of x).
+    void join_into(std::size_t j, const Matrix& x, const Matrix& out, const Matrix& y) const;
     void backward_add(const Matrix& x, const Matrix& dy, const Matrix& dx);
     void backward_concat(const Matrix& x, const Matrix& dy, const Matrix& dx);
     void backward_gate(const Matrix& x, const Matrix& dy, const Matrix& dx);
