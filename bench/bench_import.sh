@@ -6,7 +6,8 @@
 # directory, default /tmp/mimic-bench-import; KEEP=1 keeps the source for a later run). Needs ~3 KB x ROWS
 # for the source and 4x that for the float32 output, removed afterwards. SOURCE=npz writes the rows as a
 # member of an np.savez_compressed archive instead (held in memory once to write it), with pixels of 4 bits
-# of noise over a ramp (deflate: about 1.2:1), and imports FILE.npz:x.
+# of noise over a ramp (deflate: about 1.2:1), and imports FILE.npz:x. STORE=uint8|fp16|fp32 passes --store
+# (default: the import's own, fp32).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
@@ -43,7 +44,7 @@ cold() { # drops the page cache when allowed (root); says which
   if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then echo cold; else echo warm; fi
 }
 bytes=$(stat -c %s "$src")
-echo "source: $src, $rows rows, $bytes bytes; $np ranks; load $(load)"
+echo "source: $src, $rows rows, $bytes bytes; $np ranks; store ${STORE:-fp32}; load $(load)"
 c=$(cold)
 t0=$(date +%s.%N)
 dd if="$src" of=/dev/null bs=16M status=none
@@ -56,7 +57,7 @@ for b in "${bins[@]}"; do
   t0=$(date +%s.%N)
   read -r rss cpu < <(mpirun_timed "$d" "$d/log" "$np" "$b" data import --train-images "$spec" \
     --train-labels "$d/y$rows.npy" --test-images "$d/tx.npy" --test-labels "$d/ty.npy" --layout nhwc --val 0 \
-    --out-dir "$d/out" --name bench)
+    --out-dir "$d/out" --name bench ${STORE:+--store "$STORE"})
   wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
   stats=$(awk '$1 == "statistics" {print $4}' "$d/log")
   write=$(awk '$1 == "write" {print $4}' "$d/log")
