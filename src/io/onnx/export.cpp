@@ -4,18 +4,27 @@
 
 #include "mimic/core/error.hpp"
 #include "mimic/core/version_info.hpp"
-#include "mimic/io/dataset.hpp"
+#include "mimic/io/impl/onnx_proto.hpp"
 #include "mimic/nn/layers/batchnorm.hpp"
 #include "mimic/nn/spec.hpp"
 
 #include <onnx/checker.h>
-#include <onnx/onnx_pb.h>
-
-#include <fstream>
 
 namespace mimic::io {
 
+namespace impl {
+
 namespace {
+
+/// The values of view src into dst (resized to match).
+void to_host(const Vector& src, std::vector<float>& dst) {
+    dst.resize(src.extent(0));
+    if (!dst.empty())
+        Kokkos::deep_copy(
+            Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
+                dst.data(), dst.size()),
+            src);
+}
 
 class Exporter {
 public:
@@ -28,18 +37,8 @@ public:
         op->set_version(kOnnxExportOpset);
         g_ = proto_.mutable_graph();
         g_->set_name(name);
-        host_.resize(size_t(model.num_params()));
-        if (!host_.empty())
-            Kokkos::deep_copy(
-                Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-                    host_.data(), host_.size()),
-                model.params());
-        state_.resize(size_t(model.num_state()));
-        if (!state_.empty())
-            Kokkos::deep_copy(
-                Kokkos::View<float*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>(
-                    state_.data(), state_.size()),
-                model.state());
+        to_host(model.params(), host_);
+        to_host(model.state(), state_);
     }
 
     onnx::ModelProto build(const RawInput* raw) {
@@ -93,34 +92,6 @@ private:
         cur_ = name;
         return n;
     }
-    static void ints(onnx::NodeProto* n, const char* name, const std::vector<std::int64_t>& v) {
-        auto* a = n->add_attribute();
-        a->set_name(name);
-        a->set_type(onnx::AttributeProto::INTS);
-        for (auto x : v)
-            a->add_ints(x);
-    }
-    static void float1(onnx::NodeProto* n, const char* name, float v) {
-        auto* a = n->add_attribute();
-        a->set_name(name);
-        a->set_type(onnx::AttributeProto::FLOAT);
-        a->set_f(v);
-    }
-    static void int1(onnx::NodeProto* n, const char* name, std::int64_t v) {
-        auto* a = n->add_attribute();
-        a->set_name(name);
-        a->set_type(onnx::AttributeProto::INT);
-        a->set_i(v);
-    }
-    void initializer(const std::string& name, const std::vector<std::int64_t>& dims, const float* data) {
-        auto* t = g_->add_initializer();
-        t->set_name(name);
-        t->set_data_type(onnx::TensorProto::FLOAT);
-        std::int64_t n = 1;
-        for (auto d : dims)
-            t->add_dims(d), n *= d;
-        t->mutable_float_data()->Add(data, data + n);
-    }
     const float* param(const std::string& name) const {
         return host_.data() + model_.param_tensor(name).offset;
     }
@@ -132,24 +103,19 @@ private:
                       ": normalisation statistics for ", raw.mean.size(), " features but the model takes ",
                       D);
         g_->set_doc_string("input: raw feature rows; normalisation from " + raw.source);
-        initializer("raw.scale", {}, &raw.scale);
-        initializer("raw.mean", {D}, raw.mean.data());
-        initializer("raw.std", {D}, raw.std.data());
+        add_initializer(*g_, "raw.scale", {}, &raw.scale);
+        add_initializer(*g_, "raw.mean", {D}, raw.mean.data());
+        add_initializer(*g_, "raw.std", {D}, raw.std.data());
         node("Mul", "raw.scaled", {cur_, "raw.scale"});
         node("Sub", "raw.centred", {cur_, "raw.mean"});
         node("Div", "raw.normalised", {cur_, "raw.std"});
         if (!image_) return;
-        auto* t = g_->add_initializer();
-        t->set_name("raw.shape");
-        t->set_data_type(onnx::TensorProto::INT64);
-        t->add_dims(4);
-        for (std::int64_t v : {std::int64_t(-1), std::int64_t(in.c), std::int64_t(in.h), std::int64_t(in.w)})
-            t->add_int64_data(v);
+        add_int64_initializer(*g_, "raw.shape", {-1, in.c, in.h, in.w});
         node("Reshape", "raw.image", {cur_, "raw.shape"});
     }
 
     void flatten(const std::string& name) {
-        int1(node("Flatten", name, {cur_}), "axis", 1);
+        set_attr_int(node("Flatten", name, {cur_}), "axis", 1);
         image_ = false;
     }
 
@@ -163,11 +129,11 @@ private:
         case nn::LayerKind::AvgPool: {
             const bool avg = l.kind == nn::LayerKind::AvgPool;
             auto* n = node(avg ? "AveragePool" : "MaxPool", base, {x});
-            ints(n, "kernel_shape", {l.kernel, l.kernel});
-            ints(n, "strides", {l.stride, l.stride});
-            if (l.pad > 0) ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
-            if (avg) int1(n, "count_include_pad", l.count_pad ? 1 : 0);
-            if (l.ceil) int1(n, "ceil_mode", 1);
+            set_attr_ints(n, "kernel_shape", {l.kernel, l.kernel});
+            set_attr_ints(n, "strides", {l.stride, l.stride});
+            if (l.pad > 0) set_attr_ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
+            if (avg) set_attr_int(n, "count_include_pad", l.count_pad ? 1 : 0);
+            if (l.ceil) set_attr_int(n, "ceil_mode", 1);
             break;
         }
         case nn::LayerKind::GlobalAvgPool:
@@ -175,8 +141,8 @@ private:
             break;
         case nn::LayerKind::ReLU6: {
             const float lo = 0.0f, hi = 6.0f;
-            initializer(base + ".min", {}, &lo);
-            initializer(base + ".max", {}, &hi);
+            add_initializer(*g_, base + ".min", {}, &lo);
+            add_initializer(*g_, base + ".max", {}, &hi);
             node("Clip", base, {x, base + ".min", base + ".max"});
             break;
         }
@@ -187,8 +153,8 @@ private:
         default: { // HardSigmoid, and HardSwish = x * HardSigmoid(x)
             const bool swish = l.kind == nn::LayerKind::HardSwish;
             auto* n = node("HardSigmoid", swish ? base + ".hardsigmoid" : base, {x});
-            float1(n, "alpha", 1.0f / 6.0f);
-            float1(n, "beta", 0.5f);
+            set_attr_float(n, "alpha", 1.0f / 6.0f);
+            set_attr_float(n, "beta", 0.5f);
             if (swish) node("Mul", base, {x, cur_});
         }
         }
@@ -200,13 +166,13 @@ private:
         const std::string x = cur_;
         if (l.kind != nn::LayerKind::GELU) {
             auto* n = node(l.kind == nn::LayerKind::LeakyReLU ? "LeakyRelu" : "Elu", base, {x});
-            float1(n, "alpha", l.alpha);
+            set_attr_float(n, "alpha", l.alpha);
             return;
         }
         const float sqrt2 = 1.41421356237309505f, one = 1.0f, half = 0.5f;
-        initializer(base + ".sqrt2", {}, &sqrt2);
-        initializer(base + ".one", {}, &one);
-        initializer(base + ".half", {}, &half);
+        add_initializer(*g_, base + ".sqrt2", {}, &sqrt2);
+        add_initializer(*g_, base + ".one", {}, &one);
+        add_initializer(*g_, base + ".half", {}, &half);
         node("Div", base + ".div", {x, base + ".sqrt2"});
         node("Erf", base + ".erf", {cur_});
         node("Add", base + ".add", {cur_, base + ".one"});
@@ -219,15 +185,15 @@ private:
         std::vector<std::string> inputs{cur_, base + ".W", base + ".b"};
         for (const char* s : {".W", ".b"}) {
             const auto& t = model_.param_tensor(base + s);
-            initializer(t.name, t.shape, param(t.name));
+            add_initializer(*g_, t.name, t.shape, param(t.name));
         }
         for (const auto& t : model_.state_tensors())
             if (t.name.rfind(base + ".", 0) == 0) {
-                initializer(t.name, t.shape, state_.data() + t.offset);
+                add_initializer(*g_, t.name, t.shape, state_.data() + t.offset);
                 inputs.push_back(t.name);
             }
         auto* n = node("BatchNormalization", base, inputs);
-        float1(n, "epsilon", float(nn::BatchNorm::kEps));
+        set_attr_float(n, "epsilon", float(nn::BatchNorm::kEps));
     }
 
     /// Layer i of a chain whose parameter names start with prefix ("layer", or "layer3.res.b0." in a block).
@@ -260,14 +226,9 @@ private:
             images.push_back(image_);
             flat = flat || !image_;
             if (l.join == nn::Join::Mul && in_image && !image_) { // [N, C] -> [N, C, 1, 1]
-                auto* t = g_->add_initializer();
-                t->set_name(base + ".gate_shape");
-                t->set_data_type(onnx::TensorProto::INT64);
-                t->add_dims(4);
-                for (std::int64_t v :
-                     {std::int64_t(-1), std::int64_t(in_shape.c), std::int64_t(1), std::int64_t(1)})
-                    t->add_int64_data(v);
-                outs.back() = node("Reshape", base + ".gate_image", {cur_, t->name()})->output(0);
+                const std::string& shape =
+                    add_int64_initializer(*g_, base + ".gate_shape", {-1, in_shape.c, 1, 1});
+                outs.back() = node("Reshape", base + ".gate_image", {cur_, shape})->output(0);
             } else if (l.join == nn::Join::Mul && !in_image && image_) {
                 flatten(base + ".gate_flat");
                 outs.back() = cur_;
@@ -281,12 +242,12 @@ private:
         for (std::size_t j = 0; j < outs.size(); ++j) { // a flat branch makes the join flat
             if (!flat || !images[j]) continue;
             cur_ = outs[j];
-            int1(node("Flatten", base + ".b" + std::to_string(j) + ".flat", {cur_}), "axis", 1);
+            flatten(base + ".b" + std::to_string(j) + ".flat");
             outs[j] = cur_;
         }
         image_ = !flat;
         if (l.join == nn::Join::Concat)
-            int1(node("Concat", base, outs), "axis", 1);
+            set_attr_int(node("Concat", base, outs), "axis", 1);
         else
             node(outs.size() == 2 ? "Add" : "Sum", base, outs);
     }
@@ -297,10 +258,10 @@ private:
         case nn::LayerKind::Bottleneck: {
             if (image_) flatten(base + ".flatten");
             const auto& W = model_.param_tensor(base + ".W");
-            initializer(W.name, W.shape, param(W.name));
+            add_initializer(*g_, W.name, W.shape, param(W.name));
             if (l.kind == nn::LayerKind::Dense) {
                 const auto& b = model_.param_tensor(base + ".b");
-                initializer(b.name, b.shape, param(b.name));
+                add_initializer(*g_, b.name, b.shape, param(b.name));
                 node("Gemm", base, {cur_, W.name, b.name});
             } else {
                 node("MatMul", base, {cur_, W.name});
@@ -318,14 +279,14 @@ private:
                     for (std::int64_t kh = 0; kh < K; ++kh)
                         for (std::int64_t kw = 0; kw < K; ++kw)
                             w[size_t(((f * C + c) * K + kh) * K + kw)] = src[((c * K + kh) * K + kw) * F + f];
-            initializer(W.name, {F, C, K, K}, w.data());
+            add_initializer(*g_, W.name, {F, C, K, K}, w.data());
             const auto& b = model_.param_tensor(base + ".b");
-            initializer(b.name, b.shape, param(b.name));
+            add_initializer(*g_, b.name, b.shape, param(b.name));
             auto* n = node("Conv", base, {cur_, W.name, b.name});
-            ints(n, "kernel_shape", {K, K});
-            ints(n, "strides", {l.stride, l.stride});
-            ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
-            if (G != 1) int1(n, "group", G);
+            set_attr_ints(n, "kernel_shape", {K, K});
+            set_attr_ints(n, "strides", {l.stride, l.stride});
+            set_attr_ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
+            if (G != 1) set_attr_int(n, "group", G);
             break;
         }
         case nn::LayerKind::Pool:
@@ -367,26 +328,18 @@ private:
 
 } // namespace
 
+} // namespace impl
+
 void export_onnx(const nn::Model& model, const std::string& path, const RawInput* raw,
                  const std::string& graph_name) {
     GOOGLE_PROTOBUF_VERIFY_VERSION;
-    const onnx::ModelProto proto = Exporter(model, graph_name).build(raw);
+    const onnx::ModelProto proto = impl::Exporter(model, graph_name).build(raw);
     try {
         onnx::checker::check_model(proto);
     } catch (const std::exception& e) {
         fail(path, ": internal: the exported graph fails the ONNX checker: ", e.what());
     }
-    const std::string partial = path + ".partial";
-    {
-        std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-        if (!out) fail(partial, ": cannot create the file");
-        if (!proto.SerializeToOstream(&out) || !out.flush()) {
-            out.close();
-            remove_file(partial);
-            fail(partial, ": write failed (disk full?)");
-        }
-    }
-    rename_file(partial, path);
+    impl::write_model_file(proto, path);
 }
 
 } // namespace mimic::io

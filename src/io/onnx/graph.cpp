@@ -5,7 +5,6 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
 
-#include <fstream>
 #include <sstream>
 
 namespace mimic::io::impl {
@@ -19,9 +18,7 @@ std::string Importer::node_where(int i, const onnx::NodeProto& n) const {
 }
 
 void Importer::load() {
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) fail(path_, ": cannot open the ONNX file");
-    if (!model_.ParseFromIstream(&in)) fail(path_, ": not an ONNX model (protobuf parsing failed)");
+    read_model_file(path_, model_);
     if (!model_.has_graph()) fail(path_, ": the ONNX model has no graph");
     std::int64_t opset = -1;
     for (const auto& o : model_.opset_import())
@@ -271,6 +268,16 @@ const Const& Importer::need_const(const std::string& name, const std::string& wh
         fail(where, ": its ", what, " '", name,
              "' is not a constant (initializer); Mimic imports fixed weights");
     return *c;
+}
+
+/// The axes of a Squeeze, Unsqueeze or ReduceMean: an attribute in older opsets, a constant input in newer.
+std::vector<std::int64_t> Importer::axes_of(const GraphNode& n) const {
+    std::vector<std::int64_t> axes = attr_ints(n, "axes");
+    if (n.input_size() > 1 && !n.input(1).empty()) {
+        const auto& v = need_const(n.input(1), n.where, "axes").v;
+        axes.assign(v.begin(), v.end());
+    }
+    return axes;
 }
 
 } // namespace mimic::io::impl

@@ -31,6 +31,12 @@ std::string float_text(double v) {
     return buf;
 }
 
+/// A bottleneck that a bias (Add or BatchNormalization) turns into a dense layer.
+void to_dense(Pending& p) {
+    p.kind = nn::LayerKind::Dense;
+    p.token = "dense:" + std::to_string(p.out);
+}
+
 } // namespace
 
 /// A Pad is waiting for its Conv or AveragePool but the tensor goes elsewhere.
@@ -59,6 +65,15 @@ void Importer::push(Pending p, const std::string& where) {
 void Importer::reach(const std::string& t) {
     cur_ = t;
     tensor_dims_[t] = logical();
+}
+
+/// A flatten layer: cur_ is flat from here on.
+void Importer::push_flatten(const std::string& where) {
+    Pending p;
+    p.kind = nn::LayerKind::Flatten;
+    p.token = "flatten";
+    push(std::move(p), where);
+    image_ = false;
 }
 
 void Importer::visit(const GraphNode& n) {
@@ -181,10 +196,7 @@ void Importer::add(const GraphNode& n, const std::string& where) {
     const Const& C = need_const(n.input(1 - data), where, "addend");
     Pending& p = layers_->back();
     add_bias(p, C, 1.0, where, p.kind == nn::LayerKind::Conv);
-    if (p.kind == nn::LayerKind::Bottleneck) {
-        p.kind = nn::LayerKind::Dense;
-        p.token = "dense:" + std::to_string(p.out);
-    }
+    if (p.kind == nn::LayerKind::Bottleneck) to_dense(p);
     advance(n);
 }
 
@@ -409,24 +421,14 @@ void Importer::global_pool(const GraphNode& n, const std::string& where) {
     p.kind = nn::LayerKind::GlobalAvgPool;
     p.token = nn::kind_name(p.kind);
     push(std::move(p), where);
-    if (!keep) {
-        Pending f;
-        f.kind = nn::LayerKind::Flatten;
-        f.token = "flatten";
-        push(std::move(f), where);
-        image_ = false;
-    }
+    if (!keep) push_flatten(where);
     advance(*last);
 }
 
 /// The axes of a ReduceMean (attribute, or input from opset 18) over a tensor of the given rank, sorted
 /// and non-negative.
 std::vector<std::int64_t> Importer::reduce_axes(const GraphNode& n, std::int64_t rank) const {
-    auto axes = attr_ints(n, "axes");
-    if (n.input_size() > 1 && !n.input(1).empty()) {
-        const auto& v = need_const(n.input(1), n.where, "axes").v;
-        axes.assign(v.begin(), v.end());
-    }
+    auto axes = axes_of(n);
     for (auto& a : axes)
         a += a < 0 ? rank : 0;
     std::sort(axes.begin(), axes.end());
@@ -475,10 +477,7 @@ void Importer::batchnorm(const GraphNode& n, const std::string& where) {
     }
     for (size_t k = 0; k < p.W.size(); ++k)
         p.W[k] *= s[k % size_t(p.out)];
-    if (p.kind == nn::LayerKind::Bottleneck) {
-        p.kind = nn::LayerKind::Dense;
-        p.token = "dense:" + std::to_string(p.out);
-    }
+    if (p.kind == nn::LayerKind::Bottleneck) to_dense(p);
     advance(n);
 }
 

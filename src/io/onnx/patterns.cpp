@@ -51,13 +51,7 @@ void Importer::fuse_patterns() {
         onnx::NodeProto& proto = fused_protos_.emplace_back();
         proto.set_op_type(op);
         proto.set_name(nodes_[std::size_t(last)].proto->name());
-        if (!pads.empty()) {
-            auto* a = proto.add_attribute();
-            a->set_name("pads");
-            a->set_type(onnx::AttributeProto::INTS);
-            for (auto v : pads)
-                a->add_ints(v);
-        }
+        if (!pads.empty()) set_attr_ints(&proto, "pads", pads);
         GraphNode& g = nodes_[std::size_t(last)];
         g.proto = &proto;
         g.in = {x};

@@ -32,19 +32,13 @@ void Importer::need_layer_shape(const std::string& where) const {
 /// [C, H, W] as the layers before is the tensor as it is, and so is [D, 1, 1] of a flat tensor (a gate
 /// broadcasts it the same); any other shape waits for the next Reshape, Squeeze or Unsqueeze.
 void Importer::set_view(const std::vector<std::int64_t>& d, const GraphNode& n) {
-    std::int64_t size = 1;
-    for (auto x : d)
-        size *= x;
+    const std::int64_t size = dims_product(d);
     MIMIC_REQUIRE(size == shape_.size(), n.where, ": internal: a view of ", size, " values per row from ",
                   shape_.size());
     dims_.clear();
     const bool same_image = image_ && d == std::vector<std::int64_t>{shape_.c, shape_.h, shape_.w};
     if (d.size() == 1 && image_) {
-        Pending p;
-        p.kind = nn::LayerKind::Flatten;
-        p.token = "flatten";
-        push(std::move(p), n.where);
-        image_ = false;
+        push_flatten(n.where);
     } else if (d.size() != 1 && !same_image) {
         dims_ = d; // [D, 1, 1] of a flat tensor stays too: a gate broadcasts it as the flat [D]
     }
@@ -66,11 +60,7 @@ void Importer::view(const GraphNode& n) {
         return set_view({shape_.size()}, n);
     }
     if (op == "Reshape") return set_view(reshape_target(n, L), n);
-    std::vector<std::int64_t> axes = attr_ints(n, "axes");
-    if (n.input_size() > 1 && !n.input(1).empty()) {
-        const auto& v = need_const(n.input(1), n.where, "axes").v;
-        axes.assign(v.begin(), v.end());
-    }
+    std::vector<std::int64_t> axes = axes_of(n);
     const std::string axes_text = dims_text(axes);
     const bool un = op == "Unsqueeze";
     const std::int64_t out_rank = un ? rank + std::int64_t(axes.size()) : rank;
@@ -135,10 +125,7 @@ std::vector<std::int64_t> Importer::reshape_target(const GraphNode& n, const std
         d.push_back(x);
     }
     if (infer >= 0 && known > 0 && shape_.size() % known == 0) d[std::size_t(infer)] = shape_.size() / known;
-    std::int64_t size = 1;
-    for (auto x : d)
-        size *= x;
-    if (size != shape_.size() || (!b.batch && b.k == -1 && infer >= 0))
+    if (dims_product(d) != shape_.size() || (!b.batch && b.k == -1 && infer >= 0))
         fail(n.where, ": reshape to ", text, " does not keep ", shape_.size(), " values per row (input [N, ",
              dims_text(L).substr(1), ")");
     return d;

@@ -138,6 +138,7 @@ private:
     const std::vector<int>& readers(const std::string& t) const;
     const Const* constant(const std::string& name) const;
     const Const& need_const(const std::string& name, const std::string& where, const char* what) const;
+    std::vector<std::int64_t> axes_of(const GraphNode& n) const;
 
     // shape_values.cpp: shape computations out of the graph, evaluated where a Reshape or Expand reads them
     void fold_shapes();
@@ -178,6 +179,7 @@ private:
     void need_cur(const GraphNode& n, const std::string& where) const;
     void push(Pending p, const std::string& where);
     void reach(const std::string& t);
+    void push_flatten(const std::string& where);
     void visit(const GraphNode& n);
     void gemm(const GraphNode& n, const std::string& where);
     void matmul(const GraphNode& n, const std::string& where);
