@@ -455,7 +455,14 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_rows(dy, P, db);
     else
         conv_bias_grad_teams(dy, P, db);
-    if (g.g > 1) { // grouped, direct_depthwise or direct a group at a time: the grouped kernels' backward
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        if (conv_backend(g, t) == ConvBackend::direct_depthwise) {
+            auto* d = direct_backend(g, t, ws);
+            impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d,
+                                            dW.data(), want_dx ? dx.data() : nullptr);
+            return;
+        }
+    if (g.g > 1) { // grouped, or direct a group at a time: the grouped kernels' backward
         grouped_conv_backward(x, dy, W, g, dW, dx);
         return;
     }

@@ -1,6 +1,6 @@
 // The host backend of Conv2D: direct register-tiled kernels on x86-64 CPUs with AVX-512F (stride 1, the
-// forward pass of stride 2, grouped and depthwise forward passes), the trait on the execution space that
-// makes them available, their tuning knobs and their workspace.
+// forward pass of stride 2, grouped forward passes, depthwise forward and backward passes), the trait on the
+// execution space that makes them available, their tuning knobs and their workspace.
 #pragma once
 
 #include "mimic/nn/layers/conv2d.hpp"
@@ -88,6 +88,16 @@ bool direct_depthwise_supported(const ConvGeometry& g);
 void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                               const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                               float* y, const ConvEpilogue& e);
+
+/// Direct depthwise backward on host pointers (the geometries direct_depthwise_supported accepts): dW [K*K,
+/// C]
+/// += the weight gradient, each sample's sum over its output pixels in order, the samples then summed in
+/// order; dx (when not null) = the input gradient, each input summing the taps that reach it in (kh, kw)
+/// order from 0. Channel tiles (16 channels a register, inputs and dy transposed to channels-last); samples
+/// split over the host execution space's threads, with the same results for any split.
+void direct_depthwise_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                               const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                               float* dW, float* dx);
 
 /// Direct backward on host pointers: dW += the weight gradient (threads over input channels); dx (when not
 /// null) = the input gradient (threads over samples).
