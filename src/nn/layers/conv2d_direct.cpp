@@ -830,17 +830,18 @@ void apply_epilogue(const float* src, std::int64_t s0, std::int64_t s1, std::int
 }
 
 /// The weight gradient of one sample for channels [cb, cb + 16): dw[t*c16 + cb ..] = sum over the output
-/// pixels in order of dy there (dt [oh][ow][c16]) times the input under tap t (xt [hpad][wpad][C16], zero
-/// border: taps on the border add exact zeros). K <= 5: every tap's accumulator in a register.
+/// pixels in order of dy there (dt: dy [oh][ow][c16] at dt + oh*drow + ow*c16) times the input under tap t
+/// (xt [hpad][wpad][C16], zero border: taps on the border add exact zeros). K <= 5: every tap's accumulator
+/// in a register.
 template <int K>
-MIMIC_AVX512 void depthwise_dw_block(const float* xt, const float* dt, const DepthPlan& d, int cb,
-                                     float* dw) {
+MIMIC_AVX512 void depthwise_dw_block(const float* xt, const float* dt, std::int64_t drow, const DepthPlan& d,
+                                     int cb, float* dw) {
     const std::int64_t c16 = d.c16, row = std::int64_t(d.wpad) * c16;
     __m512 acc[K * K];
     for (int t = 0; t < K * K; ++t)
         acc[t] = _mm512_setzero_ps();
     for (int oh = 0; oh < d.oh; ++oh) {
-        const float* g = dt + std::int64_t(oh) * d.ow * c16 + cb;
+        const float* g = dt + oh * drow + cb;
         const float* xr = xt + std::int64_t(oh) * d.s * row + cb;
         for (int ow = 0; ow < d.ow; ++ow, g += c16, xr += d.s * c16) {
             const __m512 gv = _mm512_loadu_ps(g);
@@ -855,7 +856,8 @@ MIMIC_AVX512 void depthwise_dw_block(const float* xt, const float* dt, const Dep
 }
 
 /// depthwise_dw_block for any K <= 8, a filter row at a time (the same sums in the same order).
-MIMIC_AVX512 void depthwise_dw_rows(const float* xt, const float* dt, const DepthPlan& d, int cb, float* dw) {
+MIMIC_AVX512 void depthwise_dw_rows(const float* xt, const float* dt, std::int64_t drow, const DepthPlan& d,
+                                    int cb, float* dw) {
     const std::int64_t c16 = d.c16, row = std::int64_t(d.wpad) * c16;
     const int K = d.k;
     for (int kh = 0; kh < K; ++kh) {
@@ -863,7 +865,7 @@ MIMIC_AVX512 void depthwise_dw_rows(const float* xt, const float* dt, const Dept
         for (int kw = 0; kw < K; ++kw)
             acc[kw] = _mm512_setzero_ps();
         for (int oh = 0; oh < d.oh; ++oh) {
-            const float* g = dt + std::int64_t(oh) * d.ow * c16 + cb;
+            const float* g = dt + oh * drow + cb;
             const float* xr = xt + (std::int64_t(oh) * d.s + kh) * row + cb;
             for (int ow = 0; ow < d.ow; ++ow, g += c16, xr += d.s * c16) {
                 const __m512 gv = _mm512_loadu_ps(g);
@@ -876,20 +878,21 @@ MIMIC_AVX512 void depthwise_dw_rows(const float* xt, const float* dt, const Dept
     }
 }
 
-void depthwise_dw(const float* xt, const float* dt, const DepthPlan& d, int cb, float* dw) {
+void depthwise_dw(const float* xt, const float* dt, std::int64_t drow, const DepthPlan& d, int cb,
+                  float* dw) {
     switch (d.k) {
     case 1:
-        return depthwise_dw_block<1>(xt, dt, d, cb, dw);
+        return depthwise_dw_block<1>(xt, dt, drow, d, cb, dw);
     case 2:
-        return depthwise_dw_block<2>(xt, dt, d, cb, dw);
+        return depthwise_dw_block<2>(xt, dt, drow, d, cb, dw);
     case 3:
-        return depthwise_dw_block<3>(xt, dt, d, cb, dw);
+        return depthwise_dw_block<3>(xt, dt, drow, d, cb, dw);
     case 4:
-        return depthwise_dw_block<4>(xt, dt, d, cb, dw);
+        return depthwise_dw_block<4>(xt, dt, drow, d, cb, dw);
     case 5:
-        return depthwise_dw_block<5>(xt, dt, d, cb, dw);
+        return depthwise_dw_block<5>(xt, dt, drow, d, cb, dw);
     default:
-        return depthwise_dw_rows(xt, dt, d, cb, dw);
+        return depthwise_dw_rows(xt, dt, drow, d, cb, dw);
     }
 }
 
@@ -909,12 +912,32 @@ std::vector<TapRun> tap_runs(int n, int on, int k, int s, int pad) {
     return r;
 }
 
-/// The input gradient of one sample for channels [cb, cb + 16): per input pixel the taps that reach it from
-/// an output, (kh, kw) in order from 0, of w[t] (wpk [K*K][C16]) times dy there (dt [oh][ow][c16]); 16
-/// pixels at a time transposed into the channels' planes of dst [C][H*W] (scattered for planes under 16).
-MIMIC_AVX512 void depthwise_dx_block(const float* dt, const float* wpk, const ConvGeometry& g,
-                                     const DepthPlan& d, const std::vector<TapRun>& rows,
-                                     const std::vector<TapRun>& cols, int cb, float* dst) {
+/// Pixel p of a plane of P pixels (acc: its 16 channels from the block's first) into dst [nc][P]: kept in r
+/// and stored 16 pixels at a time through transpose16, masked to nc channels and the plane's end; scattered
+/// for planes under 16 pixels (steps: lane_steps(P)).
+MIMIC_AVX512 inline void put_pixel(__m512 acc, std::int64_t p, std::int64_t P, int nc, __m512i steps,
+                                   __m512 r[kLanes], float* dst) {
+    if (P < kLanes) {
+        _mm512_mask_i32scatter_ps(dst + p, first_lanes(nc), steps, acc, 4);
+        return;
+    }
+    r[p % kLanes] = acc;
+    if (p % kLanes != kLanes - 1 && p != P - 1) return;
+    const std::int64_t p0 = p / kLanes * kLanes;
+    for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
+        r[j] = _mm512_setzero_ps();
+    transpose16(r);
+    for (int j = 0; j < nc; ++j)
+        _mm512_mask_storeu_ps(dst + j * P + p0, first_lanes(p - p0 + 1), r[j]);
+}
+
+/// The input gradient of one sample for channels [cb, cb + 16), any stride: per input pixel the taps that
+/// reach it from an output, (kh, kw) in order from 0, of w[t] (wpk [K*K][C16]) times dy there (dt, drow as
+/// depthwise_dw_block), into the channels' planes of dst [C][H*W].
+MIMIC_AVX512 void depthwise_dx_block(const float* dt, std::int64_t drow, const float* wpk,
+                                     const ConvGeometry& g, const DepthPlan& d,
+                                     const std::vector<TapRun>& rows, const std::vector<TapRun>& cols, int cb,
+                                     float* dst) {
     const std::int64_t c16 = d.c16, P = std::int64_t(g.h) * g.w;
     const int nc = std::min(kLanes, g.c - cb), K = d.k, s = d.s;
     const __m512i steps = lane_steps(P);
@@ -926,46 +949,70 @@ MIMIC_AVX512 void depthwise_dx_block(const float* dt, const float* wpk, const Co
         const TapRun& b = cols[std::size_t(iw)];
         __m512 acc = _mm512_setzero_ps();
         for (int i = 0; i < a.count; ++i) {
-            const float* gr = dt + (std::int64_t(a.o0 - i) * d.ow + b.o0) * c16 + cb;
+            const float* gr = dt + (a.o0 - i) * drow + b.o0 * c16 + cb;
             const float* wr = wpk + std::int64_t(a.k0 + i * s) * K * c16 + cb;
             for (int j = 0; j < b.count; ++j)
                 acc = _mm512_fmadd_ps(_mm512_loadu_ps(gr - j * c16),
                                       _mm512_loadu_ps(wr + (b.k0 + j * s) * c16), acc);
         }
-        if (P < kLanes) { // small planes: scattered to the channels' planes
-            _mm512_mask_i32scatter_ps(dst + cb * P + p, first_lanes(nc), steps, acc, 4);
-            continue;
-        }
-        r[p % kLanes] = acc;
-        if (p % kLanes != kLanes - 1 && p != P - 1) continue;
-        const std::int64_t p0 = p / kLanes * kLanes;
-        for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
-            r[j] = _mm512_setzero_ps();
-        transpose16(r);
-        for (int j = 0; j < nc; ++j)
-            _mm512_mask_storeu_ps(dst + (cb + j) * P + p0, first_lanes(p - p0 + 1), r[j]);
+        put_pixel(acc, p, P, nc, steps, r, dst + cb * P);
     }
 }
 
-/// The depthwise backward of samples [s0, s1) on one thread: the sample's inputs (zero border) and dy
-/// transposed to channels-last (d: x's plan, dd: dy's), then per block of 16 channels its weight gradient
-/// into dws[n] [K*K][C16] and (dx not null) its input gradient into dx.
+/// depthwise_dx_block at stride 1 with dy's zero border of K-1-p around dt: every input pixel sums all K*K
+/// taps in (kh, kw) order (those on the border add exact zeros), the weights in registers.
+template <int K>
+MIMIC_AVX512 void depthwise_dx_s1(const float* dt, std::int64_t drow, const float* wpk, const ConvGeometry& g,
+                                  const DepthPlan& d, int cb, float* dst) {
+    const std::int64_t c16 = d.c16, P = std::int64_t(g.h) * g.w;
+    const int nc = std::min(kLanes, g.c - cb);
+    const __m512i steps = lane_steps(P);
+    __m512 wv[K * K], r[kLanes];
+    for (int t = 0; t < K * K; ++t)
+        wv[t] = _mm512_loadu_ps(wpk + t * c16 + cb);
+    std::int64_t p = 0;
+    for (int ih = 0; ih < g.h; ++ih) {
+        const float* base = dt + (ih + d.p) * drow + d.p * c16 + cb; // dy at (ih + p, p): tap (0, 0)
+        for (int iw = 0; iw < g.w; ++iw, ++p, base += c16) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int kh = 0; kh < K; ++kh)
+                for (int kw = 0; kw < K; ++kw)
+                    acc = _mm512_fmadd_ps(_mm512_loadu_ps(base - kh * drow - kw * c16), wv[kh * K + kw], acc);
+            put_pixel(acc, p, P, nc, steps, r, dst + cb * P);
+        }
+    }
+}
+
+void depthwise_dx(const float* dt, std::int64_t drow, const float* wpk, const ConvGeometry& g,
+                  const DepthPlan& d, const std::vector<TapRun>& rows, const std::vector<TapRun>& cols,
+                  int cb, float* dst) {
+    if (d.s == 1 && d.k == 3) return depthwise_dx_s1<3>(dt, drow, wpk, g, d, cb, dst);
+    if (d.s == 1 && d.k == 5) return depthwise_dx_s1<5>(dt, drow, wpk, g, d, cb, dst);
+    depthwise_dx_block(dt, drow, wpk, g, d, rows, cols, cb, dst);
+}
+
+/// The depthwise backward of samples [s0, s1) on one thread: the sample's inputs (zero border) and dy (a zero
+/// border of dd.p = K-1-p at stride 1) transposed to channels-last (d: x's plan, dd: dy's), then per block
+/// of 16 channels its weight gradient into dws[n] [K*K][C16] and (dx not null) its input gradient into dx.
 void depthwise_backward_samples(const float* x, const float* dy, std::int64_t s0, std::int64_t s1,
                                 const float* wpk, const ConvGeometry& g, const DepthPlan& d,
                                 const DepthPlan& dd, DirectConvScratch& ws, float* dws, float* dx) {
-    const ConvGeometry gy{g.c, d.oh, d.ow, g.c, 1, 1, 0, g.c};
+    const ConvGeometry gy{g.c, d.oh, d.ow, g.c, dd.k, 1, dd.p, g.c};
     const std::int64_t xsize = std::int64_t(d.hpad) * d.wpad * d.c16, in = std::int64_t(g.c) * g.h * g.w;
+    const std::int64_t dsize = std::int64_t(dd.hpad) * dd.wpad * d.c16, drow = std::int64_t(dd.wpad) * d.c16;
     const std::int64_t out = std::int64_t(g.c) * d.oh * d.ow, kk = std::int64_t(d.k) * d.k * d.c16;
     float* xt = grow(ws.in, xsize);
-    float* dt = grow(ws.grad_padded, out / g.c * d.c16);
-    std::fill(xt, xt + xsize, 0.0f); // the border stays zero: each sample rewrites the same interior
+    float* dt = grow(ws.grad_padded, dsize);
+    std::fill(xt, xt + xsize, 0.0f); // the borders stay zero: each sample rewrites the same interiors
+    std::fill(dt, dt + dsize, 0.0f);
+    const float* dt0 = dt + (dd.p * drow + dd.p * d.c16); // dy at output (0, 0)
     const auto rows = tap_runs(g.h, d.oh, d.k, d.s, d.p), cols = tap_runs(g.w, d.ow, d.k, d.s, d.p);
     for (std::int64_t n = s0; n < s1; ++n) {
         channels_last(x + n * in, g, d, xt);
         channels_last(dy + n * out, gy, dd, dt);
         for (int cb = 0; cb < d.c16; cb += kLanes) {
-            depthwise_dw(xt, dt, d, cb, dws + n * kk);
-            if (dx) depthwise_dx_block(dt, wpk, g, d, rows, cols, cb, dx + n * in);
+            depthwise_dw(xt, dt0, drow, d, cb, dws + n * kk);
+            if (dx) depthwise_dx(dt0, drow, wpk, g, d, rows, cols, cb, dx + n * in);
         }
     }
 }
@@ -1019,7 +1066,9 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
 void direct_depthwise_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
                                const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                                float* dW, float* dx) {
-    const DepthPlan d(g, 2), dd(ConvGeometry{g.c, g.oh(), g.ow(), g.c, 1, 1, 0, g.c}, 2);
+    // dy's plan: a zero border of K-1-p at stride 1, where the input gradient reads every tap.
+    const int pd = g.s == 1 ? g.k - 1 - g.p : 0;
+    const DepthPlan d(g, 2), dd(ConvGeometry{g.c, g.oh(), g.ow(), g.c, pd + 1, 1, pd, g.c}, 2);
     const std::int64_t kk = std::int64_t(g.k) * g.k, per_sample = kk * d.c16;
     float* wpk = dx ? grow(ws.packed, per_sample) : nullptr;
     if (dx) pack_depthwise(W, g, d, wpk);
