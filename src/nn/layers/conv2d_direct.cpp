@@ -927,6 +927,11 @@ MIMIC_AVX512 inline void put_pixel(__m512 acc, std::int64_t p, std::int64_t P, i
     for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
         r[j] = _mm512_setzero_ps();
     transpose16(r);
+    if (p - p0 + 1 == kLanes) { // whole registers: plain stores (AMD's masked stores are slow)
+        for (int j = 0; j < nc; ++j)
+            _mm512_storeu_ps(dst + j * P + p0, r[j]);
+        return;
+    }
     for (int j = 0; j < nc; ++j)
         _mm512_mask_storeu_ps(dst + j * P + p0, first_lanes(p - p0 + 1), r[j]);
 }
