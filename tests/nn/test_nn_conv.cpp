@@ -240,8 +240,8 @@ TEST(Conv, StrideTwo) {
     check_geometry({24, 4, 4, 40, 3, 2, 1}, 3);  // a 4x4 plane to 2x2
     check_geometry({3, 9, 9, 5, 3, 3, 1}, 2);    // stride 3
 }
-// G > 1: the direct kernels a group at a time, or the depthwise kernel, where the host has them (pixel
-// and filter tiles), and the grouped kernels (im2col mode, and backward).
+// G > 1: the direct kernels a group at a time (backward at stride 1), or the depthwise kernels, where the
+// host has them (pixel and filter tiles), and the grouped kernels (im2col mode, and backward at stride 2).
 TEST(Conv, GroupedAndDepthwise) {
     check_geometry({4, 7, 9, 6, 3, 1, 1, 2}, 3);
     check_geometry({6, 8, 7, 9, 3, 2, 1, 3}, 2);
@@ -252,6 +252,7 @@ TEST(Conv, GroupedAndDepthwise) {
     check_geometry({32, 8, 8, 48, 3, 1, 1, 4}, 2); // 8 channels x 12 filters a group
     check_geometry({16, 8, 8, 32, 3, 2, 1, 2}, 1); // stride 2, batch 1
     check_geometry({16, 4, 4, 16, 1, 1, 0, 8}, 3); // 1x1, 2 channels a group
+    check_geometry({12, 9, 7, 9, 5, 1, 2, 3}, 1);  // 5x5, odd plane, 4 channels x 3 filters a group, batch 1
 }
 // The direct depthwise kernel (where this CPU has it; the grouped kernels elsewhere): strides 1 and 2, K = 3
 // and 5 (EfficientNet), planes from 1x1 to 17x17, more channels than a register, batch 1.

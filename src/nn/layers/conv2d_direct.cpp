@@ -1152,6 +1152,37 @@ void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, 
     }
 }
 
+void direct_grouped_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                             const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                             float* dW, float* dx) {
+    const int G = g.g, Cg = g.c / G, Fg = g.f / G;
+    const ConvGeometry one{Cg, g.h, g.w, Fg, g.k, g.s, g.p, 1};
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, gin = std::int64_t(Cg) * g.h * g.w;
+    const std::int64_t out = std::int64_t(g.f) * g.pixels(), gout = std::int64_t(Fg) * g.pixels();
+    const std::int64_t rows = std::int64_t(Cg) * g.k * g.k; // rows of W [Cg*K*K, F]
+    float* xg = grow(ws.group_in, batch * gin);
+    float* dyg = grow(ws.group_out, batch * gout);
+    float* wg = grow(ws.group_weights, 2 * rows * Fg);
+    float* dwg = wg + rows * Fg;
+    float* dxg = dx ? grow(ws.group_grad, batch * gin) : nullptr;
+    for (int gi = 0; gi < G; ++gi) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+            std::copy(W + r * g.f + gi * Fg, W + r * g.f + (gi + 1) * Fg, wg + r * Fg);
+            std::copy(dW + r * g.f + gi * Fg, dW + r * g.f + (gi + 1) * Fg, dwg + r * Fg);
+        }
+        for (std::int64_t n = 0; n < batch; ++n) {
+            std::copy(x + n * in + gi * gin, x + n * in + (gi + 1) * gin, xg + n * gin);
+            std::copy(dy + n * out + gi * gout, dy + n * out + (gi + 1) * gout, dyg + n * gout);
+        }
+        direct_conv_backward(xg, dyg, batch, wg, one, t, ws, dwg, dxg);
+        for (std::int64_t r = 0; r < rows; ++r)
+            std::copy(dwg + r * Fg, dwg + (r + 1) * Fg, dW + r * g.f + gi * Fg);
+        if (dx)
+            for (std::int64_t n = 0; n < batch; ++n)
+                std::copy(dxg + n * gin, dxg + (n + 1) * gin, dx + n * in + gi * gin);
+    }
+}
+
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
                           const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                           float* dW, float* dx) {
