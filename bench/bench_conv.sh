@@ -48,9 +48,10 @@ mbv2+=",960x1k1p0f320,320x1k1p0f1280"
 # Beyond them: a grouped 3x3 (ResNeXt-like) and EfficientNet's 5x5 depthwise, stride 1 and 2.
 extra="64x8k3p1f64g4,240x4k5p2f240g240,144x8k5p2f144s2g144"
 # Depthwise layers of MobileNet-like students (MobileNetV2 at 112-224 pixels, 5x5 as EfficientNet): 32 to
-# 192 channels, 56x56 down to 7x7, 3x3 and 5x5, stride 1 and 2.
+# 192 channels, 56x56 down to 7x7, 3x3 and 5x5, stride 1 and 2; then two grouped 3x3 (ResNeXt-like).
 depthwise="32x56k3p1f32g32,64x56k3p1f64s2g64,96x28k3p1f96g96,144x28k3p1f144s2g144,192x14k3p1f192g192"
 depthwise+=",128x14k3p1f128s2g128,192x7k3p1f192g192,144x28k5p2f144s2g144,192x14k5p2f192g192,192x7k5p2f192g192"
+depthwise+=",64x28k3p1f64g4,128x14k3p1f128g8"
 ort=()
 case ${SET:-all} in
   tuning) shapes=$tuning ;;
