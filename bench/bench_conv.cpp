@@ -1,6 +1,7 @@
 // Convolution throughput on one core (bench/bench_conv.sh runs it beside its PyTorch twin): per shape, the
-// conv layer's forward pass (labelling) and forward + backward with the input gradient (training), and a
-// whole CNN's labelling (forward) and training (forward, CE, backward, Nesterov step) rates.
+// conv layer's forward pass (labelling), forward + backward with the input gradient (training) and the
+// backward pass alone (dW, db and dx), and a whole CNN's labelling (forward) and training (forward, CE,
+// backward, Nesterov step) rates.
 #include "bench_util.hpp"
 #include "mimic/core/kokkos.hpp"
 #include "mimic/core/rng.hpp"
@@ -98,8 +99,9 @@ void bench_shape(const ConvShape& s, const nn::ConvTuning& t, int batch, int rep
         nn::conv2d_forward(x, W, bv, g, t, ws, y);
         nn::conv2d_backward(x, dy, W, g, t, ws, dW, dbv, dx);
     });
-    std::printf("mimic conv %s batch %d fwd %.1f fwdbwd %.1f samples/s\n", s.name.c_str(), batch, batch / fwd,
-                batch / train);
+    const double bwd = best_time(reps, min_s, [&] { nn::conv2d_backward(x, dy, W, g, t, ws, dW, dbv, dx); });
+    std::printf("mimic conv %s batch %d fwd %.1f fwdbwd %.1f bwd %.1f samples/s\n", s.name.c_str(), batch,
+                batch / fwd, batch / train, batch / bwd);
     std::fflush(stdout);
 }
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Convolution benchmark: Mimic's conv layer and a labelling CNN against PyTorch (NCHW and channels_last),
 # one core, one thread each, thread CPU time, rounds interleaved (Mimic, PyTorch, Mimic, ...), best round
-# kept. Prints one table: samples/s forward (labelling) and forward + backward (training) and the ratio
-# Mimic / the faster PyTorch layout. See bench/README.md, "Convolution".
-# usage: bench/bench_conv.sh [BUILD_DIR]   (env: ROUNDS=2 BATCH=32 MIN_TIME=0.2 SET=all|tuning|heldout)
+# kept. Prints one table: samples/s forward (labelling), forward + backward (training) and backward alone,
+# and the ratio Mimic / the faster PyTorch layout. BEFORE=<another build dir> runs that build's bench_conv in
+# the same rounds too (column `before`, ratio after/before). See bench/README.md, "Convolution".
+# usage: bench/bench_conv.sh [BUILD_DIR]
+#        (env: ROUNDS=2 BATCH=32 MIN_TIME=0.2 SET=all|tuning|heldout|profile|depthwise BEFORE=)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../build}" && pwd)
@@ -45,11 +47,17 @@ mbv2+=",576x2k3p1f576s2g576,576x1k1p0f160,160x1k1p0f960*3,960x1k3p1f960g960*3,96
 mbv2+=",960x1k1p0f320,320x1k1p0f1280"
 # Beyond them: a grouped 3x3 (ResNeXt-like) and EfficientNet's 5x5 depthwise, stride 1 and 2.
 extra="64x8k3p1f64g4,240x4k5p2f240g240,144x8k5p2f144s2g144"
+# Depthwise layers of MobileNet-like students (MobileNetV2 at 112-224 pixels, 5x5 as EfficientNet): 32 to
+# 192 channels, 56x56 down to 7x7, 3x3 and 5x5, stride 1 and 2; then two grouped 3x3 (ResNeXt-like).
+depthwise="32x56k3p1f32g32,64x56k3p1f64s2g64,96x28k3p1f96g96,144x28k3p1f144s2g144,192x14k3p1f192g192"
+depthwise+=",128x14k3p1f128s2g128,192x7k3p1f192g192,144x28k5p2f144s2g144,192x14k5p2f192g192,192x7k5p2f192g192"
+depthwise+=",64x28k3p1f64g4,128x14k3p1f128g8"
 ort=()
 case ${SET:-all} in
   tuning) shapes=$tuning ;;
   heldout) shapes=$heldout ;;
   profile) shapes=$resnet,$mbv2,$extra ort=(--ort) cnn="" ;;
+  depthwise) shapes=$depthwise cnn="" ;;
   *) shapes=$tuning,$heldout ;;
 esac
 weights=$shapes
@@ -59,8 +67,10 @@ args=(--shapes "$shapes" --batch "$batch" --min-time "$min_time" --reps 2)
 out=$(mktemp /tmp/bench_conv.XXXXXX)
 echo "bench_conv: $rounds interleaved rounds, layer batch $batch, CNN label batch 256 / train batch 128;" \
   "load at start: $(load)"
+before=${BEFORE:+$(cd "$BEFORE" && pwd)}
 for ((r = 1; r <= rounds; ++r)); do
   "$build/bench/bench_conv" "${args[@]}" >> "$out"
+  [ -n "$before" ] && "$before/bench/bench_conv" "${args[@]}" | sed 's/^mimic /before /' >> "$out"
   "$py" "$here/bench_conv_torch.py" "${args[@]}" "${ort[@]}" >> "$out"
 done
 "$py" - "$out" "$tuning" "$weights" <<'EOF'
@@ -70,28 +80,33 @@ import sys
 best = {}
 for line in open(sys.argv[1]):
     w = line.split()
-    if w[1] == "conv":  # IMPL conv NAME batch B fwd X fwdbwd Y samples/s
-        for kind, v in (("fwd", w[6]), ("fwdbwd", w[8])):
-            key = (w[0], w[2], kind)
-            if not math.isnan(float(v)):
-                best[key] = max(best.get(key, 0.0), float(v))
+    if w[1] == "conv":  # IMPL conv NAME batch B fwd X fwdbwd Y [bwd Z] samples/s
+        for i in range(5, len(w) - 1, 2):
+            key, v = (w[0], w[2], w[i]), float(w[i + 1])
+            if not math.isnan(v):
+                best[key] = max(best.get(key, 0.0), v)
     else:  # IMPL model label|train batch B X samples/s
         key = (w[0], "CNN " + w[2] + " (batch " + w[4] + ")", "model")
         best[key] = max(best.get(key, 0.0), float(w[5]))
 tuning = set(sys.argv[2].split(","))
 names = list(dict.fromkeys(k[1] for k in best if k[0] == "mimic"))
 has_ort = any(k[0] == "ort" for k in best)
+has_before = any(k[0] == "before" for k in best)
+has_bwd = any(k[2] == "bwd" for k in best)
 print(f"{'shape (CxHkKpPfF[sS][gG])':<26}{'kind':>7}{'mimic':>10}{'nchw':>10}{'ch_last':>10}{'ratio':>8}"
+      + (f"{'before':>10}{'b/ratio':>8}{'speedup':>8}" if has_before else "")
       + (f"{'ort':>10}{'m/ort':>7}" if has_ort else ""))
 ratios = []
 for n in names:
-    for kind in ("model",) if n.startswith("CNN") else ("fwd", "fwdbwd"):
-        m, a, b, o = (best.get((i, n, kind), float("nan")) for i in ("mimic", "torch-nchw", "torch-cl", "ort"))
+    for kind in ("model",) if n.startswith("CNN") else ("fwd", "fwdbwd") + (("bwd",) if has_bwd else ()):
+        m, a, b, o, z = (best.get((i, n, kind), float("nan"))
+                         for i in ("mimic", "torch-nchw", "torch-cl", "ort", "before"))
         r = m / max(a, b)
         if not n.startswith("CNN"):
             ratios.append(r)
         tag = " (tuning)" if n in tuning else ""
         print(f"{n + tag:<26}{kind:>7}{m:>10.0f}{a:>10.0f}{b:>10.0f}{r:>8.2f}"
+              + (f"{z:>10.0f}{z / max(a, b):>8.2f}{m / z:>8.2f}" if has_before else "")
               + (f"{o:>10.0f}{m / o:>7.2f}" if has_ort and kind == "fwd" else ""))
 if has_ort:
     # Forward seconds per sample summed over each kind's layers (times their count in the nets).

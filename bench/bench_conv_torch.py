@@ -81,8 +81,17 @@ def bench_shape(name, batch, reps, min_s):
             conv(xg).backward(gy)
 
         train = best_time(reps, min_s, step)
-        print(f"torch-{fmt} conv {name} batch {batch} fwd {batch / fwd:.1f} fwdbwd {batch / train:.1f} samples/s",
-              flush=True)
+        # The backward pass alone (dW, db and dx): the aten operator that autograd calls for Conv2d.
+        w = conv.weight.detach()
+        mask = [True, True, True]
+
+        def backward():
+            torch.ops.aten.convolution_backward(gy, x, w, [f], [s, s], [p, p], [1, 1], False, [0, 0], g, mask)
+
+        with torch.no_grad():
+            bwd = best_time(reps, min_s, backward)
+        print(f"torch-{fmt} conv {name} batch {batch} fwd {batch / fwd:.1f} fwdbwd {batch / train:.1f} "
+              f"bwd {batch / bwd:.1f} samples/s", flush=True)
 
 
 def build(spec, c, h, w):

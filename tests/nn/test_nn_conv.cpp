@@ -240,8 +240,8 @@ TEST(Conv, StrideTwo) {
     check_geometry({24, 4, 4, 40, 3, 2, 1}, 3);  // a 4x4 plane to 2x2
     check_geometry({3, 9, 9, 5, 3, 3, 1}, 2);    // stride 3
 }
-// G > 1: the direct kernels a group at a time, or the depthwise kernel, where the host has them (pixel
-// and filter tiles), and the grouped kernels (im2col mode, and backward).
+// G > 1: the direct kernels a group at a time (backward at stride 1), or the depthwise kernels, where the
+// host has them (pixel and filter tiles), and the grouped kernels (im2col mode, and backward at stride 2).
 TEST(Conv, GroupedAndDepthwise) {
     check_geometry({4, 7, 9, 6, 3, 1, 1, 2}, 3);
     check_geometry({6, 8, 7, 9, 3, 2, 1, 3}, 2);
@@ -252,6 +252,7 @@ TEST(Conv, GroupedAndDepthwise) {
     check_geometry({32, 8, 8, 48, 3, 1, 1, 4}, 2); // 8 channels x 12 filters a group
     check_geometry({16, 8, 8, 32, 3, 2, 1, 2}, 1); // stride 2, batch 1
     check_geometry({16, 4, 4, 16, 1, 1, 0, 8}, 3); // 1x1, 2 channels a group
+    check_geometry({12, 9, 7, 9, 5, 1, 2, 3}, 1);  // 5x5, odd plane, 4 channels x 3 filters a group, batch 1
 }
 // The direct depthwise kernel (where this CPU has it; the grouped kernels elsewhere): strides 1 and 2, K = 3
 // and 5 (EfficientNet), planes from 1x1 to 17x17, more channels than a register, batch 1.
@@ -264,6 +265,9 @@ TEST(Conv, DepthwiseStridesKernelsAndPlanes) {
     check_geometry({24, 2, 2, 24, 3, 2, 1, 24}, 1);   // 2x2 planes, stride 2
     check_geometry({6, 10, 9, 6, 4, 2, 0, 6}, 2);     // even kernel, no padding, odd output
     check_geometry({3, 9, 9, 3, 3, 3, 1, 3}, 2);      // stride 3
+    check_geometry({20, 11, 9, 20, 7, 1, 3, 20}, 2);  // 7x7: the weight gradient a filter row at a time
+    check_geometry({17, 13, 13, 17, 7, 2, 3, 17}, 1); // 7x7 stride 2, batch 1
+    check_geometry({16, 5, 7, 16, 1, 2, 0, 16}, 2);   // 1x1 stride 2
 }
 #if MIMIC_CONV_DIRECT
 /// The depthwise kernel's fused ReLU, and its results split over any number of threads, bit for bit.
@@ -300,6 +304,60 @@ TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
             if (y1.empty()) y1 = y;
             EXPECT_EQ(y, y1);
         }
+}
+#endif
+#if MIMIC_CONV_DIRECT
+/// The direct depthwise backward against the grouped kernels (the generic path, on every execution space):
+/// dW accumulated into and dx within float rounding, at stride 1 and 2, odd planes, partial or no padding,
+/// 3x3 to 8x8 filters, planes under and over 16 pixels, channels a register and more, batch 1; and the
+/// same bits for any split of the samples over threads.
+TEST(Conv, DirectDepthwiseBackwardMatchesTheGroupedKernels) {
+    if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
+    for (const auto& [g, B] : std::vector<std::pair<ConvGeometry, int>>{
+             {{32, 15, 13, 32, 3, 2, 1, 32}, 3}, // stride 2, odd planes
+             {{21, 9, 9, 21, 5, 1, 2, 21}, 2},   // 5x5 'same', a tail block of 5 channels
+             {{19, 11, 10, 19, 5, 2, 1, 19}, 1}, // 5x5 stride 2, partial padding, batch 1
+             {{16, 3, 5, 16, 3, 1, 0, 16}, 2},   // no padding, a 1x3 output plane
+             {{40, 4, 3, 40, 3, 2, 1, 40}, 2},   // a 12-pixel plane to 2x2: scattered stores
+             {{7, 12, 12, 7, 8, 2, 3, 7}, 2},    // 8x8 filters, fewer channels than a register
+             {{48, 20, 20, 48, 3, 1, 1, 48}, 2}}) {
+        SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " K " << g.k
+                                        << " S " << g.s << " P " << g.p << " batch " << B);
+        ASSERT_TRUE(impl::direct_depthwise_supported(g));
+        const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.c) * g.pixels();
+        const std::int64_t wn = std::int64_t(g.k) * g.k * g.c;
+        const auto x = random_values(std::size_t(B * in), 11), W = random_values(std::size_t(wn), 12);
+        const auto dy = random_values(std::size_t(B * out), 13), dW0 = random_values(std::size_t(wn), 14);
+        // The grouped kernels: the reference.
+        const Matrix xm = device_matrix(x, B, in), dym = device_matrix(dy, B, out);
+        const Matrix Wm = device_matrix(W, wn / g.c, g.c), dWm = device_matrix(dW0, wn / g.c, g.c);
+        const Matrix dxm("dx", B, in);
+        grouped_conv_backward(xm, dym, UnmanagedMatrix(Wm.data(), wn / g.c, g.c), g,
+                              UnmanagedMatrix(dWm.data(), wn / g.c, g.c), dxm);
+        const auto dW_ref = to_host(dWm), dx_ref = to_host(dxm);
+        std::vector<float> dW1, dx1;
+        for (int parts : {1, 2, 3}) {
+            SCOPED_TRACE(testing::Message() << parts << " parts");
+            impl::DirectConvTuning t;
+            t.parts = parts;
+            impl::DirectConvWorkspace ws;
+            std::vector<float> dW(dW0), dx(x.size(), 7.0f); // dx is overwritten, dW accumulated into
+            impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW.data(), dx.data());
+            expect_close(dW, std::vector<double>(dW_ref.begin(), dW_ref.end()), "dW");
+            expect_close(dx, std::vector<double>(dx_ref.begin(), dx_ref.end()), "dx");
+            // Without dx, the same weight gradient.
+            std::vector<float> dW_only(dW0);
+            impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW_only.data(),
+                                            nullptr);
+            EXPECT_EQ(dW_only, dW);
+            if (parts == 1) {
+                dW1 = dW, dx1 = dx;
+                continue;
+            }
+            EXPECT_EQ(dW, dW1);
+            EXPECT_EQ(dx, dx1);
+        }
+    }
 }
 #endif
 TEST(Conv, ChunkOfOneSample) {

@@ -1,8 +1,9 @@
 // Conv2D kernels and the backend dispatch. Host with AVX-512 and stride 1: the direct backend
-// (impl/conv2d_direct.hpp), which also serves the forward passes of stride 2, of groups, and of depthwise
-// convolutions of any stride. Otherwise im2col into [C*K*K, B*P], one sgemm per chunk of samples giving
-// [F, B*P], NCHW output; backward: bias sums, two sgemms and col2im per chunk. im2col/col2im copy rows on
-// the host, one element per thread on a device (neighbouring threads, neighbouring addresses).
+// (impl/conv2d_direct.hpp), which also serves the forward passes of stride 2 and of groups, the backward
+// of groups at stride 1, and both passes of depthwise convolutions of any stride. Otherwise im2col into
+// [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms
+// and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on a device (neighbouring
+// threads, neighbouring addresses).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "mimic/core/runtime.hpp"
@@ -455,7 +456,20 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         conv_bias_grad_rows(dy, P, db);
     else
         conv_bias_grad_teams(dy, P, db);
-    if (g.g > 1) { // grouped, direct_depthwise or direct a group at a time: the grouped kernels' backward
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        if (conv_backend(g, t) == ConvBackend::direct_depthwise) {
+            auto* d = direct_backend(g, t, ws);
+            impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d,
+                                            dW.data(), want_dx ? dx.data() : nullptr);
+            return;
+        }
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        if (auto* d = direct_backend(g, t, ws); d && g.g > 1 && g.s == 1) { // a group at a time
+            impl::direct_grouped_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d,
+                                          dW.data(), want_dx ? dx.data() : nullptr);
+            return;
+        }
+    if (g.g > 1) { // grouped, or direct a group at a time at strides > 1: the grouped kernels' backward
         grouped_conv_backward(x, dy, W, g, dW, dx);
         return;
     }

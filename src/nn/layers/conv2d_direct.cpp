@@ -1,8 +1,8 @@
 // Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
 // (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
-// threads. And the depthwise forward pass (any stride): grid or channel tiles. conv2d.cpp's dispatch picks
-// them where impl::DirectConvAvailable holds.
+// threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward (any stride) on
+// channel tiles. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include <algorithm>
@@ -684,7 +684,8 @@ MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::i
 }
 
 // GCC 12's unpack intrinsics start from _mm512_undefined_ps (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports once inlined here: a false positive of the header, silenced for this function.
+// -Wmaybe-uninitialized reports once inlined here: a false positive of the header, silenced for this
+// function.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -828,6 +829,207 @@ void apply_epilogue(const float* src, std::int64_t s0, std::int64_t s1, std::int
     }
 }
 
+/// The weight gradient of one sample for channels [cb, cb + 16): dw[t*c16 + cb ..] = sum over the output
+/// pixels in order of dy there (dt: dy [oh][ow][c16] at dt + oh*drow + ow*c16) times the input under tap t
+/// (xt [hpad][wpad][C16], zero border: taps on the border add exact zeros). K <= 5: every tap's accumulator
+/// in a register.
+template <int K>
+MIMIC_AVX512 void depthwise_dw_block(const float* xt, const float* dt, std::int64_t drow, const DepthPlan& d,
+                                     int cb, float* dw) {
+    const std::int64_t c16 = d.c16, row = std::int64_t(d.wpad) * c16;
+    __m512 acc[K * K];
+    for (int t = 0; t < K * K; ++t)
+        acc[t] = _mm512_setzero_ps();
+    for (int oh = 0; oh < d.oh; ++oh) {
+        const float* g = dt + oh * drow + cb;
+        const float* xr = xt + std::int64_t(oh) * d.s * row + cb;
+        for (int ow = 0; ow < d.ow; ++ow, g += c16, xr += d.s * c16) {
+            const __m512 gv = _mm512_loadu_ps(g);
+            for (int kh = 0; kh < K; ++kh)
+                for (int kw = 0; kw < K; ++kw)
+                    acc[kh * K + kw] =
+                        _mm512_fmadd_ps(_mm512_loadu_ps(xr + kh * row + kw * c16), gv, acc[kh * K + kw]);
+        }
+    }
+    for (int t = 0; t < K * K; ++t)
+        _mm512_storeu_ps(dw + t * c16 + cb, acc[t]);
+}
+
+/// depthwise_dw_block for any K <= 8, a filter row at a time (the same sums in the same order).
+MIMIC_AVX512 void depthwise_dw_rows(const float* xt, const float* dt, std::int64_t drow, const DepthPlan& d,
+                                    int cb, float* dw) {
+    const std::int64_t c16 = d.c16, row = std::int64_t(d.wpad) * c16;
+    const int K = d.k;
+    for (int kh = 0; kh < K; ++kh) {
+        __m512 acc[8];
+        for (int kw = 0; kw < K; ++kw)
+            acc[kw] = _mm512_setzero_ps();
+        for (int oh = 0; oh < d.oh; ++oh) {
+            const float* g = dt + oh * drow + cb;
+            const float* xr = xt + (std::int64_t(oh) * d.s + kh) * row + cb;
+            for (int ow = 0; ow < d.ow; ++ow, g += c16, xr += d.s * c16) {
+                const __m512 gv = _mm512_loadu_ps(g);
+                for (int kw = 0; kw < K; ++kw)
+                    acc[kw] = _mm512_fmadd_ps(_mm512_loadu_ps(xr + kw * c16), gv, acc[kw]);
+            }
+        }
+        for (int kw = 0; kw < K; ++kw)
+            _mm512_storeu_ps(dw + (kh * K + kw) * c16 + cb, acc[kw]);
+    }
+}
+
+void depthwise_dw(const float* xt, const float* dt, std::int64_t drow, const DepthPlan& d, int cb,
+                  float* dw) {
+    switch (d.k) {
+    case 1:
+        return depthwise_dw_block<1>(xt, dt, drow, d, cb, dw);
+    case 2:
+        return depthwise_dw_block<2>(xt, dt, drow, d, cb, dw);
+    case 3:
+        return depthwise_dw_block<3>(xt, dt, drow, d, cb, dw);
+    case 4:
+        return depthwise_dw_block<4>(xt, dt, drow, d, cb, dw);
+    case 5:
+        return depthwise_dw_block<5>(xt, dt, drow, d, cb, dw);
+    default:
+        return depthwise_dw_rows(xt, dt, drow, d, cb, dw);
+    }
+}
+
+/// The taps of a transposed depthwise convolution along one axis: input position i (of n) is reached by
+/// taps k0, k0 + s, ... (`count` of them) from the outputs o0, o0 - 1, ... (0 <= o < on).
+struct TapRun {
+    int k0 = 0, o0 = 0, count = 0;
+};
+
+std::vector<TapRun> tap_runs(int n, int on, int k, int s, int pad) {
+    std::vector<TapRun> r(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        const int a = i + pad, lo = std::max(0, a - s * (on - 1)), hi = std::min(k - 1, a);
+        const int k0 = lo + (a - lo) % s;
+        r[std::size_t(i)] = k0 > hi ? TapRun{} : TapRun{k0, (a - k0) / s, (hi - k0) / s + 1};
+    }
+    return r;
+}
+
+/// Pixel p of a plane of P pixels (acc: its 16 channels from the block's first) into dst [nc][P]: kept in r
+/// and stored 16 pixels at a time through transpose16, masked to nc channels and the plane's end; scattered
+/// for planes under 16 pixels (steps: lane_steps(P)).
+MIMIC_AVX512 inline void put_pixel(__m512 acc, std::int64_t p, std::int64_t P, int nc, __m512i steps,
+                                   __m512 r[kLanes], float* dst) {
+    if (P < kLanes) {
+        _mm512_mask_i32scatter_ps(dst + p, first_lanes(nc), steps, acc, 4);
+        return;
+    }
+    r[p % kLanes] = acc;
+    if (p % kLanes != kLanes - 1 && p != P - 1) return;
+    const std::int64_t p0 = p / kLanes * kLanes;
+    for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
+        r[j] = _mm512_setzero_ps();
+    transpose16(r);
+    if (p - p0 + 1 == kLanes) { // whole registers: plain stores (AMD's masked stores are slow)
+        for (int j = 0; j < nc; ++j)
+            _mm512_storeu_ps(dst + j * P + p0, r[j]);
+        return;
+    }
+    for (int j = 0; j < nc; ++j)
+        _mm512_mask_storeu_ps(dst + j * P + p0, first_lanes(p - p0 + 1), r[j]);
+}
+
+/// The input gradient of one sample for channels [cb, cb + 16), any stride: per input pixel the taps that
+/// reach it from an output, (kh, kw) in order from 0, of w[t] (wpk [K*K][C16]) times dy there (dt, drow as
+/// depthwise_dw_block), into the channels' planes of dst [C][H*W].
+MIMIC_AVX512 void depthwise_dx_block(const float* dt, std::int64_t drow, const float* wpk,
+                                     const ConvGeometry& g, const DepthPlan& d,
+                                     const std::vector<TapRun>& rows, const std::vector<TapRun>& cols, int cb,
+                                     float* dst) {
+    const std::int64_t c16 = d.c16, P = std::int64_t(g.h) * g.w;
+    const int nc = std::min(kLanes, g.c - cb), K = d.k, s = d.s;
+    const __m512i steps = lane_steps(P);
+    __m512 r[kLanes];
+    int ih = 0, iw = -1;
+    for (std::int64_t p = 0; p < P; ++p) {
+        if (++iw == g.w) iw = 0, ++ih;
+        const TapRun& a = rows[std::size_t(ih)];
+        const TapRun& b = cols[std::size_t(iw)];
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < a.count; ++i) {
+            const float* gr = dt + (a.o0 - i) * drow + b.o0 * c16 + cb;
+            const float* wr = wpk + std::int64_t(a.k0 + i * s) * K * c16 + cb;
+            for (int j = 0; j < b.count; ++j)
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(gr - j * c16),
+                                      _mm512_loadu_ps(wr + (b.k0 + j * s) * c16), acc);
+        }
+        put_pixel(acc, p, P, nc, steps, r, dst + cb * P);
+    }
+}
+
+/// depthwise_dx_block at stride 1 with dy's zero border of K-1-p around dt: every input pixel sums all K*K
+/// taps in (kh, kw) order (those on the border add exact zeros), the weights in registers.
+template <int K>
+MIMIC_AVX512 void depthwise_dx_s1(const float* dt, std::int64_t drow, const float* wpk, const ConvGeometry& g,
+                                  const DepthPlan& d, int cb, float* dst) {
+    const std::int64_t c16 = d.c16, P = std::int64_t(g.h) * g.w;
+    const int nc = std::min(kLanes, g.c - cb);
+    const __m512i steps = lane_steps(P);
+    __m512 wv[K * K], r[kLanes];
+    for (int t = 0; t < K * K; ++t)
+        wv[t] = _mm512_loadu_ps(wpk + t * c16 + cb);
+    std::int64_t p = 0;
+    for (int ih = 0; ih < g.h; ++ih) {
+        const float* base = dt + (ih + d.p) * drow + d.p * c16 + cb; // dy at (ih + p, p): tap (0, 0)
+        for (int iw = 0; iw < g.w; ++iw, ++p, base += c16) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int kh = 0; kh < K; ++kh)
+                for (int kw = 0; kw < K; ++kw)
+                    acc = _mm512_fmadd_ps(_mm512_loadu_ps(base - kh * drow - kw * c16), wv[kh * K + kw], acc);
+            put_pixel(acc, p, P, nc, steps, r, dst + cb * P);
+        }
+    }
+}
+
+void depthwise_dx(const float* dt, std::int64_t drow, const float* wpk, const ConvGeometry& g,
+                  const DepthPlan& d, const std::vector<TapRun>& rows, const std::vector<TapRun>& cols,
+                  int cb, float* dst) {
+    if (d.s == 1 && d.k == 3) return depthwise_dx_s1<3>(dt, drow, wpk, g, d, cb, dst);
+    if (d.s == 1 && d.k == 5) return depthwise_dx_s1<5>(dt, drow, wpk, g, d, cb, dst);
+    depthwise_dx_block(dt, drow, wpk, g, d, rows, cols, cb, dst);
+}
+
+/// The depthwise backward of samples [s0, s1) on one thread: the sample's inputs (zero border) and dy (a zero
+/// border of dd.p = K-1-p at stride 1) transposed to channels-last (d: x's plan, dd: dy's), then per block
+/// of 16 channels its weight gradient into dws[n] [K*K][C16] and (dx not null) its input gradient into dx.
+void depthwise_backward_samples(const float* x, const float* dy, std::int64_t s0, std::int64_t s1,
+                                const float* wpk, const ConvGeometry& g, const DepthPlan& d,
+                                const DepthPlan& dd, DirectConvScratch& ws, float* dws, float* dx) {
+    const ConvGeometry gy{g.c, d.oh, d.ow, g.c, dd.k, 1, dd.p, g.c};
+    const std::int64_t xsize = std::int64_t(d.hpad) * d.wpad * d.c16, in = std::int64_t(g.c) * g.h * g.w;
+    const std::int64_t dsize = std::int64_t(dd.hpad) * dd.wpad * d.c16, drow = std::int64_t(dd.wpad) * d.c16;
+    const std::int64_t out = std::int64_t(g.c) * d.oh * d.ow, kk = std::int64_t(d.k) * d.k * d.c16;
+    float* xt = grow(ws.in, xsize);
+    float* dt = grow(ws.grad_padded, dsize);
+    std::fill(xt, xt + xsize, 0.0f); // the borders stay zero: each sample rewrites the same interiors
+    std::fill(dt, dt + dsize, 0.0f);
+    const float* dt0 = dt + (dd.p * drow + dd.p * d.c16); // dy at output (0, 0)
+    const auto rows = tap_runs(g.h, d.oh, d.k, d.s, d.p), cols = tap_runs(g.w, d.ow, d.k, d.s, d.p);
+    for (std::int64_t n = s0; n < s1; ++n) {
+        channels_last(x + n * in, g, d, xt);
+        channels_last(dy + n * out, gy, dd, dt);
+        for (int cb = 0; cb < d.c16; cb += kLanes) {
+            depthwise_dw(xt, dt0, drow, d, cb, dws + n * kk);
+            if (dx) depthwise_dx(dt0, drow, wpk, g, d, rows, cols, cb, dx + n * in);
+        }
+    }
+}
+
+/// The depthwise weights W [K*K][C] padded to wpk [K*K][C16] (zeros past C), the channel tiles' layout.
+void pack_depthwise(const float* W, const ConvGeometry& g, const DepthPlan& d, float* wpk) {
+    for (int r = 0; r < g.k * g.k; ++r) {
+        std::copy(W + std::int64_t(r) * g.c, W + std::int64_t(r + 1) * g.c, wpk + std::int64_t(r) * d.c16);
+        std::fill(wpk + std::int64_t(r) * d.c16 + g.c, wpk + std::int64_t(r + 1) * d.c16, 0.0f);
+    }
+}
+
 } // namespace
 
 bool direct_depthwise_supported(const ConvGeometry& g) {
@@ -848,12 +1050,7 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
     float* raw = plain || e.ld == 0 || e.ld == out ? y : grow(ws.group_out, batch * out);
     // Channel tiles read the weights [K*K][C] (W's layout) padded to [K*K][C16].
     float* wpk = d.channels ? grow(ws.packed, std::int64_t(g.k) * g.k * d.c16) : nullptr;
-    if (d.channels)
-        for (int r = 0; r < g.k * g.k; ++r) {
-            std::copy(W + std::int64_t(r) * g.c, W + std::int64_t(r + 1) * g.c,
-                      wpk + std::int64_t(r) * d.c16);
-            std::fill(wpk + std::int64_t(r) * d.c16 + g.c, wpk + std::int64_t(r + 1) * d.c16, 0.0f);
-        }
+    if (d.channels) pack_depthwise(W, g, d, wpk);
     const int parts = host_parts(batch, t.parts);
     if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
     for_each_part("mimic::nn::conv::direct_depthwise_forward", parts, [&](int part) {
@@ -869,6 +1066,34 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
             depthwise_grid_samples<false>(x, r.first, r.second, W, b, g, d, sc, raw);
         if (!plain) apply_epilogue(raw, r.first, r.second, out, ConvAct::none, e, y);
     });
+}
+
+void direct_depthwise_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                               const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                               float* dW, float* dx) {
+    // dy's plan: a zero border of K-1-p at stride 1, where the input gradient reads every tap.
+    const int pd = g.s == 1 ? g.k - 1 - g.p : 0;
+    const DepthPlan d(g, 2), dd(ConvGeometry{g.c, g.oh(), g.ow(), g.c, pd + 1, 1, pd, g.c}, 2);
+    const std::int64_t kk = std::int64_t(g.k) * g.k, per_sample = kk * d.c16;
+    float* wpk = dx ? grow(ws.packed, per_sample) : nullptr;
+    if (dx) pack_depthwise(W, g, d, wpk);
+    float* dws = grow(ws.chunk_grad, batch * per_sample); // each sample's weight gradient
+    const int parts = host_parts(batch, t.parts);
+    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
+    for_each_part("mimic::nn::conv::direct_depthwise_backward", parts, [&](int part) {
+        const auto r = part_range(batch, parts, part);
+        depthwise_backward_samples(x, dy, r.first, r.second, wpk, g, d, dd, ws.threads[size_t(part)], dws,
+                                   dx);
+    });
+    // dW[t*C + c] += the samples' gradients summed in order from 0: the same sums whatever the split.
+    float* total = grow(ws.weights, per_sample);
+    std::copy(dws, dws + per_sample, total);
+    for (std::int64_t n = 1; n < batch; ++n)
+        for (std::int64_t i = 0; i < per_sample; ++i)
+            total[i] += dws[n * per_sample + i];
+    for (std::int64_t tap = 0; tap < kk; ++tap)
+        for (int c = 0; c < g.c; ++c)
+            dW[tap * g.c + c] += total[tap * d.c16 + c];
 }
 
 bool direct_conv_supported(const ConvGeometry& g) {
@@ -924,6 +1149,37 @@ void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, 
         if (rest.residual) rest.residual += gi * gout;
         rest.ld = e.ld > 0 ? e.ld : out;
         apply_epilogue(yg, 0, batch, gout, e.act, rest, y + gi * gout);
+    }
+}
+
+void direct_grouped_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                             const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                             float* dW, float* dx) {
+    const int G = g.g, Cg = g.c / G, Fg = g.f / G;
+    const ConvGeometry one{Cg, g.h, g.w, Fg, g.k, g.s, g.p, 1};
+    const std::int64_t in = std::int64_t(g.c) * g.h * g.w, gin = std::int64_t(Cg) * g.h * g.w;
+    const std::int64_t out = std::int64_t(g.f) * g.pixels(), gout = std::int64_t(Fg) * g.pixels();
+    const std::int64_t rows = std::int64_t(Cg) * g.k * g.k; // rows of W [Cg*K*K, F]
+    float* xg = grow(ws.group_in, batch * gin);
+    float* dyg = grow(ws.group_out, batch * gout);
+    float* wg = grow(ws.group_weights, 2 * rows * Fg);
+    float* dwg = wg + rows * Fg;
+    float* dxg = dx ? grow(ws.group_grad, batch * gin) : nullptr;
+    for (int gi = 0; gi < G; ++gi) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+            std::copy(W + r * g.f + gi * Fg, W + r * g.f + (gi + 1) * Fg, wg + r * Fg);
+            std::copy(dW + r * g.f + gi * Fg, dW + r * g.f + (gi + 1) * Fg, dwg + r * Fg);
+        }
+        for (std::int64_t n = 0; n < batch; ++n) {
+            std::copy(x + n * in + gi * gin, x + n * in + (gi + 1) * gin, xg + n * gin);
+            std::copy(dy + n * out + gi * gout, dy + n * out + (gi + 1) * gout, dyg + n * gout);
+        }
+        direct_conv_backward(xg, dyg, batch, wg, one, t, ws, dwg, dxg);
+        for (std::int64_t r = 0; r < rows; ++r)
+            std::copy(dwg + r * Fg, dwg + (r + 1) * Fg, dW + r * g.f + gi * Fg);
+        if (dx)
+            for (std::int64_t n = 0; n < batch; ++n)
+                std::copy(dxg + n * gin, dxg + (n + 1) * gin, dx + n * in + gi * gin);
     }
 }
 

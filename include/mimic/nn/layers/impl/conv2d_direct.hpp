@@ -1,6 +1,6 @@
 // The host backend of Conv2D: direct register-tiled kernels on x86-64 CPUs with AVX-512F (stride 1, the
-// forward pass of stride 2, grouped and depthwise forward passes), the trait on the execution space that
-// makes them available, their tuning knobs and their workspace.
+// forward pass of stride 2, grouped passes at stride 1, depthwise forward and backward passes), the trait on
+// the execution space that makes them available, their tuning knobs and their workspace.
 #pragma once
 
 #include "mimic/nn/layers/conv2d.hpp"
@@ -52,8 +52,9 @@ struct DirectConvScratch {
 /// thread.
 struct DirectConvWorkspace {
     std::vector<float> weights, packed, chunk_in, chunk_grad;
-    /// A group's inputs, outputs and weights, contiguous (direct_grouped_forward).
-    std::vector<float> group_in, group_out, group_weights;
+    /// A group's inputs, outputs (dy) and weights (and their gradient), contiguous (direct_grouped_forward,
+    /// direct_grouped_backward); its input gradient (direct_grouped_backward).
+    std::vector<float> group_in, group_out, group_weights, group_grad;
     std::vector<DirectConvScratch> threads;
 };
 
@@ -89,10 +90,26 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
                               const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                               float* y, const ConvEpilogue& e);
 
+/// Direct depthwise backward on host pointers (the geometries direct_depthwise_supported accepts): dW [K*K,
+/// C]
+/// += the weight gradient, each sample's sum over its output pixels in order, the samples then summed in
+/// order; dx (when not null) = the input gradient, each input summing the taps that reach it in (kh, kw)
+/// order from 0. Channel tiles (16 channels a register, inputs and dy transposed to channels-last); samples
+/// split over the host execution space's threads, with the same results for any split.
+void direct_depthwise_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                               const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                               float* dW, float* dx);
+
 /// Direct backward on host pointers: dW += the weight gradient (threads over input channels); dx (when not
 /// null) = the input gradient (threads over samples).
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
                           const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                           float* dW, float* dx);
+/// Grouped backward (1 < G, stride 1, W [C/G*K*K, F]) by direct_conv_backward a group at a time: the
+/// group's inputs, output gradients, weight columns and their gradient copied contiguous, its dW columns
+/// and dx channels (when dx is not null) copied back.
+void direct_grouped_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                             const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                             float* dW, float* dx);
 
 } // namespace mimic::nn::impl
