@@ -684,7 +684,8 @@ MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::i
 }
 
 // GCC 12's unpack intrinsics start from _mm512_undefined_ps (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports once inlined here: a false positive of the header, silenced for this function.
+// -Wmaybe-uninitialized reports once inlined here: a false positive of the header, silenced for this
+// function.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -756,6 +757,26 @@ MIMIC_AVX512 void channels_last(const float* src, const ConvGeometry& g, const D
                 _mm512_storeu_ps(xt + ((pi + d.p) * d.wpad + pj + d.p) * d.c16 + cb, r[i]);
             }
         }
+    }
+}
+
+/// One sample's output gradient d [F][OH][OW] into tr [q = i*wp + j][f16] (its grid positions j < OW and
+/// filters f < f16; lanes f >= F get zeros): 16 filters x 16 columns at a time through registers.
+MIMIC_AVX512 void grad_to_grid(const float* d, int F, int OH, int OW, std::int64_t wp, int f16, float* tr) {
+    for (int fb = 0; fb < f16; fb += kLanes) {
+        const int nf = std::min(kLanes, F - fb);
+        for (int i = 0; i < OH; ++i)
+            for (int j0 = 0; j0 < OW; j0 += kLanes) {
+                const int nj = std::min(kLanes, OW - j0);
+                __m512 r[kLanes];
+                for (int l = 0; l < kLanes; ++l)
+                    r[l] = l < nf ? _mm512_maskz_loadu_ps(first_lanes(nj),
+                                                          d + (std::int64_t(fb + l) * OH + i) * OW + j0)
+                                  : _mm512_setzero_ps();
+                transpose16(r);
+                for (int l = 0; l < nj; ++l)
+                    _mm512_storeu_ps(tr + (std::int64_t(i) * wp + j0 + l) * f16 + fb, r[l]);
+            }
     }
 }
 
@@ -944,8 +965,12 @@ void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, c
     const bool filter = dx && use_filter_tiles(bw, bp, t.tiles);
     float* wt = grow(ws.weights, std::int64_t(KK) * C * F);
     float* wpk = filter ? grow(ws.packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
-    std::fill(xp, xp + nb * xs, 0.0f);
-    std::fill(dt, dt + nb * ds, 0.0f);
+    const std::array<std::int64_t, 4> layout{xs, ds, f16, nb};
+    if (ws.chunk_layout != layout) { // borders and discarded columns: zero once per layout
+        std::fill(xp, xp + nb * xs, 0.0f);
+        std::fill(dt, dt + nb * ds, 0.0f);
+        ws.chunk_layout = layout;
+    }
     // Input gradient = forward pass over dy padded by K-1-p with the flipped, transposed filters:
     // wt[(f*KK + KK-1-t)*C + c] = W[(c*KK + t)*F + f].
     for (int c = 0; c < C; ++c)
@@ -963,13 +988,7 @@ void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, c
                              Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, n),
                              [&](const std::int64_t s) {
                                  pad_planes(x + (s0 + s) * in, C, g.h, g.w, fw, xp + s * xs);
-                                 const float* d = dy + (s0 + s) * o;
-                                 float* tr = dt + s * ds;
-                                 for (int i = 0; i < OH; ++i)
-                                     for (int j = 0; j < OW; ++j)
-                                         for (int f = 0; f < F; ++f)
-                                             tr[(std::int64_t(i) * fw.wp + j) * f16 + f] =
-                                                 d[(std::int64_t(f) * OH + i) * OW + j];
+                                 grad_to_grid(dy + (s0 + s) * o, F, OH, OW, fw.wp, f16, dt + s * ds);
                              });
         // Channel c owns rows c*KK .. c*KK + KK - 1 of dW and sums the samples in order: threads over
         // channels give the serial result bit for bit.
