@@ -965,7 +965,7 @@ void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, c
     const bool filter = dx && use_filter_tiles(bw, bp, t.tiles);
     float* wt = grow(ws.weights, std::int64_t(KK) * C * F);
     float* wpk = filter ? grow(ws.packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
-    const std::array<std::int64_t, 4> layout{xs, ds, f16, nb};
+    const std::array<std::int64_t, 7> layout{C, g.h, g.w, F, K, g.p, nb}; // fixes xs, ds and the borders
     if (ws.chunk_layout != layout) { // borders and discarded columns: zero once per layout
         std::fill(xp, xp + nb * xs, 0.0f);
         std::fill(dt, dt + nb * ds, 0.0f);

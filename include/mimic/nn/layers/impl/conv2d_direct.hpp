@@ -53,10 +53,9 @@ struct DirectConvScratch {
 /// thread.
 struct DirectConvWorkspace {
     std::vector<float> weights, packed, chunk_in, chunk_grad;
-    /// The layout (sample strides of chunk_in and chunk_grad, padded filters, samples) whose zero borders
-    /// chunk_in and chunk_grad hold: the backward pass writes only the interiors, so it zeroes them only
-    /// when the layout changes.
-    std::array<std::int64_t, 4> chunk_layout{};
+    /// The geometry (C, H, W, F, K, padding) and chunk samples whose zero borders chunk_in and chunk_grad
+    /// hold: the backward pass writes only the interiors, so it zeroes them only when these change.
+    std::array<std::int64_t, 7> chunk_layout{};
     /// A group's inputs, outputs and weights, contiguous (direct_grouped_forward).
     std::vector<float> group_in, group_out, group_weights;
     std::vector<DirectConvScratch> threads;
