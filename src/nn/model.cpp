@@ -77,11 +77,15 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
 
 void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers) {
     for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
-        auto* conv = dynamic_cast<Conv2D*>(layers[i].get());
         auto* relu = dynamic_cast<ReLU*>(layers[i + 1].get());
-        if (!conv || !relu) continue;
-        conv->fuse_relu();
-        relu->set_fused();
+        if (!relu) continue;
+        if (auto* conv = dynamic_cast<Conv2D*>(layers[i].get())) {
+            conv->fuse_relu();
+            relu->set_fused();
+        } else if (auto* bn = dynamic_cast<BatchNorm*>(layers[i].get())) {
+            bn->fuse_relu();
+            relu->set_fused();
+        }
     }
 }
 
@@ -131,8 +135,8 @@ Model::Model(const std::string& spec, Shape input, std::int64_t max_params) : sp
                       ": internal shape mismatch");
         shape = out;
     }
-    // A ReLU right after a convolution is applied by the convolution to its output and its gradient (one
-    // pass over the activations less each way); the ReLU then aliases the convolution's output.
+    // A ReLU right after a convolution or a bn is applied by that layer to its output and its gradient (one
+    // pass over the activations less each way); the ReLU then aliases that layer's output.
     fuse_conv_relu(layers_);
     for (const auto& layer : layers_) {
         const std::int64_t begin = num_params_;

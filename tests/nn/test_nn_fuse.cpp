@@ -137,7 +137,9 @@ std::pair<std::int64_t, std::int64_t> bytes_of(const std::string& spec, Shape in
 } // namespace
 
 // Inference holds the live set: the resnet.cfg teacher and a DenseNet-like chain need far less activation
-// memory planned than as trained (which also keeps the gradient buffers).
+// memory planned than as trained (which also keeps the gradient buffers; a ReLU after a conv or bn holds none
+// of either, it aliases that layer's output: 15.6x and 7.4x less before bn applied its ReLU, 13.6x and 5.2x
+// since).
 TEST(InferencePlan, LiveSetMemory) {
     const std::string resnet =
         "conv:16x3,bn,relu,res(conv:16x3,bn,relu,conv:16x3,bn),relu,res(conv:16x3,bn,relu,conv:16x3,bn),relu,"
@@ -156,6 +158,6 @@ TEST(InferencePlan, LiveSetMemory) {
         std::printf("%s, 64 rows of 1x28x28: activation bytes %lld as trained, %lld planned for inference "
                     "(%.1fx less)\n",
                     name, (long long)before, (long long)after, double(before) / double(after));
-        EXPECT_LT(after * 6, before) << name;
+        EXPECT_LT(after * 4, before) << name;
     }
 }

@@ -27,6 +27,17 @@ void from_host(const V& v, const std::vector<T>& values) {
     Kokkos::deep_copy(v, h);
 }
 
+/// s[l] += g[i], q[l] += g[i] * (x[i] - m) * is for i < n (a multiple of 4), l = i % 4: the four
+/// accumulators of a plane's gradient sums, in double.
+KOKKOS_INLINE_FUNCTION void grad_sums_run(const float* g, const float* x, int n, float m, float is, double* s,
+                                          double* q) {
+    for (int i = 0; i < n; i += 4)
+        for (int l = 0; l < 4; ++l) {
+            s[l] += g[i + l];
+            q[l] += double(g[i + l]) * double((x[i + l] - m) * is);
+        }
+}
+
 } // namespace
 
 void batchnorm_plane_totals(const DoubleVector& planes, std::int64_t B, int C, const DoubleVector& sums) {
@@ -71,7 +82,7 @@ void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& planes, 
 }
 
 void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const Vector& scale,
-                     const Vector& shift, const Matrix& y) {
+                     const Vector& shift, const Matrix& y, bool relu) {
     const std::int64_t n = std::int64_t(x.size());
     MIMIC_REQUIRE(std::int64_t(y.size()) == n, "batchnorm_apply: size mismatch");
     const float* xp = x.data();
@@ -83,19 +94,28 @@ void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const V
             const float m = mean(c), a = scale(c), sh = shift(c);
             const float* xs = xp + r * HW;
             float* ys = yp + r * HW;
-            for (int i = 0; i < HW; ++i)
-                ys[i] = (xs[i] - m) * a + sh;
+            if (relu)
+                for (int i = 0; i < HW; ++i) {
+                    const float v = (xs[i] - m) * a + sh;
+                    ys[i] = v > 0.0f ? v : 0.0f; // relu_forward's select
+                }
+            else
+                for (int i = 0; i < HW; ++i)
+                    ys[i] = (xs[i] - m) * a + sh;
         });
 }
 
-void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean,
-                         const Vector& invstd, const DoubleVector& planes, const DoubleVector& sums) {
+void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, const Matrix& y, int C, int HW,
+                         const Vector& mean, const Vector& invstd, const DoubleVector& planes,
+                         const DoubleVector& sums) {
     const std::int64_t B = x.extent(0);
     MIMIC_REQUIRE(dy.size() == x.size() && int(sums.extent(0)) >= 2 * C &&
                       std::int64_t(planes.extent(0)) >= 2 * B * C,
                   "batchnorm_grad_sums: shape mismatch");
+    MIMIC_REQUIRE(y.size() == 0 || y.size() == x.size(), "batchnorm_grad_sums: mask size mismatch");
     const float* xp = x.data();
     const float* gp = dy.data();
+    const float* yp = y.size() > 0 ? y.data() : nullptr;
     Kokkos::parallel_for(
         "mimic::nn::bn::grad_sums", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t r) {
             const int c = int(r % C);
@@ -103,15 +123,32 @@ void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, int C, int HW, const
             const float* xs = xp + r * HW;
             const float* gs = gp + r * HW;
             double s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
-            int i = 0;
-            for (; i + 4 <= HW; i += 4)
-                for (int l = 0; l < 4; ++l) {
-                    s[l] += gs[i + l];
-                    q[l] += double(gs[i + l]) * double((xs[i + l] - m) * is);
+            const int HW4 = HW / 4 * 4;
+            if (yp) {
+                // g = dy, or 0 where the fused ReLU's output is not positive (relu_backward's select), a
+                // block at a time into gb: selected there, it stays a select rather than a branch on the
+                // mask.
+                const float* ms = yp + r * HW;
+                float gb[64];
+                for (int i0 = 0; i0 < HW4; i0 += 64) {
+                    const int n = HW4 - i0 < 64 ? HW4 - i0 : 64;
+                    for (int j = 0; j < n; ++j) {
+                        const float gv = gs[i0 + j];
+                        gb[j] = ms[i0 + j] > 0.0f ? gv : 0.0f;
+                    }
+                    grad_sums_run(gb, xs + i0, n, m, is, s, q);
                 }
-            for (; i < HW; ++i) {
-                s[0] += gs[i];
-                q[0] += double(gs[i]) * double((xs[i] - m) * is);
+                for (int i = HW4; i < HW; ++i) {
+                    const float g = ms[i] > 0.0f ? gs[i] : 0.0f;
+                    s[0] += g;
+                    q[0] += double(g) * double((xs[i] - m) * is);
+                }
+            } else {
+                grad_sums_run(gs, xs, HW4, m, is, s, q);
+                for (int i = HW4; i < HW; ++i) {
+                    s[0] += gs[i];
+                    q[0] += double(gs[i]) * double((xs[i] - m) * is);
+                }
             }
             planes(2 * r) = (s[0] + s[1]) + (s[2] + s[3]);
             planes(2 * r + 1) = (q[0] + q[1]) + (q[2] + q[3]);
@@ -119,23 +156,34 @@ void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, int C, int HW, const
     batchnorm_plane_totals(planes, B, C, sums);
 }
 
-void batchnorm_dx(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean, const Vector& invstd,
-                  const Vector& scale, const Vector& a, const Vector& b, const Matrix& dx) {
+void batchnorm_dx(const Matrix& x, const Matrix& dy, const Matrix& y, int C, int HW, const Vector& mean,
+                  const Vector& invstd, const Vector& scale, const Vector& a, const Vector& b,
+                  const Matrix& dx) {
     const std::int64_t n = std::int64_t(x.size());
     MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dx.size()) == n,
                   "batchnorm_dx: size mismatch");
+    MIMIC_REQUIRE(y.size() == 0 || std::int64_t(y.size()) == n, "batchnorm_dx: mask size mismatch");
     const float* xp = x.data();
     const float* gp = dy.data();
+    const float* yp = y.size() > 0 ? y.data() : nullptr;
     float* dxp = dx.data();
     Kokkos::parallel_for(
         "mimic::nn::bn::dx", RangePolicy(0, n / HW), KOKKOS_LAMBDA(const std::int64_t r) {
             const int c = int(r % C);
             const float m = mean(c), is = invstd(c), sc = scale(c), ac = a(c), bc = b(c);
             const std::int64_t o = r * HW;
-            for (int i = 0; i < HW; ++i) {
-                const float xhat = (xp[o + i] - m) * is;
-                dxp[o + i] = sc * (gp[o + i] - ac - xhat * bc);
-            }
+            if (yp)
+                for (int i = 0; i < HW; ++i) {
+                    const float xhat = (xp[o + i] - m) * is;
+                    const float gv = gp[o + i]; // loaded unconditionally: a select, not a branch
+                    const float g = yp[o + i] > 0.0f ? gv : 0.0f;
+                    dxp[o + i] = sc * (g - ac - xhat * bc);
+                }
+            else
+                for (int i = 0; i < HW; ++i) {
+                    const float xhat = (xp[o + i] - m) * is;
+                    dxp[o + i] = sc * (gp[o + i] - ac - xhat * bc);
+                }
         });
 }
 
@@ -233,11 +281,12 @@ void BatchNorm::forward(const Matrix& x, const Matrix& y, const ForwardContext& 
         use_running_statistics();
     }
     batchnorm_scale(gamma_, invstd_, scale_);
-    batchnorm_apply(x, C_, HW_, mean_, scale_, beta_, y);
+    batchnorm_apply(x, C_, HW_, mean_, scale_, beta_, y, relu_);
 }
 
-void BatchNorm::backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) {
-    batchnorm_grad_sums(x, dy, C_, HW_, mean_, invstd_, planes(x.extent(0)), sums_);
+void BatchNorm::backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) {
+    const Matrix mask = relu_ ? y : Matrix(); // the fused ReLU's output gates dy
+    batchnorm_grad_sums(x, dy, mask, C_, HW_, mean_, invstd_, planes(x.extent(0)), sums_);
     batchnorm_param_grads(sums_, dgamma_, dbeta_);
     if (dx.extent(0) == 0) return;
     std::vector<float> a(std::size_t(C_), 0.0f), b(std::size_t(C_), 0.0f);
@@ -252,7 +301,7 @@ void BatchNorm::backward(const Matrix& x, const Matrix&, const Matrix& dy, const
     }
     from_host(a_, a);
     from_host(b_, b);
-    batchnorm_dx(x, dy, C_, HW_, mean_, invstd_, scale_, a_, b_, dx);
+    batchnorm_dx(x, dy, mask, C_, HW_, mean_, invstd_, scale_, a_, b_, dx);
 }
 
 void BatchNorm::idle_pass(bool forward, const StatReducer* reduce) {

@@ -10,6 +10,21 @@ namespace mimic::nn {
 
 void add_into(const Matrix& y, const Matrix& a, bool accumulate) {
     const std::int64_t n = y.extent(1);
+    if (y.span_is_contiguous() && a.span_is_contiguous() && y.span() == y.size() && a.span() == a.size()) {
+        // Both dense: one flat loop on raw pointers, without the per-element division by n (the block's
+        // join and its gradient sum ran at a sixth of a ResNet's training time with it) and vectorised on
+        // the host; the same sums, so the same results.
+        const float* ap = a.data();
+        float* yp = y.data();
+        const RangePolicy all(0, std::int64_t(y.size()));
+        if (accumulate)
+            Kokkos::parallel_for(
+                "mimic::nn::block::add", all, KOKKOS_LAMBDA(std::int64_t e) { yp[e] = yp[e] + ap[e]; });
+        else
+            Kokkos::parallel_for(
+                "mimic::nn::block::copy", all, KOKKOS_LAMBDA(std::int64_t e) { yp[e] = ap[e]; });
+        return;
+    }
     Kokkos::parallel_for(
         "mimic::nn::block::add", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(y.extent(0)) * n),
         KOKKOS_LAMBDA(std::int64_t e) {

@@ -760,6 +760,26 @@ MIMIC_AVX512 void channels_last(const float* src, const ConvGeometry& g, const D
     }
 }
 
+/// One sample's output gradient d [F][OH][OW] into tr [q = i*wp + j][f16] (its grid positions j < OW and
+/// filters f < f16; lanes f >= F get zeros): 16 filters x 16 columns at a time through registers.
+MIMIC_AVX512 void grad_to_grid(const float* d, int F, int OH, int OW, std::int64_t wp, int f16, float* tr) {
+    for (int fb = 0; fb < f16; fb += kLanes) {
+        const int nf = std::min(kLanes, F - fb);
+        for (int i = 0; i < OH; ++i)
+            for (int j0 = 0; j0 < OW; j0 += kLanes) {
+                const int nj = std::min(kLanes, OW - j0);
+                __m512 r[kLanes];
+                for (int l = 0; l < kLanes; ++l)
+                    r[l] = l < nf ? _mm512_maskz_loadu_ps(first_lanes(nj),
+                                                          d + (std::int64_t(fb + l) * OH + i) * OW + j0)
+                                  : _mm512_setzero_ps();
+                transpose16(r);
+                for (int l = 0; l < nj; ++l)
+                    _mm512_storeu_ps(tr + (std::int64_t(i) * wp + j0 + l) * f16 + fb, r[l]);
+            }
+    }
+}
+
 /// Samples [s0, s1) on channel tiles: the inputs transposed to [hpad][wpad][C16] (zero border), then per
 /// output pixel and block of 16 channels the taps that reach the image, in order from 0 (the others add
 /// exact zeros: the grid tiles' sums bit for bit), the bias (and the ReLU); 16 pixels' outputs at a time
@@ -1078,6 +1098,7 @@ void direct_depthwise_backward(const float* x, const float* dy, std::int64_t bat
     float* wpk = dx ? grow(ws.packed, per_sample) : nullptr;
     if (dx) pack_depthwise(W, g, d, wpk);
     float* dws = grow(ws.chunk_grad, batch * per_sample); // each sample's weight gradient
+    ws.chunk_layout = {}; // chunk_grad no longer holds direct_conv_backward's zero borders
     const int parts = host_parts(batch, t.parts);
     if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
     for_each_part("mimic::nn::conv::direct_depthwise_backward", parts, [&](int part) {
@@ -1200,8 +1221,12 @@ void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, c
     const bool filter = dx && use_filter_tiles(bw, bp, t.tiles);
     float* wt = grow(ws.weights, std::int64_t(KK) * C * F);
     float* wpk = filter ? grow(ws.packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
-    std::fill(xp, xp + nb * xs, 0.0f);
-    std::fill(dt, dt + nb * ds, 0.0f);
+    const std::array<std::int64_t, 7> layout{C, g.h, g.w, F, K, g.p, nb}; // fixes xs, ds and the borders
+    if (ws.chunk_layout != layout) { // borders and discarded columns: zero once per layout
+        std::fill(xp, xp + nb * xs, 0.0f);
+        std::fill(dt, dt + nb * ds, 0.0f);
+        ws.chunk_layout = layout;
+    }
     // Input gradient = forward pass over dy padded by K-1-p with the flipped, transposed filters:
     // wt[(f*KK + KK-1-t)*C + c] = W[(c*KK + t)*F + f].
     for (int c = 0; c < C; ++c)
@@ -1219,13 +1244,7 @@ void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, c
                              Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, n),
                              [&](const std::int64_t s) {
                                  pad_planes(x + (s0 + s) * in, C, g.h, g.w, fw, xp + s * xs);
-                                 const float* d = dy + (s0 + s) * o;
-                                 float* tr = dt + s * ds;
-                                 for (int i = 0; i < OH; ++i)
-                                     for (int j = 0; j < OW; ++j)
-                                         for (int f = 0; f < F; ++f)
-                                             tr[(std::int64_t(i) * fw.wp + j) * f16 + f] =
-                                                 d[(std::int64_t(f) * OH + i) * OW + j];
+                                 grad_to_grid(dy + (s0 + s) * o, F, OH, OW, fw.wp, f16, dt + s * ds);
                              });
         // Channel c owns rows c*KK .. c*KK + KK - 1 of dW and sums the samples in order: threads over
         // channels give the serial result bit for bit.

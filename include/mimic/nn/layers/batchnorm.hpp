@@ -14,17 +14,20 @@ using DoubleVector = Kokkos::View<double*, Kokkos::LayoutRight, MemSpace>;
 void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& planes, const DoubleVector& sums);
 /// sums[c] = sum over b of planes[2 (b C + c)], sums[C + c] of planes[2 (b C + c) + 1].
 void batchnorm_plane_totals(const DoubleVector& planes, std::int64_t B, int C, const DoubleVector& sums);
-/// y = (x - mean[c]) * scale[c] + shift[c] elementwise (scale = gamma / std). One thread per (row,
-/// channel) plane.
+/// y = (x - mean[c]) * scale[c] + shift[c] elementwise (scale = gamma / std), then rectified when `relu`
+/// (as relu_forward). One thread per (row, channel) plane.
 void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const Vector& scale,
-                     const Vector& shift, const Matrix& y);
-/// sums[c] = sum of dy, sums[C + c] = sum of dy * (x - mean[c]) * invstd[c] over the rows and the plane.
-void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean,
-                         const Vector& invstd, const DoubleVector& planes, const DoubleVector& sums);
-/// dx = scale[c] * (dy - a[c] - xhat * b[c]), xhat = (x - mean[c]) * invstd[c]; a = b = 0 at inference.
-/// One thread per (row, channel) plane.
-void batchnorm_dx(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean, const Vector& invstd,
-                  const Vector& scale, const Vector& a, const Vector& b, const Matrix& dx);
+                     const Vector& shift, const Matrix& y, bool relu = false);
+/// sums[c] = sum of g, sums[C + c] = sum of g * (x - mean[c]) * invstd[c] over the rows and the plane, with
+/// g = dy, or (a ReLU fused into the bn: y its output, x's shape) g = y > 0 ? dy : 0 as relu_backward.
+void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, const Matrix& y, int C, int HW,
+                         const Vector& mean, const Vector& invstd, const DoubleVector& planes,
+                         const DoubleVector& sums);
+/// dx = scale[c] * (g - a[c] - xhat * b[c]), xhat = (x - mean[c]) * invstd[c], g as batchnorm_grad_sums
+/// (y empty: dy); a = b = 0 at inference. One thread per (row, channel) plane.
+void batchnorm_dx(const Matrix& x, const Matrix& dy, const Matrix& y, int C, int HW, const Vector& mean,
+                  const Vector& invstd, const Vector& scale, const Vector& a, const Vector& b,
+                  const Matrix& dx);
 /// scale[c] = gamma[c] * invstd[c].
 void batchnorm_scale(const UnmanagedVector& gamma, const Vector& invstd, const Vector& scale);
 /// dgamma[c] += sums[C + c], dbeta[c] += sums[c].
@@ -51,9 +54,13 @@ public:
     void idle_pass(bool forward, const StatReducer* reduce) override;
     void forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) override;
     void backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) override;
+    /// Applies the ReLU that follows (which then aliases this layer's output) in forward, and its gradient
+    /// in backward: one pass over the activations less each way, the same values.
+    void fuse_relu() { relu_ = true; }
 
 private:
     int C_, HW_;
+    bool relu_ = false;
     UnmanagedVector gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
     Vector mean_, invstd_, scale_, a_, b_; ///< of the last forward (a_, b_: backward's batch terms)
     DoubleVector sums_, planes_;

@@ -13,7 +13,8 @@ namespace mimic::nn {
 
 /// Builds the layer of any kind that `l` describes (blocks included) for inputs of shape `in`.
 std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in);
-/// Lets every convolution apply the ReLU right after it in `layers` (the ReLU then aliases its output).
+/// Lets every convolution and bn apply the ReLU right after it in `layers` (the ReLU then aliases its
+/// output).
 void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers);
 /// The inference buffers that the blocks of one model share: three per nesting depth (entry d for the
 /// blocks nested d deep). A block uses them only while it runs (its intermediates are dead once it has

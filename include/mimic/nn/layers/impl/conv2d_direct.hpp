@@ -5,6 +5,7 @@
 
 #include "mimic/nn/layers/conv2d.hpp"
 
+#include <array>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -52,6 +53,9 @@ struct DirectConvScratch {
 /// thread.
 struct DirectConvWorkspace {
     std::vector<float> weights, packed, chunk_in, chunk_grad;
+    /// The geometry (C, H, W, F, K, padding) and chunk samples whose zero borders chunk_in and chunk_grad
+    /// hold: the backward pass writes only the interiors, so it zeroes them only when these change.
+    std::array<std::int64_t, 7> chunk_layout{};
     /// A group's inputs, outputs (dy) and weights (and their gradient), contiguous (direct_grouped_forward,
     /// direct_grouped_backward); its input gradient (direct_grouped_backward).
     std::vector<float> group_in, group_out, group_weights, group_grad;
