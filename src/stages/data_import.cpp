@@ -302,13 +302,37 @@ void open_output(Out& out, io::DatasetMeta meta, const std::vector<float>& mean,
                   log::count(nb, "block"), " already done");
 }
 
-/// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
-/// agreed on, then one collective write per round and the block marked done once on disk).
-void write_output(Out& out, double scale, const std::vector<float>& mean, const std::vector<float>& stdev,
-                  std::int64_t B, const par::Comm& comm, Progress& prog, std::int64_t& rows_done) {
-    const Input& in = *out.src;
+/// Reads rows [b, b + count) of an output's input and converts them: an 8-bit source stored as uint8 as its
+/// pixels (px), any other as normalised float32 values (X); labels into y.
+void read_block(const Input& in, std::int64_t b, std::int64_t count, bool pixels, double scale,
+                const std::vector<float>& mean, const std::vector<float>& stdev,
+                std::vector<std::uint8_t>& px, std::vector<double>& raw, std::vector<float>& X,
+                std::vector<int>& y) {
     const std::int64_t d = in.x->d();
+    y.resize(size_t(count));
+    if (in.y) in.y->read(b, count, y.data());
+    if (pixels) {
+        px.resize(size_t(count * d));
+        return in.x->read_pixels(b, count, px.data());
+    }
+    raw.resize(size_t(count * d));
+    X.resize(size_t(count * d));
+    in.x->read(b, count, raw.data());
+    for (std::int64_t i = 0; i < count; ++i)
+        for (std::int64_t j = 0; j < d; ++j)
+            X[size_t(i * d + j)] = io::normalized_value(float(raw[size_t(i * d + j)]), float(scale),
+                                                        mean[size_t(j)], stdev[size_t(j)]);
+}
+
+/// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
+/// agreed on, then one collective write per round and the block marked done once on disk). With `pixels`
+/// (--store uint8, an 8-bit source) the pixels go to the file as they are, hashed as a reader decodes them.
+void write_output(Out& out, bool pixels, double scale, const std::vector<float>& mean,
+                  const std::vector<float>& stdev, std::int64_t B, const par::Comm& comm, Progress& prog,
+                  std::int64_t& rows_done) {
+    const Input& in = *out.src;
     const auto rounds = std::int64_t(comm.max(double(out.todo.size())));
+    std::vector<std::uint8_t> px;
     std::vector<double> raw;
     std::vector<float> X;
     std::vector<int> y;
@@ -316,18 +340,11 @@ void write_output(Out& out, double scale, const std::vector<float>& mean, const 
         const bool have = r < std::int64_t(out.todo.size());
         const std::int64_t k = have ? out.todo[size_t(r)] : 0;
         const std::int64_t b = have ? k * B : 0, count = have ? std::min(B, out.n - b) : 0;
-        par::agree(comm, [&] {
-            raw.resize(size_t(count * d));
-            X.resize(size_t(count * d));
-            y.resize(size_t(count));
-            in.x->read(out.first + b, count, raw.data());
-            for (std::int64_t i = 0; i < count; ++i)
-                for (std::int64_t j = 0; j < d; ++j)
-                    X[size_t(i * d + j)] = io::normalized_value(float(raw[size_t(i * d + j)]), float(scale),
-                                                                mean[size_t(j)], stdev[size_t(j)]);
-            if (in.y) in.y->read(out.first + b, count, y.data());
-        });
-        const std::uint64_t hash = out.w->write(b, count, X.data(), in.y ? y.data() : nullptr);
+        par::agree(comm,
+                   [&] { read_block(in, out.first + b, count, pixels, scale, mean, stdev, px, raw, X, y); });
+        const int* labels = in.y ? y.data() : nullptr;
+        const std::uint64_t hash = pixels ? out.w->write_pixels(b, count, px.data(), labels)
+                                          : out.w->write(b, count, X.data(), labels);
         out.record.mark(have, k, hash);
         rows_done += comm.sum_ll(count);
         prog.update(rows_done);
@@ -359,8 +376,9 @@ void write_outputs(std::vector<Out>& outs, const io::DatasetMeta& meta, const st
     }
     Progress prog("data import", total, "rows");
     prog.update(done);
+    const bool pixels = meta.store == io::Store::uint8; // 8-bit sources only (check_store)
     for (auto& out : outs)
-        write_output(out, meta.norm_scale, mean, stdev, B, comm, prog, done);
+        write_output(out, pixels, meta.norm_scale, mean, stdev, B, comm, prog, done);
     for (auto& out : outs)
         commit_output(out);
     prog.finish();
