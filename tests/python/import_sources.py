@@ -168,6 +168,8 @@ def pixels(out, d, val, norm):
             assert X.dtype == np.uint8 and f.attrs["store"].decode() == "uint8", f"{split}: not a uint8 store"
             assert np.array_equal(X, x.reshape(len(x), -1)), f"{split}: stored pixels differ from the source"
             assert float(f.attrs["norm_scale"]) == scale
+            assert np.array_equal(f["norm/mean"][...].view(np.uint32), mean.view(np.uint32)), f"{split}: mean"
+            assert np.array_equal(f["norm/std"][...].view(np.uint32), std.view(np.uint32)), f"{split}: std"
         print(f"{out}/{split}.h5: {len(x)} rows stored as the source pixels; {norm} statistics exact")
 
 
