@@ -14,3 +14,9 @@ set_tests_properties(cli.import.kill_resume PROPERTIES PROCESSORS 2)
 # --store uint8|fp16|fp32: uint8 files read back as the float32 files bit for bit through every stage.
 mimic_script_test(cli.import.store cli/import_store.sh)
 set_tests_properties(cli.import.store PROPERTIES PROCESSORS 2)
+# --store uint8 of 8-bit sources: the pixels copied unchanged, exact statistics, rows equal to the fp32 import's,
+# the same files on 1 and 2 ranks.
+foreach(np 1 2)
+  mimic_script_test(cli.import.pixels.np${np} cli/import_pixels.sh ${np})
+endforeach()
+set_tests_properties(cli.import.pixels.np2 PROPERTIES PROCESSORS 2)

@@ -90,6 +90,65 @@ std::string hex64(std::uint64_t v) {
     return buf;
 }
 
+namespace {
+/// The 8-bit value that normalised_value() maps to x bit for bit, or -1 when none does.
+int pixel_of(float x, float scale, float mean, float stdev) {
+    if (!std::isfinite(x)) return -1;
+    const double guess = std::nearbyint((double(x) * stdev + mean) / scale);
+    for (double u : {guess, guess - 1, guess + 1}) {
+        if (u < 0 || u > 255) continue;
+        const float back = normalized_value(float(u), scale, mean, stdev);
+        if (std::memcmp(&back, &x, sizeof x) == 0) return int(u);
+    }
+    return -1;
+}
+} // namespace
+
+PixelDecoder::PixelDecoder(std::vector<float> mean, std::vector<float> stdev, double scale)
+    : mean_(std::move(mean)), std_(std::move(stdev)), scale_(float(scale)) {
+    MIMIC_REQUIRE(mean_.size() == std_.size(), "PixelDecoder: ", mean_.size(), " means but ", std_.size(),
+                  " standard deviations");
+    const bool global = std::all_of(mean_.begin(), mean_.end(), [&](float m) { return m == mean_[0]; }) &&
+                        std::all_of(std_.begin(), std_.end(), [&](float s) { return s == std_[0]; });
+    const std::int64_t features = global ? std::min<std::int64_t>(1, d()) : d();
+    if (double(features) * 256 * sizeof(float) > kTableMaxBytes) return; // computed per value instead
+    stride_ = global ? 0 : 256;
+    table_.resize(size_t(features * 256));
+    for (std::int64_t j = 0; j < features; ++j)
+        for (int u = 0; u < 256; ++u)
+            table_[size_t(j * 256 + u)] =
+                normalized_value(float(u), scale_, mean_[size_t(j)], std_[size_t(j)]);
+}
+
+void PixelDecoder::decode(const std::uint8_t* px, std::int64_t count, float* X) const {
+    const std::int64_t d = this->d();
+    if (table_.empty()) { // rows too wide for a table: the expression itself, value by value
+        for (std::int64_t i = 0; i < count; ++i)
+            for (std::int64_t j = 0; j < d; ++j)
+                X[i * d + j] =
+                    normalized_value(float(px[i * d + j]), scale_, mean_[size_t(j)], std_[size_t(j)]);
+        return;
+    }
+    // Each value is looked up in the table of normalized_value over the 256 pixels of its feature.
+    const float* table = table_.data();
+    for (std::int64_t i = 0; i < count; ++i) {
+        const std::uint8_t* in = px + i * d;
+        float* out = X + i * d;
+        for (std::int64_t j = 0; j < d; ++j)
+            out[j] = table[j * stride_ + in[j]];
+    }
+}
+
+bool PixelDecoder::one_to_one() const {
+    const std::int64_t features = table_.empty() || stride_ != 0 ? d() : std::min<std::int64_t>(1, d());
+    for (std::int64_t j = 0; j < features; ++j)
+        for (int u = 0; u < 256; ++u) {
+            const float x = normalized_value(float(u), scale_, mean_[size_t(j)], std_[size_t(j)]);
+            if (pixel_of(x, scale_, mean_[size_t(j)], std_[size_t(j)]) != u) return false;
+        }
+    return true;
+}
+
 bool file_exists(const std::string& path) {
     struct stat st {};
     return stat(path.c_str(), &st) == 0;
@@ -150,12 +209,11 @@ DatasetReader::DatasetReader(const std::string& path, const par::Comm& comm) {
     if (h5::has_attr(f, "norm")) meta_.norm_kind = h5::read_attr_string(f, "norm");
     if (h5::has_attr(f, "norm_scale")) meta_.norm_scale = h5::read_attr_double(f, "norm_scale");
     if (meta_.store == Store::uint8) {
-        mean_ = norm_mean();
-        std_ = norm_std();
-        if (std::int64_t(mean_.size()) != meta_.d || std::int64_t(std_.size()) != meta_.d)
+        auto mean = norm_mean(), stdev = norm_std();
+        if (std::int64_t(mean.size()) != meta_.d || std::int64_t(stdev.size()) != meta_.d)
             fail(path, ": /norm/mean and /norm/std must have D = ", meta_.d,
                  " entries to normalise the uint8 rows of /X");
-        build_pixel_table();
+        pixels_ = PixelDecoder(std::move(mean), std::move(stdev), meta_.norm_scale);
     }
     meta_.has_labels = file_.has("/y");
     if (meta_.has_labels) {
@@ -197,20 +255,6 @@ void DatasetReader::read_store() {
     if (bits != 32)
         log::info("note: ", path, ": /X is ", bits,
                   "-bit floating point; converting to float32 on read (docs/formats.md)");
-}
-
-void DatasetReader::build_pixel_table() {
-    const bool global = std::all_of(mean_.begin(), mean_.end(), [&](float m) { return m == mean_[0]; }) &&
-                        std::all_of(std_.begin(), std_.end(), [&](float s) { return s == std_[0]; });
-    const std::int64_t features = global ? 1 : meta_.d;
-    if (double(features) * 256 * sizeof(float) > kPixelTableMaxBytes) return; // computed per value instead
-    pixel_table_stride_ = global ? 0 : 256;
-    pixel_table_.resize(size_t(features * 256));
-    const float scale = float(meta_.norm_scale);
-    for (std::int64_t j = 0; j < features; ++j)
-        for (int u = 0; u < 256; ++u)
-            pixel_table_[size_t(j * 256 + u)] =
-                normalized_value(float(u), scale, mean_[size_t(j)], std_[size_t(j)]);
 }
 
 void DatasetReader::check_fingerprint(const par::Comm& comm) {
@@ -283,23 +327,7 @@ void DatasetReader::read_values(std::int64_t begin, std::int64_t count, float* X
     }
     std::vector<std::uint8_t> raw(n);
     h5::read_rows(X_, H5T_NATIVE_UINT8, begin, count, raw.data(), coll);
-    if (pixel_table_.empty()) { // rows too wide for a table: the expression itself, value by value
-        const float scale = float(meta_.norm_scale);
-        for (std::int64_t i = 0; i < count; ++i)
-            for (std::int64_t j = 0; j < d; ++j)
-                X[i * d + j] =
-                    normalized_value(float(raw[size_t(i * d + j)]), scale, mean_[size_t(j)], std_[size_t(j)]);
-        return;
-    }
-    // Each value is looked up in the table of normalized_value over the 256 pixels of its feature.
-    const float* table = pixel_table_.data();
-    const std::int64_t stride = pixel_table_stride_;
-    for (std::int64_t i = 0; i < count; ++i) {
-        const std::uint8_t* in = raw.data() + i * d;
-        float* out = X + i * d;
-        for (std::int64_t j = 0; j < d; ++j)
-            out[j] = table[j * stride + in[j]];
-    }
+    pixels_.decode(raw.data(), std::max<std::int64_t>(count, 0), X);
 }
 
 void DatasetReader::read(std::int64_t begin, std::int64_t count, float* X, int* y) const {
@@ -420,19 +448,42 @@ std::uint64_t DatasetWriter::write(std::int64_t begin, std::int64_t count, const
     return sum;
 }
 
-namespace {
-/// The 8-bit value that normalised_value() maps to x bit for bit, or -1 when none does.
-int pixel_of(float x, float scale, float mean, float stdev) {
-    if (!std::isfinite(x)) return -1;
-    const double guess = std::nearbyint((double(x) * stdev + mean) / scale);
-    for (double u : {guess, guess - 1, guess + 1}) {
-        if (u < 0 || u > 255) continue;
-        const float back = normalized_value(float(u), scale, mean, stdev);
-        if (std::memcmp(&back, &x, sizeof x) == 0) return int(u);
+std::uint64_t DatasetWriter::write_pixels(std::int64_t begin, std::int64_t count, const std::uint8_t* px,
+                                          const int* y) {
+    MIMIC_REQUIRE(meta_.store == Store::uint8, path_, ": write_pixels needs a uint8 store, not ",
+                  store_name(meta_.store));
+    MIMIC_REQUIRE(!meta_.has_labels || y || count == 0, path_, ": labels missing for a labelled dataset");
+    MIMIC_REQUIRE(std::int64_t(mean_.size()) == meta_.d && std::int64_t(std_.size()) == meta_.d, path_,
+                  ": a uint8 store needs the normalisation set before rows are written");
+    if (pixels_one_to_one_ < 0) {
+        pixels_ = PixelDecoder(mean_, std_, meta_.norm_scale);
+        pixels_one_to_one_ = pixels_.one_to_one() ? 1 : 0;
     }
-    return -1;
+    if (!pixels_one_to_one_) { // several pixels share a value (or none has one): write()'s encoding decides
+        decoded_.resize(size_t(std::max<std::int64_t>(count, 0) * meta_.d));
+        pixels_.decode(px, count, decoded_.data());
+        return write(begin, count, decoded_.data(), y);
+    }
+    const std::uint64_t sum = hash_pixels(begin, count, px, y);
+    h5::write_rows(X_, H5T_NATIVE_UINT8, begin, count, px, file_.parallel());
+    if (meta_.has_labels) h5::write_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
+    hash_sum_ += sum;
+    return sum;
 }
-} // namespace
+
+std::uint64_t DatasetWriter::hash_pixels(std::int64_t begin, std::int64_t count, const std::uint8_t* px,
+                                         const int* y) {
+    constexpr std::int64_t kRows = 16; // decoded rows stay in cache while they are hashed
+    const std::int64_t d = meta_.d;
+    decoded_.resize(size_t(kRows * d));
+    std::uint64_t sum = 0;
+    for (std::int64_t r = 0; r < count; r += kRows) {
+        const std::int64_t k = std::min(kRows, count - r);
+        pixels_.decode(px + r * d, k, decoded_.data());
+        sum += row_hash_sum(begin + r, decoded_.data(), k, d, y ? y + r : nullptr, meta_.has_labels);
+    }
+    return sum;
+}
 
 std::uint64_t DatasetWriter::encode(std::int64_t begin, std::int64_t count, const float* X, const int* y) {
     const std::int64_t d = meta_.d;

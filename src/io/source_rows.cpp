@@ -49,6 +49,16 @@ namespace {
 template <size_t S>
 void to_chw(const unsigned char* src, unsigned char* dst, std::int64_t count, std::int64_t hw, int c) {
     const std::int64_t d = hw * c;
+    if constexpr (S == 1) { // bytes: each channel's plane written in order, read with a stride of c
+        for (std::int64_t r = 0; r < count; ++r)
+            for (int k = 0; k < c; ++k) {
+                const unsigned char* in = src + r * d + k;
+                unsigned char* out = dst + r * d + k * hw;
+                for (std::int64_t p = 0; p < hw; ++p)
+                    out[p] = in[p * c];
+            }
+        return;
+    }
     for (std::int64_t r = 0; r < count; ++r) {
         const unsigned char* in = src + size_t(r * d) * S;
         unsigned char* out = dst + size_t(r * d) * S;
@@ -59,22 +69,36 @@ void to_chw(const unsigned char* src, unsigned char* dst, std::int64_t count, st
 }
 } // namespace
 
+const unsigned char* ImageRows::read_chw(std::int64_t begin, std::int64_t count) const {
+    const size_t es = elem_size(src_->elem());
+    raw_.resize(size_t(count * d()) * es);
+    if (count > 0) src_->read(begin, count, raw_.data());
+    if (!nhwc_) return raw_.data();
+    tmp_.resize(raw_.size()); // transposed as raw elements, then converted once by the caller
+    const std::int64_t hw = std::int64_t(h_) * w_;
+    auto* t = tmp_.data();
+    if (es == 1) to_chw<1>(raw_.data(), t, count, hw, c_);
+    if (es == 2) to_chw<2>(raw_.data(), t, count, hw, c_);
+    if (es == 4) to_chw<4>(raw_.data(), t, count, hw, c_);
+    if (es == 8) to_chw<8>(raw_.data(), t, count, hw, c_);
+    return t;
+}
+
+void ImageRows::read_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const {
+    MIMIC_REQUIRE(src_->elem() == Elem::u8, name(), ": read_pixels of a source of ", elem_name(src_->elem()),
+                  " values");
+    if (!nhwc_) {
+        if (count > 0) src_->read(begin, count, out);
+        return;
+    }
+    raw_.resize(size_t(count * d()));
+    if (count > 0) src_->read(begin, count, raw_.data());
+    to_chw<1>(raw_.data(), out, count, std::int64_t(h_) * w_, c_);
+}
+
 void ImageRows::read(std::int64_t begin, std::int64_t count, double* out) const {
     const std::int64_t d = this->d();
-    const size_t es = elem_size(src_->elem());
-    raw_.resize(size_t(count * d) * es);
-    if (count > 0) src_->read(begin, count, raw_.data());
-    const unsigned char* chw = raw_.data();
-    if (nhwc_) { // transposed as raw elements, then converted once into out
-        tmp_.resize(raw_.size());
-        const std::int64_t hw = std::int64_t(h_) * w_;
-        auto* t = tmp_.data();
-        if (es == 1) to_chw<1>(raw_.data(), t, count, hw, c_);
-        if (es == 2) to_chw<2>(raw_.data(), t, count, hw, c_);
-        if (es == 4) to_chw<4>(raw_.data(), t, count, hw, c_);
-        if (es == 8) to_chw<8>(raw_.data(), t, count, hw, c_);
-        chw = t;
-    }
+    const unsigned char* chw = read_chw(begin, count);
     elem_to_double(src_->elem(), chw, count * d, out);
     if (!elem_is_float(src_->elem())) return;
     for (std::int64_t i = 0; i < count * d; ++i)

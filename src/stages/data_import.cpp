@@ -168,9 +168,79 @@ int decide_classes(const Input& train, const Input& test, const DataImportOption
     return int(C);
 }
 
+/// Σu and Σu² of each feature over this rank's share of rows [0, n) of an 8-bit source, added to s and q:
+/// integers, exact in any order. Counted in 32 bits over at most 65,536 rows (65,536 x 255² < 2^32), then
+/// added to the 64-bit sums.
+void add_pixel_sums(const io::ImageRows& x, std::int64_t n, std::int64_t block, const par::Comm& comm,
+                    std::vector<long long>& s, std::vector<long long>& q) {
+    const std::int64_t d = x.d();
+    const auto mine = par::split_range(n, comm.size(), comm.rank());
+    std::vector<std::uint8_t> px;
+    std::vector<std::uint32_t> s32(size_t(d), 0), q32(size_t(d), 0);
+    std::int64_t counted = 0;
+    const auto flush = [&] {
+        for (std::int64_t j = 0; j < d; ++j) {
+            s[size_t(j)] += s32[size_t(j)], q[size_t(j)] += q32[size_t(j)];
+            s32[size_t(j)] = q32[size_t(j)] = 0;
+        }
+        counted = 0;
+    };
+    for (std::int64_t b = mine.begin; b < mine.end; b += block) {
+        const std::int64_t k = std::min(block, mine.end - b);
+        px.resize(size_t(k * d));
+        x.read_pixels(b, k, px.data());
+        for (std::int64_t r = 0; r < k; ++r) {
+            const std::uint8_t* row = px.data() + r * d;
+            std::uint32_t* sp = s32.data();
+            std::uint32_t* qp = q32.data();
+            for (std::int64_t j = 0; j < d; ++j) {
+                const std::uint32_t u = row[j];
+                sp[j] += u;
+                qp[j] += u * u;
+            }
+            if (++counted == 65536) flush();
+        }
+    }
+    flush();
+}
+
+/// --norm of an 8-bit source: the integer sums Σu and Σu² of each feature over the n training rows, each
+/// rank summing its own rows and the sums added over the ranks (exact, so the same for any rank count),
+/// then mean = Σu·scale / n and std = sqrt(Σu²·scale² / n − mean²) in double (over every feature at once
+/// for global), rounded to float32.
+void pixel_statistics(bool global, const io::ImageRows& x, std::int64_t n, std::int64_t block, double scale,
+                      std::vector<float>& mean, std::vector<float>& stdev, const par::Comm& comm) {
+    const std::int64_t d = x.d();
+    std::vector<long long> s(size_t(d), 0), q(size_t(d), 0);
+    par::agree(comm, [&] { add_pixel_sums(x, n, block, comm, s, q); });
+    comm.allreduce(s, par::ReduceOp::sum);
+    comm.allreduce(q, par::ReduceOp::sum);
+    const auto moments = [&](long long sum, long long squares, double count, double& m, double& var) {
+        m = double(sum) * scale / count;
+        var = double(squares) * scale * scale / count - m * m;
+    };
+    if (global) {
+        long long st = 0, qt = 0;
+        for (std::int64_t j = 0; j < d; ++j)
+            st += s[size_t(j)], qt += q[size_t(j)];
+        double m = 0, var = 0;
+        moments(st, qt, double(n * d), m, var);
+        std::fill(mean.begin(), mean.end(), float(m));
+        std::fill(stdev.begin(), stdev.end(), float(std::sqrt(std::max(var, 1e-12))));
+        return;
+    }
+    for (std::int64_t j = 0; j < d; ++j) {
+        double m = 0, var = 0;
+        moments(s[size_t(j)], q[size_t(j)], double(n), m, var);
+        mean[size_t(j)] = float(m);
+        stdev[size_t(j)] = var > 1e-8 ? float(std::sqrt(var)) : 1.0f; // constant pixels stay centred
+    }
+}
+
 /// Mean and standard deviation of each feature for --norm, from the first n_train training rows only
-/// (validation and test rows never leak into them); `none` keeps 0 and 1. Rank 0 streams the rows in
-/// order, so the sums (and the files) do not depend on the rank count; the vectors are broadcast.
+/// (validation and test rows never leak into them); `none` keeps 0 and 1. 8-bit sources: exact integer sums
+/// over the ranks (pixel_statistics). Others: rank 0 streams the rows in order, so that the double sums
+/// (and the files) do not depend on the rank count; the vectors are broadcast.
 void train_statistics(const std::string& norm, const io::ImageRows& x, std::int64_t n_train,
                       std::int64_t block, double scale, std::vector<float>& mean, std::vector<float>& stdev,
                       const par::Comm& comm) {
@@ -178,9 +248,11 @@ void train_statistics(const std::string& norm, const io::ImageRows& x, std::int6
     mean.assign(size_t(d), 0.0f);
     stdev.assign(size_t(d), 1.0f);
     if (norm == "none") return;
+    const bool global = norm == "global";
+    if (x.source().elem() == io::Elem::u8)
+        return pixel_statistics(global, x, n_train, block, scale, mean, stdev, comm);
     par::agree(comm, [&] {
         if (comm.rank() != 0) return;
-        const bool global = norm == "global";
         std::vector<double> s(global ? 1 : size_t(d), 0), ss(global ? 1 : size_t(d), 0), buf;
         for (std::int64_t b = 0; b < n_train; b += block) {
             const std::int64_t k = std::min(block, n_train - b);
@@ -302,13 +374,37 @@ void open_output(Out& out, io::DatasetMeta meta, const std::vector<float>& mean,
                   log::count(nb, "block"), " already done");
 }
 
-/// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
-/// agreed on, then one collective write per round and the block marked done once on disk).
-void write_output(Out& out, double scale, const std::vector<float>& mean, const std::vector<float>& stdev,
-                  std::int64_t B, const par::Comm& comm, Progress& prog, std::int64_t& rows_done) {
-    const Input& in = *out.src;
+/// Reads rows [b, b + count) of an output's input and converts them: an 8-bit source stored as uint8 as its
+/// pixels (px), any other as normalised float32 values (X); labels into y.
+void read_block(const Input& in, std::int64_t b, std::int64_t count, bool pixels, double scale,
+                const std::vector<float>& mean, const std::vector<float>& stdev,
+                std::vector<std::uint8_t>& px, std::vector<double>& raw, std::vector<float>& X,
+                std::vector<int>& y) {
     const std::int64_t d = in.x->d();
+    y.resize(size_t(count));
+    if (in.y) in.y->read(b, count, y.data());
+    if (pixels) {
+        px.resize(size_t(count * d));
+        return in.x->read_pixels(b, count, px.data());
+    }
+    raw.resize(size_t(count * d));
+    X.resize(size_t(count * d));
+    in.x->read(b, count, raw.data());
+    for (std::int64_t i = 0; i < count; ++i)
+        for (std::int64_t j = 0; j < d; ++j)
+            X[size_t(i * d + j)] = io::normalized_value(float(raw[size_t(i * d + j)]), float(scale),
+                                                        mean[size_t(j)], stdev[size_t(j)]);
+}
+
+/// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
+/// agreed on, then one collective write per round and the block marked done once on disk). With `pixels`
+/// (--store uint8, an 8-bit source) the pixels go to the file as they are, hashed as a reader decodes them.
+void write_output(Out& out, bool pixels, double scale, const std::vector<float>& mean,
+                  const std::vector<float>& stdev, std::int64_t B, const par::Comm& comm, Progress& prog,
+                  std::int64_t& rows_done) {
+    const Input& in = *out.src;
     const auto rounds = std::int64_t(comm.max(double(out.todo.size())));
+    std::vector<std::uint8_t> px;
     std::vector<double> raw;
     std::vector<float> X;
     std::vector<int> y;
@@ -316,18 +412,11 @@ void write_output(Out& out, double scale, const std::vector<float>& mean, const 
         const bool have = r < std::int64_t(out.todo.size());
         const std::int64_t k = have ? out.todo[size_t(r)] : 0;
         const std::int64_t b = have ? k * B : 0, count = have ? std::min(B, out.n - b) : 0;
-        par::agree(comm, [&] {
-            raw.resize(size_t(count * d));
-            X.resize(size_t(count * d));
-            y.resize(size_t(count));
-            in.x->read(out.first + b, count, raw.data());
-            for (std::int64_t i = 0; i < count; ++i)
-                for (std::int64_t j = 0; j < d; ++j)
-                    X[size_t(i * d + j)] = io::normalized_value(float(raw[size_t(i * d + j)]), float(scale),
-                                                                mean[size_t(j)], stdev[size_t(j)]);
-            if (in.y) in.y->read(out.first + b, count, y.data());
-        });
-        const std::uint64_t hash = out.w->write(b, count, X.data(), in.y ? y.data() : nullptr);
+        par::agree(comm,
+                   [&] { read_block(in, out.first + b, count, pixels, scale, mean, stdev, px, raw, X, y); });
+        const int* labels = in.y ? y.data() : nullptr;
+        const std::uint64_t hash = pixels ? out.w->write_pixels(b, count, px.data(), labels)
+                                          : out.w->write(b, count, X.data(), labels);
         out.record.mark(have, k, hash);
         rows_done += comm.sum_ll(count);
         prog.update(rows_done);
@@ -359,8 +448,9 @@ void write_outputs(std::vector<Out>& outs, const io::DatasetMeta& meta, const st
     }
     Progress prog("data import", total, "rows");
     prog.update(done);
+    const bool pixels = meta.store == io::Store::uint8; // 8-bit sources only (check_store)
     for (auto& out : outs)
-        write_output(out, meta.norm_scale, mean, stdev, B, comm, prog, done);
+        write_output(out, pixels, meta.norm_scale, mean, stdev, B, comm, prog, done);
     for (auto& out : outs)
         commit_output(out);
     prog.finish();

@@ -317,3 +317,98 @@ TEST(DatasetIO, Uint8RowsTooWideForATableReadBackAsTheirFloat32Twin) {
     }
     EXPECT_EQ(fp[0], fp[1]);
 }
+
+namespace {
+/// Writes n rows of d pixels (with labels) stored as uint8 on comm, in blocks of 5 rows: through
+/// write_pixels when `pixels`, else through write() of their normalised values as `data import` computed
+/// them. Returns rank 0's copy of /X's bytes and sets the fingerprint and this rank's summed block hashes.
+std::vector<std::uint8_t> write_pixel_file(const std::string& path, const par::Comm& comm, std::int64_t n,
+                                           std::int64_t d, const std::vector<float>& mean,
+                                           const std::vector<float>& sd, bool pixels, std::string& fp,
+                                           std::uint64_t& hashes) {
+    io::DatasetMeta m;
+    m.n = n, m.d = d, m.w = int(d), m.num_classes = 3, m.has_labels = true;
+    m.norm_scale = 1.0 / 255.0;
+    m.store = io::Store::uint8;
+    {
+        io::DatasetWriter w(path, comm, m);
+        w.set_normalization("per-feature", m.norm_scale, mean, sd);
+        const auto mine = par::split_range(n, comm.size(), comm.rank());
+        hashes = 0;
+        for (std::int64_t b = 0; b < (n + comm.size() - 1) / comm.size(); b += 5) { // same rounds everywhere
+            const std::int64_t lo = std::min(mine.begin + b, mine.end);
+            const std::int64_t cnt = std::min<std::int64_t>(5, mine.end - lo);
+            std::vector<std::uint8_t> px(size_t(cnt * d));
+            std::vector<float> X(px.size());
+            std::vector<int> y(static_cast<size_t>(cnt));
+            for (std::int64_t i = 0; i < cnt * d; ++i) {
+                px[size_t(i)] = std::uint8_t(((lo + i / d) * 37 + (i % d) * 11) % 256);
+                X[size_t(i)] = io::normalized_value(float(double(px[size_t(i)])), float(m.norm_scale),
+                                                    mean[size_t(i % d)], sd[size_t(i % d)]);
+            }
+            for (std::int64_t i = 0; i < cnt; ++i)
+                y[size_t(i)] = int((lo + i) % 3);
+            hashes +=
+                pixels ? w.write_pixels(lo, cnt, px.data(), y.data()) : w.write(lo, cnt, X.data(), y.data());
+        }
+        fp = w.commit();
+    }
+    std::vector<std::uint8_t> all(comm.rank() == 0 ? size_t(n * d) : 0);
+    if (comm.rank() == 0) {
+        auto f = h5::File::open(path, MPI_COMM_NULL);
+        h5::read_rows(h5::open_dataset(f, "/X"), H5T_NATIVE_UINT8, 0, n, all.data(), false);
+    }
+    return all;
+}
+
+/// write_pixels and write() of the same rows give the same /X bytes, fingerprint and block hashes.
+void expect_same_pixel_files(const std::string& dir, const par::Comm& comm, std::int64_t d,
+                             const std::vector<float>& mean, const std::vector<float>& sd) {
+    const std::int64_t n = 23;
+    std::string fp_raw, fp_float;
+    std::uint64_t h_raw = 0, h_float = 0;
+    const auto raw = write_pixel_file(dir + "/raw.h5", comm, n, d, mean, sd, true, fp_raw, h_raw);
+    const auto flt = write_pixel_file(dir + "/float.h5", comm, n, d, mean, sd, false, fp_float, h_float);
+    EXPECT_EQ(fp_raw, fp_float);
+    EXPECT_EQ(h_raw, h_float);
+    EXPECT_TRUE(raw == flt) << "the stored pixels differ";
+    io::DatasetReader r(dir + "/raw.h5", comm); // its rows hash to its @fingerprint
+    EXPECT_EQ(r.meta().fingerprint, fp_float);
+}
+} // namespace
+
+TEST(DatasetIO, Uint8PixelsWriteTheFileOfTheirNormalisedValues) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const std::vector<float> mean{0.1f, 0.2f, 0.3f, 0.45f, 0.5f, 0.0f},
+        sd{0.3f, 0.25f, 0.2f, 0.35f, 0.4f, 1.0f};
+    expect_same_pixel_files(dir, world, 6, mean, sd); // per feature, through the table
+    expect_same_pixel_files(dir, world, 6, std::vector<float>(6, 0.4f),
+                            std::vector<float>(6, 0.3f)); // global
+    // A mean so large that neighbouring pixels round to one float: write()'s encoding picks the pixel.
+    expect_same_pixel_files(dir, world, 6, {0.1f, 1.0e5f, 0.3f, 0.4f, 0.5f, 0.6f}, sd);
+    // Rows too wide for a table: decoded value by value.
+    const std::int64_t d = std::int64_t(io::PixelDecoder::kTableMaxBytes / 1024) + 8;
+    std::vector<float> wm(static_cast<size_t>(d)), ws(static_cast<size_t>(d));
+    for (std::int64_t j = 0; j < d; ++j)
+        wm[size_t(j)] = float(j % 89) / 89.0f, ws[size_t(j)] = 0.2f + float(j % 11) / 11.0f;
+    expect_same_pixel_files(dir, world, d, wm, ws);
+}
+
+TEST(DatasetIO, Uint8PixelsOfNoFiniteValueAreRefusedAsByWrite) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const std::vector<float> mean(6, 0.1f), sd{0.3f, 0.0f, 0.3f, 0.3f, 0.3f, 0.3f}; // feature 1: std 0
+    std::string fp;
+    std::uint64_t h = 0;
+    for (bool pixels : {false, true}) {
+        try {
+            write_pixel_file(dir + "/bad.h5", world, 9, 6, mean, sd, pixels, fp, h);
+            ADD_FAILURE() << "wrote pixels that normalise to infinity ("
+                          << (pixels ? "write_pixels" : "write") << ")";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("which no 8-bit pixel normalises to"), std::string::npos)
+                << e.what();
+        }
+    }
+}

@@ -4,6 +4,7 @@ and the check of an imported directory against those pixels.
 
 Usage: import_sources.py make DIR            writes DIR/ref.npz (the truth) and one copy per format
        import_sources.py check OUT_DIR DIR VAL [flat]   checks OUT_DIR/{train,val,test}.h5 against the truth
+       import_sources.py pixels OUT_DIR DIR VAL NORM    checks a --store uint8 import's pixels and statistics
        import_sources.py unlabelled T.h5 TRAIN.h5 DIR   checks an unlabelled transfer file
        import_sources.py bad CASE DIR         writes the sources of one refusal case of cli/import_refusals.sh
 """
@@ -139,6 +140,39 @@ def check(out, d, val, flat=False):
         print(f"{out}/{split}.h5: {len(y)} rows equal the source pixels (C, H, W) and labels")
 
 
+def pixels(out, d, val, norm):
+    """A --store uint8 import of the 8-bit truth: /X holds the source pixels in C, H, W order, unchanged, and
+    /norm/mean, /norm/std are the statistics of docs/formats.md to the bit: from the integer sums of the
+    training pixels, mean = S * scale / n and std = sqrt(Q * scale * scale / n - mean * mean) in double
+    (per feature, or over every value for global; std 1 where the variance is at most 1e-8), as float32."""
+    ref = np.load(f"{d}/ref.npz")
+    n = N_TRAIN - val
+    train = ref["tx"][:n].reshape(n, -1).astype(np.int64)
+    scale = 1.0 / 255.0
+    if norm == "none":
+        mean, std = np.zeros(train.shape[1], np.float32), np.ones(train.shape[1], np.float32)
+    elif norm == "global":
+        cnt = float(train.size)
+        m = float(train.sum()) * scale / cnt
+        var = float((train * train).sum()) * scale * scale / cnt - m * m
+        mean = np.full(train.shape[1], m, dtype=np.float32)
+        std = np.full(train.shape[1], np.sqrt(max(var, 1e-12)), dtype=np.float32)
+    else:
+        m = train.sum(0).astype(np.float64) * scale / float(n)
+        var = (train * train).sum(0).astype(np.float64) * scale * scale / float(n) - m * m
+        mean, std = m.astype(np.float32), np.where(var > 1e-8, np.sqrt(var), 1.0).astype(np.float32)
+    splits = [("train", ref["tx"][:n]), ("val", ref["tx"][n:]), ("test", ref["sx"])]
+    for split, x in splits if val else splits[::2]:
+        with h5py.File(f"{out}/{split}.h5", "r") as f:
+            X = f["X"][...]
+            assert X.dtype == np.uint8 and f.attrs["store"].decode() == "uint8", f"{split}: not a uint8 store"
+            assert np.array_equal(X, x.reshape(len(x), -1)), f"{split}: stored pixels differ from the source"
+            assert float(f.attrs["norm_scale"]) == scale
+            assert np.array_equal(f["norm/mean"][...].view(np.uint32), mean.view(np.uint32)), f"{split}: mean"
+            assert np.array_equal(f["norm/std"][...].view(np.uint32), std.view(np.uint32)), f"{split}: std"
+        print(f"{out}/{split}.h5: {len(x)} rows stored as the source pixels; {norm} statistics exact")
+
+
 def unlabelled(t, train, d):
     ux = np.load(f"{d}/ref.npz")["ux"]
     with h5py.File(t, "r") as f, h5py.File(train, "r") as g:
@@ -224,6 +258,8 @@ if __name__ == "__main__":
         check(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:] == ["flat"])
     elif cmd == "bad":
         bad(sys.argv[2], sys.argv[3])
+    elif cmd == "pixels":
+        pixels(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif cmd == "unlabelled":
         unlabelled(*sys.argv[2:5])
     else:

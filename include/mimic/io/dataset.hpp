@@ -30,6 +30,28 @@ inline float normalized_value(float raw, float scale, float mean, float stdev) {
     return (raw * scale - mean) / stdev;
 }
 
+/// normalized_value of uint8-stored pixels, bit for bit, for a row of d = mean.size() features: through a
+/// table of the 256 values of each feature (one table when every feature has the same mean and std) up to
+/// kTableMaxBytes, value by value beyond it.
+class PixelDecoder {
+public:
+    PixelDecoder() = default;
+    PixelDecoder(std::vector<float> mean, std::vector<float> stdev, double scale);
+    /// Tables up to this size (D = 16,384 with per-feature statistics).
+    static constexpr double kTableMaxBytes = 16.0 * 1024 * 1024;
+    std::int64_t d() const { return std::int64_t(mean_.size()); }
+    /// count rows of d() pixels into X (count * d() floats).
+    void decode(const std::uint8_t* px, std::int64_t count, float* X) const;
+    /// Whether, for every feature, the 8-bit value that DatasetWriter::write() stores for each pixel's
+    /// decoded value is that pixel (no two pixels decode to the same float, none to a non-finite one).
+    bool one_to_one() const;
+
+private:
+    std::vector<float> mean_, std_, table_; ///< table_ empty: no table
+    float scale_ = 1.0f;
+    std::int64_t stride_ = 0;
+};
+
 struct DatasetMeta {
     std::int64_t n = 0;      ///< rows
     std::int64_t d = 0;      ///< features per row (= c * h * w)
@@ -83,8 +105,8 @@ public:
     const h5::File& file() const { return file_; }
 
     /// uint8 files normalise through a table of 256 values per feature up to this size (D = 16,384 with
-    /// per-feature statistics), and value by value beyond it.
-    static constexpr double kPixelTableMaxBytes = 16.0 * 1024 * 1024;
+    /// per-feature statistics), and value by value beyond it (PixelDecoder).
+    static constexpr double kPixelTableMaxBytes = PixelDecoder::kTableMaxBytes;
 
     /// A larger file's stored @fingerprint, taken on faith when opened: the stage that reads its rows
     /// folds their hashes into that pass and compares them at its end (io::RowTally).
@@ -107,14 +129,7 @@ private:
     h5::File file_;
     h5::Handle X_, y_;
     DatasetMeta meta_;
-    /// uint8 store: normalized_value of the 256 pixels of each feature (one table when every feature
-    /// has the same mean and std, stride 0), so that reading is a lookup with the import's bits; left
-    /// empty beyond kPixelTableMaxBytes.
-    void build_pixel_table();
-
-    std::vector<float> mean_, std_; ///< uint8 store: the normalisation applied on read
-    std::vector<float> pixel_table_;
-    std::int64_t pixel_table_stride_ = 0;
+    PixelDecoder pixels_; ///< uint8 store: the normalisation applied on read, with the import's bits
     bool fingerprint_pending_ = false;
 };
 
@@ -139,6 +154,12 @@ public:
     /// fingerprint). fp16 rounds to nearest even; uint8 stores the 8-bit value that normalises to each
     /// value bit for bit (set_normalization first) and refuses a value that none does.
     std::uint64_t write(std::int64_t begin, std::int64_t count, const float* X, const int* y);
+    /// Collective, uint8 store only: rows [begin, begin + count) given as 8-bit pixels (count * d, after
+    /// set_normalization or on resume). Writes the file and returns the hash that write() of their
+    /// normalised values (normalized_value in float32) would: the pixels are stored as they are and hashed
+    /// as a reader decodes them, without the float round trip, when PixelDecoder::one_to_one(); else
+    /// through write()'s encoding.
+    std::uint64_t write_pixels(std::int64_t begin, std::int64_t count, const std::uint8_t* px, const int* y);
     /// Adds the row hashes of rows written by an earlier run (resume) to this rank's fingerprint share.
     void add_to_fingerprint(std::uint64_t row_hash_sum) { hash_sum_ += row_hash_sum; }
     /// A resumable stage calls this so that an uncommitted writer leaves `path.partial` in place for the
@@ -165,7 +186,13 @@ private:
     DatasetMeta meta_;
     h5::File file_;
     h5::Handle X_, y_;
+    /// Σ row_hash of count rows of pixels, decoded a few rows at a time.
+    std::uint64_t hash_pixels(std::int64_t begin, std::int64_t count, const std::uint8_t* px, const int* y);
+
     std::vector<float> mean_, std_;     ///< uint8 store: the normalisation the stored pixels go through
+    PixelDecoder pixels_;               ///< write_pixels: mean_ and std_ as a reader applies them
+    int pixels_one_to_one_ = -1;        ///< write_pixels: pixels_.one_to_one(), -1 until asked
+    std::vector<float> decoded_;        ///< write_pixels: rows decoded for hashing (or for write())
     std::vector<unsigned char> stored_; ///< one block in the stored type
     std::uint64_t hash_sum_ = 0;
     bool committed_ = false;

@@ -24,8 +24,13 @@ public:
     /// Rows [begin, begin + count) into out (count * d() values, C, H, W order). A NaN or infinite value
     /// is refused naming the source, row and feature.
     void read(std::int64_t begin, std::int64_t count, double* out) const;
+    /// Rows [begin, begin + count) of an 8-bit source (elem() u8) as they are, count * d() bytes in
+    /// C, H, W order, into out: no conversion (nchw rows are read straight into out).
+    void read_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const;
 
 private:
+    /// Rows [begin, begin + count) as raw elements in C, H, W order: raw_ (or tmp_ when transposed).
+    const unsigned char* read_chw(std::int64_t begin, std::int64_t count) const;
     std::unique_ptr<ArraySource> src_;
     int c_ = 1, h_ = 1, w_ = 1;
     bool nhwc_ = false;
