@@ -21,9 +21,10 @@ void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers);
 using BlockBuffers = std::vector<std::vector<Vector>>;
 
 /// Plans `layers` (a chain: the Model's, or a branch of a block at nesting depth - 1) for inference, with no
-/// backward after it: every block in it is planned (Block::plan_inference) over `buffers`, a ReLU6 right
-/// after a convolution and a ReLU or ReLU6 right after a res block whose output pass is a convolution's are
-/// applied by that pass (and then alias it).
+/// backward after it: every block in it is planned (Block::plan_inference) over `buffers`; the activation
+/// right after a convolution (relu6, silu, hardswish, hardsigmoid, sigmoid, leakyrelu, elu, gelu; a relu is
+/// fused at construction) and a ReLU or ReLU6 right after a res block whose output pass is a convolution's
+/// are applied by that pass (and then alias it).
 void plan_inference(const std::vector<std::unique_ptr<Layer>>& layers,
                     const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth = 0);
 /// True when the weights of layers[i] take He initialisation: the next activation after it, looking through
