@@ -3,6 +3,7 @@
 // the vectorised activations against their scalar definitions.
 #include "mimic/nn/fold.hpp"
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/block.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/impl/activation_simd.hpp"
 #include "mimic/nn/model.hpp"
@@ -221,5 +222,30 @@ TEST(ActivationSimd, MatchesScalarDefinitions) {
             if (want != 0) worst = std::max(worst, err / std::fabs(double(want)));
         }
         std::printf("activation %d: largest relative gap to the scalar definition %.2e\n", int(a), worst);
+    }
+}
+
+// The concatenation's copy into a channel slice, both kernels (host rows, device elements): exactly the
+// columns [col, col + n) of every row change, to the source's values.
+TEST(Concatenation, CopyColumnsInto) {
+    const std::int64_t B = 5, n = 37, width = 100, col = 41;
+    const std::vector<float> src = mimic::test::random_values(std::size_t(B * n), 3);
+    const std::vector<float> base = mimic::test::random_values(std::size_t(B * width), 4);
+    for (const bool rows : {true, false}) {
+        SCOPED_TRACE(rows ? "copy_columns_rows" : "copy_columns_elements");
+        const Matrix a = mimic::test::device_matrix(src, B, n);
+        const Matrix y = mimic::test::device_matrix(base, B, width);
+        if (rows)
+            mimic::nn::copy_columns_rows(a, y, col);
+        else
+            mimic::nn::copy_columns_elements(a, y, col);
+        const auto got = mimic::test::to_host(y);
+        for (std::int64_t b = 0; b < B; ++b)
+            for (std::int64_t i = 0; i < width; ++i) {
+                const bool inside = i >= col && i < col + n;
+                ASSERT_EQ(got[std::size_t(b * width + i)],
+                          inside ? src[std::size_t(b * n + i - col)] : base[std::size_t(b * width + i)])
+                    << "row " << b << ", column " << i;
+            }
     }
 }

@@ -20,6 +20,25 @@ void add_into(const Matrix& y, const Matrix& a, bool accumulate) {
 }
 
 void copy_columns_into(const Matrix& a, const Matrix& y, std::int64_t col) {
+    if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
+        copy_columns_rows(a, y, col);
+    else
+        copy_columns_elements(a, y, col);
+}
+
+void copy_columns_rows(const Matrix& a, const Matrix& y, std::int64_t col) {
+    const std::int64_t n = a.extent(1);
+    Kokkos::parallel_for(
+        "mimic::nn::block::concat_rows", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(a.extent(0))),
+        KOKKOS_LAMBDA(std::int64_t b) {
+            const float* src = &a(b, 0);
+            float* dst = &y(b, col);
+            for (std::int64_t i = 0; i < n; ++i)
+                dst[i] = src[i];
+        });
+}
+
+void copy_columns_elements(const Matrix& a, const Matrix& y, std::int64_t col) {
     const std::int64_t n = a.extent(1);
     Kokkos::parallel_for(
         "mimic::nn::block::concat", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(a.extent(0)) * n),
