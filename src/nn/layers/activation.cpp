@@ -1,25 +1,12 @@
 // ReLU6, SiLU, HardSwish, HardSigmoid, LeakyReLU, ELU and GELU: one flat elementwise kernel per activation
-// and direction; the sigmoid of SiLU and ELU's exp never exponentiate a positive number.
+// and direction (the sigmoid of SiLU and ELU's exp never exponentiate a positive number), and the inference
+// forward in AVX-512 registers where the host has them.
 #include "mimic/nn/layers/activation.hpp"
 
+#include "mimic/nn/layers/conv2d.hpp"
+#include "mimic/nn/layers/impl/activation_simd.hpp"
+
 namespace mimic::nn {
-
-namespace {
-
-KOKKOS_INLINE_FUNCTION float clamp06(float v) {
-    return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
-}
-KOKKOS_INLINE_FUNCTION float stable_sigmoid(float v) {
-    if (v >= 0.0f) return 1.0f / (1.0f + kmath::exp(-v));
-    const float e = kmath::exp(v);
-    return e / (1.0f + e);
-}
-/// Φ(v), the standard normal distribution function, as erf gives it.
-KOKKOS_INLINE_FUNCTION float normal_cdf(float v) {
-    return 0.5f * (1.0f + kmath::erf(v * 0.70710678118654752f));
-}
-
-} // namespace
 
 const char* ActivationLayer::kind() const {
     switch (act_) {
@@ -87,6 +74,15 @@ void activation_forward(Activation a, const Matrix& x, const Matrix& y, float al
             KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = xp[i] * normal_cdf(xp[i]); });
         break;
     }
+}
+
+void activation_forward_inference(Activation a, const Matrix& x, const Matrix& y, float alpha) {
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        if (impl::simd_activations_available()) {
+            impl::activate_matrix(conv_act_of(a), alpha, x, y);
+            return;
+        }
+    activation_forward(a, x, y, alpha);
 }
 
 void activation_backward(Activation a, const Matrix& x, const Matrix& dy, const Matrix& dx, float alpha) {

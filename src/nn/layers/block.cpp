@@ -5,6 +5,7 @@
 #include "mimic/core/rng.hpp"
 #include "mimic/nn/layers/activation.hpp"
 #include "mimic/nn/layers/relu.hpp"
+#include "mimic/nn/layers/sigmoid.hpp"
 
 namespace mimic::nn {
 
@@ -34,6 +35,25 @@ void add_into(const Matrix& y, const Matrix& a, bool accumulate) {
 }
 
 void copy_columns_into(const Matrix& a, const Matrix& y, std::int64_t col) {
+    if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
+        copy_columns_rows(a, y, col);
+    else
+        copy_columns_elements(a, y, col);
+}
+
+void copy_columns_rows(const Matrix& a, const Matrix& y, std::int64_t col) {
+    const std::int64_t n = a.extent(1);
+    Kokkos::parallel_for(
+        "mimic::nn::block::concat_rows", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(a.extent(0))),
+        KOKKOS_LAMBDA(std::int64_t b) {
+            const float* src = &a(b, 0);
+            float* dst = &y(b, col);
+            for (std::int64_t i = 0; i < n; ++i)
+                dst[i] = src[i];
+        });
+}
+
+void copy_columns_elements(const Matrix& a, const Matrix& y, std::int64_t col) {
     const std::int64_t n = a.extent(1);
     Kokkos::parallel_for(
         "mimic::nn::block::concat", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(a.extent(0)) * n),
@@ -88,18 +108,29 @@ void gate_backward(const Matrix& x, const Matrix& g, const Matrix& dy, const Mat
 
 namespace {
 
-/// The activation layer l applies when it is a ReLU or ReLU6 that no layer before it applies yet, else none.
-ConvAct fusable_activation(const Layer& l) {
-    if (l.is_alias()) return ConvAct::none;
-    if (dynamic_cast<const ReLU*>(&l)) return ConvAct::relu;
-    const auto* a = dynamic_cast<const ActivationLayer*>(&l);
-    return a && a->activation() == Activation::ReLU6 ? ConvAct::relu6 : ConvAct::none;
+/// An activation that a layer's output pass can take over, and its alpha.
+struct FusableActivation {
+    ConvAct act = ConvAct::none;
+    float alpha = 0.0f;
+};
+
+/// The activation layer l applies when it is a ReLU, a sigmoid or an ActivationLayer that no layer before
+/// it applies yet, else none.
+FusableActivation fusable_activation(const Layer& l) {
+    if (l.is_alias()) return {};
+    if (dynamic_cast<const ReLU*>(&l)) return {ConvAct::relu, 0.0f};
+    if (dynamic_cast<const Sigmoid*>(&l)) return {ConvAct::sigmoid, 0.0f};
+    if (const auto* a = dynamic_cast<const ActivationLayer*>(&l))
+        return {conv_act_of(a->activation()), a->alpha()};
+    return {};
 }
 
-/// Marks the ReLU or ReLU6 l as applied by the layer before it (it then aliases its input).
+/// Marks the activation l (fusable_activation) as applied by the layer before it (it then aliases its input).
 void mark_fused(Layer& l) {
     if (auto* relu = dynamic_cast<ReLU*>(&l))
         relu->set_fused();
+    else if (auto* sigmoid = dynamic_cast<Sigmoid*>(&l))
+        sigmoid->set_fused();
     else
         dynamic_cast<ActivationLayer&>(l).set_fused();
 }
@@ -111,14 +142,15 @@ void plan_inference(const std::vector<std::unique_ptr<Layer>>& layers,
     for (const auto& layer : layers)
         if (auto* block = dynamic_cast<Block*>(layer.get())) block->plan_inference(buffers, depth);
     for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
-        const ConvAct a = fusable_activation(*layers[i + 1]);
-        if (a == ConvAct::none) continue;
+        const FusableActivation a = fusable_activation(*layers[i + 1]);
+        if (a.act == ConvAct::none) continue;
         auto* conv = dynamic_cast<Conv2D*>(layers[i].get());
         auto* block = dynamic_cast<Block*>(layers[i].get());
-        if (conv && a == ConvAct::relu6 && conv->activation() == ConvAct::none) {
-            conv->fuse_relu6();
+        if (conv && conv->activation() == ConvAct::none) {
+            conv->fuse_activation(a.act, a.alpha);
             mark_fused(*layers[i + 1]);
-        } else if (block && block->fuse_activation(a)) {
+        } else if (block && (a.act == ConvAct::relu || a.act == ConvAct::relu6) &&
+                   block->fuse_activation(a.act)) {
             mark_fused(*layers[i + 1]);
         }
     }

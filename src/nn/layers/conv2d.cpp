@@ -537,17 +537,22 @@ void Conv2D::init(std::uint64_t seed, bool he) {
 void Conv2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
     MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == out_.size(), "conv: output is ",
                   y.extent(0), "x", y.extent(1), ", expected ", x.extent(0), "x", out_.size());
-    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y.data(), ConvEpilogue{activation()});
+    ConvEpilogue e;
+    e.act = act_;
+    e.alpha = alpha_;
+    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y.data(), e);
 }
 
 void Conv2D::forward_into(const Matrix& x, float* y, ConvEpilogue e) {
-    e.act = activation();
+    e.act = act_;
+    e.alpha = alpha_;
     conv2d_forward(x, W_, b_, g_, tuning_, ws_, y, e);
 }
 
 void Conv2D::backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) {
-    MIMIC_REQUIRE(!relu6_, "conv ", token_, ": backward after the inference-only relu6 fusion");
-    if (!relu_) {
+    MIMIC_REQUIRE(act_ == ConvAct::none || act_ == ConvAct::relu, "conv ", token_,
+                  ": backward after an inference-only activation fusion");
+    if (act_ == ConvAct::none) {
         conv2d_backward(x, dy, W_, g_, tuning_, ws_, dW_, db_, dx);
         return;
     }

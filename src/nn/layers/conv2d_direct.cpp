@@ -4,6 +4,7 @@
 // threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward (any stride) on
 // channel tiles. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
+#include "mimic/nn/layers/impl/activation_simd.hpp"
 
 #include <algorithm>
 #include <array>
@@ -12,8 +13,6 @@
 
 #if MIMIC_CONV_DIRECT
 #include <immintrin.h>
-
-#define MIMIC_AVX512 __attribute__((target("avx512f")))
 
 namespace mimic::nn::impl {
 
@@ -430,27 +429,31 @@ MIMIC_AVX512 void unpad_outputs(const float* out, const Pass& p, const float* bi
         }
 }
 
-MIMIC_AVX512 inline __m512 activate(__m512 v, ConvAct a) {
-    const __m512 zero = _mm512_setzero_ps();
-    if (a == ConvAct::relu) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);
-    if (a == ConvAct::relu6) {
-        const __m512 six = _mm512_set1_ps(6.0f);
-        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
-        return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, six, _CMP_GT_OQ), six);
-    }
-    return v;
-}
-
 /// d[0 .. n) = the epilogue e of s[0 .. n) + b, with the residual row r (null: none), under masks (no
-/// spill: r may be the next row of d's neighbour). The arithmetic of ConvEpilogue::apply.
+/// spill: r may be the next row of d's neighbour). The arithmetic of ConvEpilogue::apply (its activations
+/// as simd::activate computes them).
 MIMIC_AVX512 void epilogue_row(const float* s, float* d, int n, float b, const float* r,
                                const ConvEpilogue& e) {
     const __m512 bv = _mm512_set1_ps(b);
     for (int j = 0; j < n; j += kLanes) {
         const __mmask16 m = n - j >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
-        __m512 v = activate(_mm512_add_ps(_mm512_maskz_loadu_ps(m, s + j), bv), e.act);
+        __m512 v = simd::activate(_mm512_add_ps(_mm512_maskz_loadu_ps(m, s + j), bv), e.act, e.alpha);
         if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
-        _mm512_mask_storeu_ps(d + j, m, activate(v, e.post));
+        _mm512_mask_storeu_ps(d + j, m, simd::activate(v, e.post, 0.0f));
+    }
+}
+
+/// d[0 .. n) = the epilogue e of s[0 .. n) (which holds conv + bias, and `done` applied: none or e.act),
+/// with the residual row r (null: none); in place when s == d. The arithmetic of ConvEpilogue::apply (its
+/// activations as simd::activate computes them).
+MIMIC_AVX512 void epilogue_span(const float* s, float* d, std::int64_t n, const float* r, ConvAct done,
+                                const ConvEpilogue& e) {
+    for (std::int64_t j = 0; j < n; j += kLanes) {
+        const __mmask16 m = n - j >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, s + j);
+        if (done != e.act) v = simd::activate(v, e.act, e.alpha);
+        if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
+        _mm512_mask_storeu_ps(d + j, m, simd::activate(v, e.post, 0.0f));
     }
 }
 
@@ -465,17 +468,6 @@ MIMIC_AVX512 void unpad_outputs_epilogue(const float* out, const Pass& p, const 
             epilogue_row(out + c * p.qv + std::int64_t(i) * p.wp, dst + at, p.ow, bias[c],
                          res ? res + at : nullptr, e);
         }
-}
-
-/// unpack_outputs with any epilogue: dst [n][P] of sample s = the epilogue of out [P][ldf] transposed, plus
-/// bias.
-void unpack_outputs_epilogue(const float* out, std::int64_t P, int n, std::int64_t ldf, const float* bias,
-                             const ConvEpilogue& e, std::int64_t s, float* dst) {
-    for (int c = 0; c < n; ++c) {
-        const float bc = bias[c];
-        for (std::int64_t i = 0; i < P; ++i)
-            dst[c * P + i] = e.apply(out[i * ldf + c] + bc, s, c * P + i);
-    }
 }
 
 float* grow(std::vector<float>& v, std::int64_t n) {
@@ -535,16 +527,20 @@ void forward_samples(const float* x, std::int64_t s0, std::int64_t s1, const flo
     std::fill(xp, xp + g.c * p.plane, 0.0f);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w,
                        o = e.ld > 0 ? e.ld : std::int64_t(g.f) * g.pixels();
-    // Bias and ReLU (or nothing) take the register-tiled copies below, anything else the epilogue rows.
-    const bool general = e.residual || e.post != ConvAct::none || e.act == ConvAct::relu6;
+    // Bias and ReLU (or nothing) take the register-tiled copies below, anything else the epilogue rows
+    // (filter tiles: unpacked with the bias, then the rest of the epilogue in place).
+    const bool general =
+        e.residual || e.post != ConvAct::none || (e.act != ConvAct::none && e.act != ConvAct::relu);
     const bool relu = e.act == ConvAct::relu;
     for (std::int64_t s = s0; s < s1; ++s) {
         pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
         if (filter) {
             filter_pass(xp, p, fp, wpk, out);
-            if (general)
-                unpack_outputs_epilogue(out, g.pixels(), g.f, fp.ldf, b, e, s, y + s * o);
-            else if (relu)
+            if (general) {
+                unpack_outputs<true, false>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
+                epilogue_span(y + s * o, y + s * o, std::int64_t(g.f) * g.pixels(),
+                              e.residual ? e.residual + s * e.residual_ld : nullptr, ConvAct::none, e);
+            } else if (relu)
                 unpack_outputs<true, true>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
             else
                 unpack_outputs<true, false>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
@@ -833,20 +829,13 @@ MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std
 
 /// dst row n (e.ld floats apart, or n_out when 0) = the epilogue e of src row n (n_out floats apart) for
 /// samples [s0, s1), where src already holds `done` (the activation the kernel applied, none or e.act): the
-/// residual is added and post applied as ConvEpilogue::apply does. In place when src == dst.
+/// residual is added and post applied as ConvEpilogue::apply does (epilogue_span). In place when src == dst.
 void apply_epilogue(const float* src, std::int64_t s0, std::int64_t s1, std::int64_t n_out, ConvAct done,
                     const ConvEpilogue& e, float* dst) {
     const std::int64_t ld = e.ld > 0 ? e.ld : n_out;
-    for (std::int64_t s = s0; s < s1; ++s) {
-        const float* in = src + s * n_out;
-        float* o = dst + s * ld;
-        const float* r = e.residual ? e.residual + s * e.residual_ld : nullptr;
-        for (std::int64_t i = 0; i < n_out; ++i) {
-            float v = done == e.act ? in[i] : conv_activate(e.act, in[i]);
-            if (r) v += r[i];
-            o[i] = conv_activate(e.post, v);
-        }
-    }
+    for (std::int64_t s = s0; s < s1; ++s)
+        epilogue_span(src + s * n_out, dst + s * ld, n_out,
+                      e.residual ? e.residual + s * e.residual_ld : nullptr, done, e);
 }
 
 /// The weight gradient of one sample for channels [cb, cb + 16): dw[t*c16 + cb ..] = sum over the output
@@ -1064,8 +1053,8 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
     // The kernels store bias + ReLU (or bias) into contiguous rows; any other epilogue takes a second pass
     // over raw conv + bias outputs (in place, or from the group scratch for a strided output).
     const std::int64_t out = std::int64_t(g.f) * g.pixels();
-    const bool plain =
-        !e.residual && e.post == ConvAct::none && (e.ld == 0 || e.ld == out) && e.act != ConvAct::relu6;
+    const bool plain = !e.residual && e.post == ConvAct::none && (e.ld == 0 || e.ld == out) &&
+                       (e.act == ConvAct::none || e.act == ConvAct::relu);
     const bool relu = plain && e.act == ConvAct::relu;
     float* raw = plain || e.ld == 0 || e.ld == out ? y : grow(ws.group_out, batch * out);
     // Channel tiles read the weights [K*K][C] (W's layout) padded to [K*K][C16].
@@ -1164,7 +1153,10 @@ void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, 
             std::copy(W + r * g.f + gi * Fg, W + r * g.f + (gi + 1) * Fg, wg + r * Fg);
         for (std::int64_t n = 0; n < batch; ++n)
             std::copy(x + n * in + gi * gin, x + n * in + (gi + 1) * gin, xg + n * gin);
-        direct_conv_forward(xg, batch, wg, b + gi * Fg, one, t, ws, yg, ConvEpilogue{e.act});
+        ConvEpilogue act; // the activation only, into the group's contiguous scratch
+        act.act = e.act;
+        act.alpha = e.alpha;
+        direct_conv_forward(xg, batch, wg, b + gi * Fg, one, t, ws, yg, act);
         // The rest of the epilogue (residual, post) on the group's channels of each output row.
         ConvEpilogue rest = e;
         if (rest.residual) rest.residual += gi * gout;

@@ -64,7 +64,7 @@ void grouped_conv_forward(const Matrix& x, const UnmanagedMatrix& W, const Unman
             for (int ow = 0; ow < OW; ++ow) {
                 float v = out[ow] + bias;
                 // This kernel's ReLU keeps -0 (the chains' golden outputs); relu6 as activation_forward.
-                v = e.act == ConvAct::relu ? (v < 0.0f ? 0.0f : v) : conv_activate(e.act, v);
+                v = e.act == ConvAct::relu ? (v < 0.0f ? 0.0f : v) : conv_activate(e.act, v, e.alpha);
                 if (e.residual) v += e.residual[bi * e.residual_ld + at + ow];
                 out[ow] = conv_activate(e.post, v);
             }

@@ -1,6 +1,10 @@
-// The sigmoid activation: forward and backward elementwise kernels over the flat [B, n] buffers; the
-// forward pass never exponentiates a positive number, so it cannot overflow.
+// The sigmoid activation: forward and backward elementwise kernels over the flat [B, n] buffers (the
+// inference forward in AVX-512 registers where the host has them); the forward pass never exponentiates a
+// positive number, so it cannot overflow.
 #include "mimic/nn/layers/sigmoid.hpp"
+
+#include "mimic/nn/layers/conv2d.hpp"
+#include "mimic/nn/layers/impl/activation_simd.hpp"
 
 namespace mimic::nn {
 
@@ -19,6 +23,15 @@ void sigmoid_forward(const Matrix& x, const Matrix& y) {
                 yp[i] = e / (1.0f + e);
             }
         });
+}
+
+void sigmoid_forward_inference(const Matrix& x, const Matrix& y) {
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        if (impl::simd_activations_available()) {
+            impl::activate_matrix(ConvAct::sigmoid, 0.0f, x, y);
+            return;
+        }
+    sigmoid_forward(x, y);
 }
 
 void sigmoid_backward(const Matrix& y, const Matrix& dy, const Matrix& dx) {

@@ -22,9 +22,10 @@ void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers);
 using BlockBuffers = std::vector<std::vector<Vector>>;
 
 /// Plans `layers` (a chain: the Model's, or a branch of a block at nesting depth - 1) for inference, with no
-/// backward after it: every block in it is planned (Block::plan_inference) over `buffers`, a ReLU6 right
-/// after a convolution and a ReLU or ReLU6 right after a res block whose output pass is a convolution's are
-/// applied by that pass (and then alias it).
+/// backward after it: every block in it is planned (Block::plan_inference) over `buffers`; the activation
+/// right after a convolution (relu6, silu, hardswish, hardsigmoid, sigmoid, leakyrelu, elu, gelu; a relu is
+/// fused at construction) and a ReLU or ReLU6 right after a res block whose output pass is a convolution's
+/// are applied by that pass (and then alias it).
 void plan_inference(const std::vector<std::unique_ptr<Layer>>& layers,
                     const std::shared_ptr<BlockBuffers>& buffers, std::size_t depth = 0);
 /// True when the weights of layers[i] take He initialisation: the next activation after it, looking through
@@ -36,7 +37,12 @@ bool he_init_after(const std::vector<std::unique_ptr<Layer>>& layers, std::size_
 /// y = a (accumulate false) or y += a; a and y are [B, n].
 void add_into(const Matrix& y, const Matrix& a, bool accumulate);
 /// y[:, col + k] = a[:, k] for k < a.extent(1): a branch's output into its channels of the concatenation.
+/// copy_columns_rows for host spaces (a thread copies a row's contiguous run, no index arithmetic per
+/// element), copy_columns_elements for devices (a thread per element); copy_columns_into picks one by
+/// execution space at compile time.
 void copy_columns_into(const Matrix& a, const Matrix& y, std::int64_t col);
+void copy_columns_rows(const Matrix& a, const Matrix& y, std::int64_t col);
+void copy_columns_elements(const Matrix& a, const Matrix& y, std::int64_t col);
 /// a[:, k] = y[:, col + k]: a branch's share of the concatenation's gradient.
 void copy_columns_from(const Matrix& y, std::int64_t col, const Matrix& a);
 /// y[b, i] = x[b, i] * g[b, i / hw] with hw = x.extent(1) / g.extent(1) (1: elementwise; H*W: per channel).

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/activation.hpp"
 
 #include <memory>
 
@@ -59,20 +60,65 @@ struct ConvTuning {
     std::int64_t chunk_floats = 0;
 };
 
-/// The activation of a convolution's output pass: none, relu (v > 0 ? v : 0, as relu_forward) or relu6
-/// (v < 0 ? 0 : v > 6 ? 6 : v, as activation_forward).
-enum class ConvAct : int { none, relu, relu6 };
+/// The activation of a convolution's output pass: none, relu (v > 0 ? v : 0, as relu_forward), or, in
+/// inference only (plan_inference), relu6, silu, hardswish, hardsigmoid, leakyrelu, elu and gelu as
+/// activation_forward computes them and sigmoid as sigmoid_forward (leakyrelu's slope and elu's scale
+/// from the epilogue's alpha).
+enum class ConvAct : int { none, relu, relu6, silu, hardswish, hardsigmoid, sigmoid, leakyrelu, elu, gelu };
 
-KOKKOS_INLINE_FUNCTION float conv_activate(ConvAct a, float v) {
-    if (a == ConvAct::relu) return v > 0.0f ? v : 0.0f;
-    if (a == ConvAct::relu6) return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+/// The ConvAct that computes activation a as activation_forward does.
+inline ConvAct conv_act_of(Activation a) {
+    switch (a) {
+    case Activation::ReLU6:
+        return ConvAct::relu6;
+    case Activation::SiLU:
+        return ConvAct::silu;
+    case Activation::HardSwish:
+        return ConvAct::hardswish;
+    case Activation::HardSigmoid:
+        return ConvAct::hardsigmoid;
+    case Activation::LeakyReLU:
+        return ConvAct::leakyrelu;
+    case Activation::ELU:
+        return ConvAct::elu;
+    case Activation::GELU:
+        return ConvAct::gelu;
+    }
+    return ConvAct::none;
+}
+
+/// a(v) with alpha for leakyrelu and elu: the scalar definition, on any execution space.
+KOKKOS_INLINE_FUNCTION float conv_activate(ConvAct a, float v, float alpha = 0.0f) {
+    switch (a) {
+    case ConvAct::none:
+        return v;
+    case ConvAct::relu:
+        return v > 0.0f ? v : 0.0f;
+    case ConvAct::relu6:
+        return clamp06(v);
+    case ConvAct::silu:
+        return v * stable_sigmoid(v);
+    case ConvAct::hardswish:
+        return v * clamp06(v + 3.0f) / 6.0f;
+    case ConvAct::hardsigmoid:
+        return clamp06(v + 3.0f) / 6.0f;
+    case ConvAct::sigmoid:
+        return stable_sigmoid(v);
+    case ConvAct::leakyrelu:
+        return v > 0.0f ? v : alpha * v;
+    case ConvAct::elu:
+        return v > 0.0f ? v : alpha * kmath::expm1(v);
+    case ConvAct::gelu:
+        return v * normal_cdf(v);
+    }
     return v;
 }
 
 /// A convolution's output pass (its epilogue), applied to each output as it is stored, in this order:
-/// v = conv + b (a bn folded into W and b); v = act(v); v += the residual (when set); v = post(v); stored at
-/// row stride ld. One pass over the outputs for conv + bias + activation + residual add + the activation
-/// after the join (inference of res blocks), and for writing into a channel slice of a concatenation.
+/// v = conv + b (a bn folded into W and b); v = act(v) (alpha: leakyrelu's slope, elu's scale); v += the
+/// residual (when set); v = post(v) (none, relu or relu6); stored at row stride ld. One pass over the outputs
+/// for conv + bias + activation + residual add + the activation after the join (inference of res blocks), and
+/// for writing into a channel slice of a concatenation.
 struct ConvEpilogue {
     ConvAct act = ConvAct::none;
     /// [B, F*OH*OW] rows residual_ld floats apart, added after act; must not overlap the output.
@@ -81,10 +127,11 @@ struct ConvEpilogue {
     ConvAct post = ConvAct::none;
     /// Floats between the output rows of two samples; 0: F*OH*OW (a contiguous [B, F*OH*OW] output).
     std::int64_t ld = 0;
+    float alpha = 0.0f;
 
     /// The stored value of output i of sample b, from v = conv + b.
     KOKKOS_INLINE_FUNCTION float apply(float v, std::int64_t b, std::int64_t i) const {
-        v = conv_activate(act, v);
+        v = conv_activate(act, v, alpha);
         if (residual) v += residual[b * residual_ld + i];
         return conv_activate(post, v);
     }
@@ -166,12 +213,15 @@ public:
     }
     /// Applies the ReLU that follows this layer (the Model fuses them): rectified output, and the incoming
     /// gradient masked by it.
-    void fuse_relu() { relu_ = true; }
-    /// Inference only (no backward after it): applies the ReLU6 that follows this layer.
-    void fuse_relu6() { relu6_ = true; }
-    /// The activation this layer applies to its outputs (a fused relu or relu6).
-    ConvAct activation() const { return relu6_ ? ConvAct::relu6 : relu_ ? ConvAct::relu : ConvAct::none; }
-    /// Inference forward with the epilogue e (its act is this layer's activation()) into y (sample 0's
+    void fuse_relu() { act_ = ConvAct::relu; }
+    /// Inference only (no backward after it): applies the activation a (relu6, silu, hardswish,
+    /// hardsigmoid, sigmoid, leakyrelu, elu or gelu; alpha: leakyrelu's slope, elu's scale) that follows
+    /// this layer in its output pass.
+    void fuse_activation(ConvAct a, float alpha) { act_ = a, alpha_ = alpha; }
+    /// The activation this layer applies to its outputs (a fused one) and its alpha.
+    ConvAct activation() const { return act_; }
+    float activation_alpha() const { return alpha_; }
+    /// Inference forward with the epilogue e (its act and alpha are this layer's) into y (sample 0's
     /// outputs, rows e.ld apart): a residual add, the activation after it, a channel slice.
     void forward_into(const Matrix& x, float* y, ConvEpilogue e);
     /// Which backends this layer may take and their knobs (default: ConvTuning{}).
@@ -180,7 +230,8 @@ public:
 
 private:
     ConvGeometry g_;
-    bool relu_ = false, relu6_ = false;
+    ConvAct act_ = ConvAct::none;
+    float alpha_ = 0.0f;
     ConvTuning tuning_;
     UnmanagedMatrix W_, dW_;
     UnmanagedVector b_, db_;
