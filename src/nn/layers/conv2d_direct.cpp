@@ -207,6 +207,12 @@ template <int FV, int R, int NP>
 MIMIC_AVX512 void filter_tile(const float* xp, const Pass& p, const float* w, float* out, int ow,
                               std::int64_t ldf, int t0, int t1, const TileSink* sink) {
     const float* const wb = w;
+    if (sink && sink->residual) // the residual rows come in while the tile computes
+        for (int j = 0; j < std::min(FV * kLanes, sink->n); ++j)
+            for (int r = 0; r < R; ++r)
+                _mm_prefetch(
+                    reinterpret_cast<const char*>(sink->residual + j * sink->P + std::int64_t(r) * ow),
+                    _MM_HINT_T0);
     __m512 acc[R][NP][FV];
     for (int r = 0; r < R; ++r)
         for (int i = 0; i < NP; ++i)
