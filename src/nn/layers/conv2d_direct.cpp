@@ -66,53 +66,10 @@ struct Pass {
     }
 };
 
-/// Where a forward pass stores its outputs directly (rather than on the grid for unpad_outputs, or as
-/// [pixel][ldf] for unpack_outputs): one sample's planes y [fout][P] (NCHW), bias, residual (null: none)
-/// and epilogue e applied; the passes move y, bias and residual to each tile's first filter (and pixel, for
-/// filter tiles) and filter_pass sets n, the channels from there.
-struct TileSink {
-    float* y = nullptr;
-    const float* bias = nullptr;
-    const float* residual = nullptr;
-    const ConvEpilogue* e = nullptr;
-    std::int64_t P = 0;
-    int n = 0;
-};
-
-MIMIC_AVX512 inline __m512 activate(__m512 v, ConvAct a);
-
-/// Stores the epilogue of v + the bias (v: outputs q0 .. q0 + 16 of one filter on the pass' grid) into the
-/// sink's plane of that filter: the lanes of each grid row on columns < ow and rows < oh, under masks (the
-/// arithmetic of ConvEpilogue::apply).
-MIMIC_AVX512 inline void sink_grid(__m512 v, const Pass& p, std::int64_t q0, const TileSink& k) {
-    v = activate(_mm512_add_ps(v, _mm512_set1_ps(*k.bias)), k.e->act);
-    const std::int64_t end = std::min<std::int64_t>(q0 + kLanes, p.q);
-    for (std::int64_t row = q0 / p.wp; row * p.wp < end; ++row) {
-        const std::int64_t first = std::max(q0, row * p.wp), last = std::min(end, row * p.wp + p.ow);
-        if (first >= last) continue;
-        const __mmask16 m = __mmask16(((1u << (last - first)) - 1) << (first - q0));
-        const std::int64_t at = q0 - row * (p.wp - p.ow); // lane i: output at + i of the plane
-        __m512 r = v;
-        if (k.residual) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, k.residual + at));
-        _mm512_mask_storeu_ps(k.y + at, m, activate(r, k.e->post));
-    }
-}
-
-/// The sink moved to filter f.
-inline TileSink sink_at(const TileSink& sink, int f) {
-    TileSink k = sink;
-    k.y += f * k.P;
-    k.bias += f;
-    if (k.residual) k.residual += f * k.P;
-    return k;
-}
-
 /// out[j][0 .. 16*PV) (+)= sum over c in [c0, c1) and taps t of w[(c*KK + t)*fout + j] * xp[c][off[t] + ...]
-/// for FB filters; xp, w and out already point at the tile's first pixel and filter. With a sink (the last
-/// channel block), the sums go there (sink_grid; q0: the tile's first grid position) instead of out.
+/// for FB filters; xp, w and out already point at the tile's first pixel and filter.
 template <int FB, int PV, bool ACC>
-MIMIC_AVX512 void forward_tile(const float* xp, const Pass& p, int c0, int c1, const float* w, float* out,
-                               const TileSink* sink, std::int64_t q0) {
+MIMIC_AVX512 void forward_tile(const float* xp, const Pass& p, int c0, int c1, const float* w, float* out) {
     const int kk = p.k * p.k;
     __m512 acc[FB][PV];
     for (int j = 0; j < FB; ++j)
@@ -134,63 +91,43 @@ MIMIC_AVX512 void forward_tile(const float* xp, const Pass& p, int c0, int c1, c
             }
         }
     }
-    if (sink) {
-        for (int j = 0; j < FB; ++j) {
-            const TileSink k = sink_at(*sink, j);
-            for (int v = 0; v < PV; ++v)
-                sink_grid(acc[j][v], p, q0 + v * kLanes, k);
-        }
-        return;
-    }
     for (int j = 0; j < FB; ++j)
         for (int v = 0; v < PV; ++v)
             _mm512_storeu_ps(out + j * p.qv + v * kLanes, acc[j][v]);
 }
 
 template <int PV, bool ACC>
-MIMIC_AVX512 void forward_block(const float* xp, const Pass& p, int c0, int c1, const float* w, float* out,
-                                const TileSink* sink) {
+MIMIC_AVX512 void forward_block(const float* xp, const Pass& p, int c0, int c1, const float* w, float* out) {
     int f0 = 0;
-    for (; f0 + kFB <= p.fout; f0 += kFB) {
-        const TileSink k = sink ? sink_at(*sink, f0) : TileSink();
+    for (; f0 + kFB <= p.fout; f0 += kFB)
         for (std::int64_t q0 = 0; q0 < p.qv; q0 += PV * kLanes)
-            forward_tile<kFB, PV, ACC>(xp + q0, p, c0, c1, w + f0, out + f0 * p.qv + q0, sink ? &k : nullptr,
-                                       q0);
-    }
-    for (; f0 < p.fout; ++f0) {
-        const TileSink k = sink ? sink_at(*sink, f0) : TileSink();
+            forward_tile<kFB, PV, ACC>(xp + q0, p, c0, c1, w + f0, out + f0 * p.qv + q0);
+    for (; f0 < p.fout; ++f0)
         for (std::int64_t q0 = 0; q0 < p.qv; q0 += PV * kLanes)
-            forward_tile<1, PV, ACC>(xp + q0, p, c0, c1, w + f0, out + f0 * p.qv + q0, sink ? &k : nullptr,
-                                     q0);
-    }
+            forward_tile<1, PV, ACC>(xp + q0, p, c0, c1, w + f0, out + f0 * p.qv + q0);
 }
 
 template <int PV>
-MIMIC_AVX512 void forward_pass_pv(const float* xp, const Pass& p, const float* w, float* out,
-                                  const TileSink* sink) {
+MIMIC_AVX512 void forward_pass_pv(const float* xp, const Pass& p, const float* w, float* out) {
     // Channel blocks keep a tile's weights (cb*KK*8 floats) within about 16 KiB of L1.
     const int kk = p.k * p.k, cb = std::max(1, 16384 / (kk * kFB * 4));
     for (int c0 = 0; c0 < p.cin; c0 += cb) {
         const int c1 = std::min(p.cin, c0 + cb);
-        const TileSink* last = c1 == p.cin ? sink : nullptr; // the sums are complete in the last block
         if (c0 == 0)
-            forward_block<PV, false>(xp, p, c0, c1, w, out, last);
+            forward_block<PV, false>(xp, p, c0, c1, w, out);
         else
-            forward_block<PV, true>(xp, p, c0, c1, w, out, last);
+            forward_block<PV, true>(xp, p, c0, c1, w, out);
     }
 }
 
-/// out [fout][qv] = the direct convolution of the padded planes xp with w [cin*KK][fout]; or, with a sink,
-/// its planes = the epilogue of that convolution plus the bias (out then holds only the partial sums of
-/// the channel blocks before the last).
-MIMIC_AVX512 void forward_pass(const float* xp, const Pass& p, const float* w, float* out,
-                               const TileSink* sink = nullptr) {
+/// out [fout][qv] = the direct convolution of the padded planes xp with w [cin*KK][fout].
+MIMIC_AVX512 void forward_pass(const float* xp, const Pass& p, const float* w, float* out) {
     if (p.pv == 3)
-        forward_pass_pv<3>(xp, p, w, out, sink);
+        forward_pass_pv<3>(xp, p, w, out);
     else if (p.pv == 2)
-        forward_pass_pv<2>(xp, p, w, out, sink);
+        forward_pass_pv<2>(xp, p, w, out);
     else
-        forward_pass_pv<1>(xp, p, w, out, sink);
+        forward_pass_pv<1>(xp, p, w, out);
 }
 
 /// Filter-vector tiles, for small output grids with many channels: each register holds 16 output channels
@@ -229,12 +166,26 @@ FilterPlan filter_plan(const Pass& p) {
     return f;
 }
 
+/// Where a forward filter pass stores its outputs directly (rather than as [pixel][ldf] for unpack_outputs):
+/// one sample's planes y [fout][P] (NCHW), bias, residual (null: none) and epilogue e applied; filter_pass
+/// moves y, bias and residual to each tile's first channel and pixel and sets n, the channels from there.
+struct TileSink {
+    float* y = nullptr;
+    const float* bias = nullptr;
+    const float* residual = nullptr;
+    const ConvEpilogue* e = nullptr;
+    std::int64_t P = 0;
+    int n = 0;
+};
+
+MIMIC_AVX512 inline __m512 activate(__m512 v, ConvAct a);
+
 /// r[i] lane j -> r[j] lane i (defined with the depthwise kernels below).
 MIMIC_AVX512 inline void transpose16(__m512 r[16]);
 
 /// Stores one tile row's np outputs of 16 channels (pix[i]: pixel i's channels) into the sink's planes at
 /// channel c0 and pixel offset at: transposed in registers, plus the bias, through the epilogue (the
-/// arithmetic of ConvEpilogue::apply) under a mask of np lanes.
+/// arithmetic of epilogue_row) under a mask of np lanes.
 MIMIC_AVX512 inline void sink_row(__m512 pix[kLanes], int np, const TileSink& k, int c0, std::int64_t at) {
     transpose16(pix);
     const __mmask16 m = __mmask16((1u << np) - 1);
@@ -558,6 +509,32 @@ MIMIC_AVX512 inline __m512 activate(__m512 v, ConvAct a) {
     return v;
 }
 
+/// d[0 .. n) = the epilogue e of s[0 .. n) + b, with the residual row r (null: none), under masks (no
+/// spill: r may be the next row of d's neighbour). The arithmetic of ConvEpilogue::apply.
+MIMIC_AVX512 void epilogue_row(const float* s, float* d, int n, float b, const float* r,
+                               const ConvEpilogue& e) {
+    const __m512 bv = _mm512_set1_ps(b);
+    for (int j = 0; j < n; j += kLanes) {
+        const __mmask16 m = n - j >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
+        __m512 v = activate(_mm512_add_ps(_mm512_maskz_loadu_ps(m, s + j), bv), e.act);
+        if (r) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + j));
+        _mm512_mask_storeu_ps(d + j, m, activate(v, e.post));
+    }
+}
+
+/// unpad_outputs with any epilogue: dst [n][oh][ow] of sample s (its residual row at e.residual +
+/// s*e.residual_ld) = the epilogue of out [n][qv] + bias.
+MIMIC_AVX512 void unpad_outputs_epilogue(const float* out, const Pass& p, const float* bias,
+                                         const ConvEpilogue& e, std::int64_t s, float* dst) {
+    const float* res = e.residual ? e.residual + s * e.residual_ld : nullptr;
+    for (int c = 0; c < p.fout; ++c)
+        for (int i = 0; i < p.oh; ++i) {
+            const std::int64_t at = (std::int64_t(c) * p.oh + i) * p.ow;
+            epilogue_row(out + c * p.qv + std::int64_t(i) * p.wp, dst + at, p.ow, bias[c],
+                         res ? res + at : nullptr, e);
+        }
+}
+
 float* grow(std::vector<float>& v, std::int64_t n) {
     if (std::int64_t(v.size()) < n) v.resize(std::size_t(n));
     return v.data();
@@ -615,19 +592,29 @@ void forward_samples(const float* x, std::int64_t s0, std::int64_t s1, const flo
     std::fill(xp, xp + g.c * p.plane, 0.0f);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w,
                        o = e.ld > 0 ? e.ld : std::int64_t(g.f) * g.pixels();
+    // Bias and ReLU (or nothing) take the register-tiled copies below, anything else the epilogue rows.
+    const bool general = e.residual || e.post != ConvAct::none || e.act == ConvAct::relu6;
+    const bool relu = e.act == ConvAct::relu;
     for (std::int64_t s = s0; s < s1; ++s) {
         pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
-        // The tiles write the NCHW planes through the epilogue themselves: no [pixel][ldf] or grid pass.
-        TileSink k;
-        k.y = y + s * o;
-        k.bias = b;
-        k.residual = e.residual ? e.residual + s * e.residual_ld : nullptr;
-        k.e = &e;
-        k.P = g.pixels();
-        if (filter)
+        if (filter) {
+            // The tiles write the NCHW planes through the epilogue themselves: no [pixel][ldf] pass.
+            TileSink k;
+            k.y = y + s * o;
+            k.bias = b;
+            k.residual = e.residual ? e.residual + s * e.residual_ld : nullptr;
+            k.e = &e;
+            k.P = g.pixels();
             filter_pass(xp, p, fp, wpk, nullptr, &k);
+            continue;
+        }
+        forward_pass(xp, p, W, out);
+        if (general)
+            unpad_outputs_epilogue(out, p, b, e, s, y + s * o);
+        else if (relu)
+            unpad_outputs<true, true>(out, p, b, y + s * o);
         else
-            forward_pass(xp, p, W, out, &k);
+            unpad_outputs<true, false>(out, p, b, y + s * o);
     }
 }
 
