@@ -165,14 +165,52 @@ FilterPlan filter_plan(const Pass& p) {
     return f;
 }
 
+/// Where a forward filter pass stores its outputs directly (rather than as [pixel][ldf] for unpack_outputs):
+/// one sample's planes y [fout][P] (NCHW), bias, residual (null: none) and epilogue e applied; filter_pass
+/// moves y, bias and residual to each tile's first channel and pixel and sets n, the channels from there.
+struct TileSink {
+    float* y = nullptr;
+    const float* bias = nullptr;
+    const float* residual = nullptr;
+    const ConvEpilogue* e = nullptr;
+    std::int64_t P = 0;
+    int n = 0;
+};
+
+/// r[i] lane j -> r[j] lane i (defined with the depthwise kernels below).
+MIMIC_AVX512 inline void transpose16(__m512 r[16]);
+
+/// Stores one tile row's np outputs of 16 channels (pix[i]: pixel i's channels) into the sink's planes at
+/// channel c0 and pixel offset at: transposed in registers, plus the bias, through the epilogue (the
+/// arithmetic of epilogue_row) under a mask of np lanes.
+MIMIC_AVX512 inline void sink_row(__m512 pix[kLanes], int np, const TileSink& k, int c0, std::int64_t at) {
+    transpose16(pix);
+    const __mmask16 m = __mmask16((1u << np) - 1);
+    const int n = std::min(kLanes, k.n - c0);
+    for (int j = 0; j < n; ++j) {
+        const std::int64_t o = std::int64_t(c0 + j) * k.P + at;
+        __m512 v =
+            simd::activate(_mm512_add_ps(pix[j], _mm512_set1_ps(k.bias[c0 + j])), k.e->act, k.e->alpha);
+        if (k.residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, k.residual + o));
+        _mm512_mask_storeu_ps(k.y + o, m, simd::activate(v, k.e->post, 0.0f));
+    }
+}
+
 /// out[(r*ow + i)*ldf + v*16 + j] = sum over c < cin and taps t in [t0, t1) of xp[c][r*wp + i + off[t]] *
 /// w[(c*KK + t)*FV*16 + v*16 + j] for the tile's R x NP outputs; xp points at the tile's first grid position
 /// (lead included), w at the packed block, out at the tile's first output. The taps outside [t0, t1) read
-/// only padding rows for this tile: skipping them leaves every sum bitwise the same.
+/// only padding rows for this tile: skipping them leaves every sum bitwise the same. With a sink, the outputs
+/// go there (sink_row) instead of out.
 template <int FV, int R, int NP>
 MIMIC_AVX512 void filter_tile(const float* xp, const Pass& p, const float* w, float* out, int ow,
-                              std::int64_t ldf, int t0, int t1) {
+                              std::int64_t ldf, int t0, int t1, const TileSink* sink) {
     const float* const wb = w;
+    if (sink && sink->residual) // the residual rows come in while the tile computes
+        for (int j = 0; j < std::min(FV * kLanes, sink->n); ++j)
+            for (int r = 0; r < R; ++r)
+                _mm_prefetch(
+                    reinterpret_cast<const char*>(sink->residual + j * sink->P + std::int64_t(r) * ow),
+                    _MM_HINT_T0);
     __m512 acc[R][NP][FV];
     for (int r = 0; r < R; ++r)
         for (int i = 0; i < NP; ++i)
@@ -195,13 +233,24 @@ MIMIC_AVX512 void filter_tile(const float* xp, const Pass& p, const float* w, fl
                 }
         }
     }
+    if (sink) {
+        for (int r = 0; r < R; ++r)
+            for (int v = 0; v < FV && v * kLanes < sink->n; ++v) {
+                __m512 pix[kLanes];
+                for (int i = 0; i < kLanes; ++i)
+                    pix[i] = i < NP ? acc[r][i][v] : _mm512_setzero_ps();
+                sink_row(pix, NP, *sink, v * kLanes, std::int64_t(r) * ow);
+            }
+        return;
+    }
     for (int r = 0; r < R; ++r)
         for (int i = 0; i < NP; ++i)
             for (int v = 0; v < FV; ++v)
                 _mm512_storeu_ps(out + (std::int64_t(r) * ow + i) * ldf + v * kLanes, acc[r][i][v]);
 }
 
-using TileFn = void (*)(const float*, const Pass&, const float*, float*, int, std::int64_t, int, int);
+using TileFn = void (*)(const float*, const Pass&, const float*, float*, int, std::int64_t, int, int,
+                        const TileSink*);
 
 template <int FV, int R, int NP>
 constexpr TileFn tile_fn() {
@@ -242,10 +291,12 @@ void pack_blocks(const float* src, std::int64_t rows, int cols, const FilterPlan
     }
 }
 
-/// out [oh*ow][ldf] = the convolution of the padded planes xp with the packed weights wpk (no bias). Tiles
-/// go row by row; the last tile of a row (and the last row of tiles) is shifted back to end at the grid's
-/// edge, recomputing a few outputs.
-void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const float* wpk, float* out) {
+/// out [oh*ow][ldf] = the convolution of the padded planes xp with the packed weights wpk (no bias); or,
+/// with a sink, its planes = the epilogue of that convolution plus the bias (out unused). Tiles go row by
+/// row; the last tile of a row (and the last row of tiles) is shifted back to end at the grid's edge,
+/// recomputing a few outputs (the same values: the sink's residual does not overlap its outputs).
+void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const float* wpk, float* out,
+                 const TileSink* sink = nullptr) {
     const std::int64_t rows = std::int64_t(p.cin) * p.k * p.k;
     for (int b = 0; b < f.blocks + (f.tail > 0); ++b) {
         const TileFn fn = kTiles[b < f.blocks ? f.fv - 1 : 0][f.r - 1][f.np - 1];
@@ -257,8 +308,20 @@ void filter_pass(const float* xp, const Pass& p, const FilterPlan& f, const floa
             const int kh1 = p.s > 1 ? p.k : std::min(p.k, p.hp - p.pad - r);
             for (int c0 = 0; c0 < p.ow; c0 += f.np) {
                 const int c = std::min(c0, p.ow - f.np);
+                const std::int64_t pixel = std::int64_t(r) * p.ow + c;
+                if (sink) {
+                    TileSink k = *sink;
+                    const std::int64_t at = b * f.fvw * k.P + pixel;
+                    k.y += at;
+                    k.bias += b * f.fvw;
+                    if (k.residual) k.residual += at;
+                    k.n = p.fout - b * f.fvw;
+                    fn(xp + p.lead + std::int64_t(r) * p.wp + c, p, wpk + b * rows * f.fvw, nullptr, p.ow,
+                       f.ldf, kh0 * p.k, kh1 * p.k, &k);
+                    continue;
+                }
                 fn(xp + p.lead + std::int64_t(r) * p.wp + c, p, wpk + b * rows * f.fvw,
-                   out + (std::int64_t(r) * p.ow + c) * f.ldf + b * f.fvw, p.ow, f.ldf, kh0 * p.k, kh1 * p.k);
+                   out + pixel * f.ldf + b * f.fvw, p.ow, f.ldf, kh0 * p.k, kh1 * p.k, nullptr);
             }
         }
     }
@@ -391,9 +454,13 @@ void phase_planes(const float* src, int n, int h, int w, const Pass& p, float* d
             const float* row = src + (std::int64_t(c) * h + i) * w;
             float* d = dst + c * p.plane + std::int64_t(pi % s) * s * p.phase + std::int64_t(pi / s) * p.wp;
             // Column phase b holds the inputs j with (j + pad) % s == b, at column (j + pad) / s.
-            for (int b = 0; b < s; ++b)
-                for (int j = (b - p.pad % s + s) % s; j < w; j += s)
-                    d[b * p.phase + (j + p.pad) / s] = row[j];
+            // (j + pad) / s steps by one with j: no division per input.
+            for (int b = 0; b < s; ++b) {
+                const int j0 = (b - p.pad % s + s) % s;
+                float* db = d + b * p.phase + (j0 + p.pad) / s;
+                for (int j = j0; j < w; j += s)
+                    *db++ = row[j];
+            }
         }
 }
 
@@ -523,27 +590,26 @@ void forward_samples(const float* x, std::int64_t s0, std::int64_t s1, const flo
                      DirectConvScratch& ws, float* y, const ConvEpilogue& e) {
     const bool filter = wpk != nullptr;
     float* xp = grow(ws.in, g.c * p.plane);
-    float* out = grow(ws.out, filter ? g.pixels() * fp.ldf : g.f * p.qv + kLanes);
+    float* out = filter ? nullptr : grow(ws.out, g.f * p.qv + kLanes);
     std::fill(xp, xp + g.c * p.plane, 0.0f);
     const std::int64_t in = std::int64_t(g.c) * g.h * g.w,
                        o = e.ld > 0 ? e.ld : std::int64_t(g.f) * g.pixels();
     // Bias and ReLU (or nothing) take the register-tiled copies below, anything else the epilogue rows
-    // (filter tiles: unpacked with the bias, then the rest of the epilogue in place).
+    // (filter tiles: their stores apply the whole epilogue, sink_row).
     const bool general =
         e.residual || e.post != ConvAct::none || (e.act != ConvAct::none && e.act != ConvAct::relu);
     const bool relu = e.act == ConvAct::relu;
     for (std::int64_t s = s0; s < s1; ++s) {
         pad_planes(x + s * in, g.c, g.h, g.w, p, xp);
         if (filter) {
-            filter_pass(xp, p, fp, wpk, out);
-            if (general) {
-                unpack_outputs<true, false>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
-                epilogue_span(y + s * o, y + s * o, std::int64_t(g.f) * g.pixels(),
-                              e.residual ? e.residual + s * e.residual_ld : nullptr, ConvAct::none, e);
-            } else if (relu)
-                unpack_outputs<true, true>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
-            else
-                unpack_outputs<true, false>(out, g.pixels(), g.f, fp.ldf, b, y + s * o);
+            // The tiles write the NCHW planes through the epilogue themselves: no [pixel][ldf] pass.
+            TileSink k;
+            k.y = y + s * o;
+            k.bias = b;
+            k.residual = e.residual ? e.residual + s * e.residual_ld : nullptr;
+            k.e = &e;
+            k.P = g.pixels();
+            filter_pass(xp, p, fp, wpk, nullptr, &k);
             continue;
         }
         forward_pass(xp, p, W, out);
@@ -680,11 +746,12 @@ MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::i
 }
 
 // GCC 12's unpack intrinsics start from _mm512_undefined_ps (`__m512 __Y = __Y;`), which
-// -Wmaybe-uninitialized reports once inlined here: a false positive of the header, silenced for this
-// function.
+// -Wmaybe-uninitialized (or -Wuninitialized) reports once inlined here: a false positive of the header,
+// silenced for this function.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 /// r[i] lane j -> r[j] lane i: 16 x 16 floats transposed in registers (unpack within 128-bit lanes, then
 /// the 4 x 4 transposition of the 128-bit lanes).
