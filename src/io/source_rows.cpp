@@ -84,15 +84,22 @@ const unsigned char* ImageRows::read_chw(std::int64_t begin, std::int64_t count)
     return t;
 }
 
+void ImageRows::read_source_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const {
+    MIMIC_REQUIRE(src_->elem() == Elem::u8, name(), ": read_source_pixels of a source of ",
+                  elem_name(src_->elem()), " values");
+    if (count > 0) src_->read(begin, count, out);
+}
+
+std::int64_t ImageRows::chw_index(std::int64_t i) const {
+    if (!nhwc_) return i;
+    const std::int64_t hw = std::int64_t(h_) * w_;
+    return (i % c_) * hw + i / c_; // element (p, k) of an H*W x C row is feature k * hw + p
+}
+
 void ImageRows::read_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const {
-    MIMIC_REQUIRE(src_->elem() == Elem::u8, name(), ": read_pixels of a source of ", elem_name(src_->elem()),
-                  " values");
-    if (!nhwc_) {
-        if (count > 0) src_->read(begin, count, out);
-        return;
-    }
+    if (!nhwc_) return read_source_pixels(begin, count, out);
     raw_.resize(size_t(count * d()));
-    if (count > 0) src_->read(begin, count, raw_.data());
+    read_source_pixels(begin, count, raw_.data());
     to_chw<1>(raw_.data(), out, count, std::int64_t(h_) * w_, c_);
 }
 
