@@ -37,41 +37,59 @@ std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int lab
     return h;
 }
 
-std::uint64_t row_hash_sum(std::int64_t first_row, const float* X, std::int64_t count, std::int64_t d,
-                           const int* y, bool has_label) {
-    // row_hash's chain of mix64 is serial within a row; four rows' chains interleaved keep the multipliers
-    // busy. Each lane computes exactly row_hash of its row.
+namespace {
+/// Σ row_hash over rows first_row .. first_row + count - 1 whose values row_value(r, j) gives (j < d), with
+/// labels y (or 0 when null). row_hash's chain of mix64 is serial within a row; four rows' chains
+/// interleaved keep the multipliers busy. Each lane computes exactly row_hash of its row: a word is the
+/// bytes of two consecutive floats, the tail of an odd row one float's bytes padded with zeros.
+template <class RowValue>
+std::uint64_t hash_rows(std::int64_t first_row, std::int64_t count, std::int64_t d, const int* y,
+                        bool has_label, const RowValue& row_value) {
     constexpr int L = 4;
-    const std::int64_t words = d * std::int64_t(sizeof(float)) / 8;
+    const std::int64_t words = d / 2;
     const bool tail = d % 2 != 0;
     std::uint64_t sum = 0;
-    std::int64_t r = 0;
-    for (; r + L <= count; r += L) {
+    for (std::int64_t r = 0; r < count; r += L) {
+        const int lanes = int(std::min<std::int64_t>(L, count - r));
         std::uint64_t h[L];
-        const unsigned char* p[L];
-        for (int l = 0; l < L; ++l) {
+        for (int l = 0; l < L; ++l)
             h[l] = mix64(std::uint64_t(first_row + r + l) ^ 0x5bd1e9955bd1e995ULL);
-            p[l] = reinterpret_cast<const unsigned char*>(X + (r + l) * d);
+        if (lanes == L) {
+            for (std::int64_t i = 0; i < words; ++i)
+                for (int l = 0; l < L; ++l) {
+                    const float pair[2] = {row_value(r + l, 2 * i), row_value(r + l, 2 * i + 1)};
+                    std::uint64_t w;
+                    std::memcpy(&w, pair, 8);
+                    h[l] = mix64(h[l] ^ w) + 0x9e3779b97f4a7c15ULL;
+                }
+        } else {
+            for (int l = 0; l < lanes; ++l)
+                for (std::int64_t i = 0; i < words; ++i) {
+                    const float pair[2] = {row_value(r + l, 2 * i), row_value(r + l, 2 * i + 1)};
+                    std::uint64_t w;
+                    std::memcpy(&w, pair, 8);
+                    h[l] = mix64(h[l] ^ w) + 0x9e3779b97f4a7c15ULL;
+                }
         }
-        for (std::int64_t i = 0; i < words; ++i)
-            for (int l = 0; l < L; ++l) {
-                std::uint64_t w;
-                std::memcpy(&w, p[l] + 8 * i, 8);
-                h[l] = mix64(h[l] ^ w) + 0x9e3779b97f4a7c15ULL;
-            }
-        for (int l = 0; l < L; ++l) {
+        for (int l = 0; l < lanes; ++l) {
             if (tail) {
+                const float last = row_value(r + l, d - 1);
                 std::uint64_t w = 0;
-                std::memcpy(&w, p[l] + 8 * words, sizeof(float));
+                std::memcpy(&w, &last, sizeof last);
                 h[l] = mix64(h[l] ^ w);
             }
             if (has_label) h[l] = mix64(h[l] ^ (std::uint64_t(std::uint32_t(y ? y[r + l] : 0)) << 1 | 1));
             sum += h[l];
         }
     }
-    for (; r < count; ++r)
-        sum += row_hash(first_row + r, X + r * d, d, y ? y[r] : 0, has_label);
     return sum;
+}
+} // namespace
+
+std::uint64_t row_hash_sum(std::int64_t first_row, const float* X, std::int64_t count, std::int64_t d,
+                           const int* y, bool has_label) {
+    return hash_rows(first_row, count, d, y, has_label,
+                     [X, d](std::int64_t r, std::int64_t j) { return X[r * d + j]; });
 }
 
 const char* store_name(Store s) {
@@ -137,6 +155,21 @@ void PixelDecoder::decode(const std::uint8_t* px, std::int64_t count, float* X) 
         for (std::int64_t j = 0; j < d; ++j)
             out[j] = table[j * stride_ + in[j]];
     }
+}
+
+std::uint64_t PixelDecoder::hash(std::int64_t first_row, const std::uint8_t* px, std::int64_t count,
+                                 const int* y, bool has_label) const {
+    const std::int64_t d = this->d();
+    const float* table = table_.data();
+    if (table_.empty()) // rows too wide for a table: the expression itself, value by value
+        return hash_rows(first_row, count, d, y, has_label, [&](std::int64_t r, std::int64_t j) {
+            return normalized_value(float(px[r * d + j]), scale_, mean_[size_t(j)], std_[size_t(j)]);
+        });
+    if (stride_ == 0) // one table for every feature
+        return hash_rows(first_row, count, d, y, has_label,
+                         [=](std::int64_t r, std::int64_t j) { return table[px[r * d + j]]; });
+    return hash_rows(first_row, count, d, y, has_label,
+                     [=](std::int64_t r, std::int64_t j) { return table[j * 256 + px[r * d + j]]; });
 }
 
 bool PixelDecoder::one_to_one() const {
@@ -464,24 +497,10 @@ std::uint64_t DatasetWriter::write_pixels(std::int64_t begin, std::int64_t count
         pixels_.decode(px, count, decoded_.data());
         return write(begin, count, decoded_.data(), y);
     }
-    const std::uint64_t sum = hash_pixels(begin, count, px, y);
+    const std::uint64_t sum = pixels_.hash(begin, px, count, y, meta_.has_labels);
     h5::write_rows(X_, H5T_NATIVE_UINT8, begin, count, px, file_.parallel());
     if (meta_.has_labels) h5::write_rows(y_, H5T_NATIVE_INT, begin, count, y, file_.parallel());
     hash_sum_ += sum;
-    return sum;
-}
-
-std::uint64_t DatasetWriter::hash_pixels(std::int64_t begin, std::int64_t count, const std::uint8_t* px,
-                                         const int* y) {
-    constexpr std::int64_t kRows = 16; // decoded rows stay in cache while they are hashed
-    const std::int64_t d = meta_.d;
-    decoded_.resize(size_t(kRows * d));
-    std::uint64_t sum = 0;
-    for (std::int64_t r = 0; r < count; r += kRows) {
-        const std::int64_t k = std::min(kRows, count - r);
-        pixels_.decode(px + r * d, k, decoded_.data());
-        sum += row_hash_sum(begin + r, decoded_.data(), k, d, y ? y + r : nullptr, meta_.has_labels);
-    }
     return sum;
 }
 

@@ -45,11 +45,26 @@ double ImageRows::scale() const {
 }
 
 namespace {
+/// to_chw of bytes with a channel count fixed at compile time: one pass over each row, the C planes
+/// written side by side (the compiler turns the interleaved reads into vector shuffles).
+template <int C>
+void bytes_to_chw(const unsigned char* src, unsigned char* dst, std::int64_t count, std::int64_t hw) {
+    for (std::int64_t r = 0; r < count; ++r) {
+        const unsigned char* in = src + r * hw * C;
+        unsigned char* out = dst + r * hw * C;
+        for (std::int64_t p = 0; p < hw; ++p)
+            for (int k = 0; k < C; ++k)
+                out[k * hw + p] = in[p * C + k];
+    }
+}
+
 /// count rows of (H*W, C) elements of S bytes at src to (C, H*W) at dst, as raw bytes.
 template <size_t S>
 void to_chw(const unsigned char* src, unsigned char* dst, std::int64_t count, std::int64_t hw, int c) {
     const std::int64_t d = hw * c;
     if constexpr (S == 1) { // bytes: each channel's plane written in order, read with a stride of c
+        if (c == 3) return bytes_to_chw<3>(src, dst, count, hw); // RGB
+        if (c == 4) return bytes_to_chw<4>(src, dst, count, hw); // RGBA
         for (std::int64_t r = 0; r < count; ++r)
             for (int k = 0; k < c; ++k) {
                 const unsigned char* in = src + r * d + k;
@@ -84,15 +99,22 @@ const unsigned char* ImageRows::read_chw(std::int64_t begin, std::int64_t count)
     return t;
 }
 
+void ImageRows::read_source_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const {
+    MIMIC_REQUIRE(src_->elem() == Elem::u8, name(), ": read_source_pixels of a source of ",
+                  elem_name(src_->elem()), " values");
+    if (count > 0) src_->read(begin, count, out);
+}
+
+std::int64_t ImageRows::chw_index(std::int64_t i) const {
+    if (!nhwc_) return i;
+    const std::int64_t hw = std::int64_t(h_) * w_;
+    return (i % c_) * hw + i / c_; // element (p, k) of an H*W x C row is feature k * hw + p
+}
+
 void ImageRows::read_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const {
-    MIMIC_REQUIRE(src_->elem() == Elem::u8, name(), ": read_pixels of a source of ", elem_name(src_->elem()),
-                  " values");
-    if (!nhwc_) {
-        if (count > 0) src_->read(begin, count, out);
-        return;
-    }
+    if (!nhwc_) return read_source_pixels(begin, count, out);
     raw_.resize(size_t(count * d()));
-    if (count > 0) src_->read(begin, count, raw_.data());
+    read_source_pixels(begin, count, raw_.data());
     to_chw<1>(raw_.data(), out, count, std::int64_t(h_) * w_, c_);
 }
 

@@ -169,34 +169,39 @@ int decide_classes(const Input& train, const Input& test, const DataImportOption
 }
 
 /// Σu and Σu² of each feature over this rank's share of rows [0, n) of an 8-bit source, added to s and q:
-/// integers, exact in any order. Counted in 32 bits over at most 65,536 rows (65,536 x 255² < 2^32), then
-/// added to the 64-bit sums.
+/// integers, exact in any order. Rows are summed in the source's own element order (no transpose), counted
+/// in 32 bits over at most 65,536 rows (65,536 x 255² < 2^32), then added to the 64-bit sums of their
+/// C, H, W feature.
 void add_pixel_sums(const io::ImageRows& x, std::int64_t n, std::int64_t block, const par::Comm& comm,
                     std::vector<long long>& s, std::vector<long long>& q) {
     const std::int64_t d = x.d();
     const auto mine = par::split_range(n, comm.size(), comm.rank());
     std::vector<std::uint8_t> px;
     std::vector<std::uint32_t> s32(size_t(d), 0), q32(size_t(d), 0);
+    std::vector<std::int64_t> feature(static_cast<size_t>(d));
+    for (std::int64_t i = 0; i < d; ++i)
+        feature[size_t(i)] = x.chw_index(i);
     std::int64_t counted = 0;
     const auto flush = [&] {
-        for (std::int64_t j = 0; j < d; ++j) {
-            s[size_t(j)] += s32[size_t(j)], q[size_t(j)] += q32[size_t(j)];
-            s32[size_t(j)] = q32[size_t(j)] = 0;
+        for (std::int64_t i = 0; i < d; ++i) {
+            const auto j = size_t(feature[size_t(i)]);
+            s[j] += s32[size_t(i)], q[j] += q32[size_t(i)];
+            s32[size_t(i)] = q32[size_t(i)] = 0;
         }
         counted = 0;
     };
     for (std::int64_t b = mine.begin; b < mine.end; b += block) {
         const std::int64_t k = std::min(block, mine.end - b);
         px.resize(size_t(k * d));
-        x.read_pixels(b, k, px.data());
+        x.read_source_pixels(b, k, px.data());
         for (std::int64_t r = 0; r < k; ++r) {
             const std::uint8_t* row = px.data() + r * d;
             std::uint32_t* sp = s32.data();
             std::uint32_t* qp = q32.data();
-            for (std::int64_t j = 0; j < d; ++j) {
-                const std::uint32_t u = row[j];
-                sp[j] += u;
-                qp[j] += u * u;
+            for (std::int64_t i = 0; i < d; ++i) {
+                const std::uint32_t u = row[i];
+                sp[i] += u;
+                qp[i] += u * u;
             }
             if (++counted == 65536) flush();
         }
@@ -375,17 +380,22 @@ void open_output(Out& out, io::DatasetMeta meta, const std::vector<float>& mean,
 }
 
 /// Reads rows [b, b + count) of an output's input and converts them: an 8-bit source stored as uint8 as its
-/// pixels (px), any other as normalised float32 values (X); labels into y.
-void read_block(const Input& in, std::int64_t b, std::int64_t count, bool pixels, double scale,
-                const std::vector<float>& mean, const std::vector<float>& stdev,
-                std::vector<std::uint8_t>& px, std::vector<double>& raw, std::vector<float>& X,
-                std::vector<int>& y) {
+/// pixels (px); an 8-bit source stored otherwise as its pixels decoded by `decoder` (the table of
+/// normalized_value per feature, the same bits as the expression) into X; any other source as normalised
+/// float32 values (X). Labels into y.
+void read_block(const Input& in, std::int64_t b, std::int64_t count, bool pixels,
+                const io::PixelDecoder* decoder, double scale, const std::vector<float>& mean,
+                const std::vector<float>& stdev, std::vector<std::uint8_t>& px, std::vector<double>& raw,
+                std::vector<float>& X, std::vector<int>& y) {
     const std::int64_t d = in.x->d();
     y.resize(size_t(count));
     if (in.y) in.y->read(b, count, y.data());
-    if (pixels) {
+    if (pixels || decoder) {
         px.resize(size_t(count * d));
-        return in.x->read_pixels(b, count, px.data());
+        in.x->read_pixels(b, count, px.data());
+        if (pixels) return;
+        X.resize(size_t(count * d));
+        return decoder->decode(px.data(), count, X.data());
     }
     raw.resize(size_t(count * d));
     X.resize(size_t(count * d));
@@ -398,12 +408,15 @@ void read_block(const Input& in, std::int64_t b, std::int64_t count, bool pixels
 
 /// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
 /// agreed on, then one collective write per round and the block marked done once on disk). With `pixels`
-/// (--store uint8, an 8-bit source) the pixels go to the file as they are, hashed as a reader decodes them.
+/// (--store uint8, an 8-bit source) the pixels go to the file as they are, hashed as a reader decodes them;
+/// other stores of an 8-bit source decode its pixels through a PixelDecoder.
 void write_output(Out& out, bool pixels, double scale, const std::vector<float>& mean,
                   const std::vector<float>& stdev, std::int64_t B, const par::Comm& comm, Progress& prog,
                   std::int64_t& rows_done) {
     const Input& in = *out.src;
     const auto rounds = std::int64_t(comm.max(double(out.todo.size())));
+    const bool decoded = !pixels && in.x->source().elem() == io::Elem::u8;
+    const io::PixelDecoder decoder = decoded ? io::PixelDecoder(mean, stdev, scale) : io::PixelDecoder();
     std::vector<std::uint8_t> px;
     std::vector<double> raw;
     std::vector<float> X;
@@ -412,8 +425,10 @@ void write_output(Out& out, bool pixels, double scale, const std::vector<float>&
         const bool have = r < std::int64_t(out.todo.size());
         const std::int64_t k = have ? out.todo[size_t(r)] : 0;
         const std::int64_t b = have ? k * B : 0, count = have ? std::min(B, out.n - b) : 0;
-        par::agree(comm,
-                   [&] { read_block(in, out.first + b, count, pixels, scale, mean, stdev, px, raw, X, y); });
+        par::agree(comm, [&] {
+            read_block(in, out.first + b, count, pixels, decoded ? &decoder : nullptr, scale, mean, stdev, px,
+                       raw, X, y);
+        });
         const int* labels = in.y ? y.data() : nullptr;
         const std::uint64_t hash = pixels ? out.w->write_pixels(b, count, px.data(), labels)
                                           : out.w->write(b, count, X.data(), labels);

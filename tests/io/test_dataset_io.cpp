@@ -395,6 +395,38 @@ TEST(DatasetIO, Uint8PixelsWriteTheFileOfTheirNormalisedValues) {
     expect_same_pixel_files(dir, world, d, wm, ws);
 }
 
+/// PixelDecoder::hash gives row_hash_sum of the rows decode() writes: odd and even widths, row counts that
+/// do and do not fill its four lanes, with and without labels, through a per-feature table, the global one
+/// and, beyond kTableMaxBytes, the expression value by value.
+TEST(DatasetIO, PixelHashIsTheHashOfTheDecodedRows) {
+    const auto check = [](std::int64_t d, bool global) {
+        std::vector<float> mean(static_cast<size_t>(d)), sd(static_cast<size_t>(d));
+        for (std::int64_t j = 0; j < d; ++j)
+            mean[size_t(j)] = global ? 0.4f : float(j % 13) / 13.0f,
+            sd[size_t(j)] = global ? 0.3f : 0.2f + float(j % 7) / 7.0f;
+        const io::PixelDecoder dec(mean, sd, 1.0 / 255.0);
+        for (std::int64_t count : {0, 1, 3, 4, 5, 9}) {
+            std::vector<std::uint8_t> px(size_t(count * d));
+            for (size_t i = 0; i < px.size(); ++i)
+                px[i] = std::uint8_t((i * 151 + i / 7) % 256);
+            std::vector<float> X(px.size());
+            dec.decode(px.data(), count, X.data());
+            std::vector<int> y(static_cast<size_t>(count));
+            for (std::int64_t i = 0; i < count; ++i)
+                y[size_t(i)] = int(i % 5);
+            for (bool labelled : {false, true})
+                EXPECT_EQ(dec.hash(17, px.data(), count, labelled ? y.data() : nullptr, labelled),
+                          io::row_hash_sum(17, X.data(), count, d, labelled ? y.data() : nullptr, labelled))
+                    << "d " << d << (global ? " global" : " per feature") << ", " << count << " rows"
+                    << (labelled ? ", labelled" : "");
+        }
+    };
+    for (std::int64_t d : {1, 6, 7, 3073})
+        for (bool global : {false, true})
+            check(d, global);
+    check(std::int64_t(io::PixelDecoder::kTableMaxBytes / 1024) + 9, false); // no table
+}
+
 TEST(DatasetIO, Uint8PixelsOfNoFiniteValueAreRefusedAsByWrite) {
     par::Comm world;
     auto dir = test::scratch_dir(world);

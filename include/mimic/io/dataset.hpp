@@ -42,6 +42,10 @@ public:
     std::int64_t d() const { return std::int64_t(mean_.size()); }
     /// count rows of d() pixels into X (count * d() floats).
     void decode(const std::uint8_t* px, std::int64_t count, float* X) const;
+    /// row_hash_sum of the decoded rows (first_row onwards, labels y or 0 when null), each value looked up
+    /// as it is hashed: the same sum without the float rows in memory.
+    std::uint64_t hash(std::int64_t first_row, const std::uint8_t* px, std::int64_t count, const int* y,
+                       bool has_label) const;
     /// Whether, for every feature, the 8-bit value that DatasetWriter::write() stores for each pixel's
     /// decoded value is that pixel (no two pixels decode to the same float, none to a non-finite one).
     bool one_to_one() const;
@@ -186,13 +190,10 @@ private:
     DatasetMeta meta_;
     h5::File file_;
     h5::Handle X_, y_;
-    /// Σ row_hash of count rows of pixels, decoded a few rows at a time.
-    std::uint64_t hash_pixels(std::int64_t begin, std::int64_t count, const std::uint8_t* px, const int* y);
-
     std::vector<float> mean_, std_;     ///< uint8 store: the normalisation the stored pixels go through
     PixelDecoder pixels_;               ///< write_pixels: mean_ and std_ as a reader applies them
     int pixels_one_to_one_ = -1;        ///< write_pixels: pixels_.one_to_one(), -1 until asked
-    std::vector<float> decoded_;        ///< write_pixels: rows decoded for hashing (or for write())
+    std::vector<float> decoded_;        ///< write_pixels: rows decoded for write() (pixels not one to one)
     std::vector<unsigned char> stored_; ///< one block in the stored type
     std::uint64_t hash_sum_ = 0;
     bool committed_ = false;

@@ -27,6 +27,11 @@ public:
     /// Rows [begin, begin + count) of an 8-bit source (elem() u8) as they are, count * d() bytes in
     /// C, H, W order, into out: no conversion (nchw rows are read straight into out).
     void read_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const;
+    /// Rows [begin, begin + count) of an 8-bit source in the source's own element order (H, W, C for nhwc
+    /// rows), count * d() bytes into out: no transpose.
+    void read_source_pixels(std::int64_t begin, std::int64_t count, std::uint8_t* out) const;
+    /// The C, H, W feature index of element i (< d()) of a row in the source's own order.
+    std::int64_t chw_index(std::int64_t i) const;
 
 private:
     /// Rows [begin, begin + count) as raw elements in C, H, W order: raw_ (or tmp_ when transposed).
