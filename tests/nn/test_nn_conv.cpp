@@ -4,6 +4,7 @@
 // device im2col, col2im and bias-gradient reduction against each other.
 #include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
+#include "mimic/nn/layers/impl/activation_simd.hpp"
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include "nn_test_util.hpp"
@@ -270,7 +271,8 @@ TEST(Conv, DepthwiseStridesKernelsAndPlanes) {
     check_geometry({16, 5, 7, 16, 1, 2, 0, 16}, 2);   // 1x1 stride 2
 }
 #if MIMIC_CONV_DIRECT
-/// The depthwise kernel's fused ReLU, and its results split over any number of threads, bit for bit.
+/// The depthwise kernel's fused ReLU and other activations, and its results split over any number of threads,
+/// bit for bit.
 TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
     if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
     const ConvGeometry g{20, 7, 7, 20, 3, 2, 1, 20};
@@ -293,6 +295,15 @@ TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
                                            ConvEpilogue{ConvAct::relu});
             for (std::size_t i = 0; i < y.size(); ++i)
                 ASSERT_EQ(yr[i], y[i] > 0.0f ? y[i] : 0.0f) << i;
+            // The other activations alone, in the kernel's registers: activate_rows' bits.
+            for (const ConvAct a : {ConvAct::relu6, ConvAct::silu, ConvAct::hardswish, ConvAct::leakyrelu}) {
+                ConvEpilogue ea{a};
+                ea.alpha = 0.125f;
+                std::vector<float> ya(y.size()), want(y.size());
+                impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, t, ws, ya.data(), ea);
+                impl::activate_rows(a, ea.alpha, y.data(), want.data(), std::int64_t(y.size()));
+                ASSERT_EQ(ya, want) << "activation " << int(a);
+            }
             // Any other epilogue (relu6, a residual, the activation after it) takes the second pass.
             std::vector<float> res(y.size()), y6(y.size());
             for (std::size_t i = 0; i < res.size(); ++i)

@@ -708,12 +708,34 @@ MIMIC_AVX512 void depthwise_grid(const float* xp, const DepthPlan& d, const floa
         depthwise_grid_taps<0>(xp, d, w, C, out);
 }
 
+/// v + b, then the depthwise kernels' activation ACT: 0 none, 1 the ReLU, 2 simd::activate with a, alpha.
+template <int ACT>
+MIMIC_AVX512 inline __m512 bias_act(__m512 v, __m512 b, ConvAct a, float alpha) {
+    v = bias_relu<true, ACT == 1>(v, b);
+    return ACT == 2 ? simd::activate(v, a, alpha) : v;
+}
+
+/// d[0 .. n) = bias_act<ACT>(s[0 .. n) + b); past n, whole registers stored when spill (as copy_row).
+template <int ACT>
+MIMIC_AVX512 inline void act_row(const float* s, float* d, int n, float b, ConvAct a, float alpha,
+                                 bool spill) {
+    if (ACT < 2) return copy_row<true, false, ACT == 1>(s, d, n, b, spill);
+    const __m512 bv = _mm512_set1_ps(b);
+    for (int j = 0; j < n; j += kLanes) {
+        const __m512 v = bias_act<ACT>(_mm512_loadu_ps(s + j), bv, a, alpha);
+        if (spill || n - j >= kLanes)
+            _mm512_storeu_ps(d + j, v);
+        else
+            _mm512_mask_storeu_ps(d + j, __mmask16((1u << (n - j)) - 1), v);
+    }
+}
+
 /// Samples [s0, s1) on grid tiles, a channel at a time: its phase planes, the grid, then its output rows
-/// with the bias (and the ReLU).
-template <bool RELU>
+/// with the bias and the activation ACT (bias_act).
+template <int ACT>
 MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::int64_t s1, const float* W,
-                                         const float* b, const ConvGeometry& g, const DepthPlan& d,
-                                         DirectConvScratch& ws, float* y) {
+                                         const float* b, const ConvGeometry& g, const DepthPlan& d, ConvAct a,
+                                         float alpha, DirectConvScratch& ws, float* y) {
     float* xp = grow(ws.in, d.plane);
     float* out = grow(ws.out, d.qv + kLanes);
     std::fill(xp, xp + d.plane, 0.0f); // the padding stays zero: each channel rewrites the same interior
@@ -740,8 +762,8 @@ MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::i
             for (int i = 0; i < d.oh; ++i) {
                 const std::int64_t at = (std::int64_t(c) * d.oh + i) * d.ow;
                 const bool spill = at + (d.ow + kLanes - 1) / kLanes * kLanes <= o;
-                copy_row<true, false, RELU>(out + std::int64_t(i) * d.wq, dst + std::int64_t(i) * d.ow, d.ow,
-                                            b[c], spill);
+                act_row<ACT>(out + std::int64_t(i) * d.wq, dst + std::int64_t(i) * d.ow, d.ow, b[c], a, alpha,
+                             spill);
             }
         }
 }
@@ -846,12 +868,13 @@ MIMIC_AVX512 void grad_to_grid(const float* d, int F, int OH, int OW, std::int64
 
 /// Samples [s0, s1) on channel tiles: the inputs transposed to [hpad][wpad][C16] (zero border), then per
 /// output pixel and block of 16 channels the taps that reach the image, in order from 0 (the others add
-/// exact zeros: the grid tiles' sums bit for bit), the bias (and the ReLU); 16 pixels' outputs at a time
-/// transposed back to the channels' planes (scattered there for planes under 16 pixels).
-template <bool RELU>
+/// exact zeros: the grid tiles' sums bit for bit), the bias and the activation ACT (bias_act); 16 pixels'
+/// outputs at a time transposed back to the channels' planes (scattered there for planes under 16 pixels).
+template <int ACT>
 MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std::int64_t s1,
                                             const float* wpk, const float* b, const ConvGeometry& g,
-                                            const DepthPlan& d, DirectConvScratch& ws, float* y) {
+                                            const DepthPlan& d, ConvAct a, float alpha, DirectConvScratch& ws,
+                                            float* y) {
     const int C = g.c, H = g.h, Wd = g.w, c16 = d.c16, K = d.k, s = d.s;
     const std::int64_t P = std::int64_t(d.oh) * d.ow;
     float* xt = grow(ws.in, std::int64_t(d.hpad) * d.wpad * c16);
@@ -877,7 +900,7 @@ MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std
                         acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + std::int64_t(kw) * c16),
                                               _mm512_loadu_ps(wr + std::int64_t(kw) * c16), acc);
                 }
-                acc = bias_relu<true, RELU>(acc, bias);
+                acc = bias_act<ACT>(acc, bias, a, alpha);
                 if (P < kLanes) { // small planes: scattered to the channels' planes
                     _mm512_mask_i32scatter_ps(dst + cb * P + p, first_lanes(nc), steps, acc, 4);
                     continue;
@@ -1212,12 +1235,12 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
                               const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                               float* y, const ConvEpilogue& e) {
     const DepthPlan d(g, t.tiles);
-    // The kernels store bias + ReLU (or bias) into contiguous rows; any other epilogue takes a second pass
-    // over raw conv + bias outputs (in place, or from the group scratch for a strided output).
+    // The kernels store bias and the activation e.act (in registers) into contiguous rows; a residual, a
+    // post activation or a strided output take a second pass over raw conv + bias outputs (in place, or from
+    // the group scratch for a strided output).
     const std::int64_t out = std::int64_t(g.f) * g.pixels();
-    const bool plain = !e.residual && e.post == ConvAct::none && (e.ld == 0 || e.ld == out) &&
-                       (e.act == ConvAct::none || e.act == ConvAct::relu);
-    const bool relu = plain && e.act == ConvAct::relu;
+    const bool plain = !e.residual && e.post == ConvAct::none && (e.ld == 0 || e.ld == out);
+    const int act = !plain || e.act == ConvAct::none ? 0 : e.act == ConvAct::relu ? 1 : 2;
     float* raw = plain || e.ld == 0 || e.ld == out ? y : grow(ws.group_out, batch * out);
     // Channel tiles read the weights [K*K][C] (W's layout) padded to [K*K][C16].
     float* wpk = d.channels ? grow(ws.packed, std::int64_t(g.k) * g.k * d.c16) : nullptr;
@@ -1227,14 +1250,19 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
     for_each_part("mimic::nn::conv::direct_depthwise_forward", parts, [&](int part) {
         const auto r = part_range(batch, parts, part);
         DirectConvScratch& sc = ws.threads[size_t(part)];
-        if (d.channels && relu)
-            depthwise_channel_samples<true>(x, r.first, r.second, wpk, b, g, d, sc, raw);
+        const auto s0 = r.first, s1 = r.second;
+        if (d.channels && act == 0)
+            depthwise_channel_samples<0>(x, s0, s1, wpk, b, g, d, e.act, e.alpha, sc, raw);
+        else if (d.channels && act == 1)
+            depthwise_channel_samples<1>(x, s0, s1, wpk, b, g, d, e.act, e.alpha, sc, raw);
         else if (d.channels)
-            depthwise_channel_samples<false>(x, r.first, r.second, wpk, b, g, d, sc, raw);
-        else if (relu)
-            depthwise_grid_samples<true>(x, r.first, r.second, W, b, g, d, sc, raw);
+            depthwise_channel_samples<2>(x, s0, s1, wpk, b, g, d, e.act, e.alpha, sc, raw);
+        else if (act == 0)
+            depthwise_grid_samples<0>(x, s0, s1, W, b, g, d, e.act, e.alpha, sc, raw);
+        else if (act == 1)
+            depthwise_grid_samples<1>(x, s0, s1, W, b, g, d, e.act, e.alpha, sc, raw);
         else
-            depthwise_grid_samples<false>(x, r.first, r.second, W, b, g, d, sc, raw);
+            depthwise_grid_samples<2>(x, s0, s1, W, b, g, d, e.act, e.alpha, sc, raw);
         if (!plain) apply_epilogue(raw, r.first, r.second, out, ConvAct::none, e, y);
     });
 }
