@@ -1274,9 +1274,14 @@ void direct_depthwise_backward(const float* x, const float* dy, std::int64_t bat
     const int pd = g.s == 1 ? g.k - 1 - g.p : 0;
     const DepthPlan d(g, 2), dd(ConvGeometry{g.c, g.oh(), g.ow(), g.c, pd + 1, 1, pd, g.c}, 2);
     const std::int64_t kk = std::int64_t(g.k) * g.k, per_sample = kk * d.c16;
-    // Grid tiles on the NCHW planes at stride 1 for 3x3 and 5x5 (unless t.tiles asks for channel tiles),
-    // channel tiles (inputs and dy transposed to channels-last) for the rest.
-    const bool grid = g.s == 1 && (g.k == 3 || g.k == 5) && t.tiles != 2;
+    // Grid tiles on the NCHW planes at stride 1 for 3x3 and 5x5 (t.tiles 1, or 0 with 12 to 32 outputs a
+    // row), channel tiles (inputs and dy transposed to channels-last) for the rest. Measured with bench_conv
+    // --tiles 0 against --tiles 2 (backward alone, batch 32, load 11-12 on 2 cores): grid tiles won on
+    // 14x14 (3x3 and 5x5, 192 channels, 1.13x) and 28x28 (96 channels, 1.16x), channel tiles on 56x56
+    // (1.11x), 10x10 (1.20x), 7x7 (1.4-1.6x) and planes of 4x4 and under (3-7x): the lane sums of the
+    // weight gradient and the row copies cost more there than the transpositions.
+    const bool grid = g.s == 1 && (g.k == 3 || g.k == 5) &&
+                      (t.tiles == 1 || (t.tiles == 0 && g.ow() >= 12 && g.ow() <= 32));
     float* wpk = dx && !grid ? grow(ws.packed, per_sample) : nullptr;
     if (wpk) pack_depthwise(W, g, d, wpk);
     float* dws = grow(ws.chunk_grad, batch * per_sample); // each sample's weight gradient
