@@ -4,6 +4,7 @@
 // device im2col, col2im and bias-gradient reduction against each other.
 #include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
+#include "mimic/nn/layers/impl/activation_simd.hpp"
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 
 #include "nn_test_util.hpp"
@@ -270,7 +271,8 @@ TEST(Conv, DepthwiseStridesKernelsAndPlanes) {
     check_geometry({16, 5, 7, 16, 1, 2, 0, 16}, 2);   // 1x1 stride 2
 }
 #if MIMIC_CONV_DIRECT
-/// The depthwise kernel's fused ReLU, and its results split over any number of threads, bit for bit.
+/// The depthwise kernel's fused ReLU and other activations, and its results split over any number of threads,
+/// bit for bit.
 TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
     if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
     const ConvGeometry g{20, 7, 7, 20, 3, 2, 1, 20};
@@ -293,6 +295,15 @@ TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
                                            ConvEpilogue{ConvAct::relu});
             for (std::size_t i = 0; i < y.size(); ++i)
                 ASSERT_EQ(yr[i], y[i] > 0.0f ? y[i] : 0.0f) << i;
+            // The other activations alone, in the kernel's registers: activate_rows' bits.
+            for (const ConvAct a : {ConvAct::relu6, ConvAct::silu, ConvAct::hardswish, ConvAct::leakyrelu}) {
+                ConvEpilogue ea{a};
+                ea.alpha = 0.125f;
+                std::vector<float> ya(y.size()), want(y.size());
+                impl::direct_depthwise_forward(x.data(), B, W.data(), b.data(), g, t, ws, ya.data(), ea);
+                impl::activate_rows(a, ea.alpha, y.data(), want.data(), std::int64_t(y.size()));
+                ASSERT_EQ(ya, want) << "activation " << int(a);
+            }
             // Any other epilogue (relu6, a residual, the activation after it) takes the second pass.
             std::vector<float> res(y.size()), y6(y.size());
             for (std::size_t i = 0; i < res.size(); ++i)
@@ -310,7 +321,8 @@ TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
 /// The direct depthwise backward against the grouped kernels (the generic path, on every execution space):
 /// dW accumulated into and dx within float rounding, at stride 1 and 2, odd planes, partial or no padding,
 /// 3x3 to 8x8 filters, planes under and over 16 pixels, channels a register and more, batch 1; and the
-/// same bits for any split of the samples over threads.
+/// same bits for any split of the samples over threads. At stride 1 with 3x3 and 5x5 filters, both the grid
+/// tiles on the NCHW planes (tiles 1) and the channel tiles (tiles 2), with the same input gradient bits.
 TEST(Conv, DirectDepthwiseBackwardMatchesTheGroupedKernels) {
     if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
     for (const auto& [g, B] : std::vector<std::pair<ConvGeometry, int>>{
@@ -320,7 +332,9 @@ TEST(Conv, DirectDepthwiseBackwardMatchesTheGroupedKernels) {
              {{16, 3, 5, 16, 3, 1, 0, 16}, 2},   // no padding, a 1x3 output plane
              {{40, 4, 3, 40, 3, 2, 1, 40}, 2},   // a 12-pixel plane to 2x2: scattered stores
              {{7, 12, 12, 7, 8, 2, 3, 7}, 2},    // 8x8 filters, fewer channels than a register
-             {{48, 20, 20, 48, 3, 1, 1, 48}, 2}}) {
+             {{48, 20, 20, 48, 3, 1, 1, 48}, 2},
+             {{18, 7, 9, 18, 5, 1, 1, 18}, 3},     // 5x5 stride 1, partial padding: dy's border wider
+             {{33, 6, 17, 33, 3, 1, 0, 33}, 2}}) { // no padding, rows over a register
         SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " K " << g.k
                                         << " S " << g.s << " P " << g.p << " batch " << B);
         ASSERT_TRUE(impl::direct_depthwise_supported(g));
@@ -335,28 +349,29 @@ TEST(Conv, DirectDepthwiseBackwardMatchesTheGroupedKernels) {
         grouped_conv_backward(xm, dym, UnmanagedMatrix(Wm.data(), wn / g.c, g.c), g,
                               UnmanagedMatrix(dWm.data(), wn / g.c, g.c), dxm);
         const auto dW_ref = to_host(dWm), dx_ref = to_host(dxm);
-        std::vector<float> dW1, dx1;
-        for (int parts : {1, 2, 3}) {
-            SCOPED_TRACE(testing::Message() << parts << " parts");
-            impl::DirectConvTuning t;
-            t.parts = parts;
-            impl::DirectConvWorkspace ws;
-            std::vector<float> dW(dW0), dx(x.size(), 7.0f); // dx is overwritten, dW accumulated into
-            impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW.data(), dx.data());
-            expect_close(dW, std::vector<double>(dW_ref.begin(), dW_ref.end()), "dW");
-            expect_close(dx, std::vector<double>(dx_ref.begin(), dx_ref.end()), "dx");
-            // Without dx, the same weight gradient.
-            std::vector<float> dW_only(dW0);
-            impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW_only.data(),
-                                            nullptr);
-            EXPECT_EQ(dW_only, dW);
-            if (parts == 1) {
-                dW1 = dW, dx1 = dx;
-                continue;
+        std::vector<float> dx_channels, dW1;
+        for (int tiles : {2, 1})
+            for (int parts : {1, 2, 3}) {
+                SCOPED_TRACE(testing::Message() << parts << " parts, tiles " << tiles);
+                impl::DirectConvTuning t;
+                t.parts = parts;
+                t.tiles = tiles;
+                impl::DirectConvWorkspace ws;
+                std::vector<float> dW(dW0), dx(x.size(), 7.0f); // dx is overwritten, dW accumulated into
+                impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW.data(),
+                                                dx.data());
+                expect_close(dW, std::vector<double>(dW_ref.begin(), dW_ref.end()), "dW");
+                expect_close(dx, std::vector<double>(dx_ref.begin(), dx_ref.end()), "dx");
+                // Without dx, the same weight gradient.
+                std::vector<float> dW_only(dW0);
+                impl::direct_depthwise_backward(x.data(), dy.data(), B, W.data(), g, t, ws, dW_only.data(),
+                                                nullptr);
+                EXPECT_EQ(dW_only, dW);
+                if (tiles == 2 && parts == 1) dx_channels = dx;
+                EXPECT_EQ(dx, dx_channels);
+                if (parts == 1) dW1 = dW; // each tiling's own sums, the same for any split
+                EXPECT_EQ(dW, dW1);
             }
-            EXPECT_EQ(dW, dW1);
-            EXPECT_EQ(dx, dx1);
-        }
     }
 }
 #endif

@@ -1,8 +1,9 @@
 // Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
 // (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
-// threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward (any stride) on
-// channel tiles. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
+// threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward on grid tiles
+// (stride 1, 3x3 and 5x5) or channel tiles. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable
+// holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 #include "mimic/nn/layers/impl/activation_simd.hpp"
 
@@ -707,12 +708,34 @@ MIMIC_AVX512 void depthwise_grid(const float* xp, const DepthPlan& d, const floa
         depthwise_grid_taps<0>(xp, d, w, C, out);
 }
 
+/// v + b, then the depthwise kernels' activation ACT: 0 none, 1 the ReLU, 2 simd::activate with a, alpha.
+template <int ACT>
+MIMIC_AVX512 inline __m512 bias_act(__m512 v, __m512 b, ConvAct a, float alpha) {
+    v = bias_relu<true, ACT == 1>(v, b);
+    return ACT == 2 ? simd::activate(v, a, alpha) : v;
+}
+
+/// d[0 .. n) = bias_act<ACT>(s[0 .. n) + b); past n, whole registers stored when spill (as copy_row).
+template <int ACT>
+MIMIC_AVX512 inline void act_row(const float* s, float* d, int n, float b, ConvAct a, float alpha,
+                                 bool spill) {
+    if (ACT < 2) return copy_row<true, false, ACT == 1>(s, d, n, b, spill);
+    const __m512 bv = _mm512_set1_ps(b);
+    for (int j = 0; j < n; j += kLanes) {
+        const __m512 v = bias_act<ACT>(_mm512_loadu_ps(s + j), bv, a, alpha);
+        if (spill || n - j >= kLanes)
+            _mm512_storeu_ps(d + j, v);
+        else
+            _mm512_mask_storeu_ps(d + j, __mmask16((1u << (n - j)) - 1), v);
+    }
+}
+
 /// Samples [s0, s1) on grid tiles, a channel at a time: its phase planes, the grid, then its output rows
-/// with the bias (and the ReLU).
-template <bool RELU>
+/// with the bias and the activation ACT (bias_act).
+template <int ACT>
 MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::int64_t s1, const float* W,
-                                         const float* b, const ConvGeometry& g, const DepthPlan& d,
-                                         DirectConvScratch& ws, float* y) {
+                                         const float* b, const ConvGeometry& g, const DepthPlan& d, ConvAct a,
+                                         float alpha, DirectConvScratch& ws, float* y) {
     float* xp = grow(ws.in, d.plane);
     float* out = grow(ws.out, d.qv + kLanes);
     std::fill(xp, xp + d.plane, 0.0f); // the padding stays zero: each channel rewrites the same interior
@@ -739,8 +762,8 @@ MIMIC_AVX512 void depthwise_grid_samples(const float* x, std::int64_t s0, std::i
             for (int i = 0; i < d.oh; ++i) {
                 const std::int64_t at = (std::int64_t(c) * d.oh + i) * d.ow;
                 const bool spill = at + (d.ow + kLanes - 1) / kLanes * kLanes <= o;
-                copy_row<true, false, RELU>(out + std::int64_t(i) * d.wq, dst + std::int64_t(i) * d.ow, d.ow,
-                                            b[c], spill);
+                act_row<ACT>(out + std::int64_t(i) * d.wq, dst + std::int64_t(i) * d.ow, d.ow, b[c], a, alpha,
+                             spill);
             }
         }
 }
@@ -845,12 +868,13 @@ MIMIC_AVX512 void grad_to_grid(const float* d, int F, int OH, int OW, std::int64
 
 /// Samples [s0, s1) on channel tiles: the inputs transposed to [hpad][wpad][C16] (zero border), then per
 /// output pixel and block of 16 channels the taps that reach the image, in order from 0 (the others add
-/// exact zeros: the grid tiles' sums bit for bit), the bias (and the ReLU); 16 pixels' outputs at a time
-/// transposed back to the channels' planes (scattered there for planes under 16 pixels).
-template <bool RELU>
+/// exact zeros: the grid tiles' sums bit for bit), the bias and the activation ACT (bias_act); 16 pixels'
+/// outputs at a time transposed back to the channels' planes (scattered there for planes under 16 pixels).
+template <int ACT>
 MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std::int64_t s1,
                                             const float* wpk, const float* b, const ConvGeometry& g,
-                                            const DepthPlan& d, DirectConvScratch& ws, float* y) {
+                                            const DepthPlan& d, ConvAct a, float alpha, DirectConvScratch& ws,
+                                            float* y) {
     const int C = g.c, H = g.h, Wd = g.w, c16 = d.c16, K = d.k, s = d.s;
     const std::int64_t P = std::int64_t(d.oh) * d.ow;
     float* xt = grow(ws.in, std::int64_t(d.hpad) * d.wpad * c16);
@@ -876,7 +900,7 @@ MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std
                         acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + std::int64_t(kw) * c16),
                                               _mm512_loadu_ps(wr + std::int64_t(kw) * c16), acc);
                 }
-                acc = bias_relu<true, RELU>(acc, bias);
+                acc = bias_act<ACT>(acc, bias, a, alpha);
                 if (P < kLanes) { // small planes: scattered to the channels' planes
                     _mm512_mask_i32scatter_ps(dst + cb * P + p, first_lanes(nc), steps, acc, 4);
                     continue;
@@ -1072,6 +1096,100 @@ void depthwise_dx(const float* dt, std::int64_t drow, const float* wpk, const Co
     depthwise_dx_block(dt, drow, wpk, g, d, rows, cols, cb, dst);
 }
 
+/// The stride-1 depthwise backward on NCHW planes (grid tiles, no transposition): a channel's inputs with
+/// their zero border p and its dy with a zero border of pd = K-1-p, both on rows of wc floats (wide enough
+/// for either border), so that the weight gradient sums dy on the output grid q = oh*wc + ow (zeros past OW
+/// and OH) times the inputs at q + kh*wc + kw, and the input gradient on the grid q = i*wc + j (columns
+/// j >= W discarded) sums the taps (kh, kw) in order from 0 of w[t] times dy at q + (K-1-kh)*wc + K-1-kw.
+struct DepthGrid {
+    int k = 1, p = 0, pd = 0, wc = 0, h = 0, w = 0, oh = 0, ow = 0;
+    std::int64_t qw = 0, qx = 0, xsize = 0, dsize = 0, d0 = 0;
+
+    explicit DepthGrid(const ConvGeometry& g)
+        : k(g.k), p(g.p), pd(g.k - 1 - g.p), h(g.h), w(g.w), oh(g.oh()), ow(g.ow()) {
+        wc = w + std::max(2 * p, k - 1);
+        qw = (std::int64_t(oh) * wc + kLanes - 1) / kLanes * kLanes;
+        qx = (std::int64_t(h) * wc + kLanes - 1) / kLanes * kLanes;
+        const std::int64_t reach = std::int64_t(k - 1) * wc + k - 1; // the farthest tap
+        d0 = std::int64_t(pd) * wc + pd;                             // dy at output (0, 0)
+        xsize = std::max(std::int64_t(h + 2 * p) * wc, qw + reach) + kLanes;
+        dsize = std::max({std::int64_t(oh + 2 * pd) * wc, d0 + qw, qx + reach}) + kLanes;
+    }
+};
+
+/// One channel of one sample on grid tiles (xp, dyp: its bordered planes; w: its weights, C apart): the
+/// weight gradient's taps into dw (c16 apart), each a sum over the grid in 16 lanes then across the lanes,
+/// and (dxg not null) the input gradient's grid into dxg [qx].
+template <int K>
+MIMIC_AVX512 void depthwise_grid_backward(const float* xp, const float* dyp, const DepthGrid& d,
+                                          const float* w, int C, std::int64_t c16, float* dw, float* dxg) {
+    const std::int64_t wc = d.wc;
+    __m512 acc[K * K];
+    for (int t = 0; t < K * K; ++t)
+        acc[t] = _mm512_setzero_ps();
+    for (std::int64_t q = 0; q < d.qw; q += kLanes) {
+        const __m512 gv = _mm512_loadu_ps(dyp + d.d0 + q);
+        for (int kh = 0; kh < K; ++kh)
+            for (int kw = 0; kw < K; ++kw)
+                acc[kh * K + kw] =
+                    _mm512_fmadd_ps(_mm512_loadu_ps(xp + q + kh * wc + kw), gv, acc[kh * K + kw]);
+    }
+    for (int t = 0; t < K * K; ++t)
+        dw[t * c16] = _mm512_reduce_add_ps(acc[t]);
+    if (!dxg) return;
+    __m512 wv[K * K];
+    for (int t = 0; t < K * K; ++t)
+        wv[t] = _mm512_set1_ps(w[std::int64_t(t) * C]);
+    for (std::int64_t q = 0; q < d.qx; q += kLanes) {
+        __m512 a = _mm512_setzero_ps();
+        for (int kh = 0; kh < K; ++kh)
+            for (int kw = 0; kw < K; ++kw)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(dyp + q + (K - 1 - kh) * wc + K - 1 - kw),
+                                    wv[kh * K + kw], a);
+        _mm512_storeu_ps(dxg + q, a);
+    }
+}
+
+/// The stride-1 depthwise backward (K = 3 or 5) of samples [s0, s1) on one thread, a channel at a time on
+/// grid tiles: its weight gradient into dws[n] [K*K][C16] (zeros past C) and (dx not null) its input
+/// gradient into dx.
+template <int K>
+MIMIC_AVX512 void depthwise_grid_backward_samples(const float* x, const float* dy, std::int64_t s0,
+                                                  std::int64_t s1, const float* W, const ConvGeometry& g,
+                                                  std::int64_t c16, DirectConvScratch& ws, float* dws,
+                                                  float* dx) {
+    const DepthGrid d(g);
+    const int C = g.c;
+    const std::int64_t in = std::int64_t(C) * g.h * g.w, out = std::int64_t(C) * d.oh * d.ow;
+    const std::int64_t kk = std::int64_t(K) * K * c16;
+    float* xp = grow(ws.in, d.xsize);
+    float* dyp = grow(ws.grad_padded, d.dsize);
+    float* dxg = dx ? grow(ws.out, d.qx + kLanes) : nullptr; // the row copies read up to 15 floats past
+    std::fill(xp, xp + d.xsize, 0.0f); // the borders stay zero: each channel rewrites the same interiors
+    std::fill(dyp, dyp + d.dsize, 0.0f);
+    for (std::int64_t n = s0; n < s1; ++n) {
+        float* dwn = dws + n * kk;
+        for (int t = 0; t < K * K; ++t)
+            std::fill(dwn + t * c16 + C, dwn + (t + 1) * c16, 0.0f);
+        for (int c = 0; c < C; ++c) {
+            const float* xc = x + n * in + std::int64_t(c) * g.h * g.w;
+            const float* dc = dy + n * out + std::int64_t(c) * d.oh * d.ow;
+            for (int i = 0; i < g.h; ++i)
+                copy_row<false, true>(xc + std::int64_t(i) * g.w, xp + std::int64_t(i + d.p) * d.wc + d.p,
+                                      g.w, 0.0f, false);
+            for (int i = 0; i < d.oh; ++i)
+                copy_row<false, true>(dc + std::int64_t(i) * d.ow, dyp + d.d0 + std::int64_t(i) * d.wc, d.ow,
+                                      0.0f, false);
+            depthwise_grid_backward<K>(xp, dyp, d, W + c, C, c16, dwn + c, dxg);
+            if (!dxg) continue;
+            float* dst = dx + n * in + std::int64_t(c) * g.h * g.w;
+            for (int i = 0; i < g.h; ++i)
+                copy_row<false, false>(dxg + std::int64_t(i) * d.wc, dst + std::int64_t(i) * g.w, g.w, 0.0f,
+                                       false);
+        }
+    }
+}
+
 /// The depthwise backward of samples [s0, s1) on one thread: the sample's inputs (zero border) and dy (a zero
 /// border of dd.p = K-1-p at stride 1) transposed to channels-last (d: x's plan, dd: dy's), then per block
 /// of 16 channels its weight gradient into dws[n] [K*K][C16] and (dx not null) its input gradient into dx.
@@ -1117,12 +1235,12 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
                               const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                               float* y, const ConvEpilogue& e) {
     const DepthPlan d(g, t.tiles);
-    // The kernels store bias + ReLU (or bias) into contiguous rows; any other epilogue takes a second pass
-    // over raw conv + bias outputs (in place, or from the group scratch for a strided output).
+    // The kernels store bias and the activation e.act (in registers) into contiguous rows; a residual, a
+    // post activation or a strided output take a second pass over raw conv + bias outputs (in place, or from
+    // the group scratch for a strided output).
     const std::int64_t out = std::int64_t(g.f) * g.pixels();
-    const bool plain = !e.residual && e.post == ConvAct::none && (e.ld == 0 || e.ld == out) &&
-                       (e.act == ConvAct::none || e.act == ConvAct::relu);
-    const bool relu = plain && e.act == ConvAct::relu;
+    const bool plain = !e.residual && e.post == ConvAct::none && (e.ld == 0 || e.ld == out);
+    const int act = !plain || e.act == ConvAct::none ? 0 : e.act == ConvAct::relu ? 1 : 2;
     float* raw = plain || e.ld == 0 || e.ld == out ? y : grow(ws.group_out, batch * out);
     // Channel tiles read the weights [K*K][C] (W's layout) padded to [K*K][C16].
     float* wpk = d.channels ? grow(ws.packed, std::int64_t(g.k) * g.k * d.c16) : nullptr;
@@ -1132,14 +1250,19 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
     for_each_part("mimic::nn::conv::direct_depthwise_forward", parts, [&](int part) {
         const auto r = part_range(batch, parts, part);
         DirectConvScratch& sc = ws.threads[size_t(part)];
-        if (d.channels && relu)
-            depthwise_channel_samples<true>(x, r.first, r.second, wpk, b, g, d, sc, raw);
+        const auto s0 = r.first, s1 = r.second;
+        if (d.channels && act == 0)
+            depthwise_channel_samples<0>(x, s0, s1, wpk, b, g, d, e.act, e.alpha, sc, raw);
+        else if (d.channels && act == 1)
+            depthwise_channel_samples<1>(x, s0, s1, wpk, b, g, d, e.act, e.alpha, sc, raw);
         else if (d.channels)
-            depthwise_channel_samples<false>(x, r.first, r.second, wpk, b, g, d, sc, raw);
-        else if (relu)
-            depthwise_grid_samples<true>(x, r.first, r.second, W, b, g, d, sc, raw);
+            depthwise_channel_samples<2>(x, s0, s1, wpk, b, g, d, e.act, e.alpha, sc, raw);
+        else if (act == 0)
+            depthwise_grid_samples<0>(x, s0, s1, W, b, g, d, e.act, e.alpha, sc, raw);
+        else if (act == 1)
+            depthwise_grid_samples<1>(x, s0, s1, W, b, g, d, e.act, e.alpha, sc, raw);
         else
-            depthwise_grid_samples<false>(x, r.first, r.second, W, b, g, d, sc, raw);
+            depthwise_grid_samples<2>(x, s0, s1, W, b, g, d, e.act, e.alpha, sc, raw);
         if (!plain) apply_epilogue(raw, r.first, r.second, out, ConvAct::none, e, y);
     });
 }
@@ -1151,16 +1274,29 @@ void direct_depthwise_backward(const float* x, const float* dy, std::int64_t bat
     const int pd = g.s == 1 ? g.k - 1 - g.p : 0;
     const DepthPlan d(g, 2), dd(ConvGeometry{g.c, g.oh(), g.ow(), g.c, pd + 1, 1, pd, g.c}, 2);
     const std::int64_t kk = std::int64_t(g.k) * g.k, per_sample = kk * d.c16;
-    float* wpk = dx ? grow(ws.packed, per_sample) : nullptr;
-    if (dx) pack_depthwise(W, g, d, wpk);
+    // Grid tiles on the NCHW planes at stride 1 for 3x3 and 5x5 (t.tiles 1, or 0 with 12 to 32 outputs a
+    // row), channel tiles (inputs and dy transposed to channels-last) for the rest. Measured with bench_conv
+    // --tiles 0 against --tiles 2 (backward alone, batch 32, load 11-12 on 2 cores): grid tiles won on
+    // 14x14 (3x3 and 5x5, 192 channels, 1.13x) and 28x28 (96 channels, 1.16x), channel tiles on 56x56
+    // (1.11x), 10x10 (1.20x), 7x7 (1.4-1.6x) and planes of 4x4 and under (3-7x): the lane sums of the
+    // weight gradient and the row copies cost more there than the transpositions.
+    const bool grid = g.s == 1 && (g.k == 3 || g.k == 5) &&
+                      (t.tiles == 1 || (t.tiles == 0 && g.ow() >= 12 && g.ow() <= 32));
+    float* wpk = dx && !grid ? grow(ws.packed, per_sample) : nullptr;
+    if (wpk) pack_depthwise(W, g, d, wpk);
     float* dws = grow(ws.chunk_grad, batch * per_sample); // each sample's weight gradient
     ws.chunk_layout = {}; // chunk_grad no longer holds direct_conv_backward's zero borders
     const int parts = host_parts(batch, t.parts);
     if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
     for_each_part("mimic::nn::conv::direct_depthwise_backward", parts, [&](int part) {
         const auto r = part_range(batch, parts, part);
-        depthwise_backward_samples(x, dy, r.first, r.second, wpk, g, d, dd, ws.threads[size_t(part)], dws,
-                                   dx);
+        DirectConvScratch& sc = ws.threads[size_t(part)];
+        if (grid && g.k == 3)
+            depthwise_grid_backward_samples<3>(x, dy, r.first, r.second, W, g, d.c16, sc, dws, dx);
+        else if (grid)
+            depthwise_grid_backward_samples<5>(x, dy, r.first, r.second, W, g, d.c16, sc, dws, dx);
+        else
+            depthwise_backward_samples(x, dy, r.first, r.second, wpk, g, d, dd, sc, dws, dx);
     });
     // dW[t*C + c] += the samples' gradients summed in order from 0: the same sums whatever the split.
     float* total = grow(ws.weights, per_sample);

@@ -95,11 +95,13 @@ void direct_depthwise_forward(const float* x, std::int64_t batch, const float* W
                               float* y, const ConvEpilogue& e);
 
 /// Direct depthwise backward on host pointers (the geometries direct_depthwise_supported accepts): dW [K*K,
-/// C]
-/// += the weight gradient, each sample's sum over its output pixels in order, the samples then summed in
-/// order; dx (when not null) = the input gradient, each input summing the taps that reach it in (kh, kw)
-/// order from 0. Channel tiles (16 channels a register, inputs and dy transposed to channels-last); samples
-/// split over the host execution space's threads, with the same results for any split.
+/// C] += the weight gradient, each sample's sum over its output pixels in a fixed order, the samples then
+/// summed in order; dx (when not null) = the input gradient, each input summing the taps that reach it in
+/// (kh, kw) order from 0. Tiles (t.tiles): 1 grid tiles on the NCHW planes at stride 1 with 3x3 or 5x5
+/// filters (16 pixels a register, each tap's weight gradient summed in the lanes then across them), 2
+/// channel tiles (16 channels a register, inputs and dy transposed to channels-last; the only tiles for
+/// other shapes), 0 chosen per shape (grid tiles for 12 to 32 outputs a row). Both give the same dx bits.
+/// Samples split over the host execution space's threads, with the same results for any split.
 void direct_depthwise_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
                                const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                                float* dW, float* dx);
