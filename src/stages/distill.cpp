@@ -200,7 +200,11 @@ void run(const DistillOptions& o, const par::Comm& world) {
     const double t_start = wall_seconds();
     const std::string ckpt = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
     const auto& e = o.engine;
-    par::agree(world, [&] { train::validate(e); }); // before anything is written
+    par::agree(world, [&] {
+        train::validate(e); // before anything is written
+        train::refuse_augment(e, "distill's rows must match their teachers' logits (augment the transfer set "
+                                 "with `mimic transfer --augment` instead)");
+    });
     const auto lock = io::claim_outputs({o.out, ckpt, e.log_csv, e.timings_csv},
                                         {o.transfer, o.logits, o.val, o.val_logits}, world.get());
 
