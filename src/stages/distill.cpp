@@ -39,7 +39,10 @@ void describe(po::options_description& d, DistillOptions& o) {
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows per shuffled read block (memory per rank is bounded by it)")
         ("keep-checkpoint", po::bool_switch(&o.keep_checkpoint), "keep the checkpoint after the student is written")
         ("overwrite", po::bool_switch(&o.overwrite), "start over: replace an existing output (even one of these settings) and ignore a checkpoint");
-    train::describe(d, o.engine, {{"epochs", "epochs over the transfer set"}});
+    const char* refused = "refused by distill: its rows must match their teachers' logits (augment the transfer set "
+                          "with `mimic transfer --augment` instead)";
+    train::describe(d, o.engine, {{"epochs", "epochs over the transfer set"}, {"augment-shift", refused},
+                                  {"augment-flip", refused}});
 }
 // clang-format on
 
