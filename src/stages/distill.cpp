@@ -39,7 +39,10 @@ void describe(po::options_description& d, DistillOptions& o) {
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows per shuffled read block (memory per rank is bounded by it)")
         ("keep-checkpoint", po::bool_switch(&o.keep_checkpoint), "keep the checkpoint after the student is written")
         ("overwrite", po::bool_switch(&o.overwrite), "start over: replace an existing output (even one of these settings) and ignore a checkpoint");
-    train::describe(d, o.engine, {{"epochs", "epochs over the transfer set"}});
+    const char* refused = "refused by distill: its rows must match their teachers' logits (augment the transfer set "
+                          "with `mimic transfer --augment` instead)";
+    train::describe(d, o.engine, {{"epochs", "epochs over the transfer set"}, {"augment-shift", refused},
+                                  {"augment-flip", refused}});
 }
 // clang-format on
 
@@ -200,7 +203,11 @@ void run(const DistillOptions& o, const par::Comm& world) {
     const double t_start = wall_seconds();
     const std::string ckpt = o.checkpoint.empty() ? o.out + ".ckpt" : o.checkpoint;
     const auto& e = o.engine;
-    par::agree(world, [&] { train::validate(e); }); // before anything is written
+    par::agree(world, [&] {
+        train::validate(e); // before anything is written
+        train::refuse_augment(e, "distill's rows must match their teachers' logits (augment the transfer set "
+                                 "with `mimic transfer --augment` instead)");
+    });
     const auto lock = io::claim_outputs({o.out, ckpt, e.log_csv, e.timings_csv},
                                         {o.transfer, o.logits, o.val, o.val_logits}, world.get());
 

@@ -162,6 +162,7 @@ EnsemblePlan make_plan(const EnsembleTrainOptions& o, const par::Comm& world) {
     p.manifest = o.manifest.empty() ? o.out_dir + "/manifest.h5" : o.manifest;
     p.specs = member_specs(o);
     p.dm = io::DatasetReader(o.data, world).meta();
+    train::check_augment_shape(train::augment_options(o.engine), nn::Shape{p.dm.c, p.dm.h, p.dm.w}, o.data);
     if (!o.val.empty()) p.val_fp = io::DatasetReader(o.val, world).meta().fingerprint;
     for (size_t i = 0; i < p.specs.size(); ++i) {
         try {

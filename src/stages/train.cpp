@@ -91,6 +91,7 @@ TrainInputs open_inputs(const TrainOptions& o, const par::Comm& comm) {
     if (!tm.has_labels) fail(o.data, ": has no labels (/y); `mimic train` trains on hard labels");
     if (tm.num_classes < 1) fail(o.data, ": attribute num_classes is missing or 0");
     in.num_classes = tm.num_classes;
+    train::check_augment_shape(train::augment_options(o.engine), nn::Shape{tm.c, tm.h, tm.w}, o.data);
     if (!o.val.empty()) {
         in.val = std::make_unique<io::DatasetReader>(o.val, comm);
         const auto& vm = in.val->meta();
@@ -156,6 +157,14 @@ bool run(const TrainOptions& o, const par::Comm& comm) {
     // The engine: shuffled batches over the ranks, cross-entropy, validation on --val.
     train::ShuffledBatches batches(source, e.batch * e.accumulate, o.shuffle_block, o.shuffle_window,
                                    std::uint64_t(e.seed), comm);
+    if (train::augment_options(e).active()) {
+        const auto& r = in.data->reader();
+        par::agree(comm, [&] {
+            batches.set_augmenter(std::make_unique<train::BatchAugmenter>(
+                train::augment_options(e), net.input_shape(), r.norm_mean(), r.norm_std(),
+                batches.max_local_rows(), o.data));
+        });
+    }
     auto config = train::engine_config(e, "train");
     config.out = o.out, config.checkpoint = checkpoint, config.keep_checkpoint = o.keep_checkpoint;
     config.overwrite = o.overwrite;

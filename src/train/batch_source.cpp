@@ -12,11 +12,28 @@ namespace mimic::train {
 
 ShuffledBatches::ShuffledBatches(TrainSource& src, std::int64_t batch, std::int64_t block,
                                  std::int64_t window, std::uint64_t seed, const par::Comm& replicas)
-    : src_(src), comm_(replicas), loader_(src, batch, block, window, replicas), seed_(seed) {}
+    : src_(src), comm_(replicas), loader_(src, batch, block, window, replicas), seed_(seed), batch_(batch) {}
+
+void ShuffledBatches::start_epoch(int epoch, std::int64_t) {
+    loader_.start_epoch(seed_, epoch);
+    epoch_ = epoch;
+}
 
 Slice ShuffledBatches::next(std::int64_t step, float* x, int* y, float*) {
     const auto s = loader_.load(step, x, src_.has_labels() ? y : nullptr);
+    if (augmenter_) {
+        rows_.resize(size_t(s.rows));
+        for (std::int64_t i = 0; i < s.rows; ++i)
+            rows_[size_t(i)] = loader_.order().row_at(step * batch_ + s.first + i);
+    }
     return Slice{s.global_rows, s.first, s.rows};
+}
+
+void ShuffledBatches::augment(const Matrix& x, const Slice& sl) {
+    if (!augmenter_) return;
+    MIMIC_REQUIRE(std::int64_t(rows_.size()) == sl.rows, "internal: augment after a batch of ", rows_.size(),
+                  " rows, not ", sl.rows);
+    augmenter_->apply(x, rows_, seed_, epoch_);
 }
 
 namespace {

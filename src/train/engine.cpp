@@ -314,6 +314,7 @@ bool Engine::train_step(State& st, std::int64_t step, TrainResult& result) {
         Kokkos::deep_copy(im.x, im.hx);
         if (data_.has_labels()) Kokkos::deep_copy(im.y, im.hy);
         if (data_.soft_width() > 0) Kokkos::deep_copy(im.soft, im.hsoft);
+        data_.augment(im.x, sl); // training-time augmentation, if any (part of the read phase)
     }
     net_.zero_grads();
     // loss sum, correct predictions (when labels are read), stop request of this rank

@@ -96,7 +96,12 @@ void describe(po::options_description& d, EngineOptions& o, const EngineHelp& he
         ("bucket-mb", checked(&o.bucket_mb, [](double v) { non_negative("--bucket-mb", v, kMaxBucketMb); }),
          "MiB per bucket of the gradient allreduce, started during the backward pass (0: one allreduce after it; e.g. 1)")
         ("log-csv", po::value(&o.log_csv), h("log-csv", "per-epoch CSV log (epoch, lr, losses, accuracies, time, samples/s)"))
-        ("timings-csv", po::value(&o.timings_csv), h("timings-csv", "append per-phase min/avg/max timings to this CSV file"));
+        ("timings-csv", po::value(&o.timings_csv), h("timings-csv", "append per-phase min/avg/max timings to this CSV file"))
+        ("augment-shift", checked(&o.augment_shift, [](int v) { at_least("--augment-shift", v, 0); }),
+         h("augment-shift", "N: translate each training row by up to N pixels each way, uncovered pixels raw zeros "
+           "(image rows; labelled training only; 0: none)"))
+        ("augment-flip", po::bool_switch(&o.augment_flip),
+         h("augment-flip", "mirror each training row left-right with probability 1/2 (image rows; labelled training only)"));
 }
 // clang-format on
 
@@ -120,13 +125,14 @@ void validate(const EngineOptions& o) {
     at_least<std::int64_t>("--checkpoint-every", o.checkpoint_every, 0);
     at_least<std::int64_t>("--stop-after-steps", o.stop_after_steps, 0);
     non_negative("--bucket-mb", o.bucket_mb, kMaxBucketMb);
+    at_least("--augment-shift", o.augment_shift, 0);
     nn::Schedule(o.schedule, o.lr, o.epochs, 1, o.warmup); // the spec and its bounds against --lr
 }
 
 // Old checkpoints and model files must still resume and verify, and a file's identity is compared entry
 // by entry (io::ResumeIdentity::difference): an entry recorded there but not in this run, or the other way
-// round, is a difference. So an option a command's files did not record before it existed (--accumulate
-// everywhere, --warmup in distill) is recorded only when it differs from the value it implicitly had then;
+// round, is a difference. So an option a command's files did not record before it existed (--accumulate,
+// --augment-shift and --augment-flip everywhere, --warmup in distill) is recorded only when it differs from the value it implicitly had then;
 // and each optimizer's hyperparameters only with that optimizer, as before.
 void add_identity(io::ResumeIdentity& id, const EngineOptions& o, bool warmup_always) {
     id.add("--epochs", o.epochs).add("--batch", o.batch).add("--seed", o.seed).add("--lr", o.lr);
@@ -137,6 +143,17 @@ void add_identity(io::ResumeIdentity& id, const EngineOptions& o, bool warmup_al
     if (o.optimizer == "adam" || o.optimizer == "adamw")
         id.add("--beta1", o.beta1).add("--beta2", o.beta2).add("--eps", o.eps);
     if (o.accumulate != 1) id.add("--accumulate", o.accumulate);
+    if (o.augment_shift != 0) id.add("--augment-shift", o.augment_shift);
+    if (o.augment_flip) id.add("--augment-flip", "on");
+}
+
+AugmentOptions augment_options(const EngineOptions& o) {
+    return AugmentOptions{o.augment_shift, o.augment_flip};
+}
+
+void refuse_augment(const EngineOptions& o, const std::string& why) {
+    if (o.augment_shift != 0) fail("--augment-shift ", o.augment_shift, ": not supported here: ", why);
+    if (o.augment_flip) fail("--augment-flip: not supported here: ", why);
 }
 
 EngineConfig engine_config(const EngineOptions& o, const std::string& stage) {

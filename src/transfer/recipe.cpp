@@ -63,6 +63,16 @@ double beta_symmetric(std::uint64_t key, double alpha) {
     return x / (x + y);
 }
 
+void draw_augment(std::uint64_t key, int shift, bool flip, int& dx, int& dy, bool& mirror) {
+    dx = dy = 0;
+    if (shift > 0) {
+        const std::uint64_t span = std::uint64_t(2 * shift + 1);
+        dx = int(CounterRng(key, 2).below(span)) - shift;
+        dy = int(CounterRng(key, 3).below(span)) - shift;
+    }
+    mirror = flip && (CounterRng(key, 4).next_u64() >> 63) != 0;
+}
+
 RowPlan plan_row(const Recipe& r, std::int64_t i, std::int64_t neighbour) {
     RowPlan p;
     p.e = r.source_of(i);
@@ -78,12 +88,7 @@ RowPlan plan_row(const Recipe& r, std::int64_t i, std::int64_t neighbour) {
         return p;
     }
     // Augmentation: each choice reads its own counter, so enabling one never changes another.
-    if (r.shift > 0) {
-        const std::uint64_t span = std::uint64_t(2 * r.shift + 1);
-        p.dx = int(CounterRng(key, 2).below(span)) - r.shift;
-        p.dy = int(CounterRng(key, 3).below(span)) - r.shift;
-    }
-    if (r.flip) p.flip = (CounterRng(key, 4).next_u64() >> 63) != 0;
+    draw_augment(key, r.shift, r.flip, p.dx, p.dy, p.flip);
     if (r.mixup_prob > 0 && CounterRng(key, 5).uniform_double() < r.mixup_prob) {
         p.mix = true;
         p.partner_row = (p.e + r.mixup_offset(i / r.s)) % r.s;

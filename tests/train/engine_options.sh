@@ -3,11 +3,13 @@
 # --help lists it; a bad value of each numeric option is refused with one line naming the option and the
 # value, before anything is written; one run per command with every option set trains and writes its CSV
 # logs; a changed result-deciding option (--beta1) is refused against the finished output, which --overwrite
-# trains again even with the same settings; ensemble train's --stop-after-steps stops without a manifest.
+# trains again even with the same settings; ensemble train's --stop-after-steps stops without a manifest;
+# --augment-shift / --augment-flip train image rows, enter the identity, and are refused by distill, for flat
+# rows and for a shift of the whole image.
 source "$(dirname "$0")/../cli/common.sh"
 d=$(scratch engine_options)
 options=(lr optimizer momentum weight-decay beta1 beta2 eps schedule warmup epochs batch accumulate early-stop
-  checkpoint-every stop-after-steps seed bucket-mb log-csv timings-csv)
+  checkpoint-every stop-after-steps seed bucket-mb log-csv timings-csv augment-shift augment-flip)
 declare -A base=(
   [train]="train --data $d/data.h5 --arch dense:8,relu,dense:3 --out $d/out/train.h5"
   [ensemble]="ensemble train --members 2 --data $d/data.h5 --arch dense:8,relu,dense:3 --out-dir $d/out/ens"
@@ -50,6 +52,7 @@ bad=(
   "bucket-mb=nan|--bucket-mb: must be a finite number in \[0, 1048576\], got nan"
   "bucket-mb=-1|--bucket-mb: must be a finite number in \[0, 1048576\], got -1"
   "seed=x|the argument ('x') for option '--seed' is invalid"
+  "augment-shift=-1|--augment-shift: must be >= 0, got -1"
 )
 # Options that are only wrong together, checked before any file is opened.
 cross=(
@@ -127,4 +130,26 @@ grep -q "ensemble train: stopped by --stop-after-steps" "$d/stop.log" || { cat "
   >"$d/stop2.log" 2>&1 || { cat "$d/stop2.log"; die "ensemble: the resumed run failed"; }
 grep -q "train: resuming from $e/member-000.h5.ckpt at epoch 1, step 3" "$d/stop2.log" || { cat "$d/stop2.log"; die "ensemble: member 0 did not resume"; }
 [ -f "$e/manifest.h5" ] && [ -f "$e/member-001.h5" ] || die "ensemble: the resumed run did not finish"
+# 6. Augmentation of labelled training batches: trains 4x4 image rows and enters the identity (a rerun
+# without --augment-flip is refused against the output); refused by distill, for flat rows (train and
+# ensemble train) and for a shift of the whole image, before anything is written.
+a=$d/aug
+"$MIMIC" train --data "$d/data.h5" --arch conv:4x3,relu,dense:3 --out "$a/train.h5" --epochs 1 --batch 32 \
+  --augment-shift 1 --augment-flip --quiet || die "train with --augment-shift 1 --augment-flip failed"
+expect_fail "^mimic train: error: .*--augment-flip is on there but this run does not set it" \
+  "$MIMIC" train --data "$d/data.h5" --arch conv:4x3,relu,dense:3 --out "$a/train.h5" --epochs 1 --batch 32 \
+  --augment-shift 1
+"$MIMIC" ensemble train --members 1 --data "$d/data.h5" --arch conv:4x3,relu,dense:3 --out-dir "$a/ens" \
+  --epochs 1 --augment-flip --quiet || die "ensemble train with --augment-flip failed"
+py tiny_dataset.py "$d/flat.h5" 100 3 1 1 16 3 || die "cannot write flat.h5"
+expect_fail "^mimic train: error: --augment-shift: needs image-shaped rows (C x H x W) but $d/flat.h5 holds flat rows of 16 features" \
+  "$MIMIC" train --data "$d/flat.h5" --arch dense:8,relu,dense:3 --out "$a/flat/train.h5" --augment-shift 1
+expect_fail "^mimic ensemble train: error: --augment-flip: needs image-shaped rows (C x H x W) but $d/flat.h5 holds flat rows" \
+  "$MIMIC" ensemble train --members 1 --data "$d/flat.h5" --arch dense:8,relu,dense:3 --out-dir "$a/flat/ens" --augment-flip
+expect_fail "^mimic train: error: --augment-shift: 4 pixels moves the whole 4x4 image of $d/data.h5 out (must be < 4)" \
+  "$MIMIC" train --data "$d/data.h5" --arch dense:8,relu,dense:3 --out "$a/flat/big.h5" --augment-shift 4
+expect_fail "^mimic distill: error: --augment-flip: not supported here: distill's rows must match their teachers' logits" \
+  "$MIMIC" ${base[distill]/out\/distill/aug\/flat\/distill} --augment-flip
+[ ! -e "$a/flat" ] || die "a refused augmentation left files behind: $(ls -A "$a/flat")"
+echo "ok: augmentation trains image rows, enters the identity and is refused where it cannot apply"
 echo "engine options: passed"

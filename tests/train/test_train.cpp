@@ -1,12 +1,14 @@
 // Trainer tests at 1 and 2 ranks: epoch order and batch slices, model-file round trip and bad files,
 // 1 vs 2 ranks after N steps (a chain and a residual net, also on 4 ranks), bit-for-bit resume from a
-// checkpoint, and a non-finite loss stopping cleanly.
+// checkpoint (also with augmented batches), a non-finite loss stopping cleanly, and the augmented batch
+// against a shifted and mirrored reference.
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/model_file.hpp"
 #include "mimic/parallel/sharded_model.hpp"
+#include "mimic/train/augment.hpp"
 #include "mimic/train/batches.hpp"
 #include "mimic/train/engine.hpp"
 #include "mimic/train/evaluate.hpp"
@@ -42,6 +44,7 @@ std::vector<float> host_params(const nn::Model& m) {
 /// The engine's configuration plus the shuffled loader's block and window.
 struct TrainConfig : train::EngineConfig {
     std::int64_t shuffle_block = 4096, shuffle_window = 0;
+    train::AugmentOptions augment; ///< --augment-shift, --augment-flip
 };
 
 /// The settings a test run's checkpoint must match (a subset of `mimic train`'s table).
@@ -75,6 +78,10 @@ std::vector<float> train_model(const std::string& spec, const std::string& data,
     const par::Comm self(MPI_COMM_SELF, false);
     par::ShardedModel model(spec, src.shape(), self);
     train::ShuffledBatches batches(src, cfg.batch, cfg.shuffle_block, cfg.shuffle_window, cfg.seed, comm);
+    if (cfg.augment.active())
+        batches.set_augmenter(
+            std::make_unique<train::BatchAugmenter>(cfg.augment, src.shape(), src.reader().norm_mean(),
+                                                    src.reader().norm_std(), batches.max_local_rows(), data));
     train::Engine engine(cfg, model, batches, train::parse_objective("ce"), comm, comm, identity(cfg));
     if (validator) engine.set_validator(std::move(validator));
     auto r = engine.run(io::ModelMeta{});
@@ -244,7 +251,8 @@ namespace {
 
 /// Trains `spec` for 2 epochs (26 steps) over all ranks and, on rank 0, alone: the parameters must agree to
 /// float summation order (bitwise on 1 rank), and every rank must hold the same replica.
-void expect_rank_count_independent(const std::string& spec, std::int64_t batch = 15) {
+void expect_rank_count_independent(const std::string& spec, std::int64_t batch = 15,
+                                   train::AugmentOptions augment = {}) {
     // Same global batches, same seeds, dropout masks keyed by the row in the global batch: only the summation
     // order of the gradient differs between rank counts.
     Quiet q;
@@ -254,6 +262,7 @@ void expect_rank_count_independent(const std::string& spec, std::int64_t batch =
     auto cfg = small_config();
     cfg.epochs = 2; // 26 steps at batch 15, including a short last batch per epoch
     cfg.batch = batch;
+    cfg.augment = augment;
     const auto p_world = train_model(spec, dir + "/train.h5", cfg, world);
     if (world.rank() == 0) {
         par::Comm self(MPI_COMM_SELF, false);
@@ -281,6 +290,11 @@ void expect_rank_count_independent(const std::string& spec, std::int64_t batch =
 TEST(Trainer, OneAndTwoRanksGiveTheSameModelAfterNSteps) {
     expect_rank_count_independent(
         "conv:4x3,relu,pool:2,dense:16,relu,dropout:0.25,dense:3"); // dropout included
+}
+
+// Augmented batches: each row's shift and mirror keyed by (seed, epoch, row), not by the rank that reads it.
+TEST(Trainer, AugmentedTrainingIsTheSameModelOnAnyRankCount) {
+    expect_rank_count_independent("conv:4x3,relu,pool:2,dense:16,relu,dense:3", 15, {1, true});
 }
 
 // Blocks: identity and projection shortcuts, a concatenation, an SE gate and dropout inside a branch (its
@@ -313,6 +327,7 @@ TEST(Trainer, ResumedRunIsBitForBitTheUninterruptedRun) {
         cfg.schedule = "plateau:1,0.5";
         cfg.shuffle_window = 48; // windows of 6 blocks of 8 rows
         cfg.log_csv = dir + "/" + opt + ".csv";
+        if (opt == "adamw") cfg.augment = {1, true}; // augmented batches resume bit for bit too
         train::DatasetSource val_src(dir + "/val.h5", world);
         auto run = [&](const TrainConfig& c, train::TrainResult* r) {
             return train_model(spec, dir + "/train.h5", c, world, r, [&](par::ShardedModel& m) {
@@ -382,6 +397,65 @@ TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
             << msg;
     }
     EXPECT_FALSE(io::file_exists(cfg.checkpoint)); // the blow-up happens within the first epoch
+}
+
+// The augmented batch against a reference: rows of 2x3x5 images with a global normalisation (mean 0.5, std
+// 2: an uncovered pixel is the raw zero, -0.25), each shifted by its own (dx, dy) and mirrored before the
+// shift; the choices depend on the epoch and the row only.
+TEST(Augment, BatchIsTheShiftedAndMirroredReference) {
+    const nn::Shape shape{2, 3, 5};
+    const std::int64_t d = shape.size(), n = 24;
+    const train::AugmentOptions a{2, true};
+    train::BatchAugmenter aug(a, shape, std::vector<float>(size_t(d), 0.5f),
+                              std::vector<float>(size_t(d), 2.0f), n, "test rows");
+    std::vector<std::int64_t> rows(static_cast<size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i)
+        rows[size_t(i)] = 1000 + 7 * i; // the dataset rows these batch rows hold
+    Matrix x("mimic::test::augment_x", n, d);
+    auto hx = Kokkos::create_mirror_view(x);
+    for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < d; ++j)
+            hx(i, j) = float(i * 100 + j);
+    Kokkos::deep_copy(x, hx);
+    aug.apply(x, rows, 9, 3);
+    auto got = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
+    int flipped = 0, shifted = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const auto s = train::augment_choice(a, 9, 3, rows[size_t(i)]);
+        flipped += s.flip, shifted += s.dx != 0 || s.dy != 0;
+        ASSERT_LE(std::abs(s.dx), 2);
+        ASSERT_LE(std::abs(s.dy), 2);
+        for (int c = 0; c < shape.c; ++c)
+            for (int y = 0; y < shape.h; ++y)
+                for (int xo = 0; xo < shape.w; ++xo) {
+                    const int ys = y - s.dy, xt = xo - s.dx;
+                    float want = -0.25f;
+                    if (ys >= 0 && ys < shape.h && xt >= 0 && xt < shape.w)
+                        want =
+                            float(i * 100 + (c * shape.h + ys) * shape.w + (s.flip ? shape.w - 1 - xt : xt));
+                    ASSERT_EQ(got(i, (c * shape.h + y) * shape.w + xo), want)
+                        << "row " << i << " c " << c << " y " << y << " x " << xo;
+                }
+    }
+    EXPECT_GT(flipped, 0);
+    EXPECT_LT(flipped, n);
+    EXPECT_GT(shifted, 0);
+    // Another epoch draws other choices for the same rows.
+    int same = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const auto s3 = train::augment_choice(a, 9, 3, rows[size_t(i)]);
+        const auto s4 = train::augment_choice(a, 9, 4, rows[size_t(i)]);
+        same += s3.dx == s4.dx && s3.dy == s4.dy && s3.flip == s4.flip;
+    }
+    EXPECT_LT(same, n);
+    // Flat rows have no image to move: refused naming the option.
+    try {
+        train::check_augment_shape({0, true}, nn::Shape{1, 1, 30}, "flat.h5");
+        ADD_FAILURE() << "augmented flat rows";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--augment-flip: needs image-shaped rows"), std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(Evaluate, CountsTopKAndConfusion) {

@@ -8,6 +8,7 @@
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
 #include "mimic/io/row_tally.hpp"
+#include "mimic/train/augment.hpp"
 #include "mimic/train/batches.hpp"
 
 #include <cstdint>
@@ -39,6 +40,9 @@ public:
     /// Collective: this rank's rows of the next global batch into x / y / soft (host buffers of
     /// max_local_rows rows). Steps come in increasing order from start_epoch's first_step.
     virtual Slice next(std::int64_t step, float* x, int* y, float* soft) = 0;
+    /// The rows of the last next(), copied into x on the device: transforms them in place before the step
+    /// trains on them (training-time augmentation). Nothing by default.
+    virtual void augment(const Matrix& x, const Slice& sl) { (void)x, (void)sl; }
     /// Waits for reads in flight, so that the caller may use HDF5 (checkpoints, validation, output).
     virtual void pause() {}
     /// Collective, after pause(), at the end of each epoch and (final) before the output is written: a
@@ -59,15 +63,23 @@ public:
     std::int64_t features() const override { return src_.features(); }
     std::int64_t soft_width() const override { return 0; }
     bool has_labels() const override { return src_.has_labels(); }
-    void start_epoch(int epoch, std::int64_t) override { loader_.start_epoch(seed_, epoch); }
+    void start_epoch(int epoch, std::int64_t) override;
     Slice next(std::int64_t step, float* x, int* y, float* soft) override;
+    void augment(const Matrix& x, const Slice& sl) override;
     void check_rows(bool final) override { src_.check_rows(comm_, final); }
+    /// Augments every training batch from now on (`mimic train`, `ensemble train`): each row by its
+    /// position in the source, the epoch and the seed (see augment_choice).
+    void set_augmenter(std::unique_ptr<BatchAugmenter> a) { augmenter_ = std::move(a); }
 
 private:
     TrainSource& src_;
     const par::Comm& comm_;
     BatchLoader loader_;
     std::uint64_t seed_;
+    std::int64_t batch_;
+    int epoch_ = 0;
+    std::unique_ptr<BatchAugmenter> augmenter_;
+    std::vector<std::int64_t> rows_; ///< source rows of the last next() (with an augmenter only)
 };
 
 /// Shuffled blocks of transfer rows and their teacher logits: each epoch visits the blocks of

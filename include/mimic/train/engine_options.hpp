@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mimic/io/resume_identity.hpp"
+#include "mimic/train/augment.hpp"
 #include "mimic/train/engine.hpp"
 
 #include <boost/program_options.hpp>
@@ -26,9 +27,11 @@ struct EngineOptions {
     std::int64_t checkpoint_every = 0; ///< also checkpoint every N steps (0: at epoch ends only)
     std::int64_t stop_after_steps = 0; ///< checkpoint and stop after N steps of this run (0: never)
     long long seed = 1;
-    double bucket_mb = 0.0;  ///< gradient allreduce buckets overlapped with backward (0: blocking)
-    std::string log_csv;     ///< per-epoch CSV log ("": none)
-    std::string timings_csv; ///< append per-phase timings to this CSV ("": none)
+    double bucket_mb = 0.0;    ///< gradient allreduce buckets overlapped with backward (0: blocking)
+    std::string log_csv;       ///< per-epoch CSV log ("": none)
+    std::string timings_csv;   ///< append per-phase timings to this CSV ("": none)
+    int augment_shift = 0;     ///< training batches: random translation by up to N pixels (0: none)
+    bool augment_flip = false; ///< training batches: horizontal flip with probability 1/2
 
     /// The defaults of `mimic distill`: Adam at 0.001 with plateau:3 for 20 epochs (logit regression
     /// targets are unbounded, and a student sees many more rows per epoch than a teacher).
@@ -53,6 +56,12 @@ void validate(const EngineOptions& o);
 /// resumes bit for bit whatever they are. `warmup_always`: the command's older files record --warmup
 /// even at 0 (`mimic train`); otherwise it is recorded only when not 0 (see engine_options.cpp).
 void add_identity(io::ResumeIdentity& id, const EngineOptions& o, bool warmup_always);
+
+/// --augment-shift and --augment-flip: the augmentation of labelled training batches (`train`, `ensemble
+/// train`; `distill` refuses them, see refuse_augment).
+AugmentOptions augment_options(const EngineOptions& o);
+/// Refuses --augment-shift / --augment-flip for a command whose inputs must match stored targets.
+void refuse_augment(const EngineOptions& o, const std::string& why);
 
 /// The engine's configuration for these options; the stage adds its output, checkpoint and overwrite.
 EngineConfig engine_config(const EngineOptions& o, const std::string& stage);

@@ -63,6 +63,11 @@ struct RowPlan {
     float lambda = 1.0f;     ///< augment: weight of the source row in the mix
 };
 
+/// The augmentation choices of one row from its key (counters 2, 3 and 4 of CounterRng(key)): dx and dy
+/// uniform in [-shift, shift] (0 when shift is 0), flip with probability 1/2 when `flip`. Shared by the
+/// transfer recipe and the training batches' augmentation (train::BatchAugmenter).
+void draw_augment(std::uint64_t key, int shift, bool flip, int& dx, int& dy, bool& mirror);
+
 /// The plan for output row i. `neighbour` is the nearest neighbour of source_of(i) (needed for MUNGE rows
 /// only; pass -1 when MUNGE is unused).
 RowPlan plan_row(const Recipe& r, std::int64_t i, std::int64_t neighbour);
