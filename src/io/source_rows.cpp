@@ -72,14 +72,14 @@ void to_chw(const unsigned char* src, unsigned char* dst, std::int64_t count, st
                 for (std::int64_t p = 0; p < hw; ++p)
                     out[p] = in[p * c];
             }
-        return;
-    }
-    for (std::int64_t r = 0; r < count; ++r) {
-        const unsigned char* in = src + size_t(r * d) * S;
-        unsigned char* out = dst + size_t(r * d) * S;
-        for (std::int64_t p = 0; p < hw; ++p)
-            for (int k = 0; k < c; ++k)
-                std::memcpy(out + size_t(k * hw + p) * S, in + size_t(p * c + k) * S, S);
+    } else { // wider elements: copied whole, pixel by pixel
+        for (std::int64_t r = 0; r < count; ++r) {
+            const unsigned char* in = src + size_t(r * d) * S;
+            unsigned char* out = dst + size_t(r * d) * S;
+            for (std::int64_t p = 0; p < hw; ++p)
+                for (int k = 0; k < c; ++k)
+                    std::memcpy(out + size_t(k * hw + p) * S, in + size_t(p * c + k) * S, S);
+        }
     }
 }
 } // namespace
