@@ -47,6 +47,7 @@ def direct_conv(frames):
 
 RULES = [  # the first pattern found, walking from the leaf to the root, names the kind
     ("residual add, branch gradient sum", r"mimic::nn::add_into"),
+    ("residual add with the ReLU after the block (join)", r"mimic::nn::add_relu_into"),
     ("conv backward, bias", r"conv_bias_grad"),
     ("conv backward, im2col + sgemm (stride 2)", r"mimic::nn::conv2d_backward"),
     ("conv forward, im2col + sgemm (1x1 stride 2)", r"mimic::nn::conv2d_forward"),

@@ -85,6 +85,9 @@ void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers) {
         } else if (auto* bn = dynamic_cast<BatchNorm*>(layers[i].get())) {
             bn->fuse_relu();
             relu->set_fused();
+        } else if (auto* block = dynamic_cast<Block*>(layers[i].get()); block && block->join() == Join::Add) {
+            block->fuse_relu();
+            relu->set_fused();
         }
     }
 }

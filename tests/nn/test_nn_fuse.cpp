@@ -75,11 +75,12 @@ void check_plan(const std::string& spec, Shape in, int fused_after) {
 } // namespace
 
 // ResNet basic blocks: identity and projection shortcuts (stride 2: im2col + sgemm), the ReLU after each
-// block fused into the last conv's output pass.
+// block fused into the last conv's output pass. The block applies that ReLU from construction on
+// (Block::fuse_relu, in training too), so planning fuses no further layer.
 TEST(InferencePlan, ResidualRelu) {
     check_plan("conv:8x3,relu,res(conv:8x3,relu,conv:8x3),relu,res(conv:16x3s2,relu,conv:16x3|conv:16x1s2),"
                "relu,gap,dense:10",
-               Shape{3, 9, 9}, 2);
+               Shape{3, 9, 9}, 0);
 }
 
 // The identity first, the conv branch second; ReLU6 after the block.
@@ -96,10 +97,11 @@ TEST(InferencePlan, InvertedResidual) {
 }
 
 // ResNet's stem pool (3x3, stride 2, padding 1, on an odd image): planned for inference it takes the
-// max-only window kernel, which must give the training path's values.
+// max-only window kernel, which must give the training path's values (the ReLU after the block: fused
+// from construction, as in ResidualRelu).
 TEST(InferencePlan, WindowedMaxPool) {
     check_plan("conv:8x3,relu,pool:3s2p1,res(|conv:8x3,relu,conv:8x3),relu,pool:3s1p1,gap,dense:5",
-               Shape{2, 9, 9}, 1);
+               Shape{2, 9, 9}, 0);
 }
 
 // DenseNet-like concatenation: identity branches copied, conv branches writing their channel slice (first

@@ -1,6 +1,8 @@
 // Batch normalisation kernels (per-plane sums in double, then per-channel totals in a fixed order;
-// normalisation and input gradient per plane) and the layer's host-side statistics: a few floats per channel.
+// normalisation and input gradient per plane; AVX-512 on the host) and the layer's host-side statistics.
 #include "mimic/nn/layers/batchnorm.hpp"
+
+#include "mimic/nn/layers/impl/batchnorm_simd.hpp"
 
 #include <cmath>
 
@@ -38,6 +40,13 @@ KOKKOS_INLINE_FUNCTION void grad_sums_run(const float* g, const float* x, int n,
         }
 }
 
+/// Whether the AVX-512 kernels of impl/batchnorm_simd.hpp serve this build's execution space here.
+bool simd_here() {
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
+        return impl::simd_batchnorm_available();
+    return false;
+}
+
 } // namespace
 
 void batchnorm_plane_totals(const DoubleVector& planes, std::int64_t B, int C, const DoubleVector& sums) {
@@ -59,6 +68,14 @@ void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& planes, 
                       std::int64_t(planes.extent(0)) >= 2 * B * C,
                   "batchnorm_sums: shape mismatch");
     const float* xp = x.data();
+    if (simd_here()) {
+        impl::BnPlanes p;
+        p.C = C;
+        p.HW = HW;
+        impl::bn_plane_sums(xp, p, B * C, planes.data());
+        batchnorm_plane_totals(planes, B, C, sums);
+        return;
+    }
     // One thread per (row, channel) plane, four independent accumulators (a fixed order).
     Kokkos::parallel_for(
         "mimic::nn::bn::sums", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t r) {
@@ -87,6 +104,16 @@ void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const V
     MIMIC_REQUIRE(std::int64_t(y.size()) == n, "batchnorm_apply: size mismatch");
     const float* xp = x.data();
     float* yp = y.data();
+    if (simd_here()) {
+        impl::BnPlanes p;
+        p.C = C;
+        p.HW = HW;
+        p.mean = mean.data();
+        p.scale = scale.data();
+        p.shift = shift.data();
+        impl::bn_apply_planes(xp, p, relu, n / HW, yp);
+        return;
+    }
     // One thread per (row, channel) plane: no index arithmetic in the inner loop, which vectorises.
     Kokkos::parallel_for(
         "mimic::nn::bn::apply", RangePolicy(0, n / HW), KOKKOS_LAMBDA(const std::int64_t r) {
@@ -116,6 +143,16 @@ void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, const Matrix& y, int
     const float* xp = x.data();
     const float* gp = dy.data();
     const float* yp = y.size() > 0 ? y.data() : nullptr;
+    if (simd_here()) {
+        impl::BnPlanes p;
+        p.C = C;
+        p.HW = HW;
+        p.mean = mean.data();
+        p.invstd = invstd.data();
+        impl::bn_grad_plane_sums(xp, gp, yp, p, B * C, planes.data());
+        batchnorm_plane_totals(planes, B, C, sums);
+        return;
+    }
     Kokkos::parallel_for(
         "mimic::nn::bn::grad_sums", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t r) {
             const int c = int(r % C);
@@ -167,6 +204,18 @@ void batchnorm_dx(const Matrix& x, const Matrix& dy, const Matrix& y, int C, int
     const float* gp = dy.data();
     const float* yp = y.size() > 0 ? y.data() : nullptr;
     float* dxp = dx.data();
+    if (simd_here()) {
+        impl::BnPlanes p;
+        p.C = C;
+        p.HW = HW;
+        p.mean = mean.data();
+        p.invstd = invstd.data();
+        p.scale = scale.data();
+        p.a = a.data();
+        p.b = b.data();
+        impl::bn_dx_planes(xp, gp, yp, p, n / HW, dxp);
+        return;
+    }
     Kokkos::parallel_for(
         "mimic::nn::bn::dx", RangePolicy(0, n / HW), KOKKOS_LAMBDA(const std::int64_t r) {
             const int c = int(r % C);

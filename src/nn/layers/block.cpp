@@ -34,6 +34,29 @@ void add_into(const Matrix& y, const Matrix& a, bool accumulate) {
         });
 }
 
+void add_relu_into(const Matrix& y, const Matrix& a, bool accumulate) {
+    const std::int64_t n = y.extent(1);
+    if (y.span_is_contiguous() && a.span_is_contiguous() && y.span() == y.size() && a.span() == a.size()) {
+        // add_into's flat loop with relu_forward's select on the sum.
+        const float* ap = a.data();
+        float* yp = y.data();
+        Kokkos::parallel_for(
+            "mimic::nn::block::add_relu", RangePolicy(0, std::int64_t(y.size())),
+            KOKKOS_LAMBDA(std::int64_t e) {
+                const float v = accumulate ? yp[e] + ap[e] : ap[e];
+                yp[e] = v > 0.0f ? v : 0.0f;
+            });
+        return;
+    }
+    Kokkos::parallel_for(
+        "mimic::nn::block::add_relu", Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(y.extent(0)) * n),
+        KOKKOS_LAMBDA(std::int64_t e) {
+            const std::int64_t b = e / n, i = e % n;
+            const float v = accumulate ? y(b, i) + a(b, i) : a(b, i);
+            y(b, i) = v > 0.0f ? v : 0.0f;
+        });
+}
+
 void copy_columns_into(const Matrix& a, const Matrix& y, std::int64_t col) {
     if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible)
         copy_columns_rows(a, y, col);
@@ -376,7 +399,9 @@ double Block::flops_per_sample() const {
 }
 
 void Block::join_into(std::size_t j, const Matrix& x, const Matrix& out, const Matrix& y) const {
-    if (join_ == Join::Add)
+    if (join_ == Join::Add && relu_ && j + 1 == branches_.size())
+        add_relu_into(y, out, j > 0);
+    else if (join_ == Join::Add)
         add_into(y, out, j > 0);
     else if (join_ == Join::Concat)
         copy_columns_into(out, y, columns_[j]);
@@ -443,6 +468,11 @@ void Block::plan_inference(const std::shared_ptr<BlockBuffers>& buffers, std::si
     if (join_ != Join::Add || branches_.size() != 2) return;
     for (int j = 0; j < 2 && fused_branch_ < 0; ++j)
         if (branches_[std::size_t(j)]->last_conv()) fused_branch_ = j;
+    if (fused_branch_ >= 0 && relu_) post_ = ConvAct::relu; // the conv's output pass applies it instead
+}
+
+void Block::fuse_relu() {
+    if (join_ == Join::Add) relu_ = true;
 }
 
 bool Block::fuse_activation(ConvAct a) {
@@ -453,7 +483,7 @@ bool Block::fuse_activation(ConvAct a) {
 
 std::int64_t Block::activation_bytes() const {
     const auto bytes = [](const Vector& v) { return std::int64_t(v.size() * sizeof(float)); };
-    std::int64_t n = bytes(dg_store_);
+    std::int64_t n = bytes(dg_store_) + bytes(drelu_store_);
     for (const auto& br : branches_) {
         for (const auto& v : br->act_store)
             n += bytes(v);
@@ -466,9 +496,14 @@ std::int64_t Block::activation_bytes() const {
     return n;
 }
 
-void Block::backward(const Matrix& x, const Matrix&, const Matrix& dy, const Matrix& dx) {
+void Block::backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) {
     MIMIC_REQUIRE(!inference_, "block ", token_, ": backward after plan_inference (an inference-only model)");
-    if (join_ == Join::Add)
+    if (join_ == Join::Add && relu_) {
+        // The fused ReLU's gradient, as the ReLU layer's backward would have passed it on.
+        const Matrix g = workspace(drelu_store_, "mimic::nn::block::drelu", batch_, dy.extent(1));
+        relu_backward(y, dy, g);
+        backward_add(x, g, dx);
+    } else if (join_ == Join::Add)
         backward_add(x, dy, dx);
     else if (join_ == Join::Concat)
         backward_concat(x, dy, dx);

@@ -13,8 +13,8 @@ namespace mimic::nn {
 
 /// Builds the layer of any kind that `l` describes (blocks included) for inputs of shape `in`.
 std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in);
-/// Lets every convolution and bn apply the ReLU right after it in `layers` (the ReLU then aliases its
-/// output).
+/// Lets every convolution, bn and res block apply the ReLU right after it in `layers` (the ReLU then aliases
+/// its output).
 void fuse_conv_relu(const std::vector<std::unique_ptr<Layer>>& layers);
 /// The inference buffers that the blocks of one model share: three per nesting depth (entry d for the
 /// blocks nested d deep). A block uses them only while it runs (its intermediates are dead once it has
@@ -36,6 +36,8 @@ bool he_init_after(const std::vector<std::unique_ptr<Layer>>& layers, std::size_
 // order), so they run on any execution space.
 /// y = a (accumulate false) or y += a; a and y are [B, n].
 void add_into(const Matrix& y, const Matrix& a, bool accumulate);
+/// add_into, then y = y > 0 ? y : 0 (relu_forward's select) in the same pass.
+void add_relu_into(const Matrix& y, const Matrix& a, bool accumulate);
 /// y[:, col + k] = a[:, k] for k < a.extent(1): a branch's output into its channels of the concatenation.
 /// copy_columns_rows for host spaces (a thread copies a row's contiguous run, no index arithmetic per
 /// element), copy_columns_elements for devices (a thread per element); copy_columns_into picks one by
@@ -105,6 +107,10 @@ public:
     /// After plan_inference(): applies the activation a (relu or relu6) that follows the block in its
     /// output pass, when that pass is a convolution's (a res block). True when taken.
     bool fuse_activation(ConvAct a);
+    /// res: applies the ReLU that follows (which then aliases this block's output) in the join of the last
+    /// branch, and its gradient (y > 0 ? dy : 0) before the branches' backward: the same values, one pass
+    /// over the activations less in forward and one buffer less. Kept by plan_inference().
+    void fuse_relu();
     /// Bytes of activation and gradient buffers the block (and the blocks inside it) hold now, not counting
     /// the shared inference buffers (the Model's).
     std::int64_t activation_bytes() const;
@@ -116,13 +122,16 @@ private:
     bool inference_ = false;
     int fused_branch_ = -1;                 ///< res, inference: the branch whose last conv does the join
     ConvAct post_ = ConvAct::none;          ///< res, inference: the activation after the block, fused
+    bool relu_ = false;                     ///< res: the ReLU after the block is applied here (fuse_relu)
+    Vector drelu_store_;                    ///< res with relu_: dL/d(the sum before the ReLU)
     std::shared_ptr<BlockBuffers> buffers_; ///< inference: the model's shared buffers
     std::size_t depth_ = 0;                 ///< inference: this block's entry in buffers_
     std::vector<std::unique_ptr<BlockBranch>> branches_;
     std::vector<std::int64_t> columns_; ///< cat: first column of each branch in the output
     Vector dg_store_;                   ///< gate: dL/d(gate)
     std::int64_t batch_ = 0;
-    /// Joins branch j's output into y (the sum, its channels of the concatenation, or the gate of x).
+    /// Joins branch j's output into y (the sum, its channels of the concatenation, or the gate of x); the
+    /// last branch's join applies the fused ReLU (relu_).
     void join_into(std::size_t j, const Matrix& x, const Matrix& out, const Matrix& y) const;
     void backward_add(const Matrix& x, const Matrix& dy, const Matrix& dx);
     void backward_concat(const Matrix& x, const Matrix& dy, const Matrix& dx);
