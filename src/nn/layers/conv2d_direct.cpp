@@ -1117,6 +1117,12 @@ struct DepthGrid {
     }
 };
 
+// _mm512_reduce_add_ps starts from _mm512_undefined (`__Y = __Y`): GCC 12's false positive, as above.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 /// One channel of one sample on grid tiles (xp, dyp: its bordered planes; w: its weights, C apart): the
 /// weight gradient's taps into dw (c16 apart), each a sum over the grid in 16 lanes then across the lanes,
 /// and (dxg not null) the input gradient's grid into dxg [qx].
@@ -1149,6 +1155,9 @@ MIMIC_AVX512 void depthwise_grid_backward(const float* xp, const float* dyp, con
         _mm512_storeu_ps(dxg + q, a);
     }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /// The stride-1 depthwise backward (K = 3 or 5) of samples [s0, s1) on one thread, a channel at a time on
 /// grid tiles: its weight gradient into dws[n] [K*K][C16] (zeros past C) and (dx not null) its input
