@@ -3,7 +3,8 @@
 // of groups at stride 1, and both passes of depthwise convolutions of any stride. Otherwise im2col into
 // [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms
 // and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on a device (neighbouring
-// threads, neighbouring addresses).
+// threads, neighbouring addresses). Inference on that host: 1x1 convolutions without padding or groups as
+// sgemms on the NCHW inputs (conv2d_forward_inference).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "mimic/core/runtime.hpp"

@@ -2,7 +2,8 @@
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
 // (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
 // threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward (any stride) on
-// channel tiles. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
+// channel tiles. At inference, 1x1 convolutions as sgemms with the epilogue in one pass over the outputs.
+// conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 #include "mimic/nn/layers/impl/activation_simd.hpp"
 
