@@ -314,6 +314,7 @@ TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
 TEST(Conv, PointwiseInferenceForward) {
     for (const ConvGeometry g : {ConvGeometry{8, 20, 20, 24, 1, 1, 0}, ConvGeometry{16, 5, 7, 12, 1, 1, 0},
                                  ConvGeometry{16, 9, 8, 20, 1, 2, 0}, ConvGeometry{6, 32, 32, 8, 1, 2, 0},
+                                 ConvGeometry{16, 3, 3, 12, 1, 1, 0}, ConvGeometry{16, 4, 4, 20, 1, 2, 0},
                                  ConvGeometry{6, 4, 4, 8, 1, 1, 1}, ConvGeometry{6, 5, 5, 8, 3, 1, 1}}) {
         SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " F " << g.f << " K " << g.k
                                         << " S " << g.s << " P " << g.p);
@@ -325,22 +326,26 @@ TEST(Conv, PointwiseInferenceForward) {
         const Reference ref = reference(xh, Wh, bh, std::vector<float>(std::size_t(B * out)), g, B);
         const Matrix x = device_matrix(xh, B, in), Wm = device_matrix(Wh, g.c * g.k * g.k, g.f);
         const Matrix bm = device_matrix(bh, 1, g.f), res = device_matrix(rh, B, out);
-        ConvEpilogue e{ConvAct::silu, res.data(), out, ConvAct::relu, ld};
-        Matrix y("y", B, ld);
-        Kokkos::deep_copy(y, -7.0f);
-        ConvWorkspace ws;
-        conv2d_forward_inference(x, UnmanagedMatrix(Wm.data(), g.c * g.k * g.k, g.f),
-                                 UnmanagedVector(bm.data(), g.f), g, ConvTuning{}, ws, y.data(), e);
-        const auto yh = to_host(y);
-        for (int s = 0; s < B; ++s) {
-            for (std::int64_t i = 0; i < out; ++i) {
-                const double v = ref.y[std::size_t(s * out + i)], act = v / (1.0 + std::exp(-v));
-                const double want = std::max(0.0, act + rh[std::size_t(s * out + i)]);
-                ASSERT_NEAR(yh[std::size_t(s * ld + i)], want, 1e-5 * (1.0 + std::fabs(want)))
-                    << s << ", " << i;
+        for (const bool full : {true, false}) { // silu, the residual and relu after it; silu alone
+            SCOPED_TRACE(full ? "silu, residual, relu" : "silu");
+            ConvEpilogue e{ConvAct::silu, full ? res.data() : nullptr, out,
+                           full ? ConvAct::relu : ConvAct::none, ld};
+            Matrix y("y", B, ld);
+            Kokkos::deep_copy(y, -7.0f);
+            ConvWorkspace ws;
+            conv2d_forward_inference(x, UnmanagedMatrix(Wm.data(), g.c * g.k * g.k, g.f),
+                                     UnmanagedVector(bm.data(), g.f), g, ConvTuning{}, ws, y.data(), e);
+            const auto yh = to_host(y);
+            for (int s = 0; s < B; ++s) {
+                for (std::int64_t i = 0; i < out; ++i) {
+                    const double v = ref.y[std::size_t(s * out + i)], act = v / (1.0 + std::exp(-v));
+                    const double want = full ? std::max(0.0, act + rh[std::size_t(s * out + i)]) : act;
+                    ASSERT_NEAR(yh[std::size_t(s * ld + i)], want, 1e-5 * (1.0 + std::fabs(want)))
+                        << s << ", " << i;
+                }
+                for (std::int64_t i = out; i < ld; ++i) // the rest of the row is not written
+                    ASSERT_EQ(yh[std::size_t(s * ld + i)], -7.0f) << s << ", " << i;
             }
-            for (std::int64_t i = out; i < ld; ++i) // the rest of the row is not written
-                ASSERT_EQ(yh[std::size_t(s * ld + i)], -7.0f) << s << ", " << i;
         }
     }
 #if MIMIC_CONV_DIRECT

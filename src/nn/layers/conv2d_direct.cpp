@@ -1240,6 +1240,31 @@ void gather_pointwise(const float* x, std::int64_t s0, std::int64_t n, const Con
         }
 }
 
+/// Planes under one register (P < 16): out [F, n*P] = act(out + bias) a whole row of n samples at a time
+/// (one filter, one bias), then each sample's [F][P] copied into y (rows ld apart) with the residual and
+/// post (epilogue_span), or plainly when the epilogue has neither. The arithmetic of ConvEpilogue::apply.
+void scatter_small_planes(float* out, std::int64_t n, std::int64_t P, int F, const float* bias,
+                          const ConvEpilogue& e, std::int64_t s0, float* y, std::int64_t ld) {
+    const std::int64_t N = n * P;
+    ConvEpilogue act; // the activation only
+    act.act = e.act;
+    act.alpha = e.alpha;
+    for (int f = 0; f < F; ++f) // N is about kPointwiseColumns
+        epilogue_row(out + f * N, out + f * N, int(N), bias[f], nullptr, act);
+    const bool rest = e.residual || e.post != ConvAct::none;
+    for (std::int64_t i = 0; i < n; ++i) {
+        float* dst = y + (s0 + i) * ld;
+        const float* res = e.residual ? e.residual + (s0 + i) * e.residual_ld : nullptr;
+        for (int f = 0; f < F; ++f) {
+            const float* src = out + f * N + i * P;
+            if (rest)
+                epilogue_span(src, dst + f * P, P, res ? res + f * P : nullptr, e.act, e);
+            else
+                std::copy(src, src + P, dst + f * P);
+        }
+    }
+}
+
 } // namespace
 
 bool direct_pointwise_supported(const ConvGeometry& g) {
@@ -1266,6 +1291,10 @@ void direct_pointwise_forward(const float* x, std::int64_t batch, const float* W
         // One sample's product [F, P] is its NCHW output: the epilogue then runs in place.
         float* out = n > 1 ? grow(ws.pointwise_out, F * N) : y + s0 * ld;
         gemm("T", "N", 1.0f, Wm, HostMatrix(const_cast<float*>(xs), C, N), 0.0f, HostMatrix(out, F, N));
+        if (n > 1 && P < kLanes) {
+            scatter_small_planes(out, n, P, F, b, e, s0, y, ld);
+            continue;
+        }
         for (std::int64_t i = 0; i < n; ++i)
             direct_rows_epilogue(out + i * P, N, F, P, b, e, s0 + i, y + (s0 + i) * ld);
     }
