@@ -1,7 +1,7 @@
 // The convolution's formulations against a direct double-precision reference: the host's direct kernels
 // (pixel and filter tiles, which must agree bitwise) and im2col + sgemm (forward, weight, bias and input
 // gradients), the grouped kernels and the direct depthwise kernel (G > 1, strides 1 to 3), and the host and
-// device im2col, col2im and bias-gradient reduction against each other.
+// device im2col, col2im and bias-gradient reduction against each other; the inference path's 1x1 sgemms.
 #include "mimic/core/runtime.hpp"
 #include "mimic/nn/layers/conv2d.hpp"
 #include "mimic/nn/layers/impl/activation_simd.hpp"
@@ -317,6 +317,56 @@ TEST(Conv, DirectDepthwiseReluAndSplitOverThreads) {
         }
 }
 #endif
+/// 1x1 convolutions on the inference path (conv2d_forward_inference): sgemms where the direct backend is
+/// available (a plane of 256 outputs or more a sample at a time, read in place; smaller planes and stride 2
+/// gathered, chunks of several samples and a partial last one), against the double reference with the whole
+/// epilogue (silu, a residual, relu after it) into a channel slice of wider rows; other geometries as
+/// conv2d_forward.
+TEST(Conv, PointwiseInferenceForward) {
+    for (const ConvGeometry g : {ConvGeometry{8, 20, 20, 24, 1, 1, 0}, ConvGeometry{16, 5, 7, 12, 1, 1, 0},
+                                 ConvGeometry{16, 9, 8, 20, 1, 2, 0}, ConvGeometry{6, 32, 32, 8, 1, 2, 0},
+                                 ConvGeometry{16, 3, 3, 12, 1, 1, 0}, ConvGeometry{16, 4, 4, 20, 1, 2, 0},
+                                 ConvGeometry{6, 4, 4, 8, 1, 1, 1}, ConvGeometry{6, 5, 5, 8, 3, 1, 1}}) {
+        SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " F " << g.f << " K " << g.k
+                                        << " S " << g.s << " P " << g.p);
+        const int B = 11;
+        const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
+        const std::int64_t ld = out + 5; // a channel slice of wider rows
+        const auto xh = random_values(std::size_t(B * in), 1), Wh = random_values(std::size_t(g.c * g.f), 2);
+        const auto bh = random_values(std::size_t(g.f), 3), rh = random_values(std::size_t(B * out), 4);
+        const Reference ref = reference(xh, Wh, bh, std::vector<float>(std::size_t(B * out)), g, B);
+        const Matrix x = device_matrix(xh, B, in), Wm = device_matrix(Wh, g.c * g.k * g.k, g.f);
+        const Matrix bm = device_matrix(bh, 1, g.f), res = device_matrix(rh, B, out);
+        for (const bool full : {true, false}) { // silu, the residual and relu after it; silu alone
+            SCOPED_TRACE(full ? "silu, residual, relu" : "silu");
+            ConvEpilogue e{ConvAct::silu, full ? res.data() : nullptr, out,
+                           full ? ConvAct::relu : ConvAct::none, ld};
+            Matrix y("y", B, ld);
+            Kokkos::deep_copy(y, -7.0f);
+            ConvWorkspace ws;
+            conv2d_forward_inference(x, UnmanagedMatrix(Wm.data(), g.c * g.k * g.k, g.f),
+                                     UnmanagedVector(bm.data(), g.f), g, ConvTuning{}, ws, y.data(), e);
+            const auto yh = to_host(y);
+            for (int s = 0; s < B; ++s) {
+                for (std::int64_t i = 0; i < out; ++i) {
+                    const double v = ref.y[std::size_t(s * out + i)], act = v / (1.0 + std::exp(-v));
+                    const double want = full ? std::max(0.0, act + rh[std::size_t(s * out + i)]) : act;
+                    ASSERT_NEAR(yh[std::size_t(s * ld + i)], want, 1e-5 * (1.0 + std::fabs(want)))
+                        << s << ", " << i;
+                }
+                for (std::int64_t i = out; i < ld; ++i) // the rest of the row is not written
+                    ASSERT_EQ(yh[std::size_t(s * ld + i)], -7.0f) << s << ", " << i;
+            }
+        }
+    }
+#if MIMIC_CONV_DIRECT
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    EXPECT_EQ(impl::direct_pointwise_supported({16, 9, 8, 20, 1, 2, 0}), avx512);
+    EXPECT_FALSE(impl::direct_pointwise_supported({16, 9, 8, 20, 1, 1, 1}));
+    EXPECT_FALSE(impl::direct_pointwise_supported({16, 9, 8, 20, 1, 1, 0, 4}));
+    EXPECT_FALSE(impl::direct_pointwise_supported({16, 9, 8, 20, 3, 1, 0}));
+#endif
+}
 #if MIMIC_CONV_DIRECT
 /// The direct depthwise backward against the grouped kernels (the generic path, on every execution space):
 /// dW accumulated into and dx within float rounding, at stride 1 and 2, odd planes, partial or no padding,

@@ -3,7 +3,8 @@
 // of groups at stride 1, and both passes of depthwise convolutions of any stride. Otherwise im2col into
 // [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms
 // and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on a device (neighbouring
-// threads, neighbouring addresses).
+// threads, neighbouring addresses). Inference on that host: 1x1 convolutions without padding or groups as
+// sgemms on the NCHW inputs (conv2d_forward_inference).
 #include "mimic/nn/layers/conv2d.hpp"
 
 #include "mimic/core/runtime.hpp"
@@ -346,6 +347,27 @@ impl::DirectConvWorkspace* direct_backend(const ConvGeometry& g, const ConvTunin
 
 } // namespace
 
+void conv2d_forward_inference(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
+                              const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, float* y,
+                              const ConvEpilogue& e) {
+    if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value) {
+        static const bool im2col_only = env_is_one("MIMIC_CONV_IM2COL");
+        if (t.direct && !im2col_only && impl::direct_pointwise_supported(g)) {
+            const std::int64_t B = x.extent(0);
+            MIMIC_REQUIRE(std::int64_t(x.extent(1)) == std::int64_t(g.c) * g.h * g.w,
+                          "conv2d_forward_inference: input width ", x.extent(1), " is not ", g.c, "x", g.h,
+                          "x", g.w);
+            MIMIC_REQUIRE(e.ld == 0 || e.ld >= g.f * g.pixels(),
+                          "conv2d_forward_inference: output row stride ", e.ld, " under ", g.f * g.pixels());
+            const Region region("mimic::nn::conv::forward_1x1");
+            if (!ws.direct) ws.direct = std::make_shared<impl::DirectConvWorkspace>();
+            impl::direct_pointwise_forward(x.data(), B, W.data(), b.data(), g, *ws.direct, y, e);
+            return;
+        }
+    }
+    conv2d_forward(x, W, b, g, t, ws, y, e);
+}
+
 void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym) {
     const std::int64_t n = std::int64_t(y.size());
     MIMIC_REQUIRE(std::int64_t(dy.size()) == n && std::int64_t(dym.size()) == n, "conv_relu_mask: sizes ",
@@ -534,19 +556,22 @@ void Conv2D::init(std::uint64_t seed, bool he) {
     Kokkos::deep_copy(b_, 0.0f);
 }
 
-void Conv2D::forward(const Matrix& x, const Matrix& y, const ForwardContext&) {
+void Conv2D::forward(const Matrix& x, const Matrix& y, const ForwardContext& ctx) {
     MIMIC_REQUIRE(y.extent(0) == x.extent(0) && std::int64_t(y.extent(1)) == out_.size(), "conv: output is ",
                   y.extent(0), "x", y.extent(1), ", expected ", x.extent(0), "x", out_.size());
     ConvEpilogue e;
     e.act = act_;
     e.alpha = alpha_;
-    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y.data(), e);
+    if (ctx.inference)
+        conv2d_forward_inference(x, W_, b_, g_, tuning_, ws_, y.data(), e);
+    else
+        conv2d_forward(x, W_, b_, g_, tuning_, ws_, y.data(), e);
 }
 
 void Conv2D::forward_into(const Matrix& x, float* y, ConvEpilogue e) {
     e.act = act_;
     e.alpha = alpha_;
-    conv2d_forward(x, W_, b_, g_, tuning_, ws_, y, e);
+    conv2d_forward_inference(x, W_, b_, g_, tuning_, ws_, y, e);
 }
 
 void Conv2D::backward(const Matrix& x, const Matrix& y, const Matrix& dy, const Matrix& dx) {

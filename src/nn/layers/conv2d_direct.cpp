@@ -2,8 +2,8 @@
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
 // (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
 // threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward on grid tiles
-// (stride 1, 3x3 and 5x5) or channel tiles. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable
-// holds.
+// (stride 1, 3x3 and 5x5) or channel tiles. At inference, 1x1 convolutions as sgemms with the epilogue in
+// one pass over the outputs. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 #include "mimic/nn/layers/impl/activation_simd.hpp"
 
@@ -1347,6 +1347,101 @@ void direct_conv_forward(const float* x, std::int64_t batch, const float* W, con
         const auto r = part_range(batch, parts, part);
         forward_samples(x, r.first, r.second, W, b, g, p, fp, wpk, ws.threads[size_t(part)], y, e);
     });
+}
+
+void direct_rows_epilogue(const float* src, std::int64_t lds, int F, std::int64_t P, const float* bias,
+                          const ConvEpilogue& e, std::int64_t s, float* dst) {
+    const float* res = e.residual ? e.residual + s * e.residual_ld : nullptr;
+    for (int f = 0; f < F; ++f)
+        epilogue_row(src + f * lds, dst + f * P, int(P), bias[f], res ? res + f * P : nullptr, e);
+}
+
+namespace {
+
+using HostMatrix = Kokkos::View<float**, Kokkos::LayoutRight, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>;
+
+/// Columns of the sgemm of a 1x1 convolution: a sample whose plane has at least this many outputs is one
+/// sgemm of its own, straight into its NCHW rows; smaller planes are gathered, this many columns a chunk,
+/// so that the weights are packed once for several samples.
+constexpr std::int64_t kPointwiseColumns = 256;
+
+/// col [C, n*P] = the inputs under the 1x1 taps of samples [s0, s0 + n): sample i's outputs at columns
+/// i*P .., its rows and columns every g.s (a subsample at stride 2).
+void gather_pointwise(const float* x, std::int64_t s0, std::int64_t n, const ConvGeometry& g, float* col) {
+    const std::int64_t hw = std::int64_t(g.h) * g.w, P = g.pixels(), N = n * P;
+    const int OH = g.oh(), OW = g.ow();
+    for (int c = 0; c < g.c; ++c)
+        for (std::int64_t i = 0; i < n; ++i) {
+            const float* src = x + ((s0 + i) * g.c + c) * hw;
+            float* dst = col + c * N + i * P;
+            if (g.s == 1) {
+                std::copy(src, src + hw, dst);
+                continue;
+            }
+            for (int r = 0; r < OH; ++r)
+                for (int q = 0; q < OW; ++q)
+                    *dst++ = src[std::int64_t(r) * g.s * g.w + std::int64_t(q) * g.s];
+        }
+}
+
+/// Planes under one register (P < 16): out [F, n*P] = act(out + bias) a whole row of n samples at a time
+/// (one filter, one bias), then each sample's [F][P] copied into y (rows ld apart) with the residual and
+/// post (epilogue_span), or plainly when the epilogue has neither. The arithmetic of ConvEpilogue::apply.
+void scatter_small_planes(float* out, std::int64_t n, std::int64_t P, int F, const float* bias,
+                          const ConvEpilogue& e, std::int64_t s0, float* y, std::int64_t ld) {
+    const std::int64_t N = n * P;
+    ConvEpilogue act; // the activation only
+    act.act = e.act;
+    act.alpha = e.alpha;
+    for (int f = 0; f < F; ++f) // N is about kPointwiseColumns
+        epilogue_row(out + f * N, out + f * N, int(N), bias[f], nullptr, act);
+    const bool rest = e.residual || e.post != ConvAct::none;
+    for (std::int64_t i = 0; i < n; ++i) {
+        float* dst = y + (s0 + i) * ld;
+        const float* res = e.residual ? e.residual + (s0 + i) * e.residual_ld : nullptr;
+        for (int f = 0; f < F; ++f) {
+            const float* src = out + f * N + i * P;
+            if (rest)
+                epilogue_span(src, dst + f * P, P, res ? res + f * P : nullptr, e.act, e);
+            else
+                std::copy(src, src + P, dst + f * P);
+        }
+    }
+}
+
+} // namespace
+
+bool direct_pointwise_supported(const ConvGeometry& g) {
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    return cpu && g.k == 1 && g.p == 0 && g.g == 1;
+}
+
+void direct_pointwise_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                              const ConvGeometry& g, DirectConvWorkspace& ws, float* y,
+                              const ConvEpilogue& e) {
+    const int C = g.c, F = g.f;
+    const std::int64_t P = g.pixels(), ld = e.ld > 0 ? e.ld : F * P, in = std::int64_t(C) * g.h * g.w;
+    const HostMatrix Wm(const_cast<float*>(W), C, F);
+    const std::int64_t nb = P >= kPointwiseColumns ? 1 : std::min(batch, (kPointwiseColumns + P - 1) / P);
+    for (std::int64_t s0 = 0; s0 < batch; s0 += nb) {
+        const std::int64_t n = std::min(nb, batch - s0), N = n * P;
+        // One sample at stride 1 reads its NCHW input [C, P] in place: no padded or gathered copy.
+        const float* xs = x + s0 * in;
+        if (n > 1 || g.s > 1) {
+            float* col = grow(ws.pointwise_in, C * N);
+            gather_pointwise(x, s0, n, g, col);
+            xs = col;
+        }
+        // One sample's product [F, P] is its NCHW output: the epilogue then runs in place.
+        float* out = n > 1 ? grow(ws.pointwise_out, F * N) : y + s0 * ld;
+        gemm("T", "N", 1.0f, Wm, HostMatrix(const_cast<float*>(xs), C, N), 0.0f, HostMatrix(out, F, N));
+        if (n > 1 && P < kLanes) {
+            scatter_small_planes(out, n, P, F, b, e, s0, y, ld);
+            continue;
+        }
+        for (std::int64_t i = 0; i < n; ++i)
+            direct_rows_epilogue(out + i * P, N, F, P, b, e, s0 + i, y + (s0 + i) * ld);
+    }
 }
 
 void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, const float* b,

@@ -186,6 +186,13 @@ void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVe
 void conv2d_forward(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
                     const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, float* y,
                     const ConvEpilogue& e);
+/// conv2d_forward on the inference path (no backward follows; Conv2D::forward with ForwardContext::inference
+/// and forward_into): a 1x1 convolution without padding or groups takes sgemms where the direct backend is
+/// available and allowed (impl::direct_pointwise_forward: no padded copy, the epilogue in one pass over the
+/// outputs; results within float rounding of conv2d_forward's), anything else conv2d_forward.
+void conv2d_forward_inference(const Matrix& x, const UnmanagedMatrix& W, const UnmanagedVector& b,
+                              const ConvGeometry& g, const ConvTuning& t, ConvWorkspace& ws, float* y,
+                              const ConvEpilogue& e);
 /// dym = dy where y > 0, else 0 (the gradient through a fused ReLU, as relu_backward computes it).
 void conv_relu_mask(const Matrix& y, const Matrix& dy, const Matrix& dym);
 /// Accumulates dW += col·dY^T and db += sum(dY) (patches recomputed from x, chunk by chunk); writes

@@ -59,6 +59,8 @@ struct DirectConvWorkspace {
     /// A group's inputs, outputs (dy) and weights (and their gradient), contiguous (direct_grouped_forward,
     /// direct_grouped_backward); its input gradient (direct_grouped_backward).
     std::vector<float> group_in, group_out, group_weights, group_grad;
+    /// The 1x1 sgemms' gathered inputs [C, n*P] and products [F, n*P] (direct_pointwise_forward).
+    std::vector<float> pointwise_in, pointwise_out;
     std::vector<DirectConvScratch> threads;
 };
 
@@ -79,6 +81,26 @@ void direct_conv_forward(const float* x, std::int64_t batch, const float* W, con
 void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                             const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                             float* y, const ConvEpilogue& e);
+
+/// Whether this CPU and geometry suit direct_pointwise_forward: AVX-512F (its output pass), a 1x1 filter
+/// without padding or groups, any stride (false where it is not compiled in).
+bool direct_pointwise_supported(const ConvGeometry& g);
+
+/// Inference forward of a 1x1 convolution (direct_pointwise_supported) on host pointers by sgemm:
+/// y [B, F*OH*OW] (rows e.ld apart when set) = the epilogue e of W^T [F, C] times each sample's inputs
+/// [C, OH*OW] + b. A plane of 256 outputs or more is one sgemm of its own, read in place at stride 1 and
+/// written into its NCHW rows, the epilogue then in place; smaller planes (and strides > 1, subsampled)
+/// are gathered into [C, n*P] for n samples, one sgemm per chunk of about 256 columns. Results within
+/// float rounding of direct_conv_forward.
+void direct_pointwise_forward(const float* x, std::int64_t batch, const float* W, const float* b,
+                              const ConvGeometry& g, DirectConvWorkspace& ws, float* y,
+                              const ConvEpilogue& e);
+
+/// dst [F][P] (sample s's NCHW outputs) = the epilogue e of src row f (lds floats apart) + bias[f], with
+/// sample s's residual (ConvEpilogue::apply's arithmetic, vectorised); in place when src == dst and lds == P.
+/// The output pass of the 1x1 convolutions that conv2d.cpp runs as sgemms at inference.
+void direct_rows_epilogue(const float* src, std::int64_t lds, int F, std::int64_t P, const float* bias,
+                          const ConvEpilogue& e, std::int64_t s, float* dst);
 
 /// Whether this CPU and geometry suit the direct depthwise kernel: AVX-512F, G = C = F, K <= 8, padding
 /// below K, any stride (false where it is not compiled in).
