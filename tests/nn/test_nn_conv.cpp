@@ -332,7 +332,8 @@ TEST(Conv, PointwiseInferenceForward) {
         const int B = 11;
         const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
         const std::int64_t ld = out + 5; // a channel slice of wider rows
-        const auto xh = random_values(std::size_t(B * in), 1), Wh = random_values(std::size_t(g.c * g.f), 2);
+        const auto xh = random_values(std::size_t(B * in), 1),
+                   Wh = random_values(std::size_t(g.c * g.k * g.k * g.f), 2);
         const auto bh = random_values(std::size_t(g.f), 3), rh = random_values(std::size_t(B * out), 4);
         const Reference ref = reference(xh, Wh, bh, std::vector<float>(std::size_t(B * out)), g, B);
         const Matrix x = device_matrix(xh, B, in), Wm = device_matrix(Wh, g.c * g.k * g.k, g.f);
