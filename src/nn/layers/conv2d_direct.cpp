@@ -866,6 +866,30 @@ MIMIC_AVX512 void grad_to_grid(const float* d, int F, int OH, int OW, std::int64
     }
 }
 
+/// Pixel p of a plane of P pixels (acc: its 16 channels from the block's first) into dst [nc][P]: kept in r
+/// and stored 16 pixels at a time through transpose16, masked to nc channels and the plane's end; scattered
+/// for planes under 16 pixels (steps: lane_steps(P)).
+MIMIC_AVX512 inline void put_pixel(__m512 acc, std::int64_t p, std::int64_t P, int nc, __m512i steps,
+                                   __m512 r[kLanes], float* dst) {
+    if (P < kLanes) {
+        _mm512_mask_i32scatter_ps(dst + p, first_lanes(nc), steps, acc, 4);
+        return;
+    }
+    r[p % kLanes] = acc;
+    if (p % kLanes != kLanes - 1 && p != P - 1) return;
+    const std::int64_t p0 = p / kLanes * kLanes;
+    for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
+        r[j] = _mm512_setzero_ps();
+    transpose16(r);
+    if (p - p0 + 1 == kLanes) { // whole registers: plain stores (AMD's masked stores are slow)
+        for (int j = 0; j < nc; ++j)
+            _mm512_storeu_ps(dst + j * P + p0, r[j]);
+        return;
+    }
+    for (int j = 0; j < nc; ++j)
+        _mm512_mask_storeu_ps(dst + j * P + p0, first_lanes(p - p0 + 1), r[j]);
+}
+
 /// Samples [s0, s1) on channel tiles: the inputs transposed to [hpad][wpad][C16] (zero border), then per
 /// output pixel and block of 16 channels the taps that reach the image, in order from 0 (the others add
 /// exact zeros: the grid tiles' sums bit for bit), the bias and the activation ACT (bias_act); 16 pixels'
@@ -900,19 +924,7 @@ MIMIC_AVX512 void depthwise_channel_samples(const float* x, std::int64_t s0, std
                         acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + std::int64_t(kw) * c16),
                                               _mm512_loadu_ps(wr + std::int64_t(kw) * c16), acc);
                 }
-                acc = bias_act<ACT>(acc, bias, a, alpha);
-                if (P < kLanes) { // small planes: scattered to the channels' planes
-                    _mm512_mask_i32scatter_ps(dst + cb * P + p, first_lanes(nc), steps, acc, 4);
-                    continue;
-                }
-                r[p % kLanes] = acc;
-                if (p % kLanes != kLanes - 1 && p != P - 1) continue;
-                const std::int64_t p0 = p / kLanes * kLanes;
-                for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
-                    r[j] = _mm512_setzero_ps();
-                transpose16(r);
-                for (int j = 0; j < nc; ++j)
-                    _mm512_mask_storeu_ps(dst + (cb + j) * P + p0, first_lanes(p - p0 + 1), r[j]);
+                put_pixel(bias_act<ACT>(acc, bias, a, alpha), p, P, nc, steps, r, dst + cb * P);
             }
         }
     }
@@ -1010,30 +1022,6 @@ std::vector<TapRun> tap_runs(int n, int on, int k, int s, int pad) {
         r[std::size_t(i)] = k0 > hi ? TapRun{} : TapRun{k0, (a - k0) / s, (hi - k0) / s + 1};
     }
     return r;
-}
-
-/// Pixel p of a plane of P pixels (acc: its 16 channels from the block's first) into dst [nc][P]: kept in r
-/// and stored 16 pixels at a time through transpose16, masked to nc channels and the plane's end; scattered
-/// for planes under 16 pixels (steps: lane_steps(P)).
-MIMIC_AVX512 inline void put_pixel(__m512 acc, std::int64_t p, std::int64_t P, int nc, __m512i steps,
-                                   __m512 r[kLanes], float* dst) {
-    if (P < kLanes) {
-        _mm512_mask_i32scatter_ps(dst + p, first_lanes(nc), steps, acc, 4);
-        return;
-    }
-    r[p % kLanes] = acc;
-    if (p % kLanes != kLanes - 1 && p != P - 1) return;
-    const std::int64_t p0 = p / kLanes * kLanes;
-    for (std::int64_t j = p - p0 + 1; j < kLanes; ++j)
-        r[j] = _mm512_setzero_ps();
-    transpose16(r);
-    if (p - p0 + 1 == kLanes) { // whole registers: plain stores (AMD's masked stores are slow)
-        for (int j = 0; j < nc; ++j)
-            _mm512_storeu_ps(dst + j * P + p0, r[j]);
-        return;
-    }
-    for (int j = 0; j < nc; ++j)
-        _mm512_mask_storeu_ps(dst + j * P + p0, first_lanes(p - p0 + 1), r[j]);
 }
 
 /// The input gradient of one sample for channels [cb, cb + 16), any stride: per input pixel the taps that
