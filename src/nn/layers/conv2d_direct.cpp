@@ -1432,6 +1432,19 @@ void direct_pointwise_forward(const float* x, std::int64_t batch, const float* W
     }
 }
 
+/// Group gi's column slice of n rows: dst [n][w] = src [n][ld] columns [gi*w, (gi+1)*w). The grouped forward
+/// and backward gather inputs, outputs and weights with it (and scatter_group puts results back).
+void gather_group(const float* src, std::int64_t n, std::int64_t ld, std::int64_t w, int gi, float* dst) {
+    for (std::int64_t r = 0; r < n; ++r)
+        std::copy(src + r * ld + gi * w, src + r * ld + (gi + 1) * w, dst + r * w);
+}
+
+/// The inverse of gather_group: dst [n][ld] columns [gi*w, (gi+1)*w) = src [n][w].
+void scatter_group(const float* src, std::int64_t n, std::int64_t ld, std::int64_t w, int gi, float* dst) {
+    for (std::int64_t r = 0; r < n; ++r)
+        std::copy(src + r * w, src + (r + 1) * w, dst + r * ld + gi * w);
+}
+
 void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, const float* b,
                             const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                             float* y, const ConvEpilogue& e) {
@@ -1444,10 +1457,8 @@ void direct_grouped_forward(const float* x, std::int64_t batch, const float* W, 
     float* yg = grow(ws.group_out, batch * gout);
     float* wg = grow(ws.group_weights, rows * Fg);
     for (int gi = 0; gi < G; ++gi) {
-        for (std::int64_t r = 0; r < rows; ++r)
-            std::copy(W + r * g.f + gi * Fg, W + r * g.f + (gi + 1) * Fg, wg + r * Fg);
-        for (std::int64_t n = 0; n < batch; ++n)
-            std::copy(x + n * in + gi * gin, x + n * in + (gi + 1) * gin, xg + n * gin);
+        gather_group(W, rows, g.f, Fg, gi, wg);
+        gather_group(x, batch, in, gin, gi, xg);
         ConvEpilogue act; // the activation only, into the group's contiguous scratch
         act.act = e.act;
         act.alpha = e.alpha;
@@ -1474,20 +1485,13 @@ void direct_grouped_backward(const float* x, const float* dy, std::int64_t batch
     float* dwg = wg + rows * Fg;
     float* dxg = dx ? grow(ws.group_grad, batch * gin) : nullptr;
     for (int gi = 0; gi < G; ++gi) {
-        for (std::int64_t r = 0; r < rows; ++r) {
-            std::copy(W + r * g.f + gi * Fg, W + r * g.f + (gi + 1) * Fg, wg + r * Fg);
-            std::copy(dW + r * g.f + gi * Fg, dW + r * g.f + (gi + 1) * Fg, dwg + r * Fg);
-        }
-        for (std::int64_t n = 0; n < batch; ++n) {
-            std::copy(x + n * in + gi * gin, x + n * in + (gi + 1) * gin, xg + n * gin);
-            std::copy(dy + n * out + gi * gout, dy + n * out + (gi + 1) * gout, dyg + n * gout);
-        }
+        gather_group(W, rows, g.f, Fg, gi, wg);
+        gather_group(dW, rows, g.f, Fg, gi, dwg);
+        gather_group(x, batch, in, gin, gi, xg);
+        gather_group(dy, batch, out, gout, gi, dyg);
         direct_conv_backward(xg, dyg, batch, wg, one, t, ws, dwg, dxg);
-        for (std::int64_t r = 0; r < rows; ++r)
-            std::copy(dwg + r * Fg, dwg + (r + 1) * Fg, dW + r * g.f + gi * Fg);
-        if (dx)
-            for (std::int64_t n = 0; n < batch; ++n)
-                std::copy(dxg + n * gin, dxg + (n + 1) * gin, dx + n * in + gi * gin);
+        scatter_group(dwg, rows, g.f, Fg, gi, dW);
+        if (dx) scatter_group(dxg, batch, in, gin, gi, dx);
     }
 }
 
