@@ -69,9 +69,7 @@ void batchnorm_sums(const Matrix& x, int C, int HW, const DoubleVector& planes, 
                   "batchnorm_sums: shape mismatch");
     const float* xp = x.data();
     if (simd_here()) {
-        impl::BnPlanes p;
-        p.C = C;
-        p.HW = HW;
+        const impl::BnPlanes p{C, HW};
         impl::bn_plane_sums(xp, p, B * C, planes.data());
         batchnorm_plane_totals(planes, B, C, sums);
         return;
@@ -105,12 +103,7 @@ void batchnorm_apply(const Matrix& x, int C, int HW, const Vector& mean, const V
     const float* xp = x.data();
     float* yp = y.data();
     if (simd_here()) {
-        impl::BnPlanes p;
-        p.C = C;
-        p.HW = HW;
-        p.mean = mean.data();
-        p.scale = scale.data();
-        p.shift = shift.data();
+        const impl::BnPlanes p{C, HW, mean.data(), nullptr, scale.data(), shift.data()};
         impl::bn_apply_planes(xp, p, relu, n / HW, yp);
         return;
     }
@@ -144,11 +137,7 @@ void batchnorm_grad_sums(const Matrix& x, const Matrix& dy, const Matrix& y, int
     const float* gp = dy.data();
     const float* yp = y.size() > 0 ? y.data() : nullptr;
     if (simd_here()) {
-        impl::BnPlanes p;
-        p.C = C;
-        p.HW = HW;
-        p.mean = mean.data();
-        p.invstd = invstd.data();
+        const impl::BnPlanes p{C, HW, mean.data(), invstd.data()};
         impl::bn_grad_plane_sums(xp, gp, yp, p, B * C, planes.data());
         batchnorm_plane_totals(planes, B, C, sums);
         return;
@@ -205,14 +194,7 @@ void batchnorm_dx(const Matrix& x, const Matrix& dy, const Matrix& y, int C, int
     const float* yp = y.size() > 0 ? y.data() : nullptr;
     float* dxp = dx.data();
     if (simd_here()) {
-        impl::BnPlanes p;
-        p.C = C;
-        p.HW = HW;
-        p.mean = mean.data();
-        p.invstd = invstd.data();
-        p.scale = scale.data();
-        p.a = a.data();
-        p.b = b.data();
+        const impl::BnPlanes p{C, HW, mean.data(), invstd.data(), scale.data(), nullptr, a.data(), b.data()};
         impl::bn_dx_planes(xp, gp, yp, p, n / HW, dxp);
         return;
     }
