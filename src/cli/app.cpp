@@ -316,11 +316,13 @@ void check_arch_syntax(const po::variables_map& vm) {
 /// Prints an error after the stage's output has begun, so that it is the last line a user sees. Under a
 /// launcher (mpirun, srun) stdout and stderr are forwarded separately and an error written at once could
 /// overtake the configuration echo: stdout is flushed and the launcher given a moment to forward it first.
-void print_error_last(const std::string& line) {
+/// A line every rank raised is left out when a rank that gave up waiting for the others printed it.
+void print_error_last(const std::string& line, bool shared = false) {
     std::fflush(stdout);
     const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") ||
                           std::getenv("PMIX_RANK") || std::getenv("SLURM_STEP_ID");
     if (launched) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (shared && another_rank_reported()) return;
     std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
 }
@@ -334,7 +336,7 @@ int run_stage(StageBase& stage, bool root) {
     } catch (const CollectiveError& e) {
         if (e.whole_job()) {
             // Every rank raised it: rank 0 prints it and every rank leaves with the same exit code.
-            if (root) print_error_last(detail::concat(error_prefix(), ": error: ", e.what()));
+            if (root) print_error_last(detail::concat(error_prefix(), ": error: ", e.what()), true);
             if (world.size() > 1) arm_exit_watchdog(1);
             return 1;
         }

@@ -68,23 +68,60 @@ const std::string& last_error_message() {
     return detail::t_last_error;
 }
 
-void abort_job(const std::string& message, int code) {
-    // stdout first, and a moment for a launcher to forward it, so that the error is the last line.
+namespace {
+MPI_Comm g_error_comm = MPI_COMM_NULL;
+// The flag a rank sends to rank 0 of the job when it prints its own error line (on g_error_comm only).
+constexpr int kReportedTag = 4242;
+
+bool launched_by_mpi() {
+    return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("SLURM_STEP_ID");
+}
+
+/// Tells rank 0 of the job that this rank prints its own line, so that rank 0, reaching the same error
+/// later through a collective, does not print it a second time. Rank 0 and single-rank jobs send nothing.
+void announce_own_report() {
+    if (g_error_comm == MPI_COMM_NULL) return;
+    int rank = 0;
+    MPI_Comm_rank(g_error_comm, &rank);
+    if (rank == 0) return;
+    static int flag = 1;
+    MPI_Request req;
+    if (MPI_Isend(&flag, 1, MPI_INT, 0, kReportedTag, g_error_comm, &req) == MPI_SUCCESS)
+        MPI_Request_free(&req);
+}
+
+/// Prints "<prefix>: error: <message>" after stdout and a moment for a launcher to forward it, so that
+/// the error is the last line; a line shared by every rank is left out when another rank printed it.
+void print_last(const std::string& message, bool shared) {
     std::fflush(stdout);
-    if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("SLURM_STEP_ID"))
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (launched_by_mpi()) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (shared && another_rank_reported()) return;
     std::fprintf(stderr, "%s: error: %s\n", detail::g_error_prefix.c_str(), message.c_str());
     std::fflush(stderr);
+}
+
+[[noreturn]] void end_job(int code) {
     int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
     if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
 }
-
-namespace {
-MPI_Comm g_error_comm = MPI_COMM_NULL;
 } // namespace
+
+void abort_job(const std::string& message, int code) {
+    announce_own_report();
+    print_last(message, false);
+    end_job(code);
+}
+
+bool another_rank_reported() {
+    if (g_error_comm == MPI_COMM_NULL) return false;
+    int found = 0;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, kReportedTag, g_error_comm, &found, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return false;
+    return found != 0;
+}
 
 void init_error_comm() {
     int size = 1;
@@ -126,6 +163,9 @@ void abort_job_once(const std::string& message, int code) {
             std::this_thread::sleep_for(std::chrono::seconds(10));
             MPI_Abort(MPI_COMM_WORLD, code);
         }
+        // Rank 0: every rank failed alike, unless one gave up waiting and printed its own line already.
+        print_last(message, true);
+        end_job(code);
     }
     abort_job(message, code);
 }
@@ -133,9 +173,11 @@ void abort_job_once(const std::string& message, int code) {
 void arm_exit_watchdog(int code, double seconds) {
     std::thread([code, seconds] {
         std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-        abort_job(detail::concat("the job did not exit within ", seconds,
-                                 " s of the error above (a rank is stuck in clean-up); aborting it"),
-                  code);
+        // Not abort_job: no MPI call but the abort from this thread while the main one is in clean-up.
+        print_last(detail::concat("the job did not exit within ", seconds,
+                                  " s of the error above (a rank is stuck in clean-up); aborting it"),
+                   false);
+        end_job(code);
     }).detach();
 }
 

@@ -47,7 +47,11 @@ const std::string& last_error_message();
 
 /// Prints "<prefix>: error: <message>" to stderr on this rank and ends the whole job at once with
 /// MPI_Abort (no unwinding, no collective clean-up). The Open MPI banner is silenced by jobs/env.sh.
+/// Another rank than 0 first tells rank 0 that it printed its own line (see another_rank_reported).
 [[noreturn]] void abort_job(const std::string& message, int code = 1);
+/// True when another rank has printed its own error line through abort_job: rank 0, reaching the same
+/// error later (it agreed with ranks that gave up waiting for it), then leaves its copy of the line out.
+bool another_rank_reported();
 
 /// Like abort_job, for an error caught at the top of a multi-rank job: when every rank of the job gets
 /// here within MIMIC_ABORT_GRACE seconds (they all failed alike), only rank 0 prints its line; otherwise
