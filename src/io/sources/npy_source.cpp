@@ -61,11 +61,11 @@ Elem parse_descr(const std::string& descr, const std::string& name, bool& swap) 
     static const std::pair<const char*, Elem> known[] = {
         {"u1", Elem::u8},  {"i1", Elem::i8},  {"u2", Elem::u16}, {"i2", Elem::i16},
         {"u4", Elem::u32}, {"i4", Elem::i32}, {"u8", Elem::u64}, {"i8", Elem::i64},
-        {"f2", Elem::f16}, {"f4", Elem::f32}, {"f8", Elem::f64}};
+        {"f2", Elem::f16}, {"f4", Elem::f32}, {"f8", Elem::f64}, {"b1", Elem::i8}}; // bool: 0 and 1
     for (const auto& [code, e] : known)
         if (t == code) return e;
     fail(name, ": NumPy dtype ", d,
-         " is not supported (use uint8, int8-64, uint16-64, float16, float32 or float64)");
+         " is not supported (use bool, uint8, int8-64, uint16-64, float16, float32 or float64)");
 }
 
 std::vector<std::int64_t> parse_shape(const std::string& text, const std::string& name) {
