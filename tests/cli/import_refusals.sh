@@ -14,7 +14,6 @@ npy=(--train-images "$s/x.npy" --train-labels "$s/y.npy" --test-images "$s/sx.np
 case $case in
 truncated_npy) expect_fail "$s/x.npy: truncated: the header declares" imp "${npy[@]}" --layout nhwc ;;
 object_npy) expect_fail "$s/x.npy: holds Python objects .*ragged" imp "${npy[@]}" ;;
-fortran_npy) expect_fail "$s/x.npy: is in Fortran order" imp "${npy[@]}" --layout nhwc ;;
 corrupt_npz)
   expect_fail "$s/data.npz:x: corrupt compressed data" imp --train-images "$s/data.npz:x" --train-labels "$s/y.npy" \
     --test-images "$s/sx.npy" --test-labels "$s/sy.npy" --layout nhwc
