@@ -20,8 +20,8 @@ foreach(np 1 2)
   mimic_script_test(cli.import.pixels.np${np} cli/import_pixels.sh ${np})
 endforeach()
 set_tests_properties(cli.import.pixels.np2 PROPERTIES PROCESSORS 2)
-# Sources as real producers write them (tests/python/import_producers.py): each imports exactly or is refused
-# in one line naming the file, with nothing written.
+# Sources as real producers write them (tests/python/import_producers.py): each imports exactly (the same
+# files on 1 and 2 ranks) or is refused in one line naming the file, with nothing written.
 foreach(case be_f4 be_u2 i16_negative i32 f64_fraction bool labels_int64 labels_int32 labels_uint8 labels_int8
              labels_float labels_n1 labels_be_i8 labels_fraction labels_strings memmap fortran fortran_flat_be fortran_npz
              zero_rows_train
@@ -30,4 +30,5 @@ foreach(case be_f4 be_u2 i16_negative i32 f64_fraction bool labels_int64 labels_
              img_jpeg_progressive img_jpeg_cmyk img_mixed_grey_rgb img_P_mixed_transparency img_clutter
              img_empty_class cifar100_fine cifar100_truncated)
   mimic_script_test(cli.import.producers.${case} cli/import_producers.sh ${case})
+  set_tests_properties(cli.import.producers.${case} PROPERTIES PROCESSORS 2)
 endforeach()
