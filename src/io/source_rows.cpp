@@ -38,6 +38,7 @@ ImageRows::ImageRows(std::unique_ptr<ArraySource> src, const std::string& layout
              dims.size() ? std::to_string(dims[0]) : "", "); images need rank 2 (N, D), 3 (N, H, W) or 4");
     }
     if (d() == 0) fail(n, ": rows have no features");
+    if (src_->rows() == 0) fail(n, ": holds no rows (shape starting 0); there is nothing to import");
 }
 
 double ImageRows::scale() const {

@@ -200,8 +200,6 @@ def bad(case, d):
             f.truncate(os.path.getsize(f"{d}/x.npy") - 100)
     elif case == "object_npy":
         np.save(f"{d}/x.npy", np.array([np.zeros(3), np.zeros(4)], dtype=object), allow_pickle=True)
-    elif case == "fortran_npy":
-        np.save(f"{d}/x.npy", np.asfortranarray(nhwc(tx)))
     elif case == "corrupt_npz":
         np.savez_compressed(f"{d}/data.npz", x=nhwc(tx))
         with open(f"{d}/data.npz", "r+b") as f:

@@ -35,6 +35,40 @@ hid_t native_type(Elem e) {
     return H5T_NATIVE_UINT8;
 }
 
+const char* class_name(H5T_class_t cls) {
+    switch (cls) {
+    case H5T_STRING:
+        return "string";
+    case H5T_COMPOUND:
+        return "compound (structured)";
+    case H5T_ARRAY:
+        return "array-typed";
+    case H5T_REFERENCE:
+        return "reference";
+    case H5T_OPAQUE:
+        return "opaque";
+    case H5T_BITFIELD:
+        return "bitfield";
+    default:
+        return "non-numeric";
+    }
+}
+
+Elem integer_elem(bool sign, size_t size, const std::string& name) {
+    switch (size) {
+    case 1:
+        return sign ? Elem::i8 : Elem::u8;
+    case 2:
+        return sign ? Elem::i16 : Elem::u16;
+    case 4:
+        return sign ? Elem::i32 : Elem::u32;
+    case 8:
+        return sign ? Elem::i64 : Elem::u64;
+    default:
+        fail(name, ": ", 8 * size, "-bit integers are not supported");
+    }
+}
+
 Elem elem_of(hid_t dset, const std::string& name) {
     h5::Handle t(MIMIC_H5_CHECK(H5Dget_type(dset)), H5Tclose);
     const H5T_class_t cls = H5Tget_class(t);
@@ -50,20 +84,28 @@ Elem elem_of(hid_t dset, const std::string& name) {
             return Elem::f16;
         fail(name, ": ", 8 * size, "-bit floating point is not supported (IEEE float16, float32 or float64)");
     }
-    if (cls != H5T_INTEGER)
-        fail(name, ": holds non-numeric values (HDF5 type class ", int(cls), "); store a numeric array");
-    const bool sign = H5Tget_sign(t) == H5T_SGN_2;
-    switch (size) {
-    case 1:
-        return sign ? Elem::i8 : Elem::u8;
-    case 2:
-        return sign ? Elem::i16 : Elem::u16;
-    case 4:
-        return sign ? Elem::i32 : Elem::u32;
-    case 8:
-        return sign ? Elem::i64 : Elem::u64;
-    default:
-        fail(name, ": ", 8 * size, "-bit integers are not supported");
+    if (cls == H5T_ENUM) { // h5py's bool, and other enums: their integer values
+        h5::Handle base(MIMIC_H5_CHECK(H5Tget_super(t)), H5Tclose);
+        return integer_elem(H5Tget_sign(base) == H5T_SGN_2, H5Tget_size(base), name);
+    }
+    if (cls != H5T_INTEGER) fail(name, ": holds ", class_name(cls), " values; store a numeric array");
+    return integer_elem(H5Tget_sign(t) == H5T_SGN_2, size, name);
+}
+
+/// Refuses a dataset compressed by a filter this HDF5 library lacks (h5py's lzf, blosc, ... without their
+/// plugins), which every read of a chunk would fail on.
+void check_filters(hid_t dset, const std::string& name) {
+    h5::Handle dcpl(MIMIC_H5_CHECK(H5Dget_create_plist(dset)), H5Pclose);
+    const int n = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < n; ++i) {
+        unsigned flags = 0, config = 0;
+        size_t nvalues = 0;
+        char fname[64] = {0};
+        const H5Z_filter_t id =
+            H5Pget_filter2(dcpl, unsigned(i), &flags, &nvalues, nullptr, sizeof fname, fname, &config);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0)
+            fail(name, ": is compressed with HDF5 filter ", id, " (", fname[0] ? fname : "unnamed",
+                 "), which this HDF5 library lacks; rewrite it with gzip (h5py: compression='gzip')");
     }
 }
 
@@ -71,14 +113,16 @@ class Hdf5Source : public ArraySource {
 public:
     Hdf5Source(h5::File f, h5::Handle d, const std::string& name, std::vector<std::int64_t> dims, Elem e)
         : ArraySource(name, std::move(dims), e), file_(std::move(f)), dset_(std::move(d)) {
+        h5::Handle file_type(MIMIC_H5_CHECK(H5Dget_type(dset_)), H5Tclose);
         if (e == Elem::f16) { // the file's half type in little-endian order: HDF5 only swaps bytes
-            h5::Handle file_type(MIMIC_H5_CHECK(H5Dget_type(dset_)), H5Tclose);
-            half_ = h5::Handle(MIMIC_H5_CHECK(H5Tcopy(file_type)), H5Tclose);
-            MIMIC_H5_CHECK(H5Tset_order(half_, H5T_ORDER_LE));
+            mem_ = h5::Handle(MIMIC_H5_CHECK(H5Tcopy(file_type)), H5Tclose);
+            MIMIC_H5_CHECK(H5Tset_order(mem_, H5T_ORDER_LE));
+        } else if (H5Tget_class(file_type) == H5T_ENUM) { // read as the native enum: its integer values
+            mem_ = h5::Handle(MIMIC_H5_CHECK(H5Tget_native_type(file_type, H5T_DIR_ASCEND)), H5Tclose);
         }
     }
     ~Hdf5Source() override {
-        half_.reset();
+        mem_.reset();
         dset_.reset();
         file_.close();
     }
@@ -89,13 +133,13 @@ public:
         sel.start[0] = hsize_t(begin);
         sel.count[0] = hsize_t(count);
         if (count == 0) return;
-        h5::read_selection(dset_, elem_ == Elem::f16 ? hid_t(half_) : native_type(elem_), sel, buf, false);
+        h5::read_selection(dset_, mem_.valid() ? hid_t(mem_) : native_type(elem_), sel, buf, false);
     }
 
 private:
     h5::File file_;
     h5::Handle dset_;
-    h5::Handle half_;
+    h5::Handle mem_; ///< the memory type of half and enum datasets (others: native_type(elem_))
 };
 } // namespace
 
@@ -114,6 +158,7 @@ std::unique_ptr<ArraySource> open_hdf5_source(const std::string& path, const std
         dims.push_back(std::int64_t(x));
     if (dims.empty()) fail(name, ": is a scalar; an array of rows is needed");
     const Elem e = elem_of(d, name);
+    check_filters(d, name);
     return std::make_unique<Hdf5Source>(std::move(f), std::move(d), name, std::move(dims), e);
 }
 

@@ -1,9 +1,9 @@
-// ImageFolderSource: directory listing, header scan (PNG IHDR bytes, jpeg_read_header), and decoding of
-// each row's image through libpng's simplified API or libjpeg, transposed from H x W x C to C x H x W.
+// ImageFolderSource: directory listing, header scan (libpng's simplified API, jpeg_read_header), and
+// decoding of each row's image through libpng's simplified API or libjpeg, transposed from H x W x C to C x H
+// x W.
 #include "mimic/io/sources/image_folder_source.hpp"
 
 #include "mimic/core/error.hpp"
-#include "mimic/io/sources/raw_file.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -76,22 +76,22 @@ std::string jpeg(const std::string& path, Shape& s, unsigned char* pixels) {
     return "";
 }
 
-/// A PNG's shape from its IHDR chunk; 16-bit samples are refused.
+/// A PNG's shape as libpng's simplified API reads it: channels are grey or colour (palettes are colour)
+/// plus alpha where the file has an alpha channel or a tRNS chunk; 16-bit samples are refused.
 Shape png_header(const std::string& path) {
-    RawFile f(path);
-    unsigned char h[26];
-    f.read_at(0, 26, h);
-    if (std::memcmp(h + 12, "IHDR", 4) != 0) fail(path, ": malformed PNG (no IHDR chunk first)");
-    auto be = [&](int o) {
-        return int(h[o]) << 24 | int(h[o + 1]) << 16 | int(h[o + 2]) << 8 | int(h[o + 3]);
-    };
-    if (h[24] == 16) fail(path, ": 16-bit PNG samples are not supported (save 8-bit images)");
-    static const int channels[] = {1, 0, 3, 3, 2, 0, 4};
-    const int ct = h[25];
-    if (ct > 6 || channels[ct] == 0) fail(path, ": malformed PNG (colour type ", ct, ")");
-    return {channels[ct], be(20), be(16)};
+    png_image img;
+    std::memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&img, path.c_str()))
+        fail(path, ": cannot read the PNG header (", img.message, ")");
+    const Shape s{int(PNG_IMAGE_SAMPLE_CHANNELS(img.format)), int(img.height), int(img.width)};
+    const bool wide = img.format & PNG_FORMAT_FLAG_LINEAR;
+    png_image_free(&img);
+    if (wide) fail(path, ": 16-bit PNG samples are not supported (save 8-bit images)");
+    return s;
 }
 
+/// Decodes a PNG of shape s (from png_header) into pixels (H x W x s.c).
 void png_decode(const std::string& path, const Shape& s, unsigned char* pixels) {
     png_image img;
     std::memset(&img, 0, sizeof img);
@@ -106,6 +106,12 @@ void png_decode(const std::string& path, const Shape& s, unsigned char* pixels) 
     }
 }
 
+/// The mode of c channels, for messages.
+const char* mode_name(int c) {
+    static const char* names[] = {"", "grey", "grey+alpha", "RGB", "RGBA"};
+    return c >= 1 && c <= 4 ? names[c] : "?";
+}
+
 enum class Kind { png, jpeg, other };
 
 Kind kind_of(const std::string& name) {
@@ -117,7 +123,7 @@ Kind kind_of(const std::string& name) {
     return Kind::other;
 }
 
-/// Entries of a directory (hidden ones left out), sorted by name.
+/// Entries of a directory (hidden ones, such as .DS_Store and ._* files, left out), sorted by name.
 std::vector<std::string> list_dir(const std::string& dir) {
     DIR* d = opendir(dir.c_str());
     if (!d) fail(dir, ": cannot list the directory (", std::strerror(errno), ")");
@@ -182,6 +188,30 @@ Shape header_of(const std::string& path) {
 }
 } // namespace
 
+namespace {
+/// Appends the PNG and JPEG files under dir to files, checking each header against the first image's shape:
+/// dir's own files in sorted name order, then each subfolder's likewise, in sorted order.
+void collect(const std::string& dir, int depth, std::vector<std::string>& files, Shape& first) {
+    if (depth > 16) fail(dir, ": folders nested more than 16 deep (a symbolic link loop?)");
+    std::vector<std::string> subs;
+    for (const auto& f : list_dir(dir)) {
+        const std::string path = dir + "/" + f;
+        if (is_dir(path)) subs.push_back(path);
+        if (is_dir(path) || kind_of(f) == Kind::other) continue;
+        const Shape s = header_of(path);
+        if (files.empty()) first = s;
+        if (s.c != first.c || s.h != first.h || s.w != first.w)
+            fail(path, ": image is ", s.c, "x", s.h, "x", s.w, " (CxHxW) ", mode_name(s.c), " but ",
+                 files.front(), " is ", first.c, "x", first.h, "x", first.w, " ", mode_name(first.c),
+                 "; every image must have the same size and mode (a palette PNG is RGB, RGBA with "
+                 "transparency; convert them to one, e.g. with Pillow's Image.convert('RGB'))");
+        files.push_back(path);
+    }
+    for (const auto& sub : subs)
+        collect(sub, depth + 1, files, first);
+}
+} // namespace
+
 std::unique_ptr<ArraySource> open_image_folder(const std::string& dir) {
     std::vector<std::string> classes, files;
     std::vector<std::int64_t> labels;
@@ -190,20 +220,10 @@ std::unique_ptr<ArraySource> open_image_folder(const std::string& dir) {
         const std::string sub = dir + "/" + cls;
         if (!is_dir(sub)) continue;
         if (cls.find('\n') != std::string::npos) fail(sub, ": a class folder name may not hold a newline");
-        const std::int64_t before = std::int64_t(files.size());
-        for (const auto& f : list_dir(sub)) {
-            const std::string path = sub + "/" + f;
-            if (kind_of(f) == Kind::other || is_dir(path)) continue;
-            const Shape s = header_of(path);
-            if (files.empty()) first = s;
-            if (s.c != first.c || s.h != first.h || s.w != first.w)
-                fail(path, ": image is ", s.c, "x", s.h, "x", s.w, " (CxHxW) but ", files.front(), " is ",
-                     first.c, "x", first.h, "x", first.w,
-                     "; every image must have the same size and channels");
-            files.push_back(path);
-            labels.push_back(std::int64_t(classes.size()));
-        }
-        if (std::int64_t(files.size()) == before) fail(sub, ": class folder holds no PNG or JPEG image");
+        const std::size_t before = files.size();
+        collect(sub, 0, files, first);
+        if (files.size() == before) fail(sub, ": class folder holds no PNG or JPEG image");
+        labels.resize(files.size(), std::int64_t(classes.size()));
         classes.push_back(cls);
     }
     if (classes.empty()) fail(dir, ": holds no class subfolders (expected DIR/<class>/<image>.png)");

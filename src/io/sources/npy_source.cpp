@@ -19,6 +19,7 @@ struct NpyHeader {
     std::vector<std::int64_t> dims;
     Elem elem = Elem::u8;
     bool swap = false;            ///< big-endian data on this (little-endian) host
+    bool fortran = false;         ///< column-major: the row index varies fastest
     std::int64_t data_offset = 0; ///< from the start of the array's bytes
 };
 
@@ -61,11 +62,11 @@ Elem parse_descr(const std::string& descr, const std::string& name, bool& swap) 
     static const std::pair<const char*, Elem> known[] = {
         {"u1", Elem::u8},  {"i1", Elem::i8},  {"u2", Elem::u16}, {"i2", Elem::i16},
         {"u4", Elem::u32}, {"i4", Elem::i32}, {"u8", Elem::u64}, {"i8", Elem::i64},
-        {"f2", Elem::f16}, {"f4", Elem::f32}, {"f8", Elem::f64}};
+        {"f2", Elem::f16}, {"f4", Elem::f32}, {"f8", Elem::f64}, {"b1", Elem::i8}}; // bool: 0 and 1
     for (const auto& [code, e] : known)
         if (t == code) return e;
     fail(name, ": NumPy dtype ", d,
-         " is not supported (use uint8, int8-64, uint16-64, float16, float32 or float64)");
+         " is not supported (use bool, uint8, int8-64, uint16-64, float16, float32 or float64)");
 }
 
 std::vector<std::int64_t> parse_shape(const std::string& text, const std::string& name) {
@@ -110,8 +111,9 @@ NpyHeader parse_npy(const ReadAt& read_at, const std::string& name) {
     read_at(hstart, hlen, hdr.data());
     NpyHeader h;
     h.elem = parse_descr(dict_value(hdr, "descr", name), name, h.swap);
-    if (dict_value(hdr, "fortran_order", name) != "False")
-        fail(name, ": is in Fortran order; save it in C order (np.ascontiguousarray)");
+    const std::string order = dict_value(hdr, "fortran_order", name);
+    if (order != "False" && order != "True") fail(name, ": malformed .npy fortran_order ", order);
+    h.fortran = order == "True";
     h.dims = parse_shape(dict_value(hdr, "shape", name), name);
     h.data_offset = hstart + hlen;
     return h;
@@ -124,20 +126,51 @@ void byteswap(void* buf, std::int64_t n, size_t s) {
         std::reverse(p + size_t(i) * s, p + size_t(i + 1) * s);
 }
 
+/// Rows [begin, begin + count) of the array described by h, in C order and native byte order, into buf
+/// through read_at (offsets from the array's start). A Fortran-order array holds each element of a row
+/// for all N rows together: one read per row element gathers the count rows' values, which are then
+/// placed at their C-order positions within each row.
+void read_rows(const ReadAt& read_at, const NpyHeader& h, std::int64_t begin, std::int64_t count, void* buf) {
+    const std::int64_t s = std::int64_t(elem_size(h.elem));
+    std::int64_t e = 1;
+    for (size_t k = 1; k < h.dims.size(); ++k)
+        e *= h.dims[k];
+    if (!h.fortran || e == 1 || count == 0) {
+        read_at(h.data_offset + begin * e * s, count * e * s, buf);
+    } else {
+        std::vector<unsigned char> t(size_t(count * e * s));
+        for (std::int64_t f = 0; f < e; ++f)
+            read_at(h.data_offset + (f * h.dims[0] + begin) * s, count * s, t.data() + f * count * s);
+        auto* out = static_cast<unsigned char*>(buf);
+        for (std::int64_t f = 0; f < e; ++f) {
+            std::int64_t c = 0, rest = f; // f's C-order index: the first row index varies fastest in f
+            for (size_t k = 1; k < h.dims.size(); ++k) {
+                std::int64_t stride = 1;
+                for (size_t j = k + 1; j < h.dims.size(); ++j)
+                    stride *= h.dims[j];
+                c += (rest % h.dims[k]) * stride;
+                rest /= h.dims[k];
+            }
+            for (std::int64_t r = 0; r < count; ++r)
+                std::memcpy(out + (r * e + c) * s, t.data() + (f * count + r) * s, size_t(s));
+        }
+    }
+    if (h.swap) byteswap(buf, count * e, size_t(s));
+}
+
 class NpySource : public ArraySource {
 public:
-    NpySource(std::shared_ptr<RawFile> f, std::string name, const NpyHeader& h, std::int64_t start)
-        : ArraySource(std::move(name), h.dims, h.elem), f_(std::move(f)), start_(start), swap_(h.swap) {}
+    NpySource(std::shared_ptr<RawFile> f, std::string name, const NpyHeader& h, std::int64_t base)
+        : ArraySource(std::move(name), h.dims, h.elem), f_(std::move(f)), h_(h), base_(base) {}
     void read(std::int64_t begin, std::int64_t count, void* buf) const override {
-        const std::int64_t row = row_elements() * std::int64_t(elem_size(elem_));
-        f_->read_at(start_ + begin * row, count * row, buf);
-        if (swap_) byteswap(buf, count * row_elements(), elem_size(elem_));
+        read_rows([&](std::int64_t o, std::int64_t n, void* b) { f_->read_at(base_ + o, n, b); }, h_, begin,
+                  count, buf);
     }
 
 private:
     std::shared_ptr<RawFile> f_;
-    std::int64_t start_;
-    bool swap_;
+    NpyHeader h_;
+    std::int64_t base_; ///< the array's first byte (its header's) in the file
 };
 
 /// Refuses an array of `length` bytes (header included) shorter than its header declares.
@@ -158,7 +191,7 @@ std::unique_ptr<ArraySource> make_npy(std::shared_ptr<RawFile> f, const std::str
     const NpyHeader h =
         parse_npy([&](std::int64_t o, std::int64_t n, void* buf) { f->read_at(base + o, n, buf); }, name);
     check_length(h, length, name);
-    return std::make_unique<NpySource>(std::move(f), name, h, base + h.data_offset);
+    return std::make_unique<NpySource>(std::move(f), name, h, base);
 }
 
 std::uint64_t le(const unsigned char* p, int n) {
@@ -255,18 +288,14 @@ std::vector<ZipMember> zip_members(const RawFile& f, const std::string& path) {
 class DeflatedNpySource : public ArraySource {
 public:
     DeflatedNpySource(std::unique_ptr<InflateStream> z, std::string name, const NpyHeader& h)
-        : ArraySource(std::move(name), h.dims, h.elem), z_(std::move(z)), start_(h.data_offset),
-          swap_(h.swap) {}
+        : ArraySource(std::move(name), h.dims, h.elem), z_(std::move(z)), h_(h) {}
     void read(std::int64_t begin, std::int64_t count, void* buf) const override {
-        const std::int64_t row = row_elements() * std::int64_t(elem_size(elem_));
-        z_->read(start_ + begin * row, count * row, buf);
-        if (swap_) byteswap(buf, count * row_elements(), elem_size(elem_));
+        read_rows([&](std::int64_t o, std::int64_t n, void* b) { z_->read(o, n, b); }, h_, begin, count, buf);
     }
 
 private:
     std::unique_ptr<InflateStream> z_;
-    std::int64_t start_;
-    bool swap_;
+    NpyHeader h_;
 };
 
 std::unique_ptr<ArraySource> make_deflated_npy(std::shared_ptr<RawFile> f, const std::string& name,
