@@ -449,14 +449,38 @@ MIMIC_AVX512 inline void copy_row(const float* s, float* d, int n, float b, bool
         _mm512_mask_storeu_ps(d + j, m, v);
 }
 
-/// Copies sample planes [n][h][w] into the interiors of a strided pass' zero-bordered phase planes.
-void phase_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
+/// The first n lanes (all 16 for n >= 16; defined with the depthwise kernels below).
+__mmask16 first_lanes(std::int64_t n);
+
+/// A row's even and odd columns: ev[k] = row[2k], od[k] = row[2k + 1] for the columns < w, 32 inputs at a
+/// time through two permutes, the stores masked at the row's end (nothing past the last column's place).
+MIMIC_AVX512 void split_columns(const float* row, int w, float* ev, float* od) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int j = 0; j < w; j += 2 * kLanes) {
+        const int n = std::min(2 * kLanes, w - j);
+        const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(n), row + j);
+        const __m512 hi = n > kLanes ? _mm512_maskz_loadu_ps(first_lanes(n - kLanes), row + j + kLanes)
+                                     : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(ev + j / 2, first_lanes((n + 1) / 2), _mm512_permutex2var_ps(lo, ie, hi));
+        _mm512_mask_storeu_ps(od + j / 2, first_lanes(n / 2), _mm512_permutex2var_ps(lo, io, hi));
+    }
+}
+
+/// Copies sample planes [n][h][w] into the interiors of a strided pass' zero-bordered phase planes (stride
+/// 2: each row's columns split in registers, split_columns).
+MIMIC_AVX512 void phase_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
     const int s = p.s;
     for (int c = 0; c < n; ++c)
         for (int i = 0; i < h; ++i) {
             const int pi = i + p.pad;
             const float* row = src + (std::int64_t(c) * h + i) * w;
             float* d = dst + c * p.plane + std::int64_t(pi % s) * s * p.phase + std::int64_t(pi / s) * p.wp;
+            if (s == 2) { // even inputs to column phase pad % 2 from column pad / 2, odd ones to the other
+                split_columns(row, w, d + (p.pad % 2) * p.phase + p.pad / 2,
+                              d + ((p.pad + 1) % 2) * p.phase + (p.pad + 1) / 2);
+                continue;
+            }
             // Column phase b holds the inputs j with (j + pad) % s == b, at column (j + pad) / s.
             // (j + pad) / s steps by one with j: no division per input.
             for (int b = 0; b < s; ++b) {
