@@ -440,6 +440,7 @@ TEST(Conv, DirectStrideTwoBackwardMatchesIm2col) {
              {{5, 13, 13, 7, 3, 2, 0}, 1}, // no padding, odd planes, batch 1
              {{40, 5, 5, 24, 3, 2, 1}, 3}, // a 3x3 output plane, many channels
              {{6, 9, 8, 20, 2, 2, 0}, 2},  // 2x2 filters: one tap per phase
+             {{5, 9, 11, 6, 2, 2, 0}, 2},  // 2x2 on odd planes: the last row and column get no tap
              {{10, 7, 9, 20, 5, 2, 2}, 2}, // 5x5, padding 2, a tail filter block
              {{16, 8, 8, 32, 1, 2, 0}, 2}, // a 1x1 projection: im2col + sgemm on both sides
              {{7, 13, 9, 3, 1, 2, 0}, 1}}) {

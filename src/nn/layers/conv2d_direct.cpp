@@ -1608,6 +1608,21 @@ void phase_weights(const float* W, const ConvGeometry& g, int k2, float* wt) {
                 }
 }
 
+/// The inverse of split_columns with zeros past the phases' ends: d[2k] = k < ne ? ev[k] : 0 and d[2k + 1] =
+/// k < no ? od[k] : 0 for the columns < w, 32 at a time through two permutes (loads and stores masked).
+MIMIC_AVX512 void join_columns(const float* ev, int ne, const float* od, int no, int w, float* d) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const auto lanes = [](int n) { return first_lanes(std::max(0, n)); };
+    for (int k = 0; 2 * k < w; k += kLanes) {
+        const __m512 e = _mm512_maskz_loadu_ps(lanes(ne - k), ev + k);
+        const __m512 o = _mm512_maskz_loadu_ps(lanes(no - k), od + k);
+        _mm512_mask_storeu_ps(d + 2 * k, lanes(w - 2 * k), _mm512_permutex2var_ps(e, lo, o));
+        _mm512_mask_storeu_ps(d + 2 * k + kLanes, lanes(w - 2 * k - kLanes),
+                              _mm512_permutex2var_ps(e, hi, o));
+    }
+}
+
 /// One sample's dx [C][H][W] from the S*S phase outputs of strided_input_grad_samples (phase ph at out +
 /// ph*per, channel c's output (i, j) at c*cs + i*rs + j*js, a grid of bw.oh x bw.ow): input (ih, iw) is
 /// output ((ih + p) / S, (iw + p) / S) of phase ((ih + p) % S, (iw + p) % S), 0 past the phase's grid (no
@@ -1623,9 +1638,16 @@ void scatter_phases(const float* out, std::int64_t per, std::int64_t cs, std::in
                 std::fill(d, d + W, 0.0f);
                 continue;
             }
+            const float* row = out + a * S * per + c * cs + std::int64_t(i) * rs;
+            if (S == 2 && js == 1) { // even columns from column phase p % 2 (from p / 2), odd from the other
+                const int e0 = p / 2, o0 = (p + 1) / 2;
+                join_columns(row + (p % 2) * per + e0, bw.ow - e0, row + ((p + 1) % 2) * per + o0, bw.ow - o0,
+                             W, d);
+                continue;
+            }
             for (int b = 0; b < S; ++b) {
                 const int iw0 = (b - p % S + S) % S; // the first column of phase b: (iw0 + p) % S == b
-                const float* src = out + (a * S + b) * per + c * cs + std::int64_t(i) * rs;
+                const float* src = row + b * per;
                 int j = (iw0 + p) / S, iw = iw0;
                 for (; iw < W && j < bw.ow; iw += S, ++j)
                     d[iw] = src[j * js];
