@@ -1,9 +1,10 @@
-// Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
+// Direct convolution on x86 CPUs with AVX-512 (stride 1 and 2, host memory): pixel tiles (8 filters x 16-48
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
-// (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
-// threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward on grid tiles
-// (stride 1, 3x3 and 5x5) or channel tiles. At inference, 1x1 convolutions as sgemms with the epilogue in
-// one pass over the outputs. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
+// (the forward kernels with flipped weights; at stride 2 one pass per phase of dx) and weight gradient,
+// split over the host execution space's threads. And the depthwise forward pass (any stride): grid or channel
+// tiles; its backward on grid tiles (stride 1, 3x3 and 5x5) or channel tiles. At inference, 1x1 convolutions
+// as sgemms with the epilogue in one pass over the outputs. conv2d.cpp's dispatch picks them where
+// impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 #include "mimic/nn/layers/impl/activation_simd.hpp"
 
@@ -1338,7 +1339,8 @@ bool direct_conv_supported(const ConvGeometry& g) {
     // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
     // all outside bench_conv's held-out grid (bench_conv --tiles 0 against --direct 0, forward): 96x6x6 3x3
     // 'same' with 96 filters 1.4x, 96x10x10 5x5 'same' 1.7x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.6x.
-    // Stride 2 (the forward pass; backward takes im2col + sgemm): ResNet-18's and MobileNetV2's strided
+    // Stride 2 (the forward pass; the backward below measured 1.3-1.9x over im2col + sgemm + col2im on the
+    // resnet.cfg teacher's 3x3 layers, bench_conv backward, batch 128): ResNet-18's and MobileNetV2's strided
     // layers at 32x32, batch 64 (bench_conv --direct 1 against --direct 0, forward, load 12-16 on 2
     // cores): the 7x7 stem 1.8x, 3x3 with 4x4 to 2x2 outputs 1.1-1.9x; but 3x3 to a 1x1 output 0.77x and
     // 1x1 projections 0.43-0.70x (im2col of a 1x1 filter is a subsample, then one sgemm over the chunk).

@@ -1,5 +1,5 @@
-// The host backend of Conv2D: direct register-tiled kernels on x86-64 CPUs with AVX-512F (stride 1, the
-// forward pass of stride 2, grouped passes at stride 1, depthwise forward and backward passes), the trait on
+// The host backend of Conv2D: direct register-tiled kernels on x86-64 CPUs with AVX-512F (strides 1 and 2,
+// grouped passes at stride 1 and grouped forward at 2, depthwise forward and backward passes), the trait on
 // the execution space that makes them available, their tuning knobs and their workspace.
 #pragma once
 
@@ -66,8 +66,7 @@ struct DirectConvWorkspace {
 };
 
 /// Whether this CPU and geometry (of one group) suit the direct kernels: AVX-512F, K <= 8, and stride 1, or
-/// stride 2 with K > 1, P < K and 4 output pixels or more (the forward pass; false where they are not
-/// compiled in).
+/// stride 2 with K > 1, P < K and 4 output pixels or more (false where they are not compiled in).
 bool direct_conv_supported(const ConvGeometry& g);
 
 /// Direct forward on host pointers: y [B, F*OH*OW] (rows e.ld apart when set) = the epilogue e of
