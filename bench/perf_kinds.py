@@ -30,11 +30,16 @@ def direct_conv(frames):
     leaf, stack = frames[0], " ".join(frames)
     if any(re.search(WEIGHT, f) for f in frames):
         return "conv backward, weights (direct)" + shape(leaf)
-    if "direct_conv_backward" in stack:
+    # direct_conv_backward tail-calls its input gradient: input_grad or strided_input_grad is the frame.
+    if re.search(r"direct_conv_backward|input_grad", stack):
+        strided = "strided_input_grad" in stack
         if re.search(KERNEL, leaf):
-            return "conv backward, data (direct)" + shape(leaf)
+            return "conv backward, data, stride 2 (direct, four phases)" if strided else \
+                "conv backward, data (direct)" + shape(leaf)
         if "pad_planes" in leaf:
             return "conv backward: padded copies of x and dy"
+        if strided:
+            return "conv backward, stride 2: dx from the phases, dy padded, buffers zeroed"
         return "conv backward: dy transposed, buffers zeroed"
     if "direct_conv_forward" in stack:
         if "pad_planes" in leaf:

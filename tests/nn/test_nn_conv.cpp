@@ -24,7 +24,7 @@ using mimic::test::to_host;
 namespace {
 
 /// Whether the direct backend should serve g: compiled in for the default execution space, an AVX-512F CPU,
-/// K <= 8, stride 1 or (forward) stride 2 with K > 1, P < K and 4 output pixels or more, and not turned off
+/// K <= 8, stride 1 or stride 2 with K > 1, P < K and 4 output pixels or more, and not turned off
 /// by MIMIC_CONV_IM2COL=1.
 bool direct_expected(const ConvGeometry& g) {
 #if MIMIC_CONV_DIRECT
@@ -227,8 +227,8 @@ TEST(Conv, DirectResultsDoNotDependOnTheSplitOverThreads) {
     }
 }
 #endif
-// Stride 2 with K > 1 and 4 output pixels or more takes the direct forward pass (phase planes; pixel and
-// filter tiles) where the host has it, and im2col + sgemm backward; the others, and stride 3, im2col + sgemm
+// Stride 2 with K > 1 and 4 output pixels or more takes the direct forward and backward passes (phase
+// planes; pixel and filter tiles) where the host has it; the others, and stride 3, im2col + sgemm
 // throughout.
 TEST(Conv, StrideTwo) {
     check_geometry({3, 9, 8, 5, 3, 2, 1}, 2);
@@ -423,6 +423,73 @@ TEST(Conv, DirectDepthwiseBackwardMatchesTheGroupedKernels) {
                 if (parts == 1) dW1 = dW; // each tiling's own sums, the same for any split
                 EXPECT_EQ(dW, dW1);
             }
+    }
+}
+/// The direct backward at stride 2 (the weight gradient on the forward pass' phase planes, the input
+/// gradient as one stride-1 pass per phase of dx) against im2col + sgemm + col2im, the path it replaces:
+/// conv2d_backward's dW and db accumulated into and dx within float rounding, for 3x3, 2x2 and 5x5 filters,
+/// padding 0 to 2, odd and even planes, batch 1 and more, pixel and filter tiles; the same bits for any split
+/// of the samples over threads, and the weight gradient the same without dx. 1x1 projections keep im2col.
+TEST(Conv, DirectStrideTwoBackwardMatchesIm2col) {
+    if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "this CPU has no AVX-512F";
+    for (const auto& [g, B] : std::vector<std::pair<ConvGeometry, int>>{
+             {{16, 28, 28, 32, 3, 2, 1}, 3}, // the resnet.cfg teacher's strided 3x3 layers
+             {{32, 14, 14, 64, 3, 2, 1}, 2},
+             {{3, 9, 11, 5, 3, 2, 1}, 1},  // odd planes, batch 1
+             {{4, 10, 7, 6, 3, 2, 0}, 2},  // no padding, an odd width
+             {{5, 13, 13, 7, 3, 2, 0}, 1}, // no padding, odd planes, batch 1
+             {{40, 5, 5, 24, 3, 2, 1}, 3}, // a 3x3 output plane, many channels
+             {{6, 9, 8, 20, 2, 2, 0}, 2},  // 2x2 filters: one tap per phase
+             {{5, 9, 11, 6, 2, 2, 0}, 2},  // 2x2 on odd planes: the last row and column get no tap
+             {{10, 7, 9, 20, 5, 2, 2}, 2}, // 5x5, padding 2, a tail filter block
+             {{16, 8, 8, 32, 1, 2, 0}, 2}, // a 1x1 projection: im2col + sgemm on both sides
+             {{7, 13, 9, 3, 1, 2, 0}, 1}}) {
+        SCOPED_TRACE(testing::Message() << "C " << g.c << " H " << g.h << " W " << g.w << " F " << g.f
+                                        << " K " << g.k << " P " << g.p << " batch " << B);
+        const bool direct = g.k > 1;
+        const std::int64_t in = std::int64_t(g.c) * g.h * g.w, out = std::int64_t(g.f) * g.pixels();
+        const auto xh = random_values(std::size_t(B * in), 21),
+                   Wh = random_values(std::size_t(g.patch() * g.f), 22);
+        const auto dyh = random_values(std::size_t(B * out), 23), dW0 = random_values(Wh.size(), 24);
+        const Matrix x = device_matrix(xh, B, in), dy = device_matrix(dyh, B, out);
+        const Matrix Wm = device_matrix(Wh, g.patch(), g.f);
+        const UnmanagedMatrix W(Wm.data(), g.patch(), g.f);
+        std::vector<float> ref_dW, ref_db, ref_dx;
+        for (int mode : {0, 1, 2}) { // im2col + sgemm (the reference), pixel tiles, filter tiles
+            SCOPED_TRACE(testing::Message() << "mode " << mode);
+            ConvTuning t;
+            t.direct = mode != 0;
+            t.direct_tiles = mode;
+            EXPECT_EQ(conv_backend(g, t) == ConvBackend::direct, mode != 0 && direct_expected(g));
+            ConvWorkspace ws;
+            const Matrix dWm = device_matrix(dW0, g.patch(), g.f), dbm = device_matrix(dW0, 1, g.f);
+            const Matrix dx = device_matrix(std::vector<float>(xh.size(), 7.0f), B, in); // overwritten
+            conv2d_backward(x, dy, W, g, t, ws, UnmanagedMatrix(dWm.data(), g.patch(), g.f),
+                            UnmanagedVector(dbm.data(), g.f), dx);
+            if (mode == 0) {
+                ref_dW = to_host(dWm), ref_db = to_host(dbm), ref_dx = to_host(dx);
+                continue;
+            }
+            expect_close(to_host(dWm), std::vector<double>(ref_dW.begin(), ref_dW.end()), "dW");
+            expect_close(to_host(dbm), std::vector<double>(ref_db.begin(), ref_db.end()), "db");
+            expect_close(to_host(dx), std::vector<double>(ref_dx.begin(), ref_dx.end()), "dx");
+        }
+        if (!direct) continue;
+        std::vector<float> dW1, dx1;
+        for (int parts : {1, 2, 3}) {
+            SCOPED_TRACE(testing::Message() << parts << " parts");
+            impl::DirectConvTuning t;
+            t.parts = parts;
+            impl::DirectConvWorkspace ws;
+            std::vector<float> dW(dW0), dx(xh.size()), dW_only(dW0);
+            impl::direct_conv_backward(xh.data(), dyh.data(), B, Wh.data(), g, t, ws, dW.data(), dx.data());
+            impl::direct_conv_backward(xh.data(), dyh.data(), B, Wh.data(), g, t, ws, dW_only.data(),
+                                       nullptr);
+            if (parts == 1) dW1 = dW, dx1 = dx;
+            EXPECT_EQ(dW, dW1);
+            EXPECT_EQ(dx, dx1);
+            EXPECT_EQ(dW_only, dW);
+        }
     }
 }
 #endif

@@ -1,6 +1,6 @@
-// Conv2D kernels and the backend dispatch. Host with AVX-512 and stride 1: the direct backend
-// (impl/conv2d_direct.hpp), which also serves the forward passes of stride 2 and of groups, the backward
-// of groups at stride 1, and both passes of depthwise convolutions of any stride. Otherwise im2col into
+// Conv2D kernels and the backend dispatch. Host with AVX-512 and stride 1 or 2 (K > 1): the direct backend
+// (impl/conv2d_direct.hpp), which also serves the forward passes of groups, the backward of groups at
+// stride 1, and both passes of depthwise convolutions of any stride. Otherwise im2col into
 // [C*K*K, B*P], one sgemm per chunk of samples giving [F, B*P], NCHW output; backward: bias sums, two sgemms
 // and col2im per chunk. im2col/col2im copy rows on the host, one element per thread on a device (neighbouring
 // threads, neighbouring addresses). Inference on that host: 1x1 convolutions without padding or groups as
@@ -496,7 +496,7 @@ void conv2d_backward(const Matrix& x, const Matrix& dy, const UnmanagedMatrix& W
         return;
     }
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
-        if (auto* d = direct_backend(g, t, ws); d && g.s == 1) { // strides > 1: im2col + sgemm below
+        if (auto* d = direct_backend(g, t, ws)) { // stride 1, or 2 (direct_conv_supported)
             impl::direct_conv_backward(x.data(), dy.data(), B, W.data(), g, {t.direct_tiles}, *d, dW.data(),
                                        want_dx ? dx.data() : nullptr);
             return;

@@ -1,9 +1,10 @@
-// Direct convolution on x86 CPUs with AVX-512 (stride 1, host memory): pixel tiles (8 filters x 16-48
+// Direct convolution on x86 CPUs with AVX-512 (stride 1 and 2, host memory): pixel tiles (8 filters x 16-48
 // outputs) or filter tiles (16-32 channels x up to 14 outputs), chosen per shape; forward, input gradient
-// (the forward kernels with flipped weights) and weight gradient, split over the host execution space's
-// threads. And the depthwise forward pass (any stride): grid or channel tiles; its backward on grid tiles
-// (stride 1, 3x3 and 5x5) or channel tiles. At inference, 1x1 convolutions as sgemms with the epilogue in
-// one pass over the outputs. conv2d.cpp's dispatch picks them where impl::DirectConvAvailable holds.
+// (the forward kernels with flipped weights; at stride 2 one pass per phase of dx) and weight gradient,
+// split over the host execution space's threads. And the depthwise forward pass (any stride): grid or channel
+// tiles; its backward on grid tiles (stride 1, 3x3 and 5x5) or channel tiles. At inference, 1x1 convolutions
+// as sgemms with the epilogue in one pass over the outputs. conv2d.cpp's dispatch picks them where
+// impl::DirectConvAvailable holds.
 #include "mimic/nn/layers/impl/conv2d_direct.hpp"
 #include "mimic/nn/layers/impl/activation_simd.hpp"
 
@@ -413,7 +414,10 @@ void weight_channel(const float* xp, const float* dt, int nb, std::int64_t xs, s
     const int rows = std::max(1, std::min(p.k, kWeightTaps / p.k));
     for (int kh0 = 0; kh0 < p.k; kh0 += rows) {
         const int n = std::min(rows, p.k - kh0);
-        const int i0 = std::max(0, p.pad - kh0 - n + 1), i1 = std::min(p.oh, p.hp - p.pad - kh0);
+        // Stride 1: the output rows whose inputs under filter rows kh0 .. kh0 + n - 1 are not all padding;
+        // strided (phase planes): every row (the padding rows add exact zeros).
+        const int i0 = p.s > 1 ? 0 : std::max(0, p.pad - kh0 - n + 1);
+        const int i1 = p.s > 1 ? p.oh : std::min(p.oh, p.hp - p.pad - kh0);
         kWeightTiles[n * p.k - 1](xp, dt, nb, xs, ds, f16, p, c, kh0 * p.k, i0, i1, dw); // K <= 8
     }
 }
@@ -446,14 +450,38 @@ MIMIC_AVX512 inline void copy_row(const float* s, float* d, int n, float b, bool
         _mm512_mask_storeu_ps(d + j, m, v);
 }
 
-/// Copies sample planes [n][h][w] into the interiors of a strided pass' zero-bordered phase planes.
-void phase_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
+/// The first n lanes (all 16 for n >= 16; defined with the depthwise kernels below).
+__mmask16 first_lanes(std::int64_t n);
+
+/// A row's even and odd columns: ev[k] = row[2k], od[k] = row[2k + 1] for the columns < w, 32 inputs at a
+/// time through two permutes, the stores masked at the row's end (nothing past the last column's place).
+MIMIC_AVX512 void split_columns(const float* row, int w, float* ev, float* od) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int j = 0; j < w; j += 2 * kLanes) {
+        const int n = std::min(2 * kLanes, w - j);
+        const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(n), row + j);
+        const __m512 hi = n > kLanes ? _mm512_maskz_loadu_ps(first_lanes(n - kLanes), row + j + kLanes)
+                                     : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(ev + j / 2, first_lanes((n + 1) / 2), _mm512_permutex2var_ps(lo, ie, hi));
+        _mm512_mask_storeu_ps(od + j / 2, first_lanes(n / 2), _mm512_permutex2var_ps(lo, io, hi));
+    }
+}
+
+/// Copies sample planes [n][h][w] into the interiors of a strided pass' zero-bordered phase planes (stride
+/// 2: each row's columns split in registers, split_columns).
+MIMIC_AVX512 void phase_planes(const float* src, int n, int h, int w, const Pass& p, float* dst) {
     const int s = p.s;
     for (int c = 0; c < n; ++c)
         for (int i = 0; i < h; ++i) {
             const int pi = i + p.pad;
             const float* row = src + (std::int64_t(c) * h + i) * w;
             float* d = dst + c * p.plane + std::int64_t(pi % s) * s * p.phase + std::int64_t(pi / s) * p.wp;
+            if (s == 2) { // even inputs to column phase pad % 2 from column pad / 2, odd ones to the other
+                split_columns(row, w, d + (p.pad % 2) * p.phase + p.pad / 2,
+                              d + ((p.pad + 1) % 2) * p.phase + (p.pad + 1) / 2);
+                continue;
+            }
             // Column phase b holds the inputs j with (j + pad) % s == b, at column (j + pad) / s.
             // (j + pad) / s steps by one with j: no division per input.
             for (int b = 0; b < s; ++b) {
@@ -1311,7 +1339,8 @@ bool direct_conv_supported(const ConvGeometry& g) {
     // With filter tiles for small grids, the direct kernels beat im2col + sgemm on every shape measured,
     // all outside bench_conv's held-out grid (bench_conv --tiles 0 against --direct 0, forward): 96x6x6 3x3
     // 'same' with 96 filters 1.4x, 96x10x10 5x5 'same' 1.7x, 48x20x20 5x5 1.7x, 112x8x8 3x3 valid 1.6x.
-    // Stride 2 (the forward pass; backward takes im2col + sgemm): ResNet-18's and MobileNetV2's strided
+    // Stride 2 (the forward pass; the backward below measured 1.3-1.9x over im2col + sgemm + col2im on the
+    // resnet.cfg teacher's 3x3 layers, bench_conv backward, batch 128): ResNet-18's and MobileNetV2's strided
     // layers at 32x32, batch 64 (bench_conv --direct 1 against --direct 0, forward, load 12-16 on 2
     // cores): the 7x7 stem 1.8x, 3x3 with 4x4 to 2x2 outputs 1.1-1.9x; but 3x3 to a 1x1 output 0.77x and
     // 1x1 projections 0.43-0.70x (im2col of a 1x1 filter is a subsample, then one sgemm over the chunk).
@@ -1495,39 +1524,27 @@ void direct_grouped_backward(const float* x, const float* dy, std::int64_t batch
     }
 }
 
-void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
-                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
-                          float* dW, float* dx) {
-    MIMIC_REQUIRE(g.s == 1, "direct_conv_backward: stride ", g.s, " (the direct backward is stride 1 only)");
-    const int K = g.k, KK = K * K, C = g.c, F = g.f, OH = g.oh(), OW = g.ow(), pd = K - 1 - g.p;
-    const Pass fw(C, F, K, g.h, g.w, g.p); // x padded: the weight gradient
-    const Pass bw(F, C, K, OH, OW, pd);    // dy padded: the input gradient
+namespace {
+
+/// The weight gradient of direct_conv_backward: dW += the sum over the samples, chunk by chunk, of the
+/// padded inputs (phase planes at stride 2) times the transposed output gradients, threads over channels.
+void weight_grad(const float* x, const float* dy, std::int64_t batch, const ConvGeometry& g,
+                 const DirectConvTuning& t, DirectConvWorkspace& ws, float* dW) {
+    const int C = g.c, F = g.f, OH = g.oh(), OW = g.ow();
+    const Pass fw(C, F, g.k, g.h, g.w, g.p, g.s); // x padded (phase planes when strided)
     const int f16 = (F + kLanes - 1) / kLanes * kLanes;
     const std::int64_t xs = C * fw.plane, ds = fw.q * f16;
     const std::int64_t nb =
         std::max<std::int64_t>(1, std::min<std::int64_t>(batch, t.grad_chunk_floats / (xs + ds)));
     float* xp = grow(ws.chunk_in, nb * xs);
     float* dt = grow(ws.chunk_grad, nb * ds);
-    const FilterPlan bp = filter_plan(bw);
-    const bool filter = dx && use_filter_tiles(bw, bp, t.tiles);
-    float* wt = grow(ws.weights, std::int64_t(KK) * C * F);
-    float* wpk = filter ? grow(ws.packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
-    const std::array<std::int64_t, 7> layout{C, g.h, g.w, F, K, g.p, nb}; // fixes xs, ds and the borders
+    const std::array<std::int64_t, 8> layout{C, g.h, g.w, F, g.k, g.p, g.s, nb}; // fixes xs, ds, borders
     if (ws.chunk_layout != layout) { // borders and discarded columns: zero once per layout
         std::fill(xp, xp + nb * xs, 0.0f);
         std::fill(dt, dt + nb * ds, 0.0f);
         ws.chunk_layout = layout;
     }
-    // Input gradient = forward pass over dy padded by K-1-p with the flipped, transposed filters:
-    // wt[(f*KK + KK-1-t)*C + c] = W[(c*KK + t)*F + f].
-    for (int c = 0; c < C; ++c)
-        for (int t = 0; t < KK; ++t)
-            for (int f = 0; f < F; ++f)
-                wt[(std::int64_t(f) * KK + KK - 1 - t) * C + c] = W[(std::int64_t(c) * KK + t) * F + f];
-    if (filter) pack_blocks(wt, std::int64_t(F) * KK, C, bp, wpk);
     const std::int64_t in = std::int64_t(C) * g.h * g.w, o = std::int64_t(F) * OH * OW;
-    const int parts = dx ? host_parts(batch, t.parts) : 0;
-    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
     for (std::int64_t s0 = 0; s0 < batch; s0 += nb) {
         const int n = int(std::min<std::int64_t>(nb, batch - s0));
         // The chunk's padded inputs and transposed gradients, a sample per thread at a time.
@@ -1544,11 +1561,167 @@ void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, c
             Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, C),
             [&](const std::int64_t c) { weight_channel(xp, dt, n, xs, ds, f16, fw, int(c), dW); });
     }
-    if (!dx) return;
+}
+
+/// The input gradient of direct_conv_backward at stride 1: the forward kernels over dy padded by K-1-p with
+/// the flipped, transposed filters wt[(f*KK + KK-1-t)*C + c] = W[(c*KK + t)*F + f] (packed for filter tiles).
+void input_grad(const float* dy, std::int64_t batch, const float* W, const ConvGeometry& g,
+                const DirectConvTuning& t, DirectConvWorkspace& ws, float* dx) {
+    const int K = g.k, KK = K * K, C = g.c, F = g.f;
+    const Pass bw(F, C, K, g.oh(), g.ow(), K - 1 - g.p); // dy padded
+    const FilterPlan bp = filter_plan(bw);
+    const bool filter = use_filter_tiles(bw, bp, t.tiles);
+    float* wt = grow(ws.weights, std::int64_t(KK) * C * F);
+    float* wpk = filter ? grow(ws.packed, std::int64_t(KK) * F * bp.ldf) : nullptr;
+    for (int c = 0; c < C; ++c)
+        for (int tap = 0; tap < KK; ++tap)
+            for (int f = 0; f < F; ++f)
+                wt[(std::int64_t(f) * KK + KK - 1 - tap) * C + c] = W[(std::int64_t(c) * KK + tap) * F + f];
+    if (filter) pack_blocks(wt, std::int64_t(F) * KK, C, bp, wpk);
+    const int parts = host_parts(batch, t.parts);
+    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
     for_each_part("mimic::nn::conv::direct_input_grad", parts, [&](int part) {
         const auto r = part_range(batch, parts, part);
         input_grad_samples(dy, r.first, r.second, g, bw, bp, wt, wpk, ws.threads[size_t(part)], dx);
     });
+}
+
+/// The input gradient of a convolution of stride S as S*S stride-1 passes over dy, one per phase of dx:
+/// the inputs with (ih + p) % S == a and (iw + p) % S == b receive only the taps kh = a + S*m, kw = b + S*n,
+/// dx[c][S*i + a - p][S*j + b - p] = sum over f, m, n of W[c, a + S*m, b + S*n, f] * dy[f][i - m][j - n]: a
+/// full correlation of dy with a k2 x k2 filter (k2 = ceil(K / S), taps past K zero), dy padded by k2 - 1.
+/// Phase (a, b)'s filters as the forward kernels read them: wt + (a*S + b)*F*k2*k2*C,
+/// [(f*k2 + u)*k2 + v][C] = W[c, a + S*(k2-1-u), b + S*(k2-1-v), f], 0 where that tap is past K.
+void phase_weights(const float* W, const ConvGeometry& g, int k2, float* wt) {
+    const int K = g.k, KK = K * K, C = g.c, F = g.f, S = g.s;
+    const std::int64_t per = std::int64_t(F) * k2 * k2 * C;
+    std::fill(wt, wt + S * S * per, 0.0f);
+    for (int a = 0; a < S; ++a)
+        for (int b = 0; b < S; ++b)
+            for (int u = 0; u < k2; ++u)
+                for (int v = 0; v < k2; ++v) {
+                    const int kh = a + S * (k2 - 1 - u), kw = b + S * (k2 - 1 - v);
+                    if (kh >= K || kw >= K) continue;
+                    float* w = wt + (a * S + b) * per + std::int64_t(u * k2 + v) * C;
+                    for (int f = 0; f < F; ++f)
+                        for (int c = 0; c < C; ++c)
+                            w[std::int64_t(f) * k2 * k2 * C + c] =
+                                W[(std::int64_t(c) * KK + kh * K + kw) * F + f];
+                }
+}
+
+/// The inverse of split_columns with zeros past the phases' ends: d[2k] = k < ne ? ev[k] : 0 and d[2k + 1] =
+/// k < no ? od[k] : 0 for the columns < w, 32 at a time through two permutes (loads and stores masked).
+MIMIC_AVX512 void join_columns(const float* ev, int ne, const float* od, int no, int w, float* d) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const auto lanes = [](int n) { return first_lanes(std::max(0, n)); };
+    for (int k = 0; 2 * k < w; k += kLanes) {
+        const __m512 e = _mm512_maskz_loadu_ps(lanes(ne - k), ev + k);
+        const __m512 o = _mm512_maskz_loadu_ps(lanes(no - k), od + k);
+        _mm512_mask_storeu_ps(d + 2 * k, lanes(w - 2 * k), _mm512_permutex2var_ps(e, lo, o));
+        _mm512_mask_storeu_ps(d + 2 * k + kLanes, lanes(w - 2 * k - kLanes),
+                              _mm512_permutex2var_ps(e, hi, o));
+    }
+}
+
+/// One sample's dx [C][H][W] from the S*S phase outputs of strided_input_grad_samples (phase ph at out +
+/// ph*per, channel c's output (i, j) at c*cs + i*rs + j*js, a grid of bw.oh x bw.ow): input (ih, iw) is
+/// output ((ih + p) / S, (iw + p) / S) of phase ((ih + p) % S, (iw + p) % S), 0 past the phase's grid (no
+/// tap reaches it).
+void scatter_phases(const float* out, std::int64_t per, std::int64_t cs, std::int64_t rs, std::int64_t js,
+                    const ConvGeometry& g, const Pass& bw, float* dx) {
+    const int S = g.s, H = g.h, W = g.w, p = g.p;
+    for (int c = 0; c < g.c; ++c)
+        for (int ih = 0; ih < H; ++ih) {
+            const int a = (ih + p) % S, i = (ih + p) / S;
+            float* d = dx + (std::int64_t(c) * H + ih) * W;
+            if (i >= bw.oh) {
+                std::fill(d, d + W, 0.0f);
+                continue;
+            }
+            const float* row = out + a * S * per + c * cs + std::int64_t(i) * rs;
+            if (S == 2 && js == 1) { // even columns from column phase p % 2 (from p / 2), odd from the other
+                const int e0 = p / 2, o0 = (p + 1) / 2;
+                join_columns(row + (p % 2) * per + e0, bw.ow - e0, row + ((p + 1) % 2) * per + o0, bw.ow - o0,
+                             W, d);
+                continue;
+            }
+            for (int b = 0; b < S; ++b) {
+                const int iw0 = (b - p % S + S) % S; // the first column of phase b: (iw0 + p) % S == b
+                const float* src = row + b * per;
+                int j = (iw0 + p) / S, iw = iw0;
+                for (; iw < W && j < bw.ow; iw += S, ++j)
+                    d[iw] = src[j * js];
+                for (; iw < W; iw += S)
+                    d[iw] = 0.0f;
+            }
+        }
+}
+
+/// The input gradient of samples [s0, s1) at stride S on one thread: dy padded once, the S*S phase passes
+/// (pixel tiles with the phase filters wt, or filter tiles with their packed blocks wpk), then dx.
+void strided_input_grad_samples(const float* dy, std::int64_t s0, std::int64_t s1, const ConvGeometry& g,
+                                const Pass& bw, const FilterPlan& bp, const float* wt, const float* wpk,
+                                DirectConvScratch& ws, float* dx) {
+    const int C = g.c, F = g.f, phases = g.s * g.s;
+    const std::int64_t rows = std::int64_t(F) * bw.k * bw.k; // rows of a phase's filters
+    const std::int64_t grid = std::int64_t(bw.oh) * bw.ow;
+    const std::int64_t per = wpk ? grid * bp.ldf : C * bw.qv + kLanes;
+    float* dp = grow(ws.grad_padded, F * bw.plane);
+    float* out = grow(ws.out, phases * per);
+    std::fill(dp, dp + F * bw.plane, 0.0f);
+    const std::int64_t in = std::int64_t(C) * g.h * g.w, o = std::int64_t(F) * g.pixels();
+    for (std::int64_t s = s0; s < s1; ++s) {
+        pad_planes(dy + s * o, F, g.oh(), g.ow(), bw, dp);
+        for (int ph = 0; ph < phases; ++ph)
+            if (wpk)
+                filter_pass(dp, bw, bp, wpk + ph * rows * bp.ldf, out + ph * per);
+            else
+                forward_pass(dp, bw, wt + ph * rows * C, out + ph * per);
+        if (wpk)
+            scatter_phases(out, per, 1, std::int64_t(bw.ow) * bp.ldf, bp.ldf, g, bw, dx + s * in);
+        else
+            scatter_phases(out, per, bw.qv, bw.wp, 1, g, bw, dx + s * in);
+    }
+}
+
+/// The input gradient of direct_conv_backward at stride S > 1 (strided_input_grad_samples).
+void strided_input_grad(const float* dy, std::int64_t batch, const float* W, const ConvGeometry& g,
+                        const DirectConvTuning& t, DirectConvWorkspace& ws, float* dx) {
+    const int k2 = (g.k + g.s - 1) / g.s, C = g.c, F = g.f, phases = g.s * g.s;
+    const Pass bw(F, C, k2, g.oh(), g.ow(), k2 - 1); // dy padded for the full correlation
+    const FilterPlan bp = filter_plan(bw);
+    const bool filter = use_filter_tiles(bw, bp, t.tiles);
+    const std::int64_t rows = std::int64_t(F) * k2 * k2;
+    float* wt = grow(ws.weights, phases * rows * C);
+    float* wpk = filter ? grow(ws.packed, phases * rows * bp.ldf) : nullptr;
+    phase_weights(W, g, k2, wt);
+    if (filter)
+        for (int ph = 0; ph < phases; ++ph)
+            pack_blocks(wt + ph * rows * C, rows, C, bp, wpk + ph * rows * bp.ldf);
+    const int parts = host_parts(batch, t.parts);
+    if (ws.threads.size() < size_t(parts)) ws.threads.resize(size_t(parts));
+    for_each_part("mimic::nn::conv::direct_input_grad_strided", parts, [&](int part) {
+        const auto r = part_range(batch, parts, part);
+        strided_input_grad_samples(dy, r.first, r.second, g, bw, bp, wt, wpk, ws.threads[size_t(part)], dx);
+    });
+}
+
+} // namespace
+
+void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
+                          const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
+                          float* dW, float* dx) {
+    MIMIC_REQUIRE(g.s == 1 || (g.s == 2 && g.k > 1 && g.p < g.k), "direct_conv_backward: stride ", g.s,
+                  " with a ", g.k, "x", g.k, " filter and padding ", g.p,
+                  " (the direct backward takes stride 1, or 2 with K > 1 and padding under K)");
+    weight_grad(x, dy, batch, g, t, ws, dW);
+    if (!dx) return;
+    if (g.s == 1)
+        input_grad(dy, batch, W, g, t, ws, dx);
+    else
+        strided_input_grad(dy, batch, W, g, t, ws, dx);
 }
 
 } // namespace mimic::nn::impl

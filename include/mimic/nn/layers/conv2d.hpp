@@ -138,8 +138,8 @@ struct ConvEpilogue {
 };
 
 /// Which formulation a convolution takes. direct: the direct kernels (a group at a time when G > 1;
-/// backward by im2col + sgemm when S > 1, by the grouped kernels when G > 1 and S > 1); direct_depthwise: the
-/// direct depthwise forward and backward.
+/// backward by the grouped kernels when G > 1 and S > 1); direct_depthwise: the direct depthwise forward and
+/// backward.
 enum class ConvBackend { im2col_gemm, direct, grouped, direct_depthwise };
 /// The one backend choice of conv2d_forward and conv2d_backward for geometry g under tuning t on the
 /// default execution space. Where impl::DirectConvAvailable holds for it, t allows it and

@@ -1,5 +1,5 @@
-// The host backend of Conv2D: direct register-tiled kernels on x86-64 CPUs with AVX-512F (stride 1, the
-// forward pass of stride 2, grouped passes at stride 1, depthwise forward and backward passes), the trait on
+// The host backend of Conv2D: direct register-tiled kernels on x86-64 CPUs with AVX-512F (strides 1 and 2,
+// grouped passes at stride 1 and grouped forward at 2, depthwise forward and backward passes), the trait on
 // the execution space that makes them available, their tuning knobs and their workspace.
 #pragma once
 
@@ -53,9 +53,10 @@ struct DirectConvScratch {
 /// thread.
 struct DirectConvWorkspace {
     std::vector<float> weights, packed, chunk_in, chunk_grad;
-    /// The geometry (C, H, W, F, K, padding) and chunk samples whose zero borders chunk_in and chunk_grad
-    /// hold: the backward pass writes only the interiors, so it zeroes them only when these change.
-    std::array<std::int64_t, 7> chunk_layout{};
+    /// The geometry (C, H, W, F, K, padding, stride) and chunk samples whose zero borders chunk_in and
+    /// chunk_grad hold: the backward pass writes only the interiors, so it zeroes them only when these
+    /// change.
+    std::array<std::int64_t, 8> chunk_layout{};
     /// A group's inputs, outputs (dy) and weights (and their gradient), contiguous (direct_grouped_forward,
     /// direct_grouped_backward); its input gradient (direct_grouped_backward).
     std::vector<float> group_in, group_out, group_weights, group_grad;
@@ -65,8 +66,7 @@ struct DirectConvWorkspace {
 };
 
 /// Whether this CPU and geometry (of one group) suit the direct kernels: AVX-512F, K <= 8, and stride 1, or
-/// stride 2 with K > 1, P < K and 4 output pixels or more (the forward pass; false where they are not
-/// compiled in).
+/// stride 2 with K > 1, P < K and 4 output pixels or more (false where they are not compiled in).
 bool direct_conv_supported(const ConvGeometry& g);
 
 /// Direct forward on host pointers: y [B, F*OH*OW] (rows e.ld apart when set) = the epilogue e of
@@ -128,8 +128,11 @@ void direct_depthwise_backward(const float* x, const float* dy, std::int64_t bat
                                const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                                float* dW, float* dx);
 
-/// Direct backward on host pointers: dW += the weight gradient (threads over input channels); dx (when not
-/// null) = the input gradient (threads over samples).
+/// Direct backward on host pointers (stride 1, or 2 with K > 1 and padding under K): dW += the weight
+/// gradient (threads over input channels; at stride 2 the inputs as the forward pass' phase planes); dx (when
+/// not null) = the input gradient (threads over samples): at stride 1 the forward kernels over dy padded by
+/// K-1-p with the flipped filters, at stride 2 four such passes with k2 x k2 filters (k2 = ceil(K/2)), one
+/// per phase of dx (the inputs of even or odd padded row and column), dy padded once by k2 - 1.
 void direct_conv_backward(const float* x, const float* dy, std::int64_t batch, const float* W,
                           const ConvGeometry& g, const DirectConvTuning& t, DirectConvWorkspace& ws,
                           float* dW, float* dx);
