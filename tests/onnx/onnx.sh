@@ -20,13 +20,14 @@ logits_of() {
 
 # zoo_check DIR C S FAMILY...: tests/python/zoo_families.py builds each family (torchvision / torch.nn, random
 # weights, non-trivial BN statistics) for C x S x S inputs and exports it at opset 13 (or the family's own
-# opset); Mimic imports it, labels
+# opset; with ZOO_FLAGS=--static, without dynamic_axes: the batch of 2 written into the graph); Mimic imports
+# it, labels
 # 16 rows like onnxruntime (1e-4 relative, argmax equal) and exports it back to a graph onnxruntime runs to
 # Mimic's logits.
 zoo_check() {
   local dir=$1 c=$2 s=$3 f
   shift 3
-  py zoo_families.py "$dir" --channels "$c" --size "$s" --rows 16 --families "$(IFS=,; echo "$*")" >/dev/null ||
+  py zoo_families.py "$dir" --channels "$c" --size "$s" --rows 16 --families "$(IFS=,; echo "$*")" ${ZOO_FLAGS:-} >/dev/null ||
     die "zoo_families.py failed"
   for f in "$@"; do
     m import onnx "$dir/$f.onnx" --out "$dir/$f.h5"
@@ -77,14 +78,41 @@ zoo_user)
     die "akamaster_resnet20: no option-A shortcut conv in $(spec akamaster_resnet20)"
   [[ "$(spec act_cnn)" == *",leakyrelu:0.1,"*",elu:1,"*",gelu,gap,flatten,dense:64,gelu,dense:10"* ]] ||
     die "act_cnn: unexpected spec $(spec act_cnn)"
-  # A ShuffleNet (channel shuffle: Reshape to 5-D and Transpose) is refused in one line, nothing written.
-  py zoo_families.py "$d/shuffle" --rows 2 --families shufflenet_v2_x0_5 >/dev/null || die "zoo_families.py failed"
-  "$MIMIC" import onnx "$d/shuffle/shufflenet_v2_x0_5.onnx" --out "$d/shuffle/s.h5" --quiet 2>"$d/shuffle.err" &&
-    die "shufflenet_v2_x0_5 imported"
-  [ "$(wc -l <"$d/shuffle.err")" -eq 1 ] || die "more than one line: $(cat "$d/shuffle.err")"
-  grep -q "shufflenet_v2_x0_5.onnx: unsupported operators: Transpose$" "$d/shuffle.err" ||
-    die "unexpected refusal: $(cat "$d/shuffle.err")"
-  [ -z "$(find "$d/shuffle" -name 's.h5*')" ] || die "an output file was left behind"
+  ;;
+zoo_more)
+  # Families nobody tuned for, as a new user exports them: ShuffleNetV2 (channel shuffles, x.chunk(2, dim=1)),
+  # a user-written Inception block (1x7, 7x1, 1x3 kernels; four branches), VGG11 without BN, user code with
+  # nn.Identity, Dropout2d, x.mean((2, 3), keepdim=True) as a gate, AdaptiveAvgPool2d(2), x.reshape(-1, 128),
+  # a Linear without bias then BatchNorm1d, at opsets 13, 11 and 17; torch.split and chunk on the channels
+  # (Split, Slice); Inception v3 at 75x75 (nested
+  # concatenations in its last blocks); an MLP on flat rows (x.view(-1, 784)); graphs exported without
+  # dynamic_axes.
+  zoo_check "$d/rgb" 3 32 shufflenet_v2_x0_5 inception_net vgg11_cifar misc_cnn misc_cnn_11 misc_cnn_17 split_net
+  zoo_check "$d/v3" 3 75 inception_v3
+  ZOO_FLAGS=--static zoo_check "$d/static" 3 32 shufflenet_v2_x0_5 se_resnet_fc view_cnn misc_cnn
+  zoo_check "$d/flat" 1 28 flat_mlp
+  ZOO_FLAGS=--static zoo_check "$d/flat_static" 1 28 flat_mlp
+  spec() { "$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$1', 'r').attrs['spec'])"; }
+  # A shuffle is a fixed 1x1 conv after the concatenation; chunk's halves are fixed 1x1 convs in the branches.
+  [[ "$(spec "$d/rgb/shufflenet_v2_x0_5.h5")" == *"),conv:48x1p0,cat(conv:24x1p0|conv:24x1p0,conv:24x1p0,relu,conv:24x3p1g24,"* ]] ||
+    die "shufflenet_v2_x0_5: unexpected spec $(spec "$d/rgb/shufflenet_v2_x0_5.h5")"
+  # torch.split(x, [4, 12], 1) and x.chunk(2, 1): fixed 1x1 convs at the start of each branch.
+  [[ "$(spec "$d/rgb/split_net.h5")" == *",cat(conv:12x1p0,conv:12x3p1,relu|conv:4x1p0),res(conv:8x1p0|conv:8x1p0),"* ]] ||
+    die "split_net: unexpected spec $(spec "$d/rgb/split_net.h5")"
+  # 1x7 with pads (0, 3) and 7x1 with pads (3, 0) are 7x7 kernels with padding 3; 1x3 with (0, 1) is 3x3 p1.
+  [[ "$(spec "$d/rgb/inception_net.h5")" == *"|conv:8x1p0,relu,conv:8x7p3,relu,conv:8x7p3,relu|conv:8x7p3,relu,conv:8x3p1,relu|"* ]] ||
+    die "inception_net: unexpected spec $(spec "$d/rgb/inception_net.h5")"
+  # Refused in one line naming the node, nothing written: a Transpose that is no channel shuffle, a 1x3
+  # kernel that changes the width alone, an AveragePool whose ceil_mode changes the output size.
+  py zoo_families.py "$d/bad" --channels 1 --size 14 --rows 2 --families permute_head,valid_1x3,ceil_avg_cnn >/dev/null ||
+    die "zoo_families.py failed"
+  expect_fail "permute_head.onnx: node 2 '/Transpose' (Transpose): perm \[0, 2, 3, 1\] of \[N, 8, 7, 7\] is not supported; Transpose is supported as a channel shuffle" \
+    "$MIMIC" import onnx "$d/bad/permute_head.onnx" --out "$d/bad/permute_head.h5" --quiet
+  expect_fail "valid_1x3.onnx: node 0 '/0/Conv' (Conv): kernel 1x3 with pads \[0, 0, 0, 0\] changes height and width differently" \
+    "$MIMIC" import onnx "$d/bad/valid_1x3.onnx" --out "$d/bad/valid_1x3.h5" --quiet
+  expect_fail "ceil_avg_cnn.onnx: node 4 '/AveragePool' (AveragePool): ceil_mode = 1 on a 7x7 input is not supported for AveragePool" \
+    "$MIMIC" import onnx "$d/bad/ceil_avg_cnn.onnx" --out "$d/bad/ceil_avg_cnn.h5" --quiet
+  [ -z "$(find "$d/bad" -name '*.h5*' ! -name data.h5 ! -name ref.h5)" ] || die "an output file was left behind"
   ;;
 zoo_pipeline)
   # An imported ensemble of three families at 1x28x28 (CIFAR ResNet, MobileNetV2, small DenseNet) runs the
