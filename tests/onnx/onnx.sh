@@ -84,10 +84,11 @@ zoo_more)
   # a user-written Inception block (1x7, 7x1, 1x3 kernels; four branches), VGG11 without BN, user code with
   # nn.Identity, Dropout2d, x.mean((2, 3), keepdim=True) as a gate, AdaptiveAvgPool2d(2), x.reshape(-1, 128),
   # a Linear without bias then BatchNorm1d, at opsets 13, 11 and 17; torch.split and chunk on the channels
-  # (Split, Slice); Inception v3 at 75x75 (nested
-  # concatenations in its last blocks); an MLP on flat rows (x.view(-1, 784)); graphs exported without
-  # dynamic_axes.
-  zoo_check "$d/rgb" 3 32 shufflenet_v2_x0_5 inception_net vgg11_cifar misc_cnn misc_cnn_11 misc_cnn_17 split_net
+  # (Split, Slice); normalisation inside the model ((x - mean) / std, x * 2 - 1, 1 - x, outputs scaled);
+  # Inception v3 at 75x75 (transform_input's x[:, i] * a + b, nested concatenations in its last blocks); an
+  # MLP on flat rows (x.view(-1, 784)); graphs exported without dynamic_axes.
+  zoo_check "$d/rgb" 3 32 shufflenet_v2_x0_5 inception_net vgg11_cifar misc_cnn misc_cnn_11 misc_cnn_17 split_net \
+    norm_cnn
   zoo_check "$d/v3" 3 75 inception_v3
   ZOO_FLAGS=--static zoo_check "$d/static" 3 32 shufflenet_v2_x0_5 se_resnet_fc view_cnn misc_cnn
   zoo_check "$d/flat" 1 28 flat_mlp
@@ -99,6 +100,12 @@ zoo_more)
   # torch.split(x, [4, 12], 1) and x.chunk(2, 1): fixed 1x1 convs at the start of each branch.
   [[ "$(spec "$d/rgb/split_net.h5")" == *",cat(conv:12x1p0,conv:12x3p1,relu|conv:4x1p0),res(conv:8x1p0|conv:8x1p0),"* ]] ||
     die "split_net: unexpected spec $(spec "$d/rgb/split_net.h5")"
+  # (x - mean) / std * 2 - 1 is one bn, the scaled conv and Linear outputs fold into them, 1 - x is a bn;
+  # transform_input's three channels, scaled and shifted, are three 1x1 convs concatenated.
+  [[ "$(spec "$d/rgb/norm_cnn.h5")" == *"'bn,conv:16x3s2p1,relu,conv:16x3s2p1,relu,bn,gap,flatten,dense:10'" ]] ||
+    die "norm_cnn: unexpected spec $(spec "$d/rgb/norm_cnn.h5")"
+  [[ "$(spec "$d/v3/inception_v3.h5")" == *"'cat(conv:1x1p0|conv:1x1p0|conv:1x1p0),conv:32x3s2p0,"* ]] ||
+    die "inception_v3: unexpected spec $(spec "$d/v3/inception_v3.h5")"
   # 1x7 with pads (0, 3) and 7x1 with pads (3, 0) are 7x7 kernels with padding 3; 1x3 with (0, 1) is 3x3 p1.
   [[ "$(spec "$d/rgb/inception_net.h5")" == *"|conv:8x1p0,relu,conv:8x7p3,relu,conv:8x7p3,relu|conv:8x7p3,relu,conv:8x3p1,relu|"* ]] ||
     die "inception_net: unexpected spec $(spec "$d/rgb/inception_net.h5")"

@@ -415,6 +415,26 @@ class SplitNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(p + q, 1), 1))
 
 
+class NormCNN(nn.Module):
+    """Normalisation inside the model, as users write it: (x - mean) / std with per-channel buffers, x * 2 - 1,
+    a conv's output scaled (folded into it), 1 - x and a Linear's output halved."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.register_buffer("mean", torch.linspace(0.3, 0.6, C).view(1, C, 1, 1))
+        self.register_buffer("std", torch.linspace(0.2, 0.3, C).view(1, C, 1, 1))
+        self.c1 = nn.Conv2d(C, 16, 3, 2, 1)
+        self.c2 = nn.Conv2d(16, 16, 3, 2, 1)
+        self.fc = nn.Linear(16, K)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        x = x * 2 - 1
+        x = torch.relu(self.c1(x) * 0.5)
+        x = 1 - torch.relu(self.c2(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)) * 0.5
+
+
 def softmax_cnn(C, K):
     return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K), nn.Softmax(dim=1))
@@ -426,11 +446,16 @@ def vgg_cifar(vgg, K):
 
 
 def inception_v3(C, K):
-    """torchvision's Inception v3 (75x75 inputs at least) with PyTorch's default init (init_weights=True grows
-    the activations to 1e9 over its 94 convolutions), its logits scaled to a few units."""
-    model = TV.inception_v3(num_classes=K, aux_logits=False, init_weights=False)
+    """torchvision's Inception v3 (75x75 inputs at least) with transform_input, as with its pretrained weights
+    (x[:, i] * a + b per channel, concatenated). Its convolutions get He's init, which keeps the activations'
+    scale over its 94 convolutions: init_weights=True grows them to 1e9, PyTorch's default init shrinks them
+    until the logits no longer depend on the input; the logits are scaled to a few units."""
+    model = TV.inception_v3(num_classes=K, aux_logits=False, init_weights=False, transform_input=True)
     with torch.no_grad():
-        model.fc.weight.mul_(50.0)
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        model.fc.weight.mul_(20.0)
     return model
 
 
@@ -538,6 +563,7 @@ FAMILIES = {
     "permute_head": (lambda C, K: PermuteHead(C, K), "EVAL"),
     "valid_1x3": (valid_1x3, "EVAL"),
     "split_net": (lambda C, K: SplitNet(C, K), "EVAL"),
+    "norm_cnn": (lambda C, K: NormCNN(C, K), "EVAL"),
 }
 
 

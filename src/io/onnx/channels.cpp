@@ -1,6 +1,5 @@
-// Channel shuffles (Reshape to [N, g, C/g, H, W], Transpose, Reshape back, as ShuffleNet writes them) and
-// channel slices (x[:, a:b] as x.chunk(2, dim=1) exports, and each output of a Split over the channels, as
-// torch.split exports) in the ONNX import, each as a fixed 1x1 conv.
+// Channel shuffles (ShuffleNet's Reshape, Transpose, Reshape) and channel selections (Slice, Split and Gather
+// over axis 1, as x.chunk, torch.split and x[:, i] export) in the ONNX import, each as a fixed 1x1 conv.
 #include "mimic/io/impl/onnx_import.hpp"
 
 #include "mimic/core/error.hpp"
@@ -81,6 +80,31 @@ void Importer::channel_slice(const GraphNode& n) {
     const std::int64_t C = shape_.c;
     auto clamp = [C](std::int64_t x) { return std::max<std::int64_t>(0, std::min(C, x < 0 ? x + C : x)); };
     slice_channels(n, clamp(starts[0]), clamp(ends[0]));
+}
+
+/// Gather over the channels of an image by constant indices (x[:, 1] as exported: a scalar index, which
+/// drops the channel axis until an Unsqueeze restores it; or a vector of them): a fixed 1x1 conv.
+void Importer::gather_channels(const GraphNode& n) {
+    need_cur(n, n.where);
+    const Const* idx = n.input_size() == 2 ? constant(n.input(1)) : nullptr;
+    const std::int64_t axis = attr_int(n, "axis", 0), C = shape_.c;
+    if (!image_ || (axis != 1 && axis != -3) || !idx || idx->dims.size() > 1)
+        fail(n.where,
+             ": Gather is supported only on shape values (computed from Shape nodes and constants) and ",
+             "over the channels of an image by constant indices (x[:, i])");
+    std::vector<std::int64_t> src;
+    for (double v : idx->v) {
+        const std::int64_t c = std::int64_t(v) + (v < 0 ? C : 0);
+        if (c < 0 || c >= C)
+            fail(n.where, ": index ", std::int64_t(v), " is out of range for ", C, " channels");
+        src.push_back(c);
+    }
+    push_channel_map(src, n.where);
+    advance(n);
+    if (idx->dims.empty()) { // [N, H, W]: viewed so until an Unsqueeze
+        dims_ = {shape_.h, shape_.w};
+        tensor_dims_[cur_] = dims_;
+    }
 }
 
 /// Channels [a, b) of cur_ as a fixed 1x1 conv, cur_ then n's output.

@@ -55,7 +55,7 @@ int Importer::join_of(const std::string& t, std::vector<int> cons) const {
 /// by node `stop` alone (the join of the block this chain is a branch of; -1: the graph's output).
 /// Returns that tensor.
 std::string Importer::chain(const std::string& t, int first, int stop, std::vector<Pending>& out) {
-    layers_ = &out, cur_ = t, fresh_param_ = false, pad_ = -1, dims_.clear();
+    layers_ = &out, cur_ = t, fresh_param_ = false, fresh_affine_ = false, pad_ = -1, dims_.clear();
     for (int next = first;; next = -1) {
         if (next < 0) {
             if (stop < 0 && cur_ == output_name_) break;

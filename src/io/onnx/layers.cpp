@@ -56,6 +56,7 @@ void Importer::push(Pending p, const std::string& where) {
     } catch (const Error& e) {
         fail(where, ": ", e.what());
     }
+    fresh_affine_ = false;
     fresh_param_ = p.kind == nn::LayerKind::Dense || p.kind == nn::LayerKind::Bottleneck ||
                    p.kind == nn::LayerKind::Conv;
     layers_->push_back(std::move(p));
@@ -101,7 +102,14 @@ void Importer::visit(const GraphNode& n) {
     if (op == kSplitPartOp) return split_part(n);
     if (op == "Gemm") return gemm(n, where);
     if (op == "MatMul") return matmul(n, where);
-    if (op == "Add") return add(n, where);
+    if (op == "Add" && fresh_param_) return add(n, where);
+    const bool by_const = n.input_size() == 2 && (constant(n.input(0)) || constant(n.input(1)));
+    if ((op == "Mul" || op == "Add" || op == "Sub" || op == "Div") && by_const) {
+        if (n.input(0) != cur_ && n.input(1) != cur_)
+            fail(where, ": neither input is the previous layer's output '", cur_, "'");
+        return affine(n, where);
+    }
+    if (op == "Gather") return gather_channels(n);
     if (op == "Conv") return conv(n, where);
     if (op == "MaxPool" || op == "AveragePool") return pool(n, where, op == "AveragePool");
     if (op == "Pad") return pad(n, where);
@@ -114,12 +122,15 @@ void Importer::visit(const GraphNode& n) {
         fail(where, ": supported only as the graph's output (dropped: Mimic's members give logits)");
     if (op == "Mul" || op == "Add" || op == "Sum" || op == "Concat")
         fail(where, ": ", op, " is supported as the join of paths that fork from one tensor",
-             op == "Add" ? " or as the bias of a MatMul, Gemm or Conv" : "",
+             op == "Mul" || op == "Add" ? " or with a constant (a scalar or one value per channel)" : "",
              op == "Mul" || op == "Add" || op == "Concat" ? " or on shape values (from Shape nodes)" : "",
              ", not on one path");
     if (op == "Erf") fail(where, ": Erf is supported only inside exact GELU, x·0.5·(1 + erf(x/√2))");
-    if (op == "Shape" || op == "Gather" || op == "Cast" || op == "Sub" || op == "Div" ||
-        op == "ConstantOfShape")
+    if (op == "Sub" || op == "Div")
+        fail(where, ": ", op,
+             " is supported only with a constant (a scalar or one value per channel) and on ",
+             "shape values (computed from Shape nodes and constants)");
+    if (op == "Shape" || op == "Cast" || op == "ConstantOfShape")
         fail(where, ": ", op, " is supported only on shape values (computed from Shape nodes and constants)");
     fail(where, ": unsupported operator"); // unreachable: check_operators() listed them
 }

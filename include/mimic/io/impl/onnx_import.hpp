@@ -94,6 +94,7 @@ private:
     std::vector<Pending> top_;                        ///< the model's chain
     std::vector<Pending>* layers_ = &top_;            ///< the chain being built (the model, or a branch)
     bool fresh_param_ = false;           ///< cur_ is the direct output of layers_->back(), a parameter layer
+    bool fresh_affine_ = false;          ///< cur_ is the direct output of a bn that affine() made
     int pad_ = -1;                       ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
     std::string pad_where_;              ///< that Pad node, for errors
     std::map<std::string, Sym> syms_;    ///< shape values that depend on the batch size (fold_shapes)
@@ -109,14 +110,16 @@ private:
         std::vector<Pending>* layers;
         std::string cur;
         nn::Shape shape;
-        bool image, fresh_param;
+        bool image, fresh_param, fresh_affine;
         int pad;
         std::vector<std::int64_t> dims;
     };
-    Walk save() const { return Walk{layers_, cur_, shape_, image_, fresh_param_, pad_, dims_}; }
+    Walk save() const {
+        return Walk{layers_, cur_, shape_, image_, fresh_param_, fresh_affine_, pad_, dims_};
+    }
     void restore(const Walk& w) {
         layers_ = w.layers, cur_ = w.cur, shape_ = w.shape, image_ = w.image;
-        fresh_param_ = w.fresh_param, pad_ = w.pad, dims_ = w.dims;
+        fresh_param_ = w.fresh_param, fresh_affine_ = w.fresh_affine, pad_ = w.pad, dims_ = w.dims;
     }
     void advance(const GraphNode& n) { reach(n.output(0)); }
     const onnx::GraphProto& graph() const { return model_.graph(); }
@@ -186,6 +189,7 @@ private:
     void slice_channels(const GraphNode& n, std::int64_t a, std::int64_t b);
     void rewrite_splits();
     void split_part(const GraphNode& n);
+    void gather_channels(const GraphNode& n);
 
     // layers.cpp: one node as a Mimic layer (BatchNormalization and Pad folded into the layer they meet)
     [[noreturn]] void pad_not_folded() const;
@@ -209,6 +213,9 @@ private:
     void global_pool(const GraphNode& n, const std::string& where);
     std::vector<std::int64_t> reduce_axes(const GraphNode& n, std::int64_t rank) const;
     void batchnorm(const GraphNode& n, const std::string& where);
+
+    // affine.cpp: Mul, Add, Sub, Div by a constant
+    void affine(const GraphNode& n, const std::string& where);
 
     // import.cpp: the weights into the model
     void copy_into(const nn::ParamTensor& t, const std::vector<double>& values,
