@@ -84,11 +84,11 @@ zoo_more)
   # a user-written Inception block (1x7, 7x1, 1x3 kernels; four branches), VGG11 without BN, user code with
   # nn.Identity, Dropout2d, x.mean((2, 3), keepdim=True) as a gate, AdaptiveAvgPool2d(2), x.reshape(-1, 128),
   # a Linear without bias then BatchNorm1d, at opsets 13, 11 and 17; torch.split and chunk on the channels
-  # (Split, Slice); normalisation inside the model ((x - mean) / std, x * 2 - 1, 1 - x, outputs scaled);
+  # (Split, Slice); fastai's concat pooling (AdaptiveMaxPool2d(1), amax); normalisation inside the model ((x - mean) / std, x * 2 - 1, 1 - x, outputs scaled);
   # Inception v3 at 75x75 (transform_input's x[:, i] * a + b, nested concatenations in its last blocks); an
   # MLP on flat rows (x.view(-1, 784)); graphs exported without dynamic_axes.
   zoo_check "$d/rgb" 3 32 shufflenet_v2_x0_5 inception_net vgg11_cifar misc_cnn misc_cnn_11 misc_cnn_17 split_net \
-    norm_cnn
+    norm_cnn concat_pool_cnn
   zoo_check "$d/v3" 3 75 inception_v3
   ZOO_FLAGS=--static zoo_check "$d/static" 3 32 shufflenet_v2_x0_5 se_resnet_fc view_cnn misc_cnn
   zoo_check "$d/flat" 1 28 flat_mlp
@@ -109,6 +109,23 @@ zoo_more)
   # 1x7 with pads (0, 3) and 7x1 with pads (3, 0) are 7x7 kernels with padding 3; 1x3 with (0, 1) is 3x3 p1.
   [[ "$(spec "$d/rgb/inception_net.h5")" == *"|conv:8x1p0,relu,conv:8x7p3,relu,conv:8x7p3,relu|conv:8x7p3,relu,conv:8x3p1,relu|"* ]] ||
     die "inception_net: unexpected spec $(spec "$d/rgb/inception_net.h5")"
+  # GlobalMaxPool and ReduceMax over H and W of the 8x8 maps: pool:8.
+  [[ "$(spec "$d/rgb/concat_pool_cnn.h5")" == *",cat(pool:8,flatten|gap,flatten|relu,pool:8,flatten),dense:10'" ]] ||
+    die "concat_pool_cnn: unexpected spec $(spec "$d/rgb/concat_pool_cnn.h5")"
+  # A classifier on 3x32x32 ending in Softmax: dropped with a notice; softmax of Mimic's logits gives
+  # onnxruntime's probabilities.
+  py zoo_families.py "$d/soft" --rows 16 --families softmax_cnn >/dev/null || die "zoo_families.py failed"
+  "$MIMIC" import onnx "$d/soft/softmax_cnn.onnx" --out "$d/soft/softmax_cnn.h5" --quiet 2>"$d/soft.err" ||
+    die "softmax_cnn.onnx import failed"
+  grep -q "softmax_cnn.onnx: node .* (Softmax): dropped at the output" "$d/soft.err" || die "no notice: $(cat "$d/soft.err")"
+  m ensemble add --manifest "$d/soft/manifest.h5" "$d/soft/softmax_cnn.h5"
+  m label --ensemble "$d/soft/manifest.h5" --transfer "$d/soft/data.h5" --out "$d/soft/logits.h5"
+  "$MIMIC_PYTHON" -c "import h5py, numpy as np
+z = h5py.File('$d/soft/logits.h5', 'r')['logits'][...].astype(np.float64)
+p = np.exp(z - z.max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
+want = h5py.File('$d/soft/ref.h5', 'r')['softmax_cnn'][...]
+err = np.abs(p - want).max(); print(f'softmax of Mimic logits vs onnxruntime probabilities: {err:.2g}')
+assert err < 1e-5 and np.array_equal(p.argmax(1), want.argmax(1))" || die "softmax_cnn: probabilities differ"
   # Refused in one line naming the node, nothing written: a Transpose that is no channel shuffle, a 1x3
   # kernel that changes the width alone, an AveragePool whose ceil_mode changes the output size.
   py zoo_families.py "$d/bad" --channels 1 --size 14 --rows 2 --families permute_head,valid_1x3,ceil_avg_cnn >/dev/null ||

@@ -435,6 +435,23 @@ class NormCNN(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)) * 0.5
 
 
+class ConcatPoolCNN(nn.Module):
+    """fastai's head: AdaptiveConcatPool2d (AdaptiveMaxPool2d(1) and AdaptiveAvgPool2d(1) concatenated), and
+    x.amax((2, 3)) of a second branch."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(C, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 16, 3, 2, 1),
+                                  nn.ReLU())
+        self.mp, self.ap = nn.AdaptiveMaxPool2d(1), nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(48, K)
+
+    def forward(self, x):
+        x = self.body(x)
+        h = torch.cat([self.mp(x).flatten(1), self.ap(x).flatten(1), torch.relu(x).amax((2, 3))], 1)
+        return self.fc(h)
+
+
 def softmax_cnn(C, K):
     return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K), nn.Softmax(dim=1))
@@ -564,6 +581,7 @@ FAMILIES = {
     "valid_1x3": (valid_1x3, "EVAL"),
     "split_net": (lambda C, K: SplitNet(C, K), "EVAL"),
     "norm_cnn": (lambda C, K: NormCNN(C, K), "EVAL"),
+    "concat_pool_cnn": (lambda C, K: ConcatPoolCNN(C, K), "EVAL"),
 }
 
 

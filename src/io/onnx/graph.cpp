@@ -32,17 +32,17 @@ void Importer::load() {
 
 void Importer::check_operators() const {
     static const std::set<std::string> supported = {
-        "Gemm",      "MatMul",     "Add",         "Conv",
-        "MaxPool",   "Relu",       "Sigmoid",     "Tanh",
-        "Flatten",   "Reshape",    "Dropout",     "BatchNormalization",
-        "Identity",  "Constant",   "AveragePool", "GlobalAveragePool",
-        "Pad",       "Clip",       "HardSigmoid", "HardSwish",
-        "Mul",       "Sum",        "Concat",      "ReduceMean",
-        "Softmax",   "LogSoftmax", "Shape",       "Gather",
-        "Unsqueeze", "Squeeze",    "Slice",       "Cast",
-        "Sub",       "Div",        "Expand",      "ConstantOfShape",
-        "LeakyRelu", "Elu",        "Erf",         "Transpose",
-        "Split"};
+        "Gemm",      "MatMul",        "Add",         "Conv",
+        "MaxPool",   "Relu",          "Sigmoid",     "Tanh",
+        "Flatten",   "Reshape",       "Dropout",     "BatchNormalization",
+        "Identity",  "Constant",      "AveragePool", "GlobalAveragePool",
+        "Pad",       "Clip",          "HardSigmoid", "HardSwish",
+        "Mul",       "Sum",           "Concat",      "ReduceMean",
+        "Softmax",   "LogSoftmax",    "Shape",       "Gather",
+        "Unsqueeze", "Squeeze",       "Slice",       "Cast",
+        "Sub",       "Div",           "Expand",      "ConstantOfShape",
+        "LeakyRelu", "Elu",           "Erf",         "Transpose",
+        "Split",     "GlobalMaxPool", "ReduceMax"};
     std::set<std::string> bad;
     for (const auto& n : graph().node()) {
         const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";

@@ -110,6 +110,7 @@ void Importer::visit(const GraphNode& n) {
         return affine(n, where);
     }
     if (op == "Gather") return gather_channels(n);
+    if (op == "GlobalMaxPool" || op == "ReduceMax") return global_max_pool(n, where);
     if (op == "Conv") return conv(n, where);
     if (op == "MaxPool" || op == "AveragePool") return pool(n, where, op == "AveragePool");
     if (op == "Pad") return pad(n, where);
@@ -456,6 +457,28 @@ void Importer::global_pool(const GraphNode& n, const std::string& where) {
     push(std::move(p), where);
     if (!keep) push_flatten(where);
     advance(*last);
+}
+
+/// GlobalMaxPool, and ReduceMax over H and W (axes [2, 3]), of a square image: pool:H, one window over the
+/// whole plane (then flatten for keepdims 0).
+void Importer::global_max_pool(const GraphNode& n, const std::string& where) {
+    need_cur(n, where);
+    if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+    bool keep = true;
+    if (n.op_type() == "ReduceMax") {
+        const auto axes = reduce_axes(n, 4);
+        if (axes != std::vector<std::int64_t>{2, 3})
+            fail(where, ": axes ", dims_text(axes), " are not the height and width [2, 3]");
+        keep = attr_int(n, "keepdims", 1) != 0;
+    }
+    if (shape_.h != shape_.w)
+        fail(where, ": the ", shape_.h, "x", shape_.w, " input is not square (pool's window is square)");
+    Pending p;
+    p.kind = nn::LayerKind::Pool;
+    p.token = "pool:" + std::to_string(shape_.h);
+    push(std::move(p), where);
+    if (!keep) push_flatten(where);
+    advance(n);
 }
 
 /// The axes of a ReduceMean (attribute, or input from opset 18) over a tensor of the given rank, sorted

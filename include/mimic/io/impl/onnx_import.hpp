@@ -211,6 +211,7 @@ private:
     double clip_bound(const GraphNode& n, int i, const std::string& where, double none) const;
     void unary(const GraphNode& n, const std::string& where);
     void global_pool(const GraphNode& n, const std::string& where);
+    void global_max_pool(const GraphNode& n, const std::string& where);
     std::vector<std::int64_t> reduce_axes(const GraphNode& n, std::int64_t rank) const;
     void batchnorm(const GraphNode& n, const std::string& where);
 
