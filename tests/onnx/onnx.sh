@@ -84,11 +84,12 @@ zoo_more)
   # a user-written Inception block (1x7, 7x1, 1x3 kernels; four branches), VGG11 without BN, user code with
   # nn.Identity, Dropout2d, x.mean((2, 3), keepdim=True) as a gate, AdaptiveAvgPool2d(2), x.reshape(-1, 128),
   # a Linear without bias then BatchNorm1d, at opsets 13, 11 and 17; torch.split and chunk on the channels
-  # (Split, Slice); fastai's concat pooling (AdaptiveMaxPool2d(1), amax); normalisation inside the model ((x - mean) / std, x * 2 - 1, 1 - x, outputs scaled);
+  # (Split, Slice); fastai's concat pooling (AdaptiveMaxPool2d(1), amax); CBAM's channel attention (two paths
+  # of the gated tensor added before the gate); normalisation inside the model ((x - mean) / std, x * 2 - 1, 1 - x, outputs scaled);
   # Inception v3 at 75x75 (transform_input's x[:, i] * a + b, nested concatenations in its last blocks); an
   # MLP on flat rows (x.view(-1, 784)); graphs exported without dynamic_axes.
   zoo_check "$d/rgb" 3 32 shufflenet_v2_x0_5 inception_net vgg11_cifar misc_cnn misc_cnn_11 misc_cnn_17 split_net \
-    norm_cnn concat_pool_cnn
+    norm_cnn concat_pool_cnn cbam_channel
   zoo_check "$d/v3" 3 75 inception_v3
   ZOO_FLAGS=--static zoo_check "$d/static" 3 32 shufflenet_v2_x0_5 se_resnet_fc view_cnn misc_cnn
   zoo_check "$d/flat" 1 28 flat_mlp
@@ -112,6 +113,9 @@ zoo_more)
   # GlobalMaxPool and ReduceMax over H and W of the 8x8 maps: pool:8.
   [[ "$(spec "$d/rgb/concat_pool_cnn.h5")" == *",cat(pool:8,flatten|gap,flatten|relu,pool:8,flatten),dense:10'" ]] ||
     die "concat_pool_cnn: unexpected spec $(spec "$d/rgb/concat_pool_cnn.h5")"
+  # CBAM: the average- and max-pooled paths meet at their Add before the Mul joins them with the tensor.
+  [[ "$(spec "$d/rgb/cbam_channel.h5")" == *",gate(res(gap,conv:4x1p0,relu,conv:16x1p0|pool:32,conv:4x1p0,relu,conv:16x1p0),sigmoid),"* ]] ||
+    die "cbam_channel: unexpected spec $(spec "$d/rgb/cbam_channel.h5")"
   # A classifier on 3x32x32 ending in Softmax: dropped with a notice; softmax of Mimic's logits gives
   # onnxruntime's probabilities.
   py zoo_families.py "$d/soft" --rows 16 --families softmax_cnn >/dev/null || die "zoo_families.py failed"
@@ -127,8 +131,9 @@ want = h5py.File('$d/soft/ref.h5', 'r')['softmax_cnn'][...]
 err = np.abs(p - want).max(); print(f'softmax of Mimic logits vs onnxruntime probabilities: {err:.2g}')
 assert err < 1e-5 and np.array_equal(p.argmax(1), want.argmax(1))" || die "softmax_cnn: probabilities differ"
   # Refused in one line naming the node, nothing written: a Transpose that is no channel shuffle, a 1x3
-  # kernel that changes the width alone, an AveragePool whose ceil_mode changes the output size.
-  py zoo_families.py "$d/bad" --channels 1 --size 14 --rows 2 --families permute_head,valid_1x3,ceil_avg_cnn >/dev/null ||
+  # kernel that changes the width alone, an AveragePool whose ceil_mode changes the output size, CBAM's spatial
+  # attention (the mean over the channels).
+  py zoo_families.py "$d/bad" --channels 1 --size 14 --rows 2 --families permute_head,valid_1x3,ceil_avg_cnn,cbam >/dev/null ||
     die "zoo_families.py failed"
   expect_fail "permute_head.onnx: node 2 '/Transpose' (Transpose): perm \[0, 2, 3, 1\] of \[N, 8, 7, 7\] is not supported; Transpose is supported as a channel shuffle" \
     "$MIMIC" import onnx "$d/bad/permute_head.onnx" --out "$d/bad/permute_head.h5" --quiet
@@ -136,6 +141,8 @@ assert err < 1e-5 and np.array_equal(p.argmax(1), want.argmax(1))" || die "softm
     "$MIMIC" import onnx "$d/bad/valid_1x3.onnx" --out "$d/bad/valid_1x3.h5" --quiet
   expect_fail "ceil_avg_cnn.onnx: node 4 '/AveragePool' (AveragePool): ceil_mode = 1 on a 7x7 input is not supported for AveragePool" \
     "$MIMIC" import onnx "$d/bad/ceil_avg_cnn.onnx" --out "$d/bad/ceil_avg_cnn.h5" --quiet
+  expect_fail "cbam.onnx: node [0-9]* '/body/body.3/body.3.1/ReduceMean' (ReduceMean): axes \[1\] are not the height and width \[2, 3\]" \
+    "$MIMIC" import onnx "$d/bad/cbam.onnx" --out "$d/bad/cbam.h5" --quiet
   [ -z "$(find "$d/bad" -name '*.h5*' ! -name data.h5 ! -name ref.h5)" ] || die "an output file was left behind"
   ;;
 zoo_pipeline)

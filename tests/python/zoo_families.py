@@ -452,6 +452,40 @@ class ConcatPoolCNN(nn.Module):
         return self.fc(h)
 
 
+class ChannelAttention(nn.Module):
+    """CBAM's channel attention: one MLP over the average- and the max-pooled features, summed, a gate."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(c, c // r, 1, bias=False), nn.ReLU(), nn.Conv2d(c // r, c, 1, bias=False))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+
+
+class SpatialAttention(nn.Module):
+    """CBAM's spatial attention: a 7x7 conv over the mean and the max over the channels, a gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 7, padding=3, bias=False)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
+
+
+class CBAMNet(nn.Module):
+    def __init__(self, C, K, spatial=False):
+        super().__init__()
+        att = lambda c: nn.Sequential(ChannelAttention(c), *([SpatialAttention()] if spatial else []))
+        self.body = nn.Sequential(nn.Conv2d(C, 16, 3, 1, 1), nn.BatchNorm2d(16), nn.ReLU(), att(16),
+                                  nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(), att(32))
+        self.fc = nn.Linear(32, K)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.body(x), 1), 1))
+
+
 def softmax_cnn(C, K):
     return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K), nn.Softmax(dim=1))
@@ -582,6 +616,8 @@ FAMILIES = {
     "split_net": (lambda C, K: SplitNet(C, K), "EVAL"),
     "norm_cnn": (lambda C, K: NormCNN(C, K), "EVAL"),
     "concat_pool_cnn": (lambda C, K: ConcatPoolCNN(C, K), "EVAL"),
+    "cbam_channel": (lambda C, K: CBAMNet(C, K), "EVAL"),
+    "cbam": (lambda C, K: CBAMNet(C, K, spatial=True), "EVAL"),
 }
 
 

@@ -170,6 +170,7 @@ private:
     int join_of(const std::string& t, std::vector<int> cons) const;
     std::string chain(const std::string& t, int first, int stop, std::vector<Pending>& out);
     void fork(const std::vector<int>& cons, int stop);
+    std::vector<std::vector<int>> fork_units(const std::vector<int>& cons, int J) const;
     nn::Join join_kind(const GraphNode& j, const std::string& t) const;
     void push_block(Pending b, const std::string& where);
 
