@@ -329,9 +329,6 @@ void Importer::pool(const GraphNode& n, const std::string& where, bool avg) {
     const nn::PoolWindow up{int(K), int(S), int(P), true}, down{int(K), int(S), int(P), false};
     const bool ceil = attr_int(n, "ceil_mode", 0) != 0 &&
                       (up.out(shape_.h) != down.out(shape_.h) || up.out(shape_.w) != down.out(shape_.w));
-    if (ceil && avg)
-        fail(where, ": ceil_mode = 1 on a ", shape_.h, "x", shape_.w,
-             " input is not supported for AveragePool");
     if (attr_int(n, "storage_order", 0) != 0) fail(where, ": storage_order = 1 is not supported");
     Pending p;
     p.kind = avg ? nn::LayerKind::AvgPool : nn::LayerKind::Pool;
