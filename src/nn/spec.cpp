@@ -46,13 +46,13 @@ std::string trim_copy(const std::string& s) {
     return trim(s, lead);
 }
 
-/// pool:K[sS][pP][c] and avgpool:K[sS][pP][e] (stride K and padding 0 by default) into l; returns what was
+/// pool:K[sS][pP][c] and avgpool:K[sS][pP][e][c] (stride K and padding 0 by default) into l; returns what was
 /// expected when the argument does not parse, nullptr when it does.
 const char* parse_pool(const std::string& name, const std::string& arg, bool has_arg, LayerSpec& l) {
     const bool avg = name == "avgpool";
     const char* form =
-        avg ? "avgpool:<window>[s<stride>][p<padding>][e], e.g. avgpool:2 or avgpool:3s1p1 "
-              "(e: the padding does not count in the divisor)"
+        avg ? "avgpool:<window>[s<stride>][p<padding>][e][c], e.g. avgpool:2 or avgpool:3s1p1 "
+              "(e: the padding does not count in the divisor; c: ceil mode, the output size rounded up)"
             : "pool:<window>[s<stride>][p<padding>][c], e.g. pool:2 or pool:3s2p1 (c: ceil mode, "
               "the output size rounded up)";
     std::size_t p = 0;
@@ -68,7 +68,7 @@ const char* parse_pool(const std::string& name, const std::string& arg, bool has
     }
     l.count_pad = !(avg && p < arg.size() && arg[p] == 'e');
     if (!l.count_pad) ++p;
-    l.ceil = !avg && p < arg.size() && arg[p] == 'c';
+    l.ceil = p < arg.size() && arg[p] == 'c';
     if (l.ceil) ++p;
     if (p != arg.size()) return form;
     if (2 * pad > k) return "pool padding at most half the window";
@@ -292,7 +292,7 @@ void parse_token(const std::string& spec, LayerSpec& l) {
     } else {
         bad_token(spec, l,
                   "one of dense:N, bottleneck:K, conv:FxK[sS][pP][gG], dwconv:K[sS][pP], pool:K[sS][pP], "
-                  "avgpool:K[sS][pP][e], gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, "
+                  "avgpool:K[sS][pP][e][c], gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, "
                   "leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn, or a block res(...), "
                   "cat(...), gate(...)");
     }

@@ -187,6 +187,13 @@ TEST(Gradients, AvgPoolNotCountingThePadding) {
     check_gradients("conv:3x3,avgpool:3s2p1e,dense:3", {2, 7, 7});
     check_gradients("conv:3x3,avgpool:2s1p1e,dense:3", {1, 4, 5});
 }
+// Ceil mode where it changes the size: the last windows reach past the input (5 -> 3 for avgpool:2c), their
+// divisor up to the padding's edge (4s2p1c) or over the real cells (ec).
+TEST(Gradients, AvgPoolCeilMode) {
+    check_gradients("conv:3x3,avgpool:2c,dense:3", {1, 5, 5});
+    check_gradients("conv:3x3,avgpool:4s2p1c,dense:3", {2, 5, 5});
+    check_gradients("conv:3x3,avgpool:3s2p1ec,dense:3", {1, 6, 7});
+}
 TEST(Gradients, GlobalAvgPool) {
     check_gradients("conv:4x3,gap,dense:3", {2, 5, 4});
 }

@@ -129,7 +129,14 @@ TEST(Spec, PoolCeilMode) {
     // ... but the last window must start inside the input or its left padding: 5 + 2 - 3 = 4, ceil(4/3) + 1
     // = 3 windows would start the third at 6 - 1 = 5, past the input, so 2.
     EXPECT_EQ(Model("pool:3s3p1c", {1, 5, 5}).output_shape(), (Shape{1, 2, 2}));
-    EXPECT_THROW(parse_spec("avgpool:3s2c"), SpecSyntaxError);
+    // Average pooling takes the same ceil mode, after e; max pooling has no e.
+    const auto a = parse_spec("avgpool:3s2p1ec").at(0);
+    EXPECT_TRUE(a.ceil);
+    EXPECT_FALSE(a.count_pad);
+    EXPECT_TRUE(parse_spec("avgpool:2c").at(0).ceil);
+    EXPECT_EQ(Model("avgpool:2c", {1, 5, 4}).output_shape(), (Shape{1, 3, 2}));
+    EXPECT_THROW(parse_spec("avgpool:3s2ce"), SpecSyntaxError);
+    EXPECT_THROW(parse_spec("pool:3s2ec"), SpecSyntaxError);
 }
 
 TEST(Spec, ErrorsPointAtTheBadToken) {

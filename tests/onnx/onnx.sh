@@ -20,13 +20,14 @@ logits_of() {
 
 # zoo_check DIR C S FAMILY...: tests/python/zoo_families.py builds each family (torchvision / torch.nn, random
 # weights, non-trivial BN statistics) for C x S x S inputs and exports it at opset 13 (or the family's own
-# opset); Mimic imports it, labels
+# opset; with ZOO_FLAGS=--static, without dynamic_axes: the batch of 2 written into the graph); Mimic imports
+# it, labels
 # 16 rows like onnxruntime (1e-4 relative, argmax equal) and exports it back to a graph onnxruntime runs to
 # Mimic's logits.
 zoo_check() {
   local dir=$1 c=$2 s=$3 f
   shift 3
-  py zoo_families.py "$dir" --channels "$c" --size "$s" --rows 16 --families "$(IFS=,; echo "$*")" >/dev/null ||
+  py zoo_families.py "$dir" --channels "$c" --size "$s" --rows 16 --families "$(IFS=,; echo "$*")" ${ZOO_FLAGS:-} >/dev/null ||
     die "zoo_families.py failed"
   for f in "$@"; do
     m import onnx "$dir/$f.onnx" --out "$dir/$f.h5"
@@ -77,14 +78,73 @@ zoo_user)
     die "akamaster_resnet20: no option-A shortcut conv in $(spec akamaster_resnet20)"
   [[ "$(spec act_cnn)" == *",leakyrelu:0.1,"*",elu:1,"*",gelu,gap,flatten,dense:64,gelu,dense:10"* ]] ||
     die "act_cnn: unexpected spec $(spec act_cnn)"
-  # A ShuffleNet (channel shuffle: Reshape to 5-D and Transpose) is refused in one line, nothing written.
-  py zoo_families.py "$d/shuffle" --rows 2 --families shufflenet_v2_x0_5 >/dev/null || die "zoo_families.py failed"
-  "$MIMIC" import onnx "$d/shuffle/shufflenet_v2_x0_5.onnx" --out "$d/shuffle/s.h5" --quiet 2>"$d/shuffle.err" &&
-    die "shufflenet_v2_x0_5 imported"
-  [ "$(wc -l <"$d/shuffle.err")" -eq 1 ] || die "more than one line: $(cat "$d/shuffle.err")"
-  grep -q "shufflenet_v2_x0_5.onnx: unsupported operators: Transpose$" "$d/shuffle.err" ||
-    die "unexpected refusal: $(cat "$d/shuffle.err")"
-  [ -z "$(find "$d/shuffle" -name 's.h5*')" ] || die "an output file was left behind"
+  ;;
+zoo_more)
+  # Families nobody tuned for, as a new user exports them: ShuffleNetV2 (channel shuffles, x.chunk(2, dim=1)),
+  # a user-written Inception block (1x7, 7x1, 1x3 kernels; four branches), VGG11 without BN, user code with
+  # nn.Identity, Dropout2d, x.mean((2, 3), keepdim=True) as a gate, AdaptiveAvgPool2d(2), x.reshape(-1, 128),
+  # a Linear without bias then BatchNorm1d, at opsets 13, 11 and 17; torch.split and chunk on the channels
+  # (Split, Slice); fastai's concat pooling (AdaptiveMaxPool2d(1), amax); CBAM's channel attention (two paths
+  # of the gated tensor added before the gate); normalisation inside the model ((x - mean) / std, x * 2 - 1, 1 - x, outputs scaled);
+  # Inception v3 at 75x75 (transform_input's x[:, i] * a + b, nested concatenations in its last blocks); an
+  # MLP on flat rows (x.view(-1, 784)); graphs exported without dynamic_axes.
+  zoo_check "$d/rgb" 3 32 shufflenet_v2_x0_5 inception_net vgg11_cifar misc_cnn misc_cnn_11 misc_cnn_17 split_net \
+    norm_cnn concat_pool_cnn cbam_channel
+  zoo_check "$d/v3" 3 75 inception_v3
+  ZOO_FLAGS=--static zoo_check "$d/static" 3 32 shufflenet_v2_x0_5 se_resnet_fc view_cnn misc_cnn
+  zoo_check "$d/flat" 1 28 flat_mlp
+  # AveragePool in ceil mode where it changes the size: padding not counted, none, counted (spec below).
+  zoo_check "$d/ceil" 1 16 ceil_avg_cnn
+  ZOO_FLAGS=--static zoo_check "$d/flat_static" 1 28 flat_mlp
+  spec() { "$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$1', 'r').attrs['spec'])"; }
+  [[ "$(spec "$d/ceil/ceil_avg_cnn.h5")" == *"'conv:8x3p1,relu,avgpool:3s2p1ec,avgpool:2c,avgpool:4s2p1c,flatten,dense:10'" ]] ||
+    die "ceil_avg_cnn: unexpected spec $(spec "$d/ceil/ceil_avg_cnn.h5")"
+  # A shuffle is a fixed 1x1 conv after the concatenation; chunk's halves are fixed 1x1 convs in the branches.
+  [[ "$(spec "$d/rgb/shufflenet_v2_x0_5.h5")" == *"),conv:48x1p0,cat(conv:24x1p0|conv:24x1p0,conv:24x1p0,relu,conv:24x3p1g24,"* ]] ||
+    die "shufflenet_v2_x0_5: unexpected spec $(spec "$d/rgb/shufflenet_v2_x0_5.h5")"
+  # torch.split(x, [4, 12], 1) and x.chunk(2, 1): fixed 1x1 convs at the start of each branch.
+  [[ "$(spec "$d/rgb/split_net.h5")" == *",cat(conv:12x1p0,conv:12x3p1,relu|conv:4x1p0),res(conv:8x1p0|conv:8x1p0),"* ]] ||
+    die "split_net: unexpected spec $(spec "$d/rgb/split_net.h5")"
+  # (x - mean) / std * 2 - 1 is one bn, the scaled conv and Linear outputs fold into them, 1 - x is a bn;
+  # transform_input's three channels, scaled and shifted, are three 1x1 convs concatenated.
+  [[ "$(spec "$d/rgb/norm_cnn.h5")" == *"'bn,conv:16x3s2p1,relu,conv:16x3s2p1,relu,bn,gap,flatten,dense:10'" ]] ||
+    die "norm_cnn: unexpected spec $(spec "$d/rgb/norm_cnn.h5")"
+  [[ "$(spec "$d/v3/inception_v3.h5")" == *"'cat(conv:1x1p0|conv:1x1p0|conv:1x1p0),conv:32x3s2p0,"* ]] ||
+    die "inception_v3: unexpected spec $(spec "$d/v3/inception_v3.h5")"
+  # 1x7 with pads (0, 3) and 7x1 with pads (3, 0) are 7x7 kernels with padding 3; 1x3 with (0, 1) is 3x3 p1.
+  [[ "$(spec "$d/rgb/inception_net.h5")" == *"|conv:8x1p0,relu,conv:8x7p3,relu,conv:8x7p3,relu|conv:8x7p3,relu,conv:8x3p1,relu|"* ]] ||
+    die "inception_net: unexpected spec $(spec "$d/rgb/inception_net.h5")"
+  # GlobalMaxPool and ReduceMax over H and W of the 8x8 maps: pool:8.
+  [[ "$(spec "$d/rgb/concat_pool_cnn.h5")" == *",cat(pool:8,flatten|gap,flatten|relu,pool:8,flatten),dense:10'" ]] ||
+    die "concat_pool_cnn: unexpected spec $(spec "$d/rgb/concat_pool_cnn.h5")"
+  # CBAM: the average- and max-pooled paths meet at their Add before the Mul joins them with the tensor.
+  [[ "$(spec "$d/rgb/cbam_channel.h5")" == *",gate(res(gap,conv:4x1p0,relu,conv:16x1p0|pool:32,conv:4x1p0,relu,conv:16x1p0),sigmoid),"* ]] ||
+    die "cbam_channel: unexpected spec $(spec "$d/rgb/cbam_channel.h5")"
+  # A classifier on 3x32x32 ending in Softmax: dropped with a notice; softmax of Mimic's logits gives
+  # onnxruntime's probabilities.
+  py zoo_families.py "$d/soft" --rows 16 --families softmax_cnn >/dev/null || die "zoo_families.py failed"
+  "$MIMIC" import onnx "$d/soft/softmax_cnn.onnx" --out "$d/soft/softmax_cnn.h5" --quiet 2>"$d/soft.err" ||
+    die "softmax_cnn.onnx import failed"
+  grep -q "softmax_cnn.onnx: node .* (Softmax): dropped at the output" "$d/soft.err" || die "no notice: $(cat "$d/soft.err")"
+  m ensemble add --manifest "$d/soft/manifest.h5" "$d/soft/softmax_cnn.h5"
+  m label --ensemble "$d/soft/manifest.h5" --transfer "$d/soft/data.h5" --out "$d/soft/logits.h5"
+  "$MIMIC_PYTHON" -c "import h5py, numpy as np
+z = h5py.File('$d/soft/logits.h5', 'r')['logits'][...].astype(np.float64)
+p = np.exp(z - z.max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
+want = h5py.File('$d/soft/ref.h5', 'r')['softmax_cnn'][...]
+err = np.abs(p - want).max(); print(f'softmax of Mimic logits vs onnxruntime probabilities: {err:.2g}')
+assert err < 1e-5 and np.array_equal(p.argmax(1), want.argmax(1))" || die "softmax_cnn: probabilities differ"
+  # Refused in one line naming the node, nothing written: a Transpose that is no channel shuffle, a 1x3
+  # kernel that changes the width alone, CBAM's spatial attention (the mean over the channels).
+  py zoo_families.py "$d/bad" --channels 1 --size 14 --rows 2 --families permute_head,valid_1x3,cbam >/dev/null ||
+    die "zoo_families.py failed"
+  expect_fail "permute_head.onnx: node 2 '/Transpose' (Transpose): perm \[0, 2, 3, 1\] of \[N, 8, 7, 7\] is not supported; Transpose is supported as a channel shuffle" \
+    "$MIMIC" import onnx "$d/bad/permute_head.onnx" --out "$d/bad/permute_head.h5" --quiet
+  expect_fail "valid_1x3.onnx: node 0 '/0/Conv' (Conv): kernel 1x3 with pads \[0, 0, 0, 0\] changes height and width differently" \
+    "$MIMIC" import onnx "$d/bad/valid_1x3.onnx" --out "$d/bad/valid_1x3.h5" --quiet
+  expect_fail "cbam.onnx: node [0-9]* '/body/body.3/body.3.1/ReduceMean' (ReduceMean): axes \[1\] are not the height and width \[2, 3\]" \
+    "$MIMIC" import onnx "$d/bad/cbam.onnx" --out "$d/bad/cbam.h5" --quiet
+  [ -z "$(find "$d/bad" -name '*.h5*' ! -name data.h5 ! -name ref.h5)" ] || die "an output file was left behind"
   ;;
 zoo_pipeline)
   # An imported ensemble of three families at 1x28x28 (CIFAR ResNet, MobileNetV2, small DenseNet) runs the

@@ -1,7 +1,7 @@
 # The CNN families users train in PyTorch, built with torchvision or a few lines of torch.nn, random weights
 # and non-trivial BN statistics, exported with torch.onnx.export; shared by tests/onnx and bench/bench_zoo.sh.
 # usage: zoo_families.py OUTDIR [--families a,b,...] [--channels C] [--size S] [--classes K] [--rows N]
-#                               [--opset V] [--seed S] [--list]
+#                               [--opset V] [--seed S] [--static] [--list]
 #   writes OUTDIR/<family>.onnx for each family, OUTDIR/data.h5 (N rows of C x S x S standard normal values,
 #   a Mimic dataset file) and OUTDIR/ref.h5 (onnxruntime's logits of each family on those rows, key = family;
 #   with PyTorch's own logits checked against them first).
@@ -304,6 +304,219 @@ class OptionAResNet(nn.Module):
         return self.linear(out)
 
 
+class InceptionBlock(nn.Module):
+    """A user-written Inception-C style block: 1x1, 1x7 then 7x1, 7x1 then 1x7, and a pooled 1x1 branch,
+    concatenated (non-square kernels with "same" padding)."""
+
+    def __init__(self, cin, c):
+        super().__init__()
+        cbr = lambda i, o, k, p: nn.Sequential(nn.Conv2d(i, o, k, padding=p, bias=False), nn.BatchNorm2d(o),
+                                               nn.ReLU(inplace=True))
+        self.b1 = cbr(cin, c, 1, 0)
+        self.b2 = nn.Sequential(cbr(cin, c, 1, 0), cbr(c, c, (1, 7), (0, 3)), cbr(c, c, (7, 1), (3, 0)))
+        self.b3 = nn.Sequential(cbr(cin, c, (7, 1), (3, 0)), cbr(c, c, (1, 3), (0, 1)))
+        self.b4 = nn.Sequential(nn.AvgPool2d(3, 1, 1, count_include_pad=False), cbr(cin, c, 1, 0))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+class InceptionNet(nn.Module):
+    def __init__(self, C, K):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(C, 16, 3, 2, 1), nn.ReLU())
+        self.blocks = nn.Sequential(InceptionBlock(16, 8), InceptionBlock(32, 8))
+        self.fc = nn.Linear(32, K)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
+class MiscCNN(nn.Module):
+    """What users write beyond the tuned families: nn.Identity, Dropout2d, Conv without bias then BN,
+    AdaptiveAvgPool2d to 2x2, x.mean((2, 3), keepdim=True) as a gate, F.avg_pool2d with ceil_mode,
+    x.reshape(-1, C*H*W) with the sizes written out, a Linear without bias and BatchNorm1d in the head."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.c1 = nn.Sequential(nn.Conv2d(C, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                                nn.Identity(), nn.Dropout2d(0.2))
+        self.c2 = nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU())
+        self.gate = nn.Conv2d(32, 32, 1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.head = nn.Sequential(nn.Linear(32 * 2 * 2, 64, bias=False), nn.BatchNorm1d(64), nn.ReLU(),
+                                  nn.Linear(64, K))
+
+    def forward(self, x):
+        x = self.c1(x)
+        x = self.c2(x)
+        x = x * torch.sigmoid(self.gate(x.mean((2, 3), keepdim=True)))
+        x = self.pool(x)
+        return self.head(x.reshape(-1, 32 * 2 * 2))
+
+
+class CeilAvgCNN(nn.Module):
+    """Average pooling in ceil mode where it changes the size (at 16x16 inputs): the last windows reach past
+    the input, with the padding not counted, without padding, and with it counted (the divisor reaches the
+    padding's edge only, PyTorch's rule)."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.c1 = nn.Conv2d(C, 8, 3, 1, 1)
+        self.p1 = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+        self.p3 = nn.AvgPool2d(4, 2, 1, ceil_mode=True)
+        self.fc = nn.LazyLinear(K)
+
+    def forward(self, x):
+        x = self.p1(torch.relu(self.c1(x)))  # 16x16 -> 9x9
+        x = self.p3(F.avg_pool2d(x, 2, ceil_mode=True))  # 9x9 -> 5x5 -> 3x3
+        return self.fc(torch.flatten(x, 1))
+
+
+class FlatMLP(nn.Module):
+    """An MLP on flat rows: x.view(-1, 784) first, as MNIST examples write it."""
+
+    def __init__(self, C, K, S=28):
+        super().__init__()
+        self.d = C * S * S
+        self.net = nn.Sequential(nn.Linear(self.d, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 64), nn.ReLU(),
+                                 nn.Linear(64, K))
+
+    def forward(self, x):
+        return self.net(x.view(-1, self.d))
+
+
+class PermuteHead(nn.Module):
+    """x.permute(0, 2, 3, 1) before the flatten (channels-last features): a Transpose that is no shuffle."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.c = nn.Conv2d(C, 8, 3, 2, 1)
+        self.fc = nn.LazyLinear(K)
+
+    def forward(self, x):
+        x = torch.relu(self.c(x))
+        return self.fc(x.permute(0, 2, 3, 1).reshape(x.size(0), -1))
+
+
+def valid_1x3(C, K):
+    """A 1x3 kernel without padding: the height stays, the width shrinks (no square kernel does that)."""
+    return nn.Sequential(nn.Conv2d(C, 8, (1, 3)), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, K))
+
+
+class SplitNet(nn.Module):
+    """torch.split with unequal sizes (a Split node) and x.chunk(2, dim=1) (two Slice nodes) on the channels,
+    the parts joined by a concatenation and by a sum."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.c1 = nn.Conv2d(C, 16, 3, 2, 1)
+        self.c2 = nn.Conv2d(12, 12, 3, padding=1)
+        self.fc = nn.Linear(8, K)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        a, b = torch.split(x, [4, 12], dim=1)
+        x = torch.cat([torch.relu(self.c2(b)), a], 1)
+        p, q = x.chunk(2, dim=1)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(p + q, 1), 1))
+
+
+class NormCNN(nn.Module):
+    """Normalisation inside the model, as users write it: (x - mean) / std with per-channel buffers, x * 2 - 1,
+    a conv's output scaled (folded into it), 1 - x and a Linear's output halved."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.register_buffer("mean", torch.linspace(0.3, 0.6, C).view(1, C, 1, 1))
+        self.register_buffer("std", torch.linspace(0.2, 0.3, C).view(1, C, 1, 1))
+        self.c1 = nn.Conv2d(C, 16, 3, 2, 1)
+        self.c2 = nn.Conv2d(16, 16, 3, 2, 1)
+        self.fc = nn.Linear(16, K)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        x = x * 2 - 1
+        x = torch.relu(self.c1(x) * 0.5)
+        x = 1 - torch.relu(self.c2(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)) * 0.5
+
+
+class ConcatPoolCNN(nn.Module):
+    """fastai's head: AdaptiveConcatPool2d (AdaptiveMaxPool2d(1) and AdaptiveAvgPool2d(1) concatenated), and
+    x.amax((2, 3)) of a second branch."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(C, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 16, 3, 2, 1),
+                                  nn.ReLU())
+        self.mp, self.ap = nn.AdaptiveMaxPool2d(1), nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(48, K)
+
+    def forward(self, x):
+        x = self.body(x)
+        h = torch.cat([self.mp(x).flatten(1), self.ap(x).flatten(1), torch.relu(x).amax((2, 3))], 1)
+        return self.fc(h)
+
+
+class ChannelAttention(nn.Module):
+    """CBAM's channel attention: one MLP over the average- and the max-pooled features, summed, a gate."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(c, c // r, 1, bias=False), nn.ReLU(), nn.Conv2d(c // r, c, 1, bias=False))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+
+
+class SpatialAttention(nn.Module):
+    """CBAM's spatial attention: a 7x7 conv over the mean and the max over the channels, a gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 7, padding=3, bias=False)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
+
+
+class CBAMNet(nn.Module):
+    def __init__(self, C, K, spatial=False):
+        super().__init__()
+        att = lambda c: nn.Sequential(ChannelAttention(c), *([SpatialAttention()] if spatial else []))
+        self.body = nn.Sequential(nn.Conv2d(C, 16, 3, 1, 1), nn.BatchNorm2d(16), nn.ReLU(), att(16),
+                                  nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(), att(32))
+        self.fc = nn.Linear(32, K)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.body(x), 1), 1))
+
+
+def softmax_cnn(C, K):
+    return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K), nn.Softmax(dim=1))
+
+
+def vgg_cifar(vgg, K):
+    """torchvision's VGG features (no BN) for 32x32 inputs, with the one-Linear head CIFAR code gives them."""
+    return nn.Sequential(vgg.features, nn.Flatten(), nn.Linear(512, K))
+
+
+def inception_v3(C, K):
+    """torchvision's Inception v3 (75x75 inputs at least) with transform_input, as with its pretrained weights
+    (x[:, i] * a + b per channel, concatenated). Its convolutions get He's init, which keeps the activations'
+    scale over its 94 convolutions: init_weights=True grows them to 1e9, PyTorch's default init shrinks them
+    until the logits no longer depend on the input; the logits are scaled to a few units."""
+    model = TV.inception_v3(num_classes=K, aux_logits=False, init_weights=False, transform_input=True)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        model.fc.weight.mul_(20.0)
+    return model
+
+
 def act_cnn(C, K):
     """A small CNN with LeakyReLU(0.1), ELU and GELU (also on a flat hidden layer)."""
     return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.BatchNorm2d(16), nn.LeakyReLU(0.1),
@@ -394,7 +607,27 @@ FAMILIES = {
     "shufflenet_v2_x0_5": (lambda C, K: TV.shufflenet_v2_x0_5(num_classes=K), "EVAL"),
     "akamaster_resnet20": (lambda C, K: OptionAResNet(C, K), "EVAL"),
     "act_cnn": (act_cnn, "EVAL"),
+    "vgg11_cifar": (lambda C, K: vgg_cifar(TV.vgg11(), K), "EVAL"),
+    "inception_net": (lambda C, K: InceptionNet(C, K), "EVAL"),
+    "inception_v3": (inception_v3, "EVAL"),
+    "misc_cnn": (lambda C, K: MiscCNN(C, K), "PRESERVE"),
+    "ceil_avg_cnn": (lambda C, K: CeilAvgCNN(C, K), "EVAL"),
+    "flat_mlp": (lambda C, K: FlatMLP(C, K), "EVAL"),
+    "softmax_cnn": (softmax_cnn, "EVAL"),
+    "misc_cnn_11": (lambda C, K: MiscCNN(C, K), "PRESERVE", 11),
+    "misc_cnn_17": (lambda C, K: MiscCNN(C, K), "PRESERVE", 17),
+    "permute_head": (lambda C, K: PermuteHead(C, K), "EVAL"),
+    "valid_1x3": (valid_1x3, "EVAL"),
+    "split_net": (lambda C, K: SplitNet(C, K), "EVAL"),
+    "norm_cnn": (lambda C, K: NormCNN(C, K), "EVAL"),
+    "concat_pool_cnn": (lambda C, K: ConcatPoolCNN(C, K), "EVAL"),
+    "cbam_channel": (lambda C, K: CBAMNet(C, K), "EVAL"),
+    "cbam": (lambda C, K: CBAMNet(C, K, spatial=True), "EVAL"),
 }
+
+# Families for the tests only, which --list (bench/bench_zoo.sh's default) leaves out: built for another input
+# size (inception_v3: 75x75 at least; flat_mlp: 1x28x28), ending in Softmax, or refused by the import.
+TEST_ONLY = {"inception_v3", "flat_mlp", "softmax_cnn", "permute_head", "valid_1x3", "cbam"}
 
 
 def build(name, C, S, K, seed):
@@ -407,9 +640,10 @@ def build(name, C, S, K, seed):
     return model.eval(), mode
 
 
-def export(model, mode, path, C, S, opset):
+def export(model, mode, path, C, S, opset, static=False):
+    """static: without dynamic_axes, so the graph's batch is the 2 of the example input."""
     torch.onnx.export(model, torch.zeros(2, C, S, S), path, opset_version=opset, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      output_names=["y"], dynamic_axes=None if static else {"x": {0: "batch"}, "y": {0: "batch"}},
                       training=getattr(torch.onnx.TrainingMode, mode), do_constant_folding=True)
 
 
@@ -435,10 +669,11 @@ def main():
     ap.add_argument("--rows", type=int, default=64)
     ap.add_argument("--opset", type=int, default=13)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--static", action="store_true", help="export without dynamic_axes (batch 2; even --rows)")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
     if a.list:
-        print("\n".join(FAMILIES))
+        print("\n".join(n for n in FAMILIES if n not in TEST_ONLY))
         return
     if not a.out:
         sys.exit("zoo_families.py: OUTDIR is required")
@@ -455,11 +690,17 @@ def main():
         for i, n in enumerate(names):
             model, mode = build(n, C, S, K, a.seed + 10 * i)
             path = os.path.join(a.out, n + ".onnx")
-            export(model, mode, path, C, S, FAMILIES[n][2] if len(FAMILIES[n]) > 2 else a.opset)
+            export(model, mode, path, C, S, FAMILIES[n][2] if len(FAMILIES[n]) > 2 else a.opset, a.static)
             with torch.no_grad():
                 want = model(torch.from_numpy(X)).numpy()
-            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            got = sess.run(None, {sess.get_inputs()[0].name: X})[0]
+            # The reference without graph rewrites: onnxruntime 1.19's Pad fusion drops a Pad's zeros from the
+            # divisor of the AveragePool after it (F.avg_pool2d(x, 3, 1, 1) in Inception v3).
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+            step = 2 if a.static else len(X)  # a static graph takes its batch of 2 only
+            got = np.concatenate([sess.run(None, {sess.get_inputs()[0].name: X[i:i + step]})[0]
+                                  for i in range(0, len(X), step)])
             err = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
             if err > 1e-3:
                 sys.exit(f"zoo_families.py: {n}: onnxruntime and PyTorch differ by {err:.3g}")

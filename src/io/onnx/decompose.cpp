@@ -55,7 +55,7 @@ int Importer::join_of(const std::string& t, std::vector<int> cons) const {
 /// by node `stop` alone (the join of the block this chain is a branch of; -1: the graph's output).
 /// Returns that tensor.
 std::string Importer::chain(const std::string& t, int first, int stop, std::vector<Pending>& out) {
-    layers_ = &out, cur_ = t, fresh_param_ = false, pad_ = -1, dims_.clear();
+    layers_ = &out, cur_ = t, fresh_param_ = false, fresh_affine_ = false, pad_ = -1, dims_.clear();
     for (int next = first;; next = -1) {
         if (next < 0) {
             if (stop < 0 && cur_ == output_name_) break;
@@ -99,10 +99,19 @@ void Importer::fork(const std::vector<int>& cons, int stop) {
     std::vector<bool> done(ins.size(), false);
     const Walk saved = save();
     bool flat = false;
-    for (int c : cons) {
+    for (const auto& unit : fork_units(cons, J)) {
+        const int c = unit[0];
         std::vector<Pending> branch;
         restore(saved);
-        const std::string end = c == J ? t : chain(t, c, J, branch);
+        std::string end;
+        if (unit.size() == 1) {
+            end = c == J ? t : chain(t, c, J, branch);
+        } else { // paths that meet before J: their block first, then on to J
+            layers_ = &branch, fresh_param_ = false, fresh_affine_ = false;
+            fork(unit, J);
+            const std::string met = cur_;
+            end = chain(met, -1, J, branch);
+        }
         flat = flat || !image_;
         std::size_t p = 0;
         while (p < ins.size() && (done[p] || ins[p] != end))
@@ -119,6 +128,65 @@ void Importer::fork(const std::vector<int>& cons, int stop) {
     image_ = saved.image && (b.join == nn::Join::Mul || !flat);
     push_block(std::move(b), j.where);
     reach(j.output(0));
+}
+
+/// The readers `cons` of a fork tensor in units: one reader, or the readers whose paths meet at a node
+/// before the join J that no other reader's path reaches (CBAM's average- and max-pooled paths, added
+/// before the gate that joins them with the tensor), which fork as a block of their own in one branch.
+std::vector<std::vector<int>> Importer::fork_units(const std::vector<int>& cons, int J) const {
+    const std::size_t k = cons.size();
+    std::vector<std::vector<int>> units;
+    for (int c : cons)
+        units.push_back({c});
+    std::set<int> distinct(cons.begin(), cons.end());
+    if (k < 3 || distinct.size() != k) return units;
+    std::vector<std::vector<char>> reach(k, std::vector<char>(std::size_t(J), 0)); // nodes before J
+    for (std::size_t i = 0; i < k; ++i) {
+        std::vector<int> todo{cons[i]};
+        while (!todo.empty()) {
+            const int x = todo.back();
+            todo.pop_back();
+            if (x >= J || reach[i][std::size_t(x)]) continue;
+            reach[i][std::size_t(x)] = 1;
+            for (const auto& o : nodes_[std::size_t(x)].out)
+                for (int y : readers(o))
+                    todo.push_back(y);
+        }
+    }
+    std::vector<std::vector<char>>
+        groups; // the readers reaching a node, 2 to k - 1 of them, the largest sets
+    for (int x = 0; x < J; ++x) {
+        std::vector<char> m(k, 0);
+        std::size_t count = 0;
+        for (std::size_t i = 0; i < k; ++i)
+            count += std::size_t(m[i] = reach[i][std::size_t(x)]);
+        if (count < 2 || count == k) continue;
+        auto within = [](const std::vector<char>& a, const std::vector<char>& b) {
+            for (std::size_t i = 0; i < a.size(); ++i)
+                if (a[i] && !b[i]) return false;
+            return true;
+        };
+        bool inside = false;
+        for (auto& g : groups) {
+            if (within(m, g))
+                inside = true;
+            else if (within(g, m))
+                g = m, inside = true;
+        }
+        if (!inside) groups.push_back(m);
+    }
+    std::vector<std::vector<int>> out;
+    std::vector<char> used(k, 0);
+    for (std::size_t i = 0; i < k; ++i) {
+        if (used[i]) continue;
+        std::vector<int> unit{cons[i]};
+        for (const auto& g : groups)
+            if (g[i])
+                for (std::size_t j = i + 1; j < k; ++j)
+                    if (g[j] && !used[j]) unit.push_back(cons[j]), used[j] = 1;
+        out.push_back(std::move(unit));
+    }
+    return out;
 }
 
 /// How node j joins the paths from tensor t: Add or Sum -> res, Concat over channels -> cat, Mul of t

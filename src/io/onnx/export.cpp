@@ -128,11 +128,20 @@ private:
         case nn::LayerKind::Pool:
         case nn::LayerKind::AvgPool: {
             const bool avg = l.kind == nn::LayerKind::AvgPool;
-            auto* n = node(avg ? "AveragePool" : "MaxPool", base, {x});
+            // Ceil mode: a window reaching past the padding divides by its cells up to the padding's edge
+            // (PyTorch's rule), as an AveragePool reads the zeros of a Pad before it; count_include_pad 1
+            // would count the cells past the edge too. Without padding, the real cells alone.
+            const bool pad_node = avg && l.ceil && l.count_pad && l.pad > 0;
+            if (pad_node) {
+                const std::int64_t P = l.pad;
+                add_int64_initializer(*g_, base + ".pads", {0, 0, P, P, 0, 0, P, P});
+                node("Pad", base + ".padded", {x, base + ".pads"});
+            }
+            auto* n = node(avg ? "AveragePool" : "MaxPool", base, {cur_});
             set_attr_ints(n, "kernel_shape", {l.kernel, l.kernel});
             set_attr_ints(n, "strides", {l.stride, l.stride});
-            if (l.pad > 0) set_attr_ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
-            if (avg) set_attr_int(n, "count_include_pad", l.count_pad ? 1 : 0);
+            if (l.pad > 0 && !pad_node) set_attr_ints(n, "pads", {l.pad, l.pad, l.pad, l.pad});
+            if (avg) set_attr_int(n, "count_include_pad", l.count_pad && !l.ceil ? 1 : 0);
             if (l.ceil) set_attr_int(n, "ceil_mode", 1);
             break;
         }

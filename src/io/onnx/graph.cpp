@@ -5,6 +5,7 @@
 #include "mimic/core/error.hpp"
 #include "mimic/core/log.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace mimic::io::impl {
@@ -31,30 +32,23 @@ void Importer::load() {
 
 void Importer::check_operators() const {
     static const std::set<std::string> supported = {
-        "Gemm",      "MatMul",     "Add",         "Conv",
-        "MaxPool",   "Relu",       "Sigmoid",     "Tanh",
-        "Flatten",   "Reshape",    "Dropout",     "BatchNormalization",
-        "Identity",  "Constant",   "AveragePool", "GlobalAveragePool",
-        "Pad",       "Clip",       "HardSigmoid", "HardSwish",
-        "Mul",       "Sum",        "Concat",      "ReduceMean",
-        "Softmax",   "LogSoftmax", "Shape",       "Gather",
-        "Unsqueeze", "Squeeze",    "Slice",       "Cast",
-        "Sub",       "Div",        "Expand",      "ConstantOfShape",
-        "LeakyRelu", "Elu",        "Erf"};
-    // Tensors computed from constants alone (a Transpose of them, as in F.pad's pads, is folded).
-    std::set<std::string> fixed;
-    for (const auto& t : graph().initializer())
-        fixed.insert(t.name());
+        "Gemm",      "MatMul",        "Add",         "Conv",
+        "MaxPool",   "Relu",          "Sigmoid",     "Tanh",
+        "Flatten",   "Reshape",       "Dropout",     "BatchNormalization",
+        "Identity",  "Constant",      "AveragePool", "GlobalAveragePool",
+        "Pad",       "Clip",          "HardSigmoid", "HardSwish",
+        "Mul",       "Sum",           "Concat",      "ReduceMean",
+        "Softmax",   "LogSoftmax",    "Shape",       "Gather",
+        "Unsqueeze", "Squeeze",       "Slice",       "Cast",
+        "Sub",       "Div",           "Expand",      "ConstantOfShape",
+        "LeakyRelu", "Elu",           "Erf",         "Transpose",
+        "Split",     "GlobalMaxPool", "ReduceMax"};
     std::set<std::string> bad;
     for (const auto& n : graph().node()) {
-        bool from_constants = true;
-        for (const auto& s : n.input())
-            from_constants = from_constants && (s.empty() || fixed.count(s));
-        if (from_constants) fixed.insert(n.output().begin(), n.output().end());
         const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";
         if (!std_domain)
             bad.insert(n.domain() + "::" + n.op_type());
-        else if (!supported.count(n.op_type()) && !(n.op_type() == "Transpose" && from_constants))
+        else if (!supported.count(n.op_type()))
             bad.insert(n.op_type());
     }
     if (bad.empty()) return;
@@ -222,6 +216,68 @@ void Importer::rewrite_dense_concats() {
         }
         seen[key] = n.out[0];
     }
+}
+
+/// Where the path to tensor t starts: back through nodes of one data input, one output and one reader, to
+/// the first tensor with several readers (a fork) or a node that joins paths.
+std::string Importer::path_origin(std::string t, const std::map<std::string, int>& nreaders,
+                                  const std::map<std::string, int>& writer) const {
+    for (;;) {
+        const auto r = nreaders.find(t);
+        const auto w = writer.find(t);
+        if ((r != nreaders.end() && r->second > 1) || w == writer.end()) return t;
+        const GraphNode& g = nodes_[std::size_t(w->second)];
+        const auto d = data_inputs(g);
+        if (d.size() != 1 || g.out.size() != 1) return t;
+        t = d[0];
+    }
+}
+
+/// Concatenations nested in one (PyTorch's exporter flattens cat([a, cat([b, c]), d]), as in Inception's
+/// 3x3 branches, into one Concat of a, b, c, d): consecutive inputs whose paths start at a fork that no
+/// other input's path starts at become a Concat of their own, before it (the same values: concatenation is
+/// associative), so that each fork is joined by one node.
+void Importer::nest_concats() {
+    std::map<std::string, int> nreaders, writer;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        for (const auto& s : data_inputs(nodes_[i]))
+            ++nreaders[s];
+        for (const auto& o : nodes_[i].out)
+            writer[o] = int(i);
+    }
+    std::vector<GraphNode> out; // copies: path_origin reads the nodes before each Concat
+    for (const auto& old : nodes_) {
+        GraphNode n = old;
+        const std::size_t k = n.in.size();
+        if (n.op_type() != "Concat" || k < 3 || data_inputs(n).size() != k) {
+            out.push_back(std::move(n));
+            continue;
+        }
+        std::vector<std::string> origin, in;
+        for (const auto& t : n.in)
+            origin.push_back(path_origin(t, nreaders, writer));
+        for (std::size_t a = 0, b; a < k; a = b) {
+            for (b = a + 1; b < k && origin[b] == origin[a];)
+                ++b;
+            const bool own =
+                b - a >= 2 && b - a < k && std::count(origin.begin(), origin.end(), origin[a]) == long(b - a);
+            if (!own) {
+                in.insert(in.end(), n.in.begin() + long(a), n.in.begin() + long(b));
+                continue;
+            }
+            onnx::NodeProto& proto = fused_protos_.emplace_back(*n.proto);
+            proto.set_name(n.proto->name() + "/nested" + std::to_string(in.size()));
+            GraphNode g = n;
+            g.proto = &proto;
+            g.in.assign(n.in.begin() + long(a), n.in.begin() + long(b));
+            g.out = {n.out[0] + "/nested" + std::to_string(in.size())};
+            in.push_back(g.out[0]);
+            out.push_back(std::move(g));
+        }
+        n.in = std::move(in);
+        out.push_back(std::move(n));
+    }
+    nodes_ = std::move(out);
 }
 
 bool Importer::is_data(const std::string& name) const {

@@ -27,8 +27,10 @@ nn::Model Importer::run(ModelMeta* meta) {
     make_graph();
     fold_shapes();
     fuse_patterns();
+    rewrite_splits();
     drop_output_softmax();
     rewrite_dense_concats();
+    nest_concats();
     index_consumers();
     tensor_dims_[input_name_] = logical();
     chain(input_name_, -1, -1, top_);

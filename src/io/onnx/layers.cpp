@@ -56,6 +56,7 @@ void Importer::push(Pending p, const std::string& where) {
     } catch (const Error& e) {
         fail(where, ": ", e.what());
     }
+    fresh_affine_ = false;
     fresh_param_ = p.kind == nn::LayerKind::Dense || p.kind == nn::LayerKind::Bottleneck ||
                    p.kind == nn::LayerKind::Conv;
     layers_->push_back(std::move(p));
@@ -80,8 +81,8 @@ void Importer::visit(const GraphNode& n) {
     const std::string& where = n.where;
     const std::string& op = n.op_type();
     if (pad_ >= 0 && op != "AveragePool" && op != "Conv") pad_not_folded();
-    const bool view_op =
-        op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Expand";
+    const bool view_op = op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
+                         op == "Expand" || op == "Transpose";
     if (!view_op) need_layer_shape(where);
     if (op == "Relu" || op == "Sigmoid" || op == "Tanh") {
         need_cur(n, where);
@@ -96,9 +97,20 @@ void Importer::visit(const GraphNode& n) {
     }
     if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze") return view(n);
     if (op == "Expand") return expand(n);
+    if (op == "Transpose") return transpose(n);
+    if (op == "Slice") return channel_slice(n);
+    if (op == kSplitPartOp) return split_part(n);
     if (op == "Gemm") return gemm(n, where);
     if (op == "MatMul") return matmul(n, where);
-    if (op == "Add") return add(n, where);
+    if (op == "Add" && fresh_param_) return add(n, where);
+    const bool by_const = n.input_size() == 2 && (constant(n.input(0)) || constant(n.input(1)));
+    if ((op == "Mul" || op == "Add" || op == "Sub" || op == "Div") && by_const) {
+        if (n.input(0) != cur_ && n.input(1) != cur_)
+            fail(where, ": neither input is the previous layer's output '", cur_, "'");
+        return affine(n, where);
+    }
+    if (op == "Gather") return gather_channels(n);
+    if (op == "GlobalMaxPool" || op == "ReduceMax") return global_max_pool(n, where);
     if (op == "Conv") return conv(n, where);
     if (op == "MaxPool" || op == "AveragePool") return pool(n, where, op == "AveragePool");
     if (op == "Pad") return pad(n, where);
@@ -111,16 +123,15 @@ void Importer::visit(const GraphNode& n) {
         fail(where, ": supported only as the graph's output (dropped: Mimic's members give logits)");
     if (op == "Mul" || op == "Add" || op == "Sum" || op == "Concat")
         fail(where, ": ", op, " is supported as the join of paths that fork from one tensor",
-             op == "Add" ? " or as the bias of a MatMul, Gemm or Conv" : "",
+             op == "Mul" || op == "Add" ? " or with a constant (a scalar or one value per channel)" : "",
              op == "Mul" || op == "Add" || op == "Concat" ? " or on shape values (from Shape nodes)" : "",
              ", not on one path");
-    if (op == "Slice")
-        fail(where, ": Slice is supported only on shape values (computed from Shape nodes and constants) "
-                    "and as x[:, :, ::2, ::2] followed by a Pad of zero channels (a CIFAR ResNet's option-A "
-                    "shortcut)");
     if (op == "Erf") fail(where, ": Erf is supported only inside exact GELU, x·0.5·(1 + erf(x/√2))");
-    if (op == "Shape" || op == "Gather" || op == "Cast" || op == "Sub" || op == "Div" ||
-        op == "ConstantOfShape")
+    if (op == "Sub" || op == "Div")
+        fail(where, ": ", op,
+             " is supported only with a constant (a scalar or one value per channel) and on ",
+             "shape values (computed from Shape nodes and constants)");
+    if (op == "Shape" || op == "Cast" || op == "ConstantOfShape")
         fail(where, ": ", op, " is supported only on shape values (computed from Shape nodes and constants)");
     fail(where, ": unsupported operator"); // unreachable: check_operators() listed them
 }
@@ -200,13 +211,44 @@ void Importer::add(const GraphNode& n, const std::string& where) {
     advance(n);
 }
 
+/// A Conv's zero padding [top, left, bottom, right]: its pads, VALID, or SAME_UPPER / SAME_LOWER worked out
+/// for this input (ONNX's rule: output = ceil(input / stride), the odd cell after or before).
+std::vector<std::int64_t> Importer::conv_pads(const GraphNode& n, const std::string& where, std::int64_t KH,
+                                              std::int64_t KW, std::int64_t S) const {
+    const std::string auto_pad = attr_string(n, "auto_pad", "NOTSET");
+    if (auto_pad == "NOTSET") {
+        auto pads = attr_ints(n, "pads");
+        if (pads.empty()) pads.assign(4, 0);
+        if (pads.size() != 4)
+            fail(where, ": pads ", dims_text(pads), " are not 2-D [top, left, bottom, right]");
+        return pads;
+    }
+    if (auto_pad == "VALID") return {0, 0, 0, 0};
+    if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER")
+        fail(where, ": auto_pad ", auto_pad, " is not supported");
+    std::vector<std::int64_t> pads(4);
+    const std::int64_t in[2] = {shape_.h, shape_.w}, k[2] = {KH, KW};
+    for (int d = 0; d < 2; ++d) {
+        const std::int64_t out = (in[d] + S - 1) / S,
+                           total = std::max<std::int64_t>((out - 1) * S + k[d] - in[d], 0);
+        pads[std::size_t(d)] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+        pads[std::size_t(d + 2)] = total - pads[std::size_t(d)];
+    }
+    return pads;
+}
+
+/// Conv: a KH x KW kernel with pads [t, l, b, r] becomes conv's square K x K kernel with the same padding P
+/// on every side, the weights placed at row P - t and column P - l of a zero kernel, K = KH - t - b + 2P
+/// (P = the largest pad): the same windows, so the same outputs (1x7 with pads 0, 3 is a 7x7 kernel of one
+/// non-zero row, pad 3). That needs KH - t - b = KW - l - r (for stride 1: the convolution changes height
+/// and width alike).
 void Importer::conv(const GraphNode& n, const std::string& where) {
     need_cur(n, where);
     if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
     if (n.input_size() < 2) fail(where, ": has no weight input");
     const Const& Wc = need_const(n.input(1), where, "weight");
     if (Wc.dims.size() != 4)
-        fail(where, ": weight has shape ", dims_text(Wc.dims), ", expected [F, C, K, K]");
+        fail(where, ": weight has shape ", dims_text(Wc.dims), ", expected [F, C, KH, KW]");
     // C: the channels of one group (the input's / G).
     const std::int64_t F = Wc.dims[0], C = Wc.dims[1], KH = Wc.dims[2], KW = Wc.dims[3];
     const std::int64_t G = attr_int(n, "group", 1);
@@ -215,46 +257,38 @@ void Importer::conv(const GraphNode& n, const std::string& where) {
              " filters");
     const auto dil = attr_ints(n, "dilations");
     if (!all_equal(dil, 1)) fail(where, ": dilations ", dims_text(dil), " are not supported (only 1)");
-    if (KH != KW) fail(where, ": kernel ", KH, "x", KW, " is not square");
     if (C * G != shape_.c)
         fail(where, ": weight takes ", C, " channels per group (", G, " groups) but the input has ",
              shape_.c);
     const auto ks = attr_ints(n, "kernel_shape");
-    if (!ks.empty() && !all_equal(ks, KH))
+    if (!ks.empty() && ks != std::vector<std::int64_t>{KH, KW})
         fail(where, ": kernel_shape ", dims_text(ks), " does not match the weight");
     const auto st = attr_ints(n, "strides");
     const std::int64_t S = st.empty() ? 1 : st[0];
     if (!all_equal(st, S)) fail(where, ": strides ", dims_text(st), " differ between height and width");
-    const std::string auto_pad = attr_string(n, "auto_pad", "NOTSET");
-    std::int64_t P = 0;
-    if (auto_pad == "NOTSET") {
-        const auto pads = attr_ints(n, "pads");
-        P = pads.empty() ? 0 : pads[0];
-        if (!all_equal(pads, P)) fail(where, ": pads ", dims_text(pads), " are not symmetric");
-    } else if (auto_pad == "VALID") {
-        P = 0;
-    } else if ((auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") && S == 1 && KH % 2 == 1) {
-        P = KH / 2;
-    } else {
-        fail(where, ": auto_pad ", auto_pad, " with kernel ", KH, " and stride ", S,
-             " is not supported (use explicit symmetric pads)");
-    }
-    P += pad_ > 0 ? pad_ : 0; // a zero Pad right before: more zero padding
+    auto pads = conv_pads(n, where, KH, KW, S);
+    for (auto& v : pads)
+        v += pad_ > 0 ? pad_ : 0; // a zero Pad right before: more zero padding
     pad_ = -1;
+    if (KH - pads[0] - pads[2] != KW - pads[1] - pads[3])
+        fail(where, ": kernel ", KH, "x", KW, " with pads ", dims_text(pads),
+             " changes height and width differently (conv's kernel is square with the same padding on "
+             "every side)");
+    const std::int64_t P = *std::max_element(pads.begin(), pads.end());
+    const std::int64_t K = KH - pads[0] - pads[2] + 2 * P, oh = P - pads[0], ow = P - pads[1];
     Pending p;
     p.kind = nn::LayerKind::Conv;
     p.out = int(F);
-    p.token = "conv:" + std::to_string(F) + "x" + std::to_string(KH) +
+    p.token = "conv:" + std::to_string(F) + "x" + std::to_string(K) +
               (S != 1 ? "s" + std::to_string(S) : "") + "p" + std::to_string(P) +
               (G != 1 ? "g" + std::to_string(G) : "");
-    const std::int64_t K = KH;
-    p.W.resize(size_t(F * C * K * K));
+    p.W.assign(size_t(F * C * K * K), 0.0);
     for (std::int64_t f = 0; f < F; ++f)
         for (std::int64_t c = 0; c < C; ++c)
-            for (std::int64_t kh = 0; kh < K; ++kh)
-                for (std::int64_t kw = 0; kw < K; ++kw)
-                    p.W[size_t(((c * K + kh) * K + kw) * F + f)] =
-                        Wc.v[size_t(((f * C + c) * K + kh) * K + kw)];
+            for (std::int64_t kh = 0; kh < KH; ++kh)
+                for (std::int64_t kw = 0; kw < KW; ++kw)
+                    p.W[size_t(((c * K + kh + oh) * K + kw + ow) * F + f)] =
+                        Wc.v[size_t(((f * C + c) * KH + kh) * KW + kw)];
     p.b.assign(size_t(F), 0.0);
     if (n.input_size() >= 3 && !n.input(2).empty()) {
         const Const& B = need_const(n.input(2), where, "bias");
@@ -295,9 +329,6 @@ void Importer::pool(const GraphNode& n, const std::string& where, bool avg) {
     const nn::PoolWindow up{int(K), int(S), int(P), true}, down{int(K), int(S), int(P), false};
     const bool ceil = attr_int(n, "ceil_mode", 0) != 0 &&
                       (up.out(shape_.h) != down.out(shape_.h) || up.out(shape_.w) != down.out(shape_.w));
-    if (ceil && avg)
-        fail(where, ": ceil_mode = 1 on a ", shape_.h, "x", shape_.w,
-             " input is not supported for AveragePool");
     if (attr_int(n, "storage_order", 0) != 0) fail(where, ": storage_order = 1 is not supported");
     Pending p;
     p.kind = avg ? nn::LayerKind::AvgPool : nn::LayerKind::Pool;
@@ -423,6 +454,28 @@ void Importer::global_pool(const GraphNode& n, const std::string& where) {
     push(std::move(p), where);
     if (!keep) push_flatten(where);
     advance(*last);
+}
+
+/// GlobalMaxPool, and ReduceMax over H and W (axes [2, 3]), of a square image: pool:H, one window over the
+/// whole plane (then flatten for keepdims 0).
+void Importer::global_max_pool(const GraphNode& n, const std::string& where) {
+    need_cur(n, where);
+    if (!image_) fail(where, ": input is not 4-D [N, C, H, W]");
+    bool keep = true;
+    if (n.op_type() == "ReduceMax") {
+        const auto axes = reduce_axes(n, 4);
+        if (axes != std::vector<std::int64_t>{2, 3})
+            fail(where, ": axes ", dims_text(axes), " are not the height and width [2, 3]");
+        keep = attr_int(n, "keepdims", 1) != 0;
+    }
+    if (shape_.h != shape_.w)
+        fail(where, ": the ", shape_.h, "x", shape_.w, " input is not square (pool's window is square)");
+    Pending p;
+    p.kind = nn::LayerKind::Pool;
+    p.token = "pool:" + std::to_string(shape_.h);
+    push(std::move(p), where);
+    if (!keep) push_flatten(where);
+    advance(n);
 }
 
 /// The axes of a ReduceMean (attribute, or input from opset 18) over a tensor of the given rank, sorted

@@ -17,15 +17,17 @@ void avgpool2d_forward(const Matrix& x, Shape in, PoolWindow win, bool count_pad
             const std::int64_t b = r / (std::int64_t(C) * OH);
             const int c = int((r / OH) % C), oh = int(r % OH);
             const int h0 = oh * s - p, hs = h0 > 0 ? h0 : 0, he = h0 + k < H ? h0 + k : H;
+            const int ph = (h0 + k < H + p ? h0 + k : H + p) - h0; // rows in the padded input (ceil mode)
             const float* xs = x.data() + b * x.extent(1) + std::int64_t(c) * H * W;
             float* ys = y.data() + b * y.extent(1) + (std::int64_t(c) * OH + oh) * OW;
             for (int ow = 0; ow < OW; ++ow) {
                 const int w0 = ow * s - p, ws = w0 > 0 ? w0 : 0, we = w0 + k < W ? w0 + k : W;
+                const int pw = (w0 + k < W + p ? w0 + k : W + p) - w0;
                 float sum = 0.0f;
                 for (int ih = hs; ih < he; ++ih)
                     for (int iw = ws; iw < we; ++iw)
                         sum += xs[ih * W + iw];
-                ys[ow] = sum / (count_pad ? float(k) * float(k) : float((he - hs) * (we - ws)));
+                ys[ow] = sum / (count_pad ? float(ph) * float(pw) : float((he - hs) * (we - ws)));
             }
         });
 }
@@ -54,10 +56,12 @@ void avgpool2d_backward(const Matrix& dy, Shape in, PoolWindow win, bool count_p
             for (int oh = oh_lo; oh <= oh_hi; ++oh) {
                 const int h0 = oh * s - p;
                 const int rows = (h0 + k < H ? h0 + k : H) - (h0 > 0 ? h0 : 0);
+                const int ph = (h0 + k < H + p ? h0 + k : H + p) - h0;
                 const float* dys = dy.data() + b * dy.extent(1) + (std::int64_t(c) * OH + oh) * OW;
                 for (int ow = 0; ow < OW; ++ow) {
                     const int w0 = ow * s - p, ws = w0 > 0 ? w0 : 0, we = w0 + k < W ? w0 + k : W;
-                    const float g = dys[ow] / (count_pad ? float(k) * float(k) : float(rows * (we - ws)));
+                    const int pw = (w0 + k < W + p ? w0 + k : W + p) - w0;
+                    const float g = dys[ow] / (count_pad ? float(ph) * float(pw) : float(rows * (we - ws)));
                     for (int iw = ws; iw < we; ++iw)
                         dxs[iw] += g;
                 }

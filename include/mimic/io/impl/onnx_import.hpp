@@ -39,6 +39,8 @@ bool fold_const(const onnx::NodeProto& n, const std::vector<const Const*>& in, C
 /// The operators of the nodes fuse_patterns() writes (no ONNX operator has a dot in its name).
 inline constexpr const char* kGeluOp = "mimic.Gelu";
 inline constexpr const char* kShortcutOp = "mimic.ShortcutA";
+/// One output of a Split (rewrite_splits()).
+inline constexpr const char* kSplitPartOp = "mimic.SplitPart";
 
 /// One Mimic layer being built; weights in Mimic's layout (dense W [in, out], conv W {C, K, K, F}), so the
 /// output unit is always the fastest index of W. A block holds its branches' layers instead.
@@ -87,11 +89,12 @@ private:
     std::string input_name_, output_name_; ///< the graph's data input and (after the passes) its output
     std::int64_t opset_ = 0;
     std::vector<GraphNode> nodes_;                    ///< in the ONNX graph's (topological) order
-    std::deque<onnx::NodeProto> fused_protos_;        ///< the nodes fuse_patterns() wrote
+    std::deque<onnx::NodeProto> fused_protos_;        ///< the nodes the passes wrote
     std::map<std::string, std::vector<int>> readers_; ///< tensor -> the live nodes reading it as data
     std::vector<Pending> top_;                        ///< the model's chain
     std::vector<Pending>* layers_ = &top_;            ///< the chain being built (the model, or a branch)
     bool fresh_param_ = false;           ///< cur_ is the direct output of layers_->back(), a parameter layer
+    bool fresh_affine_ = false;          ///< cur_ is the direct output of a bn that affine() made
     int pad_ = -1;                       ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
     std::string pad_where_;              ///< that Pad node, for errors
     std::map<std::string, Sym> syms_;    ///< shape values that depend on the batch size (fold_shapes)
@@ -107,14 +110,16 @@ private:
         std::vector<Pending>* layers;
         std::string cur;
         nn::Shape shape;
-        bool image, fresh_param;
+        bool image, fresh_param, fresh_affine;
         int pad;
         std::vector<std::int64_t> dims;
     };
-    Walk save() const { return Walk{layers_, cur_, shape_, image_, fresh_param_, pad_, dims_}; }
+    Walk save() const {
+        return Walk{layers_, cur_, shape_, image_, fresh_param_, fresh_affine_, pad_, dims_};
+    }
     void restore(const Walk& w) {
         layers_ = w.layers, cur_ = w.cur, shape_ = w.shape, image_ = w.image;
-        fresh_param_ = w.fresh_param, pad_ = w.pad, dims_ = w.dims;
+        fresh_param_ = w.fresh_param, fresh_affine_ = w.fresh_affine, pad_ = w.pad, dims_ = w.dims;
     }
     void advance(const GraphNode& n) { reach(n.output(0)); }
     const onnx::GraphProto& graph() const { return model_.graph(); }
@@ -132,6 +137,9 @@ private:
     void check_dropout(const GraphNode& n) const;
     void drop_output_softmax();
     void rewrite_dense_concats();
+    std::string path_origin(std::string t, const std::map<std::string, int>& nreaders,
+                            const std::map<std::string, int>& writer) const;
+    void nest_concats();
     bool is_data(const std::string& name) const;
     std::vector<std::string> data_inputs(const GraphNode& n) const;
     void index_consumers();
@@ -162,6 +170,7 @@ private:
     int join_of(const std::string& t, std::vector<int> cons) const;
     std::string chain(const std::string& t, int first, int stop, std::vector<Pending>& out);
     void fork(const std::vector<int>& cons, int stop);
+    std::vector<std::vector<int>> fork_units(const std::vector<int>& cons, int J) const;
     nn::Join join_kind(const GraphNode& j, const std::string& t) const;
     void push_block(Pending b, const std::string& where);
 
@@ -174,6 +183,15 @@ private:
     std::vector<std::int64_t> reshape_target(const GraphNode& n, const std::vector<std::int64_t>& L);
     void expand(const GraphNode& n);
 
+    // channels.cpp: channel shuffles and channel slices as fixed 1x1 convs
+    void push_channel_map(const std::vector<std::int64_t>& src, const std::string& where);
+    void transpose(const GraphNode& n);
+    void channel_slice(const GraphNode& n);
+    void slice_channels(const GraphNode& n, std::int64_t a, std::int64_t b);
+    void rewrite_splits();
+    void split_part(const GraphNode& n);
+    void gather_channels(const GraphNode& n);
+
     // layers.cpp: one node as a Mimic layer (BatchNormalization and Pad folded into the layer they meet)
     [[noreturn]] void pad_not_folded() const;
     void need_cur(const GraphNode& n, const std::string& where) const;
@@ -185,6 +203,8 @@ private:
     void matmul(const GraphNode& n, const std::string& where);
     void add_bias(Pending& p, const Const& C, double scale, const std::string& where, bool conv);
     void add(const GraphNode& n, const std::string& where);
+    std::vector<std::int64_t> conv_pads(const GraphNode& n, const std::string& where, std::int64_t KH,
+                                        std::int64_t KW, std::int64_t S) const;
     void conv(const GraphNode& n, const std::string& where);
     void pool(const GraphNode& n, const std::string& where, bool avg);
     void pad(const GraphNode& n, const std::string& where);
@@ -192,8 +212,12 @@ private:
     double clip_bound(const GraphNode& n, int i, const std::string& where, double none) const;
     void unary(const GraphNode& n, const std::string& where);
     void global_pool(const GraphNode& n, const std::string& where);
+    void global_max_pool(const GraphNode& n, const std::string& where);
     std::vector<std::int64_t> reduce_axes(const GraphNode& n, std::int64_t rank) const;
     void batchnorm(const GraphNode& n, const std::string& where);
+
+    // affine.cpp: Mul, Add, Sub, Div by a constant
+    void affine(const GraphNode& n, const std::string& where);
 
     // import.cpp: the weights into the model
     void copy_into(const nn::ParamTensor& t, const std::vector<double>& values,

@@ -7,8 +7,9 @@
 
 namespace mimic::nn {
 
-/// y[b, c, oh, ow] = sum of the window's real cells / divisor, the divisor k*k (count_pad: padded zeros
-/// count) or the number of real cells. One thread per output row (b, c, oh).
+/// y[b, c, oh, ow] = sum of the window's real cells / divisor, the divisor the window's cells inside the
+/// padded input (count_pad: padded zeros count; k*k but where ceil mode's last window reaches past the
+/// padding, PyTorch's rule) or the number of real cells. One thread per output row (b, c, oh).
 void avgpool2d_forward(const Matrix& x, Shape in, PoolWindow win, bool count_pad, const Matrix& y);
 /// dx[b, i] = sum over the outputs whose window holds i of dy / divisor (outputs in scan order). One
 /// thread per input row (b, c, ih).

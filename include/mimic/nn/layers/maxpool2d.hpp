@@ -9,7 +9,7 @@ namespace mimic::nn {
 using IntMatrix = Kokkos::View<int**, Kokkos::LayoutRight, MemSpace>;
 
 /// A square pooling window: size k, stride s, zero padding p on every side; floor mode: output
-/// (H + 2p - k) / s + 1; ceil mode (max pooling only): ceil((H + 2p - k) / s) + 1, less one when the last
+/// (H + 2p - k) / s + 1; ceil mode: ceil((H + 2p - k) / s) + 1, less one when the last
 /// window would start past the input and its left padding (PyTorch's rule), windows clipped at the border.
 /// Padded cells are never part of a max; for averages see avgpool2d.hpp.
 struct PoolWindow {
