@@ -1,6 +1,5 @@
-// ImageFolderSource: directory listing, header scan (libpng's simplified API, jpeg_read_header), and
-// decoding of each row's image through libpng's simplified API or libjpeg, transposed from H x W x C to C x H
-// x W.
+// ImageFolderSource: directory listing, header scan (libpng's simplified API, jpeg_read_header), and each
+// row's image decoded by libpng's simplified API or libjpeg, transposed from H x W x C to C x H x W.
 #include "mimic/io/sources/image_folder_source.hpp"
 
 #include "mimic/core/error.hpp"
@@ -186,9 +185,7 @@ Shape header_of(const std::string& path) {
     if (s.c != 1 && s.c != 3) fail(path, ": JPEG with ", s.c, " components (CMYK?); save it as RGB or grey");
     return s;
 }
-} // namespace
 
-namespace {
 /// Appends the PNG and JPEG files under dir to files, checking each header against the first image's shape:
 /// dir's own files in sorted name order, then each subfolder's likewise, in sorted order.
 void collect(const std::string& dir, int depth, std::vector<std::string>& files, Shape& first) {
@@ -196,8 +193,11 @@ void collect(const std::string& dir, int depth, std::vector<std::string>& files,
     std::vector<std::string> subs;
     for (const auto& f : list_dir(dir)) {
         const std::string path = dir + "/" + f;
-        if (is_dir(path)) subs.push_back(path);
-        if (is_dir(path) || kind_of(f) == Kind::other) continue;
+        if (is_dir(path)) {
+            subs.push_back(path);
+            continue;
+        }
+        if (kind_of(f) == Kind::other) continue;
         const Shape s = header_of(path);
         if (files.empty()) first = s;
         if (s.c != first.c || s.h != first.h || s.w != first.w)
