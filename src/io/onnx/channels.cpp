@@ -34,9 +34,8 @@ void Importer::transpose(const GraphNode& n) {
                          d[3] == shape_.w && perm == std::vector<std::int64_t>{0, 2, 1, 3, 4};
     if (!shuffle)
         fail(n.where, ": perm ", dims_text(perm), " of [N, ", dims_text(logical()).substr(1),
-             " is not supported; Transpose is supported as a channel shuffle (Reshape of [N, C, H, W] to [N, "
-             "g, "
-             "C/g, H, W], perm [0, 2, 1, 3, 4], Reshape back)");
+             " is not supported; Transpose is supported as a channel shuffle (Reshape of [N, C, H, W] to ",
+             "[N, g, C/g, H, W], perm [0, 2, 1, 3, 4], Reshape back)");
     const std::int64_t g = d[0], cg = d[1];
     std::vector<std::int64_t> src(std::size_t(shape_.c));
     for (std::int64_t j = 0; j < g; ++j)
