@@ -35,12 +35,12 @@ case $mode in
 esac
 if [ "${FIGURE_SMOKE:-0}" = 1 ]; then
   conf=${FIGURE_CONFIG:-$root/inputs/fashion-mnist/figure_smoke.cfg}
-  run_dir=${MIMIC_RUN_DIR:-$root/run/fashion-mnist-figure-smoke}
-  fig_dir=${FIGURE_OUT_DIR:-$run_dir/figures}
+  run_default=run/fashion-mnist-figure-smoke
+  fig_default=
 else
   conf=${FIGURE_CONFIG:-$root/inputs/fashion-mnist/figure.cfg}
-  run_dir=${MIMIC_RUN_DIR:-$root/run/fashion-mnist-study}
-  fig_dir=${FIGURE_OUT_DIR:-$root/inputs/fashion-mnist/figures}
+  run_default=run/fashion-mnist-study
+  fig_default=inputs/fashion-mnist/figures
 fi
 
 # The sweep's configuration (format in inputs/fashion-mnist/figure.cfg): one "point = NAME KIND EPOCHS
@@ -66,8 +66,8 @@ while IFS= read -r line; do
       read -r -a f <<<"$value"
       caps[${f[0]}]=${f[1]}
       ;;
-    seeds | kd-loss | curve-pair | teacher-args | transfer-args | bottleneck-wide | bottleneck-factored | \
-      bottleneck-epochs | bottleneck-shards | bottleneck-seconds | bottleneck-target | bottleneck-seeds) set_[$key]=$value ;;
+    seeds | kd-loss | curve-pair | teacher-args | transfer-args | teachers-config | run-dir | figure-dir | \
+      bottleneck-wide | bottleneck-factored | bottleneck-epochs | bottleneck-shards | bottleneck-seconds | bottleneck-target | bottleneck-seeds) set_[$key]=$value ;;
     *) echo "$conf: unknown key '$key'" >&2 && exit 2 ;;
   esac
 done <"$conf"
@@ -77,6 +77,14 @@ for key in seeds kd-loss curve-pair bottleneck-wide bottleneck-factored bottlene
 done
 [ "${#points[@]}" -gt 0 ] || { echo "$conf: no 'point' lines" >&2 && exit 2; }
 read -r -a seeds <<<"${set_[seeds]}"
+# Where the run and the PNGs go: the environment wins, then the configuration's run-dir and figure-dir (paths
+# from the repository root), then the defaults (a sweep with other teachers keeps its own run directory).
+run_dir=${MIMIC_RUN_DIR:-$root/${set_[run-dir]:-$run_default}}
+fig_dir=${FIGURE_OUT_DIR:-${set_[figure-dir]:+$root/${set_[figure-dir]}}}
+[ -n "$fig_dir" ] || fig_dir=${fig_default:+$root/$fig_default}
+fig_dir=${fig_dir:-$run_dir/figures}
+teachers_cfg=${set_[teachers-config]:-inputs/fashion-mnist/teachers.cfg}
+[ -f "$teachers_cfg" ] || { echo "$conf: teachers-config $teachers_cfg: no such file" >&2 && exit 2; }
 read -r -a teacher_args <<<"${set_[teacher-args]:-}"
 read -r -a transfer_args <<<"${set_[transfer-args]:-}"
 read -r -a bottleneck_shards <<<"${set_[bottleneck-shards]}"

@@ -5,13 +5,14 @@
 
 # Plan entries of the steps below with their times in the measured study run (inputs/fashion-mnist/README.md,
 # 2 idle cores), for the progress estimate of the scripts that run them.
-fashion_mnist_input_plan=("data import=10" "teacher ensemble (8 CNNs)=1119" "transfer set (330k rows)=21"
+fashion_mnist_input_plan=("data import=10" "teacher ensemble=1119" "transfer set (330k rows)=21"
   "label transfer=248" "label train=45" "label val=5")
 
 # fashion_mnist_inputs: runs (a rerun skips what exists) under $run: data/{train,val,test}.h5 (`mimic data
-# import --val 5000`), teachers/manifest.h5 (inputs/fashion-mnist/teachers.cfg), transfer.h5 (the 330k
-# augmented+MUNGE rows of study.cfg) and the ensemble's logits on the transfer set, on the training rows and
-# on the validation rows (logits_transfer.h5, logits_train.h5, logits_val.h5). Sets d (the data directory).
+# import --val 5000`), teachers/manifest.h5 (`mimic ensemble train --config $teachers_cfg`, by default
+# inputs/fashion-mnist/teachers.cfg: 8 CNNs), transfer.h5 (the 330k augmented+MUNGE rows of study.cfg) and the
+# ensemble's logits on the transfer set, on the training rows and on the validation rows (logits_transfer.h5,
+# logits_train.h5, logits_val.h5). Sets d (the data directory).
 # Extra options go to the ensemble and the transfer stages from the arrays teacher_args and transfer_args
 # when they are set (the figure's smoke test: a tiny ensemble and a small transfer set).
 fashion_mnist_inputs() {
@@ -19,9 +20,9 @@ fashion_mnist_inputs() {
   local -a t_args=(${teacher_args[@]+"${teacher_args[@]}"}) x_args=(${transfer_args[@]+"${transfer_args[@]}"})
   d=$run/data
   step "data import" "$d/test.h5" "${mpi[@]}" "$mimic" data import --out-dir "$d" --val 5000
-  step "teacher ensemble (8 CNNs)" "$run/teachers/manifest.h5" "${mpi[@]}" "$mimic" ensemble train \
-    --config inputs/fashion-mnist/teachers.cfg --data "$d/train.h5" --val "$d/val.h5" --out-dir "$run/teachers" \
-    ${t_args[@]+"${t_args[@]}"}
+  step "teacher ensemble" "$run/teachers/manifest.h5" "${mpi[@]}" "$mimic" ensemble train \
+    --config "${teachers_cfg:-inputs/fashion-mnist/teachers.cfg}" --data "$d/train.h5" --val "$d/val.h5" \
+    --out-dir "$run/teachers" ${t_args[@]+"${t_args[@]}"}
   step "transfer set (330k rows)" "$run/transfer.h5" "${mpi[@]}" "$mimic" transfer --config "$study_cfg" \
     --from "$d/train.h5" --out "$run/transfer.h5" ${x_args[@]+"${x_args[@]}"}
   local set name
