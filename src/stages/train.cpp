@@ -29,9 +29,9 @@ void describe(po::options_description& d, TrainOptions& o) {
         ("val", po::value(&o.val), "validation set, evaluated after every epoch (drives --schedule plateau)")
         ("arch", po::value(&o.arch)->required(), "architecture spec, e.g. dense:1200,relu,dense:1200,relu,dense:10 or "
                                                   "conv:32x3,relu,pool:2,dense:256,relu,dense:10; tokens: dense:N, bottleneck:K, "
-                                                  "conv:FxK[sS][pP][gG] (G groups), dwconv:K[sS][pP] (depthwise), pool:K[sS][pP] "
-                                                  "(max), avgpool:K[sS][pP][e][c] (e: padding not counted), gap, relu, relu6, "
-                                                  "sigmoid, silu, hardswish, hardsigmoid, leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn (batch "
+                                                  "conv:FxK[sS][pP][gG] (G groups), dwconv:K[sS][pP] (depthwise), pool:K[sS][pP][c] "
+                                                  "(max), avgpool:K[sS][pP][e][c] (e: padding not counted; c: ceil mode, a last "
+                                                  "partial window kept), gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn (batch "
                                                   "normalisation); blocks run branches "
                                                   "(chains separated by |) on one input and join them: res(A) = A(x) + x, "
                                                   "res(A|B) = A(x) + B(x), cat(A|B) concatenates channels (an empty "
