@@ -10,6 +10,7 @@
 #include "mimic/core/stop_signal.hpp"
 #include "mimic/core/timer.hpp"
 #include "mimic/io/dataset.hpp"
+#include "mimic/nn/optim/layer_lr.hpp"
 #include "mimic/nn/schedule.hpp"
 #include "mimic/parallel/bucket_reduce.hpp"
 #include "mimic/parallel/reduce.hpp"
@@ -203,6 +204,10 @@ void Engine::start_or_resume(State& st, TrainResult& result) {
         if (cfg_.stop_after_steps < 0) fail("--stop-after-steps: must be >= 0, got ", cfg_.stop_after_steps);
         if (cfg_.early_stop < 0) fail("--early-stop: must be >= 0, got ", cfg_.early_stop);
         im.opt = nn::optim::make_optimizer(cfg_.optimizer, net_.local().num_params());
+        // By layer index of the spec: a model shard's local spec keeps the indices (it narrows the wide
+        // layer only), so every shard scales its part of the same layers.
+        im.opt->set_lr_scales(
+            nn::optim::layer_lr_scales(net_.local(), nn::optim::parse_layer_lr(cfg_.layer_lr)));
         im.sched = std::make_unique<nn::Schedule>(cfg_.schedule, cfg_.lr, cfg_.epochs,
                                                   data_.steps_per_epoch(), cfg_.warmup_epochs);
     });

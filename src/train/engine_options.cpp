@@ -3,6 +3,7 @@
 #include "mimic/train/engine_options.hpp"
 
 #include "mimic/core/error.hpp"
+#include "mimic/nn/optim/layer_lr.hpp"
 #include "mimic/nn/schedule.hpp"
 
 #include <cmath>
@@ -86,6 +87,10 @@ void describe(po::options_description& d, EngineOptions& o, const EngineHelp& he
          h("batch", "global rows per micro-batch (split over the data-parallel ranks)"))
         ("accumulate", checked(&o.accumulate, [](int v) { at_least("--accumulate", v, 1); }),
          "K: micro-batches per optimizer step and gradient allreduce (K x batch rows per step)")
+        ("layer-lr", checked(&o.layer_lr, [](const std::string& v) { nn::optim::parse_layer_lr(v); }),
+         "NAME=F[,NAME=F...]: multiply the learning rate of the layers NAME by F > 0, NAME a layer kind (e.g. "
+         "bottleneck, dense, conv) or one layer, layer<i> (0-based in --arch; it wins over its kind); e.g. "
+         "bottleneck=2 (default: none)")
         ("early-stop", checked(&o.early_stop, [](int v) { at_least("--early-stop", v, 0); }),
          "stop after this many epochs without improvement (0: never)")
         ("checkpoint-every", checked(&o.checkpoint_every, [](std::int64_t v) { at_least<std::int64_t>("--checkpoint-every", v, 0); }),
@@ -127,13 +132,15 @@ void validate(const EngineOptions& o) {
     non_negative("--bucket-mb", o.bucket_mb, kMaxBucketMb);
     at_least("--augment-shift", o.augment_shift, 0);
     nn::Schedule(o.schedule, o.lr, o.epochs, 1, o.warmup); // the spec and its bounds against --lr
+    nn::optim::parse_layer_lr(o.layer_lr);                 // its names are checked against the model later
 }
 
 // Old checkpoints and model files must still resume and verify, and a file's identity is compared entry
 // by entry (io::ResumeIdentity::difference): an entry recorded there but not in this run, or the other way
 // round, is a difference. So an option a command's files did not record before it existed (--accumulate,
-// --augment-shift and --augment-flip everywhere, --warmup in distill) is recorded only when it differs from the value it implicitly had then;
-// and each optimizer's hyperparameters only with that optimizer, as before.
+// --augment-shift, --augment-flip and --layer-lr everywhere, --warmup in distill) is recorded only when it
+// differs from the value it implicitly had then; and each optimizer's hyperparameters only with that
+// optimizer, as before.
 void add_identity(io::ResumeIdentity& id, const EngineOptions& o, bool warmup_always) {
     id.add("--epochs", o.epochs).add("--batch", o.batch).add("--seed", o.seed).add("--lr", o.lr);
     id.add("--schedule", o.schedule).add("--early-stop", o.early_stop);
@@ -145,6 +152,7 @@ void add_identity(io::ResumeIdentity& id, const EngineOptions& o, bool warmup_al
     if (o.accumulate != 1) id.add("--accumulate", o.accumulate);
     if (o.augment_shift != 0) id.add("--augment-shift", o.augment_shift);
     if (o.augment_flip) id.add("--augment-flip", "on");
+    if (!o.layer_lr.empty()) id.add("--layer-lr", o.layer_lr);
 }
 
 AugmentOptions augment_options(const EngineOptions& o) {
@@ -167,6 +175,7 @@ EngineConfig engine_config(const EngineOptions& o, const std::string& stage) {
     c.bucket_floats = bucket_floats(o.bucket_mb);
     c.checkpoint_every = o.checkpoint_every, c.stop_after_steps = o.stop_after_steps;
     c.log_csv = o.log_csv;
+    c.layer_lr = o.layer_lr;
     return c;
 }
 

@@ -1,8 +1,8 @@
 // Tests of `mimic distill` and the model-parallel student: sharded initialisation and model files equal
 // the one-rank model bit for bit; M model shards and R data replicas match a one-rank run step for step,
 // for a chain and a residual trunk (within a stated float tolerance); K accumulated micro-batches match
-// one batch of their rows; the overlapped bucketed gradient allreduce matches the blocking one; resume is
-// exact; bad inputs are refused.
+// one batch of their rows; per-layer learning rates (--layer-lr) match one rank on every grid; the
+// overlapped bucketed gradient allreduce matches the blocking one; resume is exact; bad inputs are refused.
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/logits_file.hpp"
@@ -229,6 +229,29 @@ TEST(Distill, ResidualTrunkWithAShardedWideLayerMatchesOneRank) {
     for (int m : par::divisors(world.size())) {
         auto o = options(dir, "res_m" + std::to_string(m) + ".h5");
         o.arch = arch;
+        o.model_shards = m;
+        stages::run(o, world);
+        const auto got = weights(o.out);
+        ASSERT_EQ(got.size(), ref.size());
+        EXPECT_LT(max_rel(got, ref), 1e-4) << "R = " << world.size() / m << ", M = " << m;
+    }
+}
+
+// --layer-lr on a sharded student: every grid scales the same layers (the replicated bottleneck, the split
+// wide layer) and matches one rank with the same multipliers; the multipliers change the result.
+TEST(Distill, LayerLearningRatesMatchOneRankOnEveryGrid) {
+    par::Comm world;
+    const auto dir = test::scratch_dir(world);
+    make_fixture(dir, world);
+    run_serial(options(dir, "plain.h5"), world);
+    auto serial = options(dir, "layer_lr_serial.h5");
+    serial.engine.layer_lr = "bottleneck=4,layer1=0.25";
+    run_serial(serial, world);
+    const auto ref = weights(serial.out);
+    EXPECT_GT(max_rel(ref, weights(dir + "/plain.h5")), 1e-2);
+    for (int m : par::divisors(world.size())) {
+        auto o = options(dir, "layer_lr_m" + std::to_string(m) + ".h5");
+        o.engine.layer_lr = serial.engine.layer_lr;
         o.model_shards = m;
         stages::run(o, world);
         const auto got = weights(o.out);

@@ -5,11 +5,12 @@
 # logs; a changed result-deciding option (--beta1) is refused against the finished output, which --overwrite
 # trains again even with the same settings; ensemble train's --stop-after-steps stops without a manifest;
 # --augment-shift / --augment-flip train image rows, enter the identity, and are refused by distill, for flat
-# rows and for a shift of the whole image.
+# rows and for a shift of the whole image; --layer-lr enters the identity, and a rule that selects no layer
+# of the model is refused before anything is written.
 source "$(dirname "$0")/../cli/common.sh"
 d=$(scratch engine_options)
 options=(lr optimizer momentum weight-decay beta1 beta2 eps schedule warmup epochs batch accumulate early-stop
-  checkpoint-every stop-after-steps seed bucket-mb log-csv timings-csv augment-shift augment-flip)
+  checkpoint-every stop-after-steps seed bucket-mb log-csv timings-csv augment-shift augment-flip layer-lr)
 declare -A base=(
   [train]="train --data $d/data.h5 --arch dense:8,relu,dense:3 --out $d/out/train.h5"
   [ensemble]="ensemble train --members 2 --data $d/data.h5 --arch dense:8,relu,dense:3 --out-dir $d/out/ens"
@@ -53,6 +54,9 @@ bad=(
   "bucket-mb=-1|--bucket-mb: must be a finite number in \[0, 1048576\], got -1"
   "seed=x|the argument ('x') for option '--seed' is invalid"
   "augment-shift=-1|--augment-shift: must be >= 0, got -1"
+  "layer-lr=bottleneck|--layer-lr: 'bottleneck' is not NAME=F"
+  "layer-lr=dense=0|--layer-lr: 'dense=0': the multiplier '0' is not a finite number > 0"
+  "layer-lr=dense=2,dense=3|--layer-lr: 'dense' is given twice in 'dense=2,dense=3'"
 )
 # Options that are only wrong together, checked before any file is opened.
 cross=(
@@ -81,7 +85,7 @@ py tiny_dataset.py "$d/data.h5" 300 1 1 4 4 3 || die "cannot write data.h5"
   die "label failed"
 all=(--lr 0.01 --optimizer adam --momentum 0.5 --weight-decay 0.0001 --beta1 0.85 --beta2 0.99 --eps 1e-7
   --schedule step:1,0.5 --warmup 1 --epochs 2 --batch 20 --accumulate 2 --early-stop 3 --checkpoint-every 4
-  --stop-after-steps 0 --seed 7 --bucket-mb 0.5)
+  --stop-after-steps 0 --seed 7 --bucket-mb 0.5 --layer-lr dense=2)
 for c in "${commands[@]}"; do
   read -ra cmd <<<"${base[$c]}"
   log=$d/$c-{member}.csv
@@ -116,6 +120,18 @@ for c in "${commands[@]}"; do
     { cat "$d/$c.over.log"; die "$c: --overwrite did not say it trains again"; }
 done
 echo "ok: --beta1 decides the result; reruns are no-ops; --overwrite trains again"
+for c in "${commands[@]}"; do
+  read -ra cmd <<<"${base[$c]}"
+  file=$d/out/$c.h5
+  [ "$c" = ensemble ] && file=$d/out/ens/member-000.h5
+  expect_fail "$file: exists .*(--layer-lr is dense=2 there but layer2=2 in this run)" \
+    "$MIMIC" "${cmd[@]}" "${all[@]/dense=2/layer2=2}" --quiet
+  read -ra cmd <<<"${base[$c]//"$d/out"/"$d/nolayer"}"
+  expect_fail "^mimic ${cmd[0]}.*: error: --layer-lr: 'conv' selects no layer with parameters of 'dense:8,relu,dense:3' (its layers with parameters: layer0 (dense), layer2 (dense))" \
+    "$MIMIC" "${cmd[@]}" --layer-lr conv=2 --epochs 1
+  [ ! -e "$d/nolayer" ] || die "$c: a refused --layer-lr left files behind: $(ls -A "$d/nolayer")"
+done
+echo "ok: --layer-lr enters the identity; a rule that selects no layer is refused"
 
 # 5. ensemble train --stop-after-steps: the member stops with its checkpoint, its group trains no further
 # member, no manifest is written (exit 0); the same command without it resumes and finishes.

@@ -1,6 +1,8 @@
 // Optimizer and schedule tests: SGD, momentum, Nesterov, Adam and AdamW trajectories against
 // torch.optim on the same gradients, hand-computed steps, exact state save/restore, schedule values.
 #include "mimic/core/error.hpp"
+#include "mimic/nn/model.hpp"
+#include "mimic/nn/optim/layer_lr.hpp"
 #include "mimic/nn/optim/optimizer.hpp"
 #include "mimic/nn/schedule.hpp"
 
@@ -183,6 +185,58 @@ TEST(Optimizer, BadConfigurationsAreClearErrors) {
     EXPECT_THROW(nn::optim::make_optimizer(c, 3), Error);
     c.momentum = 0.5, c.weight_decay = -1;
     EXPECT_THROW(nn::optim::make_optimizer(c, 3), Error);
+}
+
+// --layer-lr: the elements of a scaled range follow the trajectory of an optimizer at F times the
+// learning rate, bit for bit, and the others that of the unscaled one, for every optimizer kind.
+TEST(Optimizer, LearningRateMultiplierScalesItsRangeOnly) {
+    for (const std::string name : {"sgd", "momentum", "nesterov", "adam", "adamw"}) {
+        auto plain = nn::optim::make_optimizer(config(name), kN);
+        auto scaled = nn::optim::make_optimizer(config(name), kN);
+        auto both = nn::optim::make_optimizer(config(name), kN);
+        both->set_lr_scales({{20, 30, 1.0}, {5, 12, 3.0}});
+        const Vector p1 = to_device(start()), p3 = to_device(start()), pb = to_device(start());
+        for (int t = 1; t <= kSteps; ++t) {
+            plain->step(p1, to_device(grad(to_host(p1), t)), lr_at(t));
+            scaled->step(p3, to_device(grad(to_host(p3), t)), lr_at(t) * 3.0);
+            both->step(pb, to_device(grad(to_host(pb), t)), lr_at(t));
+        }
+        const auto a = to_host(p1), c = to_host(p3), b = to_host(pb);
+        for (int i = 0; i < kN; ++i)
+            EXPECT_EQ(b[size_t(i)], i >= 5 && i < 12 ? c[size_t(i)] : a[size_t(i)])
+                << name << " element " << i;
+        EXPECT_NE(a[7], c[7]) << name; // the multiplier changes the trajectory
+    }
+    auto opt = nn::optim::make_optimizer(config("adam"), kN);
+    EXPECT_THROW(opt->set_lr_scales({{0, 10, 2.0}, {5, 12, 2.0}}), Error); // overlapping
+    EXPECT_THROW(opt->set_lr_scales({{30, kN + 1, 2.0}}), Error);          // past the end
+    EXPECT_THROW(opt->set_lr_scales({{0, 10, 0.0}}), Error);               // not > 0
+    EXPECT_THROW(opt->set_lr_scales({{0, 10, std::nan("")}}), Error);      // not finite
+}
+
+TEST(Optimizer, LayerLrSelectsLayersByKindOrIndex) {
+    const nn::Model m("bottleneck:6,dense:24,relu,dense:3", nn::Shape{1, 4, 5});
+    auto r = nn::optim::layer_lr_scales(m, nn::optim::parse_layer_lr("bottleneck=2"));
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].begin, m.param_range(0).first);
+    EXPECT_EQ(r[0].end, m.param_range(0).second);
+    EXPECT_EQ(r[0].end - r[0].begin, 20 * 6);
+    EXPECT_DOUBLE_EQ(r[0].scale, 2.0);
+    // An index wins over its kind, whatever the order.
+    r = nn::optim::layer_lr_scales(m, nn::optim::parse_layer_lr("layer3=4,dense=0.5"));
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0].begin, m.param_range(1).first);
+    EXPECT_DOUBLE_EQ(r[0].scale, 0.5);
+    EXPECT_EQ(r[1].begin, m.param_range(3).first);
+    EXPECT_EQ(r[1].end, m.num_params());
+    EXPECT_DOUBLE_EQ(r[1].scale, 4.0);
+    EXPECT_TRUE(nn::optim::parse_layer_lr("").empty());
+    for (const char* bad : {"bottleneck", "=2", "bottleneck=", "bottleneck=0", "bottleneck=-1", "dense=inf",
+                            "dense=2x", "dense=2,", "dense=2,dense=3"})
+        EXPECT_THROW(nn::optim::parse_layer_lr(bad), Error) << bad;
+    // A rule that selects no layer with parameters: a kind the model lacks, a parameterless layer.
+    for (const char* none : {"conv=2", "layer2=2", "layer9=2"})
+        EXPECT_THROW(nn::optim::layer_lr_scales(m, nn::optim::parse_layer_lr(none)), Error) << none;
 }
 
 TEST(Schedule, ConstantStepAndCosine) {

@@ -43,6 +43,7 @@ struct EngineConfig {
     bool overwrite = false;            ///< start over: ignore a checkpoint, replace an output of any settings
     std::string log_csv;               ///< per-epoch CSV log ("": none)
     std::int64_t stop_after_steps = 0; ///< checkpoint and stop after N steps of this run (0: never)
+    std::string layer_lr; ///< per-layer learning-rate multipliers (nn::optim::parse_layer_lr; "": none)
 };
 
 /// Floats per allreduce bucket for a size in MiB (--bucket-mb); 0 MiB gives 0 (blocking), anything else

@@ -32,6 +32,7 @@ struct EngineOptions {
     std::string timings_csv;   ///< append per-phase timings to this CSV ("": none)
     int augment_shift = 0;     ///< training batches: random translation by up to N pixels (0: none)
     bool augment_flip = false; ///< training batches: horizontal flip with probability 1/2
+    std::string layer_lr;      ///< per-layer learning-rate multipliers "NAME=F[,NAME=F...]" ("": none)
 
     /// The defaults of `mimic distill`: Adam at 0.001 with plateau:3 for 20 epochs (logit regression
     /// targets are unbounded, and a student sees many more rows per epoch than a teacher).

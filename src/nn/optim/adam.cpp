@@ -22,7 +22,8 @@ std::string Adam::describe() const {
     return os.str();
 }
 
-void Adam::update(const Vector& params, const Vector& grads, float lr, std::int64_t t) {
+void Adam::update(const Vector& params, const Vector& grads, float lr, std::int64_t t, std::int64_t begin,
+                  std::int64_t end) {
     auto p = params;
     auto g = grads;
     auto m = m_;
@@ -37,7 +38,7 @@ void Adam::update(const Vector& params, const Vector& grads, float lr, std::int6
     const float shrink = decoupled_ ? float(1.0 - double(lr) * double(weight_decay_)) : 1.0f;
     const float wd_grad = decoupled_ ? 0.0f : weight_decay_;
     Kokkos::parallel_for(
-        "mimic::optim::adam", RangePolicy(0, n_), KOKKOS_LAMBDA(const std::int64_t i) {
+        "mimic::optim::adam", RangePolicy(begin, end), KOKKOS_LAMBDA(const std::int64_t i) {
             const float pi = p(i) * shrink;
             const float gi = g(i) + wd_grad * pi;
             const float mi = b1 * m(i) + one_minus_b1 * gi;

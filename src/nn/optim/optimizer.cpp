@@ -6,6 +6,9 @@
 #include "mimic/nn/optim/adam.hpp"
 #include "mimic/nn/optim/sgd.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace mimic::nn::optim {
 
 namespace {
@@ -18,7 +21,26 @@ void Optimizer::step(const Vector& params, const Vector& grads, double lr) {
                   kind(), ": parameter/gradient buffers have ", params.extent(0), "/", grads.extent(0),
                   " entries, expected ", n_);
     ++step_;
-    update(params, grads, float(lr), step_);
+    if (segments_.empty()) return update(params, grads, float(lr), step_, 0, n_);
+    for (const auto& s : segments_)
+        update(params, grads, float(lr * s.scale), step_, s.begin, s.end);
+}
+
+void Optimizer::set_lr_scales(std::vector<LrScale> scales) {
+    std::sort(scales.begin(), scales.end(),
+              [](const LrScale& a, const LrScale& b) { return a.begin < b.begin; });
+    segments_.clear();
+    std::int64_t at = 0;
+    for (const auto& s : scales) {
+        MIMIC_REQUIRE(s.begin >= at && s.begin <= s.end && s.end <= n_, "optimizer: learning-rate range [",
+                      s.begin, ", ", s.end, ") overlaps another or leaves [0, ", n_, ")");
+        MIMIC_REQUIRE(std::isfinite(s.scale) && s.scale > 0, "optimizer: learning-rate multiplier ", s.scale,
+                      " is not a finite number > 0");
+        if (s.begin > at) segments_.push_back(LrScale{at, s.begin, 1.0});
+        if (s.end > s.begin) segments_.push_back(s);
+        at = s.end;
+    }
+    if (at < n_ && !segments_.empty()) segments_.push_back(LrScale{at, n_, 1.0});
 }
 
 Vector Optimizer::add_buffer(const std::string& name) {

@@ -18,13 +18,14 @@ std::string Sgd::describe() const {
     return os.str();
 }
 
-void Sgd::update(const Vector& params, const Vector& grads, float lr, std::int64_t) {
+void Sgd::update(const Vector& params, const Vector& grads, float lr, std::int64_t, std::int64_t begin,
+                 std::int64_t end) {
     auto p = params;
     auto g = grads;
     const float wd = weight_decay_, mu = momentum_;
     if (mu == 0.0f) {
         Kokkos::parallel_for(
-            "mimic::optim::sgd", RangePolicy(0, n_), KOKKOS_LAMBDA(const std::int64_t i) {
+            "mimic::optim::sgd", RangePolicy(begin, end), KOKKOS_LAMBDA(const std::int64_t i) {
                 const float d = g(i) + wd * p(i);
                 p(i) -= lr * d;
             });
@@ -33,7 +34,7 @@ void Sgd::update(const Vector& params, const Vector& grads, float lr, std::int64
     auto b = buf_;
     const bool nesterov = nesterov_;
     Kokkos::parallel_for(
-        "mimic::optim::sgd_momentum", RangePolicy(0, n_), KOKKOS_LAMBDA(const std::int64_t i) {
+        "mimic::optim::sgd_momentum", RangePolicy(begin, end), KOKKOS_LAMBDA(const std::int64_t i) {
             const float d = g(i) + wd * p(i);
             const float m = mu * b(i) + d;
             b(i) = m;

@@ -13,7 +13,8 @@ public:
     std::string kind() const override { return nesterov_ ? "nesterov" : "sgd"; }
     std::string describe() const override;
     /// The fused update kernel (public: nvcc's extended lambdas need a public enclosing function).
-    void update(const Vector& params, const Vector& grads, float lr, std::int64_t t) override;
+    void update(const Vector& params, const Vector& grads, float lr, std::int64_t t, std::int64_t begin,
+                std::int64_t end) override;
 
 private:
     float momentum_, weight_decay_;
