@@ -5,20 +5,11 @@
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/io/half.hpp"
+#include "mimic/io/impl/avx512.hpp"
 #include "mimic/io/paths.hpp"
 #include "mimic/io/row_tally.hpp"
 
 #include <sys/stat.h>
-
-// The wide row hash (AVX-512 through GCC-style target attributes, chosen at run time by the CPU's flags)
-// is compiled for x86-64 host compilers only; device compilers and other CPUs get the scalar kernel.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__) && !defined(__HIPCC__)
-#define MIMIC_WIDE_ROW_HASH 1
-#define MIMIC_AVX512_DQ __attribute__((target("avx512f,avx512dq")))
-#include <immintrin.h>
-#else
-#define MIMIC_WIDE_ROW_HASH 0
-#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -105,7 +96,7 @@ std::uint64_t hash_rows_scalar(std::int64_t first_row, std::int64_t count, std::
     return sum;
 }
 
-#if MIMIC_WIDE_ROW_HASH
+#if MIMIC_IO_AVX512
 /// Vectors of eight rows' chains in flight, and the words of each row staged per round (their 8-byte words
 /// for kWideRows rows: 8 KiB, in L1).
 constexpr int kGroups = 4;
@@ -178,7 +169,7 @@ std::uint64_t hash_rows_wide(std::int64_t first_row, std::int64_t count, std::in
 template <class RowValue>
 std::uint64_t hash_rows(std::int64_t first_row, std::int64_t count, std::int64_t d, const int* y,
                         bool has_label, RowHashKernel kernel, const RowValue& row_value) {
-#if MIMIC_WIDE_ROW_HASH
+#if MIMIC_IO_AVX512
     if (kernel == RowHashKernel::wide && wide_row_hash_available())
         return hash_rows_wide(first_row, count, d, y, has_label, row_value);
 #else
@@ -189,7 +180,7 @@ std::uint64_t hash_rows(std::int64_t first_row, std::int64_t count, std::int64_t
 } // namespace
 
 bool wide_row_hash_available() {
-#if MIMIC_WIDE_ROW_HASH
+#if MIMIC_IO_AVX512
     static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
     return cpu;
 #else

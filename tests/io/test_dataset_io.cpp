@@ -4,6 +4,7 @@
 #include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/half.hpp"
+#include "mimic/io/source_rows.hpp"
 #include "test_util.hpp"
 
 #include <cstring>
@@ -471,6 +472,53 @@ TEST(DatasetIO, RowHashKernelsGiveTheSumOfRowHashes) {
                     }
         }
     RecordProperty("wide_kernel", io::wide_row_hash_available() ? "AVX-512" : "scalar (no AVX-512 here)");
+}
+
+namespace {
+/// Rows of uint8 elements held in memory, shaped (n, dims...).
+class BytesSource : public io::ArraySource {
+public:
+    BytesSource(std::vector<std::int64_t> dims, std::vector<std::uint8_t> bytes)
+        : ArraySource("memory", std::move(dims), io::Elem::u8), bytes_(std::move(bytes)) {}
+    void read(std::int64_t begin, std::int64_t count, void* buf) const override {
+        std::memcpy(buf, bytes_.data() + begin * row_elements(), size_t(count * row_elements()));
+    }
+
+private:
+    std::vector<std::uint8_t> bytes_;
+};
+} // namespace
+
+/// ImageRows::read_pixels of H, W, C rows gives byte (p, k) of each row at k * H * W + p: 1 to 5 channels
+/// (3: the AVX-512 permutes where the CPU has VBMI, 64 pixels a round), H * W below, at and past multiples
+/// of 64, blocks that start past row 0; and read() the same values as doubles.
+TEST(ImageRows, ReadPixelsTransposesHwcRowsToChw) {
+    std::uint64_t state = 3;
+    for (int c : {1, 2, 3, 4, 5})
+        for (auto hw : {std::pair<int, int>{1, 1}, {7, 9}, {8, 8}, {13, 5}, {16, 8}, {32, 32}, {33, 31}}) {
+            const std::int64_t n = 5, d = std::int64_t(c) * hw.first * hw.second;
+            std::vector<std::uint8_t> bytes(size_t(n * d));
+            for (auto& b : bytes)
+                b = std::uint8_t((state = mix64(state)) >> 56);
+            const io::ImageRows rows(
+                std::make_unique<BytesSource>(std::vector<std::int64_t>{n, hw.first, hw.second, c}, bytes),
+                "nhwc");
+            const std::int64_t begin = 1, count = 3, plane = std::int64_t(hw.first) * hw.second;
+            std::vector<std::uint8_t> px(size_t(count * d));
+            std::vector<double> values(size_t(count * d));
+            rows.read_pixels(begin, count, px.data());
+            rows.read(begin, count, values.data());
+            for (std::int64_t r = 0; r < count; ++r)
+                for (std::int64_t p = 0; p < plane; ++p)
+                    for (int k = 0; k < c; ++k) {
+                        const std::uint8_t want = bytes[size_t((begin + r) * d + p * c + k)];
+                        const size_t at = size_t(r * d + k * plane + p);
+                        ASSERT_EQ(px[at], want) << c << " channels of " << hw.first << "x" << hw.second
+                                                << ": row " << r << ", pixel " << p << ", channel " << k;
+                        ASSERT_EQ(values[at], double(want)) << c << " channels of " << hw.first << "x"
+                                                            << hw.second << ": row " << r << ", pixel " << p;
+                    }
+        }
 }
 
 TEST(DatasetIO, Uint8PixelsOfNoFiniteValueAreRefusedAsByWrite) {
