@@ -119,12 +119,25 @@ MIMIC_AVX512_DQ inline __m512i mix64_x8(__m512i z) {
     return _mm512_xor_si512(z, shift_right(z, 31));
 }
 
+/// Word i (< n) of chunk c of rows r0 .. r0 + rows - 1 into staged[i][l] (lane l: row r0 + l), as
+/// row_hash reads them: row_value's floats, one at a time.
+template <class RowValue>
+struct StageValues {
+    const RowValue& row_value;
+    void operator()(std::int64_t r0, int rows, std::int64_t c, int n,
+                    std::uint64_t (*staged)[kWideRows]) const {
+        for (int l = 0; l < rows; ++l)
+            for (int i = 0; i < n; ++i)
+                staged[i][l] = word_of(row_value, r0 + l, c + i);
+    }
+};
+
 /// The chains of rows r0 .. r0 + kWideRows - 1 over their `words` whole words into h (lane l: row r0 + l;
 /// lanes from `rows` on hash zeros and are not read). Each round stages kChunkWords words of every row
-/// (lane-major, so that word i of eight rows is one vector), then advances the kGroups chains of vectors.
-template <class RowValue>
+/// (`stage`, lane-major, so that word i of eight rows is one vector), then advances the kGroups chains.
+template <class Stage>
 MIMIC_AVX512_DQ void wide_chains(std::int64_t first_row, std::int64_t r0, int rows, std::int64_t words,
-                                 const RowValue& row_value, std::uint64_t* h) {
+                                 const Stage& stage, std::uint64_t* h) {
     const __m512i golden = _mm512_set1_epi64(static_cast<long long>(kGolden));
     const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     __m512i v[kGroups];
@@ -136,9 +149,7 @@ MIMIC_AVX512_DQ void wide_chains(std::int64_t first_row, std::int64_t r0, int ro
     if (rows < kWideRows) std::memset(staged, 0, sizeof staged);
     for (std::int64_t c = 0; c < words; c += kChunkWords) {
         const int n = int(std::min<std::int64_t>(kChunkWords, words - c));
-        for (int l = 0; l < rows; ++l)
-            for (int i = 0; i < n; ++i)
-                staged[i][l] = word_of(row_value, r0 + l, c + i);
+        stage(r0, rows, c, n, staged);
         for (int i = 0; i < n; ++i)
             for (int g = 0; g < kGroups; ++g) {
                 const __m512i w = _mm512_load_si512(static_cast<const void*>(&staged[i][8 * g]));
@@ -149,19 +160,116 @@ MIMIC_AVX512_DQ void wide_chains(std::int64_t first_row, std::int64_t r0, int ro
         _mm512_storeu_si512(static_cast<void*>(h + 8 * g), v[g]);
 }
 
-/// hash_rows_scalar's sum, kWideRows rows at a time in AVX-512 registers (the last round padded).
-template <class RowValue>
+/// hash_rows_scalar's sum, kWideRows rows at a time in AVX-512 registers (the last round padded), the words
+/// staged by `stage` (StageValues's words), the tails and labels from row_value.
+template <class RowValue, class Stage>
 std::uint64_t hash_rows_wide(std::int64_t first_row, std::int64_t count, std::int64_t d, const int* y,
-                             bool has_label, const RowValue& row_value) {
+                             bool has_label, const RowValue& row_value, const Stage& stage) {
     std::uint64_t sum = 0;
     std::uint64_t h[kWideRows];
     for (std::int64_t r = 0; r < count; r += kWideRows) {
         const int rows = int(std::min<std::int64_t>(kWideRows, count - r));
-        wide_chains(first_row, r, rows, d / 2, row_value, h);
+        wide_chains(first_row, r, rows, d / 2, stage, h);
         for (int l = 0; l < rows; ++l)
             sum += finish_row(h[l], row_value, r + l, d, y, has_label);
     }
     return sum;
+}
+
+/// The eight 64-bit lanes of r[0..7] transposed: lane l of r[k] becomes lane k of r[l] (unpacks zero-masked
+/// over all lanes, as shift_right).
+MIMIC_AVX512_DQ inline void transpose_8x8(__m512i r[8]) {
+    __m512i t[8], u[8];
+    for (int k = 0; k < 4; ++k) { // t[2k] = r[2k]0 r[2k+1]0 r[2k]2 r[2k+1]2 ..., t[2k+1] the odd lanes
+        t[2 * k] = _mm512_maskz_unpacklo_epi64(__mmask8(0xff), r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_maskz_unpackhi_epi64(__mmask8(0xff), r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 2; ++k) { // u[4k + m]: lanes m and m + 4 of rows 4k .. 4k + 3
+        u[4 * k] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k], t[4 * k + 2], 0x88);
+        u[4 * k + 1] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k + 1], t[4 * k + 3], 0x88);
+        u[4 * k + 2] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k], t[4 * k + 2], 0xDD);
+        u[4 * k + 3] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k + 1], t[4 * k + 3], 0xDD);
+    }
+    for (int m = 0; m < 4; ++m) {
+        r[m] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), u[m], u[4 + m], 0x88);
+        r[m + 4] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), u[m], u[4 + m], 0xDD);
+    }
+}
+
+/// 16 int32 lanes as floats (exact below 2^24); zero-masked over all lanes, as shift_right, for GCC 12.
+MIMIC_AVX512_DQ inline __m512 to_float(__m512i v) {
+    return _mm512_maskz_cvtepi32_ps(__mmask16(0xffff), v);
+}
+
+/// normalized_value of 16 pixels u (as floats) with 16 scales, means and standard deviations: each step
+/// rounded to float32 on its own (the embedded-rounding forms, which no compiler fuses into an FMA;
+/// zero-masked over all lanes, as shift_right).
+MIMIC_AVX512_DQ inline __m512 normalize_x16(__m512 u, __m512 scale, __m512 mean, __m512 sd) {
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    constexpr __mmask16 kAll = 0xffff;
+    const __m512 scaled = _mm512_maskz_mul_round_ps(kAll, u, scale, kRound);
+    return _mm512_maskz_div_round_ps(kAll, _mm512_maskz_sub_round_ps(kAll, scaled, mean, kRound), sd, kRound);
+}
+
+/// StageValues of uint8 rows decoded by arithmetic instead of table lookups: 16 features of eight rows at a
+/// time normalised in registers, then transposed so that each vector holds one word of the eight rows.
+/// Words in a last block of fewer than 16 features come from row_value (the table). Only for decoders
+/// whose tables normalize_x16 reproduces bit for bit (PixelDecoder checks).
+template <class RowValue>
+struct StageDecoded {
+    const RowValue& row_value;
+    const std::uint8_t* px;
+    std::int64_t d;
+    const float *mean, *sd;
+    float scale;
+    MIMIC_AVX512_DQ void operator()(std::int64_t r0, int rows, std::int64_t c, int n,
+                                    std::uint64_t (*staged)[kWideRows]) const {
+        const __m512 s = _mm512_set1_ps(scale);
+        for (int b = 0; b < n; b += 8) {
+            const std::int64_t j = 2 * (c + b); // first feature of the block
+            if (b + 8 > n || j + 16 > d) {      // a partial block: word by word
+                for (int l = 0; l < rows; ++l)
+                    for (int i = b; i < n; ++i)
+                        staged[i][l] = word_of(row_value, r0 + l, c + i);
+                return;
+            }
+            const __m512 m = _mm512_loadu_ps(mean + j), q = _mm512_loadu_ps(sd + j);
+            for (int g = 0; g < kGroups; ++g) {
+                __m512i v[8];
+                for (int l = 0; l < 8; ++l) {
+                    const int row = 8 * g + l;
+                    if (row >= rows) {
+                        v[l] = _mm512_setzero_si512();
+                        continue;
+                    }
+                    const auto* p = reinterpret_cast<const __m128i*>(px + (r0 + row) * d + j);
+                    const __m512 u =
+                        to_float(_mm512_maskz_cvtepu8_epi32(__mmask16(0xffff), _mm_loadu_si128(p)));
+                    v[l] = _mm512_castps_si512(normalize_x16(u, s, m, q));
+                }
+                transpose_8x8(v);
+                for (int k = 0; k < 8; ++k)
+                    _mm512_store_si512(static_cast<void*>(&staged[b + k][8 * g]), v[k]);
+            }
+        }
+    }
+};
+
+/// Whether normalize_x16 gives every entry of the decoder's tables (features 256 floats apart, `features`
+/// of them, one mean and std each; stride 0: one table for all) bit for bit.
+MIMIC_AVX512_DQ bool normalize_x16_matches(const float* table, std::int64_t features, const float* mean,
+                                           const float* sd, float scale) {
+    const __m512 s = _mm512_set1_ps(scale);
+    for (std::int64_t f = 0; f < features; ++f)
+        for (int u0 = 0; u0 < 256; u0 += 16) {
+            const __m512 u = to_float(
+                _mm512_add_epi32(_mm512_set1_epi32(u0),
+                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+            const __m512 x = normalize_x16(u, s, _mm512_set1_ps(mean[f]), _mm512_set1_ps(sd[f]));
+            const __m512i want = _mm512_loadu_si512(static_cast<const void*>(table + f * 256 + u0));
+            if (_mm512_cmpneq_epi32_mask(_mm512_castps_si512(x), want) != 0) return false;
+        }
+    return true;
 }
 #endif
 
@@ -171,7 +279,7 @@ std::uint64_t hash_rows(std::int64_t first_row, std::int64_t count, std::int64_t
                         bool has_label, RowHashKernel kernel, const RowValue& row_value) {
 #if MIMIC_IO_AVX512
     if (kernel == RowHashKernel::wide && wide_row_hash_available())
-        return hash_rows_wide(first_row, count, d, y, has_label, row_value);
+        return hash_rows_wide(first_row, count, d, y, has_label, row_value, StageValues<RowValue>{row_value});
 #else
     (void)kernel;
 #endif
@@ -238,6 +346,10 @@ PixelDecoder::PixelDecoder(std::vector<float> mean, std::vector<float> stdev, do
         for (int u = 0; u < 256; ++u)
             table_[size_t(j * 256 + u)] =
                 normalized_value(float(u), scale_, mean_[size_t(j)], std_[size_t(j)]);
+#if MIMIC_IO_AVX512
+    wide_decode_ = wide_row_hash_available() &&
+                   normalize_x16_matches(table_.data(), features, mean_.data(), std_.data(), scale_);
+#endif
 }
 
 void PixelDecoder::decode(const std::uint8_t* px, std::int64_t count, float* X) const {
@@ -267,6 +379,14 @@ std::uint64_t PixelDecoder::hash(std::int64_t first_row, const std::uint8_t* px,
         return hash_rows(first_row, count, d, y, has_label, kernel, [&](std::int64_t r, std::int64_t j) {
             return normalized_value(float(px[r * d + j]), scale_, mean_[size_t(j)], std_[size_t(j)]);
         });
+#if MIMIC_IO_AVX512
+    if (kernel == RowHashKernel::wide && wide_decode_) { // the tables' values computed 16 at a time
+        const std::int64_t stride = stride_;
+        const auto value = [=](std::int64_t r, std::int64_t j) { return table[j * stride + px[r * d + j]]; };
+        return hash_rows_wide(first_row, count, d, y, has_label, value,
+                              StageDecoded<decltype(value)>{value, px, d, mean_.data(), std_.data(), scale_});
+    }
+#endif
     if (stride_ == 0) // one table for every feature
         return hash_rows(first_row, count, d, y, has_label, kernel,
                          [=](std::int64_t r, std::int64_t j) { return table[px[r * d + j]]; });

@@ -61,6 +61,7 @@ private:
     std::vector<float> mean_, std_, table_; ///< table_ empty: no table
     float scale_ = 1.0f;
     std::int64_t stride_ = 0;
+    bool wide_decode_ = false; ///< the wide hash computes the tables' values (checked equal to them)
 };
 
 struct DatasetMeta {
