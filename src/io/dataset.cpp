@@ -5,6 +5,7 @@
 #include "mimic/core/log.hpp"
 #include "mimic/core/rng.hpp"
 #include "mimic/io/half.hpp"
+#include "mimic/io/impl/avx512.hpp"
 #include "mimic/io/paths.hpp"
 #include "mimic/io/row_tally.hpp"
 
@@ -38,57 +39,266 @@ std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int lab
 }
 
 namespace {
-/// Σ row_hash over rows first_row .. first_row + count - 1 whose values row_value(r, j) gives (j < d), with
-/// labels y (or 0 when null). row_hash's chain of mix64 is serial within a row; four rows' chains
-/// interleaved keep the multipliers busy. Each lane computes exactly row_hash of its row: a word is the
-/// bytes of two consecutive floats, the tail of an odd row one float's bytes padded with zeros.
+constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;  ///< added after each whole word's mix64
+constexpr std::uint64_t kRowSeed = 0x5bd1e9955bd1e995ULL; ///< a row's chain starts at mix64(row ^ kRowSeed)
+
+/// Word i of row r as row_hash reads it: the bytes of its floats 2i and 2i + 1 (row_value(r, j)).
 template <class RowValue>
-std::uint64_t hash_rows(std::int64_t first_row, std::int64_t count, std::int64_t d, const int* y,
-                        bool has_label, const RowValue& row_value) {
-    constexpr int L = 4;
+inline std::uint64_t word_of(const RowValue& row_value, std::int64_t r, std::int64_t i) {
+    const float pair[2] = {row_value(r, 2 * i), row_value(r, 2 * i + 1)};
+    std::uint64_t w;
+    std::memcpy(&w, pair, 8);
+    return w;
+}
+
+/// row_hash of row r from its chain h over the whole words: the tail of an odd row (one float's bytes
+/// padded with zeros), then the label (y[r], or 0 when y is null).
+template <class RowValue>
+inline std::uint64_t finish_row(std::uint64_t h, const RowValue& row_value, std::int64_t r, std::int64_t d,
+                                const int* y, bool has_label) {
+    if (d % 2 != 0) {
+        const float last = row_value(r, d - 1);
+        std::uint64_t w = 0;
+        std::memcpy(&w, &last, sizeof last);
+        h = mix64(h ^ w);
+    }
+    if (has_label) h = mix64(h ^ (std::uint64_t(std::uint32_t(y ? y[r] : 0)) << 1 | 1));
+    return h;
+}
+
+/// Σ row_hash over rows first_row .. first_row + count - 1 whose values row_value(r, j) gives (j < d), with
+/// labels y (or 0 when null). row_hash's chain of mix64 is serial within a row and its multiplies are
+/// latency-bound: eight rows' chains interleaved keep the multipliers busy. Each lane computes exactly
+/// row_hash of its row.
+template <class RowValue>
+std::uint64_t hash_rows_scalar(std::int64_t first_row, std::int64_t count, std::int64_t d, const int* y,
+                               bool has_label, const RowValue& row_value) {
+    constexpr int L = 8;
     const std::int64_t words = d / 2;
-    const bool tail = d % 2 != 0;
     std::uint64_t sum = 0;
     for (std::int64_t r = 0; r < count; r += L) {
         const int lanes = int(std::min<std::int64_t>(L, count - r));
         std::uint64_t h[L];
         for (int l = 0; l < L; ++l)
-            h[l] = mix64(std::uint64_t(first_row + r + l) ^ 0x5bd1e9955bd1e995ULL);
+            h[l] = mix64(std::uint64_t(first_row + r + l) ^ kRowSeed);
         if (lanes == L) {
             for (std::int64_t i = 0; i < words; ++i)
-                for (int l = 0; l < L; ++l) {
-                    const float pair[2] = {row_value(r + l, 2 * i), row_value(r + l, 2 * i + 1)};
-                    std::uint64_t w;
-                    std::memcpy(&w, pair, 8);
-                    h[l] = mix64(h[l] ^ w) + 0x9e3779b97f4a7c15ULL;
-                }
+                for (int l = 0; l < L; ++l)
+                    h[l] = mix64(h[l] ^ word_of(row_value, r + l, i)) + kGolden;
         } else {
             for (int l = 0; l < lanes; ++l)
-                for (std::int64_t i = 0; i < words; ++i) {
-                    const float pair[2] = {row_value(r + l, 2 * i), row_value(r + l, 2 * i + 1)};
-                    std::uint64_t w;
-                    std::memcpy(&w, pair, 8);
-                    h[l] = mix64(h[l] ^ w) + 0x9e3779b97f4a7c15ULL;
-                }
+                for (std::int64_t i = 0; i < words; ++i)
+                    h[l] = mix64(h[l] ^ word_of(row_value, r + l, i)) + kGolden;
         }
-        for (int l = 0; l < lanes; ++l) {
-            if (tail) {
-                const float last = row_value(r + l, d - 1);
-                std::uint64_t w = 0;
-                std::memcpy(&w, &last, sizeof last);
-                h[l] = mix64(h[l] ^ w);
-            }
-            if (has_label) h[l] = mix64(h[l] ^ (std::uint64_t(std::uint32_t(y ? y[r + l] : 0)) << 1 | 1));
-            sum += h[l];
-        }
+        for (int l = 0; l < lanes; ++l)
+            sum += finish_row(h[l], row_value, r + l, d, y, has_label);
     }
     return sum;
 }
+
+#if MIMIC_IO_AVX512
+/// Vectors of eight rows' chains in flight, and the words of each row staged per round (their 8-byte words
+/// for kWideRows rows: 8 KiB, in L1).
+constexpr int kGroups = 4;
+constexpr int kWideRows = 8 * kGroups;
+constexpr int kChunkWords = 32;
+
+/// z >> n in each 64-bit lane. GCC 12's unmasked shift starts from _mm512_undefined_epi32, which
+/// -Wmaybe-uninitialized reports once inlined: the zero-masked form over all lanes instead.
+MIMIC_AVX512_DQ inline __m512i shift_right(__m512i z, unsigned n) {
+    return _mm512_maskz_srli_epi64(__mmask8(0xff), z, n);
+}
+
+/// mix64 of each of the eight 64-bit lanes (vpmullq: AVX-512DQ).
+MIMIC_AVX512_DQ inline __m512i mix64_x8(__m512i z) {
+    z = _mm512_add_epi64(z, _mm512_set1_epi64(static_cast<long long>(kGolden)));
+    z = _mm512_xor_si512(z, shift_right(z, 30));
+    z = _mm512_mullo_epi64(z, _mm512_set1_epi64(static_cast<long long>(0xbf58476d1ce4e5b9ULL)));
+    z = _mm512_xor_si512(z, shift_right(z, 27));
+    z = _mm512_mullo_epi64(z, _mm512_set1_epi64(static_cast<long long>(0x94d049bb133111ebULL)));
+    return _mm512_xor_si512(z, shift_right(z, 31));
+}
+
+/// Word i (< n) of chunk c of rows r0 .. r0 + rows - 1 into staged[i][l] (lane l: row r0 + l), as
+/// row_hash reads them: row_value's floats, one at a time.
+template <class RowValue>
+struct StageValues {
+    const RowValue& row_value;
+    void operator()(std::int64_t r0, int rows, std::int64_t c, int n,
+                    std::uint64_t (*staged)[kWideRows]) const {
+        for (int l = 0; l < rows; ++l)
+            for (int i = 0; i < n; ++i)
+                staged[i][l] = word_of(row_value, r0 + l, c + i);
+    }
+};
+
+/// The chains of rows r0 .. r0 + kWideRows - 1 over their `words` whole words into h (lane l: row r0 + l;
+/// lanes from `rows` on hash zeros and are not read). Each round stages kChunkWords words of every row
+/// (`stage`, lane-major, so that word i of eight rows is one vector), then advances the kGroups chains.
+template <class Stage>
+MIMIC_AVX512_DQ void wide_chains(std::int64_t first_row, std::int64_t r0, int rows, std::int64_t words,
+                                 const Stage& stage, std::uint64_t* h) {
+    const __m512i golden = _mm512_set1_epi64(static_cast<long long>(kGolden));
+    const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    __m512i v[kGroups];
+    for (int g = 0; g < kGroups; ++g) {
+        const __m512i row = _mm512_add_epi64(_mm512_set1_epi64(first_row + r0 + 8 * g), lane);
+        v[g] = mix64_x8(_mm512_xor_si512(row, _mm512_set1_epi64(static_cast<long long>(kRowSeed))));
+    }
+    alignas(64) std::uint64_t staged[kChunkWords][kWideRows];
+    if (rows < kWideRows) std::memset(staged, 0, sizeof staged);
+    for (std::int64_t c = 0; c < words; c += kChunkWords) {
+        const int n = int(std::min<std::int64_t>(kChunkWords, words - c));
+        stage(r0, rows, c, n, staged);
+        for (int i = 0; i < n; ++i)
+            for (int g = 0; g < kGroups; ++g) {
+                const __m512i w = _mm512_load_si512(static_cast<const void*>(&staged[i][8 * g]));
+                v[g] = _mm512_add_epi64(mix64_x8(_mm512_xor_si512(v[g], w)), golden);
+            }
+    }
+    for (int g = 0; g < kGroups; ++g)
+        _mm512_storeu_si512(static_cast<void*>(h + 8 * g), v[g]);
+}
+
+/// hash_rows_scalar's sum, kWideRows rows at a time in AVX-512 registers (the last round padded), the words
+/// staged by `stage` (StageValues's words), the tails and labels from row_value.
+template <class RowValue, class Stage>
+std::uint64_t hash_rows_wide(std::int64_t first_row, std::int64_t count, std::int64_t d, const int* y,
+                             bool has_label, const RowValue& row_value, const Stage& stage) {
+    std::uint64_t sum = 0;
+    std::uint64_t h[kWideRows];
+    for (std::int64_t r = 0; r < count; r += kWideRows) {
+        const int rows = int(std::min<std::int64_t>(kWideRows, count - r));
+        wide_chains(first_row, r, rows, d / 2, stage, h);
+        for (int l = 0; l < rows; ++l)
+            sum += finish_row(h[l], row_value, r + l, d, y, has_label);
+    }
+    return sum;
+}
+
+/// The eight 64-bit lanes of r[0..7] transposed: lane l of r[k] becomes lane k of r[l] (unpacks zero-masked
+/// over all lanes, as shift_right).
+MIMIC_AVX512_DQ inline void transpose_8x8(__m512i r[8]) {
+    __m512i t[8], u[8];
+    for (int k = 0; k < 4; ++k) { // t[2k] = r[2k]0 r[2k+1]0 r[2k]2 r[2k+1]2 ..., t[2k+1] the odd lanes
+        t[2 * k] = _mm512_maskz_unpacklo_epi64(__mmask8(0xff), r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_maskz_unpackhi_epi64(__mmask8(0xff), r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 2; ++k) { // u[4k + m]: lanes m and m + 4 of rows 4k .. 4k + 3
+        u[4 * k] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k], t[4 * k + 2], 0x88);
+        u[4 * k + 1] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k + 1], t[4 * k + 3], 0x88);
+        u[4 * k + 2] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k], t[4 * k + 2], 0xDD);
+        u[4 * k + 3] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), t[4 * k + 1], t[4 * k + 3], 0xDD);
+    }
+    for (int m = 0; m < 4; ++m) {
+        r[m] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), u[m], u[4 + m], 0x88);
+        r[m + 4] = _mm512_maskz_shuffle_i64x2(__mmask8(0xff), u[m], u[4 + m], 0xDD);
+    }
+}
+
+/// 16 int32 lanes as floats (exact below 2^24); zero-masked over all lanes, as shift_right, for GCC 12.
+MIMIC_AVX512_DQ inline __m512 to_float(__m512i v) {
+    return _mm512_maskz_cvtepi32_ps(__mmask16(0xffff), v);
+}
+
+/// normalized_value of 16 pixels u (as floats) with 16 scales, means and standard deviations: each step
+/// rounded to float32 on its own (the embedded-rounding forms, which no compiler fuses into an FMA;
+/// zero-masked over all lanes, as shift_right).
+MIMIC_AVX512_DQ inline __m512 normalize_x16(__m512 u, __m512 scale, __m512 mean, __m512 sd) {
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    constexpr __mmask16 kAll = 0xffff;
+    const __m512 scaled = _mm512_maskz_mul_round_ps(kAll, u, scale, kRound);
+    return _mm512_maskz_div_round_ps(kAll, _mm512_maskz_sub_round_ps(kAll, scaled, mean, kRound), sd, kRound);
+}
+
+/// StageValues of uint8 rows decoded by arithmetic instead of table lookups: 16 features of eight rows at a
+/// time normalised in registers, then transposed so that each vector holds one word of the eight rows.
+/// Words in a last block of fewer than 16 features come from row_value (the table). Only for decoders
+/// whose tables normalize_x16 reproduces bit for bit (PixelDecoder checks).
+template <class RowValue>
+struct StageDecoded {
+    const RowValue& row_value;
+    const std::uint8_t* px;
+    std::int64_t d;
+    const float *mean, *sd;
+    float scale;
+    MIMIC_AVX512_DQ void operator()(std::int64_t r0, int rows, std::int64_t c, int n,
+                                    std::uint64_t (*staged)[kWideRows]) const {
+        const __m512 s = _mm512_set1_ps(scale);
+        for (int b = 0; b < n; b += 8) {
+            const std::int64_t j = 2 * (c + b); // first feature of the block
+            if (b + 8 > n || j + 16 > d) {      // a partial block: word by word
+                for (int l = 0; l < rows; ++l)
+                    for (int i = b; i < n; ++i)
+                        staged[i][l] = word_of(row_value, r0 + l, c + i);
+                return;
+            }
+            const __m512 m = _mm512_loadu_ps(mean + j), q = _mm512_loadu_ps(sd + j);
+            for (int g = 0; g < kGroups; ++g) {
+                __m512i v[8];
+                for (int l = 0; l < 8; ++l) {
+                    const int row = 8 * g + l;
+                    if (row >= rows) {
+                        v[l] = _mm512_setzero_si512();
+                        continue;
+                    }
+                    const auto* p = reinterpret_cast<const __m128i*>(px + (r0 + row) * d + j);
+                    const __m512 u =
+                        to_float(_mm512_maskz_cvtepu8_epi32(__mmask16(0xffff), _mm_loadu_si128(p)));
+                    v[l] = _mm512_castps_si512(normalize_x16(u, s, m, q));
+                }
+                transpose_8x8(v);
+                for (int k = 0; k < 8; ++k)
+                    _mm512_store_si512(static_cast<void*>(&staged[b + k][8 * g]), v[k]);
+            }
+        }
+    }
+};
+
+/// Whether normalize_x16 gives every entry of the decoder's tables (features 256 floats apart, `features`
+/// of them, one mean and std each; stride 0: one table for all) bit for bit.
+MIMIC_AVX512_DQ bool normalize_x16_matches(const float* table, std::int64_t features, const float* mean,
+                                           const float* sd, float scale) {
+    const __m512 s = _mm512_set1_ps(scale);
+    for (std::int64_t f = 0; f < features; ++f)
+        for (int u0 = 0; u0 < 256; u0 += 16) {
+            const __m512 u = to_float(
+                _mm512_add_epi32(_mm512_set1_epi32(u0),
+                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+            const __m512 x = normalize_x16(u, s, _mm512_set1_ps(mean[f]), _mm512_set1_ps(sd[f]));
+            const __m512i want = _mm512_loadu_si512(static_cast<const void*>(table + f * 256 + u0));
+            if (_mm512_cmpneq_epi32_mask(_mm512_castps_si512(x), want) != 0) return false;
+        }
+    return true;
+}
+#endif
+
+/// Σ row_hash over the rows (hash_rows_scalar's contract) with the kernel asked for, where it runs.
+template <class RowValue>
+std::uint64_t hash_rows(std::int64_t first_row, std::int64_t count, std::int64_t d, const int* y,
+                        bool has_label, RowHashKernel kernel, const RowValue& row_value) {
+#if MIMIC_IO_AVX512
+    if (kernel == RowHashKernel::wide && wide_row_hash_available())
+        return hash_rows_wide(first_row, count, d, y, has_label, row_value, StageValues<RowValue>{row_value});
+#else
+    (void)kernel;
+#endif
+    return hash_rows_scalar(first_row, count, d, y, has_label, row_value);
+}
 } // namespace
 
+bool wide_row_hash_available() {
+#if MIMIC_IO_AVX512
+    static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    return cpu;
+#else
+    return false;
+#endif
+}
+
 std::uint64_t row_hash_sum(std::int64_t first_row, const float* X, std::int64_t count, std::int64_t d,
-                           const int* y, bool has_label) {
-    return hash_rows(first_row, count, d, y, has_label,
+                           const int* y, bool has_label, RowHashKernel kernel) {
+    return hash_rows(first_row, count, d, y, has_label, kernel,
                      [X, d](std::int64_t r, std::int64_t j) { return X[r * d + j]; });
 }
 
@@ -136,6 +346,10 @@ PixelDecoder::PixelDecoder(std::vector<float> mean, std::vector<float> stdev, do
         for (int u = 0; u < 256; ++u)
             table_[size_t(j * 256 + u)] =
                 normalized_value(float(u), scale_, mean_[size_t(j)], std_[size_t(j)]);
+#if MIMIC_IO_AVX512
+    wide_decode_ = wide_row_hash_available() &&
+                   normalize_x16_matches(table_.data(), features, mean_.data(), std_.data(), scale_);
+#endif
 }
 
 void PixelDecoder::decode(const std::uint8_t* px, std::int64_t count, float* X) const {
@@ -158,17 +372,25 @@ void PixelDecoder::decode(const std::uint8_t* px, std::int64_t count, float* X) 
 }
 
 std::uint64_t PixelDecoder::hash(std::int64_t first_row, const std::uint8_t* px, std::int64_t count,
-                                 const int* y, bool has_label) const {
+                                 const int* y, bool has_label, RowHashKernel kernel) const {
     const std::int64_t d = this->d();
     const float* table = table_.data();
     if (table_.empty()) // rows too wide for a table: the expression itself, value by value
-        return hash_rows(first_row, count, d, y, has_label, [&](std::int64_t r, std::int64_t j) {
+        return hash_rows(first_row, count, d, y, has_label, kernel, [&](std::int64_t r, std::int64_t j) {
             return normalized_value(float(px[r * d + j]), scale_, mean_[size_t(j)], std_[size_t(j)]);
         });
+#if MIMIC_IO_AVX512
+    if (kernel == RowHashKernel::wide && wide_decode_) { // the tables' values computed 16 at a time
+        const std::int64_t stride = stride_;
+        const auto value = [=](std::int64_t r, std::int64_t j) { return table[j * stride + px[r * d + j]]; };
+        return hash_rows_wide(first_row, count, d, y, has_label, value,
+                              StageDecoded<decltype(value)>{value, px, d, mean_.data(), std_.data(), scale_});
+    }
+#endif
     if (stride_ == 0) // one table for every feature
-        return hash_rows(first_row, count, d, y, has_label,
+        return hash_rows(first_row, count, d, y, has_label, kernel,
                          [=](std::int64_t r, std::int64_t j) { return table[px[r * d + j]]; });
-    return hash_rows(first_row, count, d, y, has_label,
+    return hash_rows(first_row, count, d, y, has_label, kernel,
                      [=](std::int64_t r, std::int64_t j) { return table[j * 256 + px[r * d + j]]; });
 }
 

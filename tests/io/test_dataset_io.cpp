@@ -1,8 +1,10 @@
 // Tests of the dataset file layer: collective block writes from any rank count give the same file,
 // 2 ranks reading disjoint row blocks equal one serial read, an uncommitted writer leaves nothing, and
 // uint8 and fp16 stores read back as their float32 twin (bit for bit, and rounded to half).
+#include "mimic/core/rng.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/half.hpp"
+#include "mimic/io/source_rows.hpp"
 #include "test_util.hpp"
 
 #include <cstring>
@@ -425,6 +427,98 @@ TEST(DatasetIO, PixelHashIsTheHashOfTheDecodedRows) {
         for (bool global : {false, true})
             check(d, global);
     check(std::int64_t(io::PixelDecoder::kTableMaxBytes / 1024) + 9, false); // no table
+}
+
+/// row_hash_sum and PixelDecoder::hash through both kernels equal the plain loop of row_hash: widths odd and
+/// even, below, at and past the wide kernel's round of 32 words; row counts below, at and past its 32 rows
+/// and the scalar kernel's 8; first rows past 2^32; labels (up to 2^31 - 1) or none; a per-feature table and
+/// the global one. On a CPU without AVX-512 both kernels are the scalar one.
+TEST(DatasetIO, RowHashKernelsGiveTheSumOfRowHashes) {
+    constexpr std::int64_t kMaxRows = 100;
+    std::vector<int> y(static_cast<size_t>(kMaxRows));
+    for (std::int64_t i = 0; i < kMaxRows; ++i)
+        y[size_t(i)] = i % 9 == 8 ? 2147483647 : int(i * 37 % 1000);
+    std::uint64_t state = 7;
+    for (std::int64_t d : {1, 2, 3, 15, 16, 17, 63, 64, 65, 66, 129, 3073})
+        for (bool global : {false, true}) {
+            std::vector<float> mean(static_cast<size_t>(d)), sd(static_cast<size_t>(d));
+            for (std::int64_t j = 0; j < d; ++j)
+                mean[size_t(j)] = global ? 0.45f : float(j % 17) / 17.0f,
+                sd[size_t(j)] = global ? 0.25f : 0.1f + float(j % 5) / 5.0f;
+            const io::PixelDecoder dec(mean, sd, 1.0 / 255.0);
+            std::vector<std::uint8_t> px(size_t(kMaxRows * d));
+            for (auto& p : px)
+                p = std::uint8_t((state = mix64(state)) >> 56);
+            std::vector<float> X(px.size());
+            dec.decode(px.data(), kMaxRows, X.data());
+            for (std::int64_t count : {0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100})
+                for (std::int64_t first : {std::int64_t(0), std::int64_t(13), (std::int64_t(1) << 33) + 5})
+                    for (bool labelled : {false, true}) {
+                        const int* labels = labelled ? y.data() : nullptr;
+                        std::uint64_t want = 0;
+                        for (std::int64_t r = 0; r < count; ++r)
+                            want += io::row_hash(first + r, X.data() + r * d, d, labelled ? y[size_t(r)] : 0,
+                                                 labelled);
+                        for (auto k : {io::RowHashKernel::wide, io::RowHashKernel::scalar}) {
+                            const char* kernel = k == io::RowHashKernel::wide ? "wide" : "scalar";
+                            EXPECT_EQ(io::row_hash_sum(first, X.data(), count, d, labels, labelled, k), want)
+                                << kernel << " row_hash_sum, d " << d << ", " << count << " rows from "
+                                << first << (labelled ? ", labelled" : "");
+                            EXPECT_EQ(dec.hash(first, px.data(), count, labels, labelled, k), want)
+                                << kernel << " PixelDecoder::hash" << (global ? " (global table)" : "")
+                                << ", d " << d << ", " << count << " rows from " << first
+                                << (labelled ? ", labelled" : "");
+                        }
+                    }
+        }
+    RecordProperty("wide_kernel", io::wide_row_hash_available() ? "AVX-512" : "scalar (no AVX-512 here)");
+}
+
+namespace {
+/// Rows of uint8 elements held in memory, shaped (n, dims...).
+class BytesSource : public io::ArraySource {
+public:
+    BytesSource(std::vector<std::int64_t> dims, std::vector<std::uint8_t> bytes)
+        : ArraySource("memory", std::move(dims), io::Elem::u8), bytes_(std::move(bytes)) {}
+    void read(std::int64_t begin, std::int64_t count, void* buf) const override {
+        std::memcpy(buf, bytes_.data() + begin * row_elements(), size_t(count * row_elements()));
+    }
+
+private:
+    std::vector<std::uint8_t> bytes_;
+};
+} // namespace
+
+/// ImageRows::read_pixels of H, W, C rows gives byte (p, k) of each row at k * H * W + p: 1 to 5 channels
+/// (3: the AVX-512 permutes where the CPU has VBMI, 64 pixels a round), H * W below, at and past multiples
+/// of 64, blocks that start past row 0; and read() the same values as doubles.
+TEST(ImageRows, ReadPixelsTransposesHwcRowsToChw) {
+    std::uint64_t state = 3;
+    for (int c : {1, 2, 3, 4, 5})
+        for (auto hw : {std::pair<int, int>{1, 1}, {7, 9}, {8, 8}, {13, 5}, {16, 8}, {32, 32}, {33, 31}}) {
+            const std::int64_t n = 5, d = std::int64_t(c) * hw.first * hw.second;
+            std::vector<std::uint8_t> bytes(size_t(n * d));
+            for (auto& b : bytes)
+                b = std::uint8_t((state = mix64(state)) >> 56);
+            const io::ImageRows rows(
+                std::make_unique<BytesSource>(std::vector<std::int64_t>{n, hw.first, hw.second, c}, bytes),
+                "nhwc");
+            const std::int64_t begin = 1, count = 3, plane = std::int64_t(hw.first) * hw.second;
+            std::vector<std::uint8_t> px(size_t(count * d));
+            std::vector<double> values(size_t(count * d));
+            rows.read_pixels(begin, count, px.data());
+            rows.read(begin, count, values.data());
+            for (std::int64_t r = 0; r < count; ++r)
+                for (std::int64_t p = 0; p < plane; ++p)
+                    for (int k = 0; k < c; ++k) {
+                        const std::uint8_t want = bytes[size_t((begin + r) * d + p * c + k)];
+                        const size_t at = size_t(r * d + k * plane + p);
+                        ASSERT_EQ(px[at], want) << c << " channels of " << hw.first << "x" << hw.second
+                                                << ": row " << r << ", pixel " << p << ", channel " << k;
+                        ASSERT_EQ(values[at], double(want)) << c << " channels of " << hw.first << "x"
+                                                            << hw.second << ": row " << r << ", pixel " << p;
+                    }
+        }
 }
 
 TEST(DatasetIO, Uint8PixelsOfNoFiniteValueAreRefusedAsByWrite) {

@@ -30,6 +30,13 @@ inline float normalized_value(float raw, float scale, float mean, float stdev) {
     return (raw * scale - mean) / stdev;
 }
 
+/// How row_hash_sum and PixelDecoder::hash run the rows' chains, with the same values: `wide` (the
+/// default) 32 rows at once in AVX-512 registers where wide_row_hash_available(), else as `scalar`, eight
+/// rows interleaved in general-purpose registers.
+enum class RowHashKernel { wide, scalar };
+/// Whether the wide kernel runs here: compiled in (x86-64 host compiler) and this CPU has AVX-512F and DQ.
+bool wide_row_hash_available();
+
 /// normalized_value of uint8-stored pixels, bit for bit, for a row of d = mean.size() features: through a
 /// table of the 256 values of each feature (one table when every feature has the same mean and std) up to
 /// kTableMaxBytes, value by value beyond it.
@@ -45,7 +52,7 @@ public:
     /// row_hash_sum of the decoded rows (first_row onwards, labels y or 0 when null), each value looked up
     /// as it is hashed: the same sum without the float rows in memory.
     std::uint64_t hash(std::int64_t first_row, const std::uint8_t* px, std::int64_t count, const int* y,
-                       bool has_label) const;
+                       bool has_label, RowHashKernel kernel = RowHashKernel::wide) const;
     /// Whether, for every feature, the 8-bit value that DatasetWriter::write() stores for each pixel's
     /// decoded value is that pixel (no two pixels decode to the same float, none to a non-finite one).
     bool one_to_one() const;
@@ -54,6 +61,7 @@ private:
     std::vector<float> mean_, std_, table_; ///< table_ empty: no table
     float scale_ = 1.0f;
     std::int64_t stride_ = 0;
+    bool wide_decode_ = false; ///< the wide hash computes the tables' values (checked equal to them)
 };
 
 struct DatasetMeta {
@@ -75,7 +83,7 @@ std::uint64_t row_hash(std::int64_t row, const float* x, std::int64_t d, int lab
 /// Σ row_hash over rows first_row .. first_row + count - 1 of X (count x d; labels y, or 0 when null), the
 /// same value as the loop, several rows hashed at once.
 std::uint64_t row_hash_sum(std::int64_t first_row, const float* X, std::int64_t count, std::int64_t d,
-                           const int* y, bool has_label);
+                           const int* y, bool has_label, RowHashKernel kernel = RowHashKernel::wide);
 std::string hex64(std::uint64_t v);
 
 /// Refuses a block of rows with a non-finite value, naming the file, the row and the feature; `advice`
