@@ -119,6 +119,21 @@ double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
     return m;
 }
 
+/// Runs `o` on every grid of the world's ranks (M model shards of each divisor of P, R = P / M replicas),
+/// into DIR/NAME_m<M>.h5, and expects each model to match `ref` to 1e-4 relative: the grids sum partial
+/// products in another order, so float rounding differs (measured ~1e-6 after 60 steps).
+void expect_every_grid_matches(stages::DistillOptions o, const std::string& dir, const std::string& name,
+                               const std::vector<float>& ref, const par::Comm& world) {
+    for (int m : par::divisors(world.size())) {
+        o.out = dir + "/" + name + "_m" + std::to_string(m) + ".h5";
+        o.model_shards = m;
+        stages::run(o, world);
+        const auto got = weights(o.out);
+        ASSERT_EQ(got.size(), ref.size());
+        EXPECT_LT(max_rel(got, ref), 1e-4) << "R = " << world.size() / m << ", M = " << m;
+    }
+}
+
 /// The train_loss column of a per-epoch CSV log.
 std::vector<double> train_losses(const std::string& csv) {
     std::ifstream f(csv);
@@ -202,16 +217,7 @@ TEST(Distill, ModelShardsAndDataReplicasMatchOneRankStepForStep) {
     make_fixture(dir, world);
     run_serial(options(dir, "serial.h5"), world);
     const auto ref = weights(dir + "/serial.h5");
-    // Tolerance: the grids sum partial products in another order, so float rounding differs; after
-    // 60 steps the weights agree to 1e-4 relative (measured ~1e-6).
-    for (int m : par::divisors(world.size())) {
-        auto o = options(dir, "grid_m" + std::to_string(m) + ".h5");
-        o.model_shards = m;
-        stages::run(o, world);
-        const auto got = weights(o.out);
-        ASSERT_EQ(got.size(), ref.size());
-        EXPECT_LT(max_rel(got, ref), 1e-4) << "R = " << world.size() / m << ", M = " << m;
-    }
+    expect_every_grid_matches(options(dir, ""), dir, "grid", ref, world);
 }
 
 // A student whose trunk is a residual graph (blocks with identity and projection shortcuts and a
@@ -226,15 +232,7 @@ TEST(Distill, ResidualTrunkWithAShardedWideLayerMatchesOneRank) {
     serial.arch = arch;
     run_serial(serial, world);
     const auto ref = weights(serial.out);
-    for (int m : par::divisors(world.size())) {
-        auto o = options(dir, "res_m" + std::to_string(m) + ".h5");
-        o.arch = arch;
-        o.model_shards = m;
-        stages::run(o, world);
-        const auto got = weights(o.out);
-        ASSERT_EQ(got.size(), ref.size());
-        EXPECT_LT(max_rel(got, ref), 1e-4) << "R = " << world.size() / m << ", M = " << m;
-    }
+    expect_every_grid_matches(serial, dir, "res", ref, world);
 }
 
 // --layer-lr on a sharded student: every grid scales the same layers (the replicated bottleneck, the split
@@ -249,15 +247,7 @@ TEST(Distill, LayerLearningRatesMatchOneRankOnEveryGrid) {
     run_serial(serial, world);
     const auto ref = weights(serial.out);
     EXPECT_GT(max_rel(ref, weights(dir + "/plain.h5")), 1e-2);
-    for (int m : par::divisors(world.size())) {
-        auto o = options(dir, "layer_lr_m" + std::to_string(m) + ".h5");
-        o.engine.layer_lr = serial.engine.layer_lr;
-        o.model_shards = m;
-        stages::run(o, world);
-        const auto got = weights(o.out);
-        ASSERT_EQ(got.size(), ref.size());
-        EXPECT_LT(max_rel(got, ref), 1e-4) << "R = " << world.size() / m << ", M = " << m;
-    }
+    expect_every_grid_matches(serial, dir, "layer_lr", ref, world);
 }
 
 TEST(Distill, ResumesBitForBitAndOnAnotherGrid) {

@@ -103,10 +103,11 @@ echo "ok: every engine option set on every command trains and writes its logs"
 
 # 4. The identity: a changed --beta1 is refused against the finished output; --overwrite with the same
 # settings trains again (without it: nothing to do, the file untouched).
+# output_of C: the file command C wrote with the settings of section 3 (an ensemble's first member).
+output_of() { if [ "$1" = ensemble ]; then echo "$d/out/ens/member-000.h5"; else echo "$d/out/$1.h5"; fi; }
 for c in "${commands[@]}"; do
   read -ra cmd <<<"${base[$c]}"
-  file=$d/out/$c.h5
-  [ "$c" = ensemble ] && file=$d/out/ens/member-000.h5
+  file=$(output_of "$c")
   expect_fail "$file: exists .*(--beta1 is 0.85 there but 0.8 in this run)" \
     "$MIMIC" "${cmd[@]}" "${all[@]/0.85/0.8}" --quiet
   before=$(sha256sum <"$file")
@@ -122,9 +123,7 @@ done
 echo "ok: --beta1 decides the result; reruns are no-ops; --overwrite trains again"
 for c in "${commands[@]}"; do
   read -ra cmd <<<"${base[$c]}"
-  file=$d/out/$c.h5
-  [ "$c" = ensemble ] && file=$d/out/ens/member-000.h5
-  expect_fail "$file: exists .*(--layer-lr is dense=2 there but layer2=2 in this run)" \
+  expect_fail "$(output_of "$c"): exists .*(--layer-lr is dense=2 there but layer2=2 in this run)" \
     "$MIMIC" "${cmd[@]}" "${all[@]/dense=2/layer2=2}" --quiet
   read -ra cmd <<<"${base[$c]//"$d/out"/"$d/nolayer"}"
   expect_fail "^mimic ${cmd[0]}.*: error: --layer-lr: 'conv' selects no layer with parameters of 'dense:8,relu,dense:3' (its layers with parameters: layer0 (dense), layer2 (dense))" \
