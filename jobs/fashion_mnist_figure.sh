@@ -7,7 +7,8 @@
 #   MIMIC_RUN_DIR  run directory [run/fashion-mnist-study: the study's teachers, transfer set and logits are
 #                  reused, and built there when missing]; results in RUN_DIR/figure.csv, models and per-epoch
 #                  logs in RUN_DIR/figure/, the log in RUN_DIR/figure.log
-#   FIGURE_CONFIG  the sweep's points, seeds and epochs [inputs/fashion-mnist/figure.cfg; it gives the budget]
+#   FIGURE_CONFIG  the sweep's points, seeds and epochs [inputs/fashion-mnist/figure.cfg; it gives the budget;
+#                  inputs/fashion-mnist/figure_resnet.cfg: the residual teachers, its own run-dir and figure-dir]
 #   FIGURE_OUT_DIR where the PNGs go [inputs/fashion-mnist/figures; the smoke mode: RUN_DIR/figures]
 #   FIGURE_SMOKE=1 a one-minute check of the machinery: inputs/fashion-mnist/figure_smoke.cfg (a tiny ensemble,
 #                  two tiny points, one seed, one epoch) in run/fashion-mnist-figure-smoke
