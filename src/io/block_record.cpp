@@ -3,6 +3,8 @@
 // rows that are not on disk.
 #include "mimic/io/block_record.hpp"
 
+#include "mimic/core/timer.hpp"
+
 #include <utility>
 
 namespace mimic::io {
@@ -16,6 +18,7 @@ BlockRecord BlockRecord::create(h5::File& file, std::int64_t num_blocks) {
     BlockRecord r;
     r.file_ = &file;
     r.n_ = num_blocks;
+    r.last_drain_ = wall_seconds();
     r.done_ds_ = h5::create_dataset(file, kDone, H5T_NATIVE_UCHAR, {hsize_t(num_blocks)});
     r.hash_ds_ = h5::create_dataset(file, kHash, H5T_NATIVE_ULLONG, {hsize_t(num_blocks)});
     const std::int64_t mine = file.rank() == 0 ? num_blocks : 0;
@@ -29,6 +32,7 @@ BlockRecord BlockRecord::create(h5::File& file, std::int64_t num_blocks) {
 BlockRecord BlockRecord::open(h5::File& file) {
     BlockRecord r;
     r.file_ = &file;
+    r.last_drain_ = wall_seconds();
     r.done_ds_ = h5::open_dataset(file, kDone);
     r.hash_ds_ = h5::open_dataset(file, kHash);
     r.n_ = std::int64_t(h5::dataset_dims(r.done_ds_.id()).at(0));
@@ -73,6 +77,15 @@ void BlockRecord::commit() {
 void BlockRecord::drain() {
     while (!written_.empty() || !flushed_.empty())
         commit();
+}
+
+void BlockRecord::add_and_flush(bool have, std::int64_t k, unsigned long long hash, double flush_seconds,
+                                const par::Comm& comm) {
+    add(have, k, hash);
+    if (flush_seconds <= 0) return commit();
+    if (!comm.any(wall_seconds() - last_drain_ >= flush_seconds)) return;
+    drain();
+    last_drain_ = wall_seconds();
 }
 
 void BlockRecord::close() {

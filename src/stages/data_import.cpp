@@ -49,7 +49,8 @@ void describe(po::options_description& d, DataImportOptions& o) {
         ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files")
         ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)")
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows each rank converts per block (0: about 32 MiB of values); memory per rank is bounded by a block")
-        ("store", po::value(&o.store)->default_value(o.store), "how /X is stored: fp32 | fp16 (half the bytes, rounded to IEEE half) | uint8 (8-bit sources only: the pixels as they are, normalised on read to the same float32 values)");
+        ("store", po::value(&o.store)->default_value(o.store), "how /X is stored: fp32 | fp16 (half the bytes, rounded to IEEE half) | uint8 (8-bit sources only: the pixels as they are, normalised on read to the same float32 values)")
+        ("flush-seconds", po::value(&o.flush_seconds)->default_value(o.flush_seconds), "S: flush the partial files once every S seconds, so a killed import redoes up to S seconds of work (a flush writes the rows to disk, which costs more than converting them); 0: once per round of blocks");
 }
 // clang-format on
 
@@ -407,12 +408,13 @@ void read_block(const Input& in, std::int64_t b, std::int64_t count, bool pixels
 }
 
 /// Writes the blocks left of an output: each rank converts its own blocks, one at a time (reads and checks
-/// agreed on, then one collective write per round and the block marked done once on disk). With `pixels`
+/// agreed on, then one collective write per round; the block is marked done once on disk, by the block
+/// record's pipelined commits, every round or every --flush-seconds). With `pixels`
 /// (--store uint8, an 8-bit source) the pixels go to the file as they are, hashed as a reader decodes them;
 /// other stores of an 8-bit source decode its pixels through a PixelDecoder.
 void write_output(Out& out, bool pixels, double scale, const std::vector<float>& mean,
-                  const std::vector<float>& stdev, std::int64_t B, const par::Comm& comm, Progress& prog,
-                  std::int64_t& rows_done) {
+                  const std::vector<float>& stdev, std::int64_t B, double flush_seconds,
+                  const par::Comm& comm, Progress& prog, std::int64_t& rows_done) {
     const Input& in = *out.src;
     const auto rounds = std::int64_t(comm.max(double(out.todo.size())));
     const bool decoded = !pixels && in.x->source().elem() == io::Elem::u8;
@@ -432,10 +434,11 @@ void write_output(Out& out, bool pixels, double scale, const std::vector<float>&
         const int* labels = in.y ? y.data() : nullptr;
         const std::uint64_t hash = pixels ? out.w->write_pixels(b, count, px.data(), labels)
                                           : out.w->write(b, count, X.data(), labels);
-        out.record.mark(have, k, hash);
+        out.record.add_and_flush(have, k, hash, flush_seconds, comm);
         rows_done += comm.sum_ll(count);
         prog.update(rows_done);
     }
+    out.record.drain();
 }
 
 /// Collective: drops the resume record and key, then renames the file into place.
@@ -451,7 +454,7 @@ void commit_output(Out& out) {
 void write_outputs(std::vector<Out>& outs, const io::DatasetMeta& meta, const std::vector<float>& mean,
                    const std::vector<float>& stdev,
                    const std::vector<std::pair<std::string, std::string>>& attrs, const std::string& key,
-                   std::int64_t B, const par::Comm& comm) {
+                   std::int64_t B, double flush_seconds, const par::Comm& comm) {
     std::int64_t total = 0, done = 0;
     for (auto& out : outs) {
         open_output(out, meta, mean, stdev, attrs, key, B, comm);
@@ -465,7 +468,7 @@ void write_outputs(std::vector<Out>& outs, const io::DatasetMeta& meta, const st
     prog.update(done);
     const bool pixels = meta.store == io::Store::uint8; // 8-bit sources only (check_store)
     for (auto& out : outs)
-        write_output(out, pixels, meta.norm_scale, mean, stdev, B, comm, prog, done);
+        write_output(out, pixels, meta.norm_scale, mean, stdev, B, flush_seconds, comm, prog, done);
     for (auto& out : outs)
         commit_output(out);
     prog.finish();
@@ -604,7 +607,7 @@ void run_labelled(const DataImportOptions& o, const par::Comm& comm) {
         const auto classes = join_lines(train.x->source().class_names());
         if (!classes.empty()) attrs.emplace_back("class_names", classes);
         const auto key = resume_key(o, {&train, &test}, num_classes, block, mean, stdev);
-        write_outputs(outs, meta, mean, stdev, attrs, key, block, comm);
+        write_outputs(outs, meta, mean, stdev, attrs, key, block, o.flush_seconds, comm);
     }
     log_summary(o, meta, mean, stdev, outs);
     timers.report(comm, "data import timings");
@@ -643,7 +646,7 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
         par::agree(comm, [&] { B = block_rows(o, meta.d); });
         const auto key = resume_key(o, {&in}, meta.num_classes, B, norm.mean, norm.stdev);
         write_outputs(outs, meta, norm.mean, norm.stdev, {{"norm_from", norm.meta.fingerprint}}, key, B,
-                      comm);
+                      o.flush_seconds, comm);
     }
     log::info("");
     log::info("data import summary: ", o.unlabelled, ", D = ", meta.d, " (", meta.c, "x", meta.h, "x", meta.w,
@@ -655,6 +658,8 @@ void run_unlabelled(const DataImportOptions& o, const par::Comm& comm) {
 } // namespace
 
 void run(const DataImportOptions& o, const par::Comm& comm) {
+    if (!std::isfinite(o.flush_seconds) || o.flush_seconds < 0)
+        fail("--flush-seconds: must be a finite number >= 0, got ", o.flush_seconds);
     if (o.unlabelled.empty()) {
         par::agree(comm, [&] {
             if (!o.out.empty() || !o.norm_from.empty()) fail("--out and --norm-from go with --unlabelled");

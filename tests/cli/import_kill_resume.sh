@@ -5,7 +5,7 @@
 # resume refuses a partial file whose done block was changed after it was written.
 source "$(dirname "$0")/common.sh"
 d=$(scratch import_kill_resume)
-args=(data import --block-rows 1000 --val 5000)
+args=(data import --block-rows 1000 --val 5000 --flush-seconds 0) # each round's blocks marked done
 "$MPIEXEC" -n 2 "$MIMIC" "${args[@]}" --out-dir "$d/ref" --quiet || die "reference run failed"
 
 MIMIC_PROGRESS_INTERVAL=0.05 "$MPIEXEC" -n 2 -x MIMIC_PROGRESS_INTERVAL "$MIMIC" "${args[@]}" --out-dir "$d/out" \

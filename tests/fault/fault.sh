@@ -268,6 +268,8 @@ options)
   fails 2 "--block-rows: must be from 1 to 16777216 rows, got 2000000000" "${L[@]}" --block-rows 2000000000 \
     --batch 1000 --out "$d/o.h5"
   fails 2 "--flush-seconds: must be a finite number >= 0, got nan" "${L[@]}" --flush-seconds nan --out "$d/o.h5"
+  fails 2 "--flush-seconds: must be a finite number >= 0, got -1" data import --flush-seconds -1 --out-dir "$d/imp"
+  [ ! -e "$d/imp" ] || die "a refused import made its output directory"
   fails 2 "--block-rows: must be from 1 to 16777216 rows" transfer --from "$d/g.h5" --size 400 --munge 1 \
     --block-rows 2000000000 --out "$d/o.h5"
   fails 2 "--batch: must be from 1 to 16777216 rows" eval --ensemble "$d/ens/manifest.h5" --data "$d/g.h5" --batch 0

@@ -1,13 +1,17 @@
 // Tests of the dataset file layer: collective block writes from any rank count give the same file,
 // 2 ranks reading disjoint row blocks equal one serial read, an uncommitted writer leaves nothing, and
-// uint8 and fp16 stores read back as their float32 twin (bit for bit, and rounded to half).
+// uint8 and fp16 stores read back as their float32 twin (bit for bit, and rounded to half); the block
+// record flushes on the schedule it is given.
 #include "mimic/core/rng.hpp"
+#include "mimic/io/block_record.hpp"
 #include "mimic/io/dataset.hpp"
 #include "mimic/io/half.hpp"
 #include "mimic/io/source_rows.hpp"
 #include "test_util.hpp"
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -132,6 +136,40 @@ TEST(DatasetIO, UncommittedWriterLeavesNoFile) {
     world.barrier();
     EXPECT_FALSE(io::file_exists(dir + "/never.h5"));
     EXPECT_FALSE(io::file_exists(dir + "/never.h5.partial"));
+}
+
+// Every rank adds one block per round (rank r writes block round * size + r); the record is read back after
+// each round, and the rounds whose done records are on disk are counted.
+TEST(BlockRecord, FlushesEveryRoundOrOnlyWhenTheSecondsHavePassed) {
+    par::Comm world;
+    auto dir = test::scratch_dir(world);
+    const int p = world.size(), rounds = 3;
+    auto run = [&](const std::string& name, double seconds, bool rank0_waits) {
+        auto f = h5::File::create(dir + "/" + name, world);
+        auto record = io::BlockRecord::create(f, rounds * p);
+        std::vector<std::int64_t> recorded;
+        for (int r = 0; r < rounds; ++r) {
+            if (rank0_waits && world.rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(60));
+            record.add_and_flush(true, r * p + world.rank(), 100 + r, seconds, world);
+            recorded.push_back(record.recorded());
+        }
+        record.drain();
+        recorded.push_back(record.recorded());
+        record.read();
+        for (int k = 0; k < rounds * p; ++k) {
+            EXPECT_EQ(record.done()[size_t(k)], 1) << name << " block " << k;
+            EXPECT_EQ(record.hashes()[size_t(k)], 100u + unsigned(k / p)) << name << " block " << k;
+        }
+        record.close();
+        return recorded;
+    };
+    using V = std::vector<std::int64_t>;
+    // 0: each round commits the previous round's records (pipelined), the last one at the drain.
+    EXPECT_EQ(run("every_round.h5", 0, false), (V{0, 1, 2, 3}));
+    // Seconds not yet passed: nothing is recorded until the drain.
+    EXPECT_EQ(run("timed.h5", 1e6, false), (V{0, 0, 0, 3}));
+    // Rank 0 alone finds the seconds passed: every rank drains with it (collective).
+    EXPECT_EQ(run("due.h5", 0.05, true), (V{1, 2, 3, 3}));
 }
 
 TEST(DatasetIO, ReaderRejectsFilesThatAreNotDatasets) {

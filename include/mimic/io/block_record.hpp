@@ -36,6 +36,11 @@ public:
     void add(bool have, std::int64_t k, unsigned long long hash);
     void commit();
     void drain();
+    /// Collective: add(), then the flush that `flush_seconds` (a stage's --flush-seconds) asks for: 0
+    /// commits every round (one flush per round); S > 0 drains once S seconds have passed on any rank since
+    /// the last drain (or since the record was opened), so a restart redoes at most about S seconds of work.
+    void add_and_flush(bool have, std::int64_t k, unsigned long long hash, double flush_seconds,
+                       const par::Comm& comm);
     /// add() calls whose done records are on disk (every rank counts alike).
     std::int64_t recorded() const { return recorded_; }
 
@@ -58,6 +63,7 @@ private:
     std::vector<unsigned long long> hash_;
     std::vector<Pending> written_; ///< rows written, not yet flushed
     std::vector<Pending> flushed_; ///< rows flushed, record not yet written
+    double last_drain_ = 0;        ///< wall_seconds() at open or create, then at the last timed drain
     std::int64_t recorded_ = 0;
 };
 

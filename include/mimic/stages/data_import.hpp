@@ -29,6 +29,7 @@ struct DataImportOptions {
     int num_classes = 0;         ///< 0: max label + 1, provided every class below it has training rows
     std::int64_t block_rows = 0; ///< rows converted per block and rank (0: about 32 MiB of values)
     std::string store = "fp32";  ///< how /X is stored: fp32 | fp16 | uint8 (8-bit sources only)
+    double flush_seconds = 10;   ///< 0: flush the partial files every round; S: at most every S seconds
 };
 
 void describe(boost::program_options::options_description& desc, DataImportOptions& o);
