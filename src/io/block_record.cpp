@@ -1,6 +1,6 @@
 // BlockRecord: the /progress datasets of a partial file: created zeroed, read whole, and each block marked
-// done only after a flush (per block, or pipelined: one flush per commit), so a done flag never points at
-// rows that are not on disk.
+// done only after a flush (per block, or pipelined: one flush per commit, every round or every few seconds),
+// so a done flag never points at rows that are not on disk.
 #include "mimic/io/block_record.hpp"
 
 #include "mimic/core/timer.hpp"
