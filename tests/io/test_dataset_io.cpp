@@ -138,8 +138,8 @@ TEST(DatasetIO, UncommittedWriterLeavesNoFile) {
     EXPECT_FALSE(io::file_exists(dir + "/never.h5.partial"));
 }
 
-// Every rank adds one block per round (rank r writes block round * size + r); the record is read back after
-// each round, and the rounds whose done records are on disk are counted.
+// Every rank adds one block per round (rank r adds block round * size + r); recorded() after each round
+// counts the rounds whose done records are on disk, and after the drain every block reads back done.
 TEST(BlockRecord, FlushesEveryRoundOrOnlyWhenTheSecondsHavePassed) {
     par::Comm world;
     auto dir = test::scratch_dir(world);
