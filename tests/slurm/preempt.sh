@@ -24,7 +24,7 @@ exe=$(readlink -f "$MIMIC")
 # The paused jobs keep their cores: let the four jobs of this test share the two cores.
 MIMIC_SLURM_OVERSUBSCRIBE=FORCE:4 slurm_start "$d/cluster"
 export MIMIC_CONFIG=$run/pipeline.ini MIMIC_RUN_DIR=$run MIMIC_BIN=$MIMIC MIMIC_NTASKS=2
-export MIMIC_PROGRESS_INTERVAL=0.1
+export MIMIC_PROGRESS_INTERVAL=0.01
 export MIMIC_LABEL_ARGS="--out preempt/logits.h5" MIMIC_DISTILL_ARGS="--out preempt/student.h5"
 submit() { "$TESTS_DIR/../jobs/slurm/submit.sh" "$1" | awk '{print $2}'; }
 log_of() { echo "$run/logs/mimic-$1-$2.out"; }
@@ -37,14 +37,15 @@ ranks_of() {
     done
 }
 
-# Progress tests on the job log (0 < done < total, and for distill a checkpoint on disk).
+# Progress tests on the job log: label a quarter of its rows or more (it counts only rows whose done
+# records are on disk), distill 30 samples or more and a checkpoint on disk; neither finished.
 label_midway() {
     local last
     last=$(grep -o '[0-9]*/[0-9]* rows' "$1" 2>/dev/null | tail -1)
     [ -n "$last" ] || return 1
     local done=${last%%/*} rest=${last#*/}
     local total=${rest%% *}
-    [ "$done" -gt 0 ] && [ "$done" -lt "$total" ]
+    [ $((4 * done)) -ge "$total" ] && [ "$done" -lt "$total" ]
 }
 distill_midway() {
     local last
@@ -55,10 +56,12 @@ distill_midway() {
     [ "$done" -ge 30 ] && [ "$done" -lt "$total" ]
 }
 
-# pause_midway ID NAME TEST: pauses the job's ranks as soon as they exist, then lets them run in 0.1 s
-# windows until TEST passes on the log, and leaves them paused.
+# pause_midway ID NAME TEST WINDOW: pauses the job's ranks as soon as they exist, then lets them run in
+# windows of WINDOW seconds until TEST passes on the log, and leaves them paused. After each window the
+# paused ranks' last lines are given 0.05 s to reach the log (srun forwards them), so a window is only as
+# long as the work it lets through: on a fast idle node the whole label job takes 0.1 s.
 pause_midway() {
-    local id=$1 name=$2 test=$3 ranks=() i
+    local id=$1 name=$2 test=$3 window=$4 ranks=() i
     local log
     log=$(log_of "$name" "$id")
     for i in $(seq 1 600); do
@@ -70,15 +73,16 @@ pause_midway() {
     done
     [ ${#ranks[@]} -ge 2 ] || die "$name job $id: no mimic ranks after 30 s"
     kill -STOP "${ranks[@]}"
-    for i in $(seq 1 600); do
+    for i in $(seq 1 2000); do
         if $test "$log"; then
             echo "paused $name job $id (ranks ${ranks[*]}) at: $(grep -o '[0-9]*/[0-9]* [a-z]*' "$log" | tail -1)"
             return 0
         fi
         kill -CONT "${ranks[@]}"
-        sleep 0.1
+        sleep "$window"
         kill -STOP "${ranks[@]}" 2>/dev/null ||
             { cat "$log"; die "$name job $id finished before it could be paused midway"; }
+        sleep 0.05
     done
     cat "$log"
     die "$name job $id made no visible progress"
@@ -90,10 +94,10 @@ start=$(date +%s)
 # could finish while the label job is being paused.
 label1=$(MIMIC_TIME=1 submit label)
 [ -n "$label1" ] || die "sbatch failed for the label job"
-pause_midway "$label1" label label_midway
+pause_midway "$label1" label label_midway 0.01
 distill1=$(MIMIC_TIME=1 submit distill)
 [ -n "$distill1" ] || die "sbatch failed for the distill job"
-pause_midway "$distill1" distill distill_midway
+pause_midway "$distill1" distill distill_midway 0.05
 slurm_wait "$label1" "$distill1" --timeout 150
 for id in "$label1" "$distill1"; do
     state=$(slurm_field "$id" JobState) reason=$(slurm_field "$id" Reason)
