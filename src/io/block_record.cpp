@@ -1,6 +1,6 @@
 // BlockRecord: the /progress datasets of a partial file: created zeroed, read whole, and each block marked
-// done only after a flush (per block, or pipelined: one flush per commit, every round or every few seconds),
-// so a done flag never points at rows that are not on disk.
+// done only after a flush (pipelined: one flush per commit, every round or every few seconds), so a done
+// flag never points at rows that are not on disk.
 #include "mimic/io/block_record.hpp"
 
 #include "mimic/core/timer.hpp"
@@ -55,12 +55,6 @@ void BlockRecord::write_record(const Pending& p) {
     h5::write_rows(done_ds_, H5T_NATIVE_UCHAR, p.k, 1, &one, false);
 }
 
-void BlockRecord::mark(bool have, std::int64_t k, unsigned long long hash) {
-    file_->flush();
-    write_record({have, k, hash});
-    file_->flush();
-}
-
 void BlockRecord::add(bool have, std::int64_t k, unsigned long long hash) {
     written_.push_back({have, k, hash});
 }
@@ -79,11 +73,15 @@ void BlockRecord::drain() {
         commit();
 }
 
+bool BlockRecord::flush_due(double flush_seconds, const par::Comm& comm) const {
+    return flush_seconds <= 0 || comm.any(wall_seconds() - last_drain_ >= flush_seconds);
+}
+
 void BlockRecord::add_and_flush(bool have, std::int64_t k, unsigned long long hash, double flush_seconds,
-                                const par::Comm& comm) {
+                                bool due) {
     add(have, k, hash);
     if (flush_seconds <= 0) return commit();
-    if (!comm.any(wall_seconds() - last_drain_ >= flush_seconds)) return;
+    if (!due) return;
     drain();
     last_drain_ = wall_seconds();
 }

@@ -335,7 +335,6 @@ struct LabelOutput {
     io::BlockRecord record;
     std::vector<std::int64_t> todo; ///< blocks not done yet, ascending
     std::int64_t rows_done_before = 0;
-    double last_flush = 0; ///< wall_seconds() at the last flush that drained the record (--flush-seconds)
 };
 
 void open_output(const LabelOptions& o, const LabelJob& j, bool resume, const par::Comm& world,
@@ -525,7 +524,7 @@ void write_block(const LabelOptions& o, const LabelJob& j, std::int64_t blk, std
             stored[c] = io::half_to_float(io::float_to_half(row[c]));
         h += io::row_hash(row0 + i, stored.empty() ? row : stored.data(), j.C, 0, false);
     }
-    const bool due = o.flush_seconds <= 0 || world.any(wall_seconds() - out.last_flush >= o.flush_seconds);
+    const bool due = out.record.flush_due(o.flush_seconds, world);
     par::agree(world, [&] {
         if (o.storage == "float16") {
             for (std::int64_t i = 0; i < wn * j.C; ++i)
@@ -538,13 +537,8 @@ void write_block(const LabelOptions& o, const LabelJob& j, std::int64_t blk, std
             h5::write_rows(out.dvar, H5T_NATIVE_FLOAT, row0, wn, buf.var.data(), out.file.parallel());
             h5::write_rows(out.ddis, H5T_NATIVE_FLOAT, row0, wn, buf.dis.data(), out.file.parallel());
         }
-        out.record.add(wn > 0, blk, h);
-        if (o.flush_seconds <= 0)
-            out.record.commit();
-        else if (due)
-            out.record.drain();
+        out.record.add_and_flush(wn > 0, blk, h, o.flush_seconds, due);
     });
-    if (due) out.last_flush = wall_seconds();
 }
 
 /// Rows of round r's blocks over all shards (deterministic from the todo list).
@@ -573,7 +567,6 @@ void label_blocks(const LabelOptions& o, const LabelJob& j, const LabelGrid& g,
     Progress progress("label", j.N, "rows");
     std::int64_t rows_done = out.rows_done_before, rounds_shown = 0;
     const double t_loop = wall_seconds();
-    out.last_flush = t_loop;
     auto show = [&] {
         for (; rounds_shown < out.record.recorded(); ++rounds_shown)
             rows_done += rows_of_round(j, g, out, rounds_shown);

@@ -46,6 +46,7 @@ void describe(po::options_description& d, TransferOptions& o) {
         ("munge-s", po::value(&o.munge_s)->default_value(o.munge_s), "MUNGE: spread divisor s > 0, sd = |e_a - e'_a| / s")
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "output rows per block (memory ~ 4 x block-rows x D floats)")
         ("drop-nonfinite", po::bool_switch(&o.drop_nonfinite), "leave out source rows holding a NaN or infinite value, with a one-line notice of how many and which (without it such a row is an error)")
+        ("flush-seconds", po::value(&o.flush_seconds)->default_value(o.flush_seconds), "S: flush OUT.partial once every S seconds, so a killed run redoes up to S seconds of work; 0: once per round of blocks (a stop by signal or --stop-after-blocks flushes everything written)")
         ("stop-after-blocks", po::value(&o.stop_after_blocks)->default_value(o.stop_after_blocks), "keep OUT.partial and stop after N rounds of blocks (testing and time-boxed jobs; 0: never)")
         ("store", po::value(&o.store)->default_value(o.store), "how /X is stored: fp32 | fp16 (half the bytes, rounded to IEEE half) | uint8 (only when every row is a copy of a uint8-stored source: no generated rows)")
         ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output file, and discard a partial one from other settings");
@@ -122,6 +123,8 @@ void validate_options(const TransferOptions& o) {
     if (o.block_rows < 1 || o.block_rows > kMaxBlockRows)
         fail("--block-rows: must be from 1 to ", kMaxBlockRows, " rows, got ", o.block_rows);
     if (o.stop_after_blocks < 0) fail("--stop-after-blocks: must be >= 0, got ", o.stop_after_blocks);
+    if (!std::isfinite(o.flush_seconds) || o.flush_seconds < 0)
+        fail("--flush-seconds: must be a finite number >= 0, got ", o.flush_seconds);
     if (!finite(o.munge_p) || o.munge_p < 0 || o.munge_p > 1)
         fail("--munge-p: the MUNGE swap probability must be in [0, 1], got ", o.munge_p);
     if (!finite(o.munge_s) || o.munge_s <= 0)
@@ -669,14 +672,16 @@ void generate_block(const Generator& g, bool munge, bool mixup, Buffers& buf, co
 
 // --- write: the rows and provenance of a block, then its done record ---------------------------------------
 
-/// Collective write of block k's rows (none when this rank has no block this round); the done record
-/// follows a flush, so a done flag never points at rows that are not on disk.
-void write_block(Output& out, const Buffers& buf, const Block& blk, bool have_block, std::int64_t k) {
+/// Collective write of block k's rows (none when this rank has no block this round), added to the done
+/// record, which commits every round or drains every --flush-seconds (io::BlockRecord): a done flag never
+/// points at rows that are not on disk.
+void write_block(Output& out, const Buffers& buf, const Block& blk, bool have_block, std::int64_t k,
+                 double flush_seconds, const par::Comm& comm) {
     const unsigned long long h = out.writer->write(blk.a, blk.count(), buf.xo_h.data(), nullptr);
     h5::write_rows(out.prov.source_row, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_src.data(), out.coll);
     h5::write_rows(out.prov.generator, H5T_NATIVE_INT8, blk.a, blk.count(), buf.p_gen.data(), out.coll);
     h5::write_rows(out.prov.partner_row, H5T_NATIVE_INT64, blk.a, blk.count(), buf.p_par.data(), out.coll);
-    out.record.mark(have_block, have_block ? k : 0, h);
+    out.record.add_and_flush(have_block, have_block ? k : 0, h, flush_seconds, comm);
 }
 
 /// This rank's blocks: copies are cheap and generated rows are not, so each rank takes a contiguous share
@@ -725,7 +730,7 @@ LoopResult generate_blocks(const TransferOptions& o, const Plan& p, io::DatasetS
         }
         {
             ScopedPhase phase(timers, "write", "transfer::write");
-            write_block(out, buf, blk, have_block, have_block ? mine[size_t(it)] : 0);
+            write_block(out, buf, blk, have_block, have_block ? mine[size_t(it)] : 0, o.flush_seconds, comm);
         }
         res.done_rows += blk.count();
         prog.update(todo.rows_before + comm.sum_ll(res.done_rows));
@@ -736,6 +741,10 @@ LoopResult generate_blocks(const TransferOptions& o, const Plan& p, io::DatasetS
             res.stopped = true;
             break;
         }
+    }
+    {
+        ScopedPhase phase(timers, "write", "transfer::write");
+        out.record.drain(); // a stopped run keeps every block it wrote
     }
     res.seconds = wall_seconds() - t0;
     prog.finish();

@@ -272,6 +272,8 @@ options)
   [ ! -e "$d/imp" ] || die "a refused import made its output directory"
   fails 2 "--block-rows: must be from 1 to 16777216 rows" transfer --from "$d/g.h5" --size 400 --munge 1 \
     --block-rows 2000000000 --out "$d/o.h5"
+  fails 2 "--flush-seconds: must be a finite number >= 0, got inf" transfer --from "$d/g.h5" --size 400 \
+    --munge 1 --flush-seconds inf --out "$d/o.h5"
   fails 2 "--batch: must be from 1 to 16777216 rows" eval --ensemble "$d/ens/manifest.h5" --data "$d/g.h5" --batch 0
   mkdir -p "$d/dir.h5/keep"
   fails 2 "$d/dir.h5: the output is a directory" "${L[@]}" --out "$d/dir.h5" --overwrite

@@ -19,11 +19,12 @@ run)
   [ -f "$out" ] || die "no output file"
   [ -z "$(find "$d" -name '*.partial' -o -name '*.neighbours')" ] || die "partial or scratch files left behind"
   # Stopped after 2 rounds on 2 ranks, the run keeps r.h5.partial (4 of the 12 blocks: 3 of copies, 9
-  # generated); other settings are refused; the same command on 1 rank resumes it and writes the same
-  # rows (fingerprint) as the uninterrupted run.
+  # generated), every one recorded although no timed flush fell due; other settings are refused; the
+  # same command on 1 rank (and its default --flush-seconds) resumes it and writes the same rows
+  # (fingerprint) as the uninterrupted run.
   args=(--from "$d/a.h5" --from "$d/b.h5" --size 700 --augment 1 --munge 1 --shift 1 --flip --noise 0.1
     --mixup-prob 0.3 --munge-p 0.4 --munge-s 2 --block-rows 64)
-  "${mpi[@]}" "$MIMIC" transfer "${args[@]}" --out "$d/r.h5" --stop-after-blocks 2 >"$d/log2" 2>&1 ||
+  "${mpi[@]}" "$MIMIC" transfer "${args[@]}" --out "$d/r.h5" --stop-after-blocks 2 --flush-seconds 1e9 >"$d/log2" 2>&1 ||
     { cat "$d/log2"; die "the stopped run failed"; }
   grep -q "transfer: stopped (--stop-after-blocks) with" "$d/log2" || { cat "$d/log2"; die "no stop message"; }
   [ -f "$d/r.h5.partial" ] && [ ! -e "$d/r.h5" ] || die "a stopped run must leave r.h5.partial and no r.h5"

@@ -23,12 +23,8 @@ public:
     const std::vector<unsigned char>& done() const { return done_; }
     const std::vector<unsigned long long>& hashes() const { return hash_; }
 
-    /// Collective: flushes the file, so the block's rows are on disk, then marks block k done with the sum
-    /// of its row hashes and flushes again. A rank without a block this round passes have = false.
-    void mark(bool have, std::int64_t k, unsigned long long hash);
-
-    /// The pipelined form of mark(), one flush per commit instead of two per block. add() notes that block
-    /// k's rows have been written (not yet flushed); every rank calls it alike, have = false on a rank
+    /// Pipelined marking, one flush per commit. add() notes that block k's rows (and the sum of their row
+    /// hashes) have been written, not yet flushed; every rank calls it alike, have = false on a rank
     /// without a block. commit() (collective) writes the records of the blocks that the previous commit
     /// flushed, then flushes once: their records and the rows of every block added since are then on disk,
     /// and those blocks are recorded at the next commit. A done flag therefore never points at rows that
@@ -36,11 +32,19 @@ public:
     void add(bool have, std::int64_t k, unsigned long long hash);
     void commit();
     void drain();
-    /// Collective: add(), then the flush that `flush_seconds` (a stage's --flush-seconds) asks for: 0
-    /// commits every round (one flush per round); S > 0 drains once S seconds have passed on any rank since
-    /// the last drain (or since the record was opened), so a restart redoes at most about S seconds of work.
+    /// Collective: whether this round flushes under `flush_seconds` (a stage's --flush-seconds): always
+    /// for 0, else once S seconds have passed on any rank since the last drain (or since the record was
+    /// opened or created), so a restart redoes at most about S seconds of work.
+    bool flush_due(double flush_seconds, const par::Comm& comm) const;
+    /// add(), then the flush that flush_due() decided: a commit every round for 0 (one flush per round),
+    /// else a drain when due. Collective when it flushes; a stage that must agree on errors calls
+    /// flush_due() outside its agreed block and this inside.
+    void add_and_flush(bool have, std::int64_t k, unsigned long long hash, double flush_seconds, bool due);
+    /// Both of the above in one collective call.
     void add_and_flush(bool have, std::int64_t k, unsigned long long hash, double flush_seconds,
-                       const par::Comm& comm);
+                       const par::Comm& comm) {
+        add_and_flush(have, k, hash, flush_seconds, flush_due(flush_seconds, comm));
+    }
     /// add() calls whose done records are on disk (every rank counts alike).
     std::int64_t recorded() const { return recorded_; }
 

@@ -29,6 +29,8 @@ struct TransferOptions {
     double munge_p = 0.5;
     double munge_s = 1.0;
     std::int64_t block_rows = 8192;
+    /// Seconds between flushes of OUT.partial (0: every round of blocks); a kill redoes up to this much.
+    double flush_seconds = 10;
     /// Testing and time-boxed jobs: keep OUT.partial and stop after N rounds of blocks (0: never).
     std::int64_t stop_after_blocks = 0;
     bool overwrite = false;
