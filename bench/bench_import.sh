@@ -40,9 +40,6 @@ np.save(f"{d}/tx.npy", np.array(m[:1000]))
 np.save(f"{d}/ty.npy", (np.arange(1000) % 10).astype(np.int64))
 PY
 fi
-cold() { # drops the page cache when allowed (root); says which
-  if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then echo cold; else echo warm; fi
-}
 bytes=$(stat -c %s "$src")
 echo "source: $src, $rows rows, $bytes bytes; $np ranks; store ${STORE:-fp32}; load $(load)"
 c=$(cold)

@@ -3,18 +3,24 @@
 # Debian package's IDX files) stored as uint8 and as float32, then `mimic label` and `mimic distill` on 2
 # ranks from each: file sizes, each run's total and read-phase seconds (Mimic's phase timers, avg over
 # ranks) and the uint8/float32 ratios side by side. The files sit in the page cache; runs alternate
-# between the files and the fastest of REPS (3) is kept. See bench/README.md, "Compact storage".
+# between the files and the fastest of REPS (3) is kept. With COLD=1 the page cache is dropped before every
+# run (as root), so the files are read from the disk. See bench/README.md, "Compact storage".
 # usage: bench/bench_store.sh [BUILD_DIR] [BENCH_DIR]   (defaults: build, $BENCH_DIR or /tmp/mimic-bench)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../build}" && pwd)
 bench=${2:-${BENCH_DIR:-/tmp/mimic-bench}}/store
 mimic=$build/mimic
+cores=$(nproc) # before common.sh, whose OMP_NUM_THREADS=1 nproc would report
 source "$here/common.sh"
 mkdir -p "$bench"
 cd "$bench"
 q=(--quiet)
-echo "bench_store: Fashion-MNIST train rows, 2 ranks, $(nproc) cores; load at start: $(load)"
+cache=page-cache
+[ "${COLD:-0}" = 1 ] && cache=$(cold) # "cold", or "warm" when the cache cannot be dropped
+echo "bench_store: Fashion-MNIST train rows, 2 ranks, $cores cores, files read from: $cache; load at start: $(load)"
+# before RUN: drops the page cache ahead of each timed run with COLD=1
+before() { if [ "${COLD:-0}" = 1 ]; then cold >/dev/null; fi; }
 for st in fp32 uint8; do
   [ -e data_$st/train.h5 ] || mpirun -np 2 "$mimic" data import --out-dir data_$st --val 0 --store $st "${q[@]}"
   [ -e t_$st.h5 ] || mpirun -np 2 "$mimic" transfer --from data_$st/train.h5 --size 60000 --out t_$st.h5 \
@@ -35,8 +41,10 @@ keep_min() { # keep_min KEY LOG: the smaller total (and that run's read) of the 
 for rep in $(seq "${REPS:-3}"); do
   for st in fp32 uint8; do
     rm -f l_$st.h5
+    before
     mpirun -np 2 "$mimic" label --ensemble ens/manifest.h5 --transfer t_$st.h5 --out l_$st.h5 >label_$st.log 2>&1
     keep_min label_$st label_$st.log
+    before
     mpirun -np 2 "$mimic" distill --transfer t_$st.h5 --logits l_$st.h5 --arch dense:256,relu,dense:10 \
       --epochs 1 --batch 256 --out s_$st.h5 --overwrite >distill_$st.log 2>&1
     keep_min distill_$st distill_$st.log

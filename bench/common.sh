@@ -5,6 +5,11 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# cold: drops the page cache when allowed (root), so the next read comes from the disk; says which.
+cold() {
+  if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then echo cold; else echo warm; fi
+}
+
 # mpirun_timed DIR LOG RANKS COMMAND...: runs COMMAND on RANKS ranks, each under /usr/bin/time (its record
 # in DIR/rss.RANK), stdout and stderr to LOG. Prints "maxrss_MB cpu_seconds": the largest max RSS over the
 # ranks and user+sys CPU seconds summed over them. On failure it prints LOG to stderr (callers read the
