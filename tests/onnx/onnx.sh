@@ -55,9 +55,11 @@ zoo_resnet)
   [[ "$spec" == *",pool:3s2c,"* ]] || die "squeezenet1_0: no ceil-mode pool in $spec"
   ;;
 zoo_mobile)
-  # torchvision's MobileNetV2/V3 (depthwise convs, ReLU6, HardSwish, SE), EfficientNet-B0 (SiLU, SE) and
-  # DenseNet-121 (dense blocks: every earlier feature map concatenated).
-  zoo_check "$d/rgb" 3 32 mobilenet_v2 mobilenet_v3_small mobilenet_v3_large efficientnet_b0 densenet121
+  # torchvision's MobileNetV2/V3 (depthwise convs, ReLU6, HardSwish, SE), EfficientNet-B0 (SiLU, SE),
+  # EfficientNetV2-S (fused MBConv: a full 3x3 conv in place of the expansion and the depthwise one),
+  # RegNetY-400MF (grouped convs with SE) and DenseNet-121 (every earlier feature map concatenated).
+  zoo_check "$d/rgb" 3 32 mobilenet_v2 mobilenet_v3_small mobilenet_v3_large efficientnet_b0 efficientnet_v2_s \
+    regnet_y_400mf densenet121
   ;;
 zoo_user)
   # What users' own PyTorch code exports: shape arithmetic (x.view(x.size(0), -1) after F.avg_pool2d, Hu's SE

@@ -598,6 +598,8 @@ FAMILIES = {
     "preact_resnet_f": (lambda C, K: PreActNet(C, K), "PRESERVE"),
     "wrn_16_4": (wrn_16_4, "PRESERVE"),
     "regnet_x_400mf": (lambda C, K: TV.regnet_x_400mf(num_classes=K), "EVAL"),
+    "regnet_y_400mf": (lambda C, K: TV.regnet_y_400mf(num_classes=K), "EVAL"),
+    "efficientnet_v2_s": (lambda C, K: TV.efficientnet_v2_s(num_classes=K), "EVAL"),
     "mnasnet0_5": (lambda C, K: TV.mnasnet0_5(num_classes=K), "EVAL"),
     "resnext50_32x4d": (lambda C, K: TV.resnext50_32x4d(num_classes=K), "EVAL"),
     "googlenet": (lambda C, K: TV.googlenet(num_classes=K, aux_logits=False, init_weights=True), "EVAL"),
