@@ -66,9 +66,10 @@ zoo_user)
   # with Linear layers, view(b, c, 1, 1) and expand_as, x.mean([2, 3]), x.mean(3).mean(2), squeeze(-1) twice,
   # reshape(b, -1, 1, 1) then flatten), functional ReLUs, WRN-16-4 with dropout, and torchvision families
   # beyond the tuned ones; EfficientNet-B1 at opset 11, MobileNetV3-Small at opset 17; akamaster's resnet20
-  # (option-A shortcuts: x[:, :, ::2, ::2] padded with zero channels) and a CNN with LeakyReLU, ELU and GELU.
+  # (option-A shortcuts: x[:, :, ::2, ::2] padded with zero channels), a CNN with LeakyReLU, ELU and GELU, and
+  # one with PReLU (per channel, shared, per unit of a Linear).
   zoo_check "$d/rgb" 3 32 kuangliu_resnet18 se_resnet_fc view_cnn preact_resnet_f wrn_16_4 regnet_x_400mf \
-    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17 akamaster_resnet20 act_cnn
+    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17 akamaster_resnet20 act_cnn prelu_net
   # The SE excitation is a gate over the dense branch; the three heads of view_cnn are one concatenation.
   spec() { "$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$d/rgb/$1.h5', 'r').attrs['spec'])"; }
   [[ "$(spec se_resnet_fc)" == *"gate(gap,flatten,bottleneck:4,relu,bottleneck:16,sigmoid)"* ]] ||
@@ -80,6 +81,9 @@ zoo_user)
     die "akamaster_resnet20: no option-A shortcut conv in $(spec akamaster_resnet20)"
   [[ "$(spec act_cnn)" == *",leakyrelu:0.1,"*",elu:1,"*",gelu,gap,flatten,dense:64,gelu,dense:10"* ]] ||
     die "act_cnn: unexpected spec $(spec act_cnn)"
+  # PReLU is relu(x) - a * relu(-x): a residual block of relu and of bn (-1), relu, bn (-a).
+  [[ "$(spec prelu_net)" == *"dense:24,res(relu|bn,relu,bn),dense:10"* ]] ||
+    die "prelu_net: unexpected spec $(spec prelu_net)"
   ;;
 zoo_more)
   # Families nobody tuned for, as a new user exports them: ShuffleNetV2 (channel shuffles, x.chunk(2, dim=1)),

@@ -493,6 +493,28 @@ class CBAMNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.body(x), 1), 1))
 
 
+class PReLUNet(nn.Module):
+    """nn.PReLU per channel (after BN, and init 0.1), one shared slope (inside a residual branch) and per unit
+    after a Linear; the slopes drawn from [-0.5, 0.9], negative ones included."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.c1, self.b1, self.p1 = nn.Conv2d(C, 16, 3, padding=1), nn.BatchNorm2d(16), nn.PReLU(16)
+        self.c2, self.p2 = nn.Conv2d(16, 16, 3, padding=1), nn.PReLU()
+        self.c3, self.b3 = nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32)
+        self.p3 = nn.PReLU(32, init=0.1)
+        self.fc1, self.p4, self.fc2 = nn.Linear(32, 24), nn.PReLU(24), nn.Linear(24, K)
+        with torch.no_grad():
+            for p in (self.p1, self.p2, self.p3, self.p4):
+                p.weight.uniform_(-0.5, 0.9)
+
+    def forward(self, x):
+        x = self.p1(self.b1(self.c1(x)))
+        x = x + self.p2(self.c2(x))
+        x = self.p3(self.b3(self.c3(x)))
+        return self.fc2(self.p4(self.fc1(x.mean((2, 3)))))
+
+
 def softmax_cnn(C, K):
     return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K), nn.Softmax(dim=1))
@@ -609,6 +631,7 @@ FAMILIES = {
     "shufflenet_v2_x0_5": (lambda C, K: TV.shufflenet_v2_x0_5(num_classes=K), "EVAL"),
     "akamaster_resnet20": (lambda C, K: OptionAResNet(C, K), "EVAL"),
     "act_cnn": (act_cnn, "EVAL"),
+    "prelu_net": (lambda C, K: PReLUNet(C, K), "EVAL"),
     "vgg11_cifar": (lambda C, K: vgg_cifar(TV.vgg11(), K), "EVAL"),
     "inception_net": (lambda C, K: InceptionNet(C, K), "EVAL"),
     "inception_v3": (inception_v3, "EVAL"),

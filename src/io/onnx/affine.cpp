@@ -1,5 +1,5 @@
 // Mul, Add, Sub and Div of a data tensor by a constant (a scalar, or one value per channel or unit) in the
-// ONNX import, as users write normalisations inside the model: folded into the layer before, or a bn.
+// ONNX import, as users write normalisations inside the model: folded into the layer before, or a bn; PRelu.
 #include "mimic/io/impl/onnx_import.hpp"
 
 #include "mimic/core/error.hpp"
@@ -7,17 +7,27 @@
 
 namespace mimic::io::impl {
 
-/// n is Mul, Add, Sub or Div of cur_ and a constant: y = x * s + t per channel (image) or unit (flat), s
-/// and t from the constant, which must be a scalar or [C, 1, 1] ([D] on flat tensors), leading 1s allowed.
-/// Folded into the Conv, Gemm or MatMul right before (as a BatchNormalization is), or into the bn an
-/// earlier one made; else a bn with these as scale and B, mean 0 and variance 1 (less bn's epsilon).
-void Importer::affine(const GraphNode& n, const std::string& where) {
-    const std::string& op = n.op_type();
-    const int data = n.input(0) == cur_ ? 0 : 1;
-    const Const& c = need_const(n.input(1 - data), where, "operand");
-    if (op == "Div" && data == 1)
-        fail(where, ": divides the constant by the data; supported is data / constant");
-    const int units = fresh_param_ ? layers_->back().out : image_ ? shape_.c : int(shape_.size());
+namespace {
+
+/// A bn of `units` channels or units that computes y = x * s + t: mean 0 and variance 1 (less bn's
+/// epsilon).
+Pending affine_bn(int units, std::vector<double> s, std::vector<double> t) {
+    Pending p;
+    p.kind = nn::LayerKind::BatchNorm;
+    p.token = "bn";
+    p.out = units;
+    p.W = std::move(s);
+    p.b = std::move(t);
+    p.mean.assign(std::size_t(units), 0.0);
+    p.var.assign(std::size_t(units), 1.0 - nn::BatchNorm::kEps);
+    return p;
+}
+
+} // namespace
+
+/// The constant c, which must be a scalar or [C, 1, 1] ([D] on flat tensors; leading 1s allowed), as one
+/// value per channel (image) or unit (flat) of the `units` there.
+std::vector<double> Importer::unit_values(const Const& c, int units, const std::string& where) const {
     std::vector<std::int64_t> d = c.dims;
     while (!d.empty() && d.front() == 1 && d.size() > (image_ ? 3u : 1u))
         d.erase(d.begin());
@@ -27,9 +37,26 @@ void Importer::affine(const GraphNode& n, const std::string& where) {
     if (!scalar && !per_unit)
         fail(where, ": constant of shape ", dims_text(c.dims), " is neither a scalar nor one value per ",
              image_ ? "channel [C, 1, 1]" : "unit [D]", " of the ", units, image_ ? " channels" : " units");
+    std::vector<double> v(static_cast<std::size_t>(units));
+    for (int u = 0; u < units; ++u)
+        v[std::size_t(u)] = c.v[scalar ? 0 : std::size_t(u)];
+    return v;
+}
+
+/// n is Mul, Add, Sub or Div of cur_ and a constant: y = x * s + t per channel (image) or unit (flat), s
+/// and t from the constant (unit_values). Folded into the Conv, Gemm or MatMul right before (as a
+/// BatchNormalization is), or into the bn an earlier one made; else a bn with these as scale and B.
+void Importer::affine(const GraphNode& n, const std::string& where) {
+    const std::string& op = n.op_type();
+    const int data = n.input(0) == cur_ ? 0 : 1;
+    const Const& c = need_const(n.input(1 - data), where, "operand");
+    if (op == "Div" && data == 1)
+        fail(where, ": divides the constant by the data; supported is data / constant");
+    const int units = fresh_param_ ? layers_->back().out : image_ ? shape_.c : int(shape_.size());
+    const std::vector<double> cv = unit_values(c, units, where);
     std::vector<double> s(std::size_t(units), 1.0), t(std::size_t(units), 0.0);
     for (int u = 0; u < units; ++u) {
-        const double v = c.v[scalar ? 0 : std::size_t(u)];
+        const double v = cv[std::size_t(u)];
         if (op == "Mul") s[std::size_t(u)] = v;
         if (op == "Div") s[std::size_t(u)] = 1.0 / v;
         if (op == "Add") t[std::size_t(u)] = v;
@@ -48,16 +75,30 @@ void Importer::affine(const GraphNode& n, const std::string& where) {
         }
         return advance(n);
     }
-    Pending p;
-    p.kind = nn::LayerKind::BatchNorm;
-    p.token = "bn";
-    p.out = units;
-    p.W = s;
-    p.b = t;
-    p.mean.assign(std::size_t(units), 0.0);
-    p.var.assign(std::size_t(units), 1.0 - nn::BatchNorm::kEps);
-    push(std::move(p), where);
+    push(affine_bn(units, std::move(s), std::move(t)), where);
     fresh_affine_ = true;
+    advance(n);
+}
+
+/// PRelu(x, slope), one slope or one per channel (unit_values): relu(x) - slope * relu(-x), imported as
+/// res(relu|bn,relu,bn), the first bn negating and the second scaling by -slope. Every step is exact in
+/// float (negations, and one product per value), so the values are PyTorch's.
+void Importer::prelu(const GraphNode& n, const std::string& where) {
+    need_cur(n, where);
+    if (n.input_size() != 2) fail(where, ": expected 2 inputs (X, slope)");
+    const int units = image_ ? shape_.c : int(shape_.size());
+    std::vector<double> neg_slope = unit_values(need_const(n.input(1), where, "slope"), units, where);
+    for (double& a : neg_slope)
+        a = -a;
+    Pending relu;
+    relu.kind = nn::LayerKind::ReLU;
+    relu.token = "relu";
+    const std::vector<double> zero(std::size_t(units), 0.0), minus_one(std::size_t(units), -1.0);
+    Pending b;
+    b.kind = nn::LayerKind::Block;
+    b.join = nn::Join::Add;
+    b.branches = {{relu}, {affine_bn(units, minus_one, zero), relu, affine_bn(units, neg_slope, zero)}};
+    push_block(std::move(b), where);
     advance(n);
 }
 

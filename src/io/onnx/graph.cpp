@@ -42,7 +42,7 @@ void Importer::check_operators() const {
         "Unsqueeze", "Squeeze",       "Slice",       "Cast",
         "Sub",       "Div",           "Expand",      "ConstantOfShape",
         "LeakyRelu", "Elu",           "Erf",         "Transpose",
-        "Split",     "GlobalMaxPool", "ReduceMax"};
+        "Split",     "GlobalMaxPool", "ReduceMax",   "PRelu"};
     std::set<std::string> bad;
     for (const auto& n : graph().node()) {
         const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";

@@ -119,6 +119,7 @@ void Importer::visit(const GraphNode& n) {
         return unary(n, where);
     if (op == kGeluOp || op == kShortcutOp) return fused(n, where);
     if (op == "BatchNormalization") return batchnorm(n, where);
+    if (op == "PRelu") return prelu(n, where);
     if (op == "Softmax" || op == "LogSoftmax")
         fail(where, ": supported only as the graph's output (dropped: Mimic's members give logits)");
     if (op == "Mul" || op == "Add" || op == "Sum" || op == "Concat")

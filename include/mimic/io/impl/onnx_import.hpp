@@ -216,8 +216,10 @@ private:
     std::vector<std::int64_t> reduce_axes(const GraphNode& n, std::int64_t rank) const;
     void batchnorm(const GraphNode& n, const std::string& where);
 
-    // affine.cpp: Mul, Add, Sub, Div by a constant
+    // affine.cpp: Mul, Add, Sub, Div by a constant, and PRelu
+    std::vector<double> unit_values(const Const& c, int units, const std::string& where) const;
     void affine(const GraphNode& n, const std::string& where);
+    void prelu(const GraphNode& n, const std::string& where);
 
     // import.cpp: the weights into the model
     void copy_into(const nn::ParamTensor& t, const std::vector<double>& values,
