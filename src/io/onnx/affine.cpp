@@ -81,8 +81,8 @@ void Importer::affine(const GraphNode& n, const std::string& where) {
 }
 
 /// PRelu(x, slope), one slope or one per channel (unit_values): relu(x) - slope * relu(-x), imported as
-/// res(relu|bn,relu,bn), the first bn negating and the second scaling by -slope. Every step is exact in
-/// float (negations, and one product per value), so the values are PyTorch's.
+/// res(relu|bn,relu,bn), the first bn negating and the second scaling by -slope: a negative x gives
+/// (-a)·(-x), one product as PyTorch's a·x (the bn's scale of 1 over sqrt(var + eps) is 1.0 in float).
 void Importer::prelu(const GraphNode& n, const std::string& where) {
     need_cur(n, where);
     if (n.input_size() != 2) fail(where, ": expected 2 inputs (X, slope)");
