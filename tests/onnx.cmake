@@ -1,6 +1,6 @@
 # ONNX interop tests (issue: import teachers from ONNX, export students to ONNX): PyTorch exports teachers
 # with torch.onnx.export, Mimic imports, labels, distils and exports; onnxruntime runs the exported students.
-foreach(case import unsupported export ops fold grouped blocks raw pipeline zoo_small zoo_resnet zoo_mobile zoo_user zoo_more zoo_pipeline)
+foreach(case import unsupported export ops fold grouped blocks raw input_norm pipeline zoo_small zoo_resnet zoo_mobile zoo_user zoo_more zoo_pipeline)
   mimic_script_test(onnx.${case} onnx/onnx.sh ${case})
 endforeach()
 # The CNN families of tests/python/zoo_families.py, split in five to keep each case within a few minutes.

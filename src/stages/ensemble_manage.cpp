@@ -22,6 +22,7 @@ void describe(po::options_description& d, EnsembleAddOptions& o) {
         ("manifest", po::value(&o.manifest)->required(), "manifest to create or extend")
         ("model", po::value(&o.models)->multitoken()->required(), "member model file(s) to register (positional); .onnx files are imported to <manifest dir>/<name>.h5 first")
         ("absolute", po::bool_switch(&o.absolute), "store absolute member paths (default: relative to the manifest)");
+    describe(d, o.onnx_input); // for the .onnx members
 }
 // clang-format on
 
@@ -122,7 +123,7 @@ void run(const EnsembleAddOptions& o, const par::Comm& comm) {
                     const std::string target = m.base_dir + "/" + stem.substr(0, stem.size() - 5) + ".h5";
                     if (io::file_exists(target))
                         fail(p, ": the import target ", target, " exists; register it directly or remove it");
-                    log::info("ensemble add: ", import_onnx_file(p, target));
+                    log::info("ensemble add: ", import_onnx_file(p, target, o.onnx_input));
                     imported.push_back(target);
                     p = target;
                 }

@@ -335,6 +335,49 @@ raw)
     "$MIMIC" export onnx "$d/fm.h5" --out "$d/x.onnx" --raw-input "$d/data.h5" --quiet
   [ ! -e "$d/x.onnx" ] || die "x.onnx written for a bad --raw-input"
   ;;
+input_norm)
+  # Teachers trained on torchvision-normalised inputs ((pixel / 255 - mean) / std): with --norm-from the
+  # import puts a bn first that maps the stored rows of that data set to those inputs, and the logits are
+  # PyTorch's on the raw uint8 images (a CNN on NHWC images imported with --norm global and none, through
+  # `ensemble add` too; an MLP on flat rows imported per feature). A per-feature normalisation for an image
+  # model, options without --norm-from, a wrong count and a zero std are refused, and nothing is written.
+  py input_norm_models.py "$d/n" >/dev/null || die "input_norm_models.py failed"
+  cifar=(--input-mean 0.4914,0.4822,0.4465 --input-std 0.2470,0.2435,0.2616)
+  # label_train DIR MODEL: MODEL's logits over DIR/train.h5 into DIR/logits.h5.
+  label_train() {
+    m ensemble add --manifest "$1/manifest.h5" "$2"
+    m label --ensemble "$1/manifest.h5" --transfer "$1/train.h5" --out "$1/logits.h5"
+  }
+  imp() { m data import --train-images "$d/n/$1.npy" --train-labels "$d/n/$2.npy" --test-images "$d/n/$1.npy" \
+    --test-labels "$d/n/$2.npy" --val 0 "${@:3}"; }
+  for norm in global none; do
+    imp x y --layout nhwc --norm $norm --out-dir "$d/$norm"
+    m import onnx "$d/n/cnn.onnx" --out "$d/$norm/cnn.h5" --norm-from "$d/$norm/train.h5" "${cifar[@]}"
+    label_train "$d/$norm" "$d/$norm/cnn.h5"
+    py onnx_check.py ref "$d/n/ref.h5" cnn "$d/$norm/logits.h5" 1e-4 || die "cnn (--norm $norm): logits differ from PyTorch's"
+  done
+  [[ "$("$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$d/global/cnn.h5', 'r').attrs['spec'])")" == *"'bn,conv:16x3p1,"* ]] ||
+    die "cnn.h5: no bn first"
+  mkdir -p "$d/ens" && cp "$d/n/cnn.onnx" "$d/ens/"
+  m ensemble add --manifest "$d/ens/manifest.h5" "$d/ens/cnn.onnx" --norm-from "$d/global/train.h5" "${cifar[@]}"
+  m label --ensemble "$d/ens/manifest.h5" --transfer "$d/global/train.h5" --out "$d/ens/logits.h5"
+  py onnx_check.py ref "$d/n/ref.h5" cnn "$d/ens/logits.h5" 1e-4 || die "ensemble add --norm-from: logits differ"
+  imp flat fy --norm per-feature --out-dir "$d/flat"
+  m import onnx "$d/n/mlp.onnx" --out "$d/flat/mlp.h5" --norm-from "$d/flat/train.h5" --input-mean 0.2860 --input-std 0.3530
+  label_train "$d/flat" "$d/flat/mlp.h5"
+  py onnx_check.py ref "$d/n/ref.h5" mlp "$d/flat/logits.h5" 1e-4 || die "mlp (per-feature data): logits differ"
+  imp x y --layout nhwc --norm per-feature --out-dir "$d/pf"
+  expect_fail "--norm-from: $d/pf/train.h5: normalised per feature .*; a per-channel input normalisation needs data imported with --norm global or none" \
+    "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/pf/train.h5" "${cifar[@]}"
+  expect_fail "--input-mean, --input-std: need --norm-from DATA.h5" "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" "${cifar[@]}"
+  expect_fail "--input-mean: 2 values for a model of 3 channels" \
+    "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-mean 0.5,0.5
+  expect_fail "--input-std: '0' in '1,0,1' is not a finite positive number" \
+    "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-std 1,0,1
+  expect_fail "--norm-from: $d/global/train.h5: samples have 3072 features but .*mlp.onnx takes 1x1x784 = 784" \
+    "$MIMIC" import onnx "$d/n/mlp.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5"
+  [ -z "$(find "$d" -maxdepth 1 -name 'bad.h5*')" ] || die "a refused import left a file"
+  ;;
 pipeline)
   # Done when: a PyTorch-trained ensemble is imported (ensemble add takes the .onnx files), labelled,
   # distilled into a bottleneck student with the wide layer split over 2 model shards, and exported.

@@ -43,8 +43,6 @@ inline constexpr int kOnnxMinImportOpset = 11;
 /// unsupported operators: LayerNormalization"), or the node that cannot be represented (a graph that is
 /// not series-parallel names the join). `meta` receives spec, input shape, classes and loss "onnx-import";
 /// the model's weights and bn statistics are set. Nothing is written: the caller writes the model file.
-nn::Model import_onnx(const std::string& path, ModelMeta* meta = nullptr);
-
 /// The normalisation a dataset file applied to its raw rows (docs/formats.md): stored = (raw · scale −
 /// mean) / std per feature, in float. export_onnx puts it in front of the network for raw-row input.
 struct RawInput {
@@ -52,6 +50,20 @@ struct RawInput {
     float scale = 1.0f; ///< @norm_scale (1/255 for 8-bit pixels)
     std::vector<float> mean, std;
 };
+
+/// The inputs an ONNX model was trained on, for import_onnx: the model expects (raw · data.scale − mean[c])
+/// / std[c] per channel c (torchvision's ToTensor then Normalize(mean, std) for 8-bit pixels; one value
+/// for every channel, or one per channel) and will be given rows stored with `data`'s normalisation.
+struct InputNorm {
+    RawInput data;
+    std::vector<double> mean{0.0}, std{1.0};
+};
+
+/// With `input`, the model gets a first layer, bn, that maps rows stored with input->data's normalisation to
+/// what the model expects: x · a[c] + b[c] with a = data std / std, b = (data mean − mean) / std. The
+/// data's mean and std must be one value per channel (`--norm global` or `none`; a per-feature
+/// normalisation is refused naming input->data.source).
+nn::Model import_onnx(const std::string& path, ModelMeta* meta = nullptr, const InputNorm* input = nullptr);
 
 /// Writes `model` as an ONNX graph (opset 13): input "input" [N, D] (flat models, shape 1x1xD) or
 /// [N, C, H, W], output "logits" [N, classes], batch dimension symbolic ("N"). dense -> Gemm, bottleneck ->

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mimic/core/comm.hpp"
+#include "mimic/stages/onnx.hpp"
 #include "mimic/train/engine_options.hpp"
 
 #include <boost/program_options.hpp>
@@ -33,6 +34,7 @@ struct EnsembleAddOptions {
     std::string manifest;            ///< manifest to create or extend
     std::vector<std::string> models; ///< member model files to register
     bool absolute = false;           ///< store absolute paths instead of paths relative to the manifest
+    OnnxInputOptions onnx_input;     ///< the inputs the .onnx members were trained on
 };
 
 struct EnsembleInfoOptions {

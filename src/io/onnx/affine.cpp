@@ -1,5 +1,6 @@
 // Mul, Add, Sub and Div of a data tensor by a constant (a scalar, or one value per channel or unit) in the
-// ONNX import, as users write normalisations inside the model: folded into the layer before, or a bn; PRelu.
+// ONNX import, as users write normalisations inside the model: folded into the layer before, or a bn; PRelu;
+// and the bn that maps a dataset's stored rows to the normalisation the model was trained with.
 #include "mimic/io/impl/onnx_import.hpp"
 
 #include "mimic/core/error.hpp"
@@ -100,6 +101,38 @@ void Importer::prelu(const GraphNode& n, const std::string& where) {
     b.branches = {{relu}, {affine_bn(units, minus_one, zero), relu, affine_bn(units, neg_slope, zero)}};
     push_block(std::move(b), where);
     advance(n);
+}
+
+/// The first layer for import_onnx's `input`: a bn giving x · a + b per channel (image models) or feature
+/// (flat models), a = data std / std and b = (data mean − mean) / std, so that rows stored as (raw · scale −
+/// data mean) / data std become (raw · scale − mean) / std. An image model needs the data's statistics to be
+/// one value per channel.
+Pending Importer::input_bn() const {
+    const InputNorm& in = *input_norm_;
+    const RawInput& d = in.data;
+    const bool flat = input_.c == 1 && input_.h == 1;
+    const std::int64_t D = input_.size(), units = flat ? D : input_.c, per_unit = D / units;
+    if (std::int64_t(d.mean.size()) != D || std::int64_t(d.std.size()) != D)
+        fail("--norm-from: ", d.source, ": samples have ", d.mean.size(), " features but ", path_, " takes ",
+             input_.c, "x", input_.h, "x", input_.w, " = ", D);
+    for (const auto* v : {&in.mean, &in.std})
+        if (v->size() != 1 && std::int64_t(v->size()) != units)
+            fail("--input-", v == &in.mean ? "mean" : "std", ": ", v->size(), " values for a model of ", units,
+                 flat ? " input features" : " channels", " (give one, or one per ", flat ? "feature)" : "channel)");
+    std::vector<double> a(static_cast<std::size_t>(units)), b(static_cast<std::size_t>(units));
+    for (std::int64_t u = 0; u < units; ++u) {
+        const std::int64_t f0 = u * per_unit;
+        for (std::int64_t f = f0; f < f0 + per_unit; ++f)
+            if (d.mean[size_t(f)] != d.mean[size_t(f0)] || d.std[size_t(f)] != d.std[size_t(f0)])
+                fail("--norm-from: ", d.source, ": normalised per feature (feature ", f, " of channel ", u, " has mean ",
+                     d.mean[size_t(f)], ", feature ", f0, " ", d.mean[size_t(f0)],
+                     "); a per-channel input normalisation needs data imported with --norm global or none");
+        const double m = in.mean[in.mean.size() == 1 ? 0 : size_t(u)];
+        const double s = in.std[in.std.size() == 1 ? 0 : size_t(u)];
+        a[size_t(u)] = double(d.std[size_t(f0)]) / s;
+        b[size_t(u)] = (double(d.mean[size_t(f0)]) - m) / s;
+    }
+    return affine_bn(int(units), std::move(a), std::move(b));
 }
 
 } // namespace mimic::io::impl

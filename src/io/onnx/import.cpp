@@ -35,6 +35,7 @@ nn::Model Importer::run(ModelMeta* meta) {
     tensor_dims_[input_name_] = logical();
     chain(input_name_, -1, -1, top_);
     if (top_.empty()) fail(path_, ": the graph has no layers");
+    if (input_norm_) top_.insert(top_.begin(), input_bn());
     return build(meta);
 }
 
@@ -98,9 +99,9 @@ nn::Model Importer::build(ModelMeta* meta) {
 
 } // namespace impl
 
-nn::Model import_onnx(const std::string& path, ModelMeta* meta) {
+nn::Model import_onnx(const std::string& path, ModelMeta* meta, const InputNorm* input) {
     GOOGLE_PROTOBUF_VERIFY_VERSION;
-    return impl::Importer(path).run(meta);
+    return impl::Importer(path, input).run(meta);
 }
 
 } // namespace mimic::io

@@ -72,7 +72,8 @@ struct GraphNode {
 
 class Importer {
 public:
-    explicit Importer(std::string path) : path_(std::move(path)) {}
+    explicit Importer(std::string path, const InputNorm* input = nullptr)
+        : path_(std::move(path)), input_norm_(input) {}
 
     /// parse -> graph of nodes over tensors -> simplification passes -> series-parallel decomposition into
     /// a chain of layers and blocks -> the model with its weights (import.cpp).
@@ -80,6 +81,7 @@ public:
 
 private:
     std::string path_;
+    const InputNorm* input_norm_ = nullptr; ///< the rows the model will be given (import_onnx's `input`)
     onnx::ModelProto model_;
     std::map<std::string, Const> consts_;
     std::string cur_;    ///< name of the current activation tensor
@@ -216,8 +218,9 @@ private:
     std::vector<std::int64_t> reduce_axes(const GraphNode& n, std::int64_t rank) const;
     void batchnorm(const GraphNode& n, const std::string& where);
 
-    // affine.cpp: Mul, Add, Sub, Div by a constant, and PRelu
+    // affine.cpp: Mul, Add, Sub, Div by a constant, PRelu, and the input's normalisation
     std::vector<double> unit_values(const Const& c, int units, const std::string& where) const;
+    Pending input_bn() const;
     void affine(const GraphNode& n, const std::string& where);
     void prelu(const GraphNode& n, const std::string& where);
 
