@@ -374,6 +374,8 @@ input_norm)
     "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-mean 0.5,0.5
   expect_fail "--input-std: '0' in '1,0,1' is not a finite positive number" \
     "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-std 1,0,1
+  expect_fail "--input-mean, --input-std: mean 0 and std 1e-300 give channel 0 a scale or shift beyond float range" \
+    "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-std 1e-300
   expect_fail "--norm-from: $d/global/train.h5: samples have 3072 features but .*mlp.onnx takes 1x1x784 = 784" \
     "$MIMIC" import onnx "$d/n/mlp.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5"
   [ -z "$(find "$d" -maxdepth 1 -name 'bad.h5*')" ] || die "a refused import left a file"

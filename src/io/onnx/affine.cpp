@@ -6,6 +6,8 @@
 #include "mimic/core/error.hpp"
 #include "mimic/nn/layers/batchnorm.hpp"
 
+#include <cmath>
+
 namespace mimic::io::impl {
 
 namespace {
@@ -131,6 +133,9 @@ Pending Importer::input_bn() const {
         const double s = in.std[in.std.size() == 1 ? 0 : size_t(u)];
         a[size_t(u)] = double(d.std[size_t(f0)]) / s;
         b[size_t(u)] = (double(d.mean[size_t(f0)]) - m) / s;
+        if (!std::isfinite(float(a[size_t(u)])) || !std::isfinite(float(b[size_t(u)])))
+            fail("--input-mean, --input-std: mean ", m, " and std ", s, " give channel ", u,
+                 " a scale or shift beyond float range");
     }
     return affine_bn(int(units), std::move(a), std::move(b));
 }
