@@ -61,8 +61,8 @@ io::RawInput read_raw_input(const std::string& path, const nn::Shape* input,
     const io::DatasetReader data(path, self);
     const auto& m = data.meta();
     if (input && nn::Shape{m.c, m.h, m.w} != *input)
-        fail(option, ": ", path, ": samples are ", m.c, "x", m.h, "x", m.w, " but the model takes ",
-             input->c, "x", input->h, "x", input->w);
+        fail(option, ": ", path, ": samples are ", m.c, "x", m.h, "x", m.w, " but the model takes ", input->c,
+             "x", input->h, "x", input->w);
     io::RawInput raw;
     raw.source = path;
     raw.scale = float(m.norm_scale);
@@ -80,7 +80,8 @@ std::vector<double> number_list(const std::string& option, const std::string& te
         char* end = nullptr;
         const double v = std::strtod(part.c_str(), &end);
         if (part.empty() || end == part.c_str() || *end != '\0' || !std::isfinite(v) || (positive && v <= 0))
-            fail(option, ": '", part, "' in '", text, "' is not a finite", positive ? " positive" : "", " number");
+            fail(option, ": '", part, "' in '", text, "' is not a finite", positive ? " positive" : "",
+                 " number");
         out.push_back(v);
     }
     if (out.empty()) fail(option, ": no values");
@@ -91,7 +92,8 @@ std::vector<double> number_list(const std::string& option, const std::string& te
 std::optional<io::InputNorm> input_norm(const OnnxInputOptions& o) {
     const bool given = o.mean != "0" || o.std != "1";
     if (o.norm_from.empty()) {
-        if (given) fail("--input-mean, --input-std: need --norm-from DATA.h5 (the rows the model will be given)");
+        if (given)
+            fail("--input-mean, --input-std: need --norm-from DATA.h5 (the rows the model will be given)");
         return std::nullopt;
     }
     io::InputNorm in;
@@ -115,8 +117,8 @@ std::string import_onnx_file(const std::string& onnx_path, const std::string& ou
        << "x" << meta.input.w << ", " << meta.num_classes << " outputs, " << model.num_params()
        << " parameters";
     if (norm)
-        os << "; takes the rows of " << input.norm_from << " (its first bn maps them to (raw x " << norm->data.scale
-           << " - " << input.mean << ") / " << input.std << ")";
+        os << "; takes the rows of " << input.norm_from << " (its first bn maps them to (raw x "
+           << norm->data.scale << " - " << input.mean << ") / " << input.std << ")";
     return os.str();
 }
 

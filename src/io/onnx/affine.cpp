@@ -119,15 +119,16 @@ Pending Importer::input_bn() const {
              input_.c, "x", input_.h, "x", input_.w, " = ", D);
     for (const auto* v : {&in.mean, &in.std})
         if (v->size() != 1 && std::int64_t(v->size()) != units)
-            fail("--input-", v == &in.mean ? "mean" : "std", ": ", v->size(), " values for a model of ", units,
-                 flat ? " input features" : " channels", " (give one, or one per ", flat ? "feature)" : "channel)");
+            fail("--input-", v == &in.mean ? "mean" : "std", ": ", v->size(), " values for a model of ",
+                 units, flat ? " input features" : " channels", " (give one, or one per ",
+                 flat ? "feature)" : "channel)");
     std::vector<double> a(static_cast<std::size_t>(units)), b(static_cast<std::size_t>(units));
     for (std::int64_t u = 0; u < units; ++u) {
         const std::int64_t f0 = u * per_unit;
         for (std::int64_t f = f0; f < f0 + per_unit; ++f)
             if (d.mean[size_t(f)] != d.mean[size_t(f0)] || d.std[size_t(f)] != d.std[size_t(f0)])
-                fail("--norm-from: ", d.source, ": normalised per feature (feature ", f, " of channel ", u, " has mean ",
-                     d.mean[size_t(f)], ", feature ", f0, " ", d.mean[size_t(f0)],
+                fail("--norm-from: ", d.source, ": normalised per feature (feature ", f, " of channel ", u,
+                     " has mean ", d.mean[size_t(f)], ", feature ", f0, " ", d.mean[size_t(f0)],
                      "); a per-channel input normalisation needs data imported with --norm global or none");
         const double m = in.mean[in.mean.size() == 1 ? 0 : size_t(u)];
         const double s = in.std[in.std.size() == 1 ? 0 : size_t(u)];
