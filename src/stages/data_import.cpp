@@ -45,7 +45,7 @@ void describe(po::options_description& d, DataImportOptions& o) {
         ("out", po::value(&o.out)->default_value(o.out), "with --unlabelled: the transfer file to write")
         ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "directory for train.h5, val.h5 and test.h5")
         ("val", po::value(&o.val)->default_value(o.val), "rows split off the end of the training set into val.h5 (0: none)")
-        ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-feature | none (8-bit pixels scaled to [0,1] first)")
+        ("norm", po::value(&o.norm)->default_value(o.norm), "normalisation: global | per-channel (one mean and std per channel, as torchvision's Normalize) | per-feature | none (8-bit pixels scaled to [0,1] first)")
         ("name", po::value(&o.name)->default_value(o.name), "data set name stored in the files")
         ("num-classes", po::value(&o.num_classes)->default_value(o.num_classes), "number of classes C: every label must lie in [0, C) (0: the largest label + 1, each class having training rows)")
         ("block-rows", po::value(&o.block_rows)->default_value(o.block_rows), "rows each rank converts per block (0: about 32 MiB of values); memory per rank is bounded by a block")
@@ -210,12 +210,32 @@ void add_pixel_sums(const io::ImageRows& x, std::int64_t n, std::int64_t block, 
     flush();
 }
 
+/// per-channel statistics from per-feature sums over n rows (H·W features per channel, in order): each
+/// channel's sums added, then `moments` over n·H·W values; a channel of variance ≤ 1e-8 keeps std 1.
+template <class Sum, class Moments>
+void channel_statistics(const std::vector<Sum>& s, const std::vector<Sum>& q, int channels, std::int64_t n,
+                        Moments moments, std::vector<float>& mean, std::vector<float>& stdev) {
+    const std::int64_t hw = std::int64_t(s.size()) / channels;
+    for (std::int64_t c = 0; c < channels; ++c) {
+        Sum st = 0, qt = 0;
+        for (std::int64_t j = c * hw; j < (c + 1) * hw; ++j)
+            st += s[size_t(j)], qt += q[size_t(j)];
+        double m = 0, var = 0;
+        moments(st, qt, double(n * hw), m, var);
+        std::fill(mean.begin() + c * hw, mean.begin() + (c + 1) * hw, float(m));
+        std::fill(stdev.begin() + c * hw, stdev.begin() + (c + 1) * hw,
+                  var > 1e-8 ? float(std::sqrt(var)) : 1.0f);
+    }
+}
+
 /// --norm of an 8-bit source: the integer sums Σu and Σu² of each feature over the n training rows, each
 /// rank summing its own rows and the sums added over the ranks (exact, so the same for any rank count),
 /// then mean = Σu·scale / n and std = sqrt(Σu²·scale² / n − mean²) in double (over every feature at once
-/// for global), rounded to float32.
-void pixel_statistics(bool global, const io::ImageRows& x, std::int64_t n, std::int64_t block, double scale,
-                      std::vector<float>& mean, std::vector<float>& stdev, const par::Comm& comm) {
+/// for global, over each channel's features for per-channel), rounded to float32.
+void pixel_statistics(const std::string& norm, const io::ImageRows& x, std::int64_t n, std::int64_t block,
+                      double scale, std::vector<float>& mean, std::vector<float>& stdev,
+                      const par::Comm& comm) {
+    const bool global = norm == "global";
     const std::int64_t d = x.d();
     std::vector<long long> s(size_t(d), 0), q(size_t(d), 0);
     par::agree(comm, [&] { add_pixel_sums(x, n, block, comm, s, q); });
@@ -235,6 +255,7 @@ void pixel_statistics(bool global, const io::ImageRows& x, std::int64_t n, std::
         std::fill(stdev.begin(), stdev.end(), float(std::sqrt(std::max(var, 1e-12))));
         return;
     }
+    if (norm == "per-channel") return channel_statistics(s, q, x.c(), n, moments, mean, stdev);
     for (std::int64_t j = 0; j < d; ++j) {
         double m = 0, var = 0;
         moments(s[size_t(j)], q[size_t(j)], double(n), m, var);
@@ -256,7 +277,7 @@ void train_statistics(const std::string& norm, const io::ImageRows& x, std::int6
     if (norm == "none") return;
     const bool global = norm == "global";
     if (x.source().elem() == io::Elem::u8)
-        return pixel_statistics(global, x, n_train, block, scale, mean, stdev, comm);
+        return pixel_statistics(norm, x, n_train, block, scale, mean, stdev, comm);
     par::agree(comm, [&] {
         if (comm.rank() != 0) return;
         std::vector<double> s(global ? 1 : size_t(d), 0), ss(global ? 1 : size_t(d), 0), buf;
@@ -277,6 +298,13 @@ void train_statistics(const std::string& norm, const io::ImageRows& x, std::int6
             std::fill(mean.begin(), mean.end(), float(m));
             std::fill(stdev.begin(), stdev.end(), float(sd));
             return;
+        }
+        if (norm == "per-channel") {
+            const auto moments = [](double sum, double squares, double count, double& m, double& var) {
+                m = sum / count;
+                var = squares / count - m * m;
+            };
+            return channel_statistics(s, ss, x.c(), n_train, moments, mean, stdev);
         }
         for (std::int64_t j = 0; j < d; ++j) {
             const double m = s[size_t(j)] / double(n_train);
@@ -532,8 +560,8 @@ void check_store(const DataImportOptions& o, const std::vector<const io::ImageRo
 }
 
 void open_inputs(const DataImportOptions& o, Input& train, Input& test) {
-    if (o.norm != "global" && o.norm != "per-feature" && o.norm != "none")
-        fail("--norm: '", o.norm, "' is not one of global, per-feature, none");
+    if (o.norm != "global" && o.norm != "per-channel" && o.norm != "per-feature" && o.norm != "none")
+        fail("--norm: '", o.norm, "' is not one of global, per-channel, per-feature, none");
     if (o.val < 0) fail("--val: must be >= 0, got ", o.val);
     const DataImportOptions defaults;
     // Fashion-MNIST's label files go with its image files, the defaults.

@@ -2,7 +2,7 @@
 # `--store uint8` imports of 8-bit sources on N ranks copy the pixels into the file unchanged: the stored
 # pixels equal the source's in C, H, W order, the statistics are the exact ones of docs/formats.md, the
 # rows read back equal the --store fp32 import's bit for bit with the same fingerprint, and the files equal
-# the 1-rank import's whatever N (NHWC .npy, CIFAR batches, IDX; per-feature, global and no normalisation;
+# the 1-rank import's whatever N (NHWC .npy, CIFAR batches, IDX; per-feature, per-channel, global and none;
 # an unlabelled set normalised as a uint8 training file).
 source "$(dirname "$0")/common.sh"
 np=${1:-1}
@@ -22,7 +22,7 @@ cifar=(--format cifar --train-images "$s/data_batch_1.bin,$s/data_batch_2.bin" -
 idx=(--train-images "$s/train-images.idx" --train-labels "$s/train-labels.idx.gz" --test-images "$s/test-images.idx"
   --test-labels "$s/test-labels.idx")
 attrs=(--attr fingerprint --attr norm --attr norm_scale --attr store --attr mimic_format --attr num_classes)
-for case in npy:per-feature cifar:global idx:none npy:global; do
+for case in npy:per-feature cifar:global idx:none npy:global cifar:per-channel; do
   src=${case%%:*} norm=${case#*:}
   eval "args=(\"\${${src}[@]}\")"
   o=$d/${src}_${norm}

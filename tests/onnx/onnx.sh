@@ -338,7 +338,7 @@ raw)
 input_norm)
   # Teachers trained on torchvision-normalised inputs ((pixel / 255 - mean) / std): with --norm-from the
   # import puts a bn first that maps the stored rows of that data set to those inputs, and the logits are
-  # PyTorch's on the raw uint8 images (a CNN on NHWC images imported with --norm global and none, through
+  # PyTorch's on the raw uint8 images (a CNN on NHWC images imported with --norm global, per-channel and none, through
   # `ensemble add` too; an MLP on flat rows imported per feature). A per-feature normalisation for an image
   # model, options without --norm-from, a wrong count and a zero std are refused, and nothing is written.
   py input_norm_models.py "$d/n" >/dev/null || die "input_norm_models.py failed"
@@ -350,7 +350,7 @@ input_norm)
   }
   imp() { m data import --train-images "$d/n/$1.npy" --train-labels "$d/n/$2.npy" --test-images "$d/n/$1.npy" \
     --test-labels "$d/n/$2.npy" --val 0 "${@:3}"; }
-  for norm in global none; do
+  for norm in global per-channel none; do
     imp x y --layout nhwc --norm $norm --out-dir "$d/$norm"
     m import onnx "$d/n/cnn.onnx" --out "$d/$norm/cnn.h5" --norm-from "$d/$norm/train.h5" "${cifar[@]}"
     label_train "$d/$norm" "$d/$norm/cnn.h5"
@@ -367,7 +367,7 @@ input_norm)
   label_train "$d/flat" "$d/flat/mlp.h5"
   py onnx_check.py ref "$d/n/ref.h5" mlp "$d/flat/logits.h5" 1e-4 || die "mlp (per-feature data): logits differ"
   imp x y --layout nhwc --norm per-feature --out-dir "$d/pf"
-  expect_fail "--norm-from: $d/pf/train.h5: normalised per feature .*; a per-channel input normalisation needs data imported with --norm global or none" \
+  expect_fail "--norm-from: $d/pf/train.h5: normalised per feature .*; a per-channel input normalisation needs data imported with --norm global, per-channel or none" \
     "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/pf/train.h5" "${cifar[@]}"
   expect_fail "--input-mean, --input-std: need --norm-from DATA.h5" "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" "${cifar[@]}"
   expect_fail "--input-mean: 2 values for a model of 3 channels" \

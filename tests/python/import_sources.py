@@ -144,7 +144,8 @@ def pixels(out, d, val, norm):
     """A --store uint8 import of the 8-bit truth: /X holds the source pixels in C, H, W order, unchanged, and
     /norm/mean, /norm/std are the statistics of docs/formats.md to the bit: from the integer sums of the
     training pixels, mean = S * scale / n and std = sqrt(Q * scale * scale / n - mean * mean) in double
-    (per feature, or over every value for global; std 1 where the variance is at most 1e-8), as float32."""
+    (per feature, over each channel's values for per-channel, or over every value for global; std 1 where the
+    variance is at most 1e-8, except global), as float32."""
     ref = np.load(f"{d}/ref.npz")
     n = N_TRAIN - val
     train = ref["tx"][:n].reshape(n, -1).astype(np.int64)
@@ -157,6 +158,16 @@ def pixels(out, d, val, norm):
         var = float((train * train).sum()) * scale * scale / cnt - m * m
         mean = np.full(train.shape[1], m, dtype=np.float32)
         std = np.full(train.shape[1], np.sqrt(max(var, 1e-12)), dtype=np.float32)
+    elif norm == "per-channel":
+        c = ref["tx"].shape[1]  # the truth is N, C, H, W
+        hw = train.shape[1] // c
+        mean, std = np.zeros(train.shape[1], np.float32), np.zeros(train.shape[1], np.float32)
+        for k in range(c):
+            v = train[:, k * hw:(k + 1) * hw]  # C, H, W order in the file: channel k's features
+            m = float(v.sum()) * scale / float(v.size)
+            var = float((v * v).sum()) * scale * scale / float(v.size) - m * m
+            mean[k * hw:(k + 1) * hw] = np.float32(m)
+            std[k * hw:(k + 1) * hw] = np.float32(np.sqrt(var) if var > 1e-8 else 1.0)
     else:
         m = train.sum(0).astype(np.float64) * scale / float(n)
         var = (train * train).sum(0).astype(np.float64) * scale * scale / float(n) - m * m

@@ -72,7 +72,7 @@ struct DatasetMeta {
     bool has_labels = false; ///< /y present
     std::string fingerprint; ///< 16 hex digits, order-independent hash of every row (see docs/formats.md)
     std::string source;      ///< free text: where the rows came from
-    /// Normalisation: raw = (X * std + mean) / scale; kind is "none", "global" or "per-feature".
+    /// Normalisation: raw = (X * std + mean) / scale; kind is "none", "global", "per-channel" or "per-feature".
     std::string norm_kind = "none";
     double norm_scale = 1.0;
     Store store = Store::fp32; ///< how /X is stored (rows are float32 to every reader)

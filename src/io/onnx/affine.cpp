@@ -129,7 +129,8 @@ Pending Importer::input_bn() const {
             if (d.mean[size_t(f)] != d.mean[size_t(f0)] || d.std[size_t(f)] != d.std[size_t(f0)])
                 fail("--norm-from: ", d.source, ": normalised per feature (feature ", f, " of channel ", u,
                      " has mean ", d.mean[size_t(f)], ", feature ", f0, " ", d.mean[size_t(f0)],
-                     "); a per-channel input normalisation needs data imported with --norm global or none");
+                     "); a per-channel input normalisation needs data imported with --norm global, "
+                     "per-channel or none");
         const double m = in.mean[in.mean.size() == 1 ? 0 : size_t(u)];
         const double s = in.std[in.std.size() == 1 ? 0 : size_t(u)];
         a[size_t(u)] = double(d.std[size_t(f0)]) / s;
