@@ -56,6 +56,21 @@ for dt in float32 float16 float64 int8 int16 int32 int64 uint16 le_u4 be_i4; do
     --test-images "$s/dt_${dt}_test.npy" --test-labels "$s/test_y.npy" --layout "$([ $dt = float32 ] && echo nchw || echo nhwc)"
   [ "$dt" = float32 ] || same dt_float32 "dt_$dt"
 done
+# --norm per-channel of a float source (float32 N, C, H, W): one mean and std per channel, those of NumPy.
+imp dt_pc --train-images "$s/dt_float32_train.npy" --train-labels "$s/train_y.npy" \
+  --test-images "$s/dt_float32_test.npy" --test-labels "$s/test_y.npy" --layout nchw --norm per-channel
+"$MIMIC_PYTHON" - "$d/dt_pc/train.h5" "$s/dt_float32_train.npy" <<'PY' || die "per-channel statistics"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+x = np.load(sys.argv[2]).astype(np.float64)[: len(f["X"])]
+c = x.shape[1]
+mean, std = f["norm/mean"][...].reshape(c, -1), f["norm/std"][...].reshape(c, -1)
+assert (mean == mean[:, :1]).all() and (std == std[:, :1]).all(), "not one value per channel"
+m = x.mean(axis=(0, 2, 3)); s = np.sqrt((x * x).mean(axis=(0, 2, 3)) - m * m)
+assert np.allclose(mean[:, 0], m, rtol=1e-6) and np.allclose(std[:, 0], s, rtol=1e-6), (mean[:, 0], m, std[:, 0], s)
+assert f.attrs["norm"] == b"per-channel"
+print("per-channel statistics of the float source: those of NumPy")
+PY
 imp h5_half --train-images "$s/data.h5:/half/train" --train-labels "$s/data.h5:/labels/train" \
   --test-images "$s/data.h5:/half/test" --test-labels "$s/data.h5:/labels/test" --layout nchw
 same dt_float32 h5_half
