@@ -7,6 +7,7 @@
 #include "mimic/stages/ensemble.hpp"
 #include "mimic/stages/onnx.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -103,6 +104,12 @@ std::string members_table(const std::string& manifest_path) {
 }
 
 void run(const EnsembleAddOptions& o, const par::Comm& comm) {
+    const auto is_onnx = [](const std::string& p) {
+        return p.size() > 5 && p.compare(p.size() - 5, 5, ".onnx") == 0;
+    };
+    if (!o.onnx_input.norm_from.empty() && std::none_of(o.models.begin(), o.models.end(), is_onnx))
+        fail("--norm-from: applies to the .onnx members, and none was given (Mimic model files keep their "
+             "own inputs)");
     const auto lock = io::claim_outputs({o.manifest}, o.models, comm.get());
     par::agree(comm, [&] {
         if (comm.rank() != 0) return;
@@ -116,7 +123,7 @@ void run(const EnsembleAddOptions& o, const par::Comm& comm) {
         try {
             for (const auto& given : o.models) {
                 std::string p = given;
-                if (p.size() > 5 && p.compare(p.size() - 5, 5, ".onnx") == 0) {
+                if (is_onnx(p)) {
                     // An ONNX teacher: imported first to <manifest dir>/<name>.h5, then registered.
                     const auto slash = p.find_last_of('/');
                     const std::string stem = p.substr(slash == std::string::npos ? 0 : slash + 1);

@@ -378,6 +378,8 @@ input_norm)
     "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-std 1e-300
   expect_fail "--norm-from: $d/global/train.h5: samples have 3072 features but .*mlp.onnx takes 1x1x784 = 784" \
     "$MIMIC" import onnx "$d/n/mlp.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5"
+  expect_fail "--norm-from: applies to the .onnx members, and none was given" \
+    "$MIMIC" ensemble add --manifest "$d/bad.h5" "$d/global/cnn.h5" --norm-from "$d/global/train.h5"
   [ -z "$(find "$d" -maxdepth 1 -name 'bad.h5*')" ] || die "a refused import left a file"
   ;;
 pipeline)
