@@ -57,6 +57,8 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
         return std::make_unique<ActivationLayer>(index, l.token, in, Activation::ELU, l.alpha);
     case LayerKind::GELU:
         return std::make_unique<ActivationLayer>(index, l.token, in, Activation::GELU);
+    case LayerKind::Softplus:
+        return std::make_unique<ActivationLayer>(index, l.token, in, Activation::Softplus);
     case LayerKind::BatchNorm:
         return std::make_unique<BatchNorm>(index, l.token, in);
     case LayerKind::ReLU:

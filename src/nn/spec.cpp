@@ -88,6 +88,7 @@ bool plain_kind(const std::string& name, LayerKind& kind) {
                                                               {"hardswish", LayerKind::HardSwish},
                                                               {"hardsigmoid", LayerKind::HardSigmoid},
                                                               {"gelu", LayerKind::GELU},
+                                                              {"softplus", LayerKind::Softplus},
                                                               {"bn", LayerKind::BatchNorm}};
     for (const auto& [text, k] : table)
         if (name == text) {
@@ -163,6 +164,8 @@ const char* kind_name(LayerKind kind) {
         return "elu";
     case LayerKind::GELU:
         return "gelu";
+    case LayerKind::Softplus:
+        return "softplus";
     case LayerKind::BatchNorm:
         return "bn";
     case LayerKind::Block:
@@ -472,6 +475,7 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
     case LayerKind::LeakyReLU:
     case LayerKind::ELU:
     case LayerKind::GELU:
+    case LayerKind::Softplus:
     case LayerKind::BatchNorm:
         return in;
     case LayerKind::Conv: {

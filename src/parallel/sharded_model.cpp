@@ -59,11 +59,11 @@ WidePair find_wide_pair(const std::vector<nn::LayerSpec>& layers) {
         return p;
     for (int i = wide + 1; i < out; ++i) {
         const auto k = layers[size_t(i)].kind;
-        const bool elementwise = k == nn::LayerKind::ReLU || k == nn::LayerKind::Sigmoid ||
-                                 k == nn::LayerKind::Tanh || k == nn::LayerKind::ReLU6 ||
-                                 k == nn::LayerKind::SiLU || k == nn::LayerKind::HardSwish ||
-                                 k == nn::LayerKind::HardSigmoid || k == nn::LayerKind::LeakyReLU ||
-                                 k == nn::LayerKind::ELU || k == nn::LayerKind::GELU;
+        const bool elementwise =
+            k == nn::LayerKind::ReLU || k == nn::LayerKind::Sigmoid || k == nn::LayerKind::Tanh ||
+            k == nn::LayerKind::ReLU6 || k == nn::LayerKind::SiLU || k == nn::LayerKind::HardSwish ||
+            k == nn::LayerKind::HardSigmoid || k == nn::LayerKind::LeakyReLU || k == nn::LayerKind::ELU ||
+            k == nn::LayerKind::GELU || k == nn::LayerKind::Softplus;
         if (!elementwise) return p;
     }
     p.wide = wide;

@@ -31,7 +31,7 @@ void describe(po::options_description& d, TrainOptions& o) {
                                                   "conv:32x3,relu,pool:2,dense:256,relu,dense:10; tokens: dense:N, bottleneck:K, "
                                                   "conv:FxK[sS][pP][gG] (G groups), dwconv:K[sS][pP] (depthwise), pool:K[sS][pP][c] "
                                                   "(max), avgpool:K[sS][pP][e][c] (e: padding not counted; c: ceil mode, a last "
-                                                  "partial window kept), gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn (batch "
+                                                  "partial window kept), gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, leakyrelu[:A], elu[:A], gelu, softplus, tanh, dropout:P, flatten, bn (batch "
                                                   "normalisation); blocks run branches "
                                                   "(chains separated by |) on one input and join them: res(A) = A(x) + x, "
                                                   "res(A|B) = A(x) + B(x), cat(A|B) concatenates channels (an empty "

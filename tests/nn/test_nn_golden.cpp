@@ -144,6 +144,9 @@ TEST(GoldenTorch, ReLU6SiLUHardSwishHardSigmoid) {
 TEST(GoldenTorch, LeakyReLUELUGELU) {
     run_golden("acts2");
 }
+TEST(GoldenTorch, SoftplusAcrossItsThreshold) {
+    run_golden("softplus");
+}
 TEST(GoldenTorch, BatchNormTrainingMode) {
     run_golden("bn_train");
 }

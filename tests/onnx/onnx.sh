@@ -66,10 +66,10 @@ zoo_user)
   # with Linear layers, view(b, c, 1, 1) and expand_as, x.mean([2, 3]), x.mean(3).mean(2), squeeze(-1) twice,
   # reshape(b, -1, 1, 1) then flatten), functional ReLUs, WRN-16-4 with dropout, and torchvision families
   # beyond the tuned ones; EfficientNet-B1 at opset 11, MobileNetV3-Small at opset 17; akamaster's resnet20
-  # (option-A shortcuts: x[:, :, ::2, ::2] padded with zero channels), a CNN with LeakyReLU, ELU and GELU, and
-  # one with PReLU (per channel, shared, per unit of a Linear).
+  # (option-A shortcuts: x[:, :, ::2, ::2] padded with zero channels), a CNN with LeakyReLU, ELU and GELU, one
+  # with PReLU (per channel, shared, per unit of a Linear), and one with Softplus and Mish.
   zoo_check "$d/rgb" 3 32 kuangliu_resnet18 se_resnet_fc view_cnn preact_resnet_f wrn_16_4 regnet_x_400mf \
-    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17 akamaster_resnet20 act_cnn prelu_net
+    mnasnet0_5 googlenet efficientnet_b1 mobilenet_v3_small_17 akamaster_resnet20 act_cnn prelu_net softplus_cnn
   # The SE excitation is a gate over the dense branch; the three heads of view_cnn are one concatenation.
   spec() { "$MIMIC_PYTHON" -c "import h5py; print(h5py.File('$d/rgb/$1.h5', 'r').attrs['spec'])"; }
   [[ "$(spec se_resnet_fc)" == *"gate(gap,flatten,bottleneck:4,relu,bottleneck:16,sigmoid)"* ]] ||
@@ -84,6 +84,9 @@ zoo_user)
   # PReLU is relu(x) - a * relu(-x): a residual block of relu and of bn (-1), relu, bn (-a).
   [[ "$(spec prelu_net)" == *"dense:24,res(relu|bn,relu,bn),dense:10"* ]] ||
     die "prelu_net: unexpected spec $(spec prelu_net)"
+  # Mish is x * tanh(softplus(x)): a gate of softplus and tanh.
+  [[ "$(spec softplus_cnn)" == *"conv:16x3p1,softplus,conv:16x3s2p1,gate(softplus,tanh),gap,flatten,dense:32,softplus,dense:10"* ]] ||
+    die "softplus_cnn: unexpected spec $(spec softplus_cnn)"
   ;;
 zoo_more)
   # Families nobody tuned for, as a new user exports them: ShuffleNetV2 (channel shuffles, x.chunk(2, dim=1)),

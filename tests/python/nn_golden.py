@@ -124,6 +124,10 @@ MODELS += [("acts2", "dense:12,leakyrelu,dense:12,leakyrelu:0.2,dense:12,elu:0.7
             lambda: [tnn.Linear(10, 12), tnn.LeakyReLU(), tnn.Linear(12, 12), tnn.LeakyReLU(0.2),
                      tnn.Linear(12, 12), tnn.ELU(0.7), tnn.Linear(12, 12), tnn.GELU(), tnn.Linear(12, 5)])]
 X_SCALE["acts2"] = 4.0
+# Softplus (beta 1, threshold 20): straight on inputs of scale 12, so that some are past the threshold.
+MODELS += [("softplus", "softplus,dense:12,softplus,dense:5", (1, 1, 10),
+            lambda: [tnn.Softplus(), tnn.Linear(10, 12), tnn.Softplus(), tnn.Linear(12, 5)])]
+X_SCALE["softplus"] = 12.0
 
 
 def mimic_params(layers, prefix="layer"):

@@ -515,6 +515,13 @@ class PReLUNet(nn.Module):
         return self.fc2(self.p4(self.fc1(x.mean((2, 3)))))
 
 
+def softplus_cnn(C, K):
+    """Softplus after a conv and after a Linear, and Mish (x * tanh(softplus(x)), as opset 13 writes it)."""
+    return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.BatchNorm2d(16), nn.Softplus(),
+                         nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.Mish(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(16, 32), nn.Softplus(), nn.Linear(32, K))
+
+
 def softmax_cnn(C, K):
     return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K), nn.Softmax(dim=1))
@@ -632,6 +639,7 @@ FAMILIES = {
     "akamaster_resnet20": (lambda C, K: OptionAResNet(C, K), "EVAL"),
     "act_cnn": (act_cnn, "EVAL"),
     "prelu_net": (lambda C, K: PReLUNet(C, K), "EVAL"),
+    "softplus_cnn": (softplus_cnn, "EVAL"),
     "vgg11_cifar": (lambda C, K: vgg_cifar(TV.vgg11(), K), "EVAL"),
     "inception_net": (lambda C, K: InceptionNet(C, K), "EVAL"),
     "inception_v3": (inception_v3, "EVAL"),

@@ -28,7 +28,7 @@ struct ConvTuning;
 
 /// Architecture: see include/mimic/nn/spec.hpp for the spec grammar (dense:N, bottleneck:K,
 /// conv:FxK[sS][pP][gG], dwconv:K[sS][pP], pool:K[sS][pP], avgpool:K[sS][pP][e][c], gap, relu, relu6, sigmoid,
-/// silu, hardswish, hardsigmoid, leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn).
+/// silu, hardswish, hardsigmoid, leakyrelu[:A], elu[:A], gelu, softplus, tanh, dropout:P, flatten, bn).
 ///
 /// Parameter tensors are named "layer<i>.<kind>.<W|b>" with i the 0-based position of the token in the
 /// spec, and laid out in spec order, W before b, without gaps:

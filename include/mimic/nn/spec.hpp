@@ -30,6 +30,7 @@ namespace mimic::nn {
 ///   leakyrelu | leakyrelu:A   x > 0 ? x : A·x (A default 0.01, PyTorch's)
 ///   elu | elu:A    x > 0 ? x : A·(exp(x) - 1) (A default 1)
 ///   gelu           exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2))
+///   softplus       log(1 + exp(x)), x itself above 20 (PyTorch's Softplus, beta 1, threshold 20)
 ///   dropout:P      inverted dropout with drop probability 0 <= P < 1
 ///   flatten        C x H x W -> C*H*W (dense after conv/pool also flattens implicitly)
 ///   bn             batch normalisation over channels (image input) or features (flat input)
@@ -66,6 +67,7 @@ enum class LayerKind {
     LeakyReLU,
     ELU,
     GELU,
+    Softplus,
     BatchNorm,
     Block
 };

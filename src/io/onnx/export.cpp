@@ -324,6 +324,9 @@ private:
         case nn::LayerKind::Tanh:
             node("Tanh", base, {cur_});
             break;
+        case nn::LayerKind::Softplus:
+            node("Softplus", base, {cur_});
+            break;
         case nn::LayerKind::Dropout:
             break; // inference graph
         case nn::LayerKind::Flatten:

@@ -42,7 +42,8 @@ void Importer::check_operators() const {
         "Unsqueeze", "Squeeze",       "Slice",       "Cast",
         "Sub",       "Div",           "Expand",      "ConstantOfShape",
         "LeakyRelu", "Elu",           "Erf",         "Transpose",
-        "Split",     "GlobalMaxPool", "ReduceMax",   "PRelu"};
+        "Split",     "GlobalMaxPool", "ReduceMax",   "PRelu",
+        "Softplus"};
     std::set<std::string> bad;
     for (const auto& n : graph().node()) {
         const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";

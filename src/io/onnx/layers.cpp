@@ -84,13 +84,14 @@ void Importer::visit(const GraphNode& n) {
     const bool view_op = op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
                          op == "Expand" || op == "Transpose";
     if (!view_op) need_layer_shape(where);
-    if (op == "Relu" || op == "Sigmoid" || op == "Tanh") {
+    if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Softplus") {
         need_cur(n, where);
         Pending p;
         p.kind = op == "Relu"      ? nn::LayerKind::ReLU
                  : op == "Sigmoid" ? nn::LayerKind::Sigmoid
-                                   : nn::LayerKind::Tanh;
-        p.token = op == "Relu" ? "relu" : op == "Sigmoid" ? "sigmoid" : "tanh";
+                 : op == "Tanh"    ? nn::LayerKind::Tanh
+                                   : nn::LayerKind::Softplus;
+        p.token = nn::kind_name(p.kind);
         push(std::move(p), where);
         advance(n);
         return;

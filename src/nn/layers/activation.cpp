@@ -1,6 +1,6 @@
-// ReLU6, SiLU, HardSwish, HardSigmoid, LeakyReLU, ELU and GELU: one flat elementwise kernel per activation
-// and direction (the sigmoid of SiLU and ELU's exp never exponentiate a positive number), and the inference
-// forward in AVX-512 registers where the host has them.
+// ReLU6, SiLU, HardSwish, HardSigmoid, LeakyReLU, ELU, GELU, Softplus: one flat elementwise kernel per
+// activation and direction (the sigmoid of SiLU and ELU's exp never exponentiate a positive number), and the
+// inference forward in AVX-512 registers where the host has them.
 #include "mimic/nn/layers/activation.hpp"
 
 #include "mimic/nn/layers/conv2d.hpp"
@@ -24,6 +24,8 @@ const char* ActivationLayer::kind() const {
         return "elu";
     case Activation::GELU:
         return "gelu";
+    case Activation::Softplus:
+        return "softplus";
     }
     return "?";
 }
@@ -73,12 +75,17 @@ void activation_forward(Activation a, const Matrix& x, const Matrix& y, float al
             "mimic::nn::gelu::forward", all,
             KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = xp[i] * normal_cdf(xp[i]); });
         break;
+    case Activation::Softplus:
+        Kokkos::parallel_for(
+            "mimic::nn::softplus::forward", all,
+            KOKKOS_LAMBDA(const std::int64_t i) { yp[i] = softplus(xp[i]); });
+        break;
     }
 }
 
 void activation_forward_inference(Activation a, const Matrix& x, const Matrix& y, float alpha) {
     if constexpr (impl::DirectConvAvailable<ExecSpace, MemSpace>::value)
-        if (impl::simd_activations_available()) {
+        if (impl::simd_activations_available() && a != Activation::Softplus) {
             impl::activate_matrix(conv_act_of(a), alpha, x, y);
             return;
         }
@@ -143,6 +150,13 @@ void activation_backward(Activation a, const Matrix& x, const Matrix& dy, const 
                 const float v = xp[i];
                 const float pdf = 0.39894228040143268f * kmath::exp(-0.5f * v * v);
                 dxp[i] = dyp[i] * (normal_cdf(v) + v * pdf);
+            });
+        break;
+    case Activation::Softplus:
+        Kokkos::parallel_for(
+            "mimic::nn::softplus::backward", all, KOKKOS_LAMBDA(const std::int64_t i) {
+                const float v = xp[i];
+                dxp[i] = v > 20.0f ? dyp[i] : dyp[i] * stable_sigmoid(v);
             });
         break;
     }

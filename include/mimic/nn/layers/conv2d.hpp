@@ -66,7 +66,8 @@ struct ConvTuning {
 /// from the epilogue's alpha).
 enum class ConvAct : int { none, relu, relu6, silu, hardswish, hardsigmoid, sigmoid, leakyrelu, elu, gelu };
 
-/// The ConvAct that computes activation a as activation_forward does.
+/// The ConvAct that computes activation a as activation_forward does (none for softplus, which no output
+/// pass applies: it stays a layer of its own).
 inline ConvAct conv_act_of(Activation a) {
     switch (a) {
     case Activation::ReLU6:
@@ -83,6 +84,8 @@ inline ConvAct conv_act_of(Activation a) {
         return ConvAct::elu;
     case Activation::GELU:
         return ConvAct::gelu;
+    case Activation::Softplus:
+        return ConvAct::none;
     }
     return ConvAct::none;
 }
