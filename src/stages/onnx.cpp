@@ -84,7 +84,8 @@ std::vector<double> number_list(const std::string& option, const std::string& te
                  " number");
         out.push_back(v);
     }
-    if (out.empty()) fail(option, ": no values");
+    if (out.empty() || text.back() == ',')
+        fail(option, ": '", text, "' is not a comma-separated list of numbers");
     return out;
 }
 

@@ -375,6 +375,8 @@ input_norm)
   expect_fail "--input-mean, --input-std: need --norm-from DATA.h5" "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" "${cifar[@]}"
   expect_fail "--input-mean: 2 values for a model of 3 channels" \
     "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-mean 0.5,0.5
+  expect_fail "--input-mean: '0.5,' is not a comma-separated list of numbers" \
+    "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-mean 0.5,
   expect_fail "--input-std: '0' in '1,0,1' is not a finite positive number" \
     "$MIMIC" import onnx "$d/n/cnn.onnx" --out "$d/bad.h5" --norm-from "$d/global/train.h5" --input-std 1,0,1
   expect_fail "--input-mean, --input-std: mean 0 and std 1e-300 give channel 0 a scale or shift beyond float range" \

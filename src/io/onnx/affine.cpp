@@ -128,7 +128,8 @@ Pending Importer::input_bn() const {
         for (std::int64_t f = f0; f < f0 + per_unit; ++f)
             if (d.mean[size_t(f)] != d.mean[size_t(f0)] || d.std[size_t(f)] != d.std[size_t(f0)])
                 fail("--norm-from: ", d.source, ": normalised per feature (feature ", f, " of channel ", u,
-                     " has mean ", d.mean[size_t(f)], ", feature ", f0, " ", d.mean[size_t(f0)],
+                     " has mean ", d.mean[size_t(f)], " and std ", d.std[size_t(f)], ", feature ", f0, " ",
+                     d.mean[size_t(f0)], " and ", d.std[size_t(f0)],
                      "); a per-channel input normalisation needs data imported with --norm global, "
                      "per-channel or none");
         const double m = in.mean[in.mean.size() == 1 ? 0 : size_t(u)];
