@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `mimic data import` of a CIFAR-shaped uint8 .npy (N x 32 x 32 x 3, NHWC, real random bytes) against `dd`
-# reading the same file, each after dropping the page cache (cold) when run as root, on NP ranks; prints
-# wall seconds, the ratio to dd, the phases, CPU seconds and the largest RSS per rank, one row per binary.
+# reading the same file and `dd` copying it to a new file made durable (conv=fsync: the least any import that
+# writes the source's bytes can take), each after dropping the page cache (cold) when run as root, on NP
+# ranks; prints wall seconds, the ratios to both, the phases, CPU seconds and the largest RSS per rank, one
+# row per binary. Every file written is removed and the disk given SETTLE seconds (default 3) before the
+# next cold run, so that each writes to blocks freed alike (this VM's disk is mounted with discard).
 # Usage: bench/bench_import.sh ROWS [NP] [BINARY...]   (default binary: build/mimic; BENCH_DIR: scratch
 # directory, default /tmp/mimic-bench-import; KEEP=1 keeps the source for a later run). Needs ~3 KB x ROWS
 # for the source and 4x that for the float32 output, removed afterwards. SOURCE=npz writes the rows as a
@@ -42,14 +45,25 @@ PY
 fi
 bytes=$(stat -c %s "$src")
 echo "source: $src, $rows rows, $bytes bytes; $np ranks; store ${STORE:-fp32}; load $(load)"
+settle() { sync && sleep "${SETTLE:-3}"; }
+settle
 c=$(cold)
 t0=$(date +%s.%N)
 dd if="$src" of=/dev/null bs=16M status=none
 dd_s=$(echo "$(date +%s.%N) - $t0" | bc -l)
 printf "dd bs=16M (%s): %.2f s, %.0f MB/s\n" "$c" "$dd_s" "$(echo "$bytes / $dd_s / 1000000" | bc -l)"
-printf "%-40s %6s %8s %7s %8s %8s %8s %9s  %s\n" binary cache wall_s x_dd stats_s write_s cpu_s rss_MB fingerprint
+c=$(cold)
+t0=$(date +%s.%N)
+dd if="$src" of="$d/copy" bs=16M conv=fsync status=none
+copy_s=$(echo "$(date +%s.%N) - $t0" | bc -l)
+rm -f "$d/copy"
+printf "dd copy to a new file, conv=fsync (%s): %.2f s, %.1fx the read\n" "$c" "$copy_s" \
+  "$(echo "$copy_s / $dd_s" | bc -l)"
+printf "%-40s %6s %8s %7s %7s %8s %8s %8s %9s  %s\n" binary cache wall_s x_dd x_copy stats_s write_s cpu_s \
+  rss_MB fingerprint
 for b in "${bins[@]}"; do
   rm -rf "$d/out"
+  settle
   c=$(cold)
   t0=$(date +%s.%N)
   read -r rss cpu < <(mpirun_timed "$d" "$d/log" "$np" "$b" data import --train-images "$spec" \
@@ -59,8 +73,8 @@ for b in "${bins[@]}"; do
   stats=$(awk '$1 == "statistics" {print $4}' "$d/log")
   write=$(awk '$1 == "write" {print $4}' "$d/log")
   fp=$(grep -o 'train.h5: .*fingerprint [0-9a-f]*' "$d/log" | awk '{print $NF}')
-  printf "%-40s %6s %8.2f %7.1f %8s %8s %8.1f %9s  %s\n" "$b" "$c" "$wall" "$(echo "$wall / $dd_s" | bc -l)" \
-    "$stats" "$write" "$cpu" "$rss" "$fp"
+  printf "%-40s %6s %8.2f %7.1f %7.2f %8s %8s %8.1f %9s  %s\n" "$b" "$c" "$wall" "$(echo "$wall / $dd_s" | bc -l)" \
+    "$(echo "$wall / $copy_s" | bc -l)" "$stats" "$write" "$cpu" "$rss" "$fp"
   rm -rf "$d/out"
 done
 echo "load after: $(load)"
