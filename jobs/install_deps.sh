@@ -12,7 +12,7 @@ packages=(
   libgtest-dev
   libonnx-dev libprotobuf-dev
   dataset-fashion-mnist
-  python3 python3-pip python3-numpy python3-h5py python3-torch python3-pil
+  python3 python3-pip python3-numpy python3-h5py python3-torch python3-torchvision python3-onnx python3-pil
   slurmctld slurmd slurm-client munge python3-matplotlib
   "$@"
 )
