@@ -14,6 +14,7 @@
 #include "mimic/nn/layers/dense.hpp"
 #include "mimic/nn/layers/dropout.hpp"
 #include "mimic/nn/layers/flatten.hpp"
+#include "mimic/nn/layers/layernorm.hpp"
 #include "mimic/nn/layers/maxpool2d.hpp"
 #include "mimic/nn/layers/relu.hpp"
 #include "mimic/nn/layers/sigmoid.hpp"
@@ -61,6 +62,8 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& l, int index, Shape in) {
         return std::make_unique<ActivationLayer>(index, l.token, in, Activation::Softplus);
     case LayerKind::BatchNorm:
         return std::make_unique<BatchNorm>(index, l.token, in);
+    case LayerKind::LayerNorm:
+        return std::make_unique<LayerNorm>(index, l.token, in, l.alpha);
     case LayerKind::ReLU:
         return std::make_unique<ReLU>(index, l.token, in);
     case LayerKind::Sigmoid:

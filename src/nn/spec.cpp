@@ -168,6 +168,8 @@ const char* kind_name(LayerKind kind) {
         return "softplus";
     case LayerKind::BatchNorm:
         return "bn";
+    case LayerKind::LayerNorm:
+        return "ln";
     case LayerKind::Block:
         return "block";
     }
@@ -284,6 +286,13 @@ void parse_token(const std::string& spec, LayerSpec& l) {
         l.rate = float(p);
     } else if (name == "leakyrelu" || name == "elu") {
         parse_alpha(spec, arg, has_arg, l, name == "elu");
+    } else if (name == "ln") {
+        char* endp = nullptr;
+        const double e = has_arg && !arg.empty() ? std::strtod(arg.c_str(), &endp) : 1e-5;
+        if (has_arg && (arg.empty() || endp != arg.c_str() + arg.size() || !(e > 0.0 && e < 1.0)))
+            bad_token(spec, l, "ln or ln:<epsilon> with 0 < epsilon < 1");
+        l.kind = LayerKind::LayerNorm;
+        l.alpha = float(e);
     } else if (name == "relu" || name == "sigmoid" || name == "tanh" || name == "flatten") {
         if (has_arg) bad_token(spec, l, "no argument after this layer name");
         l.kind = name == "relu"      ? LayerKind::ReLU
@@ -296,7 +305,7 @@ void parse_token(const std::string& spec, LayerSpec& l) {
         bad_token(spec, l,
                   "one of dense:N, bottleneck:K, conv:FxK[sS][pP][gG], dwconv:K[sS][pP], pool:K[sS][pP], "
                   "avgpool:K[sS][pP][e][c], gap, relu, relu6, sigmoid, silu, hardswish, hardsigmoid, "
-                  "leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn, or a block res(...), "
+                  "leakyrelu[:A], elu[:A], gelu, tanh, dropout:P, flatten, bn, ln[:E], or a block res(...), "
                   "cat(...), gate(...)");
     }
 }
@@ -477,6 +486,7 @@ Shape infer_shape(const LayerSpec& l, Shape in) {
     case LayerKind::GELU:
     case LayerKind::Softplus:
     case LayerKind::BatchNorm:
+    case LayerKind::LayerNorm:
         return in;
     case LayerKind::Conv: {
         fits(image, "conv needs an image input (channels x height x width) but gets ", in.size(),

@@ -147,6 +147,9 @@ TEST(GoldenTorch, LeakyReLUELUGELU) {
 TEST(GoldenTorch, SoftplusAcrossItsThreshold) {
     run_golden("softplus");
 }
+TEST(GoldenTorch, LayerNormOverChannelsAndFeatures) {
+    run_golden("ln");
+}
 TEST(GoldenTorch, BatchNormTrainingMode) {
     run_golden("bn_train");
 }

@@ -222,6 +222,9 @@ TEST(Gradients, GELU) {
 TEST(Gradients, Softplus) {
     check_gradients("dense:8,softplus,dense:3", {1, 1, 5}, false, 3, 4.0f);
 }
+TEST(Gradients, LayerNormOverChannelsAndFeatures) {
+    check_gradients("conv:4x3,ln,relu,dense:6,ln:1e-3,dense:3", {2, 5, 5}, false, 3, 1.0f);
+}
 // Training mode: the batch statistics depend on every row, so dL/dx has the batch terms.
 TEST(Gradients, BatchNormOverChannelsInTraining) {
     check_gradients("conv:3x3,bn,relu,pool:2,dense:3", {2, 6, 6}, true, 4, 1.0f, {"layer0.conv.b"});

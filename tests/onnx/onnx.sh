@@ -61,6 +61,19 @@ zoo_mobile)
   zoo_check "$d/rgb" 3 32 mobilenet_v2 mobilenet_v3_small mobilenet_v3_large efficientnet_b0 efficientnet_v2_s \
     regnet_y_400mf densenet121
   ;;
+zoo_norm)
+  # Layer norms: torchvision's ConvNeXt-T (LayerNorm2d through x.permute, Linear layers on channels-last values,
+  # layer scale) at opset 13 (LayerNorm as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div) and 17
+  # (LayerNormalization), and a CNN with layer norms over channels (with and without scale and shift) and over
+  # the flat features of its head.
+  zoo_check "$d/rgb" 3 32 convnext_tiny convnext_tiny_17 ln_net ln_net_17
+  spec() { "$MIMIC_PYTHON" -c "import h5py; s = h5py.File('$d/rgb/$1.h5', 'r').attrs['spec']; print(s.decode() if isinstance(s, bytes) else s)"; }
+  [[ "$(spec convnext_tiny)" == "conv:96x4s4p0,ln:1e-06,res(conv:96x7p3g96,ln:1e-06,conv:384x1p0,gelu,conv:96x1p0),"* ]] ||
+    die "convnext_tiny: unexpected spec $(spec convnext_tiny)"
+  [ "$(spec convnext_tiny)" == "$(spec convnext_tiny_17)" ] || die "convnext_tiny: opset 13 and 17 differ"
+  [ "$(spec ln_net)" == "conv:16x3p1,ln:1e-06,relu,conv:24x3s2p1,ln,conv:32x1p0,gelu,gap,flatten,dense:48,ln,relu,dense:10" ] ||
+    die "ln_net: unexpected spec $(spec ln_net)"
+  ;;
 zoo_user)
   # What users' own PyTorch code exports: shape arithmetic (x.view(x.size(0), -1) after F.avg_pool2d, Hu's SE
   # with Linear layers, view(b, c, 1, 1) and expand_as, x.mean([2, 3]), x.mean(3).mean(2), squeeze(-1) twice,
@@ -211,9 +224,9 @@ import)
   [ ! -e "$d/x.h5" ] || die "x.h5 written for a bad input"
   ;;
 unsupported)
-  # LayerNorm + Softmax (opset 17): the unsupported operator is named (a Softmax at the output is dropped),
+  # GroupNorm + Softmax (opset 17): the unsupported operator is named (a Softmax at the output is dropped),
   # the exit is non-zero, no file.
-  expect_fail "bad.onnx: unsupported operators: LayerNormalization$" \
+  expect_fail "bad.onnx: unsupported operators: InstanceNormalization$" \
     "$MIMIC" import onnx "$d/bad.onnx" --out "$d/bad.h5" --quiet
   [ -z "$(find "$d" -name 'bad.h5*')" ] || die "an output file was left behind"
   # A graph that is not series-parallel ((a + b) + a) and graphs with two outputs or two inputs: refused,
@@ -232,7 +245,15 @@ unsupported)
     "$MIMIC" import onnx "$d/oddslice.onnx" --out "$d/oddslice.h5" --quiet
   expect_fail "erf.onnx: node [0-9]* '/Erf' (Erf): Erf is supported only inside exact GELU" \
     "$MIMIC" import onnx "$d/erf.onnx" --out "$d/erf.h5" --quiet
-  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*' -o -name 'twoin.h5*' -o -name 'mixbatch.h5*' -o -name 'oddslice.h5*' -o -name 'erf.h5*')" ] ||
+  # Layer norms over C, H and W (opset 17) and over W alone (opset 13), and channels-last values flattened
+  # without the Transpose back: refused, naming the node and the axes.
+  expect_fail "ln_chw.onnx: node [0-9]* '/ln/LayerNormalization' (LayerNormalization): normalises from axis 1 of \[N, 4, 8, 8\] to the last; supported are the channels alone" \
+    "$MIMIC" import onnx "$d/ln_chw.onnx" --out "$d/ln_chw.h5" --quiet
+  expect_fail "ln_w.onnx: node [0-9]* .*: normalises over axis 3 of \[N, 4, 8, 8\]; supported are the channels alone" \
+    "$MIMIC" import onnx "$d/ln_w.onnx" --out "$d/ln_w.h5" --quiet
+  expect_fail "ln_flat.onnx: node [0-9]* '/Flatten' (Flatten): reads '.*' in channels-last order \[N, 8, 8, 4\]" \
+    "$MIMIC" import onnx "$d/ln_flat.onnx" --out "$d/ln_flat.h5" --quiet
+  [ -z "$(find "$d" -name 'nsp.h5*' -o -name 'two.h5*' -o -name 'twoin.h5*' -o -name 'mixbatch.h5*' -o -name 'oddslice.h5*' -o -name 'erf.h5*' -o -name 'ln_*.h5*')" ] ||
     die "an output file was left behind"
   # Supported operators with unsupported settings: one line naming the node and the problem.
   expect_fail "pool32.onnx: node 1 .*(MaxPool): dilations are not supported" \

@@ -130,6 +130,29 @@ MODELS += [("softplus", "softplus,dense:12,softplus,dense:5", (1, 1, 10),
 X_SCALE["softplus"] = 12.0
 
 
+class LayerNorm2d(tnn.LayerNorm):
+    """torchvision ConvNeXt's LayerNorm2d: LayerNorm over the channels of each position of [N, C, H, W]."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+def layer_norms(*mods):
+    for m in mods:  # scale and shift away from 1 and 0, so that a swapped or dropped one shows
+        with torch.no_grad():
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.5, 0.5)
+    return list(mods)
+
+
+# ln over the channels of each position (epsilon 1e-6 as ConvNeXt, and the default) and over flat features.
+MODELS += [("ln", "conv:6x3,ln:1e-6,gelu,conv:4x1,ln,relu,gap,dense:8,ln,dense:5", (3, 6, 6),
+            lambda: [conv(3, 6, 3), *layer_norms(LayerNorm2d(6, eps=1e-6)), tnn.GELU(), conv(6, 4, 1),
+                     *layer_norms(LayerNorm2d(4)), tnn.ReLU(), tnn.AdaptiveAvgPool2d(1), dense(4, 8),
+                     *layer_norms(tnn.LayerNorm(8)), tnn.Linear(8, 5)])]
+
+
 def mimic_params(layers, prefix="layer"):
     """Mimic tensor name -> (torch parameter, function mapping a torch tensor to Mimic's layout); a block's
     branch j layer k is named <prefix><i>.<kind>.b<j>.<k>.<kind>.<W|b>."""
@@ -147,6 +170,9 @@ def mimic_params(layers, prefix="layer"):
             elif isinstance(m, (tnn.BatchNorm1d, tnn.BatchNorm2d)):
                 out[f"{prefix}{i}.bn.W"] = (m.weight, lambda t: t)
                 out[f"{prefix}{i}.bn.b"] = (m.bias, lambda t: t)
+            elif isinstance(m, tnn.LayerNorm):
+                out[f"{prefix}{i}.ln.W"] = (m.weight, lambda t: t)
+                out[f"{prefix}{i}.ln.b"] = (m.bias, lambda t: t)
             elif isinstance(m, tnn.Linear):
                 kind = "dense" if m.bias is not None else "bottleneck"
                 out[f"{prefix}{i}.{kind}.W"] = (m.weight, lambda t: t.t())

@@ -8,7 +8,7 @@
 # writes a dataset file and PyTorch's logits for comparison (for soft: the values before the LogSoftmax).
 # usage: onnx_teachers.py OUTDIR   (writes data.h5, ref.h5, mlp/cnn/mm/pools/acts/acts14/bnrelu/dws/soft/padconv/
 #                                   geluorders.onnx
-#                                   and bad/pool32/nsp/two/twoin/mixbatch/oddslice/erf.onnx)
+#                                   and bad/pool32/nsp/two/twoin/mixbatch/oddslice/erf/ln_*.onnx)
 import os
 import sys
 import warnings
@@ -52,7 +52,8 @@ mlp = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 32), nn.BatchNorm1d(32), 
 cnn = nn.Sequential(nn.Conv2d(C, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(6, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Sigmoid(), nn.Flatten(), nn.Linear(32, K))
 mm = MatMulNet()
-bad = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 16), nn.LayerNorm(16), nn.Linear(16, K), nn.Softmax(dim=1))
+bad = nn.Sequential(nn.Conv2d(C, 4, 3), nn.GroupNorm(2, 4), nn.Flatten(), nn.Linear(4 * (H - 2) * (W - 2), K),
+                    nn.Softmax(dim=1))
 # Supported operators with settings Mimic cannot represent: dilated pooling. BatchNorm after an activation
 # (not foldable) imports as bn.
 pool32 = nn.Sequential(nn.Conv2d(C, 4, 3), nn.MaxPool2d(2, stride=2, dilation=2), nn.Flatten(), nn.Linear(16, K))
@@ -209,9 +210,26 @@ class LoneErf(nn.Module):
         return torch.flatten(torch.erf(self.c(x)), 1)
 
 
+class LayerNormOf(nn.Module):
+    """Layer norms Mimic cannot represent: over C, H and W (mode "chw"), over W alone (the last axis of
+    [N, C, H, W], "w"), and channels-last values flattened without the Transpose back ("flat")."""
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode, self.c = mode, nn.Conv2d(C, 4, 3, padding=1)
+        self.ln = nn.LayerNorm({"chw": [4, H, W], "w": W, "flat": 4}[mode])
+
+    def forward(self, x):
+        y = self.c(x)
+        return torch.flatten(self.ln(y.permute(0, 2, 3, 1) if self.mode == "flat" else y), 1)
+
+
 for name, model in (("oddslice", OddSlice()), ("erf", LoneErf())):
     torch.onnx.export(model, xt[:2], os.path.join(out, name + ".onnx"), opset_version=13, input_names=["x"],
                       output_names=["y"])
+for mode, opset in (("chw", 17), ("w", 13), ("flat", 13)):
+    torch.onnx.export(LayerNormOf(mode), xt[:2], os.path.join(out, f"ln_{mode}.onnx"), opset_version=opset,
+                      input_names=["x"], output_names=["y"])
 padconv.eval()
 with torch.no_grad():
     logits["padconv"] = padconv(xt).numpy().astype(np.float32)

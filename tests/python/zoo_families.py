@@ -31,6 +31,10 @@ def randomize_bn(model, seed):
                 m.running_var.copy_(torch.rand(n, generator=g) * 1.0 + 0.5)
                 m.weight.copy_(torch.rand(n, generator=g) * 0.6 + 0.7)
                 m.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
+            if isinstance(m, nn.LayerNorm) and m.elementwise_affine:  # as after training: away from 1 and 0
+                n = m.weight.numel()
+                m.weight.copy_((torch.rand(n, generator=g) * 0.6 + 0.7).reshape(m.weight.shape))
+                m.bias.copy_(((torch.rand(n, generator=g) - 0.5) * 0.4).reshape(m.bias.shape))
 
 
 class BasicBlock(nn.Module):
@@ -522,6 +526,25 @@ def softplus_cnn(C, K):
                          nn.Flatten(), nn.Linear(16, 32), nn.Softplus(), nn.Linear(32, K))
 
 
+class LNNet(nn.Module):
+    """Layer norms as users write them: over the channels through x.permute (with and without a scale and
+    shift: PyTorch 1.13 cannot export the latter at opset 17), a Linear on channels-last values, and
+    nn.LayerNorm on the flat features of the head."""
+
+    def __init__(self, C, K, affine=False):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(C, 16, 3, padding=1), nn.Conv2d(16, 24, 3, stride=2, padding=1)
+        self.ln1, self.ln2 = nn.LayerNorm(16, eps=1e-6), nn.LayerNorm(24, elementwise_affine=affine)
+        self.pw = nn.Linear(24, 32)
+        self.fc1, self.ln3, self.fc2 = nn.Linear(32, 48), nn.LayerNorm(48), nn.Linear(48, K)
+
+    def forward(self, x):
+        x = self.ln1(self.conv1(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2).relu()
+        x = F.gelu(self.pw(self.ln2(self.conv2(x).permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc2(F.relu(self.ln3(self.fc1(x))))
+
+
 def softmax_cnn(C, K):
     return nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, K), nn.Softmax(dim=1))
@@ -656,6 +679,10 @@ FAMILIES = {
     "concat_pool_cnn": (lambda C, K: ConcatPoolCNN(C, K), "EVAL"),
     "cbam_channel": (lambda C, K: CBAMNet(C, K), "EVAL"),
     "cbam": (lambda C, K: CBAMNet(C, K, spatial=True), "EVAL"),
+    "convnext_tiny": (lambda C, K: TV.convnext_tiny(num_classes=K), "EVAL"),
+    "convnext_tiny_17": (lambda C, K: TV.convnext_tiny(num_classes=K), "EVAL", 17),
+    "ln_net": (lambda C, K: LNNet(C, K), "EVAL"),
+    "ln_net_17": (lambda C, K: LNNet(C, K, affine=True), "EVAL", 17),
 }
 
 # Families for the tests only, which --list (bench/bench_zoo.sh's default) leaves out: built for another input

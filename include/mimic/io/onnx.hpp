@@ -36,11 +36,13 @@ inline constexpr int kOnnxMinImportOpset = 11;
 ///   Flatten (axis 1), Reshape (constant or computed target, the batch first), Squeeze, Unsqueeze: views;
 ///   [N, D] from [N, C, H, W] -> flatten, [N, D, 1, 1] of a flat [N, D] stays flat (a gate broadcasts it)
 ///   Expand read only by Mul (expand_as of a gate)                      -> nothing (the gate broadcasts)
+///   LayerNormalization, or ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div over the channels -> ln:E;
+///   Transpose [0, 2, 3, 1] ... [0, 3, 1, 2] (channels last, ConvNeXt): nothing, MatMul there -> conv:Fx1p0
 ///   BatchNormalization (inference)        folded into the preceding Conv / Gemm / MatMul that no other
 ///                                         node reads, else bn with its running statistics
 /// One input ([N, D] or [N, C, H, W]) and one output; several are refused naming them. Throws mimic::Error
 /// with one line naming the file and, for unsupported operators, listing all of them ("model.onnx:
-/// unsupported operators: LayerNormalization"), or the node that cannot be represented (a graph that is
+/// unsupported operators: InstanceNormalization"), or the node that cannot be represented (a graph that is
 /// not series-parallel names the join). `meta` receives spec, input shape, classes and loss "onnx-import";
 /// the model's weights and bn statistics are set. Nothing is written: the caller writes the model file.
 /// The normalisation a dataset file applied to its raw rows (docs/formats.md): stored = (raw · scale −

@@ -34,6 +34,9 @@ namespace mimic::nn {
 ///   dropout:P      inverted dropout with drop probability 0 <= P < 1
 ///   flatten        C x H x W -> C*H*W (dense after conv/pool also flattens implicitly)
 ///   bn             batch normalisation over channels (image input) or features (flat input)
+///   ln | ln:E      layer normalisation over the channels at each position (image input; PyTorch's
+///                  LayerNorm on channels-last values, ConvNeXt's LayerNorm2d) or over the features (flat
+///                  input), with a learned scale and shift per channel; E: its epsilon (default 1e-5)
 /// Example: conv:32x3,relu,pool:2,conv:64x3,relu,pool:2,dense:256,relu,dropout:0.3,dense:10
 /// Tokens are numbered from 1 in error messages; layer i (0-based, as in parameter names) is token i+1.
 ///
@@ -69,6 +72,7 @@ enum class LayerKind {
     GELU,
     Softplus,
     BatchNorm,
+    LayerNorm,
     Block
 };
 
@@ -88,7 +92,7 @@ struct LayerSpec {
     bool count_pad = true; ///< avgpool: the padded zeros count in the divisor
     bool ceil = false;     ///< pool: ceil mode (pool:3s2c), the output size rounded up (PoolWindow::out)
     float rate = 0.0f;     ///< dropout probability
-    float alpha = 0.0f;    ///< leakyrelu's negative slope, elu's alpha
+    float alpha = 0.0f;    ///< leakyrelu's negative slope, elu's alpha, ln's epsilon
     std::string path;      ///< token number, dotted inside blocks ("3", "3.2.1"); empty: `position`
     Join join = Join::Add; ///< block: how the branches join
     /// block: its branches, each a chain (empty: the identity, the block's input itself)

@@ -32,14 +32,18 @@ Pending affine_bn(int units, std::vector<double> s, std::vector<double> t) {
 /// value per channel (image) or unit (flat) of the `units` there.
 std::vector<double> Importer::unit_values(const Const& c, int units, const std::string& where) const {
     std::vector<std::int64_t> d = c.dims;
-    while (!d.empty() && d.front() == 1 && d.size() > (image_ ? 3u : 1u))
+    const bool per_map = image_ && !channels_last_; // [C, 1, 1]; channels-last values take [C]
+    while (!d.empty() && d.front() == 1 && d.size() > (per_map ? 3u : 1u))
         d.erase(d.begin());
     const bool scalar = c.size() == 1;
     const bool per_unit =
-        image_ ? d.size() == 3 && d[0] == units && d[1] == 1 && d[2] == 1 : d.size() == 1 && d[0] == units;
+        per_map ? d.size() == 3 && d[0] == units && d[1] == 1 && d[2] == 1 : d.size() == 1 && d[0] == units;
     if (!scalar && !per_unit)
         fail(where, ": constant of shape ", dims_text(c.dims), " is neither a scalar nor one value per ",
-             image_ ? "channel [C, 1, 1]" : "unit [D]", " of the ", units, image_ ? " channels" : " units");
+             per_map  ? "channel [C, 1, 1]"
+             : image_ ? "channel [C] (channels-last values)"
+                      : "unit [D]",
+             " of the ", units, image_ ? " channels" : " units");
     std::vector<double> v(static_cast<std::size_t>(units));
     for (int u = 0; u < units; ++u)
         v[std::size_t(u)] = c.v[scalar ? 0 : std::size_t(u)];

@@ -29,13 +29,17 @@ void Importer::push_channel_map(const std::vector<std::int64_t>& src, const std:
 void Importer::transpose(const GraphNode& n) {
     need_cur(n, n.where);
     const auto perm = attr_ints(n, "perm");
+    if (channels_last_ && perm == std::vector<std::int64_t>{0, 3, 1, 2}) return leave_channels_last(n);
+    if (!channels_last_ && image_ && dims_.empty() && perm == std::vector<std::int64_t>{0, 2, 3, 1})
+        return enter_channels_last(n);
     const std::vector<std::int64_t>& d = dims_;
     const bool shuffle = image_ && d.size() == 4 && d[0] * d[1] == shape_.c && d[2] == shape_.h &&
                          d[3] == shape_.w && perm == std::vector<std::int64_t>{0, 2, 1, 3, 4};
     if (!shuffle)
         fail(n.where, ": perm ", dims_text(perm), " of [N, ", dims_text(logical()).substr(1),
              " is not supported; Transpose is supported as a channel shuffle (Reshape of [N, C, H, W] to ",
-             "[N, g, C/g, H, W], perm [0, 2, 1, 3, 4], Reshape back)");
+             "[N, g, C/g, H, W], perm [0, 2, 1, 3, 4], Reshape back) and to channels-last order and back ",
+             "(perm [0, 2, 3, 1], then [0, 3, 1, 2])");
     const std::int64_t g = d[0], cg = d[1];
     std::vector<std::int64_t> src(std::size_t(shape_.c));
     for (std::int64_t j = 0; j < g; ++j)

@@ -56,6 +56,7 @@ int Importer::join_of(const std::string& t, std::vector<int> cons) const {
 /// Returns that tensor.
 std::string Importer::chain(const std::string& t, int first, int stop, std::vector<Pending>& out) {
     layers_ = &out, cur_ = t, fresh_param_ = false, fresh_affine_ = false, pad_ = -1, dims_.clear();
+    channels_last_ = false;
     for (int next = first;; next = -1) {
         if (next < 0) {
             if (stop < 0 && cur_ == output_name_) break;

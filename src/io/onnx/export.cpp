@@ -205,6 +205,30 @@ private:
         set_attr_float(n, "epsilon", float(nn::BatchNorm::kEps));
     }
 
+    /// ln as PyTorch writes LayerNorm at opset 13, over axis 1 (the channels of [N, C, H, W], the features
+    /// of [N, D]): ReduceMean, Sub, Mul (the square), ReduceMean, Add epsilon, Sqrt, Div, then the scale and
+    /// shift per channel ([C, 1, 1] on an image).
+    void layernorm(const std::string& base, const nn::LayerSpec& l) {
+        const std::string x = cur_;
+        const float eps = l.alpha;
+        add_initializer(*g_, base + ".eps", {}, &eps);
+        const std::int64_t C = image_ ? shape_.c : shape_.size();
+        const std::vector<std::int64_t> dims = image_ ? std::vector<std::int64_t>{C, 1, 1} : std::vector{C};
+        for (const char* s : {".W", ".b"}) {
+            const auto& t = model_.param_tensor(base + s);
+            add_initializer(*g_, t.name, dims, param(t.name));
+        }
+        set_attr_ints(node("ReduceMean", base + ".mean", {x}), "axes", {1});
+        const std::string d = node("Sub", base + ".centred", {x, cur_})->output(0);
+        node("Mul", base + ".square", {d, d});
+        set_attr_ints(node("ReduceMean", base + ".var", {cur_}), "axes", {1});
+        node("Add", base + ".var_eps", {cur_, base + ".eps"});
+        node("Sqrt", base + ".std", {cur_});
+        node("Div", base + ".normalised", {d, cur_});
+        node("Mul", base + ".scaled", {cur_, base + ".W"});
+        node("Add", base, {cur_, base + ".b"});
+    }
+
     /// Layer i of a chain whose parameter names start with prefix ("layer", or "layer3.res.b0." in a block).
     void layer(const std::string& prefix, int i, const nn::LayerSpec& l) {
         const nn::Shape in = shape_;
@@ -314,6 +338,9 @@ private:
             break;
         case nn::LayerKind::BatchNorm:
             batchnorm(base);
+            break;
+        case nn::LayerKind::LayerNorm:
+            layernorm(base, l);
             break;
         case nn::LayerKind::ReLU:
             node("Relu", base, {cur_});

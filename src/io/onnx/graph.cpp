@@ -43,7 +43,7 @@ void Importer::check_operators() const {
         "Sub",       "Div",           "Expand",      "ConstantOfShape",
         "LeakyRelu", "Elu",           "Erf",         "Transpose",
         "Split",     "GlobalMaxPool", "ReduceMax",   "PRelu",
-        "Softplus"};
+        "Softplus",  "Pow",           "Sqrt",        "LayerNormalization"};
     std::set<std::string> bad;
     for (const auto& n : graph().node()) {
         const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";

@@ -1,5 +1,5 @@
 // ONNX nodes as Mimic layers: Gemm, MatMul, Conv, pools, activations, the fused GELU and shortcut, with a
-// bias Add, BatchNormalization and Pad folded into the layer they meet.
+// bias Add, BatchNormalization and Pad folded into the layer they meet (layer norms: channels_last.cpp).
 #include "mimic/io/impl/onnx_import.hpp"
 
 #include "mimic/core/error.hpp"
@@ -21,7 +21,14 @@ bool all_equal(const std::vector<std::int64_t>& v, std::int64_t x) {
     return true;
 }
 
-/// The shortest decimal text that reads back as the float v (a token's argument, e.g. leakyrelu:0.1).
+/// A bottleneck that a bias (Add or BatchNormalization) turns into a dense layer.
+void to_dense(Pending& p) {
+    p.kind = nn::LayerKind::Dense;
+    p.token = "dense:" + std::to_string(p.out);
+}
+
+} // namespace
+
 std::string float_text(double v) {
     char buf[32];
     for (int digits = 1; digits <= 9; ++digits) {
@@ -30,14 +37,6 @@ std::string float_text(double v) {
     }
     return buf;
 }
-
-/// A bottleneck that a bias (Add or BatchNormalization) turns into a dense layer.
-void to_dense(Pending& p) {
-    p.kind = nn::LayerKind::Dense;
-    p.token = "dense:" + std::to_string(p.out);
-}
-
-} // namespace
 
 /// A Pad is waiting for its Conv or AveragePool but the tensor goes elsewhere.
 void Importer::pad_not_folded() const {
@@ -83,7 +82,15 @@ void Importer::visit(const GraphNode& n) {
     if (pad_ >= 0 && op != "AveragePool" && op != "Conv") pad_not_folded();
     const bool view_op = op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
                          op == "Expand" || op == "Transpose";
-    if (!view_op) need_layer_shape(where);
+    if (channels_last_ && !channels_last_op(op))
+        fail(where, ": reads '", cur_, "' in channels-last order [N, ", dims_text(dims_).substr(1),
+             " (after a Transpose with perm [0, 2, 3, 1]); supported there are layer norms, MatMul by a ",
+             "constant, Mul and Add of one value per channel, activations and the Transpose back (perm [0, "
+             "3, ",
+             "1, 2])");
+    if (!view_op && !channels_last_) need_layer_shape(where);
+    if (op == kLayerNormOp || op == "LayerNormalization") return layer_norm(n, where);
+    if (op == "MatMul" && channels_last_) return channels_last_matmul(n, where);
     if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Softplus") {
         need_cur(n, where);
         Pending p;
@@ -129,6 +136,9 @@ void Importer::visit(const GraphNode& n) {
              op == "Mul" || op == "Add" || op == "Concat" ? " or on shape values (from Shape nodes)" : "",
              ", not on one path");
     if (op == "Erf") fail(where, ": Erf is supported only inside exact GELU, x·0.5·(1 + erf(x/√2))");
+    if (op == "Pow" || op == "Sqrt")
+        fail(where, ": ", op, " is supported only inside a layer normalisation (x - mean) / sqrt(var + eps) ",
+             "over one axis, as PyTorch writes LayerNorm before opset 17");
     if (op == "Sub" || op == "Div")
         fail(where, ": ", op,
              " is supported only with a constant (a scalar or one value per channel) and on ",
@@ -188,11 +198,12 @@ void Importer::matmul(const GraphNode& n, const std::string& where) {
 /// [1, F, 1, 1] for conv, or a scalar).
 void Importer::add_bias(Pending& p, const Const& C, double scale, const std::string& where, bool conv) {
     std::vector<std::int64_t> d = C.dims;
-    while (!d.empty() && d.front() == 1 && std::int64_t(d.size()) > (conv ? 3 : 1))
+    const bool per_map = conv && !channels_last_; // [F, 1, 1]; channels-last values add [F]
+    while (!d.empty() && d.front() == 1 && std::int64_t(d.size()) > (per_map ? 3 : 1))
         d.erase(d.begin());
     const bool scalar = C.size() == 1;
-    const bool ok = scalar || (conv ? (d.size() == 3 && d[0] == p.out && d[1] == 1 && d[2] == 1)
-                                    : (d.size() == 1 && d[0] == p.out));
+    const bool ok = scalar || (per_map ? (d.size() == 3 && d[0] == p.out && d[1] == 1 && d[2] == 1)
+                                       : (d.size() == 1 && d[0] == p.out));
     if (!ok)
         fail(where, ": bias of shape ", dims_text(C.dims), " does not broadcast per output unit (", p.out,
              conv ? " filters)" : " units)");

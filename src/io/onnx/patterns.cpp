@@ -1,5 +1,6 @@
 // Patterns the ONNX import fuses into one node each, matched by their constants' values: exact GELU's Erf
-// pattern and the option-A shortcut of CIFAR ResNets (x[:, :, ::2, ::2] then a Pad of zero channels).
+// pattern, layer normalisation as written before opset 17, and the option-A shortcut of CIFAR ResNets
+// (x[:, :, ::2, ::2] then a Pad of zero channels).
 #include "mimic/io/impl/onnx_import.hpp"
 
 #include <algorithm>
@@ -24,9 +25,10 @@ struct Importer::Pattern {
 };
 
 /// Exact GELU as exporters write it (Div(x, √2) or Mul(x, 1/√2), Erf, Add 1, then the product of x,
-/// that and 0.5 in any order) and the option-A shortcut of CIFAR ResNets (x[:, :, ::2, ::2] as one or
-/// two Slice nodes, then a Pad of zero channels) become one node each, matched by their constants'
-/// values; their inner tensors must have no other reader.
+/// that and 0.5 in any order), layer normalisation before opset 17 (match_layer_norm) and the option-A
+/// shortcut of CIFAR ResNets (x[:, :, ::2, ::2] as one or two Slice nodes, then a Pad of zero channels)
+/// become one node each, matched by their constants' values; their inner tensors must have no other
+/// reader.
 void Importer::fuse_patterns() {
     Pattern pt;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
@@ -40,8 +42,12 @@ void Importer::fuse_patterns() {
         std::vector<int> used;
         std::string x, op;
         std::vector<std::int64_t> pads;
+        double eps = 0;
+        std::int64_t axis = 0;
         if (nodes_[i].op_type() == "Erf" && match_gelu(int(i), pt, used, x)) {
             op = kGeluOp;
+        } else if (nodes_[i].op_type() == "Sqrt" && match_layer_norm(int(i), pt, used, x, eps, axis)) {
+            op = kLayerNormOp;
         } else if (nodes_[i].op_type() == "Pad" && match_shortcut(int(i), pt, used, x, pads)) {
             op = kShortcutOp;
         } else {
@@ -52,6 +58,8 @@ void Importer::fuse_patterns() {
         proto.set_op_type(op);
         proto.set_name(nodes_[std::size_t(last)].proto->name());
         if (!pads.empty()) set_attr_ints(&proto, "pads", pads);
+        if (op == kLayerNormOp)
+            set_attr_int(&proto, "axis", axis), set_attr_float(&proto, "epsilon", float(eps));
         GraphNode& g = nodes_[std::size_t(last)];
         g.proto = &proto;
         g.in = {x};
@@ -111,6 +119,62 @@ bool Importer::match_gelu(int e, const Pattern& pt, std::vector<int>& used, std:
     used.push_back(h);
     const std::string o2 = other_input(nodes_[std::size_t(h)], "Mul", x);
     return !o2.empty() && scalar_is(o2, 0.5);
+}
+
+/// Sqrt node q inside layer normalisation as PyTorch writes it before opset 17: m = ReduceMean(x), d = Sub(x,
+/// m), v = ReduceMean(Pow(d, 2) or Mul(d, d)), Div(d, Sqrt(Add(v, epsilon))), both means over the same one
+/// axis with keepdims; d read by the square and the Div only. The pattern's nodes in used, x, epsilon, the
+/// axis (as written: negative from the end).
+bool Importer::match_layer_norm(int q, const Pattern& pt, std::vector<int>& used, std::string& x, double& eps,
+                                std::int64_t& axis) const {
+    // A ReduceMean over one axis (an attribute, or a constant input from opset 18), keeping it.
+    const auto one_axis_mean = [this](const GraphNode& r, std::int64_t& ax) {
+        if (r.op_type() != "ReduceMean" || attr_int(r, "keepdims", 1) != 1) return false;
+        std::vector<std::int64_t> axes = attr_ints(r, "axes");
+        if (r.input_size() > 1 && !r.input(1).empty()) {
+            const Const* c = constant(r.input(1));
+            if (!c) return false;
+            axes.assign(c->v.begin(), c->v.end());
+        }
+        if (axes.size() != 1) return false;
+        ax = axes[0];
+        return true;
+    };
+    const GraphNode& S = nodes_[std::size_t(q)];
+    const int a = pt.sole_writer(S.input(0));
+    if (a < 0 || nodes_[std::size_t(a)].op_type() != "Add" || nodes_[std::size_t(a)].input_size() != 2)
+        return false;
+    const GraphNode& A = nodes_[std::size_t(a)];
+    const int ci = constant(A.input(1)) ? 1 : constant(A.input(0)) ? 0 : -1;
+    if (ci < 0 || constant(A.input(ci))->size() != 1) return false;
+    eps = constant(A.input(ci))->v[0];
+    const int r2 = pt.sole_writer(A.input(1 - ci));
+    std::int64_t axis2 = 0;
+    if (r2 < 0 || !one_axis_mean(nodes_[std::size_t(r2)], axis2)) return false;
+    const int p = pt.sole_writer(nodes_[std::size_t(r2)].input(0));
+    if (p < 0) return false;
+    const GraphNode& P = nodes_[std::size_t(p)];
+    const bool square = (P.op_type() == "Pow" && P.input_size() == 2 && scalar_is(P.input(1), 2.0)) ||
+                        (P.op_type() == "Mul" && P.input_size() == 2 && P.input(0) == P.input(1));
+    if (!square) return false;
+    const std::string& d = P.input(0);
+    const auto w = pt.writer.find(d);
+    if (w == pt.writer.end() || nodes_[std::size_t(w->second)].op_type() != "Sub") return false;
+    const int u = w->second;
+    const GraphNode& U = nodes_[std::size_t(u)];
+    const int r1 = pt.sole_writer(U.input(1));
+    if (r1 < 0 || !one_axis_mean(nodes_[std::size_t(r1)], axis) || axis != axis2 ||
+        nodes_[std::size_t(r1)].input(0) != U.input(0))
+        return false;
+    const int v = pt.sole_reader(S.output(0));
+    if (v < 0 || nodes_[std::size_t(v)].op_type() != "Div" || nodes_[std::size_t(v)].input(0) != d ||
+        nodes_[std::size_t(v)].input(1) != S.output(0))
+        return false;
+    for (int reader : pt.readers.at(d))
+        if (reader != p && reader != v) return false;
+    x = U.input(0);
+    used = {r1, u, p, r2, a, q, v};
+    return eps > 0;
 }
 
 /// Pad node p of zero channels after x[:, :, ::2, ::2] (one or two Slice nodes, steps 2 on H and W from

@@ -23,6 +23,9 @@ bool Importer::flat_gate_view() const {
 /// A layer, a fork or the end of a path needs cur_ as [C, H, W] or [D] (or a flat gate view); another
 /// pending view is refused.
 void Importer::need_layer_shape(const std::string& where) const {
+    if (channels_last_)
+        fail(where, ": reads '", cur_, "' in channels-last order [N, ", dims_text(dims_).substr(1),
+             "; Transpose it back (perm [0, 3, 1, 2]) first");
     if (dims_.empty() || flat_gate_view()) return;
     fail(where, ": reads '", cur_, "' of shape [N, ", dims_text(dims_).substr(1),
          " left by a Reshape, Squeeze or Unsqueeze; Mimic's layers take [N, C, H, W] or [N, D]");

@@ -39,9 +39,14 @@ bool fold_const(const onnx::NodeProto& n, const std::vector<const Const*>& in, C
 /// The operators of the nodes fuse_patterns() writes (no ONNX operator has a dot in its name).
 inline constexpr const char* kGeluOp = "mimic.Gelu";
 inline constexpr const char* kShortcutOp = "mimic.ShortcutA";
+/// Layer normalisation as exporters write it before opset 17 (ReduceMean, Sub, Pow, ReduceMean, Add epsilon,
+/// Sqrt, Div), with attributes axis and epsilon.
+inline constexpr const char* kLayerNormOp = "mimic.LayerNorm";
 /// One output of a Split (rewrite_splits()).
 inline constexpr const char* kSplitPartOp = "mimic.SplitPart";
 
+/// The shortest decimal text that reads back as the float v (a token's argument, e.g. leakyrelu:0.1).
+std::string float_text(double v);
 /// One Mimic layer being built; weights in Mimic's layout (dense W [in, out], conv W {C, K, K, F}), so the
 /// output unit is always the fastest index of W. A block holds its branches' layers instead.
 struct Pending {
@@ -95,8 +100,11 @@ private:
     std::map<std::string, std::vector<int>> readers_; ///< tensor -> the live nodes reading it as data
     std::vector<Pending> top_;                        ///< the model's chain
     std::vector<Pending>* layers_ = &top_;            ///< the chain being built (the model, or a branch)
-    bool fresh_param_ = false;           ///< cur_ is the direct output of layers_->back(), a parameter layer
-    bool fresh_affine_ = false;          ///< cur_ is the direct output of a bn that affine() made
+    bool fresh_param_ = false;  ///< cur_ is the direct output of layers_->back(), a parameter layer
+    bool fresh_affine_ = false; ///< cur_ is the direct output of a bn that affine() made or an ln
+    /// cur_ holds an image in [N, H, W, C] order (a Transpose with perm [0, 2, 3, 1]; dims_ is [H, W, C])
+    /// until the Transpose back: layer norms, MatMuls as 1x1 convs, per-channel affines and activations.
+    bool channels_last_ = false;
     int pad_ = -1;                       ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
     std::string pad_where_;              ///< that Pad node, for errors
     std::map<std::string, Sym> syms_;    ///< shape values that depend on the batch size (fold_shapes)
@@ -112,16 +120,17 @@ private:
         std::vector<Pending>* layers;
         std::string cur;
         nn::Shape shape;
-        bool image, fresh_param, fresh_affine;
+        bool image, fresh_param, fresh_affine, channels_last;
         int pad;
         std::vector<std::int64_t> dims;
     };
     Walk save() const {
-        return Walk{layers_, cur_, shape_, image_, fresh_param_, fresh_affine_, pad_, dims_};
+        return Walk{layers_, cur_, shape_, image_, fresh_param_, fresh_affine_, channels_last_, pad_, dims_};
     }
     void restore(const Walk& w) {
         layers_ = w.layers, cur_ = w.cur, shape_ = w.shape, image_ = w.image;
-        fresh_param_ = w.fresh_param, fresh_affine_ = w.fresh_affine, pad_ = w.pad, dims_ = w.dims;
+        fresh_param_ = w.fresh_param, fresh_affine_ = w.fresh_affine, channels_last_ = w.channels_last;
+        pad_ = w.pad, dims_ = w.dims;
     }
     void advance(const GraphNode& n) { reach(n.output(0)); }
     const onnx::GraphProto& graph() const { return model_.graph(); }
@@ -167,6 +176,8 @@ private:
     bool match_shortcut(int p, const Pattern& pt, std::vector<int>& used, std::string& x,
                         std::vector<std::int64_t>& pads) const;
     bool halving_slice(const GraphNode& s, std::set<std::int64_t>& axes) const;
+    bool match_layer_norm(int q, const Pattern& pt, std::vector<int>& used, std::string& x, double& eps,
+                          std::int64_t& axis) const;
 
     // decompose.cpp: series-parallel decomposition, a fork to its join as one block
     int join_of(const std::string& t, std::vector<int> cons) const;
@@ -193,6 +204,12 @@ private:
     void rewrite_splits();
     void split_part(const GraphNode& n);
     void gather_channels(const GraphNode& n);
+    // channels_last.cpp: layer norm, and the stretches of a graph in [N, H, W, C] order
+    void enter_channels_last(const GraphNode& n);
+    void leave_channels_last(const GraphNode& n);
+    bool channels_last_op(const std::string& op) const;
+    void layer_norm(const GraphNode& n, const std::string& where);
+    void channels_last_matmul(const GraphNode& n, const std::string& where);
 
     // layers.cpp: one node as a Mimic layer (BatchNormalization and Pad folded into the layer they meet)
     [[noreturn]] void pad_not_folded() const;
