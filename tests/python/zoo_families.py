@@ -391,7 +391,7 @@ class FlatMLP(nn.Module):
 
 
 class PermuteHead(nn.Module):
-    """x.permute(0, 2, 3, 1) before the flatten (channels-last features): a Transpose that is no shuffle."""
+    """x.permute(0, 2, 3, 1) before the flatten (channels-last features, as a Keras-style head writes it)."""
 
     def __init__(self, C, K):
         super().__init__()
@@ -401,6 +401,17 @@ class PermuteHead(nn.Module):
     def forward(self, x):
         x = torch.relu(self.c(x))
         return self.fc(x.permute(0, 2, 3, 1).reshape(x.size(0), -1))
+
+
+class TransposeHW(nn.Module):
+    """x.transpose(2, 3) (height and width swapped): a Transpose that is neither a shuffle nor channels last."""
+
+    def __init__(self, C, K):
+        super().__init__()
+        self.c, self.fc = nn.Conv2d(C, 8, 3, 2, 1), nn.LazyLinear(K)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.c(x)).transpose(2, 3).flatten(1))
 
 
 def valid_1x3(C, K):
@@ -683,11 +694,12 @@ FAMILIES = {
     "convnext_tiny_17": (lambda C, K: TV.convnext_tiny(num_classes=K), "EVAL", 17),
     "ln_net": (lambda C, K: LNNet(C, K), "EVAL"),
     "ln_net_17": (lambda C, K: LNNet(C, K, affine=True), "EVAL", 17),
+    "transpose_hw": (lambda C, K: TransposeHW(C, K), "EVAL"),
 }
 
 # Families for the tests only, which --list (bench/bench_zoo.sh's default) leaves out: built for another input
 # size (inception_v3: 75x75 at least; flat_mlp: 1x28x28), ending in Softmax, or refused by the import.
-TEST_ONLY = {"inception_v3", "flat_mlp", "softmax_cnn", "permute_head", "valid_1x3", "cbam"}
+TEST_ONLY = {"inception_v3", "flat_mlp", "softmax_cnn", "transpose_hw", "valid_1x3", "cbam"}
 
 
 def build(name, C, S, K, seed):

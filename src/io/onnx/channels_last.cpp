@@ -26,7 +26,8 @@ bool Importer::channels_last_op(const std::string& op) const {
     static const std::set<std::string> ok = {
         "Transpose", "MatMul",    "Add",  "Mul",      "Sub",        "Div",
         "Relu",      "Sigmoid",   "Tanh", "Softplus", "Clip",       "HardSigmoid",
-        "HardSwish", "LeakyRelu", "Elu",  kGeluOp,    kLayerNormOp, "LayerNormalization"};
+        "HardSwish", "LeakyRelu", "Elu",  kGeluOp,    kLayerNormOp, "LayerNormalization",
+        "Flatten",   "Reshape"};
     return ok.count(op) > 0;
 }
 
@@ -97,6 +98,39 @@ void Importer::channels_last_matmul(const GraphNode& n, const std::string& where
     push(std::move(p), where);
     dims_ = {shape_.h, shape_.w, shape_.c};
     advance(n);
+}
+
+/// Flatten (or Reshape to [N, D]) of channels-last values: Mimic's flatten, in C, H, W order, with the
+/// ONNX order of its features kept for the weight of the Gemm or MatMul that reads them.
+void Importer::flatten_channels_last(const GraphNode& n) {
+    const std::int64_t C = shape_.c, HW = std::int64_t(shape_.h) * shape_.w;
+    row_order_.assign(std::size_t(C * HW), 0);
+    for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t p = 0; p < HW; ++p)
+            row_order_[std::size_t(c * HW + p)] = p * C + c;
+    channels_last_ = false;
+    dims_.clear();
+    push_flatten(n.where);
+    advance(n);
+}
+
+/// The rows of a dense or bottleneck weight [in, out] put in Mimic's flattened order (row_order_).
+void Importer::take_row_order(Pending& p) {
+    if (row_order_.empty()) return;
+    const std::vector<double> W = p.W;
+    const std::size_t out = std::size_t(p.out);
+    for (std::size_t i = 0; i < row_order_.size(); ++i)
+        for (std::size_t c = 0; c < out; ++c)
+            p.W[i * out + c] = W[std::size_t(row_order_[i]) * out + c];
+    row_order_.clear();
+}
+
+/// Flattened channels-last values must reach a Gemm or MatMul first (through elementwise activations).
+void Importer::need_no_row_order(const std::string& where) const {
+    if (!row_order_.empty())
+        fail(where, ": holds channels-last values flattened in H, W, C order ('", cur_,
+             "'); a Gemm or MatMul must read them next (elementwise activations between), its weight rows ",
+             "then reordered");
 }
 
 } // namespace mimic::io::impl

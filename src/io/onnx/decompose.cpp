@@ -56,7 +56,7 @@ int Importer::join_of(const std::string& t, std::vector<int> cons) const {
 /// Returns that tensor.
 std::string Importer::chain(const std::string& t, int first, int stop, std::vector<Pending>& out) {
     layers_ = &out, cur_ = t, fresh_param_ = false, fresh_affine_ = false, pad_ = -1, dims_.clear();
-    channels_last_ = false;
+    channels_last_ = false, row_order_.clear();
     for (int next = first;; next = -1) {
         if (next < 0) {
             if (stop < 0 && cur_ == output_name_) break;
@@ -78,6 +78,7 @@ std::string Importer::chain(const std::string& t, int first, int stop, std::vect
     }
     if (pad_ >= 0) pad_not_folded();
     need_layer_shape(path_ + ": tensor '" + cur_ + "'");
+    need_no_row_order(path_ + ": tensor '" + cur_ + "'");
     return cur_;
 }
 
@@ -86,6 +87,7 @@ std::string Importer::chain(const std::string& t, int first, int stop, std::vect
 void Importer::fork(const std::vector<int>& cons, int stop) {
     if (pad_ >= 0) pad_not_folded();
     need_layer_shape(path_ + ": tensor '" + cur_ + "', read by several nodes,");
+    need_no_row_order(path_ + ": tensor '" + cur_ + "', read by several nodes,");
     const std::string t = cur_;
     const int J = join_of(t, cons);
     const GraphNode& j = nodes_[std::size_t(J)];

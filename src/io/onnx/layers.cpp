@@ -89,6 +89,10 @@ void Importer::visit(const GraphNode& n) {
              "3, ",
              "1, 2])");
     if (!view_op && !channels_last_) need_layer_shape(where);
+    static const std::set<std::string> elementwise = {"Relu", "Sigmoid",     "Tanh",      "Softplus",
+                                                      "Clip", "HardSigmoid", "HardSwish", "LeakyRelu",
+                                                      "Elu",  kGeluOp};
+    if (op != "Gemm" && op != "MatMul" && !elementwise.count(op)) need_no_row_order(where);
     if (op == kLayerNormOp || op == "LayerNormalization") return layer_norm(n, where);
     if (op == "MatMul" && channels_last_) return channels_last_matmul(n, where);
     if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Softplus") {
@@ -174,6 +178,7 @@ void Importer::gemm(const GraphNode& n, const std::string& where) {
         const Const& C = need_const(n.input(2), where, "bias C");
         add_bias(p, C, beta, where, false);
     }
+    take_row_order(p);
     push(std::move(p), where);
     advance(n);
 }
@@ -190,6 +195,7 @@ void Importer::matmul(const GraphNode& n, const std::string& where) {
     p.out = int(B.dims[1]);
     p.token = "bottleneck:" + std::to_string(p.out);
     p.W = B.v;
+    take_row_order(p);
     push(std::move(p), where);
     advance(n);
 }

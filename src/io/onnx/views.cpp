@@ -38,6 +38,10 @@ void Importer::set_view(const std::vector<std::int64_t>& d, const GraphNode& n) 
     const std::int64_t size = dims_product(d);
     MIMIC_REQUIRE(size == shape_.size(), n.where, ": internal: a view of ", size, " values per row from ",
                   shape_.size());
+    if (channels_last_ && d.size() == 1) return flatten_channels_last(n);
+    if (channels_last_)
+        fail(n.where, ": views channels-last values [N, ", dims_text(dims_).substr(1), " as [N, ",
+             dims_text(d).substr(1), "; supported are a flatten to [N, D] and the Transpose back");
     dims_.clear();
     const bool same_image = image_ && d == std::vector<std::int64_t>{shape_.c, shape_.h, shape_.w};
     if (d.size() == 1 && image_) {

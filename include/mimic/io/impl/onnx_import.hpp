@@ -105,6 +105,10 @@ private:
     /// cur_ holds an image in [N, H, W, C] order (a Transpose with perm [0, 2, 3, 1]; dims_ is [H, W, C])
     /// until the Transpose back: layer norms, MatMuls as 1x1 convs, per-channel affines and activations.
     bool channels_last_ = false;
+    /// Channels-last values flattened ([N, H*W*C], a Keras-style head): row_order_[i] is the ONNX feature
+    /// of Mimic's flattened feature i (C, H, W order), applied to the rows of the next Gemm or MatMul's
+    /// weight; only elementwise activations may come between. Empty otherwise.
+    std::vector<std::int64_t> row_order_;
     int pad_ = -1;                       ///< padding of a Pad waiting for its Conv or AveragePool (-1: none)
     std::string pad_where_;              ///< that Pad node, for errors
     std::map<std::string, Sym> syms_;    ///< shape values that depend on the batch size (fold_shapes)
@@ -210,6 +214,9 @@ private:
     bool channels_last_op(const std::string& op) const;
     void layer_norm(const GraphNode& n, const std::string& where);
     void channels_last_matmul(const GraphNode& n, const std::string& where);
+    void flatten_channels_last(const GraphNode& n);
+    void take_row_order(Pending& p);
+    void need_no_row_order(const std::string& where) const;
 
     // layers.cpp: one node as a Mimic layer (BatchNormalization and Pad folded into the layer they meet)
     [[noreturn]] void pad_not_folded() const;
