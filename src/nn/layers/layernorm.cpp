@@ -1,5 +1,5 @@
 // Layer normalisation kernels: per (row, position) moments over the channels in double, the input gradient
-// per (row, position), and the parameter gradients as per-plane sums then per-channel totals in row order.
+// per (row, position), and the parameter gradients as per-plane sums then batchnorm's per-channel totals.
 #include "mimic/nn/layers/layernorm.hpp"
 
 #include <cmath>
@@ -51,31 +51,23 @@ void layernorm_dx(const Matrix& x, const Matrix& dy, int C, int HW, const Unmana
 }
 
 void layernorm_param_grads(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean,
-                           const Vector& rstd, const DoubleVector& planes, const UnmanagedVector& dgamma,
-                           const UnmanagedVector& dbeta) {
+                           const Vector& rstd, const DoubleVector& planes, const DoubleVector& sums,
+                           const UnmanagedVector& dgamma, const UnmanagedVector& dbeta) {
     const std::int64_t B = std::int64_t(x.extent(0));
     Kokkos::parallel_for(
         "mimic::nn::ln::planes", RangePolicy(0, B * C), KOKKOS_LAMBDA(const std::int64_t i) {
             const std::int64_t b = i / C, c = i % C;
-            double sx = 0, s = 0;
+            double s = 0, sx = 0;
             for (std::int64_t p = 0; p < HW; ++p) {
                 const float g = dy(b, c * HW + p);
-                sx += double(g) * double((x(b, c * HW + p) - mean(b * HW + p)) * rstd(b * HW + p));
                 s += g;
+                sx += double(g) * double((x(b, c * HW + p) - mean(b * HW + p)) * rstd(b * HW + p));
             }
-            planes(2 * i) = sx;
-            planes(2 * i + 1) = s;
+            planes(2 * i) = s;
+            planes(2 * i + 1) = sx;
         });
-    Kokkos::parallel_for(
-        "mimic::nn::ln::param_grads", RangePolicy(0, C), KOKKOS_LAMBDA(const std::int64_t c) {
-            double sx = 0, s = 0;
-            for (std::int64_t b = 0; b < B; ++b) {
-                sx += planes(2 * (b * C + c));
-                s += planes(2 * (b * C + c) + 1);
-            }
-            dgamma(c) += float(sx);
-            dbeta(c) += float(s);
-        });
+    batchnorm_plane_totals(planes, B, C, sums); // per channel, in row order
+    batchnorm_param_grads(sums, dgamma, dbeta);
 }
 
 LayerNorm::LayerNorm(int index, std::string token, Shape in, double eps)
@@ -108,7 +100,8 @@ void LayerNorm::backward(const Matrix& x, const Matrix&, const Matrix& dy, const
     const std::int64_t planes = 2 * std::int64_t(x.extent(0)) * C_;
     if (std::int64_t(planes_.extent(0)) < planes)
         planes_ = DoubleVector("mimic::nn::LayerNorm::planes", size_t(planes));
-    layernorm_param_grads(x, dy, C_, HW_, mean_, rstd_, planes_, dgamma_, dbeta_);
+    if (sums_.extent(0) == 0) sums_ = DoubleVector("mimic::nn::LayerNorm::sums", size_t(2 * C_));
+    layernorm_param_grads(x, dy, C_, HW_, mean_, rstd_, planes_, sums_, dgamma_, dbeta_);
     if (dx.extent(0) > 0) layernorm_dx(x, dy, C_, HW_, gamma_, mean_, rstd_, dx);
 }
 

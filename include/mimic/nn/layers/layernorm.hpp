@@ -3,10 +3,9 @@
 #pragma once
 
 #include "mimic/nn/layer.hpp"
+#include "mimic/nn/layers/batchnorm.hpp" // DoubleVector and the per-channel totals
 
 namespace mimic::nn {
-
-using DoubleVector = Kokkos::View<double*, Kokkos::LayoutRight, MemSpace>;
 
 /// y[b, c, p] = (x[b, c, p] - mean) * rstd * gamma[c] + beta[c], with mean and rstd = 1 / sqrt(var + eps)
 /// over the C values of (b, p) (biased variance, in double), saved into mean[b HW + p] and rstd[b HW + p].
@@ -18,10 +17,11 @@ void layernorm_forward(const Matrix& x, int C, int HW, double eps, const Unmanag
 void layernorm_dx(const Matrix& x, const Matrix& dy, int C, int HW, const UnmanagedVector& gamma,
                   const Vector& mean, const Vector& rstd, const Matrix& dx);
 /// dgamma[c] += sum of dy * xhat, dbeta[c] += sum of dy over the rows and positions: per (row, channel)
-/// plane sums in double into planes [2 B C], then per channel in row order (a fixed summation order).
+/// plane sums in double into planes [2 B C], then per channel in row order into sums [2 C] (batch
+/// normalisation's batchnorm_plane_totals and batchnorm_param_grads: a fixed summation order).
 void layernorm_param_grads(const Matrix& x, const Matrix& dy, int C, int HW, const Vector& mean,
-                           const Vector& rstd, const DoubleVector& planes, const UnmanagedVector& dgamma,
-                           const UnmanagedVector& dbeta);
+                           const Vector& rstd, const DoubleVector& planes, const DoubleVector& sums,
+                           const UnmanagedVector& dgamma, const UnmanagedVector& dbeta);
 
 /// ln / ln:E: y = gamma[c] * (x - mean) / sqrt(var + E) + beta[c], mean and var over the channels of one
 /// position (E default 1e-5, PyTorch's; ConvNeXt uses 1e-6). No batch statistics: training and inference
@@ -42,7 +42,7 @@ private:
     double eps_;
     UnmanagedVector gamma_, beta_, dgamma_, dbeta_;
     Vector mean_, rstd_; ///< of the last forward, one per (row, position)
-    DoubleVector planes_;
+    DoubleVector planes_, sums_;
 };
 
 } // namespace mimic::nn
