@@ -62,6 +62,7 @@ void Importer::layer_norm(const GraphNode& n, const std::string& where) {
     p.W.assign(std::size_t(C), 1.0);
     p.b.assign(std::size_t(C), 0.0);
     if (n.op_type() == "LayerNormalization") {
+        if (n.input_size() < 2) fail(where, ": has no scale input");
         const Const& s = need_const(n.input(1), where, "scale");
         if (s.size() != C) fail(where, ": scale of ", s.size(), " values for ", C, " channels");
         p.W = s.v;

@@ -129,7 +129,8 @@ bool Importer::match_layer_norm(int q, const Pattern& pt, std::vector<int>& used
                                 std::int64_t& axis) const {
     // A ReduceMean over one axis (an attribute, or a constant input from opset 18), keeping it.
     const auto one_axis_mean = [this](const GraphNode& r, std::int64_t& ax) {
-        if (r.op_type() != "ReduceMean" || attr_int(r, "keepdims", 1) != 1) return false;
+        if (r.op_type() != "ReduceMean" || r.input_size() < 1 || attr_int(r, "keepdims", 1) != 1)
+            return false;
         std::vector<std::int64_t> axes = attr_ints(r, "axes");
         if (r.input_size() > 1 && !r.input(1).empty()) {
             const Const* c = constant(r.input(1));
@@ -141,6 +142,7 @@ bool Importer::match_layer_norm(int q, const Pattern& pt, std::vector<int>& used
         return true;
     };
     const GraphNode& S = nodes_[std::size_t(q)];
+    if (S.input_size() != 1 || S.output_size() < 1) return false;
     const int a = pt.sole_writer(S.input(0));
     if (a < 0 || nodes_[std::size_t(a)].op_type() != "Add" || nodes_[std::size_t(a)].input_size() != 2)
         return false;
@@ -159,7 +161,9 @@ bool Importer::match_layer_norm(int q, const Pattern& pt, std::vector<int>& used
     if (!square) return false;
     const std::string& d = P.input(0);
     const auto w = pt.writer.find(d);
-    if (w == pt.writer.end() || nodes_[std::size_t(w->second)].op_type() != "Sub") return false;
+    if (w == pt.writer.end() || nodes_[std::size_t(w->second)].op_type() != "Sub" ||
+        nodes_[std::size_t(w->second)].input_size() != 2)
+        return false;
     const int u = w->second;
     const GraphNode& U = nodes_[std::size_t(u)];
     const int r1 = pt.sole_writer(U.input(1));
@@ -167,8 +171,8 @@ bool Importer::match_layer_norm(int q, const Pattern& pt, std::vector<int>& used
         nodes_[std::size_t(r1)].input(0) != U.input(0))
         return false;
     const int v = pt.sole_reader(S.output(0));
-    if (v < 0 || nodes_[std::size_t(v)].op_type() != "Div" || nodes_[std::size_t(v)].input(0) != d ||
-        nodes_[std::size_t(v)].input(1) != S.output(0))
+    if (v < 0 || nodes_[std::size_t(v)].op_type() != "Div" || nodes_[std::size_t(v)].input_size() != 2 ||
+        nodes_[std::size_t(v)].input(0) != d || nodes_[std::size_t(v)].input(1) != S.output(0))
         return false;
     for (int reader : pt.readers.at(d))
         if (reader != p && reader != v) return false;
