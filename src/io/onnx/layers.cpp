@@ -85,9 +85,8 @@ void Importer::visit(const GraphNode& n) {
     if (channels_last_ && !channels_last_op(op))
         fail(where, ": reads '", cur_, "' in channels-last order [N, ", dims_text(dims_).substr(1),
              " (after a Transpose with perm [0, 2, 3, 1]); supported there are layer norms, MatMul by a ",
-             "constant, Mul and Add of one value per channel, activations and the Transpose back (perm [0, "
-             "3, ",
-             "1, 2])");
+             "constant, Mul and Add of one value per channel, activations, a flatten and the Transpose ",
+             "back (perm [0, 3, 1, 2])");
     if (!view_op && !channels_last_) need_layer_shape(where);
     static const std::set<std::string> elementwise = {"Relu", "Sigmoid",     "Tanh",      "Softplus",
                                                       "Clip", "HardSigmoid", "HardSwish", "LeakyRelu",
