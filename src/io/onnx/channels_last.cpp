@@ -20,15 +20,13 @@ void Importer::leave_channels_last(const GraphNode& n) {
     advance(n);
 }
 
-/// The operators supported on channels-last values: those that act per position over the channels or per
-/// value, and the Transpose back.
+/// The operators supported on channels-last values: the activations, those that act per position over the
+/// channels, a flatten, and the Transpose back.
 bool Importer::channels_last_op(const std::string& op) const {
-    static const std::set<std::string> ok = {
-        "Transpose", "MatMul",    "Add",  "Mul",      "Sub",        "Div",
-        "Relu",      "Sigmoid",   "Tanh", "Softplus", "Clip",       "HardSigmoid",
-        "HardSwish", "LeakyRelu", "Elu",  kGeluOp,    kLayerNormOp, "LayerNormalization",
-        "Flatten",   "Reshape"};
-    return ok.count(op) > 0;
+    static const std::set<std::string> ok = {"Transpose", "MatMul", "Add",        "Mul",
+                                             "Sub",       "Div",    kLayerNormOp, "LayerNormalization",
+                                             "Flatten",   "Reshape"};
+    return elementwise_op(op) || ok.count(op) > 0;
 }
 
 /// LayerNormalization (X, Scale, B; axis, epsilon) or the fused pattern (axis, epsilon), over one axis
@@ -72,10 +70,7 @@ void Importer::layer_norm(const GraphNode& n, const std::string& where) {
             p.b = b.v;
         }
     }
-    const auto dims = dims_;
-    dims_.clear();
     push(std::move(p), where);
-    dims_ = dims;
     fresh_affine_ = true; // a Mul and an Add of one value per channel fold into its scale and shift
     advance(n);
 }
@@ -95,9 +90,8 @@ void Importer::channels_last_matmul(const GraphNode& n, const std::string& where
     p.token = "conv:" + std::to_string(p.out) + "x1p0";
     p.W = B.v; // [C, F] is Mimic's conv layout {C, 1, 1, F}
     p.b.assign(std::size_t(p.out), 0.0);
-    dims_.clear();
     push(std::move(p), where);
-    dims_ = {shape_.h, shape_.w, shape_.c};
+    dims_ = {shape_.h, shape_.w, shape_.c}; // F channels now
     advance(n);
 }
 

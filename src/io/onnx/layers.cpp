@@ -38,6 +38,12 @@ std::string float_text(double v) {
     return buf;
 }
 
+bool elementwise_op(const std::string& op) {
+    static const std::set<std::string> ops = {"Relu",        "Sigmoid",   "Tanh",      "Softplus", "Clip",
+                                              "HardSigmoid", "HardSwish", "LeakyRelu", "Elu",      kGeluOp};
+    return ops.count(op) > 0;
+}
+
 /// A Pad is waiting for its Conv or AveragePool but the tensor goes elsewhere.
 void Importer::pad_not_folded() const {
     fail(pad_where_, ": Pad is supported only right before a Conv or AveragePool (folded into its padding)");
@@ -88,10 +94,7 @@ void Importer::visit(const GraphNode& n) {
              "constant, Mul and Add of one value per channel, activations, a flatten and the Transpose ",
              "back (perm [0, 3, 1, 2])");
     if (!view_op && !channels_last_) need_layer_shape(where);
-    static const std::set<std::string> elementwise = {"Relu", "Sigmoid",     "Tanh",      "Softplus",
-                                                      "Clip", "HardSigmoid", "HardSwish", "LeakyRelu",
-                                                      "Elu",  kGeluOp};
-    if (op != "Gemm" && op != "MatMul" && !elementwise.count(op)) need_no_row_order(where);
+    if (op != "Gemm" && op != "MatMul" && !elementwise_op(op)) need_no_row_order(where);
     if (op == kLayerNormOp || op == "LayerNormalization") return layer_norm(n, where);
     if (op == "MatMul" && channels_last_) return channels_last_matmul(n, where);
     if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Softplus") {

@@ -47,6 +47,9 @@ inline constexpr const char* kSplitPartOp = "mimic.SplitPart";
 
 /// The shortest decimal text that reads back as the float v (a token's argument, e.g. leakyrelu:0.1).
 std::string float_text(double v);
+/// Whether op acts on each value alone (the activations and the fused GELU): it commutes with any reordering
+/// of the values, so channels-last values and flattened ones pass through it.
+bool elementwise_op(const std::string& op);
 /// One Mimic layer being built; weights in Mimic's layout (dense W [in, out], conv W {C, K, K, F}), so the
 /// output unit is always the fastest index of W. A block holds its branches' layers instead.
 struct Pending {

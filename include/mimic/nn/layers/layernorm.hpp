@@ -28,7 +28,6 @@ void layernorm_param_grads(const Matrix& x, const Matrix& dy, int C, int HW, con
 /// compute the same thing.
 class LayerNorm : public Layer {
 public:
-    static constexpr double kDefaultEps = 1e-5;
     LayerNorm(int index, std::string token, Shape in, double eps);
     const char* kind() const override { return "ln"; }
     std::vector<ParamDecl> param_decls() const override { return {{"W", {C_}}, {"b", {C_}}}; }
